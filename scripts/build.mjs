@@ -1,0 +1,23 @@
+// Builds everything under build/: the wasm planner (asc) and the TypeScript (tsc).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+mkdirSync(join(root, 'build'), { recursive: true });
+const run = (cmd, args) => {
+  try {
+    execFileSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  } catch {
+    console.error(`build failed: ${[cmd, ...args].join(' ')}`);
+    process.exit(1);
+  }
+};
+if (!existsSync(bin('asc')) || !existsSync(bin('tsc'))) {
+  console.error('build: run `npm install` first (asc and tsc come from node_modules)');
+  process.exit(1);
+}
+run(bin('asc'), ['--config', 'asconfig.json']);
+run(bin('tsc'), ['-p', '.']);

@@ -1,0 +1,65 @@
+// The plan: a flat list of syscalls to run inside the target, in order.
+// Produced by the wasm planner (assembly/), checked by the simulator (src/sim/),
+// executed by replay. Every op that lets the kernel pick an fd number carries the
+// number the planner expects; whoever runs the plan must stop if the kernel disagrees.
+
+import type { Rlimit } from '../model/fdtable.js';
+
+export type Op =
+  /** pipe2(int[2], flags): read end lands at fds[0], write end at fds[1] */
+  | { op: 'pipe2'; flags: number; fds: [number, number]; pipe: number }
+  /**
+   * open(path, flags, 0): `desc` is the image description being created, or -1 for
+   * a temporary. `via` >= 0 means path is /proc/self/fd/<via> (another description
+   * of the same pipe); otherwise path is the description's own path.
+   */
+  | { op: 'open'; desc: number; path: string; via: number; flags: number; fd: number }
+  /** dup2(from, to) when cloexec is false, dup3(from, to, O_CLOEXEC) when true */
+  | { op: 'dup2'; from: number; to: number; cloexec: boolean }
+  /** fcntl(from, F_DUPFD or F_DUPFD_CLOEXEC, min): lands at fd */
+  | { op: 'dupfd'; from: number; min: number; cloexec: boolean; fd: number }
+  | { op: 'close'; fd: number }
+  /** fcntl(fd, F_SETFL, flags) */
+  | { op: 'setfl'; fd: number; flags: number }
+  /** fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0) */
+  | { op: 'setfd'; fd: number; cloexec: boolean }
+  /** fcntl(fd, F_SETPIPE_SZ, size) */
+  | { op: 'setpipesz'; fd: number; size: number }
+  /** lseek(fd, offset, SEEK_SET) */
+  | { op: 'lseek'; fd: number; offset: number }
+  /** write the pipe's queued bytes (all of Pipe.data, one write per packet if packets) into fd */
+  | { op: 'write'; fd: number; pipe: number; bytes: number }
+  /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */
+  | { op: 'prlimit'; soft: number; hard: number }
+  /**
+   * Marker, no syscall: ops before it only create fds at numbers the target did not
+   * have open, so undoing them (closing those numbers) restores the target exactly.
+   */
+  | { op: 'commit' };
+
+/** How the planner may treat the fds the target already has. */
+export type TargetMode =
+  /** a process cr started for the restore: its fds may be closed whenever convenient */
+  | 'fresh'
+  /** a live process: its fds are untouched until the commit; those not in the image stay */
+  | 'into'
+  /** as 'into', but target fds not in the image are closed after the commit */
+  | 'into-exact';
+
+export interface PlanTarget {
+  /** fd numbers open in the target now */
+  fds: number[];
+  /** the target's RLIMIT_NOFILE now */
+  rlimit: Rlimit;
+  mode: TargetMode;
+}
+
+export interface Plan {
+  ops: Op[];
+  /** a lower bound on the number of ops any plan for this input needs */
+  lowerBound: number;
+  /** index of the commit marker in ops */
+  commit: number;
+  /** things the plan could not do exactly (e.g. a hard limit above the target's) */
+  warnings: string[];
+}

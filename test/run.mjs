@@ -1,0 +1,27 @@
+// `npm test`: runs every compiled test file under build/test with uvu, then prints
+// one summary line `N passed, N failed` (what CI reads) and exits non-zero on failure.
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pattern = process.argv[2] ?? '\\.test\\.js$';
+const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join('build', 'test'), pattern], {
+  cwd: root,
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+let out = '';
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  out += chunk.toString();
+});
+child.on('close', (code) => {
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  let failed = total - passed - skipped;
+  if (code !== 0 && failed === 0) failed = 1; // a crash before uvu could count
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+});
