@@ -1,0 +1,103 @@
+// The one place koffi is loaded: raw libc declarations, untyped at the edge, wrapped by the
+// other bridge modules. Calls glibc does not wrap go through syscall(2).
+import koffi from 'koffi';
+
+const lib = koffi.load('libc.so.6');
+
+/** errno left by the last foreign call (koffi saves it right after the call returns). */
+export const lastErrno = (): number => koffi.errno();
+/** Clear errno, for calls whose -1 result can be a value (PTRACE_PEEKDATA). */
+export const clearErrno = (): void => {
+  koffi.errno(0);
+};
+
+/** Address of a Buffer's bytes, for structures that hold pointers built by hand. */
+export const addressOf = (buf: Buffer): bigint => koffi.address(buf);
+
+export const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
+
+export const libc = {
+  strerror: lib.func('const char *strerror(int errnum)') as (errnum: number) => string,
+  syscall: lib.func('long syscall(long nr, ...)') as (nr: number, ...typedArgs: unknown[]) => number,
+  ptrace: lib.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'uintptr_t']) as (
+    req: number,
+    pid: number,
+    addr: bigint | number,
+    data: bigint | number,
+  ) => number | bigint,
+  ptraceBuf: lib.func('ptrace', 'long', ['int', 'int', 'uintptr_t', 'void *']) as (
+    req: number,
+    pid: number,
+    addr: bigint | number,
+    data: Buffer,
+  ) => number,
+  waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as (
+    pid: number,
+    status: Int32Array,
+    options: number,
+  ) => number,
+  kill: lib.func('int kill(int pid, int sig)') as (pid: number, sig: number) => number,
+  tgkill: lib.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number,
+  pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as (fds: Int32Array, flags: number) => number,
+  tee: lib.func('long tee(int fdIn, int fdOut, size_t len, unsigned int flags)') as (
+    fdIn: number,
+    fdOut: number,
+    len: number,
+    flags: number,
+  ) => number,
+  splice: lib.func('long splice(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)') as (
+    fdIn: number,
+    offIn: null,
+    fdOut: number,
+    offOut: null,
+    len: number,
+    flags: number,
+  ) => number,
+  fcntl: lib.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...typedArgs: unknown[]) => number,
+  open: lib.func('int open(const char *path, int flags, ...)') as (path: string, flags: number, ...typedArgs: unknown[]) => number,
+  close: lib.func('int close(int fd)') as (fd: number) => number,
+  read: lib.func('long read(int fd, _Out_ void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,
+  write: lib.func('long write(int fd, const void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,
+  prlimit: lib.func('int prlimit(int pid, int resource, const void *newLimit, _Out_ void *oldLimit)') as (
+    pid: number,
+    resource: number,
+    newLimit: Buffer | null,
+    oldLimit: Buffer,
+  ) => number,
+  processVmReadv: lib.func(
+    'long process_vm_readv(int pid, const iovec *local, unsigned long lc, const iovec *remote, unsigned long rc, unsigned long flags)',
+  ) as (pid: number, local: object, lc: number, remote: object, rc: number, flags: number) => number,
+  processVmWritev: lib.func(
+    'long process_vm_writev(int pid, const iovec *local, unsigned long lc, const iovec *remote, unsigned long rc, unsigned long flags)',
+  ) as (pid: number, local: object, lc: number, remote: object, rc: number, flags: number) => number,
+  posixSpawnp: lib.func(
+    'int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attr, const char **argv, const char **envp)',
+  ) as (pid: Int32Array, file: string, actions: Buffer, attr: Buffer, argv: (string | null)[], envp: (string | null)[]) => number,
+  faInit: lib.func('int posix_spawn_file_actions_init(void *fa)') as (fa: Buffer) => number,
+  faDestroy: lib.func('int posix_spawn_file_actions_destroy(void *fa)') as (fa: Buffer) => number,
+  faAddDup2: lib.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newFd)') as (
+    fa: Buffer,
+    fd: number,
+    newFd: number,
+  ) => number,
+  faAddClose: lib.func('int posix_spawn_file_actions_addclose(void *fa, int fd)') as (fa: Buffer, fd: number) => number,
+  faAddClosefrom: lib.func('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)') as (
+    fa: Buffer,
+    from: number,
+  ) => number,
+  faAddChdir: lib.func('int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)') as (
+    fa: Buffer,
+    path: string,
+  ) => number,
+  attrInit: lib.func('int posix_spawnattr_init(void *attr)') as (attr: Buffer) => number,
+  attrDestroy: lib.func('int posix_spawnattr_destroy(void *attr)') as (attr: Buffer) => number,
+  attrSetFlags: lib.func('int posix_spawnattr_setflags(void *attr, short flags)') as (attr: Buffer, flags: number) => number,
+  attrSetSigmask: lib.func('int posix_spawnattr_setsigmask(void *attr, const void *set)') as (attr: Buffer, set: Buffer) => number,
+  attrSetSigdefault: lib.func('int posix_spawnattr_setsigdefault(void *attr, const void *set)') as (
+    attr: Buffer,
+    set: Buffer,
+  ) => number,
+  sigemptyset: lib.func('int sigemptyset(void *set)') as (set: Buffer) => number,
+  sigfillset: lib.func('int sigfillset(void *set)') as (set: Buffer) => number,
+  schedYield: lib.func('int sched_yield()') as () => number,
+};

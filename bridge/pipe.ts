@@ -1,0 +1,37 @@
+// Pipes: creation, non-consuming copy (tee), moving bytes (splice) and capacity.
+import { check } from './errno.js';
+import { libc } from './libc.js';
+
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+
+const fdsBuf = new Int32Array(2);
+
+/** pipe2(2): [read end, write end]. */
+export function pipe2(flags: number): [number, number] {
+  check(libc.pipe2(fdsBuf, flags), () => `pipe2(flags=0x${flags.toString(16)})`);
+  return [fdsBuf[0]!, fdsBuf[1]!];
+}
+
+/** Copy up to len bytes from pipe fdIn to pipe fdOut without consuming them from fdIn. */
+export function tee(fdIn: number, fdOut: number, len: number, flags: number): number {
+  return check(libc.tee(fdIn, fdOut, len, flags), () => `tee(fdIn=${fdIn}, fdOut=${fdOut}, len=${len}, flags=0x${flags.toString(16)})`);
+}
+
+export function splice(fdIn: number, fdOut: number, len: number, flags: number): number {
+  return check(
+    libc.splice(fdIn, null, fdOut, null, len, flags),
+    () => `splice(fdIn=${fdIn}, fdOut=${fdOut}, len=${len}, flags=0x${flags.toString(16)})`,
+  );
+}
+
+export function getPipeSize(fd: number): number {
+  return check(libc.fcntl(fd, F_GETPIPE_SZ, 'int', 0), () => `fcntl(fd=${fd}, F_GETPIPE_SZ)`);
+}
+
+/** Returns the capacity the kernel actually set (rounded up to a power-of-two number of pages). */
+export function setPipeSize(fd: number, size: number): number {
+  return check(libc.fcntl(fd, F_SETPIPE_SZ, 'int', size), () => `fcntl(fd=${fd}, F_SETPIPE_SZ, ${size})`);
+}

@@ -1,0 +1,155 @@
+// ptrace(2) for x86_64: seize-based attach (no SIGSTOP side effects), register access and
+// word peek/poke. Every call is synchronous on the main JS thread, as ptrace requires.
+import { check, SyscallError } from './errno.js';
+import { addressOf, clearErrno, lastErrno, libc } from './libc.js';
+import { signalName } from './signal.js';
+import { waitStop, type WaitResult } from './wait.js';
+
+const PTRACE_PEEKDATA = 2;
+const PTRACE_POKEDATA = 5;
+const PTRACE_CONT = 7;
+const PTRACE_DETACH = 17;
+const PTRACE_GETREGS = 12;
+const PTRACE_SETREGS = 13;
+const PTRACE_GETSIGINFO = 0x4202;
+const PTRACE_GETREGSET = 0x4204;
+const PTRACE_SETREGSET = 0x4205;
+const PTRACE_SEIZE = 0x4206;
+const PTRACE_INTERRUPT = 0x4207;
+const PTRACE_LISTEN = 0x4208;
+
+export const PTRACE_O_TRACESYSGOOD = 0x01;
+export const PTRACE_O_TRACEFORK = 0x02;
+export const PTRACE_O_TRACEVFORK = 0x04;
+export const PTRACE_O_TRACECLONE = 0x08;
+export const PTRACE_O_TRACEEXEC = 0x10;
+export const PTRACE_O_TRACEVFORKDONE = 0x20;
+export const PTRACE_O_TRACEEXIT = 0x40;
+export const PTRACE_O_TRACESECCOMP = 0x80;
+export const PTRACE_O_EXITKILL = 0x100000;
+export const PTRACE_O_SUSPEND_SECCOMP = 0x200000;
+
+export const PTRACE_EVENT_FORK = 1;
+export const PTRACE_EVENT_VFORK = 2;
+export const PTRACE_EVENT_CLONE = 3;
+export const PTRACE_EVENT_EXEC = 4;
+export const PTRACE_EVENT_VFORK_DONE = 5;
+export const PTRACE_EVENT_EXIT = 6;
+export const PTRACE_EVENT_SECCOMP = 7;
+export const PTRACE_EVENT_STOP = 128;
+
+export const NT_PRSTATUS = 1;
+export const NT_PRFPREG = 2;
+export const NT_X86_XSTATE = 0x202;
+
+/** struct user_regs_struct, field order as the kernel lays it out. */
+export const REG_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
+export type RegName = (typeof REG_NAMES)[number];
+/** General-purpose registers as signed 64-bit values (so orig_rax -1 and rax -errno read naturally). */
+export type Regs = Record<RegName, bigint>;
+
+const REGS_SIZE = REG_NAMES.length * 8;
+const regsBuf = Buffer.alloc(REGS_SIZE);
+
+export function seize(pid: number, options: number): void {
+  check(Number(libc.ptrace(PTRACE_SEIZE, pid, 0, options)), () => `ptrace(PTRACE_SEIZE, pid=${pid}, options=0x${options.toString(16)})`);
+}
+
+export function interrupt(pid: number): void {
+  check(Number(libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0)), () => `ptrace(PTRACE_INTERRUPT, pid=${pid})`);
+}
+
+export function cont(pid: number, sig = 0): void {
+  check(Number(libc.ptrace(PTRACE_CONT, pid, 0, sig)), () => `ptrace(PTRACE_CONT, pid=${pid}, ${sig ? signalName(sig) : 'sig=0'})`);
+}
+
+export function detach(pid: number, sig = 0): void {
+  check(Number(libc.ptrace(PTRACE_DETACH, pid, 0, sig)), () => `ptrace(PTRACE_DETACH, pid=${pid}, ${sig ? signalName(sig) : 'sig=0'})`);
+}
+
+/** Let a tracee in a group-stop wait for SIGCONT while staying traced. */
+export function listen(pid: number): void {
+  check(Number(libc.ptrace(PTRACE_LISTEN, pid, 0, 0)), () => `ptrace(PTRACE_LISTEN, pid=${pid})`);
+}
+
+export function getRegs(pid: number): Regs {
+  check(libc.ptraceBuf(PTRACE_GETREGS, pid, 0, regsBuf), () => `ptrace(PTRACE_GETREGS, pid=${pid})`);
+  const regs = {} as Regs;
+  REG_NAMES.forEach((name, i) => {
+    regs[name] = regsBuf.readBigInt64LE(i * 8);
+  });
+  return regs;
+}
+
+export function setRegs(pid: number, regs: Regs): void {
+  REG_NAMES.forEach((name, i) => {
+    regsBuf.writeBigInt64LE(BigInt.asIntN(64, regs[name]), i * 8);
+  });
+  check(libc.ptraceBuf(PTRACE_SETREGS, pid, 0, regsBuf), () => `ptrace(PTRACE_SETREGS, pid=${pid})`);
+}
+
+export interface Siginfo {
+  signo: number;
+  errno: number;
+  /** si_code: for ptrace event stops SIGTRAP | event << 8; SIGTRAP | 0x80 for syscall stops with TRACESYSGOOD. */
+  code: number;
+  /** The whole 128-byte siginfo_t, for fields not decoded here. */
+  raw: Buffer;
+}
+
+export function getSiginfo(pid: number): Siginfo {
+  const raw = Buffer.alloc(128);
+  check(libc.ptraceBuf(PTRACE_GETSIGINFO, pid, 0, raw), () => `ptrace(PTRACE_GETSIGINFO, pid=${pid})`);
+  return { signo: raw.readInt32LE(0), errno: raw.readInt32LE(4), code: raw.readInt32LE(8), raw };
+}
+
+/** PTRACE_GETREGSET into `buffer`; returns how many bytes the kernel filled. */
+export function getRegset(pid: number, nt: number, buffer: Buffer): number {
+  const io = Buffer.alloc(16);
+  io.writeBigUInt64LE(addressOf(buffer), 0);
+  io.writeBigUInt64LE(BigInt(buffer.length), 8);
+  check(libc.ptraceBuf(PTRACE_GETREGSET, pid, nt, io), () => `ptrace(PTRACE_GETREGSET, pid=${pid}, nt=0x${nt.toString(16)})`);
+  return Number(io.readBigUInt64LE(8));
+}
+
+export function setRegset(pid: number, nt: number, buffer: Buffer): void {
+  const io = Buffer.alloc(16);
+  io.writeBigUInt64LE(addressOf(buffer), 0);
+  io.writeBigUInt64LE(BigInt(buffer.length), 8);
+  check(libc.ptraceBuf(PTRACE_SETREGSET, pid, nt, io), () => `ptrace(PTRACE_SETREGSET, pid=${pid}, nt=0x${nt.toString(16)})`);
+}
+
+/** One 8-byte word of tracee memory (PTRACE_PEEKDATA), as an unsigned value. */
+export function peek(pid: number, addr: bigint): bigint {
+  clearErrno();
+  const word = libc.ptrace(PTRACE_PEEKDATA, pid, addr, 0);
+  if (word === -1 && lastErrno() !== 0) throw new SyscallError(`ptrace(PTRACE_PEEKDATA, pid=${pid}, addr=0x${addr.toString(16)})`, lastErrno());
+  return BigInt.asUintN(64, BigInt(word));
+}
+
+/** Write one 8-byte word of tracee memory (PTRACE_POKEDATA); works on read-only code pages too. */
+export function poke(pid: number, addr: bigint, word: bigint): void {
+  check(
+    Number(libc.ptrace(PTRACE_POKEDATA, pid, addr, BigInt.asUintN(64, word))),
+    () => `ptrace(PTRACE_POKEDATA, pid=${pid}, addr=0x${addr.toString(16)})`,
+  );
+}
+
+/**
+ * Seize a running (or stopped) process and bring it to a PTRACE_EVENT_STOP, the stop from which
+ * it can be inspected, injected into and detached without side effects. A signal that arrives
+ * first is passed on (as the kernel would have delivered it), and the wait goes on.
+ */
+export function seizeAndStop(pid: number, options = 0, timeoutMs = 5000): WaitResult {
+  seize(pid, options);
+  interrupt(pid);
+  for (;;) {
+    const result = waitStop(pid, timeoutMs);
+    if (result.kind !== 'stopped') throw new Error(`pid ${pid} ${result.kind} while being stopped for ptrace`);
+    if (result.event === PTRACE_EVENT_STOP) return result;
+    cont(pid, result.event === 0 ? result.signal : 0);
+  }
+}

@@ -1,0 +1,163 @@
+// Starting processes cr will trace, with posix_spawn through koffi: libuv never learns of them,
+// so its SIGCHLD handling cannot reap them or steal their ptrace stops. cr reaps them itself.
+import { fstatSync } from 'node:fs';
+import { SyscallError } from './errno.js';
+import { libc } from './libc.js';
+import { cont, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, seize } from './ptrace.js';
+import { kill, SIGCONT, SIGKILL, SIGSTOP } from './signal.js';
+import { waitpid, waitStop, WALL, WUNTRACED, type WaitResult } from './wait.js';
+
+const ESRCH = 3;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+
+export interface SpawnOptions {
+  /** Environment; default process.env. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** [our fd, child fd] pairs: the only fds open in the child. Default: our 0, 1, 2 (those open). */
+  fds?: Array<[number, number]>;
+  /**
+   * Return the child seized (options: PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | ptraceOptions)
+   * and stopped at PTRACE_EVENT_EXEC of argv[0]: the new program has not run an instruction.
+   */
+  stopAtExec?: boolean;
+  ptraceOptions?: number;
+  /** Bound on each wait while bringing a stopAtExec child to its exec stop. */
+  timeoutMs?: number;
+}
+
+// The child stops itself before exec so cr can seize it; `exec "$@"` then runs argv under trace.
+const STOP_THEN_EXEC = ['/bin/sh', '-c', 'kill -STOP $$; exec "$@"', 'sh'];
+
+const isOpen = (fd: number): boolean => {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** posix_spawn*() report errors as their result, not in errno. */
+function spawnCheck(result: number, describe: () => string): void {
+  if (result !== 0) throw new SyscallError(describe(), result);
+}
+
+/**
+ * File actions giving the child exactly `fds`. Sources are first parked above every fd involved,
+ * so a target that is also another pair's source cannot be clobbered before it is copied.
+ */
+function fileActions(fa: Buffer, fds: Array<[number, number]>, cwd: string | undefined): void {
+  const describe = () => `posix_spawn_file_actions(fds=${JSON.stringify(fds)})`;
+  const high = Math.max(2, ...fds.flat()) + 1;
+  fds.forEach(([src], i) => spawnCheck(libc.faAddDup2(fa, src, high + i), describe));
+  const targets = new Set<number>();
+  fds.forEach(([, dst], i) => {
+    targets.add(dst);
+    spawnCheck(libc.faAddDup2(fa, high + i, dst), describe);
+  });
+  for (let fd = 0; fd < high; fd++) if (!targets.has(fd)) spawnCheck(libc.faAddClose(fa, fd), describe);
+  spawnCheck(libc.faAddClosefrom(fa, high), describe);
+  if (cwd !== undefined) spawnCheck(libc.faAddChdir(fa, cwd), describe);
+}
+
+function posixSpawn(argv: string[], options: SpawnOptions): number {
+  if (argv.length === 0) throw new Error('spawn: empty argv');
+  const fds = options.fds ?? ([[0, 0], [1, 1], [2, 2]] as Array<[number, number]>).filter(([fd]) => isOpen(fd));
+  const env = Object.entries(options.env ?? process.env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`);
+  const fa = Buffer.alloc(256); // posix_spawn_file_actions_t is 80 bytes on x86_64 glibc
+  const attr = Buffer.alloc(512); // posix_spawnattr_t is 336
+  const sigs = Buffer.alloc(128);
+  const describe = () => `posix_spawnp(${JSON.stringify(argv)})`;
+  spawnCheck(libc.faInit(fa), describe);
+  spawnCheck(libc.attrInit(attr), describe);
+  try {
+    fileActions(fa, fds, options.cwd);
+    // Node ignores SIGPIPE and ignored signals survive exec: give the child default dispositions
+    // and an empty mask, as a shell would.
+    libc.sigfillset(sigs);
+    spawnCheck(libc.attrSetSigdefault(attr, sigs), describe);
+    libc.sigemptyset(sigs);
+    spawnCheck(libc.attrSetSigmask(attr, sigs), describe);
+    spawnCheck(libc.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK), describe);
+    const pid = new Int32Array(1);
+    spawnCheck(libc.posixSpawnp(pid, argv[0]!, fa, attr, [...argv, null], [...env, null]), describe);
+    return pid[0]!;
+  } finally {
+    libc.faDestroy(fa);
+    libc.attrDestroy(attr);
+  }
+}
+
+/**
+ * Bring a child that stopped itself (SIGSTOP, not yet traced) to PTRACE_EVENT_EXEC under trace.
+ * SIGCONT ends the group-stop: without it the kernel would put the process back into that stop
+ * when cr detaches. Returns null at the exec stop, or how the child ended (it is then reaped).
+ */
+function traceToExec(pid: number, options: number, timeoutMs: number): WaitResult | null {
+  const first = waitStop(pid, timeoutMs, WUNTRACED);
+  if (first.kind !== 'stopped') return first;
+  seize(pid, options);
+  kill(pid, SIGCONT);
+  for (;;) {
+    const result = waitStop(pid, timeoutMs);
+    if (result.kind !== 'stopped') return result;
+    if (result.event === PTRACE_EVENT_EXEC) return null;
+    // The re-trap after seize, the notification of SIGCONT, and the SIGSTOP/SIGCONT themselves:
+    // all belong to our handshake, none is for the program.
+    const ours = result.event === PTRACE_EVENT_STOP || result.signal === SIGCONT || result.signal === SIGSTOP;
+    cont(pid, ours ? 0 : result.signal);
+  }
+}
+
+export function spawn(argv: string[], options: SpawnOptions = {}): number {
+  if (!options.stopAtExec) return posixSpawn(argv, options);
+  const pid = posixSpawn([...STOP_THEN_EXEC, ...argv], options);
+  let ended: WaitResult | null;
+  try {
+    ended = traceToExec(pid, PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | (options.ptraceOptions ?? 0), options.timeoutMs ?? 5000);
+  } catch (err) {
+    killAndReap(pid);
+    throw err;
+  }
+  if (ended) {
+    const how = ended.kind === 'exited' ? `exit status ${ended.code}` : `signal ${ended.signal}`;
+    throw new Error(`spawn(${JSON.stringify(argv)}): the child ended before exec (${how}); is argv[0] an executable?`);
+  }
+  return pid;
+}
+
+const isGone = (r: WaitResult): boolean => r.kind === 'exited' || r.kind === 'signaled';
+
+/** Wait for our child to end; after timeoutMs kill it with SIGKILL. Stops along the way are skipped. */
+export function reap(pid: number, timeoutMs: number): WaitResult {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) return killAndReap(pid);
+    let result: WaitResult;
+    try {
+      result = waitStop(pid, left);
+    } catch (err) {
+      if (err instanceof SyscallError) throw err;
+      return killAndReap(pid); // timed out
+    }
+    if (isGone(result)) return result;
+  }
+}
+
+/** SIGKILL our child (traced or not, stopped or not) and wait until it is gone. */
+export function killAndReap(pid: number): WaitResult {
+  try {
+    kill(pid, SIGKILL);
+  } catch (err) {
+    if (!(err instanceof SyscallError && err.errno === ESRCH)) throw err;
+  }
+  for (;;) {
+    const result = waitpid(pid, WALL);
+    if (result && isGone(result)) return result;
+  }
+}

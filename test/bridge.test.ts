@@ -1,0 +1,262 @@
+// bridge/ on real processes: each call's happy path and an errno path.
+import { readFileSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { errnoName, SyscallError } from '../bridge/errno.js';
+import { F_GETFD, FD_CLOEXEC, fcntl, getFd, getFl, setFl } from '../bridge/fcntl.js';
+import { closeFd, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, openFile, readFd, writeFd } from '../bridge/file.js';
+import { kcmpFile } from '../bridge/kcmp.js';
+import { readMemory, writeMemory, writeMemoryForce } from '../bridge/memory.js';
+import { pidfdGetfd, pidfdOpen } from '../bridge/pidfd.js';
+import { getPipeSize, pipe2, setPipeSize, splice, tee } from '../bridge/pipe.js';
+import {
+  cont, detach, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, seize, seizeAndStop, setRegs,
+} from '../bridge/ptrace.js';
+import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
+import { kill, SIGKILL, SIGTERM, SIGTRAP, tgkill } from '../bridge/signal.js';
+import { reap, spawn } from '../bridge/spawn.js';
+import { waitpid, waitStop, WNOHANG } from '../bridge/wait.js';
+import { withProcess } from './helpers/processes.js';
+
+const NO_PID = 4_000_000; // above pid_max's largest possible value (2^22)
+
+function throwsErrno(fn: () => unknown, code: string, callPart: string): void {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, SyscallError);
+    const e = err as SyscallError;
+    assert.is(e.code, code);
+    assert.is(errnoName(e.errno), code);
+    assert.ok(e.message.includes(callPart), e.message);
+    assert.ok(e.message.includes(code), e.message);
+    return;
+  }
+  assert.unreachable(`expected ${code}`);
+}
+
+async function withPipe<T>(fn: (r: number, w: number) => T | Promise<T>): Promise<T> {
+  const [r, w] = pipe2(0);
+  try {
+    return await fn(r, w);
+  } finally {
+    closeFd(r);
+    closeFd(w);
+  }
+}
+
+const pipeInode = (fd: number, pid = process.pid): string => readlinkSync(`/proc/${pid}/fd/${fd}`);
+
+/** Entry point of the dynamic loader in pid, from AT_BASE and the loader's ELF header. */
+function loaderEntry(pid: number): bigint {
+  const auxv = readFileSync(`/proc/${pid}/auxv`);
+  let base = 0n;
+  for (let i = 0; i < auxv.length; i += 16) if (auxv.readBigUInt64LE(i) === 7n) base = auxv.readBigUInt64LE(i + 8);
+  const line = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.startsWith(base.toString(16).padStart(8, '0') + '-'));
+  assert.ok(line, 'AT_BASE mapping');
+  const elf = readFileSync(line!.slice(line!.indexOf('/')));
+  return base + elf.readBigUInt64LE(24);
+}
+
+test('spawn: child has exactly the fds asked for, crossed pairs included', async () => {
+  await withPipe((r1, w1) =>
+    withPipe(async (r2, w2) => {
+      // Our w1 becomes child fd r2 and our w2 becomes child fd r1: each target is another's source.
+      // Stopped at exec, so the loader has not yet opened (and closed) the libraries.
+      await withProcess(['sleep', '30'], { fds: [[w1, r2], [w2, r1], [r1, 9]], stopAtExec: true }, (pid) => {
+        assert.equal(readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b), [r1, r2, 9].sort((a, b) => a - b));
+        assert.is(pipeInode(r2, pid), pipeInode(w1));
+        assert.is(pipeInode(r1, pid), pipeInode(w2));
+        assert.is(kcmpFile(pid, r2, process.pid, w1), 0);
+        assert.is(kcmpFile(pid, 9, process.pid, r1), 0);
+      });
+    }),
+  );
+});
+
+test('spawn: exit status, cwd and env reach the child; a missing program is ENOENT', () => {
+  const pid = spawn(['sh', '-c', 'test "$PWD" = /tmp && test "$CR_X" = y && exit 7'], { cwd: '/tmp', env: { CR_X: 'y', PATH: '/usr/bin:/bin' } });
+  const r = reap(pid, 5000);
+  assert.is(r.kind, 'exited');
+  assert.is(r.code, 7);
+  throwsErrno(() => spawn(['/nonexistent/cr-prog']), 'ENOENT', 'posix_spawnp(');
+});
+
+test('spawn stopAtExec: stopped at the loader entry, traced by us, runs normally after detach', async () => {
+  const pid = spawn(['sh', '-c', 'exit 5'], { stopAtExec: true });
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /State:\s+t/);
+    assert.match(status, new RegExp(`TracerPid:\\s+${process.pid}\\n`));
+    assert.is(getRegs(pid).rip, loaderEntry(pid));
+    assert.is(readlinkSync(`/proc/${pid}/exe`), '/usr/bin/dash');
+    detach(pid);
+    const r = reap(pid, 5000);
+    assert.is(r.kind, 'exited');
+    assert.is(r.code, 5);
+  } finally {
+    try { kill(pid, SIGKILL); } catch { /* already reaped */ }
+  }
+});
+
+test('spawn stopAtExec: a program that cannot be executed is an error, not a stopped child', () => {
+  try {
+    spawn(['/nonexistent/cr-prog'], { stopAtExec: true, fds: [] });
+    assert.unreachable('should throw');
+  } catch (err) {
+    assert.match((err as Error).message, /before exec/);
+  }
+});
+
+test('ptrace: seize a missing pid is ESRCH; regs round-trip; event-stop siginfo; detach resumes', async () => {
+  throwsErrno(() => seize(NO_PID, 0), 'ESRCH', `ptrace(PTRACE_SEIZE, pid=${NO_PID}`);
+  throwsErrno(() => interrupt(NO_PID), 'ESRCH', 'PTRACE_INTERRUPT');
+  await withProcess(['sleep', '30'], {}, (pid) => {
+    const stop = seizeAndStop(pid);
+    assert.is(stop.event, PTRACE_EVENT_STOP);
+    const info = getSiginfo(pid);
+    assert.is(info.signo, SIGTRAP);
+    assert.is(info.code >> 8, PTRACE_EVENT_STOP);
+    const regs = getRegs(pid);
+    setRegs(pid, { ...regs, r12: 0x1234n });
+    assert.is(getRegs(pid).r12, 0x1234n);
+    setRegs(pid, regs);
+    assert.equal(getRegs(pid), regs);
+    cont(pid);
+    interrupt(pid);
+    assert.is(waitStop(pid, 5000).event, PTRACE_EVENT_STOP);
+    detach(pid);
+    assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
+    assert.is(waitpid(pid, WNOHANG), null);
+  });
+});
+
+test('wait: WNOHANG on a running child is null; waitStop times out with a message', async () => {
+  await withProcess(['sleep', '30'], {}, (pid) => {
+    assert.is(waitpid(pid, WNOHANG), null);
+    assert.throws(() => waitStop(pid, 20), /no state change within 20 ms/);
+    kill(pid, SIGTERM);
+    const r = reap(pid, 5000);
+    assert.is(r.kind, 'signaled');
+    assert.is(r.signal, SIGTERM);
+  });
+  throwsErrno(() => waitpid(NO_PID, WNOHANG), 'ECHILD', 'waitpid(pid=');
+});
+
+test('signal: kill and tgkill of a missing pid are ESRCH', () => {
+  throwsErrno(() => kill(NO_PID, 0), 'ESRCH', `kill(pid=${NO_PID}`);
+  throwsErrno(() => tgkill(NO_PID, NO_PID, SIGTERM), 'ESRCH', 'tgkill(');
+});
+
+test('kcmp: two dups of one pipe end are 0, two pipes are not; a bad fd is EBADF', async () => {
+  await withPipe((r, w) => {
+    const dup = fcntl(r, 0 /* F_DUPFD */, 100);
+    try {
+      assert.is(kcmpFile(process.pid, r, process.pid, dup), 0);
+      assert.is.not(kcmpFile(process.pid, r, process.pid, w), 0);
+    } finally {
+      closeFd(dup);
+    }
+    throwsErrno(() => kcmpFile(process.pid, r, process.pid, 999), 'EBADF', 'kcmp(');
+  });
+});
+
+test('pidfd: getfd takes a child fd into ours (close-on-exec); a missing fd is EBADF', async () => {
+  await withPipe(async (r, w) => {
+    await withProcess(['sleep', '30'], { fds: [[w, 5]], stopAtExec: true }, (pid) => {
+      const pidfd = pidfdOpen(pid);
+      try {
+        const fd = pidfdGetfd(pidfd, 5);
+        try {
+          assert.is(kcmpFile(process.pid, fd, process.pid, w), 0);
+          assert.is(getFd(fd) & FD_CLOEXEC, FD_CLOEXEC);
+          writeFd(fd, Buffer.from('via pidfd'));
+          const buf = Buffer.alloc(32);
+          assert.is(buf.subarray(0, readFd(r, buf)).toString(), 'via pidfd');
+        } finally {
+          closeFd(fd);
+        }
+        throwsErrno(() => pidfdGetfd(pidfd, 7), 'EBADF', 'pidfd_getfd(');
+      } finally {
+        closeFd(pidfd);
+      }
+    });
+  });
+  throwsErrno(() => pidfdOpen(NO_PID), 'ESRCH', 'pidfd_open(');
+});
+
+test('pipe: tee copies and leaves the bytes; splice moves them; sizes; tee on a file is EINVAL', async () => {
+  await withPipe((r1, w1) =>
+    withPipe((r2, w2) => {
+      writeFd(w1, Buffer.from('hello'));
+      assert.is(tee(r1, w2, 100, 0), 5);
+      const buf = Buffer.alloc(16);
+      assert.is(buf.subarray(0, readFd(r2, buf)).toString(), 'hello');
+      assert.is(splice(r1, w2, 100, 0), 5);
+      setFl(r1, getFl(r1) | O_NONBLOCK);
+      throwsErrno(() => readFd(r1, buf), 'EAGAIN', `read(fd=${r1}`);
+      assert.is(buf.subarray(0, readFd(r2, buf)).toString(), 'hello');
+      assert.is(setPipeSize(w1, 100_000), 131072);
+      assert.is(getPipeSize(r1), 131072);
+      throwsErrno(() => setPipeSize(w1, 1 << 30), 'EPERM', 'F_SETPIPE_SZ');
+    }),
+  );
+  const fd = openFile('/etc/hostname', O_RDONLY);
+  try {
+    await withPipe((_r, w) => throwsErrno(() => tee(fd, w, 10, 0), 'EINVAL', 'tee('));
+  } finally {
+    closeFd(fd);
+  }
+});
+
+test('file and fcntl: write/read a file; missing path is ENOENT; bad fd is EBADF', () => {
+  const path = join(tmpdir(), `cr-bridge-${process.pid}`);
+  const fd = openFile(path, O_RDWR | O_CREAT | O_TRUNC, 0o600);
+  try {
+    assert.is(writeFd(fd, Buffer.from('abc')), 3);
+    assert.is(getFd(fd) & FD_CLOEXEC, 0);
+    assert.is(getFl(fd) & 3, O_RDWR);
+  } finally {
+    closeFd(fd);
+    unlinkSync(path);
+  }
+  throwsErrno(() => openFile('/nonexistent/x', O_RDONLY), 'ENOENT', 'open("/nonexistent/x"');
+  throwsErrno(() => fcntl(999, F_GETFD), 'EBADF', 'fcntl(fd=999');
+  throwsErrno(() => closeFd(999), 'EBADF', 'close(fd=999)');
+});
+
+test('rlimit: read and lower a child NOFILE limit; raising the hard limit is EPERM', async () => {
+  await withProcess(['sleep', '30'], {}, (pid) => {
+    const old = prlimit(pid, RLIMIT_NOFILE, { soft: 100, hard: 200 });
+    assert.ok(old.hard >= 200);
+    assert.equal(prlimit(pid, RLIMIT_NOFILE), { soft: 100, hard: 200 });
+    assert.match(readFileSync(`/proc/${pid}/limits`, 'utf8'), /Max open files\s+100\s+200/);
+    throwsErrno(() => prlimit(pid, RLIMIT_NOFILE, { soft: 100, hard: 1 << 30 }), 'EPERM', `prlimit(pid=${pid}`);
+  });
+});
+
+test('memory: read code, write the stack, force-write read-only code; EFAULT on bad address', async () => {
+  await withProcess(['true'], { stopAtExec: true, fds: [] }, (pid) => {
+    const rip = getRegs(pid).rip;
+    const code = readMemory(pid, rip, 16);
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    const loader = maps.split('\n').find((l) => l.includes('ld-linux'))!;
+    const loaderBase = BigInt('0x' + loader.split('-')[0]);
+    const file = readFileSync(loader.slice(loader.indexOf('/')));
+    assert.equal(code, file.subarray(Number(rip - loaderBase), Number(rip - loaderBase) + 16));
+
+    const sp = getRegs(pid).rsp - 256n;
+    writeMemory(pid, sp, Buffer.from('scratch!'));
+    assert.is(readMemory(pid, sp, 8).toString(), 'scratch!');
+
+    throwsErrno(() => writeMemory(pid, rip, Buffer.from([0xcc])), 'EFAULT', 'process_vm_writev(');
+    writeMemoryForce(pid, rip, Buffer.from([0xcc]));
+    assert.is(readMemory(pid, rip, 1)[0], 0xcc);
+    writeMemoryForce(pid, rip, code.subarray(0, 1));
+    throwsErrno(() => readMemory(pid, 16n, 8), 'EFAULT', `process_vm_readv(pid=${pid}, addr=0x10`);
+  });
+});
+
+test.run();

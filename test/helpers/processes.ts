@@ -1,0 +1,51 @@
+// Test helpers for real processes: start them with bridge/spawn.ts (never child_process, whose
+// SIGCHLD handling would steal ptrace stops) and always kill and reap them, even on failure.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SyscallError } from '../../bridge/errno.js';
+import { killAndReap, spawn, type SpawnOptions } from '../../bridge/spawn.js';
+
+const ECHILD = 10;
+
+/** SIGKILL and reap pid unless something (the test itself) reaped it already. */
+export function ensureReaped(pid: number): void {
+  try {
+    killAndReap(pid);
+  } catch (err) {
+    if (!(err instanceof SyscallError && err.errno === ECHILD)) throw err;
+  }
+}
+
+/**
+ * Spawn argv (see bridge/spawn.ts for options: fds, stopAtExec, ...), run fn with its pid, then
+ * kill and reap it whatever happened. fn may reap the process itself (to check how it ended).
+ */
+export async function withProcess<T>(argv: string[], options: SpawnOptions, fn: (pid: number) => T | Promise<T>): Promise<T> {
+  const pid = spawn(argv, options);
+  try {
+    return await fn(pid);
+  } finally {
+    ensureReaped(pid);
+  }
+}
+
+/**
+ * Compile a small C program with cc (cached by content in the temp dir) and return its path.
+ * Tests use these where sh/python cannot put a process in the exact state wanted.
+ */
+export function buildC(source: string, ccArgs: string[] = []): string {
+  const hash = createHash('sha256').update(source).update(ccArgs.join('\0')).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), 'cr-test-bin');
+  const exe = join(dir, `prog-${hash}`);
+  if (existsSync(exe)) return exe;
+  mkdirSync(dir, { recursive: true });
+  const src = join(dir, `prog-${hash}-${process.pid}.c`);
+  writeFileSync(src, source);
+  // cc runs to completion before we look at any tracee, so child_process is safe here.
+  execFileSync('cc', ['-O1', '-o', `${exe}.${process.pid}`, src, ...ccArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
+  renameSync(`${exe}.${process.pid}`, exe); // atomic: parallel test files may build the same program
+  return exe;
+}
