@@ -1,0 +1,48 @@
+// Who a process is, as /proc shows it: identity for the image, and the state and tracer that
+// decide whether cr may freeze it.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcessIdentity {
+  pid: number;
+  comm: string;
+  cmdline: string[];
+  /** real uid */
+  uid: number;
+}
+
+export interface ProcessStatus {
+  /** one-letter state from `State:` (R, S, D, T, t, Z, X, ...) */
+  state: string;
+  uid: number;
+  /** pid of the process tracing it, 0 when none */
+  tracerPid: number;
+}
+
+export function readStatus(pid: number): ProcessStatus {
+  const text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const field = (name: string): string => {
+    const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
+    if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
+    return m[1]!;
+  };
+  return {
+    state: field('State').charAt(0),
+    uid: Number(field('Uid').split(/\s+/)[0]),
+    tracerPid: Number(field('TracerPid')),
+  };
+}
+
+export function readIdentity(pid: number): ProcessIdentity {
+  const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
+  const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  // Arguments are NUL-terminated; a process that rewrote its argv may leave no final NUL.
+  const cmdline = raw === '' ? [] : raw.replace(/\0$/, '').split('\0');
+  return { pid, comm, cmdline, uid: readStatus(pid).uid };
+}
+
+/** Thread ids of pid, ascending (the thread-group leader is pid itself, while it lives). */
+export function listThreads(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
