@@ -1,0 +1,358 @@
+// Turns untrusted JSON into an FdTable or PlanTarget, or a one-line bad-input error
+// naming the field. Every rule here is one of docs/fd-table.md's invariants, or a
+// kernel fact without which no restore could be planned (noted where it is one).
+import { badInput } from '../errors.js';
+import type { Desc, DescKind, Fd, FdTable, Pipe, Rlimit } from './fdtable.js';
+import {
+  O_ACCMODE,
+  O_APPEND,
+  O_ASYNC,
+  O_CLOEXEC,
+  O_DIRECT,
+  O_DSYNC,
+  O_LARGEFILE,
+  O_NOATIME,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_SYNC,
+} from './fdtable.js';
+import type { PlanTarget, TargetMode } from '../plan/ops.js';
+
+/** Most entries any array of a table may have: bounds the work hostile input can cause. */
+export const MAX_ENTRIES = 1 << 20;
+/** Highest RLIMIT_NOFILE the kernel can have (fs.nr_open's own ceiling, fs/file.c). */
+export const MAX_NOFILE = 2147483584;
+/** Largest pipe the kernel can make (round_pipe_size refuses more than 2^31). */
+export const MAX_PIPE_CAPACITY = 2 ** 31;
+export const PAGE_SIZE = 4096;
+/** PATH_MAX, terminating NUL included. */
+const PATH_MAX = 4096;
+const MAX_ID = 2 ** 31 - 1;
+/** Status flags F_GETFL can report for the kinds we handle (docs/fd-table.md). */
+const KNOWN_FLAGS = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_DSYNC | O_SYNC | O_LARGEFILE;
+const FLAG_NAMES: Array<[number, string]> = [
+  [O_CLOEXEC, 'O_CLOEXEC'],
+  [0o100, 'O_CREAT'],
+  [0o200, 'O_EXCL'],
+  [0o400, 'O_NOCTTY'],
+  [0o1000, 'O_TRUNC'],
+  [0o200000, 'O_DIRECTORY'],
+  [0o400000, 'O_NOFOLLOW'],
+  [0o10000000, 'O_PATH'],
+  [0o20000000, '__O_TMPFILE'],
+];
+const KINDS: readonly DescKind[] = ['pipe', 'fifo', 'file', 'chr', 'other'];
+const MODES: readonly TargetMode[] = ['fresh', 'into', 'into-exact'];
+
+/** A short rendering of any JSON value for an error message. */
+function show(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(value);
+    case 'string': {
+      const text = JSON.stringify(value.length > 40 ? value.slice(0, 40) : value);
+      return value.length > 40 ? text.slice(0, -1) + '..."' : text;
+    }
+    case 'undefined':
+      return 'missing';
+    case 'object':
+      return 'an object';
+    default:
+      return `a ${typeof value}`;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function object(value: unknown, where: string): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    badInput(`${where}: expected an object, got ${show(value)}`);
+  }
+  return value as Obj;
+}
+
+/** Own fields only (so `__proto__` and friends are fields, not magic), none beyond `allowed`. */
+function fields(obj: Obj, where: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) badInput(`${where}: unknown field ${show(key)}`);
+  }
+}
+
+function get(obj: Obj, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+}
+
+function array(value: unknown, where: string): unknown[] {
+  if (!Array.isArray(value)) badInput(`${where}: expected an array, got ${show(value)}`);
+  if (value.length > MAX_ENTRIES) badInput(`${where}: ${value.length} entries is more than ${MAX_ENTRIES}`);
+  return value;
+}
+
+function integer(value: unknown, where: string, min: number, max: number): number {
+  if (typeof value !== 'number') badInput(`${where}: expected an integer, got ${show(value)}`);
+  if (!Number.isInteger(value)) badInput(`${where}: ${show(value)} is not an integer`);
+  if (value < min) badInput(`${where}: ${value} is below ${min}`);
+  if (value > max) badInput(`${where}: ${value} is above ${max}`);
+  return value;
+}
+
+function boolean(value: unknown, where: string): boolean {
+  if (typeof value !== 'boolean') badInput(`${where}: expected true or false, got ${show(value)}`);
+  return value;
+}
+
+function parseRlimitObject(value: unknown, where: string): Rlimit {
+  const obj = object(value, where);
+  fields(obj, where, ['soft', 'hard']);
+  const soft = integer(get(obj, 'soft'), `${where}.soft`, 0, MAX_NOFILE);
+  const hard = integer(get(obj, 'hard'), `${where}.hard`, 0, MAX_NOFILE);
+  if (soft > hard) badInput(`${where}.soft: ${soft} is above ${where}.hard ${hard}`);
+  return { soft, hard };
+}
+
+/** An absolute path the planner may open; /proc paths would name our own process, not the image's. */
+function parsePath(value: unknown, where: string): string {
+  if (typeof value !== 'string') badInput(`${where}: expected a string, got ${show(value)}`);
+  if (value.length === 0) badInput(`${where}: empty path`);
+  if (value.length >= PATH_MAX) badInput(`${where}: path of ${value.length} characters is longer than PATH_MAX`);
+  if (value.includes('\0')) badInput(`${where}: path contains NUL`);
+  if (!value.startsWith('/')) badInput(`${where}: ${show(value)} is not absolute`);
+  const parts: string[] = [];
+  for (const part of value.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  if (parts[0] === 'proc') badInput(`${where}: ${show(value)} is under /proc`);
+  return value;
+}
+
+function parseFlags(value: unknown, where: string): number {
+  const flags = integer(value, where, 0, 0xffffffff);
+  if ((flags & O_ACCMODE) === O_ACCMODE) badInput(`${where}: access mode 3 is not O_RDONLY, O_WRONLY or O_RDWR`);
+  for (const [bit, name] of FLAG_NAMES) {
+    if ((flags & bit) !== 0) badInput(`${where}: ${name} is never part of F_GETFL's answer here`);
+  }
+  const unknown = flags & ~KNOWN_FLAGS;
+  if (unknown !== 0) badInput(`${where}: unknown flag bits 0o${(unknown >>> 0).toString(8)}`);
+  // open() turns O_SYNC into __O_SYNC|O_DSYNC, so the first bit never comes alone.
+  if ((flags & O_SYNC) !== 0 && (flags & O_DSYNC) === 0) badInput(`${where}: __O_SYNC without O_DSYNC`);
+  return flags >>> 0;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function parsePipe(value: unknown, where: string): Pipe {
+  const obj = object(value, where);
+  fields(obj, where, ['id', 'capacity', 'data', 'packets']);
+  const id = integer(get(obj, 'id'), `${where}.id`, 0, MAX_ID);
+  const capacity = integer(get(obj, 'capacity'), `${where}.capacity`, 1, MAX_PIPE_CAPACITY);
+  if (capacity % PAGE_SIZE !== 0 || (capacity / PAGE_SIZE) & (capacity / PAGE_SIZE - 1)) {
+    badInput(`${where}.capacity: ${capacity} is not a power of two times ${PAGE_SIZE}`);
+  }
+  const data = get(obj, 'data');
+  if (typeof data !== 'string') badInput(`${where}.data: expected a base64 string, got ${show(data)}`);
+  if (data.length > 4 * Math.ceil(capacity / 3)) badInput(`${where}.data: more bytes than capacity ${capacity}`);
+  if (!BASE64.test(data)) badInput(`${where}.data: not canonical base64`);
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.toString('base64') !== data) badInput(`${where}.data: not canonical base64 (stray bits in the last character)`);
+  const length = bytes.length;
+  if (length > capacity) badInput(`${where}.data: ${length} bytes is more than capacity ${capacity}`);
+  const pipe: Pipe = { id, capacity, data };
+  const packetsValue = get(obj, 'packets');
+  if (packetsValue !== undefined) {
+    const list = array(packetsValue, `${where}.packets`);
+    // Each packet sits in one page-sized pipe buffer, one buffer per slot of the ring.
+    if (list.length > capacity / PAGE_SIZE) {
+      badInput(`${where}.packets: ${list.length} packets do not fit the ${capacity / PAGE_SIZE} buffers of capacity ${capacity}`);
+    }
+    const packets = list.map((p, i) => integer(p, `${where}.packets[${i}]`, 1, PAGE_SIZE));
+    const sum = packets.reduce((a, b) => a + b, 0);
+    if (sum !== length) badInput(`${where}.packets: sum ${sum} is not the data length ${length}`);
+    pipe.packets = packets;
+  }
+  return pipe;
+}
+
+const DESC_FIELDS: Record<DescKind, { pipe: boolean; path: 'required' | 'optional' | 'no'; offset: 'required' | 'optional' | 'no' }> = {
+  pipe: { pipe: true, path: 'no', offset: 'no' },
+  fifo: { pipe: true, path: 'required', offset: 'no' },
+  file: { pipe: false, path: 'required', offset: 'required' },
+  chr: { pipe: false, path: 'required', offset: 'optional' },
+  other: { pipe: false, path: 'optional', offset: 'optional' },
+};
+
+function parseDesc(value: unknown, where: string): Desc {
+  const obj = object(value, where);
+  const kindValue = get(obj, 'kind');
+  if (typeof kindValue !== 'string' || !(KINDS as readonly string[]).includes(kindValue)) {
+    badInput(`${where}.kind: expected one of ${KINDS.join(', ')}, got ${show(kindValue)}`);
+  }
+  const kind = kindValue as DescKind;
+  const rule = DESC_FIELDS[kind];
+  const allowed = ['id', 'kind', 'flags'];
+  if (rule.pipe) allowed.push('pipe');
+  if (rule.path !== 'no') allowed.push('path');
+  if (rule.offset !== 'no') allowed.push('offset');
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      badInput(`${where}: ${['pipe', 'path', 'offset'].includes(key) ? `a ${kind} description has no ${key}` : `unknown field ${show(key)}`}`);
+    }
+  }
+  const id = integer(get(obj, 'id'), `${where}.id`, 0, MAX_ID);
+  let flags = parseFlags(get(obj, 'flags'), `${where}.flags`);
+  // open() adds O_LARGEFILE on x86_64, so a description opened by path always has it.
+  if (kind === 'fifo' || kind === 'file' || kind === 'chr') flags = (flags | O_LARGEFILE) >>> 0;
+  const desc: Desc = { id, kind, flags };
+  if (rule.pipe) desc.pipe = integer(get(obj, 'pipe'), `${where}.pipe`, 0, MAX_ID);
+  const path = get(obj, 'path');
+  if (rule.path === 'required' || path !== undefined) desc.path = parsePath(path, `${where}.path`);
+  const offset = get(obj, 'offset');
+  if (rule.offset === 'required' || offset !== undefined) {
+    desc.offset = integer(offset, `${where}.offset`, 0, Number.MAX_SAFE_INTEGER);
+  }
+  return desc;
+}
+
+function parseFd(value: unknown, where: string, soft: number): Fd {
+  const obj = object(value, where);
+  fields(obj, where, ['fd', 'desc', 'cloexec']);
+  const fdValue = get(obj, 'fd');
+  const fd = integer(fdValue, `${where}.fd`, 0, MAX_NOFILE);
+  if (fd >= soft) badInput(`${where}.fd: ${fd} is not below rlimit.soft ${soft}`);
+  const desc = integer(get(obj, 'desc'), `${where}.desc`, 0, MAX_ID);
+  const cloexec = boolean(get(obj, 'cloexec'), `${where}.cloexec`);
+  return { fd, desc, cloexec };
+}
+
+/** Validate a checkpointed fd table (docs/fd-table.md) and return a normalised copy. */
+export function parseTable(json: unknown): FdTable {
+  const top = object(json, 'table');
+  fields(top, 'table', ['fds', 'descs', 'pipes', 'rlimit']);
+  const rlimit = parseRlimitObject(get(top, 'rlimit'), 'rlimit');
+  const pipes = array(get(top, 'pipes'), 'pipes').map((p, i) => parsePipe(p, `pipes[${i}]`));
+  const descs = array(get(top, 'descs'), 'descs').map((d, i) => parseDesc(d, `descs[${i}]`));
+  const fds = array(get(top, 'fds'), 'fds').map((f, i) => parseFd(f, `fds[${i}]`, rlimit.soft));
+
+  const pipeIndex = new Map<number, number>();
+  pipes.forEach((p, i) => {
+    const seen = pipeIndex.get(p.id);
+    if (seen !== undefined) badInput(`pipes[${i}].id: ${p.id} is used twice (also pipes[${seen}])`);
+    pipeIndex.set(p.id, i);
+  });
+  const descIndex = new Map<number, number>();
+  descs.forEach((d, i) => {
+    const seen = descIndex.get(d.id);
+    if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
+    descIndex.set(d.id, i);
+  });
+  const fdIndex = new Map<number, number>();
+  const descUsed = new Uint8Array(descs.length);
+  fds.forEach((f, i) => {
+    const seen = fdIndex.get(f.fd);
+    if (seen !== undefined) badInput(`fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
+    fdIndex.set(f.fd, i);
+    const d = descIndex.get(f.desc);
+    if (d === undefined) badInput(`fds[${i}].desc: no description with id ${f.desc}`);
+    descUsed[d] = 1;
+  });
+  descs.forEach((d, i) => {
+    if (!descUsed[i]) badInput(`descs[${i}]: description ${d.id} has no fd`);
+  });
+
+  // Per pipe: which kind of description it has, its FIFO path, its pipe2()-made ends.
+  const pipeKind = new Map<number, { kind: DescKind; path?: string; at: number; read?: number; write?: number }>();
+  const pathKind = new Map<string, { kind: DescKind; pipe?: number; at: number }>();
+  descs.forEach((d, i) => {
+    const where = `descs[${i}]`;
+    if (d.path !== undefined && d.kind !== 'other') {
+      const seen = pathKind.get(d.path);
+      if (seen === undefined) pathKind.set(d.path, { kind: d.kind, pipe: d.pipe, at: i });
+      else if (seen.kind !== d.kind) badInput(`${where}.path: ${show(d.path)} is a ${seen.kind} in descs[${seen.at}], not a ${d.kind}`);
+      else if (d.kind === 'fifo' && seen.pipe !== d.pipe) {
+        badInput(`${where}.path: FIFO ${show(d.path)} has pipe ${seen.pipe} in descs[${seen.at}], not ${d.pipe}`);
+      }
+    }
+    if (d.pipe === undefined) return;
+    if (!pipeIndex.has(d.pipe)) badInput(`${where}.pipe: no pipe with id ${d.pipe}`);
+    let info = pipeKind.get(d.pipe);
+    if (info === undefined) {
+      info = { kind: d.kind, path: d.path, at: i };
+      pipeKind.set(d.pipe, info);
+    } else if (info.kind !== d.kind) {
+      badInput(`${where}.kind: pipe ${d.pipe} has a ${info.kind} description (descs[${info.at}]) and a ${d.kind} one`);
+    } else if (info.path !== d.path) {
+      badInput(`${where}.path: FIFO pipe ${d.pipe} is ${show(info.path)} in descs[${info.at}], not ${show(d.path)}`);
+    }
+    if (d.kind !== 'pipe' || (d.flags & O_LARGEFILE) !== 0) return;
+    const mode = d.flags & O_ACCMODE;
+    if (mode === O_RDWR) badInput(`${where}.flags: an O_RDWR pipe description always has O_LARGEFILE`);
+    const end = mode === O_RDONLY ? 'read' : 'write';
+    const other = info[end];
+    if (other !== undefined) {
+      badInput(`${where}.flags: pipe ${d.pipe} already has a ${end} end made by pipe2() (descs[${other}]); a reopened end has O_LARGEFILE`);
+    }
+    info[end] = i;
+  });
+  pipes.forEach((p, i) => {
+    if (!pipeKind.has(p.id)) badInput(`pipes[${i}]: pipe ${p.id} has no description`);
+  });
+  return { fds, descs, pipes, rlimit };
+}
+
+/** Validate a restore target given as JSON ({fds, rlimit, mode}). */
+export function parseTarget(json: unknown): PlanTarget {
+  const top = object(json, 'target');
+  fields(top, 'target', ['fds', 'rlimit', 'mode']);
+  const rlimit = parseRlimitObject(get(top, 'rlimit'), 'target.rlimit');
+  const mode = get(top, 'mode');
+  if (typeof mode !== 'string' || !(MODES as readonly string[]).includes(mode)) {
+    badInput(`target.mode: expected one of ${MODES.join(', ')}, got ${show(mode)}`);
+  }
+  const list = array(get(top, 'fds'), 'target.fds').map((f, i) => integer(f, `target.fds[${i}]`, 0, MAX_NOFILE - 1));
+  checkDistinct(list, 'target.fds');
+  return { fds: list, rlimit, mode: mode as TargetMode };
+}
+
+function checkDistinct(list: number[], where: string): void {
+  const seen = new Set<number>();
+  list.forEach((fd, i) => {
+    if (seen.has(fd)) badInput(`${where}[${i}]: ${fd} appears twice`);
+    seen.add(fd);
+  });
+}
+
+/** `--target-fds`: comma-separated fd numbers and ranges (`0-2,7,10-12`); empty or `none` for no fds. */
+export function parseFdList(text: string, what = '--target-fds'): number[] {
+  const trimmed = text.trim();
+  if (trimmed === '' || trimmed === 'none') return [];
+  const out: number[] = [];
+  for (const item of trimmed.split(',')) {
+    const m = /^\s*(\d{1,10})(?:\s*-\s*(\d{1,10}))?\s*$/.exec(item);
+    if (!m) badInput(`${what}: ${show(item)} is not a number or a range like 3-9`);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi >= MAX_NOFILE) badInput(`${what}: ${hi} is not below ${MAX_NOFILE}`);
+    if (hi < lo) badInput(`${what}: range ${lo}-${hi} is backwards`);
+    if (out.length + (hi - lo + 1) > MAX_ENTRIES) badInput(`${what}: more than ${MAX_ENTRIES} fds`);
+    for (let fd = lo; fd <= hi; fd++) out.push(fd);
+  }
+  checkDistinct(out, what);
+  return out;
+}
+
+/** `--rlimit`: `N` (soft and hard) or `SOFT:HARD`. */
+export function parseRlimit(text: string, what = '--rlimit'): Rlimit {
+  const m = /^\s*(\d{1,10})\s*(?::\s*(\d{1,10})\s*)?$/.exec(text);
+  if (!m) badInput(`${what}: ${show(text)} is not N or SOFT:HARD`);
+  const soft = Number(m[1]);
+  const hard = m[2] === undefined ? soft : Number(m[2]);
+  if (hard > MAX_NOFILE) badInput(`${what}: ${hard} is above ${MAX_NOFILE}`);
+  if (soft > hard) badInput(`${what}: soft ${soft} is above hard ${hard}`);
+  return { soft, hard };
+}

@@ -1,0 +1,547 @@
+// A simulated process fd table, written from Linux semantics (fs/file.c, fs/fcntl.c,
+// fs/pipe.c, fs/open.c) and checked against this machine (docs/simulator.md), never
+// from the planner: it is what the planner's output is judged by.
+import type { Rlimit } from '../model/fdtable.js';
+import {
+  O_ACCMODE,
+  O_APPEND,
+  O_ASYNC,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECT,
+  O_DIRECTORY,
+  O_DSYNC,
+  O_EXCL,
+  O_LARGEFILE,
+  O_NOATIME,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_SYNC,
+  O_TRUNC,
+  O_WRONLY,
+  SETFL_MASK,
+  DEFAULT_PIPE_CAPACITY,
+} from '../model/fdtable.js';
+
+export const PAGE_SIZE = 4096;
+/** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
+export const NR_OPEN = 1 << 20;
+/** fs.pipe-max-size on this machine: F_SETPIPE_SZ above it needs CAP_SYS_RESOURCE. */
+export const PIPE_MAX_SIZE = 1 << 20;
+const O_TMPFILE_BIT = 0o20000000;
+
+/**
+ * Why a simulated syscall failed: an errno the kernel would return, `WOULDBLOCK` for a
+ * call that would sleep (a plan must never block), or `REFUSED` for something a plan
+ * must never do that the simulator does not model (truncating a file, touching a file
+ * of the target it knows nothing about).
+ */
+export type SimErrno =
+  | 'EBADF'
+  | 'EMFILE'
+  | 'EINVAL'
+  | 'EPERM'
+  | 'EBUSY'
+  | 'ENXIO'
+  | 'ENOENT'
+  | 'ENOTDIR'
+  | 'ELOOP'
+  | 'EPIPE'
+  | 'ESPIPE'
+  | 'WOULDBLOCK'
+  | 'REFUSED';
+
+export class SimError extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: SimErrno,
+    detail?: string,
+  ) {
+    super(`${call}: ${errno === 'WOULDBLOCK' ? 'would block' : errno}${detail ? ` (${detail})` : ''}`);
+    this.name = 'SimError';
+  }
+}
+
+const FLAG_BITS: Array<[number, string]> = [
+  [O_SYNC, 'O_SYNC'],
+  [O_DSYNC, 'O_DSYNC'],
+  [O_APPEND, 'O_APPEND'],
+  [O_NONBLOCK, 'O_NONBLOCK'],
+  [O_DIRECT, 'O_DIRECT'],
+  [O_ASYNC, 'O_ASYNC'],
+  [O_NOATIME, 'O_NOATIME'],
+  [O_LARGEFILE, 'O_LARGEFILE'],
+  [O_CLOEXEC, 'O_CLOEXEC'],
+  [O_CREAT, 'O_CREAT'],
+  [O_EXCL, 'O_EXCL'],
+  [O_TRUNC, 'O_TRUNC'],
+  [O_NOCTTY, 'O_NOCTTY'],
+  [O_NOFOLLOW, 'O_NOFOLLOW'],
+  [O_DIRECTORY, 'O_DIRECTORY'],
+  [O_PATH, 'O_PATH'],
+];
+
+/** `O_WRONLY|O_NONBLOCK|O_LARGEFILE`: open flags by name, for messages. */
+export function flagNames(flags: number): string {
+  const mode = flags & O_ACCMODE;
+  const names = [mode === O_RDONLY ? 'O_RDONLY' : mode === O_WRONLY ? 'O_WRONLY' : mode === O_RDWR ? 'O_RDWR' : 'O_ACCMODE'];
+  let rest = flags & ~O_ACCMODE;
+  for (const [bit, name] of FLAG_BITS) {
+    if ((rest & bit) === bit) {
+      names.push(name);
+      rest &= ~bit;
+    }
+  }
+  if (rest !== 0) names.push(`0o${(rest >>> 0).toString(8)}`);
+  return names.join('|');
+}
+
+/** One page of a pipe's ring (struct pipe_buffer): bytes, and whether it is a packet. */
+export interface PipeBuffer {
+  len: number;
+  /** PIPE_BUF_FLAG_PACKET: written through O_DIRECT; such a buffer is never merged into */
+  packet: boolean;
+  chunks: Uint8Array[];
+}
+
+/** A pipe object (struct pipe_inode_info): anonymous, or the pipe of an open FIFO. */
+export class SimPipe {
+  /** pipe->max_usage: ring slots; F_GETPIPE_SZ is slots * PAGE_SIZE */
+  slots = DEFAULT_PIPE_CAPACITY / PAGE_SIZE;
+  buffers: PipeBuffer[] = [];
+  readers = 0;
+  writers = 0;
+  /** open descriptions of this pipe (pipe->files); the pipe and its bytes die at 0 */
+  files = 0;
+  constructor(
+    readonly serial: number,
+    /** the FIFO node this pipe belongs to, if not anonymous */
+    readonly fifo: SimNode | null,
+  ) {}
+
+  get capacity(): number {
+    return this.slots * PAGE_SIZE;
+  }
+
+  get queued(): number {
+    let n = 0;
+    for (const b of this.buffers) n += b.len;
+    return n;
+  }
+
+  /** The queued bytes, in order. */
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.queued);
+    let at = 0;
+    for (const b of this.buffers) {
+      for (const c of b.chunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+    }
+    return out;
+  }
+}
+
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'foreign';
+
+/** An open file description (struct file). */
+export class SimDesc {
+  /** fds referring to this description */
+  refs = 0;
+  /** file position (f_pos) for files and character devices */
+  offset = 0;
+  constructor(
+    readonly serial: number,
+    readonly kind: SimKind,
+    public flags: number,
+    readonly pipe: SimPipe | null,
+    readonly node: SimNode | null,
+    /** for 'foreign': the target fd it was found at */
+    readonly origin = -1,
+  ) {}
+
+  get readable(): boolean {
+    return (this.flags & O_ACCMODE) !== O_WRONLY;
+  }
+
+  get writable(): boolean {
+    return (this.flags & O_ACCMODE) !== O_RDONLY;
+  }
+}
+
+/** A name in the simulated file system. */
+export interface SimNode {
+  path: string;
+  kind: 'file' | 'chr' | 'fifo';
+  /** for a FIFO: its pipe while any description of it is open */
+  pipe: SimPipe | null;
+}
+
+/** The file system the simulated process sees: the paths the image names, nothing else. */
+export class SimWorld {
+  private readonly nodes = new Map<string, SimNode>();
+  private serials = 0;
+
+  constructor(readonly pipeMaxSize = PIPE_MAX_SIZE) {}
+
+  add(path: string, kind: SimNode['kind']): void {
+    const seen = this.nodes.get(path);
+    if (seen && seen.kind !== kind) throw new Error(`simulated world: ${path} is a ${seen.kind}, not a ${kind}`);
+    if (!seen) this.nodes.set(path, { path, kind, pipe: null });
+  }
+
+  lookup(path: string): SimNode | undefined {
+    return this.nodes.get(path);
+  }
+
+  serial(): number {
+    return ++this.serials;
+  }
+}
+
+export interface FdEntry {
+  desc: SimDesc;
+  cloexec: boolean;
+}
+
+const PROC_FD = /^\/proc\/self\/fd\/(0|[1-9][0-9]{0,9})$/;
+const OPEN_KNOWN = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | O_NOATIME | O_CLOEXEC | O_SYNC | O_NOCTTY | O_NOFOLLOW | O_DIRECTORY;
+const PIPE2_FLAGS = O_CLOEXEC | O_NONBLOCK | O_DIRECT;
+
+/** A set of fd numbers answering "lowest free number >= n" quickly. */
+class FdBitmap {
+  private words = new Uint32Array(64);
+
+  set(fd: number, used: boolean): void {
+    const w = fd >>> 5;
+    if (w >= this.words.length) {
+      if (!used) return;
+      const grown = new Uint32Array(Math.max(w + 1, this.words.length * 2));
+      grown.set(this.words);
+      this.words = grown;
+    }
+    if (used) this.words[w] |= 1 << (fd & 31);
+    else this.words[w] &= ~(1 << (fd & 31));
+  }
+
+  lowestFree(min: number): number {
+    let w = min >>> 5;
+    const words = this.words;
+    if (w >= words.length) return min;
+    let bits = words[w] | ((1 << (min & 31)) - 1);
+    while (bits === -1 || bits === 0xffffffff) {
+      w++;
+      if (w >= words.length) return w * 32;
+      bits = words[w];
+    }
+    const inverted = ~bits >>> 0;
+    return w * 32 + (31 - Math.clz32(inverted & -inverted));
+  }
+}
+
+/** One simulated process: its fd table and its RLIMIT_NOFILE. */
+export class SimProcess {
+  private readonly table = new Map<number, FdEntry>();
+  private readonly used = new FdBitmap();
+  private limit: Rlimit;
+
+  constructor(
+    readonly world: SimWorld,
+    rlimit: Rlimit,
+    readonly nrOpen = NR_OPEN,
+  ) {
+    this.limit = { soft: rlimit.soft, hard: rlimit.hard };
+  }
+
+  get rlimit(): Rlimit {
+    return { soft: this.limit.soft, hard: this.limit.hard };
+  }
+
+  /** Open fds in ascending order. */
+  fds(): number[] {
+    return [...this.table.keys()].sort((a, b) => a - b);
+  }
+
+  get(fd: number): FdEntry | undefined {
+    return this.table.get(fd);
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Give the process an fd on a file the simulator knows nothing about (a target's own fd). */
+  adoptForeign(fd: number, cloexec = false): SimDesc {
+    if (this.table.has(fd)) throw new Error(`simulated process: fd ${fd} is already open`);
+    const desc = new SimDesc(this.world.serial(), 'foreign', 0, null, null, fd);
+    this.install(fd, desc, cloexec);
+    return desc;
+  }
+
+  // ---- syscalls ----
+
+  pipe2(flags: number): [number, number] {
+    const call = `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
+    if ((flags & ~PIPE2_FLAGS) !== 0) throw new SimError(call, 'EINVAL');
+    const r = this.allocate(0, call);
+    this.used.set(r, true); // reserved, as get_unused_fd_flags does, until both are found
+    let w: number;
+    try {
+      w = this.allocate(0, call);
+    } finally {
+      this.used.set(r, false);
+    }
+    const pipe = new SimPipe(this.world.serial(), null);
+    // create_pipe_files: O_DIRECT (packet mode) goes to the write end only.
+    const read = this.describe('pipe', O_RDONLY | (flags & O_NONBLOCK), pipe, null);
+    const write = this.describe('pipe', O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), pipe, null);
+    const cloexec = (flags & O_CLOEXEC) !== 0;
+    this.install(r, read, cloexec);
+    this.install(w, write, cloexec);
+    return [r, w];
+  }
+
+  open(path: string, flags: number): number {
+    const call = `open(${JSON.stringify(path)}, ${flagNames(flags)})`;
+    if ((flags & (O_CREAT | O_EXCL | O_TRUNC | O_PATH | O_TMPFILE_BIT)) !== 0) {
+      throw new SimError(call, 'REFUSED', 'a restore never creates, truncates or O_PATH-opens');
+    }
+    if ((flags & ~OPEN_KNOWN) !== 0) throw new SimError(call, 'REFUSED', `flag bits 0o${((flags & ~OPEN_KNOWN) >>> 0).toString(8)} not modelled`);
+    if ((flags & O_ACCMODE) === O_ACCMODE) throw new SimError(call, 'EINVAL');
+    // do_sys_openat2 takes the fd number before it looks at the path.
+    const fd = this.allocate(0, call);
+    let pipe: SimPipe | null = null;
+    let node: SimNode | null = null;
+    const via = PROC_FD.exec(path);
+    if (via) {
+      const entry = this.table.get(Number(via[1]));
+      if (!entry) throw new SimError(call, 'ENOENT');
+      if ((flags & O_NOFOLLOW) !== 0) throw new SimError(call, 'ELOOP');
+      if (entry.desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${via[1]} is a file of the target the simulator knows nothing of`);
+      node = entry.desc.node;
+      pipe = entry.desc.kind === 'pipe' ? entry.desc.pipe : null;
+    } else {
+      if (path === '/proc' || path.startsWith('/proc/')) throw new SimError(call, 'REFUSED', 'only /proc/self/fd/N is modelled');
+      node = this.world.lookup(path) ?? null;
+      if (!node) throw new SimError(call, 'ENOENT');
+    }
+    if ((flags & O_DIRECTORY) !== 0) throw new SimError(call, 'ENOTDIR');
+    const isPipe = pipe !== null || node?.kind === 'fifo';
+    // Pipes and FIFOs lack FMODE_CAN_ODIRECT: packet mode is set with F_SETFL only.
+    if (isPipe && (flags & O_DIRECT) !== 0) throw new SimError(call, 'EINVAL');
+    const mode = flags & O_ACCMODE;
+    if (node?.kind === 'fifo') {
+      // fifo_open: only named FIFOs wait for a partner; O_RDWR never waits.
+      const current = node.pipe;
+      if (mode === O_RDONLY && (current?.writers ?? 0) === 0 && (flags & O_NONBLOCK) === 0) {
+        throw new SimError(call, 'WOULDBLOCK', 'FIFO has no writer');
+      }
+      if (mode === O_WRONLY && (current?.readers ?? 0) === 0) {
+        if ((flags & O_NONBLOCK) !== 0) throw new SimError(call, 'ENXIO', 'FIFO has no reader');
+        throw new SimError(call, 'WOULDBLOCK', 'FIFO has no reader');
+      }
+      if (!current) node.pipe = new SimPipe(this.world.serial(), node);
+      pipe = node.pipe;
+    }
+    const descFlags = ((flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE) >>> 0;
+    const kind: SimKind = pipe ? (pipe.fifo ? 'fifo' : 'pipe') : (node as SimNode).kind;
+    const desc = this.describe(kind, descFlags, pipe, node);
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** dup2(from, to) */
+  dup2(from: number, to: number): number {
+    const call = `dup2(${from}, ${to})`;
+    if (from === to) {
+      if (!this.table.has(from)) throw new SimError(call, 'EBADF');
+      return to;
+    }
+    return this.dup3Common(from, to, false, call);
+  }
+
+  /** dup3(from, to, cloexec ? O_CLOEXEC : 0) */
+  dup3(from: number, to: number, cloexec: boolean): number {
+    const call = `dup3(${from}, ${to}, ${cloexec ? 'O_CLOEXEC' : '0'})`;
+    if (from === to) throw new SimError(call, 'EINVAL');
+    return this.dup3Common(from, to, cloexec, call);
+  }
+
+  private dup3Common(from: number, to: number, cloexec: boolean, call: string): number {
+    if (!isFdArg(to) || to >= this.limit.soft) throw new SimError(call, 'EBADF');
+    const entry = this.table.get(from);
+    if (!entry) throw new SimError(call, 'EBADF');
+    entry.desc.refs++; // held across the close of `to`, which may be its last other fd
+    if (this.table.has(to)) this.remove(to);
+    entry.desc.refs--;
+    this.install(to, entry.desc, cloexec);
+    return to;
+  }
+
+  /** fcntl(from, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min) */
+  dupfd(from: number, min: number, cloexec: boolean): number {
+    const call = `fcntl(${from}, ${cloexec ? 'F_DUPFD_CLOEXEC' : 'F_DUPFD'}, ${min})`;
+    const entry = this.table.get(from);
+    if (!entry) throw new SimError(call, 'EBADF');
+    if (!isFdArg(min) || min >= this.limit.soft) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(min, call);
+    this.install(fd, entry.desc, cloexec);
+    return fd;
+  }
+
+  close(fd: number): void {
+    if (!this.table.has(fd)) throw new SimError(`close(${fd})`, 'EBADF');
+    this.remove(fd);
+  }
+
+  /** fcntl(fd, F_SETFL, flags): only the SETFL_MASK bits change. */
+  setfl(fd: number, flags: number): void {
+    const call = `fcntl(${fd}, F_SETFL, ${flagNames(flags)})`;
+    const desc = this.lookup(fd, call);
+    if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
+    desc.flags = ((flags & SETFL_MASK) | (desc.flags & ~SETFL_MASK)) >>> 0;
+  }
+
+  setfd(fd: number, cloexec: boolean): void {
+    const entry = this.table.get(fd);
+    if (!entry) throw new SimError(`fcntl(${fd}, F_SETFD, ${cloexec ? 'FD_CLOEXEC' : '0'})`, 'EBADF');
+    entry.cloexec = cloexec;
+  }
+
+  /** fcntl(fd, F_SETPIPE_SZ, size): returns the size the pipe now has. */
+  setPipeSize(fd: number, size: number): number {
+    const call = `fcntl(${fd}, F_SETPIPE_SZ, ${size})`;
+    const desc = this.lookup(fd, call);
+    if (!desc.pipe) throw new SimError(call, desc.kind === 'foreign' ? 'REFUSED' : 'EBADF');
+    const pipe = desc.pipe;
+    if (!Number.isInteger(size) || size < 0 || size > 2 ** 32 - 1) throw new SimError(call, 'EINVAL');
+    // round_pipe_size: at least a page, a power of two, nothing above 2^31.
+    if (size > 2 ** 31) throw new SimError(call, 'EINVAL');
+    const rounded = size <= PAGE_SIZE ? PAGE_SIZE : 2 ** Math.ceil(Math.log2(size));
+    const slots = rounded / PAGE_SIZE;
+    if (slots > pipe.slots && rounded > this.world.pipeMaxSize) throw new SimError(call, 'EPERM', `above pipe-max-size ${this.world.pipeMaxSize}`);
+    if (slots < pipe.buffers.length) throw new SimError(call, 'EBUSY', `${pipe.buffers.length} buffers queued`);
+    pipe.slots = slots;
+    return rounded;
+  }
+
+  lseek(fd: number, offset: number): number {
+    const call = `lseek(${fd}, ${offset}, SEEK_SET)`;
+    const desc = this.lookup(fd, call);
+    if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
+    if (desc.pipe) throw new SimError(call, 'ESPIPE');
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new SimError(call, 'EINVAL');
+    desc.offset = offset;
+    return offset;
+  }
+
+  /** write(fd, bytes) into a pipe: the whole write or an error, never a short write. */
+  write(fd: number, bytes: Uint8Array): number {
+    const call = `write(${fd}, <${bytes.length} bytes>)`;
+    const desc = this.lookup(fd, call);
+    if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
+    if (!desc.writable) throw new SimError(call, 'EBADF');
+    const pipe = desc.pipe;
+    if (!pipe) throw new SimError(call, 'REFUSED', 'a restore writes only into pipes');
+    if (bytes.length === 0) return 0; // pipe_write returns before it looks for readers
+    if (pipe.readers === 0) throw new SimError(call, 'EPIPE');
+    const packet = (desc.flags & O_DIRECT) !== 0;
+    // pipe_write: the tail (length mod PAGE_SIZE) first merges into the last buffer if
+    // that one is not a packet and the tail fits; the rest goes page by page into new
+    // buffers, each a packet when the writer has O_DIRECT.
+    let rest = bytes.length;
+    let mergeTail = false;
+    const tail = rest % PAGE_SIZE;
+    const last = pipe.buffers[pipe.buffers.length - 1];
+    if (tail !== 0 && last && !last.packet && last.len + tail <= PAGE_SIZE) {
+      mergeTail = true;
+      rest -= tail;
+    }
+    const needed = Math.ceil(rest / PAGE_SIZE);
+    if (pipe.buffers.length + needed > pipe.slots) {
+      throw new SimError(call, 'WOULDBLOCK', `pipe full: ${pipe.buffers.length} of ${pipe.slots} buffers used, ${needed} more needed`);
+    }
+    let at = 0;
+    if (mergeTail) {
+      last.chunks.push(bytes.subarray(0, tail));
+      last.len += tail;
+      at = tail;
+    }
+    while (at < bytes.length) {
+      const n = Math.min(PAGE_SIZE, bytes.length - at);
+      pipe.buffers.push({ len: n, packet, chunks: [bytes.subarray(at, at + n)] });
+      at += n;
+    }
+    return bytes.length;
+  }
+
+  /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) without CAP_SYS_RESOURCE; returns the old limit. */
+  prlimit(soft: number, hard: number): Rlimit {
+    const call = `prlimit(0, RLIMIT_NOFILE, {${soft}, ${hard}})`;
+    if (!Number.isSafeInteger(soft) || !Number.isSafeInteger(hard) || soft < 0 || hard < 0 || soft > hard) {
+      throw new SimError(call, 'EINVAL');
+    }
+    if (hard > this.nrOpen) throw new SimError(call, 'EPERM', `above fs.nr_open ${this.nrOpen}`);
+    if (hard > this.limit.hard) throw new SimError(call, 'EPERM', `raises the hard limit ${this.limit.hard}`);
+    const old = this.rlimit;
+    this.limit = { soft, hard };
+    return old;
+  }
+
+  // ---- internals ----
+
+  private lookup(fd: number, call: string): SimDesc {
+    const entry = this.table.get(fd);
+    if (!entry) throw new SimError(call, 'EBADF');
+    return entry.desc;
+  }
+
+  /** alloc_fd: the lowest free number >= min, EMFILE if it is not below the soft limit. */
+  private allocate(min: number, call: string): number {
+    const fd = this.used.lowestFree(min);
+    if (fd >= this.limit.soft) throw new SimError(call, 'EMFILE');
+    return fd;
+  }
+
+  private describe(kind: SimKind, flags: number, pipe: SimPipe | null, node: SimNode | null): SimDesc {
+    const desc = new SimDesc(this.world.serial(), kind, flags >>> 0, pipe, node);
+    if (pipe) {
+      pipe.files++;
+      if (desc.readable) pipe.readers++;
+      if (desc.writable) pipe.writers++;
+    }
+    return desc;
+  }
+
+  private install(fd: number, desc: SimDesc, cloexec: boolean): void {
+    desc.refs++;
+    this.table.set(fd, { desc, cloexec });
+    this.used.set(fd, true);
+  }
+
+  private remove(fd: number): void {
+    const entry = this.table.get(fd) as FdEntry;
+    this.table.delete(fd);
+    this.used.set(fd, false);
+    const desc = entry.desc;
+    if (--desc.refs > 0) return;
+    const pipe = desc.pipe;
+    if (!pipe) return;
+    if (desc.readable) pipe.readers--;
+    if (desc.writable) pipe.writers--;
+    if (--pipe.files > 0) return;
+    // The last description of a pipe frees it and any bytes still queued; a FIFO's
+    // next open makes a fresh, empty pipe.
+    pipe.buffers = [];
+    if (pipe.fifo) pipe.fifo.pipe = null;
+  }
+}
+
+function isFdArg(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
+}

@@ -1,0 +1,281 @@
+// Runs a plan on a simulated target and says whether it rebuilds the image exactly.
+// The target starts with its own fds (files the simulator knows nothing of) and its
+// own RLIMIT_NOFILE; every op goes through the simulated kernel (kernel.ts), and the
+// final fd table must equal the image up to renaming of descriptions and pipes.
+import type { Desc, FdTable, Pipe } from '../model/fdtable.js';
+import type { Op, Plan, PlanTarget } from '../plan/ops.js';
+import { SimDesc, SimError, SimPipe, SimProcess, SimWorld, flagNames } from './kernel.js';
+
+export type VerifyResult = { ok: true } | { ok: false; reason: string; op?: number };
+
+class Failure extends Error {
+  constructor(
+    readonly reason: string,
+    readonly op?: number,
+  ) {
+    super(reason);
+  }
+}
+
+/** The simulated world of an image: every path it names, as the kind it names it. */
+export function worldOf(table: FdTable): SimWorld {
+  const world = new SimWorld();
+  for (const d of table.descs) {
+    if (d.path !== undefined && (d.kind === 'file' || d.kind === 'chr' || d.kind === 'fifo')) world.add(d.path, d.kind);
+  }
+  return world;
+}
+
+export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyResult {
+  try {
+    run(table, target, plan);
+    return { ok: true };
+  } catch (err) {
+    if (err instanceof Failure) return err.op === undefined ? { ok: false, reason: err.reason } : { ok: false, reason: err.reason, op: err.op };
+    throw err;
+  }
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+function describeOp(op: Op): string {
+  return JSON.stringify(op);
+}
+
+/** Op fields the planner must fill with integers (fds, flags, sizes). */
+const INT_FIELDS: Record<Op['op'], string[]> = {
+  pipe2: ['flags', 'pipe'],
+  open: ['desc', 'via', 'flags', 'fd'],
+  dup2: ['from', 'to'],
+  dupfd: ['from', 'min', 'fd'],
+  close: ['fd'],
+  setfl: ['fd', 'flags'],
+  setfd: ['fd'],
+  setpipesz: ['fd', 'size'],
+  lseek: ['fd', 'offset'],
+  write: ['fd', 'pipe', 'bytes'],
+  prlimit: ['soft', 'hard'],
+  commit: [],
+};
+
+function checkShape(op: Op, i: number): void {
+  const name = op?.op;
+  const fields = typeof name === 'string' && Object.hasOwn(INT_FIELDS, name) ? INT_FIELDS[name] : undefined;
+  if (!fields) throw new Failure(`op ${i}: unknown op ${JSON.stringify(op)}`, i);
+  const record = op as unknown as Record<string, unknown>;
+  for (const f of fields) {
+    if (!isInt(record[f])) throw new Failure(`op ${i} (${describeOp(op)}): ${f} is not an integer`, i);
+  }
+  if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd') && typeof op.cloexec !== 'boolean') {
+    throw new Failure(`op ${i} (${describeOp(op)}): cloexec is not a boolean`, i);
+  }
+  if (op.op === 'pipe2' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt))) {
+    throw new Failure(`op ${i} (${describeOp(op)}): fds is not two integers`, i);
+  }
+  if (op.op === 'open' && typeof op.path !== 'string') throw new Failure(`op ${i} (${describeOp(op)}): path is not a string`, i);
+}
+
+function run(table: FdTable, target: PlanTarget, plan: Plan): void {
+  const ops = plan.ops;
+  if (!Array.isArray(ops)) throw new Failure('plan.ops is not an array');
+  const commits = ops.flatMap((op, i) => (op?.op === 'commit' ? [i] : []));
+  if (commits.length !== 1) throw new Failure(`plan has ${commits.length} commit markers, not 1`);
+  if (plan.commit !== commits[0]) throw new Failure(`plan.commit is ${plan.commit} but the commit marker is op ${commits[0]}`);
+  const syscalls = ops.length - 1;
+  if (!isInt(plan.lowerBound) || plan.lowerBound < 0 || plan.lowerBound > syscalls) {
+    throw new Failure(`plan.lowerBound ${plan.lowerBound} is not a bound on its own ${syscalls} syscalls`);
+  }
+
+  const proc = new SimProcess(worldOf(table), target.rlimit);
+  const targetFds = new Set(target.fds);
+  for (const fd of target.fds) proc.adoptForeign(fd);
+  const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
+  const written = new Set<number>();
+
+  ops.forEach((op, i) => {
+    checkShape(op, i);
+    if (i < plan.commit) checkRollback(op, i, targetFds, proc);
+    try {
+      apply(op, i, proc, pipes, written);
+    } catch (err) {
+      if (err instanceof SimError) throw new Failure(`op ${i} (${describeOp(op)}): ${err.message}`, i);
+      throw err;
+    }
+  });
+  compare(table, target, proc, targetFds);
+}
+
+/**
+ * Before the commit a plan may only add fds at numbers the target does not use, so
+ * that closing what it made undoes it. Changing the soft limit is allowed (rollback
+ * puts the old one back); lowering the hard limit could never be undone.
+ */
+function checkRollback(op: Op, i: number, targetFds: Set<number>, proc: SimProcess): void {
+  let touched: number | undefined;
+  switch (op.op) {
+    case 'close':
+    case 'setfl':
+    case 'setfd':
+    case 'setpipesz':
+    case 'lseek':
+    case 'write':
+      touched = op.fd;
+      break;
+    case 'dup2':
+      touched = op.to;
+      break;
+    case 'prlimit':
+      if (op.hard !== proc.rlimit.hard) throw new Failure(`op ${i} (${describeOp(op)}): changes the hard limit before the commit`, i);
+      return;
+    default:
+      return;
+  }
+  if (targetFds.has(touched)) throw new Failure(`op ${i} (${describeOp(op)}): touches the target's fd ${touched} before the commit`, i);
+}
+
+function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, written: Set<number>): void {
+  const expect = (what: string, planned: unknown, got: unknown): void => {
+    if (JSON.stringify(planned) !== JSON.stringify(got)) {
+      throw new Failure(`op ${i} (${describeOp(op)}): the plan expects ${what} ${JSON.stringify(planned)}, the kernel gives ${JSON.stringify(got)}`, i);
+    }
+  };
+  switch (op.op) {
+    case 'pipe2':
+      expect('fds', op.fds, proc.pipe2(op.flags));
+      return;
+    case 'open':
+      if (op.via >= 0 && op.path !== `/proc/self/fd/${op.via}`) {
+        throw new Failure(`op ${i} (${describeOp(op)}): via ${op.via} but path is not /proc/self/fd/${op.via}`, i);
+      }
+      expect('fd', op.fd, proc.open(op.path, op.flags));
+      return;
+    case 'dup2':
+      if (op.cloexec) proc.dup3(op.from, op.to, true);
+      else proc.dup2(op.from, op.to);
+      return;
+    case 'dupfd':
+      expect('fd', op.fd, proc.dupfd(op.from, op.min, op.cloexec));
+      return;
+    case 'close':
+      proc.close(op.fd);
+      return;
+    case 'setfl':
+      proc.setfl(op.fd, op.flags);
+      return;
+    case 'setfd':
+      proc.setfd(op.fd, op.cloexec);
+      return;
+    case 'setpipesz':
+      proc.setPipeSize(op.fd, op.size);
+      return;
+    case 'lseek':
+      proc.lseek(op.fd, op.offset);
+      return;
+    case 'write': {
+      const pipe = pipes.get(op.pipe);
+      if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
+      if (written.has(op.pipe)) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe}'s bytes are written a second time`, i);
+      written.add(op.pipe);
+      const bytes = dataOf(pipe);
+      if (op.bytes !== bytes.length) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`, i);
+      let at = 0;
+      for (const n of pipe.packets ?? [bytes.length]) {
+        proc.write(op.fd, bytes.subarray(at, at + n));
+        at += n;
+      }
+      return;
+    }
+    case 'prlimit':
+      proc.prlimit(op.soft, op.hard);
+      return;
+    case 'commit':
+      return;
+  }
+}
+
+const decoded = new WeakMap<Pipe, Uint8Array>();
+function dataOf(pipe: Pipe): Uint8Array {
+  let bytes = decoded.get(pipe);
+  if (!bytes) {
+    bytes = Buffer.from(pipe.data, 'base64');
+    decoded.set(pipe, bytes);
+  }
+  return bytes;
+}
+
+/** Does the simulated process now hold exactly the image (plus, in 'into' mode, the target's other fds)? */
+function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds: Set<number>): void {
+  const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
+  const imageFds = new Set<number>();
+  const descMap = new Map<number, { sim: SimDesc; fd: number }>();
+  const descBack = new Map<SimDesc, { id: number; fd: number }>();
+  for (const f of table.fds) {
+    imageFds.add(f.fd);
+    const entry = proc.get(f.fd);
+    if (!entry) throw new Failure(`fd ${f.fd} is not open at the end`);
+    if (entry.cloexec !== f.cloexec) throw new Failure(`fd ${f.fd} has close-on-exec ${entry.cloexec}, the image says ${f.cloexec}`);
+    const sim = entry.desc;
+    if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
+    const mapped = descMap.get(f.desc);
+    if (mapped && mapped.sim !== sim) throw new Failure(`fds ${mapped.fd} and ${f.fd} share description ${f.desc} in the image but not at the end`);
+    const back = descBack.get(sim);
+    if (back && back.id !== f.desc) throw new Failure(`fds ${back.fd} and ${f.fd} share a description at the end but not in the image`);
+    if (!mapped) descMap.set(f.desc, { sim, fd: f.fd });
+    if (!back) descBack.set(sim, { id: f.desc, fd: f.fd });
+  }
+  for (const fd of proc.fds()) {
+    if (imageFds.has(fd)) continue;
+    if (target.mode === 'into' && targetFds.has(fd)) {
+      const entry = proc.get(fd)!;
+      if (entry.desc.origin !== fd) throw new Failure(`the target's fd ${fd} no longer refers to its own file`);
+      if (entry.cloexec) throw new Failure(`the target's fd ${fd} had its close-on-exec flag changed`);
+      continue;
+    }
+    throw new Failure(`fd ${fd} is open at the end but is not in the image`);
+  }
+  if (target.mode === 'into') {
+    for (const fd of targetFds) {
+      if (!imageFds.has(fd) && !proc.get(fd)) throw new Failure(`the target's fd ${fd} was closed`);
+    }
+  }
+
+  const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
+  const pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
+  const pipeBack = new Map<SimPipe, { id: number; desc: number }>();
+  for (const [id, { sim, fd }] of descMap) {
+    const d = descs.get(id)!;
+    const where = `fd ${fd} (description ${id})`;
+    if (sim.kind !== d.kind) throw new Failure(`${where} is a ${sim.kind}, the image says ${d.kind}`);
+    if (sim.flags !== d.flags) throw new Failure(`${where} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
+    if (d.path !== undefined && sim.node?.path !== d.path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(d.path)}`);
+    if (d.offset !== undefined && sim.offset !== d.offset) throw new Failure(`${where} is at offset ${sim.offset}, the image says ${d.offset}`);
+    if (d.pipe === undefined) continue;
+    const simPipe = sim.pipe!;
+    const mapped = pipeMap.get(d.pipe);
+    if (mapped && mapped.sim !== simPipe) throw new Failure(`descriptions ${mapped.desc} and ${id} are on pipe ${d.pipe} in the image but on different pipes at the end`);
+    const back = pipeBack.get(simPipe);
+    if (back && back.id !== d.pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${d.pipe} in the image`);
+    if (!mapped) pipeMap.set(d.pipe, { sim: simPipe, desc: id });
+    if (!back) pipeBack.set(simPipe, { id: d.pipe, desc: id });
+  }
+  for (const [id, { sim }] of pipeMap) {
+    const p = pipes.get(id)!;
+    if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
+    const want = dataOf(p);
+    const got = sim.bytes();
+    if (Buffer.compare(want, got) !== 0) throw new Failure(`pipe ${id} holds ${got.length} bytes that are not the image's ${want.length}`);
+    const packets = sim.buffers.filter((b) => b.packet).map((b) => b.len);
+    if (p.packets === undefined) {
+      if (packets.length > 0) throw new Failure(`pipe ${id} holds ${packets.length} packets, the image says a byte stream`);
+    } else if (packets.length !== sim.buffers.length || packets.join(',') !== p.packets.join(',')) {
+      throw new Failure(`pipe ${id} holds packets [${packets.join(',')}] in ${sim.buffers.length} buffers, the image says [${p.packets.join(',')}]`);
+    }
+  }
+
+  const hard = Math.min(table.rlimit.hard, target.rlimit.hard);
+  const soft = Math.min(table.rlimit.soft, hard);
+  const got = proc.rlimit;
+  if (got.soft !== soft || got.hard !== hard) throw new Failure(`RLIMIT_NOFILE is ${got.soft}/${got.hard} at the end, not ${soft}/${hard}`);
+}
