@@ -1,0 +1,76 @@
+// A lower bound on the length of any plan for the input: every op counted here is
+// one no plan can do without. The planner's plans are measured against it.
+
+import {
+  nDescs, nPipes, nTarget, fdNum, fdCloexec, descFlags, descSeek, descCount, descFirst,
+  fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
+  targetHard, mode, maxImageFd, fdIndex,
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_ASYNC, SETFL_MASK,
+  DEFAULT_PIPE_CAPACITY,
+} from './table';
+import { pipeIsFifo, pipe2Read, pipe2Write, descsOfPipe, pipeFirst, pipeCount, madeByPipe2 } from './pairing';
+
+export function lowerBound(): i32 {
+  let ops = 0;
+  const isTarget = new Set<i32>();
+  for (let t = 0; t < nTarget; t++) isTarget.add(targetFd[t]);
+
+  for (let d = 0; d < nDescs; d++) {
+    // One op creates the description (pipe2 counts once per pipe, below), one dup
+    // per further number. A description whose every number the target holds cannot
+    // be created in place: a fresh target's fd must be closed first; a live target's
+    // must stay until the commit, so every number is a dup and the staging copy closes.
+    if (!madeByPipe2(d)) ops++;
+    ops += descCount[d] - 1;
+    let held = 0;
+    for (let k = 0; k < descCount[d]; k++) if (isTarget.has(fdNum[fdsOfDesc[descFirst[d] + k]])) held++;
+    if (held == descCount[d]) ops += mode == MODE_FRESH ? 1 : 2;
+    if (descSeek[d]) ops++;
+    // Status flags come after the data: pipe2's ends get all theirs by F_SETFL; open()
+    // takes all but O_ASYNC.
+    const status = descFlags[d] & SETFL_MASK;
+    if (madeByPipe2(d) ? status != 0 : (status & O_ASYNC) != 0) ops++;
+  }
+  for (let q = 0; q < nPipes; q++) {
+    if (pipeDataLen[q] > 0) ops++;
+    if (pipeCapacity[q] != DEFAULT_PIPE_CAPACITY) ops++;
+    if (pipeIsFifo[q]) {
+      let readers = 0;
+      let writers = 0;
+      for (let i = 0; i < pipeCount[q]; i++) {
+        const acc = descFlags[descsOfPipe[pipeFirst[q] + i]] & O_ACCMODE;
+        if (acc != O_WRONLY) readers++;
+        if (acc != O_RDONLY) writers++;
+      }
+      if (readers == 0) ops += 2; // a temporary reader, opened and closed
+      if (writers == 0 && pipeDataLen[q] > 0) ops += 2; // a temporary writer
+      continue;
+    }
+    ops++; // pipe2
+    if (pipe2Read[q] < 0) ops++; // the read end nobody kept is closed
+    if (pipe2Write[q] < 0) ops++;
+    // pipe2 gives both ends one close-on-exec bit; if no fd of one end agrees with
+    // any fd of the other, one of them needs F_SETFD.
+    const r = pipe2Read[q];
+    const w = pipe2Write[q];
+    if (r >= 0 && w >= 0 && !(anyCloexec(r, true) && anyCloexec(w, true)) && !(anyCloexec(r, false) && anyCloexec(w, false))) ops++;
+  }
+  for (let t = 0; t < nTarget; t++) {
+    const inImage = fdIndex(targetFd[t]) >= 0;
+    if (!inImage && (mode == MODE_FRESH || mode == MODE_INTO_EXACT)) ops++;
+  }
+  const hard = min(imageHard, targetHard);
+  const soft = min(imageSoft, hard);
+  if (maxImageFd >= targetSoft) {
+    ops++; // the soft limit rises before the highest fd can exist
+    if (soft != targetHard || hard != targetHard) ops++;
+  } else if (soft != targetSoft || hard != targetHard) {
+    ops++;
+  }
+  return ops;
+}
+
+function anyCloexec(d: i32, value: bool): bool {
+  for (let k = 0; k < descCount[d]; k++) if (fdCloexec[fdsOfDesc[descFirst[d] + k]] == value) return true;
+  return false;
+}

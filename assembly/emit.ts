@@ -1,0 +1,132 @@
+// Plan emission: ops as flat i32 words, decoded by src/plan/decode.ts.
+// Every op that lets the kernel choose an fd number carries the number expected.
+
+export const OP_PIPE2: i32 = 1; // flags, readFd, writeFd, pipe
+export const OP_OPEN: i32 = 2; // desc (-1: temporary), pathDesc, via (-1: by path), flags, fd
+export const OP_DUP2: i32 = 3; // from, to, cloexec
+export const OP_DUPFD: i32 = 4; // from, min, cloexec, fd
+export const OP_CLOSE: i32 = 5; // fd
+export const OP_SETFL: i32 = 6; // fd, flags
+export const OP_SETFD: i32 = 7; // fd, cloexec
+export const OP_SETPIPESZ: i32 = 8; // fd, size
+export const OP_LSEEK: i32 = 9; // fd, desc (whose offset)
+export const OP_WRITE: i32 = 10; // fd, pipe (whose bytes)
+export const OP_PRLIMIT: i32 = 11; // soft, hard
+export const OP_COMMIT: i32 = 12;
+
+let words = new StaticArray<i32>(1024);
+let used: i32 = 0;
+let ops: i32 = 0;
+/** highest fd number any op names: decides whether the soft limit must be raised first */
+export let highestFd: i32 = -1;
+
+export function resetEmit(): void {
+  used = 0;
+  ops = 0;
+  highestFd = -1;
+}
+
+export function opCount(): i32 {
+  return ops;
+}
+
+export function wordCount(): i32 {
+  return used;
+}
+
+export function wordsOut(): StaticArray<i32> {
+  return words;
+}
+
+function reserve(n: i32): void {
+  if (used + n <= words.length) return;
+  let size = words.length * 2;
+  while (size < used + n) size *= 2;
+  const bigger = new StaticArray<i32>(size);
+  memory.copy(changetype<usize>(bigger), changetype<usize>(words), usize(used) << 2);
+  words = bigger;
+}
+
+function put(w: i32): void {
+  unchecked((words[used++] = w));
+}
+
+function seen(fd: i32): void {
+  if (fd > highestFd) highestFd = fd;
+}
+
+export function emitPipe2(flags: i32, r: i32, w: i32, pipe: i32): void {
+  reserve(5);
+  put(OP_PIPE2); put(flags); put(r); put(w); put(pipe);
+  seen(w);
+  ops++;
+}
+
+export function emitOpen(desc: i32, pathDesc: i32, via: i32, flags: i32, fd: i32): void {
+  reserve(6);
+  put(OP_OPEN); put(desc); put(pathDesc); put(via); put(flags); put(fd);
+  seen(fd);
+  ops++;
+}
+
+export function emitDup2(from: i32, to: i32, cloexec: bool): void {
+  reserve(4);
+  put(OP_DUP2); put(from); put(to); put(cloexec ? 1 : 0);
+  seen(to);
+  ops++;
+}
+
+export function emitDupfd(from: i32, min: i32, cloexec: bool, fd: i32): void {
+  reserve(5);
+  put(OP_DUPFD); put(from); put(min); put(cloexec ? 1 : 0); put(fd);
+  seen(fd);
+  ops++;
+}
+
+export function emitClose(fd: i32): void {
+  reserve(2);
+  put(OP_CLOSE); put(fd);
+  ops++;
+}
+
+export function emitSetfl(fd: i32, flags: i32): void {
+  reserve(3);
+  put(OP_SETFL); put(fd); put(flags);
+  ops++;
+}
+
+export function emitSetfd(fd: i32, cloexec: bool): void {
+  reserve(3);
+  put(OP_SETFD); put(fd); put(cloexec ? 1 : 0);
+  ops++;
+}
+
+export function emitSetPipeSize(fd: i32, size: i32): void {
+  reserve(3);
+  put(OP_SETPIPESZ); put(fd); put(size);
+  ops++;
+}
+
+export function emitLseek(fd: i32, desc: i32): void {
+  reserve(3);
+  put(OP_LSEEK); put(fd); put(desc);
+  ops++;
+}
+
+export function emitWrite(fd: i32, pipe: i32): void {
+  reserve(3);
+  put(OP_WRITE); put(fd); put(pipe);
+  ops++;
+}
+
+export function emitPrlimit(soft: i32, hard: i32): void {
+  reserve(3);
+  put(OP_PRLIMIT); put(soft); put(hard);
+  ops++;
+}
+
+export function emitCommit(): void {
+  reserve(1);
+  put(OP_COMMIT);
+  ops++;
+}

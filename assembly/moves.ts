@@ -1,0 +1,171 @@
+// Placement of one creation unit (a pipe, a FIFO, a file): its descriptions were
+// created wherever the kernel put them; move each to its number with dup2 as a
+// parallel move. Chains are resolved from their free end; a cycle (the seed's pipe()
+// returning the ends "the wrong way round") goes through one trampoline fd.
+
+import {
+  occupied, reserved, home, stagedAt, limit, occupy, vacate, nextFree, wantCloexec,
+} from './slots';
+import { emitDup2, emitDupfd, emitClose } from './emit';
+
+let count: i32 = 0;
+let memberDesc = new StaticArray<i32>(16);
+let memberCur = new StaticArray<i32>(16);
+let memberDest = new StaticArray<i32>(16);
+let memberDone = new StaticArray<bool>(16);
+let touchedCount: i32 = 0;
+let touched = new StaticArray<i32>(16);
+/** per slot: the pending member currently there / headed there, -1 for none */
+let curOwner = new StaticArray<i32>(0);
+let destOwner = new StaticArray<i32>(0);
+let stack = new StaticArray<i32>(16);
+let stackSize: i32 = 0;
+
+/** Set when placement needed a free fd number and none was left. */
+export let outOfFds: bool = false;
+
+export function initMoves(): void {
+  curOwner = new StaticArray<i32>(limit);
+  destOwner = new StaticArray<i32>(limit);
+  for (let i = 0; i < limit; i++) {
+    unchecked((curOwner[i] = -1));
+    unchecked((destOwner[i] = -1));
+  }
+  outOfFds = false;
+  count = 0;
+  touchedCount = 0;
+}
+
+function grow(a: StaticArray<i32>, need: i32): StaticArray<i32> {
+  if (need <= a.length) return a;
+  let size = a.length * 2;
+  while (size < need) size *= 2;
+  const b = new StaticArray<i32>(size);
+  for (let i = 0; i < a.length; i++) unchecked((b[i] = a[i]));
+  return b;
+}
+
+export function beginUnit(): void {
+  count = 0;
+  touchedCount = 0;
+}
+
+/** A slot the unit used: closed at the end unless some member ends there. */
+export function touch(slot: i32): void {
+  touched = grow(touched, touchedCount + 1);
+  unchecked((touched[touchedCount++] = slot));
+}
+
+/** Description d of this unit now sits at `cur`. */
+export function addMember(d: i32, cur: i32): void {
+  if (count + 1 > memberDesc.length) {
+    const size = memberDesc.length * 2;
+    memberDesc = grow(memberDesc, size);
+    memberCur = grow(memberCur, size);
+    memberDest = grow(memberDest, size);
+    const done = new StaticArray<bool>(size);
+    memberDone = done;
+  }
+  unchecked((memberDesc[count] = d));
+  unchecked((memberCur[count] = cur));
+  count++;
+  touch(cur);
+}
+
+function push(m: i32): void {
+  stack = grow(stack, stackSize + 1);
+  unchecked((stack[stackSize++] = m));
+}
+
+/** Move every member to its number, then close whatever the unit no longer needs. */
+export function placeUnit(): bool {
+  for (let m = 0; m < count; m++) {
+    const d = memberDesc[m];
+    const cur = memberCur[m];
+    let dest = home[d];
+    if (dest < 0) {
+      // Staged until the commit: anywhere no image fd will need.
+      dest = reserved.has(cur) ? occupied.lowestFree(0, reserved) : cur;
+      if (dest < 0) return noFds();
+      reserved.add(dest);
+      stagedAt[d] = dest;
+    }
+    memberDest[m] = dest;
+    memberDone[m] = cur == dest;
+    curOwner[cur] = m;
+    destOwner[dest] = m;
+  }
+  stackSize = 0;
+  for (let m = count - 1; m >= 0; m--) if (!memberDone[m] && curOwner[memberDest[m]] < 0) push(m);
+
+  let nextPending = 0;
+  while (true) {
+    while (stackSize > 0) {
+      const m = stack[--stackSize];
+      if (memberDone[m]) continue;
+      const from = memberCur[m];
+      const to = memberDest[m];
+      const cloexec = home[memberDesc[m]] >= 0 && wantCloexec(to);
+      emitDup2(from, to, cloexec);
+      occupy(to, memberDesc[m], cloexec);
+      memberDone[m] = true;
+      curOwner[from] = -1;
+      const waiting = destOwner[from];
+      if (waiting >= 0 && !memberDone[waiting]) push(waiting);
+    }
+    while (nextPending < count && memberDone[nextPending]) nextPending++;
+    if (nextPending >= count) break;
+
+    // Every pending member waits on another: a cycle. Lift one member out of it.
+    const m = nextPending;
+    let t = nextFree();
+    if (t < 0) {
+      t = closeSpareTemp();
+      if (t < 0) return noFds();
+    }
+    const from = memberCur[m];
+    emitDupfd(from, t, false, t);
+    occupy(t, memberDesc[m], false);
+    touch(t);
+    curOwner[from] = -1;
+    memberCur[m] = t;
+    curOwner[t] = m;
+    const waiting = destOwner[from];
+    if (waiting >= 0 && !memberDone[waiting]) push(waiting);
+  }
+
+  for (let i = 0; i < touchedCount; i++) {
+    const s = touched[i];
+    if (occupied.has(s) && destOwner[s] < 0) {
+      emitClose(s);
+      vacate(s);
+    }
+  }
+  for (let m = 0; m < count; m++) {
+    curOwner[memberCur[m]] = -1;
+    destOwner[memberDest[m]] = -1;
+  }
+  for (let i = 0; i < touchedCount; i++) curOwner[touched[i]] = -1;
+  return true;
+}
+
+/**
+ * A temporary end or a stale copy that no member sits at or moves onto can go early,
+ * freeing a number for the trampoline when the table is full.
+ */
+function closeSpareTemp(): i32 {
+  for (let i = 0; i < touchedCount; i++) {
+    const s = touched[i];
+    if (occupied.has(s) && destOwner[s] < 0 && curOwner[s] < 0) {
+      emitClose(s);
+      vacate(s);
+      return s;
+    }
+  }
+  return -1;
+}
+
+function noFds(): bool {
+  outOfFds = true;
+  return false;
+}

@@ -1,0 +1,372 @@
+// The plan: which numbers each description is created at, in what order, and how
+// the target's own fds are cleared, so that replay ends with exactly the image's table.
+//
+// Phases: (fresh targets) clear colliding fds; create each unit (a pipe, a FIFO, a
+// file) in order of its lowest number and move its descriptions into place; fill in
+// the dups; fix status flags and close-on-exec; commit; (live targets) dup into the
+// numbers the target's own fds held and drop the staging; set RLIMIT_NOFILE.
+
+import {
+  nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descKind, descFlags, descSeek,
+  descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
+  imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, maxTargetFd, sortI64, fdIndex,
+  KIND_PIPE, KIND_FIFO, KIND_OTHER, MODE_FRESH, MODE_INTO_EXACT,
+  O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_ASYNC, O_DIRECT, O_LARGEFILE, O_CLOEXEC,
+  O_CREAT, O_EXCL, O_TRUNC, O_NOCTTY, SETFL_MASK, DEFAULT_PIPE_CAPACITY,
+} from './table';
+import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
+import {
+  initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
+  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP,
+} from './slots';
+import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
+import {
+  emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
+  emitWrite, emitPrlimit, emitCommit, opCount,
+} from './emit';
+
+export const PLAN_OK: i32 = 0;
+export const PLAN_FD_ABOVE_LIMIT: i32 = 2;
+export const PLAN_NO_FREE_FD: i32 = 3;
+export const PLAN_UNSUPPORTED_KIND: i32 = 4;
+
+export let planErrorArg: i32 = 0;
+export let planErrorArg2: i32 = 0;
+/** op index of the commit marker within the ops emitted here */
+export let commitAt: i32 = 0;
+/** the hard limit could not be restored: the image's is above the target's */
+export let hardLimitLowered: bool = false;
+
+/** Flags open() must not get from F_GETFL bits: creation-only, or set up only by F_SETFL. */
+const OPEN_DROP: i32 = O_CREAT | O_EXCL | O_TRUNC | O_ASYNC;
+
+function error(code: i32, arg: i32, arg2: i32): i32 {
+  planErrorArg = arg;
+  planErrorArg2 = arg2;
+  return code;
+}
+
+/** Plan a restore of the decoded, paired input. Returns PLAN_OK or an error code. */
+export function planRestore(): i32 {
+  hardLimitLowered = false;
+  for (let d = 0; d < nDescs; d++) {
+    if (descKind[d] == KIND_OTHER) return error(PLAN_UNSUPPORTED_KIND, fdNum[fdIndexOfDesc(d)], d);
+  }
+  if (maxImageFd >= targetHard) return error(PLAN_FD_ABOVE_LIMIT, maxImageFd, targetHard);
+
+  // Numbers above every fd in play, one per description plus a few for temporaries,
+  // are all any plan needs; the kernel's limit may be far higher.
+  const highest = max(maxImageFd, maxTargetFd);
+  const working = i32(min<i64>(i64(targetHard), i64(highest) + 1 + i64(nDescs) + 8));
+  initSlots(working);
+  initMoves();
+  for (let i = 0; i < nFds; i++) reserved.add(fdNum[i]);
+
+  if (mode == MODE_FRESH) {
+    emitCommit();
+    commitAt = 0;
+    takeOverFreshTarget();
+  } else {
+    for (let t = 0; t < nTarget; t++) occupy(targetFd[t], FOREIGN, false);
+  }
+  for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
+  chooseHomes();
+
+  const units = unitOrder();
+  for (let u = 0; u < units.length; u++) {
+    const unit = i32(units[u] & 0xffffffff);
+    beginUnit();
+    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createFile(unit - nPipes);
+    if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
+    fillDups(unit);
+  }
+  fixFlags();
+  if (mode != MODE_FRESH) {
+    commitAt = opCount();
+    emitCommit();
+  }
+  burst();
+  return PLAN_OK;
+}
+
+function fdIndexOfDesc(d: i32): i32 {
+  return fdsOfDesc[descFirst[d]];
+}
+
+/**
+ * A process cr started has nothing to keep. Its fds at image numbers are closed now;
+ * the others stay as plugs (new fds land above them, nearer their numbers) and are
+ * closed at the end, unless the table is so full that every number counts.
+ */
+function takeOverFreshTarget(): void {
+  let inUse: i64 = i64(nFds);
+  for (let t = 0; t < nTarget; t++) if (fdIndex(targetFd[t]) < 0) inUse++;
+  const tight = i64(targetHard) - inUse < 4;
+  for (let t = 0; t < nTarget; t++) {
+    const fd = targetFd[t];
+    if (tight || fdIndex(fd) >= 0) emitClose(fd);
+    else occupy(fd, FOREIGN, false);
+  }
+}
+
+/** Each description is created at its lowest number the target does not hold. */
+function chooseHomes(): void {
+  for (let d = 0; d < nDescs; d++) {
+    for (let k = 0; k < descCount[d]; k++) {
+      const fd = fdNum[fdsOfDesc[descFirst[d] + k]];
+      if (slotDesc[fd] != FOREIGN) {
+        home[d] = fd;
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * Units in order of their lowest home: new fds land at the lowest free number, so
+ * creating low units first lands most descriptions on their own numbers. Units with
+ * no home (everything collides with the live target) go last.
+ */
+function unitOrder(): StaticArray<i64> {
+  const nUnits = nPipes + nDescs;
+  const anchor = new StaticArray<i32>(nUnits);
+  for (let u = 0; u < nUnits; u++) anchor[u] = i32.MAX_VALUE;
+  let count = nPipes;
+  for (let d = 0; d < nDescs; d++) {
+    const u = descPipe[d] >= 0 ? descPipe[d] : nPipes + d;
+    if (descPipe[d] < 0) count++;
+    if (home[d] >= 0 && home[d] < anchor[u]) anchor[u] = home[d];
+  }
+  const keys = new StaticArray<i64>(count);
+  let k = 0;
+  for (let u = 0; u < nPipes; u++) keys[k++] = (i64(anchor[u]) << 32) | i64(u);
+  for (let d = 0; d < nDescs; d++) {
+    if (descPipe[d] < 0) keys[k++] = (i64(anchor[nPipes + d]) << 32) | i64(nPipes + d);
+  }
+  sortI64(keys);
+  return keys;
+}
+
+
+/** The unit's descriptions in order of their homes (homeless ones last). */
+function membersByHome(q: i32, readersFirst: bool): StaticArray<i64> {
+  const n = pipeCount[q];
+  const keys = new StaticArray<i64>(n);
+  for (let i = 0; i < n; i++) {
+    const d = descsOfPipe[pipeFirst[q] + i];
+    const writeOnly = (descFlags[d] & O_ACCMODE) == O_WRONLY;
+    const h = home[d] >= 0 ? i64(home[d]) : i64(i32.MAX_VALUE);
+    keys[i] = (((readersFirst && writeOnly ? i64(1) : i64(0)) << 62) | (h << 31)) | i64(d);
+  }
+  sortI64(keys);
+  return keys;
+}
+
+function keyDesc(key: i64): i32 {
+  return i32(key & 0x7fffffff);
+}
+
+function newFd(): i32 {
+  return nextFree();
+}
+
+function createPipe(q: i32): bool {
+  const r0 = pipe2Read[q];
+  const w0 = pipe2Write[q];
+  const r = newFd();
+  if (r < 0) return false;
+  occupied.add(r);
+  const w = nextFree();
+  occupied.remove(r);
+  if (w < 0) return false;
+  const first = r0 >= 0 ? r0 : w0;
+  const cloexec = first >= 0 && home[first] >= 0 && wantCloexec(home[first]);
+  emitPipe2(cloexec ? O_CLOEXEC : 0, r, w, q);
+  if (r0 >= 0) {
+    occupy(r, r0, cloexec);
+    flagsNow[r0] = O_RDONLY;
+    addMember(r0, r);
+  } else {
+    occupy(r, TEMP, cloexec);
+    touch(r);
+  }
+  if (w0 >= 0) {
+    occupy(w, w0, cloexec);
+    flagsNow[w0] = O_WRONLY;
+    addMember(w0, w);
+  } else {
+    occupy(w, TEMP, cloexec);
+    touch(w);
+  }
+  const members = membersByHome(q, false);
+  for (let i = 0; i < members.length; i++) {
+    const d = keyDesc(members[i]);
+    if (d == r0 || d == w0) continue;
+    // Another description on this pipe: open /proc/self/fd/<r> with its own access mode.
+    const fd = newFd();
+    if (fd < 0) return false;
+    const flags = openFlags(d, false);
+    emitOpen(d, -1, r, flags, fd);
+    occupy(fd, d, (flags & O_CLOEXEC) != 0);
+    flagsNow[d] = (flags & ~O_CLOEXEC) | O_LARGEFILE;
+    addMember(d, fd);
+  }
+  fillPipe(q, r, w, w0);
+  return true;
+}
+
+function createFifo(q: i32): bool {
+  // Readers first: opening a FIFO for writing needs a reader (it blocks, or fails
+  // with ENXIO under O_NONBLOCK), so a FIFO with none gets a temporary one.
+  const members = membersByHome(q, true);
+  const pathDesc = keyDesc(members[0]);
+  if ((descFlags[pathDesc] & O_ACCMODE) == O_WRONLY && openTemp(pathDesc, O_RDONLY | O_NONBLOCK) < 0) return false;
+  let anyEnd = -1;
+  let writer = -1;
+  let writerDesc = -1;
+  for (let i = 0; i < members.length; i++) {
+    const d = keyDesc(members[i]);
+    const fd = newFd();
+    if (fd < 0) return false;
+    if (anyEnd < 0) anyEnd = fd;
+    const flags = openFlags(d, true);
+    emitOpen(d, d, -1, flags, fd);
+    occupy(fd, d, (flags & O_CLOEXEC) != 0);
+    flagsNow[d] = (flags & ~(O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE;
+    addMember(d, fd);
+    if (writer < 0 && (descFlags[d] & O_ACCMODE) != O_RDONLY) {
+      writer = fd;
+      writerDesc = d;
+    }
+  }
+  if (writer < 0 && pipeDataLen[q] > 0) {
+    writer = openTemp(pathDesc, O_WRONLY | O_NONBLOCK);
+    if (writer < 0) return false;
+  }
+  fillPipe(q, anyEnd, writer, writerDesc);
+  return true;
+}
+
+function openTemp(pathDesc: i32, flags: i32): i32 {
+  const fd = newFd();
+  if (fd < 0) return -1;
+  emitOpen(-1, pathDesc, -1, flags, fd);
+  occupy(fd, TEMP, false);
+  touch(fd);
+  return fd;
+}
+
+/** Capacity first, then the bytes, once per pipe, through `writer` (the pipe2 end or a temporary). */
+function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
+  if (pipeCapacity[q] != DEFAULT_PIPE_CAPACITY) emitSetPipeSize(anyEnd, pipeCapacity[q]);
+  if (pipeDataLen[q] == 0) return;
+  if (pipePackets[q]) {
+    // Packet boundaries survive only if each packet is written in packet mode.
+    const now = writerDesc >= 0 ? flagsNow[writerDesc] : O_WRONLY;
+    emitSetfl(writer, now | O_DIRECT);
+    if (writerDesc >= 0) flagsNow[writerDesc] = now | O_DIRECT;
+  }
+  emitWrite(writer, q);
+}
+
+function createFile(d: i32): bool {
+  const fd = newFd();
+  if (fd < 0) return false;
+  const flags = openFlags(d, true);
+  emitOpen(d, d, -1, flags, fd);
+  occupy(fd, d, (flags & O_CLOEXEC) != 0);
+  flagsNow[d] = (flags & ~(O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE;
+  if (descSeek[d]) emitLseek(fd, d);
+  addMember(d, fd);
+  return true;
+}
+
+/**
+ * open() flags for description d: its own, minus what open() cannot take, plus
+ * O_NONBLOCK for a FIFO end that would otherwise wait for a partner, O_NOCTTY so a
+ * terminal never becomes the target's controlling tty, O_CLOEXEC as its home wants.
+ */
+function openFlags(d: i32, byPath: bool): i32 {
+  let flags = descFlags[d] & ~OPEN_DROP;
+  const acc = flags & O_ACCMODE;
+  if (descKind[d] == KIND_FIFO && acc != O_RDWR) flags |= O_NONBLOCK;
+  if (byPath) flags |= O_NOCTTY;
+  if (home[d] >= 0 && wantCloexec(home[d])) flags |= O_CLOEXEC;
+  return flags;
+}
+
+/** The other numbers of the unit's descriptions, each a dup of its home. */
+function fillDups(unit: i32): void {
+  if (unit >= nPipes) {
+    fillDupsOf(unit - nPipes);
+    return;
+  }
+  for (let i = 0; i < pipeCount[unit]; i++) fillDupsOf(descsOfPipe[pipeFirst[unit] + i]);
+}
+
+function fillDupsOf(d: i32): void {
+  const h = home[d];
+  if (h < 0) return;
+  for (let k = 0; k < descCount[d]; k++) {
+    const i = fdsOfDesc[descFirst[d] + k];
+    const fd = fdNum[i];
+    if (fd == h || slotDesc[fd] == FOREIGN) continue;
+    emitDup2(h, fd, fdCloexec[i]);
+    occupy(fd, d, fdCloexec[i]);
+  }
+}
+
+/** Status flags after the data (O_NONBLOCK, O_DIRECT...), then close-on-exec per fd. */
+function fixFlags(): void {
+  for (let d = 0; d < nDescs; d++) {
+    if ((flagsNow[d] & SETFL_MASK) == (descFlags[d] & SETFL_MASK)) continue;
+    emitSetfl(locationOf(d), descFlags[d]);
+    flagsNow[d] = descFlags[d];
+  }
+  for (let i = 0; i < nFds; i++) {
+    const fd = fdNum[i];
+    if (slotDesc[fd] == FOREIGN || slotCloexec[fd] == fdCloexec[i]) continue;
+    emitSetfd(fd, fdCloexec[i]);
+    slotCloexec[fd] = fdCloexec[i];
+  }
+}
+
+/**
+ * After the commit: the image numbers a live target held get their descriptions
+ * (dup2 replaces the old fd in one step), staging copies go, the target's own fds go
+ * where the mode says, and RLIMIT_NOFILE becomes the image's.
+ */
+function burst(): void {
+  for (let i = 0; i < nFds; i++) {
+    const fd = fdNum[i];
+    if (slotDesc[fd] != FOREIGN) continue;
+    const d = fdDesc[i];
+    emitDup2(locationOf(d), fd, fdCloexec[i]);
+    occupy(fd, d, fdCloexec[i]);
+  }
+  for (let d = 0; d < nDescs; d++) {
+    if (stagedAt[d] < 0) continue;
+    emitClose(stagedAt[d]);
+    vacate(stagedAt[d]);
+  }
+  if (mode == MODE_FRESH || mode == MODE_INTO_EXACT) {
+    for (let t = 0; t < nTarget; t++) {
+      const fd = targetFd[t];
+      if (fdIndex(fd) >= 0 || slotDesc[fd] != FOREIGN) continue;
+      emitClose(fd);
+      vacate(fd);
+    }
+  }
+}
+
+/**
+ * RLIMIT_NOFILE becomes the image's, within the target's hard limit (raising it needs
+ * CAP_SYS_RESOURCE). `raisedSoft`: the plan began by lifting the soft limit to the hard one.
+ */
+export function restoreLimit(raisedSoft: bool): void {
+  const hard = min(imageHard, targetHard);
+  const soft = min(imageSoft, hard);
+  hardLimitLowered = imageHard > targetHard;
+  const softNow = raisedSoft ? targetHard : targetSoft;
+  if (soft != softNow || hard != targetHard) emitPrlimit(soft, hard);
+}

@@ -1,0 +1,238 @@
+// The planner's input, decoded from the flat i32 words src/plan/encode.ts writes,
+// and the grouping of fds into their descriptions (dup detection).
+
+export const INPUT_VERSION: i32 = 1;
+
+export const KIND_PIPE: i32 = 0;
+export const KIND_FIFO: i32 = 1;
+export const KIND_FILE: i32 = 2;
+export const KIND_CHR: i32 = 3;
+export const KIND_OTHER: i32 = 4;
+
+export const MODE_FRESH: i32 = 0;
+export const MODE_INTO: i32 = 1;
+export const MODE_INTO_EXACT: i32 = 2;
+
+export const O_ACCMODE: i32 = 3;
+export const O_RDONLY: i32 = 0;
+export const O_WRONLY: i32 = 1;
+export const O_RDWR: i32 = 2;
+export const O_CREAT: i32 = 0o100;
+export const O_EXCL: i32 = 0o200;
+export const O_NOCTTY: i32 = 0o400;
+export const O_TRUNC: i32 = 0o1000;
+export const O_APPEND: i32 = 0o2000;
+export const O_NONBLOCK: i32 = 0o4000;
+export const O_ASYNC: i32 = 0o20000;
+export const O_DIRECT: i32 = 0o40000;
+export const O_LARGEFILE: i32 = 0o100000;
+export const O_NOATIME: i32 = 0o1000000;
+export const O_CLOEXEC: i32 = 0o2000000;
+export const SETFL_MASK: i32 = O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT | O_ASYNC;
+export const DEFAULT_PIPE_CAPACITY: i32 = 65536;
+
+// Fds, sorted by number after decode.
+export let nFds: i32 = 0;
+export let fdNum: StaticArray<i32> = new StaticArray<i32>(0);
+export let fdDesc: StaticArray<i32> = new StaticArray<i32>(0);
+export let fdCloexec: StaticArray<bool> = new StaticArray<bool>(0);
+
+// Descriptions.
+export let nDescs: i32 = 0;
+export let descKind: StaticArray<i32> = new StaticArray<i32>(0);
+export let descFlags: StaticArray<i32> = new StaticArray<i32>(0);
+export let descPipe: StaticArray<i32> = new StaticArray<i32>(0);
+export let descSeek: StaticArray<bool> = new StaticArray<bool>(0);
+/** indices (into fdNum) of the description's fds: fdsOfDesc[descFirst[d] .. descFirst[d] + descCount[d]), ascending */
+export let descFirst: StaticArray<i32> = new StaticArray<i32>(0);
+export let descCount: StaticArray<i32> = new StaticArray<i32>(0);
+export let fdsOfDesc: StaticArray<i32> = new StaticArray<i32>(0);
+
+// Pipes.
+export let nPipes: i32 = 0;
+export let pipeCapacity: StaticArray<i32> = new StaticArray<i32>(0);
+export let pipeDataLen: StaticArray<i32> = new StaticArray<i32>(0);
+export let pipePackets: StaticArray<bool> = new StaticArray<bool>(0);
+
+// The target and the limits.
+export let nTarget: i32 = 0;
+export let targetFd: StaticArray<i32> = new StaticArray<i32>(0);
+export let imageSoft: i32 = 0;
+export let imageHard: i32 = 0;
+export let targetSoft: i32 = 0;
+export let targetHard: i32 = 0;
+export let mode: i32 = MODE_FRESH;
+export let maxImageFd: i32 = -1;
+export let maxTargetFd: i32 = -1;
+
+/** Why decode refused the input (0: it did not). */
+export let decodeError: i32 = 0;
+export let decodeErrorArg: i32 = 0;
+export const DECODE_BAD_HEADER: i32 = 1;
+export const DECODE_BAD_FD: i32 = 2;
+export const DECODE_DUPLICATE_FD: i32 = 3;
+export const DECODE_BAD_DESC: i32 = 4;
+export const DECODE_BAD_PIPE: i32 = 5;
+export const DECODE_DESC_WITHOUT_FD: i32 = 6;
+export const DECODE_BAD_TARGET: i32 = 7;
+
+function fail(code: i32, arg: i32): bool {
+  decodeError = code;
+  decodeErrorArg = arg;
+  return false;
+}
+
+/**
+ * Layout: [version, nFds, nDescs, nPipes, nTarget, imageSoft, imageHard, targetSoft,
+ * targetHard, mode], then nFds x [fd, desc, cloexec], nDescs x [kind, flags, pipe, seek],
+ * nPipes x [capacity, dataLen, packets], nTarget x [fd].
+ */
+export function decode(input: StaticArray<i32>): bool {
+  decodeError = 0;
+  const len = input.length;
+  if (len < 10 || input[0] != INPUT_VERSION) return fail(DECODE_BAD_HEADER, 0);
+  nFds = input[1];
+  nDescs = input[2];
+  nPipes = input[3];
+  nTarget = input[4];
+  imageSoft = input[5];
+  imageHard = input[6];
+  targetSoft = input[7];
+  targetHard = input[8];
+  mode = input[9];
+  if (nFds < 0 || nDescs < 0 || nPipes < 0 || nTarget < 0) return fail(DECODE_BAD_HEADER, 1);
+  if (i64(10) + i64(nFds) * 3 + i64(nDescs) * 4 + i64(nPipes) * 3 + i64(nTarget) != i64(len)) return fail(DECODE_BAD_HEADER, 2);
+  if (imageSoft < 0 || imageHard < imageSoft || targetSoft < 0 || targetHard < targetSoft) return fail(DECODE_BAD_HEADER, 3);
+  if (mode < MODE_FRESH || mode > MODE_INTO_EXACT) return fail(DECODE_BAD_HEADER, 4);
+
+  let p = 10;
+  // Sort fds by number: keys pack (fd, input index) so equal numbers stay adjacent.
+  const keys = new StaticArray<i64>(nFds);
+  const rawDesc = new StaticArray<i32>(nFds);
+  const rawCloexec = new StaticArray<bool>(nFds);
+  for (let i = 0; i < nFds; i++) {
+    const fd = input[p];
+    const desc = input[p + 1];
+    if (fd < 0) return fail(DECODE_BAD_FD, i);
+    if (desc < 0 || desc >= nDescs) return fail(DECODE_BAD_DESC, i);
+    keys[i] = (i64(fd) << 32) | i64(i);
+    rawDesc[i] = desc;
+    rawCloexec[i] = input[p + 2] != 0;
+    p += 3;
+  }
+  sortI64(keys);
+  fdNum = new StaticArray<i32>(nFds);
+  fdDesc = new StaticArray<i32>(nFds);
+  fdCloexec = new StaticArray<bool>(nFds);
+  maxImageFd = -1;
+  for (let i = 0; i < nFds; i++) {
+    const fd = i32(keys[i] >> 32);
+    const at = i32(keys[i] & 0xffffffff);
+    if (i > 0 && fd == fdNum[i - 1]) return fail(DECODE_DUPLICATE_FD, fd);
+    fdNum[i] = fd;
+    fdDesc[i] = rawDesc[at];
+    fdCloexec[i] = rawCloexec[at];
+    maxImageFd = fd;
+  }
+
+  descKind = new StaticArray<i32>(nDescs);
+  descFlags = new StaticArray<i32>(nDescs);
+  descPipe = new StaticArray<i32>(nDescs);
+  descSeek = new StaticArray<bool>(nDescs);
+  for (let d = 0; d < nDescs; d++) {
+    const kind = input[p];
+    const pipe = input[p + 2];
+    if (kind < KIND_PIPE || kind > KIND_OTHER) return fail(DECODE_BAD_DESC, d);
+    if ((kind == KIND_PIPE || kind == KIND_FIFO) != (pipe >= 0) || pipe >= nPipes) return fail(DECODE_BAD_DESC, d);
+    descKind[d] = kind;
+    descFlags[d] = input[p + 1];
+    descPipe[d] = pipe;
+    descSeek[d] = input[p + 3] != 0;
+    p += 4;
+  }
+
+  pipeCapacity = new StaticArray<i32>(nPipes);
+  pipeDataLen = new StaticArray<i32>(nPipes);
+  pipePackets = new StaticArray<bool>(nPipes);
+  for (let q = 0; q < nPipes; q++) {
+    if (input[p] <= 0 || input[p + 1] < 0 || input[p + 1] > input[p]) return fail(DECODE_BAD_PIPE, q);
+    pipeCapacity[q] = input[p];
+    pipeDataLen[q] = input[p + 1];
+    pipePackets[q] = input[p + 2] != 0;
+    p += 3;
+  }
+
+  const targetKeys = new StaticArray<i64>(nTarget);
+  for (let t = 0; t < nTarget; t++) {
+    if (input[p + t] < 0 || input[p + t] >= targetHard) return fail(DECODE_BAD_TARGET, t);
+    targetKeys[t] = i64(input[p + t]);
+  }
+  sortI64(targetKeys);
+  targetFd = new StaticArray<i32>(nTarget);
+  maxTargetFd = -1;
+  for (let t = 0; t < nTarget; t++) {
+    targetFd[t] = i32(targetKeys[t]);
+    if (t > 0 && targetFd[t] == targetFd[t - 1]) return fail(DECODE_BAD_TARGET, t);
+    maxTargetFd = targetFd[t];
+  }
+  return groupByDesc();
+}
+
+/** Dup detection: the fds of each description, ascending, by one stable sort on (desc, fd). */
+function groupByDesc(): bool {
+  const keys = new StaticArray<i64>(nFds);
+  // fdNum is sorted, so ordering by index orders by number.
+  for (let i = 0; i < nFds; i++) keys[i] = (i64(fdDesc[i]) << 32) | i64(i);
+  sortI64(keys);
+  fdsOfDesc = new StaticArray<i32>(nFds);
+  descFirst = new StaticArray<i32>(nDescs);
+  descCount = new StaticArray<i32>(nDescs);
+  for (let i = 0; i < nFds; i++) {
+    const d = i32(keys[i] >> 32);
+    fdsOfDesc[i] = i32(keys[i] & 0xffffffff);
+    if (descCount[d] == 0) descFirst[d] = i;
+    descCount[d]++;
+  }
+  for (let d = 0; d < nDescs; d++) if (descCount[d] == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+  return true;
+}
+
+/** The index in fdNum of fd number `fd` (binary search; fdNum is sorted). */
+export function fdIndex(fd: i32): i32 {
+  let lo = 0;
+  let hi = nFds - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = unchecked(fdNum[mid]);
+    if (v == fd) return mid;
+    if (v < fd) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** In-place heap sort: O(n log n) worst case, no allocation, no comparator closure. */
+export function sortI64(a: StaticArray<i64>): void {
+  const n = a.length;
+  for (let start = (n >> 1) - 1; start >= 0; start--) siftDown(a, start, n);
+  for (let end = n - 1; end > 0; end--) {
+    const t = unchecked(a[0]);
+    unchecked((a[0] = a[end]));
+    unchecked((a[end] = t));
+    siftDown(a, 0, end);
+  }
+}
+
+function siftDown(a: StaticArray<i64>, start: i32, end: i32): void {
+  let root = start;
+  while (true) {
+    let child = 2 * root + 1;
+    if (child >= end) return;
+    if (child + 1 < end && unchecked(a[child]) < unchecked(a[child + 1])) child++;
+    if (unchecked(a[root]) >= unchecked(a[child])) return;
+    const t = unchecked(a[root]);
+    unchecked((a[root] = a[child]));
+    unchecked((a[child] = t));
+    root = child;
+  }
+}

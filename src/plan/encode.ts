@@ -1,0 +1,56 @@
+// The planner's input words (layout: assembly/table.ts `decode`). Description and
+// pipe ids become indices; limits are clamped to what an i32 holds (the kernel's
+// nr_open is at most 2^30 anyway).
+
+import type { FdTable } from '../model/fdtable.js';
+import type { PlanTarget, TargetMode } from './ops.js';
+
+const INPUT_VERSION = 1;
+const LIMIT_CAP = 2 ** 30;
+const KIND_CODE = { pipe: 0, fifo: 1, file: 2, chr: 3, other: 4 } as const;
+const MODE_CODE: Record<TargetMode, number> = { fresh: 0, into: 1, 'into-exact': 2 };
+
+export interface Encoded {
+  words: Int32Array;
+  /** index -> id, to turn the plan's indices back into the table's ids */
+  descIds: number[];
+  pipeIds: number[];
+  dataLength: number[];
+}
+
+const cap = (n: number) => Math.min(Math.max(0, Math.floor(n)), LIMIT_CAP);
+
+export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
+  const descIndex = new Map<number, number>();
+  table.descs.forEach((d, i) => descIndex.set(d.id, i));
+  const pipeIndex = new Map<number, number>();
+  table.pipes.forEach((p, i) => pipeIndex.set(p.id, i));
+  const dataLength = table.pipes.map((p) => Buffer.byteLength(p.data, 'base64'));
+
+  const n = 10 + table.fds.length * 3 + table.descs.length * 4 + table.pipes.length * 3 + target.fds.length;
+  const words = new Int32Array(n);
+  words.set([
+    INPUT_VERSION, table.fds.length, table.descs.length, table.pipes.length, target.fds.length,
+    cap(table.rlimit.soft), cap(table.rlimit.hard), cap(target.rlimit.soft), cap(target.rlimit.hard),
+    MODE_CODE[target.mode],
+  ]);
+  let p = 10;
+  for (const fd of table.fds) {
+    words[p++] = fd.fd;
+    words[p++] = descIndex.get(fd.desc) ?? -1;
+    words[p++] = fd.cloexec ? 1 : 0;
+  }
+  for (const d of table.descs) {
+    words[p++] = KIND_CODE[d.kind];
+    words[p++] = d.flags;
+    words[p++] = d.pipe === undefined ? -1 : (pipeIndex.get(d.pipe) ?? -1);
+    words[p++] = (d.kind === 'file' || d.kind === 'chr') && (d.offset ?? 0) !== 0 ? 1 : 0;
+  }
+  table.pipes.forEach((pipe, i) => {
+    words[p++] = pipe.capacity;
+    words[p++] = dataLength[i];
+    words[p++] = pipe.packets && pipe.packets.length > 0 ? 1 : 0;
+  });
+  for (const fd of target.fds) words[p++] = fd;
+  return { words, descIds: table.descs.map((d) => d.id), pipeIds: table.pipes.map((q) => q.id), dataLength };
+}

@@ -1,0 +1,93 @@
+// planRestore: the wasm planner (assembly/) behind a typed function. The module is
+// compiled once per process and instantiated with nothing but env.abort.
+
+import { readFileSync } from 'node:fs';
+import { CrError, EXIT_BAD_INPUT } from '../errors.js';
+import type { FdTable } from '../model/fdtable.js';
+import type { Plan, PlanTarget } from './ops.js';
+import { encodeInput } from './encode.js';
+import { decodeOps } from './decode.js';
+
+/** No plan can exist for this input; the message says why. */
+export class PlanImpossible extends CrError {
+  constructor(message: string) {
+    super(message, EXIT_BAD_INPUT);
+    this.name = 'PlanImpossible';
+  }
+}
+
+interface PlannerExports {
+  memory: WebAssembly.Memory;
+  input(n: number): number;
+  plan(): number;
+  output(): number;
+  outputLength(): number;
+}
+
+const HEADER_WORDS = 5;
+const WARN_HARD_LIMIT_LOWERED = 1;
+let planner: PlannerExports | undefined;
+
+function load(): PlannerExports {
+  if (planner) return planner;
+  const url = new URL('../../planner.wasm', import.meta.url);
+  const module = new WebAssembly.Module(readFileSync(url));
+  const instance: WebAssembly.Instance = new WebAssembly.Instance(module, {
+    env: {
+      abort(msg: number, file: number, line: number, column: number) {
+        const text = (at: number) => {
+          if (!at) return '?';
+          const memory = (instance.exports.memory as WebAssembly.Memory).buffer;
+          const length = new Uint32Array(memory, at - 4, 1)[0] >>> 1;
+          return String.fromCharCode(...new Uint16Array(memory, at, length));
+        };
+        throw new Error(`planner aborted: ${text(msg)} at ${text(file)}:${line}:${column}`);
+      },
+    },
+  });
+  planner = instance.exports as unknown as PlannerExports;
+  return planner;
+}
+
+/** The plan that turns `target`'s fd table into `table`'s. Throws PlanImpossible. */
+export function planRestore(table: FdTable, target: PlanTarget): Plan {
+  const enc = encodeInput(table, target);
+  const wasm = load();
+  const at = wasm.input(enc.words.length);
+  new Int32Array(wasm.memory.buffer, at, enc.words.length).set(enc.words);
+  const code = wasm.plan();
+  const out = new Int32Array(wasm.memory.buffer, wasm.output(), wasm.outputLength()).slice();
+  if (code !== 0) throw new PlanImpossible(explain(code, out[1], out[2], table, target));
+  const ops = decodeOps(out, HEADER_WORDS, out[3], table, enc);
+  const warnings: string[] = [];
+  if (out[4] & WARN_HARD_LIMIT_LOWERED) {
+    warnings.push(`hard RLIMIT_NOFILE ${table.rlimit.hard} is above the target's ${target.rlimit.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${target.rlimit.hard}`);
+  }
+  return { ops, lowerBound: out[1], commit: out[2], warnings };
+}
+
+function explain(code: number, arg: number, arg2: number, table: FdTable, target: PlanTarget): string {
+  const pipeId = (i: number) => table.pipes[i]?.id ?? i;
+  switch (code) {
+    case 2:
+      return `fd ${arg} cannot exist in the target: its hard RLIMIT_NOFILE is ${arg2}`;
+    case 3:
+      return `no free fd number left below the target's hard RLIMIT_NOFILE ${target.rlimit.hard} to create ${arg === 0 ? `pipe ${pipeId(arg2)}` : `description ${table.descs[arg2]?.id ?? arg2}`} (every number is taken and a temporary fd is needed)`;
+    case 4:
+      return `fd ${arg}: a description of kind 'other' cannot be restored`;
+    case 201:
+      return `pipe ${pipeId(arg)} has two read ends without O_LARGEFILE: one pipe2() cannot have made both`;
+    case 202:
+      return `pipe ${pipeId(arg)} has two write ends without O_LARGEFILE: one pipe2() cannot have made both`;
+    case 203:
+      return `pipe ${pipeId(arg)} mixes FIFO and anonymous pipe descriptions`;
+    case 204:
+      return `pipe ${pipeId(arg)} has no description`;
+    case 205:
+      return `description ${table.descs[arg]?.id ?? arg}: an O_RDWR pipe end without O_LARGEFILE cannot exist (pipe2 makes one-way ends)`;
+    default:
+      return code >= 100 && code < 200
+        ? `the table is inconsistent (planner input check ${code - 100}, item ${arg})`
+        : `planner failed with code ${code}`;
+  }
+}
