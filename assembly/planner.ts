@@ -22,7 +22,7 @@ import {
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
   emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
-  emitWrite, emitPrlimit, emitCommit, opCount,
+  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit,
 } from './emit';
 
 export const PLAN_OK: i32 = 0;
@@ -54,6 +54,16 @@ export function planRestore(): i32 {
   }
   if (maxImageFd >= targetHard) return error(PLAN_FD_ABOVE_LIMIT, maxImageFd, targetHard);
 
+  // Ascending order lands most descriptions in place. In a table with no number to
+  // spare, a pipe whose read end sits above its write end can only be swapped while
+  // some number is free, so the second attempt creates those pipes first.
+  let code = attempt(false);
+  if (code == PLAN_NO_FREE_FD) code = attempt(true);
+  return code;
+}
+
+function attempt(reversedFirst: bool): i32 {
+  resetEmit();
   // Numbers above every fd in play, one per description plus a few for temporaries,
   // are all any plan needs; the kernel's limit may be far higher.
   const highest = max(maxImageFd, maxTargetFd);
@@ -72,7 +82,7 @@ export function planRestore(): i32 {
   for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
   chooseHomes();
 
-  const units = unitOrder();
+  const units = unitOrder(reversedFirst);
   for (let u = 0; u < units.length; u++) {
     const unit = i32(units[u] & 0xffffffff);
     beginUnit();
@@ -127,7 +137,7 @@ function chooseHomes(): void {
  * creating low units first lands most descriptions on their own numbers. Units with
  * no home (everything collides with the live target) go last.
  */
-function unitOrder(): StaticArray<i64> {
+function unitOrder(reversedFirst: bool): StaticArray<i64> {
   const nUnits = nPipes + nDescs;
   const anchor = new StaticArray<i32>(nUnits);
   for (let u = 0; u < nUnits; u++) anchor[u] = i32.MAX_VALUE;
@@ -139,14 +149,24 @@ function unitOrder(): StaticArray<i64> {
   }
   const keys = new StaticArray<i64>(count);
   let k = 0;
-  for (let u = 0; u < nPipes; u++) keys[k++] = (i64(anchor[u]) << 32) | i64(u);
+  for (let u = 0; u < nPipes; u++) {
+    const first = reversedFirst && isReversed(u) ? i64(0) : i64(1);
+    keys[k++] = (first << 62) | (i64(anchor[u]) << 32) | i64(u);
+  }
   for (let d = 0; d < nDescs; d++) {
-    if (descPipe[d] < 0) keys[k++] = (i64(anchor[nPipes + d]) << 32) | i64(nPipes + d);
+    if (descPipe[d] < 0) keys[k++] = (i64(1) << 62) | (i64(anchor[nPipes + d]) << 32) | i64(nPipes + d);
   }
   sortI64(keys);
   return keys;
 }
 
+
+/** pipe2 will put the read end below the write end: this pipe wants the opposite. */
+function isReversed(q: i32): bool {
+  const r = pipe2Read[q];
+  const w = pipe2Write[q];
+  return !pipeIsFifo[q] && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
+}
 
 /** The unit's descriptions in order of their homes (homeless ones last). */
 function membersByHome(q: i32, readersFirst: bool): StaticArray<i64> {
