@@ -1,0 +1,86 @@
+// A dump from start to end: freeze the process, gather its fd table, copy its pipes' bytes,
+// let it go. Each phase is timed for `dump --timings`.
+import { release } from 'node:os';
+import { closeFd } from '../../bridge/file.js';
+import { pidfdOpen } from '../../bridge/pidfd.js';
+import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../image/format.js';
+import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
+import { readIdentity } from '../proc/process.js';
+import { freeze, thaw } from './freeze.js';
+import { gather, type Gathered } from './gather.js';
+import { copyPipe, readSideOf } from './pipes.js';
+
+export interface DumpOptions {
+  skipUnsupported: boolean;
+  /** leave the process stopped (SIGSTOP) for a later restore */
+  leaveStopped: boolean;
+  /** bound on waiting for each thread to stop */
+  timeoutMs?: number;
+}
+
+/** Milliseconds per phase, in the order they ran. */
+export type Phases = Array<[string, number]>;
+
+/** Fill in each pipe's capacity and bytes, reading them through fds of cr's own. */
+function copyPipes(pid: number, gathered: Gathered): void {
+  if (gathered.table.pipes.length === 0) return;
+  const pidfd = pidfdOpen(pid);
+  try {
+    for (const pipe of gathered.table.pipes) {
+      const ends = gathered.pipeEnds.get(pipe.id)!;
+      const fd = readSideOf(pid, pidfd, ends);
+      try {
+        const what = `the pipe at ${ends.map((e) => `fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
+        const bytes = copyPipe(fd, what);
+        pipe.capacity = bytes.capacity;
+        pipe.data = bytes.data.toString('base64');
+        if (bytes.packets) pipe.packets = bytes.packets;
+      } finally {
+        closeFd(fd);
+      }
+    }
+  } finally {
+    closeFd(pidfd);
+  }
+}
+
+const endName = (flags: number): string => {
+  const mode = flags & O_ACCMODE;
+  return mode === O_RDONLY ? ' (read)' : mode === O_RDWR ? ' (read-write)' : ' (write)';
+};
+
+export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
+  const phases: Phases = [];
+  let t = performance.now();
+  const lap = (name: string): void => {
+    const now = performance.now();
+    phases.push([name, now - t]);
+    t = now;
+  };
+  const frozen = freeze(pid, opts.timeoutMs);
+  lap('freeze');
+  let gathered: Gathered;
+  let identity;
+  try {
+    identity = readIdentity(pid);
+    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported }, lap);
+    copyPipes(pid, gathered);
+    lap('pipes');
+  } catch (err) {
+    // A failed dump leaves the process running, --leave-stopped or not.
+    thaw(frozen, { leaveStopped: false });
+    throw err;
+  }
+  thaw(frozen, { leaveStopped: opts.leaveStopped });
+  lap('thaw');
+  const image: Image = {
+    magic: IMAGE_MAGIC,
+    formatVersion: IMAGE_FORMAT_VERSION,
+    toolVersion: toolVersion(),
+    kernel: release(),
+    process: identity,
+    table: gathered.table,
+    dropped: gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
+  };
+  return { image, phases };
+}

@@ -1,0 +1,128 @@
+// Freezing a process for a consistent snapshot: every thread is seized and interrupted
+// (PTRACE_SEIZE + PTRACE_INTERRUPT, so no signal is sent and nothing is delivered twice), and
+// thawing lets each thread go exactly where it stopped.
+import { SyscallError } from '../../bridge/errno.js';
+import { detach, interrupt, PTRACE_EVENT_STOP, seize } from '../../bridge/ptrace.js';
+import { kill, SIGSTOP, signalName } from '../../bridge/signal.js';
+import { waitStop } from '../../bridge/wait.js';
+import { CrError } from '../errors.js';
+import { listThreads, readStatus } from '../proc/process.js';
+
+export interface Frozen {
+  pid: number;
+  /**
+   * Seized threads, each with the signal to hand back when it is let go: a thread caught in a
+   * signal-delivery-stop (a signal arrived as we interrupted) gets its signal re-injected on
+   * detach, as if cr had never been there.
+   */
+  threads: Map<number, number>;
+}
+
+const errnoOf = (err: unknown): string | undefined => (err instanceof SyscallError ? err.code : undefined);
+
+/** Throw a CrError saying why pid cannot be frozen, if /proc already tells. */
+function checkFreezable(pid: number): void {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new CrError(`${pid} is not a pid`, 2);
+  if (pid === process.pid) throw new CrError('cr cannot dump itself');
+  let status;
+  try {
+    status = readStatus(pid);
+  } catch {
+    throw new CrError(`no process with pid ${pid}`);
+  }
+  if (status.state === 'Z' || status.state === 'X') throw new CrError(`process ${pid} is a zombie`);
+  if (status.tracerPid !== 0) throw new CrError(`process ${pid} is already traced by pid ${status.tracerPid}`);
+}
+
+/**
+ * Seize and stop one thread. Returns the signal to re-inject at detach (0 for none), or null if
+ * the thread exited before it could be stopped.
+ */
+function stopThread(pid: number, tid: number, timeoutMs: number): number | null {
+  try {
+    seize(tid, 0);
+  } catch (err) {
+    if (errnoOf(err) === 'ESRCH') return null;
+    if (errnoOf(err) === 'EPERM') {
+      throw new CrError(`may not trace process ${pid}: ${(err as Error).message}`);
+    }
+    throw err;
+  }
+  try {
+    interrupt(tid);
+  } catch (err) {
+    if (errnoOf(err) === 'ESRCH') return null;
+    throw err;
+  }
+  let result;
+  try {
+    result = waitStop(tid, timeoutMs);
+  } catch (err) {
+    if (err instanceof SyscallError) throw err;
+    // A thread in uninterruptible sleep (state D) stops only when it leaves it.
+    throw new CrError(`thread ${tid} of process ${pid} did not stop within ${timeoutMs} ms (state ${safeState(tid)})`);
+  }
+  if (result.kind !== 'stopped') return null;
+  // PTRACE_EVENT_STOP: our interrupt, or a group-stop (the process was or got stopped), both
+  // left as they are by detach. Otherwise a signal-delivery-stop for result.signal.
+  return result.event === PTRACE_EVENT_STOP ? 0 : result.signal;
+}
+
+function safeState(tid: number): string {
+  try {
+    return readStatus(tid).state;
+  } catch {
+    return '?';
+  }
+}
+
+/** Stop every thread of pid; on any failure, threads already stopped are let go again. */
+export function freeze(pid: number, timeoutMs = 5000): Frozen {
+  checkFreezable(pid);
+  const frozen: Frozen = { pid, threads: new Map() };
+  try {
+    // A thread may clone another before it stops: list again until nothing new appears.
+    for (;;) {
+      let tids: number[];
+      try {
+        tids = listThreads(pid);
+      } catch {
+        throw new CrError(`process ${pid} exited while being frozen`);
+      }
+      const fresh = tids.filter((t) => !frozen.threads.has(t));
+      if (fresh.length === 0) break;
+      for (const tid of fresh) {
+        const sig = stopThread(pid, tid, timeoutMs);
+        if (sig === null) {
+          if (tid === pid) throw new CrError(`process ${pid} exited while being frozen`);
+          continue;
+        }
+        frozen.threads.set(tid, sig);
+      }
+    }
+  } catch (err) {
+    thaw(frozen, { leaveStopped: false });
+    if (err instanceof SyscallError && err.code === 'ESRCH') throw new CrError(`no process with pid ${pid}`);
+    throw err;
+  }
+  return frozen;
+}
+
+/**
+ * Let every thread go. With leaveStopped, a SIGSTOP is queued while all threads are still held,
+ * so each one enters the group-stop on its way back to user space.
+ */
+export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
+  if (opts.leaveStopped && frozen.threads.size > 0) kill(frozen.pid, SIGSTOP);
+  const failures: string[] = [];
+  for (const [tid, sig] of frozen.threads) {
+    try {
+      detach(tid, sig);
+    } catch (err) {
+      // ESRCH: the thread was killed (SIGKILL reaches tracees too) and is gone.
+      if (errnoOf(err) !== 'ESRCH') failures.push(`${tid}${sig ? ` (${signalName(sig)})` : ''}: ${(err as Error).message}`);
+    }
+  }
+  frozen.threads.clear();
+  if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
+}

@@ -1,0 +1,129 @@
+// Gathering a frozen process's fd table: /proc for each fd, kcmp(KCMP_FILE) to find which fds
+// share an open file description, inodes to find which descriptions are ends of one pipe.
+// Pipe bytes are not read here (pipes.ts does that); the table's pipes have empty data.
+import { kcmpFile } from '../../bridge/kcmp.js';
+import { prlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
+import { CrError } from '../errors.js';
+import { DEFAULT_PIPE_CAPACITY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
+import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
+import { classify, isUnsupported, type Kind, type Unsupported } from './kinds.js';
+
+export interface Gathered {
+  /** the table, each pipe with empty data and a placeholder capacity until pipes.ts fills them */
+  table: FdTable;
+  /** for each pipe id, its descriptions' fds (lowest fd of each) with their flags */
+  pipeEnds: Map<number, Array<{ fd: number; flags: number }>>;
+  dropped: Unsupported[];
+  /** kcmp calls made, for the timing report */
+  kcmpCalls: number;
+}
+
+interface Entry {
+  proc: ProcFd;
+  kind: Kind;
+}
+
+/**
+ * Group entries into open file descriptions. Fds of one description share inode, flags and
+ * position, so only entries alike in those are compared, by sorting them with kcmp's total order
+ * on struct file pointers: equal neighbours are one description.
+ */
+function groupDescriptions(pid: number, entries: Entry[]): { groups: Entry[][]; kcmpCalls: number } {
+  const buckets = new Map<string, Entry[]>();
+  for (const e of entries) {
+    const key = `${e.proc.stat.dev}:${e.proc.stat.ino}:${e.proc.flags}:${e.proc.pos}`;
+    const bucket = buckets.get(key);
+    if (bucket) bucket.push(e);
+    else buckets.set(key, [e]);
+  }
+  let kcmpCalls = 0;
+  const order = (a: Entry, b: Entry): number => {
+    kcmpCalls++;
+    const r = kcmpFile(pid, a.proc.fd, pid, b.proc.fd);
+    if (r === 3) throw new Error(`kcmp(KCMP_FILE) cannot order fds ${a.proc.fd} and ${b.proc.fd} of ${pid}`);
+    return r === 0 ? 0 : r === 1 ? -1 : 1;
+  };
+  const groups: Entry[][] = [];
+  for (const bucket of buckets.values()) {
+    if (bucket.length === 1) {
+      groups.push(bucket);
+      continue;
+    }
+    bucket.sort(order);
+    let current: Entry[] = [bucket[0]!];
+    for (let i = 1; i < bucket.length; i++) {
+      if (order(current[0]!, bucket[i]!) === 0) current.push(bucket[i]!);
+      else {
+        groups.push(current);
+        current = [bucket[i]!];
+      }
+    }
+    groups.push(current);
+  }
+  for (const g of groups) g.sort((a, b) => a.proc.fd - b.proc.fd);
+  // Canonical ids: descriptions in order of their lowest fd.
+  groups.sort((a, b) => a[0]!.proc.fd - b[0]!.proc.fd);
+  return { groups, kcmpCalls };
+}
+
+/**
+ * Read the fd table of a frozen process. Unsupported fds throw, or are dropped when skipping.
+ * `lap` is told when each step ends ('proc', 'kcmp'), for timings.
+ */
+export function gather(pid: number, opts: { skipUnsupported: boolean }, lap: (step: string) => void = () => {}): Gathered {
+  const entries: Entry[] = [];
+  const dropped: Unsupported[] = [];
+  for (const fd of listFds(pid)) {
+    const proc = readProcFd(pid, fd);
+    const kind = classify(proc);
+    if (isUnsupported(kind)) {
+      if (!opts.skipUnsupported) {
+        throw new CrError(`fd ${fd} is ${article(kind.kind)} ${kind.kind}, which cr cannot dump (${kind.reason}); --skip-unsupported leaves it out`);
+      }
+      dropped.push(kind);
+    } else {
+      entries.push({ proc, kind });
+    }
+  }
+  lap('proc');
+  const { groups, kcmpCalls } = groupDescriptions(pid, entries);
+  lap('kcmp');
+
+  const fds: Fd[] = [];
+  const descs: Desc[] = [];
+  const pipes: Pipe[] = [];
+  const pipeIds = new Map<string, number>();
+  const fifoPaths = new Map<number, string>();
+  const pipeEnds = new Map<number, Array<{ fd: number; flags: number }>>();
+  groups.forEach((group, id) => {
+    const first = group[0]!;
+    const desc: Desc = { id, kind: first.kind.kind, flags: first.proc.flags };
+    const k = first.kind;
+    if (k.kind === 'pipe' || k.kind === 'fifo') {
+      let pipeId = pipeIds.get(k.pipeKey);
+      if (pipeId === undefined) {
+        pipeId = pipes.length;
+        pipeIds.set(k.pipeKey, pipeId);
+        pipes.push({ id: pipeId, capacity: DEFAULT_PIPE_CAPACITY, data: '' });
+        pipeEnds.set(pipeId, []);
+      }
+      desc.pipe = pipeId;
+      pipeEnds.get(pipeId)!.push({ fd: first.proc.fd, flags: first.proc.flags });
+      if (k.kind === 'fifo') {
+        // A FIFO with several hard links: one path (the first seen) opens the same pipe.
+        if (!fifoPaths.has(pipeId)) fifoPaths.set(pipeId, k.path);
+        desc.path = fifoPaths.get(pipeId)!;
+      }
+    } else {
+      desc.path = k.path;
+      if (k.kind === 'file' || first.proc.pos !== 0) desc.offset = first.proc.pos;
+    }
+    descs.push(desc);
+    for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
+  });
+  fds.sort((a, b) => a.fd - b.fd);
+  const limit = prlimit(pid, RLIMIT_NOFILE);
+  return { table: { fds, descs, pipes, rlimit: { soft: limit.soft, hard: limit.hard } }, pipeEnds, dropped, kcmpCalls };
+}
+
+const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');

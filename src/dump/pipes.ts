@@ -1,0 +1,177 @@
+// Copying a pipe's queued bytes without consuming them. tee() links the pipe's buffers into a
+// scratch pipe of cr's (the target's pipe is never read, so it, and anyone else reading it,
+// sees the same bytes afterwards); cr then reads the scratch pipe.
+//
+// Packet mode: a write through an O_DIRECT description makes "packet" buffers, and a read
+// returns at most one packet (dropping what the reader's buffer could not hold). tee() keeps
+// that mark, so reads of the scratch pipe stop at packet ends. Whether each stretch so read is
+// one whole packet, or ordinary bytes followed by a packet, is found by probing further scratch
+// copies (a 1-byte read of a packet consumes all of it). The image keeps pure packet streams
+// (Pipe.packets) and pure byte streams; a pipe holding both is refused.
+import { SyscallError } from '../../bridge/errno.js';
+import { closeFd, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_WRONLY, openFile, readFd, writeFd } from '../../bridge/file.js';
+import { pidfdGetfd } from '../../bridge/pidfd.js';
+import { getPipeSize, pipe2, setPipeSize, splice, SPLICE_F_NONBLOCK, tee } from '../../bridge/pipe.js';
+import { CrError } from '../errors.js';
+import { O_ACCMODE, O_WRONLY as MODE_WRONLY } from '../model/fdtable.js';
+
+/** Largest length tee/splice take in one call (the kernel caps at the pipe's contents anyway). */
+const ALL = 0x7fffffff;
+
+export interface PipeBytes {
+  capacity: number;
+  data: Buffer;
+  /** lengths of the packets, when the bytes are all packet-mode buffers */
+  packets?: number[];
+}
+
+/** A scratch pipe of cr's, non-blocking, big enough to hold a copy of any pipe of `capacity`. */
+class Scratch {
+  readonly r: number;
+  readonly w: number;
+  constructor(capacity: number) {
+    [this.r, this.w] = pipe2(O_NONBLOCK | O_CLOEXEC);
+    try {
+      if (getPipeSize(this.w) < capacity) setPipeSize(this.w, capacity);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+  close(): void {
+    closeFd(this.r);
+    closeFd(this.w);
+  }
+}
+
+const isEagain = (err: unknown): boolean => err instanceof SyscallError && err.code === 'EAGAIN';
+
+/** tee() everything queued in `from` into `to`; 0 when empty. */
+function teeAll(from: number, to: number): number {
+  try {
+    return tee(from, to, ALL, SPLICE_F_NONBLOCK);
+  } catch (err) {
+    if (isEagain(err)) return 0;
+    throw err;
+  }
+}
+
+/** One read(2) of at most buf.length bytes; 0 when the pipe is empty. */
+function readOnce(fd: number, buf: Buffer, len = buf.length): number {
+  try {
+    return readFd(fd, len === buf.length ? buf : buf.subarray(0, len));
+  } catch (err) {
+    if (isEagain(err)) return 0;
+    throw err;
+  }
+}
+
+/** A fresh scratch copy of the pipe behind `source`, which held `total` bytes at first. */
+function copyOf(source: number, capacity: number, total: number, what: string): Scratch {
+  const s = new Scratch(capacity);
+  const n = teeAll(source, s.w);
+  if (n !== total) {
+    s.close();
+    throw new CrError(`${what} changed while being dumped (${total} then ${n} bytes): another process is using it`);
+  }
+  return s;
+}
+
+/**
+ * Is the last buffer of the pipe a packet? Skip to the last stretch of a copy, read all but its
+ * last byte (a read that reaches into a packet consumes the rest of it), then move what is left
+ * into an empty pipe, add a byte and read: a packet comes back alone.
+ */
+function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): boolean {
+  const probe = new Scratch(4096);
+  try {
+    for (let i = 0; i < lengths.length - 1; i++) readOnce(copy.r, buf, lengths[i]);
+    const last = lengths[lengths.length - 1]!;
+    if (last > 1) readOnce(copy.r, buf, last - 1);
+    let moved = 0;
+    try {
+      moved = splice(copy.r, probe.w, 1, SPLICE_F_NONBLOCK);
+    } catch (err) {
+      if (!isEagain(err)) throw err;
+    }
+    if (moved === 0) return true; // reading last - 1 bytes took a whole packet
+    writeFd(probe.w, Buffer.from([0]));
+    return readOnce(probe.r, buf, 2) === 1;
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * Is every stretch one whole packet? A 1-byte read of a packet consumes all of it, of plain
+ * bytes just one: count what is left (by tee()ing it into a counter pipe) to tell which.
+ */
+function allSinglePackets(copy: Scratch, lengths: number[], lastIsPacket: boolean, capacity: number, buf: Buffer): boolean {
+  const counter = new Scratch(capacity);
+  const devNull = openFile('/dev/null', O_WRONLY | O_CLOEXEC);
+  try {
+    let after = lengths.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < lengths.length; i++) {
+      const len = lengths[i]!;
+      after -= len;
+      // A 1-byte stretch ended at a packet end, unless it is the last.
+      if (len === 1 && i === lengths.length - 1 && !lastIsPacket) return false;
+      readOnce(copy.r, buf, 1);
+      if (len === 1) continue;
+      const left = teeAll(copy.r, counter.w);
+      if (left > 0 && splice(counter.r, devNull, ALL, SPLICE_F_NONBLOCK) !== left) {
+        throw new Error('splice to /dev/null did not drain the counter pipe in one call');
+      }
+      if (left !== after) return false;
+    }
+    return true;
+  } finally {
+    counter.close();
+    closeFd(devNull);
+  }
+}
+
+/** The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors. */
+export function copyPipe(source: number, what: string): PipeBytes {
+  const capacity = getPipeSize(source);
+  const buf = Buffer.allocUnsafe(capacity);
+  const chunks: Buffer[] = [];
+  const first = new Scratch(capacity);
+  let total: number;
+  try {
+    total = teeAll(source, first.w);
+    // Each read stops at the end of a packet, or when the copy is empty.
+    for (let n; (n = readOnce(first.r, buf)) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+  } finally {
+    first.close();
+  }
+  const data = Buffer.concat(chunks);
+  if (data.length !== total) throw new Error(`${what}: tee copied ${total} bytes but ${data.length} were read back`);
+  if (total === 0) return { capacity, data };
+  const lengths = chunks.map((c) => c.length);
+  const withCopy = <T>(fn: (copy: Scratch) => T): T => {
+    const copy = copyOf(source, capacity, total, what);
+    try {
+      return fn(copy);
+    } finally {
+      copy.close();
+    }
+  };
+  const lastIsPacket = withCopy((copy) => lastBufferIsPacket(copy, lengths, buf));
+  if (lengths.length === 1 && !lastIsPacket) return { capacity, data };
+  if (!withCopy((copy) => allSinglePackets(copy, lengths, lastIsPacket, capacity, buf))) {
+    throw new CrError(`${what} holds packet-mode (O_DIRECT) data and plain bytes together; the image can keep one or the other, not both`);
+  }
+  return { capacity, data, packets: lengths };
+}
+
+/**
+ * An fd of cr's that reads the pipe whose descriptions are `ends` in process pid: the target's
+ * own read (or read-write) description through pidfd_getfd when it has one, else a new read
+ * description opened through /proc/PID/fd/N (O_NONBLOCK, so a FIFO open never waits).
+ */
+export function readSideOf(pid: number, pidfd: number, ends: Array<{ fd: number; flags: number }>): number {
+  const reader = ends.find((e) => (e.flags & O_ACCMODE) !== MODE_WRONLY);
+  if (reader) return pidfdGetfd(pidfd, reader.fd);
+  return openFile(`/proc/${pid}/fd/${ends[0]!.fd}`, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
