@@ -4,7 +4,9 @@ import { release } from 'node:os';
 import { closeFd } from '../../bridge/file.js';
 import { pidfdOpen } from '../../bridge/pidfd.js';
 import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../image/format.js';
+import { CrError } from '../errors.js';
 import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
+import { parseTable } from '../model/validate.js';
 import { readIdentity } from '../proc/process.js';
 import { freeze, thaw } from './freeze.js';
 import { gather, type Gathered } from './gather.js';
@@ -82,5 +84,11 @@ export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phas
     table: gathered.table,
     dropped: gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
   };
+  try {
+    parseTable(image.table);
+  } catch (err) {
+    // Whatever dump gathered must load again; an image that cannot is a bug here, not bad input.
+    throw new CrError(`the gathered table does not validate: ${(err as Error).message}`);
+  }
   return { image, phases };
 }

@@ -123,6 +123,10 @@ export function gather(pid: number, opts: { skipUnsupported: boolean }, lap: (st
   });
   fds.sort((a, b) => a.fd - b.fd);
   const limit = prlimit(pid, RLIMIT_NOFILE);
+  // A process may hold fds at or above a soft limit lowered after they were opened; the model
+  // (every fd below rlimit.soft) cannot hold such a table.
+  const high = fds.find((f) => f.fd >= limit.soft);
+  if (high) throw new CrError(`fd ${high.fd} is not below the process's soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
   return { table: { fds, descs, pipes, rlimit: { soft: limit.soft, hard: limit.hard } }, pipeEnds, dropped, kcmpCalls };
 }
 

@@ -1,0 +1,205 @@
+// The image file: round trip, atomic exclusive 0600 writes that never follow a symlink, and a
+// loader that answers every kind of bad image with one line and exit code 2.
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { main } from '../src/cli.js';
+import { CrError } from '../src/errors.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, loadTableInput, readImage, writeImage, type Image } from '../src/image/format.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
+const packr = new Packr({ useRecords: false });
+
+function sample(): Image {
+  return {
+    magic: IMAGE_MAGIC,
+    formatVersion: IMAGE_FORMAT_VERSION,
+    toolVersion: '0.1.0',
+    kernel: '6.18.0-test',
+    process: { pid: 1234, comm: 'python3', cmdline: ['python3', '-S', 'x.py'], uid: 1000 },
+    table: {
+      fds: [
+        { fd: 3, desc: 0, cloexec: false },
+        { fd: 4, desc: 1, cloexec: true },
+        { fd: 7, desc: 1, cloexec: false },
+        { fd: 9, desc: 2, cloexec: false },
+      ],
+      descs: [
+        { id: 0, kind: 'pipe', flags: 0, pipe: 0 },
+        { id: 1, kind: 'pipe', flags: 0o40001, pipe: 0 },
+        { id: 2, kind: 'file', flags: 0o102002, path: '/tmp/some file', offset: 12345 },
+      ],
+      pipes: [{ id: 0, capacity: 65536, data: Buffer.from('hello\0world').toString('base64'), packets: [5, 6] }],
+      rlimit: { soft: 1024, hard: 4096 },
+    },
+    dropped: [{ fd: 5, kind: 'socket', reason: 'socket:[77]: sockets are not supported' }],
+  };
+}
+
+/** An image file whose envelope and payload are built by hand (checksum made to match). */
+function handMade(payload: Record<string, unknown>, envelope: Record<string, unknown> = {}): Buffer {
+  const bytes = packr.pack(payload);
+  return packr.pack({
+    magic: IMAGE_MAGIC,
+    formatVersion: IMAGE_FORMAT_VERSION,
+    checksum: { sha256: createHash('sha256').update(bytes).digest() },
+    payload: bytes,
+    ...envelope,
+  });
+}
+
+function goodPayload(): Record<string, unknown> {
+  const img = sample();
+  return {
+    toolVersion: img.toolVersion,
+    kernel: img.kernel,
+    process: img.process,
+    table: { ...img.table, pipes: img.table.pipes.map((p) => ({ ...p, data: Buffer.from(p.data, 'base64') })) },
+    dropped: img.dropped,
+  };
+}
+
+/** readImage must throw a one-line CrError with exit code 2 whose message matches. */
+function refuses(bytes: Buffer | string, pattern: RegExp): void {
+  const path = join(dir, 'bad');
+  writeFileSync(path, bytes);
+  try {
+    readImage(path);
+  } catch (err) {
+    assert.instance(err, CrError);
+    assert.is((err as CrError).code, 2);
+    assert.not.match((err as Error).message, /\n/);
+    assert.match((err as Error).message, pattern);
+    return;
+  } finally {
+    rmSync(path, { force: true });
+  }
+  assert.unreachable(`accepted a bad image (${pattern})`);
+}
+
+test('an image written and read back is the same image, mode 0600, nothing else left behind', () => {
+  const sub = mkdtempSync(join(dir, 'rt-'));
+  const path = join(sub, 'img');
+  writeImage(path, sample(), { force: false });
+  assert.equal(readImage(path), sample());
+  assert.is(statSync(path).mode & 0o777, 0o600);
+  assert.equal(readdirSync(sub), ['img']);
+  const { table, image } = loadTableInput(path);
+  assert.equal(table, sample().table);
+  assert.equal(image, sample());
+});
+
+test('pipe bytes are stored raw, not base64', () => {
+  const bytes = encodeImage(sample());
+  assert.ok(bytes.includes(Buffer.from('hello\0world')));
+});
+
+test('an existing IMAGE is kept without force; with force replaced; a directory is refused', () => {
+  const path = join(dir, 'existing');
+  writeFileSync(path, 'keep me');
+  assert.throws(() => writeImage(path, sample(), { force: false }), (e: Error) => e instanceof CrError && e.code === 2 && /exists/.test(e.message));
+  assert.is(readFileSync(path, 'utf8'), 'keep me');
+  writeImage(path, sample(), { force: true });
+  assert.equal(readImage(path), sample());
+  const d = join(dir, 'adir');
+  mkdirSync(d);
+  for (const force of [false, true]) {
+    assert.throws(() => writeImage(d, sample(), { force }), (e: Error) => e instanceof CrError && e.code === 2 && /is a directory/.test(e.message));
+  }
+});
+
+test('a symlink at IMAGE is never followed: refused without force, replaced itself with force', () => {
+  const target = join(dir, 'victim');
+  writeFileSync(target, 'untouched');
+  const link = join(dir, 'link');
+  symlinkSync(target, link);
+  assert.throws(() => writeImage(link, sample(), { force: false }), /exists/);
+  const dangling = join(dir, 'dangling');
+  symlinkSync(join(dir, 'nowhere'), dangling);
+  assert.throws(() => writeImage(dangling, sample(), { force: false }), /exists/);
+  assert.throws(() => lstatSync(join(dir, 'nowhere')));
+  writeImage(link, sample(), { force: true });
+  assert.ok(lstatSync(link).isFile());
+  assert.is(readFileSync(target, 'utf8'), 'untouched');
+});
+
+test('bad images: each refused with exit code 2 and one line saying what is wrong', () => {
+  const good = encodeImage(sample());
+  refuses('just some text\n', /not a valid cr image: no cr image envelope/);
+  refuses(Buffer.alloc(0), /no cr image envelope/);
+  refuses(good.subarray(0, good.length - 10), /no cr image envelope/);
+  refuses(packr.pack([1, 2, 3]), /no cr image envelope/);
+  refuses(handMade(goodPayload(), { magic: 'not-cr' }), /wrong magic/);
+  refuses(handMade(goodPayload(), { formatVersion: 2 }), /image format version 2 is not supported \(this cr reads version 1\)/);
+  refuses(handMade(goodPayload(), { extra: 1 }), /envelope has an unknown field "extra"/);
+  refuses(handMade(goodPayload(), { checksum: { md5: Buffer.alloc(16) } }), /checksum is not a sha256/);
+  const flipped = Buffer.from(good);
+  const at = flipped.indexOf(Buffer.from('python3'));
+  flipped[at] ^= 0x20;
+  refuses(flipped, /checksum mismatch \(the image is corrupt\)/);
+  refuses(handMade({ ...goodPayload(), kernel: 5 }), /kernel is not a string/);
+  refuses(handMade({ ...goodPayload(), toolVersion: undefined }), /payload has no toolVersion|toolVersion is not a string/);
+  refuses(handMade({ ...goodPayload(), process: { pid: '1', comm: 'x', cmdline: [], uid: 0 } }), /process.pid is not a pid/);
+  refuses(handMade({ ...goodPayload(), process: { pid: 1, comm: 'x', cmdline: [1], uid: 0 } }), /process.cmdline is not a list of strings/);
+  refuses(handMade({ ...goodPayload(), dropped: [{ fd: 1, kind: 'socket' }] }), /dropped\[0\] has no reason/);
+  const p = goodPayload();
+  const table = p.table as { pipes: Array<Record<string, unknown>>; fds: Array<Record<string, unknown>> };
+  refuses(handMade({ ...p, table: { ...table, pipes: [{ ...table.pipes[0], data: 'aGVsbG8=' }] } }), /table.pipes\[0\].data is not binary/);
+  refuses(handMade({ ...p, table: { ...table, fds: [...table.fds, { fd: 5000, desc: 0, cloexec: false }] } }), /bad: fds\[4\].fd: 5000 is not below rlimit.soft 1024/);
+  refuses(handMade({ ...p, table: { ...table, pipes: [{ ...table.pipes[0], packets: [5, 5] }] } }), /packets: sum 10 is not the data length 11/);
+});
+
+test('not a file, or missing: refused with exit code 2', () => {
+  const d = join(dir, 'notfile');
+  mkdirSync(d);
+  assert.throws(() => readImage(d), (e: Error) => e instanceof CrError && e.code === 2 && e.message === `${d} is a directory, not an image`);
+  assert.throws(() => readImage(join(dir, 'missing')), (e: Error) => e instanceof CrError && e.code === 2 && /cannot read .*missing: ENOENT/.test(e.message));
+});
+
+test('loadTableInput takes a JSON fd table too, and refuses bad JSON with exit code 2', () => {
+  const path = join(dir, 'table.json');
+  writeFileSync(path, '  \n' + JSON.stringify(sample().table));
+  const loaded = loadTableInput(path);
+  assert.equal(loaded.table, sample().table);
+  assert.is(loaded.image, undefined);
+  writeFileSync(path, '{"fds": [');
+  assert.throws(() => loadTableInput(path), (e: Error) => e instanceof CrError && e.code === 2 && /not valid JSON/.test(e.message));
+  writeFileSync(path, '{"fds": []}');
+  assert.throws(() => loadTableInput(path), (e: Error) => e instanceof CrError && e.code === 2);
+});
+
+test('cr show: a readable table, --json in the plan schema, a bad image exits 2 with one line', async () => {
+  const path = join(dir, 'show.img');
+  writeImage(path, sample(), { force: true });
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (s: string) => void out.push(s);
+  console.error = (s: string) => void err.push(s);
+  let codes: number[];
+  try {
+    codes = [await main(['show', path]), await main(['show', path, '--json'])];
+    writeFileSync(join(dir, 'corrupt.img'), 'garbage');
+    codes.push(await main(['show', join(dir, 'corrupt.img')]));
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  assert.equal(codes, [0, 0, 2]);
+  const text = out[0]!;
+  assert.match(text, /process 1234 \(python3\), uid 1000: "python3" "-S" "x.py"/);
+  assert.match(text, /\n 4 +pipe +write +O_WRONLY\|O_DIRECT +yes +7 +- +pipe 0: 11 B in 2 packets of 64 KiB/);
+  assert.match(text, /\n 9 +file +O_RDWR\|O_APPEND\|O_LARGEFILE +no +- +\/tmp\/some file @ 12345/);
+  assert.match(text, /pipe 0: 11 B in 2 packets of 64 KiB, packets 5,6: "hello\\x00world"/);
+  assert.match(text, /dropped fd 5 \(socket\): socket:\[77\]/);
+  assert.equal(JSON.parse(out[1]!), sample().table);
+  assert.equal(err, [`cr show: ${join(dir, 'corrupt.img')}: not a valid cr image: no cr image envelope`]);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
