@@ -23,7 +23,6 @@ import {
   O_SYNC,
   O_TRUNC,
   O_WRONLY,
-  SETFL_MASK,
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
 
@@ -155,6 +154,8 @@ export class SimDesc {
   refs = 0;
   /** file position (f_pos) for files and character devices */
   offset = 0;
+  /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
+  fasync = false;
   constructor(
     readonly serial: number,
     readonly kind: SimKind,
@@ -212,6 +213,11 @@ export interface FdEntry {
 const PROC_FD = /^\/proc\/self\/fd\/(0|[1-9][0-9]{0,9})$/;
 const OPEN_KNOWN = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | O_NOATIME | O_CLOEXEC | O_SYNC | O_NOCTTY | O_NOFOLLOW | O_DIRECTORY;
 const PIPE2_FLAGS = O_CLOEXEC | O_NONBLOCK | O_DIRECT;
+/**
+ * fs/fcntl.c's SETFL_MASK: what F_SETFL copies from its argument. Not O_ASYNC, which
+ * only ->fasync changes (see setfl), unlike model/fdtable.ts's SETFL_MASK.
+ */
+const SETFL_BITS = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME;
 
 /** A set of fd numbers answering "lowest free number >= n" quickly. */
 class FdBitmap {
@@ -312,7 +318,6 @@ export class SimProcess {
       throw new SimError(call, 'REFUSED', 'a restore never creates, truncates or O_PATH-opens');
     }
     if ((flags & ~OPEN_KNOWN) !== 0) throw new SimError(call, 'REFUSED', `flag bits 0o${((flags & ~OPEN_KNOWN) >>> 0).toString(8)} not modelled`);
-    if ((flags & O_ACCMODE) === O_ACCMODE) throw new SimError(call, 'EINVAL');
     // do_sys_openat2 takes the fd number before it looks at the path.
     const fd = this.allocate(0, call);
     let pipe: SimPipe | null = null;
@@ -331,10 +336,13 @@ export class SimProcess {
       if (!node) throw new SimError(call, 'ENOENT');
     }
     if ((flags & O_DIRECTORY) !== 0) throw new SimError(call, 'ENOTDIR');
-    const isPipe = pipe !== null || node?.kind === 'fifo';
-    // Pipes and FIFOs lack FMODE_CAN_ODIRECT: packet mode is set with F_SETFL only.
-    if (isPipe && (flags & O_DIRECT) !== 0) throw new SimError(call, 'EINVAL');
     const mode = flags & O_ACCMODE;
+    // Access mode 3 (ioctl only): fifo_open refuses it; files would take it, but no
+    // table has it and no restore needs it.
+    if (mode === O_ACCMODE) {
+      if (pipe !== null || node?.kind === 'fifo') throw new SimError(call, 'EINVAL');
+      throw new SimError(call, 'REFUSED', 'access mode 3 is not modelled');
+    }
     if (node?.kind === 'fifo') {
       // fifo_open: only named FIFOs wait for a partner; O_RDWR never waits.
       const current = node.pipe;
@@ -345,7 +353,13 @@ export class SimProcess {
         if ((flags & O_NONBLOCK) !== 0) throw new SimError(call, 'ENXIO', 'FIFO has no reader');
         throw new SimError(call, 'WOULDBLOCK', 'FIFO has no reader');
       }
-      if (!current) node.pipe = new SimPipe(this.world.serial(), node);
+    }
+    // Pipes, FIFOs and the character devices modelled (/dev/null and kin) lack
+    // FMODE_CAN_ODIRECT, checked after ->open (so after fifo_open's waiting): a
+    // pipe's packet mode is set with F_SETFL only.
+    if ((flags & O_DIRECT) !== 0 && (pipe !== null || node?.kind !== 'file')) throw new SimError(call, 'EINVAL');
+    if (node?.kind === 'fifo') {
+      node.pipe ??= new SimPipe(this.world.serial(), node);
       pipe = node.pipe;
     }
     const descFlags = ((flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE) >>> 0;
@@ -404,7 +418,24 @@ export class SimProcess {
     const call = `fcntl(${fd}, F_SETFL, ${flagNames(flags)})`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
-    desc.flags = ((flags & SETFL_MASK) | (desc.flags & ~SETFL_MASK)) >>> 0;
+    // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
+    // whose file system does direct I/O; character devices refuse it.
+    if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');
+    // O_ASYNC is not in the kernel's SETFL_MASK: the file's ->fasync sets it when it
+    // joins the fasync list and clears it only when it leaves that list. Pipes have
+    // ->fasync; the files and devices modelled do not, so for them F_SETFL leaves
+    // O_ASYNC as open() left it, and a description opened with O_ASYNC (never on
+    // the list) keeps it for good.
+    if (((flags ^ desc.flags) & O_ASYNC) !== 0 && desc.pipe) {
+      if ((flags & O_ASYNC) !== 0) {
+        desc.fasync = true;
+        desc.flags |= O_ASYNC;
+      } else if (desc.fasync) {
+        desc.fasync = false;
+        desc.flags &= ~O_ASYNC;
+      }
+    }
+    desc.flags = ((flags & SETFL_BITS) | (desc.flags & ~SETFL_BITS)) >>> 0;
   }
 
   setfd(fd: number, cloexec: boolean): void {
