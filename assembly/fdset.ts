@@ -25,6 +25,16 @@ export class FdSet {
     if (fd >> 6 < this.fullBelow) this.fullBelow = fd >> 6;
   }
 
+  /** Lowest number in the set, or -1 when it is empty. */
+  lowestUsed(): i32 {
+    const n = (this.limit + 63) >> 6;
+    for (let w = 0; w < n; w++) {
+      const bits = unchecked(this.words[w]);
+      if (bits != 0) return (w << 6) + i32(ctz(bits));
+    }
+    return -1;
+  }
+
   /** Lowest number >= min that is in neither this set nor `also` (if given), or -1 below the limit. */
   lowestFree(min: i32, also: FdSet | null = null): i32 {
     if (min >= this.limit) return -1;

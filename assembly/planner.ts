@@ -17,12 +17,12 @@ import {
 import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
 import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
-  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP,
+  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG,
 } from './slots';
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
   emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
-  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit,
+  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd,
 } from './emit';
 
 export const PLAN_OK: i32 = 0;
@@ -81,14 +81,20 @@ function attempt(reversedFirst: bool): i32 {
   }
   for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
   chooseHomes();
+  choosePlugs();
 
   const units = unitOrder(reversedFirst);
   for (let u = 0; u < units.length; u++) {
     const unit = i32(units[u] & 0xffffffff);
+    plugGaps();
     beginUnit();
     const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createFile(unit - nPipes);
     if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
     fillDups(unit);
+  }
+  for (let i = 0; i < plugsPlaced; i++) {
+    emitClose(plugs[i]);
+    vacate(plugs[i]);
   }
   fixFlags();
   if (mode != MODE_FRESH) {
@@ -97,6 +103,77 @@ function attempt(reversedFirst: bool): i32 {
   }
   burst();
   return PLAN_OK;
+}
+
+/** The gaps to plug, ascending; the first plugsPlaced of them are plugged. */
+let plugs = new StaticArray<i32>(0);
+let plugsNext: i32 = 0;
+/** plugs[0 .. plugsPlaced) are open (placed plugs are compacted to the front) */
+let plugsPlaced: i32 = 0;
+
+/**
+ * A new fd lands at the lowest free number; one that lands in a gap (a number no
+ * image fd wants) costs a dup2 and a close to move. Plugging a gap also costs two
+ * ops (F_DUPFD, close) but serves every later creation. Plug the k lowest gaps for
+ * the k that minimises 2k + 2 * (descriptions whose home lies above gap k+1), while
+ * leaving numbers to spare for temporaries.
+ */
+function choosePlugs(): void {
+  plugsPlaced = 0;
+  plugsNext = 0;
+  let homesCount = 0;
+  let highestHome = -1;
+  for (let d = 0; d < nDescs; d++) {
+    if (home[d] < 0) continue;
+    homesCount++;
+    if (home[d] > highestHome) highestHome = home[d];
+  }
+  let gaps = 0;
+  for (let g = 0; g < highestHome; g++) if (!occupied.has(g) && !reserved.has(g)) gaps++;
+  const spare = i64(occupied.limit) - i64(nFds) - i64(nTarget);
+  const most = i32(min<i64>(i64(gaps), max<i64>(0, spare - 8)));
+  plugs = new StaticArray<i32>(most);
+  if (most == 0) return;
+  let k = 0;
+  for (let g = 0; g < highestHome && k < most; g++) if (!occupied.has(g) && !reserved.has(g)) plugs[k++] = g;
+
+  const homes = new StaticArray<i64>(homesCount);
+  let h = 0;
+  for (let d = 0; d < nDescs; d++) if (home[d] >= 0) homes[h++] = i64(home[d]);
+  sortI64(homes);
+  // above = homes above plugs[k] (the first gap left open when k are plugged).
+  let best = 0;
+  let bestCost: i64 = i64.MAX_VALUE;
+  let below = 0;
+  for (k = 0; k <= most; k++) {
+    const open = k < most ? i64(plugs[k]) : i64(highestHome);
+    while (below < homesCount && homes[below] < open) below++;
+    const cost = 2 * i64(k) + 2 * i64(homesCount - below);
+    if (cost < bestCost) {
+      bestCost = cost;
+      best = k;
+    }
+  }
+  plugs = StaticArray.slice<i32>(plugs, 0, best);
+}
+
+/** Before a unit is created: plug the chosen gaps it would otherwise land in. */
+function plugGaps(): void {
+  while (plugsNext < plugs.length) {
+    const g = plugs[plugsNext];
+    if (occupied.has(g)) {
+      plugsNext++; // a staging copy took it: no plug needed
+      continue;
+    }
+    if (nextFree() != g) return;
+    // Everything below g is open, so fd 0 is, unless g is 0 itself.
+    const from = g > 0 ? 0 : occupied.lowestUsed();
+    if (from < 0) return;
+    emitDupfd(from, g, false, g);
+    occupy(g, PLUG, false);
+    plugs[plugsPlaced++] = g;
+    plugsNext++;
+  }
 }
 
 function fdIndexOfDesc(d: i32): i32 {

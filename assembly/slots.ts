@@ -10,6 +10,8 @@ export const EMPTY: i32 = -1;
 export const FOREIGN: i32 = -2;
 /** a pipe end or FIFO opening the plan needs only for a while */
 export const TEMP: i32 = -3;
+/** a dup that holds a gap below the numbers still to fill, so new fds land higher */
+export const PLUG: i32 = -4;
 
 export let limit: i32 = 0;
 export let occupied: FdSet = new FdSet(0);
