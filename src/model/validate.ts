@@ -342,7 +342,11 @@ export function parseFdList(text: string, what = '--target-fds'): number[] {
     if (out.length + (hi - lo + 1) > MAX_ENTRIES) badInput(`${what}: more than ${MAX_ENTRIES} fds`);
     for (let fd = lo; fd <= hi; fd++) out.push(fd);
   }
-  checkDistinct(out, what);
+  const seen = new Set<number>();
+  for (const fd of out) {
+    if (seen.has(fd)) badInput(`${what}: ${fd} appears twice`);
+    seen.add(fd);
+  }
   return out;
 }
 
