@@ -17,6 +17,7 @@ import { O_ACCMODE, O_WRONLY as MODE_WRONLY } from '../model/fdtable.js';
 
 /** Largest length tee/splice take in one call (the kernel caps at the pipe's contents anyway). */
 const ALL = 0x7fffffff;
+const PAGE_SIZE = 4096;
 
 export interface PipeBytes {
   capacity: number;
@@ -25,14 +26,14 @@ export interface PipeBytes {
   packets?: number[];
 }
 
-/** A scratch pipe of cr's, non-blocking, big enough to hold a copy of any pipe of `capacity`. */
+/** A scratch pipe of cr's, non-blocking, of `capacity`: as many buffers as the pipe it copies. */
 class Scratch {
   readonly r: number;
   readonly w: number;
   constructor(capacity: number) {
     [this.r, this.w] = pipe2(O_NONBLOCK | O_CLOEXEC);
     try {
-      if (getPipeSize(this.w) < capacity) setPipeSize(this.w, capacity);
+      if (getPipeSize(this.w) !== capacity) setPipeSize(this.w, capacity);
     } catch (err) {
       this.close();
       throw err;
@@ -83,7 +84,7 @@ function copyOf(source: number, capacity: number, total: number, what: string): 
  * into an empty pipe, add a byte and read: a packet comes back alone.
  */
 function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): boolean {
-  const probe = new Scratch(4096);
+  const probe = new Scratch(2 * PAGE_SIZE); // the moved buffer and the marker byte
   try {
     for (let i = 0; i < lengths.length - 1; i++) readOnce(copy.r, buf, lengths[i]);
     const last = lengths[lengths.length - 1]!;
