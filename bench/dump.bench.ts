@@ -1,0 +1,61 @@
+// Time `dump` on the test fixtures: each phase (freeze, /proc reads, kcmp grouping, pipe copies,
+// thaw, image write) as the median of several in-process runs on one live fixture, plus the
+// whole `node cr.mjs dump` command (node start-up included) as a median of a few runs.
+// Run: npm run build && node build/bench/dump.bench.js [RUNS]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn } from '../bridge/spawn.js';
+import { checkpoint } from '../src/dump/checkpoint.js';
+import { writeImage } from '../src/image/format.js';
+import { ensureReaped } from '../test/helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'fdlayout.py');
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const RUNS = Number(process.argv[2] ?? 21);
+const CLI_RUNS = 7;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+};
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function bench(scenario: string): void {
+  const dir = mkdtempSync(join(tmpdir(), `cr-bench-${scenario}-`));
+  const pid = spawn([PYTHON, '-S', FIXTURE, scenario, dir], { fds: [] });
+  try {
+    while (!existsSync(join(dir, 'ready'))) Atomics.wait(sleeper, 0, 0, 5);
+    const image = join(dir, 'image');
+    const phases = new Map<string, number[]>();
+    let summary = '';
+    for (let i = 0; i < RUNS; i++) {
+      const run = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
+      const t = performance.now();
+      writeImage(image, run.image, { force: true });
+      run.phases.push(['write', performance.now() - t]);
+      run.phases.push(['total', run.phases.reduce((n, [, ms]) => n + ms, 0)]);
+      for (const [name, ms] of run.phases) phases.set(name, [...(phases.get(name) ?? []), ms]);
+      const { fds, pipes } = run.image.table;
+      summary = `${fds.length} fds, ${pipes.length} pipes, ${pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0)} bytes`;
+    }
+    const cli: number[] = [];
+    for (let i = 0; i < CLI_RUNS; i++) {
+      const t = performance.now();
+      const r = spawnSync(process.execPath, [join(ROOT, 'cr.mjs'), 'dump', '--pid', String(pid), '-o', image, '--force']);
+      if (r.status !== 0) throw new Error(`cr dump failed: ${r.stderr}`);
+      cli.push(performance.now() - t);
+    }
+    const cells = [...phases].map(([name, xs]) => `${name} ${median(xs).toFixed(2)}`);
+    console.log(`${scenario.padEnd(10)} (${summary}): ${cells.join(', ')} ms; node cr.mjs dump ${median(cli).toFixed(0)} ms`);
+  } finally {
+    ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`dump, median of ${RUNS} in-process runs per phase (ms), and of ${CLI_RUNS} whole CLI runs:`);
+for (const scenario of ['seed', 'full', 'big', 'fifo', 'packets', 'pow2', 'limit64']) bench(scenario);
