@@ -2,7 +2,7 @@
 // SIGCHLD handling would steal ptrace stops) and always kill and reap them, even on failure.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
@@ -48,4 +48,22 @@ export function buildC(source: string, ccArgs: string[] = []): string {
   execFileSync('cc', ['-O1', '-o', `${exe}.${process.pid}`, src, ...ccArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
   renameSync(`${exe}.${process.pid}`, exe); // atomic: parallel test files may build the same program
   return exe;
+}
+
+/**
+ * Wait until pid sleeps inside system call nr (x86_64 number, per /proc/PID/syscall), or one of
+ * several, e.g. a reader blocked in read(2) on an empty pipe. A sleep that was interrupted and
+ * restarted shows as restart_syscall (219). Polls; throws after timeoutMs.
+ */
+export function waitInSyscall(pid: number, nr: number | number[], timeoutMs = 5000): void {
+  const wanted = (Array.isArray(nr) ? nr : [nr]).map(String);
+  const deadline = Date.now() + timeoutMs;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const state = /\) (\w)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+    const current = readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0];
+    if (state === 'S' && wanted.includes(current!)) return;
+    if (Date.now() > deadline) throw new Error(`pid ${pid} not blocked in syscall ${nr} after ${timeoutMs} ms (state ${state}, syscall ${current})`);
+    Atomics.wait(sleeper, 0, 0, 2);
+  }
 }

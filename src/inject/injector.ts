@@ -1,0 +1,244 @@
+// Running system calls inside another process: the tracee executes a `syscall` instruction cr
+// placed in its code, with registers cr chose, under PTRACE_SYSCALL: it stops at the syscall's
+// entry and again at its exit, where cr reads the result. No int3: a trap signal while all
+// signals are blocked would make the kernel unblock SIGTRAP and reset its handler to SIG_DFL.
+// Everything touched (registers, code bytes, signal mask, scratch mappings) is put back by finish().
+import { readFileSync } from 'node:fs';
+import { SyscallError } from '../../bridge/errno.js';
+import { readMemory, writeMemory } from '../../bridge/memory.js';
+import {
+  cont, contSyscall, getRegs, getSiginfo, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, setRegs, type Regs,
+} from '../../bridge/ptrace.js';
+import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
+import { waitStop, type WaitResult } from '../../bridge/wait.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIG_SETMASK, SYS } from './syscalls.js';
+
+const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
+const SITE_MASK = 0xffffn;
+const ENTRY = 'entry';
+const EXIT = 'exit';
+const SCRATCH_CHUNK = 64 * 1024;
+const SIGSET_SIZE = 8n;
+const ALL_SIGNALS = 0xffffffffffffffffn; // the kernel itself leaves SIGKILL and SIGSTOP unblocked
+
+export interface InjectorOptions {
+  /** Bound on each injected syscall; a call still blocked then is interrupted and reported. */
+  timeoutMs?: number;
+}
+
+const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
+
+/** Start of the first executable mapping that ptrace can patch (not vsyscall/vdso/uprobes). */
+function findCodeSite(pid: number): bigint {
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const [range, perms, , , , name] = line.split(/\s+/);
+    if (!range || !perms?.includes('x') || name?.startsWith('[')) continue;
+    return BigInt(`0x${range.split('-')[0]}`);
+  }
+  throw new Error(`pid ${pid}: no executable mapping to place injected code in`);
+}
+
+/**
+ * Describe why the tracee's current stop cannot be injected from, or null if it can. Only stops
+ * inside the kernel's signal handling (PTRACE_EVENT_STOP) resume through the syscall-restart
+ * logic with the registers we set; others are moved there first by the caller.
+ */
+function stopKind(pid: number): 'event-stop' | 'ptrace-event' | string {
+  const info = getSiginfo(pid);
+  const event = info.code >> 8;
+  if (event === PTRACE_EVENT_STOP) return 'event-stop';
+  if (info.signo === SIGTRAP && (info.code & 0xff) === SIGTRAP && event > 0 && event !== PTRACE_EVENT_EXIT) return 'ptrace-event';
+  if (info.signo === SIGTRAP && (info.code === SIGTRAP || info.code === (SIGTRAP | 0x80))) return 'a syscall-stop';
+  if (event === PTRACE_EVENT_EXIT) return 'the exit event stop';
+  return `a signal-delivery-stop for ${signalName(info.signo)}`;
+}
+
+export class Injector {
+  private readonly scratchMaps: Array<{ addr: bigint; size: bigint }> = [];
+  private scratchNext = 0n;
+  private scratchEnd = 0n;
+  /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
+  private readonly deferred: number[] = [];
+  private oldMask: bigint | null = null;
+  private done = false;
+
+  private constructor(
+    readonly pid: number,
+    private readonly saved: Regs,
+    private readonly site: bigint,
+    private readonly savedWord: bigint,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /**
+   * Prepare to inject into pid, which must be seized and in a ptrace-stop: a PTRACE_EVENT_STOP
+   * (PTRACE_INTERRUPT, group-stop) or a ptrace event stop such as PTRACE_EVENT_EXEC, which is
+   * first turned into a PTRACE_EVENT_STOP without running any tracee instruction. Blocks all
+   * signals in the tracee until finish().
+   */
+  static attach(pid: number, options: InjectorOptions = {}): Injector {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const kind = stopKind(pid);
+    if (kind === 'ptrace-event') toEventStop(pid, timeoutMs);
+    else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
+    const saved = getRegs(pid);
+    const site = findCodeSite(pid);
+    const savedWord = peek(pid, site);
+    poke(pid, site, (savedWord & ~SITE_MASK) | SYSCALL_INSN);
+    const injector = new Injector(pid, saved, site, savedWord, timeoutMs);
+    try {
+      injector.newScratch(SCRATCH_CHUNK);
+      const set = injector.scratch(16);
+      injector.write(set, u64(ALL_SIGNALS));
+      injector.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, set + 8n, SIGSET_SIZE);
+      injector.oldMask = injector.read(set + 8n, 8).readBigUInt64LE(0);
+    } catch (err) {
+      injector.finish();
+      throw err;
+    }
+    return injector;
+  }
+
+  /** Run one system call in the tracee; returns its raw result (-errno on failure). */
+  syscall(nr: number, ...args: bigint[]): bigint {
+    if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
+    if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
+    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
+    // orig_rax -1: when the tracee resumes from a stop inside signal handling the kernel would
+    // otherwise apply its syscall-restart fixup (rip -= 2, rax = orig_rax) to our registers.
+    setRegs(this.pid, { ...this.saved, rip: this.site, rax: BigInt(nr), orig_rax: -1n, rdi, rsi, rdx, r10, r8, r9 });
+    contSyscall(this.pid, 0);
+    this.waitSyscallStop(nr, ENTRY);
+    contSyscall(this.pid, 0);
+    return this.waitSyscallStop(nr, EXIT);
+  }
+
+  /** Like syscall(), but a failure throws a SyscallError naming the call, its arguments and the pid. */
+  call(name: string, nr: number, ...args: bigint[]): bigint {
+    const result = this.syscall(nr, ...args);
+    if (result < 0n && result > -4096n) {
+      throw new SyscallError(`${name}(${args.map(hex).join(', ')}) injected in pid ${this.pid}`, Number(-result));
+    }
+    return result;
+  }
+
+  /** Address of size fresh bytes of tracee memory, valid until finish(). */
+  scratch(size: number): bigint {
+    const need = BigInt((size + 15) & ~15);
+    if (this.scratchNext + need > this.scratchEnd) this.newScratch(Math.max(SCRATCH_CHUNK, size));
+    const addr = this.scratchNext;
+    this.scratchNext += need;
+    return addr;
+  }
+
+  /** Copy data into fresh scratch memory (strings NUL-terminated); returns its address. */
+  put(data: Buffer | string): bigint {
+    const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
+    const addr = this.scratch(buf.length);
+    this.write(addr, buf);
+    return addr;
+  }
+
+  write(addr: bigint, buf: Buffer): void {
+    writeMemory(this.pid, addr, buf);
+  }
+
+  read(addr: bigint, len: number): Buffer {
+    return readMemory(this.pid, addr, len);
+  }
+
+  /**
+   * Put everything back: signal mask, scratch mappings, code bytes, registers; leave the tracee
+   * in a PTRACE_EVENT_STOP. From there, once resumed, the kernel restarts a syscall the tracee
+   * was blocked in, exactly as if we had never been there. Safe to call after a failed call.
+   */
+  finish(): void {
+    if (this.done) return;
+    try {
+      if (this.oldMask !== null) {
+        const set = this.scratch(8);
+        this.write(set, u64(this.oldMask));
+        this.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, 0n, SIGSET_SIZE);
+      }
+      for (const { addr, size } of this.scratchMaps) this.call('munmap', SYS.munmap, addr, size);
+    } finally {
+      this.done = true;
+      poke(this.pid, this.site, this.savedWord);
+      setRegs(this.pid, this.saved);
+      toEventStop(this.pid, this.timeoutMs, this.deferred);
+      for (const sig of this.deferred) kill(this.pid, sig);
+    }
+  }
+
+  private newScratch(size: number): void {
+    const len = BigInt(Math.ceil(size / 4096) * 4096);
+    const prot = BigInt(PROT_READ | PROT_WRITE);
+    const addr = this.call('mmap', SYS.mmap, 0n, len, prot, BigInt(MAP_PRIVATE | MAP_ANONYMOUS), -1n, 0n);
+    this.scratchMaps.push({ addr, size: len });
+    this.scratchNext = addr;
+    this.scratchEnd = addr + len;
+  }
+
+  /**
+   * Wait for our syscall's entry or exit stop; returns the result at the exit. Signals that
+   * interfere (SIGSTOP, or any before the mask is set) are suppressed and held for finish().
+   */
+  private waitSyscallStop(nr: number, op: typeof ENTRY | typeof EXIT, interrupted = false): bigint {
+    for (;;) {
+      let stop: WaitResult;
+      try {
+        stop = waitStop(this.pid, this.timeoutMs);
+      } catch (err) {
+        if (err instanceof SyscallError || op !== EXIT || interrupted) throw err;
+        // Still blocked inside our syscall: interrupt it, collect its exit, leave the tracee
+        // in an event stop, usable by further calls and finish().
+        interrupt(this.pid);
+        this.waitSyscallStop(nr, op, true);
+        toEventStop(this.pid, this.timeoutMs, this.deferred);
+        throw new Error(`pid ${this.pid}: injected syscall ${nr} did not return within ${this.timeoutMs} ms (interrupted)`);
+      }
+      if (stop.kind !== 'stopped') {
+        this.done = true;
+        throw new Error(`pid ${this.pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during injected syscall ${nr}`);
+      }
+      if (stop.event === 0) {
+        // A syscall stop reports si_code SIGTRAP (| 0x80 with TRACESYSGOOD, which we cannot
+        // assume); a SIGTRAP signal never has that code. Entry and exit stops alternate.
+        const code = getSiginfo(this.pid).code;
+        if (code === SIGTRAP || code === (SIGTRAP | 0x80)) {
+          if (op === ENTRY) return 0n;
+          const regs = getRegs(this.pid);
+          if (regs.orig_rax === BigInt(nr) && regs.rip === this.site + 2n) return regs.rax;
+          throw new Error(`pid ${this.pid}: unexpected syscall stop (orig_rax ${regs.orig_rax}, rip ${hex(regs.rip)}) in injected syscall ${nr}`);
+        }
+        this.deferred.push(stop.signal);
+      }
+      contSyscall(this.pid, 0);
+    }
+  }
+}
+
+const u64 = (v: bigint): Buffer => {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(v);
+  return buf;
+};
+
+/**
+ * From the current stop, reach a PTRACE_EVENT_STOP without running tracee code: PTRACE_INTERRUPT
+ * then resume; the tracee traps on its way back to user mode. Signal-delivery-stops met on the
+ * way are suppressed and recorded in `deferred`. With `interrupted` the interrupt was sent already.
+ */
+function toEventStop(pid: number, timeoutMs: number, deferred: number[] = [], interrupted = false): void {
+  if (!interrupted) {
+    interrupt(pid);
+    cont(pid, 0);
+  }
+  for (;;) {
+    const stop = waitStop(pid, timeoutMs);
+    if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping it`);
+    if (stop.event === PTRACE_EVENT_STOP) return;
+    if (stop.event === 0) deferred.push(stop.signal);
+    cont(pid, 0);
+  }
+}

@@ -1,0 +1,36 @@
+// x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) for calls cr injects.
+export const SYS = {
+  read: 0,
+  write: 1,
+  open: 2,
+  close: 3,
+  lseek: 8,
+  mmap: 9,
+  munmap: 11,
+  rt_sigprocmask: 14,
+  ioctl: 16,
+  pipe: 22,
+  dup: 32,
+  dup2: 33,
+  nanosleep: 35,
+  getpid: 39,
+  socketpair: 53,
+  fcntl: 72,
+  getppid: 110,
+  openat: 257,
+  splice: 275,
+  tee: 276,
+  dup3: 292,
+  pipe2: 293,
+  prlimit64: 302,
+  memfd_create: 319,
+  pidfd_open: 434,
+  close_range: 436,
+  pidfd_getfd: 438,
+} as const;
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const SIG_SETMASK = 2;
