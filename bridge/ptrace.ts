@@ -53,8 +53,12 @@ export type RegName = (typeof REG_NAMES)[number];
 /** General-purpose registers as signed 64-bit values (so orig_rax -1 and rax -errno read naturally). */
 export type Regs = Record<RegName, bigint>;
 
-const REGS_SIZE = REG_NAMES.length * 8;
-const regsBuf = Buffer.alloc(REGS_SIZE);
+/** Index of each register in the raw user_regs_struct image (getRegsInto / setRegsFrom). */
+export const REG_INDEX = Object.fromEntries(REG_NAMES.map((name, i) => [name, i])) as Record<RegName, number>;
+export const REG_COUNT = REG_NAMES.length;
+
+const regsRaw = new BigInt64Array(REG_COUNT);
+const regsRawBuf = Buffer.from(regsRaw.buffer);
 
 export function seize(pid: number, options: number): void {
   check(Number(libc.ptrace(PTRACE_SEIZE, pid, 0, options)), () => `ptrace(PTRACE_SEIZE, pid=${pid}, options=0x${options.toString(16)})`);
@@ -82,20 +86,29 @@ export function listen(pid: number): void {
   check(Number(libc.ptrace(PTRACE_LISTEN, pid, 0, 0)), () => `ptrace(PTRACE_LISTEN, pid=${pid})`);
 }
 
+/** PTRACE_GETREGS into a raw image (REG_COUNT signed words, REG_INDEX order): no object built. */
+export function getRegsInto(pid: number, out: BigInt64Array): void {
+  check(libc.ptraceBuf(PTRACE_GETREGS, pid, 0, regsRawBuf), () => `ptrace(PTRACE_GETREGS, pid=${pid})`);
+  out.set(regsRaw);
+}
+
+/** PTRACE_SETREGS from a raw image (REG_COUNT signed words, REG_INDEX order). */
+export function setRegsFrom(pid: number, regs: BigInt64Array): void {
+  regsRaw.set(regs);
+  check(libc.ptraceBuf(PTRACE_SETREGS, pid, 0, regsRawBuf), () => `ptrace(PTRACE_SETREGS, pid=${pid})`);
+}
+
 export function getRegs(pid: number): Regs {
-  check(libc.ptraceBuf(PTRACE_GETREGS, pid, 0, regsBuf), () => `ptrace(PTRACE_GETREGS, pid=${pid})`);
+  getRegsInto(pid, regsRaw);
   const regs = {} as Regs;
-  REG_NAMES.forEach((name, i) => {
-    regs[name] = regsBuf.readBigInt64LE(i * 8);
-  });
+  for (let i = 0; i < REG_COUNT; i++) regs[REG_NAMES[i]!] = regsRaw[i]!;
   return regs;
 }
 
 export function setRegs(pid: number, regs: Regs): void {
-  REG_NAMES.forEach((name, i) => {
-    regsBuf.writeBigInt64LE(BigInt.asIntN(64, regs[name]), i * 8);
-  });
-  check(libc.ptraceBuf(PTRACE_SETREGS, pid, 0, regsBuf), () => `ptrace(PTRACE_SETREGS, pid=${pid})`);
+  const raw = new BigInt64Array(REG_COUNT);
+  for (let i = 0; i < REG_COUNT; i++) raw[i] = BigInt.asIntN(64, regs[REG_NAMES[i]!]);
+  setRegsFrom(pid, raw);
 }
 
 export interface Siginfo {

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import {
-  cont, contSyscall, getRegs, getSiginfo, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, setRegs, type Regs,
+  cont, contSyscall, getRegsInto, getSiginfo, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, REG_COUNT,
+  REG_INDEX, setRegsFrom,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
 import { waitStop, type WaitResult } from '../../bridge/wait.js';
@@ -15,6 +16,9 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIG_SETMASK, SYS } f
 
 const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
 const SITE_MASK = 0xffffn;
+const R = REG_INDEX;
+const ARG_REGS = [R.rdi, R.rsi, R.rdx, R.r10, R.r8, R.r9];
+const isSyscallStop = (siCode: number): boolean => siCode === SIGTRAP || siCode === (SIGTRAP | 0x80);
 const ENTRY = 'entry';
 const EXIT = 'exit';
 const SCRATCH_CHUNK = 64 * 1024;
@@ -60,11 +64,16 @@ export class Injector {
   /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
   private readonly deferred: number[] = [];
   private oldMask: bigint | null = null;
+  /** All blockable signals blocked: a SIGTRAP stop can then only be one of our syscall stops. */
+  private masked = false;
   private done = false;
+  /** Registers as we found them, in raw PTRACE_GETREGS order. */
+  private readonly saved = new BigInt64Array(REG_COUNT);
+  /** The register image for the current injected call. */
+  private readonly work = new BigInt64Array(REG_COUNT);
 
   private constructor(
     readonly pid: number,
-    private readonly saved: Regs,
     private readonly site: bigint,
     private readonly savedWord: bigint,
     private readonly timeoutMs: number,
@@ -81,17 +90,18 @@ export class Injector {
     const kind = stopKind(pid);
     if (kind === 'ptrace-event') toEventStop(pid, timeoutMs);
     else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
-    const saved = getRegs(pid);
     const site = findCodeSite(pid);
     const savedWord = peek(pid, site);
+    const injector = new Injector(pid, site, savedWord, timeoutMs);
+    getRegsInto(pid, injector.saved);
     poke(pid, site, (savedWord & ~SITE_MASK) | SYSCALL_INSN);
-    const injector = new Injector(pid, saved, site, savedWord, timeoutMs);
     try {
       injector.newScratch(SCRATCH_CHUNK);
       const set = injector.scratch(16);
       injector.write(set, u64(ALL_SIGNALS));
       injector.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, set + 8n, SIGSET_SIZE);
       injector.oldMask = injector.read(set + 8n, 8).readBigUInt64LE(0);
+      injector.masked = true;
     } catch (err) {
       injector.finish();
       throw err;
@@ -103,10 +113,17 @@ export class Injector {
   syscall(nr: number, ...args: bigint[]): bigint {
     if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
     if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
-    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
+    const regs = this.work;
+    regs.set(this.saved);
+    regs[R.rip] = this.site;
+    regs[R.rax] = BigInt(nr);
     // orig_rax -1: when the tracee resumes from a stop inside signal handling the kernel would
     // otherwise apply its syscall-restart fixup (rip -= 2, rax = orig_rax) to our registers.
-    setRegs(this.pid, { ...this.saved, rip: this.site, rax: BigInt(nr), orig_rax: -1n, rdi, rsi, rdx, r10, r8, r9 });
+    regs[R.orig_rax] = -1n;
+    ARG_REGS.forEach((reg, i) => {
+      regs[reg] = BigInt.asIntN(64, args[i] ?? 0n);
+    });
+    setRegsFrom(this.pid, regs);
     contSyscall(this.pid, 0);
     this.waitSyscallStop(nr, ENTRY);
     contSyscall(this.pid, 0);
@@ -156,6 +173,7 @@ export class Injector {
     if (this.done) return;
     try {
       if (this.oldMask !== null) {
+        this.masked = false;
         const set = this.scratch(8);
         this.write(set, u64(this.oldMask));
         this.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, 0n, SIGSET_SIZE);
@@ -164,7 +182,7 @@ export class Injector {
     } finally {
       this.done = true;
       poke(this.pid, this.site, this.savedWord);
-      setRegs(this.pid, this.saved);
+      setRegsFrom(this.pid, this.saved);
       toEventStop(this.pid, this.timeoutMs, this.deferred);
       for (const sig of this.deferred) kill(this.pid, sig);
     }
@@ -203,13 +221,14 @@ export class Injector {
       }
       if (stop.event === 0) {
         // A syscall stop reports si_code SIGTRAP (| 0x80 with TRACESYSGOOD, which we cannot
-        // assume); a SIGTRAP signal never has that code. Entry and exit stops alternate.
-        const code = getSiginfo(this.pid).code;
-        if (code === SIGTRAP || code === (SIGTRAP | 0x80)) {
+        // assume); a SIGTRAP signal never has that code, and cannot arrive while masked.
+        // Entry and exit stops alternate.
+        if ((stop.signal & 0x7f) === SIGTRAP && (this.masked || isSyscallStop(getSiginfo(this.pid).code))) {
           if (op === ENTRY) return 0n;
-          const regs = getRegs(this.pid);
-          if (regs.orig_rax === BigInt(nr) && regs.rip === this.site + 2n) return regs.rax;
-          throw new Error(`pid ${this.pid}: unexpected syscall stop (orig_rax ${regs.orig_rax}, rip ${hex(regs.rip)}) in injected syscall ${nr}`);
+          const regs = this.work;
+          getRegsInto(this.pid, regs);
+          if (regs[R.orig_rax] === BigInt(nr) && regs[R.rip] === this.site + 2n) return regs[R.rax]!;
+          throw new Error(`pid ${this.pid}: unexpected syscall stop (orig_rax ${regs[R.orig_rax]}, rip ${hex(regs[R.rip]!)}) in injected syscall ${nr}`);
         }
         this.deferred.push(stop.signal);
       }
