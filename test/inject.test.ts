@@ -8,6 +8,7 @@ import { closeFd, readFd, writeFd } from '../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../bridge/pidfd.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { detach, getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/ptrace.js';
+import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { reap } from '../bridge/spawn.js';
 import { waitpid, WNOHANG } from '../bridge/wait.js';
 import { Injector } from '../src/inject/injector.js';
@@ -19,13 +20,19 @@ const ERESTART_RESTARTBLOCK = -516n;
 const SYS_clock_nanosleep = 230;
 const SYS_restart_syscall = 219;
 
-const sigBlk = (pid: number): string => /SigBlk:\s+(\w+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
+const sigField = (pid: number, field: string): string =>
+  new RegExp(`${field}:\\s+(\\w+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
+const sigBlk = (pid: number): string => sigField(pid, 'SigBlk');
+const signalState = (pid: number): string[] => ['SigBlk', 'SigIgn', 'SigCgt', 'SigPnd', 'ShdPnd'].map((f) => sigField(pid, f));
 
-test('getpid, pipe2 and an errno: results land in the tracee; registers and mask are restored', async () => {
-  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+test('getpid, pipe2 and an errno: results land in the tracee; registers and signal state are restored', async () => {
+  // SIGTRAP ignored (inherited through exec): injection must leave that disposition alone.
+  await withProcess(['sh', '-c', 'trap "" TRAP; exec sleep 30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
     seizeAndStop(pid);
     const before = getRegs(pid);
-    const maskBefore = sigBlk(pid);
+    const signalsBefore = signalState(pid);
+    assert.is(BigInt(`0x${signalsBefore[1]}`) & (1n << 4n), 1n << 4n, 'SIGTRAP ignored');
     const mapsBefore = readFileSync(`/proc/${pid}/maps`, 'utf8');
     const inj = Injector.attach(pid);
     try {
@@ -50,7 +57,7 @@ test('getpid, pipe2 and an errno: results land in the tracee; registers and mask
       inj.finish();
     }
     assert.equal(getRegs(pid), before);
-    assert.is(sigBlk(pid), maskBefore);
+    assert.equal(signalState(pid), signalsBefore);
     assert.is(getSiginfo(pid).code >> 8, PTRACE_EVENT_STOP);
     assert.is(readFileSync(`/proc/${pid}/maps`, 'utf8'), mapsBefore); // scratch unmapped
   });
@@ -177,6 +184,51 @@ test('an injected call that blocks is interrupted at the timeout; finish still r
     waitInSyscall(pid, [SYS_clock_nanosleep, SYS_restart_syscall]); // back to sleeping, where it was
     assert.is(waitpid(pid, WNOHANG), null);
   });
+});
+
+// Catches SIGUSR1 (SA_RESTART) and reports it, then echoes one read from stdin.
+const CATCHER = `
+#include <signal.h>
+#include <unistd.h>
+static void onUsr1(int sig) { (void)sig; write(1, "usr1;", 5); }
+int main(void) {
+  struct sigaction sa = { 0 };
+  sa.sa_handler = onUsr1;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, 0);
+  char buf[64];
+  ssize_t n = read(0, buf, sizeof buf);
+  if (n > 0) write(1, buf, n);
+  return n > 0 ? 0 : 3;
+}
+`;
+
+test('a signal sent during injection waits for finish, then is handled; the read restarts', async () => {
+  const [inR, inW] = pipe2(0);
+  const [outR, outW] = pipe2(0);
+  try {
+    await withProcess([buildC(CATCHER)], { fds: [[inR, 0], [outW, 1]] }, (pid) => {
+      waitInSyscall(pid, SYS.read);
+      seizeAndStop(pid);
+      const inj = Injector.attach(pid);
+      try {
+        kill(pid, SIGUSR1);
+        assert.is(inj.syscall(SYS.getpid), BigInt(pid));
+        assert.match(sigField(pid, 'ShdPnd'), /0000000000000200$/); // pending, blocked by us
+      } finally {
+        inj.finish();
+      }
+      detach(pid);
+      const buf = Buffer.alloc(64);
+      assert.is(buf.subarray(0, readFd(outR, buf)).toString(), 'usr1;');
+      writeFd(inW, Buffer.from('data'));
+      const r = reap(pid, 5000);
+      assert.is(r.code, 0);
+      assert.is(buf.subarray(0, readFd(outR, buf)).toString(), 'data');
+    });
+  } finally {
+    for (const fd of [inR, inW, outR, outW]) closeFd(fd);
+  }
 });
 
 test.run();

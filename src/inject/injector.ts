@@ -11,7 +11,7 @@ import {
   REG_INDEX, setRegsFrom,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
-import { waitStop, type WaitResult } from '../../bridge/wait.js';
+import { waitpid, waitStop, WALL, type WaitResult } from '../../bridge/wait.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIG_SETMASK, SYS } from './syscalls.js';
 
 const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
@@ -43,9 +43,10 @@ function findCodeSite(pid: number): bigint {
 }
 
 /**
- * Describe why the tracee's current stop cannot be injected from, or null if it can. Only stops
- * inside the kernel's signal handling (PTRACE_EVENT_STOP) resume through the syscall-restart
- * logic with the registers we set; others are moved there first by the caller.
+ * Classify the tracee's current stop. Injection starts from a PTRACE_EVENT_STOP: it is inside
+ * the kernel's signal handling, so when the tracee finally resumes, the kernel's syscall-restart
+ * logic sees the registers we restored. Other ptrace event stops can be moved there; syscall and
+ * signal-delivery stops are refused (the returned text says which it is).
  */
 function stopKind(pid: number): 'event-stop' | 'ptrace-event' | string {
   const info = getSiginfo(pid);
@@ -61,12 +62,12 @@ export class Injector {
   private readonly scratchMaps: Array<{ addr: bigint; size: bigint }> = [];
   private scratchNext = 0n;
   private scratchEnd = 0n;
-  /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
-  private readonly deferred: number[] = [];
   private oldMask: bigint | null = null;
   /** All blockable signals blocked: a SIGTRAP stop can then only be one of our syscall stops. */
   private masked = false;
   private done = false;
+  /** The tracee died under us: nothing left to restore. */
+  private gone = false;
   /** Registers as we found them, in raw PTRACE_GETREGS order. */
   private readonly saved = new BigInt64Array(REG_COUNT);
   /** The register image for the current injected call. */
@@ -77,6 +78,8 @@ export class Injector {
     private readonly site: bigint,
     private readonly savedWord: bigint,
     private readonly timeoutMs: number,
+    /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
+    private readonly deferred: number[],
   ) {}
 
   /**
@@ -88,11 +91,12 @@ export class Injector {
   static attach(pid: number, options: InjectorOptions = {}): Injector {
     const timeoutMs = options.timeoutMs ?? 5000;
     const kind = stopKind(pid);
-    if (kind === 'ptrace-event') toEventStop(pid, timeoutMs);
+    const deferred: number[] = [];
+    if (kind === 'ptrace-event') toEventStop(pid, timeoutMs, deferred);
     else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
     const site = findCodeSite(pid);
     const savedWord = peek(pid, site);
-    const injector = new Injector(pid, site, savedWord, timeoutMs);
+    const injector = new Injector(pid, site, savedWord, timeoutMs, deferred);
     getRegsInto(pid, injector.saved);
     poke(pid, site, (savedWord & ~SITE_MASK) | SYSCALL_INSN);
     try {
@@ -181,10 +185,12 @@ export class Injector {
       for (const { addr, size } of this.scratchMaps) this.call('munmap', SYS.munmap, addr, size);
     } finally {
       this.done = true;
-      poke(this.pid, this.site, this.savedWord);
-      setRegsFrom(this.pid, this.saved);
-      toEventStop(this.pid, this.timeoutMs, this.deferred);
-      for (const sig of this.deferred) kill(this.pid, sig);
+      if (!this.gone) {
+        poke(this.pid, this.site, this.savedWord);
+        setRegsFrom(this.pid, this.saved);
+        toEventStop(this.pid, this.timeoutMs, this.deferred);
+        for (const sig of this.deferred) kill(this.pid, sig);
+      }
     }
   }
 
@@ -205,7 +211,9 @@ export class Injector {
     for (;;) {
       let stop: WaitResult;
       try {
-        stop = waitStop(this.pid, this.timeoutMs);
+        // The entry stop comes at once (the tracee is about to execute `syscall`): a blocking
+        // wait is safe there and cheaper than polling. The exit may never come.
+        stop = op === ENTRY ? waitpid(this.pid, WALL)! : waitStop(this.pid, this.timeoutMs);
       } catch (err) {
         if (err instanceof SyscallError || op !== EXIT || interrupted) throw err;
         // Still blocked inside our syscall: interrupt it, collect its exit, leave the tracee
@@ -217,6 +225,7 @@ export class Injector {
       }
       if (stop.kind !== 'stopped') {
         this.done = true;
+        this.gone = true;
         throw new Error(`pid ${this.pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during injected syscall ${nr}`);
       }
       if (stop.event === 0) {
@@ -246,13 +255,11 @@ const u64 = (v: bigint): Buffer => {
 /**
  * From the current stop, reach a PTRACE_EVENT_STOP without running tracee code: PTRACE_INTERRUPT
  * then resume; the tracee traps on its way back to user mode. Signal-delivery-stops met on the
- * way are suppressed and recorded in `deferred`. With `interrupted` the interrupt was sent already.
+ * way are suppressed and recorded in `deferred`.
  */
-function toEventStop(pid: number, timeoutMs: number, deferred: number[] = [], interrupted = false): void {
-  if (!interrupted) {
-    interrupt(pid);
-    cont(pid, 0);
-  }
+function toEventStop(pid: number, timeoutMs: number, deferred: number[]): void {
+  interrupt(pid);
+  cont(pid, 0);
   for (;;) {
     const stop = waitStop(pid, timeoutMs);
     if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping it`);
