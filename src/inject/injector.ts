@@ -92,7 +92,7 @@ export class Injector {
     const timeoutMs = options.timeoutMs ?? 5000;
     const kind = stopKind(pid);
     const deferred: number[] = [];
-    if (kind === 'ptrace-event') toEventStop(pid, timeoutMs, deferred);
+    if (kind === 'ptrace-event') toEventStop(pid, deferred);
     else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
     const site = findCodeSite(pid);
     const savedWord = peek(pid, site);
@@ -188,7 +188,7 @@ export class Injector {
       if (!this.gone) {
         poke(this.pid, this.site, this.savedWord);
         setRegsFrom(this.pid, this.saved);
-        toEventStop(this.pid, this.timeoutMs, this.deferred);
+        toEventStop(this.pid, this.deferred);
         for (const sig of this.deferred) kill(this.pid, sig);
       }
     }
@@ -220,7 +220,7 @@ export class Injector {
         // in an event stop, usable by further calls and finish().
         interrupt(this.pid);
         this.waitSyscallStop(nr, op, true);
-        toEventStop(this.pid, this.timeoutMs, this.deferred);
+        toEventStop(this.pid, this.deferred);
         throw new Error(`pid ${this.pid}: injected syscall ${nr} did not return within ${this.timeoutMs} ms (interrupted)`);
       }
       if (stop.kind !== 'stopped') {
@@ -254,14 +254,14 @@ const u64 = (v: bigint): Buffer => {
 
 /**
  * From the current stop, reach a PTRACE_EVENT_STOP without running tracee code: PTRACE_INTERRUPT
- * then resume; the tracee traps on its way back to user mode. Signal-delivery-stops met on the
- * way are suppressed and recorded in `deferred`.
+ * then resume; the tracee traps on its way back to user mode, so a blocking wait is safe.
+ * Signal-delivery-stops met on the way are suppressed and recorded in `deferred`.
  */
-function toEventStop(pid: number, timeoutMs: number, deferred: number[]): void {
+function toEventStop(pid: number, deferred: number[]): void {
   interrupt(pid);
   cont(pid, 0);
   for (;;) {
-    const stop = waitStop(pid, timeoutMs);
+    const stop = waitpid(pid, WALL)!;
     if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping it`);
     if (stop.event === PTRACE_EVENT_STOP) return;
     if (stop.event === 0) deferred.push(stop.signal);
