@@ -176,6 +176,7 @@ test('pipe ends: one kind per pipe, one FIFO path, at most one pipe2() end of ea
     t.descs.push({ id: 8, kind: 'pipe', flags: O_RDONLY | O_NONBLOCK, pipe: 0 });
   }, 'descs[7].flags: pipe 0 already has a read end made by pipe2() (descs[0]); a reopened end has O_LARGEFILE');
   rejects((t) => (t.descs[2].flags = O_RDWR), 'descs[2].flags: an O_RDWR pipe description always has O_LARGEFILE');
+  rejects((t) => (t.descs[1].flags = O_WRONLY | O_SYNC), 'descs[1].flags: O_DSYNC on a pipe end made by pipe2() (no O_LARGEFILE): nothing can set it there');
   const ok = GOOD();
   ok.fds.push({ fd: 20, desc: 8, cloexec: false });
   ok.descs.push({ id: 8, kind: 'pipe', flags: O_RDONLY | O_LARGEFILE, pipe: 0 });

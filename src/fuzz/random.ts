@@ -83,15 +83,10 @@ export class Rng {
     return [...seen];
   }
 
+  /** n random bytes (little-endian words, so the same on every machine we run on). */
   bytes(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i += 4) {
-      const v = this.u32();
-      out[i] = v;
-      if (i + 1 < n) out[i + 1] = v >>> 8;
-      if (i + 2 < n) out[i + 2] = v >>> 16;
-      if (i + 3 < n) out[i + 3] = v >>> 24;
-    }
-    return out;
+    const words = new Uint32Array(Math.ceil(n / 4));
+    for (let i = 0; i < words.length; i++) words[i] = this.u32();
+    return new Uint8Array(words.buffer, 0, n);
   }
 }

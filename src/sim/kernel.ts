@@ -55,12 +55,16 @@ export type SimErrno =
   | 'REFUSED';
 
 export class SimError extends Error {
+  readonly call: string;
+  /** `call` renders the call for the message; a function, so no string is built unless a call fails */
   constructor(
-    readonly call: string,
+    call: string | (() => string),
     readonly errno: SimErrno,
     detail?: string,
   ) {
-    super(`${call}: ${errno === 'WOULDBLOCK' ? 'would block' : errno}${detail ? ` (${detail})` : ''}`);
+    const text = typeof call === 'string' ? call : call();
+    super(`${text}: ${errno === 'WOULDBLOCK' ? 'would block' : errno}${detail ? ` (${detail})` : ''}`);
+    this.call = text;
     this.name = 'SimError';
   }
 }
@@ -292,7 +296,7 @@ export class SimProcess {
   // ---- syscalls ----
 
   pipe2(flags: number): [number, number] {
-    const call = `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
+    const call = (): string => `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
     if ((flags & ~PIPE2_FLAGS) !== 0) throw new SimError(call, 'EINVAL');
     const r = this.allocate(0, call);
     this.used.set(r, true); // reserved, as get_unused_fd_flags does, until both are found
@@ -313,7 +317,7 @@ export class SimProcess {
   }
 
   open(path: string, flags: number): number {
-    const call = `open(${JSON.stringify(path)}, ${flagNames(flags)})`;
+    const call = (): string => `open(${JSON.stringify(path)}, ${flagNames(flags)})`;
     if ((flags & (O_CREAT | O_EXCL | O_TRUNC | O_PATH | O_TMPFILE_BIT)) !== 0) {
       throw new SimError(call, 'REFUSED', 'a restore never creates, truncates or O_PATH-opens');
     }
@@ -371,7 +375,7 @@ export class SimProcess {
 
   /** dup2(from, to) */
   dup2(from: number, to: number): number {
-    const call = `dup2(${from}, ${to})`;
+    const call = (): string => `dup2(${from}, ${to})`;
     if (from === to) {
       if (!this.table.has(from)) throw new SimError(call, 'EBADF');
       return to;
@@ -381,12 +385,12 @@ export class SimProcess {
 
   /** dup3(from, to, cloexec ? O_CLOEXEC : 0) */
   dup3(from: number, to: number, cloexec: boolean): number {
-    const call = `dup3(${from}, ${to}, ${cloexec ? 'O_CLOEXEC' : '0'})`;
+    const call = (): string => `dup3(${from}, ${to}, ${cloexec ? 'O_CLOEXEC' : '0'})`;
     if (from === to) throw new SimError(call, 'EINVAL');
     return this.dup3Common(from, to, cloexec, call);
   }
 
-  private dup3Common(from: number, to: number, cloexec: boolean, call: string): number {
+  private dup3Common(from: number, to: number, cloexec: boolean, call: () => string): number {
     if (!isFdArg(to) || to >= this.limit.soft) throw new SimError(call, 'EBADF');
     const entry = this.table.get(from);
     if (!entry) throw new SimError(call, 'EBADF');
@@ -399,7 +403,7 @@ export class SimProcess {
 
   /** fcntl(from, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min) */
   dupfd(from: number, min: number, cloexec: boolean): number {
-    const call = `fcntl(${from}, ${cloexec ? 'F_DUPFD_CLOEXEC' : 'F_DUPFD'}, ${min})`;
+    const call = (): string => `fcntl(${from}, ${cloexec ? 'F_DUPFD_CLOEXEC' : 'F_DUPFD'}, ${min})`;
     const entry = this.table.get(from);
     if (!entry) throw new SimError(call, 'EBADF');
     if (!isFdArg(min) || min >= this.limit.soft) throw new SimError(call, 'EINVAL');
@@ -415,7 +419,7 @@ export class SimProcess {
 
   /** fcntl(fd, F_SETFL, flags): only the SETFL_MASK bits change. */
   setfl(fd: number, flags: number): void {
-    const call = `fcntl(${fd}, F_SETFL, ${flagNames(flags)})`;
+    const call = (): string => `fcntl(${fd}, F_SETFL, ${flagNames(flags)})`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
@@ -446,7 +450,7 @@ export class SimProcess {
 
   /** fcntl(fd, F_SETPIPE_SZ, size): returns the size the pipe now has. */
   setPipeSize(fd: number, size: number): number {
-    const call = `fcntl(${fd}, F_SETPIPE_SZ, ${size})`;
+    const call = (): string => `fcntl(${fd}, F_SETPIPE_SZ, ${size})`;
     const desc = this.lookup(fd, call);
     if (!desc.pipe) throw new SimError(call, desc.kind === 'foreign' ? 'REFUSED' : 'EBADF');
     const pipe = desc.pipe;
@@ -462,7 +466,7 @@ export class SimProcess {
   }
 
   lseek(fd: number, offset: number): number {
-    const call = `lseek(${fd}, ${offset}, SEEK_SET)`;
+    const call = (): string => `lseek(${fd}, ${offset}, SEEK_SET)`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
     if (desc.pipe) throw new SimError(call, 'ESPIPE');
@@ -473,7 +477,7 @@ export class SimProcess {
 
   /** write(fd, bytes) into a pipe: the whole write or an error, never a short write. */
   write(fd: number, bytes: Uint8Array): number {
-    const call = `write(${fd}, <${bytes.length} bytes>)`;
+    const call = (): string => `write(${fd}, <${bytes.length} bytes>)`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
     if (!desc.writable) throw new SimError(call, 'EBADF');
@@ -513,7 +517,7 @@ export class SimProcess {
 
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) without CAP_SYS_RESOURCE; returns the old limit. */
   prlimit(soft: number, hard: number): Rlimit {
-    const call = `prlimit(0, RLIMIT_NOFILE, {${soft}, ${hard}})`;
+    const call = (): string => `prlimit(0, RLIMIT_NOFILE, {${soft}, ${hard}})`;
     if (!Number.isSafeInteger(soft) || !Number.isSafeInteger(hard) || soft < 0 || hard < 0 || soft > hard) {
       throw new SimError(call, 'EINVAL');
     }
@@ -526,14 +530,14 @@ export class SimProcess {
 
   // ---- internals ----
 
-  private lookup(fd: number, call: string): SimDesc {
+  private lookup(fd: number, call: () => string): SimDesc {
     const entry = this.table.get(fd);
     if (!entry) throw new SimError(call, 'EBADF');
     return entry.desc;
   }
 
   /** alloc_fd: the lowest free number >= min, EMFILE if it is not below the soft limit. */
-  private allocate(min: number, call: string): number {
+  private allocate(min: number, call: () => string): number {
     const fd = this.used.lowestFree(min);
     if (fd >= this.limit.soft) throw new SimError(call, 'EMFILE');
     return fd;

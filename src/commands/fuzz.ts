@@ -1,0 +1,54 @@
+// `cr fuzz [--seed N] [--count N] [--max-fds N]`: random tables through the planner and
+// the simulator; exit 1 with the failing seed and a shrunken case on the first failure.
+import { badInput } from '../errors.js';
+import { fuzz, type FuzzReport } from '../fuzz/run.js';
+
+function number(args: string[], i: number, name: string, min: number, max: number): number {
+  const text = args[i + 1];
+  if (text === undefined || !/^\d{1,10}$/.test(text)) badInput(`${name}: expected a number, got ${text === undefined ? 'nothing' : JSON.stringify(text)}`);
+  const n = Number(text);
+  if (n < min || n > max) badInput(`${name}: ${n} is not in ${min}..${max}`);
+  return n;
+}
+
+function summary(r: FuzzReport): string[] {
+  const avgOps = r.verified ? r.totalOps / r.verified : 0;
+  const avgBound = r.verified ? r.totalLowerBound / r.verified : 0;
+  return [
+    `cases ${r.cases}, plans verified ${r.verified}, impossible (allowed) ${r.impossible}, failures ${r.failures}`,
+    `average plan length ${avgOps.toFixed(2)} syscalls, average lower bound ${avgBound.toFixed(2)}, ratio ${avgBound ? (avgOps / avgBound).toFixed(4) : '-'}`,
+  ];
+}
+
+export async function run(args: string[]): Promise<number> {
+  let seed = 1;
+  let count = 1000;
+  let maxFds: number | undefined;
+  for (let i = 0; i < args.length; i += 2) {
+    if (args[i] === '--seed') seed = number(args, i, '--seed', 0, 2 ** 32 - 1);
+    else if (args[i] === '--count') count = number(args, i, '--count', 1, 1e9);
+    else if (args[i] === '--max-fds') maxFds = number(args, i, '--max-fds', 1, 20000);
+    else badInput(`unknown argument ${JSON.stringify(args[i])} (usage: fuzz [--seed N] [--count N] [--max-fds N])`);
+  }
+  const last = (seed + count - 1) >>> 0;
+  console.log(`fuzz: ${count} cases, seeds ${seed}..${last}${maxFds ? `, at most ${maxFds} fds` : ''}`);
+  const started = performance.now();
+  const report = fuzz({
+    seed,
+    count,
+    maxFds,
+    progressEvery: 10000,
+    onProgress: (done, r) => console.error(`  ${done} cases, ${r.impossible} impossible, ${((performance.now() - started) / 1000).toFixed(0)} s`),
+  });
+  for (const line of summary(report)) console.log(line);
+  console.log(`time ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const f = report.failure;
+  if (!f) return 0;
+  console.log(`FAILURE at seed ${f.seed} (rerun: node cr.mjs fuzz --seed ${f.seed} --count 1${maxFds ? ` --max-fds ${maxFds}` : ''})`);
+  console.log(`  ${f.reason}`);
+  console.log(`shrunk to ${f.shrunk.table.fds.length} fds, ${f.shrunk.target.fds.length} target fds; it fails with:`);
+  console.log(`  ${f.shrunkReason}`);
+  console.log(`table: ${JSON.stringify(f.shrunk.table)}`);
+  console.log(`target: ${JSON.stringify(f.shrunk.target)}`);
+  return 1;
+}

@@ -1,0 +1,302 @@
+// Random restore problems: an fd table as a real process could have it, and a target
+// to restore it into. One seed, one case, on every machine.
+import type { Desc, Fd, FdTable, Pipe, Rlimit } from '../model/fdtable.js';
+import {
+  O_APPEND,
+  O_ASYNC,
+  O_DIRECT,
+  O_DSYNC,
+  O_LARGEFILE,
+  O_NOATIME,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_SYNC,
+  O_WRONLY,
+} from '../model/fdtable.js';
+import type { PlanTarget, TargetMode } from '../plan/ops.js';
+import { Rng } from './random.js';
+
+export interface FuzzCase {
+  table: FdTable;
+  target: PlanTarget;
+}
+
+const PAGE = 4096;
+/** The highest hard RLIMIT_NOFILE a case uses: fs.nr_open here. */
+const NR_OPEN = 1 << 20;
+const CHR_PATHS = ['/dev/null', '/dev/zero', '/dev/full', '/dev/urandom'];
+
+interface Builder {
+  rng: Rng;
+  descs: Array<Omit<Desc, 'id'>>;
+  pipes: Array<Omit<Pipe, 'id'>>;
+  /** fds per desc (index into descs): cloexec bits */
+  fds: Array<{ desc: number; cloexec: boolean }>;
+  dataLeft: number;
+  files: string[];
+  fifos: number;
+}
+
+/** How many fds a case has: mostly small, now and then up to 20,000. */
+function pickSize(rng: Rng, maxFds: number): number {
+  const size = rng.weighted<[number, number]>([
+    [55, [1, 8]],
+    [30, [9, 64]],
+    [10, [65, 400]],
+    [3, [401, 1000]],
+    [1.5, [1001, 5000]],
+    [0.15, [5001, 20000]],
+  ]);
+  return Math.min(maxFds, rng.int(size[0], size[1]));
+}
+
+function someOf(rng: Rng, p: number, bits: number[]): number {
+  let flags = 0;
+  for (const b of bits) if (rng.chance(p)) flags |= b;
+  return flags;
+}
+
+/** Status flags a pipe end can carry: O_DIRECT (packet mode) and the F_SETFL ones. */
+function pipeStatus(rng: Rng): number {
+  return someOf(rng, 0.3, [O_NONBLOCK]) | someOf(rng, 0.08, [O_DIRECT, O_APPEND, O_ASYNC, O_NOATIME]);
+}
+
+/** Status flags open() can also give: O_DSYNC, O_SYNC. */
+function openStatus(rng: Rng): number {
+  return rng.chance(0.05) ? rng.pick([O_DSYNC, O_SYNC]) : 0;
+}
+
+function accessMode(rng: Rng): number {
+  return rng.weighted([[4, O_RDONLY], [4, O_WRONLY], [2, O_RDWR]]);
+}
+
+/** Queued bytes for a new pipe of `capacity`: often none, sometimes full, maybe packets. */
+function fillPipe(b: Builder, capacity: number): Omit<Pipe, 'id'> {
+  const rng = b.rng;
+  const pipe: Omit<Pipe, 'id'> = { capacity, data: '' };
+  if (!rng.chance(0.45) || b.dataLeft <= 0) return pipe;
+  const room = Math.min(capacity, b.dataLeft);
+  if (rng.chance(0.2)) {
+    const slots = Math.min(capacity / PAGE, Math.max(1, Math.floor(room / PAGE)));
+    const count = rng.int(1, Math.min(slots, rng.pick([1, 3, 16, slots])));
+    const packets = Array.from({ length: count }, () => rng.weighted([[6, () => rng.int(1, 64)], [3, () => rng.int(1, PAGE)], [1, () => PAGE]])());
+    const total = packets.reduce((a, n) => a + n, 0);
+    if (total <= room) {
+      pipe.packets = packets;
+      pipe.data = Buffer.from(rng.bytes(total)).toString('base64');
+      b.dataLeft -= total;
+      return pipe;
+    }
+  }
+  const length = rng.weighted([[6, () => rng.int(1, 100)], [3, () => rng.int(1, Math.min(room, 20000))], [1, () => room]])();
+  pipe.data = Buffer.from(rng.bytes(Math.min(length, room))).toString('base64');
+  b.dataLeft -= length;
+  return pipe;
+}
+
+function newPipe(b: Builder): number {
+  const rng = b.rng;
+  const capacity = PAGE << rng.weighted([[2, 0], [1, 1], [1, 2], [1, 3], [8, 4], [1, 5], [1, 6], [1, 7], [1, 8]]);
+  b.pipes.push(fillPipe(b, capacity));
+  return b.pipes.length - 1;
+}
+
+/** A description and its fds (one, or a few dups with mixed close-on-exec). */
+function addDesc(b: Builder, desc: Omit<Desc, 'id'>): void {
+  b.descs.push(desc);
+  const index = b.descs.length - 1;
+  let count = 1;
+  while (b.rng.chance(0.25) && count < 6) count++;
+  for (let i = 0; i < count; i++) b.fds.push({ desc: index, cloexec: b.rng.chance(0.4) });
+}
+
+function addAnonymousPipe(b: Builder): void {
+  const rng = b.rng;
+  const pipe = newPipe(b);
+  // Which pipe2() ends survive: both, one (the other closed), or none (only reopened ends).
+  const [read, write] = rng.weighted<[boolean, boolean]>([[10, [true, true]], [3, [true, false]], [3, [false, true]], [2, [false, false]]]);
+  if (read) addDesc(b, { kind: 'pipe', flags: O_RDONLY | pipeStatus(rng), pipe });
+  if (write) addDesc(b, { kind: 'pipe', flags: O_WRONLY | pipeStatus(rng), pipe });
+  let reopened = read || write ? 0 : 1;
+  while (rng.chance(0.2) && reopened < 5) reopened++;
+  for (let i = 0; i < reopened; i++) {
+    addDesc(b, { kind: 'pipe', flags: accessMode(rng) | O_LARGEFILE | pipeStatus(rng) | openStatus(rng), pipe });
+  }
+}
+
+function addFifo(b: Builder): void {
+  const rng = b.rng;
+  const pipe = newPipe(b);
+  const path = `/tmp/cr-fuzz/fifo${b.fifos++}`;
+  const count = rng.weighted([[5, 1], [3, 2], [1, 3], [1, 4]]);
+  for (let i = 0; i < count; i++) {
+    addDesc(b, { kind: 'fifo', flags: accessMode(rng) | O_LARGEFILE | pipeStatus(rng) | openStatus(rng), pipe, path });
+  }
+}
+
+function addFile(b: Builder): void {
+  const rng = b.rng;
+  let path: string;
+  if (b.files.length > 0 && rng.chance(0.25)) path = rng.pick(b.files);
+  else {
+    path = `/tmp/cr-fuzz/file${b.files.length}`;
+    b.files.push(path);
+  }
+  const flags = accessMode(rng) | O_LARGEFILE | someOf(rng, 0.1, [O_APPEND, O_NONBLOCK, O_DIRECT, O_ASYNC, O_NOATIME]) | openStatus(rng);
+  const offset = rng.weighted([[6, () => 0], [3, () => rng.int(1, 100000)], [1, () => rng.int(0, 2 ** 40)]])();
+  addDesc(b, { kind: 'file', flags, path, offset });
+}
+
+function addChr(b: Builder): void {
+  const rng = b.rng;
+  // The devices modelled refuse O_DIRECT and keep no file position.
+  const flags = accessMode(rng) | O_LARGEFILE | someOf(rng, 0.1, [O_APPEND, O_NONBLOCK, O_ASYNC]) | openStatus(rng);
+  const desc: Omit<Desc, 'id'> = { kind: 'chr', flags, path: rng.pick(CHR_PATHS) };
+  if (rng.chance(0.5)) desc.offset = 0;
+  addDesc(b, desc);
+}
+
+/** `count` distinct fd numbers below `soft`, laid out one of several ways. */
+function pickNumbers(rng: Rng, count: number, soft: number): number[] {
+  const layout = rng.weighted([[4, 'dense'], [3, 'sparse'], [2, 'high'], [3, 'mixed']] as const);
+  if (layout === 'dense' || count === soft) return Array.from({ length: count }, (_, i) => i);
+  if (layout === 'high') return Array.from({ length: count }, (_, i) => soft - count + i);
+  if (layout === 'sparse') return rng.sample(soft, count);
+  const low = rng.int(0, count);
+  const set = new Set<number>(Array.from({ length: low }, (_, i) => i));
+  set.add(soft - 1);
+  while (set.size < count) set.add(rng.below(soft));
+  return [...set].slice(0, count);
+}
+
+/** The image's RLIMIT_NOFILE for `count` fds: from exactly full to roomy. */
+function pickImageLimit(rng: Rng, count: number): Rlimit {
+  const soft = rng.weighted<() => number>([
+    [2, () => count],
+    [2, () => count + rng.int(1, 3)],
+    [4, () => Math.max(count, 1024)],
+    [2, () => Math.max(count, rng.pick([64, 256, 4096, 20000]))],
+    [1, () => count + rng.int(0, 100000)],
+  ])();
+  const hard = rng.weighted<() => number>([
+    [4, () => soft],
+    [3, () => Math.max(soft, 20000)],
+    [2, () => soft + rng.int(0, 1000)],
+    [1, () => Math.max(soft, NR_OPEN)],
+  ])();
+  return { soft: Math.min(soft, NR_OPEN), hard: Math.min(Math.max(hard, soft), NR_OPEN) };
+}
+
+function makeTable(rng: Rng, maxFds: number): FdTable {
+  const wanted = Math.max(1, pickSize(rng, maxFds));
+  // Bytes of pipe data the case may queue in all: mostly little, so big tables stay quick.
+  const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
+  const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], fifos: 0 };
+  const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr]]],
+    [2, [[1, addAnonymousPipe]]],
+    [1, [[1, addFifo]]],
+    [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],
+  ]);
+  while (b.fds.length < wanted) rng.weighted(mix)(b);
+  // Trim to the size wanted: drop trailing fds, then anything left without one.
+  b.fds.length = wanted;
+  const usedDescs = [...new Set(b.fds.map((f) => f.desc))].sort((x, y) => x - y);
+  const rlimit = pickImageLimit(rng, wanted);
+  const numbers = rng.shuffle(pickNumbers(rng, wanted, rlimit.soft));
+  // Ids are sparse and shuffled so nothing can confuse an id with an index.
+  const descIds = rng.sample(wanted * 4 + 16, usedDescs.length);
+  const descId = new Map<number, number>(usedDescs.map((d, i) => [d, descIds[i]]));
+  const usedPipes = [...new Set(usedDescs.map((d) => b.descs[d].pipe).filter((p): p is number => p !== undefined))].sort((x, y) => x - y);
+  const pipeIds = rng.sample(usedPipes.length * 3 + 8, usedPipes.length);
+  const pipeId = new Map<number, number>(usedPipes.map((p, i) => [p, pipeIds[i]]));
+  const fds: Fd[] = b.fds.map((f, i) => ({ fd: numbers[i], desc: descId.get(f.desc)!, cloexec: f.cloexec }));
+  const descs: Desc[] = usedDescs.map((d) => {
+    const src = b.descs[d];
+    const desc: Desc = { id: descId.get(d)!, kind: src.kind, flags: src.flags };
+    if (src.pipe !== undefined) desc.pipe = pipeId.get(src.pipe)!;
+    if (src.path !== undefined) desc.path = src.path;
+    if (src.offset !== undefined) desc.offset = src.offset;
+    return desc;
+  });
+  const pipes: Pipe[] = usedPipes.map((p) => ({ id: pipeId.get(p)!, ...b.pipes[p] }));
+  if (rng.chance(0.5)) fds.sort((x, y) => x.fd - y.fd);
+  if (rng.chance(0.3)) rng.shuffle(descs);
+  return { fds, descs, pipes, rlimit };
+}
+
+function makeTarget(rng: Rng, table: FdTable): PlanTarget {
+  const image = table.fds.map((f) => f.fd);
+  const maxFd = Math.max(...image);
+  const mode = rng.weighted<TargetMode>([[4, 'fresh'], [3, 'into'], [3, 'into-exact']]);
+  const rlimit = rng.weighted<() => Rlimit>([
+    [4, () => ({ ...table.rlimit })],
+    [3, () => ({ soft: table.rlimit.soft, hard: table.rlimit.soft })],
+    [2, () => ({ soft: 1024, hard: Math.max(20000, maxFd + 1) })],
+    [2, () => {
+      const hard = maxFd + 1 + rng.int(0, 4);
+      return { soft: rng.int(Math.min(3, hard), hard), hard };
+    }],
+    [1, () => ({ soft: rng.int(0, 64), hard: rng.int(64, 40000) })], // maybe below an image fd: no plan
+  ])();
+  if (rlimit.soft > rlimit.hard) rlimit.soft = rlimit.hard;
+  const hard = rlimit.hard;
+  const fds = rng.weighted<() => number[]>([
+    [4, () => [0, 1, 2].filter((fd) => fd < hard)],
+    [2, () => []],
+    [3, () => {
+      // Collisions: some image numbers, some others.
+      const set = new Set<number>();
+      for (const fd of image) if (rng.chance(0.3)) set.add(fd);
+      const others = rng.int(0, 5);
+      for (let i = 0; i < others; i++) set.add(rng.below(Math.max(1, hard)));
+      return [...set];
+    }],
+    [2, () => image.map((fd) => fd + rng.pick([1, -1, 2])).filter((fd) => fd >= 0 && fd < hard)],
+    [1, () => [...image]],
+    [2, () => {
+      // Crowded: leave only a few numbers below the hard limit free (rarely when that
+      // means tens of thousands of target fds: they cost time, not new paths).
+      if (hard > 40000 || (hard > 4096 && !rng.chance(0.05))) return [0, 1, 2];
+      const taken = new Set(image);
+      const free: number[] = [];
+      for (let fd = 0; fd < hard; fd++) if (!taken.has(fd)) free.push(fd);
+      const keep = rng.int(0, 4);
+      return rng.shuffle(free).slice(keep).concat(image.filter(() => rng.chance(0.5)));
+    }],
+  ])();
+  return { fds: [...new Set(fds)], rlimit, mode };
+}
+
+/** The case for one seed; at most maxFds fds. */
+export function generateCase(seed: number, maxFds = 20000): FuzzCase {
+  const rng = new Rng(seed);
+  const table = makeTable(rng, maxFds);
+  return { table, target: makeTarget(rng, table) };
+}
+
+/**
+ * Whether the planner promises a plan: every image fd below the target's hard limit,
+ * and at least 2 numbers below it that are neither image nor target fds, plus (in the
+ * 'into' modes) one per description all of whose fds are taken by target fds.
+ */
+export function planGuaranteed(table: FdTable, target: PlanTarget): boolean {
+  const hard = target.rlimit.hard;
+  const image = new Set<number>();
+  for (const f of table.fds) {
+    if (f.fd >= hard) return false;
+    image.add(f.fd);
+  }
+  const targetFds = new Set(target.fds);
+  let taken = image.size;
+  for (const fd of targetFds) if (fd < hard && !image.has(fd)) taken++;
+  const free = hard - taken;
+  let needed = 2;
+  if (target.mode !== 'fresh') {
+    const blocked = new Map<number, boolean>();
+    for (const f of table.fds) blocked.set(f.desc, (blocked.get(f.desc) ?? true) && targetFds.has(f.fd));
+    for (const all of blocked.values()) if (all) needed++;
+  }
+  return free >= needed;
+}

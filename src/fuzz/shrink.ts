@@ -1,0 +1,76 @@
+// Make a failing case small: greedily drop whole pipes, fds (long runs first, then
+// single ones), target fds and queued bytes while the case still fails. What is left without an fd
+// (descriptions, then pipes) goes with it, so every candidate is still a valid table.
+import type { FdTable } from '../model/fdtable.js';
+import type { FuzzCase } from './generate.js';
+
+/** The table without the fds at these indexes, and without what only they kept alive. */
+function withoutFds(table: FdTable, drop: (index: number) => boolean): FdTable {
+  const fds = table.fds.filter((_, i) => !drop(i));
+  const liveDescs = new Set(fds.map((f) => f.desc));
+  const descs = table.descs.filter((d) => liveDescs.has(d.id));
+  const livePipes = new Set(descs.map((d) => d.pipe));
+  const pipes = table.pipes.filter((p) => livePipes.has(p.id));
+  return { fds, descs, pipes, rlimit: table.rlimit };
+}
+
+/**
+ * Remove runs of items (halves, quarters, ... single ones) while `fails` holds.
+ * `remove(case, from, to)` makes the candidate without items [from, to).
+ */
+function reduce(c: FuzzCase, length: (c: FuzzCase) => number, remove: (c: FuzzCase, from: number, to: number) => FuzzCase, fails: (c: FuzzCase) => boolean, budget: { left: number }): FuzzCase {
+  let chunk = Math.ceil(length(c) / 2);
+  while (chunk >= 1 && budget.left > 0) {
+    let progressed = false;
+    for (let from = 0; from < length(c) && budget.left > 0; ) {
+      const candidate = remove(c, from, from + chunk);
+      budget.left--;
+      if (fails(candidate)) {
+        c = candidate;
+        progressed = true;
+      } else {
+        from += chunk;
+      }
+    }
+    if (!progressed) chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2);
+  }
+  return c;
+}
+
+/** A smaller case that still fails; `fails` must be true for `c`. At most `tries` checks. */
+export function shrink(c: FuzzCase, fails: (c: FuzzCase) => boolean, tries = 4000): FuzzCase {
+  const budget = { left: tries };
+  for (;;) {
+    const before = JSON.stringify(c);
+    // Whole pipes first: a pipe's descriptions and fds are often scattered through the list.
+    c = reduce(
+      c,
+      (x) => x.table.pipes.length,
+      (x, from, to) => {
+        const gone = new Set(x.table.pipes.slice(from, to).map((p) => p.id));
+        const descs = new Set(x.table.descs.filter((d) => d.pipe !== undefined && gone.has(d.pipe)).map((d) => d.id));
+        return { ...x, table: withoutFds(x.table, (i) => descs.has(x.table.fds[i].desc)) };
+      },
+      fails,
+      budget,
+    );
+    c = reduce(c, (x) => x.table.fds.length, (x, from, to) => ({ ...x, table: withoutFds(x.table, (i) => i >= from && i < to) }), fails, budget);
+    c = reduce(
+      c,
+      (x) => x.target.fds.length,
+      (x, from, to) => ({ ...x, target: { ...x.target, fds: x.target.fds.filter((_, i) => i < from || i >= to) } }),
+      fails,
+      budget,
+    );
+    for (let i = 0; i < c.table.pipes.length && budget.left > 0; i++) {
+      const p = c.table.pipes[i];
+      if (p.data === '') continue;
+      const pipes = [...c.table.pipes];
+      pipes[i] = { id: p.id, capacity: p.capacity, data: '' };
+      const candidate = { ...c, table: { ...c.table, pipes } };
+      budget.left--;
+      if (fails(candidate)) c = candidate;
+    }
+    if (JSON.stringify(c) === before || budget.left <= 0) return c;
+  }
+}

@@ -1,0 +1,166 @@
+// The planner against the simulator on random cases (a bounded run of `cr fuzz`), the
+// planner's determinism, and the fuzzer's own parts: generator, guarantee, shrinker.
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { O_RDWR } from '../src/model/fdtable.js';
+import { parseTable } from '../src/model/validate.js';
+import { planRestore } from '../src/plan/planner.js';
+import type { Plan } from '../src/plan/ops.js';
+import { checkCase } from '../src/fuzz/check.js';
+import { generateCase, planGuaranteed, type FuzzCase } from '../src/fuzz/generate.js';
+import { fuzz } from '../src/fuzz/run.js';
+import { shrink } from '../src/fuzz/shrink.js';
+import { verify } from '../src/sim/verify.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+test('bounded fuzz: every plan verifies, every refusal is one the planner may make', () => {
+  const report = fuzz({ seed: 1, count: 12000, maxFds: 400 });
+  const f = report.failure;
+  assert.ok(
+    !f,
+    f && `seed ${f.seed}: ${f.reason}\nshrunk: ${f.shrunkReason}\ntable: ${JSON.stringify(f.shrunk.table)}\ntarget: ${JSON.stringify(f.shrunk.target)}`,
+  );
+  assert.is(report.cases, 12000);
+  assert.is(report.failures, 0);
+  // The mix must exercise both outcomes, or it tests less than it claims.
+  assert.ok(report.verified > 9000, `only ${report.verified} plans verified`);
+  assert.ok(report.impossible > 100, `only ${report.impossible} cases without a plan`);
+  assert.ok(report.totalOps >= report.totalLowerBound);
+});
+
+test('the same input gives byte-identical plans, in one process and in another', () => {
+  const seeds = [3, 41, 1992, 777, 5];
+  const planOf = (seed: number): string => {
+    const c = generateCase(seed);
+    try {
+      return JSON.stringify(planRestore(parseTable(c.table), c.target));
+    } catch (err) {
+      return `impossible: ${(err as Error).message}`;
+    }
+  };
+  const first = seeds.map(planOf);
+  // In the other order: nothing a plan leaves behind in the module may change the next.
+  const second = [...seeds].reverse().map(planOf).reverse();
+  assert.equal(second, first);
+  assert.ok(first.some((p) => p.startsWith('{')), 'no seed gave a plan');
+  const script = `
+    const { generateCase } = await import(${JSON.stringify(join(here, '../src/fuzz/generate.js'))});
+    const { parseTable } = await import(${JSON.stringify(join(here, '../src/model/validate.js'))});
+    const { planRestore } = await import(${JSON.stringify(join(here, '../src/plan/planner.js'))});
+    const out = ${JSON.stringify(seeds)}.reverse().map((seed) => {
+      const c = generateCase(seed);
+      try { return JSON.stringify(planRestore(parseTable(c.table), c.target)); }
+      catch (err) { return 'impossible: ' + err.message; }
+    }).reverse();
+    process.stdout.write(JSON.stringify(out));`;
+  const other = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 256 << 20 }));
+  assert.equal(other, first);
+});
+
+test('cases: one seed, one case; tables are valid and range from tiny to 20,000 fds', () => {
+  assert.is(JSON.stringify(generateCase(123)), JSON.stringify(generateCase(123)));
+  assert.is.not(JSON.stringify(generateCase(123)), JSON.stringify(generateCase(124)));
+  let small = 0;
+  let big = 0;
+  const modes = new Set<string>();
+  for (let seed = 0; seed < 3000; seed++) {
+    const c = generateCase(seed, 2000);
+    parseTable(c.table);
+    const n = c.table.fds.length;
+    if (n <= 8) small++;
+    if (n > 400) big++;
+    modes.add(c.target.mode);
+    assert.ok(n <= 2000);
+  }
+  assert.ok(small > 1000 && big > 50, `${small} small, ${big} big`);
+  assert.equal([...modes].sort(), ['fresh', 'into', 'into-exact']);
+  const sizes = [];
+  for (let seed = 0; seed < 3000 && sizes.length === 0; seed++) {
+    const n = generateCase(seed).table.fds.length;
+    if (n > 5000) sizes.push(n);
+  }
+  assert.ok(sizes.length > 0, 'no case above 5000 fds in 3000 seeds');
+});
+
+test("the planner's promise: image fds below the hard limit and enough spare numbers", () => {
+  const table = parseTable({
+    fds: [
+      { fd: 0, desc: 1, cloexec: false },
+      { fd: 1, desc: 2, cloexec: false },
+    ],
+    descs: [
+      { id: 1, kind: 'chr', flags: 0, path: '/dev/null' },
+      { id: 2, kind: 'chr', flags: 1, path: '/dev/null' },
+    ],
+    pipes: [],
+    rlimit: { soft: 4, hard: 4 },
+  });
+  const target = (fds: number[], hard: number, mode: 'fresh' | 'into' = 'fresh') => ({ fds, rlimit: { soft: hard, hard }, mode });
+  assert.ok(planGuaranteed(table, target([], 4))); // 2 and 3 are spare
+  assert.not.ok(planGuaranteed(table, target([2], 4)));
+  assert.not.ok(planGuaranteed(table, target([], 1))); // fd 1 cannot exist
+  assert.ok(planGuaranteed(table, target([0, 1], 4))); // fresh: the target's fds just go
+  assert.not.ok(planGuaranteed(table, target([0, 1], 4, 'into'))); // both descriptions need staging
+  assert.ok(planGuaranteed(table, target([0, 1], 6, 'into')));
+  assert.not.ok(planGuaranteed(table, target([0, 1, 5], 6, 'into')));
+});
+
+test('shrinking keeps what makes a case fail and drops the rest', () => {
+  let seed = 0;
+  let c: FuzzCase;
+  const hasRdwrFifo = (x: FuzzCase): boolean => x.table.descs.some((d) => d.kind === 'fifo' && (d.flags & 3) === O_RDWR);
+  do c = generateCase(++seed, 400);
+  while (!(hasRdwrFifo(c) && c.table.fds.length > 50 && c.target.fds.length > 0));
+  const small = shrink(c, hasRdwrFifo);
+  assert.is(small.table.fds.length, 1);
+  assert.is(small.table.descs.length, 1);
+  assert.is(small.table.pipes.length, 1);
+  assert.is(small.table.pipes[0].data, '');
+  assert.is(small.target.fds.length, 0);
+  parseTable(small.table);
+});
+
+test('a plan missing any one op fails verification', () => {
+  // Every op of a good plan has a job, so dropping one must show. The one exception
+  // is a close(n) that a later dup2(_, n) makes redundant (dup2 closes n anyway):
+  // wasted, not wrong.
+  let checked = 0;
+  let missed = 0;
+  const misses: string[] = [];
+  for (let seed = 1; checked < 400; seed++) {
+    const c = generateCase(seed, 30);
+    let plan: Plan;
+    try {
+      plan = planRestore(parseTable(c.table), c.target);
+    } catch {
+      continue;
+    }
+    if (!verify(c.table, c.target, plan).ok) continue;
+    const i = seed % plan.ops.length;
+    if (plan.ops[i].op === 'commit') continue;
+    const ops = plan.ops.filter((_, k) => k !== i);
+    const mutated: Plan = { ...plan, ops, commit: i < plan.commit ? plan.commit - 1 : plan.commit, lowerBound: 0 };
+    const dropped = plan.ops[i];
+    if (dropped.op === 'close' && plan.ops.slice(i + 1).some((o) => o.op === 'dup2' && o.to === dropped.fd)) continue;
+    checked++;
+    if (verify(c.table, c.target, mutated).ok) {
+      missed++;
+      misses.push(`seed ${seed} op ${i} ${JSON.stringify(plan.ops[i])}`);
+    }
+  }
+  assert.is(missed, 0, `${missed} of ${checked} ops could go unnoticed: ${misses.slice(0, 5).join('; ')}`);
+});
+
+test('checkCase reports a case that is not valid input instead of planning it', () => {
+  const c = generateCase(7);
+  const broken: FuzzCase = { ...c, table: { ...c.table, fds: [...c.table.fds, { ...c.table.fds[0] }] } };
+  const outcome = checkCase(broken);
+  assert.is(outcome.kind, 'failure');
+  assert.match(outcome.kind === 'failure' ? outcome.reason : '', 'appears twice');
+});
+
+test.run();
