@@ -281,7 +281,7 @@ function makeScript(rng: Rng, dir: string): Script {
       [5, () => ['close', fd]],
       [4, () => ['setfl', fd, someFlags([1, 2, O_NONBLOCK, O_APPEND, O_ASYNC, O_NOATIME, O_DSYNC, O_LARGEFILE, O_DIRECT, O_SYNC], 0.3)]],
       [2, () => ['setfd', fd, rng.int(0, 1)]],
-      [3, () => ['setpipesz', fd, rng.pick([0, 1, 4096, 4097, 8192, 16384, 65536, 1 << 20, (1 << 20) + 1, 3 << 20])]],
+      [3, () => ['setpipesz', fd, rng.pick([0, 1, 4096, 4097, 8192, 16384, 65536, 1 << 20, (1 << 20) + 1, 3 << 20, 2 ** 31, 2 ** 31 + 1, 2 ** 32 + 8192, -1])]],
       [1, () => ['lseek', fd, rng.pick([0, 7, 100000, -1])]],
       [5, () => ['write', fd, rng.pick([0, 1, 100, 4095, 4096, 4097, 5000, 10000, 65536, 70000]), writes++]],
       [1, () => ['prlimit', rng.int(0, hard + 2), rng.pick([hard, proc.rlimit.hard, rng.int(0, hard + 2)])]],

@@ -454,10 +454,12 @@ export class SimProcess {
     const desc = this.lookup(fd, call);
     if (!desc.pipe) throw new SimError(call, desc.kind === 'foreign' ? 'REFUSED' : 'EBADF');
     const pipe = desc.pipe;
-    if (!Number.isInteger(size) || size < 0 || size > 2 ** 32 - 1) throw new SimError(call, 'EINVAL');
-    // round_pipe_size: at least a page, a power of two, nothing above 2^31.
-    if (size > 2 ** 31) throw new SimError(call, 'EINVAL');
-    const rounded = size <= PAGE_SIZE ? PAGE_SIZE : 2 ** Math.ceil(Math.log2(size));
+    if (!Number.isInteger(size)) throw new SimError(call, 'EINVAL');
+    // pipe_fcntl takes the size as an unsigned int; round_pipe_size makes it at least a
+    // page, a power of two, and refuses anything above 2^31.
+    const arg = size >>> 0;
+    if (arg > 2 ** 31) throw new SimError(call, 'EINVAL');
+    const rounded = arg <= PAGE_SIZE ? PAGE_SIZE : 2 ** Math.ceil(Math.log2(arg));
     const slots = rounded / PAGE_SIZE;
     if (slots > pipe.slots && rounded > this.world.pipeMaxSize) throw new SimError(call, 'EPERM', `above pipe-max-size ${this.world.pipeMaxSize}`);
     if (slots < pipe.buffers.length) throw new SimError(call, 'EBUSY', `${pipe.buffers.length} buffers queued`);
