@@ -8,9 +8,9 @@ import { closeFd, readFd, writeFd } from '../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../bridge/pidfd.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { detach, getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/ptrace.js';
-import { kill, SIGUSR1 } from '../bridge/signal.js';
+import { kill, SIGCONT, SIGSTOP, SIGUSR1 } from '../bridge/signal.js';
 import { reap } from '../bridge/spawn.js';
-import { waitpid, WNOHANG } from '../bridge/wait.js';
+import { waitpid, waitStop, WNOHANG, WUNTRACED } from '../bridge/wait.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
 import { buildC, waitInSyscall, withProcess } from './helpers/processes.js';
@@ -229,6 +229,27 @@ test('a signal sent during injection waits for finish, then is handled; the read
   } finally {
     for (const fd of [inR, inW, outR, outW]) closeFd(fd);
   }
+});
+
+test('SIGSTOP cannot be blocked: it is held during injection and takes effect after finish', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      kill(pid, SIGSTOP);
+      assert.is(inj.syscall(SYS.getpid), BigInt(pid)); // would have stopped here, had it not been held
+      assert.is(inj.syscall(SYS.getppid), BigInt(process.pid));
+    } finally {
+      inj.finish();
+    }
+    detach(pid);
+    const stopped = waitStop(pid, 5000, WUNTRACED);
+    assert.is(stopped.kind, 'stopped');
+    assert.is(stopped.signal, SIGSTOP);
+    kill(pid, SIGCONT);
+    waitInSyscall(pid, [SYS_clock_nanosleep, SYS_restart_syscall]);
+  });
 });
 
 test.run();
