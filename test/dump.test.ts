@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { detach, seizeAndStop } from '../bridge/ptrace.js';
 import { kill, SIGCONT, SIGUSR1 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { waitpid, WNOHANG, WUNTRACED } from '../bridge/wait.js';
@@ -418,6 +419,21 @@ test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+});
+
+test('a process another tracer holds is refused, and left to that tracer', async () => {
+  await withFixture('seed', async (fx) => {
+    seizeAndStop(fx.pid);
+    try {
+      const r = await cr(['dump', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
+      assert.is(r.code, 1);
+      assert.is(r.stderr, `cr dump: process ${fx.pid} is already traced by pid ${process.pid}\n`);
+    } finally {
+      detach(fx.pid);
+    }
+    assertLetGo(fx.pid);
+    assert.equal(readBack(fx), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });
 });
 
