@@ -2,21 +2,21 @@
 // `cr dump` checkpoints it, `cr show --json` must print exactly that table, and the fixture must
 // then read back exactly the bytes it queued (so the dump consumed nothing).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { detach, seizeAndStop } from '../bridge/ptrace.js';
-import { kill, SIGCONT, SIGUSR1 } from '../bridge/signal.js';
+import { kill, SIGCONT, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { waitpid, WNOHANG, WUNTRACED } from '../bridge/wait.js';
 import { main } from '../src/cli.js';
 import { freeze, thaw } from '../src/dump/freeze.js';
 import { readImage } from '../src/image/format.js';
 import type { Desc, FdTable, Fd, Pipe } from '../src/model/fdtable.js';
-import { ensureReaped } from './helpers/processes.js';
+import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CR = join(ROOT, 'cr.mjs');
@@ -326,6 +326,54 @@ test('freeze holds every thread in a ptrace stop; thaw lets each go untraced', a
       assert.not.match(taskStatus(tid), /^State:\s*[tT]/m);
     }
   });
+});
+
+// A process counting queued real-time signals, and a sender flooding it with them.
+const COUNTER_C = `#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile sig_atomic_t n;
+static void count(int s) { n++; }
+int main(void) {
+  struct sigaction sa = { .sa_handler = count, .sa_flags = SA_RESTART };
+  sigaction(SIGRTMIN, &sa, 0);
+  sigset_t set; sigemptyset(&set); sigaddset(&set, SIGUSR2); sigprocmask(SIG_BLOCK, &set, 0);
+  int sig; sigwait(&set, &sig);
+  printf("%d\\n", (int)n);
+  return 0;
+}`;
+const SENDER_C = `#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int pid = atoi(argv[1]), k = atoi(argv[2]); union sigval v = { 0 };
+  for (int i = 0; i < k; i++) { while (sigqueue(pid, SIGRTMIN, v) != 0) usleep(100); usleep(20); }
+  return 0;
+}`;
+
+test('freezing during a flood of queued signals loses none (signal-delivery-stops hand theirs back)', async () => {
+  const SIGNALS = 3000;
+  const dir = mkdtempSync(join(tmpdir(), 'cr-signals-'));
+  const outFd = openSync(join(dir, 'out'), 'w');
+  try {
+    await withProcess([buildC(COUNTER_C)], { fds: [[outFd, 1]] }, async (pid) => {
+      await withProcess([buildC(SENDER_C), String(pid), String(SIGNALS)], { fds: [] }, (sender) => {
+        let freezes = 0;
+        while (freezes < 20 || waitpid(sender, WNOHANG) === null) {
+          thaw(freeze(pid), { leaveStopped: false });
+          freezes++;
+        }
+      });
+      kill(pid, SIGUSR2);
+      assert.is(reap(pid, 10_000).code, 0);
+      assert.is(readFileSync(join(dir, 'out'), 'utf8'), `${SIGNALS}\n`);
+    });
+  } finally {
+    closeSync(outFd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('packets and plain bytes in one pipe: refused with one line, bytes untouched', async () => {
