@@ -5,7 +5,8 @@ import {
   nDescs, nPipes, nTarget, fdNum, fdCloexec, descFlags, descSeek, descCount, descFirst,
   fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
   targetHard, mode, maxImageFd, fdIndex,
-  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_ASYNC, SETFL_MASK,
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_ASYNC, O_DIRECT, SETFL_MASK,
+  KIND_PIPE, KIND_FIFO, descKind,
   DEFAULT_PIPE_CAPACITY,
 } from './table';
 import { pipeIsFifo, pipe2Read, pipe2Write, descsOfPipe, pipeFirst, pipeCount, madeByPipe2 } from './pairing';
@@ -15,6 +16,7 @@ export function lowerBound(): i32 {
   const isTarget = new Set<i32>();
   for (let t = 0; t < nTarget; t++) isTarget.add(targetFd[t]);
 
+  const wholly = new StaticArray<bool>(nDescs);
   for (let d = 0; d < nDescs; d++) {
     // One op creates the description (pipe2 counts once per pipe, below), one dup
     // per further number. A description whose every number the target holds cannot
@@ -24,12 +26,14 @@ export function lowerBound(): i32 {
     ops += descCount[d] - 1;
     let held = 0;
     for (let k = 0; k < descCount[d]; k++) if (isTarget.has(fdNum[fdsOfDesc[descFirst[d] + k]])) held++;
-    if (held == descCount[d]) ops += mode == MODE_FRESH ? 1 : 2;
+    wholly[d] = held == descCount[d];
+    if (wholly[d]) ops += mode == MODE_FRESH ? 1 : 2;
     if (descSeek[d]) ops++;
     // Status flags come after the data: pipe2's ends get all theirs by F_SETFL; open()
-    // takes all but O_ASYNC.
+    // takes all but O_ASYNC and O_DIRECT on a pipe or FIFO.
     const status = descFlags[d] & SETFL_MASK;
-    if (madeByPipe2(d) ? status != 0 : (status & O_ASYNC) != 0) ops++;
+    const setLater = descKind[d] == KIND_PIPE || descKind[d] == KIND_FIFO ? O_ASYNC | O_DIRECT : 0;
+    if (madeByPipe2(d) ? status != 0 : (status & setLater) != 0) ops++;
   }
   for (let q = 0; q < nPipes; q++) {
     if (pipeDataLen[q] > 0) ops++;
@@ -50,10 +54,11 @@ export function lowerBound(): i32 {
     if (pipe2Read[q] < 0) ops++; // the read end nobody kept is closed
     if (pipe2Write[q] < 0) ops++;
     // pipe2 gives both ends one close-on-exec bit; if no fd of one end agrees with
-    // any fd of the other, one of them needs F_SETFD.
+    // any fd of the other, one of them needs F_SETFD (unless every fd of one is a dup
+    // anyway, as when a live target holds all its numbers).
     const r = pipe2Read[q];
     const w = pipe2Write[q];
-    if (r >= 0 && w >= 0 && !(anyCloexec(r, true) && anyCloexec(w, true)) && !(anyCloexec(r, false) && anyCloexec(w, false))) ops++;
+    if (r >= 0 && w >= 0 && !(mode != MODE_FRESH && (wholly[r] || wholly[w])) && !(anyCloexec(r, true) && anyCloexec(w, true)) && !(anyCloexec(r, false) && anyCloexec(w, false))) ops++;
   }
   for (let t = 0; t < nTarget; t++) {
     const inImage = fdIndex(targetFd[t]) >= 0;

@@ -37,8 +37,8 @@ export let commitAt: i32 = 0;
 /** the hard limit could not be restored: the image's is above the target's */
 export let hardLimitLowered: bool = false;
 
-/** Flags open() must not get from F_GETFL bits: creation-only, or set up only by F_SETFL. */
-const OPEN_DROP: i32 = O_CREAT | O_EXCL | O_TRUNC | O_ASYNC;
+/** F_GETFL never holds these, but an image might: open() must not get them. */
+const OPEN_DROP: i32 = O_CREAT | O_EXCL | O_TRUNC;
 
 function error(code: i32, arg: i32, arg2: i32): i32 {
   planErrorArg = arg;
@@ -385,6 +385,11 @@ function createFile(d: i32): bool {
  */
 function openFlags(d: i32, byPath: bool): i32 {
   let flags = descFlags[d] & ~OPEN_DROP;
+  // fifo_open() refuses O_DIRECT (EINVAL); F_SETFL sets packet mode afterwards. And
+  // O_ASYNC given to open() is a flag only: F_SETFL puts a pipe on its fasync list
+  // (SIGIO) but sees no change if open() already set the bit. Files and devices
+  // without ->fasync, on the other hand, can get O_ASYNC from open() alone.
+  if (descKind[d] == KIND_FIFO || descKind[d] == KIND_PIPE) flags &= ~(O_DIRECT | O_ASYNC);
   const acc = flags & O_ACCMODE;
   if (descKind[d] == KIND_FIFO && acc != O_RDWR) flags |= O_NONBLOCK;
   if (byPath) flags |= O_NOCTTY;
