@@ -18,7 +18,12 @@ const PTRACE_SETREGSET = 0x4205;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_LISTEN = 0x4208;
+const PTRACE_PEEKSIGINFO = 0x4209;
+const PTRACE_GETSIGMASK = 0x420a;
+const PTRACE_SETSIGMASK = 0x420b;
 const PTRACE_GET_SYSCALL_INFO = 0x420e;
+const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+const PTRACE_PEEKSIGINFO_SHARED = 1;
 
 export const PTRACE_O_TRACESYSGOOD = 0x01;
 export const PTRACE_O_TRACEFORK = 0x02;
@@ -164,6 +169,63 @@ export function getSyscallInfo(pid: number): SyscallInfo {
     rval: op === SYSCALL_INFO_EXIT ? b.readBigInt64LE(24) : 0n,
     isError: op === SYSCALL_INFO_EXIT && b[32] !== 0,
   };
+}
+
+/**
+ * The tracee's blocked-signal mask, 8 bytes little-endian (bit n-1 is signal n). While it sits in
+ * sigsuspend/ppoll/pselect/epoll_pwait with a temporary mask, this is the mask it will return to.
+ */
+export function getSigmask(pid: number): Buffer {
+  const mask = Buffer.alloc(8);
+  check(libc.ptraceBuf(PTRACE_GETSIGMASK, pid, mask.length, mask), () => `ptrace(PTRACE_GETSIGMASK, pid=${pid})`);
+  return mask;
+}
+
+/**
+ * Set the blocked mask of a stopped tracee (SIGKILL and SIGSTOP stay unblocked). No signal can
+ * slip through before it takes effect, unlike an injected rt_sigprocmask. A temporary mask of an
+ * interrupted sigsuspend-like call is dropped; the call re-applies it when it restarts.
+ */
+export function setSigmask(pid: number, mask: Buffer): void {
+  check(libc.ptraceBuf(PTRACE_SETSIGMASK, pid, mask.length, mask), () => `ptrace(PTRACE_SETSIGMASK, pid=${pid})`);
+}
+
+const SIGINFO_SIZE = 128;
+const PEEK_BATCH = 32;
+
+/** Every queued signal's siginfo (the thread's queue, or the process's shared one), without dequeuing. */
+export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
+  const found: Buffer[] = [];
+  const args = Buffer.alloc(16); // struct ptrace_peeksiginfo_args { u64 off; u32 flags; s32 nr; }
+  const buf = Buffer.alloc(PEEK_BATCH * SIGINFO_SIZE);
+  for (;;) {
+    args.writeBigUInt64LE(BigInt(found.length), 0);
+    args.writeUInt32LE(shared ? PTRACE_PEEKSIGINFO_SHARED : 0, 8);
+    args.writeInt32LE(PEEK_BATCH, 12);
+    const n = check(
+      libc.ptraceBuf(PTRACE_PEEKSIGINFO, pid, addressOf(args), buf),
+      () => `ptrace(PTRACE_PEEKSIGINFO, pid=${pid}, off=${found.length}, ${shared ? 'shared' : 'thread'})`,
+    );
+    for (let i = 0; i < n; i++) found.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
+    if (n < PEEK_BATCH) return found;
+  }
+}
+
+export interface RseqConfiguration {
+  pointer: number;
+  size: number;
+  signature: number;
+}
+
+/** The thread's registered rseq area, or null when it has none. */
+export function getRseqConfiguration(pid: number): RseqConfiguration | null {
+  const buf = Buffer.alloc(24);
+  check(
+    libc.ptraceBuf(PTRACE_GET_RSEQ_CONFIGURATION, pid, buf.length, buf),
+    () => `ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid=${pid})`,
+  );
+  const pointer = Number(buf.readBigUInt64LE(0));
+  return pointer === 0 ? null : { pointer, size: buf.readUInt32LE(8), signature: buf.readUInt32LE(12) };
 }
 
 /** PTRACE_GETREGSET into `buffer`; returns how many bytes the kernel filled. */

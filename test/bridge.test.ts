@@ -12,13 +12,14 @@ import { readMemory, writeMemory, writeMemoryForce } from '../bridge/memory.js';
 import { pidfdGetfd, pidfdOpen } from '../bridge/pidfd.js';
 import { getPipeSize, pipe2, setPipeSize, splice, tee } from '../bridge/pipe.js';
 import {
-  cont, detach, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, seize, seizeAndStop, setRegs,
+  cont, detach, getRegs, getRseqConfiguration, getSiginfo, getSigmask, interrupt, peekSiginfo, PTRACE_EVENT_STOP, seize,
+  seizeAndStop, setRegs, setSigmask,
 } from '../bridge/ptrace.js';
 import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
-import { kill, SIGKILL, SIGTERM, SIGTRAP, tgkill } from '../bridge/signal.js';
+import { kill, SIGKILL, SIGTERM, SIGTRAP, SIGUSR1, tgkill } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { waitpid, waitStop, WNOHANG } from '../bridge/wait.js';
-import { withProcess } from './helpers/processes.js';
+import { waitInSyscall, withProcess } from './helpers/processes.js';
 
 const NO_PID = 4_000_000; // above pid_max's largest possible value (2^22)
 
@@ -131,6 +132,27 @@ test('ptrace: seize a missing pid is ESRCH; regs round-trip; event-stop siginfo;
     assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
     assert.is(waitpid(pid, WNOHANG), null);
   });
+});
+
+test('ptrace: signal mask get/set, queued siginfo peeked without dequeuing, rseq area', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, 230); // clock_nanosleep: start-up (rseq registration) done
+    seizeAndStop(pid);
+    const mask = getSigmask(pid);
+    assert.is(mask.length, 8);
+    setSigmask(pid, Buffer.alloc(8, 0xff));
+    assert.is(getSigmask(pid).readBigUInt64LE(0), 0xfffffffffffbfeffn); // SIGKILL, SIGSTOP never blocked
+    setSigmask(pid, mask);
+    assert.equal(getSigmask(pid), mask);
+    kill(pid, SIGUSR1);
+    const queued = peekSiginfo(pid, true);
+    assert.is(queued.length, 1);
+    assert.is(queued[0]!.readInt32LE(0), SIGUSR1);
+    assert.is(peekSiginfo(pid, true).length, 1); // still queued
+    assert.is(peekSiginfo(pid, false).length, 0);
+    assert.is(getRseqConfiguration(pid)?.signature, 0x53053053); // glibc registers rseq at start-up
+  });
+  throwsErrno(() => getSigmask(NO_PID), 'ESRCH', 'PTRACE_GETSIGMASK');
 });
 
 test('wait: WNOHANG on a running child is null; waitStop times out with a message', async () => {

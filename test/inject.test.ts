@@ -19,6 +19,7 @@ const ERESTARTSYS = -512n;
 const ERESTART_RESTARTBLOCK = -516n;
 const SYS_clock_nanosleep = 230;
 const SYS_restart_syscall = 219;
+const SYS_rt_sigsuspend = 130;
 
 const sigField = (pid: number, field: string): string =>
   new RegExp(`${field}:\\s+(\\w+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
@@ -249,6 +250,46 @@ test('SIGSTOP cannot be blocked: it is held during injection and takes effect af
     assert.is(stopped.signal, SIGSTOP);
     kill(pid, SIGCONT);
     waitInSyscall(pid, [SYS_clock_nanosleep, SYS_restart_syscall]);
+  });
+});
+
+// Blocks SIGUSR1, then waits in sigsuspend() with an empty temporary mask. Exits 0 if, after
+// the handler ran, its own mask is back to {SIGUSR1}; 5 if not.
+const SUSPENDER = `
+#include <signal.h>
+#include <unistd.h>
+static void onUsr1(int sig) { (void)sig; }
+int main(void) {
+  struct sigaction sa = { 0 };
+  sa.sa_handler = onUsr1;
+  sigaction(SIGUSR1, &sa, 0);
+  sigset_t usr1, none, now;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &usr1, 0);
+  sigsuspend(&none);
+  sigprocmask(SIG_SETMASK, 0, &now);
+  return sigismember(&now, SIGUSR1) ? 0 : 5;
+}
+`;
+
+test('a tracee in sigsuspend (temporary mask) keeps its real mask through injection', async () => {
+  await withProcess([buildC(SUSPENDER)], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_rt_sigsuspend);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      inj.call('getpid', SYS.getpid);
+    } finally {
+      inj.finish();
+    }
+    detach(pid);
+    waitInSyscall(pid, SYS_rt_sigsuspend); // restarted, waiting again
+    kill(pid, SIGUSR1);
+    const r = reap(pid, 5000);
+    assert.is(r.kind, 'exited');
+    assert.is(r.code, 0);
   });
 });
 

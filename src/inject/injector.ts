@@ -7,23 +7,21 @@ import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import {
-  cont, contSyscall, getRegsInto, getSiginfo, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, REG_COUNT,
-  REG_INDEX, setRegsFrom,
+  cont, contSyscall, getRegsInto, getSiginfo, getSigmask, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP,
+  REG_COUNT, REG_INDEX, setRegsFrom, setSigmask,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
 import { waitpid, waitStop, WALL, type WaitResult } from '../../bridge/wait.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIG_SETMASK, SYS } from './syscalls.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 
 const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
 const SITE_MASK = 0xffffn;
 const R = REG_INDEX;
 const ARG_REGS = [R.rdi, R.rsi, R.rdx, R.r10, R.r8, R.r9];
-const isSyscallStop = (siCode: number): boolean => siCode === SIGTRAP || siCode === (SIGTRAP | 0x80);
 const ENTRY = 'entry';
 const EXIT = 'exit';
 const SCRATCH_CHUNK = 64 * 1024;
-const SIGSET_SIZE = 8n;
-const ALL_SIGNALS = 0xffffffffffffffffn; // the kernel itself leaves SIGKILL and SIGSTOP unblocked
+const ALL_SIGNALS = Buffer.alloc(8, 0xff); // the kernel itself leaves SIGKILL and SIGSTOP unblocked
 
 export interface InjectorOptions {
   /** Bound on each injected syscall; a call still blocked then is interrupted and reported. */
@@ -62,9 +60,6 @@ export class Injector {
   private readonly scratchMaps: Array<{ addr: bigint; size: bigint }> = [];
   private scratchNext = 0n;
   private scratchEnd = 0n;
-  private oldMask: bigint | null = null;
-  /** All blockable signals blocked: a SIGTRAP stop can then only be one of our syscall stops. */
-  private masked = false;
   private done = false;
   /** The tracee died under us: nothing left to restore. */
   private gone = false;
@@ -77,6 +72,7 @@ export class Injector {
     readonly pid: number,
     private readonly site: bigint,
     private readonly savedWord: bigint,
+    private readonly savedMask: Buffer,
     private readonly timeoutMs: number,
     /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
     private readonly deferred: number[],
@@ -96,16 +92,14 @@ export class Injector {
     else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
     const site = findCodeSite(pid);
     const savedWord = peek(pid, site);
-    const injector = new Injector(pid, site, savedWord, timeoutMs, deferred);
+    const injector = new Injector(pid, site, savedWord, getSigmask(pid), timeoutMs, deferred);
     getRegsInto(pid, injector.saved);
+    // Blocked while stopped, so no signal handler can run on our registers, an injected call
+    // cannot be interrupted, and the only signal stop left possible is for SIGSTOP.
+    setSigmask(pid, ALL_SIGNALS);
     poke(pid, site, (savedWord & ~SITE_MASK) | SYSCALL_INSN);
     try {
       injector.newScratch(SCRATCH_CHUNK);
-      const set = injector.scratch(16);
-      injector.write(set, u64(ALL_SIGNALS));
-      injector.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, set + 8n, SIGSET_SIZE);
-      injector.oldMask = injector.read(set + 8n, 8).readBigUInt64LE(0);
-      injector.masked = true;
     } catch (err) {
       injector.finish();
       throw err;
@@ -176,19 +170,16 @@ export class Injector {
   finish(): void {
     if (this.done) return;
     try {
-      if (this.oldMask !== null) {
-        this.masked = false;
-        const set = this.scratch(8);
-        this.write(set, u64(this.oldMask));
-        this.call('rt_sigprocmask', SYS.rt_sigprocmask, BigInt(SIG_SETMASK), set, 0n, SIGSET_SIZE);
-      }
       for (const { addr, size } of this.scratchMaps) this.call('munmap', SYS.munmap, addr, size);
     } finally {
       this.done = true;
       if (!this.gone) {
         poke(this.pid, this.site, this.savedWord);
         setRegsFrom(this.pid, this.saved);
+        // Reach the event stop while still masked (nothing delivered on the way), then unmask:
+        // pending signals are delivered when the caller resumes the tracee.
         toEventStop(this.pid, this.deferred);
+        setSigmask(this.pid, this.savedMask);
         for (const sig of this.deferred) kill(this.pid, sig);
       }
     }
@@ -229,10 +220,10 @@ export class Injector {
         throw new Error(`pid ${this.pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during injected syscall ${nr}`);
       }
       if (stop.event === 0) {
-        // A syscall stop reports si_code SIGTRAP (| 0x80 with TRACESYSGOOD, which we cannot
-        // assume); a SIGTRAP signal never has that code, and cannot arrive while masked.
-        // Entry and exit stops alternate.
-        if ((stop.signal & 0x7f) === SIGTRAP && (this.masked || isSyscallStop(getSiginfo(this.pid).code))) {
+        // All blockable signals are blocked, so a SIGTRAP stop is a syscall stop (reported as
+        // SIGTRAP, or SIGTRAP|0x80 with TRACESYSGOOD, which we cannot assume). Entry and exit
+        // stops alternate.
+        if ((stop.signal & 0x7f) === SIGTRAP) {
           if (op === ENTRY) return 0n;
           const regs = this.work;
           getRegsInto(this.pid, regs);
@@ -245,12 +236,6 @@ export class Injector {
     }
   }
 }
-
-const u64 = (v: bigint): Buffer => {
-  const buf = Buffer.alloc(8);
-  buf.writeBigUInt64LE(v);
-  return buf;
-};
 
 /**
  * From the current stop, reach a PTRACE_EVENT_STOP without running tracee code: PTRACE_INTERRUPT

@@ -33,4 +33,3 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
-export const SIG_SETMASK = 2;
