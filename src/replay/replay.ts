@@ -1,0 +1,233 @@
+// Replaying a plan inside a stopped target: every op becomes one injected syscall (a pipe's
+// bytes: one write per packet), its result is checked against what the plan expects, and the
+// first disagreement stops the replay. A failure before the plan's commit can be undone exactly
+// (rollback): until then the plan only made fds at numbers the target did not have.
+import { SyscallError } from '../../bridge/errno.js';
+import { CrError } from '../errors.js';
+import type { Injector } from '../inject/injector.js';
+import { SYS } from '../inject/syscalls.js';
+import type { FdTable, Pipe } from '../model/fdtable.js';
+import { formatOp } from '../plan/format.js';
+import type { Op, Plan } from '../plan/ops.js';
+import { listFds } from '../proc/fds.js';
+import { readNofile, type TargetState } from './target.js';
+
+const AT_FDCWD = -100n;
+const F_DUPFD = 0n;
+const F_SETFD = 2n;
+const F_SETFL = 4n;
+const F_DUPFD_CLOEXEC = 1030n;
+const F_SETPIPE_SZ = 1031n;
+const FD_CLOEXEC = 1n;
+const O_CLOEXEC = 0o2000000n;
+const SEEK_SET = 0n;
+const RLIMIT_NOFILE = 7n;
+const FIONREAD = 0x541bn;
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
+/** A replay that stopped at an op; `afterCommit` says whether rollback can still undo it. */
+export class ReplayError extends CrError {
+  constructor(
+    message: string,
+    readonly opIndex: number,
+    readonly afterCommit: boolean,
+  ) {
+    super(message, 1);
+    this.name = 'ReplayError';
+  }
+}
+
+export interface ReplayStats {
+  /** syscalls injected, pipe-data writes included */
+  syscalls: number;
+  /** how long each injected syscall took, ms (pipe-data writes and their checks excluded) */
+  syscallMs: number[];
+  /** ms spent putting pipe bytes in (copy into the target and the writes) */
+  writeMs: number;
+}
+
+/** struct rlimit64 as prlimit64(2) takes it. */
+function rlimitBytes(soft: number, hard: number): Buffer {
+  const raw = Buffer.alloc(16);
+  raw.writeBigUInt64LE(soft === Infinity ? RLIM_INFINITY : BigInt(soft), 0);
+  raw.writeBigUInt64LE(hard === Infinity ? RLIM_INFINITY : BigInt(hard), 8);
+  return raw;
+}
+
+/** What went wrong inside one op, before it is named with its place in the plan. */
+class OpFailure extends Error {}
+
+const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
+
+/** The fd an op is about, for the one-line error. */
+function fdOf(op: Op): string {
+  switch (op.op) {
+    case 'pipe2':
+      return `fds ${op.fds[0]}, ${op.fds[1]}`;
+    case 'dup2':
+      return `fd ${op.to}`;
+    case 'prlimit':
+    case 'commit':
+      return 'no fd';
+    default:
+      return `fd ${op.fd}`;
+  }
+}
+
+/** formatOp without its trailing note (`description 3`, `pipe 0`). */
+const callOf = (op: Op): string => formatOp(op).split(/\s{2,}/)[0]!;
+
+class Replayer {
+  readonly stats: ReplayStats = { syscalls: 0, syscallMs: [], writeMs: 0 };
+  private readonly pipes: Map<number, Pipe>;
+  /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
+  private readonly fifoPipes: Set<number>;
+  /** 16 bytes of target memory for pipe2's fds, rlimits and FIONREAD */
+  private readonly word: bigint;
+  private data: { addr: bigint; size: number } | null = null;
+
+  constructor(
+    private readonly inj: Injector,
+    table: FdTable,
+  ) {
+    this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
+    this.fifoPipes = new Set(table.descs.filter((d) => d.kind === 'fifo').map((d) => d.pipe!));
+    this.word = inj.scratch(16);
+  }
+
+  private timed(nr: number, ...args: bigint[]): bigint {
+    const t = performance.now();
+    const r = this.inj.syscall(nr, ...args);
+    this.stats.syscallMs.push(performance.now() - t);
+    this.stats.syscalls++;
+    return r;
+  }
+
+  /** The syscall's result, which must be `want` (when given) and not an errno. */
+  private expect(what: string, r: bigint, want?: number): number {
+    if (isErrno(r)) throw new OpFailure(new SyscallError(what, Number(-r)).message);
+    if (want !== undefined && r !== BigInt(want)) throw new OpFailure(`${what}: the kernel returned ${r}, the plan expects ${want}`);
+    return Number(r);
+  }
+
+  run(op: Op): void {
+    const call = callOf(op);
+    switch (op.op) {
+      case 'pipe2': {
+        this.expect(call, this.timed(SYS.pipe2, this.word, BigInt(op.flags)), 0);
+        const got = this.inj.read(this.word, 8);
+        const fds = [got.readInt32LE(0), got.readInt32LE(4)];
+        if (fds[0] !== op.fds[0] || fds[1] !== op.fds[1]) {
+          throw new OpFailure(`${call}: the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
+        }
+        return;
+      }
+      case 'open':
+        this.expect(call, this.timed(SYS.openat, AT_FDCWD, this.inj.put(op.path), BigInt(op.flags), 0n), op.fd);
+        return;
+      case 'dup2':
+        if (op.cloexec) this.expect(call, this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), O_CLOEXEC), op.to);
+        else this.expect(call, this.timed(SYS.dup2, BigInt(op.from), BigInt(op.to)), op.to);
+        return;
+      case 'dupfd':
+        this.expect(call, this.timed(SYS.fcntl, BigInt(op.from), op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, BigInt(op.min)), op.fd);
+        return;
+      case 'close':
+        this.expect(call, this.timed(SYS.close, BigInt(op.fd)), 0);
+        return;
+      case 'setfl':
+        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETFL, BigInt(op.flags)), 0);
+        return;
+      case 'setfd':
+        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETFD, op.cloexec ? FD_CLOEXEC : 0n), 0);
+        return;
+      case 'setpipesz':
+        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETPIPE_SZ, BigInt(op.size)), op.size);
+        return;
+      case 'lseek':
+        this.expect(call, this.timed(SYS.lseek, BigInt(op.fd), BigInt(op.offset), SEEK_SET), op.offset);
+        return;
+      case 'write':
+        this.write(op, call);
+        return;
+      case 'prlimit': {
+        this.inj.write(this.word, rlimitBytes(op.soft, op.hard));
+        this.expect(call, this.timed(SYS.prlimit64, 0n, RLIMIT_NOFILE, this.word, 0n), 0);
+        return;
+      }
+      case 'commit':
+        return;
+    }
+  }
+
+  /** Copy the pipe's bytes into the target once, then write them: one write(2) per packet. */
+  private write(op: Extract<Op, { op: 'write' }>, call: string): void {
+    const pipe = this.pipes.get(op.pipe);
+    if (!pipe) throw new OpFailure(`${call}: the image has no pipe ${op.pipe}`);
+    const t = performance.now();
+    const fd = BigInt(op.fd);
+    if (this.fifoPipes.has(op.pipe)) {
+      // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
+      // still running?) holds it open, and writing the image's bytes would queue them twice.
+      this.expect(`ioctl(${op.fd}, FIONREAD)`, this.inj.syscall(SYS.ioctl, fd, FIONREAD, this.word), 0);
+      this.stats.syscalls++;
+      const queued = this.inj.read(this.word, 4).readInt32LE(0);
+      if (queued !== 0) {
+        throw new OpFailure(`${call}: the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
+      }
+    }
+    const bytes = Buffer.from(pipe.data, 'base64');
+    if (bytes.length !== op.bytes) throw new OpFailure(`${call}: pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
+    if (!this.data || this.data.size < bytes.length) this.data = { addr: this.inj.scratch(bytes.length), size: bytes.length };
+    this.inj.write(this.data.addr, bytes);
+    let at = 0;
+    for (const len of pipe.packets ?? [bytes.length]) {
+      // A packet goes in with one write; a byte stream may take several if the kernel splits it.
+      const end = at + len;
+      while (at < end) {
+        const n = this.expect(call, this.inj.syscall(SYS.write, fd, this.data.addr + BigInt(at), BigInt(end - at)));
+        this.stats.syscalls++;
+        if (n === 0 || (pipe.packets && n !== len)) throw new OpFailure(`${call}: wrote ${n} of a ${len}-byte ${pipe.packets ? 'packet' : 'chunk'}`);
+        at += n;
+      }
+    }
+    this.stats.writeMs += performance.now() - t;
+  }
+}
+
+/**
+ * Run every op of the plan in the target behind `inj`. Throws ReplayError naming the op, its fd
+ * and the errno (or the result the plan did not expect).
+ */
+export function replay(inj: Injector, table: FdTable, plan: Plan): ReplayStats {
+  const replayer = new Replayer(inj, table);
+  const total = plan.ops.length;
+  plan.ops.forEach((op, i) => {
+    try {
+      replayer.run(op);
+    } catch (err) {
+      const what = err instanceof OpFailure ? err.message : `${callOf(op)}: ${(err as Error).message}`;
+      throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
+    }
+  });
+  return replayer.stats;
+}
+
+/**
+ * Undo a replay that failed before the commit: close every fd the target did not have and put
+ * its RLIMIT_NOFILE back. Throws if the table then differs from `before` in its numbers.
+ */
+export function rollback(inj: Injector, before: TargetState): void {
+  const had = new Set(before.fds);
+  for (const fd of listFds(before.pid)) {
+    if (!had.has(fd)) inj.call('close', SYS.close, BigInt(fd));
+  }
+  const now = readNofile(before.pid);
+  if (now.soft !== before.rlimit.soft || now.hard !== before.rlimit.hard) {
+    inj.call('prlimit64', SYS.prlimit64, 0n, RLIMIT_NOFILE, inj.put(rlimitBytes(before.rlimit.soft, before.rlimit.hard)), 0n);
+  }
+  const after = listFds(before.pid);
+  if (after.join(',') !== before.fds.join(',')) {
+    throw new Error(`rollback left fds [${after.join(', ')}], not the target's [${before.fds.join(', ')}]`);
+  }
+}

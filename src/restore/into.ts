@@ -1,0 +1,68 @@
+// `restore IMAGE --into PID`: install the image's fds at their numbers in a live process. Every
+// thread is held still for the whole restore. The plan stages everything at spare numbers and
+// moves it into place after its commit, so a failure before the commit is undone exactly: the
+// target ends with the fd table it had, running and untraced.
+import { CrError } from '../errors.js';
+import { freeze, thaw, type Frozen } from '../dump/freeze.js';
+import { Injector } from '../inject/injector.js';
+import type { FdTable } from '../model/fdtable.js';
+import type { PlanTarget } from '../plan/ops.js';
+import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
+import { readTarget, type TargetState } from '../replay/target.js';
+import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
+import { stopwatch, type Outcome, type Phases } from './outcome.js';
+
+/** A thread to inject from: one stopped by our interrupt, not one holding a signal to deliver. */
+function injectionThread(frozen: Frozen): number {
+  if (frozen.threads.get(frozen.pid) === 0) return frozen.pid;
+  for (const [tid, sig] of frozen.threads) if (sig === 0) return tid;
+  throw new CrError(`every thread of pid ${frozen.pid} is taking a signal right now; nothing was changed, try again`);
+}
+
+/** The replay failed: undo it if it stopped before the commit, and say what state pid is in. */
+function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ReplayError && err.afterCommit) {
+    return new CrError(`${message}; this was after the commit, so pid ${before.pid} keeps a partly restored fd table`);
+  }
+  try {
+    rollback(inj, before);
+  } catch (undo) {
+    return new CrError(`${message}; undoing it failed too (${(undo as Error).message})`);
+  }
+  return new CrError(`${message}; rolled back: pid ${before.pid}'s fd table is as it was`);
+}
+
+export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcome {
+  if (pid === process.pid) throw new CrError('cr cannot restore into itself', 2);
+  const phases: Phases = [];
+  const lap = stopwatch(phases);
+  const frozen = freeze(pid);
+  lap('freeze');
+  try {
+    const before = readTarget(pid);
+    const target: PlanTarget = { fds: before.fds, rlimit: before.rlimit, mode: exact ? 'into-exact' : 'into' };
+    const plan = checkedPlan(table, target);
+    lap('plan');
+    const inj = Injector.attach(injectionThread(frozen));
+    lap('attach');
+    let stats: ReplayStats | CrError;
+    try {
+      stats = replay(inj, table, plan);
+    } catch (err) {
+      stats = afterFailure(err, inj, before);
+    }
+    try {
+      inj.finish();
+    } catch (err) {
+      if (!(stats instanceof CrError)) stats = new CrError(`the fd table is restored, but putting pid ${pid}'s registers and signal mask back failed: ${(err as Error).message}`);
+    }
+    if (stats instanceof CrError) throw stats;
+    lap('replay');
+    checkFdNumbers(pid, expectedFds(table, target));
+    return { pid, plan, stats, phases };
+  } finally {
+    thaw(frozen, { leaveStopped: false });
+    lap('thaw');
+  }
+}

@@ -1,0 +1,536 @@
+// restore end to end on real processes. Every fixture of the dump tests (test/fixtures/fdlayout.py)
+// is dumped, restored into a new process and into live processes whose own fds collide with the
+// image's, dumped again and compared with `cr diff`; the restored process (a small C reader,
+// test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
+// original must still hold its own.
+import { spawn as spawnAsync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { closeFd, O_RDWR, openFile, writeFd } from '../bridge/file.js';
+import { pipe2 } from '../bridge/pipe.js';
+import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
+import { kill, SIGUSR1 } from '../bridge/signal.js';
+import { reap, spawn } from '../bridge/spawn.js';
+import { main } from '../src/cli.js';
+import { readImage } from '../src/image/format.js';
+import type { FdTable } from '../src/model/fdtable.js';
+import { listFds } from '../src/proc/fds.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CR = join(ROOT, 'cr.mjs');
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'fdlayout.py');
+const READER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'restore-reader.c'), 'utf8'));
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const NOBODY = 65534;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
+
+/** Wait for dir/name, written by a fixture or reader; fail early if it wrote dir/error. */
+function waitFile(dir: string, name: string, timeoutMs = 10_000): string {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(join(dir, name))) {
+    if (existsSync(join(dir, 'error'))) assert.unreachable(`process in ${dir} failed:\n${readFileSync(join(dir, 'error'), 'utf8')}`);
+    if (Date.now() > deadline) assert.unreachable(`nothing wrote ${dir}/${name} within ${timeoutMs} ms`);
+    sleep(2);
+  }
+  return readFileSync(join(dir, name), 'utf8');
+}
+
+const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-restore-${what}-`)));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI run inside this process, console output captured. */
+async function cr(args: string[]): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
+  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** `node cr.mjs ...` as a process of its own (for what cr does to its own process: waiting, exit status). */
+function crProcess(args: string[], prefix: string[] = []): Run {
+  const argv = [...prefix, process.execPath, CR, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT });
+  return { code: r.status ?? 128 + (r.signal === 'SIGKILL' ? 9 : 0), stdout: r.stdout, stderr: r.stderr };
+}
+
+async function dump(pid: number, image: string): Promise<void> {
+  const r = await cr(['dump', '--pid', String(pid), '-o', image]);
+  assert.is(r.code, 0, r.stderr);
+}
+
+async function diff(a: string, b: string): Promise<Run> {
+  return cr(['diff', a, b]);
+}
+
+/** The process runs on, untraced and not stopped. */
+function assertRunning(pid: number): void {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.is(/^TracerPid:\s*(\d+)/m.exec(status)?.[1], '0');
+  assert.not.match(/^State:\s*(\S)/m.exec(status)![1]!, /[TtZ]/);
+}
+
+// ---- what the fixtures queue and how they are read back ----
+
+interface ReadBack {
+  [pipe: string]: { data: string; reads: number[] };
+}
+
+/** What reading each named pipe (pK = the image's pipe K) must give: its bytes, one read per packet. */
+function expectedReadBack(table: FdTable, names: string[]): ReadBack {
+  const out: ReadBack = {};
+  for (const name of names) {
+    const pipe = table.pipes[Number(name.slice(1))]!;
+    const length = Buffer.byteLength(pipe.data, 'base64');
+    out[name] = { data: pipe.data, reads: pipe.packets ?? (length > 0 ? [length] : []) };
+  }
+  return out;
+}
+
+/** How the reader reaches each pipe of a fixture's image (as fdlayout.py's own read-back does). */
+function readerSpecs(scenario: string, fixtureDir: string): string[] {
+  switch (scenario) {
+    case 'seed':
+      return ['p0=fd:9'];
+    case 'full':
+      return ['p0=fd:8'];
+    case 'big':
+      return ['p0=fd:5'];
+    case 'fifo':
+      return ['p0=fd:4', `p1=path:${join(fixtureDir, 'wfifo')}`];
+    case 'halfclosed':
+      return ['p0=reopen:4', 'p1=fd:5', 'p2=fd:7'];
+    case 'packets':
+      return ['p0=fd:3', 'p1=fd:5', 'p2=fd:7'];
+    case 'pow2':
+      return Array.from({ length: 7 }, (_, k) => `p${k}=fd:${1 << (2 * k)}`);
+    case 'limit64':
+      return Array.from({ length: 21 }, (_, k) => `p${k}=fd:${3 * k}`);
+    case 'threads':
+      return ['p0=fd:3', 'p1=fd:5'];
+    default:
+      return [];
+  }
+}
+
+// ---- the original process: fdlayout.py ----
+
+interface Fixture {
+  pid: number;
+  dir: string;
+  image: string;
+}
+
+async function withFixture(scenario: string, fn: (fx: Fixture) => Promise<void>): Promise<void> {
+  const dir = tempDir(scenario);
+  const pid = spawn([PYTHON, '-S', FIXTURE, scenario, dir], { fds: [] });
+  try {
+    waitFile(dir, 'ready');
+    const image = join(dir, 'original.img');
+    await dump(pid, image);
+    await fn({ pid, dir, image });
+  } finally {
+    ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Have the fixture read its own pipes back and exit; returns what it read. */
+function fixtureReadBack(fx: Fixture): ReadBack {
+  kill(fx.pid, SIGUSR1);
+  waitFile(fx.dir, 'result.json');
+  const end = reap(fx.pid, 10_000);
+  assert.is(end.kind, 'exited');
+  assert.is(end.code, 0);
+  return JSON.parse(readFileSync(join(fx.dir, 'result.json'), 'utf8')) as ReadBack;
+}
+
+// ---- the restored process: restore-reader ----
+
+interface Reader {
+  pid: number;
+  dir: string;
+}
+
+/** Tell the reader to read its pipes back; returns what it read, after it exited cleanly. */
+function readerReadBack(rd: Reader): ReadBack {
+  kill(rd.pid, SIGUSR1);
+  const text = waitFile(rd.dir, 'result');
+  const end = reap(rd.pid, 10_000);
+  assert.is(end.kind, 'exited');
+  assert.is(end.code, 0);
+  const out: ReadBack = {};
+  for (const line of text.split('\n').filter(Boolean)) {
+    const [name, reads, hex] = line.split(' ') as [string, string, string];
+    out[name] = { data: Buffer.from(hex, 'hex').toString('base64'), reads: reads === '-' ? [] : reads.split(',').map(Number) };
+  }
+  return out;
+}
+
+/** `cr restore IMAGE --detach -- restore-reader ...`, run fn with the reader, then kill and reap it. */
+async function withRestored(image: string, specs: string[], fn: (rd: Reader) => Promise<void>): Promise<void> {
+  const dir = tempDir('reader');
+  let pid = 0;
+  try {
+    const r = await cr(['restore', image, '--detach', '--', READER, dir, ...specs]);
+    assert.is(r.code, 0, r.stderr);
+    pid = Number(r.stdout.trim());
+    assert.ok(pid > 0, r.stdout);
+    assert.is(waitFile(dir, 'ready'), String(pid));
+    await fn({ pid, dir });
+  } finally {
+    if (pid > 0) ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A reader started with /dev/null at each of `fds` (plus any [ourFd, fd] pairs), for --into. */
+async function withReader(
+  fds: number[],
+  extra: Array<[number, number]>,
+  specs: string[],
+  fn: (rd: Reader) => Promise<void>,
+  prefix: string[] = [],
+): Promise<void> {
+  const dir = tempDir('target');
+  const devNull = openFile('/dev/null', O_RDWR);
+  let pid = 0;
+  try {
+    if (prefix.length > 0) chownSync(dir, NOBODY, NOBODY);
+    pid = spawn([...prefix, READER, dir, ...specs], { fds: [...fds.map((fd): [number, number] => [devNull, fd]), ...extra] });
+    assert.is(waitFile(dir, 'ready'), String(pid));
+    await fn({ pid, dir });
+  } finally {
+    closeFd(devNull);
+    if (pid > 0) ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Wait until the reader sleeps in sigwait (rt_sigtimedwait), holding only its given fds. */
+function waitIdle(pid: number): void {
+  const deadline = Date.now() + 5000;
+  while (readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0] !== '128') {
+    if (Date.now() > deadline) assert.unreachable(`reader ${pid} never reached sigwait`);
+    sleep(1);
+  }
+}
+
+const FIXTURES = ['seed', 'full', 'big', 'fifo', 'halfclosed', 'packets', 'files', 'pow2', 'limit64', 'threads'];
+
+/**
+ * A FIFO is one pipe for whoever opens its path: while the original holds it, a restored process
+ * would join that very pipe. So the original reads its FIFO empty and exits first.
+ */
+const sharesKernelPipe = (scenario: string): boolean => scenario === 'fifo';
+
+for (const scenario of FIXTURES) {
+  test(`restore -- CMD, ${scenario}: dump of the new process equals the image, it reads the queued bytes, the original keeps its own`, async () => {
+    await withFixture(scenario, async (fx) => {
+      const table = readImage(fx.image).table;
+      const specs = readerSpecs(scenario, fx.dir);
+      const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
+      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      await withRestored(fx.image, specs, async (rd) => {
+        assertRunning(rd.pid);
+        waitIdle(rd.pid);
+        const again = join(rd.dir, 'restored.img');
+        await dump(rd.pid, again);
+        const d = await diff(fx.image, again);
+        assert.is(d.code, 0, d.stdout);
+        assert.equal(readerReadBack(rd), want);
+      });
+      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+    });
+  });
+}
+
+for (const scenario of FIXTURES) {
+  test(`restore --into, ${scenario}: a live target whose fds (0, 1, 2 and the image's own numbers) collide; with and without --exact`, async () => {
+    await withFixture(scenario, async (fx) => {
+      const table = readImage(fx.image).table;
+      const specs = readerSpecs(scenario, fx.dir);
+      const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
+      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      const imageFds = table.fds.map((f) => f.fd);
+      let spare = 3;
+      while (imageFds.includes(spare)) spare++;
+      // One fd of the target's own beside the image's, unless that would leave the reader no
+      // number for its result file (limit64 fills all but one below its limit).
+      const own = spare < table.rlimit.soft - 1 ? [0, 1, 2, spare] : [0, 1, 2];
+      const targetFds = [...new Set([...own, ...imageFds])].sort((a, b) => a - b);
+      const kept = targetFds.filter((fd) => !imageFds.includes(fd));
+      for (const exact of [false, true]) {
+        await withReader(targetFds, [], specs, async (rd) => {
+          waitIdle(rd.pid);
+          const r = await cr(['restore', fx.image, '--into', String(rd.pid), ...(exact ? ['--exact'] : [])]);
+          assert.is(r.code, 0, r.stderr);
+          assert.match(r.stdout, new RegExp(`^restored ${table.fds.length} fds?, .* into pid ${rd.pid}`));
+          assertRunning(rd.pid);
+          for (const fd of exact ? [] : kept) assert.is(readlinkSync(`/proc/${rd.pid}/fd/${fd}`), '/dev/null');
+          const again = join(rd.dir, 'restored.img');
+          await dump(rd.pid, again);
+          const d = await diff(fx.image, again);
+          if (exact || kept.length === 0) assert.is(d.code, 0, d.stdout);
+          else {
+            assert.is(d.code, 1);
+            assert.is(d.stdout, kept.map((fd) => `fd ${fd}: only in B (chr /dev/null)\n`).join(''));
+          }
+          assert.equal(readerReadBack(rd), want);
+        });
+      }
+      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+    });
+  });
+}
+
+/** A table for failure tests: pipes with bytes at 0, 1, 2 and 5, then a file at fd 7. */
+function stagingTable(file: string): FdTable {
+  return {
+    fds: [
+      { fd: 0, desc: 0, cloexec: false },
+      { fd: 1, desc: 1, cloexec: false },
+      { fd: 2, desc: 1, cloexec: false },
+      { fd: 5, desc: 2, cloexec: true },
+      { fd: 7, desc: 3, cloexec: false },
+    ],
+    descs: [
+      { id: 0, kind: 'pipe', flags: 0, pipe: 0 },
+      { id: 1, kind: 'pipe', flags: 1, pipe: 0 },
+      { id: 2, kind: 'pipe', flags: 0, pipe: 1 },
+      { id: 3, kind: 'file', flags: 0o100000, path: file, offset: 3 },
+    ],
+    pipes: [
+      { id: 0, capacity: 65536, data: Buffer.from('hello').toString('base64') },
+      { id: 1, capacity: 4096, data: '' },
+    ],
+    rlimit: { soft: 1024, hard: 4096 },
+  };
+}
+
+const fdLinks = (pid: number): string[] => listFds(pid).map((fd) => `${fd} ${readlinkSync(`/proc/${pid}/fd/${fd}`)}`);
+const limits = (pid: number): string => /^Max open files.*$/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))![0];
+const sigBlk = (pid: number): string => /^SigBlk:\s*(\w+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
+
+const OWN_BYTES = { own: { data: Buffer.from('its own bytes').toString('base64'), reads: [13] } };
+
+/** Run fn with a pipe holding 'its own bytes', its write end closed; returns after closing the read end. */
+async function withOwnPipe(fn: (readEnd: number) => Promise<void>): Promise<void> {
+  const [r, w] = pipe2(0);
+  try {
+    writeFd(w, Buffer.from('its own bytes'));
+    closeFd(w);
+    await fn(r);
+  } finally {
+    closeFd(r);
+  }
+}
+
+test('--into, staging failure: a file the target may not open fails after pipes were staged; the target is exactly as it was', async () => {
+  const dir = tempDir('staging');
+  try {
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, 'root only', { mode: 0o600 });
+    chmodSync(dir, 0o755);
+    const tableFile = join(dir, 'table.json');
+    writeFileSync(tableFile, JSON.stringify(stagingTable(secret)));
+    // The target runs as nobody: the open is its own, so an image cannot hand it a root-only file.
+    await withOwnPipe(async (r) => {
+      await withReader([0, 1, 2, 7, 9], [[r, 5]], ['own=fd:5'], async (rd) => {
+        waitIdle(rd.pid);
+        const before = { links: fdLinks(rd.pid), limits: limits(rd.pid), mask: sigBlk(rd.pid) };
+        const result = await cr(['restore', tableFile, '--into', String(rd.pid)]);
+        assert.is(result.code, 1);
+        assert.match(
+          result.stderr,
+          new RegExp(`^cr restore: op \\d+ of \\d+ \\(fd \\d+\\): open\\("${secret}", O_RDONLY\\|O_LARGEFILE\\|O_NOCTTY\\) = \\d+: EACCES \\(Permission denied\\); rolled back: pid ${rd.pid}'s fd table is as it was\\n$`),
+        );
+        const op = Number(/op (\d+)/.exec(result.stderr)![1]);
+        assert.ok(op > 3, `the failing open should come after pipes were made (op ${op})`);
+        assertRunning(rd.pid);
+        assert.equal(fdLinks(rd.pid), before.links);
+        assert.is(limits(rd.pid), before.limits);
+        assert.is(sigBlk(rd.pid), before.mask);
+        assert.equal(readerReadBack(rd), OWN_BYTES);
+      }, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups']);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--into --exact, staging failure (a missing file): rolled back, the target still reads its own pipe', async () => {
+  const dir = tempDir('staging2');
+  try {
+    const tableFile = join(dir, 'table.json');
+    writeFileSync(tableFile, JSON.stringify(stagingTable(join(dir, 'missing'))));
+    await withOwnPipe(async (r) => {
+      await withReader([0, 1, 2, 7], [[r, 5]], ['own=fd:5'], async (rd) => {
+        waitIdle(rd.pid);
+        const before = fdLinks(rd.pid);
+        const result = await cr(['restore', tableFile, '--into', String(rd.pid), '--exact']);
+        assert.is(result.code, 1);
+        assert.match(result.stderr, /: ENOENT \(No such file or directory\); rolled back: pid \d+'s fd table is as it was\n$/);
+        assertRunning(rd.pid);
+        assert.equal(fdLinks(rd.pid), before);
+        assert.equal(readerReadBack(rd), OWN_BYTES);
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('restore -- CMD failure: one line naming op, fd and errno; the new process is killed', async () => {
+  const dir = tempDir('fail');
+  try {
+    const tableFile = join(dir, 'table.json');
+    writeFileSync(tableFile, JSON.stringify(stagingTable(join(dir, 'missing'))));
+    const r = await cr(['restore', tableFile, '--detach', '--', 'sleep', '30']);
+    assert.is(r.code, 1);
+    assert.is(r.stdout, '');
+    const m = /^cr restore: op \d+ of \d+ \(fd \d+\): open\("[^"]*missing", O_RDONLY\|O_LARGEFILE\|O_NOCTTY\) = \d+: ENOENT \(No such file or directory\); pid (\d+) \(sleep\) was killed\n$/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.not.ok(existsSync(`/proc/${m![1]}`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a target whose table is full up to its limit: works when the hard limit leaves room, else a clear error and an untouched target', async () => {
+  await withFixture('seed', async (fx) => {
+    const all = Array.from({ length: 64 }, (_, i) => i);
+    await withReader(all, [], [], async (rd) => {
+      waitIdle(rd.pid);
+      prlimit(rd.pid, RLIMIT_NOFILE, { soft: 64, hard: 64 });
+      const before = { links: fdLinks(rd.pid), limits: limits(rd.pid) };
+      const r = await cr(['restore', fx.image, '--into', String(rd.pid)]);
+      assert.is(r.code, 2);
+      assert.is(r.stderr, 'cr restore: no free fd number left below the target\'s hard RLIMIT_NOFILE 64 to create pipe 0 (every number is taken and a temporary fd is needed)\n');
+      assertRunning(rd.pid);
+      assert.equal(fdLinks(rd.pid), before.links);
+      assert.is(limits(rd.pid), before.limits);
+    });
+    await withReader(all, [], [], async (rd) => {
+      waitIdle(rd.pid);
+      prlimit(rd.pid, RLIMIT_NOFILE, { soft: 64, hard: 128 });
+      const r = await cr(['restore', fx.image, '--into', String(rd.pid)]);
+      assert.is(r.code, 0, r.stderr);
+      assert.match(r.stderr, /warning: hard RLIMIT_NOFILE 4096 is above the target's 128/);
+      assertRunning(rd.pid);
+      assert.equal(listFds(rd.pid), all);
+      assert.match(limits(rd.pid), /^Max open files\s+128\s+128\s/);
+      const again = join(rd.dir, 'restored.img');
+      await dump(rd.pid, again);
+      const d = await diff(fx.image, again);
+      assert.is(d.code, 1);
+      const others = all.filter((fd) => ![4, 7, 9, 12].includes(fd));
+      assert.is(d.stdout, [...others.map((fd) => `fd ${fd}: only in B (chr /dev/null)`), 'RLIMIT_NOFILE 1024:4096 in A, 128:128 in B', ''].join('\n'));
+    });
+  });
+});
+
+test('a controlling terminal is not restorable: /dev/tty fails with ENXIO in a process without one, and the process is killed', async () => {
+  await withFixture('tty', async (fx) => {
+    // setsid: cr (and so the new process) has no controlling terminal, wherever the tests run.
+    const r = crProcess(['restore', fx.image, '--', 'sleep', '30'], ['setsid', '-w']);
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): open\("\/dev\/tty", O_RDWR\|O_NONBLOCK\|O_LARGEFILE\|O_NOCTTY\) = \d+: ENXIO \(No such device or address\); pid \d+ \(sleep\) was killed\n$/);
+  });
+});
+
+test('without --detach cr waits for CMD and exits with its status; --pidfile names it', async () => {
+  await withFixture('seed', async (fx) => {
+    const pidfile = join(fx.dir, 'pid');
+    // fd 9 is the restored read end: with the write ends closed, cat reads the 11 queued bytes and
+    // meets the end of the pipe; sh exits with how many there were.
+    const r = crProcess(['restore', fx.image, '--pidfile', pidfile, '--', 'sh', '-c', 'exec 4>&- 7>&-; n=$(cat <&9 | wc -c); exit $n']);
+    assert.is(r.stderr, '');
+    assert.is(r.stdout, '');
+    assert.is(r.code, 11);
+    assert.match(readFileSync(pidfile, 'utf8'), /^\d+\n$/);
+  });
+});
+
+test('without --detach a signal to cr reaches CMD, and cr exits 128 + the signal', async () => {
+  await withFixture('seed', async (fx) => {
+    const pidfile = join(fx.dir, 'pid');
+    const child = spawnAsync(process.execPath, [CR, 'restore', fx.image, '--pidfile', pidfile, '--', 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const pid = Number(waitFile(fx.dir, 'pid'));
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\0/);
+      child.kill('SIGTERM');
+      assert.is(await ended, 128 + 15);
+      assert.not.ok(existsSync(`/proc/${pid}`));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+test('a hard limit above what the kernel allows the target: restored as far as it can be, with a warning', async () => {
+  const dir = tempDir('hard');
+  try {
+    const own = prlimit(0, RLIMIT_NOFILE);
+    const table = stagingTable('/dev/null');
+    table.descs[3] = { id: 3, kind: 'chr', flags: 0o100000, path: '/dev/null' };
+    table.rlimit = { soft: 1024, hard: own.hard + 1000 };
+    const tableFile = join(dir, 'table.json');
+    writeFileSync(tableFile, JSON.stringify(table));
+    const r = await cr(['restore', tableFile, '--detach', '--', 'sleep', '30']);
+    const pid = Number(r.stdout.trim());
+    try {
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stderr, `cr restore: warning: hard RLIMIT_NOFILE ${own.hard + 1000} is above the target's ${own.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${own.hard}\n`);
+      assert.match(limits(pid), new RegExp(`^Max open files\\s+1024\\s+${own.hard}\\s`));
+      assert.equal(listFds(pid), [0, 1, 2, 5, 7]);
+    } finally {
+      if (pid > 0) ensureReaped(pid);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad input: usage, a missing command, an image that is not one, both modes at once', async () => {
+  await withFixture('seed', async (fx) => {
+    let r = await cr(['restore', fx.image]);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /^cr restore: usage: /);
+    r = await cr(['restore', fx.image, '--', 'no-such-command-here']);
+    assert.is(r.code, 2);
+    assert.is(r.stderr, 'cr restore: no-such-command-here: command not found\n');
+    r = await cr(['restore', fx.image, '--into', '1', '--', 'sleep', '1']);
+    assert.is(r.code, 2);
+    r = await cr(['restore', fx.image, '--into', 'abc']);
+    assert.is(r.code, 2);
+    r = await cr(['restore', join(fx.dir, 'ready'), '--', 'sleep', '1']);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /not a valid cr image/);
+    r = await cr(['restore', fx.image, '--into', '4000000']);
+    assert.is(r.code, 1);
+    assert.is(r.stderr, 'cr restore: no process with pid 4000000\n');
+  });
+});
+
+test.run();
