@@ -17,7 +17,7 @@ import {
 import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
 import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
-  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG,
+  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG, limit as slotLimit,
 } from './slots';
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
@@ -54,19 +54,31 @@ export function planRestore(): i32 {
   }
   if (maxImageFd >= targetHard) return error(PLAN_FD_ABOVE_LIMIT, maxImageFd, targetHard);
 
-  // Ascending order lands most descriptions in place. In a table with no number to
-  // spare, a pipe whose read end sits above its write end can only be swapped while
-  // some number is free, so the second attempt creates those pipes first.
-  let code = attempt(false);
-  if (code == PLAN_NO_FREE_FD) code = attempt(true);
+  // Ascending order lands most descriptions in place. A table with no number to
+  // spare needs more care: a pipe whose read end sits above its write end can only be
+  // swapped while some number is free, a description staged away from a live target
+  // needs a spare number, and a temporary end needs a number that is free at that
+  // moment (a dup's number is, until the dup is made). Later attempts take those first.
+  const orders: StaticArray<i32> = [0, REVERSED_FIRST, REVERSED_FIRST | HOMELESS_FIRST, REVERSED_FIRST | HOMELESS_FIRST | DUPS_LAST];
+  let code = PLAN_OK;
+  for (let i = 0; i < orders.length; i++) {
+    code = attempt(orders[i]);
+    if (code != PLAN_NO_FREE_FD) break;
+  }
   return code;
 }
 
-function attempt(reversedFirst: bool): i32 {
+const REVERSED_FIRST: i32 = 1;
+const HOMELESS_FIRST: i32 = 2;
+const DUPS_LAST: i32 = 4;
+
+function attempt(order: i32): i32 {
   resetEmit();
   // Numbers above every fd in play, one per description plus a few for temporaries,
   // are all any plan needs; the kernel's limit may be far higher.
-  const highest = max(maxImageFd, maxTargetFd);
+  // Target fds at or above its hard limit never meet an image fd: they are only kept
+  // or closed, so they need no slot.
+  const highest = max(maxImageFd, min(maxTargetFd, targetHard - 1));
   const working = i32(min<i64>(i64(targetHard), i64(highest) + 1 + i64(nDescs) + 8));
   initSlots(working);
   initMoves();
@@ -77,21 +89,22 @@ function attempt(reversedFirst: bool): i32 {
     commitAt = 0;
     takeOverFreshTarget();
   } else {
-    for (let t = 0; t < nTarget; t++) occupy(targetFd[t], FOREIGN, false);
+    for (let t = 0; t < nTarget; t++) if (targetFd[t] < slotLimit) occupy(targetFd[t], FOREIGN, false);
   }
   for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
   chooseHomes();
   choosePlugs();
 
-  const units = unitOrder(reversedFirst);
+  const units = unitOrder(order);
   for (let u = 0; u < units.length; u++) {
-    const unit = i32(units[u] & 0xffffffff);
+    const unit = i32(units[u] & 0x7fffffff);
     plugGaps();
     beginUnit();
     const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createFile(unit - nPipes);
     if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
-    fillDups(unit);
+    if ((order & DUPS_LAST) == 0) fillDups(unit);
   }
+  if ((order & DUPS_LAST) != 0) for (let u = 0; u < units.length; u++) fillDups(i32(units[u] & 0x7fffffff));
   for (let i = 0; i < plugsPlaced; i++) {
     emitClose(plugs[i]);
     vacate(plugs[i]);
@@ -191,7 +204,7 @@ function takeOverFreshTarget(): void {
   const tight = i64(targetHard) - inUse < 4;
   for (let t = 0; t < nTarget; t++) {
     const fd = targetFd[t];
-    if (tight || fdIndex(fd) >= 0) emitClose(fd);
+    if (tight || fdIndex(fd) >= 0 || fd >= slotLimit) emitClose(fd);
     else occupy(fd, FOREIGN, false);
   }
 }
@@ -211,13 +224,15 @@ function chooseHomes(): void {
 
 /**
  * Units in order of their lowest home: new fds land at the lowest free number, so
- * creating low units first lands most descriptions on their own numbers. Units with
- * no home (everything collides with the live target) go last.
+ * creating low units first lands most descriptions on their own numbers. `order` may
+ * put units with no home (all numbers held by a live target) and reversed pipes first.
+ * Keys pack (priority, anchor, unit): anchors are fd numbers, below 2^30.
  */
-function unitOrder(reversedFirst: bool): StaticArray<i64> {
+function unitOrder(order: i32): StaticArray<i64> {
+  const homeless = (1 << 30) - 1;
   const nUnits = nPipes + nDescs;
   const anchor = new StaticArray<i32>(nUnits);
-  for (let u = 0; u < nUnits; u++) anchor[u] = i32.MAX_VALUE;
+  for (let u = 0; u < nUnits; u++) anchor[u] = homeless;
   let count = nPipes;
   for (let d = 0; d < nDescs; d++) {
     const u = descPipe[d] >= 0 ? descPipe[d] : nPipes + d;
@@ -226,17 +241,16 @@ function unitOrder(reversedFirst: bool): StaticArray<i64> {
   }
   const keys = new StaticArray<i64>(count);
   let k = 0;
-  for (let u = 0; u < nPipes; u++) {
-    const first = reversedFirst && isReversed(u) ? i64(0) : i64(1);
-    keys[k++] = (first << 62) | (i64(anchor[u]) << 32) | i64(u);
-  }
-  for (let d = 0; d < nDescs; d++) {
-    if (descPipe[d] < 0) keys[k++] = (i64(1) << 62) | (i64(anchor[nPipes + d]) << 32) | i64(nPipes + d);
+  for (let u = 0; u < nUnits; u++) {
+    if (u >= nPipes && descPipe[u - nPipes] >= 0) continue;
+    let priority = 2;
+    if ((order & HOMELESS_FIRST) != 0 && anchor[u] == homeless) priority = 0;
+    else if ((order & REVERSED_FIRST) != 0 && u < nPipes && isReversed(u)) priority = 1;
+    keys[k++] = (i64(priority) << 61) | (i64(anchor[u]) << 31) | i64(u);
   }
   sortI64(keys);
   return keys;
 }
-
 
 /** pipe2 will put the read end below the write end: this pipe wants the opposite. */
 function isReversed(q: i32): bool {
@@ -454,6 +468,10 @@ function burst(): void {
   if (mode == MODE_FRESH || mode == MODE_INTO_EXACT) {
     for (let t = 0; t < nTarget; t++) {
       const fd = targetFd[t];
+      if (fd >= slotLimit) {
+        emitClose(fd);
+        continue;
+      }
       if (fdIndex(fd) >= 0 || slotDesc[fd] != FOREIGN) continue;
       emitClose(fd);
       vacate(fd);
