@@ -1,0 +1,128 @@
+// checkpointProcess: the whole-process dump. Freeze the process, refuse what restart cannot
+// bring back, read everything small (registers, signals, mm fields, mappings, fd table), write
+// it as the image's head, then stream the pages, and let the process go (or leave it stopped).
+import { release } from 'node:os';
+import {
+  cont, getRegs, getRegset, getRseqConfiguration, getSigmask, interrupt, NT_X86_XSTATE, peekSiginfo, PTRACE_EVENT_STOP,
+} from '../../bridge/ptrace.js';
+import { waitStop } from '../../bridge/wait.js';
+import { freeze, thaw, type Frozen } from '../dump/freeze.js';
+import { CrError } from '../errors.js';
+import { toolVersion } from '../image/format.js';
+import { encodeRegs, PAGE_SIZE, ProcessImageWriter, type ProcessHead } from '../image/process-format.js';
+import { readIdentity } from '../proc/process.js';
+import { captureFdTable } from './fds.js';
+import { readInside } from './inside.js';
+import { readMappings } from './maps.js';
+import { savePages } from './pages.js';
+import { refuseUnsupported } from './refuse.js';
+import { readMmFields, readTask, vdsoDigest } from './task.js';
+
+export interface CheckpointOptions {
+  /** replace an existing image */
+  force?: boolean;
+  /** leave the process stopped (SIGSTOP) after the dump instead of letting it run on */
+  leaveStopped?: boolean;
+  /** bound on each wait for the process to stop */
+  timeoutMs?: number;
+}
+
+export interface CheckpointResult {
+  /** image size in bytes */
+  bytes: number;
+  mappings: number;
+  /** pages in the image */
+  pages: number;
+  /** anonymous pages left out because they held only zeroes */
+  zeroPages: number;
+  /** milliseconds per phase, in order */
+  phases: Array<[string, number]>;
+}
+
+/** The XSAVE area is at most a few KiB (AMX tiles: 11 KiB); the kernel fills what it has. */
+const XSTATE_MAX = 64 * 1024;
+
+/**
+ * A process caught in a signal-delivery-stop has its signal dequeued already: deliver it (as the
+ * kernel was about to) and take the process at the next PTRACE_EVENT_STOP, which is then a state
+ * the image can hold (the handler's frame set up, or the signal's action done).
+ */
+function settle(frozen: Frozen, timeoutMs: number): void {
+  const pid = frozen.pid;
+  let sig = frozen.threads.get(pid) ?? 0;
+  while (sig !== 0) {
+    interrupt(pid);
+    cont(pid, sig);
+    const stop = waitStop(pid, timeoutMs);
+    if (stop.kind !== 'stopped') {
+      frozen.threads.delete(pid);
+      throw new CrError(`process ${pid} ${stop.kind === 'exited' ? `exited (status ${stop.code})` : `was killed by signal ${stop.signal}`} while being frozen`);
+    }
+    sig = stop.event === PTRACE_EVENT_STOP ? 0 : stop.signal;
+  }
+  frozen.threads.set(pid, 0);
+}
+
+export function checkpointProcess(pid: number, imagePath: string, opts: CheckpointOptions = {}): CheckpointResult {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const phases: Array<[string, number]> = [];
+  let t = performance.now();
+  const lap = (name: string): void => {
+    const now = performance.now();
+    phases.push([name, now - t]);
+    t = now;
+  };
+  const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
+  let frozen: Frozen | null = null;
+  try {
+    frozen = freeze(pid, timeoutMs);
+    refuseUnsupported(pid);
+    settle(frozen, timeoutMs);
+    lap('freeze');
+    const identity = readIdentity(pid);
+    const mappings = readMappings(pid);
+    const regs = encodeRegs(getRegs(pid));
+    const xbuf = Buffer.alloc(XSTATE_MAX);
+    const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
+    const blocked = getSigmask(pid);
+    const inside = readInside(pid);
+    const pending = [
+      ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
+      ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),
+    ];
+    const task = readTask(pid);
+    const head: ProcessHead = {
+      toolVersion: toolVersion(),
+      kernel: release(),
+      arch: 'x86_64',
+      pageSize: PAGE_SIZE,
+      process: identity,
+      ...task,
+      mm: readMmFields(pid, inside.brk),
+      mappings,
+      regs,
+      xstate,
+      signals: { actions: inside.actions, blocked, pending, altstack: inside.altstack },
+      rseq: getRseqConfiguration(pid),
+      robustList: inside.robustList,
+      tidAddress: inside.tidAddress,
+      vdsoSha256: vdsoDigest(pid, mappings),
+    };
+    const fdImage = captureFdTable(pid, identity);
+    lap('state');
+    writer.head(head);
+    writer.fds(fdImage);
+    const stats = savePages(pid, mappings, writer);
+    lap('pages');
+    const bytes = writer.commit();
+    lap('write');
+    thaw(frozen, { leaveStopped: opts.leaveStopped ?? false });
+    lap('thaw');
+    return { bytes, mappings: mappings.length, pages: stats.saved, zeroPages: stats.zero, phases };
+  } catch (err) {
+    writer.abort();
+    // A failed dump leaves the process running.
+    if (frozen) thaw(frozen, { leaveStopped: false });
+    throw err;
+  }
+}

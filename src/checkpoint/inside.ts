@@ -1,0 +1,46 @@
+// What only the process itself can tell: its signal actions, alternate signal stack, program
+// break, clear_child_tid address and robust futex list. Read by injecting syscalls into the
+// frozen process (src/inject), which leaves it exactly as it was.
+import { Injector } from '../inject/injector.js';
+import { SIGACTION_BYTES } from '../image/process-format.js';
+import { NR, PR_GET_TID_ADDRESS } from '../restart/syscalls.js';
+
+export interface InsideState {
+  /** struct kernel_sigaction of signals 1..64, back to back */
+  actions: Buffer;
+  altstack: { sp: number; flags: number; size: number };
+  brk: number;
+  tidAddress: number;
+  robustList: { head: number; len: number } | null;
+}
+
+const SIGNALS = 64;
+const EINVAL = 22n;
+
+export function readInside(pid: number): InsideState {
+  const inj = Injector.attach(pid);
+  try {
+    const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
+    for (let sig = 1; sig <= SIGNALS; sig++) {
+      inj.call('rt_sigaction', NR.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
+    }
+    const actions = inj.read(buf, SIGNALS * SIGACTION_BYTES);
+    const ss = inj.scratch(24);
+    inj.call('sigaltstack', NR.sigaltstack, 0n, ss);
+    const ssBuf = inj.read(ss, 24);
+    const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
+    const brk = Number(inj.call('brk', NR.brk, 0n));
+    const word = inj.scratch(16);
+    // PR_GET_TID_ADDRESS exists only with CONFIG_CHECKPOINT_RESTORE: without it, nothing to restore.
+    const tid = inj.syscall(NR.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+    if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+    const tidAddress = tid < 0n ? 0 : Number(inj.read(word, 8).readBigUInt64LE(0));
+    inj.call('get_robust_list', NR.get_robust_list, 0n, word, word + 8n);
+    const rl = inj.read(word, 16);
+    const head = Number(rl.readBigUInt64LE(0));
+    const robustList = head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) };
+    return { actions, altstack, brk, tidAddress, robustList };
+  } finally {
+    inj.finish();
+  }
+}

@@ -1,0 +1,98 @@
+// A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
+// classified into what restart can recreate (anonymous memory, private or shared file
+// mappings that still name their file, the vdso and its data pages). Anything else is refused
+// with a one-line reason.
+import { readFileSync, statSync } from 'node:fs';
+import { CrError } from '../errors.js';
+import type { Mapping, MappingKind } from '../image/process-format.js';
+
+/** One /proc/PID/smaps entry as the kernel shows it. */
+export interface RawMapping {
+  start: number;
+  end: number;
+  perms: string;
+  offset: number;
+  /** major:minor as dev_t (new encoding, as stat reports it) */
+  dev: number;
+  ino: number;
+  /** path or [name]; '' for plain anonymous memory */
+  name: string;
+  vmflags: string[];
+}
+
+const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+) *(.*)$/;
+
+/** dev_t as the kernel encodes it for userspace (new_encode_dev), which node's stat.dev reports. */
+export const encodeDev = (major: number, minor: number): number => (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+
+export function parseSmaps(text: string): RawMapping[] {
+  const out: RawMapping[] = [];
+  for (const line of text.split('\n')) {
+    const m = HEADER.exec(line);
+    if (m) {
+      out.push({
+        start: parseInt(m[1]!, 16),
+        end: parseInt(m[2]!, 16),
+        perms: m[3]!,
+        offset: parseInt(m[4]!, 16),
+        dev: encodeDev(parseInt(m[5]!, 16), parseInt(m[6]!, 16)),
+        ino: Number(m[7]),
+        name: m[8]!,
+        vmflags: [],
+      });
+    } else if (line.startsWith('VmFlags:') && out.length > 0) {
+      out[out.length - 1]!.vmflags = line.slice(8).trim().split(/\s+/).filter(Boolean);
+    }
+  }
+  return out;
+}
+
+const SPECIAL: Record<string, MappingKind> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const PROT_EXEC = 4;
+
+const protOf = (perms: string): number =>
+  (perms[0] === 'r' ? PROT_READ : 0) | (perms[1] === 'w' ? PROT_WRITE : 0) | (perms[2] === 'x' ? PROT_EXEC : 0);
+
+const range = (r: RawMapping): string => `${r.start.toString(16)}-${r.end.toString(16)}`;
+
+/** A mapping restart can recreate, or null for one it leaves alone ([vsyscall]); throws for the rest. */
+export function classify(r: RawMapping): Mapping | null {
+  const refuse = (why: string): never => {
+    throw new CrError(`mapping ${range(r)} ${r.name || '(anonymous)'}: ${why}`);
+  };
+  const shared = r.perms[3] === 's';
+  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags };
+  // A shadow stack or memory protection keys other than the default would need restoring too.
+  if (r.vmflags.includes('ss')) refuse('shadow stacks are not supported');
+  if (r.name === '[vsyscall]') return null;
+  const special = SPECIAL[r.name];
+  if (special) return { ...base, kind: special, name: r.name };
+  if (r.ino === 0) {
+    if (shared) refuse('shared anonymous memory (it may be shared with another process) is not supported');
+    if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
+      return { ...base, kind: 'anon', name: r.name };
+    }
+    return refuse(`${r.name} mappings are not supported`);
+  }
+  if (r.name.startsWith('/SYSV')) refuse('System V shared memory is not supported');
+  if (r.name.startsWith('[anon_shmem:')) refuse('shared anonymous memory is not supported');
+  if (!r.name.startsWith('/')) refuse('the file behind it has no path cr can reopen');
+  if (r.name.endsWith(' (deleted)')) refuse(`${shared ? 'a shared' : 'a'} mapping of a deleted file is not supported (there is no path to reopen)`);
+  let st;
+  try {
+    st = statSync(r.name);
+  } catch {
+    return refuse(`${r.name} cannot be reached by path from cr (another mount namespace?)`);
+  }
+  if (st.dev !== r.dev || st.ino !== r.ino) refuse(`${r.name} no longer names the mapped file`);
+  if (!st.isFile()) refuse(shared ? `shared mappings of ${r.name} (not a regular file) are not supported` : `${r.name} is not a regular file`);
+  const file = { path: r.name, offset: r.offset, dev: r.dev, ino: r.ino, size: st.size, mtimeMs: st.mtimeMs };
+  return { ...base, kind: shared ? 'shared-file' : 'file', file };
+}
+
+export function readMappings(pid: number): Mapping[] {
+  const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+  return raw.map(classify).filter((m): m is Mapping => m !== null);
+}

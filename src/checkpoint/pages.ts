@@ -1,0 +1,104 @@
+// Copying a frozen process's pages into the image, streamed: /proc/PID/pagemap says which pages
+// exist, /proc/PID/mem reads them (whatever their protection), and each run goes to the image
+// writer before the next is read. Saved: anonymous pages the process has (never-touched ones
+// read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
+// of private file mappings that were copied on write. Unchanged file pages are re-mapped from the
+// file at restart and not saved.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { MAX_RUN_BYTES, PAGE_SIZE, type Mapping, type ProcessImageWriter } from '../image/process-format.js';
+
+// pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst), in the entry's high 32 bits
+const PRESENT = 1 << 31;
+const SWAPPED = 1 << 30;
+/** file page or shared anonymous: for a private file mapping, a page not copied on write */
+const FILE_PAGE = 1 << 29;
+const WINDOW_PAGES = 4096;
+const RUN_PAGES = MAX_RUN_BYTES / PAGE_SIZE;
+const ZERO = Buffer.alloc(PAGE_SIZE);
+
+export interface PageStats {
+  /** pages written to the image */
+  saved: number;
+  /** anonymous pages present but all zero, left out */
+  zero: number;
+}
+
+/** Whether the image must carry a page, from its pagemap entry's high word. */
+function mustSave(kind: Mapping['kind'], high: number): boolean {
+  if (high & SWAPPED) return true; // only anonymous pages (copies included) go to swap
+  if (!(high & PRESENT)) return false;
+  return kind === 'anon' || !(high & FILE_PAGE);
+}
+
+export function savePages(pid: number, mappings: Mapping[], writer: ProcessImageWriter): PageStats {
+  const stats: PageStats = { saved: 0, zero: 0 };
+  const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
+  const mem = openSync(`/proc/${pid}/mem`, 'r');
+  const entries = Buffer.alloc(WINDOW_PAGES * 8);
+  const data = Buffer.alloc(MAX_RUN_BYTES);
+  try {
+    const flush = (index: number, kind: Mapping['kind'], addr: number, pages: number): void => {
+      const len = pages * PAGE_SIZE;
+      readFully(mem, data, len, addr, pid);
+      if (kind !== 'anon') {
+        writer.pages(index, addr, data.subarray(0, len));
+        stats.saved += pages;
+        return;
+      }
+      // A zero page of anonymous memory is what restart gets for free.
+      let from = -1;
+      for (let p = 0; p <= pages; p++) {
+        const zero = p < pages && data.compare(ZERO, 0, PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE) === 0;
+        if (p < pages && !zero) {
+          if (from < 0) from = p;
+          continue;
+        }
+        if (zero) stats.zero++;
+        if (from >= 0) {
+          writer.pages(index, addr + from * PAGE_SIZE, data.subarray(from * PAGE_SIZE, p * PAGE_SIZE));
+          stats.saved += p - from;
+          from = -1;
+        }
+      }
+    };
+    mappings.forEach((m, index) => {
+      if (m.kind !== 'anon' && m.kind !== 'file') return;
+      let runStart = -1;
+      let runPages = 0;
+      for (let addr = m.start; addr < m.end; addr += WINDOW_PAGES * PAGE_SIZE) {
+        const n = Math.min(WINDOW_PAGES, (m.end - addr) / PAGE_SIZE);
+        readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
+        for (let i = 0; i < n; i++) {
+          const page = addr + i * PAGE_SIZE;
+          if (mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
+            if (runStart < 0) runStart = page;
+            runPages++;
+            if (runPages === RUN_PAGES) {
+              flush(index, m.kind, runStart, runPages);
+              runStart = -1;
+              runPages = 0;
+            }
+          } else if (runStart >= 0) {
+            flush(index, m.kind, runStart, runPages);
+            runStart = -1;
+            runPages = 0;
+          }
+        }
+      }
+      if (runStart >= 0) flush(index, m.kind, runStart, runPages);
+    });
+  } finally {
+    closeSync(pagemap);
+    closeSync(mem);
+  }
+  return stats;
+}
+
+function readFully(fd: number, buf: Buffer, len: number, position: number, pid: number): void {
+  let got = 0;
+  while (got < len) {
+    const n = readSync(fd, buf, got, len - got, position + got);
+    if (n === 0) throw new Error(`pid ${pid}: short read at 0x${(position + got).toString(16)}`);
+    got += n;
+  }
+}

@@ -1,0 +1,79 @@
+// Per-process state /proc shows a tracer: memory-descriptor fields, auxv, cwd, umask,
+// personality, credentials, resource limits, the executable, and the vdso's bytes (to know the
+// restarting kernel's vdso is the same).
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { prlimit } from '../../bridge/rlimit.js';
+import type { Mapping, MmFields, ProcessHead, Rlimit64 } from '../image/process-format.js';
+
+/** RLIMIT_CPU .. RLIMIT_RTTIME */
+const RLIMIT_COUNT = 16;
+
+/** The mm fields /proc/PID/stat shows (to a tracer); brk comes from the process itself. */
+export function readMmFields(pid: number, brk: number): MmFields {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  // Field n (1-based, proc(5)) after the parenthesised comm, which may hold spaces.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  const field = (n: number): number => Number(rest[n - 3]);
+  return {
+    startCode: field(26),
+    endCode: field(27),
+    startStack: field(28),
+    startData: field(45),
+    endData: field(46),
+    startBrk: field(47),
+    brk,
+    argStart: field(48),
+    argEnd: field(49),
+    envStart: field(50),
+    envEnd: field(51),
+  };
+}
+
+function statusField(text: string, name: string): string {
+  const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(text);
+  if (!m) throw new Error(`/proc status has no ${name} line`);
+  return m[1]!.trim();
+}
+
+export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask' | 'personality' | 'creds' | 'rlimits' | 'auxv'> {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const ids = (name: string): number[] => statusField(status, name).split(/\s+/).map(Number);
+  const groups = statusField(status, 'Groups');
+  let exe: ProcessHead['exe'] = null;
+  try {
+    const path = readlinkSync(`/proc/${pid}/exe`);
+    const st = statSync(`/proc/${pid}/exe`);
+    if (!path.endsWith(' (deleted)')) exe = { path, dev: st.dev, ino: st.ino };
+  } catch {
+    // no executable (a kernel thread would not get here); restart leaves the husk's link
+  }
+  const rlimits: Rlimit64[] = [];
+  for (let resource = 0; resource < RLIMIT_COUNT; resource++) {
+    const { soft, hard } = prlimit(pid, resource);
+    rlimits.push({ resource, soft: soft === Infinity ? null : soft, hard: hard === Infinity ? null : hard });
+  }
+  return {
+    exe,
+    cwd: readlinkSync(`/proc/${pid}/cwd`),
+    umask: parseInt(statusField(status, 'Umask'), 8),
+    personality: parseInt(readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16),
+    creds: { uid: ids('Uid'), gid: ids('Gid'), groups: groups === '' ? [] : groups.split(/\s+/).map(Number) },
+    rlimits,
+    auxv: readFileSync(`/proc/${pid}/auxv`),
+  };
+}
+
+/** sha256 of the process's [vdso] bytes, or null when it has none. */
+export function vdsoDigest(pid: number, mappings: Mapping[]): Buffer | null {
+  const vdso = mappings.find((m) => m.kind === 'vdso');
+  if (!vdso) return null;
+  const buf = Buffer.alloc(vdso.end - vdso.start);
+  const fd = openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    if (readSync(fd, buf, 0, buf.length, vdso.start) !== buf.length) throw new Error(`pid ${pid}: short read of its vdso`);
+  } finally {
+    closeSync(fd);
+  }
+  return createHash('sha256').update(buf).digest();
+}

@@ -1,0 +1,641 @@
+// The whole-process image (docs/process-image.md): a magic and version, then records, each a
+// type, a length and a body: HEAD (msgpack: mappings, registers, signals, mm fields, ...), FDS
+// (the fd-table image of format.ts, byte for byte), PAGES (page contents, one run each, written
+// as they are read from the process) and END (sha256 of every byte before it). Neither writer
+// nor reader ever holds more than one run of pages. Writing is atomic like format.ts's: a
+// temporary file beside the image, linked (or with force renamed) into place once complete.
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Packr, Unpackr } from 'msgpackr';
+import { badInput, CrError } from '../errors.js';
+import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
+import type { ProcessIdentity } from '../proc/process.js';
+import { decodeImage, encodeImage, readImage, type Image } from './format.js';
+
+export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
+export const PROCESS_FORMAT_VERSION = 1;
+export const PAGE_SIZE = 4096;
+
+export const RECORD_HEAD = 1;
+export const RECORD_FDS = 2;
+export const RECORD_PAGES = 3;
+export const RECORD_END = 4;
+
+const FILE_HEADER = 16; // magic, u32 version, u32 zero
+const RECORD_HEADER = 8; // u32 type, u32 body length
+const PAGES_HEADER = 16; // u32 mapping index, u32 zero, u64 address
+/** Largest run of pages in one PAGES record: what reader and writer hold at once. */
+export const MAX_RUN_BYTES = 1 << 20;
+const MAX_HEAD_BYTES = 64 << 20;
+
+/** What backs a mapping, and so how restart recreates it. */
+export type MappingKind =
+  /** anonymous memory (MAP_PRIVATE|MAP_ANONYMOUS), [stack] and [heap] included: pages in the image */
+  | 'anon'
+  /** a private file mapping: re-mapped from the file; pages changed since (copied on write) in the image */
+  | 'file'
+  /** a shared file mapping: re-mapped from the file, which holds its contents */
+  | 'shared-file'
+  /** kernel-provided: moved into place from the restarted process's own, never written */
+  | 'vdso'
+  | 'vvar'
+  | 'vvar_vclock';
+
+export interface MappedFile {
+  path: string;
+  /** file offset of the mapping's first page */
+  offset: number;
+  /** identity of the file at dump time: restart refuses a file that is not the same any more */
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface Mapping {
+  start: number;
+  end: number;
+  /** PROT_READ 1 | PROT_WRITE 2 | PROT_EXEC 4 */
+  prot: number;
+  kind: MappingKind;
+  /** the name /proc shows: '[stack]', '[heap]', '[anon:NAME]', '[vdso]', ...; '' for none */
+  name: string;
+  file: MappedFile | null;
+  /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
+  vmflags: string[];
+}
+
+/** Memory-descriptor fields, as prctl(PR_SET_MM, PR_SET_MM_MAP) takes them. */
+export interface MmFields {
+  startCode: number;
+  endCode: number;
+  startData: number;
+  endData: number;
+  startBrk: number;
+  brk: number;
+  startStack: number;
+  argStart: number;
+  argEnd: number;
+  envStart: number;
+  envEnd: number;
+}
+
+export interface PendingSignal {
+  /** on the process's shared queue (kill) rather than the thread's own (tgkill) */
+  shared: boolean;
+  /** the 128-byte siginfo_t */
+  info: Buffer;
+}
+
+export interface Signals {
+  /** struct kernel_sigaction (handler, flags, restorer, mask: 4 x u64 LE) of signals 1..64 */
+  actions: Buffer;
+  /** blocked mask, u64 LE (bit n-1 is signal n) */
+  blocked: Buffer;
+  pending: PendingSignal[];
+  altstack: { sp: number; flags: number; size: number };
+}
+
+export interface Rlimit64 {
+  resource: number;
+  /** null: RLIM_INFINITY */
+  soft: number | null;
+  hard: number | null;
+}
+
+/** Everything about the process but its pages and its fd table. */
+export interface ProcessHead {
+  toolVersion: string;
+  kernel: string;
+  arch: 'x86_64';
+  pageSize: number;
+  process: ProcessIdentity;
+  /** /proc/PID/exe; null when the executable is gone */
+  exe: { path: string; dev: number; ino: number } | null;
+  cwd: string;
+  umask: number;
+  personality: number;
+  /** real, effective, saved, filesystem ids; supplementary groups */
+  creds: { uid: number[]; gid: number[]; groups: number[] };
+  rlimits: Rlimit64[];
+  mm: MmFields;
+  /** /proc/PID/auxv, raw */
+  auxv: Buffer;
+  mappings: Mapping[];
+  /** struct user_regs_struct, 27 x u64 LE in the kernel's order */
+  regs: Buffer;
+  /** PTRACE_GETREGSET NT_X86_XSTATE: the XSAVE area, standard format */
+  xstate: Buffer;
+  signals: Signals;
+  rseq: { pointer: number; size: number; signature: number } | null;
+  robustList: { head: number; len: number } | null;
+  /** clear_child_tid (set_tid_address) */
+  tidAddress: number;
+  /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */
+  vdsoSha256: Buffer | null;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+const errMessage = (err: unknown): string => {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ? `${e.code} (${e.syscall ?? 'fs'})` : String(err);
+};
+
+/** Streams a process image to a temporary file and puts it in place at commit(). */
+export class ProcessImageWriter {
+  private readonly hash: Hash = createHash('sha256');
+  private bytes = 0;
+  private state: 'head' | 'fds' | 'pages' | 'done' = 'head';
+
+  private constructor(
+    readonly path: string,
+    private readonly tmp: string,
+    private fd: number,
+    private readonly force: boolean,
+  ) {
+    const header = Buffer.alloc(FILE_HEADER);
+    PROCESS_MAGIC.copy(header, 0);
+    header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
+    this.put([header]);
+  }
+
+  /** Refuses an existing path (unless force) or a directory before anything is written. */
+  static create(path: string, opts: { force: boolean }): ProcessImageWriter {
+    const existing = lstatOrNull(path);
+    if (existing?.isDirectory()) badInput(`${path} is a directory`);
+    if (existing && !opts.force) badInput(`${path} exists (use --force to replace it)`);
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    let fd: number;
+    try {
+      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
+    }
+    return new ProcessImageWriter(path, tmp, fd, opts.force);
+  }
+
+  head(head: ProcessHead): void {
+    this.expect('head', 'fds');
+    const body = packr.pack({ formatVersion: PROCESS_FORMAT_VERSION, ...head }) as Buffer;
+    this.record(RECORD_HEAD, [body]);
+  }
+
+  fds(image: Image): void {
+    this.expect('fds', 'pages');
+    this.record(RECORD_FDS, [encodeImage(image)]);
+  }
+
+  /** One run of whole pages of mapping `mapping`, starting at addr. */
+  pages(mapping: number, addr: number, data: Buffer): void {
+    if (this.state !== 'pages') throw new Error(`process image: pages before the head and fd table`);
+    if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
+      throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
+    }
+    const header = Buffer.alloc(PAGES_HEADER);
+    header.writeUInt32LE(mapping, 0);
+    header.writeBigUInt64LE(BigInt(addr), 8);
+    this.record(RECORD_PAGES, [header, data]);
+  }
+
+  /** Seal (END record with the checksum), fsync and put in place. Returns the image size. */
+  commit(): number {
+    if (this.state !== 'pages') throw new Error('process image: commit before the head and fd table');
+    const sum = this.hash.copy().digest();
+    this.record(RECORD_END, [sum]);
+    this.state = 'done';
+    try {
+      fsyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+    try {
+      if (this.force) renameSync(this.tmp, this.path);
+      else linkSync(this.tmp, this.path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.abort();
+      if (code === 'EEXIST') badInput(`${this.path} exists (use --force to replace it)`);
+      if (code === 'EISDIR') badInput(`${this.path} is a directory`);
+      throw new CrError(`cannot write ${this.path}: ${errMessage(err)}`);
+    }
+    this.abort();
+    return this.bytes;
+  }
+
+  /** Remove the temporary file (after commit: the extra name link() left). */
+  abort(): void {
+    if (this.fd >= 0) {
+      closeSync(this.fd);
+      this.fd = -1;
+    }
+    this.state = 'done';
+    try {
+      unlinkSync(this.tmp);
+    } catch {
+      // renamed into place already
+    }
+  }
+
+  private expect(now: 'head' | 'fds', next: 'fds' | 'pages'): void {
+    if (this.state !== now) throw new Error(`process image: ${now} record out of order`);
+    this.state = next;
+  }
+
+  private record(type: number, parts: Buffer[]): void {
+    const header = Buffer.alloc(RECORD_HEADER);
+    header.writeUInt32LE(type, 0);
+    header.writeUInt32LE(parts.reduce((n, p) => n + p.length, 0), 4);
+    this.put([header, ...parts]);
+  }
+
+  private put(parts: Buffer[]): void {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    let written = 0;
+    try {
+      while (written < total) {
+        // writev may stop short; resume from the first byte not yet written
+        let skip = written;
+        const rest: Buffer[] = [];
+        for (const p of parts) {
+          if (skip >= p.length) skip -= p.length;
+          else {
+            rest.push(skip ? p.subarray(skip) : p);
+            skip = 0;
+          }
+        }
+        written += writevSync(this.fd, rest);
+      }
+    } catch (err) {
+      throw new CrError(`cannot write ${this.path}: ${errMessage(err)}`);
+    }
+    for (const p of parts) this.hash.update(p);
+    this.bytes += total;
+  }
+}
+
+function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+export interface PageRun {
+  mapping: number;
+  addr: number;
+  data: Buffer;
+}
+
+/**
+ * Reads a process image front to back: the head and fd table at open(), then the page runs,
+ * whose checksum (over the whole file) is verified when the END record is reached. A caller
+ * acting on pages must not let anything run before pages() has finished without throwing.
+ */
+export class ProcessImageReader {
+  private readonly hash: Hash = createHash('sha256');
+  private buf = Buffer.alloc(MAX_RUN_BYTES + PAGES_HEADER + RECORD_HEADER);
+  private bufStart = 0;
+  private bufEnd = 0;
+  private offset = 0;
+  private readonly fileSize: number;
+  readonly head: ProcessHead;
+  readonly fdImage: Image;
+
+  private constructor(
+    readonly path: string,
+    private fd: number,
+  ) {
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
+      if (!st.isFile()) badInput(`${path} is not a regular file`);
+      this.fileSize = st.size;
+      const header = this.take(FILE_HEADER, 'the file header');
+      if (!header.subarray(0, 8).equals(PROCESS_MAGIC)) this.bad('wrong magic');
+      const version = header.readUInt32LE(8);
+      if (version !== PROCESS_FORMAT_VERSION) {
+        badInput(`${path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})`);
+      }
+      const head = this.record();
+      if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
+      this.head = checkHead(unpackOrNull(head.body), (what) => this.bad(what));
+      const fds = this.record();
+      if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
+      this.fdImage = decodeImage(Buffer.from(fds.body), `${path} (fd table)`);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  static open(path: string): ProcessImageReader {
+    let fd: number;
+    try {
+      fd = openSync(path, fsc.O_RDONLY);
+    } catch (err) {
+      badInput(`cannot read ${path}: ${errMessage(err)}`);
+    }
+    return new ProcessImageReader(path, fd);
+  }
+
+  /**
+   * The page runs in file order, each checked against the head's mappings; the data Buffer is
+   * valid until the next run is asked for. Ends after verifying the checksum.
+   */
+  *pages(): Generator<PageRun> {
+    let lastEnd = 0;
+    for (;;) {
+      const hashed = this.hash.copy().digest();
+      const rec = this.record();
+      if (rec.type === RECORD_END) {
+        if (rec.body.length !== 32 || !hashed.equals(rec.body)) this.bad('checksum mismatch (the image is corrupt)');
+        if (this.offset !== this.fileSize) this.bad('bytes after the end record');
+        return;
+      }
+      if (rec.type !== RECORD_PAGES) this.bad(`unexpected record type ${rec.type} among the pages`);
+      if (rec.body.length < PAGES_HEADER + PAGE_SIZE) this.bad('a page run without pages');
+      const mapping = rec.body.readUInt32LE(0);
+      const addr = Number(rec.body.readBigUInt64LE(8));
+      const data = rec.body.subarray(PAGES_HEADER);
+      const m = this.head.mappings[mapping];
+      if (!m) this.bad(`a page run names mapping ${mapping}, which the head does not have`);
+      if (m.kind !== 'anon' && m.kind !== 'file') this.bad(`a page run for a ${m.kind} mapping`);
+      if (data.length % PAGE_SIZE !== 0 || addr % PAGE_SIZE !== 0 || addr < m.start || addr + data.length > m.end) {
+        this.bad(`a page run at 0x${addr.toString(16)} (${data.length} bytes) outside its mapping`);
+      }
+      if (addr < lastEnd) this.bad('page runs out of order');
+      lastEnd = addr + data.length;
+      yield { mapping, addr, data };
+    }
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  private bad(what: string): never {
+    badInput(`${this.path}: not a valid cr process image: ${what}`);
+  }
+
+  private record(): { type: number; body: Buffer } {
+    const header = this.take(RECORD_HEADER, 'a record header');
+    const type = header.readUInt32LE(0);
+    const length = header.readUInt32LE(4);
+    const limit = type === RECORD_HEAD || type === RECORD_FDS ? MAX_HEAD_BYTES : MAX_RUN_BYTES + PAGES_HEADER;
+    if (length > limit) this.bad(`a record of ${length} bytes`);
+    return { type, body: this.take(length, 'a record') };
+  }
+
+  /** The next n bytes (hashed), valid until the next take(). */
+  private take(n: number, what: string): Buffer {
+    if (this.bufEnd - this.bufStart < n) {
+      if (n > this.buf.length) {
+        const bigger = Buffer.alloc(n);
+        this.buf.copy(bigger, 0, this.bufStart, this.bufEnd);
+        this.buf = bigger;
+      } else {
+        this.buf.copy(this.buf, 0, this.bufStart, this.bufEnd);
+      }
+      this.bufEnd -= this.bufStart;
+      this.bufStart = 0;
+      while (this.bufEnd < n) {
+        let got: number;
+        try {
+          got = readSync(this.fd, this.buf, this.bufEnd, this.buf.length - this.bufEnd, null);
+        } catch (err) {
+          badInput(`cannot read ${this.path}: ${errMessage(err)}`);
+        }
+        if (got === 0) this.bad(`truncated in ${what}`);
+        this.bufEnd += got;
+      }
+    }
+    const out = this.buf.subarray(this.bufStart, this.bufStart + n);
+    this.bufStart += n;
+    this.offset += n;
+    this.hash.update(out);
+    return out;
+  }
+}
+
+/** Whether path starts with the process-image magic (false for anything unreadable). */
+export function isProcessImage(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY);
+  } catch {
+    return false;
+  }
+  try {
+    const magic = Buffer.alloc(PROCESS_MAGIC.length);
+    return readSync(fd, magic, 0, magic.length, 0) === magic.length && magic.equals(PROCESS_MAGIC);
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The fd-table image of either kind of image: what `restore -- CMD` and `--into` need. */
+export function readFdImage(path: string): Image {
+  if (!isProcessImage(path)) return readImage(path);
+  const reader = ProcessImageReader.open(path);
+  reader.close();
+  return reader.fdImage;
+}
+
+function unpackOrNull(bytes: Uint8Array): unknown {
+  try {
+    return unpackr.unpack(bytes);
+  } catch {
+    return null;
+  }
+}
+
+// ---- validation of the head: every field checked, nothing unknown accepted ----
+
+type Bad = (what: string) => never;
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && Object.getPrototypeOf(v) === Object.prototype;
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function fields(v: unknown, keys: string[], where: string, bad: Bad): Record<string, unknown> {
+  if (!isRecord(v)) bad(`${where} is not a map`);
+  const obj = v as Record<string, unknown>;
+  for (const k of keys) if (!(k in obj)) bad(`${where} has no ${k}`);
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) bad(`${where} has an unknown field ${JSON.stringify(k)}`);
+  return obj;
+}
+
+function uint(v: unknown, where: string, bad: Bad): number {
+  if (!isUint(v)) bad(`${where} is not a non-negative integer`);
+  return v as number;
+}
+
+function str(v: unknown, where: string, bad: Bad): string {
+  if (typeof v !== 'string') bad(`${where} is not a string`);
+  return v as string;
+}
+
+function bin(v: unknown, where: string, bad: Bad, length?: number): Buffer {
+  if (!(v instanceof Uint8Array)) bad(`${where} is not binary`);
+  const b = Buffer.from(v as Uint8Array);
+  if (length !== undefined && b.length !== length) bad(`${where} is not ${length} bytes`);
+  return b;
+}
+
+function list<T>(v: unknown, where: string, bad: Bad, item: (x: unknown, where: string) => T): T[] {
+  if (!Array.isArray(v)) bad(`${where} is not a list`);
+  return (v as unknown[]).map((x, i) => item(x, `${where}[${i}]`));
+}
+
+const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'vdso', 'vvar', 'vvar_vclock'];
+export const REGS_BYTES = REG_NAMES.length * 8;
+export const SIGACTION_BYTES = 32;
+
+function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
+  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'vmflags'], where, bad);
+  const start = uint(m.start, `${where}.start`, bad);
+  const end = uint(m.end, `${where}.end`, bad);
+  if (start % PAGE_SIZE || end % PAGE_SIZE || start >= end) bad(`${where} is not a page-aligned range`);
+  const prot = uint(m.prot, `${where}.prot`, bad);
+  if (prot > 7) bad(`${where}.prot is not PROT_READ|PROT_WRITE|PROT_EXEC bits`);
+  const kind = m.kind as MappingKind;
+  if (!MAPPING_KINDS.includes(kind)) bad(`${where}.kind ${JSON.stringify(m.kind)} is not one of ${MAPPING_KINDS.join(', ')}`);
+  const name = str(m.name, `${where}.name`, bad);
+  let file: MappedFile | null = null;
+  if (m.file !== null) {
+    const f = fields(m.file, ['path', 'offset', 'dev', 'ino', 'size', 'mtimeMs'], `${where}.file`, bad);
+    const path = str(f.path, `${where}.file.path`, bad);
+    if (!path.startsWith('/') || path.includes('\0')) bad(`${where}.file.path is not an absolute path`);
+    if (typeof f.mtimeMs !== 'number' || !Number.isFinite(f.mtimeMs)) bad(`${where}.file.mtimeMs is not a number`);
+    file = {
+      path,
+      offset: uint(f.offset, `${where}.file.offset`, bad),
+      dev: uint(f.dev, `${where}.file.dev`, bad),
+      ino: uint(f.ino, `${where}.file.ino`, bad),
+      size: uint(f.size, `${where}.file.size`, bad),
+      mtimeMs: f.mtimeMs as number,
+    };
+    if (file.offset % PAGE_SIZE) bad(`${where}.file.offset is not page-aligned`);
+  }
+  if ((kind === 'file' || kind === 'shared-file') !== (file !== null)) bad(`${where}: a ${kind} mapping ${file ? 'with' : 'without'} a file`);
+  const vmflags = list(m.vmflags, `${where}.vmflags`, bad, (x, w) => {
+    const s = str(x, w, bad);
+    if (!/^[a-z0-9]{2}$/.test(s)) bad(`${w} is not a VmFlags code`);
+    return s;
+  });
+  return { start, end, prot, kind, name, file, vmflags };
+}
+
+const MM_KEYS: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];
+
+function checkHead(v: unknown, bad: Bad): ProcessHead {
+  const h = fields(
+    v,
+    ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'vdsoSha256'],
+    'head',
+    bad,
+  );
+  if (h.formatVersion !== PROCESS_FORMAT_VERSION) bad('head.formatVersion does not match the file header');
+  if (h.arch !== 'x86_64') bad(`head.arch ${JSON.stringify(h.arch)}: this cr restores x86_64 processes only`);
+  if (h.pageSize !== PAGE_SIZE) bad(`head.pageSize is not ${PAGE_SIZE}`);
+  const p = fields(h.process, ['pid', 'comm', 'cmdline', 'uid'], 'head.process', bad);
+  const proc: ProcessIdentity = {
+    pid: uint(p.pid, 'head.process.pid', bad),
+    comm: str(p.comm, 'head.process.comm', bad),
+    cmdline: list(p.cmdline, 'head.process.cmdline', bad, (x, w) => str(x, w, bad)),
+    uid: uint(p.uid, 'head.process.uid', bad),
+  };
+  let exe: ProcessHead['exe'] = null;
+  if (h.exe !== null) {
+    const e = fields(h.exe, ['path', 'dev', 'ino'], 'head.exe', bad);
+    exe = { path: str(e.path, 'head.exe.path', bad), dev: uint(e.dev, 'head.exe.dev', bad), ino: uint(e.ino, 'head.exe.ino', bad) };
+  }
+  const c = fields(h.creds, ['uid', 'gid', 'groups'], 'head.creds', bad);
+  const ids = (x: unknown, w: string): number[] => {
+    const l = list(x, w, bad, (y, wy) => uint(y, wy, bad));
+    if (l.length !== 4) bad(`${w} is not 4 ids (real, effective, saved, filesystem)`);
+    return l;
+  };
+  const creds = { uid: ids(c.uid, 'head.creds.uid'), gid: ids(c.gid, 'head.creds.gid'), groups: list(c.groups, 'head.creds.groups', bad, (y, w) => uint(y, w, bad)) };
+  const limitValue = (x: unknown, w: string): number | null => (x === null ? null : uint(x, w, bad));
+  const rlimits = list(h.rlimits, 'head.rlimits', bad, (x, w) => {
+    const r = fields(x, ['resource', 'soft', 'hard'], w, bad);
+    return { resource: uint(r.resource, `${w}.resource`, bad), soft: limitValue(r.soft, `${w}.soft`), hard: limitValue(r.hard, `${w}.hard`) };
+  });
+  const mmIn = fields(h.mm, MM_KEYS, 'head.mm', bad);
+  const mm = {} as MmFields;
+  for (const k of MM_KEYS) mm[k] = uint(mmIn[k], `head.mm.${k}`, bad);
+  const mappings = list(h.mappings, 'head.mappings', bad, (x, w) => checkMapping(x, w, bad));
+  for (let i = 1; i < mappings.length; i++) if (mappings[i]!.start < mappings[i - 1]!.end) bad(`head.mappings[${i}] overlaps or precedes the one before`);
+  const s = fields(h.signals, ['actions', 'blocked', 'pending', 'altstack'], 'head.signals', bad);
+  const a = fields(s.altstack, ['sp', 'flags', 'size'], 'head.signals.altstack', bad);
+  const signals: Signals = {
+    actions: bin(s.actions, 'head.signals.actions', bad, 64 * SIGACTION_BYTES),
+    blocked: bin(s.blocked, 'head.signals.blocked', bad, 8),
+    pending: list(s.pending, 'head.signals.pending', bad, (x, w) => {
+      const q = fields(x, ['shared', 'info'], w, bad);
+      if (typeof q.shared !== 'boolean') bad(`${w}.shared is not a boolean`);
+      return { shared: q.shared as boolean, info: bin(q.info, `${w}.info`, bad, 128) };
+    }),
+    altstack: { sp: uint(a.sp, 'head.signals.altstack.sp', bad), flags: uint(a.flags, 'head.signals.altstack.flags', bad), size: uint(a.size, 'head.signals.altstack.size', bad) },
+  };
+  let rseq: ProcessHead['rseq'] = null;
+  if (h.rseq !== null) {
+    const r = fields(h.rseq, ['pointer', 'size', 'signature'], 'head.rseq', bad);
+    rseq = { pointer: uint(r.pointer, 'head.rseq.pointer', bad), size: uint(r.size, 'head.rseq.size', bad), signature: uint(r.signature, 'head.rseq.signature', bad) };
+  }
+  let robustList: ProcessHead['robustList'] = null;
+  if (h.robustList !== null) {
+    const r = fields(h.robustList, ['head', 'len'], 'head.robustList', bad);
+    robustList = { head: uint(r.head, 'head.robustList.head', bad), len: uint(r.len, 'head.robustList.len', bad) };
+  }
+  return {
+    toolVersion: str(h.toolVersion, 'head.toolVersion', bad),
+    kernel: str(h.kernel, 'head.kernel', bad),
+    arch: 'x86_64',
+    pageSize: PAGE_SIZE,
+    process: proc,
+    exe,
+    cwd: str(h.cwd, 'head.cwd', bad),
+    umask: uint(h.umask, 'head.umask', bad),
+    personality: uint(h.personality, 'head.personality', bad),
+    creds,
+    rlimits,
+    mm,
+    auxv: bin(h.auxv, 'head.auxv', bad),
+    mappings,
+    regs: bin(h.regs, 'head.regs', bad, REGS_BYTES),
+    xstate: bin(h.xstate, 'head.xstate', bad),
+    signals,
+    rseq,
+    robustList,
+    tidAddress: uint(h.tidAddress, 'head.tidAddress', bad),
+    vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
+  };
+}
+
+// ---- registers: the head keeps struct user_regs_struct as raw bytes ----
+
+/** struct user_regs_struct from the bridge's named registers. */
+export function encodeRegs(regs: Regs): Buffer {
+  const buf = Buffer.alloc(REGS_BYTES);
+  REG_NAMES.forEach((name, i) => buf.writeBigInt64LE(BigInt.asIntN(64, regs[name]), i * 8));
+  return buf;
+}
+
+export function decodeRegs(buf: Buffer): Regs {
+  const regs = {} as Regs;
+  REG_NAMES.forEach((name, i) => {
+    regs[name] = buf.readBigInt64LE(i * 8);
+  });
+  return regs;
+}

@@ -1,0 +1,141 @@
+// The husk: the process a restart turns into the checkpointed one. It is a program stopped at its
+// exec (it never runs an instruction of its own), started with bridge/spawn so cr, not libuv, is
+// its parent and tracer. cr gives it a page at an address the image does not use holding
+// `syscall; int3`, and from then on runs every system call from that page, under PTRACE_SYSCALL:
+// the husk stops at the call's entry and exit, so no instruction after the syscall ever runs, and
+// the page's int3 (which would reset SIGTRAP's action if the husk had it blocked) is never reached.
+// The rest of the husk's memory can then be torn down and rebuilt around that page.
+import { SyscallError } from '../../bridge/errno.js';
+import { readMemory, writeMemoryForce } from '../../bridge/memory.js';
+import {
+  contSyscall, getRegs, getSyscallInfo, PTRACE_O_TRACESYSGOOD, setRegs, SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT, type Regs,
+} from '../../bridge/ptrace.js';
+import { signalName, SIGTRAP } from '../../bridge/signal.js';
+import { waitStop } from '../../bridge/wait.js';
+import { Injector } from '../inject/injector.js';
+import {
+  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE, SIG_SETMASK,
+} from './syscalls.js';
+
+/** The page holding `syscall; int3`, and after it the scratch memory for arguments. */
+export const AREA_BYTES = 64 * 1024;
+const CODE = Buffer.from([0x0f, 0x05, 0xcc]);
+const ALL_SIGNALS = 0xffffffffffffffffn;
+/** How a syscall stop is reported with PTRACE_O_TRACESYSGOOD. */
+const SYSCALL_STOP = SIGTRAP | 0x80;
+/** The ptrace options a husk must be spawned with. */
+export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD;
+
+const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
+
+export class Husk {
+  private scratchNext: bigint;
+
+  private constructor(
+    public pid: number,
+    /** registers the husk had at its exec stop: segment selectors and flags for every call */
+    private readonly base: Regs,
+    /** start of the area: the syscall instruction */
+    readonly area: bigint,
+    private readonly timeoutMs: number,
+  ) {
+    this.scratchNext = area + 4096n;
+  }
+
+  /**
+   * Give pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) the syscall page at `area`, using src/inject for this
+   * one mmap, and block all its signals. `during(inj)` runs in the same injection, for work that
+   * goes through the Injector (the fd-table replay).
+   */
+  static adopt(pid: number, area: bigint, timeoutMs: number, during: (inj: Injector) => void): Husk {
+    const inj = Injector.attach(pid, { timeoutMs });
+    try {
+      const prot = BigInt(PROT_READ | PROT_WRITE | PROT_EXEC);
+      inj.call('mmap', NR.mmap, area, BigInt(AREA_BYTES), prot, BigInt(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n);
+      inj.write(area, CODE);
+      during(inj);
+    } finally {
+      inj.finish();
+    }
+    const husk = new Husk(pid, getRegs(pid), area, timeoutMs);
+    const set = husk.put(u64(ALL_SIGNALS));
+    husk.call('rt_sigprocmask', NR.rt_sigprocmask, BigInt(SIG_SETMASK), set, 0n, 8n);
+    husk.reset();
+    return husk;
+  }
+
+  /** Run one system call in the husk; its raw result (-errno on failure). */
+  syscall(nr: number, ...args: bigint[]): bigint {
+    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
+    // orig_rax -1: resuming from a stop in signal handling must not apply the syscall-restart
+    // fixup to these registers. rsp in the area keeps sigaltstack from seeing us "on" a stack.
+    setRegs(this.pid, { ...this.base, rip: this.area, rsp: this.area + 4096n, rax: BigInt(nr), orig_rax: -1n, rdi, rsi, rdx, r10, r8, r9 });
+    contSyscall(this.pid, 0);
+    this.waitFor(nr, SYSCALL_INFO_ENTRY);
+    contSyscall(this.pid, 0);
+    return this.waitFor(nr, SYSCALL_INFO_EXIT);
+  }
+
+  /** syscall(), throwing a SyscallError naming the call when it fails. */
+  call(name: string, nr: number, ...args: bigint[]): bigint {
+    const r = this.syscall(nr, ...args);
+    if (r < 0n && r > -4096n) throw new SyscallError(`${name}(${args.map(hex).join(', ')}) in the husk (pid ${this.pid})`, Number(-r));
+    return r;
+  }
+
+  /** Copy data into scratch memory (strings NUL-terminated); valid until reset(). */
+  put(data: Buffer | string): bigint {
+    const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
+    const addr = this.scratch(buf.length);
+    writeMemoryForce(this.pid, addr, buf);
+    return addr;
+  }
+
+  scratch(size: number): bigint {
+    const need = BigInt((size + 15) & ~15);
+    if (this.scratchNext + need > this.area + BigInt(AREA_BYTES)) throw new Error(`husk scratch memory exhausted (${size} bytes asked)`);
+    const addr = this.scratchNext;
+    this.scratchNext += need;
+    return addr;
+  }
+
+  read(addr: bigint, len: number): Buffer {
+    return readMemory(this.pid, addr, len);
+  }
+
+  /** Forget all scratch allocations. */
+  reset(): void {
+    this.scratchNext = this.area + 4096n;
+  }
+
+  /** Continue with another process (a clone of this husk) that is stopped the same way. */
+  become(pid: number): void {
+    this.pid = pid;
+  }
+
+  /**
+   * Wait for the entry or exit stop of our call (the husk is traced with PTRACE_O_TRACESYSGOOD,
+   * so those report SIGTRAP|0x80); the exit gives the result. Event stops on the way (a
+   * clone3's fork event) are passed over. No signal can arrive: all are blocked, so a
+   * signal-delivery-stop means the husk faulted, which is an error.
+   */
+  private waitFor(nr: number, op: number): bigint {
+    for (;;) {
+      const stop = waitStop(this.pid, this.timeoutMs);
+      if (stop.kind !== 'stopped') throw new Error(`the husk (pid ${this.pid}) ${stop.kind} (status ${stop.code}, signal ${stop.signal}) in syscall ${nr}`);
+      if (stop.event === 0 && stop.signal === SYSCALL_STOP) {
+        const info = getSyscallInfo(this.pid);
+        if (info.op !== op) throw new Error(`the husk (pid ${this.pid}) made a syscall stop of kind ${info.op}, not ${op}, in syscall ${nr}`);
+        return info.rval;
+      }
+      if (stop.event === 0) throw new Error(`the husk (pid ${this.pid}) got ${signalName(stop.signal)} in syscall ${nr}`);
+      contSyscall(this.pid, 0);
+    }
+  }
+}
+
+export const u64 = (v: bigint | number): Buffer => {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)));
+  return buf;
+};

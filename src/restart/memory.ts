@@ -1,0 +1,194 @@
+// Rebuilding the image's address space inside the husk: everything of the husk's own is unmapped
+// but its syscall area and the kernel's vdso pages; those ([vvar], [vvar_vclock], [vdso]) are
+// moved with mremap to the addresses the image has them at (the kernel keeps its vdso bookkeeping
+// right through mremap, and the three keep the layout the vdso code expects); then every image
+// mapping is mapped again (anonymous, or from its file) and the saved pages written in through
+// /proc/PID/mem, which writes whatever the protection, copying file pages on write as a store
+// by the process would.
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { CrError } from '../errors.js';
+import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../image/process-format.js';
+import { parseSmaps, type RawMapping } from '../checkpoint/maps.js';
+import { AREA_BYTES, type Husk } from './husk.js';
+import {
+  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE,
+  NR, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
+} from './syscalls.js';
+
+const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
+const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
+const O_RDONLY = 0n;
+const O_RDWR = 2n;
+const O_CLOEXEC = 0o2000000n;
+/** Lowest address cr picks for its own areas: clear of the NULL-page guard and low fixed binaries. */
+const LOW = 0x100000000;
+/** The top of the x86_64 user address space (47 bits), less a guard. */
+const HIGH = 0x7fff00000000;
+
+// madvise advice for VmFlags the kernel only sets that way
+const ADVICE: Record<string, number> = { dd: 16 /* DONTDUMP */, dc: 10 /* DONTFORK */, wf: 18 /* WIPEONFORK */, hg: 14 /* HUGEPAGE */, nh: 15 /* NOHUGEPAGE */ };
+
+type Range = { start: number; end: number };
+
+/** The lowest page-aligned range of `size` bytes at or above LOW that meets none of `taken` (a page of gap kept). */
+export function freeRange(size: number, taken: Range[]): number {
+  const sorted = [...taken].sort((a, b) => a.start - b.start);
+  let at = LOW;
+  for (const r of sorted) {
+    if (r.end + PAGE_SIZE <= at) continue;
+    if (r.start >= at + size + PAGE_SIZE) break;
+    at = r.end + PAGE_SIZE;
+  }
+  if (at + size > HIGH) throw new CrError(`no free ${size}-byte range left in the address space for cr's own use`);
+  return at;
+}
+
+export function huskMappings(pid: number): RawMapping[] {
+  return parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+}
+
+/**
+ * The husk must have the image's vdso pages, the same size each and the same vdso code: the
+ * program holds pointers into it. Throws a one-line CrError otherwise.
+ */
+export function checkVdso(pid: number, image: Mapping[], vdsoSha256: Buffer | null): void {
+  const own = huskMappings(pid).filter((m) => SPECIAL_NAMES[m.name]);
+  for (const kind of SPECIALS) {
+    const want = image.find((m) => m.kind === kind);
+    const have = own.find((m) => SPECIAL_NAMES[m.name] === kind);
+    if (!want) continue;
+    if (!have) throw new CrError(`the image has a [${kind}] mapping and this kernel gives processes none`);
+    if (have.end - have.start !== want.end - want.start) {
+      throw new CrError(`[${kind}] is ${(have.end - have.start) / PAGE_SIZE} pages on this kernel, ${(want.end - want.start) / PAGE_SIZE} in the image: a different kernel`);
+    }
+  }
+  if (vdsoSha256) {
+    const vdso = own.find((m) => m.name === '[vdso]')!;
+    const buf = Buffer.alloc(vdso.end - vdso.start);
+    const fd = openSync(`/proc/${pid}/mem`, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, vdso.start);
+    } finally {
+      closeSync(fd);
+    }
+    if (!createHash('sha256').update(buf).digest().equals(vdsoSha256)) {
+      throw new CrError('the vdso of this kernel differs from the one the image was dumped under (the program holds pointers into it)');
+    }
+  }
+}
+
+/** Unmap all of the husk but its syscall area and the vdso pages, then put those where the image has them. */
+export function clearAndPlaceVdso(husk: Husk, image: Mapping[]): void {
+  const own = huskMappings(husk.pid);
+  const area = Number(husk.area);
+  for (const m of own) {
+    if (m.start >= area && m.end <= area + AREA_BYTES) continue;
+    if (SPECIAL_NAMES[m.name] || m.name === '[vsyscall]') continue;
+    husk.call('munmap', NR.munmap, BigInt(m.start), BigInt(m.end - m.start));
+  }
+  const specials = own.filter((m) => SPECIAL_NAMES[m.name]);
+  const wanted = image.filter((m) => SPECIALS.includes(m.kind));
+  if (wanted.length === 0) {
+    // The program unmapped its vdso (or never had one): so does its restart.
+    for (const m of specials) husk.call('munmap', NR.munmap, BigInt(m.start), BigInt(m.end - m.start));
+    return;
+  }
+  // Through a free stretch first, so that no move lands on a special mapping not yet moved.
+  const lo = Math.min(...specials.map((m) => m.start));
+  const span = Math.max(...specials.map((m) => m.end)) - lo;
+  const hop = freeRange(span, [...image, ...specials, { start: area, end: area + AREA_BYTES }]);
+  const move = (from: number, size: number, to: number): void => {
+    const flags = BigInt(MREMAP_MAYMOVE | MREMAP_FIXED);
+    husk.call('mremap', NR.mremap, BigInt(from), BigInt(size), BigInt(size), flags, BigInt(to));
+  };
+  for (const m of specials) move(m.start, m.end - m.start, hop + (m.start - lo));
+  for (const m of specials) {
+    const target = wanted.find((w) => w.kind === SPECIAL_NAMES[m.name]);
+    const at = hop + (m.start - lo);
+    if (target) move(at, m.end - m.start, target.start);
+    else husk.call('munmap', NR.munmap, BigInt(at), BigInt(m.end - m.start));
+  }
+}
+
+/** Refuse a file mapping whose file is gone or changed since the dump, before the husk exists. */
+export function checkMappedFiles(image: Mapping[]): void {
+  for (const m of image) {
+    if (!m.file) continue;
+    const f = m.file;
+    let st;
+    try {
+      st = statSync(f.path);
+    } catch {
+      throw new CrError(`${f.path}, mapped at ${m.start.toString(16)}, is gone`);
+    }
+    if (st.dev !== f.dev || st.ino !== f.ino || st.size !== f.size || st.mtimeMs !== f.mtimeMs) {
+      throw new CrError(`${f.path}, mapped at ${m.start.toString(16)}, changed since the dump`);
+    }
+  }
+}
+
+/** Map every mapping of the image (but the vdso pages, in place already), empty or from its file. */
+export function mapAll(husk: Husk, image: Mapping[]): void {
+  const fds = new Map<string, bigint>();
+  const fileFd = (path: string, write: boolean): bigint => {
+    const key = `${write ? 'w' : 'r'}:${path}`;
+    let fd = fds.get(key);
+    if (fd === undefined) {
+      fd = husk.call('open', NR.open, husk.put(path), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0n);
+      fds.set(key, fd);
+    }
+    return fd;
+  };
+  try {
+    for (const m of image) {
+      if (SPECIALS.includes(m.kind)) continue;
+      const len = BigInt(m.end - m.start);
+      let flags = MAP_FIXED_NOREPLACE | (m.vmflags.includes('nr') ? MAP_NORESERVE : 0);
+      let fd = -1n;
+      let offset = 0n;
+      if (m.kind === 'anon') {
+        flags |= MAP_PRIVATE | MAP_ANONYMOUS | (m.vmflags.includes('gd') ? MAP_GROWSDOWN : 0);
+      } else {
+        // A shared mapping may later be made writable only if its file was opened for writing ('mw').
+        const shared = m.kind === 'shared-file';
+        flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+        fd = fileFd(m.file!.path, shared && m.vmflags.includes('mw'));
+        offset = BigInt(m.file!.offset);
+      }
+      const got = husk.call('mmap', NR.mmap, BigInt(m.start), len, BigInt(m.prot), BigInt(flags), fd, offset);
+      if (got !== BigInt(m.start)) throw new Error(`mmap at 0x${m.start.toString(16)} landed at 0x${got.toString(16)}`);
+      for (const [flag, advice] of Object.entries(ADVICE)) {
+        if (m.vmflags.includes(flag)) husk.call('madvise', NR.madvise, BigInt(m.start), len, BigInt(advice));
+      }
+      if (m.name.startsWith('[anon:')) {
+        const name = husk.put(m.name.slice(6, -1));
+        husk.call('prctl(PR_SET_VMA)', NR.prctl, BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), BigInt(m.start), len, name);
+      }
+      husk.reset();
+    }
+  } finally {
+    for (const fd of fds.values()) husk.syscall(NR.close, fd);
+  }
+}
+
+/** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
+export function writePages(pid: number, runs: Iterable<PageRun>): number {
+  const mem = openSync(`/proc/${pid}/mem`, 'r+');
+  let pages = 0;
+  try {
+    for (const run of runs) {
+      let done = 0;
+      while (done < run.data.length) done += writeSync(mem, run.data, done, run.data.length - done, run.addr + done);
+      pages += run.data.length / PAGE_SIZE;
+    }
+  } finally {
+    closeSync(mem);
+  }
+  return pages;
+}
+
+/** Unmap the syscall area: the last call the husk makes. */
+export function dropArea(husk: Husk): void {
+  husk.call('munmap', NR.munmap, husk.area, BigInt(AREA_BYTES));
+}

@@ -1,0 +1,128 @@
+// restartProcess: bring a whole-process image back as a new process (docs/restart.md). A husk is
+// started stopped at its exec; it gets the image's fd table (planner + replay), then its own
+// memory is cleared and the image's rebuilt around a syscall page, the vdso pages moved into
+// place, mm fields, limits, signals and credentials set, and last the registers; then it is let
+// go. Until that moment nothing of the program has run, and on any failure the husk is killed.
+import { cont, detach, interrupt, PTRACE_EVENT_STOP, setSigmask } from '../../bridge/ptrace.js';
+import { killAndReap, spawn } from '../../bridge/spawn.js';
+import { waitStop } from '../../bridge/wait.js';
+import { CrError } from '../errors.js';
+import { ProcessImageReader, type ProcessHead } from '../image/process-format.js';
+import type { PlanTarget } from '../plan/ops.js';
+import { replay } from '../replay/replay.js';
+import { readNofile, readTarget } from '../replay/target.js';
+import { checkedPlan, checkFdNumbers, expectedFds } from '../restore/check.js';
+import { AREA_BYTES, Husk, HUSK_PTRACE_OPTIONS } from './husk.js';
+import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, mapAll, writePages } from './memory.js';
+import { resumeRegisters, setAllRegisters } from './registers.js';
+import { openNofile, queuePending, setCreds, setMm, setSignalsAndThreadState, setTask } from './state.js';
+
+/** The program the husk execs: any will do, it never runs. */
+const HUSK_PROGRAM = '/bin/true';
+
+export interface RestartOptions {
+  /** bound on each wait for the husk */
+  timeoutMs?: number;
+}
+
+export interface RestartResult {
+  pid: number;
+  /** pages written into the new process */
+  pages: number;
+  /** what became of the system call the process was stopped in (null: none) */
+  syscall: string | null;
+  /** things restored only approximately (a hard limit that could not be raised, ...) */
+  warnings: string[];
+  phases: Array<[string, number]>;
+}
+
+export function restartProcess(imagePath: string, opts: RestartOptions = {}): RestartResult {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const phases: Array<[string, number]> = [];
+  let t = performance.now();
+  const lap = (name: string): void => {
+    const now = performance.now();
+    phases.push([name, now - t]);
+    t = now;
+  };
+  const reader = ProcessImageReader.open(imagePath);
+  try {
+    const head = reader.head;
+    const table = reader.fdImage.table;
+    checkMappedFiles(head.mappings);
+    // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
+    let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
+    let plan = checkedPlan(table, target);
+    lap('check');
+    let pid: number;
+    try {
+      pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
+    } catch (err) {
+      throw new CrError(`cannot start the husk ${HUSK_PROGRAM}: ${(err as Error).message}`);
+    }
+    try {
+      const state = readTarget(pid);
+      if (state.fds.length > 0 || state.rlimit.soft !== target.rlimit.soft || state.rlimit.hard !== target.rlimit.hard) {
+        target = { fds: state.fds, rlimit: state.rlimit, mode: 'fresh' };
+        plan = checkedPlan(table, target);
+      }
+      checkVdso(pid, head.mappings, head.vdsoSha256);
+      const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
+      lap('husk');
+      const husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => replay(inj, table, plan));
+      checkFdNumbers(pid, expectedFds(table, target));
+      lap('fds');
+      const result = rebuild(husk, head, reader, lap);
+      detach(husk.pid);
+      lap('detach');
+      return { ...result, pid: husk.pid, phases };
+    } catch (err) {
+      killAndReap(pid);
+      const message = err instanceof Error ? err.message : String(err);
+      throw new CrError(`${message}; the half-restored process ${pid} was killed`, err instanceof CrError ? err.code : 1);
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+/** Everything after the fd table, up to the stop the husk is let go from. */
+function rebuild(husk: Husk, head: ProcessHead, reader: ProcessImageReader, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
+  const warnings: string[] = [];
+  clearAndPlaceVdso(husk, head.mappings);
+  openNofile(husk);
+  mapAll(husk, head.mappings);
+  lap('map');
+  // The reader verifies the image's checksum when the pages end: nothing runs before that.
+  const pages = writePages(husk.pid, reader.pages());
+  lap('pages');
+  const exeWarning = setMm(husk, head);
+  if (exeWarning) warnings.push(exeWarning);
+  warnings.push(...setTask(husk, head));
+  setSignalsAndThreadState(husk, head);
+  queuePending(husk, head);
+  setCreds(husk, head);
+  dropArea(husk);
+  toEventStop(husk.pid);
+  setSigmask(husk.pid, head.signals.blocked);
+  const resume = resumeRegisters(head);
+  setAllRegisters(husk.pid, head, resume.regs);
+  lap('state');
+  return { pages, syscall: resume.syscall, warnings };
+}
+
+/**
+ * From the syscall-exit stop of the husk's last call to a PTRACE_EVENT_STOP, inside the kernel's
+ * signal handling: from there the registers set are the ones the syscall-restart logic and any
+ * pending signal's delivery see. No signal can stop the husk on the way: all are blocked.
+ */
+function toEventStop(pid: number): void {
+  interrupt(pid);
+  cont(pid, 0);
+  for (;;) {
+    const stop = waitStop(pid, 5000);
+    if (stop.kind !== 'stopped') throw new Error(`the husk (pid ${pid}) ${stop.kind} while being stopped`);
+    if (stop.event === PTRACE_EVENT_STOP) return;
+    cont(pid, 0);
+  }
+}

@@ -1,0 +1,156 @@
+// Everything of the image's but memory, fds and registers, put into the husk by injected calls:
+// the mm fields (prctl PR_SET_MM_MAP, which needs no CAP_SYS_RESOURCE) with auxv and executable,
+// personality, umask, cwd, name, resource limits, signal actions, the alternate signal stack,
+// rseq, the robust futex list, clear_child_tid, pending signals, and last the credentials.
+import { statSync } from 'node:fs';
+import { SyscallError } from '../../bridge/errno.js';
+import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
+import type { Husk } from './husk.js';
+import { u64 } from './husk.js';
+import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
+
+const O_RDONLY = 0n;
+const O_CLOEXEC = 0o2000000n;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const RLIMIT_NOFILE = 7;
+const RLIM_INFINITY = 0xffffffffffffffffn;
+const PRCTL_MM_MAP_BYTES = 104;
+/** no exe_fd in struct prctl_mm_map: keep the executable link as it is */
+const NO_EXE = 0xffffffff;
+
+/** struct prctl_mm_map */
+function mmMap(mm: MmFields, auxv: bigint, auxvSize: number, exeFd: number): Buffer {
+  const b = Buffer.alloc(PRCTL_MM_MAP_BYTES);
+  const order: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];
+  order.forEach((k, i) => b.writeBigUInt64LE(BigInt(mm[k]), i * 8));
+  b.writeBigUInt64LE(auxv, 88);
+  b.writeUInt32LE(auxvSize, 96);
+  b.writeUInt32LE(exeFd, 100);
+  return b;
+}
+
+/**
+ * Set the mm fields, auxv and (when the image's executable is still there, the same file) the
+ * /proc/PID/exe link. Returns a warning when the link could not be set.
+ */
+export function setMm(husk: Husk, head: ProcessHead): string | null {
+  let exeFd = NO_EXE;
+  let warning: string | null = null;
+  const exe = head.exe;
+  if (exe) {
+    let same = false;
+    try {
+      const st = statSync(exe.path);
+      same = st.dev === exe.dev && st.ino === exe.ino;
+    } catch {
+      // gone
+    }
+    if (same) exeFd = Number(husk.call('open', NR.open, husk.put(exe.path), O_RDONLY | O_CLOEXEC, 0n));
+    else warning = `${exe.path} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
+  }
+  try {
+    const auxv = husk.put(head.auxv);
+    const map = husk.put(mmMap(head.mm, auxv, head.auxv.length, exeFd));
+    husk.call('prctl(PR_SET_MM, PR_SET_MM_MAP)', NR.prctl, BigInt(PR_SET_MM), BigInt(PR_SET_MM_MAP), map, BigInt(PRCTL_MM_MAP_BYTES), 0n);
+  } finally {
+    if (exeFd !== NO_EXE) husk.syscall(NR.close, BigInt(exeFd));
+    husk.reset();
+  }
+  return warning;
+}
+
+const rlimitBytes = (r: { soft: number | null; hard: number | null }): Buffer =>
+  Buffer.concat([u64(r.soft === null ? RLIM_INFINITY : BigInt(r.soft)), u64(r.hard === null ? RLIM_INFINITY : BigInt(r.hard))]);
+
+function setRlimit(husk: Husk, r: Rlimit64): string | null {
+  const result = husk.syscall(NR.prlimit64, 0n, BigInt(r.resource), husk.put(rlimitBytes(r)), 0n);
+  husk.reset();
+  if (result === 0n) return null;
+  if (result !== -1n) throw new SyscallError(`prlimit64(0, ${r.resource}) in the husk (pid ${husk.pid})`, Number(-result));
+  // EPERM: a hard limit above the husk's needs CAP_SYS_RESOURCE. Keep the husk's hard limit.
+  const old = husk.scratch(16);
+  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(r.resource), 0n, old);
+  const hard = husk.read(old + 8n, 8).readBigUInt64LE(0);
+  const soft = r.soft === null || BigInt(r.soft) > hard ? hard : BigInt(r.soft);
+  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(r.resource), husk.put(Buffer.concat([u64(soft), u64(hard)])), 0n);
+  husk.reset();
+  return `resource limit ${r.resource}: the hard limit ${r.hard ?? 'unlimited'} cannot be raised without CAP_SYS_RESOURCE; it stays ${hard === RLIM_INFINITY ? 'unlimited' : hard}`;
+}
+
+/** While mappings are rebuilt the husk opens files: let it use any fd number below the hard limit. */
+export function openNofile(husk: Husk): void {
+  const old = husk.scratch(16);
+  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(RLIMIT_NOFILE), 0n, old);
+  const hard = husk.read(old + 8n, 8);
+  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(RLIMIT_NOFILE), husk.put(Buffer.concat([hard, hard])), 0n);
+  husk.reset();
+}
+
+/** Personality, umask, cwd, name and resource limits. Returns warnings. */
+export function setTask(husk: Husk, head: ProcessHead): string[] {
+  const warnings: string[] = [];
+  if (head.personality !== 0) husk.call('personality', NR.personality, BigInt(head.personality));
+  husk.call('umask', NR.umask, BigInt(head.umask));
+  husk.call('chdir', NR.chdir, husk.put(head.cwd));
+  // comm is at most 15 bytes; the kernel truncates
+  husk.call('prctl(PR_SET_NAME)', NR.prctl, BigInt(PR_SET_NAME), husk.put(head.process.comm));
+  husk.reset();
+  for (const r of head.rlimits) {
+    const w = setRlimit(husk, r);
+    if (w) warnings.push(w);
+  }
+  return warnings;
+}
+
+/** Signal actions, the alternate signal stack, rseq, robust list, clear_child_tid. */
+export function setSignalsAndThreadState(husk: Husk, head: ProcessHead): void {
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    const act = head.signals.actions.subarray((sig - 1) * SIGACTION_BYTES, sig * SIGACTION_BYTES);
+    if (act.every((b) => b === 0)) continue; // SIG_DFL, no flags, empty mask: what the husk has
+    husk.call('rt_sigaction', NR.rt_sigaction, BigInt(sig), husk.put(Buffer.from(act)), 0n, 8n);
+    husk.reset();
+  }
+  const ss = head.signals.altstack;
+  if (!(ss.flags & SS_DISABLE)) {
+    const b = Buffer.alloc(24);
+    b.writeBigUInt64LE(BigInt(ss.sp), 0);
+    b.writeInt32LE(ss.flags & ~SS_ONSTACK, 8);
+    b.writeBigUInt64LE(BigInt(ss.size), 16);
+    husk.call('sigaltstack', NR.sigaltstack, husk.put(b), 0n);
+    husk.reset();
+  }
+  if (head.rseq) husk.call('rseq', NR.rseq, BigInt(head.rseq.pointer), BigInt(head.rseq.size), 0n, BigInt(head.rseq.signature));
+  if (head.robustList) husk.call('set_robust_list', NR.set_robust_list, BigInt(head.robustList.head), BigInt(head.robustList.len));
+  if (head.tidAddress) husk.call('set_tid_address', NR.set_tid_address, BigInt(head.tidAddress));
+}
+
+/** Queue the image's pending signals again (all signals are blocked in the husk, so they wait). */
+export function queuePending(husk: Husk, head: ProcessHead): void {
+  for (const p of head.signals.pending) {
+    const sig = BigInt(p.info.readInt32LE(0));
+    const info = husk.put(p.info);
+    const pid = BigInt(husk.pid);
+    // To itself a process may queue any si_code: the siginfo arrives as it was.
+    if (p.shared) husk.call('rt_sigqueueinfo', NR.rt_sigqueueinfo, pid, sig, info);
+    else husk.call('rt_tgsigqueueinfo', NR.rt_tgsigqueueinfo, pid, pid, sig, info);
+    husk.reset();
+  }
+}
+
+/** Become the image's user and groups (a no-op for a root process); the last privileged step. */
+export function setCreds(husk: Husk, head: ProcessHead): void {
+  const { uid, gid, groups } = head.creds;
+  if ([...uid, ...gid, ...groups].every((id) => id === 0)) return;
+  const g = Buffer.alloc(Math.max(4, groups.length * 4));
+  groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
+  husk.call('setgroups', NR.setgroups, BigInt(groups.length), husk.put(g));
+  husk.call('setresgid', NR.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
+  husk.syscall(NR.setfsgid, BigInt(gid[3]!));
+  husk.call('setresuid', NR.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
+  husk.syscall(NR.setfsuid, BigInt(uid[3]!));
+  // Changing credentials clears the dumpable flag; the checkpointed process could be traced and dumped.
+  husk.call('prctl(PR_SET_DUMPABLE)', NR.prctl, BigInt(PR_SET_DUMPABLE), 1n);
+  husk.reset();
+}
