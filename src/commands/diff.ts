@@ -11,7 +11,8 @@ export async function run(args: string[]): Promise<number> {
   const b = loadTableInput(pathB).table;
   const differences = compareTables(a, b);
   if (differences.length === 0) {
-    console.log(`same: ${pathA} and ${pathB} describe the same fd table (${a.fds.length} fds, ${a.descs.length} descriptions, ${a.pipes.length} pipes)`);
+    const count = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+    console.log(`same: ${pathA} and ${pathB} describe the same fd table (${count(a.fds.length, 'fd')}, ${count(a.descs.length, 'description')}, ${count(a.pipes.length, 'pipe')})`);
     return 0;
   }
   for (const line of differences) console.log(line);
