@@ -145,7 +145,7 @@ test('pipes: capacity, canonical base64 within capacity, packets', () => {
   rejects((t) => (t.pipes[0].capacity = 2 ** 32), 'pipes[0].capacity: 4294967296 is above 2147483648');
   rejects((t) => (t.pipes[0].data = 'cXVldWVk'.slice(0, 7)), 'pipes[0].data: not canonical base64');
   rejects((t) => (t.pipes[0].data = 'cXVldWVk\n'), 'pipes[0].data: not canonical base64');
-  rejects((t) => (t.pipes[0].data = 'YR=='), 'pipes[0].data: not canonical base64 (stray bits in the last character)');
+  rejects((t) => (t.pipes[0].data = 'YR=='), 'pipes[0].data: not canonical base64'); // stray bits after the byte
   rejects((t) => (t.pipes[0].data = 5), 'pipes[0].data: expected a base64 string, got 5');
   rejects((t) => (t.pipes[1].data = Buffer.alloc(8193).toString('base64')), 'pipes[1].data: 8193 bytes is more than capacity 8192');
   rejects((t) => (t.pipes[1].data = 'A'.repeat(1 << 20)), 'pipes[1].data: more bytes than capacity 8192');

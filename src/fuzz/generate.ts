@@ -45,8 +45,8 @@ function pickSize(rng: Rng, maxFds: number): number {
     [30, [9, 64]],
     [10, [65, 400]],
     [3, [401, 1000]],
-    [1.5, [1001, 5000]],
-    [0.15, [5001, 20000]],
+    [1.2, [1001, 5000]],
+    [0.12, [5001, 20000]],
   ]);
   return Math.min(maxFds, rng.int(size[0], size[1]));
 }
@@ -258,7 +258,7 @@ function makeTarget(rng: Rng, table: FdTable): PlanTarget {
     [2, () => {
       // Crowded: leave only a few numbers below the hard limit free (rarely when that
       // means tens of thousands of target fds: they cost time, not new paths).
-      if (hard > 40000 || (hard > 4096 && !rng.chance(0.05))) return [0, 1, 2];
+      if (hard > 20000 || (hard > 1100 && !rng.chance(0.01))) return [0, 1, 2];
       const taken = new Set(image);
       const free: number[] = [];
       for (let fd = 0; fd < hard; fd++) if (!taken.has(fd)) free.push(fd);

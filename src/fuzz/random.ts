@@ -83,10 +83,19 @@ export class Rng {
     return [...seen];
   }
 
-  /** n random bytes (little-endian words, so the same on every machine we run on). */
+  /**
+   * n random-looking bytes: a xorshift32 stream seeded from this generator (cheaper
+   * per byte than u32(), and good enough for pipe contents).
+   */
   bytes(n: number): Uint8Array {
-    const words = new Uint32Array(Math.ceil(n / 4));
-    for (let i = 0; i < words.length; i++) words[i] = this.u32();
-    return new Uint8Array(words.buffer, 0, n);
+    const out = new Uint8Array(n);
+    let x = this.u32() | 1;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      out[i] = x;
+    }
+    return out;
   }
 }

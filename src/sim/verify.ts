@@ -80,9 +80,16 @@ function checkShape(op: Op, i: number): void {
 function run(table: FdTable, target: PlanTarget, plan: Plan): void {
   const ops = plan.ops;
   if (!Array.isArray(ops)) throw new Failure('plan.ops is not an array');
-  const commits = ops.flatMap((op, i) => (op?.op === 'commit' ? [i] : []));
-  if (commits.length !== 1) throw new Failure(`plan has ${commits.length} commit markers, not 1`);
-  if (plan.commit !== commits[0]) throw new Failure(`plan.commit is ${plan.commit} but the commit marker is op ${commits[0]}`);
+  let commits = 0;
+  let commitAt = -1;
+  for (let i = 0; i < ops.length; i++) {
+    if (ops[i]?.op === 'commit') {
+      commits++;
+      commitAt = i;
+    }
+  }
+  if (commits !== 1) throw new Failure(`plan has ${commits} commit markers, not 1`);
+  if (plan.commit !== commitAt) throw new Failure(`plan.commit is ${plan.commit} but the commit marker is op ${commitAt}`);
   const syscalls = ops.length - 1;
   if (!isInt(plan.lowerBound) || plan.lowerBound < 0 || plan.lowerBound > syscalls) {
     throw new Failure(`plan.lowerBound ${plan.lowerBound} is not a bound on its own ${syscalls} syscalls`);
@@ -226,20 +233,20 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (!mapped) descMap.set(f.desc, { sim, fd: f.fd });
     if (!back) descBack.set(sim, { id: f.desc, fd: f.fd });
   }
-  for (const fd of proc.fds()) {
-    if (imageFds.has(fd)) continue;
-    if (target.mode === 'into' && targetFds.has(fd)) {
-      const entry = proc.get(fd)!;
-      if (entry.desc.origin !== fd) throw new Failure(`the target's fd ${fd} no longer refers to its own file`);
-      if (entry.cloexec) throw new Failure(`the target's fd ${fd} had its close-on-exec flag changed`);
-      continue;
-    }
-    throw new Failure(`fd ${fd} is open at the end but is not in the image`);
-  }
+  let expected = imageFds.size;
   if (target.mode === 'into') {
     for (const fd of targetFds) {
-      if (!imageFds.has(fd) && !proc.get(fd)) throw new Failure(`the target's fd ${fd} was closed`);
+      if (imageFds.has(fd)) continue;
+      const entry = proc.get(fd);
+      if (!entry) throw new Failure(`the target's fd ${fd} was closed`);
+      if (entry.desc.origin !== fd) throw new Failure(`the target's fd ${fd} no longer refers to its own file`);
+      if (entry.cloexec) throw new Failure(`the target's fd ${fd} had its close-on-exec flag changed`);
+      expected++;
     }
+  }
+  if (proc.size !== expected) {
+    const extra = proc.fds().find((fd) => !imageFds.has(fd) && !(target.mode === 'into' && targetFds.has(fd)));
+    throw new Failure(`fd ${extra} is open at the end but is not in the image`);
   }
 
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
