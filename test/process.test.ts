@@ -1,0 +1,317 @@
+// Whole-process checkpoint and restart on real programs (test/fixtures/process-*): each is started,
+// dumped (left stopped, so it runs no further), killed, and restarted from its image; the
+// restarted process must carry on exactly where the dumped one stopped. Synchronisation is by
+// files, FIFOs and /proc (never by sleeping and hoping).
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readMemory } from '../bridge/memory.js';
+import { seizeAndStop, detach } from '../bridge/ptrace.js';
+import { kill, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
+import { reap, spawn } from '../bridge/spawn.js';
+import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
+import { CrError } from '../src/errors.js';
+import { isProcessImage, ProcessImageReader, readFdImage } from '../src/image/process-format.js';
+import { restartProcess } from '../src/restart/restart.js';
+import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const SYS_read = 0;
+
+const fixture = (name: string, ccArgs: string[] = []): string => buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'), ccArgs);
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function waitUntil(what: string, cond: () => boolean, timeoutMs = 10_000): void {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
+    Atomics.wait(sleeper, 0, 0, 2);
+  }
+}
+
+const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+const lineCount = (path: string): number => text(path).split('\n').length - 1;
+const numbers = (path: string): number[] => text(path).trim().split('\n').map(Number);
+
+/** Processes a test started, all killed and reaped at its end; a temp dir, removed. */
+class Scene {
+  readonly dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-process-')));
+  private readonly pids: number[] = [];
+  private readonly fds: number[] = [];
+  /** /dev/null as fds 0, 1, 2 */
+  readonly stdio: Array<[number, number]>;
+
+  constructor() {
+    const devnull = this.open('/dev/null', 'r+');
+    this.stdio = [[devnull, 0], [devnull, 1], [devnull, 2]];
+  }
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  open(path: string, flags: string | number): number {
+    const fd = openSync(path, flags);
+    this.fds.push(fd);
+    return fd;
+  }
+
+  mkfifo(name: string): string {
+    const path = this.path(name);
+    execFileSync('mkfifo', [path]);
+    return path;
+  }
+
+  spawn(argv: string[]): number {
+    const pid = spawn(argv, { fds: this.stdio });
+    this.pids.push(pid);
+    return pid;
+  }
+
+  /** Dump pid (left stopped, so it does nothing more), then kill it. */
+  dumpAndKill(pid: number, image: string): ReturnType<typeof checkpointProcess> {
+    const result = checkpointProcess(pid, image, { leaveStopped: true });
+    ensureReaped(pid);
+    return result;
+  }
+
+  restart(image: string): number {
+    const { pid } = restartProcess(image);
+    this.pids.push(pid);
+    return pid;
+  }
+
+  end(): void {
+    for (const pid of this.pids) ensureReaped(pid);
+    for (const fd of this.fds) closeSync(fd);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function scene(fn: (s: Scene) => void | Promise<void>): Promise<void> {
+  const s = new Scene();
+  try {
+    await fn(s);
+  } finally {
+    s.end();
+  }
+}
+
+/** The counter scenario for any counter program: argv gets OUT and STOP appended. */
+function counter(argv: string[]): Promise<void> {
+  return scene((s) => {
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([...argv, out, stop]);
+    waitUntil('the counter to count to 1000', () => lineCount(out) >= 1000);
+    s.dumpAndKill(pid, image);
+    const dumped = lineCount(out);
+    const again = s.restart(image);
+    assert.is.not(again, pid);
+    waitUntil('the restarted counter to count 1000 more', () => lineCount(out) >= dumped + 1000);
+    writeFileSync(stop, '');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0], 'exit 0: every number read back from its pipe was right');
+    const all = numbers(out);
+    assert.ok(all.length > dumped + 1000);
+    const wrong = all.findIndex((n, i) => n !== i + 1);
+    assert.is(wrong, -1, `line ${wrong + 1} is ${all[wrong]}: a gap or a repeat around the dump at line ${dumped}`);
+  });
+}
+
+test('a C counter restarts with the next number and reads back what it had queued in its pipe', () => counter([fixture('process-counter')]));
+
+test('a python3 counter restarts with the next number and reads back what it had queued in its pipe', () =>
+  counter([PYTHON, join(FIXTURES, 'process-counter.py')]));
+
+test('a program blocked in read() on a FIFO at dump time gets the bytes written after restart', () =>
+  scene((s) => {
+    const fifo = s.mkfifo('fifo');
+    // Held open read-write by the test: the FIFO's pipe lives on, and opening it never blocks.
+    const ours = s.open(fifo, 'r+');
+    const out = s.path('out');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-fifo'), fifo, out]);
+    waitInSyscall(pid, SYS_read);
+    s.dumpAndKill(pid, image);
+    const again = s.restart(image);
+    waitInSyscall(again, SYS_read);
+    writeSync(ours, 'written after the restart');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), 'written after the restart');
+  }));
+
+const AVX_ITERS = '100000000';
+
+/** process-avx's output for an uninterrupted run. */
+function avxReference(s: Scene, exe: string): string {
+  const out = s.path('reference');
+  const pid = s.spawn([exe, out, s.path('reference-ready'), AVX_ITERS]);
+  const end = reap(pid, 30_000);
+  assert.equal([end.kind, end.code], ['exited', 0]);
+  return text(out);
+}
+
+test('AVX, SSE and x87 state live across a blocking read at dump time: the same result as an uninterrupted run', () =>
+  scene((s) => {
+    const exe = fixture('process-avx', ['-mavx', '-lm']);
+    const reference = avxReference(s, exe);
+    const gate = s.mkfifo('gate');
+    const ours = s.open(gate, 'r+');
+    const out = s.path('out');
+    const pid = s.spawn([exe, out, s.path('ready'), AVX_ITERS, gate]);
+    waitInSyscall(pid, SYS_read, 30_000);
+    s.dumpAndKill(pid, s.path('image'));
+    const again = s.restart(s.path('image'));
+    waitInSyscall(again, SYS_read);
+    writeSync(ours, 'g');
+    const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), reference);
+  }));
+
+test('AVX, SSE and x87 state in a tight loop dumped mid-loop: the same result as an uninterrupted run', () =>
+  scene((s) => {
+    const exe = fixture('process-avx', ['-mavx', '-lm']);
+    const reference = avxReference(s, exe);
+    const out = s.path('out');
+    const ready = s.path('ready');
+    const pid = s.spawn([exe, out, ready, AVX_ITERS]);
+    waitUntil('the loop to start', () => text(ready).endsWith('\n'));
+    const progress = BigInt(text(ready).trim());
+    checkpointProcess(pid, s.path('image'), { leaveStopped: true });
+    // Where the dump caught it: the loop must be under way, not done.
+    seizeAndStop(pid);
+    const done = readMemory(pid, progress, 8).readBigInt64LE(0);
+    detach(pid);
+    ensureReaped(pid);
+    assert.ok(done > 0n && done < BigInt(AVX_ITERS), `dumped after ${done} of ${AVX_ITERS} steps`);
+    const again = s.restart(s.path('image'));
+    const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), reference);
+  }));
+
+test('a SIGUSR1 handler on an alternate stack and a blocked, pending SIGUSR2 behave the same after restart', () =>
+  scene((s) => {
+    const cmd = s.mkfifo('cmd');
+    const ours = s.open(cmd, 'r+');
+    const out = s.path('out');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-signals'), out, cmd]);
+    const expectOut = (what: string, want: string): void => waitUntil(what, () => text(out) === want);
+    expectOut('ready', 'ready\n');
+    kill(pid, SIGUSR2); // blocked: stays pending
+    writeSync(ours, 'p');
+    expectOut('the pending check', 'ready\npending usr2=1\n');
+    waitInSyscall(pid, SYS_read);
+    s.dumpAndKill(pid, image);
+    const again = s.restart(image);
+    waitInSyscall(again, SYS_read);
+    kill(again, SIGUSR1);
+    expectOut('the SIGUSR1 handler', 'ready\npending usr2=1\nusr1 onstack\n');
+    writeSync(ours, 'p');
+    expectOut('the pending check after restart', 'ready\npending usr2=1\nusr1 onstack\npending usr2=1\n');
+    writeSync(ours, 'uq');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0], 'exit 0: the read restarted after the handler (SA_RESTART)');
+    assert.is(text(out), 'ready\npending usr2=1\nusr1 onstack\npending usr2=1\nusr2\nunblocked\n');
+  }));
+
+test('one image restarted twice gives two independent processes', () =>
+  scene((s) => {
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-counter'), out, stop]);
+    waitUntil('the counter to count to 1000', () => lineCount(out) >= 1000);
+    s.dumpAndKill(pid, image);
+    const dumped = lineCount(out);
+    const first = s.restart(image);
+    const second = s.restart(image);
+    assert.is.not(first, second);
+    // Both append to the same file: each number after the dump appears once per process.
+    const seen = (n: number): number => numbers(out).filter((x) => x === n).length;
+    waitUntil('both restarted counters to count 1000 more', () => seen(dumped + 1000) === 2);
+    writeFileSync(stop, '');
+    for (const p of [first, second]) {
+      const end = reap(p, 10_000);
+      assert.equal([end.kind, end.code], ['exited', 0], `pid ${p} read back the right numbers from its own pipe`);
+    }
+    const counts = new Map<number, number>();
+    for (const n of numbers(out)) counts.set(n, (counts.get(n) ?? 0) + 1);
+    for (let n = 1; n <= dumped; n++) assert.is(counts.get(n), 1, `${n} was written before the dump, once`);
+    for (let n = dumped + 1; n <= dumped + 1000; n++) assert.is(counts.get(n), 2, `${n} was written by both`);
+  }));
+
+test('a multi-threaded process is refused at dump with one line, and keeps running', () =>
+  scene((s) => {
+    const stop = s.path('stop');
+    const out = s.path('out');
+    const src = `import os, sys, threading, time
+t = threading.Thread(target=lambda: time.sleep(60), daemon=True)
+t.start()
+open(sys.argv[1], 'w').write('up')
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+`;
+    const pid = s.spawn([PYTHON, '-c', src, out, stop]);
+    waitUntil('the threads to start', () => text(out) === 'up');
+    const image = s.path('image');
+    assert.throws(() => checkpointProcess(pid, image), (err: unknown) => err instanceof CrError && /has 2 threads: cr checkpoints single-threaded processes only/.test(err.message));
+    assert.not.ok(existsSync(image));
+    writeFileSync(stop, '');
+    const end = reap(pid, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+  }));
+
+test('the image: fd table readable by the fd-table commands, pages streamed and checksummed, corruption refused before anything runs', () =>
+  scene((s) => {
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-counter'), out, stop]);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    const result = s.dumpAndKill(pid, image);
+    assert.ok(isProcessImage(image));
+    assert.is(statSync(image).size, result.bytes);
+    assert.is(statSync(image).mode & 0o777, 0o600);
+    const table = readFdImage(image).table;
+    assert.equal(table.fds.map((f) => f.fd), [0, 1, 2, 3, 4, 5]);
+    assert.equal(table.descs.filter((d) => d.kind === 'pipe').length, 2);
+    const reader = ProcessImageReader.open(image);
+    let pages = 0;
+    try {
+      for (const run of reader.pages()) pages += run.data.length / 4096;
+    } finally {
+      reader.close();
+    }
+    assert.is(pages, result.pages);
+    // Flip one byte of the last page run: only the checksum at the end can tell.
+    const bytes = readFileSync(image);
+    bytes[bytes.length - 60] ^= 0xff;
+    const bad = s.path('bad');
+    writeFileSync(bad, bytes);
+    let message = '';
+    try {
+      s.restart(bad);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, /checksum mismatch \(the image is corrupt\); the half-restored process (\d+) was killed/);
+    const husk = Number(/process (\d+) was killed/.exec(message)![1]);
+    assert.not.ok(existsSync(`/proc/${husk}`), 'the husk is gone');
+    assert.throws(() => restartProcess(join(s.dir, 'missing')), /cannot read/);
+    writeFileSync(bad, bytes.subarray(0, 1000));
+    assert.throws(() => restartProcess(bad), /not a valid cr process image: truncated/);
+  }));
+
+test.run();
