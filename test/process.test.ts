@@ -81,8 +81,8 @@ class Scene {
     return result;
   }
 
-  restart(image: string): number {
-    const { pid } = restartProcess(image);
+  restart(image: string, opts: { samePid?: boolean } = {}): number {
+    const { pid } = restartProcess(image, opts);
     this.pids.push(pid);
     return pid;
   }
@@ -250,6 +250,32 @@ test('one image restarted twice gives two independent processes', () =>
     for (const n of numbers(out)) counts.set(n, (counts.get(n) ?? 0) + 1);
     for (let n = 1; n <= dumped; n++) assert.is(counts.get(n), 1, `${n} was written before the dump, once`);
     for (let n = dumped + 1; n <= dumped + 1000; n++) assert.is(counts.get(n), 2, `${n} was written by both`);
+  }));
+
+test('with samePid the restarted process gets the pid it had; a pid in use is refused and nothing is left behind', () =>
+  scene((s) => {
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-counter'), out, stop]);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    s.dumpAndKill(pid, image);
+    const dumped = lineCount(out);
+    const again = s.restart(image, { samePid: true });
+    assert.is(again, pid);
+    let message = '';
+    try {
+      s.restart(image, { samePid: true });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, new RegExp(`^pid ${pid} is in use; the half-restored process (\\d+) was killed$`));
+    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+    waitUntil('the restarted counter to count on', () => lineCount(out) >= dumped + 100);
+    writeFileSync(stop, '');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
   }));
 
 test('a multi-threaded process is refused at dump with one line, and keeps running', () =>

@@ -8,13 +8,15 @@
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemoryForce } from '../../bridge/memory.js';
 import {
-  contSyscall, getRegs, getSyscallInfo, PTRACE_O_TRACESYSGOOD, setRegs, SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT, type Regs,
+  contSyscall, getRegs, getSyscallInfo, PTRACE_EVENT_STOP, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, setRegs, SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT, type Regs,
 } from '../../bridge/ptrace.js';
 import { signalName, SIGTRAP } from '../../bridge/signal.js';
+import { killAndReap } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
+import { CrError } from '../errors.js';
 import { Injector } from '../inject/injector.js';
 import {
-  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE, SIG_SETMASK,
+  CLONE_PARENT, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE, SIG_SETMASK,
 } from './syscalls.js';
 
 /** The page holding `syscall; int3`, and after it the scratch memory for arguments. */
@@ -24,7 +26,9 @@ const ALL_SIGNALS = 0xffffffffffffffffn;
 /** How a syscall stop is reported with PTRACE_O_TRACESYSGOOD. */
 const SYSCALL_STOP = SIGTRAP | 0x80;
 /** The ptrace options a husk must be spawned with. */
-export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD;
+export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE;
+const CLONE_ARGS_BYTES = 88;
+const EEXIST = 17n;
 
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
 
@@ -108,9 +112,30 @@ export class Husk {
     this.scratchNext = this.area + 4096n;
   }
 
-  /** Continue with another process (a clone of this husk) that is stopped the same way. */
-  become(pid: number): void {
-    this.pid = pid;
+  /**
+   * Go on as a copy of this husk whose pid is `wanted`: clone3 with set_tid (which needs
+   * CAP_CHECKPOINT_RESTORE) run in the husk, CLONE_PARENT so the copy is cr's child as well, and
+   * traced from birth (PTRACE_O_TRACECLONE). The old husk is killed. Throws a CrError when the
+   * pid is taken.
+   */
+  cloneAs(wanted: number): void {
+    const setTid = this.put(Buffer.from(new Int32Array([wanted]).buffer));
+    const args = Buffer.alloc(CLONE_ARGS_BYTES);
+    args.writeBigUInt64LE(BigInt(CLONE_PARENT), 0); // exit_signal 0: CLONE_PARENT takes the husk's
+    args.writeBigUInt64LE(setTid, 64);
+    args.writeBigUInt64LE(1n, 72);
+    const r = this.syscall(NR.clone3, this.put(args), BigInt(CLONE_ARGS_BYTES));
+    this.reset();
+    if (r === -EEXIST) throw new CrError(`pid ${wanted} is in use`);
+    if (r < 0n) throw new SyscallError(`clone3(set_tid=[${wanted}]) in the husk (pid ${this.pid})`, Number(-r));
+    const child = Number(r);
+    const old = this.pid;
+    this.pid = child;
+    killAndReap(old);
+    const first = waitStop(child, this.timeoutMs);
+    if (first.kind !== 'stopped' || first.event !== PTRACE_EVENT_STOP) {
+      throw new Error(`the husk's copy (pid ${child}) ${first.kind} instead of stopping`);
+    }
   }
 
   /**

@@ -21,6 +21,8 @@ import { openNofile, queuePending, setCreds, setMm, setSignalsAndThreadState, se
 const HUSK_PROGRAM = '/bin/true';
 
 export interface RestartOptions {
+  /** give the process the pid it had at dump time (refused if that pid is in use) */
+  samePid?: boolean;
   /** bound on each wait for the husk */
   timeoutMs?: number;
 }
@@ -54,6 +56,7 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
     let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
     let plan = checkedPlan(table, target);
     lap('check');
+    let husk: Husk | null = null;
     let pid: number;
     try {
       pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
@@ -69,17 +72,22 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
       checkVdso(pid, head.mappings, head.vdsoSha256);
       const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
       lap('husk');
-      const husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => replay(inj, table, plan));
+      husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => replay(inj, table, plan));
       checkFdNumbers(pid, expectedFds(table, target));
       lap('fds');
+      if (opts.samePid) {
+        husk.cloneAs(head.process.pid);
+        lap('pid');
+      }
       const result = rebuild(husk, head, reader, lap);
       detach(husk.pid);
       lap('detach');
       return { ...result, pid: husk.pid, phases };
     } catch (err) {
-      killAndReap(pid);
+      const victim = husk?.pid ?? pid;
+      killAndReap(victim);
       const message = err instanceof Error ? err.message : String(err);
-      throw new CrError(`${message}; the half-restored process ${pid} was killed`, err instanceof CrError ? err.code : 1);
+      throw new CrError(`${message}; the half-restored process ${victim} was killed`, err instanceof CrError ? err.code : 1);
     }
   } finally {
     reader.close();
