@@ -4,7 +4,7 @@
 // test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
 // original must still hold its own.
 import { spawn as spawnAsync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -369,6 +369,8 @@ test('--into, staging failure: a file the target may not open fails after pipes 
         assertRunning(rd.pid);
         assert.equal(fdLinks(rd.pid), before.links);
         assert.is(limits(rd.pid), before.limits);
+        // Back in sigwait (which swaps the mask while it waits) with the mask it had.
+        waitIdle(rd.pid);
         assert.is(sigBlk(rd.pid), before.mask);
         assert.equal(readerReadBack(rd), OWN_BYTES);
       }, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups']);
@@ -507,6 +509,78 @@ test('a hard limit above what the kernel allows the target: restored as far as i
     } finally {
       if (pid > 0) ensureReaped(pid);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a FIFO the dumped process still holds: refused before its bytes are queued twice; the original keeps its bytes', async () => {
+  await withFixture('fifo', async (fx) => {
+    const want = expectedReadBack(readImage(fx.image).table, ['p0', 'p1']);
+    const r = await cr(['restore', fx.image, '--detach', '--', 'sleep', '30']);
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): write\(\d+, <5000 bytes of pipe 0>\): the FIFO already holds 5000 bytes; another process has it open \(is the dumped process still running\?\); pid \d+ \(sleep\) was killed\n$/);
+    assert.equal(fixtureReadBack(fx), want);
+  });
+});
+
+test('--into a process with four threads, one blocked in read on a pipe the image replaces', async () => {
+  await withFixture('threads', async (fx) => {
+    await withFixture('seed', async (seed) => {
+      assert.is(readdirSync(`/proc/${fx.pid}/task`).length, 4);
+      const r = await cr(['restore', seed.image, '--into', String(fx.pid)]);
+      assert.is(r.code, 0, r.stderr);
+      // The thread reading fd 3 may end now: it meets the end of its pipe once fd 4 is replaced.
+      for (const tid of readdirSync(`/proc/${fx.pid}/task`)) {
+        let status: string;
+        try {
+          status = readFileSync(`/proc/${fx.pid}/task/${tid}/status`, 'utf8');
+        } catch {
+          continue;
+        }
+        assert.match(status, /^TracerPid:\s*0$/m);
+        assert.not.match(status, /^State:\s*[tT]/m);
+      }
+      const again = join(fx.dir, 'restored.img');
+      await dump(fx.pid, again);
+      // fd 4, the write end the reader thread waited on, is now the seed's; 3, 5 and 6 stay.
+      const d = await diff(seed.image, again);
+      assert.is(d.stdout, ['fd 3: only in B (pipe read end)', 'fd 5: only in B (pipe read end)', 'fd 6: only in B (pipe write end)', ''].join('\n'));
+      assert.equal(readImage(again).table.rlimit, readImage(seed.image).table.rlimit);
+    });
+  });
+});
+
+test('a signal to cr during a restore --into is held until the restore is complete, then ends cr', async () => {
+  const dir = tempDir('held');
+  try {
+    // One pipe and 3000 dups of its read end: long enough a replay to signal cr in the middle.
+    const table: FdTable = {
+      fds: [{ fd: 3, desc: 1, cloexec: false }, ...Array.from({ length: 3000 }, (_, i) => ({ fd: 10 + i, desc: 0, cloexec: false }))],
+      descs: [{ id: 0, kind: 'pipe', flags: 0, pipe: 0 }, { id: 1, kind: 'pipe', flags: 1, pipe: 0 }],
+      pipes: [{ id: 0, capacity: 65536, data: Buffer.from('held').toString('base64') }],
+      rlimit: { soft: 4096, hard: 4096 },
+    };
+    const tableFile = join(dir, 'table.json');
+    writeFileSync(tableFile, JSON.stringify(table));
+    await withReader([], [], ['p0=fd:10'], async (rd) => {
+      waitIdle(rd.pid);
+      const child = spawnAsync(process.execPath, [CR, 'restore', tableFile, '--into', String(rd.pid)], { stdio: 'ignore' });
+      try {
+        const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        const deadline = Date.now() + 10_000;
+        while (/^TracerPid:\s*0$/m.test(readFileSync(`/proc/${rd.pid}/status`, 'utf8'))) {
+          if (Date.now() > deadline) assert.unreachable('cr never attached');
+        }
+        child.kill('SIGTERM');
+        assert.is(await ended, 128 + 15);
+        assertRunning(rd.pid);
+        assert.equal(listFds(rd.pid), table.fds.map((f) => f.fd));
+        assert.equal(readerReadBack(rd), { p0: { data: Buffer.from('held').toString('base64'), reads: [4] } });
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

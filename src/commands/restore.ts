@@ -10,7 +10,7 @@ import type { FdTable } from '../model/fdtable.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { Outcome } from '../restore/outcome.js';
-import { forwardSignals, waitChild } from '../restore/supervise.js';
+import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
 
 const USAGE = 'usage: cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]  |  cr restore IMAGE --into PID [--exact] [--timings]';
 
@@ -80,6 +80,34 @@ function timings(outcome: Outcome): string {
   );
 }
 
+/** Restore, then print, detach or wait as asked; returns cr's exit status. */
+async function restoreAndGo(opts: ReturnType<typeof parse>, table: FdTable, held: HeldSignals): Promise<number> {
+  let outcome: Outcome;
+  try {
+    outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact) : restoreFresh(table, opts.command);
+  } finally {
+    await settle();
+  }
+  for (const warning of outcome.plan.warnings) console.error(`cr restore: warning: ${warning}`);
+  if (opts.timings) console.error(timings(outcome));
+  if (opts.into !== undefined) {
+    console.log(`restored ${summary(table)} into pid ${outcome.pid}${opts.exact ? ', its other fds closed' : ''}`);
+    return 0;
+  }
+  if (!opts.detach) held.forwardTo(outcome.pid);
+  if (opts.pidfile !== undefined) {
+    try {
+      writePidfile(opts.pidfile, outcome.pid);
+    } catch (err) {
+      killAndReap(outcome.pid);
+      throw new CrError(`${(err as Error).message}; pid ${outcome.pid} was killed`);
+    }
+  }
+  if (!opts.detach) return waitChild(outcome.pid);
+  console.log(String(outcome.pid));
+  return 0;
+}
+
 export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
   const { table, image } = loadTableInput(opts.image);
@@ -87,29 +115,14 @@ export async function run(args: string[]): Promise<number> {
   if (dropped.length > 0) {
     console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`);
   }
-  const outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact) : restoreFresh(table, opts.command);
-  for (const warning of outcome.plan.warnings) console.error(`cr restore: warning: ${warning}`);
-  if (opts.timings) console.error(timings(outcome));
-  if (opts.into !== undefined) {
-    console.log(`restored ${summary(table)} into pid ${outcome.pid}${opts.exact ? ', its other fds closed' : ''}`);
-    return 0;
-  }
-  const stopForwarding = opts.detach ? () => {} : forwardSignals(outcome.pid);
+  const held = new HeldSignals();
+  let code: number;
+  let signal: number | null;
   try {
-    if (opts.pidfile !== undefined) {
-      try {
-        writePidfile(opts.pidfile, outcome.pid);
-      } catch (err) {
-        killAndReap(outcome.pid);
-        throw new CrError(`${(err as Error).message}; pid ${outcome.pid} was killed`);
-      }
-    }
-    if (opts.detach) {
-      console.log(String(outcome.pid));
-      return 0;
-    }
-    return await waitChild(outcome.pid);
+    code = await restoreAndGo(opts, table, held);
   } finally {
-    stopForwarding();
+    signal = held.release();
   }
+  // A signal that came during the restore, and went to no CMD, ends cr now that it is done.
+  return signal === null ? code : 128 + signal;
 }

@@ -1,36 +1,61 @@
-// Waiting for a restored CMD the way a shell would: cr stays its parent, passes on the signals
-// it is sent, and ends with CMD's status (128 + N when CMD was killed by signal N). The wait
-// polls with WNOHANG so the event loop keeps running the signal handlers.
+// cr and the signals sent to it while it restores and while it waits for CMD. A restore is never
+// cut short by a signal (that would leave a live target half-restored, its signals blocked): the
+// signals are held until it is complete or undone. Then they go on to CMD, whom cr waits for the
+// way a shell would, ending with its status (128 + N when CMD was killed by signal N); or, when
+// cr does not wait, they end cr as they would have.
 import { constants } from 'node:os';
 import { SyscallError } from '../../bridge/errno.js';
 import { kill } from '../../bridge/signal.js';
 import { waitpid, WNOHANG } from '../../bridge/wait.js';
 
 /** Signals a user or supervisor sends to stop or poke a foreground program. */
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGALRM'];
+const HELD: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGWINCH', 'SIGCONT'];
+/** Of those, the ones whose default action would not end a process. */
+const HARMLESS = new Set<NodeJS.Signals>(['SIGWINCH', 'SIGCONT']);
 const ESRCH = 3;
 const MAX_POLL_MS = 25;
 
-/**
- * From now on, pass the signals cr gets on to pid instead of dying of them. Returns the function
- * that stops it. Installed before anyone can learn pid (--pidfile), so no signal meant for it
- * can kill cr instead.
- */
-export function forwardSignals(pid: number): () => void {
-  const handlers = FORWARDED.map((name) => {
+export class HeldSignals {
+  private readonly received: NodeJS.Signals[] = [];
+  private target = 0;
+  private readonly handlers = HELD.map((name) => {
     const handler = (): void => {
-      try {
-        kill(pid, constants.signals[name]);
-      } catch (err) {
-        if (!(err instanceof SyscallError && err.errno === ESRCH)) throw err;
-      }
+      if (this.target) this.send(name);
+      else this.received.push(name);
     };
     process.on(name, handler);
     return [name, handler] as const;
   });
-  return () => {
-    for (const [name, handler] of handlers) process.off(name, handler);
-  };
+
+  /** Pass every held signal, and every later one, on to pid. */
+  forwardTo(pid: number): void {
+    this.target = pid;
+    for (const name of this.received.splice(0)) this.send(name);
+  }
+
+  /** Stop holding; returns the first held signal that would have ended cr, if any. */
+  release(): number | null {
+    for (const [name, handler] of this.handlers) process.off(name, handler);
+    const fatal = this.received.find((name) => !HARMLESS.has(name));
+    return fatal ? constants.signals[fatal] : null;
+  }
+
+  private send(name: NodeJS.Signals): void {
+    try {
+      kill(this.target, constants.signals[name]);
+    } catch (err) {
+      if (!(err instanceof SyscallError && err.errno === ESRCH)) throw err;
+    }
+  }
+}
+
+/**
+ * Let the event loop run the handlers of signals that arrived during synchronous work. libuv
+ * dispatches them from its poll phase; measured, the handler has run after at most two turns of
+ * the loop (one when the loop is already running), so three are taken.
+ */
+export async function settle(): Promise<void> {
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Wait until pid (cr's child) ends; returns the exit status cr should end with. */
