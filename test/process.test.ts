@@ -15,7 +15,7 @@ import { kill, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { CrError } from '../src/errors.js';
-import { isProcessImage, ProcessImageReader, readFdImage } from '../src/image/process-format.js';
+import { decodeRegs, isProcessImage, ProcessImageReader, readFdImage } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
@@ -276,6 +276,77 @@ test('with samePid the restarted process gets the pid it had; a pid in use is re
     const end = reap(again, 10_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
+  }));
+
+/** The registers the image holds: orig_rax and rax say which syscall it was stopped in, and how. */
+function imageSyscall(image: string): { nr: bigint; rax: bigint } {
+  const reader = ProcessImageReader.open(image);
+  reader.close();
+  const regs = decodeRegs(reader.head.regs);
+  return { nr: regs.orig_rax, rax: regs.rax };
+}
+
+const SYS_clock_nanosleep = 230;
+const SYS_restart_syscall = 219;
+const ERESTART_RESTARTBLOCK = -516n;
+
+test('a sleep interrupted by the dump (restart block) restarts after restart and completes, without EINTR', () =>
+  scene((s) => {
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-sleep'), '1000']);
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    s.dumpAndKill(pid, image);
+    assert.equal(imageSyscall(image), { nr: BigInt(SYS_clock_nanosleep), rax: ERESTART_RESTARTBLOCK });
+    const end = reap(s.restart(image), 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+  }));
+
+test('a sleep already in restart_syscall at dump time gets EINTR after restart (docs/restart.md)', () =>
+  scene((s) => {
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-sleep'), '2000']);
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    // A first dump interrupts the sleep: the kernel resumes it through restart_syscall.
+    checkpointProcess(pid, s.path('first'));
+    waitInSyscall(pid, SYS_restart_syscall);
+    s.dumpAndKill(pid, image);
+    assert.equal(imageSyscall(image), { nr: BigInt(SYS_restart_syscall), rax: ERESTART_RESTARTBLOCK });
+    const end = reap(s.restart(image), 10_000);
+    assert.equal([end.kind, end.code], ['exited', 3]);
+  }));
+
+/** checkpointProcess's one-line refusal of pid, after which the process still runs and no image exists. */
+function refusal(s: Scene, pid: number): string {
+  const image = s.path('refused');
+  let message = '';
+  try {
+    checkpointProcess(pid, image);
+  } catch (err) {
+    assert.instance(err, CrError);
+    message = (err as Error).message;
+  }
+  assert.not.ok(existsSync(image));
+  assert.not.match(message, /\n/);
+  assert.match(readFileSync(`/proc/${pid}/status`, 'latin1'), /^State:\s+[RS]/m, 'running, not left stopped');
+  assert.match(readFileSync(`/proc/${pid}/status`, 'latin1'), /^TracerPid:\s+0$/m);
+  return message;
+}
+
+test('shared anonymous memory, sockets and a process that traces another are refused with one line each', () =>
+  scene((s) => {
+    const py = (code: string): number => {
+      const ready = s.path(`ready-${code.length}`);
+      const pid = s.spawn([PYTHON, '-c', `import mmap, socket, sys, time\n${code}\nopen(sys.argv[1], 'w').write('up')\ntime.sleep(60)`, ready]);
+      waitUntil('the fixture to start', () => text(ready) === 'up');
+      return pid;
+    };
+    assert.match(refusal(s, py('m = mmap.mmap(-1, 4096)')), /^mapping [0-9a-f]+-[0-9a-f]+ \/dev\/zero \(deleted\): shared anonymous memory \(it may be shared with another process\) is not supported$/);
+    assert.match(refusal(s, py('a, b = socket.socketpair()')), /^fd \d+ is a socket, which cr cannot dump/);
+    const ready = s.path('tracer');
+    const tracer = s.spawn([fixture('process-tracer'), ready]);
+    waitUntil('the tracer to attach', () => text(ready).startsWith('tracing'));
+    const child = Number(text(ready).split(' ')[1]);
+    assert.is(refusal(s, tracer), `process ${tracer} traces pid ${child} with ptrace, which cr cannot carry over`);
   }));
 
 test('a multi-threaded process is refused at dump with one line, and keeps running', () =>

@@ -69,15 +69,17 @@ export function classify(r: RawMapping): Mapping | null {
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
   if (special) return { ...base, kind: special, name: r.name };
+  // Shared anonymous memory lives in a shmem inode the kernel names /dev/zero (deleted).
+  if (shared && (r.name === '/dev/zero (deleted)' || r.name.startsWith('[anon_shmem:') || r.ino === 0)) {
+    refuse('shared anonymous memory (it may be shared with another process) is not supported');
+  }
   if (r.ino === 0) {
-    if (shared) refuse('shared anonymous memory (it may be shared with another process) is not supported');
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
       return { ...base, kind: 'anon', name: r.name };
     }
     return refuse(`${r.name} mappings are not supported`);
   }
   if (r.name.startsWith('/SYSV')) refuse('System V shared memory is not supported');
-  if (r.name.startsWith('[anon_shmem:')) refuse('shared anonymous memory is not supported');
   if (!r.name.startsWith('/')) refuse('the file behind it has no path cr can reopen');
   if (r.name.endsWith(' (deleted)')) refuse(`${shared ? 'a shared' : 'a'} mapping of a deleted file is not supported (there is no path to reopen)`);
   let st;

@@ -17,25 +17,29 @@ export function refuseUnsupported(pid: number): void {
   }
 }
 
-/** Threads anywhere on the system whose TracerPid is pid. */
+/** Threads anywhere on the system whose TracerPid is pid (a process's other threads read only when it has some). */
 function tracedBy(pid: number): number[] {
   const out: number[] = [];
+  const check = (path: string, tid: number): number => {
+    let status: string;
+    try {
+      status = readFileSync(path, 'latin1');
+    } catch {
+      return 0; // gone
+    }
+    if (Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]) === pid) out.push(tid);
+    return Number(/^Threads:\s*(\d+)/m.exec(status)?.[1] ?? 1);
+  };
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
+    if (check(`/proc/${entry}/status`, Number(entry)) <= 1) continue;
     let tids: string[];
     try {
       tids = readdirSync(`/proc/${entry}/task`);
     } catch {
-      continue; // gone
+      continue;
     }
-    for (const tid of tids) {
-      try {
-        const status = readFileSync(`/proc/${entry}/task/${tid}/status`, 'latin1');
-        if (Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]) === pid) out.push(Number(tid));
-      } catch {
-        // gone
-      }
-    }
+    for (const tid of tids) if (tid !== entry) check(`/proc/${entry}/task/${tid}/status`, Number(tid));
   }
   return out;
 }
