@@ -1,0 +1,155 @@
+// Bad images (a bounded run of `cr fuzz-image`): thousands of mutants of real images (truncated,
+// bit-flipped, spliced, wrong envelope, lies behind a valid checksum, wrong types, deep and huge
+// values) must each be refused with exit code 2 and one line, by cr's reader and planner in this
+// process and, for a sample, by the real CLI.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { main } from '../src/cli.js';
+import { run as fuzzImage } from '../src/commands/fuzz-image.js';
+import { badInputProblem } from '../src/imagefuzz/judge.js';
+import type { Seed } from '../src/imagefuzz/mutants.js';
+import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
+import { LiveTarget } from '../src/imagefuzz/target.js';
+import { loadTableInput } from '../src/image/format.js';
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
+const SEEDS = ['seed', 'halfclosed', 'packets', 'fifo', 'files', 'full', 'limit64'];
+const dir = mkdtempSync(join(tmpdir(), 'cr-badimage-'));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** fn's exit code and console output. */
+async function captured(fn: () => Promise<number>): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
+  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
+  try {
+    const code = await fn();
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** The CLI in this process (node starts slowly here). */
+const cr = (args: string[]): Promise<Run> => captured(() => main(args));
+
+/** A real image of a live process, dumped now: the seeds must match what dump writes today. */
+async function freshSeed(): Promise<Seed> {
+  const target = LiveTarget.start();
+  try {
+    const image = join(dir, 'fresh.img');
+    const r = await cr(['dump', '--pid', String(target.pid), '-o', image]);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(target.check(), '');
+    return { name: 'fresh dump', bytes: readFileSync(image) };
+  } finally {
+    assert.is(target.stop(), '');
+  }
+}
+
+test('bounded bad-image run: every mutant refused with exit code 2 and one line, in process and through the CLI', async () => {
+  const seeds: Seed[] = [await freshSeed(), ...SEEDS.map((s) => ({ name: `hardening-${s}.img`, bytes: readFileSync(join(FIXTURES, `hardening-${s}.img`)) }))];
+  const report = await fuzzImages({
+    seeds,
+    seed: 7,
+    flips: 120,
+    splices: 50,
+    refits: 30,
+    truncations: 10,
+    huge: false,
+    knownGaps: false,
+    cliSample: 16,
+    columns: ['show', 'plan'],
+    timeoutMs: 30_000,
+    concurrency: 3,
+  });
+  const text = summarize(report).join('\n');
+  assert.equal(report.failures, [], text);
+  assert.equal(report.cli.failures, [], text);
+  assert.is(report.rejected, report.mustReject, text);
+  // The run must be as large and as varied as it claims.
+  assert.ok(report.mustReject > 3500, text);
+  for (const family of ['envelope', 'truncated', 'lie-fd', 'lie-pipe', 'lie-desc', 'lie-path', 'lie-header', 'wrong-type', 'missing-field', 'unknown-field', 'deep', 'huge', 'bit-flip', 'splice', 'refit']) {
+    assert.ok((report.families[family]?.rejected ?? 0) > 0, `no ${family} mutant was refused\n${text}`);
+  }
+  // Refits may leave valid images, and some must: otherwise the checksum hid every change.
+  assert.ok(report.acceptedValid > 0, text);
+  assert.is(report.cli.mutants, 16);
+  assert.is(report.cli.refused.show, 16, text);
+  assert.is(report.cli.refused.plan, 16, text);
+});
+
+test('fuzz-image command: counts printed, exit 0 on a clean run, bad arguments refused', async () => {
+  const r = await captured(() => fuzzImage(['--flips', '5', '--splices', '0', '--refits', '0', '--truncations', '0', '--cli', '0', '--columns', 'show', join(FIXTURES, 'hardening-seed.img')]));
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^\d+ mutants: (\d+) must be refused, \1 were;/m);
+  assert.match(r.stdout, /^ {2}truncated +tried +532 +refused +532 /m);
+  const bad = await fuzzImageArgs(['--columns', 'show,nope']);
+  assert.is(bad, 'bad input');
+  assert.is(await fuzzImageArgs([join(dir, 'no-such-seed.img')]), 'bad input');
+});
+
+/** How the command ends for these arguments: 'bad input', or the exit code. */
+async function fuzzImageArgs(args: string[]): Promise<string | number> {
+  try {
+    return await fuzzImage(args);
+  } catch (err) {
+    return badInputProblem(err) === undefined ? 'bad input' : String(err);
+  }
+}
+
+test('an image path that is no image file: one line, exit code 2, no wait', async () => {
+  const sub = join(dir, 'adir');
+  mkdirSync(sub);
+  symlinkSync(sub, join(dir, 'link-to-dir'));
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'));
+  writeFileSync(join(dir, 'empty'), '');
+  const paths = [sub, join(dir, 'link-to-dir'), join(dir, 'dangling'), join(dir, 'missing'), join(dir, 'empty'), '/dev/null', '/dev/zero', '/proc/self/mem', ''];
+  for (const path of paths) {
+    for (const command of ['show', 'plan']) {
+      const r = await cr([command, path]);
+      assert.is(r.code, 2, `${command} ${path}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^cr ${command}: [^\\n]+\\n$`), `${command} ${path}`);
+      assert.is(r.stdout, '');
+    }
+  }
+});
+
+test('each kind of refusal names what is wrong', () => {
+  const cases: Array<[string, Buffer | string, RegExp]> = [
+    ['truncated', readFileSync(join(FIXTURES, 'hardening-seed.img')).subarray(0, 100), /not a valid cr image: no cr image envelope/],
+    ['flipped', (() => {
+      const b = Buffer.from(readFileSync(join(FIXTURES, 'hardening-seed.img')));
+      b[b.length - 3]! ^= 4;
+      return b;
+    })(), /checksum mismatch \(the image is corrupt\)/],
+    ['json lie', JSON.stringify({ fds: [{ fd: 5, desc: 0, cloexec: false }], descs: [], pipes: [], rlimit: { soft: 64, hard: 64 } }), /fds\[0\]\.desc: no description with id 0/],
+  ];
+  for (const [name, bytes, pattern] of cases) {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    try {
+      loadTableInput(path);
+      assert.unreachable(`${name} was accepted`);
+    } catch (err) {
+      assert.is(badInputProblem(err), undefined, name);
+      assert.match((err as Error).message, pattern, name);
+    }
+  }
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
