@@ -103,6 +103,26 @@ async function scene(fn: (s: Scene) => void | Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * /proc/PID/maps as address ranges with protection and backing, adjacent entries the kernel may
+ * or may not merge (same protection, same file at contiguous offsets, or both anonymous) joined.
+ */
+function layout(pid: number): string[] {
+  const out: Array<{ start: bigint; end: bigint; perms: string; offset: bigint; name: string }> = [];
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) \S+ \S+ *(.*)$/.exec(line)!;
+    const cur = { start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), perms: m[3]!, offset: BigInt(`0x${m[4]}`), name: m[5]! };
+    const prev = out[out.length - 1];
+    const special = cur.name.startsWith('[') && !cur.name.startsWith('[anon:');
+    if (prev && !special && prev.end === cur.start && prev.perms === cur.perms && prev.name === cur.name && (cur.name === '' || prev.offset + (prev.end - prev.start) === cur.offset)) {
+      prev.end = cur.end;
+    } else {
+      out.push(cur);
+    }
+  }
+  return out.map((r) => `${r.start.toString(16)}-${r.end.toString(16)} ${r.perms} ${r.offset.toString(16)} ${r.name}`);
+}
+
 /** The counter scenario for any counter program: argv gets OUT and STOP appended. */
 function counter(argv: string[]): Promise<void> {
   return scene((s) => {
@@ -111,14 +131,19 @@ function counter(argv: string[]): Promise<void> {
     const image = s.path('image');
     const pid = s.spawn([...argv, out, stop]);
     waitUntil('the counter to count to 1000', () => lineCount(out) >= 1000);
-    s.dumpAndKill(pid, image);
+    checkpointProcess(pid, image, { leaveStopped: true });
+    const before = layout(pid);
+    ensureReaped(pid);
     const dumped = lineCount(out);
     const again = s.restart(image);
     assert.is.not(again, pid);
+    // Every mapping back where it was, the vdso and its data pages included.
+    assert.equal(layout(again), before);
+    assert.ok(before.some((l) => l.endsWith(' [vdso]')) && before.some((l) => l.endsWith(' [vvar]')));
     waitUntil('the restarted counter to count 1000 more', () => lineCount(out) >= dumped + 1000);
     writeFileSync(stop, '');
     const end = reap(again, 10_000);
-    assert.equal([end.kind, end.code], ['exited', 0], 'exit 0: every number read back from its pipe was right');
+    assert.equal([end.kind, end.code], ['exited', 0], 'exit 0: every number read back from its pipe was right, the clock never went back');
     const all = numbers(out);
     assert.ok(all.length > dumped + 1000);
     const wrong = all.findIndex((n, i) => n !== i + 1);
