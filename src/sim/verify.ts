@@ -97,7 +97,7 @@ function run(table: FdTable, target: PlanTarget, plan: Plan): void {
 
   const proc = new SimProcess(worldOf(table), target.rlimit);
   const targetFds = new Set(target.fds);
-  for (const fd of target.fds) proc.adoptForeign(fd);
+  for (const fd of targetFds) proc.adoptForeign(fd);
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
   const written = new Set<number>();
 
