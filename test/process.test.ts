@@ -303,6 +303,28 @@ test('with samePid the restarted process gets the pid it had; a pid in use is re
     assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
   }));
 
+test('a process holding 96 MiB: pages streamed through cr (its peak memory grows far less than the image), data intact', () =>
+  scene((s) => {
+    const cmd = s.mkfifo('cmd');
+    const ours = s.open(cmd, 'r+');
+    const ready = s.path('ready');
+    const out = s.path('out');
+    const image = s.path('image');
+    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '96', ready, cmd, out]);
+    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
+    waitInSyscall(pid, SYS_read);
+    const peak = process.resourceUsage().maxRSS;
+    const result = s.dumpAndKill(pid, image);
+    assert.ok(result.bytes > 96 << 20, `image of ${result.bytes} bytes`);
+    const again = s.restart(image);
+    const grown = (process.resourceUsage().maxRSS - peak) * 1024;
+    assert.ok(grown < 32 << 20, `cr's peak memory grew by ${grown} bytes`);
+    writeSync(ours, 'q');
+    const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), text(ready));
+  }));
+
 /** The registers the image holds: orig_rax and rax say which syscall it was stopped in, and how. */
 function imageSyscall(image: string): { nr: bigint; rax: bigint } {
   const reader = ProcessImageReader.open(image);
