@@ -41,6 +41,8 @@ export interface CheckpointResult {
 
 /** The XSAVE area is at most a few KiB (AMX tiles: 11 KiB); the kernel fills what it has. */
 const XSTATE_MAX = 64 * 1024;
+/** The 64-bit user code segment selector (__USER_CS) on x86_64. */
+const USER_CS_64 = 0x33n;
 
 /**
  * A process caught in a signal-delivery-stop has its signal dequeued already: deliver it (as the
@@ -81,7 +83,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('freeze');
     const identity = readIdentity(pid);
     const mappings = readMappings(pid);
-    const regs = encodeRegs(getRegs(pid));
+    const gp = getRegs(pid);
+    if (gp.cs !== USER_CS_64) throw new CrError(`process ${pid} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
+    const regs = encodeRegs(gp);
     const xbuf = Buffer.alloc(XSTATE_MAX);
     const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
     const blocked = getSigmask(pid);
