@@ -12,7 +12,7 @@ export function checkedPlan(table: FdTable, target: PlanTarget): Plan {
   const plan = planRestore(table, target);
   const check = verify(table, target, plan);
   if (!check.ok) {
-    throw new CrError(`the plan failed the simulator's check${check.op === undefined ? '' : ` at op ${check.op + 1}`} (nothing was changed): ${check.reason}`);
+    throw new CrError(`the plan failed the simulator's check${check.op === undefined ? '' : ` at op ${check.op + 1}`}: ${check.reason}`);
   }
   return plan;
 }
@@ -27,9 +27,13 @@ export function expectedFds(table: FdTable, target: PlanTarget): number[] {
 /** Throw unless pid's open fd numbers are exactly `want`. */
 export function checkFdNumbers(pid: number, want: number[]): void {
   const got = listFds(pid);
-  if (got.join(',') !== want.join(',')) {
-    const extra = got.filter((fd) => !want.includes(fd));
-    const missing = want.filter((fd) => !got.includes(fd));
-    throw new CrError(`after the replay pid ${pid} ${extra.length ? `has fds ${extra.join(', ')} it should not` : ''}${extra.length && missing.length ? ' and ' : ''}${missing.length ? `lacks fds ${missing.join(', ')}` : ''}`);
-  }
+  const wanted = new Set(want);
+  const have = new Set(got);
+  const extra = got.filter((fd) => !wanted.has(fd));
+  const missing = want.filter((fd) => !have.has(fd));
+  const problems = [
+    ...(extra.length ? [`has fds ${extra.join(', ')} the plan did not make`] : []),
+    ...(missing.length ? [`lacks fds ${missing.join(', ')}`] : []),
+  ];
+  if (problems.length > 0) throw new CrError(`after the replay pid ${pid} ${problems.join(' and ')}`);
 }

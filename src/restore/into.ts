@@ -33,17 +33,41 @@ function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError
   return new CrError(`${message}; rolled back: pid ${before.pid}'s fd table is as it was`);
 }
 
+const sameState = (a: TargetState, b: TargetState): boolean =>
+  a.fds.join(',') === b.fds.join(',') && a.rlimit.soft === b.rlimit.soft && a.rlimit.hard === b.rlimit.hard;
+
+/** The target's state, read from /proc; a CrError when there is no such process or no access. */
+function readTargetOf(pid: number): TargetState {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new CrError(`${pid} is not a pid`, 2);
+  try {
+    return readTarget(pid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new CrError(`no process with pid ${pid}`);
+    throw new CrError(`cannot read the fd table of pid ${pid}: ${code ?? (err as Error).message}`);
+  }
+}
+
 export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcome {
   if (pid === process.pid) throw new CrError('cr cannot restore into itself', 2);
   const phases: Phases = [];
   const lap = stopwatch(phases);
+  const mode = exact ? 'into-exact' : 'into';
+  // Plan for the table as it is now, before stopping anything, so the target is held only for
+  // the replay; once it is held, plan again only if its table changed in between.
+  const guess = readTargetOf(pid);
+  let target: PlanTarget = { fds: guess.fds, rlimit: guess.rlimit, mode };
+  let plan = checkedPlan(table, target);
+  lap('plan');
   const frozen = freeze(pid);
   lap('freeze');
   try {
     const before = readTarget(pid);
-    const target: PlanTarget = { fds: before.fds, rlimit: before.rlimit, mode: exact ? 'into-exact' : 'into' };
-    const plan = checkedPlan(table, target);
-    lap('plan');
+    if (!sameState(before, guess)) {
+      target = { fds: before.fds, rlimit: before.rlimit, mode };
+      plan = checkedPlan(table, target);
+      lap('replan');
+    }
     const inj = Injector.attach(injectionThread(frozen));
     lap('attach');
     let stats: ReplayStats | CrError;
