@@ -1,0 +1,159 @@
+// Permissions: an unprivileged user dumps their own processes and is refused another user's with
+// one EPERM line; images are 0600 whatever the umask, owned by who dumped, created exclusively,
+// never written through a symlink; an image another user cannot read is refused in one line.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readImage } from '../src/image/format.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { ensureReaped } from './helpers/processes.js';
+import { holderBinary, readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
+
+const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NOBODY = 65534;
+const OTHER = 65533;
+const SPEC: HolderSpec = { pipes: 2, capacity: 65536, bytes: 3000, dups: 2, high: 0 };
+
+const as = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node cr.mjs ...` as uid (root when undefined), with a umask. */
+function cr(args: string[], uid?: number, umask = '022'): Run {
+  const argv = [...(uid === undefined ? [] : as(uid)), 'sh', '-c', `umask ${umask}; exec "$@"`, 'sh', process.execPath, CR, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A directory the user may write in. */
+function dirFor(uid: number): string {
+  const d = mkdtempSync(join(tmpdir(), `cr-perm-${uid}-`));
+  chownSync(d, uid, uid);
+  chmodSync(d, 0o755);
+  return d;
+}
+
+// The holder binary must be reachable by the unprivileged users.
+const binary = holderBinary();
+chmodSync(binary, 0o755);
+
+test('an unprivileged user dumps their own process: 0600 image of theirs, whatever the umask; nothing consumed', () => {
+  const d = dirFor(NOBODY);
+  const h = startHolder(SPEC, d, as(NOBODY));
+  try {
+    const before = fdSnapshot(h.pid);
+    for (const umask of ['000', '022', '077']) {
+      const image = join(d, `own-${umask}.img`);
+      const r = cr(['dump', '--pid', String(h.pid), '-o', image], NOBODY, umask);
+      assert.is(r.code, 0, r.stderr);
+      const st = statSync(image);
+      assert.is(st.mode & 0o777, 0o600, `umask ${umask}`);
+      assert.is(st.uid, NOBODY);
+      const img = readImage(image);
+      assert.is(img.process.uid, NOBODY);
+      assert.is(img.table.pipes.length, SPEC.pipes);
+      assert.is(runState(h.pid), '');
+    }
+    // show and plan work on the user's own image, as that user.
+    const shown = cr(['show', join(d, 'own-022.img')], NOBODY);
+    assert.is(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`uid ${NOBODY}`));
+    assert.is(cr(['plan', join(d, 'own-022.img')], NOBODY).code, 0);
+    assert.is(fdSnapshot(h.pid), before);
+    assert.is(readBack(h), '');
+  } finally {
+    ensureReaped(h.pid);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('another user\'s process (root\'s, or another unprivileged uid\'s) is refused with one EPERM line and left alone', () => {
+  const d = dirFor(NOBODY);
+  const holders = [startHolder(SPEC, d), startHolder(SPEC, d, as(OTHER))];
+  try {
+    for (const h of holders) {
+      const before = fdSnapshot(h.pid);
+      const image = join(d, `theirs-${h.pid}.img`);
+      const r = cr(['dump', '--pid', String(h.pid), '-o', image], NOBODY);
+      assert.is(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^cr dump: may not trace process ${h.pid}: ptrace\\(PTRACE_SEIZE, pid=${h.pid}, options=0x0\\): EPERM \\(Operation not permitted\\)\\n$`));
+      assert.is(r.stdout, '');
+      assert.not.ok(existsSync(image));
+      assert.is(runState(h.pid), '');
+      assert.is(fdSnapshot(h.pid), before);
+      assert.is(readBack(h), '');
+    }
+  } finally {
+    for (const h of holders) ensureReaped(h.pid);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('an image is never written through a symlink, never over an existing file, and no temporary file is left', () => {
+  const d = dirFor(NOBODY);
+  const h = startHolder(SPEC, d, as(NOBODY));
+  // A file the user must not be able to reach through cr (root's, 0644 in a root directory).
+  const rootDir = mkdtempSync(join(tmpdir(), 'cr-perm-root-'));
+  const precious = join(rootDir, 'precious');
+  writeFileSync(precious, 'root data');
+  try {
+    const link = join(d, 'link.img');
+    symlinkSync(precious, link);
+    let r = cr(['dump', '--pid', String(h.pid), '-o', link], NOBODY);
+    assert.is(r.code, 2, r.stderr);
+    assert.is(r.stderr, `cr dump: ${link} exists (use --force to replace it)\n`);
+    // --force replaces the symlink itself, never what it points to.
+    r = cr(['dump', '--pid', String(h.pid), '-o', link, '--force'], NOBODY);
+    assert.is(r.code, 0, r.stderr);
+    assert.ok(lstatSync(link).isFile());
+    assert.is(readFileSync(precious, 'utf8'), 'root data');
+    // A dangling symlink counts as existing too: O_EXCL semantics, not "exists and is a file".
+    const dangling = join(d, 'dangling.img');
+    symlinkSync(join(rootDir, 'would-be-created'), dangling);
+    r = cr(['dump', '--pid', String(h.pid), '-o', dangling], NOBODY);
+    assert.is(r.code, 2, r.stderr);
+    assert.not.ok(existsSync(join(rootDir, 'would-be-created')));
+    // Into a directory the user may not write: one line, nothing left.
+    r = cr(['dump', '--pid', String(h.pid), '-o', join(rootDir, 'x.img')], NOBODY);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^cr dump: cannot write .*x\.img: EACCES \(open\)\n$/);
+    const left = spawnSync('ls', ['-A', d], { encoding: 'utf8' }).stdout.split('\n').filter((n) => n.endsWith('.tmp'));
+    assert.equal(left, []);
+    assert.is(runState(h.pid), '');
+    assert.is(readBack(h), '');
+  } finally {
+    ensureReaped(h.pid);
+    rmSync(d, { recursive: true, force: true });
+    rmSync(rootDir, { recursive: true, force: true });
+  }
+});
+
+test('an image the user may not read is refused in one line by show and plan', () => {
+  const d = dirFor(NOBODY);
+  const h = startHolder(SPEC, d);
+  try {
+    const image = join(d, 'root.img');
+    assert.is(cr(['dump', '--pid', String(h.pid), '-o', image]).code, 0);
+    assert.is(statSync(image).uid, 0);
+    for (const command of ['show', 'plan']) {
+      const r = cr([command, image], NOBODY);
+      assert.is(r.code, 2, r.stderr);
+      assert.is(r.stderr, `cr ${command}: cannot read ${image}: EACCES (open)\n`);
+    }
+    assert.is(readBack(h), '');
+  } finally {
+    ensureReaped(h.pid);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test.run();
