@@ -1,8 +1,8 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
-// written: more than one thread, or a process that traces others (its tracees would be left
-// without their tracer, and restart cannot re-attach them). Mappings and fds are judged where
+// written: more than one thread, a deleted working directory, or a process that traces others
+// (its tracees would be left without their tracer, and restart cannot re-attach them). Mappings and fds are judged where
 // they are read (maps.ts, src/dump/kinds.ts).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import { listThreads } from '../proc/process.js';
 
@@ -11,6 +11,8 @@ export function refuseUnsupported(pid: number): void {
   if (threads.length > 1) {
     throw new CrError(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
   }
+  // A working directory removed since: restart could not chdir back into it.
+  if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) throw new CrError(`process ${pid}'s working directory was deleted`);
   const tracees = tracedBy(pid);
   if (tracees.length > 0) {
     throw new CrError(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
