@@ -54,8 +54,25 @@ function rlimitBytes(soft: number, hard: number): Buffer {
   return raw;
 }
 
-/** What went wrong inside one op, before it is named with its place in the plan. */
-class OpFailure extends Error {}
+/**
+ * What went wrong inside one op: an errno, or a result the plan did not expect (`detail`). The op
+ * is put into words only then, not for every op that succeeds.
+ */
+class OpFailure extends Error {
+  constructor(
+    readonly detail: string,
+    readonly errno = 0,
+    /** the call that failed, when it is not the op's own (a check cr adds) */
+    readonly call?: string,
+  ) {
+    super(detail);
+  }
+}
+
+function describeFailure(op: Op, failure: OpFailure): string {
+  const call = failure.call ?? callOf(op);
+  return failure.errno ? new SyscallError(call, failure.errno).message : `${call}: ${failure.detail}`;
+}
 
 const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
 
@@ -104,55 +121,54 @@ class Replayer {
   }
 
   /** The syscall's result, which must be `want` (when given) and not an errno. */
-  private expect(what: string, r: bigint, want?: number): number {
-    if (isErrno(r)) throw new OpFailure(new SyscallError(what, Number(-r)).message);
-    if (want !== undefined && r !== BigInt(want)) throw new OpFailure(`${what}: the kernel returned ${r}, the plan expects ${want}`);
+  private expect(r: bigint, want?: number, call?: string): number {
+    if (isErrno(r)) throw new OpFailure('', Number(-r), call);
+    if (want !== undefined && r !== BigInt(want)) throw new OpFailure(`the kernel returned ${r}, the plan expects ${want}`, 0, call);
     return Number(r);
   }
 
   run(op: Op): void {
-    const call = callOf(op);
     switch (op.op) {
       case 'pipe2': {
-        this.expect(call, this.timed(SYS.pipe2, this.word, BigInt(op.flags)), 0);
+        this.expect(this.timed(SYS.pipe2, this.word, BigInt(op.flags)), 0);
         const got = this.inj.read(this.word, 8);
         const fds = [got.readInt32LE(0), got.readInt32LE(4)];
         if (fds[0] !== op.fds[0] || fds[1] !== op.fds[1]) {
-          throw new OpFailure(`${call}: the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
+          throw new OpFailure(`the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
         }
         return;
       }
       case 'open':
-        this.expect(call, this.timed(SYS.openat, AT_FDCWD, this.inj.put(op.path), BigInt(op.flags), 0n), op.fd);
+        this.expect(this.timed(SYS.openat, AT_FDCWD, this.inj.put(op.path), BigInt(op.flags), 0n), op.fd);
         return;
       case 'dup2':
-        if (op.cloexec) this.expect(call, this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), O_CLOEXEC), op.to);
-        else this.expect(call, this.timed(SYS.dup2, BigInt(op.from), BigInt(op.to)), op.to);
+        if (op.cloexec) this.expect(this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), O_CLOEXEC), op.to);
+        else this.expect(this.timed(SYS.dup2, BigInt(op.from), BigInt(op.to)), op.to);
         return;
       case 'dupfd':
-        this.expect(call, this.timed(SYS.fcntl, BigInt(op.from), op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, BigInt(op.min)), op.fd);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.from), op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, BigInt(op.min)), op.fd);
         return;
       case 'close':
-        this.expect(call, this.timed(SYS.close, BigInt(op.fd)), 0);
+        this.expect(this.timed(SYS.close, BigInt(op.fd)), 0);
         return;
       case 'setfl':
-        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETFL, BigInt(op.flags)), 0);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETFL, BigInt(op.flags)), 0);
         return;
       case 'setfd':
-        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETFD, op.cloexec ? FD_CLOEXEC : 0n), 0);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETFD, op.cloexec ? FD_CLOEXEC : 0n), 0);
         return;
       case 'setpipesz':
-        this.expect(call, this.timed(SYS.fcntl, BigInt(op.fd), F_SETPIPE_SZ, BigInt(op.size)), op.size);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETPIPE_SZ, BigInt(op.size)), op.size);
         return;
       case 'lseek':
-        this.expect(call, this.timed(SYS.lseek, BigInt(op.fd), BigInt(op.offset), SEEK_SET), op.offset);
+        this.expect(this.timed(SYS.lseek, BigInt(op.fd), BigInt(op.offset), SEEK_SET), op.offset);
         return;
       case 'write':
-        this.write(op, call);
+        this.write(op);
         return;
       case 'prlimit': {
         this.inj.write(this.word, rlimitBytes(op.soft, op.hard));
-        this.expect(call, this.timed(SYS.prlimit64, 0n, RLIMIT_NOFILE, this.word, 0n), 0);
+        this.expect(this.timed(SYS.prlimit64, 0n, RLIMIT_NOFILE, this.word, 0n), 0);
         return;
       }
       case 'commit':
@@ -161,23 +177,23 @@ class Replayer {
   }
 
   /** Copy the pipe's bytes into the target once, then write them: one write(2) per packet. */
-  private write(op: Extract<Op, { op: 'write' }>, call: string): void {
+  private write(op: Extract<Op, { op: 'write' }>): void {
     const pipe = this.pipes.get(op.pipe);
-    if (!pipe) throw new OpFailure(`${call}: the image has no pipe ${op.pipe}`);
+    if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
     const t = performance.now();
     const fd = BigInt(op.fd);
     if (this.fifoPipes.has(op.pipe)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
       // still running?) holds it open, and writing the image's bytes would queue them twice.
-      this.expect(`ioctl(${op.fd}, FIONREAD)`, this.inj.syscall(SYS.ioctl, fd, FIONREAD, this.word), 0);
+      this.expect(this.inj.syscall(SYS.ioctl, fd, FIONREAD, this.word), 0, `ioctl(${op.fd}, FIONREAD)`);
       this.stats.syscalls++;
       const queued = this.inj.read(this.word, 4).readInt32LE(0);
       if (queued !== 0) {
-        throw new OpFailure(`${call}: the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
+        throw new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
       }
     }
     const bytes = Buffer.from(pipe.data, 'base64');
-    if (bytes.length !== op.bytes) throw new OpFailure(`${call}: pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
+    if (bytes.length !== op.bytes) throw new OpFailure(`pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
     if (!this.data || this.data.size < bytes.length) this.data = { addr: this.inj.scratch(bytes.length), size: bytes.length };
     this.inj.write(this.data.addr, bytes);
     let at = 0;
@@ -185,9 +201,9 @@ class Replayer {
       // A packet goes in with one write; a byte stream may take several if the kernel splits it.
       const end = at + len;
       while (at < end) {
-        const n = this.expect(call, this.inj.syscall(SYS.write, fd, this.data.addr + BigInt(at), BigInt(end - at)));
+        const n = this.expect(this.inj.syscall(SYS.write, fd, this.data.addr + BigInt(at), BigInt(end - at)));
         this.stats.syscalls++;
-        if (n === 0 || (pipe.packets && n !== len)) throw new OpFailure(`${call}: wrote ${n} of a ${len}-byte ${pipe.packets ? 'packet' : 'chunk'}`);
+        if (n === 0 || (pipe.packets && n !== len)) throw new OpFailure(`wrote ${n} of a ${len}-byte ${pipe.packets ? 'packet' : 'chunk'}`);
         at += n;
       }
     }
@@ -206,7 +222,7 @@ export function replay(inj: Injector, table: FdTable, plan: Plan): ReplayStats {
     try {
       replayer.run(op);
     } catch (err) {
-      const what = err instanceof OpFailure ? err.message : `${callOf(op)}: ${(err as Error).message}`;
+      const what = err instanceof OpFailure ? describeFailure(op, err) : `${callOf(op)}: ${(err as Error).message}`;
       throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
     }
   });
