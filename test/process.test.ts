@@ -2,7 +2,7 @@
 // dumped (left stopped, so it runs no further), killed, and restarted from its image; the
 // restarted process must carry on exactly where the dumped one stopped. Synchronisation is by
 // files, FIFOs and /proc (never by sleeping and hoping).
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { kill, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { CrError } from '../src/errors.js';
-import { decodeRegs, isProcessImage, ProcessImageReader, readFdImage } from '../src/image/process-format.js';
+import { decodeRegs, isProcessImage, ProcessImageReader, ProcessImageWriter, readFdImage, type ProcessHead } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
@@ -323,6 +323,46 @@ test('a process holding 96 MiB: pages streamed through cr (its peak memory grows
     const end = reap(again, 30_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(text(out), text(ready));
+  }));
+
+/** Copy an image through the reader and writer, changing its head on the way. */
+function rewrite(from: string, to: string, change: (head: ProcessHead) => ProcessHead): void {
+  const reader = ProcessImageReader.open(from);
+  const writer = ProcessImageWriter.create(to, { force: false });
+  try {
+    writer.head(change(reader.head));
+    writer.fds(reader.fdImage);
+    for (const run of reader.pages()) writer.pages(run.mapping, run.addr, run.data);
+    writer.commit();
+  } finally {
+    reader.close();
+    writer.abort();
+  }
+}
+
+test('credentials: a process whose image names another user comes back as that user, still dumpable', () =>
+  scene((s) => {
+    chmodSync(s.dir, 0o755);
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const pid = s.spawn([fixture('process-counter'), out, stop]);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    s.dumpAndKill(pid, s.path('image'));
+    const dumped = lineCount(out);
+    rewrite(s.path('image'), s.path('nobody'), (head) => ({ ...head, creds: { uid: [65534, 65534, 65534, 65534], gid: [65534, 65534, 65534, 65534], groups: [] } }));
+    const again = s.restart(s.path('nobody'));
+    const status = readFileSync(`/proc/${again}/status`, 'latin1');
+    assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Groups:\s*$/m);
+    assert.match(status, /^CapEff:\s+0+$/m);
+    assert.is(statSync(`/proc/${again}`).uid, 65534, 'dumpable: /proc/PID belongs to the user');
+    // Its fds were opened before the change: it goes on writing to a file only root may write.
+    waitUntil('the restarted counter to count on', () => lineCount(out) >= dumped + 100);
+    writeFileSync(stop, '');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
   }));
 
 /** The registers the image holds: orig_rax and rax say which syscall it was stopped in, and how. */
