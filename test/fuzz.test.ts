@@ -32,6 +32,46 @@ test('bounded fuzz: every plan verifies, every refusal is one the planner may ma
   assert.ok(report.totalOps >= report.totalLowerBound);
 });
 
+test('cases the fuzzer shrank from planner failures verify', () => {
+  const found: Array<[string, FuzzCase]> = [
+    // open(fifo, ...|O_DIRECT) is EINVAL: packet mode comes by F_SETFL after the open
+    ['O_DIRECT at open', {
+      table: { fds: [{ fd: 5, desc: 11, cloexec: true }], descs: [{ id: 11, kind: 'fifo', flags: 50177, pipe: 2, path: '/tmp/cr-fuzz/fifo0' }], pipes: [{ id: 2, capacity: 65536, data: '' }], rlimit: { soft: 256, hard: 1048576 } },
+      target: { fds: [], rlimit: { soft: 1024, hard: 20000 }, mode: 'fresh' },
+    }],
+    // F_SETFL cannot set O_ASYNC on a device without ->fasync: only open() can
+    ['O_ASYNC by F_SETFL', {
+      table: { fds: [{ fd: 20, desc: 54, cloexec: false }], descs: [{ id: 54, kind: 'chr', flags: 40961, path: '/dev/full', offset: 0 }], pipes: [], rlimit: { soft: 40, hard: 589 } },
+      target: { fds: [], rlimit: { soft: 40, hard: 589 }, mode: 'into-exact' },
+    }],
+    // both ends staged: dup3 sets each close-on-exec bit, no F_SETFD needed, yet the bound counted one
+    ['lower bound above the plan', {
+      table: {
+        fds: [{ fd: 31, desc: 228, cloexec: false }, { fd: 18, desc: 154, cloexec: true }],
+        descs: [{ id: 228, kind: 'pipe', flags: 0, pipe: 19 }, { id: 154, kind: 'pipe', flags: 1, pipe: 19 }],
+        pipes: [{ id: 19, capacity: 4096, data: '' }],
+        rlimit: { soft: 60, hard: 60 },
+      },
+      target: { fds: [31, 18], rlimit: { soft: 26, hard: 26932 }, mode: 'into' },
+    }],
+    // all ends reopened, one staged: three spare numbers are enough (pipe2 temporaries
+    // at 0 and 1, reopen, a dup2 cycle through a closed temporary), yet refused
+    ['temporaries for a pipe of reopened ends', {
+      table: {
+        fds: [{ fd: 3, desc: 7, cloexec: true }, { fd: 4, desc: 29, cloexec: false }, { fd: 5, desc: 16, cloexec: true }],
+        descs: [{ id: 16, kind: 'pipe', flags: 32770, pipe: 3 }, { id: 29, kind: 'pipe', flags: 34817, pipe: 3 }, { id: 7, kind: 'pipe', flags: 32769, pipe: 3 }],
+        pipes: [{ id: 3, capacity: 4096, data: '' }],
+        rlimit: { soft: 6, hard: 6 },
+      },
+      target: { fds: [4], rlimit: { soft: 6, hard: 6 }, mode: 'into-exact' },
+    }],
+  ];
+  for (const [what, c] of found) {
+    const outcome = checkCase(c);
+    assert.is(outcome.kind, 'verified', `${what}: ${outcome.kind === 'verified' ? '' : outcome.reason}`);
+  }
+});
+
 test('the same input gives byte-identical plans, in one process and in another', () => {
   const seeds = [3, 41, 1992, 777, 5];
   const planOf = (seed: number): string => {
@@ -121,6 +161,29 @@ test('shrinking keeps what makes a case fail and drops the rest', () => {
   assert.is(small.table.pipes.length, 1);
   assert.is(small.table.pipes[0].data, '');
   assert.is(small.target.fds.length, 0);
+  parseTable(small.table);
+});
+
+test('shrinking squeezes the fd number line, limits with it', () => {
+  const c: FuzzCase = {
+    table: {
+      fds: [{ fd: 1000, desc: 1, cloexec: false }, { fd: 1002, desc: 2, cloexec: true }],
+      descs: [{ id: 1, kind: 'chr', flags: 0, path: '/dev/null' }, { id: 2, kind: 'chr', flags: 1, path: '/dev/zero' }],
+      pipes: [],
+      rlimit: { soft: 2000, hard: 2000 },
+    },
+    target: { fds: [...Array.from({ length: 1000 }, (_, i) => i), 1001], rlimit: { soft: 1024, hard: 4000 }, mode: 'into' },
+  };
+  // "Fails" while both image fds stay and a target fd sits between them.
+  const between = (x: FuzzCase): boolean => {
+    const [a, b] = x.table.fds.map((f) => f.fd);
+    return x.table.fds.length === 2 && x.target.fds.some((fd) => fd > a && fd < b);
+  };
+  const small = shrink(c, between);
+  assert.equal(small.table.fds.map((f) => f.fd), [0, 2]);
+  assert.equal(small.target.fds, [1]);
+  assert.equal(small.table.rlimit, { soft: 3, hard: 3 });
+  assert.equal(small.target.rlimit, { soft: 3, hard: 3 });
   parseTable(small.table);
 });
 

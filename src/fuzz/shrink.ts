@@ -1,5 +1,6 @@
 // Make a failing case small: greedily drop whole pipes, fds (long runs first, then
-// single ones), target fds and queued bytes while the case still fails. What is left without an fd
+// single ones), stretches of the fd number line, target fds and queued bytes while
+// the case still fails. What is left without an fd
 // (descriptions, then pipes) goes with it, so every candidate is still a valid table.
 import type { FdTable } from '../model/fdtable.js';
 import type { FuzzCase } from './generate.js';
@@ -14,16 +15,42 @@ function withoutFds(table: FdTable, drop: (index: number) => boolean): FdTable {
   return { fds, descs, pipes, rlimit: table.rlimit };
 }
 
+/** How far the fd number line of a case reaches: its limits and its numbers. */
+function numberLine(c: FuzzCase): number {
+  let top = Math.max(c.table.rlimit.hard, c.target.rlimit.hard);
+  for (const fd of c.target.fds) top = Math.max(top, fd + 1);
+  return top;
+}
+
+/**
+ * The case with the numbers [from, to) cut out of the number line: numbers above move
+ * down, limits above shrink with them, target fds inside go. Null if an image fd is
+ * inside (dropping those is the fd reducer's job).
+ */
+function squeeze(c: FuzzCase, from: number, to: number): FuzzCase | null {
+  if (c.table.fds.some((f) => f.fd >= from && f.fd < to)) return null;
+  const map = (n: number): number => n - Math.max(0, Math.min(to, n) - from);
+  const limit = (r: { soft: number; hard: number }) => ({ soft: map(r.soft), hard: map(r.hard) });
+  return {
+    table: { ...c.table, fds: c.table.fds.map((f) => ({ ...f, fd: map(f.fd) })), rlimit: limit(c.table.rlimit) },
+    target: { ...c.target, fds: c.target.fds.filter((fd) => fd < from || fd >= to).map(map), rlimit: limit(c.target.rlimit) },
+  };
+}
+
 /**
  * Remove runs of items (halves, quarters, ... single ones) while `fails` holds.
  * `remove(case, from, to)` makes the candidate without items [from, to).
  */
-function reduce(c: FuzzCase, length: (c: FuzzCase) => number, remove: (c: FuzzCase, from: number, to: number) => FuzzCase, fails: (c: FuzzCase) => boolean, budget: { left: number }): FuzzCase {
+function reduce(c: FuzzCase, length: (c: FuzzCase) => number, remove: (c: FuzzCase, from: number, to: number) => FuzzCase | null, fails: (c: FuzzCase) => boolean, budget: { left: number }): FuzzCase {
   let chunk = Math.ceil(length(c) / 2);
   while (chunk >= 1 && budget.left > 0) {
     let progressed = false;
     for (let from = 0; from < length(c) && budget.left > 0; ) {
       const candidate = remove(c, from, from + chunk);
+      if (candidate === null) {
+        from += chunk;
+        continue;
+      }
       budget.left--;
       if (fails(candidate)) {
         c = candidate;
@@ -55,6 +82,8 @@ export function shrink(c: FuzzCase, fails: (c: FuzzCase) => boolean, tries = 400
       budget,
     );
     c = reduce(c, (x) => x.table.fds.length, (x, from, to) => ({ ...x, table: withoutFds(x.table, (i) => i >= from && i < to) }), fails, budget);
+    // Then the number line: what matters is how numbers interleave, not how many there are.
+    c = reduce(c, numberLine, squeeze, fails, budget);
     c = reduce(
       c,
       (x) => x.target.fds.length,
