@@ -4,7 +4,7 @@
 // test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
 // original must still hold its own.
 import { spawn as spawnAsync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -582,6 +582,34 @@ test('a signal to cr during a restore --into is held until the restore is comple
       }
     });
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an image with fds dump left out (--skip-unsupported): restored without them, with a warning', async () => {
+  const dir = tempDir('unsupported');
+  const pid = spawn([PYTHON, '-S', FIXTURE, 'unsupported', dir], { fds: [] });
+  try {
+    waitFile(dir, 'ready');
+    const image = join(dir, 'original.img');
+    const dumped = await cr(['dump', '--pid', String(pid), '-o', image, '--skip-unsupported']);
+    assert.is(dumped.code, 0, dumped.stderr);
+    const readerDir = join(dir, 'reader');
+    mkdirSync(readerDir);
+    const r = await cr(['restore', image, '--detach', '--', READER, readerDir, 'p0=fd:3']);
+    const restored = Number(r.stdout.trim());
+    try {
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stderr, 'cr restore: warning: the image left out fd 5 (socket), fd 6 (eventfd), fd 7 (epoll); the restored process will not have them\n');
+      waitFile(readerDir, 'ready');
+      waitIdle(restored);
+      assert.equal(listFds(restored), [3, 4]);
+      assert.equal(readerReadBack({ pid: restored, dir: readerDir }), expectedReadBack(readImage(image).table, ['p0']));
+    } finally {
+      if (restored > 0) ensureReaped(restored);
+    }
+  } finally {
+    ensureReaped(pid);
     rmSync(dir, { recursive: true, force: true });
   }
 });
