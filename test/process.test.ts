@@ -2,7 +2,7 @@
 // dumped (left stopped, so it runs no further), killed, and restarted from its image; the
 // restarted process must carry on exactly where the dumped one stopped. Synchronisation is by
 // files, FIFOs and /proc (never by sleeping and hoping).
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +155,28 @@ test('a C counter restarts with the next number and reads back what it had queue
 
 test('a python3 counter restarts with the next number and reads back what it had queued in its pipe', () =>
   counter([PYTHON, join(FIXTURES, 'process-counter.py')]));
+
+test('a program whose executable was deleted: its code is saved whole and runs on from anonymous memory', () =>
+  scene((s) => {
+    const exe = s.path('counter');
+    copyFileSync(fixture('process-counter'), exe);
+    chmodSync(exe, 0o755);
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([exe, out, stop]);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    rmSync(exe);
+    assert.match(readFileSync(`/proc/${pid}/maps`, 'utf8'), / \(deleted\)$/m);
+    s.dumpAndKill(pid, image);
+    const dumped = lineCount(out);
+    const again = s.restart(image);
+    waitUntil('the restarted counter to count on', () => lineCount(out) >= dumped + 100);
+    writeFileSync(stop, '');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
+  }));
 
 test('a program blocked in read() on a FIFO at dump time gets the bytes written after restart', () =>
   scene((s) => {

@@ -1,7 +1,7 @@
 // A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
 // classified into what restart can recreate (anonymous memory, private or shared file
-// mappings that still name their file, the vdso and its data pages). Anything else is refused
-// with a one-line reason.
+// mappings that still name their file, private mappings of files that do not (saved whole),
+// the vdso and its data pages). Anything else is refused with a one-line reason.
 import { readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind } from '../image/process-format.js';
@@ -57,44 +57,68 @@ const protOf = (perms: string): number =>
 
 const range = (r: RawMapping): string => `${r.start.toString(16)}-${r.end.toString(16)}`;
 
-/** A mapping restart can recreate, or null for one it leaves alone ([vsyscall]); throws for the rest. */
-export function classify(r: RawMapping): Mapping | null {
+/** What restart recreates for one mapping, and whether the image must carry all of its pages. */
+export interface Classified {
+  mapping: Mapping;
+  /**
+   * Every page saved, not only those anonymous or copied on write: a private mapping of a file
+   * that cannot be mapped again (deleted, replaced, a memfd, out of cr's reach) comes back as
+   * anonymous memory holding what the process saw.
+   */
+  whole: boolean;
+}
+
+/** How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the rest. */
+export function classify(r: RawMapping): Classified | null {
   const refuse = (why: string): never => {
     throw new CrError(`mapping ${range(r)} ${r.name || '(anonymous)'}: ${why}`);
   };
   const shared = r.perms[3] === 's';
   const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags };
+  const keep = (mapping: Mapping): Classified => ({ mapping, whole: false });
   // A shadow stack or memory protection keys other than the default would need restoring too.
   if (r.vmflags.includes('ss')) refuse('shadow stacks are not supported');
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
-  if (special) return { ...base, kind: special, name: r.name };
+  if (special) return keep({ ...base, kind: special, name: r.name });
   // Shared anonymous memory lives in a shmem inode the kernel names /dev/zero (deleted).
   if (shared && (r.name === '/dev/zero (deleted)' || r.name.startsWith('[anon_shmem:') || r.ino === 0)) {
     refuse('shared anonymous memory (it may be shared with another process) is not supported');
   }
   if (r.ino === 0) {
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
-      return { ...base, kind: 'anon', name: r.name };
+      return keep({ ...base, kind: 'anon', name: r.name });
     }
     return refuse(`${r.name} mappings are not supported`);
   }
   if (r.name.startsWith('/SYSV')) refuse('System V shared memory is not supported');
-  if (!r.name.startsWith('/')) refuse('the file behind it has no path cr can reopen');
-  if (r.name.endsWith(' (deleted)')) refuse(`${shared ? 'a shared' : 'a'} mapping of a deleted file is not supported (there is no path to reopen)`);
+  const gone = (why: string): Classified => {
+    if (shared) refuse(`a shared mapping of a file that ${why} is not supported (there is no file to share it through)`);
+    return { mapping: { ...base, kind: 'anon' }, whole: true };
+  };
+  if (!r.name.startsWith('/')) return gone('cr cannot name');
+  if (r.name.endsWith(' (deleted)')) return gone('was deleted');
   let st;
   try {
     st = statSync(r.name);
   } catch {
-    return refuse(`${r.name} cannot be reached by path from cr (another mount namespace?)`);
+    return gone('cr cannot reach by path');
   }
-  if (st.dev !== r.dev || st.ino !== r.ino) refuse(`${r.name} no longer names the mapped file`);
-  if (!st.isFile()) refuse(shared ? `shared mappings of ${r.name} (not a regular file) are not supported` : `${r.name} is not a regular file`);
+  if (st.dev !== r.dev || st.ino !== r.ino) return gone('was replaced');
+  if (!st.isFile()) refuse(`${r.name} is not a regular file`);
   const file = { path: r.name, offset: r.offset, dev: r.dev, ino: r.ino, size: st.size, mtimeMs: st.mtimeMs };
-  return { ...base, kind: shared ? 'shared-file' : 'file', file };
+  return keep({ ...base, kind: shared ? 'shared-file' : 'file', file });
 }
 
-export function readMappings(pid: number): Mapping[] {
+export function readMappings(pid: number): { mappings: Mapping[]; whole: Set<number> } {
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
-  return raw.map(classify).filter((m): m is Mapping => m !== null);
+  const mappings: Mapping[] = [];
+  const whole = new Set<number>();
+  for (const r of raw) {
+    const c = classify(r);
+    if (!c) continue;
+    if (c.whole) whole.add(mappings.length);
+    mappings.push(c.mapping);
+  }
+  return { mappings, whole };
 }

@@ -30,7 +30,11 @@ function mustSave(kind: Mapping['kind'], high: number): boolean {
   return kind === 'anon' || !(high & FILE_PAGE);
 }
 
-export function savePages(pid: number, mappings: Mapping[], writer: ProcessImageWriter): PageStats {
+/**
+ * Save the pages of `mappings` the image needs; for the mappings in `whole` (files that cannot
+ * be mapped again), every page that can be read. Returns what was saved.
+ */
+export function savePages(pid: number, mappings: Mapping[], whole: Set<number>, writer: ProcessImageWriter): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
@@ -39,7 +43,11 @@ export function savePages(pid: number, mappings: Mapping[], writer: ProcessImage
   try {
     const flush = (index: number, kind: Mapping['kind'], addr: number, pages: number): void => {
       const len = pages * PAGE_SIZE;
-      readFully(mem, data, len, addr, pid);
+      if (whole.has(index)) {
+        readReadable(mem, data, pages, addr);
+      } else {
+        readFully(mem, data, len, addr, pid);
+      }
       if (kind !== 'anon') {
         writer.pages(index, addr, data.subarray(0, len));
         stats.saved += pages;
@@ -70,7 +78,7 @@ export function savePages(pid: number, mappings: Mapping[], writer: ProcessImage
         readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
         for (let i = 0; i < n; i++) {
           const page = addr + i * PAGE_SIZE;
-          if (mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
+          if (whole.has(index) || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
             if (runStart < 0) runStart = page;
             runPages++;
             if (runPages === RUN_PAGES) {
@@ -92,6 +100,28 @@ export function savePages(pid: number, mappings: Mapping[], writer: ProcessImage
     closeSync(mem);
   }
   return stats;
+}
+
+/**
+ * Read a run of a mapping saved whole. A page past the end of its file cannot be read (the
+ * process would get SIGBUS): it reads as zeroes, so it is not saved, and reads as zeroes after
+ * the restart.
+ */
+function readReadable(fd: number, buf: Buffer, pages: number, position: number): void {
+  try {
+    readFully(fd, buf, pages * PAGE_SIZE, position, 0);
+    return;
+  } catch {
+    // some page of the run faults: go page by page
+  }
+  for (let p = 0; p < pages; p++) {
+    const at = p * PAGE_SIZE;
+    try {
+      readFully(fd, buf.subarray(at, at + PAGE_SIZE), PAGE_SIZE, position + at, 0);
+    } catch {
+      buf.fill(0, at, at + PAGE_SIZE);
+    }
+  }
 }
 
 function readFully(fd: number, buf: Buffer, len: number, position: number, pid: number): void {
