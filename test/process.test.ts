@@ -69,7 +69,11 @@ class Scene {
   }
 
   spawn(argv: string[]): number {
-    const pid = spawn(argv, { fds: this.stdio });
+    return this.adopt(spawn(argv, { fds: this.stdio }));
+  }
+
+  /** Kill and reap pid at the end. */
+  adopt(pid: number): number {
     this.pids.push(pid);
     return pid;
   }
@@ -345,6 +349,31 @@ test('a process holding 96 MiB: pages streamed through cr (its peak memory grows
     const end = reap(again, 30_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(text(out), text(ready));
+  }));
+
+/** The VmFlags of the mapping starting at addr. */
+function vmflags(pid: number, addr: string): string[] {
+  const entry = readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-)/).find((e) => e.startsWith(`${addr}-`));
+  return /VmFlags:(.*)/.exec(entry ?? '')?.[1]?.trim().split(' ') ?? [];
+}
+
+test('a locked mapping comes back locked and a sealed one sealed', () =>
+  scene((s) => {
+    const gate = s.mkfifo('gate');
+    const ours = s.open(gate, 'r+');
+    const ready = s.path('ready');
+    const image = s.path('image');
+    const pid = spawn([fixture('process-lockseal'), ready], { fds: [[ours, 0]] });
+    s.adopt(pid);
+    waitUntil('the fixture to lock and seal', () => text(ready).endsWith('\n'));
+    const [locked, sealed] = text(ready).trim().split(' ').map((a) => a.replace(/^0x/, ''));
+    s.dumpAndKill(pid, image);
+    const again = s.restart(image);
+    assert.ok(vmflags(again, locked!).includes('lo'), 'locked');
+    assert.ok(vmflags(again, sealed!).includes('sl'), 'sealed');
+    writeSync(ours, 'x');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0], 'the locked text intact, the sealed page still not unmappable');
   }));
 
 /** Copy an image through the reader and writer, changing its head on the way. */

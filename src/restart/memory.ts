@@ -12,7 +12,7 @@ import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../imag
 import { parseSmaps, type RawMapping } from '../checkpoint/maps.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
-  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE,
+  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   NR, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
 } from './syscalls.js';
 
@@ -186,6 +186,23 @@ export function writePages(pid: number, runs: Iterable<PageRun>): number {
     closeSync(mem);
   }
   return pages;
+}
+
+/**
+ * Lock what the process had locked (a failure, RLIMIT_MEMLOCK say, is a warning) and seal what
+ * it had sealed; after the pages are in, since a seal forbids the changes restart makes.
+ */
+export function lockAndSeal(husk: Husk, image: Mapping[]): string[] {
+  const warnings: string[] = [];
+  for (const m of image) {
+    const len = BigInt(m.end - m.start);
+    if (m.vmflags.includes('lo')) {
+      const r = husk.syscall(NR.mlock2, BigInt(m.start), len, BigInt(m.vmflags.includes('lf') ? MLOCK_ONFAULT : 0));
+      if (r < 0n) warnings.push(`mapping ${m.start.toString(16)}-${m.end.toString(16)} could not be locked in memory again (errno ${-r})`);
+    }
+    if (m.vmflags.includes('sl')) husk.call('mseal', NR.mseal, BigInt(m.start), len, 0n);
+  }
+  return warnings;
 }
 
 /** Unmap the syscall area: the last call the husk makes. */

@@ -13,7 +13,7 @@ import { replay } from '../replay/replay.js';
 import { readNofile, readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../restore/check.js';
 import { AREA_BYTES, Husk, HUSK_PTRACE_OPTIONS } from './husk.js';
-import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, mapAll, writePages } from './memory.js';
+import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setMm, setSignalsAndThreadState, setTask } from './state.js';
 
@@ -104,6 +104,7 @@ function rebuild(husk: Husk, head: ProcessHead, reader: ProcessImageReader, lap:
   // The reader verifies the image's checksum when the pages end: nothing runs before that.
   const pages = writePages(husk.pid, reader.pages());
   lap('pages');
+  warnings.push(...lockAndSeal(husk, head.mappings));
   const exeWarning = setMm(husk, head);
   if (exeWarning) warnings.push(exeWarning);
   warnings.push(...setTask(husk, head));

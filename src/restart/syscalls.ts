@@ -31,8 +31,10 @@ export const NR = {
   get_robust_list: 274,
   rt_tgsigqueueinfo: 297,
   prlimit64: 302,
+  mlock2: 325,
   rseq: 334,
   clone3: 435,
+  mseal: 462,
 } as const;
 
 export const PROT_READ = 1;
@@ -47,6 +49,7 @@ export const MAP_NORESERVE = 0x4000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
+export const MLOCK_ONFAULT = 1;
 export const SIG_SETMASK = 2;
 export const SS_ONSTACK = 1;
 export const SS_DISABLE = 2;
