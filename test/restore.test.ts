@@ -499,12 +499,15 @@ test('a hard limit above what the kernel allows the target: restored as far as i
     table.rlimit = { soft: 1024, hard: own.hard + 1000 };
     const tableFile = join(dir, 'table.json');
     writeFileSync(tableFile, JSON.stringify(table));
-    const r = await cr(['restore', tableFile, '--detach', '--', 'sleep', '30']);
+    // The reader, not sleep: sleep's setlocale() may hold a locale file open for a moment.
+    const r = await cr(['restore', tableFile, '--detach', '--', READER, dir]);
     const pid = Number(r.stdout.trim());
     try {
       assert.is(r.code, 0, r.stderr);
       assert.is(r.stderr, `cr restore: warning: hard RLIMIT_NOFILE ${own.hard + 1000} is above the target's ${own.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${own.hard}\n`);
       assert.match(limits(pid), new RegExp(`^Max open files\\s+1024\\s+${own.hard}\\s`));
+      waitFile(dir, 'ready');
+      waitIdle(pid);
       assert.equal(listFds(pid), [0, 1, 2, 5, 7]);
     } finally {
       if (pid > 0) ensureReaped(pid);
