@@ -416,6 +416,31 @@ test('credentials: a process whose image names another user comes back as that u
     assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
   }));
 
+test('an interval timer keeps ticking after restart, into its SIGALRM handler', () =>
+  scene((s) => {
+    const out = s.path('out');
+    const src = `import signal, sys
+out = open(sys.argv[1], 'a', buffering=1)
+signal.signal(signal.SIGALRM, lambda *a: out.write('tick\\n'))
+signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+while True:
+    signal.pause()
+`;
+    const pid = s.spawn([PYTHON, '-c', src, out]);
+    waitUntil('three ticks', () => lineCount(out) >= 3);
+    const image = s.path('image');
+    s.dumpAndKill(pid, image);
+    const timers = (() => {
+      const reader = ProcessImageReader.open(image);
+      reader.close();
+      return reader.head.itimers;
+    })();
+    assert.is(timers[0]!.intervalUs, 50_000);
+    const ticks = lineCount(out);
+    s.restart(image);
+    waitUntil('three more ticks', () => lineCount(out) >= ticks + 3);
+  }));
+
 /** The registers the image holds: orig_rax and rax say which syscall it was stopped in, and how. */
 function imageSyscall(image: string): { nr: bigint; rax: bigint } {
   const reader = ProcessImageReader.open(image);
@@ -470,7 +495,7 @@ function refusal(s: Scene, pid: number): string {
   return message;
 }
 
-test('shared anonymous memory, sockets and a process that traces another are refused with one line each', () =>
+test('shared anonymous memory, sockets, children, POSIX timers and a process that traces another are refused with one line each', () =>
   scene((s) => {
     const py = (code: string): number => {
       const ready = s.path(`ready-${code.length}`);
@@ -480,6 +505,9 @@ test('shared anonymous memory, sockets and a process that traces another are ref
     };
     assert.match(refusal(s, py('m = mmap.mmap(-1, 4096)')), /^mapping [0-9a-f]+-[0-9a-f]+ \/dev\/zero \(deleted\): shared anonymous memory \(it may be shared with another process\) is not supported$/);
     assert.match(refusal(s, py('a, b = socket.socketpair()')), /^fd \d+ is a socket, which cr cannot dump/);
+    assert.match(refusal(s, py("import subprocess\nc = subprocess.Popen(['sleep', '60'])")), /^process \d+ has child processes \(pid \d+\), which cr cannot carry over$/);
+    const timer = "import ctypes\nt = ctypes.c_void_p()\nassert ctypes.CDLL('libc.so.6').timer_create(1, None, ctypes.byref(t)) == 0";
+    assert.match(refusal(s, py(timer)), /^process \d+ has 1 POSIX timer \(timer_create\), which cr cannot carry over$/);
     const ready = s.path('tracer');
     const tracer = s.spawn([fixture('process-tracer'), ready]);
     waitUntil('the tracer to attach', () => text(ready).startsWith('tracing'));

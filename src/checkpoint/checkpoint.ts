@@ -110,6 +110,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       rseq: getRseqConfiguration(pid),
       robustList: inside.robustList,
       tidAddress: inside.tidAddress,
+      itimers: inside.itimers,
+      noNewPrivs: inside.noNewPrivs,
       vdsoSha256: vdsoDigest(pid, mappings),
     };
     const fdImage = captureFdTable(pid, identity);

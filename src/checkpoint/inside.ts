@@ -1,9 +1,9 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
-// break, clear_child_tid address and robust futex list. Read by injecting syscalls into the
+// break, clear_child_tid address, robust futex list, interval timers and no_new_privs. Read by injecting syscalls into the
 // frozen process (src/inject), which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
-import { SIGACTION_BYTES } from '../image/process-format.js';
-import { NR, PR_GET_TID_ADDRESS } from '../restart/syscalls.js';
+import { SIGACTION_BYTES, type Itimer } from '../image/process-format.js';
+import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../restart/syscalls.js';
 
 export interface InsideState {
   /** struct kernel_sigaction of signals 1..64, back to back */
@@ -12,6 +12,8 @@ export interface InsideState {
   brk: number;
   tidAddress: number;
   robustList: { head: number; len: number } | null;
+  itimers: Itimer[];
+  noNewPrivs: boolean;
 }
 
 const SIGNALS = 64;
@@ -39,7 +41,16 @@ export function readInside(pid: number): InsideState {
     const rl = inj.read(word, 16);
     const head = Number(rl.readBigUInt64LE(0));
     const robustList = head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) };
-    return { actions, altstack, brk, tidAddress, robustList };
+    // struct itimerval: interval then value, each { tv_sec, tv_usec }
+    const tv = inj.scratch(32);
+    const itimers: Itimer[] = [0, 1, 2].map((which) => {
+      inj.call('getitimer', NR.getitimer, BigInt(which), tv);
+      const b = inj.read(tv, 32);
+      const us = (at: number): number => Number(b.readBigInt64LE(at)) * 1e6 + Number(b.readBigInt64LE(at + 8));
+      return { intervalUs: us(0), valueUs: us(16) };
+    });
+    const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', NR.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
+    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs };
   } finally {
     inj.finish();
   }

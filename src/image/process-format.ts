@@ -104,6 +104,11 @@ export interface Rlimit64 {
   hard: number | null;
 }
 
+export interface Itimer {
+  intervalUs: number;
+  valueUs: number;
+}
+
 /** Everything about the process but its pages and its fd table. */
 export interface ProcessHead {
   toolVersion: string;
@@ -132,6 +137,10 @@ export interface ProcessHead {
   robustList: { head: number; len: number } | null;
   /** clear_child_tid (set_tid_address) */
   tidAddress: number;
+  /** ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF as getitimer(2) gives them: microseconds */
+  itimers: Itimer[];
+  /** PR_GET_NO_NEW_PRIVS */
+  noNewPrivs: boolean;
   /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */
   vdsoSha256: Buffer | null;
 }
@@ -540,7 +549,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'vdsoSha256'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'vdsoSha256'],
     'head',
     bad,
   );
@@ -598,6 +607,12 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     const r = fields(h.robustList, ['head', 'len'], 'head.robustList', bad);
     robustList = { head: uint(r.head, 'head.robustList.head', bad), len: uint(r.len, 'head.robustList.len', bad) };
   }
+  const itimers = list(h.itimers, 'head.itimers', bad, (x, w) => {
+    const t = fields(x, ['intervalUs', 'valueUs'], w, bad);
+    return { intervalUs: uint(t.intervalUs, `${w}.intervalUs`, bad), valueUs: uint(t.valueUs, `${w}.valueUs`, bad) };
+  });
+  if (itimers.length !== 3) bad('head.itimers is not 3 timers (real, virtual, prof)');
+  if (typeof h.noNewPrivs !== 'boolean') bad('head.noNewPrivs is not a boolean');
   return {
     toolVersion: str(h.toolVersion, 'head.toolVersion', bad),
     kernel: str(h.kernel, 'head.kernel', bad),
@@ -619,6 +634,8 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     rseq,
     robustList,
     tidAddress: uint(h.tidAddress, 'head.tidAddress', bad),
+    itimers,
+    noNewPrivs: h.noNewPrivs as boolean,
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
   };
 }

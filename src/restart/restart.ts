@@ -15,7 +15,7 @@ import { checkedPlan, checkFdNumbers, expectedFds } from '../restore/check.js';
 import { AREA_BYTES, Husk, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
-import { openNofile, queuePending, setCreds, setMm, setSignalsAndThreadState, setTask } from './state.js';
+import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
 
 /** The program the husk execs: any will do, it never runs. */
 const HUSK_PROGRAM = '/bin/true';
@@ -111,6 +111,8 @@ function rebuild(husk: Husk, head: ProcessHead, reader: ProcessImageReader, lap:
   setSignalsAndThreadState(husk, head);
   queuePending(husk, head);
   setCreds(husk, head);
+  setNoNewPrivs(husk, head);
+  setItimers(husk, head);
   dropArea(husk);
   toEventStop(husk.pid);
   setSigmask(husk.pid, head.signals.blocked);

@@ -1,13 +1,14 @@
 // Everything of the image's but memory, fds and registers, put into the husk by injected calls:
 // the mm fields (prctl PR_SET_MM_MAP, which needs no CAP_SYS_RESOURCE) with auxv and executable,
 // personality, umask, cwd, name, resource limits, signal actions, the alternate signal stack,
-// rseq, the robust futex list, clear_child_tid, pending signals, and last the credentials.
+// rseq, the robust futex list, clear_child_tid, pending signals, the credentials,
+// no_new_privs, and last the interval timers.
 import { statSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
 import type { Husk } from './husk.js';
 import { u64 } from './husk.js';
-import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
+import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
 
 const O_RDONLY = 0n;
 const O_CLOEXEC = 0o2000000n;
@@ -126,6 +127,25 @@ export function setSignalsAndThreadState(husk: Husk, head: ProcessHead): void {
   if (head.tidAddress) husk.call('set_tid_address', NR.set_tid_address, BigInt(head.tidAddress));
 }
 
+/**
+ * The interval timers, as late as possible: ITIMER_REAL counts wall time, so every step of the
+ * restart between this and the detach comes off the program's first expiry.
+ */
+export function setItimers(husk: Husk, head: ProcessHead): void {
+  head.itimers.forEach((t, which) => {
+    if (t.intervalUs === 0 && t.valueUs === 0) return;
+    const b = Buffer.alloc(32);
+    const put = (us: number, at: number): void => {
+      b.writeBigInt64LE(BigInt(Math.floor(us / 1e6)), at);
+      b.writeBigInt64LE(BigInt(us % 1e6), at + 8);
+    };
+    put(t.intervalUs, 0);
+    put(t.valueUs, 16);
+    husk.call('setitimer', NR.setitimer, BigInt(which), husk.put(b), 0n);
+    husk.reset();
+  });
+}
+
 /** Queue the image's pending signals again (all signals are blocked in the husk, so they wait). */
 export function queuePending(husk: Husk, head: ProcessHead): void {
   for (const p of head.signals.pending) {
@@ -153,4 +173,9 @@ export function setCreds(husk: Husk, head: ProcessHead): void {
   // Changing credentials clears the dumpable flag; the checkpointed process could be traced and dumped.
   husk.call('prctl(PR_SET_DUMPABLE)', NR.prctl, BigInt(PR_SET_DUMPABLE), 1n);
   husk.reset();
+}
+
+/** no_new_privs, which cannot be cleared again: after everything that might need privileges. */
+export function setNoNewPrivs(husk: Husk, head: ProcessHead): void {
+  if (head.noNewPrivs) husk.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, BigInt(PR_SET_NO_NEW_PRIVS), 1n, 0n, 0n, 0n);
 }

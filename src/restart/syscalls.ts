@@ -13,7 +13,9 @@ export const NR = {
   rt_sigprocmask: 14,
   mremap: 25,
   madvise: 28,
+  getitimer: 36,
   getpid: 39,
+  setitimer: 38,
   chdir: 80,
   umask: 95,
   setresuid: 117,
@@ -58,6 +60,8 @@ export const PR_SET_DUMPABLE = 4;
 export const PR_SET_MM = 35;
 export const PR_SET_MM_MAP = 14;
 export const PR_GET_TID_ADDRESS = 40;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
 export const PR_SET_VMA = 0x53564d41;
 export const PR_SET_VMA_ANON_NAME = 0;
 export const CLONE_PARENT = 0x8000;
