@@ -1,7 +1,7 @@
 // `cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]`: start CMD with exactly
 // the image's fd table. `cr restore IMAGE --into PID [--exact] [--timings]`: install the image's
 // fds in a running process. IMAGE may also be a JSON fd table (docs/fd-table.md).
-import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { killAndReap } from '../../bridge/spawn.js';
 import { badInput, CrError } from '../errors.js';
@@ -48,18 +48,24 @@ function parse(args: string[]) {
   return { image: positionals[0]!, command, ...values };
 }
 
-/** `${pid}\n` to path, put in place with rename so a reader never sees a partial file. */
+/**
+ * `${pid}\n` to path, put in place with rename so a reader never sees a partial file. The
+ * temporary file is created exclusively: a symlink planted at its name is not followed.
+ */
 function writePidfile(path: string, pid: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
+  let created = false;
   try {
-    writeFileSync(tmp, `${pid}\n`, { mode: 0o644 });
+    const fd = openSync(tmp, 'wx', 0o644);
+    created = true;
+    try {
+      writeSync(fd, `${pid}\n`);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never written
-    }
+    if (created) rmSync(tmp, { force: true });
     throw new CrError(`cannot write the pidfile ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
