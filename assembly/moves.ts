@@ -80,20 +80,25 @@ function push(m: i32): void {
 /** Move every member to its number, then close whatever the unit no longer needs. */
 export function placeUnit(): bool {
   for (let m = 0; m < count; m++) {
+    curOwner[memberCur[m]] = m;
+    memberDest[m] = home[memberDesc[m]];
+    if (memberDest[m] >= 0) destOwner[memberDest[m]] = m;
+  }
+  for (let m = 0; m < count; m++) {
     const d = memberDesc[m];
     const cur = memberCur[m];
-    let dest = home[d];
-    if (dest < 0) {
-      // Staged until the commit: anywhere no image fd will need.
-      dest = reserved.has(cur) ? occupied.lowestFree(0, reserved) : cur;
-      if (dest < 0) return noFds();
-      reserved.add(dest);
-      stagedAt[d] = dest;
+    if (memberDest[m] < 0) {
+      // Staged until the commit: anywhere no image fd will need. In a full table
+      // that may be where a temporary end sits, which can go now.
+      let spare = reserved.has(cur) ? occupied.lowestFree(0, reserved) : cur;
+      if (spare < 0) spare = closeSpareTemp(true);
+      if (spare < 0) return noFds();
+      reserved.add(spare);
+      stagedAt[d] = spare;
+      memberDest[m] = spare;
+      destOwner[spare] = m;
     }
-    memberDest[m] = dest;
-    memberDone[m] = cur == dest;
-    curOwner[cur] = m;
-    destOwner[dest] = m;
+    memberDone[m] = cur == memberDest[m];
   }
   stackSize = 0;
   for (let m = count - 1; m >= 0; m--) if (!memberDone[m] && curOwner[memberDest[m]] < 0) push(m);
@@ -120,7 +125,7 @@ export function placeUnit(): bool {
     const m = nextPending;
     let t = nextFree();
     if (t < 0) {
-      t = closeSpareTemp();
+      t = closeSpareTemp(false);
       if (t < 0) return noFds();
     }
     const from = memberCur[m];
@@ -151,12 +156,12 @@ export function placeUnit(): bool {
 
 /**
  * A temporary end or a stale copy that no member sits at or moves onto can go early,
- * freeing a number for the trampoline when the table is full.
+ * freeing a number (one no image fd wants, if `unreserved`) when the table is full.
  */
-function closeSpareTemp(): i32 {
+function closeSpareTemp(unreserved: bool): i32 {
   for (let i = 0; i < touchedCount; i++) {
     const s = touched[i];
-    if (occupied.has(s) && destOwner[s] < 0 && curOwner[s] < 0) {
+    if (occupied.has(s) && destOwner[s] < 0 && curOwner[s] < 0 && !(unreserved && reserved.has(s))) {
       emitClose(s);
       vacate(s);
       return s;
