@@ -140,7 +140,10 @@ export function setItimers(husk: Husk, head: ProcessHead): void {
       b.writeBigInt64LE(BigInt(us % 1e6), at + 8);
     };
     put(t.intervalUs, 0);
-    put(t.valueUs, 16);
+    // Value 0 with an interval: ITIMER_REAL fired and its SIGALRM (pending, in the image) is not
+    // dequeued yet, which is when the kernel re-arms it. setitimer with value 0 would disarm it
+    // for good: arm it for one interval instead.
+    put(t.valueUs === 0 ? t.intervalUs : t.valueUs, 16);
     husk.call('setitimer', NR.setitimer, BigInt(which), husk.put(b), 0n);
     husk.reset();
   });
