@@ -1,0 +1,87 @@
+// cr at the limits of this machine: a process with 19,000 fds open (hard RLIMIT_NOFILE 20,000),
+// one with 200 pipes each full at 1 MiB (pipe-max-size), one with an fd at 19,999. For each, the
+// whole `node cr.mjs dump` (and `plan`) under /usr/bin/time: wall time and peak RSS, median of
+// RUNS, and how long the dump held the target stopped (its --timings, freeze to thaw); then the
+// target reads its pipes back, so every run is also checked to consume nothing.
+// Run: npm run build && node build/bench/limits.bench.js [RUNS]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readImage } from '../src/image/format.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { ensureReaped } from '../test/helpers/processes.js';
+import { readBack, startHolder, type HolderSpec } from '../test/fixtures/hardening-holder.js';
+
+const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
+const RUNS = Number(process.argv[2] ?? 5);
+const MiB = 1 << 20;
+
+export const LIMIT_SCENARIOS: Array<{ name: string; spec: HolderSpec; fds: number }> = [
+  // stdout, one pipe, and dups up to 19,000 fds in all
+  { name: '19,000 fds', spec: { pipes: 1, capacity: 65536, bytes: 100, dups: 18_997, high: 0 }, fds: 19_000 },
+  { name: '200 pipes full at 1 MiB', spec: { pipes: 200, capacity: MiB, bytes: MiB, dups: 0, high: 0 }, fds: 401 },
+  { name: 'an fd at 19,999', spec: { pipes: 1, capacity: 65536, bytes: 100, dups: 0, high: 19_999 }, fds: 4 },
+];
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+/** One CLI run under /usr/bin/time: wall seconds and peak RSS in KiB. */
+export function timed(args: string[]): { code: number | null; wallS: number; maxRssKb: number; stderr: string } {
+  const r = spawnSync('/usr/bin/time', ['-f', 'cr-time %e %M', process.execPath, CR, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB });
+  const m = /cr-time ([\d.]+) (\d+)\s*$/.exec(r.stderr);
+  if (!m) throw new Error(`no /usr/bin/time figures for cr ${args.join(' ')}: ${r.stderr.slice(-300)}`);
+  return { code: r.status, wallS: Number(m[1]), maxRssKb: Number(m[2]), stderr: r.stderr.slice(0, m.index) };
+}
+
+/** From `dump --timings`: the milliseconds from the first seize to the last detach. */
+function heldMs(stderr: string): number {
+  const line = /^timings: (.*), total/m.exec(stderr)?.[1];
+  if (!line) throw new Error(`no timings line in ${JSON.stringify(stderr)}`);
+  const phases = new Map(line.split(', ').map((p) => p.split(' ') as [string, string]));
+  return ['freeze', 'proc', 'kcmp', 'pipes', 'thaw'].reduce((n, k) => n + Number(phases.get(k) ?? 0), 0);
+}
+
+function main(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'cr-limits-bench-'));
+  console.log(`limits: median of ${RUNS} runs of each whole command (node start-up included), peak RSS from /usr/bin/time`);
+  try {
+    for (const s of LIMIT_SCENARIOS) {
+      const h = startHolder(s.spec, dir);
+      try {
+        const before = fdSnapshot(h.pid);
+        const image = join(dir, 'image');
+        const dump = { wall: [] as number[], rss: [] as number[], held: [] as number[] };
+        const plan = { wall: [] as number[], rss: [] as number[] };
+        for (let i = 0; i < RUNS; i++) {
+          const d = timed(['dump', '--pid', String(h.pid), '-o', image, '--force', '--timings']);
+          if (d.code !== 0) throw new Error(`${s.name}: dump failed: ${d.stderr}`);
+          dump.wall.push(d.wallS);
+          dump.rss.push(d.maxRssKb);
+          dump.held.push(heldMs(d.stderr));
+          const p = timed(['plan', image, '--json']);
+          if (p.code !== 0) throw new Error(`${s.name}: plan failed: ${p.stderr}`);
+          plan.wall.push(p.wallS);
+          plan.rss.push(p.maxRssKb);
+        }
+        const table = readImage(image).table;
+        if (table.fds.length !== s.fds) throw new Error(`${s.name}: the image has ${table.fds.length} fds, not ${s.fds}`);
+        const problems = [runState(h.pid), fdSnapshot(h.pid) === before ? '' : 'fd table changed', readBack(h)].filter(Boolean);
+        if (problems.length) throw new Error(`${s.name}: ${problems.join('; ')}`);
+        const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MiB`;
+        console.log(
+          `${s.name.padEnd(24)} image ${(statSync(image).size / MiB).toFixed(1)} MiB; ` +
+            `dump ${median(dump.wall).toFixed(2)} s (target held ${median(dump.held).toFixed(0)} ms), peak ${mb(median(dump.rss))}; ` +
+            `plan ${median(plan.wall).toFixed(2)} s, peak ${mb(median(plan.rss))}; target intact`,
+        );
+      } finally {
+        ensureReaped(h.pid);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();
