@@ -8,7 +8,8 @@
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemoryForce } from '../../bridge/memory.js';
 import {
-  contSyscall, getRegs, getSyscallInfo, PTRACE_EVENT_STOP, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, setRegs, SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT, type Regs,
+  contSyscall, getRegs, getSyscallInfo, PTRACE_EVENT_STOP, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, setRegs, setSigmask, SYSCALL_INFO_ENTRY,
+  SYSCALL_INFO_EXIT, type Regs,
 } from '../../bridge/ptrace.js';
 import { signalName, SIGTRAP } from '../../bridge/signal.js';
 import { killAndReap } from '../../bridge/spawn.js';
@@ -16,13 +17,13 @@ import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { Injector } from '../inject/injector.js';
 import {
-  CLONE_PARENT, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE, SIG_SETMASK,
+  CLONE_PARENT, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE,
 } from './syscalls.js';
 
 /** The page holding `syscall; int3`, and after it the scratch memory for arguments. */
 export const AREA_BYTES = 64 * 1024;
 const CODE = Buffer.from([0x0f, 0x05, 0xcc]);
-const ALL_SIGNALS = 0xffffffffffffffffn;
+const ALL_SIGNALS = Buffer.alloc(8, 0xff); // the kernel leaves SIGKILL and SIGSTOP unblocked
 /** How a syscall stop is reported with PTRACE_O_TRACESYSGOOD. */
 const SYSCALL_STOP = SIGTRAP | 0x80;
 /** The ptrace options a husk must be spawned with. */
@@ -47,9 +48,9 @@ export class Husk {
   }
 
   /**
-   * Give pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) the syscall page at `area`, using src/inject for this
-   * one mmap, and block all its signals. `during(inj)` runs in the same injection, for work that
-   * goes through the Injector (the fd-table replay).
+   * Give pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) the syscall page at `area`,
+   * using src/inject for this one mmap, and block all its signals. `during(inj)` runs in the same
+   * injection, for work that goes through the Injector (the fd-table replay).
    */
   static adopt(pid: number, area: bigint, timeoutMs: number, during: (inj: Injector) => void): Husk {
     const inj = Injector.attach(pid, { timeoutMs });
@@ -61,11 +62,10 @@ export class Husk {
     } finally {
       inj.finish();
     }
-    const husk = new Husk(pid, getRegs(pid), area, timeoutMs);
-    const set = husk.put(u64(ALL_SIGNALS));
-    husk.call('rt_sigprocmask', NR.rt_sigprocmask, BigInt(SIG_SETMASK), set, 0n, 8n);
-    husk.reset();
-    return husk;
+    // Blocked until the registers are set, the mask last of all, while stopped: nothing is
+    // delivered to the husk, and pending signals restored on the way wait for the program.
+    setSigmask(pid, ALL_SIGNALS);
+    return new Husk(pid, getRegs(pid), area, timeoutMs);
   }
 
   /** Run one system call in the husk; its raw result (-errno on failure). */
