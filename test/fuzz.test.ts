@@ -65,6 +65,24 @@ test('cases the fuzzer shrank from planner failures verify', () => {
       },
       target: { fds: [4], rlimit: { soft: 6, hard: 6 }, mode: 'into-exact' },
     }],
+    ['the same, beside a half-closed pipe, the soft limit below the image fds', {
+      table: {
+        fds: [{ fd: 6, desc: 22, cloexec: false }, { fd: 0, desc: 33, cloexec: true }, { fd: 4, desc: 27, cloexec: false }, { fd: 5, desc: 29, cloexec: false }],
+        descs: [{ id: 22, kind: 'pipe', flags: 32768, pipe: 1 }, { id: 27, kind: 'pipe', flags: 50176, pipe: 1 }, { id: 29, kind: 'pipe', flags: 0, pipe: 13 }, { id: 33, kind: 'pipe', flags: 32769, pipe: 1 }],
+        pipes: [{ id: 1, capacity: 65536, data: '' }, { id: 13, capacity: 65536, data: '' }],
+        rlimit: { soft: 7, hard: 7 },
+      },
+      target: { fds: [0], rlimit: { soft: 4, hard: 7 }, mode: 'into' },
+    }],
+    ['the same, after two pipes made by pipe2', {
+      table: {
+        fds: [{ fd: 3, desc: 35, cloexec: false }, { fd: 4, desc: 10, cloexec: false }, { fd: 5, desc: 4, cloexec: false }, { fd: 6, desc: 28, cloexec: false }, { fd: 7, desc: 3, cloexec: false }],
+        descs: [{ id: 10, kind: 'pipe', flags: 0, pipe: 10 }, { id: 4, kind: 'pipe', flags: 2049, pipe: 10 }, { id: 3, kind: 'pipe', flags: 37889, pipe: 7 }, { id: 28, kind: 'pipe', flags: 32768, pipe: 7 }, { id: 35, kind: 'pipe', flags: 1, pipe: 13 }],
+        pipes: [{ id: 10, capacity: 32768, data: '' }, { id: 7, capacity: 65536, data: '' }, { id: 13, capacity: 8192, data: '' }],
+        rlimit: { soft: 8, hard: 8 },
+      },
+      target: { fds: [6], rlimit: { soft: 3, hard: 8 }, mode: 'into-exact' },
+    }],
   ];
   for (const [what, c] of found) {
     const outcome = checkCase(c);
