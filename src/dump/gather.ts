@@ -2,11 +2,11 @@
 // share an open file description, inodes to find which descriptions are ends of one pipe.
 // Pipe bytes are not read here (pipes.ts does that); the table's pipes have empty data.
 import { kcmpFile } from '../../bridge/kcmp.js';
-import { prlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
 import { classify, isUnsupported, type Kind, type Unsupported } from './kinds.js';
+import { readNofile } from '../proc/limits.js';
 
 export interface Gathered {
   /** the table, each pipe with empty data and a placeholder capacity until pipes.ts fills them */
@@ -122,7 +122,7 @@ export function gather(pid: number, opts: { skipUnsupported: boolean }, lap: (st
     for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
   });
   fds.sort((a, b) => a.fd - b.fd);
-  const limit = prlimit(pid, RLIMIT_NOFILE);
+  const limit = readNofile(pid);
   // A process may hold fds at or above a soft limit lowered after they were opened; the model
   // (every fd below rlimit.soft) cannot hold such a table.
   const high = fds.find((f) => f.fd >= limit.soft);
