@@ -8,6 +8,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run(args
   restore: { summary: 'restore IMAGE -- CMD | --into PID   restore an fd table', load: () => import('./commands/restore.js') },
   diff: { summary: 'diff A B                     compare two images', load: () => import('./commands/diff.js') },
   fuzz: { summary: 'fuzz [--seed N] [--count N]  check the planner on random tables', load: () => import('./commands/fuzz.js') },
+  'fuzz-image': { summary: 'fuzz-image [IMAGE...]        check that bad images are refused cleanly', load: () => import('./commands/fuzz-image.js') },
   demo: { summary: 'demo                         dump and restore a real process, step by step', load: () => import('./commands/demo.js') },
 };
 
