@@ -82,7 +82,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     settle(frozen, timeoutMs);
     lap('freeze');
     const identity = readIdentity(pid);
-    const { mappings, whole } = readMappings(pid);
+    const { mappings, policies } = readMappings(pid);
     const gp = getRegs(pid);
     if (gp.cs !== USER_CS_64) throw new CrError(`process ${pid} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
     const regs = encodeRegs(gp);
@@ -118,7 +118,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('state');
     writer.head(head);
     writer.fds(fdImage);
-    const stats = savePages(pid, mappings, whole, writer);
+    const stats = savePages(pid, mappings, policies, writer);
     lap('pages');
     const bytes = writer.commit();
     lap('write');

@@ -18,6 +18,9 @@ export interface RawMapping {
   /** path or [name]; '' for plain anonymous memory */
   name: string;
   vmflags: string[];
+  /** kB of the mapping in memory (Rss) and in swap (Swap) */
+  rssKb: number;
+  swapKb: number;
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+) *(.*)$/;
@@ -39,10 +42,16 @@ export function parseSmaps(text: string): RawMapping[] {
         ino: Number(m[7]),
         name: m[8]!,
         vmflags: [],
+        rssKb: 0,
+        swapKb: 0,
       });
-    } else if (line.startsWith('VmFlags:') && out.length > 0) {
-      out[out.length - 1]!.vmflags = line.slice(8).trim().split(/\s+/).filter(Boolean);
+      continue;
     }
+    const last = out[out.length - 1];
+    if (!last) continue;
+    if (line.startsWith('VmFlags:')) last.vmflags = line.slice(8).trim().split(/\s+/).filter(Boolean);
+    else if (line.startsWith('Rss:')) last.rssKb = parseInt(line.slice(4), 10);
+    else if (line.startsWith('Swap:')) last.swapKb = parseInt(line.slice(5), 10);
   }
   return out;
 }
@@ -67,6 +76,12 @@ export interface Classified {
    */
   whole: boolean;
 }
+
+/**
+ * Which pages of a mapping the image carries: none (the file has them, the kernel makes them, or
+ * the mapping has nothing in memory or swap: a reservation), those the process changed, or all.
+ */
+export type PagePolicy = 'none' | 'changed' | 'all';
 
 /** How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the rest. */
 export function classify(r: RawMapping): Classified | null {
@@ -110,15 +125,18 @@ export function classify(r: RawMapping): Classified | null {
   return keep({ ...base, kind: shared ? 'shared-file' : 'file', file });
 }
 
-export function readMappings(pid: number): { mappings: Mapping[]; whole: Set<number> } {
+export function readMappings(pid: number): { mappings: Mapping[]; policies: PagePolicy[] } {
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];
-  const whole = new Set<number>();
+  const policies: PagePolicy[] = [];
   for (const r of raw) {
     const c = classify(r);
     if (!c) continue;
-    if (c.whole) whole.add(mappings.length);
     mappings.push(c.mapping);
+    const kind = c.mapping.kind;
+    // Rss 0 and Swap 0: no page to look for (a 64 GiB PROT_NONE reservation costs nothing).
+    const empty = r.rssKb === 0 && r.swapKb === 0;
+    policies.push(c.whole ? 'all' : (kind === 'anon' || kind === 'file') && !empty ? 'changed' : 'none');
   }
-  return { mappings, whole };
+  return { mappings, policies };
 }

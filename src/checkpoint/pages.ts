@@ -6,6 +6,7 @@
 // file at restart and not saved.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { MAX_RUN_BYTES, PAGE_SIZE, type Mapping, type ProcessImageWriter } from '../image/process-format.js';
+import type { PagePolicy } from './maps.js';
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst), in the entry's high 32 bits
 const PRESENT = 1 << 31;
@@ -30,11 +31,8 @@ function mustSave(kind: Mapping['kind'], high: number): boolean {
   return kind === 'anon' || !(high & FILE_PAGE);
 }
 
-/**
- * Save the pages of `mappings` the image needs; for the mappings in `whole` (files that cannot
- * be mapped again), every page that can be read. Returns what was saved.
- */
-export function savePages(pid: number, mappings: Mapping[], whole: Set<number>, writer: ProcessImageWriter): PageStats {
+/** Save the pages of each mapping its policy asks for (maps.ts). Returns what was saved. */
+export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
@@ -43,7 +41,7 @@ export function savePages(pid: number, mappings: Mapping[], whole: Set<number>, 
   try {
     const flush = (index: number, kind: Mapping['kind'], addr: number, pages: number): void => {
       const len = pages * PAGE_SIZE;
-      if (whole.has(index)) {
+      if (policies[index] === 'all') {
         readReadable(mem, data, pages, addr);
       } else {
         readFully(mem, data, len, addr, pid);
@@ -70,7 +68,8 @@ export function savePages(pid: number, mappings: Mapping[], whole: Set<number>, 
       }
     };
     mappings.forEach((m, index) => {
-      if (m.kind !== 'anon' && m.kind !== 'file') return;
+      const policy = policies[index];
+      if (policy === 'none') return;
       let runStart = -1;
       let runPages = 0;
       for (let addr = m.start; addr < m.end; addr += WINDOW_PAGES * PAGE_SIZE) {
@@ -78,7 +77,7 @@ export function savePages(pid: number, mappings: Mapping[], whole: Set<number>, 
         readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
         for (let i = 0; i < n; i++) {
           const page = addr + i * PAGE_SIZE;
-          if (whole.has(index) || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
+          if (policy === 'all' || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
             if (runStart < 0) runStart = page;
             runPages++;
             if (runPages === RUN_PAGES) {
