@@ -3,39 +3,10 @@
 import { parseArgs } from 'node:util';
 import { badInput } from '../errors.js';
 import { loadTableInput, type Image } from '../image/format.js';
-import {
-  O_ACCMODE, O_APPEND, O_ASYNC, O_DIRECT, O_DSYNC, O_LARGEFILE, O_NOATIME, O_NONBLOCK, O_RDONLY, O_RDWR, O_SYNC, O_WRONLY,
-  type Desc, type FdTable, type Pipe,
-} from '../model/fdtable.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { flagNames } from '../model/flags.js';
 
 const USAGE = 'usage: cr show IMAGE [--json]';
-
-/** F_GETFL flags in words: the access mode, then each status flag set. */
-export function flagWords(flags: number): string {
-  const mode = flags & O_ACCMODE;
-  const words = [mode === O_RDONLY ? 'O_RDONLY' : mode === O_WRONLY ? 'O_WRONLY' : mode === O_RDWR ? 'O_RDWR' : 'O_ACCMODE'];
-  const named: Array<[number, string]> = [
-    [O_APPEND, 'O_APPEND'], [O_NONBLOCK, 'O_NONBLOCK'], [O_ASYNC, 'O_ASYNC'], [O_DIRECT, 'O_DIRECT'],
-    [O_LARGEFILE, 'O_LARGEFILE'], [O_NOATIME, 'O_NOATIME'],
-  ];
-  let rest = flags & ~O_ACCMODE;
-  // O_SYNC is __O_SYNC|O_DSYNC: name it once.
-  if ((rest & O_SYNC) === O_SYNC) {
-    words.push('O_SYNC');
-    rest &= ~O_SYNC;
-  } else if (rest & O_DSYNC) {
-    words.push('O_DSYNC');
-    rest &= ~O_DSYNC;
-  }
-  for (const [bit, name] of named) {
-    if (rest & bit) {
-      words.push(name);
-      rest &= ~bit;
-    }
-  }
-  if (rest) words.push(`0o${(rest >>> 0).toString(8)}`);
-  return words.join('|');
-}
 
 function endOf(desc: Desc): string {
   if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return '';
@@ -76,7 +47,7 @@ function renderTable(table: FdTable): string[] {
     const where = d.path === undefined ? '' : d.offset === undefined ? d.path : `${d.path} @ ${d.offset}`;
     const pipe = d.pipe === undefined ? undefined : pipes.get(d.pipe);
     rows.push([
-      String(f.fd), d.kind, endOf(d), flagWords(d.flags), f.cloexec ? 'yes' : 'no', shared.join(',') || '-', where || '-',
+      String(f.fd), d.kind, endOf(d), flagNames(d.flags), f.cloexec ? 'yes' : 'no', shared.join(',') || '-', where || '-',
       pipe ? pipeSummary(pipe) : '',
     ]);
   }

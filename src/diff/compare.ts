@@ -2,7 +2,7 @@
 // they are never compared: fds are matched by number, and descriptions and pipes through the fds
 // that reach them. Each difference is one line, naming fds, about A (first) and B (second).
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
-import { flagNames } from '../sim/kernel.js';
+import { flagNames } from '../model/flags.js';
 
 interface Side {
   fds: Map<number, { desc: Desc; cloexec: boolean }>;
