@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { errnoName, SyscallError } from '../bridge/errno.js';
 import { F_GETFD, FD_CLOEXEC, fcntl, getFd, getFl, setFl } from '../bridge/fcntl.js';
-import { closeFd, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC, openFile, readFd, writeFd } from '../bridge/file.js';
+import { closeFd, openFile, readFd, writeFd } from '../bridge/file.js';
 import { kcmpFile } from '../bridge/kcmp.js';
 import { readMemory, writeMemory, writeMemoryForce } from '../bridge/memory.js';
 import { pidfdGetfd, pidfdOpen } from '../bridge/pidfd.js';
@@ -19,6 +19,7 @@ import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
 import { kill, SIGKILL, SIGTERM, SIGTRAP, SIGUSR1, tgkill } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
 import { waitpid, waitStop, WNOHANG } from '../bridge/wait.js';
+import { O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC } from '../src/model/fdtable.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
 
 const NO_PID = 4_000_000; // above pid_max's largest possible value (2^22)

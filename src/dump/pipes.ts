@@ -9,11 +9,11 @@
 // copies (a 1-byte read of a packet consumes all of it). The image keeps pure packet streams
 // (Pipe.packets) and pure byte streams; a pipe holding both is refused.
 import { SyscallError } from '../../bridge/errno.js';
-import { closeFd, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_WRONLY, openFile, readFd, writeFd } from '../../bridge/file.js';
+import { closeFd, openFile, readFd, writeFd } from '../../bridge/file.js';
 import { pidfdGetfd } from '../../bridge/pidfd.js';
 import { getPipeSize, pipe2, setPipeSize, splice, SPLICE_F_NONBLOCK, tee } from '../../bridge/pipe.js';
 import { CrError } from '../errors.js';
-import { O_ACCMODE, O_WRONLY as MODE_WRONLY } from '../model/fdtable.js';
+import { O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_WRONLY } from '../model/fdtable.js';
 
 /** Largest length tee/splice take in one call (the kernel caps at the pipe's contents anyway). */
 const ALL = 0x7fffffff;
@@ -172,7 +172,7 @@ export function copyPipe(source: number, what: string): PipeBytes {
  * description opened through /proc/PID/fd/N (O_NONBLOCK, so a FIFO open never waits).
  */
 export function readSideOf(pid: number, pidfd: number, ends: Array<{ fd: number; flags: number }>): number {
-  const reader = ends.find((e) => (e.flags & O_ACCMODE) !== MODE_WRONLY);
+  const reader = ends.find((e) => (e.flags & O_ACCMODE) !== O_WRONLY);
   if (reader) return pidfdGetfd(pidfd, reader.fd);
   return openFile(`/proc/${pid}/fd/${ends[0]!.fd}`, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 }
