@@ -5,13 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../src/cli.js';
 import { compareTables } from '../src/diff/compare.js';
-import type { FdTable } from '../src/model/fdtable.js';
+import { O_LARGEFILE, O_NONBLOCK, O_WRONLY, type FdTable } from '../src/model/fdtable.js';
+import { cr } from './helpers/cli.js';
 
-const O_WRONLY = 0o1;
-const O_NONBLOCK = 0o4000;
-const O_LARGEFILE = 0o100000;
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** The seed layout: read end 9 (dup 12), write end 4 (dup 7), 5 bytes queued; and a file at 3. */
@@ -117,21 +114,6 @@ test('kinds: a pipe end in A, a file in B', () => {
     'fd 12: offset none in A, 0 in B',
   ]);
 });
-
-async function cr(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 test('cr diff: exit 0 when equal, 1 with one difference a line, 2 on error', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cr-diff-'));

@@ -1,35 +1,22 @@
 // dump and show against real processes: test/fixtures/fdlayout.py builds a known fd table,
 // `cr dump` checkpoints it, `cr show --json` must print exactly that table, and the fixture must
 // then read back exactly the bytes it queued (so the dump consumed nothing).
-import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { detach, seizeAndStop } from '../bridge/ptrace.js';
-import { kill, SIGCONT, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
-import { reap, spawn } from '../bridge/spawn.js';
+import { kill, SIGCONT, SIGUSR2 } from '../bridge/signal.js';
+import { reap } from '../bridge/spawn.js';
 import { waitpid, WNOHANG, WUNTRACED } from '../bridge/wait.js';
-import { main } from '../src/cli.js';
 import { freeze, thaw } from '../src/dump/freeze.js';
 import { readImage } from '../src/image/format.js';
-import type { Desc, FdTable, Fd, Pipe } from '../src/model/fdtable.js';
+import { O_APPEND, O_DIRECT, O_LARGEFILE, O_NONBLOCK, O_RDWR, O_WRONLY, type Desc, type FdTable, type Fd, type Pipe } from '../src/model/fdtable.js';
+import { asUser, cr, crProcess, NOBODY } from './helpers/cli.js';
+import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CR = join(ROOT, 'cr.mjs');
-const FIXTURE = join(ROOT, 'test', 'fixtures', 'fdlayout.py');
-const NOBODY = 65534;
-// The real interpreter: a pyenv shim would add a bash and half a second to every fixture.
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-const O_WRONLY = 0o1;
-const O_RDWR = 0o2;
-const O_APPEND = 0o2000;
-const O_NONBLOCK = 0o4000;
-const O_DIRECT = 0o40000;
-const O_LARGEFILE = 0o100000;
 
 /** The bytes the fixture queues: pattern(seed, n) in fdlayout.py. */
 function pattern(seed: number, n: number): Buffer {
@@ -38,78 +25,22 @@ function pattern(seed: number, n: number): Buffer {
   return b;
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
-
 interface Fixture {
   pid: number;
   dir: string;
 }
 
-/** Wait for a file the fixture writes; fail early if it wrote an error or died. */
-function waitFor(fx: Fixture, name: string): void {
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(join(fx.dir, name))) {
-    if (existsSync(join(fx.dir, 'error'))) assert.unreachable(`fixture failed:\n${readFileSync(join(fx.dir, 'error'), 'utf8')}`);
-    if (Date.now() > deadline) assert.unreachable(`fixture did not write ${name} within 10 s`);
-    sleep(5);
-  }
-}
-
 /** Run fn with a fixture building `scenario`; the fixture is killed and reaped whatever happens. */
 async function withFixture(scenario: string, fn: (fx: Fixture) => void | Promise<void>): Promise<void> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), `cr-dump-${scenario}-`)));
-  const pid = spawn([PYTHON, '-S', FIXTURE, scenario, dir], { fds: [] });
+  const pid = spawnFixture(scenario, dir);
   try {
     const fx = { pid, dir };
-    waitFor(fx, 'ready');
+    waitFile(dir, 'ready');
     await fn(fx);
   } finally {
     ensureReaped(pid);
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-interface ReadBack {
-  [pipe: string]: { data: string; reads: number[] };
-}
-
-/** Ask the fixture to read its pipes back; returns what it read, after it exited cleanly. */
-function readBack(fx: Fixture): ReadBack {
-  kill(fx.pid, SIGUSR1);
-  waitFor(fx, 'result.json');
-  const end = reap(fx.pid, 10_000);
-  assert.is(end.kind, 'exited');
-  assert.is(end.code, 0);
-  return JSON.parse(readFileSync(join(fx.dir, 'result.json'), 'utf8')) as ReadBack;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `node cr.mjs ...` as a separate process, optionally as another user. */
-function crProcess(args: string[], asUser?: number): Run {
-  const argv = asUser === undefined ? [process.execPath, CR, ...args] : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, CR, ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 << 20 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The CLI run inside this process (node starts slowly here), its console output captured. */
-async function cr(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    console.log = log;
-    console.error = error;
   }
 }
 
@@ -126,37 +57,20 @@ async function showJson(image: string): Promise<FdTable> {
   return JSON.parse(r.stdout) as FdTable;
 }
 
-/** After a dump the process runs on, untraced. */
-function assertLetGo(pid: number): void {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  assert.is(/^TracerPid:\s*(\d+)/m.exec(status)?.[1], '0');
-  assert.not.match(/^State:\s*(\S)/m.exec(status)![1]!, /[Tt]/);
-}
-
 // Builders for expected tables, in dump's canonical numbering: descriptions by lowest fd,
 // pipes by first description.
 const fd = (n: number, desc: number, cloexec = false): Fd => ({ fd: n, desc, cloexec });
 const pipeDesc = (id: number, flags: number, pipe: number): Desc => ({ id, kind: 'pipe', flags, pipe });
 const streamPipe = (id: number, data: Buffer, capacity = 65536): Pipe => ({ id, capacity, data: data.toString('base64') });
 
-function expectedReadBack(table: FdTable, names: string[]): ReadBack {
-  const out: ReadBack = {};
-  for (const name of names) {
-    const pipe = table.pipes[Number(name.slice(1))]!;
-    const length = Buffer.byteLength(pipe.data, 'base64');
-    out[name] = { data: pipe.data, reads: pipe.packets ?? (length > 0 ? [length] : []) };
-  }
-  return out;
-}
-
 /** Dump a fixture, compare `show --json` with `expected`, check the read-back, keep the image for plan. */
 async function checkScenario(scenario: string, expected: (dir: string) => FdTable, extra: string[] = []): Promise<void> {
   await withFixture(scenario, async (fx) => {
     const image = await dumpOk(fx, extra);
-    assertLetGo(fx.pid);
+    assertRunning(fx.pid);
     const want = expected(fx.dir);
     assert.equal(await showJson(image), want);
-    assert.equal(readBack(fx), expectedReadBack(want, want.pipes.map((p) => `p${p.id}`)));
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), expectedReadBack(want, want.pipes.map((p) => `p${p.id}`)));
     const copy = join(imageDir, `${scenario}.img`);
     writeFileSync(copy, readFileSync(image), { mode: 0o600 });
     images.push(copy);
@@ -383,8 +297,8 @@ test('packets and plain bytes in one pipe: refused with one line, bytes untouche
     assert.match(r.stderr, /^cr dump: the pipe at fd 3 \(read\), fd 4 \(write\) holds packet-mode \(O_DIRECT\) data and plain bytes together/);
     assert.is(r.stderr.trim().split('\n').length, 1);
     assert.not.ok(existsSync(join(fx.dir, 'image')));
-    assertLetGo(fx.pid);
-    assert.equal(readBack(fx), { p0: { data: Buffer.concat([pattern(16, 3), pattern(17, 4)]).toString('base64'), reads: [3, 4] } });
+    assertRunning(fx.pid);
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: Buffer.concat([pattern(16, 3), pattern(17, 4)]).toString('base64'), reads: [3, 4] } });
   });
 });
 
@@ -395,7 +309,7 @@ test('unsupported fds: one line naming the fd and its kind; --skip-unsupported d
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: sockets are not supported\); --skip-unsupported leaves it out\n$/);
     assert.not.ok(existsSync(image));
-    assertLetGo(fx.pid);
+    assertRunning(fx.pid);
     await dumpOk(fx, ['--skip-unsupported']);
     const img = readImage(image);
     assert.equal(
@@ -406,7 +320,7 @@ test('unsupported fds: one line naming the fd and its kind; --skip-unsupported d
     const shown = await cr(['show', image]);
     assert.is(shown.code, 0);
     assert.match(shown.stdout, /dropped fd 6 \(eventfd\)/);
-    assert.equal(readBack(fx), { p0: { data: pattern(21, 3).toString('base64'), reads: [3] } });
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(21, 3).toString('base64'), reads: [3] } });
   });
 });
 
@@ -415,7 +329,7 @@ test('a deleted file is refused with a clear error', async () => {
     const r = await cr(['dump', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: fd 3 is a deleted file, which cr cannot dump \(.*gone \(deleted\): deleted files are not supported yet/);
-    assertLetGo(fx.pid);
+    assertRunning(fx.pid);
   });
 });
 
@@ -426,7 +340,7 @@ test('--leave-stopped: the process stays stopped, then runs on with its bytes wh
     assert.match(status, /^State:\s*T \(stopped\)/m);
     assert.match(status, /^TracerPid:\s*0$/m);
     kill(fx.pid, SIGCONT);
-    assert.equal(readBack(fx), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });
 });
 
@@ -443,7 +357,7 @@ test('a process that was stopped before the dump stays stopped after it', async 
     await dumpOk(fx);
     assert.match(readFileSync(`/proc/${fx.pid}/status`, 'utf8'), /^State:\s*T \(stopped\)/m);
     kill(fx.pid, SIGCONT);
-    assert.equal(readBack(fx), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });
 });
 
@@ -460,10 +374,10 @@ test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cr-nobody-'));
     chownSync(out, NOBODY, NOBODY);
     try {
-      const denied = crProcess(['dump', '--pid', String(fx.pid), '-o', join(out, 'image')], NOBODY);
+      const denied = crProcess(['dump', '--pid', String(fx.pid), '-o', join(out, 'image')], asUser(NOBODY));
       assert.is(denied.code, 1);
       assert.match(denied.stderr, new RegExp(`^cr dump: may not trace process ${fx.pid}: ptrace\\(PTRACE_SEIZE, pid=${fx.pid}, options=0x0\\): EPERM .*\\n$`));
-      assertLetGo(fx.pid);
+      assertRunning(fx.pid);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -480,8 +394,8 @@ test('a process another tracer holds is refused, and left to that tracer', async
     } finally {
       detach(fx.pid);
     }
-    assertLetGo(fx.pid);
-    assert.equal(readBack(fx), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
+    assertRunning(fx.pid);
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });
 });
 
@@ -516,7 +430,7 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
     assert.is(statSync(image).mode & 0o777, 0o600);
     assert.is(statSync(link).mode & 0o777, 0o600);
     assert.equal(readImage(link).table, readImage(image).table);
-    assert.equal(readBack(fx), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });
 });
 
@@ -525,7 +439,7 @@ test('plan reads every fixture image as an unprivileged user', () => {
   for (const image of images) {
     chownSync(image, NOBODY, NOBODY);
     chmodSync(imageDir, 0o755);
-    const r = crProcess(['plan', image], NOBODY);
+    const r = crProcess(['plan', image], asUser(NOBODY));
     assert.is(r.code, 0, `${image}: ${r.stderr}`);
   }
 });

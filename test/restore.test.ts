@@ -3,75 +3,27 @@
 // image's, dumped again and compared with `cr diff`; the restored process (a small C reader,
 // test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
 // original must still hold its own.
-import { spawn as spawnAsync, spawnSync } from 'node:child_process';
+import { spawn as spawnAsync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeFd, O_RDWR, openFile, writeFd } from '../bridge/file.js';
+import { closeFd, openFile, writeFd } from '../bridge/file.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
-import { main } from '../src/cli.js';
 import { readImage } from '../src/image/format.js';
-import type { FdTable } from '../src/model/fdtable.js';
+import { O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
+import { asUser, cr, CR, crProcess, NOBODY, ROOT, type Run } from './helpers/cli.js';
+import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile, type ReadBack } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CR = join(ROOT, 'cr.mjs');
-const FIXTURE = join(ROOT, 'test', 'fixtures', 'fdlayout.py');
 const READER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'restore-reader.c'), 'utf8'));
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-const NOBODY = 65534;
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
-
-/** Wait for dir/name, written by a fixture or reader; fail early if it wrote dir/error. */
-function waitFile(dir: string, name: string, timeoutMs = 10_000): string {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(join(dir, name))) {
-    if (existsSync(join(dir, 'error'))) assert.unreachable(`process in ${dir} failed:\n${readFileSync(join(dir, 'error'), 'utf8')}`);
-    if (Date.now() > deadline) assert.unreachable(`nothing wrote ${dir}/${name} within ${timeoutMs} ms`);
-    sleep(2);
-  }
-  return readFileSync(join(dir, name), 'utf8');
-}
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-restore-${what}-`)));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI run inside this process, console output captured. */
-async function cr(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-/** `node cr.mjs ...` as a process of its own (for what cr does to its own process: waiting, exit status). */
-function crProcess(args: string[], prefix: string[] = []): Run {
-  const argv = [...prefix, process.execPath, CR, ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT });
-  return { code: r.status ?? 128 + (r.signal === 'SIGKILL' ? 9 : 0), stdout: r.stdout, stderr: r.stderr };
-}
 
 async function dump(pid: number, image: string): Promise<void> {
   const r = await cr(['dump', '--pid', String(pid), '-o', image]);
@@ -82,29 +34,7 @@ async function diff(a: string, b: string): Promise<Run> {
   return cr(['diff', a, b]);
 }
 
-/** The process runs on, untraced and not stopped. */
-function assertRunning(pid: number): void {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  assert.is(/^TracerPid:\s*(\d+)/m.exec(status)?.[1], '0');
-  assert.not.match(/^State:\s*(\S)/m.exec(status)![1]!, /[TtZ]/);
-}
-
 // ---- what the fixtures queue and how they are read back ----
-
-interface ReadBack {
-  [pipe: string]: { data: string; reads: number[] };
-}
-
-/** What reading each named pipe (pK = the image's pipe K) must give: its bytes, one read per packet. */
-function expectedReadBack(table: FdTable, names: string[]): ReadBack {
-  const out: ReadBack = {};
-  for (const name of names) {
-    const pipe = table.pipes[Number(name.slice(1))]!;
-    const length = Buffer.byteLength(pipe.data, 'base64');
-    out[name] = { data: pipe.data, reads: pipe.packets ?? (length > 0 ? [length] : []) };
-  }
-  return out;
-}
 
 /** How the reader reaches each pipe of a fixture's image (as fdlayout.py's own read-back does). */
 function readerSpecs(scenario: string, fixtureDir: string): string[] {
@@ -142,7 +72,7 @@ interface Fixture {
 
 async function withFixture(scenario: string, fn: (fx: Fixture) => Promise<void>): Promise<void> {
   const dir = tempDir(scenario);
-  const pid = spawn([PYTHON, '-S', FIXTURE, scenario, dir], { fds: [] });
+  const pid = spawnFixture(scenario, dir);
   try {
     waitFile(dir, 'ready');
     const image = join(dir, 'original.img');
@@ -152,16 +82,6 @@ async function withFixture(scenario: string, fn: (fx: Fixture) => Promise<void>)
     ensureReaped(pid);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Have the fixture read its own pipes back and exit; returns what it read. */
-function fixtureReadBack(fx: Fixture): ReadBack {
-  kill(fx.pid, SIGUSR1);
-  waitFile(fx.dir, 'result.json');
-  const end = reap(fx.pid, 10_000);
-  assert.is(end.kind, 'exited');
-  assert.is(end.code, 0);
-  return JSON.parse(readFileSync(join(fx.dir, 'result.json'), 'utf8')) as ReadBack;
 }
 
 // ---- the restored process: restore-reader ----
@@ -249,7 +169,7 @@ for (const scenario of FIXTURES) {
       const table = readImage(fx.image).table;
       const specs = readerSpecs(scenario, fx.dir);
       const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
-      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
       await withRestored(fx.image, specs, async (rd) => {
         assertRunning(rd.pid);
         waitIdle(rd.pid);
@@ -259,7 +179,7 @@ for (const scenario of FIXTURES) {
         assert.is(d.code, 0, d.stdout);
         assert.equal(readerReadBack(rd), want);
       });
-      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
     });
   });
 }
@@ -270,7 +190,7 @@ for (const scenario of FIXTURES) {
       const table = readImage(fx.image).table;
       const specs = readerSpecs(scenario, fx.dir);
       const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
-      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
       const imageFds = table.fds.map((f) => f.fd);
       let spare = 3;
       while (imageFds.includes(spare)) spare++;
@@ -298,7 +218,7 @@ for (const scenario of FIXTURES) {
           assert.equal(readerReadBack(rd), want);
         });
       }
-      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx), want);
+      if (!sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
     });
   });
 }
@@ -373,7 +293,7 @@ test('--into, staging failure: a file the target may not open fails after pipes 
         waitIdle(rd.pid);
         assert.is(sigBlk(rd.pid), before.mask);
         assert.equal(readerReadBack(rd), OWN_BYTES);
-      }, ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups']);
+      }, asUser(NOBODY));
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -523,7 +443,7 @@ test('a FIFO the dumped process still holds: refused before its bytes are queued
     const r = await cr(['restore', fx.image, '--detach', '--', 'sleep', '30']);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): write\(\d+, <5000 bytes of pipe 0>\): the FIFO already holds 5000 bytes; another process has it open \(is the dumped process still running\?\); pid \d+ \(sleep\) was killed\n$/);
-    assert.equal(fixtureReadBack(fx), want);
+    assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
   });
 });
 
@@ -591,7 +511,7 @@ test('a signal to cr during a restore --into is held until the restore is comple
 
 test('an image with fds dump left out (--skip-unsupported): restored without them, with a warning', async () => {
   const dir = tempDir('unsupported');
-  const pid = spawn([PYTHON, '-S', FIXTURE, 'unsupported', dir], { fds: [] });
+  const pid = spawnFixture('unsupported', dir);
   try {
     waitFile(dir, 'ready');
     const image = join(dir, 'original.img');

@@ -1,0 +1,48 @@
+// Running cr from tests: in this process (node starts slowly here) with the console captured, or
+// as a process of its own where what cr does to its own process matters (exit status, waiting,
+// another user's credentials).
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli.js';
+
+/** The checkout (tests run from build/test/). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CR = join(ROOT, 'cr.mjs');
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI run inside this process, its console output captured. */
+export async function cr(args: string[]): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
+  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** `node cr.mjs ...` as a process of its own, behind `prefix` (setsid, asUser(...)); a signal's death is 128 + its number. */
+export function crProcess(args: string[], prefix: string[] = []): Run {
+  const argv = [...prefix, process.execPath, CR, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 << 20 });
+  const code = r.status ?? (r.signal ? 128 + constants.signals[r.signal] : -1);
+  return { code, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The uid (and gid) of nobody, for running as an unprivileged user. */
+export const NOBODY = 65534;
+
+/** A command prefix that runs what follows as `uid`, with no supplementary groups. */
+export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
