@@ -475,6 +475,30 @@ test('a sleep already in restart_syscall at dump time gets EINTR after restart (
     assert.equal([end.kind, end.code], ['exited', 3]);
   }));
 
+test('a process of another user is dumped and comes back as that user, still dumpable', () =>
+  scene((s) => {
+    chmodSync(s.dir, 0o777);
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const argv = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', PYTHON, join(FIXTURES, 'process-counter.py'), out, stop];
+    const pid = s.spawn(argv);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    s.dumpAndKill(pid, image);
+    const dumped = lineCount(out);
+    const again = s.restart(image);
+    const status = readFileSync(`/proc/${again}/status`, 'latin1');
+    assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Groups:\s*$/m);
+    assert.is(statSync(`/proc/${again}`).uid, 65534);
+    waitUntil('the restarted counter to count on', () => lineCount(out) >= dumped + 100);
+    writeFileSync(stop, '');
+    const end = reap(again, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
+  }));
+
 /** checkpointProcess's one-line refusal of pid, after which the process still runs and no image exists. */
 function refusal(s: Scene, pid: number): string {
   const image = s.path('refused');
