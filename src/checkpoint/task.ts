@@ -3,7 +3,8 @@
 // restarting kernel's vdso is the same).
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
-import type { Mapping, MmFields, ProcessHead, Rlimit64 } from '../image/process-format.js';
+import type { Mapping, MmFields, ProcessHead } from '../image/process-format.js';
+import { readLimits } from '../proc/limits.js';
 
 /** RLIMIT_CPU .. RLIMIT_RTTIME */
 const RLIMIT_COUNT = 16;
@@ -48,6 +49,7 @@ export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask'
     // no executable (a kernel thread would not get here); restart leaves the husk's link
   }
   const rlimits = readLimits(pid);
+  if (rlimits.length !== RLIMIT_COUNT) throw new Error(`/proc/${pid}/limits has ${rlimits.length} limits, not ${RLIMIT_COUNT}`);
   return {
     exe,
     cwd: readlinkSync(`/proc/${pid}/cwd`),
@@ -57,26 +59,6 @@ export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask'
     rlimits,
     auxv: readFileSync(`/proc/${pid}/auxv`),
   };
-}
-
-/**
- * Resource limits from /proc/PID/limits, in resource order: prlimit(2) on a process of another
- * user needs CAP_SYS_RESOURCE, which cr may lack even as root.
- */
-function readLimits(pid: number): Rlimit64[] {
-  const lines = readFileSync(`/proc/${pid}/limits`, 'latin1').split('\n').slice(1).filter(Boolean);
-  if (lines.length !== RLIMIT_COUNT) throw new Error(`/proc/${pid}/limits has ${lines.length} limits, not ${RLIMIT_COUNT}`);
-  return lines.map((line, resource) => {
-    // "Max open files            1024                 20000                files"
-    const [soft, hard] = line.slice(26).trim().split(/\s+/);
-    const value = (v: string | undefined): number | null => {
-      if (v === 'unlimited') return null;
-      const n = Number(v);
-      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`/proc/${pid}/limits: cannot read ${JSON.stringify(line)}`);
-      return n;
-    };
-    return { resource, soft: value(soft), hard: value(hard) };
-  });
 }
 
 /** sha256 of the process's [vdso] bytes, or null when it has none. */
