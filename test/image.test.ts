@@ -1,5 +1,6 @@
 // The image file: round trip, atomic exclusive 0600 writes that never follow a symlink, and a
 // loader that answers every kind of bad image with one line and exit code 2.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -153,11 +154,15 @@ test('bad images: each refused with exit code 2 and one line saying what is wron
   refuses(handMade({ ...p, table: { ...table, pipes: [{ ...table.pipes[0], packets: [5, 5] }] } }), /packets: sum 10 is not the data length 11/);
 });
 
-test('not a file, or missing: refused with exit code 2', () => {
+test('not a file (a directory, a FIFO), or missing: refused with exit code 2', () => {
   const d = join(dir, 'notfile');
   mkdirSync(d);
   assert.throws(() => readImage(d), (e: Error) => e instanceof CrError && e.code === 2 && e.message === `${d} is a directory, not an image`);
   assert.throws(() => readImage(join(dir, 'missing')), (e: Error) => e instanceof CrError && e.code === 2 && /cannot read .*missing: ENOENT/.test(e.message));
+  // A FIFO with no writer: opening it must not wait for one.
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  assert.throws(() => readImage(fifo), (e: Error) => e instanceof CrError && e.code === 2 && e.message === `${fifo} is not a regular file`);
 });
 
 test('loadTableInput takes a JSON fd table too, and refuses bad JSON with exit code 2', () => {

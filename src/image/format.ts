@@ -60,49 +60,67 @@ export function encodeImage(image: Image): Buffer {
   return packr.pack({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
 }
 
+/** A temporary file beside an image path, to be put in place by installTemp. */
+export interface TempFile {
+  tmp: string;
+  fd: number;
+}
+
 /**
- * Write an image to path: to a temporary file beside it first (0600, O_EXCL|O_NOFOLLOW), then
- * put in place with link() (fails if path exists, whatever it is) or, with force, rename()
- * (replaces a file or a symlink itself, never what a symlink points to).
+ * Start writing an image at path: refuse a directory, or an existing path unless force, then
+ * create a temporary file beside it (0600, O_EXCL|O_NOFOLLOW, so nothing at its name is followed
+ * or reused). Errors are one-line CrErrors.
  */
-export function writeImage(path: string, image: Image, opts: { force: boolean }): void {
-  const bytes = encodeImage(image);
+export function createTemp(path: string, opts: { force: boolean }): TempFile {
   const existing = lstatOrNull(path);
   if (existing?.isDirectory()) badInput(`${path} is a directory`);
   if (existing && !opts.force) badInput(`${path} exists (use --force to replace it)`);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd: number;
   try {
-    fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    return { tmp, fd: openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600) };
   } catch (err) {
     throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
   }
-  try {
-    try {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    install(tmp, path, opts.force);
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // renamed into place, or never written
-    }
-  }
 }
 
-function install(tmp: string, path: string, force: boolean): void {
+/**
+ * Put a written and closed temporary file in place: link() (fails if path exists, whatever it
+ * is) or, with force, rename() (replaces a file or a symlink itself, never what a symlink points
+ * to). The caller unlinks tmp afterwards either way.
+ */
+export function installTemp(tmp: string, path: string, opts: { force: boolean }): void {
   try {
-    if (force) renameSync(tmp, path);
+    if (opts.force) renameSync(tmp, path);
     else linkSync(tmp, path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') badInput(`${path} exists (use --force to replace it)`);
     if (code === 'EISDIR') badInput(`${path} is a directory`);
     throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
+  }
+}
+
+/** Write an image to path atomically: whole and fsync'd, or not at all. */
+export function writeImage(path: string, image: Image, opts: { force: boolean }): void {
+  const bytes = encodeImage(image);
+  const { tmp, fd } = createTemp(path, opts);
+  try {
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+      fsyncSync(fd);
+    } catch (err) {
+      // A full disk or a quota is the user's to fix: say so in one line.
+      throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
+    } finally {
+      closeSync(fd);
+    }
+    installTemp(tmp, path, opts);
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // renamed into place
+    }
   }
 }
 
@@ -114,7 +132,8 @@ function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
   }
 }
 
-const errMessage = (err: unknown): string => {
+/** `ENOENT (open)`: a node fs error in a few words, for one-line messages. */
+export const errMessage = (err: unknown): string => {
   const e = err as NodeJS.ErrnoException;
   return e.code ? `${e.code} (${e.syscall ?? 'fs'})` : String(err);
 };
@@ -127,7 +146,8 @@ export function readImage(path: string): Image {
 function readInput(path: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, fsc.O_RDONLY);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
   } catch (err) {
     badInput(`cannot read ${path}: ${errMessage(err)}`);
   }
