@@ -1,7 +1,7 @@
 // Bad images (a bounded run of `cr fuzz-image`): thousands of mutants of real images (truncated,
 // bit-flipped, spliced, wrong envelope, lies behind a valid checksum, wrong types, deep and huge
 // values) must each be refused with exit code 2 and one line, by cr's reader and planner in this
-// process and, for a sample, by the real CLI.
+// process and, for a sample, by the real CLI: show, plan, restore -- CMD, restore --into PID.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,8 +70,8 @@ test('bounded bad-image run: every mutant refused with exit code 2 and one line,
     truncations: 10,
     huge: false,
     knownGaps: false,
-    cliSample: 16,
-    columns: ['show', 'plan'],
+    cliSample: 12,
+    columns: ['show', 'plan', 'restore', 'into'],
     timeoutMs: 30_000,
     concurrency: 3,
   });
@@ -86,9 +86,10 @@ test('bounded bad-image run: every mutant refused with exit code 2 and one line,
   }
   // Refits may leave valid images, and some must: otherwise the checksum hid every change.
   assert.ok(report.acceptedValid > 0, text);
-  assert.is(report.cli.mutants, 16);
-  assert.is(report.cli.refused.show, 16, text);
-  assert.is(report.cli.refused.plan, 16, text);
+  // Through the CLI: show, plan, restore -- CMD (nothing left running) and restore --into a live
+  // process (its fd table, run state and pipe bytes checked after each).
+  assert.is(report.cli.mutants, 12);
+  for (const column of ['show', 'plan', 'restore', 'into'] as const) assert.is(report.cli.refused[column], 12, text);
 });
 
 test('fuzz-image command: counts printed, exit 0 on a clean run, bad arguments refused', async () => {
