@@ -48,16 +48,15 @@ function stopThread(pid: number, tid: number, timeoutMs: number): number | null 
     }
     throw err;
   }
-  try {
-    interrupt(tid);
-  } catch (err) {
-    if (errnoOf(err) === 'ESRCH') return null;
-    throw err;
-  }
   let result;
   try {
+    interrupt(tid);
     result = waitStop(tid, timeoutMs);
   } catch (err) {
+    if (errnoOf(err) === 'ESRCH') return null;
+    // Seized but not stopped: not in `frozen` yet, so thaw would not let it go. A thread that
+    // never stopped cannot be detached (ESRCH) and is released when cr exits.
+    letGo(tid);
     if (err instanceof SyscallError) throw err;
     // A thread in uninterruptible sleep (state D) stops only when it leaves it.
     throw new CrError(`thread ${tid} of process ${pid} did not stop within ${timeoutMs} ms (state ${safeState(tid)})`);
@@ -66,6 +65,14 @@ function stopThread(pid: number, tid: number, timeoutMs: number): number | null 
   // PTRACE_EVENT_STOP: our interrupt, or a group-stop (the process was or got stopped), both
   // left as they are by detach. Otherwise a signal-delivery-stop for result.signal.
   return result.event === PTRACE_EVENT_STOP ? 0 : result.signal;
+}
+
+function letGo(tid: number): void {
+  try {
+    detach(tid, 0);
+  } catch {
+    // not in a ptrace stop, or gone
+  }
 }
 
 function safeState(tid: number): string {
