@@ -1,8 +1,9 @@
 // `cr dump --pid PID -o IMAGE [--force] [--skip-unsupported] [--leave-stopped] [--timings]`
 import { lstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { kill, SIGCONT } from '../../bridge/signal.js';
 import { checkpoint } from '../dump/checkpoint.js';
-import { badInput } from '../errors.js';
+import { badInput, CrError } from '../errors.js';
 import { writeImage } from '../image/format.js';
 
 const USAGE = 'usage: cr dump --pid PID -o IMAGE [--force] [--skip-unsupported] [--leave-stopped] [--timings]';
@@ -47,7 +48,14 @@ export async function run(args: string[]): Promise<number> {
   checkOutput(opts.output, opts.force);
   const { image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: opts['leave-stopped'] });
   const t = performance.now();
-  writeImage(opts.output, image, { force: opts.force });
+  try {
+    writeImage(opts.output, image, { force: opts.force });
+  } catch (err) {
+    // Left stopped for a restore that now has no image: let it run again.
+    if (!opts['leave-stopped']) throw err;
+    kill(pid, SIGCONT);
+    throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
+  }
   phases.push(['write', performance.now() - t]);
   const { fds, descs, pipes } = image.table;
   const bytes = pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
