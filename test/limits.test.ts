@@ -1,13 +1,15 @@
 // Limits (a bounded run of bench/limits.bench.ts): a process with 19,000 fds open (the hard
 // RLIMIT_NOFILE here is 20,000), one with 200 pipes of 1 MiB capacity holding bytes, one with an
-// fd at 19,999. Each is dumped whole, its image shown and planned, and the process reads back
-// exactly the bytes it queued.
+// fd at 19,999. Each is dumped whole, its image shown and planned, the process reads back exactly
+// the bytes it queued, and the image is restored into a new process whose dump equals it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../src/cli.js';
+import { compareTables } from '../src/diff/compare.js';
+import { checkpoint } from '../src/dump/checkpoint.js';
 import { readImage } from '../src/image/format.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
 import { ensureReaped } from './helpers/processes.js';
@@ -16,14 +18,15 @@ import { readBack, startHolder, type HolderSpec } from './fixtures/hardening-hol
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'cr-limits-'));
 
-/** The CLI in this process, quiet; returns the exit code and what went to stderr. */
-async function cr(args: string[]): Promise<{ code: number; stderr: string }> {
+/** The CLI in this process; returns the exit code and what went to stdout (unless quiet) and stderr. */
+async function cr(args: string[], quiet = true): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
   const err: string[] = [];
   const { log, error } = console;
-  console.log = () => {};
+  console.log = (...a: unknown[]) => void (quiet || out.push(a.join(' ')));
   console.error = (...a: unknown[]) => void err.push(a.join(' '));
   try {
-    return { code: await main(args), stderr: err.join('\n') };
+    return { code: await main(args), stdout: out.join('\n'), stderr: err.join('\n') };
   } finally {
     console.log = log;
     console.error = error;
@@ -46,9 +49,23 @@ async function dumpAtLimit(spec: HolderSpec, check: (image: string) => void): Pr
       const s = await cr(command);
       assert.is(s.code, 0, `${command[0]}: ${s.stderr}`);
     }
+    await restoredEquals(image);
     assert.is(readBack(h), '');
   } finally {
     ensureReaped(h.pid);
+  }
+}
+
+/** Restore the image into a new process (sleep, detached) and check that its dump is the image. */
+async function restoredEquals(image: string): Promise<void> {
+  const r = await cr(['restore', image, '--detach', '--', '/bin/sleep', '1000'], false);
+  assert.is(r.code, 0, r.stderr);
+  const pid = Number(r.stdout.trim());
+  try {
+    const { image: again } = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
+    assert.equal(compareTables(readImage(image).table, again.table), []);
+  } finally {
+    ensureReaped(pid);
   }
 }
 
