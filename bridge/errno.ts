@@ -14,13 +14,6 @@ export function errnoName(errno: number): string {
   return names.get(errno) ?? `E${errno}`;
 }
 
-/** Value of an errno name ('EPERM' -> 1). */
-export function errnoValue(name: string): number {
-  const value = (constants.errno as Record<string, number>)[name];
-  if (value === undefined) throw new Error(`unknown errno name ${name}`);
-  return value;
-}
-
 export class SyscallError extends Error {
   /** Name of the errno value, e.g. 'ESRCH'. */
   readonly code: string;

@@ -14,7 +14,8 @@ export const clearErrno = (): void => {
 /** Address of a Buffer's bytes, for structures that hold pointers built by hand. */
 export const addressOf = (buf: Buffer): bigint => koffi.address(buf);
 
-export const iovec = koffi.struct('iovec', { base: 'void *', len: 'size_t' });
+// Declared for the process_vm_readv/writev prototypes below, which name it.
+koffi.struct('iovec', { base: 'void *', len: 'size_t' });
 
 export const libc = {
   strerror: lib.func('const char *strerror(int errnum)') as (errnum: number) => string,

@@ -2,9 +2,8 @@
 import { check } from './errno.js';
 import { libc } from './libc.js';
 
-export const SPLICE_F_MOVE = 1;
 export const SPLICE_F_NONBLOCK = 2;
-const F_SETPIPE_SZ = 1031;
+export const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
 
 const fdsBuf = new Int32Array(2);

@@ -17,7 +17,6 @@ const PTRACE_GETREGSET = 0x4204;
 const PTRACE_SETREGSET = 0x4205;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
-const PTRACE_LISTEN = 0x4208;
 const PTRACE_PEEKSIGINFO = 0x4209;
 const PTRACE_GETSIGMASK = 0x420a;
 const PTRACE_SETSIGMASK = 0x420b;
@@ -84,11 +83,6 @@ export function contSyscall(pid: number, sig = 0): void {
 
 export function detach(pid: number, sig = 0): void {
   check(Number(libc.ptrace(PTRACE_DETACH, pid, 0, sig)), () => `ptrace(PTRACE_DETACH, pid=${pid}, ${sig ? signalName(sig) : 'sig=0'})`);
-}
-
-/** Let a tracee in a group-stop wait for SIGCONT while staying traced. */
-export function listen(pid: number): void {
-  check(Number(libc.ptrace(PTRACE_LISTEN, pid, 0, 0)), () => `ptrace(PTRACE_LISTEN, pid=${pid})`);
 }
 
 /** PTRACE_GETREGS into a raw image (REG_COUNT signed words, REG_INDEX order): no object built. */

@@ -22,7 +22,7 @@ export interface WaitResult {
   event: number;
 }
 
-export function decodeStatus(pid: number, status: number): WaitResult {
+function decodeStatus(pid: number, status: number): WaitResult {
   const low = status & 0x7f;
   if (low === 0) return { pid, status, kind: 'exited', code: (status >> 8) & 0xff, signal: 0, event: 0 };
   if ((status & 0xff) === 0x7f) {

@@ -25,7 +25,7 @@ export function listFds(pid: number): number[] {
     .sort((a, b) => a - b);
 }
 
-export interface Fdinfo {
+interface Fdinfo {
   /** may exceed 2^53 (and so be inexact) for a far-seeked file: callers check */
   pos: number;
   /** the raw `flags` line: F_GETFL plus O_CLOEXEC when the fd is close-on-exec */
@@ -33,7 +33,7 @@ export interface Fdinfo {
 }
 
 /** Parse /proc/PID/fdinfo/N text; only `pos` and `flags` matter to cr. */
-export function parseFdinfo(text: string): Fdinfo {
+function parseFdinfo(text: string): Fdinfo {
   let pos: number | undefined;
   let flags: number | undefined;
   for (const line of text.split('\n')) {
@@ -48,7 +48,7 @@ export function parseFdinfo(text: string): Fdinfo {
   return { pos, flags };
 }
 
-export function readFdinfo(pid: number, fd: number): Fdinfo {
+function readFdinfo(pid: number, fd: number): Fdinfo {
   return parseFdinfo(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
 }
 
