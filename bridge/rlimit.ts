@@ -14,15 +14,18 @@ export interface Rlimit {
 const toNumber = (v: bigint): number => (v === RLIM_INFINITY ? Infinity : Number(v));
 const toRaw = (v: number): bigint => (v === Infinity ? RLIM_INFINITY : BigInt(v));
 
+/** struct rlimit64 as prlimit64(2) takes it (also written into a tracee for an injected call). */
+export function encodeRlimit(limit: Rlimit): Buffer {
+  const raw = Buffer.alloc(16);
+  raw.writeBigUInt64LE(toRaw(limit.soft), 0);
+  raw.writeBigUInt64LE(toRaw(limit.hard), 8);
+  return raw;
+}
+
 /** Returns the old limits; sets newLimit when given. */
 export function prlimit(pid: number, resource: number, newLimit?: Rlimit): Rlimit {
   const old = Buffer.alloc(16);
-  let raw: Buffer | null = null;
-  if (newLimit) {
-    raw = Buffer.alloc(16);
-    raw.writeBigUInt64LE(toRaw(newLimit.soft), 0);
-    raw.writeBigUInt64LE(toRaw(newLimit.hard), 8);
-  }
+  const raw = newLimit ? encodeRlimit(newLimit) : null;
   check(
     libc.prlimit(pid, resource, raw, old),
     () => `prlimit(pid=${pid}, resource=${resource}${newLimit ? `, soft=${newLimit.soft}, hard=${newLimit.hard}` : ''})`,

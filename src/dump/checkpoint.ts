@@ -24,7 +24,7 @@ export interface DumpOptions {
 export type Phases = Array<[string, number]>;
 
 /** Fill in each pipe's capacity and bytes, reading them through fds of cr's own. */
-function copyPipes(pid: number, gathered: Gathered): void {
+export function copyPipes(pid: number, gathered: Gathered): void {
   if (gathered.table.pipes.length === 0) return;
   const pidfd = pidfdOpen(pid);
   try {

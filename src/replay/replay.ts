@@ -3,27 +3,22 @@
 // first disagreement stops the replay. A failure before the plan's commit can be undone exactly
 // (rollback): until then the plan only made fds at numbers the target did not have.
 import { SyscallError } from '../../bridge/errno.js';
+import { F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, F_SETFL, FD_CLOEXEC } from '../../bridge/fcntl.js';
+import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
+import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
 import { SYS } from '../inject/syscalls.js';
-import type { FdTable, Pipe } from '../model/fdtable.js';
+import { O_CLOEXEC, type FdTable, type Pipe } from '../model/fdtable.js';
 import { formatOp } from '../plan/format.js';
 import type { Op, Plan } from '../plan/ops.js';
 import { listFds } from '../proc/fds.js';
-import { readNofile, type TargetState } from './target.js';
+import { readNofile } from '../proc/limits.js';
+import type { TargetState } from './target.js';
 
 const AT_FDCWD = -100n;
-const F_DUPFD = 0n;
-const F_SETFD = 2n;
-const F_SETFL = 4n;
-const F_DUPFD_CLOEXEC = 1030n;
-const F_SETPIPE_SZ = 1031n;
-const FD_CLOEXEC = 1n;
-const O_CLOEXEC = 0o2000000n;
 const SEEK_SET = 0n;
-const RLIMIT_NOFILE = 7n;
 const FIONREAD = 0x541bn;
-const RLIM_INFINITY = 0xffffffffffffffffn;
 
 /** A replay that stopped at an op; `afterCommit` says whether rollback can still undo it. */
 export class ReplayError extends CrError {
@@ -44,14 +39,6 @@ export interface ReplayStats {
   syscallMs: number[];
   /** ms spent putting pipe bytes in (copy into the target and the writes) */
   writeMs: number;
-}
-
-/** struct rlimit64 as prlimit64(2) takes it. */
-function rlimitBytes(soft: number, hard: number): Buffer {
-  const raw = Buffer.alloc(16);
-  raw.writeBigUInt64LE(soft === Infinity ? RLIM_INFINITY : BigInt(soft), 0);
-  raw.writeBigUInt64LE(hard === Infinity ? RLIM_INFINITY : BigInt(hard), 8);
-  return raw;
 }
 
 /**
@@ -142,23 +129,23 @@ class Replayer {
         this.expect(this.timed(SYS.openat, AT_FDCWD, this.inj.put(op.path), BigInt(op.flags), 0n), op.fd);
         return;
       case 'dup2':
-        if (op.cloexec) this.expect(this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), O_CLOEXEC), op.to);
+        if (op.cloexec) this.expect(this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), BigInt(O_CLOEXEC)), op.to);
         else this.expect(this.timed(SYS.dup2, BigInt(op.from), BigInt(op.to)), op.to);
         return;
       case 'dupfd':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.from), op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, BigInt(op.min)), op.fd);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.from), BigInt(op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD), BigInt(op.min)), op.fd);
         return;
       case 'close':
         this.expect(this.timed(SYS.close, BigInt(op.fd)), 0);
         return;
       case 'setfl':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETFL, BigInt(op.flags)), 0);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)), 0);
         return;
       case 'setfd':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETFD, op.cloexec ? FD_CLOEXEC : 0n), 0);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFD), op.cloexec ? BigInt(FD_CLOEXEC) : 0n), 0);
         return;
       case 'setpipesz':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), F_SETPIPE_SZ, BigInt(op.size)), op.size);
+        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETPIPE_SZ), BigInt(op.size)), op.size);
         return;
       case 'lseek':
         this.expect(this.timed(SYS.lseek, BigInt(op.fd), BigInt(op.offset), SEEK_SET), op.offset);
@@ -167,8 +154,8 @@ class Replayer {
         this.write(op);
         return;
       case 'prlimit': {
-        this.inj.write(this.word, rlimitBytes(op.soft, op.hard));
-        this.expect(this.timed(SYS.prlimit64, 0n, RLIMIT_NOFILE, this.word, 0n), 0);
+        this.inj.write(this.word, encodeRlimit({ soft: op.soft, hard: op.hard }));
+        this.expect(this.timed(SYS.prlimit64, 0n, BigInt(RLIMIT_NOFILE), this.word, 0n), 0);
         return;
       }
       case 'commit':
@@ -240,7 +227,7 @@ export function rollback(inj: Injector, before: TargetState): void {
   }
   const now = readNofile(before.pid);
   if (now.soft !== before.rlimit.soft || now.hard !== before.rlimit.hard) {
-    inj.call('prlimit64', SYS.prlimit64, 0n, RLIMIT_NOFILE, inj.put(rlimitBytes(before.rlimit.soft, before.rlimit.hard)), 0n);
+    inj.call('prlimit64', SYS.prlimit64, 0n, BigInt(RLIMIT_NOFILE), inj.put(encodeRlimit(before.rlimit)), 0n);
   }
   const after = listFds(before.pid);
   if (after.join(',') !== before.fds.join(',')) {

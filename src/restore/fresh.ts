@@ -10,7 +10,8 @@ import { Injector } from '../inject/injector.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { PlanTarget } from '../plan/ops.js';
 import { replay } from '../replay/replay.js';
-import { readNofile, readTarget } from '../replay/target.js';
+import { readNofile } from '../proc/limits.js';
+import { readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
 import { stopwatch, type Outcome, type Phases } from './outcome.js';
 
