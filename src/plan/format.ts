@@ -1,6 +1,6 @@
 // A plan as people read it: one syscall a line, with the fd the kernel must return.
 
-import { flagNames } from '../sim/kernel.js';
+import { flagNames } from '../model/flags.js';
 import type { Op } from './ops.js';
 
 export function formatOp(op: Op): string {
