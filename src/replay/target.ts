@@ -4,8 +4,6 @@ import type { Rlimit } from '../model/fdtable.js';
 import { listFds } from '../proc/fds.js';
 import { readNofile } from '../proc/limits.js';
 
-export { readNofile };
-
 export interface TargetState {
   pid: number;
   /** fd numbers open now, ascending */

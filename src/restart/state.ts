@@ -5,6 +5,7 @@
 // no_new_privs, and last the interval timers.
 import { statSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
+import { encodeRlimit } from '../../bridge/rlimit.js';
 import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
 import type { Husk } from './husk.js';
 import { u64 } from './husk.js';
@@ -61,8 +62,7 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
   return warning;
 }
 
-const rlimitBytes = (r: { soft: number | null; hard: number | null }): Buffer =>
-  Buffer.concat([u64(r.soft === null ? RLIM_INFINITY : BigInt(r.soft)), u64(r.hard === null ? RLIM_INFINITY : BigInt(r.hard))]);
+const rlimitBytes = (r: Rlimit64): Buffer => encodeRlimit({ soft: r.soft ?? Infinity, hard: r.hard ?? Infinity });
 
 function setRlimit(husk: Husk, r: Rlimit64): string | null {
   const result = husk.syscall(NR.prlimit64, 0n, BigInt(r.resource), husk.put(rlimitBytes(r)), 0n);
