@@ -4,14 +4,13 @@
 // as they are read from the process) and END (sha256 of every byte before it). Neither writer
 // nor reader ever holds more than one run of pages. Writing is atomic like format.ts's: a
 // temporary file beside the image, linked (or with force renamed) into place once complete.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
 import { Packr, Unpackr } from 'msgpackr';
 import { badInput, CrError } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
 import type { ProcessIdentity } from '../proc/process.js';
-import { decodeImage, encodeImage, readImage, type Image } from './format.js';
+import { createTemp, decodeImage, encodeImage, errMessage, installTemp, readImage, type Image } from './format.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 export const PROCESS_FORMAT_VERSION = 1;
@@ -148,11 +147,6 @@ export interface ProcessHead {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
-const errMessage = (err: unknown): string => {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code} (${e.syscall ?? 'fs'})` : String(err);
-};
-
 /** Streams a process image to a temporary file and puts it in place at commit(). */
 export class ProcessImageWriter {
   private readonly hash: Hash = createHash('sha256');
@@ -173,16 +167,7 @@ export class ProcessImageWriter {
 
   /** Refuses an existing path (unless force) or a directory before anything is written. */
   static create(path: string, opts: { force: boolean }): ProcessImageWriter {
-    const existing = lstatOrNull(path);
-    if (existing?.isDirectory()) badInput(`${path} is a directory`);
-    if (existing && !opts.force) badInput(`${path} exists (use --force to replace it)`);
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    let fd: number;
-    try {
-      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
-    }
+    const { tmp, fd } = createTemp(path, opts);
     return new ProcessImageWriter(path, tmp, fd, opts.force);
   }
 
@@ -222,14 +207,10 @@ export class ProcessImageWriter {
       this.fd = -1;
     }
     try {
-      if (this.force) renameSync(this.tmp, this.path);
-      else linkSync(this.tmp, this.path);
+      installTemp(this.tmp, this.path, { force: this.force });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
       this.abort();
-      if (code === 'EEXIST') badInput(`${this.path} exists (use --force to replace it)`);
-      if (code === 'EISDIR') badInput(`${this.path} is a directory`);
-      throw new CrError(`cannot write ${this.path}: ${errMessage(err)}`);
+      throw err;
     }
     this.abort();
     return this.bytes;
@@ -283,14 +264,6 @@ export class ProcessImageWriter {
     }
     for (const p of parts) this.hash.update(p);
     this.bytes += total;
-  }
-}
-
-function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
-  try {
-    return lstatSync(path);
-  } catch {
-    return null;
   }
 }
 
