@@ -1,12 +1,16 @@
-// `cr dump --pid PID -o IMAGE [--force] [--skip-unsupported] [--leave-stopped] [--timings]`
+// `cr dump --pid PID -o IMAGE [--force] [--leave-stopped] [--timings]`: the whole process
+// (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
+// only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
 import { lstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { kill, SIGCONT } from '../../bridge/signal.js';
-import { checkpoint } from '../dump/checkpoint.js';
+import { checkpointProcess } from '../checkpoint/checkpoint.js';
+import { checkpoint, type Phases } from '../dump/checkpoint.js';
 import { badInput, CrError } from '../errors.js';
-import { writeImage } from '../image/format.js';
+import { writeImage, type Image } from '../image/format.js';
+import { readFdImage } from '../image/process-format.js';
 
-const USAGE = 'usage: cr dump --pid PID -o IMAGE [--force] [--skip-unsupported] [--leave-stopped] [--timings]';
+const USAGE = 'usage: cr dump --pid PID -o IMAGE [--fds-only [--skip-unsupported]] [--force] [--leave-stopped] [--timings]';
 
 function parse(args: string[]) {
   try {
@@ -15,6 +19,7 @@ function parse(args: string[]) {
       options: {
         pid: { type: 'string' },
         output: { type: 'string', short: 'o' },
+        'fds-only': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
         'skip-unsupported': { type: 'boolean', default: false },
         'leave-stopped': { type: 'boolean', default: false },
@@ -40,16 +45,22 @@ function checkOutput(path: string, force: boolean): void {
   if (!force) badInput(`${path} exists (use --force to replace it)`);
 }
 
-export async function run(args: string[]): Promise<number> {
-  const opts = parse(args);
-  if (opts.pid === undefined || opts.output === undefined) badInput(USAGE);
-  if (!/^[1-9][0-9]{0,9}$/.test(opts.pid)) badInput(`--pid: ${JSON.stringify(opts.pid)} is not a pid`);
-  const pid = Number(opts.pid);
-  checkOutput(opts.output, opts.force);
+type Options = ReturnType<typeof parse>;
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function fdSummary(image: Image): string {
+  const { fds, descs, pipes } = image.table;
+  const bytes = pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
+  return `${fds.length} fds, ${descs.length} descriptions, ${pipes.length} pipes holding ${bytes} bytes`;
+}
+
+/** The fd table only, for `restore IMAGE -- CMD` and `--into`. */
+function dumpFds(pid: number, output: string, opts: Options): Phases {
   const { image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: opts['leave-stopped'] });
   const t = performance.now();
   try {
-    writeImage(opts.output, image, { force: opts.force });
+    writeImage(output, image, { force: opts.force });
   } catch (err) {
     // Left stopped for a restore that now has no image: let it run again.
     if (!opts['leave-stopped']) throw err;
@@ -57,13 +68,36 @@ export async function run(args: string[]): Promise<number> {
     throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
   }
   phases.push(['write', performance.now() - t]);
-  const { fds, descs, pipes } = image.table;
-  const bytes = pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
   const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${d.kind}`).join(', ')})` : '';
   console.log(
-    `dumped pid ${pid} (${image.process.comm}): ${fds.length} fds, ${descs.length} descriptions, ${pipes.length} pipes holding ${bytes} bytes${dropped} -> ${opts.output}` +
-      (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+    `dumped pid ${pid} (${image.process.comm}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
   );
+  return phases;
+}
+
+/** The whole process: memory, registers, signals, fd table and the rest, for `restore IMAGE`. */
+function dumpProcess(pid: number, output: string, opts: Options): Phases {
+  const result = checkpointProcess(pid, output, { force: opts.force, leaveStopped: opts['leave-stopped'] });
+  // The fd table back from the image just written (its head and fd record only: cheap).
+  const image = readFdImage(output);
+  const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
+  console.log(
+    `dumped pid ${pid} (${image.process.comm}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
+      `(${result.zeroPages} all-zero left out), ${fdSummary(image)} -> ${output} (${size})` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+  );
+  return result.phases;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const opts = parse(args);
+  if (opts.pid === undefined || opts.output === undefined) badInput(USAGE);
+  if (!/^[1-9][0-9]{0,9}$/.test(opts.pid)) badInput(`--pid: ${JSON.stringify(opts.pid)} is not a pid`);
+  if (opts['skip-unsupported'] && !opts['fds-only']) {
+    badInput('--skip-unsupported is for --fds-only: a whole-process dump refuses what it cannot restore, since the restarted program would find it missing');
+  }
+  const pid = Number(opts.pid);
+  checkOutput(opts.output, opts.force);
+  const phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
   if (opts.timings) {
     const total = phases.reduce((n, [, ms]) => n + ms, 0);
     console.error(`timings: ${phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms`);

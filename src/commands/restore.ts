@@ -1,18 +1,25 @@
+// `cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings]`: bring a whole-process
+// image back as a new process that carries on where it was stopped (docs/restart.md).
 // `cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]`: start CMD with exactly
 // the image's fd table. `cr restore IMAGE --into PID [--exact] [--timings]`: install the image's
-// fds in a running process. IMAGE may also be a JSON fd table (docs/fd-table.md).
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+// fds in a running process. For those two IMAGE may be either kind of image, or a JSON fd table
+// (docs/fd-table.md).
+import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { killAndReap } from '../../bridge/spawn.js';
 import { badInput, CrError } from '../errors.js';
-import { loadTableInput } from '../image/format.js';
+import { inputKind, loadTableInput } from '../image/format.js';
+import { ProcessImageReader } from '../image/process-format.js';
 import type { FdTable } from '../model/fdtable.js';
+import { restartProcess, type RestartResult } from '../restart/restart.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { Outcome } from '../restore/outcome.js';
 import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
 
-const USAGE = 'usage: cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]  |  cr restore IMAGE --into PID [--exact] [--timings]';
+const USAGE =
+  'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings]  |  cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]' +
+  '  |  cr restore IMAGE --into PID [--exact] [--timings]';
 
 function parse(args: string[]) {
   const dashes = args.indexOf('--');
@@ -29,6 +36,7 @@ function parse(args: string[]) {
         exact: { type: 'boolean', default: false },
         detach: { type: 'boolean', default: false },
         pidfile: { type: 'string' },
+        'same-pid': { type: 'boolean', default: false },
         timings: { type: 'boolean', default: false },
       },
     });
@@ -39,14 +47,18 @@ function parse(args: string[]) {
   if (positionals.length !== 1) badInput(USAGE);
   if (values.into !== undefined) {
     if (dashes >= 0) badInput('--into and -- CMD exclude each other: restore into a running process or start a new one');
-    if (values.detach || values.pidfile !== undefined) badInput('--detach and --pidfile are for -- CMD, not --into');
+    if (values.detach || values.pidfile !== undefined) badInput('--detach and --pidfile are for a new process, not --into');
     if (!/^[1-9][0-9]{0,9}$/.test(values.into)) badInput(`--into: ${JSON.stringify(values.into)} is not a pid`);
   } else {
-    if (command.length === 0) badInput(USAGE);
+    if (dashes >= 0 && command.length === 0) badInput(USAGE);
     if (values.exact) badInput('--exact is for --into (a new process always gets exactly the image\'s fds)');
   }
-  return { image: positionals[0]!, command, ...values };
+  if (values['same-pid'] && (values.into !== undefined || dashes >= 0)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
+  const mode = values.into !== undefined ? 'into' : dashes >= 0 ? 'command' : 'process';
+  return { image: positionals[0]!, command, mode, ...values };
 }
+
+type Options = ReturnType<typeof parse>;
 
 /**
  * `${pid}\n` to path, put in place with rename so a reader never sees a partial file. The
@@ -87,7 +99,7 @@ function timings(outcome: Outcome): string {
 }
 
 /** Restore, then print, detach or wait as asked; returns cr's exit status. */
-async function restoreAndGo(opts: ReturnType<typeof parse>, table: FdTable, held: HeldSignals): Promise<number> {
+async function restoreAndGo(opts: Options, table: FdTable, held: HeldSignals): Promise<number> {
   let outcome: Outcome;
   try {
     outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact) : restoreFresh(table, opts.command);
@@ -100,35 +112,83 @@ async function restoreAndGo(opts: ReturnType<typeof parse>, table: FdTable, held
     console.log(`restored ${summary(table)} into pid ${outcome.pid}${opts.exact ? ', its other fds closed' : ''}`);
     return 0;
   }
-  if (!opts.detach) held.forwardTo(outcome.pid);
+  return goOn(opts, outcome.pid, held);
+}
+
+/** A new process, restored and running: wait for it, or print its pid and return (--detach). */
+async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<number> {
+  if (!opts.detach) held.forwardTo(pid);
   if (opts.pidfile !== undefined) {
     try {
-      writePidfile(opts.pidfile, outcome.pid);
+      writePidfile(opts.pidfile, pid);
     } catch (err) {
-      killAndReap(outcome.pid);
-      throw new CrError(`${(err as Error).message}; pid ${outcome.pid} was killed`);
+      killAndReap(pid);
+      throw new CrError(`${(err as Error).message}; pid ${pid} was killed`);
     }
   }
-  if (!opts.detach) return waitChild(outcome.pid);
-  console.log(String(outcome.pid));
+  if (!opts.detach) return waitChild(pid);
+  console.log(String(pid));
   return 0;
+}
+
+/** Which process image this is, refusing anything else (an fd table alone cannot be run). */
+function processImageIdentity(path: string): { pid: number; comm: string } {
+  if (inputKind(path) !== 'process') {
+    loadTableInput(path); // refuses what is no image at all, in its words
+    badInput(`${path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
+  }
+  const reader = ProcessImageReader.open(path);
+  reader.close();
+  return { pid: reader.head.process.pid, comm: reader.head.process.comm };
+}
+
+/** Restart a whole-process image, then wait for it or detach as asked. */
+async function restartAndGo(opts: Options, was: { pid: number; comm: string }, held: HeldSignals): Promise<number> {
+  // The pid it had is free or not now; a taken one is no reason to refuse the restart.
+  const taken = opts['same-pid'] && existsSync(`/proc/${was.pid}`);
+  let result: RestartResult;
+  try {
+    result = restartProcess(opts.image, { samePid: opts['same-pid'] && !taken });
+  } finally {
+    await settle();
+  }
+  for (const warning of result.warnings) console.error(`cr restore: warning: ${warning}`);
+  if (opts.timings) {
+    const total = result.phases.reduce((n, [, ms]) => n + ms, 0);
+    console.error(`timings: ${result.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms; ${result.pages} pages written`);
+  }
+  const which =
+    result.pid === was.pid
+      ? `the pid it had when dumped`
+      : `a new pid (it was ${was.pid} when dumped${taken ? `; --same-pid, but ${was.pid} is in use` : ''})`;
+  console.error(`cr restore: ${was.comm} restarted as pid ${result.pid}, ${which}`);
+  return goOn(opts, result.pid, held);
 }
 
 export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
+  if (opts.mode === 'process') {
+    const was = processImageIdentity(opts.image);
+    return supervised((held) => restartAndGo(opts, was, held));
+  }
   const { table, image } = loadTableInput(opts.image);
   const dropped = image?.dropped ?? [];
   if (dropped.length > 0) {
     console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`);
   }
+  return supervised((held) => restoreAndGo(opts, table, held));
+}
+
+/** Run a restore with the signals cr gets held (src/restore/supervise.ts); returns cr's exit status. */
+async function supervised(restore: (held: HeldSignals) => Promise<number>): Promise<number> {
   const held = new HeldSignals();
   let code: number;
   let signal: number | null;
   try {
-    code = await restoreAndGo(opts, table, held);
+    code = await restore(held);
   } finally {
     signal = held.release();
   }
-  // A signal that came during the restore, and went to no CMD, ends cr now that it is done.
+  // A signal that came during the restore, and went to no new process, ends cr now that it is done.
   return signal === null ? code : 128 + signal;
 }

@@ -1,8 +1,9 @@
-// `cr show IMAGE [--json]`: an image (or a JSON fd table) as a readable table, or as the JSON
-// fd table `plan` accepts.
+// `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
+// as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
 import { parseArgs } from 'node:util';
 import { badInput } from '../errors.js';
-import { loadTableInput, type Image } from '../image/format.js';
+import { loadTableInput, type Image, type ProcessSummary } from '../image/format.js';
+import { decodeRegs } from '../image/process-format.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 
@@ -71,6 +72,21 @@ function renderHeader(path: string, image: Image): string[] {
   ];
 }
 
+const bytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+
+/** What a whole-process image holds besides the fd table: memory, registers, where it runs from. */
+function renderProcess(summary: ProcessSummary): string[] {
+  const { head, pageBytes } = summary;
+  const regs = decodeRegs(head.regs);
+  const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
+  return [
+    `whole process: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe?.path ?? '(gone)'}, cwd ${head.cwd}`,
+    `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
+      `${head.signals.pending.length} pending signals; dumped on Linux ${head.kernel}`,
+    '',
+  ];
+}
+
 export async function run(args: string[]): Promise<number> {
   let parsed;
   try {
@@ -80,12 +96,12 @@ export async function run(args: string[]): Promise<number> {
   }
   if (parsed.positionals.length !== 1) badInput(USAGE);
   const path = parsed.positionals[0]!;
-  const { table, image } = loadTableInput(path);
+  const { table, image, process: whole } = loadTableInput(path);
   if (parsed.values.json) {
     console.log(JSON.stringify(table, null, 2));
     return 0;
   }
-  const lines = [...(image ? renderHeader(path, image) : []), ...renderTable(table)];
+  const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTable(table)];
   for (const d of image?.dropped ?? []) lines.push(`dropped fd ${d.fd} (${d.kind}): ${d.reason}`);
   console.log(lines.join('\n'));
   return 0;

@@ -3,12 +3,14 @@
 // process identity, the fd table, what dump dropped). Writing is atomic, 0600, exclusive unless
 // forced, and never follows a symlink at the image path. Reading trusts nothing.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
 import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
 import { parseTable } from '../model/validate.js';
+// A cycle (process-format.ts reads its fd-table record with decodeImage): only functions cross it.
+import { PROCESS_MAGIC, ProcessImageReader, type ProcessHead } from './process-format.js';
 
 export const IMAGE_MAGIC = 'cr-fd-image';
 export const IMAGE_FORMAT_VERSION = 1;
@@ -144,6 +146,11 @@ export function readImage(path: string): Image {
 }
 
 function readInput(path: string): Buffer {
+  return withInput(path, (fd) => readFileSync(fd));
+}
+
+/** fn on path opened for reading, once it is known to be a regular file; errors are one-line badInputs. */
+function withInput<T>(path: string, fn: (fd: number) => T): T {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
@@ -155,13 +162,21 @@ function readInput(path: string): Buffer {
     const st = fstatSync(fd);
     if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
     if (!st.isFile()) badInput(`${path} is not a regular file`);
-    return readFileSync(fd);
+    return fn(fd);
   } catch (err) {
     if (err instanceof CrError) throw err;
     badInput(`cannot read ${path}: ${errMessage(err)}`);
   } finally {
     closeSync(fd);
   }
+}
+
+/** What kind of input path holds, judged by its first bytes: a whole-process image or not. */
+export function inputKind(path: string): 'process' | 'other' {
+  return withInput(path, (fd) => {
+    const magic = Buffer.alloc(PROCESS_MAGIC.length);
+    return readSync(fd, magic, 0, magic.length, 0) === magic.length && magic.equals(PROCESS_MAGIC) ? 'process' : 'other';
+  });
 }
 
 /** Decode and validate image bytes; `name` is used in messages. */
@@ -268,11 +283,29 @@ function validTable(input: unknown, name: string): FdTable {
   }
 }
 
+/** What `show` tells of a whole-process image besides its fd table. */
+export interface ProcessSummary {
+  head: ProcessHead;
+  /** bytes of page contents the image holds */
+  pageBytes: number;
+}
+
 /**
- * Input for `plan` (and `show`): an image, or a JSON fd table (docs/fd-table.md). A file whose
- * first non-blank byte is `{` is JSON; anything else must be an image.
+ * Input for `plan`, `show`, `diff` and `restore`: a whole-process image (its fd table; the whole
+ * file is read, so a corrupt or truncated one is refused), an fd-table image, or a JSON fd table
+ * (docs/fd-table.md). A file whose first non-blank byte is `{` is JSON.
  */
-export function loadTableInput(path: string): { table: FdTable; image?: Image } {
+export function loadTableInput(path: string): { table: FdTable; image?: Image; process?: ProcessSummary } {
+  if (inputKind(path) === 'process') {
+    const reader = ProcessImageReader.open(path);
+    try {
+      let pageBytes = 0;
+      for (const run of reader.pages()) pageBytes += run.data.length;
+      return { table: reader.fdImage.table, image: reader.fdImage, process: { head: reader.head, pageBytes } };
+    } finally {
+      reader.close();
+    }
+  }
   const bytes = readInput(path);
   const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first !== 0x7b) {
