@@ -80,7 +80,11 @@ export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 export const O_SYNC = 0o4010000;
 export const O_PATH = 0o10000000;
-/** The status flags F_SETFL may change (fs/fcntl.c SETFL_MASK). */
+/**
+ * The status flags that may differ from what creation gave: the kernel's SETFL_MASK
+ * (fs/fcntl.c) plus O_ASYNC, which F_SETFL sets only through a file's ->fasync (pipes have
+ * one; regular files and most devices get O_ASYNC from open() alone).
+ */
 export const SETFL_MASK = O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT | O_ASYNC;
 /** Pipe capacity the kernel gives a new pipe (16 pages). */
 export const DEFAULT_PIPE_CAPACITY = 65536;

@@ -12,6 +12,7 @@ import {
   O_DSYNC,
   O_LARGEFILE,
   O_NOATIME,
+  O_NOFOLLOW,
   O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
@@ -30,7 +31,7 @@ export const PAGE_SIZE = 4096;
 const PATH_MAX = 4096;
 const MAX_ID = 2 ** 31 - 1;
 /** Status flags F_GETFL can report for the kinds we handle (docs/fd-table.md). */
-const KNOWN_FLAGS = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_DSYNC | O_SYNC | O_LARGEFILE;
+const KNOWN_FLAGS = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_DSYNC | O_SYNC | O_LARGEFILE | O_NOFOLLOW;
 const FLAG_NAMES: Array<[number, string]> = [
   [O_CLOEXEC, 'O_CLOEXEC'],
   [0o100, 'O_CREAT'],
@@ -38,7 +39,6 @@ const FLAG_NAMES: Array<[number, string]> = [
   [0o400, 'O_NOCTTY'],
   [0o1000, 'O_TRUNC'],
   [0o200000, 'O_DIRECTORY'],
-  [0o400000, 'O_NOFOLLOW'],
   [0o10000000, 'O_PATH'],
   [0o20000000, '__O_TMPFILE'],
 ];
@@ -208,6 +208,8 @@ function parseDesc(value: unknown, where: string): Desc {
   let flags = parseFlags(get(obj, 'flags'), `${where}.flags`);
   // open() adds O_LARGEFILE on x86_64, so a description opened by path always has it.
   if (kind === 'fifo' || kind === 'file' || kind === 'chr') flags = (flags | O_LARGEFILE) >>> 0;
+  // f_flags keeps O_NOFOLLOW, but /proc/PID/fd/N is a symlink: reopening a pipe with it is ELOOP.
+  if (kind === 'pipe' && (flags & O_NOFOLLOW) !== 0) badInput(`${where}.flags: a pipe end cannot have O_NOFOLLOW (its reopen through /proc would fail with ELOOP)`);
   const desc: Desc = { id, kind, flags };
   if (rule.pipe) desc.pipe = integer(get(obj, 'pipe'), `${where}.pipe`, 0, MAX_ID);
   const path = get(obj, 'path');
