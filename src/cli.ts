@@ -2,10 +2,10 @@
 import { CrError } from './errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
-  dump: { summary: 'dump --pid PID -o IMAGE      checkpoint a process', load: () => import('./commands/dump.js') },
+  dump: { summary: 'dump --pid PID -o IMAGE [--fds-only]   checkpoint a whole process (or only its fd table)', load: () => import('./commands/dump.js') },
   show: { summary: 'show IMAGE [--json]          print an image', load: () => import('./commands/show.js') },
   plan: { summary: 'plan INPUT [--json] [--target-fds LIST] [--rlimit N]   plan a restore and verify it', load: () => import('./commands/plan.js') },
-  restore: { summary: 'restore IMAGE -- CMD | --into PID   restore an fd table', load: () => import('./commands/restore.js') },
+  restore: { summary: 'restore IMAGE [--detach] [--same-pid]   restart a dumped process where it stopped\n  restore IMAGE -- CMD | --into PID   give a new or running process the image\'s fd table', load: () => import('./commands/restore.js') },
   diff: { summary: 'diff A B                     compare two images', load: () => import('./commands/diff.js') },
   fuzz: { summary: 'fuzz [--seed N] [--count N]  check the planner on random tables', load: () => import('./commands/fuzz.js') },
   'fuzz-image': { summary: 'fuzz-image [IMAGE...]        check that bad images are refused cleanly', load: () => import('./commands/fuzz-image.js') },

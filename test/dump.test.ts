@@ -46,7 +46,7 @@ async function withFixture(scenario: string, fn: (fx: Fixture) => void | Promise
 
 async function dumpOk(fx: Fixture, extra: string[] = []): Promise<string> {
   const image = join(fx.dir, 'image');
-  const r = await cr(['dump', '--pid', String(fx.pid), '-o', image, ...extra]);
+  const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image, ...extra]);
   assert.is(r.code, 0, r.stderr);
   return image;
 }
@@ -292,7 +292,7 @@ test('freezing during a flood of queued signals loses none (signal-delivery-stop
 
 test('packets and plain bytes in one pipe: refused with one line, bytes untouched', async () => {
   await withFixture('mixed', async (fx) => {
-    const r = await cr(['dump', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
+    const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: the pipe at fd 3 \(read\), fd 4 \(write\) holds packet-mode \(O_DIRECT\) data and plain bytes together/);
     assert.is(r.stderr.trim().split('\n').length, 1);
@@ -305,7 +305,7 @@ test('packets and plain bytes in one pipe: refused with one line, bytes untouche
 test('unsupported fds: one line naming the fd and its kind; --skip-unsupported drops and records them', async () => {
   await withFixture('unsupported', async (fx) => {
     const image = join(fx.dir, 'image');
-    const r = await cr(['dump', '--pid', String(fx.pid), '-o', image]);
+    const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image]);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: sockets are not supported\); --skip-unsupported leaves it out\n$/);
     assert.not.ok(existsSync(image));
@@ -326,7 +326,7 @@ test('unsupported fds: one line naming the fd and its kind; --skip-unsupported d
 
 test('a deleted file is refused with a clear error', async () => {
   await withFixture('deleted', async (fx) => {
-    const r = await cr(['dump', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
+    const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: fd 3 is a deleted file, which cr cannot dump \(.*gone \(deleted\): deleted files are not supported yet/);
     assertRunning(fx.pid);
@@ -347,7 +347,7 @@ test('--leave-stopped: the process stays stopped, then runs on with its bytes wh
 test('--leave-stopped, but the image cannot be written: the process is not left stopped', async () => {
   await withFixture('seed', async (fx) => {
     const image = join(fx.dir, 'missing-dir', 'image');
-    const r = await cr(['dump', '--pid', String(fx.pid), '-o', image, '--leave-stopped']);
+    const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image, '--leave-stopped']);
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr dump: cannot write .*missing-dir\/image: ENOENT \(open\); pid \d+ was not left stopped\n$/);
     // A stopped fixture would never answer SIGUSR1.
@@ -373,10 +373,10 @@ test('a process that was stopped before the dump stays stopped after it', async 
 });
 
 test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
-  let r = crProcess(['dump', '--pid', '4000000', '-o', join(imageDir, 'none')]);
+  let r = crProcess(['dump', '--fds-only', '--pid', '4000000', '-o', join(imageDir, 'none')]);
   assert.is(r.code, 1);
   assert.is(r.stderr, 'cr dump: no process with pid 4000000\n');
-  r = await cr(['dump', '--pid', 'abc', '-o', join(imageDir, 'none')]);
+  r = await cr(['dump', '--fds-only', '--pid', 'abc', '-o', join(imageDir, 'none')]);
   assert.is(r.code, 2);
   r = await cr(['dump', '-o', join(imageDir, 'none')]);
   assert.is(r.code, 2);
@@ -385,7 +385,7 @@ test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cr-nobody-'));
     chownSync(out, NOBODY, NOBODY);
     try {
-      const denied = crProcess(['dump', '--pid', String(fx.pid), '-o', join(out, 'image')], asUser(NOBODY));
+      const denied = crProcess(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(out, 'image')], asUser(NOBODY));
       assert.is(denied.code, 1);
       assert.match(denied.stderr, new RegExp(`^cr dump: may not trace process ${fx.pid}: ptrace\\(PTRACE_SEIZE, pid=${fx.pid}, options=0x0\\): EPERM .*\\n$`));
       assertRunning(fx.pid);
@@ -399,7 +399,7 @@ test('a process another tracer holds is refused, and left to that tracer', async
   await withFixture('seed', async (fx) => {
     seizeAndStop(fx.pid);
     try {
-      const r = await cr(['dump', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
+      const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
       assert.is(r.code, 1);
       assert.is(r.stderr, `cr dump: process ${fx.pid} is already traced by pid ${process.pid}\n`);
     } finally {
@@ -414,7 +414,7 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
   await withFixture('seed', async (fx) => {
     const image = join(fx.dir, 'image');
     writeFileSync(image, 'precious');
-    let r = await cr(['dump', '--pid', String(fx.pid), '-o', image]);
+    let r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image]);
     assert.is(r.code, 2);
     assert.is(r.stderr, `cr dump: ${image} exists (use --force to replace it)\n`);
     assert.is(readFileSync(image, 'utf8'), 'precious');
@@ -422,7 +422,7 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
     const dir = join(fx.dir, 'adir');
     mkdirSync(dir);
     for (const extra of [[], ['--force']]) {
-      r = await cr(['dump', '--pid', String(fx.pid), '-o', dir, ...extra]);
+      r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', dir, ...extra]);
       assert.is(r.code, 2);
       assert.is(r.stderr, `cr dump: ${dir} is a directory\n`);
     }
@@ -431,10 +431,10 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
     writeFileSync(target, 'not to be touched');
     const link = join(fx.dir, 'link');
     symlinkSync(target, link);
-    r = await cr(['dump', '--pid', String(fx.pid), '-o', link]);
+    r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', link]);
     assert.is(r.code, 2);
     await dumpOk(fx, ['--force']);
-    r = await cr(['dump', '--pid', String(fx.pid), '-o', link, '--force']);
+    r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', link, '--force']);
     assert.is(r.code, 0, r.stderr);
     assert.ok(lstatSync(link).isFile());
     assert.is(readFileSync(target, 'utf8'), 'not to be touched');

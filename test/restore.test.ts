@@ -26,7 +26,7 @@ const READER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'restore-reade
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-restore-${what}-`)));
 
 async function dump(pid: number, image: string): Promise<void> {
-  const r = await cr(['dump', '--pid', String(pid), '-o', image]);
+  const r = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', image]);
   assert.is(r.code, 0, r.stderr);
 }
 
@@ -515,7 +515,7 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
   try {
     waitFile(dir, 'ready');
     const image = join(dir, 'original.img');
-    const dumped = await cr(['dump', '--pid', String(pid), '-o', image, '--skip-unsupported']);
+    const dumped = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', image, '--skip-unsupported']);
     assert.is(dumped.code, 0, dumped.stderr);
     const readerDir = join(dir, 'reader');
     mkdirSync(readerDir);
