@@ -50,7 +50,7 @@ async function freshSeed(): Promise<Seed> {
   const target = LiveTarget.start();
   try {
     const image = join(dir, 'fresh.img');
-    const r = await cr(['dump', '--pid', String(target.pid), '-o', image]);
+    const r = await cr(['dump', '--fds-only', '--pid', String(target.pid), '-o', image]);
     assert.is(r.code, 0, r.stderr);
     assert.is(target.check(), '');
     return { name: 'fresh dump', bytes: readFileSync(image) };

@@ -83,7 +83,7 @@ interface Timing {
 async function calibrate(h: Holder): Promise<Timing> {
   const image = join(dir, `calibrate-${h.pid}.img`);
   const t0 = performance.now();
-  const cr = startCr(['dump', '--pid', String(h.pid), '-o', image]);
+  const cr = startCr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image]);
   let first = 0;
   let last = 0;
   while (!cr.done()) {
@@ -120,7 +120,7 @@ async function killTrials(spec: HolderSpec, seed: number, tally: Tally): Promise
     const rng = new Rng(seed);
     for (let i = 0; i < TRIALS_PER_HOLDER; i++) {
       const image = join(dir, `h${h.pid}-t${i}.img`);
-      const cr = startCr(['dump', '--pid', String(h.pid), '-o', image]);
+      const cr = startCr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image]);
       const t0 = performance.now();
       if (rng.chance(0.25)) {
         await spinUntil(t0 + rng.below(Math.ceil(timing.totalMs * 1.1)), cr.done);
@@ -343,7 +343,7 @@ test('a target that cannot stop (in vfork, state D): the dump gives up within it
       if (Date.now() > deadline) assert.unreachable('the vforker did not block');
       sleepMs(2);
     }
-    const cr = startCr(['dump', '--pid', String(pid), '-o', join(dir, 'vfork.img')]);
+    const cr = startCr(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'vfork.img')]);
     const end = await cr.end;
     assert.is(end.code, 1, end.stderr);
     assert.match(end.stderr, new RegExp(`^cr dump: thread ${pid} of process ${pid} did not stop within 5000 ms \\(state D\\)\\n$`));

@@ -38,7 +38,7 @@ async function dumpAtLimit(spec: HolderSpec, check: (image: string) => void): Pr
   try {
     const before = fdSnapshot(h.pid);
     const image = join(dir, `limit-${h.pid}.img`);
-    const r = await cr(['dump', '--pid', String(h.pid), '-o', image]);
+    const r = await cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image]);
     assert.is(r.code, 0, r.stderr);
     assert.is(runState(h.pid), '');
     assert.is(fdSnapshot(h.pid), before);

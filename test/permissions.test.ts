@@ -55,7 +55,7 @@ test('an unprivileged user dumps their own process: 0600 image of theirs, whatev
     const before = fdSnapshot(h.pid);
     for (const umask of ['000', '022', '077']) {
       const image = join(d, `own-${umask}.img`);
-      const r = cr(['dump', '--pid', String(h.pid), '-o', image], NOBODY, umask);
+      const r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image], NOBODY, umask);
       assert.is(r.code, 0, r.stderr);
       const st = statSync(image);
       assert.is(st.mode & 0o777, 0o600, `umask ${umask}`);
@@ -85,7 +85,7 @@ test('another user\'s process (root\'s, or another unprivileged uid\'s) is refus
     for (const h of holders) {
       const before = fdSnapshot(h.pid);
       const image = join(d, `theirs-${h.pid}.img`);
-      const r = cr(['dump', '--pid', String(h.pid), '-o', image], NOBODY);
+      const r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image], NOBODY);
       assert.is(r.code, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^cr dump: may not trace process ${h.pid}: ptrace\\(PTRACE_SEIZE, pid=${h.pid}, options=0x0\\): EPERM \\(Operation not permitted\\)\\n$`));
       assert.is(r.stdout, '');
@@ -110,22 +110,22 @@ test('an image is never written through a symlink, never over an existing file, 
   try {
     const link = join(d, 'link.img');
     symlinkSync(precious, link);
-    let r = cr(['dump', '--pid', String(h.pid), '-o', link], NOBODY);
+    let r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', link], NOBODY);
     assert.is(r.code, 2, r.stderr);
     assert.is(r.stderr, `cr dump: ${link} exists (use --force to replace it)\n`);
     // --force replaces the symlink itself, never what it points to.
-    r = cr(['dump', '--pid', String(h.pid), '-o', link, '--force'], NOBODY);
+    r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', link, '--force'], NOBODY);
     assert.is(r.code, 0, r.stderr);
     assert.ok(lstatSync(link).isFile());
     assert.is(readFileSync(precious, 'utf8'), 'root data');
     // A dangling symlink counts as existing too: O_EXCL semantics, not "exists and is a file".
     const dangling = join(d, 'dangling.img');
     symlinkSync(join(rootDir, 'would-be-created'), dangling);
-    r = cr(['dump', '--pid', String(h.pid), '-o', dangling], NOBODY);
+    r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', dangling], NOBODY);
     assert.is(r.code, 2, r.stderr);
     assert.not.ok(existsSync(join(rootDir, 'would-be-created')));
     // Into a directory the user may not write: one line, nothing left.
-    r = cr(['dump', '--pid', String(h.pid), '-o', join(rootDir, 'x.img')], NOBODY);
+    r = cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', join(rootDir, 'x.img')], NOBODY);
     assert.is(r.code, 1, r.stderr);
     assert.match(r.stderr, /^cr dump: cannot write .*x\.img: EACCES \(open\)\n$/);
     const left = spawnSync('ls', ['-A', d], { encoding: 'utf8' }).stdout.split('\n').filter((n) => n.endsWith('.tmp'));
@@ -144,7 +144,7 @@ test('an image the user may not read is refused in one line by show and plan', (
   const h = startHolder(SPEC, d);
   try {
     const image = join(d, 'root.img');
-    assert.is(cr(['dump', '--pid', String(h.pid), '-o', image]).code, 0);
+    assert.is(cr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image]).code, 0);
     assert.is(statSync(image).uid, 0);
     for (const command of ['show', 'plan']) {
       const r = cr([command, image], NOBODY);
