@@ -74,7 +74,7 @@ async function withDumpedCounter(fn: (c: Counter) => Promise<void>): Promise<voi
     const r = await cr(['dump', '--pid', String(pid), '-o', image, '--leave-stopped']);
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stderr, '');
-    assert.match(r.stdout, new RegExp(`^dumped pid ${pid} \\(prog-\\w+\\), the whole process: \\d+ mappings, \\d+ pages of memory .*, 3 fds, 3 descriptions, 1 pipes holding \\d+ bytes -> ${image} \\(.*\\) \\(process left stopped\\)\\n$`));
+    assert.match(r.stdout, new RegExp(`^dumped pid ${pid} \\(prog-\\w+\\), the whole process: \\d+ mappings, \\d+ pages of memory .*, 3 fds, 3 descriptions, 1 pipe holding \\d+ bytes -> ${image} \\(.*\\) \\(process left stopped\\)\\n$`));
     ensureReaped(pid);
     await fn({ dir, out, stop, image, pid, dumped: lineCount(out), adopt: (p) => (pids.push(p), p) });
   } finally {

@@ -1,7 +1,10 @@
-// `cr demo`: the whole story on a real process, told step by step. A small python3 program builds
-// the seed patch's tricky layout, cr dumps it, restores the image into a brand-new process,
-// dumps that one too and compares, then both processes read their pipes to show the bytes made
-// it across. Needs no arguments; leaves its images in a temporary directory for a closer look.
+// `cr demo`: the whole story on real processes, told step by step. First the fd table: a small
+// python3 program builds the seed patch's tricky layout, cr dumps its fd table, restores it into
+// a brand-new process, dumps that one too and compares, then both processes read their pipes to
+// show the bytes made it across. Then the whole process: a counter (C if cc can build it, else
+// python3) is dumped, killed and restarted, and carries on from the next number. Needs no
+// arguments; leaves its images in a temporary directory for a closer look.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -13,6 +16,7 @@ import { formatOp } from '../plan/format.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { run as diffCommand } from './diff.js';
 import { run as dumpCommand } from './dump.js';
+import { run as restoreCommand } from './restore.js';
 import { run as showCommand } from './show.js';
 
 const QUEUED = 'hello from the original process\n';
@@ -52,6 +56,37 @@ signal.sigwait([signal.SIGUSR1])
 put(json.dumps({str(fd): os.read(fd, 4096).decode() for fd in (9, 5)}), "read.json")
 `;
 
+// The counter of the whole-process part, in C and in python3: writes 1, 2, 3, ... to OUT, one
+// number a line every 20 ms, and exits 0 once STOP exists.
+const COUNTER_C = `#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  FILE *out = fopen(argv[1], "a");
+  if (!out) return 1;
+  for (long i = 1;; i++) {
+    fprintf(out, "%ld\\n", i);
+    fflush(out);
+    if (access(argv[2], F_OK) == 0) return 0;
+    struct timespec pause = {0, 20000000};
+    nanosleep(&pause, NULL);
+  }
+}
+`;
+const COUNTER_PY = `
+import os, sys, time
+out, stop = sys.argv[1], sys.argv[2]
+i = 0
+while True:
+    i += 1
+    with open(out, "a") as f:
+        f.write("%d\\n" % i)
+    if os.path.exists(stop):
+        sys.exit(0)
+    time.sleep(0.02)
+`;
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 function waitForFile(path: string, pid: number): string {
@@ -75,20 +110,27 @@ function findPython(): string {
 const say = (text = ''): void => console.log(text);
 const indent = (text: string): string => text.replace(/\n$/, '').replace(/^(?=.)/gm, '    ');
 
-/** Run a cr command in this process, printing it as the user would type it and indenting its output. */
-async function shell(args: string[], run: (args: string[]) => Promise<number>): Promise<void> {
+/**
+ * Run a cr command in this process, printing it as the user would type it and indenting what it
+ * prints (stdout and stderr, as a terminal shows them); returns its stdout.
+ */
+async function shell(args: string[], run: (args: string[]) => Promise<number>): Promise<string> {
   say(`  $ cr ${args.join(' ')}`);
   const out: string[] = [];
-  const { log } = console;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  const stdout: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void (out.push(a.join(' ')), stdout.push(a.join(' ')));
+  console.error = (...a: unknown[]) => void out.push(a.join(' '));
   let code: number;
   try {
     code = await run(args.slice(1));
   } finally {
     console.log = log;
+    console.error = error;
   }
   say(indent(out.join('\n')));
   if (code !== 0) throw new CrError(`cr ${args[0]} ended with status ${code} (see above)`);
+  return stdout.join('\n');
 }
 
 /** Have a demo process read its pipes; returns what it read from fds 9 and 5, once it is reaped. */
@@ -99,6 +141,77 @@ function readPipes(pid: number, dir: string, running: Set<number>): Record<strin
   running.delete(pid);
   if (end.kind !== 'exited' || end.code !== 0) throw new CrError(`demo process ${pid} ended badly (${end.kind} ${end.code})`);
   return said;
+}
+
+/** The counter as a command: the C one if cc builds it, else the python3 one. */
+function counterCommand(dir: string, python: string): { argv: string[]; what: string } {
+  const source = join(dir, 'counter.c');
+  const exe = join(dir, 'counter');
+  writeFileSync(source, COUNTER_C);
+  try {
+    // cc runs to its end before any process is traced: child_process is safe here.
+    execFileSync('cc', ['-O1', '-o', exe, source], { stdio: 'ignore' });
+    return { argv: [exe], what: 'a small C program' };
+  } catch {
+    const script = join(dir, 'counter.py');
+    writeFileSync(script, COUNTER_PY);
+    return { argv: [python, '-S', script], what: 'a small python3 program, as there is no C compiler here' };
+  }
+}
+
+const linesOf = (path: string): string[] => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(0, -1) : []);
+
+function waitForLines(path: string, n: number, pid: number): string[] {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const lines = linesOf(path);
+    if (lines.length >= n) return lines;
+    if (!existsSync(`/proc/${pid}`) || Date.now() > deadline) throw new CrError(`the counter ${pid} did not count to ${n}`);
+    Atomics.wait(sleeper, 0, 0, 5);
+  }
+}
+
+/** Part two: a counter dumped whole, killed, restarted; it must carry on from the next number. */
+async function wholeProcess(dir: string, python: string, running: Set<number>): Promise<void> {
+  const counter = counterCommand(dir, python);
+  const out = join(dir, 'counted.txt');
+  const stop = join(dir, 'stop');
+  const image = join(dir, 'counter.img');
+  say('Now the whole process, not just its fds.');
+  say();
+  const pid = spawn([...counter.argv, out, stop], { fds: [] });
+  running.add(pid);
+  const early = waitForLines(out, 10, pid);
+  say(`Step 6. Started a counter (pid ${pid}), ${counter.what}. It writes 1, 2, 3, ... into`);
+  say(`${out}, one number every 20 ms; it has reached ${early[early.length - 1]} by now.`);
+  say();
+  say('Step 7. Dump the whole process: its memory, registers, signal state, limits and fds. With');
+  say('--leave-stopped it stays stopped afterwards, so it counts no further. Then kill it:');
+  await shell(['dump', '--pid', String(pid), '-o', image, '--leave-stopped'], dumpCommand);
+  killAndReap(pid);
+  running.delete(pid);
+  const dumped = linesOf(out);
+  const last = Number(dumped[dumped.length - 1]);
+  say(`  $ kill -9 ${pid}`);
+  say(`  The counter is gone. The last number it wrote was ${last}.`);
+  say();
+  say('Step 8. Restore the image. cr starts a new process, rebuilds the dumped one inside it (memory,');
+  say('fds, registers and the rest), checks the image\'s checksum, and only then lets it run on from the');
+  say('very instruction where it was stopped:');
+  const restored = Number(await shell(['restore', image, '--detach'], restoreCommand));
+  running.add(restored);
+  const after = waitForLines(out, dumped.length + 5, restored);
+  say(`  A moment later ${out} goes on:`);
+  say(`    ... ${after.slice(dumped.length - 3, dumped.length).join(', ')} | ${after.slice(dumped.length, dumped.length + 5).join(', ')} ...`);
+  if (after.some((line, i) => Number(line) !== i + 1)) throw new CrError(`the restored counter did not carry on from ${last + 1}`);
+  say(`  The restored process (pid ${restored}) carried on with ${last + 1}: no number lost, none repeated.`);
+  say();
+  writeFileSync(stop, '');
+  const end = reap(restored, 10_000);
+  running.delete(restored);
+  if (end.kind !== 'exited' || end.code !== 0) throw new CrError(`the restored counter ended badly (${end.kind} ${end.code})`);
+  say(`Step 9. Tell it to stop (it checks for ${stop}): pid ${restored} exited with status 0.`);
+  say();
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -113,7 +226,8 @@ export async function run(args: string[]): Promise<number> {
   const restored = join(dir, 'restored.img');
   const running = new Set<number>();
   try {
-    say('cr demo: checkpoint a process\'s pipes, then bring them back in another process.');
+    say('cr demo: checkpoint a process\'s fds and pipes and bring them back in another process; then');
+    say('checkpoint a whole process, kill it, and bring it back to carry on where it was.');
     say();
     const pid = spawn([python, '-S', program, 'build', originalDir], { fds: [] });
     running.add(pid);
@@ -126,9 +240,10 @@ export async function run(args: string[]): Promise<number> {
     say(`  - fd 5, the read end of a second pipe whose write end is closed (half-closed), still holding ${ORPHANED.length} bytes.`);
     say('  Nothing else is open in it: not even fds 0, 1 and 2.');
     say();
-    say('Step 2. Dump it. cr stops the process for a moment, reads its fd table from /proc, copies the');
-    say('queued bytes without taking them out of the pipes, lets the process go, and writes an image:');
-    await shell(['dump', '--pid', String(pid), '-o', original], dumpCommand);
+    say('Step 2. Dump its fd table (--fds-only: the fds, not the whole process). cr stops the process for');
+    say('a moment, reads its fd table from /proc, copies the queued bytes without taking them out of the');
+    say('pipes, lets the process go, and writes an image:');
+    await shell(['dump', '--fds-only', '--pid', String(pid), '-o', original], dumpCommand);
     await shell(['show', original], showCommand);
     say();
     say('Step 3. Restore the image into a brand-new process. cr starts it stopped before its first');
@@ -146,7 +261,7 @@ export async function run(args: string[]): Promise<number> {
     say();
     say(`Step 4. Dump the new process too, and compare the two images (fd numbers, sharing, pipe ends,`);
     say('flags, close-on-exec, capacities, queued bytes, limits):');
-    await shell(['dump', '--pid', String(outcome.pid), '-o', restored], dumpCommand);
+    await shell(['dump', '--fds-only', '--pid', String(outcome.pid), '-o', restored], dumpCommand);
     await shell(['diff', original, restored], diffCommand);
     say();
     say('Step 5. Ask both processes to read fd 9 and fd 5:');
@@ -159,7 +274,10 @@ export async function run(args: string[]): Promise<number> {
     }
     say();
     say('The restored process got the same fds with the same bytes queued, and the dump took nothing');
-    say(`from the original. The images are in ${dir} (try: node cr.mjs show ${restored}).`);
+    say('from the original.');
+    say();
+    await wholeProcess(dir, python, running);
+    say(`The images are in ${dir} (try: node cr.mjs show ${join(dir, 'counter.img')}).`);
     return 0;
   } finally {
     for (const p of running) killAndReap(p);

@@ -49,10 +49,11 @@ type Options = ReturnType<typeof parse>;
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function fdSummary(image: Image): string {
+/** `N fds, N descriptions, N pipes holding N bytes` (words as fd-table dumps always said them, or in the singular where it applies). */
+function fdSummary(image: Image, count: (n: number, word: string) => string = (n, word) => `${n} ${word}s`): string {
   const { fds, descs, pipes } = image.table;
   const bytes = pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
-  return `${fds.length} fds, ${descs.length} descriptions, ${pipes.length} pipes holding ${bytes} bytes`;
+  return `${count(fds.length, 'fd')}, ${count(descs.length, 'description')}, ${count(pipes.length, 'pipe')} holding ${count(bytes, 'byte')}`;
 }
 
 /** The fd table only, for `restore IMAGE -- CMD` and `--into`. */
@@ -83,7 +84,7 @@ function dumpProcess(pid: number, output: string, opts: Options): Phases {
   const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
   console.log(
     `dumped pid ${pid} (${image.process.comm}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
-      `(${result.zeroPages} all-zero left out), ${fdSummary(image)} -> ${output} (${size})` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+      `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${output} (${size})` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
   );
   return result.phases;
 }
