@@ -539,9 +539,13 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
 
 test('bad input: usage, a missing command, an image that is not one, both modes at once', async () => {
   await withFixture('seed', async (fx) => {
-    let r = await cr(['restore', fx.image]);
+    let r = await cr(['restore', fx.image, '--']);
     assert.is(r.code, 2);
     assert.match(r.stderr, /^cr restore: usage: /);
+    // An fd-table image alone is no process to restart (test/cli-process.test.ts has the whole-process kind).
+    r = await cr(['restore', fx.image]);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /^cr restore: \S+ holds an fd table only \(dump --fds-only\): restore it with -- CMD or --into PID; [^\n]+\n$/);
     r = await cr(['restore', fx.image, '--', 'no-such-command-here']);
     assert.is(r.code, 2);
     assert.is(r.stderr, 'cr restore: no-such-command-here: command not found\n');
