@@ -1,10 +1,12 @@
 // cr at the limits of this machine: a process with 19,000 fds open (hard RLIMIT_NOFILE 20,000),
 // one with 200 pipes each full at 1 MiB (pipe-max-size), one with an fd at 19,999. For each, the
-// whole `node cr.mjs dump` (and `plan`) under /usr/bin/time: wall time and peak RSS, median of
-// RUNS, and how long the dump held the target stopped (its --timings, freeze to thaw); then the
-// target reads its pipes back, so every run is also checked to consume nothing.
+// whole `node cr.mjs dump`, `plan`, `restore -- CMD` and `restore --into PID` under
+// /usr/bin/time: wall time and peak RSS, median of RUNS, and how long a dump holds the target
+// stopped (its --timings, freeze to thaw). The target then reads its pipes back (a dump consumed
+// nothing), and a restored process is dumped and compared with the image (cr diff).
 // Run: npm run build && node build/bench/limits.bench.js [RUNS]
 import { spawnSync } from 'node:child_process';
+import { kill, SIGKILL } from '../bridge/signal.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +30,11 @@ export const LIMIT_SCENARIOS: Array<{ name: string; spec: HolderSpec; fds: numbe
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** One CLI run under /usr/bin/time: wall seconds and peak RSS in KiB. */
-export function timed(args: string[]): { code: number | null; wallS: number; maxRssKb: number; stderr: string } {
+export function timed(args: string[]): { code: number | null; wallS: number; maxRssKb: number; stdout: string; stderr: string } {
   const r = spawnSync('/usr/bin/time', ['-f', 'cr-time %e %M', process.execPath, CR, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB });
   const m = /cr-time ([\d.]+) (\d+)\s*$/.exec(r.stderr);
   if (!m) throw new Error(`no /usr/bin/time figures for cr ${args.join(' ')}: ${r.stderr.slice(-300)}`);
-  return { code: r.status, wallS: Number(m[1]), maxRssKb: Number(m[2]), stderr: r.stderr.slice(0, m.index) };
+  return { code: r.status, wallS: Number(m[1]), maxRssKb: Number(m[2]), stdout: r.stdout, stderr: r.stderr.slice(0, m.index) };
 }
 
 /** From `dump --timings`: the milliseconds from the first seize to the last detach. */
@@ -41,6 +43,42 @@ function heldMs(stderr: string): number {
   if (!line) throw new Error(`no timings line in ${JSON.stringify(stderr)}`);
   const phases = new Map(line.split(', ').map((p) => p.split(' ') as [string, string]));
   return ['freeze', 'proc', 'kcmp', 'pipes', 'thaw'].reduce((n, k) => n + Number(phases.get(k) ?? 0), 0);
+}
+
+/**
+ * RUNS restores of the image into a new process (`-- sleep`, detached, then killed) and into a
+ * live holder each; the first new process is dumped and diffed against the image.
+ */
+function restoreRuns(name: string, image: string, dir: string): Record<'fresh' | 'into', { wall: number[]; rss: number[] }> {
+  const out = { fresh: { wall: [] as number[], rss: [] as number[] }, into: { wall: [] as number[], rss: [] as number[] } };
+  for (let i = 0; i < RUNS; i++) {
+    const f = timed(['restore', image, '--detach', '--', '/bin/sleep', '1000']);
+    if (f.code !== 0) throw new Error(`${name}: restore -- CMD failed: ${f.stderr}`);
+    const pid = Number(f.stdout.trim());
+    try {
+      if (i === 0) {
+        const again = join(dir, 'restored');
+        const d = timed(['dump', '--fds-only', '--pid', String(pid), '-o', again, '--force']);
+        if (d.code !== 0) throw new Error(`${name}: dump of the restored process failed: ${d.stderr}`);
+        const diff = timed(['diff', image, again]);
+        if (diff.code !== 0) throw new Error(`${name}: the restored process differs from the image:\n${diff.stdout}`);
+      }
+    } finally {
+      kill(pid, SIGKILL); // not our child: cr started it and has exited
+    }
+    out.fresh.wall.push(f.wallS);
+    out.fresh.rss.push(f.maxRssKb);
+    const h = startHolder({ pipes: 1, capacity: 65536, bytes: 10, dups: 0, high: 0 }, dir);
+    try {
+      const r = timed(['restore', image, '--into', String(h.pid)]);
+      if (r.code !== 0) throw new Error(`${name}: restore --into failed: ${r.stderr}`);
+      out.into.wall.push(r.wallS);
+      out.into.rss.push(r.maxRssKb);
+    } finally {
+      ensureReaped(h.pid);
+    }
+  }
+  return out;
 }
 
 function main(): void {
@@ -55,7 +93,7 @@ function main(): void {
         const dump = { wall: [] as number[], rss: [] as number[], held: [] as number[] };
         const plan = { wall: [] as number[], rss: [] as number[] };
         for (let i = 0; i < RUNS; i++) {
-          const d = timed(['dump', '--pid', String(h.pid), '-o', image, '--force', '--timings']);
+          const d = timed(['dump', '--fds-only', '--pid', String(h.pid), '-o', image, '--force', '--timings']);
           if (d.code !== 0) throw new Error(`${s.name}: dump failed: ${d.stderr}`);
           dump.wall.push(d.wallS);
           dump.rss.push(d.maxRssKb);
@@ -67,13 +105,16 @@ function main(): void {
         }
         const table = readImage(image).table;
         if (table.fds.length !== s.fds) throw new Error(`${s.name}: the image has ${table.fds.length} fds, not ${s.fds}`);
+        const restore = restoreRuns(s.name, image, dir);
         const problems = [runState(h.pid), fdSnapshot(h.pid) === before ? '' : 'fd table changed', readBack(h)].filter(Boolean);
         if (problems.length) throw new Error(`${s.name}: ${problems.join('; ')}`);
         const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MiB`;
         console.log(
           `${s.name.padEnd(24)} image ${(statSync(image).size / MiB).toFixed(1)} MiB; ` +
             `dump ${median(dump.wall).toFixed(2)} s (target held ${median(dump.held).toFixed(0)} ms), peak ${mb(median(dump.rss))}; ` +
-            `plan ${median(plan.wall).toFixed(2)} s, peak ${mb(median(plan.rss))}; target intact`,
+            `plan ${median(plan.wall).toFixed(2)} s, peak ${mb(median(plan.rss))}; ` +
+            `restore -- CMD ${median(restore.fresh.wall).toFixed(2)} s, peak ${mb(median(restore.fresh.rss))}; ` +
+            `restore --into ${median(restore.into.wall).toFixed(2)} s, peak ${mb(median(restore.into.rss))}; target intact, restored dump = image`,
         );
       } finally {
         ensureReaped(h.pid);
