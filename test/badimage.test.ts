@@ -2,6 +2,7 @@
 // bit-flipped, spliced, wrong envelope, lies behind a valid checksum, wrong types, deep and huge
 // values) must each be refused with exit code 2 and one line, by cr's reader and planner in this
 // process and, for a sample, by the real CLI: show, plan, restore -- CMD, restore --into PID.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +118,9 @@ test('an image path that is no image file: one line, exit code 2, no wait', asyn
   symlinkSync(sub, join(dir, 'link-to-dir'));
   symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'));
   writeFileSync(join(dir, 'empty'), '');
-  const paths = [sub, join(dir, 'link-to-dir'), join(dir, 'dangling'), join(dir, 'missing'), join(dir, 'empty'), '/dev/null', '/dev/zero', '/proc/self/mem', ''];
+  // A FIFO nobody writes: opening it for reading must not wait for a writer.
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  const paths = [sub, join(dir, 'link-to-dir'), join(dir, 'dangling'), join(dir, 'missing'), join(dir, 'empty'), join(dir, 'fifo'), '/dev/null', '/dev/zero', '/proc/self/mem', ''];
   for (const path of paths) {
     for (const command of ['show', 'plan']) {
       const r = await cr([command, path]);
