@@ -9,7 +9,7 @@
 import {
   nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descKind, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
-  imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, maxTargetFd, sortI64, fdIndex,
+  imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex,
   KIND_PIPE, KIND_FIFO, KIND_OTHER, MODE_FRESH, MODE_INTO_EXACT,
   O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_ASYNC, O_DIRECT, O_LARGEFILE, O_CLOEXEC,
   O_CREAT, O_EXCL, O_TRUNC, O_NOCTTY, SETFL_MASK, DEFAULT_PIPE_CAPACITY,
@@ -29,6 +29,10 @@ export const PLAN_OK: i32 = 0;
 export const PLAN_FD_ABOVE_LIMIT: i32 = 2;
 export const PLAN_NO_FREE_FD: i32 = 3;
 export const PLAN_UNSUPPORTED_KIND: i32 = 4;
+export const PLAN_FD_TOO_HIGH: i32 = 5;
+
+/** Twice the kernel's default fs.nr_open: image fds at or above it are refused. */
+export const MAX_FD_NUMBER: i32 = 1 << 21;
 
 export let planErrorArg: i32 = 0;
 export let planErrorArg2: i32 = 0;
@@ -53,6 +57,8 @@ export function planRestore(): i32 {
     if (descKind[d] == KIND_OTHER) return error(PLAN_UNSUPPORTED_KIND, fdNum[fdIndexOfDesc(d)], d);
   }
   if (maxImageFd >= targetHard) return error(PLAN_FD_ABOVE_LIMIT, maxImageFd, targetHard);
+  // The plan tracks every number up to the highest in play: memory grows with it.
+  if (maxImageFd >= MAX_FD_NUMBER) return error(PLAN_FD_TOO_HIGH, maxImageFd, MAX_FD_NUMBER - 1);
 
   // Ascending order lands most descriptions in place. A table with no number to
   // spare needs more care: a pipe whose read end sits above its write end can only be
@@ -76,10 +82,10 @@ function attempt(order: i32): i32 {
   resetEmit();
   // Numbers above every fd in play, one per description plus a few for temporaries,
   // are all any plan needs; the kernel's limit may be far higher.
-  // Target fds at or above its hard limit never meet an image fd: they are only kept
-  // or closed, so they need no slot.
-  const highest = max(maxImageFd, min(maxTargetFd, targetHard - 1));
-  const working = i32(min<i64>(i64(targetHard), i64(highest) + 1 + i64(nDescs) + 8));
+  // Target fds at or above the working limit never meet an image fd (nor a number the
+  // plan allocates): they are only kept or closed, so they need no slot.
+  const highest = max(maxImageFd, highestTargetFdBelow(min(targetHard, MAX_FD_NUMBER)));
+  const working = i32(min<i64>(min<i64>(i64(targetHard), i64(MAX_FD_NUMBER)), i64(highest) + 1 + i64(nDescs) + 8));
   initSlots(working);
   initMoves();
   for (let i = 0; i < nFds; i++) reserved.add(fdNum[i]);
@@ -187,6 +193,11 @@ function plugGaps(): void {
     plugs[plugsPlaced++] = g;
     plugsNext++;
   }
+}
+
+function highestTargetFdBelow(limit: i32): i32 {
+  for (let t = nTarget - 1; t >= 0; t--) if (targetFd[t] < limit) return targetFd[t];
+  return -1;
 }
 
 function fdIndexOfDesc(d: i32): i32 {

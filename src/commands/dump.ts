@@ -9,6 +9,7 @@ import { checkpoint, type Phases } from '../dump/checkpoint.js';
 import { badInput, CrError } from '../errors.js';
 import { writeImage, type Image } from '../image/format.js';
 import { readFdImage } from '../image/process-format.js';
+import { isRunning } from '../proc/process.js';
 
 const USAGE = 'usage: cr dump --pid PID -o IMAGE [--fds-only [--skip-unsupported]] [--force] [--leave-stopped] [--timings]';
 
@@ -98,7 +99,14 @@ export async function run(args: string[]): Promise<number> {
   }
   const pid = Number(opts.pid);
   checkOutput(opts.output, opts.force);
-  const phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
+  let phases: Phases;
+  try {
+    phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
+  } catch (err) {
+    // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.
+    if (err instanceof CrError || isRunning(pid)) throw err;
+    throw new CrError(`pid ${pid} ended during the dump; no image was written (${(err as Error).message.split('\n')[0]})`);
+  }
   if (opts.timings) {
     const total = phases.reduce((n, [, ms]) => n + ms, 0);
     console.error(`timings: ${phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms`);

@@ -55,7 +55,14 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
   const wasm = load();
   const at = wasm.input(enc.words.length);
   new Int32Array(wasm.memory.buffer, at, enc.words.length).set(enc.words);
-  const code = wasm.plan();
+  let code: number;
+  try {
+    code = wasm.plan();
+  } catch (err) {
+    // A trapped instance may hold broken state: the next plan gets a fresh one.
+    planner = undefined;
+    throw err;
+  }
   const out = new Int32Array(wasm.memory.buffer, wasm.output(), wasm.outputLength()).slice();
   if (code !== 0) throw new PlanImpossible(explain(code, out[1], out[2], table, target));
   const ops = decodeOps(out, HEADER_WORDS, out[3], table, enc);
@@ -75,6 +82,8 @@ function explain(code: number, arg: number, arg2: number, table: FdTable, target
       return `no free fd number left below the target's hard RLIMIT_NOFILE ${target.rlimit.hard} to create ${arg === 0 ? `pipe ${pipeId(arg2)}` : `description ${table.descs[arg2]?.id ?? arg2}`} (every number is taken and a temporary fd is needed)`;
     case 4:
       return `fd ${arg}: a description of kind 'other' cannot be restored`;
+    case 5:
+      return `fd ${arg} is above ${arg2}, the highest fd number cr plans for`;
     case 201:
       return `pipe ${pipeId(arg)} has two read ends without O_LARGEFILE: one pipe2() cannot have made both`;
     case 202:

@@ -46,3 +46,13 @@ export function listThreads(pid: number): number[] {
     .map(Number)
     .sort((a, b) => a - b);
 }
+
+/** False once the process is gone or a zombie: whatever failed then failed because it ended. */
+export function isRunning(pid: number): boolean {
+  try {
+    const state = readStatus(pid).state;
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
