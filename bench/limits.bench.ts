@@ -13,12 +13,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImage } from '../src/image/format.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
-import { ensureReaped } from '../test/helpers/processes.js';
+import { ensureReaped, waitInSyscall } from '../test/helpers/processes.js';
 import { readBack, startHolder, type HolderSpec } from '../test/fixtures/hardening-holder.js';
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const RUNS = Number(process.argv[2] ?? 5);
 const MiB = 1 << 20;
+const CLOCK_NANOSLEEP = 230; // x86_64
 
 export const LIMIT_SCENARIOS: Array<{ name: string; spec: HolderSpec; fds: number }> = [
   // stdout, one pipe, and dups up to 19,000 fds in all
@@ -57,6 +58,8 @@ function restoreRuns(name: string, image: string, dir: string): Record<'fresh' |
     const pid = Number(f.stdout.trim());
     try {
       if (i === 0) {
+        // sleep opens locale files of its own on the way to its sleep: dump it once it sleeps.
+        waitInSyscall(pid, CLOCK_NANOSLEEP);
         const again = join(dir, 'restored');
         const d = timed(['dump', '--fds-only', '--pid', String(pid), '-o', again, '--force']);
         if (d.code !== 0) throw new Error(`${name}: dump of the restored process failed: ${d.stderr}`);

@@ -12,10 +12,11 @@ import { compareTables } from '../src/diff/compare.js';
 import { checkpoint } from '../src/dump/checkpoint.js';
 import { readImage } from '../src/image/format.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
-import { ensureReaped } from './helpers/processes.js';
+import { ensureReaped, waitInSyscall } from './helpers/processes.js';
 import { readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
 
 const MiB = 1 << 20;
+const CLOCK_NANOSLEEP = 230; // x86_64
 const dir = mkdtempSync(join(tmpdir(), 'cr-limits-'));
 
 /** The CLI in this process; returns the exit code and what went to stdout (unless quiet) and stderr. */
@@ -62,6 +63,8 @@ async function restoredEquals(image: string): Promise<void> {
   assert.is(r.code, 0, r.stderr);
   const pid = Number(r.stdout.trim());
   try {
+    // sleep opens locale files of its own on the way to its sleep: dump it once it sleeps.
+    waitInSyscall(pid, CLOCK_NANOSLEEP);
     const { image: again } = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
     assert.equal(compareTables(readImage(image).table, again.table), []);
   } finally {
