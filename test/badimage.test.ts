@@ -1,7 +1,8 @@
 // Bad images (a bounded run of `cr fuzz-image`): thousands of mutants of real images (truncated,
 // bit-flipped, spliced, wrong envelope, lies behind a valid checksum, wrong types, deep and huge
 // values) must each be refused with exit code 2 and one line, by cr's reader and planner in this
-// process and, for a sample, by the real CLI: show, plan, restore -- CMD, restore --into PID.
+// process and, for a sample, by the real CLI: show, plan, restore -- CMD, restore --into PID, and
+// for whole-process images restore IMAGE alone (a restart).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { run as fuzzImage } from '../src/commands/fuzz-image.js';
 import { badInputProblem } from '../src/imagefuzz/judge.js';
 import type { Seed } from '../src/imagefuzz/mutants.js';
 import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
+import { makeProcessSeed } from '../src/imagefuzz/process-seed.js';
 import { LiveTarget } from '../src/imagefuzz/target.js';
 import { loadTableInput } from '../src/image/format.js';
 
@@ -61,9 +63,12 @@ async function freshSeed(): Promise<Seed> {
 }
 
 test('bounded bad-image run: every mutant refused with exit code 2 and one line, in process and through the CLI', async () => {
-  const seeds: Seed[] = [await freshSeed(), ...SEEDS.map((s) => ({ name: `hardening-${s}.img`, bytes: readFileSync(join(FIXTURES, `hardening-${s}.img`)) }))];
+  // A whole-process image too, made now: restarting it needs its executable in place.
+  const whole = makeProcessSeed(mkdtempSync(join(dir, 'proc-')));
+  const seeds: Seed[] = [await freshSeed(), ...SEEDS.map((s) => ({ name: `hardening-${s}.img`, bytes: readFileSync(join(FIXTURES, `hardening-${s}.img`)) })), whole.seed];
   const report = await fuzzImages({
     seeds,
+    marks: [whole.mark],
     seed: 7,
     flips: 120,
     splices: 50,
@@ -72,7 +77,7 @@ test('bounded bad-image run: every mutant refused with exit code 2 and one line,
     huge: false,
     knownGaps: false,
     cliSample: 8,
-    columns: ['show', 'plan', 'restore', 'into'],
+    columns: ['show', 'plan', 'restore', 'into', 'restart'],
     timeoutMs: 30_000,
     concurrency: 3,
   });
@@ -82,7 +87,7 @@ test('bounded bad-image run: every mutant refused with exit code 2 and one line,
   assert.is(report.rejected, report.mustReject, text);
   // The run must be as large and as varied as it claims.
   assert.ok(report.mustReject > 3500, text);
-  for (const family of ['envelope', 'truncated', 'lie-fd', 'lie-pipe', 'lie-desc', 'lie-path', 'lie-header', 'wrong-type', 'missing-field', 'unknown-field', 'deep', 'huge', 'bit-flip', 'splice', 'refit']) {
+  for (const family of ['proc-truncated', 'proc-bit-flip', 'proc-record', 'proc-head', 'envelope', 'truncated', 'lie-fd', 'lie-pipe', 'lie-desc', 'lie-path', 'lie-header', 'wrong-type', 'missing-field', 'unknown-field', 'deep', 'huge', 'bit-flip', 'splice', 'refit']) {
     assert.ok((report.families[family]?.rejected ?? 0) > 0, `no ${family} mutant was refused\n${text}`);
   }
   // Refits may leave valid images, and some must: otherwise the checksum hid every change.
@@ -91,6 +96,9 @@ test('bounded bad-image run: every mutant refused with exit code 2 and one line,
   // process (its fd table, run state and pipe bytes checked after each).
   assert.is(report.cli.mutants, 8);
   for (const column of ['show', 'plan', 'restore', 'into'] as const) assert.is(report.cli.refused[column], 8, text);
+  // restore IMAGE alone (a restart) for the whole-process mutants among them: none may start anything.
+  assert.ok(report.cli.runs.restart > 0, text);
+  assert.is(report.cli.refused.restart, report.cli.runs.restart, text);
 });
 
 test('fuzz-image command: counts printed, exit 0 on a clean run, bad arguments refused', async () => {

@@ -7,8 +7,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Column = 'show' | 'plan' | 'restore' | 'into';
-export const COLUMNS: readonly Column[] = ['show', 'plan', 'restore', 'into'];
+/** The commands a bad image goes through; `restart` (restore IMAGE alone) only for whole-process images. */
+export type Column = 'show' | 'plan' | 'restore' | 'into' | 'restart';
+export const COLUMNS: readonly Column[] = ['show', 'plan', 'restore', 'into', 'restart'];
+/** What a mutant must be refused by when it does not say. */
+export const FD_IMAGE_COLUMNS: readonly Column[] = ['show', 'plan', 'restore', 'into'];
 
 const CR = fileURLToPath(new URL('../../../cr.mjs', import.meta.url));
 
@@ -58,12 +61,14 @@ export function columnArgs(column: Column, file: string, opts: { intoPid?: numbe
     case 'into':
       if (opts.intoPid === undefined) throw new Error('columnArgs: into needs a pid');
       return ['restore', file, '--into', String(opts.intoPid)];
+    case 'restart':
+      return ['restore', file, '--detach'];
   }
 }
 
 /** '' when a run is a proper refusal of bad input, else what is wrong with it. */
 export function refusalProblem(column: Column, run: CrRun): string {
-  const command = column === 'into' ? 'restore' : column;
+  const command = column === 'into' || column === 'restart' ? 'restore' : column;
   if (run.timedOut) return 'no answer within the time bound (killed)';
   if (run.signal) return `cr died of ${run.signal}`;
   const lines = run.stderr.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1);

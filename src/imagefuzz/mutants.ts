@@ -6,7 +6,8 @@ import { IMAGE_MAGIC } from '../image/format.js';
 import { MAX_ENTRIES, MAX_NOFILE } from '../model/validate.js';
 import { O_ACCMODE, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../model/fdtable.js';
 import { Rng } from '../fuzz/random.js';
-import type { Column } from './cli.js';
+import { COLUMNS, type Column } from './cli.js';
+import { isProcessSeed, processMutants } from './process.js';
 import { clone, envelope, MARKER, openPayload, pack, seal, sealWithRaw, sha256 } from './raw.js';
 
 export type Expect = 'reject' | 'any';
@@ -767,8 +768,10 @@ function* refits(seeds: Seed[], opts: MutantOptions, rng: Rng): Generator<Mutant
 }
 
 /** Every mutant of the seeds, in a fixed order for a given seed and options. */
-export function* mutants(seeds: Seed[], opts: MutantOptions): Generator<Mutant> {
-  if (seeds.length === 0) throw new Error('mutants: no seed images');
+export function* mutants(allSeeds: Seed[], opts: MutantOptions): Generator<Mutant> {
+  for (const s of allSeeds.filter(isProcessSeed)) yield* processMutants(s, opts, COLUMNS);
+  const seeds = allSeeds.filter((s) => !isProcessSeed(s));
+  if (seeds.length === 0) return;
   const rng = new Rng(opts.seed);
   yield* envelopes(seeds);
   yield* truncations(seeds, opts, rng);

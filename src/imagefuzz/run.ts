@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { prlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
+import { kill, SIGKILL } from '../../bridge/signal.js';
 import { Rng } from '../fuzz/random.js';
 import { listFds } from '../proc/fds.js';
-import { columnArgs, processesWith, refusalProblem, runCr, type Column } from './cli.js';
+import { columnArgs, FD_IMAGE_COLUMNS, processesWith, refusalProblem, runCr, type Column } from './cli.js';
 import { judge, type NamedTarget } from './judge.js';
 import { mutants, type Mutant, type MutantOptions, type Seed } from './mutants.js';
 import { LiveTarget } from './target.js';
@@ -24,6 +25,8 @@ export interface FuzzImageOptions extends MutantOptions {
   timeoutMs: number;
   /** CLI runs at once (restore --into runs one at a time, on one target) */
   concurrency: number;
+  /** marks in the command line of processes a restart of a seed would start: none may be left */
+  marks?: string[];
   onProgress?: (line: string) => void;
 }
 
@@ -71,7 +74,7 @@ function targets(into: LiveTarget | undefined): NamedTarget[] {
   return list;
 }
 
-const zero = (): Record<Column, number> => ({ show: 0, plan: 0, restore: 0, into: 0 });
+const zero = (): Record<Column, number> => ({ show: 0, plan: 0, restore: 0, into: 0, restart: 0 });
 
 /** Up to `per` mutants of each family, chosen uniformly (reservoir sampling). */
 class Sampler {
@@ -175,7 +178,7 @@ export async function fuzzImages(opts: FuzzImageOptions): Promise<FuzzImageRepor
       } else report.cli.refused[column]++;
     };
     const parallel = opts.columns.filter((c) => c !== 'into');
-    const wanted = (i: number, c: Column): boolean => chosen[i]!.columns?.includes(c) ?? true;
+    const wanted = (i: number, c: Column): boolean => (chosen[i]!.columns ?? FD_IMAGE_COLUMNS).includes(c);
     const jobs = chosen.flatMap((_, i) => parallel.filter((c) => wanted(i, c)).map((c) => [i, c] as const));
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -190,6 +193,11 @@ export async function fuzzImages(opts: FuzzImageOptions): Promise<FuzzImageRepor
     if (opts.columns.includes('restore')) {
       const left = processesWith(nonce);
       if (left.length > 0) problems.push(`restore -- CMD left processes behind: ${left.join(', ')}`);
+    }
+    for (const mark of opts.marks ?? []) {
+      const left = processesWith(mark);
+      for (const pid of left) kill(pid, SIGKILL);
+      if (left.length > 0) problems.push(`a restart left processes behind: ${left.join(', ')} (killed)`);
     }
   } finally {
     if (live) {

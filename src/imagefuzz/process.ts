@@ -1,0 +1,182 @@
+// Bad whole-process images (docs/process-image.md: a file header, then records HEAD, FDS, PAGES...,
+// END holding the sha256 of every byte before it). Byte damage is left for the END checksum to
+// catch; lies in the head or in the record structure get a recomputed END, so they reach the
+// validation behind it.
+import { Unpackr } from 'msgpackr';
+import { PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES } from '../image/process-format.js';
+import { Rng } from '../fuzz/random.js';
+import type { Column } from './cli.js';
+import type { Mutant, MutantOptions, Seed } from './mutants.js';
+import { clone, pack, sha256 } from './raw.js';
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const FILE_HEADER = 16;
+
+export const isProcessSeed = (s: Seed): boolean => s.bytes.subarray(0, PROCESS_MAGIC.length).equals(PROCESS_MAGIC);
+
+interface Parsed {
+  header: Buffer;
+  /** every record before END */
+  records: Array<{ type: number; body: Buffer }>;
+}
+
+function parse(bytes: Buffer): Parsed {
+  const records: Parsed['records'] = [];
+  let at = FILE_HEADER;
+  for (;;) {
+    const type = bytes.readUInt32LE(at);
+    const length = bytes.readUInt32LE(at + 4);
+    const body = bytes.subarray(at + 8, at + 8 + length);
+    at += 8 + length;
+    if (type === RECORD_END) break;
+    records.push({ type, body });
+  }
+  return { header: bytes.subarray(0, FILE_HEADER), records };
+}
+
+const record = (type: number, body: Buffer, length = body.length): Buffer => {
+  const h = Buffer.alloc(8);
+  h.writeUInt32LE(type, 0);
+  h.writeUInt32LE(length >>> 0, 4);
+  return Buffer.concat([h, body]);
+};
+
+/** The file for these records, with an END record whose checksum matches. */
+function seal(header: Buffer, records: Buffer[]): Buffer {
+  const before = Buffer.concat([header, ...records]);
+  return Buffer.concat([before, record(RECORD_END, sha256(before))]);
+}
+
+// The head is deliberately untyped here: mutants put any value anywhere.
+type Loose = any;
+
+/** Paths to the values of the head (arrays: their first element), skipping the bulky binaries. */
+function headPaths(value: unknown, at: Array<string | number> = []): Array<Array<string | number>> {
+  if (value instanceof Uint8Array || value === null || typeof value !== 'object') return [];
+  const out: Array<Array<string | number>> = [];
+  const entries: Array<[string | number, unknown]> = Array.isArray(value) ? (value.length ? [[0, value[0]]] : []) : Object.entries(value);
+  for (const [k, v] of entries) out.push([...at, k], ...headPaths(v, [...at, k]));
+  return out;
+}
+
+function wrong(original: unknown): unknown[] {
+  if (original instanceof Uint8Array) return [null, 'x', 7, Buffer.alloc(1)];
+  if (Array.isArray(original)) return [null, {}, 'x', 7];
+  if (original === null) return [7, 'x', []];
+  switch (typeof original) {
+    case 'number':
+      return [null, 'x', -1, 0.5, 2 ** 64];
+    case 'string':
+      return [null, 7, []];
+    case 'boolean':
+      return [null, 1];
+    default:
+      return [null, [], 7];
+  }
+}
+
+/** Head fields the format lets be null (docs/process-image.md). */
+const NULLABLE = new Set(['exe', 'rseq', 'robustList', 'vdsoSha256', 'soft', 'hard', 'file']);
+
+/**
+ * Whether replacing `original` by `w` can leave a valid head: null where null is allowed, a number
+ * for an unlimited (null) rlimit, any number for a file's mtime, another length of a binary the
+ * head does not size (auxv; the XSAVE area is checked against the CPU at restart).
+ */
+function mayStayValid(key: string | number, original: unknown, w: unknown): boolean {
+  if (original === null) return true;
+  if (w === null && NULLABLE.has(String(key))) return true;
+  if (key === 'mtimeMs') return true;
+  return original instanceof Uint8Array && w instanceof Uint8Array;
+}
+
+/** Mutants of one whole-process image; `columns` adds `restart` to what must refuse them. */
+export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly Column[]): Generator<Mutant> {
+  const rng = new Rng(opts.seed ^ 0x70c);
+  const parsed = parse(s.bytes);
+  const [headRec, fdsRec, ...pageRecs] = parsed.records;
+  if (!headRec || headRec.type !== RECORD_HEAD || !fdsRec || fdsRec.type !== RECORD_FDS) throw new Error(`${s.name}: not HEAD, FDS first`);
+  const head: Loose = unpackr.unpack(headRec.body);
+  const rebuild = (h: Buffer, fds: Buffer, pages: Array<{ type: number; body: Buffer }>): Buffer =>
+    seal(parsed.header, [record(RECORD_HEAD, h), record(RECORD_FDS, fds), ...pages.map((p) => record(p.type, p.body))]);
+  const m = (family: string, name: string, bytes: () => Buffer): Mutant => ({ family, name: `${s.name}: ${name}`, expect: 'reject', bytes, columns });
+
+  // Truncations: every length through the head and fd table, random ones in the pages.
+  const headEnd = FILE_HEADER + 16 + headRec.body.length + fdsRec.body.length;
+  for (let n = 0; n < headEnd; n += n < 64 ? 1 : 97) yield m('proc-truncated', `cut to ${n} bytes`, () => s.bytes.subarray(0, n));
+  for (let i = 0; i < opts.truncations; i++) {
+    const n = headEnd + rng.below(s.bytes.length - headEnd);
+    yield m('proc-truncated', `cut to ${n} bytes`, () => s.bytes.subarray(0, n));
+  }
+  for (let i = 0; i < opts.flips; i++) {
+    const bit = rng.below(s.bytes.length * 8);
+    yield m('proc-bit-flip', `bit ${bit}`, () => {
+      const b = Buffer.from(s.bytes);
+      b[bit >> 3]! ^= 1 << (bit & 7);
+      return b;
+    });
+  }
+  // The file header and the record structure, with the END checksum recomputed.
+  const header = (change: (h: Buffer) => void): Buffer => {
+    const h = Buffer.from(parsed.header);
+    change(h);
+    return seal(h, parsed.records.map((r) => record(r.type, r.body)));
+  };
+  yield m('proc-record', 'version 2', () => header((h) => h.writeUInt32LE(2, 8)));
+  yield m('proc-record', 'version 0', () => header((h) => h.writeUInt32LE(0, 8)));
+  yield m('proc-record', 'magic one byte off', () => header((h) => void (h[3]! ^= 1)));
+  const body = (r: { type: number; body: Buffer }): Buffer => record(r.type, r.body);
+  const all = parsed.records;
+  const structural: Array<[string, () => Buffer[]]> = [
+    ['no head', () => all.slice(1).map(body)],
+    ['no fd table', () => [body(all[0]!), ...all.slice(2).map(body)]],
+    ['fd table first', () => [body(all[1]!), body(all[0]!), ...all.slice(2).map(body)]],
+    ['two heads', () => [body(all[0]!), ...all.map(body)]],
+    ['an unknown record type', () => [...all.map(body), record(9, Buffer.alloc(4))]],
+    ['a head record that claims 4 GiB', () => [record(RECORD_HEAD, all[0]!.body, 0xffffffff), ...all.slice(1).map(body)]],
+    ['a page record that claims 64 MiB', () => [...all.slice(0, 2).map(body), ...(all[2] ? [record(RECORD_PAGES, all[2].body, 64 << 20)] : []), ...all.slice(3).map(body)]],
+    ['page runs in reverse order', () => [...all.slice(0, 2).map(body), ...all.slice(2).reverse().map(body)]],
+    ['a page run twice', () => [...all.map(body), ...(all[2] ? [body(all[2])] : [])]],
+    ['an empty page run', () => [...all.slice(0, 2).map(body), record(RECORD_PAGES, Buffer.alloc(16)), ...all.slice(2).map(body)]],
+  ];
+  for (const [name, records] of structural) yield m('proc-record', name, () => seal(parsed.header, records()));
+  yield m('proc-record', 'bytes after the end record', () => Buffer.concat([s.bytes, Buffer.from([0])]));
+  yield m('proc-record', 'no end record', () => Buffer.concat([parsed.header, ...all.map(body)]));
+  const run = pageRecs[0];
+  if (run) {
+    const page = (change: (b: Buffer) => void, name: string): Mutant =>
+      m('proc-record', name, () => {
+        const b = Buffer.from(run.body);
+        change(b);
+        return rebuild(headRec.body, fdsRec.body, [{ type: RECORD_PAGES, body: b }, ...pageRecs.slice(1)]);
+      });
+    yield page((b) => b.writeUInt32LE(99_999, 0), 'a page run for a mapping the head lacks');
+    yield page((b) => b.writeBigUInt64LE(b.readBigUInt64LE(8) + 1n, 8), 'a page run not page-aligned');
+    yield page((b) => b.writeBigUInt64LE(0xfffffffff000n, 8), 'a page run outside its mapping');
+  }
+  // The head: every field of the wrong type, removed, or beside an unknown one.
+  for (const path of headPaths(head)) {
+    const key = path[path.length - 1]!;
+    const parentOf = (h: Loose): Loose => path.slice(0, -1).reduce((v: Loose, k) => v[k], h);
+    const original = parentOf(head)[key];
+    for (const w of wrong(original)) {
+      const mutant = m('proc-head', `head.${path.join('.')} = ${w instanceof Uint8Array ? `bin(${w.length})` : typeof w === 'object' ? JSON.stringify(w) : String(w)}`, () => {
+        const h = clone(head);
+        parentOf(h)[key] = w;
+        return rebuild(pack(h), fdsRec.body, pageRecs);
+      });
+      if (mayStayValid(key, original, w)) mutant.expect = 'any';
+      yield mutant;
+    }
+    if (typeof key === 'string') {
+      yield m('proc-head', `no head.${path.join('.')}`, () => {
+        const h = clone(head);
+        delete parentOf(h)[key];
+        return rebuild(pack(h), fdsRec.body, pageRecs);
+      });
+    }
+  }
+  yield m('proc-head', 'an unknown field in the head', () => rebuild(pack({ ...clone(head), zz: 1 }), fdsRec.body, pageRecs));
+  yield m('proc-head', 'the head not msgpack', () => rebuild(Buffer.from([0xc1, 0xc1]), fdsRec.body, pageRecs));
+  yield m('proc-head', 'the fd table not an image', () => rebuild(headRec.body, Buffer.from('not an image'), pageRecs));
+}
