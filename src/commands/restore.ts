@@ -3,23 +3,26 @@
 // `cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]`: start CMD with exactly
 // the image's fd table. `cr restore IMAGE --into PID [--exact] [--timings]`: install the image's
 // fds in a running process. For those two IMAGE may be either kind of image, or a JSON fd table
-// (docs/fd-table.md).
+// (docs/fd-table.md). An image of one user's process restored as another's needs --allow-uid-change.
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { killAndReap } from '../../bridge/spawn.js';
 import { badInput, CrError } from '../errors.js';
-import { inputKind, loadTableInput } from '../image/format.js';
+import { inputKind, loadTableInput, type Image } from '../image/format.js';
 import { ProcessImageReader } from '../image/process-format.js';
 import type { FdTable } from '../model/fdtable.js';
+import { readStatus } from '../proc/process.js';
 import { restartProcess, type RestartResult } from '../restart/restart.js';
+import { checkPaths, checkUid } from '../restore/check.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { Outcome } from '../restore/outcome.js';
 import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
 
 const USAGE =
-  'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings]  |  cr restore IMAGE [--detach] [--pidfile F] [--timings] -- CMD [ARGS...]' +
-  '  |  cr restore IMAGE --into PID [--exact] [--timings]';
+  'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings] [--allow-uid-change]' +
+  '  |  cr restore IMAGE [--detach] [--pidfile F] [--timings] [--allow-uid-change] -- CMD [ARGS...]' +
+  '  |  cr restore IMAGE --into PID [--exact] [--timings] [--allow-uid-change]';
 
 function parse(args: string[]) {
   const dashes = args.indexOf('--');
@@ -38,6 +41,7 @@ function parse(args: string[]) {
         pidfile: { type: 'string' },
         'same-pid': { type: 'boolean', default: false },
         timings: { type: 'boolean', default: false },
+        'allow-uid-change': { type: 'boolean', default: false },
       },
     });
   } catch (err) {
@@ -131,15 +135,42 @@ async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<numb
   return 0;
 }
 
-/** Which process image this is, refusing anything else (an fd table alone cannot be run). */
-function processImageIdentity(path: string): { pid: number; comm: string } {
-  if (inputKind(path) !== 'process') {
-    loadTableInput(path); // refuses what is no image at all, in its words
-    badInput(`${path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
+/**
+ * Which process image this is, refusing anything else (an fd table alone cannot be run), and
+ * refusing, before anything starts, paths into /proc and a change of user not asked for.
+ */
+function processImageIdentity(opts: Options): { pid: number; comm: string } {
+  if (inputKind(opts.image) !== 'process') {
+    loadTableInput(opts.image); // refuses what is no image at all, in its words
+    badInput(`${opts.image} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
   }
-  const reader = ProcessImageReader.open(path);
+  const reader = ProcessImageReader.open(opts.image);
   reader.close();
-  return { pid: reader.head.process.pid, comm: reader.head.process.comm };
+  const { head, fdImage } = reader;
+  checkPaths(fdImage.table);
+  // The restart takes on the image's credentials, except that all-root ones are left as the
+  // husk's (src/restart/state.ts setCreds): cr's own.
+  const { uid, gid, groups } = head.creds;
+  const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
+  checkUid(uid[0], runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts['allow-uid-change']);
+  return { pid: head.process.pid, comm: head.process.comm };
+}
+
+/** The checks on an fd table and its image before a restore -- CMD or --into touches any process. */
+function checkTableInput(opts: Options, table: FdTable, image: Image | undefined): void {
+  checkPaths(table);
+  if (image === undefined) return;
+  if (opts.into === undefined) {
+    checkUid(image.process.uid, process.getuid!(), `CMD (as cr's uid)`, opts['allow-uid-change']);
+    return;
+  }
+  let targetUid: number;
+  try {
+    targetUid = readStatus(Number(opts.into)).uid;
+  } catch {
+    return; // no such process: restoreInto says so
+  }
+  checkUid(image.process.uid, targetUid, `pid ${opts.into}`, opts['allow-uid-change']);
 }
 
 /** Restart a whole-process image, then wait for it or detach as asked. */
@@ -168,10 +199,11 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
 export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
   if (opts.mode === 'process') {
-    const was = processImageIdentity(opts.image);
+    const was = processImageIdentity(opts);
     return supervised((held) => restartAndGo(opts, was, held));
   }
   const { table, image } = loadTableInput(opts.image);
+  checkTableInput(opts, table, image);
   const dropped = image?.dropped ?? [];
   if (dropped.length > 0) {
     console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`);

@@ -4,10 +4,15 @@ import { parseArgs } from 'node:util';
 import { badInput } from '../errors.js';
 import { loadTableInput, type Image, type ProcessSummary } from '../image/format.js';
 import { decodeRegs } from '../image/process-format.js';
-import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
+import { jsonForTerminal, printable } from '../printable.js';
 
 const USAGE = 'usage: cr show IMAGE [--json]';
+/** How many of a description's other fds a row names before `+N more`. */
+const SHARED_SHOWN = 4;
+/** The fewest consecutive alike fds shown as one `first-last` row. */
+const MIN_RANGE = 4;
 
 function endOf(desc: Desc): string {
   if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return '';
@@ -36,23 +41,72 @@ function preview(data: Buffer, max = 40): string {
   return `"${out}"${data.length > max ? '...' : ''}`;
 }
 
+/** Index of the first element of ascending `all` that is at least n. */
+function lowerBound(all: number[], n: number): number {
+  let lo = 0;
+  let hi = all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (all[mid]! < n) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The fds on a description (`all` ascending) other than first..last: the first few and a count of
+ * the rest, so a description with thousands of dups costs each row a few numbers, not thousands.
+ */
+function sharedWith(first: number, last: number, all: number[]): string {
+  const start = lowerBound(all, first);
+  const end = lowerBound(all, last + 1);
+  const others = [...all.slice(0, Math.min(start, SHARED_SHOWN)), ...all.slice(end, end + SHARED_SHOWN)].slice(0, SHARED_SHOWN);
+  const more = all.length - (end - start) - others.length;
+  return others.length === 0 ? '-' : `${others.join(',')}${more > 0 ? ` +${more} more` : ''}`;
+}
+
+/**
+ * Ascending fds as rows: a run of MIN_RANGE or more consecutive fds on one description, alike
+ * in close-on-exec too, is one row (thousands of dups are one line, not thousands); shorter runs
+ * are clearer as rows of their own.
+ */
+function rowsOf(sorted: Fd[]): Fd[][] {
+  const runs: Fd[][] = [];
+  for (const f of sorted) {
+    const run = runs[runs.length - 1];
+    const last = run?.[run.length - 1];
+    if (run && last && last.fd + 1 === f.fd && last.desc === f.desc && last.cloexec === f.cloexec) run.push(f);
+    else runs.push([f]);
+  }
+  return runs.flatMap((run) => (run.length >= MIN_RANGE ? [run] : run.map((f) => [f])));
+}
+
 function renderTable(table: FdTable): string[] {
   const descs = new Map(table.descs.map((d) => [d.id, d]));
   const pipes = new Map(table.pipes.map((p) => [p.id, p]));
+  const sorted = [...table.fds].sort((a, b) => a.fd - b.fd);
   const fdsOf = new Map<number, number[]>();
-  for (const f of table.fds) fdsOf.set(f.desc, [...(fdsOf.get(f.desc) ?? []), f.fd]);
+  for (const f of sorted) {
+    const list = fdsOf.get(f.desc);
+    if (list) list.push(f.fd);
+    else fdsOf.set(f.desc, [f.fd]);
+  }
   const rows = [['fd', 'kind', 'end', 'flags', 'cloexec', 'shared-with', 'path/offset', 'pipe bytes']];
-  for (const f of [...table.fds].sort((a, b) => a.fd - b.fd)) {
+  for (const run of rowsOf(sorted)) {
+    const f = run[0]!;
+    const last = run[run.length - 1]!.fd;
     const d = descs.get(f.desc)!;
-    const shared = fdsOf.get(f.desc)!.filter((n) => n !== f.fd);
-    const where = d.path === undefined ? '' : d.offset === undefined ? d.path : `${d.path} @ ${d.offset}`;
+    const where = d.path === undefined ? '' : d.offset === undefined ? printable(d.path) : `${printable(d.path)} @ ${d.offset}`;
     const pipe = d.pipe === undefined ? undefined : pipes.get(d.pipe);
     rows.push([
-      String(f.fd), d.kind, endOf(d), flagNames(d.flags), f.cloexec ? 'yes' : 'no', shared.join(',') || '-', where || '-',
+      last === f.fd ? String(f.fd) : `${f.fd}-${last}`, printable(d.kind), endOf(d), flagNames(d.flags), f.cloexec ? 'yes' : 'no',
+      sharedWith(f.fd, last, fdsOf.get(f.desc)!), where || '-',
       pipe ? pipeSummary(pipe) : '',
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  // A loop, not Math.max(...column): a million rows would overflow the stack as arguments.
+  const widths = rows[0]!.map(() => 0);
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i]!, c.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
   lines.push('', `rlimit NOFILE: soft ${table.rlimit.soft}, hard ${table.rlimit.hard}`);
   for (const p of table.pipes) {
@@ -66,8 +120,8 @@ function renderTable(table: FdTable): string[] {
 function renderHeader(path: string, image: Image): string[] {
   const proc = image.process;
   return [
-    `image ${path}: format ${image.formatVersion}, written by cr ${image.toolVersion} on Linux ${image.kernel}`,
-    `process ${proc.pid} (${proc.comm}), uid ${proc.uid}: ${proc.cmdline.map((a) => JSON.stringify(a)).join(' ')}`,
+    `image ${printable(path)}: format ${image.formatVersion}, written by cr ${printable(image.toolVersion)} on Linux ${printable(image.kernel)}`,
+    `process ${proc.pid} (${printable(proc.comm)}), uid ${proc.uid}: ${proc.cmdline.map((a) => `"${printable(a, '"')}"`).join(' ')}`,
     '',
   ];
 }
@@ -80,9 +134,9 @@ function renderProcess(summary: ProcessSummary): string[] {
   const regs = decodeRegs(head.regs);
   const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
   return [
-    `whole process: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe?.path ?? '(gone)'}, cwd ${head.cwd}`,
+    `whole process: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
     `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
-      `${head.signals.pending.length} pending signals; dumped on Linux ${head.kernel}`,
+      `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
     '',
   ];
 }
@@ -98,11 +152,11 @@ export async function run(args: string[]): Promise<number> {
   const path = parsed.positionals[0]!;
   const { table, image, process: whole } = loadTableInput(path);
   if (parsed.values.json) {
-    console.log(JSON.stringify(table, null, 2));
+    console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
     return 0;
   }
   const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTable(table)];
-  for (const d of image?.dropped ?? []) lines.push(`dropped fd ${d.fd} (${d.kind}): ${d.reason}`);
+  for (const d of image?.dropped ?? []) lines.push(`dropped fd ${d.fd} (${printable(d.kind)}): ${printable(d.reason)}`);
   console.log(lines.join('\n'));
   return 0;
 }

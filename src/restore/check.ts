@@ -1,7 +1,11 @@
-// The checks around a replay: the plan must pass the simulator before any process is touched,
-// and afterwards the target must hold exactly the fd numbers the plan promised.
-import { CrError } from '../errors.js';
+// The checks around a replay: before any process is touched, the image's paths must not lead
+// into /proc, its user must be the target's (or the user said otherwise), and the plan must pass
+// the simulator; afterwards the target must hold exactly the fd numbers the plan promised.
+import { lstatSync, readlinkSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
+import { printable } from '../printable.js';
 import type { Plan, PlanTarget } from '../plan/ops.js';
 import { planRestore } from '../plan/planner.js';
 import { listFds } from '../proc/fds.js';
@@ -36,4 +40,77 @@ export function checkFdNumbers(pid: number, want: number[]): void {
     ...(missing.length ? [`lacks fds ${missing.join(', ')}`] : []),
   ];
   if (problems.length > 0) throw new CrError(`after the replay pid ${pid} ${problems.join(' and ')}`);
+}
+
+const PROC_SUPER_MAGIC = 0x9fa0;
+/** The kernel's own bound on symlinks followed in one lookup (MAXSYMLINKS). */
+const MAX_SYMLINKS = 40;
+
+/**
+ * The directory on a procfs that path passes through when followed one component at a time as
+ * the kernel would (symlinks read, `..` taken from where they led), or null if it reaches none or
+ * stops existing first. Done in cr's view of the file system: the target's is not at hand.
+ */
+function procOnTheWay(path: string, isProc: (dev: number, at: string) => boolean): string | null {
+  const todo = path.split('/').reverse();
+  let at = '/';
+  let links = 0;
+  while (todo.length > 0) {
+    const part = todo.pop()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      at = dirname(at);
+      continue;
+    }
+    const next = at === '/' ? `/${part}` : `${at}/${part}`;
+    let st;
+    try {
+      st = lstatSync(next);
+    } catch {
+      return null; // missing (or hidden from cr): nothing further to follow
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) return null; // the open fails with ELOOP
+      const link = readlinkSync(next);
+      if (link.startsWith('/')) at = '/';
+      todo.push(...link.split('/').reverse());
+      continue;
+    }
+    at = next;
+    if (isProc(Number(st.dev), at)) return at;
+  }
+  return null;
+}
+
+/**
+ * Refuse (exit 2) an image whose paths lead into /proc by way of symlinks (`/dev/stdin`,
+ * `/dev/fd/N`, `/etc/mtab`): opened by the target, they would name its own fds and files, not
+ * what the image recorded. Validation already refuses paths that say /proc in their text.
+ */
+export function checkPaths(table: FdTable): void {
+  const procDev = new Map<number, boolean>();
+  const isProc = (dev: number, at: string): boolean => {
+    let proc = procDev.get(dev);
+    if (proc === undefined) procDev.set(dev, (proc = statfsSync(at).type === PROC_SUPER_MAGIC));
+    return proc;
+  };
+  const paths = new Map<number, string>();
+  for (const d of table.descs) if (d.path !== undefined) paths.set(d.id, d.path);
+  const seen = new Set<number>();
+  for (const { fd, desc } of table.fds) {
+    const path = paths.get(desc);
+    if (path === undefined || seen.has(desc)) continue;
+    seen.add(desc);
+    const at = procOnTheWay(path, isProc);
+    if (at !== null) badInput(`fd ${fd}: "${printable(path, '"')}" leads into /proc (through ${printable(at)}); restored, it would name the target's own files, not the image's`);
+  }
+}
+
+/**
+ * Refuse (exit 2) to give a process of one user what was dumped from another's, unless asked:
+ * the image's files, pipes and bytes were that user's. `imageUid` undefined: a JSON table, no user.
+ */
+export function checkUid(imageUid: number | undefined, runsAs: number, who: string, allowed: boolean): void {
+  if (imageUid === undefined || imageUid === runsAs || allowed) return;
+  badInput(`the image was dumped from a process of uid ${imageUid}, but ${who} runs as uid ${runsAs}; pass --allow-uid-change to restore it anyway`);
 }

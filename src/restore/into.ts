@@ -6,7 +6,7 @@ import { CrError } from '../errors.js';
 import { freeze, thaw, type Frozen } from '../dump/freeze.js';
 import { Injector } from '../inject/injector.js';
 import type { FdTable } from '../model/fdtable.js';
-import type { PlanTarget } from '../plan/ops.js';
+import type { Plan, PlanTarget } from '../plan/ops.js';
 import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
 import { readTarget, type TargetState } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
@@ -36,14 +36,18 @@ function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError
 const sameState = (a: TargetState, b: TargetState): boolean =>
   a.fds.join(',') === b.fds.join(',') && a.rlimit.soft === b.rlimit.soft && a.rlimit.hard === b.rlimit.hard;
 
-/** The target's state, read from /proc; a CrError when there is no such process or no access. */
-function readTargetOf(pid: number): TargetState {
+/**
+ * The target's state, read from /proc; undefined when cr may not read it (another user's
+ * process), for the freeze to refuse in ptrace's own words. A CrError when there is no such process.
+ */
+function readTargetOf(pid: number): TargetState | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new CrError(`${pid} is not a pid`, 2);
   try {
     return readTarget(pid);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ESRCH') throw new CrError(`no process with pid ${pid}`);
+    if (code === 'EACCES' || code === 'EPERM') return undefined;
     throw new CrError(`cannot read the fd table of pid ${pid}: ${code ?? (err as Error).message}`);
   }
 }
@@ -53,21 +57,25 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcom
   const phases: Phases = [];
   const lap = stopwatch(phases);
   const mode = exact ? 'into-exact' : 'into';
+  const planFor = (state: TargetState): { target: PlanTarget; plan: Plan } => {
+    const target: PlanTarget = { fds: state.fds, rlimit: state.rlimit, mode };
+    return { target, plan: checkedPlan(table, target) };
+  };
   // Plan for the table as it is now, before stopping anything, so the target is held only for
-  // the replay; once it is held, plan again only if its table changed in between.
+  // the replay; once it is held, plan again only if its table changed in between. A table cr may
+  // not read (another user's process) is read after the freeze, which refuses first (EPERM).
   const guess = readTargetOf(pid);
-  let target: PlanTarget = { fds: guess.fds, rlimit: guess.rlimit, mode };
-  let plan = checkedPlan(table, target);
+  let planned = guess && planFor(guess);
   lap('plan');
   const frozen = freeze(pid);
   lap('freeze');
   try {
     const before = readTarget(pid);
-    if (!sameState(before, guess)) {
-      target = { fds: before.fds, rlimit: before.rlimit, mode };
-      plan = checkedPlan(table, target);
+    if (!planned || !guess || !sameState(before, guess)) {
+      planned = planFor(before);
       lap('replan');
     }
+    const { target, plan } = planned;
     const inj = Injector.attach(injectionThread(frozen));
     lap('attach');
     let stats: ReplayStats | CrError;
