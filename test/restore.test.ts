@@ -4,7 +4,7 @@
 // test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
 // original must still hold its own.
 import { spawn as spawnAsync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -14,7 +14,7 @@ import { pipe2 } from '../bridge/pipe.js';
 import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { reap, spawn } from '../bridge/spawn.js';
-import { readImage } from '../src/image/format.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage } from '../src/image/format.js';
 import { O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
 import { asUser, cr, CR, crProcess, NOBODY, ROOT, type Run } from './helpers/cli.js';
@@ -533,6 +533,115 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
     }
   } finally {
     ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---- refusals before any process is touched ----
+
+/** A table with /dev/null at fd 50 (or the file at `path` at fd 3), limit 1024. */
+const oneFile = (path = '/dev/null', fd = 50): FdTable => ({
+  fds: [{ fd, desc: 0, cloexec: false }],
+  descs: [{ id: 0, kind: 'file', flags: 0o100000, path, offset: 0 }],
+  pipes: [],
+  rlimit: { soft: 1024, hard: 1024 },
+});
+
+function imageOf(file: string, table: FdTable, uid: number): string {
+  writeFileSync(file, encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm: 'x', cmdline: [], uid }, table, dropped: [] }), { mode: 0o644 });
+  return file;
+}
+
+test('paths that lead into /proc through symlinks are refused before any process is touched; plan still plans them', async () => {
+  const dir = tempDir('proclink');
+  try {
+    symlinkSync('/dev/null', join(dir, 'null'));
+    symlinkSync(`${'../'.repeat(dir.split('/').length)}proc/self/status`, join(dir, 'status'));
+    const refused: Array<[string, string]> = [
+      ['/dev/fd/0', '/proc/self/fd/0'], ['/dev/stdin', '/proc/self/fd/0'], ['/dev/fd/../status', '/proc/self/fd/../status'],
+      ['/etc/mtab', '/proc/[^\\n]*mounts'], [join(dir, 'status'), '/proc/self/status'],
+    ];
+    await withReader([0, 1, 2], [], [], async (rd) => {
+      const before = fdLinks(rd.pid);
+      for (const [path, as] of refused) {
+        const file = join(dir, 'table.json');
+        writeFileSync(file, JSON.stringify(oneFile(path, 3)));
+        const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        for (const args of [['--', 'true'], ['--into', String(rd.pid)]]) {
+          const r = await cr(['restore', file, ...args]);
+          assert.is(r.code, 2, `${path} ${args[0]}: ${r.stderr}`);
+          assert.match(r.stderr, new RegExp(`^cr restore: fd 3: "${escaped}" leads into /proc \\(as ${as}\\); [^\\n]+\\n$`));
+        }
+        // plan works from the image alone: no look-up in the file system.
+        assert.is((await cr(['plan', file])).code, 0);
+      }
+      assert.equal(fdLinks(rd.pid), before);
+      assertRunning(rd.pid);
+    });
+    // A symlink elsewhere is only a path.
+    const file = join(dir, 'ok.json');
+    writeFileSync(file, JSON.stringify(oneFile(join(dir, 'null'), 3)));
+    const r = await cr(['restore', file, '--', 'true']);
+    assert.is(r.code, 0, r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an image of one user\'s process is restored as another\'s only with --allow-uid-change: --into, -- CMD, a whole process', async () => {
+  const dir = tempDir('uid');
+  chmodSync(dir, 0o755);
+  try {
+    const root = imageOf(join(dir, 'root.img'), oneFile(), 0);
+    await withReader([0, 1, 2], [], [], async (rd) => {
+      const before = fdLinks(rd.pid);
+      let r = await cr(['restore', root, '--into', String(rd.pid)]);
+      assert.is(r.code, 2, r.stderr);
+      assert.is(r.stderr, `cr restore: the image was dumped from a process of uid 0, but pid ${rd.pid} runs as uid ${NOBODY}; pass --allow-uid-change to restore it anyway\n`);
+      assert.equal(fdLinks(rd.pid), before);
+      r = await cr(['restore', root, '--into', String(rd.pid), '--allow-uid-change']);
+      assert.is(r.code, 0, r.stderr);
+      assert.ok(listFds(rd.pid).includes(50));
+    }, asUser(NOBODY));
+    const nobodys = imageOf(join(dir, 'nobody.img'), oneFile(), NOBODY);
+    let r = await cr(['restore', nobodys, '--', 'true']);
+    assert.is(r.code, 2, r.stderr);
+    assert.is(r.stderr, `cr restore: the image was dumped from a process of uid ${NOBODY}, but CMD (as cr's uid) runs as uid 0; pass --allow-uid-change to restore it anyway\n`);
+    r = await cr(['restore', nobodys, '--allow-uid-change', '--', 'true']);
+    assert.is(r.code, 0, r.stderr);
+    // A whole process of root's restarts as cr's user when cr is not root: refused as well.
+    const pid = spawn(['/bin/sleep', '60'], { fds: [] });
+    const whole = join(dir, 'whole.img');
+    try {
+      r = await cr(['dump', '--pid', String(pid), '-o', whole]);
+      assert.is(r.code, 0, r.stderr);
+    } finally {
+      ensureReaped(pid);
+    }
+    chmodSync(whole, 0o644);
+    r = crProcess(['restore', whole, '--detach'], asUser(NOBODY));
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^cr restore: the image was dumped from a process of uid 0, but the restarted process [^\\n]* runs as uid ${NOBODY}; pass --allow-uid-change [^\\n]+\\n$`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--into another user\'s process: refused in one line with ptrace\'s EPERM, the process untouched', async () => {
+  const dir = tempDir('eperm');
+  chmodSync(dir, 0o755);
+  try {
+    const file = join(dir, 'table.json');
+    writeFileSync(file, JSON.stringify(oneFile()), { mode: 0o644 });
+    await withReader([0, 1, 2], [], [], async (rd) => {
+      const before = fdLinks(rd.pid);
+      const r = crProcess(['restore', file, '--into', String(rd.pid)], asUser(NOBODY));
+      assert.is(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^cr restore: may not trace process ${rd.pid}: [^\\n]*EPERM[^\\n]*\\n$`));
+      assert.equal(fdLinks(rd.pid), before);
+      assertRunning(rd.pid);
+    });
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

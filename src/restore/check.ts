@@ -47,9 +47,10 @@ const PROC_SUPER_MAGIC = 0x9fa0;
 const MAX_SYMLINKS = 40;
 
 /**
- * The directory on a procfs that path passes through when followed one component at a time as
- * the kernel would (symlinks read, `..` taken from where they led), or null if it reaches none or
- * stops existing first. Done in cr's view of the file system: the target's is not at hand.
+ * Where path goes once it reaches a procfs (`/proc/self/fd/0` for `/dev/stdin`), following it one
+ * component at a time as the kernel would (symlinks read, `..` taken from where they led); null
+ * if it reaches none or stops existing first. Done in cr's view of the file system: the target's
+ * is not at hand.
  */
 function procOnTheWay(path: string, isProc: (dev: number, at: string) => boolean): string | null {
   const todo = path.split('/').reverse();
@@ -77,7 +78,7 @@ function procOnTheWay(path: string, isProc: (dev: number, at: string) => boolean
       continue;
     }
     at = next;
-    if (isProc(Number(st.dev), at)) return at;
+    if (isProc(Number(st.dev), at)) return [at, ...todo.reverse()].filter((p) => p !== '' && p !== '.').join('/');
   }
   return null;
 }
@@ -102,7 +103,7 @@ export function checkPaths(table: FdTable): void {
     if (path === undefined || seen.has(desc)) continue;
     seen.add(desc);
     const at = procOnTheWay(path, isProc);
-    if (at !== null) badInput(`fd ${fd}: "${printable(path, '"')}" leads into /proc (through ${printable(at)}); restored, it would name the target's own files, not the image's`);
+    if (at !== null) badInput(`fd ${fd}: "${printable(path, '"')}" leads into /proc (as ${printable(at)}); restored, it would name the target's own files, not the image's`);
   }
 }
 
