@@ -17,7 +17,10 @@ import type { Seed } from '../src/imagefuzz/mutants.js';
 import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
 import { makeProcessSeed } from '../src/imagefuzz/process-seed.js';
 import { LiveTarget } from '../src/imagefuzz/target.js';
-import { loadTableInput } from '../src/image/format.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, loadTableInput } from '../src/image/format.js';
+import type { FdTable } from '../src/model/fdtable.js';
+import { parseTable } from '../src/model/validate.js';
+import { planRestore } from '../src/plan/planner.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const SEEDS = ['seed', 'halfclosed', 'packets', 'fifo', 'files', 'full', 'limit64'];
@@ -160,6 +163,37 @@ test('each kind of refusal names what is wrong', () => {
       assert.match((err as Error).message, pattern, name);
     }
   }
+});
+
+/** An image of /dev/null at fd 0 and, dup'd, at `fd`, below a soft limit of `soft`, by `comm`, at `path`. */
+function tinyImage(fd: number, soft: number, comm = 'x', path = '/dev/null'): Buffer {
+  const table: FdTable = {
+    fds: [{ fd: 0, desc: 0, cloexec: false }, { fd, desc: 0, cloexec: false }],
+    descs: [{ id: 0, kind: path === '/dev/null' ? 'chr' : 'file', flags: 0o100000, path, ...(path === '/dev/null' ? {} : { offset: 0 }) }],
+    pipes: [],
+    rlimit: { soft, hard: soft },
+  };
+  return encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm, cmdline: [], uid: 0 }, table, dropped: [] });
+}
+
+test('an fd far above any limit: plan refuses it at once, and the planner still works afterwards', async () => {
+  for (const fd of [2 ** 30 - 1, 2e8]) {
+    const file = join(dir, `fd-${fd}.img`);
+    writeFileSync(file, tinyImage(fd, fd + 1));
+    const r = await cr(['plan', file]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^cr plan: [^\n]+\n$/);
+  }
+  const plan = planRestore(parseTable({ fds: [{ fd: 5, desc: 0, cloexec: false }], descs: [{ id: 0, kind: 'chr', flags: 0o100001, path: '/dev/null' }], pipes: [], rlimit: { soft: 64, hard: 64 } }), { fds: [0, 1, 2], rlimit: { soft: 64, hard: 64 }, mode: 'fresh' });
+  assert.ok(plan.ops.length > 0);
+});
+
+test('show prints no control character an image carries (names, paths, kernel)', async () => {
+  const file = join(dir, 'escape.img');
+  writeFileSync(file, tinyImage(3, 64, 'evil\u001b[2J', '/tmp/a\u001b]0;owned\u0007\nb'));
+  const r = await cr(['show', file]);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.match(r.stdout, /[\u0000-\u0008\u000b-\u001f\u007f]/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -120,15 +120,14 @@ export async function fuzzImages(opts: FuzzImageOptions): Promise<FuzzImageRepor
     const planTargets = targets(live);
     const scratch = join(dir, 'mutant');
     const fail = (list: Failure[], f: Failure): void => void (list.length < MAX_KEPT_FAILURES && list.push(f));
-    const isolated: Mutant[] = [];
     for (const m of mutants(opts.seeds, opts)) {
       if (m.knownGap && !opts.knownGaps) continue;
-      if (m.isolate) {
-        isolated.push(m);
-        continue;
-      }
       const count = (report.families[m.family] ??= { tried: 0, rejected: 0, accepted: 0, failed: 0 });
-      const verdict = judge(m.bytes(), scratch, planTargets);
+      let verdict = judge(m.bytes(), scratch, planTargets);
+      // A mutant `show` may print (its columns leave show out) is refused when no plan is made for it.
+      if (m.columns && !m.columns.includes('show') && verdict.kind === 'accepted' && verdict.planned.length === 0) {
+        verdict = { kind: 'rejected', message: 'every plan refused' };
+      }
       count.tried++;
       report.tried++;
       if (verdict.kind === 'rejected') count.rejected++;
@@ -154,7 +153,7 @@ export async function fuzzImages(opts: FuzzImageOptions): Promise<FuzzImageRepor
       if (report.tried % 2000 === 0) opts.onProgress?.(`  ${report.tried} mutants, ${report.failures.length} failures`);
     }
 
-    const chosen = [...sampler.take(opts.cliSample), ...isolated];
+    const chosen = sampler.take(opts.cliSample);
     report.cli.mutants = chosen.length;
     const nonce = `cr-imagefuzz-${randomBytes(6).toString('hex')}`;
     const files = chosen.map((m, i) => {
@@ -168,10 +167,6 @@ export async function fuzzImages(opts: FuzzImageOptions): Promise<FuzzImageRepor
       report.cli.runs[column]++;
       let why = refusalProblem(column, run);
       if (!why && column === 'into') why = live!.check();
-      if (m.isolate) {
-        report.gaps.tried++;
-        if (!why) report.gaps.caught++;
-      }
       if (why) {
         if (m.knownGap) report.gaps.missed.push({ mutant: `${m.family}: ${m.name}`, why: `${column}: ${why}` });
         else fail(report.cli.failures, { mutant: `${m.family}: ${m.name}`, where: column, why });
