@@ -18,6 +18,8 @@ import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { Outcome } from '../restore/outcome.js';
 import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
+import { isRunning } from '../proc/process.js';
+import { SyscallError } from '../../bridge/errno.js';
 
 const USAGE =
   'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings] [--allow-uid-change]' +
@@ -107,6 +109,11 @@ async function restoreAndGo(opts: Options, table: FdTable, held: HeldSignals): P
   let outcome: Outcome;
   try {
     outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact) : restoreFresh(table, opts.command);
+  } catch (err) {
+    // A target that exits mid-restore makes ptrace and /proc fail in many ways; say why once.
+    const gone = !isRunning(Number(opts.into)) || (err instanceof SyscallError && err.code === 'ESRCH');
+    if (opts.into === undefined || err instanceof CrError || !gone) throw err;
+    throw new CrError(`pid ${opts.into} ended during the restore (${(err as Error).message.split('\n')[0]})`);
   } finally {
     await settle();
   }
@@ -121,7 +128,9 @@ async function restoreAndGo(opts: Options, table: FdTable, held: HeldSignals): P
 
 /** A new process, restored and running: wait for it, or print its pid and return (--detach). */
 async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<number> {
-  if (!opts.detach) held.forwardTo(pid);
+  // Signals cr got during the restore go to the new process, --detach or not: an interrupted
+  // restore must not leave it running behind the user's back.
+  held.forwardTo(pid);
   if (opts.pidfile !== undefined) {
     try {
       writePidfile(opts.pidfile, pid);

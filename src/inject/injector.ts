@@ -11,7 +11,7 @@ import {
   REG_COUNT, REG_INDEX, setRegsFrom, setSigmask,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
-import { waitpid, waitStop, WALL, type WaitResult } from '../../bridge/wait.js';
+import { waitStop, type WaitResult } from '../../bridge/wait.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 
 const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
@@ -202,9 +202,9 @@ export class Injector {
     for (;;) {
       let stop: WaitResult;
       try {
-        // The entry stop comes at once (the tracee is about to execute `syscall`): a blocking
-        // wait is safe there and cheaper than polling. The exit may never come.
-        stop = op === ENTRY ? waitpid(this.pid, WALL)! : waitStop(this.pid, this.timeoutMs);
+        // The entry stop comes at once (the tracee is about to execute `syscall`), the exit may
+        // never come; both waits are bounded, so a tracee that dies or vanishes cannot hang cr.
+        stop = waitStop(this.pid, this.timeoutMs);
       } catch (err) {
         if (err instanceof SyscallError || op !== EXIT || interrupted) throw err;
         // Still blocked inside our syscall: interrupt it, collect its exit, leave the tracee
@@ -242,11 +242,11 @@ export class Injector {
  * then resume; the tracee traps on its way back to user mode, so a blocking wait is safe.
  * Signal-delivery-stops met on the way are suppressed and recorded in `deferred`.
  */
-function toEventStop(pid: number, deferred: number[]): void {
+function toEventStop(pid: number, deferred: number[], timeoutMs = 5000): void {
   interrupt(pid);
   cont(pid, 0);
   for (;;) {
-    const stop = waitpid(pid, WALL)!;
+    const stop = waitStop(pid, timeoutMs);
     if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping it`);
     if (stop.event === PTRACE_EVENT_STOP) return;
     if (stop.event === 0) deferred.push(stop.signal);

@@ -11,6 +11,7 @@ import { replay, ReplayError, rollback, type ReplayStats } from '../replay/repla
 import { readTarget, type TargetState } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
 import { stopwatch, type Outcome, type Phases } from './outcome.js';
+import { isRunning } from '../proc/process.js';
 
 /** A thread to inject from: one stopped by our interrupt, not one holding a signal to deliver. */
 function injectionThread(frozen: Frozen): number {
@@ -22,6 +23,7 @@ function injectionThread(frozen: Frozen): number {
 /** The replay failed: undo it if it stopped before the commit, and say what state pid is in. */
 function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError {
   const message = err instanceof Error ? err.message : String(err);
+  if (!isRunning(before.pid)) return new CrError(`pid ${before.pid} ended during the restore: ${message}`);
   if (err instanceof ReplayError && err.afterCommit) {
     return new CrError(`${message}; this was after the commit, so pid ${before.pid} keeps a partly restored fd table`);
   }

@@ -17,9 +17,12 @@ const MAX_POLL_MS = 25;
 
 export class HeldSignals {
   private readonly received: NodeJS.Signals[] = [];
+  /** the first signal that would have ended cr, passed on or not */
+  private fatal: NodeJS.Signals | null = null;
   private target = 0;
   private readonly handlers = HELD.map((name) => {
     const handler = (): void => {
+      if (this.fatal === null && !HARMLESS.has(name)) this.fatal = name;
       if (this.target) this.send(name);
       else this.received.push(name);
     };
@@ -36,8 +39,7 @@ export class HeldSignals {
   /** Stop holding; returns the first held signal that would have ended cr, if any. */
   release(): number | null {
     for (const [name, handler] of this.handlers) process.off(name, handler);
-    const fatal = this.received.find((name) => !HARMLESS.has(name));
-    return fatal ? constants.signals[fatal] : null;
+    return this.fatal ? constants.signals[this.fatal] : null;
   }
 
   private send(name: NodeJS.Signals): void {
