@@ -3,9 +3,7 @@ import { check } from './errno.js';
 import { libc } from './libc.js';
 
 // Flag values are the kernel's ABI and live in src/model/fdtable.ts, which callers import; the
-// bridge takes them as plain numbers. O_CLOEXEC stays only until src/imagefuzz/target.ts takes it
-// from the model too.
-export const O_CLOEXEC = 0o2000000;
+// bridge takes them as plain numbers.
 
 export function openFile(path: string, flags: number, mode = 0): number {
   return check(libc.open(path, flags, 'uint', mode), () => `open(${JSON.stringify(path)}, flags=0o${flags.toString(8)}, mode=0o${mode.toString(8)})`);

@@ -2,7 +2,8 @@
 // alone: its fd table as /proc shows it (numbers, what each refers to, position, flags,
 // close-on-exec), that it runs untraced, and, at the end, the bytes queued in its pipe.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { closeFd, O_CLOEXEC, readFd, writeFd } from '../../bridge/file.js';
+import { closeFd, readFd, writeFd } from '../../bridge/file.js';
+import { O_CLOEXEC } from '../model/fdtable.js';
 import { pipe2 } from '../../bridge/pipe.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 

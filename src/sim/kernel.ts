@@ -19,12 +19,12 @@ import {
   O_NONBLOCK,
   O_PATH,
   O_RDONLY,
-  O_RDWR,
   O_SYNC,
   O_TRUNC,
   O_WRONLY,
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
+import { flagNames } from '../model/flags.js';
 
 export const PAGE_SIZE = 4096;
 /** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
@@ -69,39 +69,6 @@ export class SimError extends Error {
   }
 }
 
-const FLAG_BITS: Array<[number, string]> = [
-  [O_SYNC, 'O_SYNC'],
-  [O_DSYNC, 'O_DSYNC'],
-  [O_APPEND, 'O_APPEND'],
-  [O_NONBLOCK, 'O_NONBLOCK'],
-  [O_DIRECT, 'O_DIRECT'],
-  [O_ASYNC, 'O_ASYNC'],
-  [O_NOATIME, 'O_NOATIME'],
-  [O_LARGEFILE, 'O_LARGEFILE'],
-  [O_CLOEXEC, 'O_CLOEXEC'],
-  [O_CREAT, 'O_CREAT'],
-  [O_EXCL, 'O_EXCL'],
-  [O_TRUNC, 'O_TRUNC'],
-  [O_NOCTTY, 'O_NOCTTY'],
-  [O_NOFOLLOW, 'O_NOFOLLOW'],
-  [O_DIRECTORY, 'O_DIRECTORY'],
-  [O_PATH, 'O_PATH'],
-];
-
-/** `O_WRONLY|O_NONBLOCK|O_LARGEFILE`: open flags by name, for messages. */
-export function flagNames(flags: number): string {
-  const mode = flags & O_ACCMODE;
-  const names = [mode === O_RDONLY ? 'O_RDONLY' : mode === O_WRONLY ? 'O_WRONLY' : mode === O_RDWR ? 'O_RDWR' : 'O_ACCMODE'];
-  let rest = flags & ~O_ACCMODE;
-  for (const [bit, name] of FLAG_BITS) {
-    if ((rest & bit) === bit) {
-      names.push(name);
-      rest &= ~bit;
-    }
-  }
-  if (rest !== 0) names.push(`0o${(rest >>> 0).toString(8)}`);
-  return names.join('|');
-}
 
 /** One page of a pipe's ring (struct pipe_buffer): bytes, and whether it is a packet. */
 export interface PipeBuffer {

@@ -4,7 +4,8 @@
 // final fd table must equal the image up to renaming of descriptions and pipes.
 import type { Desc, FdTable, Pipe } from '../model/fdtable.js';
 import type { Op, Plan, PlanTarget } from '../plan/ops.js';
-import { SimDesc, SimError, SimPipe, SimProcess, SimWorld, flagNames } from './kernel.js';
+import { flagNames } from '../model/flags.js';
+import { SimDesc, SimError, SimPipe, SimProcess, SimWorld } from './kernel.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: string; op?: number };
 
