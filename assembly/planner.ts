@@ -304,22 +304,8 @@ function createPipe(q: i32): bool {
   const first = r0 >= 0 ? r0 : w0;
   const cloexec = first >= 0 && home[first] >= 0 && wantCloexec(home[first]);
   emitPipe2(cloexec ? O_CLOEXEC : 0, r, w, q);
-  if (r0 >= 0) {
-    occupy(r, r0, cloexec);
-    flagsNow[r0] = O_RDONLY;
-    addMember(r0, r);
-  } else {
-    occupy(r, TEMP, cloexec);
-    touch(r);
-  }
-  if (w0 >= 0) {
-    occupy(w, w0, cloexec);
-    flagsNow[w0] = O_WRONLY;
-    addMember(w0, w);
-  } else {
-    occupy(w, TEMP, cloexec);
-    touch(w);
-  }
+  takePipe2End(r, r0, O_RDONLY, cloexec);
+  takePipe2End(w, w0, O_WRONLY, cloexec);
   const members = membersByHome(q, false);
   for (let i = 0; i < members.length; i++) {
     const d = keyDesc(members[i]);
@@ -335,6 +321,18 @@ function createPipe(q: i32): bool {
   }
   fillPipe(q, r, w, w0);
   return true;
+}
+
+/** A pipe2() end landed at fd: the image's description d, or a temporary when d is -1. */
+function takePipe2End(fd: i32, d: i32, access: i32, cloexec: bool): void {
+  if (d < 0) {
+    occupy(fd, TEMP, cloexec);
+    touch(fd);
+    return;
+  }
+  occupy(fd, d, cloexec);
+  flagsNow[d] = access;
+  addMember(d, fd);
 }
 
 function createFifo(q: i32): bool {
