@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../src/cli.js';
 import { run as fuzzImage } from '../src/commands/fuzz-image.js';
 import { badInputProblem } from '../src/imagefuzz/judge.js';
 import type { Seed } from '../src/imagefuzz/mutants.js';
@@ -21,35 +20,12 @@ import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, loadTableInput } from '
 import type { FdTable } from '../src/model/fdtable.js';
 import { parseTable } from '../src/model/validate.js';
 import { planRestore } from '../src/plan/planner.js';
+import { captured, cr } from './helpers/cli.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const SEEDS = ['seed', 'halfclosed', 'packets', 'fifo', 'files', 'full', 'limit64'];
 const dir = mkdtempSync(join(tmpdir(), 'cr-badimage-'));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** fn's exit code and console output. */
-async function captured(fn: () => Promise<number>): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
-  console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
-  try {
-    const code = await fn();
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-/** The CLI in this process (node starts slowly here). */
-const cr = (args: string[]): Promise<Run> => captured(() => main(args));
 
 /** A real image of a live process, dumped now: the seeds must match what dump writes today. */
 async function freshSeed(): Promise<Seed> {

@@ -17,6 +17,7 @@ import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
+import { stopwatch } from '../timing.js';
 
 export interface CheckpointOptions {
   /** replace an existing image */
@@ -68,12 +69,7 @@ function settle(frozen: Frozen, timeoutMs: number): void {
 export function checkpointProcess(pid: number, imagePath: string, opts: CheckpointOptions = {}): CheckpointResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
-  let t = performance.now();
-  const lap = (name: string): void => {
-    const now = performance.now();
-    phases.push([name, now - t]);
-    t = now;
-  };
+  const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
   let frozen: Frozen | null = null;
   try {

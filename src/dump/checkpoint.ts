@@ -7,10 +7,11 @@ import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../i
 import { CrError } from '../errors.js';
 import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { parseTable } from '../model/validate.js';
-import { readIdentity } from '../proc/process.js';
+import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from './freeze.js';
 import { gather, type Gathered } from './gather.js';
 import { copyPipe, readSideOf } from './pipes.js';
+import { stopwatch, type Phases } from '../timing.js';
 
 export interface DumpOptions {
   skipUnsupported: boolean;
@@ -19,9 +20,6 @@ export interface DumpOptions {
   /** bound on waiting for each thread to stop */
   timeoutMs?: number;
 }
-
-/** Milliseconds per phase, in the order they ran. */
-export type Phases = Array<[string, number]>;
 
 /** Fill in each pipe's capacity and bytes, reading them through fds of cr's own. */
 export function copyPipes(pid: number, gathered: Gathered): void {
@@ -53,12 +51,7 @@ const endName = (flags: number): string => {
 
 export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
   const phases: Phases = [];
-  let t = performance.now();
-  const lap = (name: string): void => {
-    const now = performance.now();
-    phases.push([name, now - t]);
-    t = now;
-  };
+  const lap = stopwatch(phases);
   const frozen = freeze(pid, opts.timeoutMs);
   lap('freeze');
   let gathered: Gathered;
@@ -75,6 +68,12 @@ export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phas
   }
   thaw(frozen, { leaveStopped: opts.leaveStopped });
   lap('thaw');
+  const image = imageOf(identity, gathered);
+  return { image, phases };
+}
+
+/** The fd-table image of what was gathered, checked to load again. */
+export function imageOf(identity: ProcessIdentity, gathered: Gathered): Image {
   const image: Image = {
     magic: IMAGE_MAGIC,
     formatVersion: IMAGE_FORMAT_VERSION,
@@ -90,5 +89,5 @@ export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phas
     // Whatever dump gathered must load again; an image that cannot is a bug here, not bad input.
     throw new CrError(`the gathered table does not validate: ${(err as Error).message}`);
   }
-  return { image, phases };
+  return image;
 }

@@ -17,6 +17,7 @@ import { AREA_BYTES, Husk, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
+import { stopwatch } from '../timing.js';
 
 /** The program the husk execs: any will do, it never runs. */
 const HUSK_PROGRAM = '/bin/true';
@@ -42,12 +43,7 @@ export interface RestartResult {
 export function restartProcess(imagePath: string, opts: RestartOptions = {}): RestartResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
-  let t = performance.now();
-  const lap = (name: string): void => {
-    const now = performance.now();
-    phases.push([name, now - t]);
-    t = now;
-  };
+  const lap = stopwatch(phases);
   const reader = ProcessImageReader.open(imagePath);
   try {
     const head = reader.head;

@@ -13,7 +13,8 @@ import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
-import { stopwatch, type Outcome, type Phases } from './outcome.js';
+import type { Outcome } from './outcome.js';
+import { stopwatch, type Phases } from '../timing.js';
 
 const isExecutableFile = (path: string): boolean => {
   try {

@@ -10,7 +10,8 @@ import type { Plan, PlanTarget } from '../plan/ops.js';
 import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
 import { readTarget, type TargetState } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
-import { stopwatch, type Outcome, type Phases } from './outcome.js';
+import type { Outcome } from './outcome.js';
+import { stopwatch, type Phases } from '../timing.js';
 import { isRunning } from '../proc/process.js';
 
 /** A thread to inject from: one stopped by our interrupt, not one holding a signal to deliver. */

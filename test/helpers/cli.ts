@@ -17,21 +17,24 @@ export interface Run {
   stderr: string;
 }
 
-/** The CLI run inside this process, its console output captured. */
-export async function cr(args: string[]): Promise<Run> {
+/** fn's exit code and the console output it made. */
+export async function captured(fn: () => Promise<number>): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
   const { log, error } = console;
   console.log = (...a: unknown[]) => void out.push(a.join(' ') + '\n');
   console.error = (...a: unknown[]) => void err.push(a.join(' ') + '\n');
   try {
-    const code = await main(args);
+    const code = await fn();
     return { code, stdout: out.join(''), stderr: err.join('') };
   } finally {
     console.log = log;
     console.error = error;
   }
 }
+
+/** The CLI run inside this process, its console output captured. */
+export const cr = (args: string[]): Promise<Run> => captured(() => main(args));
 
 /** `node cr.mjs ...` as a process of its own, behind `prefix` (setsid, asUser(...)); a signal's death is 128 + its number. */
 export function crProcess(args: string[], prefix: string[] = []): Run {
