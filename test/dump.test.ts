@@ -273,6 +273,12 @@ test('freezing during a flood of queued signals loses none (signal-delivery-stop
   const outFd = openSync(join(dir, 'out'), 'w');
   try {
     await withProcess([buildC(COUNTER_C)], { fds: [[outFd, 1]] }, async (pid) => {
+      // SIGRTMIN's default action kills: send none before the counter catches it.
+      const catches = (): boolean => ((BigInt('0x' + /^SigCgt:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))![1]!) >> 33n) & 1n) === 1n;
+      for (let waited = 0; !catches(); waited++) {
+        assert.ok(waited < 10_000, 'the counter never installed its SIGRTMIN handler');
+        sleep(1);
+      }
       await withProcess([buildC(SENDER_C), String(pid), String(SIGNALS)], { fds: [] }, (sender) => {
         let freezes = 0;
         while (freezes < 20 || waitpid(sender, WNOHANG) === null) {
