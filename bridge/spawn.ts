@@ -62,6 +62,9 @@ function fileActions(fa: Buffer, fds: Array<[number, number]>, cwd: string | und
   if (cwd !== undefined) spawnCheck(libc.faAddChdir(fa, cwd), describe);
 }
 
+/** SIGCANCEL and SIGSETXID, which glibc keeps for its threads and hides from sigfillset. */
+const GLIBC_INTERNAL_SIGNALS = [32, 33];
+
 function posixSpawn(argv: string[], options: SpawnOptions): number {
   if (argv.length === 0) throw new Error('spawn: empty argv');
   const fds = options.fds ?? ([[0, 0], [1, 1], [2, 2]] as Array<[number, number]>).filter(([fd]) => isOpen(fd));
@@ -77,8 +80,11 @@ function posixSpawn(argv: string[], options: SpawnOptions): number {
   try {
     fileActions(fa, fds, options.cwd);
     // Node ignores SIGPIPE and ignored signals survive exec: give the child default dispositions
-    // and an empty mask, as a shell would.
+    // and an empty mask, as a shell would. glibc's sigfillset leaves out its own signals 32 and
+    // 33, and its posix_spawn sets those to SIG_IGN in the child unless asked for SIG_DFL, so
+    // every child would inherit them ignored: their bits are set by hand.
     libc.sigfillset(sigs);
+    for (const sig of GLIBC_INTERNAL_SIGNALS) sigs[(sig - 1) >> 3]! |= 1 << ((sig - 1) & 7);
     spawnCheck(libc.attrSetSigdefault(attr, sigs), describe);
     libc.sigemptyset(sigs);
     spawnCheck(libc.attrSetSigmask(attr, sigs), describe);

@@ -144,24 +144,65 @@ test('restore IMAGE without --detach: cr waits and exits with the process\'s sta
     }
   }));
 
-test('--same-pid: the pid it had when it is free; a new one, said so, when it is in use', () =>
+test('--same-pid: the pid it had when it is free; a pid in use fails the restart with one line, nothing started', () =>
   withDumpedCounter(async (c) => {
     const r = await cr(['restore', c.image, '--detach', '--same-pid']);
     assert.is(r.code, 0, r.stderr);
     const pid = c.adopt(Number(r.stdout));
     assert.is(pid, c.pid);
     assert.match(r.stderr, new RegExp(`^cr restore: \\S+ restarted as pid ${pid}, the pid it had when dumped\\n$`));
+    const before = childrenOfOurs();
     const busy = await cr(['restore', c.image, '--detach', '--same-pid']);
-    assert.is(busy.code, 0, busy.stderr);
-    const other = c.adopt(Number(busy.stdout));
-    assert.is.not(other, pid);
-    assert.match(busy.stderr, new RegExp(`^cr restore: \\S+ restarted as pid ${other}, a new pid \\(it was ${pid} when dumped; --same-pid, but ${pid} is in use\\)\\n$`));
+    assert.is(busy.code, 1, busy.stderr);
+    assert.is(busy.stdout, '');
+    assert.is(busy.stderr, `cr restore: --same-pid: pid ${pid} is in use; nothing was started\n`);
+    assert.equal(childrenOfOurs(), before, 'a refused --same-pid left a process behind');
     writeFileSync(c.stop, '');
-    for (const p of [pid, other]) {
-      const end = reap(p, 10_000);
-      assert.equal([end.kind, end.code], ['exited', 0]);
-    }
+    const end = reap(pid, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
   }));
+
+/** The signal lines of /proc/PID/status: ignored, caught and blocked sets. */
+const dispositions = (pid: number): string[] =>
+  readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter((l) => /^Sig(Ign|Cgt|Blk):/.test(l));
+
+test('signal dispositions come back exactly: ignored, caught and default ones, glibc\'s 32 and 33 included', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-cli-process-signals-')));
+  const ready = join(dir, 'ready');
+  const program = [
+    'import signal, sys, time',
+    'signal.signal(signal.SIGUSR1, signal.SIG_IGN)',
+    'signal.signal(signal.SIGUSR2, lambda *a: None)',
+    'signal.signal(signal.SIGHUP, signal.SIG_IGN)',
+    'open(sys.argv[1], "w").close()',
+    'while True: time.sleep(0.05)',
+  ].join('\n');
+  const pids: number[] = [];
+  try {
+    const pid = spawn(['python3', '-S', '-c', program, ready], { fds: [] });
+    pids.push(pid);
+    await waitUntil('python to set its signals', () => existsSync(ready));
+    const before = dispositions(pid);
+    // SIGHUP (1) and SIGUSR1 (10) ignored (python itself ignores SIGPIPE and SIGXFSZ); 32 and
+    // 33 not: a spawned process starts with every disposition at its default, those two too.
+    const ignored = BigInt(`0x${before.find((l) => l.startsWith('SigIgn:'))!.split('\t')[1]}`);
+    const bit = (sig: number): bigint => 1n << BigInt(sig - 1);
+    assert.is(ignored & (bit(1) | bit(10)), bit(1) | bit(10), before.join(' '));
+    assert.is(ignored & (bit(32) | bit(33)), 0n, before.join(' '));
+    const image = join(dir, 'image');
+    const d = await cr(['dump', '--pid', String(pid), '-o', image]);
+    assert.is(d.code, 0, d.stderr);
+    ensureReaped(pid);
+    const r = await cr(['restore', image, '--detach']);
+    assert.is(r.code, 0, r.stderr);
+    const restarted = Number(r.stdout);
+    pids.push(restarted);
+    assert.equal(dispositions(restarted), before);
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('show, plan and diff read a whole-process image; restore -- CMD takes its fd table', () =>
   withDumpedCounter(async (c) => {

@@ -184,11 +184,12 @@ function checkTableInput(opts: Options, table: FdTable, image: Image | undefined
 
 /** Restart a whole-process image, then wait for it or detach as asked. */
 async function restartAndGo(opts: Options, was: { pid: number; comm: string }, held: HeldSignals): Promise<number> {
-  // The pid it had is free or not now; a taken one is no reason to refuse the restart.
-  const taken = opts['same-pid'] && existsSync(`/proc/${was.pid}`);
+  // --same-pid is a promise: a pid in use fails the restart before anything starts (and the
+  // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
+  if (opts['same-pid'] && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   let result: RestartResult;
   try {
-    result = restartProcess(opts.image, { samePid: opts['same-pid'] && !taken });
+    result = restartProcess(opts.image, { samePid: opts['same-pid'] });
   } finally {
     await settle();
   }
@@ -200,7 +201,7 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
   const which =
     result.pid === was.pid
       ? `the pid it had when dumped`
-      : `a new pid (it was ${was.pid} when dumped${taken ? `; --same-pid, but ${was.pid} is in use` : ''})`;
+      : `a new pid (it was ${was.pid} when dumped)`;
   console.error(`cr restore: ${was.comm} restarted as pid ${result.pid}, ${which}`);
   return goOn(opts, result.pid, held);
 }
