@@ -12,6 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readImage } from '../src/image/format.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { spawn } from '../bridge/spawn.js';
+import { readStatus } from '../src/proc/process.js';
 import { ensureReaped } from './helpers/processes.js';
 import { holderBinary, readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
 
@@ -74,6 +76,37 @@ test('an unprivileged user dumps their own process: 0600 image of theirs, whatev
     assert.is(readBack(h), '');
   } finally {
     ensureReaped(h.pid);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+// Restarting one's own process needs no capability: only the /proc/PID/exe link does
+// (CAP_CHECKPOINT_RESTORE), and without it the rest is restored and the link's loss said in one line.
+test('an unprivileged user restarts their own whole process: it runs on as them, the exe link\'s loss said in one warning', async () => {
+  const d = dirFor(NOBODY);
+  const pids: number[] = [];
+  try {
+    const pid = spawn([...as(NOBODY), '/bin/sleep', '300'], { fds: [] });
+    pids.push(pid);
+    // Dumped once it sleeps: setpriv has exec'd it and sleep has closed its start-up files.
+    for (let i = 0; i < 500 && !(readFileSync(`/proc/${pid}/comm`, 'utf8') === 'sleep\n' && readStatus(pid).state === 'S'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const image = join(d, 'sleep.img');
+    const dumped = cr(['dump', '--pid', String(pid), '-o', image], NOBODY);
+    assert.is(dumped.code, 0, dumped.stderr);
+    ensureReaped(pid);
+    const r = cr(['restore', image, '--detach'], NOBODY);
+    assert.is(r.code, 0, r.stderr);
+    const restarted = Number(r.stdout);
+    pids.push(restarted);
+    assert.is(r.stderr.split('\n')[0], 'cr restore: warning: setting /proc/PID/exe needs CAP_CHECKPOINT_RESTORE: it stays /bin/true, the program the restart started from');
+    const status = readFileSync(`/proc/${restarted}/status`, 'utf8');
+    assert.match(status, new RegExp(`^Uid:\\t${NOBODY}\\t${NOBODY}\\t${NOBODY}\\t${NOBODY}$`, 'm'));
+    assert.is(readFileSync(`/proc/${restarted}/cmdline`, 'utf8'), '/bin/sleep\u0000300\u0000');
+    assert.is(runState(restarted), '', 'running, untraced');
+  } finally {
+    for (const p of pids) ensureReaped(p);
     rmSync(d, { recursive: true, force: true });
   }
 });

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import type { Mapping, MmFields, ProcessHead } from '../image/process-format.js';
 import { readLimits } from '../proc/limits.js';
+import { readCreds } from '../proc/process.js';
 
 /** RLIMIT_CPU .. RLIMIT_RTTIME */
 const RLIMIT_COUNT = 16;
@@ -38,8 +39,6 @@ function statusField(text: string, name: string): string {
 
 export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask' | 'personality' | 'creds' | 'rlimits' | 'auxv'> {
   const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-  const ids = (name: string): number[] => statusField(status, name).split(/\s+/).map(Number);
-  const groups = statusField(status, 'Groups');
   let exe: ProcessHead['exe'] = null;
   try {
     const path = readlinkSync(`/proc/${pid}/exe`);
@@ -55,7 +54,7 @@ export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask'
     cwd: readlinkSync(`/proc/${pid}/cwd`),
     umask: parseInt(statusField(status, 'Umask'), 8),
     personality: parseInt(readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16),
-    creds: { uid: ids('Uid'), gid: ids('Gid'), groups: groups === '' ? [] : groups.split(/\s+/).map(Number) },
+    creds: readCreds(pid),
     rlimits,
     auxv: readFileSync(`/proc/${pid}/auxv`),
   };

@@ -32,6 +32,24 @@ export function readStatus(pid: number): ProcessStatus {
   };
 }
 
+/** Credentials as /proc/PID/status shows them: real, effective, saved and fs ids; groups sorted. */
+export interface Creds {
+  uid: number[];
+  gid: number[];
+  groups: number[];
+}
+
+export function readCreds(pid: number): Creds {
+  const text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const ids = (name: string): number[] => {
+    const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(text);
+    if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
+    const v = m[1]!.trim();
+    return v === '' ? [] : v.split(/\s+/).map(Number);
+  };
+  return { uid: ids('Uid'), gid: ids('Gid'), groups: ids('Groups') };
+}
+
 export function readIdentity(pid: number): ProcessIdentity {
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');

@@ -20,6 +20,9 @@ import {
   CLONE_PARENT, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE,
 } from './syscalls.js';
 
+/** The program the husk execs: any will do, it never runs. */
+export const HUSK_PROGRAM = '/bin/true';
+
 /** The page holding `syscall; int3`, and after it the scratch memory for arguments. */
 export const AREA_BYTES = 64 * 1024;
 const CODE = Buffer.from([0x0f, 0x05, 0xcc]);

@@ -13,14 +13,11 @@ import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../restore/check.js';
-import { AREA_BYTES, Husk, HUSK_PTRACE_OPTIONS } from './husk.js';
+import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
 import { stopwatch } from '../timing.js';
-
-/** The program the husk execs: any will do, it never runs. */
-const HUSK_PROGRAM = '/bin/true';
 
 export interface RestartOptions {
   /** give the process the pid it had at dump time (refused if that pid is in use) */

@@ -7,8 +7,9 @@ import { statSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { encodeRlimit } from '../../bridge/rlimit.js';
 import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
+import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
-import { u64 } from './husk.js';
+import { HUSK_PROGRAM, u64 } from './husk.js';
 import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
 
 const O_RDONLY = 0n;
@@ -20,6 +21,7 @@ const RLIM_INFINITY = 0xffffffffffffffffn;
 const PRCTL_MM_MAP_BYTES = 104;
 /** no exe_fd in struct prctl_mm_map: keep the executable link as it is */
 const NO_EXE = 0xffffffff;
+const EPERM = 1n;
 
 /** struct prctl_mm_map */
 function mmMap(mm: MmFields, auxv: bigint, auxvSize: number, exeFd: number): Buffer {
@@ -53,8 +55,16 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
   }
   try {
     const auxv = husk.put(head.auxv);
-    const map = husk.put(mmMap(head.mm, auxv, head.auxv.length, exeFd));
-    husk.call('prctl(PR_SET_MM, PR_SET_MM_MAP)', NR.prctl, BigInt(PR_SET_MM), BigInt(PR_SET_MM_MAP), map, BigInt(PRCTL_MM_MAP_BYTES), 0n);
+    const setMap = (fd: number): bigint =>
+      husk.syscall(NR.prctl, BigInt(PR_SET_MM), BigInt(PR_SET_MM_MAP), husk.put(mmMap(head.mm, auxv, head.auxv.length, fd)), BigInt(PRCTL_MM_MAP_BYTES), 0n);
+    let result = setMap(exeFd);
+    // Setting the exe link needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN); the rest of the map
+    // needs no capability. Without it, restore everything but the link, and say so.
+    if (result === -EPERM && exeFd !== NO_EXE) {
+      result = setMap(NO_EXE);
+      warning = `setting /proc/PID/exe needs CAP_CHECKPOINT_RESTORE: it stays ${HUSK_PROGRAM}, the program the restart started from`;
+    }
+    if (result < 0n) throw new SyscallError(`prctl(PR_SET_MM, PR_SET_MM_MAP) in the husk (pid ${husk.pid})`, Number(-result));
   } finally {
     if (exeFd !== NO_EXE) husk.syscall(NR.close, BigInt(exeFd));
     husk.reset();
@@ -166,6 +176,11 @@ export function queuePending(husk: Husk, head: ProcessHead): void {
 export function setCreds(husk: Husk, head: ProcessHead): void {
   const { uid, gid, groups } = head.creds;
   if ([...uid, ...gid, ...groups].every((id) => id === 0)) return;
+  // The husk already has them (a user restarting its own process): nothing to change, and
+  // setgroups would need CAP_SETGID even to set the same groups.
+  const now = readCreds(husk.pid);
+  const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+  if (same(now.uid, uid) && same(now.gid, gid) && same(now.groups, groups)) return;
   const g = Buffer.alloc(Math.max(4, groups.length * 4));
   groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
   husk.call('setgroups', NR.setgroups, BigInt(groups.length), husk.put(g));
