@@ -2,7 +2,7 @@
 // SIGCHLD handling would steal ptrace stops) and always kill and reap them, even on failure.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
@@ -32,21 +32,34 @@ export async function withProcess<T>(argv: string[], options: SpawnOptions, fn: 
   }
 }
 
+let binDir: string | undefined;
+
 /**
- * Compile a small C program with cc (cached by content in the temp dir) and return its path.
+ * This test run's own directory for compiled programs: two checkouts testing at once never share
+ * a path. Readable by all (unprivileged tests run these programs), removed when the run ends.
+ */
+function testBinDir(): string {
+  if (binDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-test-bin-'));
+    chmodSync(dir, 0o755);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    binDir = dir;
+  }
+  return binDir;
+}
+
+/**
+ * Compile a small C program with cc (once per run for each source) and return its path.
  * Tests use these where sh/python cannot put a process in the exact state wanted.
  */
 export function buildC(source: string, ccArgs: string[] = []): string {
   const hash = createHash('sha256').update(source).update(ccArgs.join('\0')).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'cr-test-bin');
-  const exe = join(dir, `prog-${hash}`);
+  const exe = join(testBinDir(), `prog-${hash}`);
   if (existsSync(exe)) return exe;
-  mkdirSync(dir, { recursive: true });
-  const src = join(dir, `prog-${hash}-${process.pid}.c`);
+  const src = `${exe}.c`;
   writeFileSync(src, source);
   // cc runs to completion before we look at any tracee, so child_process is safe here.
-  execFileSync('cc', ['-O1', '-o', `${exe}.${process.pid}`, src, ...ccArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
-  renameSync(`${exe}.${process.pid}`, exe); // atomic: parallel test files may build the same program
+  execFileSync('cc', ['-O1', '-o', exe, src, ...ccArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
   return exe;
 }
 
