@@ -13,9 +13,10 @@ import { waitpid, WNOHANG, WUNTRACED } from '../bridge/wait.js';
 import { freeze, thaw } from '../src/dump/freeze.js';
 import { readImage } from '../src/image/format.js';
 import { O_APPEND, O_DIRECT, O_LARGEFILE, O_NONBLOCK, O_RDWR, O_WRONLY, type Desc, type FdTable, type Fd, type Pipe } from '../src/model/fdtable.js';
-import { asUser, cr, crProcess, NOBODY } from './helpers/cli.js';
+import { cr, crProcess } from './helpers/cli.js';
 import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
+import { NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 
 /** The bytes the fixture queues: pattern(seed, n) in fdlayout.py. */
@@ -378,7 +379,7 @@ test('a process that was stopped before the dump stays stopped after it', async 
   });
 });
 
-test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
+test('errors: no such pid, bad arguments', async () => {
   let r = crProcess(['dump', '--fds-only', '--pid', '4000000', '-o', join(imageDir, 'none')]);
   assert.is(r.code, 1);
   assert.is(r.stderr, 'cr dump: no process with pid 4000000\n');
@@ -387,11 +388,14 @@ test('errors: no such pid, a pid we may not trace, bad arguments', async () => {
   r = await cr(['dump', '-o', join(imageDir, 'none')]);
   assert.is(r.code, 2);
   assert.match(r.stderr, /^cr dump: usage: cr dump --pid PID -o IMAGE/);
+});
+
+unprivilegedTest('a pid we may not trace: one EPERM line, the process left running', async () => {
   await withFixture('seed', async (fx) => {
     const out = mkdtempSync(join(tmpdir(), 'cr-nobody-'));
     chownSync(out, NOBODY, NOBODY);
     try {
-      const denied = crProcess(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(out, 'image')], asUser(NOBODY));
+      const denied = crProcess(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(out, 'image')], { uid: NOBODY });
       assert.is(denied.code, 1);
       assert.match(denied.stderr, new RegExp(`^cr dump: may not trace process ${fx.pid}: ptrace\\(PTRACE_SEIZE, pid=${fx.pid}, options=0x0\\): EPERM .*\\n$`));
       assertRunning(fx.pid);
@@ -451,12 +455,12 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
   });
 });
 
-test('plan reads every fixture image as an unprivileged user', () => {
+unprivilegedTest('plan reads every fixture image as an unprivileged user', () => {
   assert.is(images.length, 11);
   for (const image of images) {
     chownSync(image, NOBODY, NOBODY);
     chmodSync(imageDir, 0o755);
-    const r = crProcess(['plan', image], asUser(NOBODY));
+    const r = crProcess(['plan', image], { uid: NOBODY });
     assert.is(r.code, 0, `${image}: ${r.stderr}`);
   }
 });

@@ -16,14 +16,12 @@ import { spawn } from '../bridge/spawn.js';
 import { readStatus } from '../src/proc/process.js';
 import { ensureReaped } from './helpers/processes.js';
 import { holderBinary, readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
+import { asUser, NOBODY, readableCr, readableDir, unprivilegedTest } from './helpers/unprivileged.js';
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NOBODY = 65534;
 const OTHER = 65533;
 const SPEC: HolderSpec = { pipes: 2, capacity: 65536, bytes: 3000, dups: 2, high: 0 };
-
-const as = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
 
 interface Run {
   code: number | null;
@@ -31,10 +29,11 @@ interface Run {
   stderr: string;
 }
 
-/** `node cr.mjs ...` as uid (root when undefined), with a umask. */
+/** `node cr.mjs ...` as uid (root when undefined; another user runs a copy it can read), with a umask. */
 function cr(args: string[], uid?: number, umask = '022'): Run {
-  const argv = [...(uid === undefined ? [] : as(uid)), 'sh', '-c', `umask ${umask}; exec "$@"`, 'sh', process.execPath, CR, ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT, timeout: 60_000 });
+  const other = uid !== undefined;
+  const argv = [...(other ? asUser(uid) : []), 'sh', '-c', `umask ${umask}; exec "$@"`, 'sh', process.execPath, other ? readableCr() : CR, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: other ? readableDir() : ROOT, timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -50,9 +49,9 @@ function dirFor(uid: number): string {
 const binary = holderBinary();
 chmodSync(binary, 0o755);
 
-test('an unprivileged user dumps their own process: 0600 image of theirs, whatever the umask; nothing consumed', () => {
+unprivilegedTest('an unprivileged user dumps their own process: 0600 image of theirs, whatever the umask; nothing consumed', () => {
   const d = dirFor(NOBODY);
-  const h = startHolder(SPEC, d, as(NOBODY));
+  const h = startHolder(SPEC, d, asUser(NOBODY));
   try {
     const before = fdSnapshot(h.pid);
     for (const umask of ['000', '022', '077']) {
@@ -82,11 +81,11 @@ test('an unprivileged user dumps their own process: 0600 image of theirs, whatev
 
 // Restarting one's own process needs no capability: only the /proc/PID/exe link does
 // (CAP_CHECKPOINT_RESTORE), and without it the rest is restored and the link's loss said in one line.
-test('an unprivileged user restarts their own whole process: it runs on as them, the exe link\'s loss said in one warning', async () => {
+unprivilegedTest('an unprivileged user restarts their own whole process: it runs on as them, the exe link\'s loss said in one warning', async () => {
   const d = dirFor(NOBODY);
   const pids: number[] = [];
   try {
-    const pid = spawn([...as(NOBODY), '/bin/sleep', '300'], { fds: [] });
+    const pid = spawn([...asUser(NOBODY), '/bin/sleep', '300'], { fds: [] });
     pids.push(pid);
     // Dumped once it sleeps: setpriv has exec'd it and sleep has closed its start-up files.
     for (let i = 0; i < 500 && !(readFileSync(`/proc/${pid}/comm`, 'utf8') === 'sleep\n' && readStatus(pid).state === 'S'); i++) {
@@ -111,9 +110,9 @@ test('an unprivileged user restarts their own whole process: it runs on as them,
   }
 });
 
-test('another user\'s process (root\'s, or another unprivileged uid\'s) is refused with one EPERM line and left alone', () => {
+unprivilegedTest('another user\'s process (root\'s, or another unprivileged uid\'s) is refused with one EPERM line and left alone', () => {
   const d = dirFor(NOBODY);
-  const holders = [startHolder(SPEC, d), startHolder(SPEC, d, as(OTHER))];
+  const holders = [startHolder(SPEC, d), startHolder(SPEC, d, asUser(OTHER))];
   try {
     for (const h of holders) {
       const before = fdSnapshot(h.pid);
@@ -133,9 +132,9 @@ test('another user\'s process (root\'s, or another unprivileged uid\'s) is refus
   }
 });
 
-test('an image is never written through a symlink, never over an existing file, and no temporary file is left', () => {
+unprivilegedTest('an image is never written through a symlink, never over an existing file, and no temporary file is left', () => {
   const d = dirFor(NOBODY);
-  const h = startHolder(SPEC, d, as(NOBODY));
+  const h = startHolder(SPEC, d, asUser(NOBODY));
   // A file the user must not be able to reach through cr (root's, 0644 in a root directory).
   const rootDir = mkdtempSync(join(tmpdir(), 'cr-perm-root-'));
   const precious = join(rootDir, 'precious');
@@ -172,7 +171,7 @@ test('an image is never written through a symlink, never over an existing file, 
   }
 });
 
-test('an image the user may not read is refused in one line by show and plan', () => {
+unprivilegedTest('an image the user may not read is refused in one line by show and plan', () => {
   const d = dirFor(NOBODY);
   const h = startHolder(SPEC, d);
   try {
@@ -206,9 +205,9 @@ function tableWith(file?: string): string {
   return JSON.stringify(t);
 }
 
-test('an unprivileged user restores into their own process, and is refused root\'s with one EPERM line', () => {
+unprivilegedTest('an unprivileged user restores into their own process, and is refused root\'s with one EPERM line', () => {
   const d = dirFor(NOBODY);
-  const own = startHolder(SPEC, d, as(NOBODY));
+  const own = startHolder(SPEC, d, asUser(NOBODY));
   const roots = startHolder(SPEC, d);
   try {
     const image = join(d, 'pipe.json');
@@ -233,13 +232,13 @@ test('an unprivileged user restores into their own process, and is refused root\
   }
 });
 
-test('an image naming a root-only file: the unprivileged target cannot open it, even with root running cr; rolled back, one line', () => {
+unprivilegedTest('an image naming a root-only file: the unprivileged target cannot open it, even with root running cr; rolled back, one line', () => {
   const d = dirFor(NOBODY);
   const rootDir = mkdtempSync(join(tmpdir(), 'cr-perm-secret-'));
   chmodSync(rootDir, 0o755);
   const secret = join(rootDir, 'secret');
   writeFileSync(secret, 'root only', { mode: 0o600 });
-  const h = startHolder(SPEC, d, as(NOBODY));
+  const h = startHolder(SPEC, d, asUser(NOBODY));
   try {
     const image = join(d, 'secret.json');
     writeFileSync(image, tableWith(secret));
@@ -263,10 +262,10 @@ test('an image naming a root-only file: the unprivileged target cannot open it, 
   }
 });
 
-test('an image of one user\'s process restored into another user\'s needs --allow-uid-change', () => {
+unprivilegedTest('an image of one user\'s process restored into another user\'s needs --allow-uid-change', () => {
   const d = dirFor(NOBODY);
   const root = startHolder(SPEC, d);
-  const other = startHolder(SPEC, d, as(NOBODY));
+  const other = startHolder(SPEC, d, asUser(NOBODY));
   try {
     // Dumped from root's process (uid 0), restored by root into nobody's. The image names root's
     // output file, which nobody's process must be able to open for the restore to succeed.

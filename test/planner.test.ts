@@ -5,12 +5,13 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync, mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import type { Desc, Fd, FdTable, Pipe } from '../src/model/fdtable.js';
 import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_DIRECT } from '../src/model/fdtable.js';
 import type { Op, Plan, PlanTarget } from '../src/plan/ops.js';
 import { planRestore, PlanImpossible } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
+import { crProcess } from './helpers/cli.js';
+import { NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 const LIMIT = { soft: 1024, hard: 20000 };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -230,19 +231,18 @@ test('deterministic: the same input gives byte-identical plans; the module impor
   assert.equal(WebAssembly.Module.imports(wasm).map((i) => `${i.module}.${i.name}`), ['env.abort']);
 });
 
-test('`cr plan` works on a JSON table as an unprivileged user', () => {
+unprivilegedTest('`cr plan` works on a JSON table as an unprivileged user', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cr-plan-'));
   try {
     const file = join(dir, 'seed.json');
     writeFileSync(file, JSON.stringify(seed));
     chmodSync(dir, 0o755);
     chmodSync(file, 0o644);
-    const cr = new URL('../../cr.mjs', import.meta.url).pathname;
-    const out = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cr, 'plan', file], { encoding: 'utf8' });
-    assert.is(out.status, 0, out.stderr);
+    const out = crProcess(['plan', file], { uid: NOBODY });
+    assert.is(out.code, 0, out.stderr);
     assert.match(out.stdout, /verified/);
-    const bad = spawnSync(process.execPath, [cr, 'plan', join(dir, 'missing.json')], { encoding: 'utf8' });
-    assert.is(bad.status, 2);
+    const bad = crProcess(['plan', join(dir, 'missing.json')]);
+    assert.is(bad.code, 2);
     assert.is(bad.stderr.trim().split('\n').length, 1, 'one line of error');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,7 @@ import { CrError } from '../src/errors.js';
 import { decodeRegs, isProcessImage, ProcessImageReader, ProcessImageWriter, readFdImage, type ProcessHead } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { asUser, NOBODY, readableCopy, unprivilegedTest } from './helpers/unprivileged.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = join(ROOT, 'test', 'fixtures');
@@ -475,13 +476,13 @@ test('a sleep already in restart_syscall at dump time gets EINTR after restart (
     assert.equal([end.kind, end.code], ['exited', 3]);
   }));
 
-test('a process of another user is dumped and comes back as that user, still dumpable', () =>
+unprivilegedTest('a process of another user is dumped and comes back as that user, still dumpable', () =>
   scene((s) => {
     chmodSync(s.dir, 0o777);
     const out = s.path('out');
     const stop = s.path('stop');
     const image = s.path('image');
-    const argv = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', PYTHON, join(FIXTURES, 'process-counter.py'), out, stop];
+    const argv = [...asUser(NOBODY), PYTHON, readableCopy(join(FIXTURES, 'process-counter.py')), out, stop];
     const pid = s.spawn(argv);
     waitUntil('the counter to count', () => lineCount(out) >= 100);
     s.dumpAndKill(pid, image);

@@ -17,9 +17,10 @@ import { reap, spawn } from '../bridge/spawn.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage } from '../src/image/format.js';
 import { O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
-import { asUser, cr, CR, crProcess, NOBODY, ROOT, type Run } from './helpers/cli.js';
+import { cr, CR, crProcess, ROOT, type Run } from './helpers/cli.js';
 import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile, type ReadBack } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
+import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 const READER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'restore-reader.c'), 'utf8'));
 
@@ -265,7 +266,7 @@ async function withOwnPipe(fn: (readEnd: number) => Promise<void>): Promise<void
   }
 }
 
-test('--into, staging failure: a file the target may not open fails after pipes were staged; the target is exactly as it was', async () => {
+unprivilegedTest('--into, staging failure: a file the target may not open fails after pipes were staged; the target is exactly as it was', async () => {
   const dir = tempDir('staging');
   try {
     const secret = join(dir, 'secret');
@@ -374,7 +375,7 @@ test('a target whose table is full up to its limit: works when the hard limit le
 test('a controlling terminal is not restorable: /dev/tty fails with ENXIO in a process without one, and the process is killed', async () => {
   await withFixture('tty', async (fx) => {
     // setsid: cr (and so the new process) has no controlling terminal, wherever the tests run.
-    const r = crProcess(['restore', fx.image, '--', 'sleep', '30'], ['setsid', '-w']);
+    const r = crProcess(['restore', fx.image, '--', 'sleep', '30'], { setsid: true });
     assert.is(r.code, 1);
     assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): open\("\/dev\/tty", O_RDWR\|O_NONBLOCK\|O_LARGEFILE\|O_NOCTTY\) = \d+: ENXIO \(No such device or address\); pid \d+ \(sleep\) was killed\n$/);
   });
@@ -588,7 +589,7 @@ test('paths that lead into /proc through symlinks are refused before any process
   }
 });
 
-test('an image of one user\'s process is restored as another\'s only with --allow-uid-change: --into, -- CMD, a whole process', async () => {
+unprivilegedTest('an image of one user\'s process is restored as another\'s only with --allow-uid-change: --into, -- CMD, a whole process', async () => {
   const dir = tempDir('uid');
   chmodSync(dir, 0o755);
   try {
@@ -619,7 +620,7 @@ test('an image of one user\'s process is restored as another\'s only with --allo
       ensureReaped(pid);
     }
     chmodSync(whole, 0o644);
-    r = crProcess(['restore', whole, '--detach'], asUser(NOBODY));
+    r = crProcess(['restore', whole, '--detach'], { uid: NOBODY });
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`^cr restore: the image was dumped from a process of uid 0, but the restarted process [^\\n]* runs as uid ${NOBODY}; pass --allow-uid-change [^\\n]+\\n$`));
   } finally {
@@ -627,7 +628,7 @@ test('an image of one user\'s process is restored as another\'s only with --allo
   }
 });
 
-test('--into another user\'s process: refused in one line with ptrace\'s EPERM, the process untouched', async () => {
+unprivilegedTest('--into another user\'s process: refused in one line with ptrace\'s EPERM, the process untouched', async () => {
   const dir = tempDir('eperm');
   chmodSync(dir, 0o755);
   try {
@@ -635,7 +636,7 @@ test('--into another user\'s process: refused in one line with ptrace\'s EPERM, 
     writeFileSync(file, JSON.stringify(oneFile()), { mode: 0o644 });
     await withReader([0, 1, 2], [], [], async (rd) => {
       const before = fdLinks(rd.pid);
-      const r = crProcess(['restore', file, '--into', String(rd.pid)], asUser(NOBODY));
+      const r = crProcess(['restore', file, '--into', String(rd.pid)], { uid: NOBODY });
       assert.is(r.code, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^cr restore: may not trace process ${rd.pid}: [^\\n]*EPERM[^\\n]*\\n$`));
       assert.equal(fdLinks(rd.pid), before);

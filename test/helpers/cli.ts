@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
+import { asUser, readableCr, readableDir } from './unprivileged.js';
 
 /** The checkout (tests run from build/test/). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -36,16 +37,18 @@ export async function captured(fn: () => Promise<number>): Promise<Run> {
 /** The CLI run inside this process, its console output captured. */
 export const cr = (args: string[]): Promise<Run> => captured(() => main(args));
 
-/** `node cr.mjs ...` as a process of its own, behind `prefix` (setsid, asUser(...)); a signal's death is 128 + its number. */
-export function crProcess(args: string[], prefix: string[] = []): Run {
-  const argv = [...prefix, process.execPath, CR, ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: ROOT, maxBuffer: 64 << 20 });
+export interface ProcessOptions {
+  /** run cr as this user (from a copy that user can read: see unprivileged.ts) */
+  uid?: number;
+  /** run cr in a session of its own, waiting for it (setsid -w) */
+  setsid?: boolean;
+}
+
+/** `node cr.mjs ...` as a process of its own; a signal's death is 128 + its number. */
+export function crProcess(args: string[], options: ProcessOptions = {}): Run {
+  const other = options.uid !== undefined;
+  const argv = [...(options.setsid ? ['setsid', '-w'] : []), ...(other ? asUser(options.uid!) : []), process.execPath, other ? readableCr() : CR, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: other ? readableDir() : ROOT, maxBuffer: 64 << 20 });
   const code = r.status ?? (r.signal ? 128 + constants.signals[r.signal] : -1);
   return { code, stdout: r.stdout, stderr: r.stderr };
 }
-
-/** The uid (and gid) of nobody, for running as an unprivileged user. */
-export const NOBODY = 65534;
-
-/** A command prefix that runs what follows as `uid`, with no supplementary groups. */
-export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
