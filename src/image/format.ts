@@ -5,10 +5,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Packr, Unpackr } from 'msgpackr';
 import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
 import { parseTable } from '../model/validate.js';
+import { packMsgpack, unpackBounded } from './msgpack.js';
 // A cycle (process-format.ts reads its fd-table record with decodeImage): only functions cross it.
 import { PROCESS_MAGIC, ProcessImageReader, type ProcessHead } from './process-format.js';
 
@@ -35,10 +35,6 @@ export function toolVersion(): string {
   return pkg.version;
 }
 
-// Plain msgpack (no msgpackr records), so any msgpack reader can open an image.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
 
 /** The envelope and payload bytes of an image. Pipe data goes in as binary, not base64. */
@@ -52,14 +48,14 @@ export function encodeImage(image: Image): Buffer {
     pipes: image.table.pipes.map((p) => ({ ...p, data: Buffer.from(p.data, 'base64') })),
     rlimit: image.table.rlimit,
   };
-  const payload = packr.pack({
+  const payload = packMsgpack({
     toolVersion: image.toolVersion,
     kernel: image.kernel,
     process: image.process,
     table,
     dropped: image.dropped,
   });
-  return packr.pack({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
+  return packMsgpack({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
 }
 
 /** A temporary file beside an image path, to be put in place by installTemp. */
@@ -182,7 +178,9 @@ export function inputKind(path: string): 'process' | 'other' {
 /** Decode and validate image bytes; `name` is used in messages. */
 export function decodeImage(bytes: Buffer, name: string): Image {
   const bad = (what: string): never => badInput(`${name}: not a valid cr image: ${what}`);
-  const envelope = unpackOrNull(bytes);
+  const unpacked = unpackBounded(bytes);
+  if ('problem' in unpacked) bad('no cr image envelope');
+  const envelope = (unpacked as { value: unknown }).value;
   if (!isRecord(envelope)) bad('no cr image envelope');
   const env = envelope as Record<string, unknown>;
   if (env.magic !== IMAGE_MAGIC) bad(`wrong magic (expected "${IMAGE_MAGIC}")`);
@@ -199,7 +197,9 @@ export function decodeImage(bytes: Buffer, name: string): Image {
   if (!(env.payload instanceof Uint8Array)) bad('payload is not binary');
   const payloadBytes = env.payload as Uint8Array;
   if (!sha256(payloadBytes).equals((checksum as { sha256: Uint8Array }).sha256)) bad('checksum mismatch (the image is corrupt)');
-  const payload = unpackOrNull(payloadBytes);
+  const decoded = unpackBounded(payloadBytes);
+  if ('problem' in decoded) bad(`payload: ${decoded.problem}`);
+  const payload = (decoded as { value: unknown }).value;
   if (!isRecord(payload)) bad('payload is not a map');
   const p = payload as Record<string, unknown>;
   exactKeys(p, ['toolVersion', 'kernel', 'process', 'table', 'dropped'], 'payload', bad);
@@ -217,14 +217,6 @@ export function decodeImage(bytes: Buffer, name: string): Image {
     table,
     dropped,
   };
-}
-
-function unpackOrNull(bytes: Uint8Array): unknown {
-  try {
-    return unpackr.unpack(bytes);
-  } catch {
-    return null;
-  }
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>

@@ -6,10 +6,10 @@
 // temporary file beside the image, linked (or with force renamed) into place once complete.
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
-import { Packr, Unpackr } from 'msgpackr';
 import { badInput, CrError } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
 import type { ProcessIdentity } from '../proc/process.js';
+import { packMsgpack, unpackBounded } from './msgpack.js';
 import { createTemp, decodeImage, encodeImage, errMessage, installTemp, readImage, type Image } from './format.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
@@ -144,9 +144,6 @@ export interface ProcessHead {
   vdsoSha256: Buffer | null;
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-
 /** Streams a process image to a temporary file and puts it in place at commit(). */
 export class ProcessImageWriter {
   private readonly hash: Hash = createHash('sha256');
@@ -173,7 +170,7 @@ export class ProcessImageWriter {
 
   head(head: ProcessHead): void {
     this.expect('head', 'fds');
-    const body = packr.pack({ formatVersion: PROCESS_FORMAT_VERSION, ...head }) as Buffer;
+    const body = packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head }) as Buffer;
     this.record(RECORD_HEAD, [body]);
   }
 
@@ -305,7 +302,9 @@ export class ProcessImageReader {
       }
       const head = this.record();
       if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
-      this.head = checkHead(unpackOrNull(head.body), (what) => this.bad(what));
+      const decoded = unpackBounded(head.body);
+      if ('problem' in decoded) this.bad(`head: ${decoded.problem}`);
+      this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
       const fds = this.record();
       if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
       this.fdImage = decodeImage(Buffer.from(fds.body), `${path} (fd table)`);
@@ -429,14 +428,6 @@ export function readFdImage(path: string): Image {
   const reader = ProcessImageReader.open(path);
   reader.close();
   return reader.fdImage;
-}
-
-function unpackOrNull(bytes: Uint8Array): unknown {
-  try {
-    return unpackr.unpack(bytes);
-  } catch {
-    return null;
-  }
 }
 
 // ---- validation of the head: every field checked, nothing unknown accepted ----
