@@ -5,6 +5,7 @@ export const SYS = {
   close: 3,
   lseek: 8,
   mmap: 9,
+  mprotect: 10,
   munmap: 11,
   ioctl: 16,
   dup2: 33,

@@ -1,0 +1,165 @@
+// Batched remote execution: many system calls in the tracee for one ptrace round trip. The
+// per-call injector (injector.ts) costs two ptrace stops a call (~25 µs); a plan of thousands of
+// ops spends nearly all its time there. Here cr writes a list of syscall records and the data
+// they point at into a private anonymous area of the tracee, and a small position-independent
+// routine (batch.S, its bytes below) runs them one after another, stopping at the first result
+// that is not the expected one, then stops itself with SIGSTOP. Nothing in the routine touches
+// the program's memory, stack or signal handlers: SIGSTOP cannot be blocked, caught or ignored,
+// so unlike int3 no trap signal is forced (which would reset a SIGTRAP handler).
+import { readMemory, writeMemory } from '../../bridge/memory.js';
+import { cont, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, setRegs } from '../../bridge/ptrace.js';
+import { signalName, SIGSTOP } from '../../bridge/signal.js';
+import { waitStop } from '../../bridge/wait.js';
+import type { Injector } from './injector.js';
+import { SYS } from './syscalls.js';
+
+/** batch.S assembled (`as --64 batch.S && objcopy -O binary -j .text`); a test checks they agree. */
+export const BATCH_CODE = Buffer.from(
+  '4d85e4744a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f0548894340488b4b384839c8741749bb00000000000000804c39d97511483d01f0ffff73094883c34849ffccebb1b8270000000f054189c5b8ba0000000f0589c64489efba13000000b8ea0000000f05ebdc',
+  'hex',
+);
+/** The record layout batch.S reads: nr, six arguments, expected result, result. */
+const RECORD_BYTES = 72;
+const EXPECT_AT = 56;
+const RESULT_AT = 64;
+/** As an expected result: any result that is not an error (-4095..-1). */
+export const ANY_SUCCESS = -(1n << 63n);
+const PAGE = 4096;
+const SI_TKILL = -6;
+const PROT_READ = 1n;
+const PROT_EXEC = 4n;
+
+export interface BatchCall {
+  nr: number;
+  args: bigint[];
+  /** the result the plan expects; ANY_SUCCESS for any non-error */
+  expect: bigint;
+}
+
+export interface BatchOutcome {
+  /** how many calls ran and gave what was expected (all of them: calls.length) */
+  matched: number;
+  /** results of the calls that ran, the mismatching one last when matched < calls.length */
+  results: bigint[];
+}
+
+/** A batch being built: calls, and the data they point at, staged at addresses in the tracee. */
+export class Batch {
+  readonly calls: BatchCall[] = [];
+  private readonly chunks: Buffer[] = [];
+  private staged = 0;
+
+  constructor(
+    /** where the batch's data goes in the tracee */
+    private readonly dataAt: bigint,
+    /** bytes of data and records the area holds */
+    private readonly capacity: number,
+  ) {}
+
+  /** Bytes left for records and data. */
+  room(): number {
+    return this.capacity - this.staged - (this.calls.length + 1) * RECORD_BYTES;
+  }
+
+  /** Stage data (strings NUL-terminated) for a call; its address in the tracee. */
+  put(data: Buffer | string): bigint {
+    const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
+    const size = (buf.length + 15) & ~15;
+    if (size + RECORD_BYTES > this.room()) throw new Error(`batch area full (${buf.length} bytes more asked)`);
+    const addr = this.dataAt + BigInt(this.staged);
+    this.chunks.push(buf, Buffer.alloc(size - buf.length));
+    this.staged += size;
+    return addr;
+  }
+
+  call(nr: number, args: bigint[], expect: bigint): void {
+    if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
+    if (this.room() < 0) throw new Error('batch area full');
+    this.calls.push({ nr, args, expect });
+  }
+
+  /** The area's bytes: the staged data, then the records. */
+  bytes(): { image: Buffer; recordsAt: bigint } {
+    const records = Buffer.alloc(this.calls.length * RECORD_BYTES);
+    this.calls.forEach((c, i) => {
+      const at = i * RECORD_BYTES;
+      records.writeBigInt64LE(BigInt(c.nr), at);
+      for (let a = 0; a < 6; a++) records.writeBigInt64LE(BigInt.asIntN(64, c.args[a] ?? 0n), at + 8 + a * 8);
+      records.writeBigInt64LE(BigInt.asIntN(64, c.expect), at + EXPECT_AT);
+    });
+    return { image: Buffer.concat([...this.chunks, records]), recordsAt: this.dataAt + BigInt(this.staged) };
+  }
+}
+
+/**
+ * Runs batches in a tracee an Injector holds (stopped, signals blocked). Its areas are the
+ * injector's scratch memory, so finish() unmaps them with the rest.
+ */
+export class BatchRunner {
+  private constructor(
+    private readonly inj: Injector,
+    private readonly code: bigint,
+    private readonly area: bigint,
+    private readonly capacity: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes. */
+  static prepare(inj: Injector, capacity = 1 << 20, timeoutMs = 5000): BatchRunner {
+    const raw = inj.scratch(2 * PAGE + capacity);
+    const code = (raw + BigInt(PAGE - 1)) & ~BigInt(PAGE - 1);
+    writeMemory(inj.pid, code, BATCH_CODE);
+    inj.call('mprotect', SYS.mprotect, code, BigInt(PAGE), PROT_READ | PROT_EXEC);
+    return new BatchRunner(inj, code, code + BigInt(PAGE), capacity, timeoutMs);
+  }
+
+  batch(): Batch {
+    return new Batch(this.area, this.capacity);
+  }
+
+  /**
+   * Run a batch: one write of its area, one resume, one stop. Signals other than our own
+   * SIGSTOP that stop the tracee on the way (only SIGSTOP can: the rest are blocked) are
+   * suppressed and handed to `deferred`, as the injector does with its own.
+   */
+  run(batch: Batch, deferred: number[] = []): BatchOutcome {
+    const n = batch.calls.length;
+    if (n === 0) return { matched: 0, results: [] };
+    const { image, recordsAt } = batch.bytes();
+    writeMemory(this.inj.pid, this.area, image);
+    const pid = this.inj.pid;
+    const regs = getRegs(pid);
+    // orig_rax -1: resuming from a stop inside signal handling must not apply the kernel's
+    // syscall-restart fixup to these registers.
+    setRegs(pid, { ...regs, rip: this.code, rbx: recordsAt, r12: BigInt(n), orig_rax: -1n });
+    cont(pid, 0);
+    for (;;) {
+      let stop;
+      try {
+        stop = waitStop(pid, this.timeoutMs);
+      } catch (err) {
+        interrupt(pid);
+        throw new Error(`pid ${pid}: a batch of ${n} calls did not finish within ${this.timeoutMs} ms (${(err as Error).message})`);
+      }
+      if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during a batch of ${n} calls`);
+      if (stop.event === 0 && stop.signal === SIGSTOP) {
+        const info = getSiginfo(pid);
+        // si_pid of a tgkill: the sender, the tracee itself for the routine's own stop.
+        if (info.code === SI_TKILL && info.raw.readInt32LE(16) === pid) break;
+        deferred.push(SIGSTOP);
+      } else if (stop.event === 0) {
+        throw new Error(`pid ${pid} got ${signalName(stop.signal)} during a batch of ${n} calls`);
+      } else if (stop.event !== PTRACE_EVENT_STOP) {
+        throw new Error(`pid ${pid}: ptrace event ${stop.event} during a batch of ${n} calls`);
+      }
+      cont(pid, 0);
+    }
+    const at = getRegs(pid).rbx;
+    const matched = Number((at - recordsAt) / BigInt(RECORD_BYTES));
+    const ran = Math.min(n, matched + 1);
+    const records = readMemory(pid, recordsAt, ran * RECORD_BYTES);
+    const results: bigint[] = [];
+    for (let i = 0; i < ran; i++) results.push(records.readBigInt64LE(i * RECORD_BYTES + RESULT_AT));
+    return { matched, results };
+  }
+}
