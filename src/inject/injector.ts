@@ -1,43 +1,85 @@
-// Running system calls inside another process: the tracee executes a `syscall` instruction cr
-// placed in its code, with registers cr chose, under PTRACE_SYSCALL: it stops at the syscall's
-// entry and again at its exit, where cr reads the result. No int3: a trap signal while all
-// signals are blocked would make the kernel unblock SIGTRAP and reset its handler to SIG_DFL.
-// Everything touched (registers, code bytes, signal mask, scratch mappings) is put back by finish().
+// Running system calls inside another process: the tracee executes a `syscall` instruction with
+// registers cr chose, under PTRACE_SYSCALL: it stops at the syscall's entry and again at its exit,
+// where cr reads the result. No int3: a trap signal while all signals are blocked would make the
+// kernel unblock SIGTRAP and reset its handler to SIG_DFL.
+// cr never writes into the tracee's own code (a MAP_SHARED mapping would carry the write into its
+// file, a read-only one refuses it): the first call, an mmap of a private anonymous executable
+// area, runs from a `syscall` instruction the tracee already has (in the vdso, else in another
+// executable mapping, only read), and every later call runs from that area (docs/injection.md).
+// Everything touched (registers, signal mask, the area and scratch mappings) is put back by finish().
 import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import {
-  cont, contSyscall, getRegsInto, getSiginfo, getSigmask, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP,
+  cont, contSyscall, getRegsInto, getSiginfo, getSigmask, interrupt, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP,
   REG_COUNT, REG_INDEX, setRegsFrom, setSigmask,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
 import { waitStop, type WaitResult } from '../../bridge/wait.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
+import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 
-const SYSCALL_INSN = 0x050fn; // bytes 0f 05: syscall
-const SITE_MASK = 0xffffn;
+const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 const R = REG_INDEX;
 const ARG_REGS = [R.rdi, R.rsi, R.rdx, R.r10, R.r8, R.r9];
 const ENTRY = 'entry';
 const EXIT = 'exit';
 const SCRATCH_CHUNK = 64 * 1024;
+/** Where scratch memory starts in the area: after the instruction, 16-byte aligned. */
+const AREA_CODE_BYTES = 16;
+/** How much of an executable mapping is searched for a `syscall` instruction. */
+const SEARCH_BYTES = 4 << 20;
 const ALL_SIGNALS = Buffer.alloc(8, 0xff); // the kernel itself leaves SIGKILL and SIGSTOP unblocked
 
 export interface InjectorOptions {
   /** Bound on each injected syscall; a call still blocked then is interrupted and reported. */
   timeoutMs?: number;
+  /**
+   * Map the area at this address (MAP_FIXED_NOREPLACE) and leave it mapped at finish(): the
+   * restart husk keeps running its calls from it after the injection ends.
+   */
+  keepAreaAt?: { addr: bigint; bytes: number };
 }
 
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
 
-/** Start of the first executable mapping that ptrace can patch (not vsyscall/vdso/uprobes). */
-function findCodeSite(pid: number): bigint {
+interface Executable {
+  start: bigint;
+  end: bigint;
+  name: string;
+}
+
+/** The executable mappings cr can read, the vdso first (small, always there, never a file). */
+function executableMappings(pid: number): Executable[] {
+  const found: Executable[] = [];
   for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-    const [range, perms, , , , name] = line.split(/\s+/);
-    if (!range || !perms?.includes('x') || name?.startsWith('[')) continue;
-    return BigInt(`0x${range.split('-')[0]}`);
+    const [range, perms, , , , ...rest] = line.split(/ +/);
+    const name = rest.join(' ');
+    // [vsyscall] is not readable by process_vm_readv, [uprobes] is the kernel's: skip both.
+    if (!range || perms?.[0] !== 'r' || perms[2] !== 'x' || name === '[vsyscall]' || name === '[uprobes]') continue;
+    const [start, end] = range.split('-').map((h) => BigInt(`0x${h}`)) as [bigint, bigint];
+    found.push({ start, end, name });
   }
-  throw new Error(`pid ${pid}: no executable mapping to place injected code in`);
+  return found.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
+}
+
+/**
+ * Address of a `syscall` instruction (the bytes 0f 05) already in pid's executable memory. Only
+ * read, never written, so which mapping holds it does not matter; the bytes need not start an
+ * instruction of the program's, since under PTRACE_SYSCALL nothing after them ever runs.
+ */
+export function findSyscallSite(pid: number): bigint {
+  for (const m of executableMappings(pid)) {
+    const len = Number(m.end - m.start < BigInt(SEARCH_BYTES) ? m.end - m.start : BigInt(SEARCH_BYTES));
+    let bytes: Buffer;
+    try {
+      bytes = readMemory(pid, m.start, len);
+    } catch {
+      continue; // a mapping whose pages cannot be read (a file truncated under it): try the next
+    }
+    const at = bytes.indexOf(SYSCALL_INSN);
+    if (at >= 0) return m.start + BigInt(at);
+  }
+  throw new Error(`pid ${pid}: no syscall instruction in its executable memory to start injecting from`);
 }
 
 /**
@@ -60,6 +102,10 @@ export class Injector {
   private readonly scratchMaps: Array<{ addr: bigint; size: bigint }> = [];
   private scratchNext = 0n;
   private scratchEnd = 0n;
+  /** The private executable area cr mapped; null until the first call made it. */
+  private area: { addr: bigint; size: bigint } | null = null;
+  /** Where calls run from: the tracee's own `syscall` instruction for the first, then the area. */
+  private site: bigint;
   private done = false;
   /** The tracee died under us: nothing left to restore. */
   private gone = false;
@@ -70,38 +116,45 @@ export class Injector {
 
   private constructor(
     readonly pid: number,
-    private readonly site: bigint,
-    private readonly savedWord: bigint,
+    /** a `syscall` instruction the tracee already had (only read, never written) */
+    private readonly foundSite: bigint,
     private readonly savedMask: Buffer,
     private readonly timeoutMs: number,
     /** Signals that arrived while we ran the tracee; re-sent at finish so none is lost. */
     private readonly deferred: number[],
-  ) {}
+    private readonly keepAreaAt: { addr: bigint; bytes: number } | null,
+  ) {
+    this.site = foundSite;
+  }
 
   /**
    * Prepare to inject into pid, which must be seized and in a ptrace-stop: a PTRACE_EVENT_STOP
    * (PTRACE_INTERRUPT, group-stop) or a ptrace event stop such as PTRACE_EVENT_EXEC, which is
    * first turned into a PTRACE_EVENT_STOP without running any tracee instruction. Blocks all
-   * signals in the tracee until finish().
+   * signals in the tracee until finish(). On failure the tracee is left as it was found.
    */
   static attach(pid: number, options: InjectorOptions = {}): Injector {
     const timeoutMs = options.timeoutMs ?? 5000;
     const kind = stopKind(pid);
+    if (kind !== 'event-stop' && kind !== 'ptrace-event') {
+      throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
+    }
+    const site = findSyscallSite(pid);
     const deferred: number[] = [];
     if (kind === 'ptrace-event') toEventStop(pid, deferred);
-    else if (kind !== 'event-stop') throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
-    const site = findCodeSite(pid);
-    const savedWord = peek(pid, site);
-    const injector = new Injector(pid, site, savedWord, getSigmask(pid), timeoutMs, deferred);
+    const injector = new Injector(pid, site, getSigmask(pid), timeoutMs, deferred, options.keepAreaAt ?? null);
     getRegsInto(pid, injector.saved);
     // Blocked while stopped, so no signal handler can run on our registers, an injected call
     // cannot be interrupted, and the only signal stop left possible is for SIGSTOP.
     setSigmask(pid, ALL_SIGNALS);
-    poke(pid, site, (savedWord & ~SITE_MASK) | SYSCALL_INSN);
     try {
-      injector.newScratch(SCRATCH_CHUNK);
+      injector.mapArea();
     } catch (err) {
-      injector.finish();
+      try {
+        injector.finish();
+      } catch {
+        // the first error says more; finish() has put back what it could
+      }
       throw err;
     }
     return injector;
@@ -163,26 +216,69 @@ export class Injector {
   }
 
   /**
-   * Put everything back: signal mask, scratch mappings, code bytes, registers; leave the tracee
-   * in a PTRACE_EVENT_STOP. From there, once resumed, the kernel restarts a syscall the tracee
-   * was blocked in, exactly as if we had never been there. Safe to call after a failed call.
+   * Put everything back: scratch mappings and the area unmapped, registers, signal mask; leave
+   * the tracee in a PTRACE_EVENT_STOP. From there, once resumed, the kernel restarts a syscall
+   * the tracee was blocked in, exactly as if we had never been there. Safe to call after a failed
+   * call; the registers and mask are put back even when an unmap fails.
    */
   finish(): void {
     if (this.done) return;
-    try {
-      for (const { addr, size } of this.scratchMaps) this.call('munmap', SYS.munmap, addr, size);
-    } finally {
-      this.done = true;
-      if (!this.gone) {
-        poke(this.pid, this.site, this.savedWord);
-        setRegsFrom(this.pid, this.saved);
-        // Reach the event stop while still masked (nothing delivered on the way), then unmask:
-        // pending signals are delivered when the caller resumes the tracee.
-        toEventStop(this.pid, this.deferred);
-        setSigmask(this.pid, this.savedMask);
-        for (const sig of this.deferred) kill(this.pid, sig);
+    let failed: unknown = null;
+    const unmap = (addr: bigint, size: bigint): void => {
+      try {
+        this.call('munmap', SYS.munmap, addr, size);
+      } catch (err) {
+        failed ??= err;
       }
+    };
+    if (!this.gone) for (const { addr, size } of this.scratchMaps) unmap(addr, size);
+    if (this.area && !this.keepAreaAt && !this.gone) {
+      // Its own munmap runs from the instruction we started from: the area is gone once it returns.
+      this.site = this.foundSite;
+      unmap(this.area.addr, this.area.size);
     }
+    this.done = true;
+    if (!this.gone) this.putBack();
+    if (failed) throw failed;
+  }
+
+  /** The first call: map the area, from the tracee's own instruction, and move the calls there. */
+  private mapArea(): void {
+    const fixed = this.keepAreaAt;
+    const size = BigInt(fixed?.bytes ?? SCRATCH_CHUNK);
+    const prot = BigInt(PROT_READ | PROT_WRITE | PROT_EXEC);
+    const flags = BigInt(MAP_PRIVATE | MAP_ANONYMOUS | (fixed ? MAP_FIXED_NOREPLACE : 0));
+    const addr = this.call('mmap', SYS.mmap, fixed?.addr ?? 0n, size, prot, flags, -1n, 0n);
+    this.area = { addr, size };
+    this.write(addr, SYSCALL_INSN);
+    this.site = addr;
+    // A kept area belongs to its next user (the husk) from the start; else it is scratch as well.
+    if (!fixed) {
+      this.scratchNext = addr + BigInt(AREA_CODE_BYTES);
+      this.scratchEnd = addr + size;
+    }
+  }
+
+  /**
+   * Registers and mask as found. The event stop is reached still masked (nothing delivered on
+   * the way), then the mask goes back: pending signals are delivered when the caller resumes
+   * the tracee. A failure to stop still leaves the mask put back where ptrace allows it.
+   */
+  private putBack(): void {
+    setRegsFrom(this.pid, this.saved);
+    let stopFailed: unknown = null;
+    try {
+      toEventStop(this.pid, this.deferred);
+    } catch (err) {
+      stopFailed = err;
+    }
+    try {
+      setSigmask(this.pid, this.savedMask);
+    } catch (err) {
+      throw stopFailed ?? err;
+    }
+    if (stopFailed) throw stopFailed;
+    for (const sig of this.deferred) kill(this.pid, sig);
   }
 
   private newScratch(size: number): void {

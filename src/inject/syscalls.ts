@@ -22,3 +22,5 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
+export const PROT_EXEC = 4;
+export const MAP_FIXED_NOREPLACE = 0x100000;

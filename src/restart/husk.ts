@@ -1,10 +1,10 @@
 // The husk: the process a restart turns into the checkpointed one. It is a program stopped at its
 // exec (it never runs an instruction of its own), started with bridge/spawn so cr, not libuv, is
-// its parent and tracer. cr gives it a page at an address the image does not use holding
-// `syscall; int3`, and from then on runs every system call from that page, under PTRACE_SYSCALL:
-// the husk stops at the call's entry and exit, so no instruction after the syscall ever runs, and
-// the page's int3 (which would reset SIGTRAP's action if the husk had it blocked) is never reached.
-// The rest of the husk's memory can then be torn down and rebuilt around that page.
+// its parent and tracer. The injector (src/inject) maps its area at an address the image does not
+// use and leaves it there: a page starting with `syscall`, from which cr then runs every system
+// call, under PTRACE_SYSCALL: the husk stops at the call's entry and exit, so no instruction after
+// the syscall ever runs. The rest of the husk's memory can then be torn down and rebuilt around
+// that page.
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemoryForce } from '../../bridge/memory.js';
 import {
@@ -16,16 +16,13 @@ import { killAndReap } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { Injector } from '../inject/injector.js';
-import {
-  CLONE_PARENT, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, NR, PROT_EXEC, PROT_READ, PROT_WRITE,
-} from './syscalls.js';
+import { CLONE_PARENT, NR } from './syscalls.js';
 
 /** The program the husk execs: any will do, it never runs. */
 export const HUSK_PROGRAM = '/bin/true';
 
-/** The page holding `syscall; int3`, and after it the scratch memory for arguments. */
+/** The page holding `syscall`, and after it the scratch memory for arguments. */
 export const AREA_BYTES = 64 * 1024;
-const CODE = Buffer.from([0x0f, 0x05, 0xcc]);
 const ALL_SIGNALS = Buffer.alloc(8, 0xff); // the kernel leaves SIGKILL and SIGSTOP unblocked
 /** How a syscall stop is reported with PTRACE_O_TRACESYSGOOD. */
 const SYSCALL_STOP = SIGTRAP | 0x80;
@@ -51,16 +48,13 @@ export class Husk {
   }
 
   /**
-   * Give pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) the syscall page at `area`,
-   * using src/inject for this one mmap, and block all its signals. `during(inj)` runs in the same
-   * injection, for work that goes through the Injector (the fd-table replay).
+   * Give pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) the syscall page at `area`:
+   * the injector's own area, kept when it finishes. Block all its signals. `during(inj)` runs in
+   * the same injection, for work that goes through the Injector (the fd-table replay).
    */
   static adopt(pid: number, area: bigint, timeoutMs: number, during: (inj: Injector) => void): Husk {
-    const inj = Injector.attach(pid, { timeoutMs });
+    const inj = Injector.attach(pid, { timeoutMs, keepAreaAt: { addr: area, bytes: AREA_BYTES } });
     try {
-      const prot = BigInt(PROT_READ | PROT_WRITE | PROT_EXEC);
-      inj.call('mmap', NR.mmap, area, BigInt(AREA_BYTES), prot, BigInt(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n);
-      inj.write(area, CODE);
       during(inj);
     } finally {
       inj.finish();
