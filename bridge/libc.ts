@@ -54,6 +54,7 @@ export const libc = {
     len: number,
     flags: number,
   ) => number,
+  ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)') as (fd: number, request: number, ...typedArgs: unknown[]) => number,
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...typedArgs: unknown[]) => number,
   open: lib.func('int open(const char *path, int flags, ...)') as (path: string, flags: number, ...typedArgs: unknown[]) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,

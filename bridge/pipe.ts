@@ -5,6 +5,7 @@ import { libc } from './libc.js';
 export const SPLICE_F_NONBLOCK = 2;
 export const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
+const FIONREAD = 0x541b;
 
 const fdsBuf = new Int32Array(2);
 
@@ -33,4 +34,11 @@ export function getPipeSize(fd: number): number {
 /** Returns the capacity the kernel actually set (rounded up to a power-of-two number of pages). */
 export function setPipeSize(fd: number, size: number): number {
   return check(libc.fcntl(fd, F_SETPIPE_SZ, 'int', size), () => `fcntl(fd=${fd}, F_SETPIPE_SZ, ${size})`);
+}
+
+/** Bytes queued in the pipe behind fd (FIONREAD), which any end answers: no read access needed. */
+export function pipeQueued(fd: number): number {
+  const out = Buffer.alloc(4);
+  check(libc.ioctl(fd, FIONREAD, 'void *', out), () => `ioctl(fd=${fd}, FIONREAD)`);
+  return out.readInt32LE(0);
 }

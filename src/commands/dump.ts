@@ -105,8 +105,13 @@ export async function run(args: string[]): Promise<number> {
     phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
   } catch (err) {
     // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.
-    if (err instanceof CrError || isRunning(pid)) throw err;
-    throw new CrError(`pid ${pid} ended during the dump; no image was written (${(err as Error).message.split('\n')[0]})`);
+    if (err instanceof CrError) throw err;
+    const first = (err as Error).message.split('\n')[0];
+    if (!isRunning(pid)) throw new CrError(`pid ${pid} ended during the dump; no image was written (${first})`);
+    // Whatever cr was not allowed to read or trace is the user's to know, not a bug in cr.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CrError(`not permitted: ${first}; no image was written`);
+    throw err;
   }
   if (opts.timings) {
     const total = phases.reduce((n, [, ms]) => n + ms, 0);

@@ -10,7 +10,7 @@ import { parseTable } from '../model/validate.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from './freeze.js';
 import { gather, type Gathered } from './gather.js';
-import { copyPipe, readSideOf } from './pipes.js';
+import { copyPipe, emptyPipeByWriteEnd, readSideOf } from './pipes.js';
 import { stopwatch, type Phases } from '../timing.js';
 
 export interface DumpOptions {
@@ -28,15 +28,15 @@ export function copyPipes(pid: number, gathered: Gathered): void {
   try {
     for (const pipe of gathered.table.pipes) {
       const ends = gathered.pipeEnds.get(pipe.id)!;
+      const what = `the pipe at ${ends.map((e) => `fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
       const fd = readSideOf(pid, pidfd, ends);
       try {
-        const what = `the pipe at ${ends.map((e) => `fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
-        const bytes = copyPipe(fd, what);
+        const bytes = fd === null ? emptyPipeByWriteEnd(pidfd, ends[0]!.fd, what) : copyPipe(fd, what);
         pipe.capacity = bytes.capacity;
         pipe.data = bytes.data.toString('base64');
         if (bytes.packets) pipe.packets = bytes.packets;
       } finally {
-        closeFd(fd);
+        if (fd !== null) closeFd(fd);
       }
     }
   } finally {

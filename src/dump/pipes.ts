@@ -11,7 +11,7 @@
 import { SyscallError } from '../../bridge/errno.js';
 import { closeFd, openFile, readFd, writeFd } from '../../bridge/file.js';
 import { pidfdGetfd } from '../../bridge/pidfd.js';
-import { getPipeSize, pipe2, setPipeSize, splice, SPLICE_F_NONBLOCK, tee } from '../../bridge/pipe.js';
+import { getPipeSize, pipe2, pipeQueued, setPipeSize, splice, SPLICE_F_NONBLOCK, tee } from '../../bridge/pipe.js';
 import { CrError } from '../errors.js';
 import { O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_WRONLY } from '../model/fdtable.js';
 
@@ -169,10 +169,39 @@ export function copyPipe(source: number, what: string): PipeBytes {
 /**
  * An fd of cr's that reads the pipe whose descriptions are `ends` in process pid: the target's
  * own read (or read-write) description through pidfd_getfd when it has one, else a new read
- * description opened through /proc/PID/fd/N (O_NONBLOCK, so a FIFO open never waits).
+ * description opened through /proc/PID/fd/N (O_NONBLOCK, so a FIFO open never waits). Null when
+ * that open is not allowed: the pipe's inode belongs to another user (`sudo -u nobody prog |
+ * cat`: the shell made the pipe), and cr runs as the target's user without CAP_DAC_OVERRIDE.
  */
-export function readSideOf(pid: number, pidfd: number, ends: Array<{ fd: number; flags: number }>): number {
+export function readSideOf(pid: number, pidfd: number, ends: Array<{ fd: number; flags: number }>): number | null {
   const reader = ends.find((e) => (e.flags & O_ACCMODE) !== O_WRONLY);
   if (reader) return pidfdGetfd(pidfd, reader.fd);
-  return openFile(`/proc/${pid}/fd/${ends[0]!.fd}`, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  try {
+    return openFile(`/proc/${pid}/fd/${ends[0]!.fd}`, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  } catch (err) {
+    if (err instanceof SyscallError && (err.code === 'EACCES' || err.code === 'EPERM')) return null;
+    throw err;
+  }
+}
+
+/**
+ * A pipe cr can only hold by its write end (readSideOf gave null): tee() needs a readable end, so
+ * its bytes cannot be copied, but how many there are (FIONREAD) and its capacity can be read from
+ * the target's own write description. An empty one is dumped whole; one holding bytes is refused,
+ * since a dump without them would lose them at restore.
+ */
+export function emptyPipeByWriteEnd(pidfd: number, writeFd: number, what: string): PipeBytes {
+  const fd = pidfdGetfd(pidfd, writeFd);
+  try {
+    const queued = pipeQueued(fd);
+    if (queued > 0) {
+      throw new CrError(
+        `${what} holds ${queued} bytes cr may not read: the process has only its write end and the pipe belongs to another user ` +
+          `(opening a read end: EACCES); nothing was read or changed`,
+      );
+    }
+    return { capacity: getPipeSize(fd), data: Buffer.alloc(0) };
+  } finally {
+    closeFd(fd);
+  }
 }
