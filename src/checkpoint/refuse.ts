@@ -5,15 +5,14 @@
 // they are read (maps.ts, src/dump/kinds.ts).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CrError } from '../errors.js';
-import { listThreads } from '../proc/process.js';
+import { listThreads, readStatus } from '../proc/process.js';
 
 export function refuseUnsupported(pid: number): void {
   const threads = listThreads(pid);
   if (threads.length > 1) {
     throw new CrError(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
   }
-  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-  if (Number(/^Seccomp:\s*(\d+)/m.exec(status)?.[1] ?? 0) !== 0) {
+  if (readStatus(pid).seccomp !== 0) {
     throw new CrError(`process ${pid} runs under seccomp, whose filters cr cannot read back`);
   }
   const timers = readFileSync(`/proc/${pid}/timers`, 'latin1').match(/^ID: (\d+)/gm);

@@ -10,7 +10,7 @@ import type { Phases } from '../timing.js';
 import { badInput, CrError } from '../errors.js';
 import { writeImage, type Image } from '../image/format.js';
 import { readFdImage } from '../image/process-format.js';
-import { isRunning } from '../proc/process.js';
+import { isRunning, refuseThreadId } from '../proc/process.js';
 
 const USAGE = 'usage: cr dump --pid PID -o IMAGE [--fds-only [--skip-unsupported]] [--force] [--leave-stopped] [--timings]';
 
@@ -99,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
     badInput('--skip-unsupported is for --fds-only: a whole-process dump refuses what it cannot restore, since the restarted program would find it missing');
   }
   const pid = Number(opts.pid);
+  refuseThreadId(pid);
   checkOutput(opts.output, opts.force);
   let phases: Phases;
   try {

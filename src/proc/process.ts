@@ -1,6 +1,7 @@
 // Who a process is, as /proc shows it: identity for the image, and the state and tracer that
 // decide whether cr may freeze it.
 import { readdirSync, readFileSync } from 'node:fs';
+import { badInput } from '../errors.js';
 
 export interface ProcessIdentity {
   pid: number;
@@ -16,6 +17,10 @@ export interface ProcessStatus {
   uid: number;
   /** pid of the process tracing it, 0 when none */
   tracerPid: number;
+  /** thread-group id: the pid of the process this thread belongs to */
+  tgid: number;
+  /** `Seccomp:` 0 none, 1 strict, 2 filters */
+  seccomp: number;
 }
 
 export function readStatus(pid: number): ProcessStatus {
@@ -29,6 +34,9 @@ export function readStatus(pid: number): ProcessStatus {
     state: field('State').charAt(0),
     uid: Number(field('Uid').split(/\s+/)[0]),
     tracerPid: Number(field('TracerPid')),
+    tgid: Number(field('Tgid')),
+    // Absent without CONFIG_SECCOMP: then nothing can be filtered.
+    seccomp: Number(/^Seccomp:\s*(\d+)/m.exec(text)?.[1] ?? 0),
   };
 }
 
@@ -73,4 +81,19 @@ export function isRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Refuse a thread id that is not its process's leader: /proc/TID answers like a process, but
+ * a dump or restore acts on whole processes, and silently taking another pid would surprise.
+ * Nothing is said about a pid that does not exist: the caller reports that in its own words.
+ */
+export function refuseThreadId(pid: number): void {
+  let tgid: number;
+  try {
+    tgid = readStatus(pid).tgid;
+  } catch {
+    return;
+  }
+  if (tgid !== pid) badInput(`${pid} is a thread of process ${tgid}, not a process: cr works on whole processes (give ${tgid})`);
 }

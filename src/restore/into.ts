@@ -12,7 +12,7 @@ import { readTarget, type TargetState } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
 import type { Outcome } from './outcome.js';
 import { stopwatch, type Phases } from '../timing.js';
-import { isRunning } from '../proc/process.js';
+import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
 
 /** A thread to inject from: one stopped by our interrupt, not one holding a signal to deliver. */
 function injectionThread(frozen: Frozen): number {
@@ -55,6 +55,22 @@ function readTargetOf(pid: number): TargetState | undefined {
   }
 }
 
+/**
+ * A filter may refuse the calls the replay injects, or kill the process for making them
+ * (SECCOMP_RET_KILL, SIGSYS), which no rollback can undo; cr cannot read filters back to tell.
+ */
+function refuseSeccomp(pid: number): void {
+  let mode: number;
+  try {
+    mode = readStatus(pid).seccomp;
+  } catch {
+    return; // gone: the freeze says so in its own words
+  }
+  if (mode !== 0) {
+    throw new CrError(`pid ${pid} runs under seccomp ${mode === 1 ? '(strict mode)' : 'filters'}, which could refuse or kill it for the calls a restore injects; nothing was changed`, 2);
+  }
+}
+
 export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcome {
   if (pid === process.pid) throw new CrError('cr cannot restore into itself', 2);
   const phases: Phases = [];
@@ -67,7 +83,9 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcom
   // Plan for the table as it is now, before stopping anything, so the target is held only for
   // the replay; once it is held, plan again only if its table changed in between. A table cr may
   // not read (another user's process) is read after the freeze, which refuses first (EPERM).
+  refuseThreadId(pid);
   const guess = readTargetOf(pid);
+  refuseSeccomp(pid);
   let planned = guess && planFor(guess);
   lap('plan');
   const frozen = freeze(pid);
