@@ -2,7 +2,7 @@
 // pipe held only by its write end, code running from MAP_SHARED file mappings while cr injects,
 // --into a process under seccomp, heads that must be refused before any process exists,
 // terminal escapes in a comm, and a thread id given as a pid.
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -133,6 +133,30 @@ for (const mode of ['ro', 'rw']) {
     });
   });
 }
+
+// A process that may not gain executable memory refuses the injector's area: its calls run
+// from the syscall instruction found in its vdso, which is only read.
+const MDWE_CODE = `
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(void) {
+  if (prctl(65 /* PR_SET_MDWE */, 1 /* PR_MDWE_REFUSE_EXEC_GAIN */, 0, 0, 0)) return 1;
+  for (;;) pause();
+}
+`;
+
+test('--into a process under PR_SET_MDWE: restored without an executable area, mask and maps as before', async () => {
+  await withProcess([buildC(MDWE_CODE)], { fds: [] }, async (pid) => {
+    waitInSyscall(pid, PAUSE);
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    const run = await cr(['restore', nullImage('mdwe.img'), '--into', String(pid)]);
+    assert.is(run.code, 0, run.stderr);
+    assert.is(readlinkSync(`/proc/${pid}/fd/0`), '/dev/null');
+    assert.is(readFileSync(`/proc/${pid}/maps`, 'utf8'), maps);
+    assert.is(status(pid, 'SigBlk'), '0000000000000000');
+    assert.is(status(pid, 'TracerPid'), '0');
+  });
+});
 
 // (3) A filter that kills the process for dup2: the replay would make it die of SIGSYS.
 const SECCOMP_CODE = `

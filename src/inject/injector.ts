@@ -28,6 +28,7 @@ const SCRATCH_CHUNK = 64 * 1024;
 const AREA_CODE_BYTES = 16;
 /** How much of an executable mapping is searched for a `syscall` instruction. */
 const SEARCH_BYTES = 4 << 20;
+const EACCES = 13n;
 const ALL_SIGNALS = Buffer.alloc(8, 0xff); // the kernel itself leaves SIGKILL and SIGSTOP unblocked
 
 export interface InjectorOptions {
@@ -183,7 +184,10 @@ export class Injector {
 
   /** Like syscall(), but a failure throws a SyscallError naming the call, its arguments and the pid. */
   call(name: string, nr: number, ...args: bigint[]): bigint {
-    const result = this.syscall(nr, ...args);
+    return this.checked(name, args, this.syscall(nr, ...args));
+  }
+
+  private checked(name: string, args: bigint[], result: bigint): bigint {
     if (result < 0n && result > -4096n) {
       throw new SyscallError(`${name}(${args.map(hex).join(', ')}) injected in pid ${this.pid}`, Number(-result));
     }
@@ -248,7 +252,12 @@ export class Injector {
     const size = BigInt(fixed?.bytes ?? SCRATCH_CHUNK);
     const prot = BigInt(PROT_READ | PROT_WRITE | PROT_EXEC);
     const flags = BigInt(MAP_PRIVATE | MAP_ANONYMOUS | (fixed ? MAP_FIXED_NOREPLACE : 0));
-    const addr = this.call('mmap', SYS.mmap, fixed?.addr ?? 0n, size, prot, flags, -1n, 0n);
+    const args = [fixed?.addr ?? 0n, size, prot, flags, -1n, 0n];
+    const got = this.syscall(SYS.mmap, ...args);
+    // A process that may not gain executable memory (PR_SET_MDWE) refuses it with EACCES: its
+    // calls then stay at the found instruction, which is only read, and scratch is ordinary memory.
+    if (got === -EACCES && !fixed) return;
+    const addr = this.checked('mmap', args, got);
     this.area = { addr, size };
     this.write(addr, SYSCALL_INSN);
     this.site = addr;
