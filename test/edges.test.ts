@@ -11,7 +11,8 @@ import { closeFd, openFile, readFd, writeFd } from '../bridge/file.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, type Image } from '../src/image/format.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, type FdTable } from '../src/model/fdtable.js';
-import { asUser, cr, crProcess, NOBODY } from './helpers/cli.js';
+import { cr, crProcess } from './helpers/cli.js';
+import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 import { buildC, withProcess, waitInSyscall } from './helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-edges-'));
@@ -46,19 +47,19 @@ function waitExecd(pid: number, comm: string, uid: number): void {
 
 // (1) `sudo -u nobody prog | cat`: the pipe's inode is root's, 0600; nobody's cr may not open a
 // read end through /proc, and tee() needs one. An empty pipe is dumped; one with bytes refused.
-test('nobody dumps its own process whose pipe root made: empty dumps, bytes refused in one line and kept', async () => {
+unprivilegedTest('nobody dumps its own process whose pipe root made: empty dumps, bytes refused in one line and kept', async () => {
   const devNull = openFile('/dev/null', O_RDWR | O_CLOEXEC);
   const [r, w] = pipe2(O_CLOEXEC | O_NONBLOCK);
   try {
     await withProcess([...asUser(NOBODY), 'sleep', '1000'], { fds: [[devNull, 0], [w, 1], [devNull, 2]] }, async (pid) => {
       waitExecd(pid, 'sleep', NOBODY);
       for (const args of [['--fds-only'], []]) {
-        const run = crProcess(['dump', ...args, '--pid', String(pid), '-o', join(dir, `nobody${args.length}.img`)], asUser(NOBODY));
+        const run = crProcess(['dump', ...args, '--pid', String(pid), '-o', join(dir, `nobody${args.length}.img`)], { uid: NOBODY });
         assert.is(run.code, 0, `${args}: ${run.stderr}`);
         assert.match(run.stdout, /1 pipes? holding 0 bytes/);
       }
       writeFd(w, Buffer.from('hello'));
-      const run = crProcess(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'nobody-bytes.img')], asUser(NOBODY));
+      const run = crProcess(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'nobody-bytes.img')], { uid: NOBODY });
       assert.is(run.code, 1, run.stderr);
       assert.ok(oneLine(run.stderr), run.stderr);
       assert.match(run.stderr, /holds 5 bytes cr may not read/);
