@@ -58,6 +58,7 @@ export const libc = {
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)') as (fd: number, cmd: number, ...typedArgs: unknown[]) => number,
   open: lib.func('int open(const char *path, int flags, ...)') as (path: string, flags: number, ...typedArgs: unknown[]) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,
+  ioctlBuf: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as (fd: number, request: number, arg: Buffer) => number,
   read: lib.func('long read(int fd, _Out_ void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,
   write: lib.func('long write(int fd, const void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,
   prlimit: lib.func('int prlimit(int pid, int resource, const void *newLimit, _Out_ void *oldLimit)') as (

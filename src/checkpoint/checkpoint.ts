@@ -13,6 +13,7 @@ import { encodeRegs, PAGE_SIZE, ProcessImageWriter, type ProcessHead } from '../
 import { readIdentity } from '../proc/process.js';
 import { captureFdTable } from './fds.js';
 import { readInside } from './inside.js';
+import { withGuards } from './guards.js';
 import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
@@ -78,7 +79,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     settle(frozen, timeoutMs);
     lap('freeze');
     const identity = readIdentity(pid);
-    const { mappings, policies } = readMappings(pid);
+    const read = readMappings(pid);
+    const { policies } = read;
+    const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
     const gp = getRegs(pid);
     if (gp.cs !== USER_CS_64) throw new CrError(`process ${pid} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
     const regs = encodeRegs(gp);
@@ -114,7 +117,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('state');
     writer.head(head);
     writer.fds(fdImage);
-    const stats = savePages(pid, mappings, policies, writer);
+    const stats = savePages(pid, mappings, policies, writer, guardsKnown);
     lap('pages');
     const bytes = writer.commit();
     lap('write');

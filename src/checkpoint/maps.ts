@@ -89,7 +89,8 @@ export function classify(r: RawMapping): Classified | null {
     throw new CrError(`mapping ${range(r)} ${r.name || '(anonymous)'}: ${why}`);
   };
   const shared = r.perms[3] === 's';
-  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags };
+  // Guard regions are not in smaps: guards.ts finds them.
+  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags, guards: [] };
   const keep = (mapping: Mapping): Classified => ({ mapping, whole: false });
   // A shadow stack or memory protection keys other than the default would need restoring too.
   if (r.vmflags.includes('ss')) refuse('shadow stacks are not supported');

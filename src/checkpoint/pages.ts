@@ -3,13 +3,16 @@
 // writer before the next is read. Saved: anonymous pages the process has (never-touched ones
 // read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
 // of private file mappings that were copied on write. Unchanged file pages are re-mapped from the
-// file at restart and not saved.
+// file at restart and not saved. Guard regions (guards.ts) are never read: reading one fails
+// with EIO, and restart installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
+import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import { MAX_RUN_BYTES, PAGE_SIZE, type Mapping, type ProcessImageWriter } from '../image/process-format.js';
 import type { PagePolicy } from './maps.js';
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst), in the entry's high 32 bits
 const PRESENT = 1 << 31;
+/** also set for a guard page (its page-table marker is a swap-type entry), which guards.ts knows of */
 const SWAPPED = 1 << 30;
 /** file page or shared anonymous: for a private file mapping, a page not copied on write */
 const FILE_PAGE = 1 << 29;
@@ -31,22 +34,31 @@ function mustSave(kind: Mapping['kind'], high: number): boolean {
   return kind === 'anon' || !(high & FILE_PAGE);
 }
 
-/** Save the pages of each mapping its policy asks for (maps.ts). Returns what was saved. */
-export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter): PageStats {
+const hex = (n: number): string => n.toString(16);
+
+/**
+ * Save the pages of each mapping its policy asks for (maps.ts), leaving out its guard regions.
+ * `guardsKnown` is false on a kernel that cannot report guard regions: a page that cannot be read
+ * may then be one. Returns what was saved.
+ */
+export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter, guardsKnown = true): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
   const entries = Buffer.alloc(WINDOW_PAGES * 8);
   const data = Buffer.alloc(MAX_RUN_BYTES);
   try {
-    const flush = (index: number, kind: Mapping['kind'], addr: number, pages: number): void => {
+    const flush = (index: number, m: Mapping, addr: number, pages: number): void => {
       const len = pages * PAGE_SIZE;
-      if (policies[index] === 'all') {
-        readReadable(mem, data, pages, addr);
-      } else {
-        readFully(mem, data, len, addr, pid);
+      const unreadable = readRun(mem, data, pages, addr);
+      for (const { page, code } of unreadable) {
+        // A page past the end of its file (the process would get SIGBUS) reads as zeroes after
+        // the restart too: for a mapping saved whole, leave it out.
+        if (policies[index] === 'all') continue;
+        const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
+        throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${m.name || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
       }
-      if (kind !== 'anon') {
+      if (m.kind !== 'anon') {
         writer.pages(index, addr, data.subarray(0, len));
         stats.saved += pages;
         return;
@@ -72,27 +84,30 @@ export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy
       if (policy === 'none') return;
       let runStart = -1;
       let runPages = 0;
+      let guard = 0;
       for (let addr = m.start; addr < m.end; addr += WINDOW_PAGES * PAGE_SIZE) {
         const n = Math.min(WINDOW_PAGES, (m.end - addr) / PAGE_SIZE);
         readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
         for (let i = 0; i < n; i++) {
           const page = addr + i * PAGE_SIZE;
-          if (policy === 'all' || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4))) {
+          while (guard < m.guards.length && m.guards[guard]!.end <= page) guard++;
+          const guarded = guard < m.guards.length && m.guards[guard]!.start <= page;
+          if (!guarded && (policy === 'all' || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4)))) {
             if (runStart < 0) runStart = page;
             runPages++;
             if (runPages === RUN_PAGES) {
-              flush(index, m.kind, runStart, runPages);
+              flush(index, m, runStart, runPages);
               runStart = -1;
               runPages = 0;
             }
           } else if (runStart >= 0) {
-            flush(index, m.kind, runStart, runPages);
+            flush(index, m, runStart, runPages);
             runStart = -1;
             runPages = 0;
           }
         }
       }
-      if (runStart >= 0) flush(index, m.kind, runStart, runPages);
+      if (runStart >= 0) flush(index, m, runStart, runPages);
     });
   } finally {
     closeSync(pagemap);
@@ -102,26 +117,35 @@ export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy
 }
 
 /**
- * Read a run of a mapping saved whole. A page past the end of its file cannot be read (the
- * process would get SIGBUS): it reads as zeroes, so it is not saved, and reads as zeroes after
- * the restart.
+ * Read a run of pages into buf. Should some page of it fail (EIO: the process could not touch it
+ * either), the run is read page by page, so that one bad page costs only itself: each such page
+ * reads as zeroes and is returned with its error code. A read that ends early (the process has
+ * no memory any more: it died) throws.
  */
-function readReadable(fd: number, buf: Buffer, pages: number, position: number): void {
+function readRun(fd: number, buf: Buffer, pages: number, position: number): Array<{ page: number; code: string }> {
   try {
     readFully(fd, buf, pages * PAGE_SIZE, position, 0);
-    return;
-  } catch {
-    // some page of the run faults: go page by page
+    return [];
+  } catch (err) {
+    if (!isErrno(err)) throw err;
   }
+  const bad: Array<{ page: number; code: string }> = [];
   for (let p = 0; p < pages; p++) {
     const at = p * PAGE_SIZE;
     try {
       readFully(fd, buf.subarray(at, at + PAGE_SIZE), PAGE_SIZE, position + at, 0);
-    } catch {
+    } catch (err) {
+      if (!isErrno(err)) throw err;
       buf.fill(0, at, at + PAGE_SIZE);
+      bad.push({ page: position + at, code: err.code });
     }
   }
+  return bad;
 }
+
+/** An error a read(2) returned (node's fs errors carry the errno name as code). */
+const isErrno = (err: unknown): err is NodeJS.ErrnoException & { code: string } =>
+  err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall === 'read';
 
 function readFully(fd: number, buf: Buffer, len: number, position: number, pid: number): void {
   let got = 0;

@@ -13,7 +13,8 @@ import { packMsgpack, unpackBounded } from './msgpack.js';
 import { createTemp, decodeImage, encodeImage, errMessage, installTemp, readImage, type Image } from './format.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
-export const PROCESS_FORMAT_VERSION = 1;
+/** 2: mappings carry their guard regions (version 1 had none, and is refused like any other). */
+export const PROCESS_FORMAT_VERSION = 2;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -52,6 +53,15 @@ export interface MappedFile {
   mtimeMs: number;
 }
 
+/** A page-aligned address range [start, end). */
+export interface AddressRange {
+  start: number;
+  end: number;
+}
+
+/** Kinds whose pages can hold guard regions (the kernel refuses MADV_GUARD_INSTALL on the vdso pages). */
+export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file'];
+
 export interface Mapping {
   start: number;
   end: number;
@@ -63,6 +73,11 @@ export interface Mapping {
   file: MappedFile | null;
   /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
   vmflags: string[];
+  /**
+   * Guard regions (madvise MADV_GUARD_INSTALL) inside the mapping, in address order, apart:
+   * touching one faults; their pages are never read nor in the image.
+   */
+  guards: AddressRange[];
 }
 
 /** Memory-descriptor fields, as prctl(PR_SET_MM, PR_SET_MM_MAP) takes them. */
@@ -330,6 +345,8 @@ export class ProcessImageReader {
    */
   *pages(): Generator<PageRun> {
     let lastEnd = 0;
+    let guardsOf = -1;
+    let nextGuard = 0;
     for (;;) {
       const hashed = this.hash.copy().digest();
       const rec = this.record();
@@ -350,6 +367,13 @@ export class ProcessImageReader {
         this.bad(`a page run at 0x${addr.toString(16)} (${data.length} bytes) outside its mapping`);
       }
       if (addr < lastEnd) this.bad('page runs out of order');
+      // Runs and guards both come in address order: one cursor walks the mapping's guards.
+      if (mapping !== guardsOf) {
+        guardsOf = mapping;
+        nextGuard = 0;
+      }
+      while (nextGuard < m.guards.length && m.guards[nextGuard]!.end <= addr) nextGuard++;
+      if ((m.guards[nextGuard]?.start ?? Infinity) < addr + data.length) this.bad(`a page run at 0x${addr.toString(16)} covers a guard region`);
       lastEnd = addr + data.length;
       yield { mapping, addr, data };
     }
@@ -473,7 +497,7 @@ export const REGS_BYTES = REG_NAMES.length * 8;
 export const SIGACTION_BYTES = 32;
 
 function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
-  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'vmflags'], where, bad);
+  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'vmflags', 'guards'], where, bad);
   const start = uint(m.start, `${where}.start`, bad);
   const end = uint(m.end, `${where}.end`, bad);
   if (start % PAGE_SIZE || end % PAGE_SIZE || start >= end) bad(`${where} is not a page-aligned range`);
@@ -504,7 +528,18 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     if (!/^[a-z0-9]{2}$/.test(s)) bad(`${w} is not a VmFlags code`);
     return s;
   });
-  return { start, end, prot, kind, name, file, vmflags };
+  let last = start;
+  const guards = list(m.guards, `${where}.guards`, bad, (x, w) => {
+    const g = fields(x, ['start', 'end'], w, bad);
+    const range = { start: uint(g.start, `${w}.start`, bad), end: uint(g.end, `${w}.end`, bad) };
+    if (range.start % PAGE_SIZE || range.end % PAGE_SIZE || range.start >= range.end) bad(`${w} is not a page-aligned range`);
+    // Adjacent ranges would be one: the writer merges them, so a reader needs no second form.
+    if (range.start < last || (range.start === last && last !== start) || range.end > end) bad(`${w} is not inside ${where} after the guard before it`);
+    last = range.end;
+    return range;
+  });
+  if (guards.length > 0 && !GUARDED_KINDS.includes(kind)) bad(`${where}: a ${kind} mapping with guard regions`);
+  return { start, end, prot, kind, name, file, vmflags, guards };
 }
 
 const MM_KEYS: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];

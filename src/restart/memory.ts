@@ -4,15 +4,16 @@
 // right through mremap, and the three keep the layout the vdso code expects); then every image
 // mapping is mapped again (anonymous, or from its file) and the saved pages written in through
 // /proc/PID/mem, which writes whatever the protection, copying file pages on write as a store
-// by the process would.
+// by the process would. Guard regions are installed again once the pages are in.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { SyscallError } from '../../bridge/errno.js';
 import { CrError } from '../errors.js';
 import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../image/process-format.js';
 import { parseSmaps, type RawMapping } from '../checkpoint/maps.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
-  MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
+  MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   NR, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
 } from './syscalls.js';
 
@@ -184,6 +185,27 @@ export function writePages(pid: number, runs: Iterable<PageRun>): number {
     }
   } finally {
     closeSync(mem);
+  }
+  return pages;
+}
+
+/**
+ * Install the image's guard regions on the same ranges: touching one faults again. After the
+ * pages are written (installing one zaps whatever page is there) and before any mlock (the
+ * kernel refuses guards in locked memory).
+ */
+export function installGuards(husk: Husk, image: Mapping[]): number {
+  let pages = 0;
+  for (const m of image) {
+    for (const g of m.guards) {
+      try {
+        husk.call('madvise(MADV_GUARD_INSTALL)', NR.madvise, BigInt(g.start), BigInt(g.end - g.start), BigInt(MADV_GUARD_INSTALL));
+      } catch (err) {
+        if (!(err instanceof SyscallError)) throw err;
+        throw new CrError(`mapping ${m.start.toString(16)}-${m.end.toString(16)}: its guard region ${g.start.toString(16)}-${g.end.toString(16)} cannot be installed again (madvise MADV_GUARD_INSTALL: ${err.code}; Linux 6.13+ has it)`);
+      }
+      pages += (g.end - g.start) / PAGE_SIZE;
+    }
   }
   return pages;
 }

@@ -14,7 +14,7 @@ import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../restore/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
-import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, lockAndSeal, mapAll, writePages } from './memory.js';
+import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
 import { stopwatch } from '../timing.js';
@@ -97,6 +97,7 @@ function rebuild(husk: Husk, head: ProcessHead, reader: ProcessImageReader, lap:
   lap('map');
   // The reader verifies the image's checksum when the pages end: nothing runs before that.
   const pages = writePages(husk.pid, reader.pages());
+  installGuards(husk, head.mappings);
   lap('pages');
   warnings.push(...lockAndSeal(husk, head.mappings));
   const exeWarning = setMm(husk, head);

@@ -46,6 +46,8 @@ export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
 export const MLOCK_ONFAULT = 1;
+/** madvise: fault on any touch of these pages (Linux 6.13+) */
+export const MADV_GUARD_INSTALL = 102;
 export const SS_ONSTACK = 1;
 export const SS_DISABLE = 2;
 export const PR_SET_NAME = 15;
