@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { badInput } from '../errors.js';
 import { loadTableInput, type Image, type ProcessSummary } from '../image/format.js';
-import { decodeRegs } from '../image/process-format.js';
+import { decodeRegs, guardRegions, PAGE_SIZE } from '../image/process-format.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
@@ -126,6 +126,19 @@ function renderHeader(path: string, image: Image): string[] {
   ];
 }
 
+/** How many guard regions `show` lists before `+N more`. */
+const GUARDS_SHOWN = 8;
+
+/** The image's guard regions (MADV_GUARD_INSTALL) in one line, or none when it has none. */
+function guardLine(mappings: ProcessSummary['head']['mappings']): string[] {
+  const all = guardRegions(mappings);
+  if (all.length === 0) return [];
+  const pages = all.reduce((n, g) => n + (g.end - g.start) / PAGE_SIZE, 0);
+  const shown = all.slice(0, GUARDS_SHOWN).map((g) => `${g.start.toString(16)}-${g.end.toString(16)}`);
+  const more = all.length > GUARDS_SHOWN ? ` +${all.length - GUARDS_SHOWN} more` : '';
+  return [`guard regions: ${all.length} (${pages} page${pages === 1 ? '' : 's'}, installed again at restart): ${shown.join(', ')}${more}`];
+}
+
 const bytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 /** What a whole-process image holds besides the fd table: memory, registers, where it runs from. */
@@ -137,6 +150,7 @@ function renderProcess(summary: ProcessSummary): string[] {
     `whole process: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
     `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
       `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
+    ...guardLine(head.mappings),
     '',
   ];
 }

@@ -80,6 +80,17 @@ export interface Mapping {
   guards: AddressRange[];
 }
 
+/** The guard regions of mappings in address order, adjacent ones joined. */
+export function guardRegions(mappings: Mapping[]): AddressRange[] {
+  const out: AddressRange[] = [];
+  for (const g of mappings.flatMap((m) => m.guards)) {
+    const last = out[out.length - 1];
+    if (last && last.end === g.start) last.end = g.end;
+    else out.push({ ...g });
+  }
+  return out;
+}
+
 /** Memory-descriptor fields, as prctl(PR_SET_MM, PR_SET_MM_MAP) takes them. */
 export interface MmFields {
   startCode: number;

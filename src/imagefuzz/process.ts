@@ -3,7 +3,7 @@
 // catch; lies in the head or in the record structure get a recomputed END, so they reach the
 // validation behind it.
 import { Unpackr } from 'msgpackr';
-import { PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES } from '../image/process-format.js';
+import { PAGE_SIZE, PROCESS_FORMAT_VERSION, PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES } from '../image/process-format.js';
 import { Rng } from '../fuzz/random.js';
 import type { Column } from './cli.js';
 import type { Mutant, MutantOptions, Seed } from './mutants.js';
@@ -122,8 +122,9 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
     change(h);
     return seal(h, parsed.records.map((r) => record(r.type, r.body)));
   };
-  yield m('proc-record', 'version 2', () => header((h) => h.writeUInt32LE(2, 8)));
-  yield m('proc-record', 'version 0', () => header((h) => h.writeUInt32LE(0, 8)));
+  for (const version of [PROCESS_FORMAT_VERSION + 1, PROCESS_FORMAT_VERSION - 1, 0]) {
+    yield m('proc-record', `version ${version}`, () => header((h) => h.writeUInt32LE(version, 8)));
+  }
   yield m('proc-record', 'magic one byte off', () => header((h) => void (h[3]! ^= 1)));
   const body = (r: { type: number; body: Buffer }): Buffer => record(r.type, r.body);
   const all = parsed.records;
@@ -153,6 +154,30 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
     yield page((b) => b.writeUInt32LE(99_999, 0), 'a page run for a mapping the head lacks');
     yield page((b) => b.writeBigUInt64LE(b.readBigUInt64LE(8) + 1n, 8), 'a page run not page-aligned');
     yield page((b) => b.writeBigUInt64LE(0xfffffffff000n, 8), 'a page run outside its mapping');
+  }
+  // Guard regions the head cannot have: misplaced, not in order, not merged, in the vdso, or over
+  // a page the image carries.
+  const range = (at: number, pages: number): Loose => ({ start: at, end: at + pages * PAGE_SIZE });
+  const lies: Array<[string, (mappings: Loose[]) => void]> = [];
+  const wide = head.mappings.findIndex((x: Loose) => x.kind === 'anon' && x.end - x.start >= 3 * PAGE_SIZE);
+  if (wide >= 0) {
+    const { start, end } = head.mappings[wide];
+    lies.push(
+      ['a guard region not page-aligned', (ms) => void (ms[wide].guards = [range(start + 1, 1)])],
+      ['a guard region past its mapping', (ms) => void (ms[wide].guards = [range(end - PAGE_SIZE, 2)])],
+      ['guard regions out of order', (ms) => void (ms[wide].guards = [range(start + 2 * PAGE_SIZE, 1), range(start, 1)])],
+      ['two adjacent guard regions', (ms) => void (ms[wide].guards = [range(start, 1), range(start + PAGE_SIZE, 1)])],
+    );
+  }
+  const vdso = head.mappings.findIndex((x: Loose) => x.kind === 'vdso');
+  if (vdso >= 0) lies.push(['a guard region in the vdso', (ms) => void (ms[vdso].guards = [range(ms[vdso].start, 1)])]);
+  if (run) lies.push(['a guard region over a page the image carries', (ms) => void (ms[run.body.readUInt32LE(0)].guards = [range(Number(run.body.readBigUInt64LE(8)), 1)])]);
+  for (const [name, change] of lies) {
+    yield m('proc-head', name, () => {
+      const h = clone(head);
+      change(h.mappings);
+      return rebuild(pack(h), fdsRec.body, pageRecs);
+    });
   }
   // The head: every field of the wrong type, removed, or beside an unknown one.
   for (const path of headPaths(head)) {
