@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { PROCESS_FORMAT_VERSION } from '../src/image/process-format.js';
 import { CR, cr, ROOT, type Run } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-imageio-'));
@@ -31,7 +32,7 @@ function processImage(head: Buffer): Buffer {
   };
   const header = Buffer.alloc(16);
   Buffer.from('cr-proc\n', 'latin1').copy(header);
-  header.writeUInt32LE(1, 8);
+  header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
   const sealed = Buffer.concat([header, record(1, head), record(2, plain.pack(null))]);
   return Buffer.concat([sealed, record(4, sha256(sealed))]);
 }
