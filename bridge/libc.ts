@@ -103,4 +103,18 @@ export const libc = {
   sigemptyset: lib.func('int sigemptyset(void *set)') as (set: Buffer) => number,
   sigfillset: lib.func('int sigfillset(void *set)') as (set: Buffer) => number,
   schedYield: lib.func('int sched_yield()') as () => number,
+  // struct passwd on x86_64: name, passwd (8 bytes each), uid, gid (4 each), gecos, dir, shell.
+  getpwuidR: lib.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t buflen, void *result)') as (
+    uid: number,
+    pwd: Buffer,
+    buf: Buffer,
+    buflen: number,
+    result: Buffer,
+  ) => number,
+  getgrouplist: lib.func('int getgrouplist(const char *user, uint32_t group, _Inout_ uint32_t *groups, _Inout_ int *ngroups)') as (
+    user: string,
+    group: number,
+    groups: Uint32Array,
+    ngroups: Int32Array,
+  ) => number,
 };

@@ -251,7 +251,7 @@ export async function run(args: string[]): Promise<number> {
     say('runs the calls inside the new process (checking each result), and only then lets it run:');
     const hold = [python, '-S', program, 'hold', restoredDir];
     say(`  $ cr restore ${original} --detach -- ${hold.join(' ')}`);
-    const outcome = restoreFresh(readImage(original).table, hold);
+    const outcome = restoreFresh(readImage(original).table, hold, null);
     running.add(outcome.pid);
     say(`    ${outcome.pid}`);
     say(`  The ${outcome.plan.ops.length - 1} system calls cr ran inside pid ${outcome.pid}:`);

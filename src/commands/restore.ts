@@ -20,6 +20,8 @@ import type { Outcome } from '../restore/outcome.js';
 import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
 import { isRunning } from '../proc/process.js';
 import { SyscallError } from '../../bridge/errno.js';
+import { imageAuthor, type Author } from '../trust/author.js';
+import { checkHeadTrust } from '../trust/head.js';
 
 const USAGE =
   'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings] [--allow-uid-change]' +
@@ -105,10 +107,10 @@ function timings(outcome: Outcome): string {
 }
 
 /** Restore, then print, detach or wait as asked; returns cr's exit status. */
-async function restoreAndGo(opts: Options, table: FdTable, held: HeldSignals): Promise<number> {
+async function restoreAndGo(opts: Options, table: FdTable, author: Author, held: HeldSignals): Promise<number> {
   let outcome: Outcome;
   try {
-    outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact) : restoreFresh(table, opts.command);
+    outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact, author) : restoreFresh(table, opts.command, author);
   } catch (err) {
     // A target that exits mid-restore makes ptrace and /proc fail in many ways; say why once.
     const gone = !isRunning(Number(opts.into)) || (err instanceof SyscallError && err.code === 'ESRCH');
@@ -146,7 +148,8 @@ async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<numb
 
 /**
  * Which process image this is, refusing anything else (an fd table alone cannot be run), and
- * refusing, before anything starts, paths into /proc and a change of user not asked for.
+ * refusing, before anything starts, paths into /proc, what its author could not have given the
+ * process (src/trust/head.ts) and a change of user not asked for.
  */
 function processImageIdentity(opts: Options): { pid: number; comm: string } {
   if (inputKind(opts.image) !== 'process') {
@@ -157,11 +160,13 @@ function processImageIdentity(opts: Options): { pid: number; comm: string } {
   reader.close();
   const { head, fdImage } = reader;
   checkPaths(fdImage.table);
+  checkHeadTrust(head, imageAuthor(opts.image, reader.stat));
   // The restart takes on the image's credentials, except that all-root ones are left as the
-  // husk's (src/restart/state.ts setCreds): cr's own.
+  // husk's (src/restart/state.ts setCreds): cr's own. The user it ends up as is compared with the
+  // user the image says the process ran as.
   const { uid, gid, groups } = head.creds;
   const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
-  checkUid(uid[0], runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts['allow-uid-change']);
+  checkUid(head.process.uid, runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts['allow-uid-change']);
   return { pid: head.process.pid, comm: head.process.comm };
 }
 
@@ -212,13 +217,14 @@ export async function run(args: string[]): Promise<number> {
     const was = processImageIdentity(opts);
     return supervised((held) => restartAndGo(opts, was, held));
   }
-  const { table, image } = loadTableInput(opts.image);
+  const { table, image, stat } = loadTableInput(opts.image);
+  const author = imageAuthor(opts.image, stat);
   checkTableInput(opts, table, image);
   const dropped = image?.dropped ?? [];
   if (dropped.length > 0) {
     console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`);
   }
-  return supervised((held) => restoreAndGo(opts, table, held));
+  return supervised((held) => restoreAndGo(opts, table, author, held));
 }
 
 /** Run a restore with the signals cr gets held (src/restore/supervise.ts); returns cr's exit status. */

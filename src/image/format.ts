@@ -3,7 +3,7 @@
 // process identity, the fd table, what dump dropped). Writing is atomic, 0600, exclusive unless
 // forced, and never follows a symlink at the image path. Reading trusts nothing.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync, constants as fsc, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
@@ -143,6 +143,11 @@ export function readImage(path: string): Image {
 
 function readInput(path: string): Buffer {
   return withInput(path, (fd) => readFileSync(fd));
+}
+
+/** The bytes of the input at path and the fstat of the file they came from (its owner is the image's author). */
+function readInputAndStat(path: string): { bytes: Buffer; stat: Stats } {
+  return withInput(path, (fd) => ({ stat: fstatSync(fd), bytes: readFileSync(fd) }));
 }
 
 /** fn on path opened for reading, once it is known to be a regular file; errors are one-line badInputs. */
@@ -287,22 +292,22 @@ export interface ProcessSummary {
  * file is read, so a corrupt or truncated one is refused), an fd-table image, or a JSON fd table
  * (docs/fd-table.md). A file whose first non-blank byte is `{` is JSON.
  */
-export function loadTableInput(path: string): { table: FdTable; image?: Image; process?: ProcessSummary } {
+export function loadTableInput(path: string): { table: FdTable; image?: Image; process?: ProcessSummary; stat: Stats } {
   if (inputKind(path) === 'process') {
     const reader = ProcessImageReader.open(path);
     try {
       let pageBytes = 0;
       for (const run of reader.pages()) pageBytes += run.data.length;
-      return { table: reader.fdImage.table, image: reader.fdImage, process: { head: reader.head, pageBytes } };
+      return { table: reader.fdImage.table, image: reader.fdImage, process: { head: reader.head, pageBytes }, stat: reader.stat };
     } finally {
       reader.close();
     }
   }
-  const bytes = readInput(path);
+  const { bytes, stat } = readInputAndStat(path);
   const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first !== 0x7b) {
     const image = decodeImage(bytes, path);
-    return { table: image.table, image };
+    return { table: image.table, image, stat };
   }
   let json: unknown;
   try {
@@ -310,5 +315,5 @@ export function loadTableInput(path: string): { table: FdTable; image?: Image; p
   } catch (err) {
     badInput(`${path}: not valid JSON: ${(err as Error).message}`);
   }
-  return { table: validTable(json, path) };
+  return { table: validTable(json, path), stat };
 }

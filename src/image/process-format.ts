@@ -5,7 +5,7 @@
 // nor reader ever holds more than one run of pages. Writing is atomic like format.ts's: a
 // temporary file beside the image, linked (or with force renamed) into place once complete.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
+import { closeSync, fstatSync, type Stats, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
 import type { ProcessIdentity } from '../proc/process.js';
@@ -310,6 +310,8 @@ export class ProcessImageReader {
   private readonly fileSize: number;
   readonly head: ProcessHead;
   readonly fdImage: Image;
+  /** the fstat of the image as opened: its owner is the image's author (docs/trust.md) */
+  readonly stat: Stats;
 
   private constructor(
     readonly path: string,
@@ -317,6 +319,7 @@ export class ProcessImageReader {
   ) {
     try {
       const st = fstatSync(fd);
+      this.stat = st;
       if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
       if (!st.isFile()) badInput(`${path} is not a regular file`);
       this.fileSize = st.size;

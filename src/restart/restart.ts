@@ -18,6 +18,9 @@ import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, hu
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
 import { stopwatch } from '../timing.js';
+import { imageAuthor } from '../trust/author.js';
+import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
+import { checkHeadTrust } from '../trust/head.js';
 
 export interface RestartOptions {
   /** give the process the pid it had at dump time (refused if that pid is in use) */
@@ -45,6 +48,9 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
   try {
     const head = reader.head;
     const table = reader.fdImage.table;
+    // What the image may give the process is bounded by what its author has (docs/trust.md).
+    const author = imageAuthor(imagePath, reader.stat);
+    checkHeadTrust(head, author);
     checkMappedFiles(head.mappings);
     // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
     let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
@@ -65,8 +71,15 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
       }
       checkVdso(pid, head.mappings, head.vdsoSha256);
       const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
+      // Every path from here on (fds, file mappings, the executable, cwd) is opened with the
+      // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
+      const opener = fsIdentityOf(pid);
+      const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
       lap('husk');
-      husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => replay(inj, table, plan));
+      husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => {
+        if (ids) becomeAuthor(inj, ids, opener);
+        replay(inj, table, plan);
+      });
       checkFdNumbers(pid, expectedFds(table, target));
       lap('fds');
       if (opts.samePid) {

@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { encodeRlimit } from '../../bridge/rlimit.js';
+import { CrError } from '../errors.js';
 import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
 import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
@@ -172,25 +173,40 @@ export function queuePending(husk: Husk, head: ProcessHead): void {
   }
 }
 
-/** Become the image's user and groups (a no-op for a root process); the last privileged step. */
+/**
+ * Become the image's user and groups (checked against the image's author before the husk
+ * existed: src/trust/head.ts), then read them back from /proc: setfsuid and setfsgid report no
+ * error. All-root credentials (a root author's) leave the husk's own, cr's, but for the file-system
+ * ids, put back to its effective ones. The last privileged step.
+ */
 export function setCreds(husk: Husk, head: ProcessHead): void {
   const { uid, gid, groups } = head.creds;
-  if ([...uid, ...gid, ...groups].every((id) => id === 0)) return;
-  // The husk already has them (a user restarting its own process): nothing to change, and
-  // setgroups would need CAP_SETGID even to set the same groups.
+  const allRoot = [...uid, ...gid, ...groups].every((id) => id === 0);
   const now = readCreds(husk.pid);
   const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
-  if (same(now.uid, uid) && same(now.gid, gid) && same(now.groups, groups)) return;
-  const g = Buffer.alloc(Math.max(4, groups.length * 4));
-  groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
-  husk.call('setgroups', NR.setgroups, BigInt(groups.length), husk.put(g));
-  husk.call('setresgid', NR.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
-  husk.syscall(NR.setfsgid, BigInt(gid[3]!));
-  husk.call('setresuid', NR.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
-  husk.syscall(NR.setfsuid, BigInt(uid[3]!));
+  const want = allRoot ? { uid: [...now.uid.slice(0, 3), now.uid[1]!], gid: [...now.gid.slice(0, 3), now.gid[1]!], groups: now.groups } : head.creds;
+  if (allRoot) {
+    // Only the fs ids can differ from cr's: the author's, taken for the opens (root's image: none were).
+    husk.syscall(NR.setfsgid, BigInt(want.gid[3]!));
+    husk.syscall(NR.setfsuid, BigInt(want.uid[3]!));
+  } else if (!(same(now.uid, uid) && same(now.gid, gid) && same(now.groups, groups))) {
+    // Only when they differ: a user restarting its own process has them already, and setgroups
+    // would need CAP_SETGID even to set the same groups.
+    const g = Buffer.alloc(Math.max(4, groups.length * 4));
+    groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
+    husk.call('setgroups', NR.setgroups, BigInt(groups.length), husk.put(g));
+    husk.call('setresgid', NR.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
+    husk.syscall(NR.setfsgid, BigInt(gid[3]!));
+    husk.call('setresuid', NR.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
+    husk.syscall(NR.setfsuid, BigInt(uid[3]!));
+  }
   // Changing credentials clears the dumpable flag; the checkpointed process could be traced and dumped.
   husk.call('prctl(PR_SET_DUMPABLE)', NR.prctl, BigInt(PR_SET_DUMPABLE), 1n);
   husk.reset();
+  const got = readCreds(husk.pid);
+  if (!same(got.uid, want.uid) || !same(got.gid, want.gid) || !same([...got.groups].sort(), [...want.groups].sort())) {
+    throw new CrError(`the husk (pid ${husk.pid}) has uids ${got.uid.join(' ')}, gids ${got.gid.join(' ')}, groups [${got.groups.join(' ')}] instead of the image's`);
+  }
 }
 
 /** no_new_privs, which cannot be cleared again: after everything that might need privileges. */

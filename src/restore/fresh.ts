@@ -15,6 +15,8 @@ import { readTarget } from '../replay/target.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
 import type { Outcome } from './outcome.js';
 import { stopwatch, type Phases } from '../timing.js';
+import type { Author } from '../trust/author.js';
+import { asAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 
 const isExecutableFile = (path: string): boolean => {
   try {
@@ -35,7 +37,11 @@ function checkCommand(cmd: string): void {
   if (!dirs.some((dir) => isExecutableFile(join(dir || '.', cmd)))) badInput(`${cmd}: command not found`);
 }
 
-export function restoreFresh(table: FdTable, argv: string[]): Outcome {
+/**
+ * Start argv with exactly table's fds, its paths opened with the rights of `author` (the image's,
+ * docs/trust.md); null: a table cr made itself in this run, opened with CMD's own rights.
+ */
+export function restoreFresh(table: FdTable, argv: string[], author: Author | null): Outcome {
   checkCommand(argv[0]!);
   const phases: Phases = [];
   const lap = stopwatch(phases);
@@ -57,10 +63,12 @@ export function restoreFresh(table: FdTable, argv: string[]): Outcome {
       plan = checkedPlan(table, target);
     }
     lap('start');
+    const opener = fsIdentityOf(pid);
+    const ids = author && fsSwitchFor(author, opener, `${argv[0]} (pid ${pid})`);
     const inj = Injector.attach(pid);
     lap('attach');
     // No finish() on failure: the process is killed, and its state no longer matters.
-    const stats = replay(inj, table, plan);
+    const stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan));
     lap('replay');
     inj.finish();
     checkFdNumbers(pid, expectedFds(table, target));

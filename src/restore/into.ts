@@ -13,6 +13,8 @@ import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
 import type { Outcome } from './outcome.js';
 import { stopwatch, type Phases } from '../timing.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
+import type { Author } from '../trust/author.js';
+import { asAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 
 /** A thread to inject from: one stopped by our interrupt, not one holding a signal to deliver. */
 function injectionThread(frozen: Frozen): number {
@@ -71,7 +73,12 @@ function refuseSeccomp(pid: number): void {
   }
 }
 
-export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcome {
+/**
+ * Install table's fds in pid, its paths opened with the rights of `author` (the image's,
+ * docs/trust.md): the injection thread takes on the author's fs ids for the replay and gets its
+ * own back afterwards, on failure too. null: opened with the target's own rights.
+ */
+export function restoreInto(table: FdTable, pid: number, exact: boolean, author: Author | null): Outcome {
   if (pid === process.pid) throw new CrError('cr cannot restore into itself', 2);
   const phases: Phases = [];
   const lap = stopwatch(phases);
@@ -87,6 +94,9 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcom
   const guess = readTargetOf(pid);
   refuseSeccomp(pid);
   let planned = guess && planFor(guess);
+  // A target that cannot open as the author is refused before it is stopped (and again, for the
+  // thread that does the opening, once it is).
+  if (author && guess) fsSwitchFor(author, fsIdentityOf(pid), `pid ${pid}`);
   lap('plan');
   const frozen = freeze(pid);
   lap('freeze');
@@ -97,11 +107,15 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean): Outcom
       lap('replan');
     }
     const { target, plan } = planned;
-    const inj = Injector.attach(injectionThread(frozen));
+    const thread = injectionThread(frozen);
+    const opener = fsIdentityOf(thread);
+    // Refused (exit 2) here, before the injector touches anything, when the target cannot open as the author.
+    const ids = author && fsSwitchFor(author, opener, `pid ${pid}`);
+    const inj = Injector.attach(thread);
     lap('attach');
     let stats: ReplayStats | CrError;
     try {
-      stats = replay(inj, table, plan);
+      stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan));
     } catch (err) {
       stats = afterFailure(err, inj, before);
     }
