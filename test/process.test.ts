@@ -398,7 +398,9 @@ test('credentials: a process whose image names another user comes back as that u
     waitUntil('the counter to count', () => lineCount(out) >= 100);
     s.dumpAndKill(pid, s.path('image'));
     const dumped = lineCount(out);
-    rewrite(s.path('image'), s.path('nobody'), (head) => ({ ...head, creds: { uid: [65534, 65534, 65534, 65534], gid: [65534, 65534, 65534, 65534], groups: [] } }));
+    // The process uid and the credentials must agree (docs/trust.md); root, the image's owner, may give any.
+    const asNobody = { uid: [65534, 65534, 65534, 65534], gid: [65534, 65534, 65534, 65534], groups: [] };
+    rewrite(s.path('image'), s.path('nobody'), (head) => ({ ...head, process: { ...head.process, uid: 65534 }, creds: asNobody }));
     const again = s.restart(s.path('nobody'));
     const status = readFileSync(`/proc/${again}/status`, 'latin1');
     assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
