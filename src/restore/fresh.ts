@@ -49,6 +49,8 @@ export function restoreFresh(table: FdTable, argv: string[], author: Author | nu
   // before starting anything, so a table no plan can restore starts no process.
   let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
   let plan = checkedPlan(table, target);
+  // CMD starts with cr's ids: one that could not open as the author is refused before it exists.
+  if (author) fsSwitchFor(author, fsIdentityOf(process.pid), `${argv[0]} (as cr's user)`);
   lap('plan');
   let pid: number;
   try {
