@@ -13,7 +13,8 @@ import { spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { ProcessImageReader, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
 import { listFds } from '../src/proc/fds.js';
-import { asUser, cr, NOBODY, type Run } from './helpers/cli.js';
+import { cr, type Run } from './helpers/cli.js';
+import { asUser, NOBODY } from './helpers/unprivileged.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const SYS_pause = 34;
