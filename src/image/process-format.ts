@@ -8,6 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, type Stats, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
+import { checkHeadMeaning } from './process-check.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 import { createTemp, decodeImage, encodeImage, errMessage, installTemp, readImage, type Image } from './format.js';
@@ -334,6 +335,7 @@ export class ProcessImageReader {
       const decoded = unpackBounded(head.body);
       if ('problem' in decoded) this.bad(`head: ${decoded.problem}`);
       this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
+      checkHeadMeaning(this.head, (what) => this.bad(what));
       const fds = this.record();
       if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
       this.fdImage = decodeImage(Buffer.from(fds.body), `${path} (fd table)`);

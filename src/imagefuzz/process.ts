@@ -201,7 +201,99 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
       });
     }
   }
+  // Well-typed lies: values no process can have, each refused by the head's meaning check
+  // (src/image/process-check.ts) before a restart starts anything.
+  for (const [name, change] of headLies(head)) {
+    yield m('proc-lie', name, () => {
+      const h = clone(head);
+      change(h);
+      return rebuild(pack(h), fdsRec.body, pageRecs);
+    });
+  }
   yield m('proc-head', 'an unknown field in the head', () => rebuild(pack({ ...clone(head), zz: 1 }), fdsRec.body, pageRecs));
   yield m('proc-head', 'the head not msgpack', () => rebuild(Buffer.from([0xc1, 0xc1]), fdsRec.body, pageRecs));
   yield m('proc-head', 'the fd table not an image', () => rebuild(headRec.body, Buffer.from('not an image'), pageRecs));
+}
+
+const siginfo = (signo: number): Buffer => {
+  const b = Buffer.alloc(128);
+  b.writeInt32LE(signo, 0);
+  return b;
+};
+
+/** A copy of the 64 sigactions with signal sig's handler (and flags) set. */
+const withAction = (actions: Uint8Array, sig: number, handler: bigint, flags = 0n): Buffer => {
+  const b = Buffer.from(actions);
+  b.writeBigUInt64LE(handler, (sig - 1) * 32);
+  b.writeBigUInt64LE(flags, (sig - 1) * 32 + 8);
+  return b;
+};
+
+const BEYOND = 2 ** 47;
+
+/** Changes that keep every field's type but make the head impossible. */
+function headLies(head: Loose): Array<[string, (h: Loose) => void]> {
+  const last = head.mappings.length - 1;
+  const regAt = (name: string): number => ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi', 'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs'].indexOf(name) * 8;
+  const reg = (name: string, value: bigint) => (h: Loose): void => {
+    const b = Buffer.from(h.regs);
+    b.writeBigUInt64LE(value, regAt(name));
+    h.regs = b;
+  };
+  return [
+    ['a pending SIGKILL (shared)', (h) => void h.signals.pending.push({ shared: true, info: siginfo(9) })],
+    ['a pending SIGKILL (thread)', (h) => void h.signals.pending.push({ shared: false, info: siginfo(9) })],
+    ['a pending SIGSTOP', (h) => void h.signals.pending.push({ shared: true, info: siginfo(19) })],
+    ['a pending signal 0', (h) => void h.signals.pending.push({ shared: true, info: siginfo(0) })],
+    ['a pending signal 65', (h) => void h.signals.pending.push({ shared: false, info: siginfo(65) })],
+    ['a pending signal -1', (h) => void h.signals.pending.push({ shared: false, info: siginfo(-1) })],
+    ['a handler for SIGKILL', (h) => void (h.signals.actions = withAction(h.signals.actions, 9, 0x401000n))],
+    ['SIGSTOP ignored', (h) => void (h.signals.actions = withAction(h.signals.actions, 19, 1n))],
+    ['a handler beyond the address space', (h) => void (h.signals.actions = withAction(h.signals.actions, 10, 0xffff800000000000n))],
+    ['a restorer beyond the address space', (h) => {
+      const b = withAction(h.signals.actions, 10, 0x401000n, 0x04000000n);
+      b.writeBigUInt64LE(0xffffffffff600000n, 9 * 32 + 16);
+      h.signals.actions = b;
+    }],
+    ['SIGKILL blocked', (h) => void (h.signals.blocked = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]))],
+    ['an alternate stack of 16 bytes', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 0, size: 16 })],
+    ['an alternate stack with unknown flags', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 8, size: 65536 })],
+    ['a mapping at address 0', (h) => void (h.mappings[0].start = 0)],
+    ['a mapping beyond the address space', (h) => void (h.mappings[last].end = BEYOND + 4096)],
+    ['two overlapping mappings', (h) => void (h.mappings[1].start = h.mappings[0].start)],
+    ['a vdso mapping named otherwise', (h) => void (h.mappings.find((x: Loose) => x.kind === 'vdso').name = '[heap]')],
+    ['two vdso mappings', (h) => {
+      const v = h.mappings.findIndex((x: Loose) => x.kind === 'vdso');
+      const anon = h.mappings.findIndex((x: Loose) => x.kind === 'anon' && x.name === '');
+      Object.assign(h.mappings[anon], { kind: 'vdso', name: '[vdso]', file: null });
+      if (v < 0) throw new Error('the seed has no vdso');
+    }],
+    ['a file mapping at a relative path', (h) => void (h.mappings.find((x: Loose) => x.file).file.path = 'lib.so')],
+    ['pid 0', (h) => void (h.process.pid = 0)],
+    ['pid 2^23', (h) => void (h.process.pid = 2 ** 23)],
+    ['a comm of 16 characters', (h) => void (h.process.comm = 'abcdefghijklmnop')],
+    ['a comm with a NUL', (h) => void (h.process.comm = 'a\0b')],
+    ['a relative cwd', (h) => void (h.cwd = 'tmp')],
+    ['a relative exe', (h) => void (h.exe = { ...h.exe, path: 'bin/sleeper' })],
+    ['umask 01000', (h) => void (h.umask = 0o1000)],
+    ['personality 0xffffffff', (h) => void (h.personality = 0xffffffff)],
+    ['rlimit resource 16', (h) => void (h.rlimits[0].resource = 16)],
+    ['one rlimit twice', (h) => void h.rlimits.push({ ...h.rlimits[0] })],
+    ['a soft limit above the hard one', (h) => void (h.rlimits[0] = { resource: h.rlimits[0].resource, soft: 100, hard: 10 })],
+    ['an unlimited soft limit under a finite hard one', (h) => void (h.rlimits[0] = { resource: h.rlimits[0].resource, soft: null, hard: 10 })],
+    ['brk below its start', (h) => void (h.mm.brk = h.mm.startBrk - 4096)],
+    ['the arguments ending before they start', (h) => void (h.mm.argEnd = h.mm.argStart - 1)],
+    ['an mm field beyond the address space', (h) => void (h.mm.startStack = BEYOND + 4096)],
+    ['auxv without its AT_NULL', (h) => void (h.auxv = Buffer.from(h.auxv).subarray(0, h.auxv.length - 16))],
+    ['auxv of 13 bytes', (h) => void (h.auxv = Buffer.alloc(13))],
+    ['a 32-bit code segment', reg('cs', 0x23n)],
+    ['fs_base beyond the address space', reg('fs_base', 0xffff800000000000n)],
+    ['an XSAVE area of 64 bytes', (h) => void (h.xstate = Buffer.alloc(64))],
+    ['a robust list of 8 bytes', (h) => void (h.robustList = { head: 0x10000000, len: 8 })],
+    ['a robust list beyond the address space', (h) => void (h.robustList = { head: BEYOND, len: 24 })],
+    ['rseq misaligned', (h) => void (h.rseq = { pointer: 0x10000004, size: 32, signature: 0x53053053 })],
+    ['rseq of 16 bytes', (h) => void (h.rseq = { pointer: 0x10000000, size: 16, signature: 0x53053053 })],
+    ['rseq with a 33-bit signature', (h) => void (h.rseq = { pointer: 0x10000000, size: 32, signature: 2 ** 32 })],
+    ['clear_child_tid beyond the address space', (h) => void (h.tidAddress = BEYOND)],
+  ];
 }

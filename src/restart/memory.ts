@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { CrError } from '../errors.js';
+import { printable } from '../printable.js';
 import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../image/process-format.js';
 import { parseSmaps, type RawMapping } from '../checkpoint/maps.js';
 import { AREA_BYTES, type Husk } from './husk.js';
@@ -121,10 +122,13 @@ export function checkMappedFiles(image: Mapping[]): void {
     try {
       st = statSync(f.path);
     } catch {
-      throw new CrError(`${f.path}, mapped at ${m.start.toString(16)}, is gone`);
+      throw new CrError(`${printable(f.path)}, mapped at ${m.start.toString(16)}, is gone`);
     }
+    // Only a regular file can have been mapped: the husk's open of a FIFO named here would wait
+    // for a writer, of a device could act on it. Judged by the path, before the husk exists.
+    if (!st.isFile()) throw new CrError(`${printable(f.path)}, mapped at ${m.start.toString(16)}, is not a regular file`, 2);
     if (st.dev !== f.dev || st.ino !== f.ino || st.size !== f.size || st.mtimeMs !== f.mtimeMs) {
-      throw new CrError(`${f.path}, mapped at ${m.start.toString(16)}, changed since the dump`);
+      throw new CrError(`${printable(f.path)}, mapped at ${m.start.toString(16)}, changed since the dump`);
     }
   }
 }

@@ -1,0 +1,156 @@
+// What a whole-process head means, checked before any process exists: every field that well
+// typed (process-format.ts checkHead) can still be impossible: a value the kernel would refuse
+// (a handler for SIGKILL, a robust list of the wrong size), one that would make restart misbehave
+// (a pending SIGKILL kills the husk under cr), or one no process can have (mappings beyond the
+// address space, an end before its start). A restart would refuse most of these only after its
+// husk started, or not at all; here they are bad input (exit 2) for every command. Credentials
+// are judged against the image's author elsewhere (docs/trust.md).
+import { readFileSync } from 'node:fs';
+import { REG_NAMES } from '../../bridge/ptrace.js';
+import type { Mapping, ProcessHead } from './process-format.js';
+
+type Bad = (what: string) => never;
+
+/** x86-64 user address space with 4-level page tables (TASK_SIZE_MAX): 2^47 less a guard page. */
+export const TASK_SIZE = 2 ** 47 - 4096;
+const PID_MAX_LIMIT = 4 * 1024 * 1024;
+/** TASK_COMM_LEN less its NUL. */
+const COMM_BYTES = 15;
+const RLIM_NLIMITS = 16;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const SIGNALS = 64;
+const SIGACTION_BYTES = 32;
+const SA_RESTORER = 0x04000000n;
+const SS_ONSTACK = 1;
+const SS_DISABLE = 2;
+const SS_AUTODISARM = 2 ** 31;
+const MINSIGSTKSZ = 2048;
+/** struct robust_list_head: set_robust_list refuses any other length. */
+const ROBUST_LIST_HEAD_BYTES = 24;
+/** struct rseq: at least its original 32 bytes, 32-byte aligned. */
+const RSEQ_MIN_BYTES = 32;
+/** legacy FXSAVE area and XSAVE header */
+const XSAVE_MIN_BYTES = 512 + 64;
+const USER_CS = 0x33n;
+const USER_DS = 0x2bn;
+const SPECIAL_KINDS = ['vdso', 'vvar', 'vvar_vclock'] as const;
+
+/** vm.mmap_min_addr: no unprivileged process maps below it (65536 when it cannot be read). */
+function mmapMinAddr(): number {
+  try {
+    return Number(readFileSync('/proc/sys/vm/mmap_min_addr', 'latin1').trim()) || 0;
+  } catch {
+    return 65536;
+  }
+}
+
+const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
+
+function path(p: string, where: string, bad: Bad): void {
+  if (!p.startsWith('/') || p.includes('\0')) bad(`${where} is not an absolute path`);
+}
+
+/** An address (or the end of a range) the process could use. */
+function userAddress(v: number | bigint, where: string, bad: Bad): void {
+  if (v > TASK_SIZE) bad(`${where} ${hex(v)} is beyond the user address space`);
+}
+
+function checkMappings(mappings: Mapping[], bad: Bad): void {
+  const low = mmapMinAddr();
+  const seen = new Set<string>();
+  mappings.forEach((m, i) => {
+    const where = `head.mappings[${i}]`;
+    if (m.start < low) bad(`${where} starts at ${hex(m.start)}, below vm.mmap_min_addr (${hex(low)})`);
+    userAddress(m.end, `${where}.end`, bad);
+    if ((SPECIAL_KINDS as readonly string[]).includes(m.kind)) {
+      if (m.name !== `[${m.kind}]`) bad(`${where} is a ${m.kind} mapping named ${JSON.stringify(m.name)}`);
+      if (seen.has(m.kind)) bad(`${where} is a second ${m.kind} mapping`);
+      seen.add(m.kind);
+    }
+    if (m.file) path(m.file.path, `${where}.file.path`, bad);
+  });
+}
+
+function checkSignals(head: ProcessHead, bad: Bad): void {
+  const { actions, blocked, pending, altstack } = head.signals;
+  for (let sig = 1; sig <= SIGNALS; sig++) {
+    const at = (sig - 1) * SIGACTION_BYTES;
+    const handler = actions.readBigUInt64LE(at);
+    const flags = actions.readBigUInt64LE(at + 8);
+    const restorer = actions.readBigUInt64LE(at + 16);
+    // The kernel refuses any action for these two: the image cannot have had one.
+    if ((sig === SIGKILL || sig === SIGSTOP) && !actions.subarray(at, at + SIGACTION_BYTES).every((b) => b === 0)) {
+      bad(`head.signals.actions gives signal ${sig} (${sig === SIGKILL ? 'SIGKILL' : 'SIGSTOP'}) an action`);
+    }
+    if (handler > 1n) userAddress(handler, `head.signals.actions: the handler of signal ${sig}`, bad);
+    if (flags & SA_RESTORER) userAddress(restorer, `head.signals.actions: the restorer of signal ${sig}`, bad);
+  }
+  const mask = blocked.readBigUInt64LE(0);
+  if (mask & ((1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1)))) bad('head.signals.blocked blocks SIGKILL or SIGSTOP, which cannot be blocked');
+  pending.forEach((p, i) => {
+    const signo = p.info.readInt32LE(0);
+    const where = `head.signals.pending[${i}]`;
+    if (signo < 1 || signo > SIGNALS) bad(`${where} is signal ${signo}, not 1..${SIGNALS}`);
+    // Queued to the husk, SIGKILL would kill it under cr and SIGSTOP stop it: no stopped or
+    // dying process is dumped with them pending.
+    if (signo === SIGKILL || signo === SIGSTOP) bad(`${where} is ${signo === SIGKILL ? 'SIGKILL' : 'SIGSTOP'}, which no dumped process has pending`);
+  });
+  const { sp, flags, size } = altstack;
+  if (flags === SS_DISABLE) return;
+  if ((flags & ~(SS_ONSTACK | SS_AUTODISARM)) !== 0) bad(`head.signals.altstack.flags ${hex(flags)} is not SS_DISABLE, SS_ONSTACK or SS_AUTODISARM`);
+  if (size < MINSIGSTKSZ) bad(`head.signals.altstack.size ${size} is below MINSIGSTKSZ (${MINSIGSTKSZ})`);
+  userAddress(sp + size, 'head.signals.altstack (sp + size)', bad);
+}
+
+function checkRegs(head: ProcessHead, bad: Bad): void {
+  const reg = (name: (typeof REG_NAMES)[number]): bigint => head.regs.readBigUInt64LE(REG_NAMES.indexOf(name) * 8);
+  if (reg('cs') !== USER_CS || reg('ss') !== USER_DS) bad(`head.regs: cs ${hex(reg('cs'))}, ss ${hex(reg('ss'))} are not a 64-bit user process's (${hex(USER_CS)}, ${hex(USER_DS)})`);
+  for (const name of ['fs_base', 'gs_base'] as const) userAddress(reg(name), `head.regs.${name}`, bad);
+  if (head.xstate.length < XSAVE_MIN_BYTES) bad(`head.xstate is ${head.xstate.length} bytes, less than an XSAVE area's ${XSAVE_MIN_BYTES}`);
+}
+
+/** Throws through `bad` at the first field that no process could have. */
+export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
+  const { process: p } = head;
+  if (p.pid < 1 || p.pid > PID_MAX_LIMIT) bad(`head.process.pid ${p.pid} is not 1..${PID_MAX_LIMIT}`);
+  // Counted in characters: a comm's bytes that are not UTF-8 were read as one U+FFFD each.
+  if ([...p.comm].length > COMM_BYTES || p.comm.includes('\0')) bad(`head.process.comm is not a name of at most ${COMM_BYTES} bytes`);
+  if (head.exe) path(head.exe.path, 'head.exe.path', bad);
+  path(head.cwd, 'head.cwd', bad);
+  if (head.umask > 0o777) bad(`head.umask ${head.umask.toString(8)} is not a umask (0..777)`);
+  // 0xffffffff asks personality() for the current one instead of setting it.
+  if (head.personality >= 0xffffffff) bad(`head.personality ${hex(head.personality)} is not a personality`);
+  const resources = new Set<number>();
+  head.rlimits.forEach((r, i) => {
+    const where = `head.rlimits[${i}]`;
+    if (r.resource >= RLIM_NLIMITS) bad(`${where}.resource ${r.resource} is not a resource (0..${RLIM_NLIMITS - 1})`);
+    if (resources.has(r.resource)) bad(`${where}: resource ${r.resource} twice`);
+    resources.add(r.resource);
+    const soft = r.soft ?? Infinity;
+    const hard = r.hard ?? Infinity;
+    if (soft > hard) bad(`${where}: soft limit above the hard limit`);
+  });
+  const mm = head.mm;
+  for (const [k, v] of Object.entries(mm)) userAddress(v, `head.mm.${k}`, bad);
+  for (const [a, b] of [['startCode', 'endCode'], ['startData', 'endData'], ['startBrk', 'brk'], ['argStart', 'argEnd'], ['envStart', 'envEnd']] as const) {
+    if (mm[a] > mm[b]) bad(`head.mm.${b} is below head.mm.${a}`);
+  }
+  if (head.auxv.length < 16 || head.auxv.length % 16 !== 0 || head.auxv.readBigUInt64LE(head.auxv.length - 16) !== 0n) {
+    bad('head.auxv is not (type, value) pairs ending with AT_NULL');
+  }
+  checkMappings(head.mappings, bad);
+  checkRegs(head, bad);
+  checkSignals(head, bad);
+  if (head.rseq) {
+    const { pointer, size, signature } = head.rseq;
+    if (size < RSEQ_MIN_BYTES || pointer % RSEQ_MIN_BYTES !== 0) bad(`head.rseq is not a 32-byte aligned area of at least ${RSEQ_MIN_BYTES} bytes`);
+    userAddress(pointer + size, 'head.rseq (pointer + size)', bad);
+    if (signature > 0xffffffff) bad('head.rseq.signature is not 32 bits');
+  }
+  if (head.robustList) {
+    if (head.robustList.len !== ROBUST_LIST_HEAD_BYTES) bad(`head.robustList.len ${head.robustList.len} is not ${ROBUST_LIST_HEAD_BYTES}`);
+    userAddress(head.robustList.head, 'head.robustList.head', bad);
+  }
+  userAddress(head.tidAddress, 'head.tidAddress', bad);
+}
