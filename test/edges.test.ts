@@ -2,6 +2,7 @@
 // pipe held only by its write end, code running from MAP_SHARED file mappings while cr injects,
 // --into a process under seccomp, heads that must be refused before any process exists,
 // terminal escapes in a comm, and a thread id given as a pid.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { closeFd, openFile, readFd, writeFd } from '../bridge/file.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, type Image } from '../src/image/format.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, type FdTable } from '../src/model/fdtable.js';
+import { processMutants, withHead } from '../src/imagefuzz/process.js';
 import { cr, crProcess } from './helpers/cli.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 import { buildC, withProcess, waitInSyscall } from './helpers/processes.js';
@@ -192,6 +194,59 @@ test('--into a process under seccomp is refused up front; the process lives on u
     waitInSyscall(pid, PAUSE);
     assert.ok(alive(pid));
   });
+});
+
+// (4) Heads that no process can have are refused before a restart starts anything: every
+// well-typed lie of fuzz-image's proc-lie family, through `restore IMAGE` (a restart), `show`
+// and `plan`. Before the check, 42 of these 45 were accepted; a pending SIGKILL was exit 70.
+const PAUSER_CODE = `
+#include <unistd.h>
+int main(void) { for (;;) pause(); }
+`;
+
+test('restart refuses every impossible head (pending SIGKILL, mappings out of range, ...) with exit 2 before any process exists', async () => {
+  const image = join(dir, 'pauser.proc');
+  await withProcess([buildC(PAUSER_CODE)], { fds: [] }, async (pid) => {
+    waitInSyscall(pid, PAUSE);
+    const run = await cr(['dump', '--pid', String(pid), '-o', image]);
+    assert.is(run.code, 0, run.stderr);
+  });
+  const seed = { name: 'pauser.proc', bytes: readFileSync(image) };
+  const opts = { seed: 1, flips: 0, splices: 0, refits: 0, truncations: 0, huge: false };
+  const lies = [...processMutants(seed, opts, ['restart'])].filter((m) => m.family === 'proc-lie');
+  assert.ok(lies.length >= 40, `${lies.length} lies`);
+  const children = (): string => readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8');
+  const before = children();
+  for (const lie of lies) {
+    const file = join(dir, 'lie.proc');
+    writeFileSync(file, lie.bytes(), { mode: 0o600 });
+    for (const args of [['restore', file], ['show', file], ['plan', file]]) {
+      const run = await cr(args);
+      assert.is(run.code, 2, `${lie.name}: ${args[0]}: exit ${run.code}: ${run.stderr}`);
+      assert.ok(oneLine(run.stderr), `${lie.name}: ${run.stderr}`);
+    }
+  }
+  assert.is(children(), before, 'no husk was started');
+  const kill = lies.find((m) => m.name.endsWith('a pending SIGKILL (shared)'))!;
+  writeFileSync(join(dir, 'kill.proc'), kill.bytes());
+  const run = await cr(['restore', join(dir, 'kill.proc')]);
+  assert.match(run.stderr, /head\.signals\.pending\[\d+\] is SIGKILL/);
+});
+
+test('restart refuses a file mapping whose path now names a FIFO, at once and with exit 2', async () => {
+  const fifo = join(dir, 'mapped.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const seed = readFileSync(join(dir, 'pauser.proc'));
+  const st = statSync(fifo);
+  const file = join(dir, 'fifo.proc');
+  const lie = withHead(seed, (head) => {
+    const mapping = head.mappings.find((m: { file: unknown }) => m.file);
+    mapping.file = { ...mapping.file, path: fifo, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+  });
+  writeFileSync(file, lie, { mode: 0o600 });
+  const run = await cr(['restore', file]);
+  assert.is(run.code, 2, run.stderr);
+  assert.match(run.stderr, /is not a regular file\n$/);
 });
 
 // (6) /proc/TID answers like a process; cr refuses it and names the process.

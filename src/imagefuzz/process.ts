@@ -90,6 +90,15 @@ function mayStayValid(key: string | number, original: unknown, w: unknown): bool
   return original instanceof Uint8Array && w instanceof Uint8Array;
 }
 
+/** A whole-process image with its head changed by `change` and the END checksum recomputed. */
+export function withHead(bytes: Buffer, change: (head: Loose) => void): Buffer {
+  const parsed = parse(bytes);
+  const [headRec, ...rest] = parsed.records;
+  const head: Loose = unpackr.unpack(headRec!.body);
+  change(head);
+  return seal(parsed.header, [record(RECORD_HEAD, pack(head)), ...rest.map((r) => record(r.type, r.body))]);
+}
+
 /** Mutants of one whole-process image; `columns` adds `restart` to what must refuse them. */
 export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly Column[]): Generator<Mutant> {
   const rng = new Rng(opts.seed ^ 0x70c);
