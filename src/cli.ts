@@ -1,42 +1,103 @@
-// `node cr.mjs <command>`: dispatches to src/commands/<command>.ts.
+// `node cr.mjs <command>`: dispatches to src/commands/<command>.ts. Each command declares its own
+// command line (src/command-line.ts); the overall usage here is put together from those.
+import { PROG, renderHelp, type Command, type Flag } from './command-line.js';
 import { CrError } from './errors.js';
 
-const commands: Record<string, { summary: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
-  dump: { summary: 'dump --pid PID -o IMAGE [--fds-only]   checkpoint a whole process (or only its fd table)', load: () => import('./commands/dump.js') },
-  show: { summary: 'show IMAGE [--json]          print an image', load: () => import('./commands/show.js') },
-  plan: { summary: 'plan INPUT [--json] [--target-fds LIST] [--rlimit N]   plan a restore and verify it', load: () => import('./commands/plan.js') },
-  restore: { summary: 'restore IMAGE [--detach] [--same-pid]   restart a dumped process where it stopped\n  restore IMAGE -- CMD | --into PID   give a new or running process the image\'s fd table', load: () => import('./commands/restore.js') },
-  diff: { summary: 'diff A B                     compare two images', load: () => import('./commands/diff.js') },
-  fuzz: { summary: 'fuzz [--seed N] [--count N]  check the planner on random tables', load: () => import('./commands/fuzz.js') },
-  'fuzz-image': { summary: 'fuzz-image [IMAGE...]        check that bad images are refused cleanly', load: () => import('./commands/fuzz-image.js') },
-  demo: { summary: 'demo                         dump and restore a real process, step by step', load: () => import('./commands/demo.js') },
+interface CommandModule {
+  command: Command<Record<string, Flag>>;
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<CommandModule>> = {
+  dump: () => import('./commands/dump.js'),
+  show: () => import('./commands/show.js'),
+  plan: () => import('./commands/plan.js'),
+  restore: () => import('./commands/restore.js'),
+  diff: () => import('./commands/diff.js'),
+  fuzz: () => import('./commands/fuzz.js'),
+  'fuzz-image': () => import('./commands/fuzz-image.js'),
+  demo: () => import('./commands/demo.js'),
 };
 
-function usage(): string {
-  return ['usage: node cr.mjs <command> [args]', '', ...Object.values(commands).map((c) => '  ' + c.summary)].join('\n');
+/** Every command's declaration, in the order above. */
+export async function allCommands(): Promise<Array<Command<Record<string, Flag>>>> {
+  return Promise.all(Object.values(commands).map(async (load) => (await load()).command));
+}
+
+/** The overall usage: every form of every command (so every flag), then what each command is for. */
+async function usage(): Promise<string> {
+  const all = await allCommands();
+  const width = Math.max(...all.map((c) => c.name.length));
+  return [
+    `usage: ${PROG} COMMAND [ARGS...]`,
+    '',
+    ...all.flatMap((c) => c.usage.map((u) => `  ${PROG} ${u}`)),
+    `  ${PROG} help [COMMAND]`,
+    `  ${PROG} --version`,
+    '',
+    'commands:',
+    ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'help'.padEnd(width)}  This list, or one command's flags and examples (as COMMAND --help).`,
+    '',
+    `Every command takes -h/--help. Exit status: 0 done, 1 failed, 2 refused (bad input).`,
+  ].join('\n');
+}
+
+async function version(): Promise<string> {
+  const { toolVersion } = await import('./image/format.js');
+  return `cr ${toolVersion()}`;
+}
+
+const unknown = (name: string): never => {
+  throw new CrError(`unknown command ${JSON.stringify(name)}; ${PROG} help lists them`, 2);
+};
+
+/** `help` alone, or `help COMMAND`. */
+async function help(args: string[]): Promise<number> {
+  if (args.length === 0) {
+    console.log(await usage());
+    return 0;
+  }
+  if (args.length > 1) throw new CrError(`help takes one COMMAND, not ${args.length}`, 2);
+  const load = commands[args[0]!];
+  if (!load) unknown(args[0]!);
+  console.log(renderHelp((await load!()).command));
+  return 0;
+}
+
+async function dispatch(name: string | undefined, rest: string[]): Promise<number> {
+  switch (name) {
+    case undefined:
+      console.error(await usage());
+      return 2;
+    case '-h':
+    case '--help':
+    case 'help':
+      return help(rest);
+    case '-V':
+    case '--version':
+      console.log(await version());
+      return 0;
+    default: {
+      const load = commands[name];
+      if (!load) return unknown(name);
+      return (await load()).run(rest);
+    }
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '-h' || name === '--help' || name === 'help') {
-    console.log(usage());
-    return name ? 0 : 2;
-  }
-  const command = commands[name];
-  if (!command) {
-    console.error(`cr: unknown command '${name}' (try: node cr.mjs help)`);
-    return 2;
-  }
   try {
-    const mod = await command.load();
-    return await mod.run(rest);
+    return await dispatch(name, rest);
   } catch (err) {
+    const who = name !== undefined && name in commands ? `cr ${name}` : 'cr';
     if (err instanceof CrError) {
-      console.error(`cr ${name}: ${err.message}`);
+      console.error(`${who}: ${err.message}`);
       return err.code;
     }
     const message = err instanceof Error ? err.message : String(err);
-    console.error(`cr ${name}: internal error: ${message.split('\n')[0]}`);
+    console.error(`${who}: internal error: ${message.split('\n')[0]}`);
     if (process.env.CR_DEBUG) console.error(err);
     return 70;
   }

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { kill, SIGUSR1 } from '../../bridge/signal.js';
 import { killAndReap, reap, spawn } from '../../bridge/spawn.js';
-import { badInput, CrError } from '../errors.js';
+import { defineCommand, parseCommand } from '../command-line.js';
+import { CrError } from '../errors.js';
 import { readImage } from '../image/format.js';
 import { formatOp } from '../plan/format.js';
 import { restoreFresh } from '../restore/fresh.js';
@@ -214,8 +215,17 @@ async function wholeProcess(dir: string, python: string, running: Set<number>): 
   say();
 }
 
+export const command = defineCommand({
+  name: 'demo',
+  summary: 'Dump and restore real processes, step by step.',
+  usage: ['demo'],
+  operands: [],
+  flags: {},
+  examples: ['demo', 'demo | less'],
+});
+
 export async function run(args: string[]): Promise<number> {
-  if (args.length > 0) badInput('usage: cr demo   (no arguments)');
+  if (parseCommand(command, args) === undefined) return 0;
   const python = findPython();
   const dir = mkdtempSync(join(tmpdir(), 'cr-demo-'));
   const originalDir = mkdtempSync(join(dir, 'original-'));

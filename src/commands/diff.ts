@@ -1,15 +1,28 @@
 // `cr diff A B`: do two images (or JSON fd tables) describe the same fd table (and, for two
 // whole-process images, the same guard regions)? Exit 0 when they do, 1 with each difference on
 // a line of its own, 2 when either cannot be read.
-import { badInput } from '../errors.js';
+import { defineCommand, parseCommand } from '../command-line.js';
 import { loadTableInput } from '../image/format.js';
 import { guardRegions } from '../image/process-format.js';
 import { compareTables } from '../diff/compare.js';
 import { compareGuards } from '../diff/guards.js';
 
+export const command = defineCommand({
+  name: 'diff',
+  summary: 'Compare two images\' fd tables (and guard regions): exit 0 when the same, 1 listing each difference.',
+  usage: ['diff A B'],
+  operands: [
+    { name: 'A', help: 'an image, or a JSON fd table' },
+    { name: 'B', help: 'another' },
+  ],
+  flags: {},
+  examples: ['diff before.img after.img', 'diff app.img table.json'],
+});
+
 export async function run(args: string[]): Promise<number> {
-  if (args.length !== 2 || args.some((a) => a.startsWith('-'))) badInput('usage: cr diff A B   (images or JSON fd tables)');
-  const [pathA, pathB] = args as [string, string];
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
+  const [pathA, pathB] = parsed.operands as [string, string];
   const inA = loadTableInput(pathA);
   const inB = loadTableInput(pathB);
   const a = inA.table;

@@ -2,38 +2,35 @@
 // (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
 import { lstatSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { kill, SIGCONT } from '../../bridge/signal.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
 import { checkpoint } from '../dump/checkpoint.js';
 import type { Phases } from '../timing.js';
+import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { writeImage, type Image } from '../image/format.js';
 import { readFdImage } from '../image/process-format.js';
 import { isRunning, refuseThreadId } from '../proc/process.js';
 
-const USAGE = 'usage: cr dump --pid PID -o IMAGE [--fds-only [--skip-unsupported]] [--force] [--leave-stopped] [--timings]';
-
-function parse(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      options: {
-        pid: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        'fds-only': { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
-        'skip-unsupported': { type: 'boolean', default: false },
-        'leave-stopped': { type: 'boolean', default: false },
-        timings: { type: 'boolean', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    badInput(`${(err as Error).message.split('\n')[0]} (${USAGE})`);
-  }
-}
+export const command = defineCommand({
+  name: 'dump',
+  summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
+  usage: [
+    'dump --pid PID -o IMAGE [--force] [--leave-stopped] [--timings]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped] [--timings]',
+  ],
+  operands: [],
+  flags: {
+    pid: { value: 'PID', required: true, help: 'the process to checkpoint (it runs on afterwards)' },
+    output: { short: 'o', value: 'IMAGE', required: true, help: 'the image file to write (mode 0600)' },
+    'fds-only': { help: 'only the fd table, pipes\' bytes included: for restore -- CMD and --into' },
+    'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
+    force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
+    'leave-stopped': { help: 'leave the process stopped after the dump' },
+    timings: { help: 'print how long each phase took, on stderr' },
+  },
+  examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
+});
 
 /** Refuse a bad IMAGE before the process is touched (writeImage checks again, atomically). */
 function checkOutput(path: string, force: boolean): void {
@@ -47,7 +44,7 @@ function checkOutput(path: string, force: boolean): void {
   if (!force) badInput(`${path} exists (use --force to replace it)`);
 }
 
-type Options = ReturnType<typeof parse>;
+type Options = Values<typeof command.flags>;
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -92,8 +89,9 @@ function dumpProcess(pid: number, output: string, opts: Options): Phases {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const opts = parse(args);
-  if (opts.pid === undefined || opts.output === undefined) badInput(USAGE);
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
+  const opts = parsed.values;
   if (!/^[1-9][0-9]{0,9}$/.test(opts.pid)) badInput(`--pid: ${JSON.stringify(opts.pid)} is not a pid`);
   if (opts['skip-unsupported'] && !opts['fds-only']) {
     badInput('--skip-unsupported is for --fds-only: a whole-process dump refuses what it cannot restore, since the restarted program would find it missing');

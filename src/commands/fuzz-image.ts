@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { readImage } from '../image/format.js';
 import { COLUMNS, type Column } from '../imagefuzz/cli.js';
@@ -14,9 +14,30 @@ import type { Seed } from '../imagefuzz/mutants.js';
 import { makeProcessSeed } from '../imagefuzz/process-seed.js';
 import { fuzzImages, summarize } from '../imagefuzz/run.js';
 
-const USAGE =
-  'usage: cr fuzz-image [--seed N] [--flips N] [--splices N] [--refits N] [--truncations N] [--cli N] ' +
-  '[--columns show,plan,restore,into,restart] [--huge] [--process] [--known-gaps] [--timeout-ms N] [--concurrency N] [IMAGE...]';
+export const command = defineCommand({
+  name: 'fuzz-image',
+  summary: 'Check that bad images are refused cleanly (exit 2, one line); exit 1 if one is not.',
+  usage: [
+    'fuzz-image [--seed N] [--flips N] [--splices N] [--refits N] [--truncations N] [--cli N] [--columns LIST] ' +
+      '[--huge] [--process] [--known-gaps] [--timeout-ms N] [--concurrency N] [IMAGE...]',
+  ],
+  operands: [{ name: 'IMAGE...', help: 'good images to start from (default: test/fixtures/hardening-*.img)', optional: true, many: true }],
+  flags: {
+    seed: { value: 'N', help: 'the seed of the random mutations (default 1)' },
+    flips: { value: 'N', help: 'random bit flips per image, checksum left as is (default 600)' },
+    splices: { value: 'N', help: 'random byte splices (overwrite, insert, delete) per image (default 300)' },
+    refits: { value: 'N', help: 'random flips inside the payload, checksum recomputed, per image (default 150)' },
+    truncations: { value: 'N', help: 'random truncations per image (the smallest gets every one) (default 100)' },
+    cli: { value: 'N', help: 'how many bad images also go through the real CLI (default 300)' },
+    columns: { value: 'LIST', help: 'which commands the CLI sample runs: some of show,plan,restore,into,restart (default all)' },
+    huge: { help: 'add the mutants of tens of megabytes (slow to build and read)' },
+    process: { help: 'add a whole-process image made now (a tiny program built with cc)' },
+    'known-gaps': { help: 'also run the known gaps (counted apart: their misses are reported, not failures)' },
+    'timeout-ms': { value: 'N', help: 'how long one CLI run may take (default 30000)' },
+    concurrency: { value: 'N', help: 'CLI runs at once (default 3, at most 64)' },
+  },
+  examples: ['fuzz-image', 'fuzz-image --huge --process --seed 7'],
+});
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 
@@ -43,33 +64,11 @@ function seeds(paths: string[]): Seed[] {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        seed: { type: 'string' },
-        flips: { type: 'string' },
-        splices: { type: 'string' },
-        refits: { type: 'string' },
-        truncations: { type: 'string' },
-        cli: { type: 'string' },
-        columns: { type: 'string' },
-        huge: { type: 'boolean', default: false },
-        process: { type: 'boolean', default: false },
-        'known-gaps': { type: 'boolean', default: false },
-        'timeout-ms': { type: 'string' },
-        concurrency: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    badInput(`${(err as Error).message.split('\n')[0]} (${USAGE})`);
-  }
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
   const v = parsed.values;
   const started = performance.now();
-  const list = seeds(parsed.positionals);
+  const list = seeds(parsed.operands);
   const marks: string[] = [];
   // The whole-process seed's executable must stay in place for restarts: removed at the end.
   const procDir = v.process ? mkdtempSync(join(tmpdir(), 'cr-imagefuzz-proc-')) : undefined;
@@ -85,24 +84,21 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
-type Values = { [k: string]: string | boolean | undefined };
-
-async function fuzzAndReport(v: Values, list: Seed[], marks: string[], started: number): Promise<number> {
-  const str = (k: string): string | undefined => v[k] as string | undefined;
+async function fuzzAndReport(v: Values<typeof command.flags>, list: Seed[], marks: string[], started: number): Promise<number> {
   const report = await fuzzImages({
     seeds: list,
     marks,
-    seed: count(str('seed'), 'seed', 1, 2 ** 32 - 1),
-    flips: count(str('flips'), 'flips', 600),
-    splices: count(str('splices'), 'splices', 300),
-    refits: count(str('refits'), 'refits', 150),
-    truncations: count(str('truncations'), 'truncations', 100),
-    cliSample: count(str('cli'), 'cli', 300),
-    columns: columns(str('columns')),
-    huge: v.huge === true,
-    knownGaps: v['known-gaps'] === true,
-    timeoutMs: count(str('timeout-ms'), 'timeout-ms', 30_000),
-    concurrency: count(str('concurrency'), 'concurrency', 3, 64),
+    seed: count(v.seed, 'seed', 1, 2 ** 32 - 1),
+    flips: count(v.flips, 'flips', 600),
+    splices: count(v.splices, 'splices', 300),
+    refits: count(v.refits, 'refits', 150),
+    truncations: count(v.truncations, 'truncations', 100),
+    cliSample: count(v.cli, 'cli', 300),
+    columns: columns(v.columns),
+    huge: v.huge,
+    knownGaps: v['known-gaps'],
+    timeoutMs: count(v['timeout-ms'], 'timeout-ms', 30_000),
+    concurrency: count(v.concurrency, 'concurrency', 3, 64),
     onProgress: (line) => console.error(line),
   });
   for (const line of summarize(report)) console.log(line);

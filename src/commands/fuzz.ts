@@ -1,13 +1,26 @@
 // `cr fuzz [--seed N] [--count N] [--max-fds N]`: random tables through the planner and
 // the simulator; exit 1 with the failing seed and a shrunken case on the first failure.
+import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { fuzz, type FuzzReport } from '../fuzz/run.js';
 
-function number(args: string[], i: number, name: string, min: number, max: number): number {
-  const text = args[i + 1];
-  if (text === undefined || !/^\d{1,10}$/.test(text)) badInput(`${name}: expected a number, got ${text === undefined ? 'nothing' : JSON.stringify(text)}`);
+export const command = defineCommand({
+  name: 'fuzz',
+  summary: 'Check the planner on random fd tables against the simulator; exit 1 with a shrunken case.',
+  usage: ['fuzz [--seed N] [--count N] [--max-fds N]'],
+  operands: [],
+  flags: {
+    seed: { value: 'N', default: '1', help: 'the first case\'s seed (0..2^32-1)' },
+    count: { value: 'N', default: '1000', help: 'how many cases (1..1e9)' },
+    'max-fds': { value: 'N', help: 'at most this many fds per table (1..20000)' },
+  },
+  examples: ['fuzz --count 100000', 'fuzz --seed 4242 --count 1'],
+});
+
+function number(text: string, name: string, min: number, max: number): number {
+  if (!/^\d{1,10}$/.test(text)) badInput(`--${name}: ${JSON.stringify(text)} is not a number`);
   const n = Number(text);
-  if (n < min || n > max) badInput(`${name}: ${n} is not in ${min}..${max}`);
+  if (n < min || n > max) badInput(`--${name}: ${n} is not in ${min}..${max}`);
   return n;
 }
 
@@ -21,15 +34,12 @@ function summary(r: FuzzReport): string[] {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let seed = 1;
-  let count = 1000;
-  let maxFds: number | undefined;
-  for (let i = 0; i < args.length; i += 2) {
-    if (args[i] === '--seed') seed = number(args, i, '--seed', 0, 2 ** 32 - 1);
-    else if (args[i] === '--count') count = number(args, i, '--count', 1, 1e9);
-    else if (args[i] === '--max-fds') maxFds = number(args, i, '--max-fds', 1, 20000);
-    else badInput(`unknown argument ${JSON.stringify(args[i])} (usage: fuzz [--seed N] [--count N] [--max-fds N])`);
-  }
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
+  const { values } = parsed;
+  const seed = number(values.seed, 'seed', 0, 2 ** 32 - 1);
+  const count = number(values.count, 'count', 1, 1e9);
+  const maxFds = values['max-fds'] === undefined ? undefined : number(values['max-fds'], 'max-fds', 1, 20000);
   const last = (seed + count - 1) >>> 0;
   console.log(`fuzz: ${count} cases, seeds ${seed}..${last}${maxFds ? `, at most ${maxFds} fds` : ''}`);
   const started = performance.now();

@@ -2,7 +2,7 @@
 // plan the restore of an image (or a JSON fd table) and check the plan with the
 // simulator. Reads nothing but INPUT: no root, no ptrace.
 
-import { parseArgs } from 'node:util';
+import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { loadTableInput } from '../image/format.js';
 import { parseFdList, parseRlimit } from '../model/validate.js';
@@ -13,27 +13,27 @@ import { verify } from '../sim/verify.js';
 
 const MODES: TargetMode[] = ['fresh', 'into', 'into-exact'];
 
-export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        'target-fds': { type: 'string', default: '0-2' },
-        rlimit: { type: 'string' },
-        mode: { type: 'string', default: 'fresh' },
-      },
-    });
-  } catch (err) {
-    badInput((err as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) badInput('usage: plan INPUT [--json] [--target-fds LIST] [--rlimit N|SOFT:HARD] [--mode fresh|into|into-exact]');
-  if (!MODES.includes(values.mode as TargetMode)) badInput(`--mode: expected one of ${MODES.join(', ')}`);
+export const command = defineCommand({
+  name: 'plan',
+  summary: 'Plan the syscalls that restore an fd table and check them in the simulator (no root).',
+  usage: ['plan INPUT [--json] [--target-fds LIST] [--rlimit N|SOFT:HARD] [--mode fresh|into|into-exact]'],
+  operands: [{ name: 'INPUT', help: 'an image, or a JSON fd table' }],
+  flags: {
+    json: { help: 'print the plan as JSON' },
+    'target-fds': { value: 'LIST', default: '0-2', help: 'the fds the target has open already (e.g. 0-2,7)' },
+    rlimit: { value: 'N|SOFT:HARD', help: 'the target\'s RLIMIT_NOFILE (default: the image\'s)' },
+    mode: { value: 'fresh|into|into-exact', default: 'fresh', help: 'the target: a new process, a running one (restore --into), or one whose other fds close (--into --exact)' },
+  },
+  examples: ['plan app.img', 'plan table.json --mode into --target-fds 0-2,5 --rlimit 64'],
+});
 
-  const { table } = loadTableInput(positionals[0]);
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
+  const { values, operands } = parsed;
+  if (!MODES.includes(values.mode as TargetMode)) badInput(`--mode: ${JSON.stringify(values.mode)} is not one of ${MODES.join(', ')}`);
+
+  const { table } = loadTableInput(operands[0]!);
   const target: PlanTarget = {
     fds: parseFdList(values['target-fds']),
     rlimit: values.rlimit === undefined ? { ...table.rlimit } : parseRlimit(values.rlimit),

@@ -5,8 +5,8 @@
 // fds in a running process. For those two IMAGE may be either kind of image, or a JSON fd table
 // (docs/fd-table.md). An image of one user's process restored as another's needs --allow-uid-change.
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { killAndReap } from '../../bridge/spawn.js';
+import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { inputKind, loadTableInput, type Image } from '../image/format.js';
 import { ProcessImageReader } from '../image/process-format.js';
@@ -23,50 +23,46 @@ import { SyscallError } from '../../bridge/errno.js';
 import { imageAuthor, type Author } from '../trust/author.js';
 import { checkHeadTrust } from '../trust/head.js';
 
-const USAGE =
-  'usage: cr restore IMAGE [--detach] [--pidfile F] [--same-pid] [--timings] [--allow-uid-change]' +
-  '  |  cr restore IMAGE [--detach] [--pidfile F] [--timings] [--allow-uid-change] -- CMD [ARGS...]' +
-  '  |  cr restore IMAGE --into PID [--exact] [--timings] [--allow-uid-change]';
+export const command = defineCommand({
+  name: 'restore',
+  summary: 'Restart a dumped process, or give an fd table to a new or a running process.',
+  usage: [
+    'restore IMAGE [--detach] [--pidfile FILE] [--same-pid] [--timings] [--allow-uid-change]',
+    'restore IMAGE [--detach] [--pidfile FILE] [--timings] [--allow-uid-change] -- CMD [ARGS...]',
+    'restore IMAGE --into PID [--exact] [--timings] [--allow-uid-change]',
+  ],
+  operands: [{ name: 'IMAGE', help: 'a whole-process image (restarted), or for -- CMD and --into any image or a JSON fd table' }],
+  command: 'CMD',
+  flags: {
+    into: { value: 'PID', help: 'install the image\'s fds in this running process instead of starting one' },
+    exact: { help: 'with --into: close the process\'s other fds too' },
+    detach: { help: 'print the new process\'s pid and exit instead of waiting for it' },
+    pidfile: { value: 'FILE', help: 'write the new process\'s pid to FILE' },
+    'same-pid': { help: 'restart with the pid it had when dumped, or fail if that pid is taken' },
+    timings: { help: 'print how long each phase took, on stderr' },
+    'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
+  },
+  examples: ['restore app.img --detach', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
+});
 
 function parse(args: string[]) {
-  const dashes = args.indexOf('--');
-  const own = dashes < 0 ? args : args.slice(0, dashes);
-  const command = dashes < 0 ? [] : args.slice(dashes + 1);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: own,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        into: { type: 'string' },
-        exact: { type: 'boolean', default: false },
-        detach: { type: 'boolean', default: false },
-        pidfile: { type: 'string' },
-        'same-pid': { type: 'boolean', default: false },
-        timings: { type: 'boolean', default: false },
-        'allow-uid-change': { type: 'boolean', default: false },
-      },
-    });
-  } catch (err) {
-    badInput(`${(err as Error).message.split('\n')[0]} (${USAGE})`);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 1) badInput(USAGE);
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return undefined;
+  const { values, operands, command: argv } = parsed;
+  const dashes = argv !== undefined;
   if (values.into !== undefined) {
-    if (dashes >= 0) badInput('--into and -- CMD exclude each other: restore into a running process or start a new one');
+    if (dashes) badInput('--into and -- CMD exclude each other: restore into a running process or start a new one');
     if (values.detach || values.pidfile !== undefined) badInput('--detach and --pidfile are for a new process, not --into');
     if (!/^[1-9][0-9]{0,9}$/.test(values.into)) badInput(`--into: ${JSON.stringify(values.into)} is not a pid`);
-  } else {
-    if (dashes >= 0 && command.length === 0) badInput(USAGE);
-    if (values.exact) badInput('--exact is for --into (a new process always gets exactly the image\'s fds)');
+  } else if (values.exact) {
+    badInput('--exact is for --into (a new process always gets exactly the image\'s fds)');
   }
-  if (values['same-pid'] && (values.into !== undefined || dashes >= 0)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
-  const mode = values.into !== undefined ? 'into' : dashes >= 0 ? 'command' : 'process';
-  return { image: positionals[0]!, command, mode, ...values };
+  if (values['same-pid'] && (values.into !== undefined || dashes)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
+  const mode = values.into !== undefined ? 'into' : dashes ? 'command' : 'process';
+  return { image: operands[0]!, command: argv ?? [], mode, ...values };
 }
 
-type Options = ReturnType<typeof parse>;
+type Options = NonNullable<ReturnType<typeof parse>>;
 
 /**
  * `${pid}\n` to path, put in place with rename so a reader never sees a partial file. The
@@ -213,6 +209,7 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
 
 export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
+  if (opts === undefined) return 0;
   if (opts.mode === 'process') {
     const was = processImageIdentity(opts);
     return supervised((held) => restartAndGo(opts, was, held));

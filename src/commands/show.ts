@@ -1,14 +1,22 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
-import { parseArgs } from 'node:util';
-import { badInput } from '../errors.js';
+import { defineCommand, parseCommand } from '../command-line.js';
 import { loadTableInput, type Image, type ProcessSummary } from '../image/format.js';
 import { decodeRegs, guardRegions, PAGE_SIZE } from '../image/process-format.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
 
-const USAGE = 'usage: cr show IMAGE [--json]';
+export const command = defineCommand({
+  name: 'show',
+  summary: 'Print an image or a JSON fd table: the process, its fds, descriptions and pipes.',
+  usage: ['show IMAGE [--json]'],
+  operands: [{ name: 'IMAGE', help: 'an image, or a JSON fd table' }],
+  flags: {
+    json: { help: 'print the fd table as the JSON that plan and restore accept' },
+  },
+  examples: ['show app.img', 'show fds.img --json > table.json'],
+});
 /** How many of a description's other fds a row names before `+N more`. */
 const SHARED_SHOWN = 4;
 /** The fewest consecutive alike fds shown as one `first-last` row. */
@@ -156,14 +164,9 @@ function renderProcess(summary: ProcessSummary): string[] {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { json: { type: 'boolean', default: false } }, strict: true, allowPositionals: true });
-  } catch (err) {
-    badInput(`${(err as Error).message.split('\n')[0]} (${USAGE})`);
-  }
-  if (parsed.positionals.length !== 1) badInput(USAGE);
-  const path = parsed.positionals[0]!;
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
+  const path = parsed.operands[0]!;
   const { table, image, process: whole } = loadTableInput(path);
   if (parsed.values.json) {
     console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
