@@ -85,7 +85,8 @@ unprivilegedTest('an unprivileged user restarts their own whole process: it runs
   const d = dirFor(NOBODY);
   const pids: number[] = [];
   try {
-    const pid = spawn([...asUser(NOBODY), '/bin/sleep', '300'], { fds: [] });
+    // Its cwd is d, which nobody can reach (the checkout may not be): the restart goes back there.
+    const pid = spawn([...asUser(NOBODY), '/bin/sleep', '300'], { fds: [], cwd: d });
     pids.push(pid);
     // Dumped once it sleeps: setpriv has exec'd it and sleep has closed its start-up files.
     for (let i = 0; i < 500 && !(readFileSync(`/proc/${pid}/comm`, 'utf8') === 'sleep\n' && readStatus(pid).state === 'S'); i++) {
