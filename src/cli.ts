@@ -2,6 +2,7 @@
 // command line (src/command-line.ts); the overall usage here is put together from those.
 import { PROG, renderHelp, type Command, type Flag } from './command-line.js';
 import { CrError } from './errors.js';
+import { terminalSafe } from './printable.js';
 
 interface CommandModule {
   command: Command<Record<string, Flag>>;
@@ -93,11 +94,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const who = name !== undefined && name in commands ? `cr ${name}` : 'cr';
     if (err instanceof CrError) {
-      console.error(`${who}: ${err.message}`);
+      console.error(`${who}: ${terminalSafe(err.message)}`);
       return err.code;
     }
     const message = err instanceof Error ? err.message : String(err);
-    console.error(`${who}: internal error: ${message.split('\n')[0]}`);
+    console.error(`${who}: internal error: ${terminalSafe(message.split('\n')[0]!)}`);
     if (process.env.CR_DEBUG) console.error(err);
     return 70;
   }

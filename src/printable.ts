@@ -24,6 +24,15 @@ export function printable(s: string, quote?: string): string {
 }
 
 /**
+ * s with what a terminal would act on escaped, backslashes left as they are: for whole messages
+ * whose parts from an image or a process are escaped already (printable), so nothing is escaped
+ * twice, and whatever part was missed still cannot move the cursor or start a second line.
+ */
+export function terminalSafe(s: string): string {
+  return s.replace(UNSAFE, (c) => (c === '\\' ? c : escapeOne(c)));
+}
+
+/**
  * JSON text with the characters JSON.stringify leaves raw but a terminal acts on (DEL, C1
  * controls, format characters, separators) as \u escapes: still valid JSON, parsing to the same
  * values. They can only stand inside strings, as every structural character is plain ASCII (the

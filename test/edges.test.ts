@@ -10,12 +10,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeFd, openFile, readFd, writeFd } from '../bridge/file.js';
 import { pipe2 } from '../bridge/pipe.js';
-import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, type Image } from '../src/image/format.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage, type Image } from '../src/image/format.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { processMutants, withHead } from '../src/imagefuzz/process.js';
 import { cr, crProcess } from './helpers/cli.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
-import { buildC, withProcess, waitInSyscall } from './helpers/processes.js';
+import { buildC, ensureReaped, withProcess, waitInSyscall } from './helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-edges-'));
 chmodSync(dir, 0o777); // nobody writes its images here too
@@ -247,6 +247,77 @@ test('restart refuses a file mapping whose path now names a FIFO, at once and wi
   const run = await cr(['restore', file]);
   assert.is(run.code, 2, run.stderr);
   assert.match(run.stderr, /is not a regular file\n$/);
+});
+
+// (5) A comm and file names chosen to attack the terminal: an escape sequence (clear the screen)
+// and a newline followed by a forged line of cr's. Every message shows them escaped, on one line.
+const ESCAPE_CODE = `
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  prctl(PR_SET_NAME, "\\033[2J\\ncr: FORGED");
+  if (argc > 1) {
+    if (open(argv[1], O_RDWR | O_CREAT, 0600) < 0) return 1;
+    unlink(argv[1]);
+  }
+  for (;;) pause();
+}
+`;
+
+const FORGED = /\x1b|\ncr: FORGED/;
+
+test('a comm and paths with escape sequences and newlines are escaped in dump, restore and plan messages', async () => {
+  const exe = buildC(ESCAPE_CODE);
+  const whole = join(dir, 'escape.proc');
+  await withProcess([exe], { fds: [] }, async (pid) => {
+    waitInSyscall(pid, PAUSE);
+    const fds = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'escape.img')]);
+    const all = await cr(['dump', '--pid', String(pid), '-o', whole]);
+    for (const run of [fds, all]) {
+      assert.is(run.code, 0, run.stderr);
+      assert.ok(oneLine(run.stdout), run.stdout);
+      assert.not.match(run.stdout, FORGED);
+      assert.ok(run.stdout.includes('(\\x1b[2J\\ncr: FORGED)'), run.stdout);
+    }
+  });
+  const restart = await cr(['restore', whole, '--detach']);
+  const restarted = Number(/as pid (\d+)/.exec(restart.stderr)?.[1]);
+  try {
+    assert.is(restart.code, 0, restart.stderr);
+    assert.ok(oneLine(restart.stderr), restart.stderr);
+    assert.not.match(restart.stderr, FORGED);
+  } finally {
+    if (restarted > 0) ensureReaped(restarted);
+  }
+  // A deleted file whose name carries the same attack: dump refuses it, naming it escaped.
+  await withProcess([exe, join(dir, '\x1b[2J\ncr: FORGED')], { fds: [] }, async (pid) => {
+    waitInSyscall(pid, PAUSE);
+    const run = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'escape-deleted.img')]);
+    assert.is.not(run.code, 0);
+    assert.ok(oneLine(run.stderr), run.stderr);
+    assert.not.match(run.stderr, FORGED);
+    assert.match(run.stderr, /deleted/);
+  });
+  // Image paths: plan refuses one under /proc, restore fails to open a missing one.
+  const image = (name: string, path: string): string => {
+    const file = nullImage(name);
+    const img = readImage(file);
+    img.table.descs[0] = { id: 0, kind: 'file', flags: 0o100000, path, offset: 0 };
+    writeFileSync(file, encodeImage(img), { mode: 0o600 });
+    return file;
+  };
+  const runs = [
+    await cr(['plan', image('escape-proc.img', '/proc/\x1b[2J\ncr: FORGED')]),
+    await cr(['restore', image('escape-missing.img', join(dir, 'missing', '\x1b[2J\ncr: FORGED')), '--', '/bin/true']),
+  ];
+  for (const run of runs) {
+    assert.is.not(run.code, 0);
+    assert.ok(oneLine(run.stderr), run.stderr);
+    assert.not.match(run.stderr, FORGED);
+    assert.ok(run.stderr.includes('\\x1b[2J\\ncr: FORGED'), run.stderr);
+  }
 });
 
 // (6) /proc/TID answers like a process; cr refuses it and names the process.

@@ -6,6 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import { scanGuards } from '../../bridge/pagemap.js';
 import { CrError } from '../errors.js';
 import { GUARDED_KINDS, type AddressRange, type Mapping } from '../image/process-format.js';
+import { printable } from '../printable.js';
 
 const hex = (n: number): string => n.toString(16);
 
@@ -33,7 +34,7 @@ export function withGuards(pid: number, mappings: Mapping[]): { mappings: Mappin
       while (i < out.length && out[i]!.end <= from) i++;
       const m = out[i];
       if (!m || m.start > from) throw new CrError(`a guard region at ${hex(from)} lies outside every mapping cr records`);
-      if (!GUARDED_KINDS.includes(m.kind)) throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${m.name}: guard regions in a ${m.kind} mapping are not supported`);
+      if (!GUARDED_KINDS.includes(m.kind)) throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${printable(m.name)}: guard regions in a ${m.kind} mapping are not supported`);
       const to = Math.min(g.end, m.end);
       m.guards.push({ start: from, end: to });
       from = to;

@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind } from '../image/process-format.js';
+import { printable } from '../printable.js';
 
 /** One /proc/PID/smaps entry as the kernel shows it. */
 export interface RawMapping {
@@ -86,7 +87,7 @@ export type PagePolicy = 'none' | 'changed' | 'all';
 /** How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the rest. */
 export function classify(r: RawMapping): Classified | null {
   const refuse = (why: string): never => {
-    throw new CrError(`mapping ${range(r)} ${r.name || '(anonymous)'}: ${why}`);
+    throw new CrError(`mapping ${range(r)} ${printable(r.name) || '(anonymous)'}: ${why}`);
   };
   const shared = r.perms[3] === 's';
   // Guard regions are not in smaps: guards.ts finds them.
@@ -105,7 +106,7 @@ export function classify(r: RawMapping): Classified | null {
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
       return keep({ ...base, kind: 'anon', name: r.name });
     }
-    return refuse(`${r.name} mappings are not supported`);
+    return refuse(`${printable(r.name)} mappings are not supported`);
   }
   if (r.name.startsWith('/SYSV')) refuse('System V shared memory is not supported');
   const gone = (why: string): Classified => {
@@ -121,7 +122,7 @@ export function classify(r: RawMapping): Classified | null {
     return gone('cr cannot reach by path');
   }
   if (st.dev !== r.dev || st.ino !== r.ino) return gone('was replaced');
-  if (!st.isFile()) refuse(`${r.name} is not a regular file`);
+  if (!st.isFile()) refuse(`${printable(r.name)} is not a regular file`);
   const file = { path: r.name, offset: r.offset, dev: r.dev, ino: r.ino, size: st.size, mtimeMs: st.mtimeMs };
   return keep({ ...base, kind: shared ? 'shared-file' : 'file', file });
 }

@@ -9,6 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import { MAX_RUN_BYTES, PAGE_SIZE, type Mapping, type ProcessImageWriter } from '../image/process-format.js';
 import type { PagePolicy } from './maps.js';
+import { printable } from '../printable.js';
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst), in the entry's high 32 bits
 const PRESENT = 1 << 31;
@@ -56,7 +57,7 @@ export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy
         // the restart too: for a mapping saved whole, leave it out.
         if (policies[index] === 'all') continue;
         const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
-        throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${m.name || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
+        throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${printable(m.name) || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
       }
       if (m.kind !== 'anon') {
         writer.pages(index, addr, data.subarray(0, len));

@@ -11,6 +11,7 @@ import { badInput, CrError } from '../errors.js';
 import { writeImage, type Image } from '../image/format.js';
 import { readFdImage } from '../image/process-format.js';
 import { isRunning, refuseThreadId } from '../proc/process.js';
+import { printable } from '../printable.js';
 
 export const command = defineCommand({
   name: 'dump',
@@ -68,9 +69,9 @@ function dumpFds(pid: number, output: string, opts: Options): Phases {
     throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
   }
   phases.push(['write', performance.now() - t]);
-  const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${d.kind}`).join(', ')})` : '';
+  const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${printable(d.kind)}`).join(', ')})` : '';
   console.log(
-    `dumped pid ${pid} (${image.process.comm}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+    `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
   );
   return phases;
 }
@@ -82,7 +83,7 @@ function dumpProcess(pid: number, output: string, opts: Options): Phases {
   const image = readFdImage(output);
   const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
   console.log(
-    `dumped pid ${pid} (${image.process.comm}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
+    `dumped pid ${pid} (${printable(image.process.comm)}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
       `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${output} (${size})` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
   );
   return result.phases;

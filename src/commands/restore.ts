@@ -22,6 +22,7 @@ import { isRunning } from '../proc/process.js';
 import { SyscallError } from '../../bridge/errno.js';
 import { imageAuthor, type Author } from '../trust/author.js';
 import { checkHeadTrust } from '../trust/head.js';
+import { printable, terminalSafe } from '../printable.js';
 
 export const command = defineCommand({
   name: 'restore',
@@ -115,7 +116,7 @@ async function restoreAndGo(opts: Options, table: FdTable, author: Author, held:
   } finally {
     await settle();
   }
-  for (const warning of outcome.plan.warnings) console.error(`cr restore: warning: ${warning}`);
+  for (const warning of outcome.plan.warnings) console.error(`cr restore: warning: ${terminalSafe(warning)}`);
   if (opts.timings) console.error(timings(outcome));
   if (opts.into !== undefined) {
     console.log(`restored ${summary(table)} into pid ${outcome.pid}${opts.exact ? ', its other fds closed' : ''}`);
@@ -194,7 +195,7 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
   } finally {
     await settle();
   }
-  for (const warning of result.warnings) console.error(`cr restore: warning: ${warning}`);
+  for (const warning of result.warnings) console.error(`cr restore: warning: ${terminalSafe(warning)}`);
   if (opts.timings) {
     const total = result.phases.reduce((n, [, ms]) => n + ms, 0);
     console.error(`timings: ${result.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms; ${result.pages} pages written`);
@@ -203,7 +204,7 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
     result.pid === was.pid
       ? `the pid it had when dumped`
       : `a new pid (it was ${was.pid} when dumped)`;
-  console.error(`cr restore: ${was.comm} restarted as pid ${result.pid}, ${which}`);
+  console.error(`cr restore: ${printable(was.comm)} restarted as pid ${result.pid}, ${which}`);
   return goOn(opts, result.pid, held);
 }
 
@@ -219,7 +220,7 @@ export async function run(args: string[]): Promise<number> {
   checkTableInput(opts, table, image);
   const dropped = image?.dropped ?? [];
   if (dropped.length > 0) {
-    console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`);
+    console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${printable(d.kind)})`).join(', ')}; the restored process will not have them`);
   }
   return supervised((held) => restoreAndGo(opts, table, author, held));
 }

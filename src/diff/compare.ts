@@ -3,6 +3,7 @@
 // that reach them. Each difference is one line, naming fds, about A (first) and B (second).
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
+import { printable } from '../printable.js';
 
 interface Side {
   fds: Map<number, { desc: Desc; cloexec: boolean }>;
@@ -17,10 +18,12 @@ function sideOf(table: FdTable): Side {
   };
 }
 
+const quoted = (path: string | undefined): string => (path === undefined ? 'null' : `"${printable(path, '"')}"`);
+
 const fdList = (fds: number[]): string => (fds.length === 1 ? `fd ${fds[0]}` : `fds ${fds.join(', ')}`);
 
 function what(desc: Desc): string {
-  if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return `${desc.kind} ${desc.path ?? ''}`.trim();
+  if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return `${desc.kind} ${printable(desc.path ?? '')}`.trim();
   const mode = desc.flags & O_ACCMODE;
   return `${desc.kind} ${mode === O_RDONLY ? 'read end' : mode === O_WRONLY ? 'write end' : 'read-write end'}`;
 }
@@ -107,7 +110,7 @@ export function compareTables(tableA: FdTable, tableB: FdTable): string[] {
     const where = fdList(cls);
     if (a.kind !== b.kind) out.push(`${where}: a ${a.kind} in A, a ${b.kind} in B`);
     if (a.flags !== b.flags) out.push(`${where}: flags ${flagNames(a.flags)} in A, ${flagNames(b.flags)} in B`);
-    if (a.path !== b.path) out.push(`${where}: path ${JSON.stringify(a.path ?? null)} in A, ${JSON.stringify(b.path ?? null)} in B`);
+    if (a.path !== b.path) out.push(`${where}: path ${quoted(a.path)} in A, ${quoted(b.path)} in B`);
     if (a.offset !== b.offset) out.push(`${where}: offset ${a.offset ?? 'none'} in A, ${b.offset ?? 'none'} in B`);
   }
 

@@ -4,9 +4,10 @@
 // (a pending SIGKILL kills the husk under cr), or one no process can have (mappings beyond the
 // address space, an end before its start). A restart would refuse most of these only after its
 // husk started, or not at all; here they are bad input (exit 2) for every command. Credentials
-// are judged against the image's author elsewhere (docs/trust.md).
-import { readFileSync } from 'node:fs';
+// and what only some authors could have done (memory below vm.mmap_min_addr, limits above cr's
+// own) are judged against the image's author in src/trust/head.ts (docs/trust.md).
 import { REG_NAMES } from '../../bridge/ptrace.js';
+import { printable } from '../printable.js';
 import type { Mapping, ProcessHead } from './process-format.js';
 
 type Bad = (what: string) => never;
@@ -36,15 +37,6 @@ const USER_CS = 0x33n;
 const USER_DS = 0x2bn;
 const SPECIAL_KINDS = ['vdso', 'vvar', 'vvar_vclock'] as const;
 
-/** vm.mmap_min_addr: no unprivileged process maps below it (65536 when it cannot be read). */
-function mmapMinAddr(): number {
-  try {
-    return Number(readFileSync('/proc/sys/vm/mmap_min_addr', 'latin1').trim()) || 0;
-  } catch {
-    return 65536;
-  }
-}
-
 const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 function path(p: string, where: string, bad: Bad): void {
@@ -57,14 +49,12 @@ function userAddress(v: number | bigint, where: string, bad: Bad): void {
 }
 
 function checkMappings(mappings: Mapping[], bad: Bad): void {
-  const low = mmapMinAddr();
   const seen = new Set<string>();
   mappings.forEach((m, i) => {
     const where = `head.mappings[${i}]`;
-    if (m.start < low) bad(`${where} starts at ${hex(m.start)}, below vm.mmap_min_addr (${hex(low)})`);
     userAddress(m.end, `${where}.end`, bad);
     if ((SPECIAL_KINDS as readonly string[]).includes(m.kind)) {
-      if (m.name !== `[${m.kind}]`) bad(`${where} is a ${m.kind} mapping named ${JSON.stringify(m.name)}`);
+      if (m.name !== `[${m.kind}]`) bad(`${where} is a ${m.kind} mapping named "${printable(m.name, '"')}"`);
       if (seen.has(m.kind)) bad(`${where} is a second ${m.kind} mapping`);
       seen.add(m.kind);
     }

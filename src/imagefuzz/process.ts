@@ -267,7 +267,6 @@ function headLies(head: Loose): Array<[string, (h: Loose) => void]> {
     ['SIGKILL blocked', (h) => void (h.signals.blocked = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]))],
     ['an alternate stack of 16 bytes', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 0, size: 16 })],
     ['an alternate stack with unknown flags', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 8, size: 65536 })],
-    ['a mapping at address 0', (h) => void (h.mappings[0].start = 0)],
     ['a mapping beyond the address space', (h) => void (h.mappings[last].end = BEYOND + 4096)],
     ['two overlapping mappings', (h) => void (h.mappings[1].start = h.mappings[0].start)],
     ['a vdso mapping named otherwise', (h) => void (h.mappings.find((x: Loose) => x.kind === 'vdso').name = '[heap]')],

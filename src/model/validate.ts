@@ -19,6 +19,7 @@ import {
   O_SYNC,
 } from './fdtable.js';
 import type { PlanTarget, TargetMode } from '../plan/ops.js';
+import { printable } from '../printable.js';
 
 /** Most entries any array of a table may have: bounds the work hostile input can cause. */
 export const MAX_ENTRIES = 1 << 20;
@@ -55,7 +56,7 @@ function show(value: unknown): string {
     case 'bigint':
       return String(value);
     case 'string': {
-      const text = JSON.stringify(value.length > 40 ? value.slice(0, 40) : value);
+      const text = `"${printable(value.length > 40 ? value.slice(0, 40) : value, '"')}"`;
       return value.length > 40 ? text.slice(0, -1) + '..."' : text;
     }
     case 'undefined':

@@ -2,13 +2,14 @@
 
 import { flagNames } from '../model/flags.js';
 import type { Op } from './ops.js';
+import { printable } from '../printable.js';
 
 export function formatOp(op: Op): string {
   switch (op.op) {
     case 'pipe2':
       return `pipe2(${op.flags ? 'O_CLOEXEC' : '0'}) = [${op.fds[0]}, ${op.fds[1]}]    pipe ${op.pipe}`;
     case 'open':
-      return `open("${op.path}", ${flagNames(op.flags)}) = ${op.fd}    ${op.desc >= 0 ? `description ${op.desc}` : 'temporary'}`;
+      return `open("${printable(op.path, '"')}", ${flagNames(op.flags)}) = ${op.fd}    ${op.desc >= 0 ? `description ${op.desc}` : 'temporary'}`;
     case 'dup2':
       return op.cloexec ? `dup3(${op.from}, ${op.to}, O_CLOEXEC)` : `dup2(${op.from}, ${op.to})`;
     case 'dupfd':

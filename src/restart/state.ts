@@ -12,6 +12,7 @@ import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
 import { HUSK_PROGRAM, u64 } from './husk.js';
 import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
+import { printable } from '../printable.js';
 
 const O_RDONLY = 0n;
 const O_CLOEXEC = 0o2000000n;
@@ -52,7 +53,7 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
       // gone
     }
     if (same) exeFd = Number(husk.call('open', NR.open, husk.put(exe.path), O_RDONLY | O_CLOEXEC, 0n));
-    else warning = `${exe.path} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
+    else warning = `${printable(exe.path)} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
   }
   try {
     const auxv = husk.put(head.auxv);
