@@ -309,12 +309,15 @@ test('packets and plain bytes in one pipe: refused with one line, bytes untouche
   });
 });
 
-test('unsupported fds: one line naming the fd and its kind; --skip-unsupported drops and records them', async () => {
+test('unsupported fds: one line naming every one with its kind; --skip-unsupported drops and records them', async () => {
   await withFixture('unsupported', async (fx) => {
     const image = join(fx.dir, 'image');
     const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image]);
     assert.is(r.code, 1);
-    assert.match(r.stderr, /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: sockets are not supported\); --skip-unsupported leaves it out\n$/);
+    assert.match(
+      r.stderr,
+      /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: sockets are not supported\); fd 6 is an eventfd, which cr cannot dump \([^)]*\); fd 7 is an epoll, which cr cannot dump \([^)]*\); --skip-unsupported leaves them out\n$/,
+    );
     assert.not.ok(existsSync(image));
     assertRunning(fx.pid);
     await dumpOk(fx, ['--skip-unsupported']);

@@ -537,7 +537,35 @@ test('shared anonymous memory, sockets, children, POSIX timers and a process tha
     const tracer = s.spawn([fixture('process-tracer'), ready]);
     waitUntil('the tracer to attach', () => text(ready).startsWith('tracing'));
     const child = Number(text(ready).split(' ')[1]);
-    assert.is(refusal(s, tracer), `process ${tracer} traces pid ${child} with ptrace, which cr cannot carry over`);
+    // The tracee is its child too: both reasons are named.
+    assert.is(
+      refusal(s, tracer),
+      `process ${tracer} traces pid ${child} with ptrace, which cr cannot carry over; process ${tracer} has child processes (pid ${child}), which cr cannot carry over`,
+    );
+  }));
+
+test('every reason a process cannot be dumped whole is named at once, in one line, without offering --skip-unsupported', () =>
+  scene((s) => {
+    const ready = s.path('ready');
+    // The child dies with the python process (PR_SET_PDEATHSIG); the thread starts after the fork.
+    const src = `import ctypes, mmap, os, socket, subprocess, sys, threading, time
+c = subprocess.Popen(['sleep', '60'], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))
+a, b = socket.socketpair()
+d = os.open('/', os.O_RDONLY | os.O_DIRECTORY)
+m = mmap.mmap(-1, 4096)
+threading.Thread(target=lambda: time.sleep(60), daemon=True).start()
+open(sys.argv[1], 'w').write('up')
+time.sleep(60)
+`;
+    const pid = s.spawn([PYTHON, '-c', src, ready]);
+    waitUntil('the fixture to start', () => text(ready) === 'up');
+    const message = refusal(s, pid);
+    assert.match(message, new RegExp(`^process ${pid} has 2 threads: cr checkpoints single-threaded processes only; `));
+    assert.match(message, /; process \d+ has child processes \(pid \d+\), which cr cannot carry over; /);
+    assert.match(message, /; mapping [0-9a-f]+-[0-9a-f]+ \/dev\/zero \(deleted\): shared anonymous memory [^;]*; /);
+    assert.match(message, /; fd \d+ is a socket, which cr cannot dump \([^)]*\); fd \d+ is a socket, /);
+    assert.match(message, /; fd \d+ is a directory, which cr cannot dump \(\/: directory fds are not supported\)/);
+    assert.not.match(message, /skip-unsupported|unusual flags/);
   }));
 
 test('a multi-threaded process is refused at dump with one line, and keeps running', () =>

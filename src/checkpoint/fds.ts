@@ -6,7 +6,7 @@ import type { Image } from '../image/format.js';
 import type { ProcessIdentity } from '../proc/process.js';
 
 export function captureFdTable(pid: number, identity: ProcessIdentity): Image {
-  const gathered = gather(pid, { skipUnsupported: false });
+  const gathered = gather(pid, { skipUnsupported: false, offerSkip: false });
   copyPipes(pid, gathered);
   return imageOf(identity, gathered);
 }

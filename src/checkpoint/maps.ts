@@ -127,6 +127,20 @@ export function classify(r: RawMapping): Classified | null {
   return keep({ ...base, kind: shared ? 'shared-file' : 'file', file });
 }
 
+/** Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists them all. */
+export function unsupportedMappings(pid: number): string[] {
+  const reasons: string[] = [];
+  for (const r of parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'))) {
+    try {
+      classify(r);
+    } catch (err) {
+      if (!(err instanceof CrError)) throw err;
+      reasons.push(err.message);
+    }
+  }
+  return reasons;
+}
+
 export function readMappings(pid: number): { mappings: Mapping[]; policies: PagePolicy[] } {
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];

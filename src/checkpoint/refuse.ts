@@ -1,32 +1,38 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
 // written: more than one thread, seccomp filters and POSIX timers (which cr cannot read back),
 // a deleted working directory, tracing other processes (they would be left without their
-// tracer), child processes (they would lose their parent). Mappings and fds are judged where
-// they are read (maps.ts, src/dump/kinds.ts).
+// tracer), child processes (they would lose their parent), and the mappings and fds restart
+// cannot recreate (judged by maps.ts and src/dump/kinds.ts). All of them are named at once, so
+// the user learns in one try everything that stands in the way.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
 import { listThreads, readStatus } from '../proc/process.js';
+import { unsupportedMappings } from './maps.js';
 
-export function refuseUnsupported(pid: number): void {
+/** What about the process itself (not its mappings or fds) stands in the way. */
+function processBlockers(pid: number): string[] {
+  const reasons: string[] = [];
   const threads = listThreads(pid);
-  if (threads.length > 1) {
-    throw new CrError(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
-  }
-  if (readStatus(pid).seccomp !== 0) {
-    throw new CrError(`process ${pid} runs under seccomp, whose filters cr cannot read back`);
-  }
+  if (threads.length > 1) reasons.push(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
+  if (readStatus(pid).seccomp !== 0) reasons.push(`process ${pid} runs under seccomp, whose filters cr cannot read back`);
   const timers = readFileSync(`/proc/${pid}/timers`, 'latin1').match(/^ID: (\d+)/gm);
-  if (timers) throw new CrError(`process ${pid} has ${timers.length} POSIX timer${timers.length > 1 ? 's' : ''} (timer_create), which cr cannot carry over`);
+  if (timers) reasons.push(`process ${pid} has ${timers.length} POSIX timer${timers.length > 1 ? 's' : ''} (timer_create), which cr cannot carry over`);
   // A working directory removed since: restart could not chdir back into it.
-  if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) throw new CrError(`process ${pid}'s working directory was deleted`);
+  if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) reasons.push(`process ${pid}'s working directory was deleted`);
   const tracees = tracedBy(pid);
-  if (tracees.length > 0) {
-    throw new CrError(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
-  }
+  if (tracees.length > 0) reasons.push(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim();
   if (children !== '') {
-    throw new CrError(`process ${pid} has child processes (${children.split(' ').map((c) => `pid ${c}`).join(', ')}), which cr cannot carry over`);
+    reasons.push(`process ${pid} has child processes (${children.split(' ').map((c) => `pid ${c}`).join(', ')}), which cr cannot carry over`);
   }
+  return reasons;
+}
+
+/** Refuse, in one line naming every reason, a frozen process the whole-process checkpoint cannot take. */
+export function refuseUnsupported(pid: number): void {
+  const reasons = [...processBlockers(pid), ...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
+  if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 
 /** Threads anywhere on the system whose TracerPid is pid (a process's other threads read only when it has some). */

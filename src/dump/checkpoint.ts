@@ -58,7 +58,7 @@ export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phas
   let identity;
   try {
     identity = readIdentity(pid);
-    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported }, lap);
+    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true }, lap);
     copyPipes(pid, gathered);
     lap('pipes');
   } catch (err) {

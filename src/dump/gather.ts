@@ -66,24 +66,37 @@ function groupDescriptions(pid: number, entries: Entry[]): { groups: Entry[][]; 
   return { groups, kcmpCalls };
 }
 
+export interface GatherOptions {
+  /** leave the fds cr cannot dump out (listed in `dropped`) instead of refusing the process */
+  skipUnsupported: boolean;
+  /** the refusal may point at --skip-unsupported: fd-table dumps only (a restarted process would miss the fds) */
+  offerSkip: boolean;
+}
+
+/** `fd 5 is a socket, which cr cannot dump (why)`: one fd cr cannot dump, for a refusal. */
+export const describeUnsupported = (u: Unsupported): string => `fd ${u.fd} is ${article(u.kind)} ${u.kind}, which cr cannot dump (${u.reason})`;
+
+/** Every fd of a frozen process that cr cannot dump (from /proc alone). */
+export function unsupportedFds(pid: number): Unsupported[] {
+  return listFds(pid).map((fd) => classify(readProcFd(pid, fd))).filter(isUnsupported);
+}
+
 /**
- * Read the fd table of a frozen process. Unsupported fds throw, or are dropped when skipping.
- * `lap` is told when each step ends ('proc', 'kcmp'), for timings.
+ * Read the fd table of a frozen process. Unsupported fds are refused, every one of them at once,
+ * or dropped when skipping. `lap` is told when each step ends ('proc', 'kcmp'), for timings.
  */
-export function gather(pid: number, opts: { skipUnsupported: boolean }, lap: (step: string) => void = () => {}): Gathered {
+export function gather(pid: number, opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
   const entries: Entry[] = [];
   const dropped: Unsupported[] = [];
   for (const fd of listFds(pid)) {
     const proc = readProcFd(pid, fd);
     const kind = classify(proc);
-    if (isUnsupported(kind)) {
-      if (!opts.skipUnsupported) {
-        throw new CrError(`fd ${fd} is ${article(kind.kind)} ${kind.kind}, which cr cannot dump (${kind.reason}); --skip-unsupported leaves it out`);
-      }
-      dropped.push(kind);
-    } else {
-      entries.push({ proc, kind });
-    }
+    if (isUnsupported(kind)) dropped.push(kind);
+    else entries.push({ proc, kind });
+  }
+  if (dropped.length > 0 && !opts.skipUnsupported) {
+    const skip = opts.offerSkip ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
+    throw new CrError(dropped.map(describeUnsupported).join('; ') + skip);
   }
   lap('proc');
   const { groups, kcmpCalls } = groupDescriptions(pid, entries);

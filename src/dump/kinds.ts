@@ -64,6 +64,8 @@ export function classify(e: ProcFd): Kind | Unsupported {
   if (st.isSocket()) return no('socket', `${link}: sockets are not supported`);
   const anon = anonKind(e.link);
   if (anon !== null) return no(anon, `${link}: ${anon} fds are not supported`);
+  // A directory's O_DIRECTORY would pass for an unusual flag: name it for what it is.
+  if (st.isDirectory()) return no('directory', `${link}: directory fds are not supported`);
   const odd = e.flags & ~RESTORABLE_FLAGS;
   if (odd !== 0) return no('file with unusual flags', `${link}: flags 0o${(odd >>> 0).toString(8)} cannot be recreated`);
   if (st.isFIFO()) {
@@ -87,7 +89,6 @@ export function classify(e: ProcFd): Kind | Unsupported {
     const problem = pathProblem(e);
     return problem ? no('chr', problem) : { kind: 'chr', path: e.link };
   }
-  if (st.isDirectory()) return no('directory', `${link}: directory fds are not supported`);
   if (st.isBlockDevice()) return no('block device', `${link}: block devices are not supported`);
   return no('unknown', `${link}: unknown kind of file`);
 }
