@@ -130,6 +130,7 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
     } else {
       desc.path = k.path;
       if (k.kind === 'file' || first.proc.pos !== 0) desc.offset = first.proc.pos;
+      if (k.kind === 'chr') desc.rdev = first.proc.stat.rdev;
     }
     descs.push(desc);
     for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });

@@ -29,6 +29,12 @@ export interface Desc {
   path?: string;
   /** file position for 'file' (and 'chr' when the device keeps one) */
   offset?: number;
+  /**
+   * For 'chr': the device number (st_rdev, as the kernel encodes dev_t for userspace). Restore
+   * refuses a path that then opens another device; absent (tables written before cr recorded
+   * it, hand-written ones), any character device is accepted.
+   */
+  rdev?: number;
 }
 
 /** A pipe object: an anonymous pipe, or the pipe inside a named FIFO. */

@@ -180,12 +180,12 @@ function parsePipe(value: unknown, where: string): Pipe {
   return pipe;
 }
 
-const DESC_FIELDS: Record<DescKind, { pipe: boolean; path: 'required' | 'optional' | 'no'; offset: 'required' | 'optional' | 'no' }> = {
-  pipe: { pipe: true, path: 'no', offset: 'no' },
-  fifo: { pipe: true, path: 'required', offset: 'no' },
-  file: { pipe: false, path: 'required', offset: 'required' },
-  chr: { pipe: false, path: 'required', offset: 'optional' },
-  other: { pipe: false, path: 'optional', offset: 'optional' },
+const DESC_FIELDS: Record<DescKind, { pipe: boolean; path: 'required' | 'optional' | 'no'; offset: 'required' | 'optional' | 'no'; rdev: boolean }> = {
+  pipe: { pipe: true, path: 'no', offset: 'no', rdev: false },
+  fifo: { pipe: true, path: 'required', offset: 'no', rdev: false },
+  file: { pipe: false, path: 'required', offset: 'required', rdev: false },
+  chr: { pipe: false, path: 'required', offset: 'optional', rdev: true },
+  other: { pipe: false, path: 'optional', offset: 'optional', rdev: false },
 };
 
 function parseDesc(value: unknown, where: string): Desc {
@@ -200,9 +200,10 @@ function parseDesc(value: unknown, where: string): Desc {
   if (rule.pipe) allowed.push('pipe');
   if (rule.path !== 'no') allowed.push('path');
   if (rule.offset !== 'no') allowed.push('offset');
+  if (rule.rdev) allowed.push('rdev');
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
-      badInput(`${where}: ${['pipe', 'path', 'offset'].includes(key) ? `a ${kind} description has no ${key}` : `unknown field ${show(key)}`}`);
+      badInput(`${where}: ${['pipe', 'path', 'offset', 'rdev'].includes(key) ? `a ${kind} description has no ${key}` : `unknown field ${show(key)}`}`);
     }
   }
   const id = integer(get(obj, 'id'), `${where}.id`, 0, MAX_ID);
@@ -219,6 +220,8 @@ function parseDesc(value: unknown, where: string): Desc {
   if (rule.offset === 'required' || offset !== undefined) {
     desc.offset = integer(offset, `${where}.offset`, 0, Number.MAX_SAFE_INTEGER);
   }
+  const rdev = get(obj, 'rdev');
+  if (rule.rdev && rdev !== undefined) desc.rdev = integer(rdev, `${where}.rdev`, 0, Number.MAX_SAFE_INTEGER);
   return desc;
 }
 
@@ -270,13 +273,16 @@ export function parseTable(json: unknown): FdTable {
 
   // Per pipe: which kind of description it has, its FIFO path, its pipe2()-made ends.
   const pipeKind = new Map<number, { kind: DescKind; path?: string; at: number; read?: number; write?: number }>();
-  const pathKind = new Map<string, { kind: DescKind; pipe?: number; at: number }>();
+  const pathKind = new Map<string, { kind: DescKind; pipe?: number; rdev?: number; at: number }>();
   descs.forEach((d, i) => {
     const where = `descs[${i}]`;
     if (d.path !== undefined && d.kind !== 'other') {
       const seen = pathKind.get(d.path);
-      if (seen === undefined) pathKind.set(d.path, { kind: d.kind, pipe: d.pipe, at: i });
+      if (seen === undefined) pathKind.set(d.path, { kind: d.kind, pipe: d.pipe, rdev: d.rdev, at: i });
       else if (seen.kind !== d.kind) badInput(`${where}.path: ${show(d.path)} is a ${seen.kind} in descs[${seen.at}], not a ${d.kind}`);
+      else if (d.kind === 'chr' && seen.rdev !== d.rdev) {
+        badInput(`${where}.rdev: device ${show(d.path)} has rdev ${seen.rdev ?? 'unrecorded'} in descs[${seen.at}], not ${d.rdev ?? 'unrecorded'}`);
+      }
       else if (d.kind === 'fifo' && seen.pipe !== d.pipe) {
         badInput(`${where}.path: FIFO ${show(d.path)} has pipe ${seen.pipe} in descs[${seen.at}], not ${d.pipe}`);
       }

@@ -6,10 +6,12 @@ import { SyscallError } from '../../bridge/errno.js';
 import { F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, F_SETFL, FD_CLOEXEC } from '../../bridge/fcntl.js';
 import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
-import { CrError } from '../errors.js';
+import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
+import { fileAt, mismatch, OPENED_SCRATCH_BYTES, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
-import { O_CLOEXEC, type FdTable, type Pipe } from '../model/fdtable.js';
+import { O_CLOEXEC, O_NONBLOCK, O_PATH, type DescKind, type FdTable, type Pipe } from '../model/fdtable.js';
+import { printable } from '../printable.js';
 import { formatOp } from '../plan/format.js';
 import type { Op, Plan } from '../plan/ops.js';
 import { listFds } from '../proc/fds.js';
@@ -19,6 +21,7 @@ import type { TargetState } from './target.js';
 const AT_FDCWD = -100n;
 const SEEK_SET = 0n;
 const FIONREAD = 0x541bn;
+const ENXIO = 6n;
 
 /** A replay that stopped at an op; `afterCommit` says whether rollback can still undo it. */
 export class ReplayError extends CrError {
@@ -26,8 +29,9 @@ export class ReplayError extends CrError {
     message: string,
     readonly opIndex: number,
     readonly afterCommit: boolean,
+    code = 1,
   ) {
-    super(message, 1);
+    super(message, code);
     this.name = 'ReplayError';
   }
 }
@@ -56,6 +60,9 @@ class OpFailure extends Error {
   }
 }
 
+/** A path that opened something other than what the image says: refused, in its own words. */
+class WrongFile extends OpFailure {}
+
 function describeFailure(op: Op, failure: OpFailure): string {
   const call = failure.call ?? callOf(op);
   return failure.errno ? new SyscallError(call, failure.errno).message : `${call}: ${failure.detail}`;
@@ -81,9 +88,34 @@ function fdOf(op: Op): string {
 /** formatOp without its trailing note (`description 3`, `pipe 0`). */
 const callOf = (op: Op): string => formatOp(op).split(/\s{2,}/)[0]!;
 
+/** What each path of the table must open, and the image's fds that name it, for the refusal. */
+interface PathWant {
+  want: Expected;
+  fds: number[];
+}
+
+const TYPE_OF: Record<Exclude<DescKind, 'pipe' | 'other'>, Expected['type']> = { fifo: 'FIFO', file: 'regular file', chr: 'character device' };
+
+function pathWants(table: FdTable): Map<string, PathWant> {
+  const wants = new Map<string, PathWant>();
+  const byDesc = new Map<number, PathWant>();
+  for (const d of table.descs) {
+    if (d.path === undefined || d.kind === 'pipe' || d.kind === 'other') continue;
+    // Validation lets a path name one kind (and one device) only: the first description says it.
+    let w = wants.get(d.path);
+    if (!w) wants.set(d.path, (w = { want: { type: TYPE_OF[d.kind], rdev: d.rdev }, fds: [] }));
+    byDesc.set(d.id, w);
+  }
+  for (const f of table.fds) byDesc.get(f.desc)?.fds.push(f.fd);
+  return wants;
+}
+
 class Replayer {
   readonly stats: ReplayStats = { syscalls: 0, syscallMs: [], writeMs: 0 };
   private readonly pipes: Map<number, Pipe>;
+  private readonly paths: Map<string, PathWant>;
+  /** target memory for the fstat and fstatfs of what a path opened */
+  private readonly statBuf: bigint;
   /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
   private readonly fifoPipes: Set<number>;
   /** 16 bytes of target memory for pipe2's fds, rlimits and FIONREAD */
@@ -97,6 +129,8 @@ class Replayer {
     this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
     this.fifoPipes = new Set(table.descs.filter((d) => d.kind === 'fifo').map((d) => d.pipe!));
     this.word = inj.scratch(16);
+    this.paths = pathWants(table);
+    this.statBuf = inj.scratch(OPENED_SCRATCH_BYTES);
   }
 
   private timed(nr: number, ...args: bigint[]): bigint {
@@ -126,7 +160,7 @@ class Replayer {
         return;
       }
       case 'open':
-        this.expect(this.timed(SYS.openat, AT_FDCWD, this.inj.put(op.path), BigInt(op.flags), 0n), op.fd);
+        this.open(op);
         return;
       case 'dup2':
         if (op.cloexec) this.expect(this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), BigInt(O_CLOEXEC)), op.to);
@@ -161,6 +195,55 @@ class Replayer {
       case 'commit':
         return;
     }
+  }
+
+  /**
+   * An open by path, judged by what it opened before anything else touches the fd (docs/restore.md,
+   * "What a path opens"). O_NONBLOCK is added for the open, so a path that became a FIFO (or a
+   * device that waits for a carrier) cannot hold the target, then F_SETFL puts back the planned
+   * flags (only O_NONBLOCK differs). Reopens through /proc/self/fd/N name a pipe cr just made.
+   */
+  private open(op: Extract<Op, { op: 'open' }>): void {
+    const byPath = op.via < 0 ? this.paths.get(op.path) : undefined;
+    const flags = byPath ? op.flags | O_NONBLOCK : op.flags;
+    const path = this.inj.put(op.path);
+    const r = this.timed(SYS.openat, AT_FDCWD, path, BigInt(flags), 0n);
+    if (byPath && r === -ENXIO) this.lookAt(op.path, path, byPath);
+    this.expect(r, op.fd);
+    if (!byPath) return;
+    this.judge(op.path, byPath, BigInt(op.fd));
+    if (flags !== op.flags) this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)), 0, `fcntl(${op.fd}, F_SETFL)`);
+  }
+
+  /**
+   * The open failed with ENXIO, which under O_NONBLOCK means a FIFO with no reader or a socket:
+   * when that is not what the image says, say so rather than the errno. The path is looked at
+   * through an O_PATH fd (it opens nothing), closed again. The open has failed already: this only
+   * words the refusal.
+   */
+  private lookAt(text: string, path: bigint, byPath: PathWant): void {
+    const fd = this.timed(SYS.openat, AT_FDCWD, path, BigInt(O_PATH | O_CLOEXEC), 0n);
+    if (isErrno(fd)) return;
+    let why: string | null;
+    try {
+      why = mismatch(fileAt(this.inj, fd, this.statBuf), byPath.want);
+    } finally {
+      this.timed(SYS.close, fd);
+    }
+    if (why !== null) this.refuse(text, byPath, why);
+  }
+
+  /** Throw WrongFile unless fd is what the image says the path opens. */
+  private judge(path: string, byPath: PathWant, fd: bigint): void {
+    const why = mismatch(fileAt(this.inj, fd, this.statBuf), byPath.want);
+    this.stats.syscalls += 2;
+    if (why !== null) this.refuse(path, byPath, why);
+  }
+
+  private refuse(path: string, byPath: PathWant, why: string): never {
+    const [first, ...more] = byPath.fds;
+    const fds = more.length === 0 ? `fd ${first}` : more.length <= 3 ? `fds ${byPath.fds.join(', ')}` : `fds ${byPath.fds.slice(0, 3).join(', ')} and ${more.length - 2} more`;
+    throw new WrongFile(`${fds}: "${printable(path, '"')}" now opens ${why}; refused before anything was written through it`);
   }
 
   /** Copy the pipe's bytes into the target once, then write them: one write(2) per packet. */
@@ -209,6 +292,7 @@ export function replay(inj: Injector, table: FdTable, plan: Plan): ReplayStats {
     try {
       replayer.run(op);
     } catch (err) {
+      if (err instanceof WrongFile) throw new ReplayError(err.detail, i, i > plan.commit, EXIT_BAD_INPUT);
       const what = err instanceof OpFailure ? describeFailure(op, err) : `${callOf(op)}: ${(err as Error).message}`;
       throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
     }

@@ -12,6 +12,7 @@ import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
 import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../image/process-format.js';
 import { parseSmaps, type RawMapping } from '../checkpoint/maps.js';
+import { fileAt, mismatch, OPENED_SCRATCH_BYTES, type Opened } from '../inject/opened.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
   MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
@@ -22,6 +23,7 @@ const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
 const O_RDONLY = 0n;
 const O_RDWR = 2n;
+const O_NONBLOCK = 0o4000n;
 const O_CLOEXEC = 0o2000000n;
 /** Lowest address cr picks for its own areas: clear of the NULL-page guard and low fixed binaries. */
 const LOW = 0x100000000;
@@ -133,17 +135,26 @@ export function checkMappedFiles(image: Mapping[]): void {
   }
 }
 
-/** Map every mapping of the image (but the vdso pages, in place already), empty or from its file. */
+/**
+ * Map every mapping of the image (but the vdso pages, in place already), empty or from its file.
+ * checkMappedFiles looked at each file in cr's view before the husk existed; what the husk's open
+ * gives is judged again, on the fd it maps from, so a file swapped in between is never mapped.
+ */
 export function mapAll(husk: Husk, image: Mapping[]): void {
-  const fds = new Map<string, bigint>();
-  const fileFd = (path: string, write: boolean): bigint => {
-    const key = `${write ? 'w' : 'r'}:${path}`;
-    let fd = fds.get(key);
-    if (fd === undefined) {
-      fd = husk.call('open', NR.open, husk.put(path), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0n);
-      fds.set(key, fd);
+  const fds = new Map<string, { fd: bigint; opened: Opened }>();
+  const fileFd = (m: Mapping, write: boolean): bigint => {
+    const f = m.file!;
+    const key = `${write ? 'w' : 'r'}:${f.path}`;
+    let got = fds.get(key);
+    if (got === undefined) {
+      // O_NONBLOCK: a path that became a FIFO must not hold the husk in its open.
+      const fd = husk.call('open', NR.open, husk.put(f.path), (write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC, 0n);
+      got = { fd, opened: fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)) };
+      fds.set(key, got);
     }
-    return fd;
+    const why = mismatch(got.opened, { type: 'regular file', inode: { dev: f.dev, ino: f.ino } });
+    if (why !== null) throw new CrError(`mapping at ${m.start.toString(16)}: "${printable(f.path, '"')}" now opens ${why}; refused`, 2);
+    return got.fd;
   };
   try {
     for (const m of image) {
@@ -158,7 +169,7 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
         // A shared mapping may later be made writable only if its file was opened for writing ('mw').
         const shared = m.kind === 'shared-file';
         flags |= shared ? MAP_SHARED : MAP_PRIVATE;
-        fd = fileFd(m.file!.path, shared && m.vmflags.includes('mw'));
+        fd = fileFd(m, shared && m.vmflags.includes('mw'));
         offset = BigInt(m.file!.offset);
       }
       const got = husk.call('mmap', NR.mmap, BigInt(m.start), len, BigInt(m.prot), BigInt(flags), fd, offset);
@@ -173,7 +184,7 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
       husk.reset();
     }
   } finally {
-    for (const fd of fds.values()) husk.syscall(NR.close, fd);
+    for (const { fd } of fds.values()) husk.syscall(NR.close, fd);
   }
 }
 

@@ -8,6 +8,7 @@ import { SyscallError } from '../../bridge/errno.js';
 import { encodeRlimit } from '../../bridge/rlimit.js';
 import { CrError } from '../errors.js';
 import { SIGACTION_BYTES, type MmFields, type ProcessHead, type Rlimit64 } from '../image/process-format.js';
+import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../inject/opened.js';
 import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
 import { HUSK_PROGRAM, u64 } from './husk.js';
@@ -15,6 +16,7 @@ import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_N
 import { printable } from '../printable.js';
 
 const O_RDONLY = 0n;
+const O_NONBLOCK = 0o4000n;
 const O_CLOEXEC = 0o2000000n;
 const SIGKILL = 9;
 const SIGSTOP = 19;
@@ -52,8 +54,15 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
     } catch {
       // gone
     }
-    if (same) exeFd = Number(husk.call('open', NR.open, husk.put(exe.path), O_RDONLY | O_CLOEXEC, 0n));
-    else warning = `${printable(exe.path)} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
+    if (same) {
+      // Judged again on the fd the husk opened (the path may have changed since cr looked);
+      // O_NONBLOCK so a path that became a FIFO cannot hold the husk.
+      const fd = husk.call('open', NR.open, husk.put(exe.path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0n);
+      same = mismatch(fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)), { type: 'regular file', inode: exe }) === null;
+      if (same) exeFd = Number(fd);
+      else husk.syscall(NR.close, fd);
+    }
+    if (!same) warning = `${printable(exe.path)} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
   }
   try {
     const auxv = husk.put(head.auxv);

@@ -35,7 +35,8 @@ function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError
   } catch (undo) {
     return new CrError(`${message}; undoing it failed too (${(undo as Error).message})`);
   }
-  return new CrError(`${message}; rolled back: pid ${before.pid}'s fd table is as it was`);
+  // A refusal (a path that opens the wrong kind of file) keeps its exit status once undone.
+  return new CrError(`${message}; rolled back: pid ${before.pid}'s fd table is as it was`, err instanceof CrError ? err.code : 1);
 }
 
 const sameState = (a: TargetState, b: TargetState): boolean =>
