@@ -168,8 +168,8 @@ test('regular files at two offsets, a dup with another close-on-exec bit, O_APPE
     descs: [
       { id: 0, kind: 'file', flags: O_LARGEFILE, path: join(dir, 'data'), offset: 10 },
       { id: 1, kind: 'file', flags: O_RDWR | O_APPEND | O_LARGEFILE, path: join(dir, 'data'), offset: 105 },
-      { id: 2, kind: 'chr', flags: O_WRONLY | O_LARGEFILE, path: '/dev/null' },
-      { id: 3, kind: 'chr', flags: O_NONBLOCK | O_LARGEFILE, path: '/dev/zero' },
+      { id: 2, kind: 'chr', flags: O_WRONLY | O_LARGEFILE, path: '/dev/null', rdev: statSync('/dev/null').rdev },
+      { id: 3, kind: 'chr', flags: O_NONBLOCK | O_LARGEFILE, path: '/dev/zero', rdev: statSync('/dev/zero').rdev },
     ],
     pipes: [],
     rlimit: { soft: 1024, hard: 4096 },
@@ -180,8 +180,8 @@ test('a controlling terminal: the pty slave and /dev/tty by path', async () => {
   await checkScenario('tty', (dir) => ({
     fds: [fd(3, 0), fd(4, 1)],
     descs: [
-      { id: 0, kind: 'chr', flags: O_RDWR | O_LARGEFILE, path: readFileSync(join(dir, 'tty'), 'utf8') },
-      { id: 1, kind: 'chr', flags: O_RDWR | O_NONBLOCK | O_LARGEFILE, path: '/dev/tty' },
+      { id: 0, kind: 'chr', flags: O_RDWR | O_LARGEFILE, path: readFileSync(join(dir, 'tty'), 'utf8'), rdev: statSync(readFileSync(join(dir, 'tty'), 'utf8')).rdev },
+      { id: 1, kind: 'chr', flags: O_RDWR | O_NONBLOCK | O_LARGEFILE, path: '/dev/tty', rdev: statSync('/dev/tty').rdev },
     ],
     pipes: [],
     rlimit: { soft: 1024, hard: 4096 },

@@ -540,10 +540,10 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
 
 // ---- refusals before any process is touched ----
 
-/** A table with /dev/null at fd 50 (or the file at `path` at fd 3), limit 1024. */
+/** A table with /dev/null at fd 50 (or the device at `path` at fd 3), limit 1024. */
 const oneFile = (path = '/dev/null', fd = 50): FdTable => ({
   fds: [{ fd, desc: 0, cloexec: false }],
-  descs: [{ id: 0, kind: 'file', flags: 0o100000, path, offset: 0 }],
+  descs: [{ id: 0, kind: 'chr', flags: 0o100000, path }],
   pipes: [],
   rlimit: { soft: 1024, hard: 1024 },
 });

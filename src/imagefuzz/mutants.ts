@@ -596,7 +596,7 @@ function wrongValues(original: unknown): unknown[] {
 
 /** Fields a valid image may leave out. */
 function optional(parent: Loose, key: string | number): boolean {
-  return key === 'packets' || (key === 'offset' && parent?.kind === 'chr');
+  return key === 'packets' || ((key === 'offset' || key === 'rdev') && parent?.kind === 'chr');
 }
 
 function* fieldMutants(seeds: Seed[]): Generator<Mutant> {
