@@ -30,6 +30,9 @@ export function runState(pid: number): string {
   return problems.join(', ');
 }
 
+/** nanosleep and clock_nanosleep (x86_64), where sleep(1) waits. */
+const SLEEPING = ['35', '230'];
+
 export class LiveTarget {
   private constructor(
     readonly pid: number,
@@ -55,10 +58,12 @@ export class LiveTarget {
       throw err;
     }
     closeFd(w);
-    // sh replaces itself with sleep: wait until the fds are in place and sleep runs.
+    // sh replaces itself with sleep: wait until the fds are in place and sleep sleeps (its
+    // loader and locale files, open for a moment after the exec, are closed by then).
     const deadline = Date.now() + 5000;
     const nap = new Int32Array(new SharedArrayBuffer(4));
-    while (!/\bsleep\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ')) || readdirSync(`/proc/${pid}/fd`).length < 4) {
+    const asleep = (): boolean => /\bsleep\b/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ')) && SLEEPING.includes(readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0]!);
+    while (!asleep() || readdirSync(`/proc/${pid}/fd`).length < 4) {
       if (Date.now() > deadline) {
         killAndReap(pid);
         closeFd(r);
