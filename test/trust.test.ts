@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { kill, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { ProcessImageReader, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
@@ -36,6 +37,28 @@ int main(int argc, char **argv) {
 }
 `;
 const holder = buildC(HOLDER);
+
+// An --into target that reports, on SIGUSR2, its dumpable flag and parent-death signal (SIGUSR1).
+const REPORTER = buildC(`#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static void report(int s) {
+  int sig = 0;
+  char line[32];
+  (void)s;
+  prctl(PR_GET_PDEATHSIG, &sig);
+  int n = snprintf(line, sizeof line, "%d %d\\n", prctl(PR_GET_DUMPABLE), sig);
+  write(1, line, n);
+}
+static void quiet(int s) { (void)s; }
+int main(void) {
+  signal(SIGUSR1, quiet);
+  signal(SIGUSR2, report);
+  prctl(PR_SET_PDEATHSIG, SIGUSR1);
+  for (;;) pause();
+}
+`);
 chmodSync(holder, 0o755);
 const holderComm = holder.split('/').pop()!.slice(0, 15);
 
@@ -253,7 +276,7 @@ test('an image others could have written is trusted only from the user running c
     runsAs(await s.restore(rootOpen), NOBODY);
   }));
 
-test('-- CMD and --into with nobody\'s table naming a root-only file: the open fails, the --into target keeps its table and ids', () =>
+test('-- CMD and --into with nobody\'s table naming a root-only file: the open fails; the --into target keeps its table, ids, dumpable flag and parent-death signal; another user\'s target is refused', () =>
   scene(async (s) => {
     const table = (path: string, flags: number): string =>
       JSON.stringify({
@@ -275,25 +298,52 @@ test('-- CMD and --into with nobody\'s table naming a root-only file: the open f
     writeFileSync(fine, table(readable, 0));
     chownSync(fine, NOBODY, NOBODY);
     const devnull = openSync('/dev/null', 'r+');
-    const target = spawn(['/bin/sleep', '60'], { fds: [[devnull, 0], [devnull, 1], [devnull, 2]] });
+    const reports = s.path('reports');
+    const out = openSync(reports, 'w');
+    const target = spawn([REPORTER], { fds: [[devnull, 0], [out, 1], [devnull, 2]] });
+    closeSync(out);
+    const other = spawn([...asUser(NOBODY - 1), '/bin/sleep', '60'], { fds: [[devnull, 0], [devnull, 1], [devnull, 2]] });
     closeSync(devnull);
     try {
-      waitInSyscall(target, SYS_clock_nanosleep);
+      waitInSyscall(target, SYS_pause);
       const status = (): string => readFileSync(`/proc/${target}/status`, 'latin1').split('\n').filter((l) => /^(Uid|Gid|Groups|CapEff|State):/.test(l)).join('\n');
+      /** The target's dumpable flag and parent-death signal, which a change of fs id resets. */
+      const flags = (): string => {
+        const lines = readFileSync(reports, 'utf8').split('\n').length;
+        kill(target, SIGUSR2);
+        const deadline = Date.now() + 10_000;
+        while (readFileSync(reports, 'utf8').split('\n').length === lines) {
+          if (Date.now() > deadline) assert.unreachable('the target did not report');
+          Atomics.wait(pause, 0, 0, 2);
+        }
+        return readFileSync(reports, 'utf8').trim().split('\n').pop()!;
+      };
       const before = status();
+      assert.is(flags(), `1 ${SIGUSR1}`);
       const fds = listFds(target);
       r = await cr(['restore', secret, '--into', String(target)]);
       assert.is(r.code, 1, r.stderr);
       assert.match(r.stderr, /^cr restore: [^\n]*secret[^\n]*EACCES[^\n]*rolled back[^\n]*\n$/);
       assert.equal(listFds(target), fds);
       assert.is(status(), before, 'root again: its fs ids, groups and capabilities as they were');
+      assert.is(flags(), `1 ${SIGUSR1}`, 'dumpable and its parent-death signal put back');
       // A file nobody may read is restored into root's process, which gets its own ids back.
       r = await cr(['restore', fine, '--into', String(target)]);
       assert.is(r.code, 0, r.stderr);
       assert.ok(listFds(target).includes(50));
       assert.is(status(), before);
+      assert.is(flags(), `1 ${SIGUSR1}`);
+      // A target of another unprivileged user cannot open as nobody: refused before it is stopped.
+      waitInSyscall(other, SYS_clock_nanosleep);
+      const otherFds = listFds(other);
+      r = await cr(['restore', fine, '--into', String(other)]);
+      assert.is(r.code, 2, r.stderr);
+      assert.is(r.stderr, `cr restore: pid ${other} opens files as uid ${NOBODY - 1} and cannot open them as the image's author (uid ${NOBODY}, owner of ${fine}) instead\n`);
+      assert.equal(listFds(other), otherFds);
+      assert.match(readFileSync(`/proc/${other}/status`, 'latin1'), /^TracerPid:\s+0$/m);
     } finally {
       ensureReaped(target);
+      ensureReaped(other);
     }
   }));
 
