@@ -35,49 +35,48 @@ const NO_ID = 0xffffffffn; // setfsuid(-1) changes nothing and returns the curre
 
 /** tid's file-system identity, from /proc/TID/status. */
 export function fsIdentityOf(tid: number): FsIdentity {
-  const text = readFileSync(`/proc/${tid}/status`, 'latin1');
-  const field = (name: string): string => /^(\w+):\s*(.*)$/m.exec(text.split('\n').find((l) => l.startsWith(`${name}:`)) ?? '')?.[2] ?? '';
-  const ids = (name: string): number[] => field(name).split(/\s+/).filter(Boolean).map(Number);
-  const capEff = BigInt(`0x${field('CapEff') || '0'}`);
+  const lines = new Map<string, string>();
+  for (const line of readFileSync(`/proc/${tid}/status`, 'latin1').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) lines.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  const ids = (name: string): number[] => (lines.get(name) ?? '').split(/\s+/).filter(Boolean).map(Number);
+  const capEff = BigInt(`0x${lines.get('CapEff') ?? '0'}`);
   const has = (cap: bigint): boolean => ((capEff >> cap) & 1n) === 1n;
   return { fsuid: ids('Uid')[3]!, fsgid: ids('Gid')[3]!, groups: ids('Groups'), maySwitch: has(CAP_SETUID) && has(CAP_SETGID) };
 }
 
-/** The ids to open with: the author's uid, primary group (or the opener's, in the author's groups) and groups. */
+/** The ids to open with: the author's uid, its primary group and its groups. */
 export interface FsIds {
   fsuid: number;
   fsgid: number;
   groups: number[];
 }
 
+/** /proc/sys/kernel/overflowgid: the gid shown for ids that do not map; no file should be granted to it. */
+const OVERFLOW_GID = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/overflowgid', 'latin1').trim());
+  } catch {
+    return 65534;
+  }
+})();
+
 /**
  * Whether `who` (whose identity is `opener`) must take on the author's fs ids to open the image's
- * paths: null when its own rights are within the author's already (the author is root, or it is
- * the author with no group the author lacks: the common case, nothing injected). Refuses (exit 2)
- * when it must but cannot (no CAP_SETUID/CAP_SETGID: an unprivileged --into target or cr).
+ * paths: null when it opens as the author already, or the author is root (the common cases:
+ * nothing is injected). A process of the author's opens with rights the author has: the author
+ * could restore into it, or run CMD, itself, whatever groups it holds. Refuses (exit 2) when it
+ * must switch but cannot (no CAP_SETUID/CAP_SETGID: an unprivileged --into target or cr).
  */
 export function fsSwitchFor(author: Author, opener: FsIdentity, who: string): FsIds | null {
-  if (isRoot(author)) return null;
-  const inAuthorGroups = (g: number): boolean => author.groups.includes(g);
-  if (opener.fsuid === author.uid && inAuthorGroups(opener.fsgid) && opener.groups.every(inAuthorGroups)) return null;
+  if (isRoot(author) || opener.fsuid === author.uid) return null;
   if (!opener.maySwitch) {
     badInput(`${who} opens files as uid ${opener.fsuid} and cannot open them as the image's author (uid ${author.uid}, ${author.source}) instead`);
   }
   // A uid without a passwd entry has no group to open with: it gets the overflow gid, the one the
   // kernel shows for ids that map to nothing, which no file should be granted to (docs/trust.md).
-  const fsgid = author.gid ?? OVERFLOW_GID;
-  return { fsuid: author.uid, fsgid, groups: author.groups };
-}
-
-/** /proc/sys/kernel/overflowgid: the gid shown for ids that do not map; no file should be granted to it. */
-const OVERFLOW_GID = Number(readOrDefault('/proc/sys/kernel/overflowgid', '65534'));
-
-function readOrDefault(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'latin1').trim();
-  } catch {
-    return fallback;
-  }
+  return { fsuid: author.uid, fsgid: author.gid ?? OVERFLOW_GID, groups: author.groups };
 }
 
 /** What becomeAuthor changed, for putBack. */
