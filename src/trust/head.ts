@@ -79,7 +79,6 @@ export function checkPrivileges(head: ProcessHead, author: Author): void {
     if (finite(r.hard) > own) {
       badInput(`head.rlimits[${i}] (resource ${r.resource}) has the hard limit ${limitText(r.hard)}, above cr's own ${limitText(own)}: ${who(author)} could not have raised it`);
     }
-    if (finite(r.soft) > finite(r.hard)) badInput(`head.rlimits[${i}] (resource ${r.resource}) has a soft limit above its hard limit`);
   }
   const locked = head.mappings.filter((m) => m.vmflags.includes('lo')).reduce((n, m) => n + (m.end - m.start), 0);
   if (locked === 0) return;
