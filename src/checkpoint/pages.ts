@@ -42,7 +42,7 @@ const hex = (n: number): string => n.toString(16);
  * `guardsKnown` is false on a kernel that cannot report guard regions: a page that cannot be read
  * may then be one. Returns what was saved.
  */
-export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter, guardsKnown = true): PageStats {
+export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter, guardsKnown: boolean): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
