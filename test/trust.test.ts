@@ -238,7 +238,11 @@ test('paths are opened as the author: a root-only file held by fd or shared mapp
       const image = s.path(`${mode}.img`);
       s.dumpHolder(mode, image);
       const secretBefore = statSync(s.secret);
-      refused(await s.restore(rewrite(image, s.path(`${mode}-nobody.img`), NOBODY, same)), 1, /open[^\n]*EACCES[^\n]*the half-restored process \d+ was killed\n$/);
+      // Named as the fd or the mapping it is, with the path.
+      const named = mode === 'fd' ? /\(fd 3\): open\("[^"]*\/vault\/secret", O_RDWR/ : /mapping at [0-9a-f]+: open\("[^"]*\/vault\/secret", O_RDWR\) in the husk/;
+      const r1 = await s.restore(rewrite(image, s.path(`${mode}-nobody.img`), NOBODY, same));
+      refused(r1, 1, /EACCES[^\n]*the half-restored process \d+ was killed\n$/);
+      assert.match(r1.stderr, named);
       assert.is(readFileSync(s.secret, 'utf8'), 'root only\n');
       assert.is(statSync(s.secret).mtimeMs, secretBefore.mtimeMs);
       // Dumped by root and left root's, it does come back, with the file.
@@ -252,7 +256,7 @@ test('paths are opened as the author: a root-only file held by fd or shared mapp
     const image = s.path('plain.img');
     s.dumpHolder('plain', image);
     const inVault = (h: ProcessHead): ProcessHead => ({ ...h, cwd: join(s.vault, 'inner') });
-    refused(await s.restore(rewrite(image, s.path('cwd-nobody.img'), NOBODY, inVault)), 1, /chdir[^\n]*EACCES/);
+    refused(await s.restore(rewrite(image, s.path('cwd-nobody.img'), NOBODY, inVault)), 1, /the working directory: chdir\("[^"]*\/vault\/inner"\) in the husk \(pid \d+\): EACCES/);
     runsAs(await s.restore(rewrite(image, s.path('cwd-root.img'), 0, inVault)), NOBODY);
   }));
 

@@ -84,6 +84,16 @@ export class Husk {
     return r;
   }
 
+  /**
+   * syscall(), a failure told as `what: call: errno`, with `call` as given: for the calls on a
+   * path of the image, whose message should name the path, not its address in the husk.
+   */
+  callNamed(what: string, call: string, nr: number, ...args: bigint[]): bigint {
+    const r = this.syscall(nr, ...args);
+    if (r < 0n && r > -4096n) throw new CrError(`${what}: ${new SyscallError(`${call} in the husk (pid ${this.pid})`, Number(-r)).message}`);
+    return r;
+  }
+
   /** Copy data into scratch memory (strings NUL-terminated); valid until reset(). */
   put(data: Buffer | string): bigint {
     const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;

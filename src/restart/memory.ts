@@ -148,7 +148,8 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
     let got = fds.get(key);
     if (got === undefined) {
       // O_NONBLOCK: a path that became a FIFO must not hold the husk in its open.
-      const fd = husk.call('open', NR.open, husk.put(f.path), (write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC, 0n);
+      const path = printable(f.path, '"');
+      const fd = husk.callNamed(`mapping at ${m.start.toString(16)}`, `open("${path}", ${write ? 'O_RDWR' : 'O_RDONLY'})`, NR.open, husk.put(f.path), (write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC, 0n);
       got = { fd, opened: fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)) };
       fds.set(key, got);
     }

@@ -57,7 +57,7 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
     if (same) {
       // Judged again on the fd the husk opened (the path may have changed since cr looked);
       // O_NONBLOCK so a path that became a FIFO cannot hold the husk.
-      const fd = husk.call('open', NR.open, husk.put(exe.path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0n);
+      const fd = husk.callNamed('the executable', `open("${printable(exe.path, '"')}", O_RDONLY)`, NR.open, husk.put(exe.path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0n);
       same = mismatch(fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)), { type: 'regular file', inode: exe }) === null;
       if (same) exeFd = Number(fd);
       else husk.syscall(NR.close, fd);
@@ -114,7 +114,7 @@ export function setTask(husk: Husk, head: ProcessHead): string[] {
   const warnings: string[] = [];
   if (head.personality !== 0) husk.call('personality', NR.personality, BigInt(head.personality));
   husk.call('umask', NR.umask, BigInt(head.umask));
-  husk.call('chdir', NR.chdir, husk.put(head.cwd));
+  husk.callNamed('the working directory', `chdir("${printable(head.cwd, '"')}")`, NR.chdir, husk.put(head.cwd));
   // comm is at most 15 bytes; the kernel truncates
   husk.call('prctl(PR_SET_NAME)', NR.prctl, BigInt(PR_SET_NAME), husk.put(head.process.comm));
   husk.reset();
