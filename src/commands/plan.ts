@@ -10,6 +10,7 @@ import type { PlanTarget, TargetMode } from '../plan/ops.js';
 import { planRestore } from '../plan/planner.js';
 import { formatOp } from '../plan/format.js';
 import { verify } from '../sim/verify.js';
+import { jsonForTerminal } from '../printable.js';
 
 const MODES: TargetMode[] = ['fresh', 'into', 'into-exact'];
 
@@ -46,7 +47,8 @@ export async function run(args: string[]): Promise<number> {
   }
 
   if (values.json) {
-    console.log(JSON.stringify({ ...plan, length: plan.ops.length, verified: true }));
+    // Paths come from the image: DEL, C1 and format characters escaped as show --json does.
+    console.log(jsonForTerminal(JSON.stringify({ ...plan, length: plan.ops.length, verified: true })));
     return 0;
   }
   const width = String(plan.ops.length).length;
