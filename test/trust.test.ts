@@ -14,7 +14,7 @@ import { spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { ProcessImageReader, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
 import { listFds } from '../src/proc/fds.js';
-import { cr, type Run } from './helpers/cli.js';
+import { cr, crProcess, type Run } from './helpers/cli.js';
 import { asUser, NOBODY } from './helpers/unprivileged.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
@@ -204,6 +204,20 @@ test('credentials the author (nobody) could not have are refused before any proc
     refused(await s.restore(nobodys('allroot.img', creds([0, 0, 0, 0], [0, 0, 0, 0], [])), '--allow-uid-change'), 2, /head\.process\.uid 65534 and head\.creds\.uid\[0\] \(real uid\) 0 disagree/);
     // The same all-root image owned by root is still refused: uid and credentials must agree.
     refused(await s.restore(rewrite(image, s.path('allroot-root.img'), 0, creds([0, 0, 0, 0], [0, 0, 0, 0], [])), '--allow-uid-change'), 2, /head\.process\.uid 65534 and head\.creds\.uid\[0\] \(real uid\) 0 disagree/);
+    // A uid with no passwd entry (65533) has no groups: its image of its own process, restarted
+    // by nobody's cr, names a gid its author is not known to have; refused before any process.
+    const OTHER = NOBODY - 1;
+    const others = rewrite(image, s.path('other.img'), OTHER, (h) => ({ ...h, process: { ...h.process, uid: OTHER }, creds: { uid: [OTHER, OTHER, OTHER, OTHER], gid: [OTHER, OTHER, OTHER, OTHER], groups: [] } }));
+    chmodSync(others, 0o644);
+    refused(crProcess(['restore', others, '--detach'], { uid: NOBODY }), 2, /head\.creds\.gid\[0\] \(real gid\) is 65533, a group the image's author \(uid 65533, [^)]*\) is not in \(it has no passwd entry and so no groups\)/);
+    // daemon's image (uid 1, a passwd entry and group 1) of its own ids, restarted by nobody's cr:
+    // the husk would be nobody's and could not open as daemon; refused before it exists.
+    const DAEMON = 1;
+    const daemons = rewrite(image, s.path('daemon.img'), DAEMON, (h) => ({ ...h, process: { ...h.process, uid: DAEMON }, creds: { uid: [1, 1, 1, 1], gid: [1, 1, 1, 1], groups: [] } }));
+    chmodSync(daemons, 0o644);
+    refused(crProcess(['restore', daemons, '--detach'], { uid: NOBODY }), 2, /the husk \(as cr's user\) opens files as uid 65534 and cannot open them as the image's author \(uid 1, owner of [^)]*\) instead/);
+    // Root's cr restarts it: the husk opens as daemon, then becomes daemon.
+    runsAs(await s.restore(daemons), DAEMON);
     // Root vouches for root-owned images: any ids agreeing with the process's uid.
     runsAs(await s.restore(rewrite(image, s.path('root-owned.img'), 0, creds([N, N, N, N], [N, 0, N, N], [0]))), NOBODY);
   }));

@@ -51,6 +51,8 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
     // What the image may give the process is bounded by what its author has (docs/trust.md).
     const author = imageAuthor(imagePath, reader.stat);
     checkHeadTrust(head, author);
+    // The husk starts with cr's ids: if it could not open as the author, refuse before it exists.
+    fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
     checkMappedFiles(head.mappings);
     // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
     let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
