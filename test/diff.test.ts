@@ -76,6 +76,18 @@ test('fds only on one side, close-on-exec, flags, path, offset, rlimit', () => {
   ]);
 });
 
+test('a device path on another device number; an image without device numbers differs in none', () => {
+  const dev = (rdev?: number): FdTable => ({
+    fds: [{ fd: 0, desc: 0, cloexec: false }],
+    descs: [{ id: 0, kind: 'chr', flags: O_WRONLY | O_LARGEFILE, path: '/dev/null', ...(rdev === undefined ? {} : { rdev }) }],
+    pipes: [],
+    rlimit: { soft: 1024, hard: 4096 },
+  });
+  assert.equal(compareTables(dev(0x103), dev(0x105)), ['fd 0: device 1:3 in A, 1:5 in B']);
+  assert.equal(compareTables(dev(0x103), dev()), []);
+  assert.equal(compareTables(dev(0x103), dev(0x103)), []);
+});
+
 test('sharing: one description split in two, and two merged into one', () => {
   const b = renamed();
   // fd 7 gets a description of its own (same flags, same pipe): a reopen, not a dup.

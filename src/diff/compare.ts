@@ -1,7 +1,7 @@
 // Structural comparison of two fd tables. Description and pipe ids are names a dump makes up, so
 // they are never compared: fds are matched by number, and descriptions and pipes through the fds
 // that reach them. Each difference is one line, naming fds, about A (first) and B (second).
-import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { devName, O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { printable } from '../printable.js';
 
@@ -112,6 +112,8 @@ export function compareTables(tableA: FdTable, tableB: FdTable): string[] {
     if (a.flags !== b.flags) out.push(`${where}: flags ${flagNames(a.flags)} in A, ${flagNames(b.flags)} in B`);
     if (a.path !== b.path) out.push(`${where}: path ${quoted(a.path)} in A, ${quoted(b.path)} in B`);
     if (a.offset !== b.offset) out.push(`${where}: offset ${a.offset ?? 'none'} in A, ${b.offset ?? 'none'} in B`);
+    // An image written before cr recorded device numbers has none: not a difference.
+    if (a.rdev !== undefined && b.rdev !== undefined && a.rdev !== b.rdev) out.push(`${where}: device ${devName(a.rdev)} in A, ${devName(b.rdev)} in B`);
   }
 
   const onPipes = common.filter((fd) => descA(fd).pipe !== undefined && descB(fd).pipe !== undefined);

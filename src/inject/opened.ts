@@ -3,6 +3,7 @@
 // names can change between any look cr takes and the target's open (a FIFO swapped for a regular
 // file, a directory, a socket, a cgroup or sysfs file; /dev/null for another device). The fd
 // cannot change, so the fd is judged, not the path, and nothing is written through it before.
+import { devName } from '../model/fdtable.js';
 import { SYS } from './syscalls.js';
 
 /** What can run a system call in the target and lend it scratch memory: an Injector or a Husk. */
@@ -66,14 +67,6 @@ export function fileAt(t: InTarget, fd: bigint, scratch: bigint): Opened {
     rdev: Number(b.readBigUInt64LE(40)),
     fsType: Number(b.readBigInt64LE(STATFS_AT)),
   };
-}
-
-/** major:minor of a dev_t as the kernel encodes it for userspace (new_encode_dev). */
-export function devName(dev: number): string {
-  const d = BigInt(dev);
-  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
-  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
 }
 
 const article = (type: string): string => (/^[aeiou]/i.test(type) ? 'an' : 'a');

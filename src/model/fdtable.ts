@@ -37,6 +37,14 @@ export interface Desc {
   rdev?: number;
 }
 
+/** major:minor of a dev_t as the kernel encodes it for userspace (new_encode_dev), as node's stat gives it. */
+export function devName(dev: number): string {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
 /** A pipe object: an anonymous pipe, or the pipe inside a named FIFO. */
 export interface Pipe {
   id: number;
