@@ -53,8 +53,10 @@ export function huskMappings(pid: number): RawMapping[] {
 }
 
 /**
- * The husk must have the image's vdso pages, the same size each and the same vdso code: the
- * program holds pointers into it. Throws a one-line CrError otherwise.
+ * The restarted process must get the image's vdso pages, the same size each and the same vdso
+ * code: the program holds pointers into it. The kernel gives every process the same ones, so pid
+ * may be any process of this kernel (cr itself, before a husk exists). Throws a one-line CrError
+ * otherwise.
  */
 export function checkVdso(pid: number, image: Mapping[], vdsoSha256: Buffer | null): void {
   const own = huskMappings(pid).filter((m) => SPECIAL_NAMES[m.name]);

@@ -54,6 +54,8 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
     // The husk starts with cr's ids: if it could not open as the author, refuse before it exists.
     fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
     checkMappedFiles(head.mappings);
+    // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
+    checkVdso(process.pid, head.mappings, head.vdsoSha256);
     // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
     let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
     let plan = checkedPlan(table, target);
@@ -71,7 +73,6 @@ export function restartProcess(imagePath: string, opts: RestartOptions = {}): Re
         target = { fds: state.fds, rlimit: state.rlimit, mode: 'fresh' };
         plan = checkedPlan(table, target);
       }
-      checkVdso(pid, head.mappings, head.vdsoSha256);
       const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
       // Every path from here on (fds, file mappings, the executable, cwd) is opened with the
       // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
