@@ -9,6 +9,20 @@ export function openFile(path: string, flags: number, mode = 0): number {
   return check(libc.open(path, flags, 'uint', mode), () => `open(${JSON.stringify(path)}, flags=0o${flags.toString(8)}, mode=0o${mode.toString(8)})`);
 }
 
+/** openat(2): path relative to the directory open at dirfd (AT_FDCWD: the cwd). */
+export function openAt(dirfd: number, path: string, flags: number, mode = 0): number {
+  return check(libc.openat(dirfd, path, flags, 'uint', mode), () => `openat(${dirfd}, ${JSON.stringify(path)}, flags=0o${flags.toString(8)})`);
+}
+
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_FOLLOW = 0x400;
+export const AT_EMPTY_PATH = 0x1000;
+
+/** linkat(2): a new name for a file, e.g. an O_TMPFILE one (AT_EMPTY_PATH, oldpath ''). */
+export function linkAt(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  check(libc.linkat(olddirfd, oldpath, newdirfd, newpath, flags), () => `linkat(${olddirfd}, ${JSON.stringify(oldpath)}, ${newdirfd}, ${JSON.stringify(newpath)}, 0x${flags.toString(16)})`);
+}
+
 export function closeFd(fd: number): void {
   check(libc.close(fd), () => `close(fd=${fd})`);
 }

@@ -15,3 +15,9 @@ export const EXIT_BAD_INPUT = 2;
 export function badInput(message: string): never {
   throw new CrError(message, EXIT_BAD_INPUT);
 }
+
+/** `ENOENT (open)`: a node fs or bridge error in a few words, for one-line messages. */
+export const errMessage = (err: unknown): string => {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ? `${e.code} (${e.syscall ?? 'fs'})` : String(err);
+};

@@ -16,7 +16,8 @@ import type { Seed } from '../src/imagefuzz/mutants.js';
 import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
 import { makeProcessSeed } from '../src/imagefuzz/process-seed.js';
 import { LiveTarget } from '../src/imagefuzz/target.js';
-import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, loadTableInput } from '../src/image/format.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC } from '../src/image/format.js';
+import { loadInput } from '../src/image/input.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { parseTable } from '../src/model/validate.js';
 import { planRestore } from '../src/plan/planner.js';
@@ -132,7 +133,7 @@ test('each kind of refusal names what is wrong', () => {
     const path = join(dir, name);
     writeFileSync(path, bytes);
     try {
-      loadTableInput(path);
+      loadInput(path);
       assert.unreachable(`${name} was accepted`);
     } catch (err) {
       assert.is(badInputProblem(err), undefined, name);

@@ -354,12 +354,12 @@ test('--leave-stopped: the process stays stopped, then runs on with its bytes wh
   });
 });
 
-test('--leave-stopped, but the image cannot be written: the process is not left stopped', async () => {
+test('--leave-stopped, but the image cannot be written: refused before the freeze, the process runs on', async () => {
   await withFixture('seed', async (fx) => {
     const image = join(fx.dir, 'missing-dir', 'image');
     const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image, '--leave-stopped']);
     assert.is(r.code, 1);
-    assert.match(r.stderr, /^cr dump: cannot write .*missing-dir\/image: ENOENT \(open\); pid \d+ was not left stopped\n$/);
+    assert.match(r.stderr, /^cr dump: cannot write .*missing-dir\/image: ENOENT \(open\)\n$/);
     // A stopped fixture would never answer SIGUSR1.
     assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
   });

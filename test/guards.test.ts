@@ -13,7 +13,7 @@ import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { readMappings } from '../src/checkpoint/maps.js';
 import { savePages } from '../src/checkpoint/pages.js';
 import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
-import { guardRegions, PAGE_SIZE, ProcessImageReader, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
+import { guardRegions, PAGE_SIZE, ProcessImage, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
@@ -92,7 +92,7 @@ function verdict(g: Guarded, pid: number): void {
 
 /** Copy an image through the reader and writer, changing its head on the way. */
 function rewrite(from: string, to: string, change: (head: ProcessHead) => ProcessHead): void {
-  const reader = ProcessImageReader.open(from);
+  const reader = ProcessImage.read(from);
   const writer = ProcessImageWriter.create(to, { force: false });
   try {
     writer.head(change(reader.head));
@@ -100,7 +100,6 @@ function rewrite(from: string, to: string, change: (head: ProcessHead) => Proces
     for (const run of reader.pages()) writer.pages(run.mapping, run.addr, run.data);
     writer.commit();
   } finally {
-    reader.close();
     writer.abort();
   }
 }
@@ -113,23 +112,19 @@ test('guard pages are recorded, not read, and fault again after restart (new pid
     const image = join(g.dir, 'image');
     checkpointProcess(g.pid, image, { leaveStopped: true });
     ensureReaped(g.pid);
-    const reader = ProcessImageReader.open(image);
-    try {
-      assert.equal(guardRegions(reader.head.mappings), g.expected);
-      // No run carries a guard page (the reader refuses one that would); the patterns are there.
-      const saved = new Set<number>();
-      for (const run of reader.pages()) for (let at = run.addr; at < run.addr + run.data.length; at += PAGE_SIZE) saved.add(at);
-      for (let p = 0; p < 16; p++) {
-        const guarded = g.expected.some((r) => r.start <= g.base + p * PAGE_SIZE && g.base + p * PAGE_SIZE < r.end);
-        assert.is(saved.has(g.base + p * PAGE_SIZE), !guarded, `page ${p} ${guarded ? 'is a guard' : 'holds a pattern'}`);
-      }
-    } finally {
-      reader.close();
+    const reader = ProcessImage.read(image);
+    assert.equal(guardRegions(reader.head.mappings), g.expected);
+    // No run carries a guard page (the reader refuses one that would); the patterns are there.
+    const saved = new Set<number>();
+    for (const run of reader.pages()) for (let at = run.addr; at < run.addr + run.data.length; at += PAGE_SIZE) saved.add(at);
+    for (let p = 0; p < 16; p++) {
+      const guarded = g.expected.some((r) => r.start <= g.base + p * PAGE_SIZE && g.base + p * PAGE_SIZE < r.end);
+      assert.is(saved.has(g.base + p * PAGE_SIZE), !guarded, `page ${p} ${guarded ? 'is a guard' : 'holds a pattern'}`);
     }
-    const again = g.adopt(restartProcess(image).pid);
+    const again = g.adopt(restartProcess(reader).pid);
     assert.is.not(again, g.pid);
     verdict(g, again);
-    const same = g.adopt(restartProcess(image, { samePid: true }).pid);
+    const same = g.adopt(restartProcess(ProcessImage.read(image), { samePid: true }).pid);
     assert.is(same, g.pid);
     verdict(g, same);
   }));

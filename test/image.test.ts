@@ -10,7 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../src/cli.js';
 import { CrError } from '../src/errors.js';
-import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, loadTableInput, readImage, writeImage, type Image } from '../src/image/format.js';
+import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage, writeImage, type Image } from '../src/image/format.js';
+import { loadInput } from '../src/image/input.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
 const packr = new Packr({ useRecords: false });
@@ -89,7 +90,7 @@ test('an image written and read back is the same image, mode 0600, nothing else 
   assert.equal(readImage(path), sample());
   assert.is(statSync(path).mode & 0o777, 0o600);
   assert.equal(readdirSync(sub), ['img']);
-  const { table, image } = loadTableInput(path);
+  const { table, image } = loadInput(path);
   assert.equal(table, sample().table);
   assert.equal(image, sample());
 });
@@ -168,16 +169,16 @@ test('not a file (a directory, a FIFO), or missing: refused with exit code 2', (
   assert.throws(() => readImage(fifo), (e: Error) => e instanceof CrError && e.code === 2 && e.message === `${fifo} is not a regular file`);
 });
 
-test('loadTableInput takes a JSON fd table too, and refuses bad JSON with exit code 2', () => {
+test('loadInput takes a JSON fd table too, and refuses bad JSON with exit code 2', () => {
   const path = join(dir, 'table.json');
   writeFileSync(path, '  \n' + JSON.stringify(sample().table));
-  const loaded = loadTableInput(path);
+  const loaded = loadInput(path);
   assert.equal(loaded.table, sample().table);
   assert.is(loaded.image, undefined);
   writeFileSync(path, '{"fds": [');
-  assert.throws(() => loadTableInput(path), (e: Error) => e instanceof CrError && e.code === 2 && /not valid JSON/.test(e.message));
+  assert.throws(() => loadInput(path), (e: Error) => e instanceof CrError && e.code === 2 && /not valid JSON/.test(e.message));
   writeFileSync(path, '{"fds": []}');
-  assert.throws(() => loadTableInput(path), (e: Error) => e instanceof CrError && e.code === 2);
+  assert.throws(() => loadInput(path), (e: Error) => e instanceof CrError && e.code === 2);
 });
 
 test('cr show: a readable table, --json in the plan schema, a bad image exits 2 with one line', async () => {

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { kill, SIGUSR1, SIGUSR2 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
-import { ProcessImageReader, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
+import { ProcessImage, ProcessImageWriter, type ProcessHead } from '../src/image/process-format.js';
 import { listFds } from '../src/proc/fds.js';
 import { cr, crProcess, type Run } from './helpers/cli.js';
 import { asUser, NOBODY } from './helpers/unprivileged.js';
@@ -151,7 +151,7 @@ async function scene(fn: (s: Scene) => Promise<void>): Promise<void> {
 
 /** Copy an image through the reader and writer (checksum recomputed), changing its head; owned by `owner`. */
 function rewrite(from: string, to: string, owner: number, change: (head: ProcessHead) => ProcessHead): string {
-  const reader = ProcessImageReader.open(from);
+  const reader = ProcessImage.read(from);
   const writer = ProcessImageWriter.create(to, { force: false });
   try {
     writer.head(change(structuredClone(reader.head)));
@@ -159,7 +159,6 @@ function rewrite(from: string, to: string, owner: number, change: (head: Process
     for (const run of reader.pages()) writer.pages(run.mapping, run.addr, run.data);
     writer.commit();
   } finally {
-    reader.close();
     writer.abort();
   }
   chownSync(to, owner, owner);

@@ -8,7 +8,7 @@ import {
 import { waitStop } from '../../bridge/wait.js';
 import { freeze, thaw, type Frozen } from '../dump/freeze.js';
 import { CrError } from '../errors.js';
-import { toolVersion } from '../image/format.js';
+import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter, type ProcessHead } from '../image/process-format.js';
 import { readIdentity } from '../proc/process.js';
 import { captureFdTable } from './fds.js';
@@ -37,6 +37,8 @@ export interface CheckpointResult {
   pages: number;
   /** anonymous pages left out because they held only zeroes */
   zeroPages: number;
+  /** the fd table written, for the summary dump prints */
+  fdImage: Image;
   /** milliseconds per phase, in order */
   phases: Array<[string, number]>;
 }
@@ -123,7 +125,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('write');
     thaw(frozen, { leaveStopped: opts.leaveStopped ?? false });
     lap('thaw');
-    return { bytes, mappings: mappings.length, pages: stats.saved, zeroPages: stats.zero, phases };
+    return { bytes, mappings: mappings.length, pages: stats.saved, zeroPages: stats.zero, fdImage, phases };
   } catch (err) {
     writer.abort();
     // A failed dump leaves the process running.

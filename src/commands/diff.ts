@@ -2,7 +2,7 @@
 // whole-process images, the same guard regions)? Exit 0 when they do, 1 with each difference on
 // a line of its own, 2 when either cannot be read.
 import { defineCommand, parseCommand } from '../command-line.js';
-import { loadTableInput } from '../image/format.js';
+import { loadInput } from '../image/input.js';
 import { guardRegions } from '../image/process-format.js';
 import { compareTables } from '../diff/compare.js';
 import { compareGuards } from '../diff/guards.js';
@@ -23,8 +23,8 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
   const [pathA, pathB] = parsed.operands as [string, string];
-  const inA = loadTableInput(pathA);
-  const inB = loadTableInput(pathB);
+  const inA = loadInput(pathA);
+  const inB = loadInput(pathB);
   const a = inA.table;
   const b = inB.table;
   const differences = compareTables(a, b);

@@ -1,16 +1,15 @@
 // `cr dump --pid PID -o IMAGE [--force] [--leave-stopped] [--timings]`: the whole process
 // (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
-import { lstatSync } from 'node:fs';
 import { kill, SIGCONT } from '../../bridge/signal.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
 import { checkpoint } from '../dump/checkpoint.js';
 import type { Phases } from '../timing.js';
 import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
-import { writeImage, type Image } from '../image/format.js';
-import { readFdImage } from '../image/process-format.js';
-import { isRunning, refuseThreadId } from '../proc/process.js';
+import { encodeImage, type Image } from '../image/format.js';
+import { OutputFile } from '../output-file.js';
+import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
 import { printable } from '../printable.js';
 
 export const command = defineCommand({
@@ -33,18 +32,6 @@ export const command = defineCommand({
   examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
 });
 
-/** Refuse a bad IMAGE before the process is touched (writeImage checks again, atomically). */
-function checkOutput(path: string, force: boolean): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (st.isDirectory()) badInput(`${path} is a directory`);
-  if (!force) badInput(`${path} exists (use --force to replace it)`);
-}
-
 type Options = Values<typeof command.flags>;
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -58,17 +45,33 @@ function fdSummary(image: Image, count: (n: number, word: string) => string = (n
 
 /** The fd table only, for `restore IMAGE -- CMD` and `--into`. */
 function dumpFds(pid: number, output: string, opts: Options): Phases {
-  const { image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: opts['leave-stopped'] });
-  const t = performance.now();
+  // Created before the process is touched: a path cr may not write fails here, not after the freeze.
+  const out = OutputFile.create(output, { force: opts.force, mode: 0o600 });
+  let image: Image;
+  let phases: Phases;
   try {
-    writeImage(output, image, { force: opts.force });
-  } catch (err) {
-    // Left stopped for a restore that now has no image: let it run again.
-    if (!opts['leave-stopped']) throw err;
-    kill(pid, SIGCONT);
-    throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
+    // A process stopped by job control stays stopped whatever becomes of the dump.
+    let wasStopped = false;
+    try {
+      wasStopped = readStatus(pid).state === 'T';
+    } catch {
+      // no such process: checkpoint says so
+    }
+    ({ image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: opts['leave-stopped'] }));
+    const t = performance.now();
+    try {
+      out.write([encodeImage(image)]);
+      out.commit();
+    } catch (err) {
+      // Left stopped for a restore that now has no image: let it run again, if it ran before.
+      if (!opts['leave-stopped'] || wasStopped) throw err;
+      kill(pid, SIGCONT);
+      throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
+    }
+    phases.push(['write', performance.now() - t]);
+  } finally {
+    out.abort();
   }
-  phases.push(['write', performance.now() - t]);
   const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${printable(d.kind)}`).join(', ')})` : '';
   console.log(
     `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
@@ -79,8 +82,7 @@ function dumpFds(pid: number, output: string, opts: Options): Phases {
 /** The whole process: memory, registers, signals, fd table and the rest, for `restore IMAGE`. */
 function dumpProcess(pid: number, output: string, opts: Options): Phases {
   const result = checkpointProcess(pid, output, { force: opts.force, leaveStopped: opts['leave-stopped'] });
-  // The fd table back from the image just written (its head and fd record only: cheap).
-  const image = readFdImage(output);
+  const image = result.fdImage;
   const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
   console.log(
     `dumped pid ${pid} (${printable(image.process.comm)}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
@@ -99,7 +101,6 @@ export async function run(args: string[]): Promise<number> {
   }
   const pid = Number(opts.pid);
   refuseThreadId(pid);
-  checkOutput(opts.output, opts.force);
   let phases: Phases;
   try {
     phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);

@@ -4,7 +4,7 @@
 
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
-import { loadTableInput } from '../image/format.js';
+import { loadInput } from '../image/input.js';
 import { parseFdList, parseRlimit } from '../model/validate.js';
 import type { PlanTarget, TargetMode } from '../plan/ops.js';
 import { planRestore } from '../plan/planner.js';
@@ -34,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
   const { values, operands } = parsed;
   if (!MODES.includes(values.mode as TargetMode)) badInput(`--mode: ${JSON.stringify(values.mode)} is not one of ${MODES.join(', ')}`);
 
-  const { table } = loadTableInput(operands[0]!);
+  const { table } = loadInput(operands[0]!);
   const target: PlanTarget = {
     fds: parseFdList(values['target-fds']),
     rlimit: values.rlimit === undefined ? { ...table.rlimit } : parseRlimit(values.rlimit),

@@ -4,12 +4,14 @@
 // the image's fd table. `cr restore IMAGE --into PID [--exact] [--timings]`: install the image's
 // fds in a running process. For those two IMAGE may be either kind of image, or a JSON fd table
 // (docs/fd-table.md). An image of one user's process restored as another's needs --allow-uid-change.
-import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { killAndReap } from '../../bridge/spawn.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
-import { inputKind, loadTableInput, type Image } from '../image/format.js';
-import { ProcessImageReader } from '../image/process-format.js';
+import type { Image } from '../image/format.js';
+import { loadInput, type Input } from '../image/input.js';
+import type { ProcessImage } from '../image/process-format.js';
+import { OutputFile } from '../output-file.js';
 import type { FdTable } from '../model/fdtable.js';
 import { readStatus } from '../proc/process.js';
 import { restartProcess, type RestartResult } from '../restart/restart.js';
@@ -65,28 +67,6 @@ function parse(args: string[]) {
 
 type Options = NonNullable<ReturnType<typeof parse>>;
 
-/**
- * `${pid}\n` to path, put in place with rename so a reader never sees a partial file. The
- * temporary file is created exclusively: a symlink planted at its name is not followed.
- */
-function writePidfile(path: string, pid: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  let created = false;
-  try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    created = true;
-    try {
-      writeSync(fd, `${pid}\n`);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    if (created) rmSync(tmp, { force: true });
-    throw new CrError(`cannot write the pidfile ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
 function summary(table: FdTable): string {
   const bytes = table.pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -104,7 +84,7 @@ function timings(outcome: Outcome): string {
 }
 
 /** Restore, then print, detach or wait as asked; returns cr's exit status. */
-async function restoreAndGo(opts: Options, table: FdTable, author: Author, held: HeldSignals): Promise<number> {
+async function restoreAndGo(opts: Options, table: FdTable, author: Author, held: HeldSignals, pidfile: OutputFile | null): Promise<number> {
   let outcome: Outcome;
   try {
     outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact, author) : restoreFresh(table, opts.command, author);
@@ -122,20 +102,21 @@ async function restoreAndGo(opts: Options, table: FdTable, author: Author, held:
     console.log(`restored ${summary(table)} into pid ${outcome.pid}${opts.exact ? ', its other fds closed' : ''}`);
     return 0;
   }
-  return goOn(opts, outcome.pid, held);
+  return goOn(opts, outcome.pid, held, pidfile);
 }
 
 /** A new process, restored and running: wait for it, or print its pid and return (--detach). */
-async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<number> {
+async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: OutputFile | null): Promise<number> {
   // Signals cr got during the restore go to the new process, --detach or not: an interrupted
   // restore must not leave it running behind the user's back.
   held.forwardTo(pid);
-  if (opts.pidfile !== undefined) {
+  if (pidfile !== null) {
     try {
-      writePidfile(opts.pidfile, pid);
+      pidfile.write([Buffer.from(`${pid}\n`)]);
+      pidfile.commit();
     } catch (err) {
       killAndReap(pid);
-      throw new CrError(`${(err as Error).message}; pid ${pid} was killed`);
+      throw new CrError(`${(err as Error).message}; pid ${pid} was killed`, err instanceof CrError ? err.code : 1);
     }
   }
   if (!opts.detach) return waitChild(pid);
@@ -148,23 +129,20 @@ async function goOn(opts: Options, pid: number, held: HeldSignals): Promise<numb
  * refusing, before anything starts, paths into /proc, what its author could not have given the
  * process (src/trust/head.ts) and a change of user not asked for.
  */
-function processImageIdentity(opts: Options): { pid: number; comm: string } {
-  if (inputKind(opts.image) !== 'process') {
-    loadTableInput(opts.image); // refuses what is no image at all, in its words
+function processImageIdentity(opts: Options, input: Input): ProcessImage {
+  if (input.process === undefined) {
     badInput(`${opts.image} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
   }
-  const reader = ProcessImageReader.open(opts.image);
-  reader.close();
-  const { head, fdImage } = reader;
+  const { head, fdImage } = input.process;
   checkPaths(fdImage.table);
-  checkHeadTrust(head, imageAuthor(opts.image, reader.stat));
+  checkHeadTrust(head, imageAuthor(input.file));
   // The restart takes on the image's credentials, except that all-root ones are left as the
   // husk's (src/restart/state.ts setCreds): cr's own. The user it ends up as is compared with the
   // user the image says the process ran as.
   const { uid, gid, groups } = head.creds;
   const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
   checkUid(head.process.uid, runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts['allow-uid-change']);
-  return { pid: head.process.pid, comm: head.process.comm };
+  return input.process;
 }
 
 /** The checks on an fd table and its image before a restore -- CMD or --into touches any process. */
@@ -185,13 +163,14 @@ function checkTableInput(opts: Options, table: FdTable, image: Image | undefined
 }
 
 /** Restart a whole-process image, then wait for it or detach as asked. */
-async function restartAndGo(opts: Options, was: { pid: number; comm: string }, held: HeldSignals): Promise<number> {
+async function restartAndGo(opts: Options, image: ProcessImage, held: HeldSignals, pidfile: OutputFile | null): Promise<number> {
+  const was = image.head.process;
   // --same-pid is a promise: a pid in use fails the restart before anything starts (and the
   // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
   if (opts['same-pid'] && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   let result: RestartResult;
   try {
-    result = restartProcess(opts.image, { samePid: opts['same-pid'] });
+    result = restartProcess(image, { samePid: opts['same-pid'] });
   } finally {
     await settle();
   }
@@ -205,24 +184,37 @@ async function restartAndGo(opts: Options, was: { pid: number; comm: string }, h
       ? `the pid it had when dumped`
       : `a new pid (it was ${was.pid} when dumped)`;
   console.error(`cr restore: ${printable(was.comm)} restarted as pid ${result.pid}, ${which}`);
-  return goOn(opts, result.pid, held);
+  return goOn(opts, result.pid, held, pidfile);
 }
 
 export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
   if (opts === undefined) return 0;
-  if (opts.mode === 'process') {
-    const was = processImageIdentity(opts);
-    return supervised((held) => restartAndGo(opts, was, held));
+  // IMAGE is read here, once; everything below works from this one Input.
+  const input = loadInput(opts.image);
+  let image: ProcessImage | null = null;
+  let author: Author | null = null;
+  if (opts.mode === 'process') image = processImageIdentity(opts, input);
+  else {
+    author = imageAuthor(input.file);
+    checkTableInput(opts, input.table, input.image);
   }
-  const { table, image, stat } = loadTableInput(opts.image);
-  const author = imageAuthor(opts.image, stat);
-  checkTableInput(opts, table, image);
-  const dropped = image?.dropped ?? [];
-  if (dropped.length > 0) {
-    console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${printable(d.kind)})`).join(', ')}; the restored process will not have them`);
+  // The pidfile's path is judged, and its file made (unnamed) in its directory, before anything starts.
+  const pidfile = opts.pidfile === undefined ? null : OutputFile.create(opts.pidfile, { force: true, mode: 0o644, label: `the pidfile ${opts.pidfile}` });
+  try {
+    if (image !== null) {
+      const restart = image;
+      return await supervised((held) => restartAndGo(opts, restart, held, pidfile));
+    }
+    const dropped = input.image?.dropped ?? [];
+    if (dropped.length > 0) {
+      console.error(`cr restore: warning: the image left out ${dropped.map((d) => `fd ${d.fd} (${printable(d.kind)})`).join(', ')}; the restored process will not have them`);
+    }
+    const tableAuthor = author!;
+    return await supervised((held) => restoreAndGo(opts, input.table, tableAuthor, held, pidfile));
+  } finally {
+    pidfile?.abort();
   }
-  return supervised((held) => restoreAndGo(opts, table, author, held));
 }
 
 /** Run a restore with the signals cr gets held (src/restore/supervise.ts); returns cr's exit status. */

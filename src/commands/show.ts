@@ -1,8 +1,9 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
 import { defineCommand, parseCommand } from '../command-line.js';
-import { loadTableInput, type Image, type ProcessSummary } from '../image/format.js';
-import { decodeRegs, guardRegions, PAGE_SIZE } from '../image/process-format.js';
+import type { Image } from '../image/format.js';
+import { loadInput } from '../image/input.js';
+import { decodeRegs, guardRegions, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
@@ -138,7 +139,7 @@ function renderHeader(path: string, image: Image): string[] {
 const GUARDS_SHOWN = 8;
 
 /** The image's guard regions (MADV_GUARD_INSTALL) in one line, or none when it has none. */
-function guardLine(mappings: ProcessSummary['head']['mappings']): string[] {
+function guardLine(mappings: ProcessImage['head']['mappings']): string[] {
   const all = guardRegions(mappings);
   if (all.length === 0) return [];
   const pages = all.reduce((n, g) => n + (g.end - g.start) / PAGE_SIZE, 0);
@@ -150,7 +151,7 @@ function guardLine(mappings: ProcessSummary['head']['mappings']): string[] {
 const bytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 /** What a whole-process image holds besides the fd table: memory, registers, where it runs from. */
-function renderProcess(summary: ProcessSummary): string[] {
+function renderProcess(summary: ProcessImage): string[] {
   const { head, pageBytes } = summary;
   const regs = decodeRegs(head.regs);
   const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
@@ -167,7 +168,7 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
   const path = parsed.operands[0]!;
-  const { table, image, process: whole } = loadTableInput(path);
+  const { table, image, process: whole } = loadInput(path);
   if (parsed.values.json) {
     console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
     return 0;

@@ -1,16 +1,16 @@
-// The image file (docs/image-format.md): a msgpack envelope holding a magic string, the format
+// The fd-table image (docs/image-format.md): a msgpack envelope holding a magic string, the format
 // version, a sha256 of the payload, and the payload (itself msgpack: tool and kernel versions, the
-// process identity, the fd table, what dump dropped). Writing is atomic, 0600, exclusive unless
-// forced, and never follows a symlink at the image path. Reading trusts nothing.
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync, constants as fsc, type Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+// process identity, the fd table, what dump dropped). Writing goes through OutputFile (0600,
+// atomic, never through a symlink); reading works from bytes read once (file.ts) and trusts
+// nothing.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
 import { parseTable } from '../model/validate.js';
+import { OutputFile } from '../output-file.js';
+import { readImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
-// A cycle (process-format.ts reads its fd-table record with decodeImage): only functions cross it.
-import { PROCESS_MAGIC, ProcessImageReader, type ProcessHead } from './process-format.js';
 
 export const IMAGE_MAGIC = 'cr-fd-image';
 export const IMAGE_FORMAT_VERSION = 1;
@@ -58,126 +58,21 @@ export function encodeImage(image: Image): Buffer {
   return packMsgpack({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
 }
 
-/** A temporary file beside an image path, to be put in place by installTemp. */
-export interface TempFile {
-  tmp: string;
-  fd: number;
-}
-
-/**
- * Start writing an image at path: refuse a directory, or an existing path unless force, then
- * create a temporary file beside it (0600, O_EXCL|O_NOFOLLOW, so nothing at its name is followed
- * or reused). Errors are one-line CrErrors.
- */
-export function createTemp(path: string, opts: { force: boolean }): TempFile {
-  const existing = lstatOrNull(path);
-  if (existing?.isDirectory()) badInput(`${path} is a directory`);
-  if (existing && !opts.force) badInput(`${path} exists (use --force to replace it)`);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    return { tmp, fd: openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600) };
-  } catch (err) {
-    throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
-  }
-}
-
-/**
- * Put a written and closed temporary file in place: link() (fails if path exists, whatever it
- * is) or, with force, rename() (replaces a file or a symlink itself, never what a symlink points
- * to). The caller unlinks tmp afterwards either way.
- */
-export function installTemp(tmp: string, path: string, opts: { force: boolean }): void {
-  try {
-    if (opts.force) renameSync(tmp, path);
-    else linkSync(tmp, path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') badInput(`${path} exists (use --force to replace it)`);
-    if (code === 'EISDIR') badInput(`${path} is a directory`);
-    throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
-  }
-}
-
-/** Write an image to path atomically: whole and fsync'd, or not at all. */
+/** Write an image to path atomically: whole and fsync'd, or not at all (OutputFile). */
 export function writeImage(path: string, image: Image, opts: { force: boolean }): void {
   const bytes = encodeImage(image);
-  const { tmp, fd } = createTemp(path, opts);
+  const out = OutputFile.create(path, { force: opts.force, mode: 0o600 });
   try {
-    try {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-      fsyncSync(fd);
-    } catch (err) {
-      // A full disk or a quota is the user's to fix: say so in one line.
-      throw new CrError(`cannot write ${path}: ${errMessage(err)}`);
-    } finally {
-      closeSync(fd);
-    }
-    installTemp(tmp, path, opts);
+    out.write([bytes]);
+    out.commit();
   } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // renamed into place
-    }
+    out.abort();
   }
 }
-
-function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
-  try {
-    return lstatSync(path);
-  } catch {
-    return null;
-  }
-}
-
-/** `ENOENT (open)`: a node fs error in a few words, for one-line messages. */
-export const errMessage = (err: unknown): string => {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ? `${e.code} (${e.syscall ?? 'fs'})` : String(err);
-};
 
 /** Read and validate an image; anything wrong is a one-line badInput. */
 export function readImage(path: string): Image {
-  return decodeImage(readInput(path), path);
-}
-
-function readInput(path: string): Buffer {
-  return withInput(path, (fd) => readFileSync(fd));
-}
-
-/** The bytes of the input at path and the fstat of the file they came from (its owner is the image's author). */
-function readInputAndStat(path: string): { bytes: Buffer; stat: Stats } {
-  return withInput(path, (fd) => ({ stat: fstatSync(fd), bytes: readFileSync(fd) }));
-}
-
-/** fn on path opened for reading, once it is known to be a regular file; errors are one-line badInputs. */
-function withInput<T>(path: string, fn: (fd: number) => T): T {
-  let fd: number;
-  try {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
-  } catch (err) {
-    badInput(`cannot read ${path}: ${errMessage(err)}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
-    if (!st.isFile()) badInput(`${path} is not a regular file`);
-    return fn(fd);
-  } catch (err) {
-    if (err instanceof CrError) throw err;
-    badInput(`cannot read ${path}: ${errMessage(err)}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** What kind of input path holds, judged by its first bytes: a whole-process image or not. */
-export function inputKind(path: string): 'process' | 'other' {
-  return withInput(path, (fd) => {
-    const magic = Buffer.alloc(PROCESS_MAGIC.length);
-    return readSync(fd, magic, 0, magic.length, 0) === magic.length && magic.equals(PROCESS_MAGIC) ? 'process' : 'other';
-  });
+  return decodeImage(readImageFile(path).bytes, path);
 }
 
 /** Decode and validate image bytes; `name` is used in messages. */
@@ -271,49 +166,11 @@ function checkTable(v: unknown, name: string, bad: (what: string) => never): FdT
   return validTable({ ...t, pipes }, name);
 }
 
-function validTable(input: unknown, name: string): FdTable {
+export function validTable(input: unknown, name: string): FdTable {
   try {
     return parseTable(input);
   } catch (err) {
     if (err instanceof CrError) badInput(`${name}: ${err.message}`);
     throw err;
   }
-}
-
-/** What `show` tells of a whole-process image besides its fd table. */
-export interface ProcessSummary {
-  head: ProcessHead;
-  /** bytes of page contents the image holds */
-  pageBytes: number;
-}
-
-/**
- * Input for `plan`, `show`, `diff` and `restore`: a whole-process image (its fd table; the whole
- * file is read, so a corrupt or truncated one is refused), an fd-table image, or a JSON fd table
- * (docs/fd-table.md). A file whose first non-blank byte is `{` is JSON.
- */
-export function loadTableInput(path: string): { table: FdTable; image?: Image; process?: ProcessSummary; stat: Stats } {
-  if (inputKind(path) === 'process') {
-    const reader = ProcessImageReader.open(path);
-    try {
-      let pageBytes = 0;
-      for (const run of reader.pages()) pageBytes += run.data.length;
-      return { table: reader.fdImage.table, image: reader.fdImage, process: { head: reader.head, pageBytes }, stat: reader.stat };
-    } finally {
-      reader.close();
-    }
-  }
-  const { bytes, stat } = readInputAndStat(path);
-  const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-  if (first !== 0x7b) {
-    const image = decodeImage(bytes, path);
-    return { table: image.table, image, stat };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    badInput(`${path}: not valid JSON: ${(err as Error).message}`);
-  }
-  return { table: validTable(json, path), stat };
 }

@@ -1,17 +1,18 @@
 // The whole-process image (docs/process-image.md): a magic and version, then records, each a
 // type, a length and a body: HEAD (msgpack: mappings, registers, signals, mm fields, ...), FDS
 // (the fd-table image of format.ts, byte for byte), PAGES (page contents, one run each, written
-// as they are read from the process) and END (sha256 of every byte before it). Neither writer
-// nor reader ever holds more than one run of pages. Writing is atomic like format.ts's: a
-// temporary file beside the image, linked (or with force renamed) into place once complete.
+// as they are read from the process) and END (sha256 of every byte before it). The writer holds
+// one run of pages at a time and puts the file in place through OutputFile; the reader works
+// from the bytes of the file read once (file.ts), checked whole before anything uses them.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, type Stats, fsyncSync, openSync, readSync, unlinkSync, writevSync, constants as fsc } from 'node:fs';
-import { badInput, CrError } from '../errors.js';
+import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
 import { checkHeadMeaning } from './process-check.js';
 import type { ProcessIdentity } from '../proc/process.js';
+import { OutputFile } from '../output-file.js';
+import { decodeImage, encodeImage, type Image } from './format.js';
+import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
-import { createTemp, decodeImage, encodeImage, errMessage, installTemp, readImage, type Image } from './format.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /** 2: mappings carry their guard regions (version 1 had none, and is refused like any other). */
@@ -171,33 +172,27 @@ export interface ProcessHead {
   vdsoSha256: Buffer | null;
 }
 
-/** Streams a process image to a temporary file and puts it in place at commit(). */
+/** Streams a process image to an unnamed file and puts it in place at commit(). */
 export class ProcessImageWriter {
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
   private state: 'head' | 'fds' | 'pages' | 'done' = 'head';
 
-  private constructor(
-    readonly path: string,
-    private readonly tmp: string,
-    private fd: number,
-    private readonly force: boolean,
-  ) {
+  private constructor(private readonly out: OutputFile) {
     const header = Buffer.alloc(FILE_HEADER);
     PROCESS_MAGIC.copy(header, 0);
     header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
     this.put([header]);
   }
 
-  /** Refuses an existing path (unless force) or a directory before anything is written. */
+  /** Refuses an existing path (unless force), a directory or a device, or a directory it cannot write, before anything is written. */
   static create(path: string, opts: { force: boolean }): ProcessImageWriter {
-    const { tmp, fd } = createTemp(path, opts);
-    return new ProcessImageWriter(path, tmp, fd, opts.force);
+    return new ProcessImageWriter(OutputFile.create(path, { force: opts.force, mode: 0o600 }));
   }
 
   head(head: ProcessHead): void {
     this.expect('head', 'fds');
-    const body = packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head }) as Buffer;
+    const body = packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head });
     this.record(RECORD_HEAD, [body]);
   }
 
@@ -224,34 +219,14 @@ export class ProcessImageWriter {
     const sum = this.hash.copy().digest();
     this.record(RECORD_END, [sum]);
     this.state = 'done';
-    try {
-      fsyncSync(this.fd);
-    } finally {
-      closeSync(this.fd);
-      this.fd = -1;
-    }
-    try {
-      installTemp(this.tmp, this.path, { force: this.force });
-    } catch (err) {
-      this.abort();
-      throw err;
-    }
-    this.abort();
+    this.out.commit();
     return this.bytes;
   }
 
-  /** Remove the temporary file (after commit: the extra name link() left). */
+  /** Drop what was written (nothing is left anywhere). */
   abort(): void {
-    if (this.fd >= 0) {
-      closeSync(this.fd);
-      this.fd = -1;
-    }
     this.state = 'done';
-    try {
-      unlinkSync(this.tmp);
-    } catch {
-      // renamed into place already
-    }
+    this.out.abort();
   }
 
   private expect(now: 'head' | 'fds', next: 'fds' | 'pages'): void {
@@ -267,27 +242,9 @@ export class ProcessImageWriter {
   }
 
   private put(parts: Buffer[]): void {
-    const total = parts.reduce((n, p) => n + p.length, 0);
-    let written = 0;
-    try {
-      while (written < total) {
-        // writev may stop short; resume from the first byte not yet written
-        let skip = written;
-        const rest: Buffer[] = [];
-        for (const p of parts) {
-          if (skip >= p.length) skip -= p.length;
-          else {
-            rest.push(skip ? p.subarray(skip) : p);
-            skip = 0;
-          }
-        }
-        written += writevSync(this.fd, rest);
-      }
-    } catch (err) {
-      throw new CrError(`cannot write ${this.path}: ${errMessage(err)}`);
-    }
+    this.out.write(parts);
     for (const p of parts) this.hash.update(p);
-    this.bytes += total;
+    this.bytes += parts.reduce((n, p) => n + p.length, 0);
   }
 }
 
@@ -297,85 +254,92 @@ export interface PageRun {
   data: Buffer;
 }
 
+/** Whether bytes start with the process-image magic. */
+export const isProcessImage = (bytes: Uint8Array): boolean =>
+  bytes.length >= PROCESS_MAGIC.length && PROCESS_MAGIC.equals(bytes.subarray(0, PROCESS_MAGIC.length));
+
 /**
- * Reads a process image front to back: the head and fd table at open(), then the page runs,
- * whose checksum (over the whole file) is verified when the END record is reached. A caller
- * acting on pages must not let anything run before pages() has finished without throwing.
+ * A whole-process image, checked whole when it is made: the file header, the head and fd table
+ * (every field), every page run against the head's mappings, and the checksum at the end. The
+ * page runs are then views into the file's bytes.
  */
-export class ProcessImageReader {
-  private readonly hash: Hash = createHash('sha256');
-  private buf = Buffer.alloc(MAX_RUN_BYTES + PAGES_HEADER + RECORD_HEADER);
-  private bufStart = 0;
-  private bufEnd = 0;
-  private offset = 0;
-  private readonly fileSize: number;
+export class ProcessImage {
   readonly head: ProcessHead;
   readonly fdImage: Image;
-  /** the fstat of the image as opened: its owner is the image's author (docs/trust.md) */
-  readonly stat: Stats;
+  /** bytes of page contents the image holds */
+  readonly pageBytes: number;
+  private readonly runs: PageRun[];
 
-  private constructor(
-    readonly path: string,
-    private fd: number,
-  ) {
-    try {
-      const st = fstatSync(fd);
-      this.stat = st;
-      if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
-      if (!st.isFile()) badInput(`${path} is not a regular file`);
-      this.fileSize = st.size;
-      const header = this.take(FILE_HEADER, 'the file header');
-      if (!header.subarray(0, 8).equals(PROCESS_MAGIC)) this.bad('wrong magic');
-      const version = header.readUInt32LE(8);
-      if (version !== PROCESS_FORMAT_VERSION) {
-        badInput(`${path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})`);
+  constructor(readonly file: ImageFile) {
+    const bytes = file.bytes;
+    let offset = 0;
+    const take = (n: number, what: string): Buffer => {
+      if (bytes.length - offset < n) this.bad(`truncated in ${what}`);
+      const out = bytes.subarray(offset, offset + n);
+      offset += n;
+      return out;
+    };
+    const record = (): { type: number; body: Buffer; at: number } => {
+      const at = offset;
+      const header = take(RECORD_HEADER, 'a record header');
+      const type = header.readUInt32LE(0);
+      const length = header.readUInt32LE(4);
+      const limit = type === RECORD_HEAD || type === RECORD_FDS ? MAX_HEAD_BYTES : MAX_RUN_BYTES + PAGES_HEADER;
+      if (length > limit) this.bad(`a record of ${length} bytes`);
+      return { type, body: take(length, 'a record'), at };
+    };
+    const header = take(FILE_HEADER, 'the file header');
+    if (!isProcessImage(header)) this.bad('wrong magic');
+    const version = header.readUInt32LE(8);
+    if (version !== PROCESS_FORMAT_VERSION) {
+      badInput(`${file.path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})`);
+    }
+    const head = record();
+    if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
+    const fds = record();
+    if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
+    // Every record up to END, its checksum verified before any of them is decoded.
+    const pageRecords: Buffer[] = [];
+    for (;;) {
+      const rec = record();
+      if (rec.type === RECORD_END) {
+        if (rec.body.length !== 32 || !createHash('sha256').update(bytes.subarray(0, rec.at)).digest().equals(rec.body)) {
+          this.bad('checksum mismatch (the image is corrupt)');
+        }
+        if (offset !== bytes.length) this.bad('bytes after the end record');
+        break;
       }
-      const head = this.record();
-      if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
-      const decoded = unpackBounded(head.body);
-      if ('problem' in decoded) this.bad(`head: ${decoded.problem}`);
-      this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
-      checkHeadMeaning(this.head, (what) => this.bad(what));
-      const fds = this.record();
-      if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
-      this.fdImage = decodeImage(Buffer.from(fds.body), `${path} (fd table)`);
-    } catch (err) {
-      this.close();
-      throw err;
+      if (rec.type !== RECORD_PAGES) this.bad(`unexpected record type ${rec.type} among the pages`);
+      pageRecords.push(rec.body);
     }
+    const decoded = unpackBounded(head.body);
+    if ('problem' in decoded) this.bad(`head: ${decoded.problem}`);
+    this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
+    checkHeadMeaning(this.head, (what) => this.bad(what));
+    this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
+    this.runs = this.checkRuns(pageRecords);
+    this.pageBytes = this.runs.reduce((n, r) => n + r.data.length, 0);
   }
 
-  static open(path: string): ProcessImageReader {
-    let fd: number;
-    try {
-      fd = openSync(path, fsc.O_RDONLY);
-    } catch (err) {
-      badInput(`cannot read ${path}: ${errMessage(err)}`);
-    }
-    return new ProcessImageReader(path, fd);
+  /** path read (once) and checked. */
+  static read(path: string): ProcessImage {
+    return new ProcessImage(readImageFile(path));
   }
 
-  /**
-   * The page runs in file order, each checked against the head's mappings; the data Buffer is
-   * valid until the next run is asked for. Ends after verifying the checksum.
-   */
-  *pages(): Generator<PageRun> {
+  /** The page runs in file order, each within its mapping. */
+  pages(): Iterable<PageRun> {
+    return this.runs;
+  }
+
+  private checkRuns(records: Buffer[]): PageRun[] {
     let lastEnd = 0;
     let guardsOf = -1;
     let nextGuard = 0;
-    for (;;) {
-      const hashed = this.hash.copy().digest();
-      const rec = this.record();
-      if (rec.type === RECORD_END) {
-        if (rec.body.length !== 32 || !hashed.equals(rec.body)) this.bad('checksum mismatch (the image is corrupt)');
-        if (this.offset !== this.fileSize) this.bad('bytes after the end record');
-        return;
-      }
-      if (rec.type !== RECORD_PAGES) this.bad(`unexpected record type ${rec.type} among the pages`);
-      if (rec.body.length < PAGES_HEADER + PAGE_SIZE) this.bad('a page run without pages');
-      const mapping = rec.body.readUInt32LE(0);
-      const addr = Number(rec.body.readBigUInt64LE(8));
-      const data = rec.body.subarray(PAGES_HEADER);
+    return records.map((body) => {
+      if (body.length < PAGES_HEADER + PAGE_SIZE) this.bad('a page run without pages');
+      const mapping = body.readUInt32LE(0);
+      const addr = Number(body.readBigUInt64LE(8));
+      const data = body.subarray(PAGES_HEADER);
       const m = this.head.mappings[mapping];
       if (!m) this.bad(`a page run names mapping ${mapping}, which the head does not have`);
       if (m.kind !== 'anon' && m.kind !== 'file') this.bad(`a page run for a ${m.kind} mapping`);
@@ -391,83 +355,13 @@ export class ProcessImageReader {
       while (nextGuard < m.guards.length && m.guards[nextGuard]!.end <= addr) nextGuard++;
       if ((m.guards[nextGuard]?.start ?? Infinity) < addr + data.length) this.bad(`a page run at 0x${addr.toString(16)} covers a guard region`);
       lastEnd = addr + data.length;
-      yield { mapping, addr, data };
-    }
-  }
-
-  close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+      return { mapping, addr, data };
+    });
   }
 
   private bad(what: string): never {
-    badInput(`${this.path}: not a valid cr process image: ${what}`);
+    badInput(`${this.file.path}: not a valid cr process image: ${what}`);
   }
-
-  private record(): { type: number; body: Buffer } {
-    const header = this.take(RECORD_HEADER, 'a record header');
-    const type = header.readUInt32LE(0);
-    const length = header.readUInt32LE(4);
-    const limit = type === RECORD_HEAD || type === RECORD_FDS ? MAX_HEAD_BYTES : MAX_RUN_BYTES + PAGES_HEADER;
-    if (length > limit) this.bad(`a record of ${length} bytes`);
-    return { type, body: this.take(length, 'a record') };
-  }
-
-  /** The next n bytes (hashed), valid until the next take(). */
-  private take(n: number, what: string): Buffer {
-    if (this.bufEnd - this.bufStart < n) {
-      if (n > this.buf.length) {
-        const bigger = Buffer.alloc(n);
-        this.buf.copy(bigger, 0, this.bufStart, this.bufEnd);
-        this.buf = bigger;
-      } else {
-        this.buf.copy(this.buf, 0, this.bufStart, this.bufEnd);
-      }
-      this.bufEnd -= this.bufStart;
-      this.bufStart = 0;
-      while (this.bufEnd < n) {
-        let got: number;
-        try {
-          got = readSync(this.fd, this.buf, this.bufEnd, this.buf.length - this.bufEnd, null);
-        } catch (err) {
-          badInput(`cannot read ${this.path}: ${errMessage(err)}`);
-        }
-        if (got === 0) this.bad(`truncated in ${what}`);
-        this.bufEnd += got;
-      }
-    }
-    const out = this.buf.subarray(this.bufStart, this.bufStart + n);
-    this.bufStart += n;
-    this.offset += n;
-    this.hash.update(out);
-    return out;
-  }
-}
-
-/** Whether path starts with the process-image magic (false for anything unreadable). */
-export function isProcessImage(path: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, fsc.O_RDONLY);
-  } catch {
-    return false;
-  }
-  try {
-    const magic = Buffer.alloc(PROCESS_MAGIC.length);
-    return readSync(fd, magic, 0, magic.length, 0) === magic.length && magic.equals(PROCESS_MAGIC);
-  } catch {
-    return false;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The fd-table image of either kind of image: what `restore -- CMD` and `--into` need. */
-export function readFdImage(path: string): Image {
-  if (!isProcessImage(path)) return readImage(path);
-  const reader = ProcessImageReader.open(path);
-  reader.close();
-  return reader.fdImage;
 }
 
 // ---- validation of the head: every field checked, nothing unknown accepted ----

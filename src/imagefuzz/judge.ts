@@ -3,7 +3,7 @@
 // exit code 2; anything else thrown is a crash.
 import { rmSync, writeFileSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
-import { loadTableInput } from '../image/format.js';
+import { loadInput } from '../image/input.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { PlanTarget } from '../plan/ops.js';
 import { planRestore } from '../plan/planner.js';
@@ -38,7 +38,7 @@ export function judge(bytes: Buffer, path: string, targets: NamedTarget[]): Verd
   writeFileSync(path, bytes, { mode: 0o600 });
   let table: FdTable;
   try {
-    table = loadTableInput(path).table;
+    table = loadInput(path).table;
   } catch (err) {
     const problem = badInputProblem(err);
     return problem ? { kind: 'crashed', why: `loading: ${problem}` } : { kind: 'rejected', message: (err as Error).message };

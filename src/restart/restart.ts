@@ -7,7 +7,7 @@ import { cont, detach, interrupt, PTRACE_EVENT_STOP, setSigmask } from '../../br
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
-import { ProcessImageReader, type ProcessHead } from '../image/process-format.js';
+import type { ProcessHead, ProcessImage } from '../image/process-format.js';
 import type { PlanTarget } from '../plan/ops.js';
 import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
@@ -40,79 +40,74 @@ export interface RestartResult {
   phases: Array<[string, number]>;
 }
 
-export function restartProcess(imagePath: string, opts: RestartOptions = {}): RestartResult {
+/** Restart image (read and checked whole by ProcessImage: nothing here reads the file again). */
+export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): RestartResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
-  const reader = ProcessImageReader.open(imagePath);
+  const head = image.head;
+  const table = image.fdImage.table;
+  // What the image may give the process is bounded by what its author has (docs/trust.md).
+  const author = imageAuthor(image.file);
+  checkHeadTrust(head, author);
+  // The husk starts with cr's ids: if it could not open as the author, refuse before it exists.
+  fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
+  checkMappedFiles(head.mappings);
+  // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
+  checkVdso(process.pid, head.mappings, head.vdsoSha256);
+  // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
+  let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
+  let plan = checkedPlan(table, target);
+  lap('check');
+  let husk: Husk | null = null;
+  let pid: number;
   try {
-    const head = reader.head;
-    const table = reader.fdImage.table;
-    // What the image may give the process is bounded by what its author has (docs/trust.md).
-    const author = imageAuthor(imagePath, reader.stat);
-    checkHeadTrust(head, author);
-    // The husk starts with cr's ids: if it could not open as the author, refuse before it exists.
-    fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
-    checkMappedFiles(head.mappings);
-    // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
-    checkVdso(process.pid, head.mappings, head.vdsoSha256);
-    // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
-    let target: PlanTarget = { fds: [], rlimit: readNofile(process.pid), mode: 'fresh' };
-    let plan = checkedPlan(table, target);
-    lap('check');
-    let husk: Husk | null = null;
-    let pid: number;
-    try {
-      pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
-    } catch (err) {
-      throw new CrError(`cannot start the husk ${HUSK_PROGRAM}: ${(err as Error).message}`);
+    pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
+  } catch (err) {
+    throw new CrError(`cannot start the husk ${HUSK_PROGRAM}: ${(err as Error).message}`);
+  }
+  try {
+    const state = readTarget(pid);
+    if (state.fds.length > 0 || state.rlimit.soft !== target.rlimit.soft || state.rlimit.hard !== target.rlimit.hard) {
+      target = { fds: state.fds, rlimit: state.rlimit, mode: 'fresh' };
+      plan = checkedPlan(table, target);
     }
-    try {
-      const state = readTarget(pid);
-      if (state.fds.length > 0 || state.rlimit.soft !== target.rlimit.soft || state.rlimit.hard !== target.rlimit.hard) {
-        target = { fds: state.fds, rlimit: state.rlimit, mode: 'fresh' };
-        plan = checkedPlan(table, target);
-      }
-      const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
-      // Every path from here on (fds, file mappings, the executable, cwd) is opened with the
-      // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
-      const opener = fsIdentityOf(pid);
-      const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
-      lap('husk');
-      husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => {
-        if (ids) becomeAuthor(inj, ids, opener);
-        replay(inj, table, plan);
-      });
-      checkFdNumbers(pid, expectedFds(table, target));
-      lap('fds');
-      if (opts.samePid) {
-        husk.cloneAs(head.process.pid);
-        lap('pid');
-      }
-      const result = rebuild(husk, head, reader, lap);
-      detach(husk.pid);
-      lap('detach');
-      return { ...result, pid: husk.pid, phases };
-    } catch (err) {
-      const victim = husk?.pid ?? pid;
-      killAndReap(victim);
-      const message = err instanceof Error ? err.message : String(err);
-      throw new CrError(`${message}; the half-restored process ${victim} was killed`, err instanceof CrError ? err.code : 1);
+    const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
+    // Every path from here on (fds, file mappings, the executable, cwd) is opened with the
+    // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
+    const opener = fsIdentityOf(pid);
+    const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
+    lap('husk');
+    husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => {
+      if (ids) becomeAuthor(inj, ids, opener);
+      replay(inj, table, plan);
+    });
+    checkFdNumbers(pid, expectedFds(table, target));
+    lap('fds');
+    if (opts.samePid) {
+      husk.cloneAs(head.process.pid);
+      lap('pid');
     }
-  } finally {
-    reader.close();
+    const result = rebuild(husk, head, image, lap);
+    detach(husk.pid);
+    lap('detach');
+    return { ...result, pid: husk.pid, phases };
+  } catch (err) {
+    const victim = husk?.pid ?? pid;
+    killAndReap(victim);
+    const message = err instanceof Error ? err.message : String(err);
+    throw new CrError(`${message}; the half-restored process ${victim} was killed`, err instanceof CrError ? err.code : 1);
   }
 }
 
 /** Everything after the fd table, up to the stop the husk is let go from. */
-function rebuild(husk: Husk, head: ProcessHead, reader: ProcessImageReader, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
+function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
   openNofile(husk);
   mapAll(husk, head.mappings);
   lap('map');
-  // The reader verifies the image's checksum when the pages end: nothing runs before that.
-  const pages = writePages(husk.pid, reader.pages());
+  const pages = writePages(husk.pid, image.pages());
   installGuards(husk, head.mappings);
   lap('pages');
   warnings.push(...lockAndSeal(husk, head.mappings));

@@ -1,11 +1,11 @@
 // Who wrote an image (docs/trust.md): the owner of the image file, or for an image read from
 // stdin the user running cr. An image anyone else could have written is trusted only from the
 // user running cr. What the author may be given is what the user database says that uid has.
-import { realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { groupListOf, passwdOf } from '../../bridge/users.js';
 import { badInput } from '../errors.js';
 import { printable } from '../printable.js';
+import type { ImageFile } from '../image/file.js';
 
 export interface Author {
   uid: number;
@@ -29,33 +29,27 @@ export function authorOf(uid: number, source: string): Author {
 }
 
 const WRITABLE_BY_OTHERS = 0o022;
-const STICKY = 0o1000;
 
 /**
- * The author of the image at `path`, from the fstat of the image as opened (`st`; null: read
- * from stdin). Refuses (exit 2) an image whose file, or whose directory (without the sticky
- * bit), others than its owner may write, unless its owner is the user running cr.
+ * The author of an image, from the fstat of its file as opened and of the directory it was
+ * opened in (src/image/file.ts; null: read from stdin). Refuses (exit 2) an image whose file, or
+ * whose directory (without the sticky bit), others than its owner may write, unless its owner is
+ * the user running cr.
  */
-export function imageAuthor(path: string, st: Stats | null): Author {
+export function imageAuthor(file: ImageFile | null): Author {
   const runner = process.geteuid!();
-  if (st === null) return authorOf(runner, 'the user running cr (the image came from stdin)');
-  const where = printable(path);
+  if (file === null) return authorOf(runner, 'the user running cr (the image came from stdin)');
+  const st = file.stat;
+  const where = printable(file.path);
   const author = authorOf(st.uid, `owner of ${where}`);
   if (st.uid === runner) return author;
   const mode = (m: number): string => `mode ${(m & 0o7777).toString(8).padStart(4, '0')}`;
   if (st.mode & WRITABLE_BY_OTHERS) {
     badInput(`${where}: the image file is writable by others than its owner (${mode(st.mode)}), and its owner (uid ${st.uid}) is not the user running cr (uid ${runner}): anyone could have written it`);
   }
-  let dir: string;
-  let dirSt: Stats;
-  try {
-    dir = dirname(realpathSync(path));
-    dirSt = statSync(dir);
-  } catch {
-    badInput(`${where}: cannot tell who could have replaced the image: its directory cannot be examined`);
-  }
-  if (dirSt.mode & WRITABLE_BY_OTHERS && !(dirSt.mode & STICKY)) {
-    badInput(`${where}: the image is in ${printable(dir)}, which others may write without the sticky bit (${mode(dirSt.mode)}), and its owner (uid ${st.uid}) is not the user running cr (uid ${runner}): anyone could have replaced it`);
+  const dir = file.dir;
+  if (dir.mode & WRITABLE_BY_OTHERS && !dir.sticky) {
+    badInput(`${where}: the image is in ${printable(dirname(file.path))}, which others may write without the sticky bit (${mode(dir.mode)}), and its owner (uid ${st.uid}) is not the user running cr (uid ${runner}): anyone could have replaced it`);
   }
   return author;
 }

@@ -1,0 +1,86 @@
+// An image file as a command reads it: opened once, read whole into memory, closed. Everything
+// after (checksum, decoding, restart's pages) works from those bytes, so a file swapped or
+// rewritten once cr has read it changes nothing, and no path is opened twice.
+// - The last component is not followed if it is a symlink (O_NOFOLLOW: refused). An image's
+//   author is the owner of the file holding it (docs/trust.md), judged together with the
+//   directory holding it; through a symlink, whoever may change the link would choose which
+//   file, and so which owner, vouches for the bytes.
+// - O_NONBLOCK: opening a FIFO must not wait for a writer; anything not a regular file is then
+//   refused by its fstat.
+// - The directory is opened first (O_PATH) and the file opened relative to it, so the directory
+//   described is the one the file was found in.
+import { constants as bufferConstants } from 'node:buffer';
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { SyscallError } from '../../bridge/errno.js';
+import { openAt } from '../../bridge/file.js';
+import { badInput, CrError, errMessage } from '../errors.js';
+import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY } from '../model/fdtable.js';
+
+/** An image file's bytes and what its fstat (and its directory's) said when it was opened. */
+export interface ImageFile {
+  /** the path as given, for messages */
+  path: string;
+  bytes: Buffer;
+  /** the opened file: its owner is the image's author */
+  stat: { dev: number; ino: number; uid: number; gid: number; mode: number; size: number };
+  /** the directory it was opened in: who else could have put a file at its name */
+  dir: { uid: number; gid: number; mode: number; sticky: boolean };
+}
+
+/** Largest image read: what one Buffer can hold. */
+export const MAX_IMAGE_BYTES = bufferConstants.MAX_LENGTH;
+const S_ISVTX = 0o1000;
+
+/** Open, check and read path; anything wrong is a one-line badInput (exit code 2). */
+export function readImageFile(path: string): ImageFile {
+  const name = basename(path);
+  if (name === '' || path.endsWith('/')) badInput(`${path} is a directory, not an image`);
+  let dirfd: number;
+  try {
+    dirfd = openSync(dirname(path), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  } catch (err) {
+    badInput(`cannot read ${path}: ${errMessage(err)}`);
+  }
+  try {
+    const dirStat = fstatSync(dirfd);
+    let fd: number;
+    try {
+      fd = openAt(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    } catch (err) {
+      const code = err instanceof SyscallError ? err.code : undefined;
+      if (code === 'ELOOP') badInput(`${path} is a symlink: cr reads an image only from the file itself (give the path it points to)`);
+      badInput(`cannot read ${path}: ${code ?? String(err)} (open)`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
+      if (!st.isFile()) badInput(`${path} is not a regular file`);
+      return { path, bytes: readAll(fd, st, path), stat: statOf(st), dir: { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 } };
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof CrError) throw err;
+    badInput(`cannot read ${path}: ${errMessage(err)}`);
+  } finally {
+    closeSync(dirfd);
+  }
+}
+
+const statOf = (st: Stats): ImageFile['stat'] => ({ dev: st.dev, ino: st.ino, uid: st.uid, gid: st.gid, mode: st.mode, size: st.size });
+
+/** The st.size bytes of fd; a file that grows while it is read is refused, one that shrinks is read as it is. */
+function readAll(fd: number, st: Stats, path: string): Buffer {
+  if (st.size > MAX_IMAGE_BYTES) badInput(`${path} is ${st.size} bytes: more than the ${MAX_IMAGE_BYTES} this cr can read`);
+  const bytes = Buffer.allocUnsafe(st.size);
+  let got = 0;
+  while (got < bytes.length) {
+    const n = readSync(fd, bytes, got, bytes.length - got, null);
+    if (n === 0) return bytes.subarray(0, got);
+    got += n;
+  }
+  // /proc and sysfs files say size 0 and go on; a file being written says less than it holds.
+  if (readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) badInput(`${path} grew while being read: not an image at rest`);
+  return bytes;
+}

@@ -1,0 +1,45 @@
+// What `show`, `plan`, `diff` and `restore` take as IMAGE: a whole-process image, an fd-table
+// image, or a JSON fd table (docs/fd-table.md; a file whose first non-blank byte is `{`). The
+// file is read once (file.ts) and checked whole; the one Input a command gets is all it ever
+// uses of IMAGE, so nothing opens the path again.
+import { badInput } from '../errors.js';
+import type { FdTable } from '../model/fdtable.js';
+import { readImageFile, type ImageFile } from './file.js';
+import { decodeImage, validTable, type Image } from './format.js';
+import { jsonProblem } from './json-bounds.js';
+import { isProcessImage, ProcessImage } from './process-format.js';
+
+export interface Input {
+  /** the file as read: bytes, and what its fstat and its directory's said at open */
+  file: ImageFile;
+  table: FdTable;
+  /** the fd-table image (of either kind of image); absent for a JSON table */
+  image?: Image;
+  /** a whole-process image */
+  process?: ProcessImage;
+}
+
+/** Read path once and validate it whole; anything wrong is a one-line badInput. */
+export function loadInput(path: string): Input {
+  const file = readImageFile(path);
+  const bytes = file.bytes;
+  if (isProcessImage(bytes)) {
+    const process = new ProcessImage(file);
+    return { file, table: process.fdImage.table, image: process.fdImage, process };
+  }
+  const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+  if (first !== 0x7b) {
+    const image = decodeImage(bytes, path);
+    return { file, table: image.table, image };
+  }
+  const text = bytes.toString('utf8');
+  const problem = jsonProblem(text);
+  if (problem !== null) badInput(`${path}: not a JSON fd table cr will read: ${problem}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    badInput(`${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  return { file, table: validTable(json, path) };
+}

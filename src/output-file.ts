@@ -1,0 +1,211 @@
+// Writing a file cr creates (an image, a pidfile): whole and fsync'd at its name, or not at all,
+// and only ever creating a name or replacing a regular file or a symlink itself: a device node,
+// FIFO, socket or directory at the name is refused, never replaced. The bytes go first to a file
+// with no name (O_TMPFILE in the target's directory), linked into place once complete; where the
+// file system has no O_TMPFILE, to a random name created with O_EXCL|O_NOFOLLOW. Nothing at a
+// name another user could guess is ever followed or reused.
+// The kind of what is at the name is checked with lstat just before it is replaced: whoever
+// could swap a node in between may write the directory, and so could remove the file anyway.
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { SyscallError } from '../bridge/errno.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt } from '../bridge/file.js';
+import { badInput, CrError, errMessage } from './errors.js';
+import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
+
+/** O_TMPFILE (include/uapi/asm-generic/fcntl.h): __O_TMPFILE | O_DIRECTORY. */
+const O_TMPFILE = 0o20000000 | O_DIRECTORY;
+
+export interface OutputOptions {
+  /** replace a regular file or symlink already at the path (otherwise refused) */
+  force: boolean;
+  /** permission bits (the umask applies) */
+  mode: number;
+  /** how messages name the file: the path, or e.g. `the pidfile PATH` */
+  label?: string;
+}
+
+const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+
+/** Refuse what may not be at path: a directory or other non-file always, anything without force. */
+export function checkOutputPath(path: string, opts: { force: boolean; label?: string }): void {
+  const label = opts.label ?? path;
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return; // nothing there (or nothing cr may see: creating it will tell)
+  }
+  if (st.isDirectory()) badInput(`${label} is a directory`);
+  if (!st.isFile() && !st.isSymbolicLink()) {
+    const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+    badInput(`${label} is ${kind}: cr writes only a new file or over a regular file or a symlink`);
+  }
+  if (!opts.force) badInput(`${label} exists (use --force to replace it)`);
+}
+
+/** A file being written; nothing is at its path until commit(). */
+export class OutputFile {
+  private readonly label: string;
+
+  private constructor(
+    readonly path: string,
+    private fd: number,
+    /** the random name of the fallback file; null for an O_TMPFILE one */
+    private tmp: string | null,
+    private readonly opts: OutputOptions,
+  ) {
+    this.label = opts.label ?? path;
+  }
+
+  /**
+   * Check path (checkOutputPath) and create the unnamed file in its directory: a missing or
+   * unwritable directory fails here, before any work is done. Errors are one-line CrErrors.
+   */
+  static create(path: string, opts: OutputOptions): OutputFile {
+    checkOutputPath(path, opts);
+    const dir = dirname(path);
+    try {
+      return new OutputFile(path, openSync(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, opts.mode), null, opts);
+    } catch (err) {
+      // EOPNOTSUPP: a file system without O_TMPFILE; EISDIR, EINVAL: a kernel without it.
+      if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes(codeOf(err) ?? '')) throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
+    }
+    const tmp = randomName(path);
+    try {
+      return new OutputFile(path, openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode), tmp, opts);
+    } catch (err) {
+      throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
+    }
+  }
+
+  /** Append parts (a full disk or a quota is one line, the user's to fix). */
+  write(parts: Buffer[]): void {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    let written = 0;
+    try {
+      while (written < total) {
+        // writev may stop short; resume from the first byte not yet written
+        let skip = written;
+        const rest: Buffer[] = [];
+        for (const p of parts) {
+          if (skip >= p.length) skip -= p.length;
+          else {
+            rest.push(skip ? p.subarray(skip) : p);
+            skip = 0;
+          }
+        }
+        written += writevSync(this.fd, rest);
+      }
+    } catch (err) {
+      throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+    }
+  }
+
+  /** fsync, then put the file at its path: created, or (force) replacing a file or symlink. */
+  commit(): void {
+    try {
+      try {
+        fsyncSync(this.fd);
+      } catch (err) {
+        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+      }
+      if (this.tmp === null) this.linkUnnamed();
+      else this.linkNamed(this.tmp);
+    } finally {
+      this.abort();
+    }
+  }
+
+  /** Close and remove whatever was written; nothing is left at the path or beside it. */
+  abort(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    if (this.tmp !== null) {
+      try {
+        unlinkSync(this.tmp);
+      } catch {
+        // renamed into place
+      }
+      this.tmp = null;
+    }
+  }
+
+  private linkUnnamed(): void {
+    if (!this.opts.force || !existsNoFollow(this.path)) {
+      try {
+        linkFd(this.fd, this.path);
+        return;
+      } catch (err) {
+        if (codeOf(err) !== 'EEXIST' || !this.opts.force) throw this.installError(err);
+      }
+    }
+    // Replacing: a random name first (linkat fails on anything there, and follows nothing),
+    // then rename over the path.
+    for (let attempt = 0; ; attempt++) {
+      const tmp = randomName(this.path);
+      try {
+        linkFd(this.fd, tmp);
+      } catch (err) {
+        if (codeOf(err) === 'EEXIST' && attempt < 8) continue;
+        throw this.installError(err);
+      }
+      this.tmp = tmp;
+      this.replaceWith(tmp);
+      return;
+    }
+  }
+
+  private linkNamed(tmp: string): void {
+    if (this.opts.force) {
+      this.replaceWith(tmp);
+      return;
+    }
+    try {
+      linkSync(tmp, this.path); // fails on anything at the path, a dangling symlink included
+    } catch (err) {
+      throw this.installError(err);
+    }
+  }
+
+  /** rename tmp over the path: replaces a file or a symlink itself, never what it points to. */
+  private replaceWith(tmp: string): void {
+    checkOutputPath(this.path, { force: true, label: this.label });
+    try {
+      renameSync(tmp, this.path);
+    } catch (err) {
+      throw this.installError(err);
+    }
+    this.tmp = null;
+  }
+
+  private installError(err: unknown): CrError {
+    const code = codeOf(err);
+    if (code === 'EEXIST') return new CrError(`${this.label} exists (use --force to replace it)`, 2);
+    if (code === 'EISDIR') return new CrError(`${this.label} is a directory`, 2);
+    return new CrError(`cannot write ${this.label}: ${err instanceof SyscallError ? `${err.code} (link)` : errMessage(err)}`);
+  }
+}
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A name for the O_TMPFILE file at fd: by the fd itself where the kernel allows it, else through /proc. */
+function linkFd(fd: number, path: string): void {
+  try {
+    linkAt(fd, '', AT_FDCWD, path, AT_EMPTY_PATH);
+  } catch (err) {
+    // Before Linux 6.10, AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (ENOENT without it).
+    if (codeOf(err) !== 'ENOENT') throw err;
+    linkAt(AT_FDCWD, `/proc/self/fd/${fd}`, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+  }
+}
+
+const randomName = (path: string): string => join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
