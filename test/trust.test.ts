@@ -154,9 +154,12 @@ function rewrite(from: string, to: string, owner: number, change: (head: Process
   const reader = ProcessImage.read(from);
   const writer = ProcessImageWriter.create(to, { force: false });
   try {
-    writer.head(change(structuredClone(reader.head)));
+    const head = change(structuredClone(reader.head));
+    // A page run names its mapping by index: follow the mapping if the change moved it.
+    const index = (old: number): number => head.mappings.findIndex((m) => m.start === reader.head.mappings[old]!.start);
+    writer.head(head);
     writer.fds(reader.fdImage);
-    for (const run of reader.pages()) writer.pages(run.mapping, run.addr, run.data);
+    for (const run of reader.pages()) writer.pages(index(run.mapping), run.addr, run.data);
     writer.commit();
   } finally {
     writer.abort();
