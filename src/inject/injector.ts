@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import {
-  cont, contSyscall, getRegsInto, getSiginfo, getSigmask, interrupt, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP,
+  cont, contSyscall, getRegsInto, getSiginfo, getSigmask, interrupt, peek, poke, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP,
   REG_COUNT, REG_INDEX, setRegsFrom, setSigmask,
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
@@ -19,6 +19,8 @@ import { waitStop, type WaitResult } from '../../bridge/wait.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
+/** The same two bytes as the low half of a little-endian word, the rest zero. */
+const SYSCALL_WORD = 0x050fn;
 const R = REG_INDEX;
 const ARG_REGS = [R.rdi, R.rsi, R.rdx, R.r10, R.r8, R.r9];
 const ENTRY = 'entry';
@@ -63,22 +65,47 @@ function executableMappings(pid: number): Executable[] {
   return found.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
 }
 
+/** Offset of the first `syscall` in a mapping's bytes (at most SEARCH_BYTES read); null for none. */
+function syscallOffset(pid: number, m: Executable): bigint | null {
+  const len = m.end - m.start < BigInt(SEARCH_BYTES) ? Number(m.end - m.start) : SEARCH_BYTES;
+  let bytes: Buffer;
+  try {
+    bytes = readMemory(pid, m.start, len);
+  } catch {
+    return null; // pages that cannot be read (a file truncated under its mapping)
+  }
+  const at = bytes.indexOf(SYSCALL_INSN);
+  return at < 0 ? null : BigInt(at);
+}
+
+/** Where cr's own vdso has its first `syscall`: every process of this kernel has the same vdso. */
+let ownVdsoOffset: bigint | null | undefined;
+
 /**
  * Address of a `syscall` instruction (the bytes 0f 05) already in pid's executable memory. Only
  * read, never written, so which mapping holds it does not matter; the bytes need not start an
- * instruction of the program's, since under PTRACE_SYSCALL nothing after them ever runs.
+ * instruction of the program's, since under PTRACE_SYSCALL nothing after them ever runs. The
+ * vdso's offset is learnt once from cr's own and only confirmed in the tracee (two bytes read,
+ * not the whole vdso); anything else is searched.
  */
 export function findSyscallSite(pid: number): bigint {
-  for (const m of executableMappings(pid)) {
-    const len = Number(m.end - m.start < BigInt(SEARCH_BYTES) ? m.end - m.start : BigInt(SEARCH_BYTES));
-    let bytes: Buffer;
+  const mappings = executableMappings(pid);
+  const vdso = mappings.find((m) => m.name === '[vdso]');
+  if (ownVdsoOffset === undefined) {
+    const own = executableMappings(process.pid).find((m) => m.name === '[vdso]');
+    ownVdsoOffset = own ? syscallOffset(process.pid, own) : null;
+  }
+  if (vdso && ownVdsoOffset !== null && vdso.start + ownVdsoOffset + 8n <= vdso.end) {
+    const site = vdso.start + ownVdsoOffset;
     try {
-      bytes = readMemory(pid, m.start, len);
+      if ((peek(pid, site) & 0xffffn) === SYSCALL_WORD) return site;
     } catch {
-      continue; // a mapping whose pages cannot be read (a file truncated under it): try the next
+      // searched below like any other mapping
     }
-    const at = bytes.indexOf(SYSCALL_INSN);
-    if (at >= 0) return m.start + BigInt(at);
+  }
+  for (const m of mappings) {
+    const at = syscallOffset(pid, m);
+    if (at !== null) return m.start + at;
   }
   throw new Error(`pid ${pid}: no syscall instruction in its executable memory to start injecting from`);
 }
@@ -259,7 +286,8 @@ export class Injector {
     if (got === -EACCES && !fixed) return;
     const addr = this.checked('mmap', args, got);
     this.area = { addr, size };
-    this.write(addr, SYSCALL_INSN);
+    // The area is cr's own anonymous memory: one ptrace word write is its cheapest store.
+    poke(this.pid, addr, SYSCALL_WORD);
     this.site = addr;
     // A kept area belongs to its next user (the husk) from the start; else it is scratch as well.
     if (!fixed) {
