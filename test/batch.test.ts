@@ -34,7 +34,7 @@ test('a batch runs every call in order in the tracee, then leaves it as it was (
     const mapsBefore = readFileSync(`/proc/${pid}/maps`, 'utf8');
     const inj = Injector.attach(pid);
     try {
-      const runner = BatchRunner.prepare(inj, 64 * 1024);
+      const runner = BatchRunner.prepare(inj, { capacity: 64 * 1024 });
       const b = runner.batch();
       const pair = b.put(Buffer.alloc(8));
       // pipe2 puts the ends at the lowest free numbers: 0 and 1 in a process started with none.
@@ -54,7 +54,7 @@ test('a batch runs every call in order in the tracee, then leaves it as it was (
       // The runner is reusable: a second batch closes what the first made.
       const again = runner.batch();
       for (const fd of [0n, 1n, 40n]) again.call(SYS.close, [fd], 0n);
-      assert.equal(runner.run(again), { matched: 3, results: [0n, 0n, 0n] });
+      assert.equal(runner.run(again), { matched: 3, results: [0n, 0n, 0n], data: null });
     } finally {
       inj.finish();
     }
@@ -72,7 +72,7 @@ test('a batch stops at the first unexpected result: its errno is reported, the c
     seizeAndStop(pid);
     const inj = Injector.attach(pid);
     try {
-      const runner = BatchRunner.prepare(inj, 16 * 1024);
+      const runner = BatchRunner.prepare(inj, { capacity: 16 * 1024 });
       const b = runner.batch();
       const pair = b.put(Buffer.alloc(8));
       b.call(SYS.pipe2, [pair, 0n], 0n);
@@ -87,7 +87,7 @@ test('a batch stops at the first unexpected result: its errno is reported, the c
       c.call(SYS.getppid, [], ANY_SUCCESS);
       c.call(SYS.close, [777n], ANY_SUCCESS);
       c.call(SYS.close, [0n], 0n);
-      assert.equal(runner.run(c), { matched: 1, results: [BigInt(process.pid), EBADF] });
+      assert.equal(runner.run(c), { matched: 1, results: [BigInt(process.pid), EBADF], data: null });
       assert.equal(fdsOf(pid), ['0', '1']);
     } finally {
       inj.finish();

@@ -443,7 +443,7 @@ test('a FIFO the dumped process still holds: refused before its bytes are queued
     const want = expectedReadBack(readImage(fx.image).table, ['p0', 'p1']);
     const r = await cr(['restore', fx.image, '--detach', '--', 'sleep', '30']);
     assert.is(r.code, 1);
-    assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): write\(\d+, <5000 bytes of pipe 0>\): the FIFO already holds 5000 bytes; another process has it open \(is the dumped process still running\?\); pid \d+ \(sleep\) was killed\n$/);
+    assert.match(r.stderr, /^cr restore: op \d+ of \d+ \(fd \d+\): write\(\d+, <5000 bytes of pipe 0>\): the FIFO already holds 5000 bytes; another process has it open \(is the dumped process still running\?\); pid \d+ \(sleep\) was killed\n$/, r.stderr);
     assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
   });
 });

@@ -75,11 +75,9 @@ function summary(table: FdTable): string {
 
 function timings(outcome: Outcome): string {
   const total = outcome.phases.reduce((n, [, ms]) => n + ms, 0);
-  const each = [...outcome.stats.syscallMs].sort((a, b) => a - b);
-  const median = each.length ? each[each.length >> 1]! * 1000 : 0;
   return (
     `timings: ${outcome.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms; ` +
-    `${outcome.plan.ops.length} ops, ${outcome.stats.syscalls} injected syscalls, median ${median.toFixed(1)} us each, pipe bytes ${outcome.stats.writeMs.toFixed(2)} ms`
+    `${outcome.plan.ops.length} ops, ${outcome.stats.syscalls} syscalls in ${outcome.stats.batches} batches (${outcome.stats.batchMs.toFixed(2)} ms)`
   );
 }
 

@@ -6,12 +6,14 @@
 // that is not the expected one, then stops itself with SIGSTOP. Nothing in the routine touches
 // the program's memory, stack or signal handlers: SIGSTOP cannot be blocked, caught or ignored,
 // so unlike int3 no trap signal is forced (which would reset a SIGTRAP handler).
+// A tracee that may not map executable memory (MDWE) gets the same batches one injected call at
+// a time: callers see one interface either way.
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import { cont, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, setRegs } from '../../bridge/ptrace.js';
 import { signalName, SIGSTOP } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import type { Injector } from './injector.js';
-import { SYS } from './syscalls.js';
+import { PROT_EXEC, PROT_READ, SYS } from './syscalls.js';
 
 /** batch.S assembled (`as --64 batch.S && objcopy -O binary -j .text`); a test checks they agree. */
 export const BATCH_CODE = Buffer.from(
@@ -19,15 +21,18 @@ export const BATCH_CODE = Buffer.from(
   'hex',
 );
 /** The record layout batch.S reads: nr, six arguments, expected result, result. */
-const RECORD_BYTES = 72;
+export const RECORD_BYTES = 72;
 const EXPECT_AT = 56;
 const RESULT_AT = 64;
 /** As an expected result: any result that is not an error (-4095..-1). */
 export const ANY_SUCCESS = -(1n << 63n);
 const PAGE = 4096;
 const SI_TKILL = -6;
-const PROT_READ = 1n;
-const PROT_EXEC = 4n;
+/** Default bytes of records and data one batch may hold. */
+export const BATCH_CAPACITY = 1 << 20;
+
+const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
+const matches = (result: bigint, expect: bigint): boolean => result === expect || (expect === ANY_SUCCESS && !isErrno(result));
 
 export interface BatchCall {
   nr: number;
@@ -41,6 +46,22 @@ export interface BatchOutcome {
   matched: number;
   /** results of the calls that ran, the mismatching one last when matched < calls.length */
   results: bigint[];
+  /** the batch's staged data as the calls left it, when run() was asked to read it back */
+  data: StagedData | null;
+}
+
+/** A batch's staged data read back after it ran (pipe2's fds, fstat's struct stat, ...). */
+export class StagedData {
+  constructor(
+    private readonly start: bigint,
+    private readonly bytes: Buffer,
+  ) {}
+
+  /** The len bytes at addr, an address Batch.put() gave. */
+  slice(addr: bigint, len: number): Buffer {
+    const from = Number(addr - this.start);
+    return this.bytes.subarray(from, from + len);
+  }
 }
 
 /** A batch being built: calls, and the data they point at, staged at addresses in the tracee. */
@@ -51,12 +72,12 @@ export class Batch {
 
   constructor(
     /** where the batch's data goes in the tracee */
-    private readonly dataAt: bigint,
+    readonly dataAt: bigint,
     /** bytes of data and records the area holds */
-    private readonly capacity: number,
+    readonly capacity: number,
   ) {}
 
-  /** Bytes left for records and data. */
+  /** Bytes left for one more call's data. */
   room(): number {
     return this.capacity - this.staged - (this.calls.length + 1) * RECORD_BYTES;
   }
@@ -65,7 +86,7 @@ export class Batch {
   put(data: Buffer | string): bigint {
     const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
     const size = (buf.length + 15) & ~15;
-    if (size + RECORD_BYTES > this.room()) throw new Error(`batch area full (${buf.length} bytes more asked)`);
+    if (size > this.room()) throw new Error(`batch area full (${buf.length} bytes more asked, ${this.room()} left)`);
     const addr = this.dataAt + BigInt(this.staged);
     this.chunks.push(buf, Buffer.alloc(size - buf.length));
     this.staged += size;
@@ -78,8 +99,13 @@ export class Batch {
     this.calls.push({ nr, args, expect });
   }
 
-  /** The area's bytes: the staged data, then the records. */
-  bytes(): { image: Buffer; recordsAt: bigint } {
+  /** Bytes of data staged so far. */
+  get dataBytes(): number {
+    return this.staged;
+  }
+
+  /** The staged data, then the records batch.S reads. */
+  image(): { bytes: Buffer; recordsAt: bigint } {
     const records = Buffer.alloc(this.calls.length * RECORD_BYTES);
     this.calls.forEach((c, i) => {
       const at = i * RECORD_BYTES;
@@ -87,7 +113,7 @@ export class Batch {
       for (let a = 0; a < 6; a++) records.writeBigInt64LE(BigInt.asIntN(64, c.args[a] ?? 0n), at + 8 + a * 8);
       records.writeBigInt64LE(BigInt.asIntN(64, c.expect), at + EXPECT_AT);
     });
-    return { image: Buffer.concat([...this.chunks, records]), recordsAt: this.dataAt + BigInt(this.staged) };
+    return { bytes: Buffer.concat([...this.chunks, records]), recordsAt: this.dataAt + BigInt(this.staged) };
   }
 }
 
@@ -98,19 +124,33 @@ export class Batch {
 export class BatchRunner {
   private constructor(
     private readonly inj: Injector,
-    private readonly code: bigint,
+    /** the routine's address; null: run each call through the injector (no executable memory) */
+    private readonly code: bigint | null,
     private readonly area: bigint,
-    private readonly capacity: number,
+    readonly capacity: number,
     private readonly timeoutMs: number,
   ) {}
 
-  /** Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes. */
-  static prepare(inj: Injector, capacity = 1 << 20, timeoutMs = 5000): BatchRunner {
+  /**
+   * Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes; with
+   * `oneByOne`, only the data area, and every batch runs as injected calls.
+   */
+  static prepare(inj: Injector, opts: { capacity?: number; timeoutMs?: number; oneByOne?: boolean } = {}): BatchRunner {
+    const capacity = opts.capacity ?? BATCH_CAPACITY;
+    const timeoutMs = opts.timeoutMs ?? 5000;
     const raw = inj.scratch(2 * PAGE + capacity);
     const code = (raw + BigInt(PAGE - 1)) & ~BigInt(PAGE - 1);
+    const area = code + BigInt(PAGE);
+    if (opts.oneByOne) return new BatchRunner(inj, null, area, capacity, timeoutMs);
     writeMemory(inj.pid, code, BATCH_CODE);
-    inj.call('mprotect', SYS.mprotect, code, BigInt(PAGE), PROT_READ | PROT_EXEC);
-    return new BatchRunner(inj, code, code + BigInt(PAGE), capacity, timeoutMs);
+    // Refused for a process that may not gain executable memory (MDWE): call by call then.
+    const r = inj.syscall(SYS.mprotect, code, BigInt(PAGE), BigInt(PROT_READ | PROT_EXEC));
+    return new BatchRunner(inj, isErrno(r) ? null : code, area, capacity, timeoutMs);
+  }
+
+  /** True when batches run in one round trip, false when call by call. */
+  get batched(): boolean {
+    return this.code !== null;
   }
 
   batch(): Batch {
@@ -118,20 +158,38 @@ export class BatchRunner {
   }
 
   /**
-   * Run a batch: one write of its area, one resume, one stop. Signals other than our own
-   * SIGSTOP that stop the tracee on the way (only SIGSTOP can: the rest are blocked) are
-   * suppressed and handed to `deferred`, as the injector does with its own.
+   * Run a batch: one write of its area, one resume, one stop (or, call by call, as many
+   * injections). Signals other than our own SIGSTOP that stop the tracee on the way (only
+   * SIGSTOP can: the rest are blocked) are suppressed and handed to `deferred`.
    */
-  run(batch: Batch, deferred: number[] = []): BatchOutcome {
+  run(batch: Batch, opts: { readBack?: boolean; deferred?: number[] } = {}): BatchOutcome {
     const n = batch.calls.length;
+    const { bytes, recordsAt } = batch.image();
+    if (bytes.length > 0) writeMemory(this.inj.pid, batch.dataAt, bytes);
+    const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt, opts.deferred ?? []);
+    const data = opts.readBack && batch.dataBytes > 0 ? new StagedData(batch.dataAt, readMemory(this.inj.pid, batch.dataAt, batch.dataBytes)) : null;
+    return { matched, results, data };
+  }
+
+  private oneByOne(batch: Batch): { matched: number; results: bigint[] } {
+    const results: bigint[] = [];
+    let matched = 0;
+    for (const c of batch.calls) {
+      const r = this.inj.syscall(c.nr, ...c.args);
+      results.push(r);
+      if (!matches(r, c.expect)) break;
+      matched++;
+    }
+    return { matched, results };
+  }
+
+  private inOneGo(n: number, recordsAt: bigint, deferred: number[]): { matched: number; results: bigint[] } {
     if (n === 0) return { matched: 0, results: [] };
-    const { image, recordsAt } = batch.bytes();
-    writeMemory(this.inj.pid, this.area, image);
     const pid = this.inj.pid;
     const regs = getRegs(pid);
     // orig_rax -1: resuming from a stop inside signal handling must not apply the kernel's
     // syscall-restart fixup to these registers.
-    setRegs(pid, { ...regs, rip: this.code, rbx: recordsAt, r12: BigInt(n), orig_rax: -1n });
+    setRegs(pid, { ...regs, rip: this.code!, rbx: recordsAt, r12: BigInt(n), orig_rax: -1n });
     cont(pid, 0);
     for (;;) {
       let stop;
@@ -154,8 +212,7 @@ export class BatchRunner {
       }
       cont(pid, 0);
     }
-    const at = getRegs(pid).rbx;
-    const matched = Number((at - recordsAt) / BigInt(RECORD_BYTES));
+    const matched = Number((getRegs(pid).rbx - recordsAt) / BigInt(RECORD_BYTES));
     const ran = Math.min(n, matched + 1);
     const records = readMemory(pid, recordsAt, ran * RECORD_BYTES);
     const results: bigint[] = [];

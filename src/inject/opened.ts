@@ -14,7 +14,8 @@ export interface InTarget {
 
 /** Scratch bytes fileAt needs: struct stat (144) then struct statfs (120), x86_64. */
 export const OPENED_SCRATCH_BYTES = 264;
-const STATFS_AT = 144;
+/** Where the struct statfs starts in that scratch. */
+export const STATFS_AT = 144n;
 
 export type FileType = 'FIFO' | 'character device' | 'directory' | 'block device' | 'regular file' | 'symlink' | 'socket';
 
@@ -56,16 +57,20 @@ export interface Expected {
 export function fileAt(t: InTarget, fd: bigint, scratch: bigint): Opened {
   const stat = t.syscall(SYS.fstat, fd, scratch);
   if (stat !== 0n) throw new Error(`fstat(${fd}) in the target: errno ${-stat}`);
-  const statfs = t.syscall(SYS.fstatfs, fd, scratch + BigInt(STATFS_AT));
+  const statfs = t.syscall(SYS.fstatfs, fd, scratch + STATFS_AT);
   if (statfs !== 0n) throw new Error(`fstatfs(${fd}) in the target: errno ${-statfs}`);
-  const b = t.read(scratch, OPENED_SCRATCH_BYTES);
+  return openedFrom(t.read(scratch, OPENED_SCRATCH_BYTES));
+}
+
+/** The Opened that a struct stat followed (at STATFS_AT) by a struct statfs describe. */
+export function openedFrom(b: Buffer): Opened {
   const mode = b.readUInt32LE(24);
   return {
     type: TYPES[mode & S_IFMT] ?? `mode 0o${(mode & S_IFMT).toString(8)}`,
     dev: Number(b.readBigUInt64LE(0)),
     ino: Number(b.readBigUInt64LE(8)),
     rdev: Number(b.readBigUInt64LE(40)),
-    fsType: Number(b.readBigInt64LE(STATFS_AT)),
+    fsType: Number(b.readBigInt64LE(Number(STATFS_AT))),
   };
 }
 

@@ -8,7 +8,8 @@ import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
-import { fileAt, mismatch, OPENED_SCRATCH_BYTES, type Expected } from '../inject/opened.js';
+import { ANY_SUCCESS, Batch, BATCH_CAPACITY, BatchRunner, RECORD_BYTES, type StagedData } from '../inject/batch.js';
+import { fileAt, mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
 import { O_CLOEXEC, O_NONBLOCK, O_PATH, type DescKind, type FdTable, type Pipe } from '../model/fdtable.js';
 import { printable } from '../printable.js';
@@ -37,12 +38,12 @@ export class ReplayError extends CrError {
 }
 
 export interface ReplayStats {
-  /** syscalls injected, pipe-data writes included */
+  /** syscalls run in the target, pipe-data writes included */
   syscalls: number;
-  /** how long each injected syscall took, ms (pipe-data writes and their checks excluded) */
-  syscallMs: number[];
-  /** ms spent putting pipe bytes in (copy into the target and the writes) */
-  writeMs: number;
+  /** the batches they ran in (one ptrace round trip each; call by call where none could be mapped) */
+  batches: number;
+  /** ms the batches took, writing them into the target and reading their results back included */
+  batchMs: number;
 }
 
 /**
@@ -110,134 +111,217 @@ function pathWants(table: FdTable): Map<string, PathWant> {
   return wants;
 }
 
+/** One call queued in a batch: the plan op it is part of, and what to check once it ran. */
+interface Queued {
+  op: number;
+  /** the call, when it is not the op's own (a check cr adds), for the one-line error */
+  call?: string;
+  /** expected result, when the plan names one (otherwise any success) */
+  want?: number;
+  /** looks at what the call left in the target (pipe2's fds, what an open opened); throws OpFailure */
+  check?: (data: StagedData) => void;
+  /** what to say instead of the errno when the call fails with it (an open that hit ENXIO) */
+  onErrno?: (errno: bigint) => void;
+}
+
+/** Bytes a batch takes for data of n bytes (Batch.put keeps 16-byte alignment). */
+const padded = (n: number): number => (n + 15) & ~15;
+
+/** Bytes of one pipe write: a stream is cut to fit a batch; a packet never is. */
+const CHUNK_MAX = BATCH_CAPACITY / 2;
+
 class Replayer {
-  readonly stats: ReplayStats = { syscalls: 0, syscallMs: [], writeMs: 0 };
+  readonly stats: ReplayStats = { syscalls: 0, batches: 0, batchMs: 0 };
   private readonly pipes: Map<number, Pipe>;
   private readonly paths: Map<string, PathWant>;
-  /** target memory for the fstat and fstatfs of what a path opened */
-  private readonly statBuf: bigint;
   /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
   private readonly fifoPipes: Set<number>;
-  /** 16 bytes of target memory for pipe2's fds, rlimits and FIONREAD */
-  private readonly word: bigint;
-  private data: { addr: bigint; size: number } | null = null;
+  private readonly runner: BatchRunner;
+  private batch: Batch;
+  private queued: Queued[] = [];
+  /** index of the op being queued */
+  private opIndex = 0;
 
   constructor(
     private readonly inj: Injector,
     table: FdTable,
+    oneByOne: boolean,
   ) {
     this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
     this.fifoPipes = new Set(table.descs.filter((d) => d.kind === 'fifo').map((d) => d.pipe!));
-    this.word = inj.scratch(16);
     this.paths = pathWants(table);
-    this.statBuf = inj.scratch(OPENED_SCRATCH_BYTES);
+    this.runner = BatchRunner.prepare(inj, { oneByOne });
+    this.batch = this.runner.batch();
   }
 
-  private timed(nr: number, ...args: bigint[]): bigint {
+  /** Queue a call; the batch is run first when it has no room for `bytes` more of data. */
+  private queue(nr: number, args: bigint[], q: Omit<Queued, 'op'> = {}): void {
+    // Only a call with no data of its own can find the batch full: an op that stages data
+    // reserved room for all its calls with it.
+    if (this.batch.room() < 0) this.flush();
+    this.batch.call(nr, args, q.want === undefined ? ANY_SUCCESS : BigInt(q.want));
+    this.queued.push({ ...q, op: this.opIndex });
+  }
+
+  /**
+   * Stage data for the op being queued, running the batch first unless it has `room` bytes for
+   * all the op's data and its calls after the first: an op's calls and data share one batch.
+   */
+  private stage(data: Buffer | string, room: number): bigint {
+    if (this.batch.room() < room) this.flush();
+    return this.batch.put(data);
+  }
+
+  /** The op the replay is at: the one being queued, or whose call a returned batch is checking. */
+  get currentOp(): number {
+    return this.opIndex;
+  }
+
+  /**
+   * Run what is queued, then check each call's result and what it left, in order, as if run one
+   * by one: the first failure throws (OpFailure, tagged with its op by replay()).
+   */
+  flush(): void {
+    const calls = this.queued;
+    if (calls.length === 0) return;
+    const queueing = this.opIndex;
     const t = performance.now();
-    const r = this.inj.syscall(nr, ...args);
-    this.stats.syscallMs.push(performance.now() - t);
-    this.stats.syscalls++;
-    return r;
+    const out = this.runner.run(this.batch, { readBack: calls.some((q) => q.check) });
+    this.stats.batchMs += performance.now() - t;
+    this.stats.batches++;
+    this.stats.syscalls += out.results.length;
+    this.batch = this.runner.batch();
+    this.queued = [];
+    for (let i = 0; i < out.results.length; i++) {
+      const q = calls[i]!;
+      this.opIndex = q.op;
+      if (i < out.matched) {
+        q.check?.(out.data!);
+        continue;
+      }
+      const r = out.results[i]!;
+      if (isErrno(r)) {
+        q.onErrno?.(-r);
+        throw new OpFailure('', Number(-r), q.call);
+      }
+      throw new OpFailure(`the kernel returned ${r}, the plan expects ${q.want}`, 0, q.call);
+    }
+    this.opIndex = queueing;
   }
 
-  /** The syscall's result, which must be `want` (when given) and not an errno. */
-  private expect(r: bigint, want?: number, call?: string): number {
-    if (isErrno(r)) throw new OpFailure('', Number(-r), call);
-    if (want !== undefined && r !== BigInt(want)) throw new OpFailure(`the kernel returned ${r}, the plan expects ${want}`, 0, call);
-    return Number(r);
-  }
-
-  run(op: Op): void {
+  run(op: Op, index: number): void {
+    this.opIndex = index;
     switch (op.op) {
       case 'pipe2': {
-        this.expect(this.timed(SYS.pipe2, this.word, BigInt(op.flags)), 0);
-        const got = this.inj.read(this.word, 8);
-        const fds = [got.readInt32LE(0), got.readInt32LE(4)];
-        if (fds[0] !== op.fds[0] || fds[1] !== op.fds[1]) {
-          throw new OpFailure(`the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
-        }
+        const pair = this.stage(Buffer.alloc(8), 16);
+        this.queue(SYS.pipe2, [pair, BigInt(op.flags)], {
+          want: 0,
+          check: (data) => {
+            const got = data.slice(pair, 8);
+            const fds = [got.readInt32LE(0), got.readInt32LE(4)];
+            if (fds[0] !== op.fds[0] || fds[1] !== op.fds[1]) {
+              throw new OpFailure(`the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
+            }
+          },
+        });
         return;
       }
       case 'open':
         this.open(op);
         return;
       case 'dup2':
-        if (op.cloexec) this.expect(this.timed(SYS.dup3, BigInt(op.from), BigInt(op.to), BigInt(O_CLOEXEC)), op.to);
-        else this.expect(this.timed(SYS.dup2, BigInt(op.from), BigInt(op.to)), op.to);
+        if (op.cloexec) this.queue(SYS.dup3, [BigInt(op.from), BigInt(op.to), BigInt(O_CLOEXEC)], { want: op.to });
+        else this.queue(SYS.dup2, [BigInt(op.from), BigInt(op.to)], { want: op.to });
         return;
       case 'dupfd':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.from), BigInt(op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD), BigInt(op.min)), op.fd);
+        this.queue(SYS.fcntl, [BigInt(op.from), BigInt(op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD), BigInt(op.min)], { want: op.fd });
         return;
       case 'close':
-        this.expect(this.timed(SYS.close, BigInt(op.fd)), 0);
+        this.queue(SYS.close, [BigInt(op.fd)], { want: 0 });
         return;
       case 'setfl':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)), 0);
+        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)], { want: 0 });
         return;
       case 'setfd':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFD), op.cloexec ? BigInt(FD_CLOEXEC) : 0n), 0);
+        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETFD), op.cloexec ? BigInt(FD_CLOEXEC) : 0n], { want: 0 });
         return;
       case 'setpipesz':
-        this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETPIPE_SZ), BigInt(op.size)), op.size);
+        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETPIPE_SZ), BigInt(op.size)], { want: op.size });
         return;
       case 'lseek':
-        this.expect(this.timed(SYS.lseek, BigInt(op.fd), BigInt(op.offset), SEEK_SET), op.offset);
+        this.queue(SYS.lseek, [BigInt(op.fd), BigInt(op.offset), SEEK_SET], { want: op.offset });
         return;
       case 'write':
         this.write(op);
         return;
       case 'prlimit': {
-        this.inj.write(this.word, encodeRlimit({ soft: op.soft, hard: op.hard }));
-        this.expect(this.timed(SYS.prlimit64, 0n, BigInt(RLIMIT_NOFILE), this.word, 0n), 0);
+        const limit = this.stage(encodeRlimit({ soft: op.soft, hard: op.hard }), 32);
+        this.queue(SYS.prlimit64, [0n, BigInt(RLIMIT_NOFILE), limit, 0n], { want: 0 });
         return;
       }
       case 'commit':
+        // Nothing after the commit runs until all before it ran and passed its checks: up to
+        // here the target only gained fds at numbers it did not have, which rollback undoes.
+        this.flush();
         return;
+      default: {
+        const never: never = op;
+        throw new Error(`unknown op ${JSON.stringify(never)}`);
+      }
     }
   }
 
   /**
-   * An open by path, judged by what it opened before anything else touches the fd (docs/restore.md,
-   * "What a path opens"). O_NONBLOCK is added for the open, so a path that became a FIFO (or a
-   * device that waits for a carrier) cannot hold the target, then F_SETFL puts back the planned
-   * flags (only O_NONBLOCK differs). Reopens through /proc/self/fd/N name a pipe cr just made.
+   * An open by path, judged by what it opened before anything goes through the fd (docs/restore.md,
+   * "What a path opens"): fstat and fstatfs follow it in the batch, and their results are judged
+   * when the batch is back, before the next batch runs; a pipe's bytes are only ever written by
+   * a later batch. O_NONBLOCK is added for the open, so a path that became a FIFO (or a device that
+   * waits for a carrier) cannot hold the target, then F_SETFL puts back the planned flags (only
+   * O_NONBLOCK differs). Reopens through /proc/self/fd/N name a pipe cr just made.
    */
   private open(op: Extract<Op, { op: 'open' }>): void {
     const byPath = op.via < 0 ? this.paths.get(op.path) : undefined;
     const flags = byPath ? op.flags | O_NONBLOCK : op.flags;
-    const path = this.inj.put(op.path);
-    const r = this.timed(SYS.openat, AT_FDCWD, path, BigInt(flags), 0n);
-    if (byPath && r === -ENXIO) this.lookAt(op.path, path, byPath);
-    this.expect(r, op.fd);
+    const room = padded(Buffer.byteLength(op.path) + 1) + padded(OPENED_SCRATCH_BYTES) + 3 * RECORD_BYTES;
+    const path = this.stage(op.path, room);
+    this.queue(SYS.openat, [AT_FDCWD, path, BigInt(flags), 0n], {
+      want: op.fd,
+      onErrno: (errno) => {
+        if (byPath && errno === ENXIO) this.lookAt(op.path, byPath);
+      },
+    });
     if (!byPath) return;
-    this.judge(op.path, byPath, BigInt(op.fd));
-    if (flags !== op.flags) this.expect(this.timed(SYS.fcntl, BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)), 0, `fcntl(${op.fd}, F_SETFL)`);
+    const fd = BigInt(op.fd);
+    const stat = this.batch.put(Buffer.alloc(OPENED_SCRATCH_BYTES));
+    this.queue(SYS.fstat, [fd, stat], { want: 0, call: `fstat(${op.fd})` });
+    this.queue(SYS.fstatfs, [fd, stat + STATFS_AT], {
+      want: 0,
+      call: `fstatfs(${op.fd})`,
+      check: (data) => {
+        const why = mismatch(openedFrom(data.slice(stat, OPENED_SCRATCH_BYTES)), byPath.want);
+        if (why !== null) this.refuse(op.path, byPath, why);
+      },
+    });
+    if (flags !== op.flags) this.queue(SYS.fcntl, [fd, BigInt(F_SETFL), BigInt(op.flags)], { want: 0, call: `fcntl(${op.fd}, F_SETFL)` });
   }
 
   /**
    * The open failed with ENXIO, which under O_NONBLOCK means a FIFO with no reader or a socket:
    * when that is not what the image says, say so rather than the errno. The path is looked at
-   * through an O_PATH fd (it opens nothing), closed again. The open has failed already: this only
-   * words the refusal.
+   * through an O_PATH fd (it opens nothing), closed again, with injected calls (the batch is
+   * done). The open has failed already: this only words the refusal.
    */
-  private lookAt(text: string, path: bigint, byPath: PathWant): void {
-    const fd = this.timed(SYS.openat, AT_FDCWD, path, BigInt(O_PATH | O_CLOEXEC), 0n);
+  private lookAt(text: string, byPath: PathWant): void {
+    const path = this.inj.put(text);
+    const fd = this.inj.syscall(SYS.openat, AT_FDCWD, path, BigInt(O_PATH | O_CLOEXEC), 0n);
     if (isErrno(fd)) return;
     let why: string | null;
     try {
-      why = mismatch(fileAt(this.inj, fd, this.statBuf), byPath.want);
+      why = mismatch(fileAt(this.inj, fd, this.inj.scratch(OPENED_SCRATCH_BYTES)), byPath.want);
     } finally {
-      this.timed(SYS.close, fd);
+      this.inj.syscall(SYS.close, fd);
     }
     if (why !== null) this.refuse(text, byPath, why);
-  }
-
-  /** Throw WrongFile unless fd is what the image says the path opens. */
-  private judge(path: string, byPath: PathWant, fd: bigint): void {
-    const why = mismatch(fileAt(this.inj, fd, this.statBuf), byPath.want);
-    this.stats.syscalls += 2;
-    if (why !== null) this.refuse(path, byPath, why);
   }
 
   private refuse(path: string, byPath: PathWant, why: string): never {
@@ -246,57 +330,75 @@ class Replayer {
     throw new WrongFile(`${fds}: "${printable(path, '"')}" now opens ${why}; refused before anything was written through it`);
   }
 
-  /** Copy the pipe's bytes into the target once, then write them: one write(2) per packet. */
+  /**
+   * A pipe's bytes, one write(2) per packet (a stream in chunks that fit a batch). Whatever is
+   * queued with a check (an fd pipe2 made, what a path opened) runs and is checked first, so the
+   * fd is known to be what the image says before a byte goes through it.
+   */
   private write(op: Extract<Op, { op: 'write' }>): void {
     const pipe = this.pipes.get(op.pipe);
     if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
-    const t = performance.now();
+    if (this.queued.some((q) => q.check)) this.flush();
     const fd = BigInt(op.fd);
     if (this.fifoPipes.has(op.pipe)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
       // still running?) holds it open, and writing the image's bytes would queue them twice.
-      this.expect(this.inj.syscall(SYS.ioctl, fd, FIONREAD, this.word), 0, `ioctl(${op.fd}, FIONREAD)`);
-      this.stats.syscalls++;
-      const queued = this.inj.read(this.word, 4).readInt32LE(0);
-      if (queued !== 0) {
-        throw new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
-      }
+      const count = this.stage(Buffer.alloc(4), 16);
+      this.queue(SYS.ioctl, [fd, FIONREAD, count], {
+        want: 0,
+        call: `ioctl(${op.fd}, FIONREAD)`,
+        check: (data) => {
+          const queued = data.slice(count, 4).readInt32LE(0);
+          if (queued !== 0) throw new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
+        },
+      });
+      this.flush();
     }
     const bytes = Buffer.from(pipe.data, 'base64');
     if (bytes.length !== op.bytes) throw new OpFailure(`pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
-    if (!this.data || this.data.size < bytes.length) this.data = { addr: this.inj.scratch(bytes.length), size: bytes.length };
-    this.inj.write(this.data.addr, bytes);
     let at = 0;
     for (const len of pipe.packets ?? [bytes.length]) {
-      // A packet goes in with one write; a byte stream may take several if the kernel splits it.
-      const end = at + len;
-      while (at < end) {
-        const n = this.expect(this.inj.syscall(SYS.write, fd, this.data.addr + BigInt(at), BigInt(end - at)));
-        this.stats.syscalls++;
-        if (n === 0 || (pipe.packets && n !== len)) throw new OpFailure(`wrote ${n} of a ${len}-byte ${pipe.packets ? 'packet' : 'chunk'}`);
-        at += n;
+      // A packet goes in with one write; the kernel takes a stream whole into a pipe with room.
+      for (let from = at; from < at + len; from += CHUNK_MAX) {
+        const chunk = bytes.subarray(from, Math.min(at + len, from + CHUNK_MAX));
+        const addr = this.stage(chunk, chunk.length + 16);
+        this.queue(SYS.write, [fd, addr, BigInt(chunk.length)], { want: chunk.length });
       }
+      at += len;
     }
-    this.stats.writeMs += performance.now() - t;
   }
 }
 
+export interface ReplayOptions {
+  /**
+   * Run each call as its own injection rather than in batches. For a live target: a cr killed
+   * in the middle of a batch leaves it to run the rest of the batch and stop itself (SIGSTOP),
+   * which nothing puts back yet; between two injected calls it is only ever left as it was.
+   * A process cr started (`-- CMD`, the restart's husk) dies with cr (PTRACE_O_EXITKILL).
+   */
+  oneByOne?: boolean;
+}
+
 /**
- * Run every op of the plan in the target behind `inj`. Throws ReplayError naming the op, its fd
- * and the errno (or the result the plan did not expect).
+ * Run every op of the plan in the target behind `inj`, in batches (src/inject/batch.ts). Throws
+ * ReplayError naming the op, its fd and the errno (or the result the plan did not expect).
  */
-export function replay(inj: Injector, table: FdTable, plan: Plan): ReplayStats {
-  const replayer = new Replayer(inj, table);
+export function replay(inj: Injector, table: FdTable, plan: Plan, opts: ReplayOptions = {}): ReplayStats {
+  const replayer = new Replayer(inj, table, opts.oneByOne ?? false);
   const total = plan.ops.length;
-  plan.ops.forEach((op, i) => {
-    try {
-      replayer.run(op);
-    } catch (err) {
-      if (err instanceof WrongFile) throw new ReplayError(err.detail, i, i > plan.commit, EXIT_BAD_INPUT);
-      const what = err instanceof OpFailure ? describeFailure(op, err) : `${callOf(op)}: ${(err as Error).message}`;
-      throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
-    }
-  });
+  const fail = (err: unknown, i: number): never => {
+    const op = plan.ops[i]!;
+    if (err instanceof WrongFile) throw new ReplayError(err.detail, i, i > plan.commit, EXIT_BAD_INPUT);
+    const what = err instanceof OpFailure ? describeFailure(op, err) : `${callOf(op)}: ${(err as Error).message}`;
+    throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
+  };
+  try {
+    plan.ops.forEach((op, i) => replayer.run(op, i));
+    replayer.flush();
+  } catch (err) {
+    // A failure found when a batch came back belongs to the op whose call it was.
+    fail(err, replayer.currentOp);
+  }
   return replayer.stats;
 }
 

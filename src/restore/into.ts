@@ -116,7 +116,8 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
     lap('attach');
     let stats: ReplayStats | CrError;
     try {
-      stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan));
+      // Call by call: a live target must never be left stopped by a cr killed mid-batch.
+      stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan, { oneByOne: true }));
     } catch (err) {
       stats = afterFailure(err, inj, before);
     }
