@@ -234,7 +234,7 @@ test('refused with exit 2 and one line: an fd-table image to restore IMAGE alone
     await waitUntil('the second counter to count', () => lineCount(join(c.dir, 'out2')) >= 10);
     let r = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', fdsOnly]);
     assert.is(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^dumped pid \d+ .* \(fd table only\)\n$/);
+    assert.match(r.stdout, /^dumped pid \d+ .* \(fd table only\) \(the process runs on\)\n$/);
     const before = childrenOfOurs();
     r = await cr(['restore', fdsOnly]);
     assert.is(r.code, 2);
@@ -269,6 +269,46 @@ test('a truncated whole-process image: restore, restore -- CMD and show refuse i
       }
     }
   }));
+
+test('dump --kill: the process is killed once the image is complete, and the image restarts it; a refused dump kills nothing', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-cli-process-kill-')));
+  const pids: number[] = [];
+  try {
+    const out = join(dir, 'out');
+    const stop = join(dir, 'stop');
+    const pid = spawn([COUNTER, out, stop], { fds: [] });
+    pids.push(pid);
+    await waitUntil('the counter to count', () => lineCount(out) >= 100);
+    const image = join(dir, 'image');
+    const r = await cr(['dump', '--pid', String(pid), '-o', image, '--kill']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, / \(process killed\)\n$/);
+    const end = reap(pid, 5000);
+    assert.equal([end.kind, end.signal], ['signaled', 9], 'killed by SIGKILL');
+    const counted = lineCount(out);
+    const back = await cr(['restore', image, '--detach']);
+    assert.is(back.code, 0, back.stderr);
+    const restarted = Number(back.stdout);
+    pids.push(restarted);
+    await waitUntil('the restarted counter to count on', () => lineCount(out) >= counted + 100);
+    writeFileSync(stop, '');
+    const done = reap(restarted, 10_000);
+    assert.equal([done.kind, done.code], ['exited', 0], 'every number it read back from its pipe was right');
+    assertCountedOn(out, counted + 100);
+    // Both at once make no sense; a dump that fails kills nothing.
+    const both = await cr(['dump', '--pid', String(restarted), '-o', join(dir, 'x'), '--kill', '--leave-stopped']);
+    assert.is(both.code, 2);
+    const threads = spawnFixture('threads', dir);
+    pids.push(threads);
+    waitFile(dir, 'ready');
+    const refused = await cr(['dump', '--pid', String(threads), '-o', join(dir, 'threads.img'), '--kill']);
+    assert.is(refused.code, 1, refused.stderr);
+    assertRunning(threads);
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('a multi-threaded process is refused at dump with one line, and left running', async () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-cli-process-threads-')));

@@ -5,6 +5,7 @@ import { release } from 'node:os';
 import {
   cont, getRegs, getRegset, getRseqConfiguration, getSigmask, interrupt, NT_X86_XSTATE, peekSiginfo, PTRACE_EVENT_STOP,
 } from '../../bridge/ptrace.js';
+import { kill, SIGKILL } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import { freeze, thaw, type Frozen } from '../dump/freeze.js';
 import { CrError } from '../errors.js';
@@ -25,6 +26,8 @@ export interface CheckpointOptions {
   force?: boolean;
   /** leave the process stopped (SIGSTOP) after the dump instead of letting it run on */
   leaveStopped?: boolean;
+  /** kill the process once the image is complete (never before: a failed dump lets it run on) */
+  kill?: boolean;
   /** bound on each wait for the process to stop */
   timeoutMs?: number;
 }
@@ -123,6 +126,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('pages');
     const bytes = writer.commit();
     lap('write');
+    // Killed while still frozen: it runs no instruction after the state the image holds.
+    if (opts.kill) kill(pid, SIGKILL);
     thaw(frozen, { leaveStopped: opts.leaveStopped ?? false });
     lap('thaw');
     return { bytes, mappings: mappings.length, pages: stats.saved, zeroPages: stats.zero, fdImage, phases };

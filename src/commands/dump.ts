@@ -1,7 +1,7 @@
-// `cr dump --pid PID -o IMAGE [--force] [--leave-stopped] [--timings]`: the whole process
+// `cr dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings]`: the whole process
 // (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
-import { kill, SIGCONT } from '../../bridge/signal.js';
+import { kill, SIGCONT, SIGKILL } from '../../bridge/signal.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
 import { checkpoint } from '../dump/checkpoint.js';
 import type { Phases } from '../timing.js';
@@ -16,8 +16,8 @@ export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--force] [--leave-stopped] [--timings]',
-    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped] [--timings]',
+    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped | --kill] [--timings]',
   ],
   operands: [],
   flags: {
@@ -27,14 +27,18 @@ export const command = defineCommand({
     'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
     'leave-stopped': { help: 'leave the process stopped after the dump' },
+    kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
     timings: { help: 'print how long each phase took, on stderr' },
   },
-  examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
+  examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o app.img --kill', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
 });
 
 type Options = Values<typeof command.flags>;
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What became of the process, for the summary line. */
+const afterwards = (opts: Options): string => (opts.kill ? ' (process killed)' : opts['leave-stopped'] ? ' (process left stopped)' : ' (the process runs on)');
 
 /** `N fds, N descriptions, N pipes holding N bytes` (words as fd-table dumps always said them, or in the singular where it applies). */
 function fdSummary(image: Image, count: (n: number, word: string) => string = (n, word) => `${n} ${word}s`): string {
@@ -57,36 +61,39 @@ function dumpFds(pid: number, output: string, opts: Options): Phases {
     } catch {
       // no such process: checkpoint says so
     }
-    ({ image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: opts['leave-stopped'] }));
+    // --kill: left stopped until the image is complete, so it runs nothing the image lacks.
+    const holdStopped = opts['leave-stopped'] || opts.kill;
+    ({ image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: holdStopped }));
     const t = performance.now();
     try {
       out.write([encodeImage(image)]);
       out.commit();
     } catch (err) {
       // Left stopped for a restore that now has no image: let it run again, if it ran before.
-      if (!opts['leave-stopped'] || wasStopped) throw err;
+      if (!holdStopped || wasStopped) throw err;
       kill(pid, SIGCONT);
       throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
     }
+    if (opts.kill) kill(pid, SIGKILL);
     phases.push(['write', performance.now() - t]);
   } finally {
     out.abort();
   }
   const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${printable(d.kind)}`).join(', ')})` : '';
   console.log(
-    `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+    `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)${afterwards(opts)}`,
   );
   return phases;
 }
 
 /** The whole process: memory, registers, signals, fd table and the rest, for `restore IMAGE`. */
 function dumpProcess(pid: number, output: string, opts: Options): Phases {
-  const result = checkpointProcess(pid, output, { force: opts.force, leaveStopped: opts['leave-stopped'] });
+  const result = checkpointProcess(pid, output, { force: opts.force, leaveStopped: opts['leave-stopped'], kill: opts.kill });
   const image = result.fdImage;
   const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
   console.log(
     `dumped pid ${pid} (${printable(image.process.comm)}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
-      `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${output} (${size})` + (opts['leave-stopped'] ? ' (process left stopped)' : ''),
+      `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${output} (${size})${afterwards(opts)}`,
   );
   return result.phases;
 }
@@ -96,6 +103,7 @@ export async function run(args: string[]): Promise<number> {
   if (parsed === undefined) return 0;
   const opts = parsed.values;
   if (!/^[1-9][0-9]{0,9}$/.test(opts.pid)) badInput(`--pid: ${JSON.stringify(opts.pid)} is not a pid`);
+  if (opts.kill && opts['leave-stopped']) badInput('--kill and --leave-stopped exclude each other');
   if (opts['skip-unsupported'] && !opts['fds-only']) {
     badInput('--skip-unsupported is for --fds-only: a whole-process dump refuses what it cannot restore, since the restarted program would find it missing');
   }
