@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImage } from '../src/image/format.js';
-import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { ensureReaped, waitInSyscall } from '../test/helpers/processes.js';
 import { readBack, startHolder, type HolderSpec } from '../test/fixtures/hardening-holder.js';
 

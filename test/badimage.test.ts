@@ -15,7 +15,7 @@ import { badInputProblem } from '../src/imagefuzz/judge.js';
 import type { Seed } from '../src/imagefuzz/mutants.js';
 import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
 import { makeProcessSeed } from '../src/imagefuzz/process-seed.js';
-import { LiveTarget } from '../src/imagefuzz/target.js';
+import { LiveTarget } from '../src/imagefuzz/live-target.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC } from '../src/image/format.js';
 import { loadInput } from '../src/image/input.js';
 import type { FdTable } from '../src/model/fdtable.js';

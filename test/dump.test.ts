@@ -10,7 +10,7 @@ import { detach, seizeAndStop } from '../bridge/ptrace.js';
 import { kill, SIGCONT, SIGUSR2 } from '../bridge/signal.js';
 import { reap } from '../bridge/spawn.js';
 import { waitpid, WNOHANG, WUNTRACED } from '../bridge/wait.js';
-import { freeze, thaw } from '../src/dump/freeze.js';
+import { freeze, thaw } from '../src/task/freeze.js';
 import { readImage } from '../src/image/format.js';
 import { O_APPEND, O_DIRECT, O_LARGEFILE, O_NONBLOCK, O_RDWR, O_WRONLY, type Desc, type FdTable, type Fd, type Pipe } from '../src/model/fdtable.js';
 import { cr, crProcess } from './helpers/cli.js';

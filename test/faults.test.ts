@@ -21,7 +21,7 @@ import { checkpoint } from '../src/dump/checkpoint.js';
 import { Rng } from '../src/fuzz/random.js';
 import { readImage } from '../src/image/format.js';
 import type { FdTable } from '../src/model/fdtable.js';
-import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
 import { holderBinary, readBack, sleepMs, startHolder, type Holder, type HolderSpec } from './fixtures/hardening-holder.js';
 

@@ -11,7 +11,7 @@ import { main } from '../src/cli.js';
 import { compareTables } from '../src/diff/compare.js';
 import { checkpoint } from '../src/dump/checkpoint.js';
 import { readImage } from '../src/image/format.js';
-import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { ensureReaped, waitInSyscall } from './helpers/processes.js';
 import { readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
 

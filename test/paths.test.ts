@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { closeFd, openFile } from '../bridge/file.js';
 import { pipe2 } from '../bridge/pipe.js';
 import { spawn } from '../bridge/spawn.js';
-import { freeze, thaw } from '../src/dump/freeze.js';
+import { freeze, thaw } from '../src/task/freeze.js';
 import { Injector } from '../src/inject/injector.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../src/inject/opened.js';
 import { SYS } from '../src/inject/syscalls.js';

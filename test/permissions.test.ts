@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readImage } from '../src/image/format.js';
-import { fdSnapshot, runState } from '../src/imagefuzz/target.js';
+import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { spawn } from '../bridge/spawn.js';
 import { readStatus } from '../src/proc/process.js';
 import { ensureReaped } from './helpers/processes.js';

@@ -7,7 +7,7 @@ import {
 } from '../../bridge/ptrace.js';
 import { kill, SIGKILL } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
-import { freeze, thaw, type Frozen } from '../dump/freeze.js';
+import { freeze, thaw, type Frozen } from '../task/freeze.js';
 import { CrError } from '../errors.js';
 import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter, type ProcessHead } from '../image/process-format.js';

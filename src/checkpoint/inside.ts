@@ -3,7 +3,7 @@
 // frozen process (src/inject), which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
 import { SIGACTION_BYTES, type Itimer } from '../image/process-format.js';
-import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../restart/syscalls.js';
+import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscall-table.js';
 
 export interface InsideState {
   /** struct kernel_sigaction of signals 1..64, back to back */

@@ -15,7 +15,7 @@ import { OutputFile } from '../output-file.js';
 import type { FdTable } from '../model/fdtable.js';
 import { readStatus } from '../proc/process.js';
 import { restartProcess, type RestartResult } from '../restart/restart.js';
-import { checkPaths, checkUid } from '../restore/check.js';
+import { checkPaths, checkUid } from '../replay/check.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { Outcome } from '../restore/outcome.js';

@@ -8,7 +8,7 @@ import { CrError } from '../errors.js';
 import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { parseTable } from '../model/validate.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
-import { freeze, thaw } from './freeze.js';
+import { freeze, thaw } from '../task/freeze.js';
 import { gather, type Gathered } from './gather.js';
 import { copyPipe, emptyPipeByWriteEnd, readSideOf } from './pipes.js';
 import { stopwatch, type Phases } from '../timing.js';

@@ -17,7 +17,7 @@ import { formatOp } from '../plan/format.js';
 import type { Op, Plan } from '../plan/ops.js';
 import { listFds } from '../proc/fds.js';
 import { readNofile } from '../proc/limits.js';
-import type { TargetState } from './target.js';
+import type { TargetState } from '../proc/target-state.js';
 
 const AT_FDCWD = -100n;
 const SEEK_SET = 0n;

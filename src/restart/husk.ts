@@ -16,7 +16,7 @@ import { killAndReap } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { Injector } from '../inject/injector.js';
-import { CLONE_PARENT, NR } from './syscalls.js';
+import { CLONE_PARENT, NR } from '../inject/syscall-table.js';
 
 /** The program the husk execs: any will do, it never runs. */
 export const HUSK_PROGRAM = '/bin/true';

@@ -17,7 +17,7 @@ import { AREA_BYTES, type Husk } from './husk.js';
 import {
   MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   NR, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
-} from './syscalls.js';
+} from '../inject/syscall-table.js';
 
 const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };

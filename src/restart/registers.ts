@@ -12,7 +12,7 @@
 import { getRegset, NT_X86_XSTATE, setRegs, setRegset, type Regs } from '../../bridge/ptrace.js';
 import { CrError } from '../errors.js';
 import { decodeRegs, type ProcessHead } from '../image/process-format.js';
-import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, NR } from './syscalls.js';
+import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, NR } from '../inject/syscall-table.js';
 
 export interface Resume {
   regs: Regs;

@@ -12,7 +12,7 @@ import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../inject/opened.js';
 import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
 import { HUSK_PROGRAM, u64 } from './husk.js';
-import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from './syscalls.js';
+import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from '../inject/syscall-table.js';
 import { printable } from '../printable.js';
 
 const O_RDONLY = 0n;

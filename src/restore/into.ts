@@ -3,13 +3,13 @@
 // moves it into place after its commit, so a failure before the commit is undone exactly: the
 // target ends with the fd table it had, running and untraced.
 import { CrError } from '../errors.js';
-import { freeze, thaw, type Frozen } from '../dump/freeze.js';
+import { freeze, thaw, type Frozen } from '../task/freeze.js';
 import { Injector } from '../inject/injector.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { Plan, PlanTarget } from '../plan/ops.js';
 import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
-import { readTarget, type TargetState } from '../replay/target.js';
-import { checkedPlan, checkFdNumbers, expectedFds } from './check.js';
+import { readTarget, type TargetState } from '../proc/target-state.js';
+import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import type { Outcome } from './outcome.js';
 import { stopwatch, type Phases } from '../timing.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
