@@ -3,7 +3,7 @@
 
 import { Bench } from 'tinybench';
 import { planRestore } from '../src/plan/planner.js';
-import type { PlanTarget } from '../src/plan/ops.js';
+import type { PlanTarget } from '../src/model/restore-target.js';
 import { seedPlan } from './seed-baseline.js';
 import { pipeTable } from './tables.js';
 

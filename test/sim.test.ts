@@ -13,7 +13,8 @@ import {
   O_APPEND, O_ASYNC, O_CLOEXEC, O_DIRECT, O_DSYNC, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK,
   O_RDONLY, O_RDWR, O_SYNC, O_WRONLY,
 } from '../src/model/fdtable.js';
-import type { Op, Plan, PlanTarget } from '../src/plan/ops.js';
+import type { Op, Plan } from '../src/plan/ops.js';
+import type { PlanTarget } from '../src/model/restore-target.js';
 import { Rng } from '../src/fuzz/random.js';
 import { SimError, SimProcess, SimWorld, type SimPipe } from '../src/sim/kernel.js';
 import { verify } from '../src/sim/verify.js';

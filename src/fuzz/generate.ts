@@ -14,7 +14,7 @@ import {
   O_SYNC,
   O_WRONLY,
 } from '../model/fdtable.js';
-import type { PlanTarget, TargetMode } from '../plan/ops.js';
+import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 import { Rng } from './random.js';
 
 export interface FuzzCase {

@@ -5,7 +5,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import { loadInput } from '../image/input.js';
 import type { FdTable } from '../model/fdtable.js';
-import type { PlanTarget } from '../plan/ops.js';
+import type { PlanTarget } from '../model/restore-target.js';
 import { planRestore } from '../plan/planner.js';
 import { verify } from '../sim/verify.js';
 

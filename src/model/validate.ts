@@ -18,7 +18,7 @@ import {
   O_RDWR,
   O_SYNC,
 } from './fdtable.js';
-import type { PlanTarget, TargetMode } from '../plan/ops.js';
+import type { PlanTarget, TargetMode } from './restore-target.js';
 import { printable } from '../printable.js';
 
 /** Most entries any array of a table may have: bounds the work hostile input can cause. */

@@ -3,7 +3,7 @@
 // nr_open is at most 2^30 anyway).
 
 import type { FdTable } from '../model/fdtable.js';
-import type { PlanTarget, TargetMode } from './ops.js';
+import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 
 const INPUT_VERSION = 1;
 const LIMIT_CAP = 2 ** 30;

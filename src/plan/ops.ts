@@ -3,8 +3,6 @@
 // executed by replay. Every op that lets the kernel pick an fd number carries the
 // number the planner expects; whoever runs the plan must stop if the kernel disagrees.
 
-import type { Rlimit } from '../model/fdtable.js';
-
 export type Op =
   /** pipe2(int[2], flags): read end lands at fds[0], write end at fds[1] */
   | { op: 'pipe2'; flags: number; fds: [number, number]; pipe: number }
@@ -36,23 +34,6 @@ export type Op =
    * have open, so undoing them (closing those numbers) restores the target exactly.
    */
   | { op: 'commit' };
-
-/** How the planner may treat the fds the target already has. */
-export type TargetMode =
-  /** a process cr started for the restore: its fds may be closed whenever convenient */
-  | 'fresh'
-  /** a live process: its fds are untouched until the commit; those not in the image stay */
-  | 'into'
-  /** as 'into', but target fds not in the image are closed after the commit */
-  | 'into-exact';
-
-export interface PlanTarget {
-  /** fd numbers open in the target now */
-  fds: number[];
-  /** the target's RLIMIT_NOFILE now */
-  rlimit: Rlimit;
-  mode: TargetMode;
-}
 
 export interface Plan {
   ops: Op[];

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
-import type { Plan, PlanTarget } from './ops.js';
+import type { Plan } from './ops.js';
+import type { PlanTarget } from '../model/restore-target.js';
 import { encodeInput } from './encode.js';
 import { decodeOps } from './decode.js';
 

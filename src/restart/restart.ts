@@ -8,7 +8,7 @@ import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import type { ProcessHead, ProcessImage } from '../image/process-format.js';
-import type { PlanTarget } from '../plan/ops.js';
+import type { PlanTarget } from '../model/restore-target.js';
 import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';

@@ -8,7 +8,7 @@ import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { badInput, CrError } from '../errors.js';
 import { Injector } from '../inject/injector.js';
 import type { FdTable } from '../model/fdtable.js';
-import type { PlanTarget } from '../plan/ops.js';
+import type { PlanTarget } from '../model/restore-target.js';
 import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';

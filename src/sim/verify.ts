@@ -3,7 +3,8 @@
 // own RLIMIT_NOFILE; every op goes through the simulated kernel (kernel.ts), and the
 // final fd table must equal the image up to renaming of descriptions and pipes.
 import type { Desc, FdTable, Pipe } from '../model/fdtable.js';
-import type { Op, Plan, PlanTarget } from '../plan/ops.js';
+import type { Op, Plan } from '../plan/ops.js';
+import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
 import { SimDesc, SimError, SimPipe, SimProcess, SimWorld } from './kernel.js';
 
