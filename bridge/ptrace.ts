@@ -2,6 +2,7 @@
 // word peek/poke. Every call is synchronous on the main JS thread, as ptrace requires.
 import { check, SyscallError } from './errno.js';
 import { addressOf, clearErrno, lastErrno, libc } from './libc.js';
+import { REG_COUNT, REG_NAMES, type Regs } from './registers.js';
 import { signalName } from './signal.js';
 import { waitStop, type WaitResult } from './wait.js';
 
@@ -48,18 +49,10 @@ export const NT_PRSTATUS = 1;
 export const NT_PRFPREG = 2;
 export const NT_X86_XSTATE = 0x202;
 
-/** struct user_regs_struct, field order as the kernel lays it out. */
-export const REG_NAMES = [
-  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
-  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
-] as const;
-export type RegName = (typeof REG_NAMES)[number];
-/** General-purpose registers as signed 64-bit values (so orig_rax -1 and rax -errno read naturally). */
-export type Regs = Record<RegName, bigint>;
-
-/** Index of each register in the raw user_regs_struct image (getRegsInto / setRegsFrom). */
-export const REG_INDEX = Object.fromEntries(REG_NAMES.map((name, i) => [name, i])) as Record<RegName, number>;
-export const REG_COUNT = REG_NAMES.length;
+// The register layout is plain data (the image format stores registers in it), so it lives in
+// registers.ts, which loads no libc; the ptrace calls below read and write it, and their callers
+// take the layout from here.
+export { REG_COUNT, REG_INDEX, REG_NAMES, type RegName, type Regs } from './registers.js';
 
 const regsRaw = new BigInt64Array(REG_COUNT);
 const regsRawBuf = Buffer.from(regsRaw.buffer);

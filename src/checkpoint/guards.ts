@@ -5,7 +5,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { scanGuards } from '../../bridge/pagemap.js';
 import { CrError } from '../errors.js';
-import { GUARDED_KINDS, type AddressRange, type Mapping } from '../image/process-format.js';
+import { GUARDED_KINDS, type AddressRange, type Mapping } from '../image/process-head.js';
 import { printable } from '../printable.js';
 
 const hex = (n: number): string => n.toString(16);

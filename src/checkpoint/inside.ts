@@ -2,7 +2,8 @@
 // break, clear_child_tid address, robust futex list, interval timers and no_new_privs. Read by injecting syscalls into the
 // frozen process (src/inject), which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
-import { SIGACTION_BYTES, type Itimer } from '../image/process-format.js';
+import { SIGACTION_BYTES } from '../image/process-format.js';
+import type { Itimer } from '../image/process-head.js';
 import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscall-table.js';
 
 export interface InsideState {

@@ -4,7 +4,7 @@
 // the vdso and its data pages). Anything else is refused with a one-line reason.
 import { readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
-import type { Mapping, MappingKind } from '../image/process-format.js';
+import type { Mapping, MappingKind } from '../image/process-head.js';
 import { printable } from '../printable.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 

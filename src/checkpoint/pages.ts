@@ -7,7 +7,8 @@
 // with EIO, and restart installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
-import { MAX_RUN_BYTES, PAGE_SIZE, type Mapping, type ProcessImageWriter } from '../image/process-format.js';
+import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter } from '../image/process-format.js';
+import type { Mapping } from '../image/process-head.js';
 import type { PagePolicy } from './maps.js';
 import { printable } from '../printable.js';
 

@@ -3,7 +3,7 @@
 // restarting kernel's vdso is the same).
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
-import type { Mapping, MmFields, ProcessHead } from '../image/process-format.js';
+import type { Mapping, MmFields, ProcessHead } from '../image/process-head.js';
 import { readLimits } from '../proc/limits.js';
 import { readCreds } from '../proc/process.js';
 

@@ -3,7 +3,7 @@
 // a line of its own, 2 when either cannot be read.
 import { defineCommand, parseCommand } from '../command-line.js';
 import { loadInput } from '../image/input.js';
-import { guardRegions } from '../image/process-format.js';
+import { guardRegions } from '../image/process-head.js';
 import { compareTables } from '../diff/compare.js';
 import { compareGuards } from '../diff/guards.js';
 

@@ -3,7 +3,8 @@
 import { defineCommand, parseCommand } from '../command-line.js';
 import type { Image } from '../image/format.js';
 import { loadInput } from '../image/input.js';
-import { decodeRegs, guardRegions, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
+import { decodeRegs, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
+import { guardRegions } from '../image/process-head.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';

@@ -2,7 +2,8 @@
 // process's memory (touching one faults), so two images that differ only there are not the same.
 // Ranges are compared by address, adjacent ones joined: where a mapping boundary falls does not
 // change which pages fault.
-import { guardRegions, PAGE_SIZE, type Mapping } from '../image/process-format.js';
+import { PAGE_SIZE } from '../image/process-format.js';
+import { guardRegions, type Mapping } from '../image/process-head.js';
 
 const describe = (start: number, end: number): string => {
   const pages = (end - start) / PAGE_SIZE;

@@ -6,9 +6,9 @@
 // husk started, or not at all; here they are bad input (exit 2) for every command. Credentials
 // and what only some authors could have done (memory below vm.mmap_min_addr, limits above cr's
 // own) are judged against the image's author in src/trust/head.ts (docs/trust.md).
-import { REG_NAMES } from '../../bridge/ptrace.js';
+import { REG_NAMES } from '../../bridge/registers.js';
 import { printable } from '../printable.js';
-import type { Mapping, ProcessHead } from './process-format.js';
+import type { Mapping, ProcessHead } from './process-head.js';
 
 type Bad = (what: string) => never;
 

@@ -6,8 +6,9 @@
 // from the bytes of the file read once (file.ts), checked whole before anything uses them.
 import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
-import { REG_NAMES, type Regs } from '../../bridge/ptrace.js';
+import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
+import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { OutputFile } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -30,147 +31,6 @@ const PAGES_HEADER = 16; // u32 mapping index, u32 zero, u64 address
 /** Largest run of pages in one PAGES record: what reader and writer hold at once. */
 export const MAX_RUN_BYTES = 1 << 20;
 const MAX_HEAD_BYTES = 64 << 20;
-
-/** What backs a mapping, and so how restart recreates it. */
-export type MappingKind =
-  /** anonymous memory (MAP_PRIVATE|MAP_ANONYMOUS), [stack] and [heap] included: pages in the image */
-  | 'anon'
-  /** a private file mapping: re-mapped from the file; pages changed since (copied on write) in the image */
-  | 'file'
-  /** a shared file mapping: re-mapped from the file, which holds its contents */
-  | 'shared-file'
-  /** kernel-provided: moved into place from the restarted process's own, never written */
-  | 'vdso'
-  | 'vvar'
-  | 'vvar_vclock';
-
-export interface MappedFile {
-  path: string;
-  /** file offset of the mapping's first page */
-  offset: number;
-  /** identity of the file at dump time: restart refuses a file that is not the same any more */
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-}
-
-/** A page-aligned address range [start, end). */
-export interface AddressRange {
-  start: number;
-  end: number;
-}
-
-/** Kinds whose pages can hold guard regions (the kernel refuses MADV_GUARD_INSTALL on the vdso pages). */
-export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file'];
-
-export interface Mapping {
-  start: number;
-  end: number;
-  /** PROT_READ 1 | PROT_WRITE 2 | PROT_EXEC 4 */
-  prot: number;
-  kind: MappingKind;
-  /** the name /proc shows: '[stack]', '[heap]', '[anon:NAME]', '[vdso]', ...; '' for none */
-  name: string;
-  file: MappedFile | null;
-  /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
-  vmflags: string[];
-  /**
-   * Guard regions (madvise MADV_GUARD_INSTALL) inside the mapping, in address order, apart:
-   * touching one faults; their pages are never read nor in the image.
-   */
-  guards: AddressRange[];
-}
-
-/** The guard regions of mappings in address order, adjacent ones joined. */
-export function guardRegions(mappings: Mapping[]): AddressRange[] {
-  const out: AddressRange[] = [];
-  for (const g of mappings.flatMap((m) => m.guards)) {
-    const last = out[out.length - 1];
-    if (last && last.end === g.start) last.end = g.end;
-    else out.push({ ...g });
-  }
-  return out;
-}
-
-/** Memory-descriptor fields, as prctl(PR_SET_MM, PR_SET_MM_MAP) takes them. */
-export interface MmFields {
-  startCode: number;
-  endCode: number;
-  startData: number;
-  endData: number;
-  startBrk: number;
-  brk: number;
-  startStack: number;
-  argStart: number;
-  argEnd: number;
-  envStart: number;
-  envEnd: number;
-}
-
-export interface PendingSignal {
-  /** on the process's shared queue (kill) rather than the thread's own (tgkill) */
-  shared: boolean;
-  /** the 128-byte siginfo_t */
-  info: Buffer;
-}
-
-export interface Signals {
-  /** struct kernel_sigaction (handler, flags, restorer, mask: 4 x u64 LE) of signals 1..64 */
-  actions: Buffer;
-  /** blocked mask, u64 LE (bit n-1 is signal n) */
-  blocked: Buffer;
-  pending: PendingSignal[];
-  altstack: { sp: number; flags: number; size: number };
-}
-
-export interface Rlimit64 {
-  resource: number;
-  /** null: RLIM_INFINITY */
-  soft: number | null;
-  hard: number | null;
-}
-
-export interface Itimer {
-  intervalUs: number;
-  valueUs: number;
-}
-
-/** Everything about the process but its pages and its fd table. */
-export interface ProcessHead {
-  toolVersion: string;
-  kernel: string;
-  arch: 'x86_64';
-  pageSize: number;
-  process: ProcessIdentity;
-  /** /proc/PID/exe; null when the executable is gone */
-  exe: { path: string; dev: number; ino: number } | null;
-  cwd: string;
-  umask: number;
-  personality: number;
-  /** real, effective, saved, filesystem ids; supplementary groups */
-  creds: { uid: number[]; gid: number[]; groups: number[] };
-  rlimits: Rlimit64[];
-  mm: MmFields;
-  /** /proc/PID/auxv, raw */
-  auxv: Buffer;
-  mappings: Mapping[];
-  /** struct user_regs_struct, 27 x u64 LE in the kernel's order */
-  regs: Buffer;
-  /** PTRACE_GETREGSET NT_X86_XSTATE: the XSAVE area, standard format */
-  xstate: Buffer;
-  signals: Signals;
-  rseq: { pointer: number; size: number; signature: number } | null;
-  robustList: { head: number; len: number } | null;
-  /** clear_child_tid (set_tid_address) */
-  tidAddress: number;
-  /** ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF as getitimer(2) gives them: microseconds */
-  itimers: Itimer[];
-  /** PR_GET_NO_NEW_PRIVS */
-  noNewPrivs: boolean;
-  /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */
-  vdsoSha256: Buffer | null;
-}
 
 /** Streams a process image to an unnamed file and puts it in place at commit(). */
 export class ProcessImageWriter {

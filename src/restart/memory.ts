@@ -10,7 +10,8 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from
 import { SyscallError } from '../../bridge/errno.js';
 import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
-import { PAGE_SIZE, type Mapping, type MappingKind, type PageRun } from '../image/process-format.js';
+import { PAGE_SIZE, type PageRun } from '../image/process-format.js';
+import type { Mapping, MappingKind } from '../image/process-head.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES, type Opened } from '../inject/opened.js';
 import { AREA_BYTES, type Husk } from './husk.js';

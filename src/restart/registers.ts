@@ -11,7 +11,8 @@
 // A relative timeout therefore starts over; an absolute one (TIMER_ABSTIME) is exact.
 import { getRegset, NT_X86_XSTATE, setRegs, setRegset, type Regs } from '../../bridge/ptrace.js';
 import { CrError } from '../errors.js';
-import { decodeRegs, type ProcessHead } from '../image/process-format.js';
+import { decodeRegs } from '../image/process-format.js';
+import type { ProcessHead } from '../image/process-head.js';
 import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, NR } from '../inject/syscall-table.js';
 
 export interface Resume {

@@ -7,7 +7,8 @@ import { cont, detach, interrupt, PTRACE_EVENT_STOP, setSigmask } from '../../br
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
-import type { ProcessHead, ProcessImage } from '../image/process-format.js';
+import type { ProcessImage } from '../image/process-format.js';
+import type { ProcessHead } from '../image/process-head.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';

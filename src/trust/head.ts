@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { prlimit } from '../../bridge/rlimit.js';
 import { badInput } from '../errors.js';
-import type { ProcessHead } from '../image/process-format.js';
+import type { ProcessHead } from '../image/process-head.js';
 import { isRoot, type Author } from './author.js';
 
 /** (uid_t)-1: "unchanged" to the set*id calls, never an id a process has. */
