@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { run as fuzzImage } from '../src/commands/fuzz-image.js';
 import { badInputProblem } from '../src/imagefuzz/judge.js';
-import type { Seed } from '../src/imagefuzz/mutants.js';
+import type { Seed } from '../src/imagefuzz/mutant.js';
 import { fuzzImages, summarize } from '../src/imagefuzz/run.js';
 import { makeProcessSeed } from '../src/imagefuzz/process-seed.js';
 import { LiveTarget } from '../src/imagefuzz/live-target.js';

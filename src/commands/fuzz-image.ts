@@ -10,7 +10,7 @@ import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { readImage } from '../image/format.js';
 import { COLUMNS, type Column } from '../imagefuzz/cli.js';
-import type { Seed } from '../imagefuzz/mutants.js';
+import type { Seed } from '../imagefuzz/mutant.js';
 import { makeProcessSeed } from '../imagefuzz/process-seed.js';
 import { fuzzImages, summarize } from '../imagefuzz/run.js';
 

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
-import type { Seed } from './mutants.js';
+import type { Seed } from './mutant.js';
 
 const SLEEPER_C = `#include <unistd.h>
 int main(void) { for (;;) pause(); }

@@ -6,7 +6,7 @@ import { Unpackr } from 'msgpackr';
 import { PAGE_SIZE, PROCESS_FORMAT_VERSION, PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES } from '../image/process-format.js';
 import { Rng } from '../fuzz/random.js';
 import type { Column } from './cli.js';
-import type { Mutant, MutantOptions, Seed } from './mutants.js';
+import type { Mutant, MutantOptions, Seed } from './mutant.js';
 import { clone, pack, sha256 } from './raw.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });

@@ -11,7 +11,8 @@ import { Rng } from '../fuzz/random.js';
 import { listFds } from '../proc/fds.js';
 import { columnArgs, FD_IMAGE_COLUMNS, processesWith, refusalProblem, runCr, type Column } from './cli.js';
 import { judge, type NamedTarget } from './judge.js';
-import { mutants, type Mutant, type MutantOptions, type Seed } from './mutants.js';
+import type { Mutant, MutantOptions, Seed } from './mutant.js';
+import { mutants } from './mutants.js';
 import { LiveTarget } from './live-target.js';
 
 export interface FuzzImageOptions extends MutantOptions {
