@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from '../bridge/spawn.js';
-import { checkpoint } from '../src/dump/checkpoint.js';
+import { dumpFdTable } from '../src/dump/fd-dump.js';
 import { writeImage } from '../src/image/format.js';
 import { ensureReaped } from '../test/helpers/processes.js';
 
@@ -33,7 +33,7 @@ function bench(scenario: string): void {
     const phases = new Map<string, number[]>();
     let summary = '';
     for (let i = 0; i < RUNS; i++) {
-      const run = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
+      const run = dumpFdTable(pid, { skipUnsupported: false, leaveStopped: false });
       const t = performance.now();
       writeImage(image, run.image, { force: true });
       run.phases.push(['write', performance.now() - t]);

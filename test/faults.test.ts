@@ -17,7 +17,7 @@ import * as assert from 'uvu/assert';
 import { SyscallError } from '../bridge/errno.js';
 import { kill, SIGINT, SIGKILL, SIGTERM } from '../bridge/signal.js';
 import { compareTables } from '../src/diff/compare.js';
-import { checkpoint } from '../src/dump/checkpoint.js';
+import { dumpFdTable } from '../src/dump/fd-dump.js';
 import { Rng } from '../src/fuzz/random.js';
 import { readImage } from '../src/image/format.js';
 import type { FdTable } from '../src/model/fdtable.js';
@@ -242,7 +242,7 @@ function restoreState(pid: number, before: string, beforeFds: number[]): { state
   const want = [...new Set([...beforeFds, ...IMAGE_FDS])].sort((a, b) => a - b);
   if (now.join(',') !== want.join(',')) return { state: 'partial', why: `${now.length} fds, neither ${beforeFds.length} nor ${want.length}` };
   // Every image fd present: check what they are with a dump (the target is our child, not node's).
-  const { image } = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
+  const { image } = dumpFdTable(pid, { skipUnsupported: false, leaveStopped: false });
   const got = image.table;
   const keep = got.fds.filter((f) => IMAGE_FDS.has(f.fd));
   const descs = got.descs.filter((d) => keep.some((f) => f.desc === d.id));

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../src/cli.js';
 import { compareTables } from '../src/diff/compare.js';
-import { checkpoint } from '../src/dump/checkpoint.js';
+import { dumpFdTable } from '../src/dump/fd-dump.js';
 import { readImage } from '../src/image/format.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { ensureReaped, waitInSyscall } from './helpers/processes.js';
@@ -64,7 +64,7 @@ async function restoredEquals(image: string): Promise<void> {
   try {
     // sleep opens locale files of its own on the way to its sleep: dump it once it sleeps.
     waitInSyscall(pid, CLOCK_NANOSLEEP);
-    const { image: again } = checkpoint(pid, { skipUnsupported: false, leaveStopped: false });
+    const { image: again } = dumpFdTable(pid, { skipUnsupported: false, leaveStopped: false });
     assert.equal(compareTables(readImage(image).table, again.table), []);
   } finally {
     ensureReaped(pid);

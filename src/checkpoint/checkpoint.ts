@@ -14,7 +14,7 @@ import { encodeRegs, PAGE_SIZE, ProcessImageWriter } from '../image/process-form
 import type { ProcessHead } from '../image/process-head.js';
 import { readIdentity } from '../proc/process.js';
 import { captureFdTable } from './fds.js';
-import { readInside } from './inside.js';
+import { readInjected } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
@@ -57,7 +57,7 @@ const USER_CS_64 = 0x33n;
  * kernel was about to) and take the process at the next PTRACE_EVENT_STOP, which is then a state
  * the image can hold (the handler's frame set up, or the signal's action done).
  */
-function settle(frozen: Frozen, timeoutMs: number): void {
+function deliverDequeuedSignal(frozen: Frozen, timeoutMs: number): void {
   const pid = frozen.pid;
   let sig = frozen.threads.get(pid) ?? 0;
   while (sig !== 0) {
@@ -82,7 +82,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   try {
     frozen = freeze(pid, timeoutMs);
     refuseUnsupported(pid);
-    settle(frozen, timeoutMs);
+    deliverDequeuedSignal(frozen, timeoutMs);
     lap('freeze');
     const identity = readIdentity(pid);
     const read = readMappings(pid);
@@ -94,7 +94,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const xbuf = Buffer.alloc(XSTATE_MAX);
     const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
     const blocked = getSigmask(pid);
-    const inside = readInside(pid);
+    const injected = readInjected(pid);
     const pending = [
       ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
       ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),
@@ -107,16 +107,16 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       pageSize: PAGE_SIZE,
       process: identity,
       ...task,
-      mm: readMmFields(pid, inside.brk),
+      mm: readMmFields(pid, injected.brk),
       mappings,
       regs,
       xstate,
-      signals: { actions: inside.actions, blocked, pending, altstack: inside.altstack },
+      signals: { actions: injected.actions, blocked, pending, altstack: injected.altstack },
       rseq: getRseqConfiguration(pid),
-      robustList: inside.robustList,
-      tidAddress: inside.tidAddress,
-      itimers: inside.itimers,
-      noNewPrivs: inside.noNewPrivs,
+      robustList: injected.robustList,
+      tidAddress: injected.tidAddress,
+      itimers: injected.itimers,
+      noNewPrivs: injected.noNewPrivs,
       vdsoSha256: vdsoDigest(pid, mappings),
     };
     const fdImage = captureFdTable(pid, identity);

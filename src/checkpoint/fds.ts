@@ -1,6 +1,6 @@
 // The fd table of a process frozen by the whole-process checkpoint, as the fd-table image holds
 // it: src/dump's gather, then each pipe's bytes copied without consuming them.
-import { copyPipes, imageOf } from '../dump/checkpoint.js';
+import { copyPipes, imageOf } from '../dump/fd-dump.js';
 import { gather } from '../dump/gather.js';
 import type { Image } from '../image/format.js';
 import type { ProcessIdentity } from '../proc/process.js';

@@ -3,7 +3,7 @@
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
 import { kill, SIGCONT, SIGKILL } from '../../bridge/signal.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
-import { checkpoint } from '../dump/checkpoint.js';
+import { dumpFdTable } from '../dump/fd-dump.js';
 import type { Phases } from '../timing.js';
 import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
@@ -63,7 +63,7 @@ function dumpFds(pid: number, output: string, opts: Options): Phases {
     }
     // --kill: left stopped until the image is complete, so it runs nothing the image lacks.
     const holdStopped = opts['leave-stopped'] || opts.kill;
-    ({ image, phases } = checkpoint(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: holdStopped }));
+    ({ image, phases } = dumpFdTable(pid, { skipUnsupported: opts['skip-unsupported'], leaveStopped: holdStopped }));
     const t = performance.now();
     try {
       out.write([encodeImage(image)]);

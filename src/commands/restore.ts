@@ -18,8 +18,8 @@ import { restartProcess, type RestartResult } from '../restart/restart.js';
 import { checkPaths, checkUid } from '../replay/check.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
-import type { Outcome } from '../restore/outcome.js';
-import { HeldSignals, settle, waitChild } from '../restore/supervise.js';
+import type { RestoreReport } from '../restore/report.js';
+import { HeldSignals, runSignalHandlers, waitChild } from '../restore/supervise.js';
 import { isRunning } from '../proc/process.js';
 import { SyscallError } from '../../bridge/errno.js';
 import { imageAuthor, type Author } from '../trust/author.js';
@@ -73,7 +73,7 @@ function summary(table: FdTable): string {
   return `${plural(table.fds.length, 'fd')}, ${plural(table.descs.length, 'description')}, ${plural(table.pipes.length, 'pipe')} holding ${plural(bytes, 'byte')}`;
 }
 
-function timings(outcome: Outcome): string {
+function timings(outcome: RestoreReport): string {
   const total = outcome.phases.reduce((n, [, ms]) => n + ms, 0);
   return (
     `timings: ${outcome.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms; ` +
@@ -83,7 +83,7 @@ function timings(outcome: Outcome): string {
 
 /** Restore, then print, detach or wait as asked; returns cr's exit status. */
 async function restoreAndGo(opts: Options, table: FdTable, author: Author, held: HeldSignals, pidfile: OutputFile | null): Promise<number> {
-  let outcome: Outcome;
+  let outcome: RestoreReport;
   try {
     outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact, author) : restoreFresh(table, opts.command, author);
   } catch (err) {
@@ -92,7 +92,7 @@ async function restoreAndGo(opts: Options, table: FdTable, author: Author, held:
     if (opts.into === undefined || err instanceof CrError || !gone) throw err;
     throw new CrError(`pid ${opts.into} ended during the restore (${(err as Error).message.split('\n')[0]})`);
   } finally {
-    await settle();
+    await runSignalHandlers();
   }
   for (const warning of outcome.plan.warnings) console.error(`cr restore: warning: ${terminalSafe(warning)}`);
   if (opts.timings) console.error(timings(outcome));
@@ -135,7 +135,7 @@ function processImageIdentity(opts: Options, input: Input): ProcessImage {
   checkPaths(fdImage.table);
   checkHeadTrust(head, imageAuthor(input.file));
   // The restart takes on the image's credentials, except that all-root ones are left as the
-  // husk's (src/restart/state.ts setCreds): cr's own. The user it ends up as is compared with the
+  // husk's (src/restart/process-attributes.ts setCreds): cr's own. The user it ends up as is compared with the
   // user the image says the process ran as.
   const { uid, gid, groups } = head.creds;
   const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
@@ -170,7 +170,7 @@ async function restartAndGo(opts: Options, image: ProcessImage, held: HeldSignal
   try {
     result = restartProcess(image, { samePid: opts['same-pid'] });
   } finally {
-    await settle();
+    await runSignalHandlers();
   }
   for (const warning of result.warnings) console.error(`cr restore: warning: ${terminalSafe(warning)}`);
   if (opts.timings) {

@@ -6,12 +6,12 @@ import { PlanImpossible, planRestore } from '../plan/planner.js';
 import { verify } from '../sim/verify.js';
 import { planGuaranteed, type FuzzCase } from './generate.js';
 
-export type Outcome =
+export type CaseVerdict =
   | { kind: 'verified'; ops: number; lowerBound: number }
   | { kind: 'impossible'; reason: string }
   | { kind: 'failure'; reason: string };
 
-export function checkCase(c: FuzzCase): Outcome {
+export function checkCase(c: FuzzCase): CaseVerdict {
   let table;
   try {
     table = parseTable(c.table);

@@ -17,7 +17,7 @@ import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
-import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './state.js';
+import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
 import { stopwatch } from '../timing.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';

@@ -13,7 +13,7 @@ import { replay } from '../replay/replay.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
-import type { Outcome } from './outcome.js';
+import type { RestoreReport } from './report.js';
 import { stopwatch, type Phases } from '../timing.js';
 import type { Author } from '../trust/author.js';
 import { asAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
@@ -41,7 +41,7 @@ function checkCommand(cmd: string): void {
  * Start argv with exactly table's fds, its paths opened with the rights of `author` (the image's,
  * docs/trust.md); null: a table cr made itself in this run, opened with CMD's own rights.
  */
-export function restoreFresh(table: FdTable, argv: string[], author: Author | null): Outcome {
+export function restoreFresh(table: FdTable, argv: string[], author: Author | null): RestoreReport {
   checkCommand(argv[0]!);
   const phases: Phases = [];
   const lap = stopwatch(phases);

@@ -11,7 +11,7 @@ import type { PlanTarget } from '../model/restore-target.js';
 import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
 import { readTarget, type TargetState } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
-import type { Outcome } from './outcome.js';
+import type { RestoreReport } from './report.js';
 import { stopwatch, type Phases } from '../timing.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
 import type { Author } from '../trust/author.js';
@@ -80,7 +80,7 @@ function refuseSeccomp(pid: number): void {
  * docs/trust.md): the injection thread takes on the author's fs ids for the replay and gets its
  * own back afterwards, on failure too. null: opened with the target's own rights.
  */
-export function restoreInto(table: FdTable, pid: number, exact: boolean, author: Author | null): Outcome {
+export function restoreInto(table: FdTable, pid: number, exact: boolean, author: Author | null): RestoreReport {
   if (pid === process.pid) throw new CrError('cr cannot restore into itself', 2);
   const phases: Phases = [];
   const lap = stopwatch(phases);

@@ -56,7 +56,7 @@ export class HeldSignals {
  * dispatches them from its poll phase; measured, the handler has run after at most two turns of
  * the loop (one when the loop is already running), so three are taken.
  */
-export async function settle(): Promise<void> {
+export async function runSignalHandlers(): Promise<void> {
   for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
 }
 

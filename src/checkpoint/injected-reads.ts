@@ -6,7 +6,7 @@ import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
 import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscall-table.js';
 
-export interface InsideState {
+export interface InjectedReads {
   /** struct kernel_sigaction of signals 1..64, back to back */
   actions: Buffer;
   altstack: { sp: number; flags: number; size: number };
@@ -20,7 +20,7 @@ export interface InsideState {
 const SIGNALS = 64;
 const EINVAL = 22n;
 
-export function readInside(pid: number): InsideState {
+export function readInjected(pid: number): InjectedReads {
   const inj = Injector.attach(pid);
   try {
     const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);

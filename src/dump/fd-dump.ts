@@ -49,7 +49,7 @@ const endName = (flags: number): string => {
   return mode === O_RDONLY ? ' (read)' : mode === O_RDWR ? ' (read-write)' : ' (write)';
 };
 
-export function checkpoint(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
+export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
   const phases: Phases = [];
   const lap = stopwatch(phases);
   const frozen = freeze(pid, opts.timeoutMs);

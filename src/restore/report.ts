@@ -3,7 +3,7 @@ import type { Plan } from '../plan/ops.js';
 import type { ReplayStats } from '../replay/replay.js';
 import type { Phases } from '../timing.js';
 
-export interface Outcome {
+export interface RestoreReport {
   pid: number;
   plan: Plan;
   stats: ReplayStats;
