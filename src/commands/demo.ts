@@ -3,14 +3,15 @@
 // a brand-new process, dumps that one too and compares, then both processes read their pipes to
 // show the bytes made it across. Then the whole process: a counter (C if cc can build it, else
 // python3) is dumped, killed and restarted, and carries on from the next number. Needs no
-// arguments; leaves its images in a temporary directory for a closer look.
+// arguments; works in a temporary directory it removes at the end (kept with --keep, for a closer
+// look at the images), and ends with commands the user can paste to try it on a process of their own.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { kill, SIGUSR1 } from '../../bridge/signal.js';
 import { killAndReap, reap, spawn } from '../../bridge/spawn.js';
-import { defineCommand, parseCommand } from '../command-line.js';
+import { defineCommand, parseCommand, PROG } from '../command-line.js';
 import { CrError } from '../errors.js';
 import { readImage } from '../image/format.js';
 import { formatOp } from '../plan/format.js';
@@ -116,7 +117,7 @@ const indent = (text: string): string => text.replace(/\n$/, '').replace(/^(?=.)
  * prints (stdout and stderr, as a terminal shows them); returns its stdout.
  */
 async function shell(args: string[], run: (args: string[]) => Promise<number>): Promise<string> {
-  say(`  $ cr ${args.join(' ')}`);
+  say(`  $ ${PROG} ${args.join(' ')}`);
   const out: string[] = [];
   const stdout: string[] = [];
   const { log, error } = console;
@@ -218,14 +219,24 @@ async function wholeProcess(dir: string, python: string, running: Set<number>): 
 export const command = defineCommand({
   name: 'demo',
   summary: 'Dump and restore real processes, step by step.',
-  usage: ['demo'],
+  usage: ['demo [--keep]'],
   operands: [],
-  flags: {},
-  examples: ['demo', 'demo | less'],
+  flags: {
+    keep: { help: 'keep the temporary directory with the images, and say where it is' },
+  },
+  examples: ['demo', 'demo --keep | less'],
 });
 
+/** Commands that do on a process of the user's own what the demo did, to paste as they are. */
+const TRY_IT = [
+  'sleep 1000 & ' + PROG + ' dump --pid $! -o sleep.img --kill',
+  PROG + ' show sleep.img',
+  PROG + ' restore sleep.img --detach',
+];
+
 export async function run(args: string[]): Promise<number> {
-  if (parseCommand(command, args) === undefined) return 0;
+  const parsed = parseCommand(command, args);
+  if (parsed === undefined) return 0;
   const python = findPython();
   const dir = mkdtempSync(join(tmpdir(), 'cr-demo-'));
   const originalDir = mkdtempSync(join(dir, 'original-'));
@@ -260,7 +271,7 @@ export async function run(args: string[]): Promise<number> {
     say('instruction, plans the system calls that rebuild the table, checks the plan in its simulator,');
     say('runs the calls inside the new process (checking each result), and only then lets it run:');
     const hold = [python, '-S', program, 'hold', restoredDir];
-    say(`  $ cr restore ${original} --detach -- ${hold.join(' ')}`);
+    say(`  $ ${PROG} restore ${original} --detach -- ${hold.join(' ')}`);
     const outcome = restoreFresh(readImage(original).table, hold, null);
     running.add(outcome.pid);
     say(`    ${outcome.pid}`);
@@ -287,9 +298,14 @@ export async function run(args: string[]): Promise<number> {
     say('from the original.');
     say();
     await wholeProcess(dir, python, running);
-    say(`The images are in ${dir} (try: node cr.mjs show ${join(dir, 'counter.img')}).`);
+    if (parsed.values.keep) say(`The images are in ${dir} (try: ${PROG} show ${join(dir, 'counter.img')}).`);
+    else say(`The temporary directory ${dir} is removed (${PROG} demo --keep keeps it).`);
+    say();
+    say('Try it on a process of your own (the sleep is dumped, killed, and restarted as a new process):');
+    for (const line of TRY_IT) say(`  ${line}`);
     return 0;
   } finally {
     for (const p of running) killAndReap(p);
+    if (!parsed.values.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
