@@ -14,8 +14,6 @@ export interface Gathered {
   /** for each pipe id, its descriptions' fds (lowest fd of each) with their flags */
   pipeEnds: Map<number, Array<{ fd: number; flags: number }>>;
   dropped: Unsupported[];
-  /** kcmp calls made, for the timing report */
-  kcmpCalls: number;
 }
 
 interface Entry {
@@ -28,7 +26,7 @@ interface Entry {
  * position, so only entries alike in those are compared, by sorting them with kcmp's total order
  * on struct file pointers: equal neighbours are one description.
  */
-function groupDescriptions(pid: number, entries: Entry[]): { groups: Entry[][]; kcmpCalls: number } {
+function groupDescriptions(pid: number, entries: Entry[]): Entry[][] {
   const buckets = new Map<string, Entry[]>();
   for (const e of entries) {
     const key = `${e.proc.stat.dev}:${e.proc.stat.ino}:${e.proc.flags}:${e.proc.pos}`;
@@ -36,9 +34,7 @@ function groupDescriptions(pid: number, entries: Entry[]): { groups: Entry[][]; 
     if (bucket) bucket.push(e);
     else buckets.set(key, [e]);
   }
-  let kcmpCalls = 0;
   const order = (a: Entry, b: Entry): number => {
-    kcmpCalls++;
     const r = kcmpFile(pid, a.proc.fd, pid, b.proc.fd);
     if (r === 3) throw new Error(`kcmp(KCMP_FILE) cannot order fds ${a.proc.fd} and ${b.proc.fd} of ${pid}`);
     return r === 0 ? 0 : r === 1 ? -1 : 1;
@@ -63,7 +59,7 @@ function groupDescriptions(pid: number, entries: Entry[]): { groups: Entry[][]; 
   for (const g of groups) g.sort((a, b) => a.proc.fd - b.proc.fd);
   // Canonical ids: descriptions in order of their lowest fd.
   groups.sort((a, b) => a[0]!.proc.fd - b[0]!.proc.fd);
-  return { groups, kcmpCalls };
+  return groups;
 }
 
 export interface GatherOptions {
@@ -99,7 +95,7 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
     throw new CrError(dropped.map(describeUnsupported).join('; ') + skip);
   }
   lap('proc');
-  const { groups, kcmpCalls } = groupDescriptions(pid, entries);
+  const groups = groupDescriptions(pid, entries);
   lap('kcmp');
 
   const fds: Fd[] = [];
@@ -141,7 +137,7 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
   // (every fd below rlimit.soft) cannot hold such a table.
   const high = fds.find((f) => f.fd >= limit.soft);
   if (high) throw new CrError(`fd ${high.fd} is not below the process's soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
-  return { table: { fds, descs, pipes, rlimit: { soft: limit.soft, hard: limit.hard } }, pipeEnds, dropped, kcmpCalls };
+  return { table: { fds, descs, pipes, rlimit: { soft: limit.soft, hard: limit.hard } }, pipeEnds, dropped };
 }
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');

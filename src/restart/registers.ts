@@ -15,27 +15,17 @@ import { decodeRegs } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
 import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, NR } from '../inject/syscall-table.js';
 
-export interface Resume {
-  regs: Regs;
-  /** what happens to the system call the process was stopped in, for the report; null if none */
-  syscall: string | null;
-}
-
 /** The image's registers, with a restart-block syscall turned into a plain restart. */
-export function resumeRegisters(head: ProcessHead): Resume {
+export function resumeRegisters(head: ProcessHead): Regs {
   const regs = decodeRegs(head.regs);
-  if (regs.orig_rax < 0n) return { regs, syscall: null };
-  const nr = Number(regs.orig_rax);
-  if (regs.rax !== -BigInt(ERESTART_RESTARTBLOCK)) {
-    const restarts = regs.rax <= -512n && regs.rax >= -514n;
-    return { regs, syscall: restarts ? `syscall ${nr} restarts` : null };
-  }
-  if (nr === NR.restart_syscall) {
-    // Already a restart: the original call is not known any more. restart_syscall in the new
-    // process finds no restart block and returns EINTR, which the program sees.
-    return { regs, syscall: `restart_syscall (an interrupted sleep or wait) returns EINTR` };
-  }
-  return { regs: { ...regs, rax: -BigInt(ERESTARTNOHAND) }, syscall: `syscall ${nr} (restart block) restarts from the start with its arguments` };
+  // Not stopped in a syscall, or in one that returns or restarts (-ERESTARTSYS..-ERESTARTNOHAND)
+  // as it is: the kernel's own restart logic applies to these registers unchanged.
+  if (regs.orig_rax < 0n || regs.rax !== -BigInt(ERESTART_RESTARTBLOCK)) return regs;
+  // Already a restart: the original call is not known any more. restart_syscall in the new
+  // process finds no restart block and returns EINTR, which the program sees.
+  if (Number(regs.orig_rax) === NR.restart_syscall) return regs;
+  // A call with a restart block (a sleep with a timeout) restarts from the start with its arguments.
+  return { ...regs, rax: -BigInt(ERESTARTNOHAND) };
 }
 
 /** Set all registers of the stopped husk: the XSAVE area first, the general ones last. */

@@ -34,8 +34,6 @@ export interface RestartResult {
   pid: number;
   /** pages written into the new process */
   pages: number;
-  /** what became of the system call the process was stopped in (null: none) */
-  syscall: string | null;
   /** things restored only approximately (a hard limit that could not be raised, ...) */
   warnings: string[];
   phases: Array<[string, number]>;
@@ -123,10 +121,9 @@ function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name:
   dropArea(husk);
   toEventStop(husk.pid);
   setSigmask(husk.pid, head.signals.blocked);
-  const resume = resumeRegisters(head);
-  setAllRegisters(husk.pid, head, resume.regs);
+  setAllRegisters(husk.pid, head, resumeRegisters(head));
   lap('state');
-  return { pages, syscall: resume.syscall, warnings };
+  return { pages, warnings };
 }
 
 /**
