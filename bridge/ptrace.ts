@@ -21,7 +21,6 @@ const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_PEEKSIGINFO = 0x4209;
 const PTRACE_GETSIGMASK = 0x420a;
 const PTRACE_SETSIGMASK = 0x420b;
-const PTRACE_GET_SYSCALL_INFO = 0x420e;
 const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
 const PTRACE_PEEKSIGINFO_SHARED = 1;
 
@@ -116,46 +115,6 @@ export function getSiginfo(pid: number): Siginfo {
   const raw = Buffer.alloc(128);
   check(libc.ptraceBuf(PTRACE_GETSIGINFO, pid, 0, raw), () => `ptrace(PTRACE_GETSIGINFO, pid=${pid})`);
   return { signo: raw.readInt32LE(0), errno: raw.readInt32LE(4), code: raw.readInt32LE(8), raw };
-}
-
-export const SYSCALL_INFO_NONE = 0;
-export const SYSCALL_INFO_ENTRY = 1;
-export const SYSCALL_INFO_EXIT = 2;
-export const SYSCALL_INFO_SECCOMP = 3;
-
-/**
- * PTRACE_GET_SYSCALL_INFO: which syscall stop the tracee is in, and its number/arguments or result.
- * The kernel recognises syscall stops here only if the tracee was seized with PTRACE_O_TRACESYSGOOD.
- */
-export interface SyscallInfo {
-  /** SYSCALL_INFO_*: NONE for stops that are not syscall stops. */
-  op: number;
-  rip: bigint;
-  rsp: bigint;
-  /** At entry (and seccomp) stops. */
-  nr: bigint;
-  args: bigint[];
-  /** At exit stops: the result, -errno on error. */
-  rval: bigint;
-  isError: boolean;
-}
-
-const syscallInfoBuf = Buffer.alloc(88);
-
-export function getSyscallInfo(pid: number): SyscallInfo {
-  const b = syscallInfoBuf;
-  check(libc.ptraceBuf(PTRACE_GET_SYSCALL_INFO, pid, b.length, b), () => `ptrace(PTRACE_GET_SYSCALL_INFO, pid=${pid})`);
-  const op = b[0]!;
-  const entry = op === SYSCALL_INFO_ENTRY || op === SYSCALL_INFO_SECCOMP;
-  return {
-    op,
-    rip: b.readBigUInt64LE(8),
-    rsp: b.readBigUInt64LE(16),
-    nr: entry ? b.readBigUInt64LE(24) : -1n,
-    args: entry ? [0, 1, 2, 3, 4, 5].map((i) => b.readBigUInt64LE(32 + i * 8)) : [],
-    rval: op === SYSCALL_INFO_EXIT ? b.readBigInt64LE(24) : 0n,
-    isError: op === SYSCALL_INFO_EXIT && b[32] !== 0,
-  };
 }
 
 /**

@@ -4,7 +4,7 @@
 import { Injector } from '../inject/injector.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
-import { NR, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscall-table.js';
+import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
 
 export interface InjectedReads {
   /** struct kernel_sigaction of signals 1..64, back to back */
@@ -25,32 +25,32 @@ export function readInjected(pid: number): InjectedReads {
   try {
     const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
     for (let sig = 1; sig <= SIGNALS; sig++) {
-      inj.call('rt_sigaction', NR.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
+      inj.call('rt_sigaction', SYS.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
     }
     const actions = inj.read(buf, SIGNALS * SIGACTION_BYTES);
     const ss = inj.scratch(24);
-    inj.call('sigaltstack', NR.sigaltstack, 0n, ss);
+    inj.call('sigaltstack', SYS.sigaltstack, 0n, ss);
     const ssBuf = inj.read(ss, 24);
     const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
-    const brk = Number(inj.call('brk', NR.brk, 0n));
+    const brk = Number(inj.call('brk', SYS.brk, 0n));
     const word = inj.scratch(16);
     // PR_GET_TID_ADDRESS exists only with CONFIG_CHECKPOINT_RESTORE: without it, nothing to restore.
-    const tid = inj.syscall(NR.prctl, BigInt(PR_GET_TID_ADDRESS), word);
-    if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', NR.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+    const tid = inj.syscall(SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+    if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
     const tidAddress = tid < 0n ? 0 : Number(inj.read(word, 8).readBigUInt64LE(0));
-    inj.call('get_robust_list', NR.get_robust_list, 0n, word, word + 8n);
+    inj.call('get_robust_list', SYS.get_robust_list, 0n, word, word + 8n);
     const rl = inj.read(word, 16);
     const head = Number(rl.readBigUInt64LE(0));
     const robustList = head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) };
     // struct itimerval: interval then value, each { tv_sec, tv_usec }
     const tv = inj.scratch(32);
     const itimers: Itimer[] = [0, 1, 2].map((which) => {
-      inj.call('getitimer', NR.getitimer, BigInt(which), tv);
+      inj.call('getitimer', SYS.getitimer, BigInt(which), tv);
       const b = inj.read(tv, 32);
       const us = (at: number): number => Number(b.readBigInt64LE(at)) * 1e6 + Number(b.readBigInt64LE(at + 8));
       return { intervalUs: us(0), valueUs: us(16) };
     });
-    const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', NR.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
+    const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
     return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs };
   } finally {
     inj.finish();

@@ -12,8 +12,10 @@ import { readMemory, writeMemory } from '../../bridge/memory.js';
 import { cont, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, setRegs } from '../../bridge/ptrace.js';
 import { signalName, SIGSTOP } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
+import { SyscallError } from '../../bridge/errno.js';
 import type { Injector } from './injector.js';
 import { PROT_EXEC, PROT_READ, SYS } from './syscalls.js';
+import { traceBatch, tracing } from './trace.js';
 
 /** batch.S assembled (`as --64 batch.S && objcopy -O binary -j .text`); a test checks they agree. */
 export const BATCH_CODE = Buffer.from(
@@ -166,7 +168,13 @@ export class BatchRunner {
     const n = batch.calls.length;
     const { bytes, recordsAt } = batch.image();
     if (bytes.length > 0) writeMemory(this.inj.pid, batch.dataAt, bytes);
+    // Call by call, each injected call is traced by the injector itself.
+    const start = this.code !== null && tracing() ? performance.now() : 0;
     const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt, opts.deferred ?? []);
+    if (start) {
+      const calls = batch.calls.map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
+      traceBatch(this.inj.pid, calls, results, matched, start, performance.now() - start);
+    }
     const data = opts.readBack && batch.dataBytes > 0 ? new StagedData(batch.dataAt, readMemory(this.inj.pid, batch.dataAt, batch.dataBytes)) : null;
     return { matched, results, data };
   }
@@ -218,5 +226,74 @@ export class BatchRunner {
     const results: bigint[] = [];
     for (let i = 0; i < ran; i++) results.push(records.readBigInt64LE(i * RECORD_BYTES + RESULT_AT));
     return { matched, results };
+  }
+}
+
+const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
+
+interface Named {
+  name: string;
+  args: bigint[];
+  want: bigint;
+  /** the error to throw when the call gives another result than `want` (default: one naming it) */
+  fail?: (result: bigint) => Error;
+}
+
+/**
+ * Calls queued by name, each with the result it must give, run in batches: the first that gives
+ * another result throws, named with its arguments (`mmap(0x…, …) in the husk (pid N): EEXIST
+ * (…)`), and nothing after it runs. For sequences whose results need no look before the next
+ * call (the restart's munmaps, mremaps, mmaps, signal actions...). A call, or data put for the
+ * calls that follow, that does not fit runs what is queued first.
+ */
+export class CallQueue {
+  private batch: Batch;
+  private named: Named[] = [];
+
+  constructor(
+    private readonly runner: BatchRunner,
+    /** how errors place the calls: `in the husk (pid N)` */
+    private readonly where: string,
+  ) {
+    this.batch = runner.batch();
+  }
+
+  /** Whether `bytes` of data and `calls` more calls fit in the batch being built. */
+  fits(bytes: number, calls: number): boolean {
+    return this.batch.room() >= ((bytes + 15) & ~15) + calls * RECORD_BYTES;
+  }
+
+  /** Stage data for the next `calls` calls (strings NUL-terminated); its address in the tracee. */
+  put(data: Buffer | string, calls = 1): bigint {
+    const length = typeof data === 'string' ? Buffer.byteLength(data) + 1 : data.length;
+    if (!this.fits(length, calls)) this.run();
+    return this.batch.put(data);
+  }
+
+  /** Queue a call; `want` the result it must give (default: any success). */
+  add(name: string, nr: number, args: bigint[], want: bigint = ANY_SUCCESS, fail?: (result: bigint) => Error): void {
+    // No room only when no data was put for this call: put() keeps room for the calls it serves.
+    if (this.batch.room() < 0) this.run();
+    this.batch.call(nr, args, want);
+    this.named.push({ name, args, want, fail });
+  }
+
+  /** Run what is queued; the results, and the staged data as the calls left it with `readBack`. */
+  run(opts: { readBack?: boolean } = {}): { results: bigint[]; data: StagedData | null } {
+    const named = this.named;
+    const batch = this.batch;
+    this.batch = this.runner.batch();
+    this.named = [];
+    if (named.length === 0) return { results: [], data: null };
+    const out = this.runner.run(batch, { readBack: opts.readBack });
+    if (out.matched < named.length) {
+      const c = named[out.matched]!;
+      const r = out.results[out.matched]!;
+      if (c.fail) throw c.fail(r);
+      const call = `${c.name}(${c.args.map(hex).join(', ')}) ${this.where}`;
+      if (isErrno(r)) throw new SyscallError(call, Number(-r));
+      throw new Error(`${call} returned ${hex(r)}, not ${hex(c.want)}`);
+    }
+    return { results: out.results, data: out.data };
   }
 }

@@ -16,6 +16,7 @@ import {
 } from '../../bridge/ptrace.js';
 import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
 import { waitStop, type WaitResult } from '../../bridge/wait.js';
+import { traceCall, tracing } from './trace.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
@@ -37,8 +38,10 @@ export interface InjectorOptions {
   /** Bound on each injected syscall; a call still blocked then is interrupted and reported. */
   timeoutMs?: number;
   /**
-   * Map the area at this address (MAP_FIXED_NOREPLACE) and leave it mapped at finish(): the
-   * restart husk keeps running its calls from it after the injection ends.
+   * Map the area at this address (MAP_FIXED_NOREPLACE), and keep every use of the tracee's
+   * memory inside it: scratch comes from the area only (never another mapping, which could land
+   * where the restart rebuilds the image's), and calls run with the stack pointer at its top.
+   * For the restart's husk, whose own memory is torn down around the area (src/restart/husk.ts).
    */
   keepAreaAt?: { addr: bigint; bytes: number };
 }
@@ -143,7 +146,8 @@ export class Injector {
   private readonly work = new BigInt64Array(REG_COUNT);
 
   private constructor(
-    readonly pid: number,
+    /** the tracee; changes only when forChild() hands the injection to a copy */
+    private tracee: number,
     /** a `syscall` instruction the tracee already had (only read, never written) */
     private readonly foundSite: bigint,
     private readonly savedMask: Buffer,
@@ -153,6 +157,10 @@ export class Injector {
     private readonly keepAreaAt: { addr: bigint; bytes: number } | null,
   ) {
     this.site = foundSite;
+  }
+
+  get pid(): number {
+    return this.tracee;
   }
 
   /**
@@ -199,14 +207,20 @@ export class Injector {
     // orig_rax -1: when the tracee resumes from a stop inside signal handling the kernel would
     // otherwise apply its syscall-restart fixup (rip -= 2, rax = orig_rax) to our registers.
     regs[R.orig_rax] = -1n;
+    // A kept area is all of the tracee's memory that stays put: sigaltstack must not find the
+    // stack pointer on a stack the restart is installing.
+    if (this.keepAreaAt) regs[R.rsp] = this.keepAreaAt.addr + BigInt(this.keepAreaAt.bytes);
     ARG_REGS.forEach((reg, i) => {
       regs[reg] = BigInt.asIntN(64, args[i] ?? 0n);
     });
+    const start = tracing() ? performance.now() : 0;
     setRegsFrom(this.pid, regs);
     contSyscall(this.pid, 0);
     this.waitSyscallStop(nr, ENTRY);
     contSyscall(this.pid, 0);
-    return this.waitSyscallStop(nr, EXIT);
+    const result = this.waitSyscallStop(nr, EXIT);
+    if (start) traceCall(this.pid, nr, args, result, start, performance.now() - start);
+    return result;
   }
 
   /** Like syscall(), but a failure throws a SyscallError naming the call, its arguments and the pid. */
@@ -224,7 +238,10 @@ export class Injector {
   /** Address of size fresh bytes of tracee memory, valid until finish(). */
   scratch(size: number): bigint {
     const need = BigInt((size + 15) & ~15);
-    if (this.scratchNext + need > this.scratchEnd) this.newScratch(Math.max(SCRATCH_CHUNK, size));
+    if (this.scratchNext + need > this.scratchEnd) {
+      if (this.keepAreaAt) throw new Error(`pid ${this.pid}: the area has no room for ${size} more bytes of scratch memory`);
+      this.newScratch(Math.max(SCRATCH_CHUNK, size));
+    }
     const addr = this.scratchNext;
     this.scratchNext += need;
     return addr;
@@ -236,6 +253,20 @@ export class Injector {
     const addr = this.scratch(buf.length);
     this.write(addr, buf);
     return addr;
+  }
+
+  /**
+   * With a kept area: where scratch memory is now, to give back with scratchReset() what was
+   * handed out after it (the husk's arguments of one step, once the step is done).
+   */
+  scratchMark(): bigint {
+    if (!this.keepAreaAt) throw new Error('scratchMark: only with keepAreaAt');
+    return this.scratchNext;
+  }
+
+  scratchReset(mark: bigint): void {
+    if (!this.keepAreaAt || mark < this.area!.addr || mark > this.scratchNext) throw new Error('scratchReset: not a mark of this area');
+    this.scratchNext = mark;
   }
 
   write(addr: bigint, buf: Buffer): void {
@@ -273,6 +304,33 @@ export class Injector {
     if (failed) throw failed;
   }
 
+  /**
+   * The tracee became `child`, a copy made by a clone3 it ran (the restart's husk taking a
+   * given pid), traced from birth and in its first event stop: go on injecting there, with the
+   * same area, scratch and saved state (the copy has the same memory). The old tracee is the
+   * caller's to end.
+   */
+  forChild(child: number): void {
+    this.tracee = child;
+  }
+
+  /**
+   * End an injection whose tracee gets a whole new state from the caller (the restart's husk):
+   * nothing is put back. Scratch mappings and, with `dropArea`, the area are unmapped (the
+   * area's munmap runs from the area itself: the tracee stops at its exit, and never runs
+   * another instruction there), then the tracee is brought to a PTRACE_EVENT_STOP, all signals
+   * still blocked; signals held back meanwhile are sent again. The caller sets mask and
+   * registers.
+   */
+  handOver(opts: { dropArea: boolean }): void {
+    if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
+    for (const { addr, size } of this.scratchMaps) this.call('munmap', SYS.munmap, addr, size);
+    if (opts.dropArea && this.area) this.call('munmap', SYS.munmap, this.area.addr, this.area.size);
+    this.done = true;
+    toEventStop(this.pid, this.deferred);
+    for (const sig of this.deferred) kill(this.pid, sig);
+  }
+
   /** The first call: map the area, from the tracee's own instruction, and move the calls there. */
   private mapArea(): void {
     const fixed = this.keepAreaAt;
@@ -289,11 +347,8 @@ export class Injector {
     // The area is cr's own anonymous memory: one ptrace word write is its cheapest store.
     poke(this.pid, addr, SYSCALL_WORD);
     this.site = addr;
-    // A kept area belongs to its next user (the husk) from the start; else it is scratch as well.
-    if (!fixed) {
-      this.scratchNext = addr + BigInt(AREA_CODE_BYTES);
-      this.scratchEnd = addr + size;
-    }
+    this.scratchNext = addr + BigInt(AREA_CODE_BYTES);
+    this.scratchEnd = addr + size;
   }
 
   /**

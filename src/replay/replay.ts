@@ -8,7 +8,7 @@ import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
-import { ANY_SUCCESS, Batch, BATCH_CAPACITY, BatchRunner, RECORD_BYTES, type StagedData } from '../inject/batch.js';
+import { ANY_SUCCESS, Batch, BatchRunner, RECORD_BYTES, type StagedData } from '../inject/batch.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
 import { O_CLOEXEC, O_NONBLOCK, O_PATH, type DescKind, type FdTable, type Pipe } from '../model/fdtable.js';
@@ -127,8 +127,6 @@ interface Queued {
 /** Bytes a batch takes for data of n bytes (Batch.put keeps 16-byte alignment). */
 const padded = (n: number): number => (n + 15) & ~15;
 
-/** Bytes of one pipe write: a stream is cut to fit a batch; a packet never is. */
-const CHUNK_MAX = BATCH_CAPACITY / 2;
 
 class Replayer {
   readonly stats: ReplayStats = { syscalls: 0, batches: 0, batchMs: 0 };
@@ -137,6 +135,8 @@ class Replayer {
   /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
   private readonly fifoPipes: Set<number>;
   private readonly runner: BatchRunner;
+  /** Bytes of one pipe write: a stream is cut to fit a batch (half of one); a packet never is. */
+  private readonly chunkMax: number;
   private batch: Batch;
   private queued: Queued[] = [];
   /** index of the op being queued */
@@ -145,12 +145,13 @@ class Replayer {
   constructor(
     private readonly inj: Injector,
     table: FdTable,
-    oneByOne: boolean,
+    opts: ReplayOptions,
   ) {
     this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
     this.fifoPipes = new Set(table.descs.filter((d) => d.kind === 'fifo').map((d) => d.pipe!));
     this.paths = pathWants(table);
-    this.runner = BatchRunner.prepare(inj, { oneByOne });
+    this.runner = opts.runner ?? BatchRunner.prepare(inj, { oneByOne: opts.oneByOne });
+    this.chunkMax = this.runner.capacity / 2;
     this.batch = this.runner.batch();
   }
 
@@ -359,8 +360,8 @@ class Replayer {
     let at = 0;
     for (const len of pipe.packets ?? [bytes.length]) {
       // A packet goes in with one write; the kernel takes a stream whole into a pipe with room.
-      for (let from = at; from < at + len; from += CHUNK_MAX) {
-        const chunk = bytes.subarray(from, Math.min(at + len, from + CHUNK_MAX));
+      for (let from = at; from < at + len; from += this.chunkMax) {
+        const chunk = bytes.subarray(from, Math.min(at + len, from + this.chunkMax));
         const addr = this.stage(chunk, chunk.length + 16);
         this.queue(SYS.write, [fd, addr, BigInt(chunk.length)], { want: chunk.length });
       }
@@ -377,6 +378,8 @@ export interface ReplayOptions {
    * A process cr started (`-- CMD`, the restart's husk) dies with cr (PTRACE_O_EXITKILL).
    */
   oneByOne?: boolean;
+  /** the batches' runner, when the caller has one in the target already (the restart's husk) */
+  runner?: BatchRunner;
 }
 
 /**
@@ -384,7 +387,7 @@ export interface ReplayOptions {
  * ReplayError naming the op, its fd and the errno (or the result the plan did not expect).
  */
 export function replay(inj: Injector, table: FdTable, plan: Plan, opts: ReplayOptions = {}): ReplayStats {
-  const replayer = new Replayer(inj, table, opts.oneByOne ?? false);
+  const replayer = new Replayer(inj, table, opts);
   const total = plan.ops.length;
   const fail = (err: unknown, i: number): never => {
     const op = plan.ops[i]!;

@@ -7,25 +7,24 @@
 // by the process would. Guard regions are installed again once the pages are in.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
-import { SyscallError } from '../../bridge/errno.js';
 import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
 import { PAGE_SIZE, type PageRun } from '../image/process-format.js';
 import type { Mapping, MappingKind } from '../image/process-head.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
-import { fileAt, mismatch, OPENED_SCRATCH_BYTES, type Opened } from '../inject/opened.js';
+import type { StagedData } from '../inject/batch.js';
+import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject/opened.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../model/fdtable.js';
+import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
   MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
-  NR, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
-} from '../inject/syscall-table.js';
+  SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
+} from '../inject/syscalls.js';
 
 const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
-const O_RDONLY = 0n;
-const O_RDWR = 2n;
-const O_NONBLOCK = 0o4000n;
-const O_CLOEXEC = 0o2000000n;
+const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
 /** Lowest address cr picks for its own areas: clear of the NULL-page guard and low fixed binaries. */
 const LOW = 0x100000000;
 /** The top of the x86_64 user address space (47 bits), less a guard. */
@@ -85,20 +84,26 @@ export function checkVdso(pid: number, image: Mapping[], vdsoSha256: Buffer | nu
   }
 }
 
-/** Unmap all of the husk but its syscall area and the vdso pages, then put those where the image has them. */
+/**
+ * Unmap all of the husk but its syscall area and the vdso pages, then put those where the image
+ * has them: one batch, each call with the result it must give.
+ */
 export function clearAndPlaceVdso(husk: Husk, image: Mapping[]): void {
   const own = huskMappings(husk.pid);
   const area = Number(husk.area);
+  const q = husk.queue();
+  const unmap = (start: number, size: number): void => q.add('munmap', SYS.munmap, [BigInt(start), BigInt(size)], 0n);
   for (const m of own) {
     if (m.start >= area && m.end <= area + AREA_BYTES) continue;
     if (SPECIAL_NAMES[m.name] || m.name === '[vsyscall]') continue;
-    husk.call('munmap', NR.munmap, BigInt(m.start), BigInt(m.end - m.start));
+    unmap(m.start, m.end - m.start);
   }
   const specials = own.filter((m) => SPECIAL_NAMES[m.name]);
   const wanted = image.filter((m) => SPECIALS.includes(m.kind));
   if (wanted.length === 0) {
     // The program unmapped its vdso (or never had one): so does its restart.
-    for (const m of specials) husk.call('munmap', NR.munmap, BigInt(m.start), BigInt(m.end - m.start));
+    for (const m of specials) unmap(m.start, m.end - m.start);
+    q.run();
     return;
   }
   // Through a free stretch first, so that no move lands on a special mapping not yet moved.
@@ -107,15 +112,16 @@ export function clearAndPlaceVdso(husk: Husk, image: Mapping[]): void {
   const hop = freeRange(span, [...image, ...specials, { start: area, end: area + AREA_BYTES }]);
   const move = (from: number, size: number, to: number): void => {
     const flags = BigInt(MREMAP_MAYMOVE | MREMAP_FIXED);
-    husk.call('mremap', NR.mremap, BigInt(from), BigInt(size), BigInt(size), flags, BigInt(to));
+    q.add('mremap', SYS.mremap, [BigInt(from), BigInt(size), BigInt(size), flags, BigInt(to)], BigInt(to));
   };
   for (const m of specials) move(m.start, m.end - m.start, hop + (m.start - lo));
   for (const m of specials) {
     const target = wanted.find((w) => w.kind === SPECIAL_NAMES[m.name]);
     const at = hop + (m.start - lo);
     if (target) move(at, m.end - m.start, target.start);
-    else husk.call('munmap', NR.munmap, BigInt(at), BigInt(m.end - m.start));
+    else unmap(at, m.end - m.start);
   }
+  q.run();
 }
 
 /** Refuse a file mapping whose file is gone or changed since the dump, before the husk exists. */
@@ -138,29 +144,39 @@ export function checkMappedFiles(image: Mapping[]): void {
   }
 }
 
+/** A file some mappings map, opened once (per access mode) in the husk. */
+interface MapFile {
+  /** the first mapping that needs it, for messages */
+  first: Mapping;
+  write: boolean;
+  /** the fd it gets: the husk's lowest free ones, in order, as open(2) gives them */
+  fd: number;
+}
+
 /**
  * Map every mapping of the image (but the vdso pages, in place already), empty or from its file.
  * checkMappedFiles looked at each file in cr's view before the husk existed; what the husk's open
  * gives is judged again, on the fd it maps from, so a file swapped in between is never mapped.
+ * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
+ * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
 export function mapAll(husk: Husk, image: Mapping[]): void {
-  const fds = new Map<string, { fd: bigint; opened: Opened }>();
-  const fileFd = (m: Mapping, write: boolean): bigint => {
-    const f = m.file!;
-    const key = `${write ? 'w' : 'r'}:${f.path}`;
-    let got = fds.get(key);
-    if (got === undefined) {
-      // O_NONBLOCK: a path that became a FIFO must not hold the husk in its open.
-      const path = printable(f.path, '"');
-      const fd = husk.callNamed(`mapping at ${m.start.toString(16)}`, `open("${path}", ${write ? 'O_RDWR' : 'O_RDONLY'})`, NR.open, husk.put(f.path), (write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC, 0n);
-      got = { fd, opened: fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)) };
-      fds.set(key, got);
-    }
-    const why = mismatch(got.opened, { type: 'regular file', inode: { dev: f.dev, ino: f.ino } });
-    if (why !== null) throw new CrError(`mapping at ${m.start.toString(16)}: "${printable(f.path, '"')}" now opens ${why}; refused`, 2);
-    return got.fd;
-  };
+  const files = new Map<string, MapFile>();
+  const taken = new Set(listFds(husk.pid));
+  let next = 0;
+  for (const m of image) {
+    if (SPECIALS.includes(m.kind) || !m.file) continue;
+    // A shared mapping may later be made writable only if its file was opened for writing ('mw').
+    const write = m.kind === 'shared-file' && m.vmflags.includes('mw');
+    const key = `${write ? 'w' : 'r'}:${m.file.path}`;
+    if (files.has(key)) continue;
+    while (taken.has(next)) next++;
+    files.set(key, { first: m, write, fd: next++ });
+  }
+  const opened: MapFile[] = [];
   try {
+    openAll(husk, [...files.values()], opened);
+    const q = husk.queue();
     for (const m of image) {
       if (SPECIALS.includes(m.kind)) continue;
       const len = BigInt(m.end - m.start);
@@ -170,26 +186,73 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
       if (m.kind === 'anon') {
         flags |= MAP_PRIVATE | MAP_ANONYMOUS | (m.vmflags.includes('gd') ? MAP_GROWSDOWN : 0);
       } else {
-        // A shared mapping may later be made writable only if its file was opened for writing ('mw').
         const shared = m.kind === 'shared-file';
         flags |= shared ? MAP_SHARED : MAP_PRIVATE;
-        fd = fileFd(m, shared && m.vmflags.includes('mw'));
+        fd = BigInt(files.get(`${shared && m.vmflags.includes('mw') ? 'w' : 'r'}:${m.file!.path}`)!.fd);
         offset = BigInt(m.file!.offset);
       }
-      const got = husk.call('mmap', NR.mmap, BigInt(m.start), len, BigInt(m.prot), BigInt(flags), fd, offset);
-      if (got !== BigInt(m.start)) throw new Error(`mmap at 0x${m.start.toString(16)} landed at 0x${got.toString(16)}`);
+      const at = BigInt(m.start);
+      q.add('mmap', SYS.mmap, [at, len, BigInt(m.prot), BigInt(flags), fd, offset], at, (r) =>
+        isErrno(r) ? husk.failure(`mmap(0x${m.start.toString(16)}, ${len})`, r) : new Error(`mmap at 0x${m.start.toString(16)} landed at 0x${r.toString(16)}`),
+      );
       for (const [flag, advice] of Object.entries(ADVICE)) {
-        if (m.vmflags.includes(flag)) husk.call('madvise', NR.madvise, BigInt(m.start), len, BigInt(advice));
+        if (m.vmflags.includes(flag)) q.add('madvise', SYS.madvise, [at, len, BigInt(advice)], 0n);
       }
       if (m.name.startsWith('[anon:')) {
-        const name = husk.put(m.name.slice(6, -1));
-        husk.call('prctl(PR_SET_VMA)', NR.prctl, BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), BigInt(m.start), len, name);
+        const name = q.put(m.name.slice(6, -1));
+        q.add('prctl(PR_SET_VMA)', SYS.prctl, [BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), at, len, name], 0n);
       }
-      husk.reset();
     }
+    q.run();
   } finally {
-    for (const { fd } of fds.values()) husk.syscall(NR.close, fd);
+    const q = husk.queue();
+    for (const f of opened) q.add('close', SYS.close, [BigInt(f.fd)], 0n);
+    q.run();
   }
+}
+
+/**
+ * Open the files in the husk, as few batches as their paths allow, and judge each on its fd; the
+ * ones that opened are added to `opened` (for the caller to close), even when a later one fails.
+ */
+function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
+  let q = husk.queue();
+  let group: Array<{ f: MapFile; stat: bigint }> = [];
+  const judge = (): void => {
+    let data: StagedData | null = null;
+    try {
+      data = q.run({ readBack: true }).data;
+    } finally {
+      // Whatever opened is closed by the caller, whether the batch failed or not.
+      const now = new Set(listFds(husk.pid));
+      for (const { f } of group) if (now.has(f.fd) && !opened.includes(f)) opened.push(f);
+    }
+    for (const { f, stat } of group) {
+      const file = f.first.file!;
+      const why = mismatch(openedFrom(data!.slice(stat, OPENED_SCRATCH_BYTES)), { type: 'regular file', inode: { dev: file.dev, ino: file.ino } });
+      if (why !== null) throw new CrError(`mapping at ${f.first.start.toString(16)}: "${printable(file.path, '"')}" now opens ${why}; refused`, 2);
+    }
+    q = husk.queue();
+    group = [];
+  };
+  for (const f of files) {
+    const file = f.first.file!;
+    const room = Buffer.byteLength(file.path) + 1 + 15 + OPENED_SCRATCH_BYTES;
+    if (!q.fits(room, 3)) judge();
+    const path = q.put(file.path, 3);
+    const stat = q.put(Buffer.alloc(OPENED_SCRATCH_BYTES), 2);
+    const fd = BigInt(f.fd);
+    // O_NONBLOCK: a path that became a FIFO must not hold the husk in its open.
+    const call = `open("${printable(file.path, '"')}", ${f.write ? 'O_RDWR' : 'O_RDONLY'})`;
+    const flags = BigInt((f.write ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
+    q.add('open', SYS.open, [path, flags, 0n], fd, (r) =>
+      isErrno(r) ? new CrError(`mapping at ${f.first.start.toString(16)}: ${husk.failure(call, r).message}`) : new Error(`${call} in the husk gave fd ${r}, not ${fd}`),
+    );
+    q.add('fstat', SYS.fstat, [fd, stat], 0n);
+    q.add('fstatfs', SYS.fstatfs, [fd, stat + STATFS_AT], 0n);
+    group.push({ f, stat });
+  }
+  judge();
 }
 
 /** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
@@ -215,17 +278,17 @@ export function writePages(pid: number, runs: Iterable<PageRun>): number {
  */
 export function installGuards(husk: Husk, image: Mapping[]): number {
   let pages = 0;
+  const q = husk.queue();
   for (const m of image) {
     for (const g of m.guards) {
-      try {
-        husk.call('madvise(MADV_GUARD_INSTALL)', NR.madvise, BigInt(g.start), BigInt(g.end - g.start), BigInt(MADV_GUARD_INSTALL));
-      } catch (err) {
-        if (!(err instanceof SyscallError)) throw err;
-        throw new CrError(`mapping ${m.start.toString(16)}-${m.end.toString(16)}: its guard region ${g.start.toString(16)}-${g.end.toString(16)} cannot be installed again (madvise MADV_GUARD_INSTALL: ${err.code}; Linux 6.13+ has it)`);
-      }
+      q.add('madvise(MADV_GUARD_INSTALL)', SYS.madvise, [BigInt(g.start), BigInt(g.end - g.start), BigInt(MADV_GUARD_INSTALL)], 0n, (r) => {
+        const code = isErrno(r) ? husk.failure('madvise', r).code : `result ${r}`;
+        return new CrError(`mapping ${m.start.toString(16)}-${m.end.toString(16)}: its guard region ${g.start.toString(16)}-${g.end.toString(16)} cannot be installed again (madvise MADV_GUARD_INSTALL: ${code}; Linux 6.13+ has it)`);
+      });
       pages += (g.end - g.start) / PAGE_SIZE;
     }
   }
+  q.run();
   return pages;
 }
 
@@ -238,15 +301,10 @@ export function lockAndSeal(husk: Husk, image: Mapping[]): string[] {
   for (const m of image) {
     const len = BigInt(m.end - m.start);
     if (m.vmflags.includes('lo')) {
-      const r = husk.syscall(NR.mlock2, BigInt(m.start), len, BigInt(m.vmflags.includes('lf') ? MLOCK_ONFAULT : 0));
+      const r = husk.syscall(SYS.mlock2, BigInt(m.start), len, BigInt(m.vmflags.includes('lf') ? MLOCK_ONFAULT : 0));
       if (r < 0n) warnings.push(`mapping ${m.start.toString(16)}-${m.end.toString(16)} could not be locked in memory again (errno ${-r})`);
     }
-    if (m.vmflags.includes('sl')) husk.call('mseal', NR.mseal, BigInt(m.start), len, 0n);
+    if (m.vmflags.includes('sl')) husk.call('mseal', SYS.mseal, BigInt(m.start), len, 0n);
   }
   return warnings;
-}
-
-/** Unmap the syscall area: the last call the husk makes. */
-export function dropArea(husk: Husk): void {
-  husk.call('munmap', NR.munmap, husk.area, BigInt(AREA_BYTES));
 }

@@ -4,29 +4,26 @@
 // rseq, the robust futex list, clear_child_tid, pending signals, the credentials,
 // no_new_privs, and last the interval timers.
 import { statSync } from 'node:fs';
+import { constants } from 'node:os';
 import { SyscallError } from '../../bridge/errno.js';
-import { encodeRlimit } from '../../bridge/rlimit.js';
+import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
+import { SIGKILL, SIGSTOP } from '../../bridge/signal.js';
 import { CrError } from '../errors.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY } from '../model/fdtable.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { MmFields, ProcessHead, Rlimit64 } from '../image/process-head.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../inject/opened.js';
 import { readCreds } from '../proc/process.js';
 import type { Husk } from './husk.js';
 import { HUSK_PROGRAM, u64 } from './husk.js';
-import { NR, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from '../inject/syscall-table.js';
+import { SYS, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from '../inject/syscalls.js';
 import { printable } from '../printable.js';
 
-const O_RDONLY = 0n;
-const O_NONBLOCK = 0o4000n;
-const O_CLOEXEC = 0o2000000n;
-const SIGKILL = 9;
-const SIGSTOP = 19;
-const RLIMIT_NOFILE = 7;
 const RLIM_INFINITY = 0xffffffffffffffffn;
 const PRCTL_MM_MAP_BYTES = 104;
 /** no exe_fd in struct prctl_mm_map: keep the executable link as it is */
 const NO_EXE = 0xffffffff;
-const EPERM = 1n;
+const EPERM = BigInt(constants.errno.EPERM);
 
 /** struct prctl_mm_map */
 function mmMap(mm: MmFields, auxv: bigint, auxvSize: number, exeFd: number): Buffer {
@@ -58,17 +55,17 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
     if (same) {
       // Judged again on the fd the husk opened (the path may have changed since cr looked);
       // O_NONBLOCK so a path that became a FIFO cannot hold the husk.
-      const fd = husk.callNamed('the executable', `open("${printable(exe.path, '"')}", O_RDONLY)`, NR.open, husk.put(exe.path), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0n);
+      const fd = husk.callNamed('the executable', `open("${printable(exe.path, '"')}", O_RDONLY)`, SYS.open, husk.put(exe.path), BigInt(O_RDONLY | O_NONBLOCK | O_CLOEXEC), 0n);
       same = mismatch(fileAt(husk, fd, husk.scratch(OPENED_SCRATCH_BYTES)), { type: 'regular file', inode: exe }) === null;
       if (same) exeFd = Number(fd);
-      else husk.syscall(NR.close, fd);
+      else husk.syscall(SYS.close, fd);
     }
     if (!same) warning = `${printable(exe.path)} is not the executable it was at dump time: /proc/PID/exe keeps the husk's`;
   }
   try {
     const auxv = husk.put(head.auxv);
     const setMap = (fd: number): bigint =>
-      husk.syscall(NR.prctl, BigInt(PR_SET_MM), BigInt(PR_SET_MM_MAP), husk.put(mmMap(head.mm, auxv, head.auxv.length, fd)), BigInt(PRCTL_MM_MAP_BYTES), 0n);
+      husk.syscall(SYS.prctl, BigInt(PR_SET_MM), BigInt(PR_SET_MM_MAP), husk.put(mmMap(head.mm, auxv, head.auxv.length, fd)), BigInt(PRCTL_MM_MAP_BYTES), 0n);
     let result = setMap(exeFd);
     // Setting the exe link needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN); the rest of the map
     // needs no capability. Without it, restore everything but the link, and say so.
@@ -78,7 +75,7 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
     }
     if (result < 0n) throw new SyscallError(`prctl(PR_SET_MM, PR_SET_MM_MAP) in the husk (pid ${husk.pid})`, Number(-result));
   } finally {
-    if (exeFd !== NO_EXE) husk.syscall(NR.close, BigInt(exeFd));
+    if (exeFd !== NO_EXE) husk.syscall(SYS.close, BigInt(exeFd));
     husk.reset();
   }
   return warning;
@@ -86,17 +83,47 @@ export function setMm(husk: Husk, head: ProcessHead): string | null {
 
 const rlimitBytes = (r: Rlimit64): Buffer => encodeRlimit({ soft: r.soft ?? Infinity, hard: r.hard ?? Infinity });
 
-function setRlimit(husk: Husk, r: Rlimit64): string | null {
-  const result = husk.syscall(NR.prlimit64, 0n, BigInt(r.resource), husk.put(rlimitBytes(r)), 0n);
-  husk.reset();
-  if (result === 0n) return null;
-  if (result !== -1n) throw new SyscallError(`prlimit64(0, ${r.resource}) in the husk (pid ${husk.pid})`, Number(-result));
-  // EPERM: a hard limit above the husk's needs CAP_SYS_RESOURCE. Keep the husk's hard limit.
+/** A hard limit above the husk's: needs CAP_SYS_RESOURCE. */
+class RaiseDenied extends Error {}
+
+/**
+ * The image's resource limits, in one batch; one refused with EPERM (a hard limit above the
+ * husk's, which needs CAP_SYS_RESOURCE) gets the husk's hard limit instead, with a warning, and
+ * the rest go on in the next batch.
+ */
+function setRlimits(husk: Husk, limits: Rlimit64[]): string[] {
+  const warnings: string[] = [];
+  let from = 0;
+  while (from < limits.length) {
+    const q = husk.queue();
+    let at = from;
+    for (let i = from; i < limits.length; i++) {
+      const r = limits[i]!;
+      const limit = q.put(rlimitBytes(r));
+      q.add(`prlimit64(0, ${r.resource})`, SYS.prlimit64, [0n, BigInt(r.resource), limit, 0n], 0n, (result) => {
+        at = i;
+        return result === -EPERM ? new RaiseDenied() : husk.failure(`prlimit64(0, ${r.resource})`, result);
+      });
+    }
+    try {
+      q.run();
+      break;
+    } catch (err) {
+      if (!(err instanceof RaiseDenied)) throw err;
+    }
+    warnings.push(keepHardLimit(husk, limits[at]!));
+    from = at + 1;
+  }
+  return warnings;
+}
+
+/** The husk's own hard limit for r's resource, and r's soft one under it; the warning. */
+function keepHardLimit(husk: Husk, r: Rlimit64): string {
   const old = husk.scratch(16);
-  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(r.resource), 0n, old);
+  husk.call('prlimit64', SYS.prlimit64, 0n, BigInt(r.resource), 0n, old);
   const hard = husk.read(old + 8n, 8).readBigUInt64LE(0);
   const soft = r.soft === null || BigInt(r.soft) > hard ? hard : BigInt(r.soft);
-  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(r.resource), husk.put(Buffer.concat([u64(soft), u64(hard)])), 0n);
+  husk.call('prlimit64', SYS.prlimit64, 0n, BigInt(r.resource), husk.put(Buffer.concat([u64(soft), u64(hard)])), 0n);
   husk.reset();
   return `resource limit ${r.resource}: the hard limit ${r.hard ?? 'unlimited'} cannot be raised without CAP_SYS_RESOURCE; it stays ${hard === RLIM_INFINITY ? 'unlimited' : hard}`;
 }
@@ -104,36 +131,33 @@ function setRlimit(husk: Husk, r: Rlimit64): string | null {
 /** While mappings are rebuilt the husk opens files: let it use any fd number below the hard limit. */
 export function openNofile(husk: Husk): void {
   const old = husk.scratch(16);
-  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(RLIMIT_NOFILE), 0n, old);
+  husk.call('prlimit64', SYS.prlimit64, 0n, BigInt(RLIMIT_NOFILE), 0n, old);
   const hard = husk.read(old + 8n, 8);
-  husk.call('prlimit64', NR.prlimit64, 0n, BigInt(RLIMIT_NOFILE), husk.put(Buffer.concat([hard, hard])), 0n);
+  husk.call('prlimit64', SYS.prlimit64, 0n, BigInt(RLIMIT_NOFILE), husk.put(Buffer.concat([hard, hard])), 0n);
   husk.reset();
 }
 
-/** Personality, umask, cwd, name and resource limits. Returns warnings. */
+/** Personality, umask, cwd, name and resource limits, in batches. Returns warnings. */
 export function setTask(husk: Husk, head: ProcessHead): string[] {
-  const warnings: string[] = [];
-  if (head.personality !== 0) husk.call('personality', NR.personality, BigInt(head.personality));
-  husk.call('umask', NR.umask, BigInt(head.umask));
-  husk.callNamed('the working directory', `chdir("${printable(head.cwd, '"')}")`, NR.chdir, husk.put(head.cwd));
+  const q = husk.queue();
+  if (head.personality !== 0) q.add('personality', SYS.personality, [BigInt(head.personality)]);
+  q.add('umask', SYS.umask, [BigInt(head.umask)]);
+  const chdir = `chdir("${printable(head.cwd, '"')}")`;
+  q.add('chdir', SYS.chdir, [q.put(head.cwd)], 0n, (r) => new CrError(`the working directory: ${husk.failure(chdir, r).message}`));
   // comm is at most 15 bytes; the kernel truncates
-  husk.call('prctl(PR_SET_NAME)', NR.prctl, BigInt(PR_SET_NAME), husk.put(head.process.comm));
-  husk.reset();
-  for (const r of head.rlimits) {
-    const w = setRlimit(husk, r);
-    if (w) warnings.push(w);
-  }
-  return warnings;
+  q.add('prctl(PR_SET_NAME)', SYS.prctl, [BigInt(PR_SET_NAME), q.put(head.process.comm)], 0n);
+  q.run();
+  return setRlimits(husk, head.rlimits);
 }
 
-/** Signal actions, the alternate signal stack, rseq, robust list, clear_child_tid. */
+/** Signal actions, the alternate signal stack, rseq, robust list, clear_child_tid: one batch. */
 export function setSignalsAndThreadState(husk: Husk, head: ProcessHead): void {
+  const q = husk.queue();
   for (let sig = 1; sig <= 64; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
     const act = head.signals.actions.subarray((sig - 1) * SIGACTION_BYTES, sig * SIGACTION_BYTES);
     if (act.every((b) => b === 0)) continue; // SIG_DFL, no flags, empty mask: what the husk has
-    husk.call('rt_sigaction', NR.rt_sigaction, BigInt(sig), husk.put(Buffer.from(act)), 0n, 8n);
-    husk.reset();
+    q.add('rt_sigaction', SYS.rt_sigaction, [BigInt(sig), q.put(Buffer.from(act)), 0n, 8n], 0n);
   }
   const ss = head.signals.altstack;
   if (!(ss.flags & SS_DISABLE)) {
@@ -141,12 +165,12 @@ export function setSignalsAndThreadState(husk: Husk, head: ProcessHead): void {
     b.writeBigUInt64LE(BigInt(ss.sp), 0);
     b.writeInt32LE(ss.flags & ~SS_ONSTACK, 8);
     b.writeBigUInt64LE(BigInt(ss.size), 16);
-    husk.call('sigaltstack', NR.sigaltstack, husk.put(b), 0n);
-    husk.reset();
+    q.add('sigaltstack', SYS.sigaltstack, [q.put(b), 0n], 0n);
   }
-  if (head.rseq) husk.call('rseq', NR.rseq, BigInt(head.rseq.pointer), BigInt(head.rseq.size), 0n, BigInt(head.rseq.signature));
-  if (head.robustList) husk.call('set_robust_list', NR.set_robust_list, BigInt(head.robustList.head), BigInt(head.robustList.len));
-  if (head.tidAddress) husk.call('set_tid_address', NR.set_tid_address, BigInt(head.tidAddress));
+  if (head.rseq) q.add('rseq', SYS.rseq, [BigInt(head.rseq.pointer), BigInt(head.rseq.size), 0n, BigInt(head.rseq.signature)], 0n);
+  if (head.robustList) q.add('set_robust_list', SYS.set_robust_list, [BigInt(head.robustList.head), BigInt(head.robustList.len)], 0n);
+  if (head.tidAddress) q.add('set_tid_address', SYS.set_tid_address, [BigInt(head.tidAddress)]);
+  q.run();
 }
 
 /**
@@ -154,6 +178,7 @@ export function setSignalsAndThreadState(husk: Husk, head: ProcessHead): void {
  * restart between this and the detach comes off the program's first expiry.
  */
 export function setItimers(husk: Husk, head: ProcessHead): void {
+  const q = husk.queue();
   head.itimers.forEach((t, which) => {
     if (t.intervalUs === 0 && t.valueUs === 0) return;
     const b = Buffer.alloc(32);
@@ -166,22 +191,23 @@ export function setItimers(husk: Husk, head: ProcessHead): void {
     // dequeued yet, which is when the kernel re-arms it. setitimer with value 0 would disarm it
     // for good: arm it for one interval instead.
     put(t.valueUs === 0 ? t.intervalUs : t.valueUs, 16);
-    husk.call('setitimer', NR.setitimer, BigInt(which), husk.put(b), 0n);
-    husk.reset();
+    q.add('setitimer', SYS.setitimer, [BigInt(which), q.put(b), 0n], 0n);
   });
+  q.run();
 }
 
 /** Queue the image's pending signals again (all signals are blocked in the husk, so they wait). */
 export function queuePending(husk: Husk, head: ProcessHead): void {
+  const q = husk.queue();
+  const pid = BigInt(husk.pid);
   for (const p of head.signals.pending) {
     const sig = BigInt(p.info.readInt32LE(0));
-    const info = husk.put(p.info);
-    const pid = BigInt(husk.pid);
+    const info = q.put(p.info);
     // To itself a process may queue any si_code: the siginfo arrives as it was.
-    if (p.shared) husk.call('rt_sigqueueinfo', NR.rt_sigqueueinfo, pid, sig, info);
-    else husk.call('rt_tgsigqueueinfo', NR.rt_tgsigqueueinfo, pid, pid, sig, info);
-    husk.reset();
+    if (p.shared) q.add('rt_sigqueueinfo', SYS.rt_sigqueueinfo, [pid, sig, info], 0n);
+    else q.add('rt_tgsigqueueinfo', SYS.rt_tgsigqueueinfo, [pid, pid, sig, info], 0n);
   }
+  q.run();
 }
 
 /**
@@ -198,21 +224,21 @@ export function setCreds(husk: Husk, head: ProcessHead): void {
   const want = allRoot ? { uid: [...now.uid.slice(0, 3), now.uid[1]!], gid: [...now.gid.slice(0, 3), now.gid[1]!], groups: now.groups } : head.creds;
   if (allRoot) {
     // Only the fs ids can differ from cr's: the author's, taken for the opens (root's image: none were).
-    husk.syscall(NR.setfsgid, BigInt(want.gid[3]!));
-    husk.syscall(NR.setfsuid, BigInt(want.uid[3]!));
+    husk.syscall(SYS.setfsgid, BigInt(want.gid[3]!));
+    husk.syscall(SYS.setfsuid, BigInt(want.uid[3]!));
   } else if (!(same(now.uid, uid) && same(now.gid, gid) && same(now.groups, groups))) {
     // Only when they differ: a user restarting its own process has them already, and setgroups
     // would need CAP_SETGID even to set the same groups.
     const g = Buffer.alloc(Math.max(4, groups.length * 4));
     groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
-    husk.call('setgroups', NR.setgroups, BigInt(groups.length), husk.put(g));
-    husk.call('setresgid', NR.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
-    husk.syscall(NR.setfsgid, BigInt(gid[3]!));
-    husk.call('setresuid', NR.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
-    husk.syscall(NR.setfsuid, BigInt(uid[3]!));
+    husk.call('setgroups', SYS.setgroups, BigInt(groups.length), husk.put(g));
+    husk.call('setresgid', SYS.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
+    husk.syscall(SYS.setfsgid, BigInt(gid[3]!));
+    husk.call('setresuid', SYS.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
+    husk.syscall(SYS.setfsuid, BigInt(uid[3]!));
   }
   // Changing credentials clears the dumpable flag; the checkpointed process could be traced and dumped.
-  husk.call('prctl(PR_SET_DUMPABLE)', NR.prctl, BigInt(PR_SET_DUMPABLE), 1n);
+  husk.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, BigInt(PR_SET_DUMPABLE), 1n);
   husk.reset();
   const got = readCreds(husk.pid);
   if (!same(got.uid, want.uid) || !same(got.gid, want.gid) || !same([...got.groups].sort(), [...want.groups].sort())) {
@@ -222,5 +248,5 @@ export function setCreds(husk: Husk, head: ProcessHead): void {
 
 /** no_new_privs, which cannot be cleared again: after everything that might need privileges. */
 export function setNoNewPrivs(husk: Husk, head: ProcessHead): void {
-  if (head.noNewPrivs) husk.call('prctl(PR_SET_NO_NEW_PRIVS)', NR.prctl, BigInt(PR_SET_NO_NEW_PRIVS), 1n, 0n, 0n, 0n);
+  if (head.noNewPrivs) husk.call('prctl(PR_SET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_SET_NO_NEW_PRIVS), 1n, 0n, 0n, 0n);
 }

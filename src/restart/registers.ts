@@ -13,7 +13,7 @@ import { getRegset, NT_X86_XSTATE, setRegs, setRegset, type Regs } from '../../b
 import { CrError } from '../errors.js';
 import { decodeRegs } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
-import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, NR } from '../inject/syscall-table.js';
+import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, SYS } from '../inject/syscalls.js';
 
 /** The image's registers, with a restart-block syscall turned into a plain restart. */
 export function resumeRegisters(head: ProcessHead): Regs {
@@ -23,7 +23,7 @@ export function resumeRegisters(head: ProcessHead): Regs {
   if (regs.orig_rax < 0n || regs.rax !== -BigInt(ERESTART_RESTARTBLOCK)) return regs;
   // Already a restart: the original call is not known any more. restart_syscall in the new
   // process finds no restart block and returns EINTR, which the program sees.
-  if (Number(regs.orig_rax) === NR.restart_syscall) return regs;
+  if (Number(regs.orig_rax) === SYS.restart_syscall) return regs;
   // A call with a restart block (a sleep with a timeout) restarts from the start with its arguments.
   return { ...regs, rax: -BigInt(ERESTARTNOHAND) };
 }

@@ -3,9 +3,8 @@
 // memory is cleared and the image's rebuilt around a syscall page, the vdso pages moved into
 // place, mm fields, limits, signals and credentials set, and last the registers; then it is let
 // go. Until that moment nothing of the program has run, and on any failure the husk is killed.
-import { cont, detach, interrupt, PTRACE_EVENT_STOP, setSigmask } from '../../bridge/ptrace.js';
+import { detach, setSigmask } from '../../bridge/ptrace.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
-import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import type { ProcessImage } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
@@ -15,7 +14,7 @@ import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
-import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropArea, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
+import { checkMappedFiles, checkVdso, clearAndPlaceVdso, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
 import { stopwatch } from '../timing.js';
@@ -77,9 +76,9 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     const opener = fsIdentityOf(pid);
     const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
     lap('husk');
-    husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj) => {
+    husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj, runner) => {
       if (ids) becomeAuthor(inj, ids, opener);
-      replay(inj, table, plan);
+      replay(inj, table, plan, { runner });
     });
     checkFdNumbers(pid, expectedFds(table, target));
     lap('fds');
@@ -118,26 +117,9 @@ function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name:
   setCreds(husk, head);
   setNoNewPrivs(husk, head);
   setItimers(husk, head);
-  dropArea(husk);
-  toEventStop(husk.pid);
+  husk.finish();
   setSigmask(husk.pid, head.signals.blocked);
   setAllRegisters(husk.pid, head, resumeRegisters(head));
   lap('state');
   return { pages, warnings };
-}
-
-/**
- * From the syscall-exit stop of the husk's last call to a PTRACE_EVENT_STOP, inside the kernel's
- * signal handling: from there the registers set are the ones the syscall-restart logic and any
- * pending signal's delivery see. No signal can stop the husk on the way: all are blocked.
- */
-function toEventStop(pid: number): void {
-  interrupt(pid);
-  cont(pid, 0);
-  for (;;) {
-    const stop = waitStop(pid, 5000);
-    if (stop.kind !== 'stopped') throw new Error(`the husk (pid ${pid}) ${stop.kind} while being stopped`);
-    if (stop.event === PTRACE_EVENT_STOP) return;
-    cont(pid, 0);
-  }
 }
