@@ -6,9 +6,13 @@
 // name another user could guess is ever followed or reused.
 // The kind of what is at the name is checked with lstat just before it is replaced: whoever
 // could swap a node in between may write the directory, and so could remove the file anyway.
+// An image may also go to stdout (`-o -`, for a pipe: `cr dump ... -o - | ssh host cr restore -`):
+// StdoutOutput writes as it goes; a failed dump leaves the reader a truncated image, which its
+// checksum refuses.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isatty } from 'node:tty';
 import { SyscallError } from '../bridge/errno.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt } from '../bridge/file.js';
 import { badInput, CrError, errMessage } from './errors.js';
@@ -45,8 +49,63 @@ export function checkOutputPath(path: string, opts: { force: boolean; label?: st
   if (!opts.force) badInput(`${label} exists (use --force to replace it)`);
 }
 
+/** Where an image goes: a file (OutputFile) or stdout (StdoutOutput). */
+export interface Output {
+  write(parts: Buffer[]): void;
+  /** the image is complete: nothing is left to write */
+  commit(): void;
+  /** give up (a file leaves nothing behind; stdout cannot take back what it sent) */
+  abort(): void;
+}
+
+/** `-o -`: stdout. */
+export const STDOUT_PATH = '-';
+
+/** An image's output: path, or stdout for `-`. */
+export function openImageOutput(path: string, opts: { force: boolean }): Output {
+  return path === STDOUT_PATH ? new StdoutOutput() : OutputFile.create(path, { force: opts.force, mode: 0o600 });
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The image written to fd 1 as it is made. A terminal is refused before anything is done (an
+ * image is binary). fd 1 may be O_NONBLOCK (shared with whoever set it): EAGAIN waits a
+ * millisecond and writes again. A reader that went away is EPIPE (node ignores SIGPIPE): one line.
+ */
+export class StdoutOutput implements Output {
+  constructor() {
+    if (isatty(1)) badInput('-o - writes the image to stdout, which is a terminal: send it into a pipe or a file (-o - | gzip > app.img.gz)');
+  }
+
+  write(parts: Buffer[]): void {
+    for (const part of parts) {
+      let done = 0;
+      while (done < part.length) {
+        try {
+          done += writeSync(1, part, done, part.length - done);
+        } catch (err) {
+          if (codeOf(err) === 'EAGAIN') {
+            Atomics.wait(sleeper, 0, 0, 1);
+            continue;
+          }
+          throw new CrError(`cannot write the image to stdout: ${errMessage(err)}${codeOf(err) === 'EPIPE' ? ' (its reader went away)' : ''}`);
+        }
+      }
+    }
+  }
+
+  commit(): void {
+    // Every byte is with the reader already: a pipe has nothing to fsync.
+  }
+
+  abort(): void {
+    // What went out cannot be taken back; the reader's checksum refuses a truncated image.
+  }
+}
+
 /** A file being written; nothing is at its path until commit(). */
-export class OutputFile {
+export class OutputFile implements Output {
   private readonly label: string;
 
   private constructor(

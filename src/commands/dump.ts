@@ -8,7 +8,7 @@ import type { Phases } from '../timing.js';
 import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { encodeImage, type Image } from '../image/format.js';
-import { OutputFile } from '../output-file.js';
+import { openImageOutput, STDOUT_PATH } from '../output-file.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
 import { printable } from '../printable.js';
 
@@ -22,7 +22,7 @@ export const command = defineCommand({
   operands: [],
   flags: {
     pid: { value: 'PID', required: true, help: 'the process to checkpoint (it runs on afterwards)' },
-    output: { short: 'o', value: 'IMAGE', required: true, help: 'the image file to write (mode 0600)' },
+    output: { short: 'o', value: 'IMAGE', required: true, help: 'the image file to write (mode 0600); - for stdout (a pipe, not a terminal)' },
     'fds-only': { help: 'only the fd table, pipes\' bytes included: for restore -- CMD and --into' },
     'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
@@ -30,12 +30,18 @@ export const command = defineCommand({
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
     timings: { help: 'print how long each phase took, on stderr' },
   },
-  examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o app.img --kill', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
+  examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o - --kill | gzip > app.img.gz', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
 });
 
 type Options = Values<typeof command.flags>;
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The summary line: on stdout, unless the image goes there (-o -). */
+const say = (output: string, line: string): void => (output === STDOUT_PATH ? console.error(line) : console.log(line));
+
+/** The image's name in the summary line. */
+const named = (output: string): string => (output === STDOUT_PATH ? 'stdout' : output);
 
 /** What became of the process, for the summary line. */
 const afterwards = (opts: Options): string => (opts.kill ? ' (process killed)' : opts['leave-stopped'] ? ' (process left stopped)' : ' (the process runs on)');
@@ -50,7 +56,7 @@ function fdSummary(image: Image, count: (n: number, word: string) => string = (n
 /** The fd table only, for `restore IMAGE -- CMD` and `--into`. */
 function dumpFds(pid: number, output: string, opts: Options): Phases {
   // Created before the process is touched: a path cr may not write fails here, not after the freeze.
-  const out = OutputFile.create(output, { force: opts.force, mode: 0o600 });
+  const out = openImageOutput(output, { force: opts.force });
   let image: Image;
   let phases: Phases;
   try {
@@ -80,9 +86,7 @@ function dumpFds(pid: number, output: string, opts: Options): Phases {
     out.abort();
   }
   const dropped = image.dropped.length ? `, ${image.dropped.length} dropped (${image.dropped.map((d) => `fd ${d.fd} ${printable(d.kind)}`).join(', ')})` : '';
-  console.log(
-    `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${output} (fd table only)${afterwards(opts)}`,
-  );
+  say(output, `dumped pid ${pid} (${printable(image.process.comm)}): ${fdSummary(image)}${dropped} -> ${named(output)} (fd table only)${afterwards(opts)}`);
   return phases;
 }
 
@@ -91,9 +95,10 @@ function dumpProcess(pid: number, output: string, opts: Options): Phases {
   const result = checkpointProcess(pid, output, { force: opts.force, leaveStopped: opts['leave-stopped'], kill: opts.kill });
   const image = result.fdImage;
   const size = result.bytes >= 1 << 20 ? `${(result.bytes / (1 << 20)).toFixed(1)} MiB` : `${(result.bytes / 1024).toFixed(1)} KiB`;
-  console.log(
+  say(
+    output,
     `dumped pid ${pid} (${printable(image.process.comm)}), the whole process: ${plural(result.mappings, 'mapping')}, ${plural(result.pages, 'page')} of memory ` +
-      `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${output} (${size})${afterwards(opts)}`,
+      `(${result.zeroPages} all-zero left out), ${fdSummary(image, plural)} -> ${named(output)} (${size})${afterwards(opts)}`,
   );
   return result.phases;
 }

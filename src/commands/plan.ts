@@ -18,7 +18,7 @@ export const command = defineCommand({
   name: 'plan',
   summary: 'Plan the syscalls that restore an fd table and check them in the simulator (no root).',
   usage: ['plan INPUT [--json] [--target-fds LIST] [--rlimit N|SOFT:HARD] [--mode fresh|into|into-exact]'],
-  operands: [{ name: 'INPUT', help: 'an image, or a JSON fd table' }],
+  operands: [{ name: 'INPUT', help: 'an image, or a JSON fd table; - reads it from stdin' }],
   flags: {
     json: { help: 'print the plan as JSON' },
     'target-fds': { value: 'LIST', default: '0-2', help: 'the fds the target has open already (e.g. 0-2,7)' },

@@ -34,7 +34,7 @@ export const command = defineCommand({
     'restore IMAGE [--detach] [--pidfile FILE] [--timings] [--allow-uid-change] -- CMD [ARGS...]',
     'restore IMAGE --into PID [--exact] [--timings] [--allow-uid-change]',
   ],
-  operands: [{ name: 'IMAGE', help: 'a whole-process image (restarted), or for -- CMD and --into any image or a JSON fd table' }],
+  operands: [{ name: 'IMAGE', help: 'a whole-process image (restarted), or for -- CMD and --into any image or a JSON fd table; - reads it from stdin' }],
   command: 'CMD',
   flags: {
     into: { value: 'PID', help: 'install the image\'s fds in this running process instead of starting one' },
@@ -45,7 +45,7 @@ export const command = defineCommand({
     timings: { help: 'print how long each phase took, on stderr' },
     'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
   },
-  examples: ['restore app.img --detach', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
+  examples: ['restore app.img --detach', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
 });
 
 function parse(args: string[]) {
@@ -129,7 +129,7 @@ async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: Outp
  */
 function processImageIdentity(opts: Options, input: Input): ProcessImage {
   if (input.process === undefined) {
-    badInput(`${opts.image} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
+    badInput(`${input.file.path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
   }
   const { head, fdImage } = input.process;
   checkPaths(fdImage.table);

@@ -13,7 +13,7 @@ export const command = defineCommand({
   name: 'show',
   summary: 'Print an image or a JSON fd table: the process, its fds, descriptions and pipes.',
   usage: ['show IMAGE [--json]'],
-  operands: [{ name: 'IMAGE', help: 'an image, or a JSON fd table' }],
+  operands: [{ name: 'IMAGE', help: 'an image, or a JSON fd table; - reads it from stdin' }],
   flags: {
     json: { help: 'print the fd table as the JSON that plan and restore accept' },
   },
@@ -168,8 +168,8 @@ function renderProcess(summary: ProcessImage): string[] {
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
-  const path = parsed.operands[0]!;
-  const { table, image, process: whole } = loadInput(path);
+  const { table, image, process: whole, file } = loadInput(parsed.operands[0]!);
+  const path = file.path;
   if (parsed.values.json) {
     console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
     return 0;

@@ -9,8 +9,11 @@
 //   refused by its fstat.
 // - The directory is opened first (O_PATH) and the file opened relative to it, so the directory
 //   described is the one the file was found in.
+// IMAGE `-` is stdin, read to its end (a pipe: `gunzip -c app.img.gz | cr restore -`). Its author
+// is the user running cr (docs/trust.md): whoever feeds cr's stdin is acting for that user.
 import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { isatty } from 'node:tty';
 import { basename, dirname } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
 import { openAt } from '../../bridge/file.js';
@@ -19,8 +22,10 @@ import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDO
 
 /** An image file's bytes and what its fstat (and its directory's) said when it was opened. */
 export interface ImageFile {
-  /** the path as given, for messages */
+  /** the path as given, for messages (`stdin` for `-`) */
   path: string;
+  /** read from stdin (`-`): its author is the user running cr, whatever stat and dir say */
+  stdin: boolean;
   bytes: Buffer;
   /** the opened file: its owner is the image's author */
   stat: { dev: number; ino: number; uid: number; gid: number; mode: number; size: number };
@@ -32,8 +37,12 @@ export interface ImageFile {
 export const MAX_IMAGE_BYTES = bufferConstants.MAX_LENGTH;
 const S_ISVTX = 0o1000;
 
-/** Open, check and read path; anything wrong is a one-line badInput (exit code 2). */
+/** IMAGE `-`: stdin. */
+export const STDIN_IMAGE = '-';
+
+/** Open, check and read path (`-`: stdin); anything wrong is a one-line badInput (exit code 2). */
 export function readImageFile(path: string): ImageFile {
+  if (path === STDIN_IMAGE) return readStdin();
   const name = basename(path);
   if (name === '' || path.endsWith('/')) badInput(`${path} is a directory, not an image`);
   let dirfd: number;
@@ -56,7 +65,7 @@ export function readImageFile(path: string): ImageFile {
       const st = fstatSync(fd);
       if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
       if (!st.isFile()) badInput(`${path} is not a regular file`);
-      return { path, bytes: readAll(fd, st, path), stat: statOf(st), dir: { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 } };
+      return { path, stdin: false, bytes: readAll(fd, st, path), stat: statOf(st), dir: { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 } };
     } finally {
       closeSync(fd);
     }
@@ -83,4 +92,43 @@ function readAll(fd: number, st: Stats, path: string): Buffer {
   // /proc and sysfs files say size 0 and go on; a file being written says less than it holds.
   if (readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) badInput(`${path} grew while being read: not an image at rest`);
   return bytes;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Stdin to its end. A terminal is refused (an image is not typed). Stdin may have been left
+ * O_NONBLOCK by whoever shares it: EAGAIN waits a millisecond and reads again.
+ */
+function readStdin(): ImageFile {
+  if (isatty(0)) badInput('IMAGE "-" reads the image from stdin, which is a terminal: pipe an image in (gunzip -c app.img.gz | node cr.mjs restore -)');
+  let st: Stats;
+  try {
+    st = fstatSync(0);
+  } catch (err) {
+    badInput(`cannot read the image from stdin: ${errMessage(err)}`);
+  }
+  if (st.isDirectory()) badInput('stdin is a directory, not an image');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    let n: number;
+    try {
+      n = readSync(0, chunk, 0, chunk.length, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(sleeper, 0, 0, 1);
+        continue;
+      }
+      badInput(`cannot read the image from stdin: ${errMessage(err)}`);
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > MAX_IMAGE_BYTES) badInput(`stdin holds more than the ${MAX_IMAGE_BYTES} bytes this cr can read`);
+    chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+  }
+  if (total === 0) badInput('stdin was empty: no image came');
+  // The stat and directory of stdin mean nothing for trust (stdin: true); kept for a complete record.
+  return { path: 'stdin', stdin: true, bytes: Buffer.concat(chunks, total), stat: statOf(st), dir: { uid: st.uid, gid: st.gid, mode: 0o700, sticky: false } };
 }

@@ -1,5 +1,6 @@
 // What `show`, `plan`, `diff` and `restore` take as IMAGE: a whole-process image, an fd-table
-// image, or a JSON fd table (docs/fd-table.md; a file whose first non-blank byte is `{`). The
+// image, or a JSON fd table (docs/fd-table.md; a file whose first non-blank byte is `{`), from a
+// file or from stdin (`-`). The
 // file is read once (file.ts) and checked whole; the one Input a command gets is all it ever
 // uses of IMAGE, so nothing opens the path again.
 import { badInput } from '../errors.js';
@@ -20,8 +21,10 @@ export interface Input {
 }
 
 /** Read path once and validate it whole; anything wrong is a one-line badInput. */
-export function loadInput(path: string): Input {
-  const file = readImageFile(path);
+export function loadInput(given: string): Input {
+  const file = readImageFile(given);
+  // How messages name it: the path as given, or `stdin` for `-`.
+  const path = file.path;
   const bytes = file.bytes;
   if (isProcessImage(bytes)) {
     const process = new ProcessImage(file);

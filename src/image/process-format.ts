@@ -2,7 +2,8 @@
 // type, a length and a body: HEAD (msgpack: mappings, registers, signals, mm fields, ...), FDS
 // (the fd-table image of format.ts, byte for byte), PAGES (page contents, one run each, written
 // as they are read from the process) and END (sha256 of every byte before it). The writer holds
-// one run of pages at a time and puts the file in place through OutputFile; the reader works
+// one run of pages at a time and puts the file in place through OutputFile (or streams it to
+// stdout, for -o -: openImageOutput); the reader works
 // from the bytes of the file read once (file.ts), checked whole before anything uses them.
 import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
@@ -10,7 +11,7 @@ import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
 import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
-import { OutputFile } from '../output-file.js';
+import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
@@ -38,20 +39,21 @@ export class ProcessImageWriter {
   private bytes = 0;
   private state: 'head' | 'fds' | 'pages' | 'done' = 'head';
 
-  private constructor(private readonly out: OutputFile) {
-    const header = Buffer.alloc(FILE_HEADER);
-    PROCESS_MAGIC.copy(header, 0);
-    header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
-    this.put([header]);
-  }
+  private constructor(private readonly out: Output) {}
 
   /** Refuses an existing path (unless force), a directory or a device, or a directory it cannot write, before anything is written. */
   static create(path: string, opts: { force: boolean }): ProcessImageWriter {
-    return new ProcessImageWriter(OutputFile.create(path, { force: opts.force, mode: 0o600 }));
+    return new ProcessImageWriter(openImageOutput(path, opts));
   }
 
   head(head: ProcessHead): void {
     this.expect('head', 'fds');
+    // The file header goes with the head, not at create(): a dump refused before it (to stdout,
+    // -o -) sends its reader nothing at all.
+    const header = Buffer.alloc(FILE_HEADER);
+    PROCESS_MAGIC.copy(header, 0);
+    header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
+    this.put([header]);
     const body = packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head });
     this.record(RECORD_HEAD, [body]);
   }

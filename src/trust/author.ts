@@ -32,13 +32,13 @@ const WRITABLE_BY_OTHERS = 0o022;
 
 /**
  * The author of an image, from the fstat of its file as opened and of the directory it was
- * opened in (src/image/file.ts; null: read from stdin). Refuses (exit 2) an image whose file, or
+ * opened in (src/image/file.ts; null or `stdin`: read from stdin). Refuses (exit 2) an image whose file, or
  * whose directory (without the sticky bit), others than its owner may write, unless its owner is
  * the user running cr.
  */
 export function imageAuthor(file: ImageFile | null): Author {
   const runner = process.geteuid!();
-  if (file === null) return authorOf(runner, 'the user running cr (the image came from stdin)');
+  if (file === null || file.stdin) return authorOf(runner, 'the user running cr (the image came from stdin)');
   const st = file.stat;
   const where = printable(file.path);
   const author = authorOf(st.uid, `owner of ${where}`);
