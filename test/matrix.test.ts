@@ -162,17 +162,22 @@ async function cell(s: Subject, mode: Mode): Promise<string> {
       const exact = mode === 'into --exact';
       const dir = ownedDir(s, 'into');
       dirs.push(dir);
-      // The target's own fds: 0, 1, 2, every fd of the image, and the first number the image
-      // leaves free, all /dev/null.
+      // The target's own fds, all /dev/null: every number up to the image's highest fd and one
+      // more, its soft limit right above them (a full table: the plan must raise the limit to
+      // stage); where that would be thousands of fds, only 0, 1, 2, every fd of the image and
+      // the first number the image leaves free.
       const imageFds = s.layout.fds.map((f) => f.fd);
+      const top = Math.max(2, ...imageFds) + 1;
       let spare = 0;
       while (imageFds.includes(spare)) spare++;
-      const targetFds = [...new Set([0, 1, 2, spare, ...imageFds])];
+      const full = top < 1100;
+      const targetFds = full ? Array.from({ length: top + 1 }, (_, fd) => fd) : [...new Set([0, 1, 2, spare, ...imageFds])];
       const kept = targetFds.filter((fd) => !imageFds.includes(fd));
       const devNull = openFile('/dev/null', O_RDWR);
       let pid: number;
       try {
-        pid = spawn([...prefix(s), PROG, 'check', s.spec, dir, exact || kept.length === 0 ? '-' : kept.join(',')], { fds: targetFds.map((fd): [number, number] => [devNull, fd]) });
+        const own = exact || kept.length === 0 ? '-' : kept.join(',');
+        pid = spawn([...prefix(s), PROG, 'check', s.spec, dir, own, ...(full ? [String(top + 1)] : [])], { fds: targetFds.map((fd): [number, number] => [devNull, fd]) });
       } finally {
         closeFd(devNull);
       }
