@@ -1,10 +1,11 @@
 // The restore matrix: every layout in every restore mode, judged by the restored process itself.
 // A layout is built by test/fixtures/fd-selfcheck.c from a spec written at set-up; that process
 // checks its own fds with the kernel's answers (F_GETFL/F_GETFD, kcmp, fstat, lseek, tee of the
-// pipe bytes) and must say PASS before it is dumped (the spec is right), after the dump (the
-// dump consumed nothing), and then in each restored process: `restore IMAGE -- CMD` (CMD the
-// same program told the same spec), `--into` a live target whose own fds collide with every
-// fd of the image (with and without --exact), and a whole-process restart (with and without
+// pipe bytes) and must say PASS before it is dumped (the spec is right), after its two dumps
+// (whole and --fds-only: they consumed nothing), and then in each restored process:
+// `restore IMAGE -- CMD` (CMD the same program told the same spec), `--into` a live target whose
+// own fds collide with every fd of the image and fill its table up to its limit (with and
+// without --exact), each from either image, and a whole-process restart (with and without
 // --same-pid). A process the test starts is killed at its end, failure or not.
 //
 // Random layouts come from seeds: CR_MATRIX_SEEDS=1,2,3 (or CR_MATRIX_RANDOM=N for N fresh
@@ -28,8 +29,9 @@ const PROG = selfcheckProgram();
 const STATIC_PROG = selfcheckProgram({ static: true });
 const SYS_rt_sigtimedwait = 128;
 
-type Mode = 'fresh' | 'into' | 'into --exact' | 'restart' | 'restart --same-pid';
-const MODES: Mode[] = ['fresh', 'into', 'into --exact', 'restart', 'restart --same-pid'];
+/** A restore mode; "fds-only" ones restore the `dump --fds-only` image, the others the whole one. */
+type Mode = 'fresh' | 'fresh, fds-only' | 'into' | 'into, fds-only' | 'into --exact' | 'restart' | 'restart --same-pid';
+const MODES: Mode[] = ['fresh', 'fresh, fds-only', 'into', 'into, fds-only', 'into --exact', 'restart', 'restart --same-pid'];
 
 const bytes = (n: number, salt = 0): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13 + salt) & 0xff));
 const text = (s: string): Buffer => Buffer.from(s);
@@ -124,7 +126,9 @@ interface Subject {
   /** the builder's directory: its spec, ready and result files, its FIFOs and files */
   dir: string;
   spec: string;
+  /** the whole-process image, and the fd-table one (`dump --fds-only`) */
   image: string;
+  fdsImage: string;
   /** the builder's pid when it was dumped */
   pid: number;
   /** run cr as this user (a process of its own) rather than in this process */
@@ -146,19 +150,20 @@ async function cell(s: Subject, mode: Mode): Promise<string> {
   const pids: number[] = [];
   const dirs: string[] = [];
   try {
-    if (mode === 'fresh') {
+    const image = mode.endsWith('fds-only') ? s.fdsImage : s.image;
+    if (mode === 'fresh' || mode === 'fresh, fds-only') {
       const dir = ownedDir(s, 'fresh');
       dirs.push(dir);
       // A table with no free number below its limit leaves a dynamic loader none for libc.
       const full = s.layout.fds.length >= s.layout.rlimit.soft;
-      const r = await crAs(s, ['restore', s.image, '--detach', '--', full ? STATIC_PROG : PROG, 'check', s.spec, dir]);
+      const r = await crAs(s, ['restore', image, '--detach', '--', full ? STATIC_PROG : PROG, 'check', s.spec, dir]);
       if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
       const pid = Number(r.stdout.trim());
       pids.push(pid);
       waitFile(dir, 'ready');
       return verdict(pid, dir);
     }
-    if (mode === 'into' || mode === 'into --exact') {
+    if (mode === 'into' || mode === 'into, fds-only' || mode === 'into --exact') {
       const exact = mode === 'into --exact';
       const dir = ownedDir(s, 'into');
       dirs.push(dir);
@@ -184,7 +189,7 @@ async function cell(s: Subject, mode: Mode): Promise<string> {
       pids.push(pid);
       waitFile(dir, 'ready');
       waitInSyscall(pid, SYS_rt_sigtimedwait);
-      const r = await crAs(s, ['restore', s.image, '--into', String(pid), ...(exact ? ['--exact'] : [])]);
+      const r = await crAs(s, ['restore', image, '--into', String(pid), ...(exact ? ['--exact'] : [])]);
       if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
       return verdict(pid, dir);
     }
@@ -210,13 +215,15 @@ async function matrix(layout: Layout, dir: string, modes: Mode[], uid?: number):
   const spec = join(dir, 'spec');
   writeFileSync(spec, layoutSpec(layout));
   const pid = spawn([...(uid === undefined ? [] : asUser(uid)), PROG, 'build', spec, dir], { fds: [] });
-  const s: Subject = { layout, dir, spec, image: join(dir, 'image'), pid, uid };
+  const s: Subject = { layout, dir, spec, image: join(dir, 'image'), fdsImage: join(dir, 'fds-image'), pid, uid };
   try {
     waitFile(dir, 'ready');
     assert.is(verdict(pid, dir), 'PASS\n', `${layout.name}: as built`);
     const d = await crAs(s, ['dump', '--pid', String(pid), '-o', s.image]);
     assert.is(d.code, 0, `${layout.name}: dump: ${d.stderr}`);
-    assert.is(verdict(pid, dir), 'PASS\n', `${layout.name}: after the dump, the original`);
+    const f = await crAs(s, ['dump', '--fds-only', '--pid', String(pid), '-o', s.fdsImage]);
+    assert.is(f.code, 0, `${layout.name}: dump --fds-only: ${f.stderr}`);
+    assert.is(verdict(pid, dir), 'PASS\n', `${layout.name}: after the dumps, the original`);
   } finally {
     ensureReaped(pid);
   }
