@@ -4,11 +4,12 @@
 import {
   nDescs, nPipes, nTarget, fdNum, fdCloexec, descFlags, descSeek, descCount, descFirst,
   fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
-  targetHard, mode, maxImageFd, fdIndex,
-  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_ASYNC, O_DIRECT, SETFL_MASK,
-  KIND_PIPE, KIND_FIFO, descKind,
-  DEFAULT_PIPE_CAPACITY,
+  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter,
 } from './table';
+import {
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_NONBLOCK, SETFL_MASK, CLASS_RENDEZVOUS,
+  DEFAULT_PIPE_CAPACITY,
+} from './abi';
 import { pipeIsFifo, pipe2Read, pipe2Write, descsOfPipe, pipeFirst, pipeCount, madeByPipe2 } from './pairing';
 
 export function lowerBound(): i32 {
@@ -29,11 +30,10 @@ export function lowerBound(): i32 {
     wholly[d] = held == descCount[d];
     if (wholly[d]) ops += mode == MODE_FRESH ? 1 : 2;
     if (descSeek[d]) ops++;
-    // Status flags come after the data: pipe2's ends get all theirs by F_SETFL; open()
-    // takes all but O_ASYNC and O_DIRECT on a pipe or FIFO.
-    const status = descFlags[d] & SETFL_MASK;
-    const setLater = descKind[d] == KIND_PIPE || descKind[d] == KIND_FIFO ? O_ASYNC | O_DIRECT : 0;
-    if (madeByPipe2(d) ? status != 0 : (status & setLater) != 0) ops++;
+    // Status flags the creating call cannot give come by F_SETFL, after the data. A FIFO end
+    // the planner opens with O_NONBLOCK might, in another plan, be opened without.
+    const differ = (descFlags[d] ^ descAfter[d]) & SETFL_MASK & (descClass[d] == CLASS_RENDEZVOUS ? ~O_NONBLOCK : -1);
+    if (differ != 0) ops++;
   }
   for (let q = 0; q < nPipes; q++) {
     if (pipeDataLen[q] > 0) ops++;

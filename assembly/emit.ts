@@ -1,18 +1,11 @@
 // Plan emission: ops as flat i32 words, decoded by src/plan/decode.ts.
-// Every op that lets the kernel choose an fd number carries the number expected.
+// Every op that lets the kernel choose an fd number carries the number expected. The op codes and
+// their words are listed in scripts/abi.mjs.
 
-export const OP_PIPE2: i32 = 1; // flags, readFd, writeFd, pipe
-export const OP_OPEN: i32 = 2; // desc (-1: temporary), pathDesc, via (-1: by path), flags, fd
-export const OP_DUP2: i32 = 3; // from, to, cloexec
-export const OP_DUPFD: i32 = 4; // from, min, cloexec, fd
-export const OP_CLOSE: i32 = 5; // fd
-export const OP_SETFL: i32 = 6; // fd, flags
-export const OP_SETFD: i32 = 7; // fd, cloexec
-export const OP_SETPIPESZ: i32 = 8; // fd, size
-export const OP_LSEEK: i32 = 9; // fd, desc (whose offset)
-export const OP_WRITE: i32 = 10; // fd, pipe (whose bytes)
-export const OP_PRLIMIT: i32 = 11; // soft, hard
-export const OP_COMMIT: i32 = 12;
+import {
+  OP_PIPE2, OP_OPEN, OP_DUP2, OP_DUPFD, OP_CLOSE, OP_SETFL, OP_SETFD, OP_SETPIPESZ, OP_LSEEK, OP_WRITE,
+  OP_PRLIMIT, OP_COMMIT, OP_CREATE,
+} from './abi';
 
 let words = new StaticArray<i32>(1024);
 let used: i32 = 0;
@@ -116,6 +109,14 @@ export function emitLseek(fd: i32, desc: i32): void {
 export function emitWrite(fd: i32, pipe: i32): void {
   reserve(3);
   put(OP_WRITE); put(fd); put(pipe);
+  ops++;
+}
+
+/** A CLASS_SINGLE description: its kind makes it with one call (eventfd2) at fd. */
+export function emitCreate(desc: i32, cloexec: bool, fd: i32): void {
+  reserve(4);
+  put(OP_CREATE); put(desc); put(cloexec ? 1 : 0); put(fd);
+  seen(fd);
   ops++;
 }
 

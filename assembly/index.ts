@@ -7,13 +7,11 @@
 
 import { decode, decodeError, decodeErrorArg, targetSoft, targetHard } from './table';
 import { pairPipeEnds, pairingError, pairingErrorArg } from './pairing';
-import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered, PLAN_OK } from './planner';
-import { resetEmit, wordsOut, wordCount, opCount, highestFd, OP_PRLIMIT } from './emit';
+import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered } from './planner';
+import { resetEmit, wordsOut, wordCount, opCount, highestFd } from './emit';
+import { OP_PRLIMIT, ERROR_DECODE, ERROR_PAIRING, WARN_HARD_LIMIT_LOWERED, PLAN_OK } from './abi';
 import { lowerBound } from './bound';
 
-export const ERROR_DECODE: i32 = 100;
-export const ERROR_PAIRING: i32 = 200;
-export const WARN_HARD_LIMIT_LOWERED: i32 = 1;
 
 let inputWords = new StaticArray<i32>(0);
 let outputWords = new StaticArray<i32>(0);

@@ -1,11 +1,11 @@
-// Pairing of pipe ends: which descriptions sit on each pipe, and which of them pipe2()
-// itself made. O_LARGEFILE tells them apart (docs/fd-table.md): pipe2() never sets it,
-// open() of /proc/PID/fd/N always does. Grouping is one sort by pipe: no pairwise scan.
+// Pairing of pipe ends: which descriptions sit on each pipe (object), and which of them pipe2()
+// itself made (CLASS_PAIR_END; the pipe kind tells them apart by O_LARGEFILE, docs/fd-table.md). Grouping is one sort by pipe: no pairwise scan.
 
+import { nDescs, nPipes, descClass, descFlags, descPipe, sortI64 } from './table';
 import {
-  nDescs, nPipes, descKind, descFlags, descPipe, sortI64,
-  KIND_PIPE, KIND_FIFO, O_ACCMODE, O_RDONLY, O_WRONLY, O_LARGEFILE,
-} from './table';
+  CLASS_PAIR_END, CLASS_RENDEZVOUS, O_ACCMODE, O_RDONLY, O_WRONLY, PAIRING_TWO_PIPE2_READS,
+  PAIRING_TWO_PIPE2_WRITES, PAIRING_MIXED_CLASSES, PAIRING_OBJECT_WITHOUT_DESC, PAIRING_RDWR_PAIR_END,
+} from './abi';
 
 /** descriptions of pipe q: descsOfPipe[pipeFirst[q] .. + pipeCount[q]), ascending by index */
 export let descsOfPipe: StaticArray<i32> = new StaticArray<i32>(0);
@@ -18,15 +18,10 @@ export let pipe2Write: StaticArray<i32> = new StaticArray<i32>(0);
 
 export let pairingError: i32 = 0;
 export let pairingErrorArg: i32 = 0;
-export const PAIRING_TWO_PIPE2_READS: i32 = 1;
-export const PAIRING_TWO_PIPE2_WRITES: i32 = 2;
-export const PAIRING_MIXED_KINDS: i32 = 3;
-export const PAIRING_PIPE_WITHOUT_DESC: i32 = 4;
-export const PAIRING_RDWR_PIPE2: i32 = 5;
 
-/** True when the description was made by pipe2(), not reopened. */
+/** True when the description is an end of the pair one call makes (pipe2), not reopened. */
 export function madeByPipe2(d: i32): bool {
-  return descKind[d] == KIND_PIPE && (descFlags[d] & O_LARGEFILE) == 0;
+  return descClass[d] == CLASS_PAIR_END;
 }
 
 export function pairPipeEnds(): bool {
@@ -54,9 +49,9 @@ export function pairPipeEnds(): bool {
     descsOfPipe[i] = d;
     if (pipeCount[q] == 0) {
       pipeFirst[q] = i;
-      pipeIsFifo[q] = descKind[d] == KIND_FIFO;
-    } else if (pipeIsFifo[q] != (descKind[d] == KIND_FIFO)) {
-      return fail(PAIRING_MIXED_KINDS, q);
+      pipeIsFifo[q] = descClass[d] == CLASS_RENDEZVOUS;
+    } else if (pipeIsFifo[q] != (descClass[d] == CLASS_RENDEZVOUS)) {
+      return fail(PAIRING_MIXED_CLASSES, q);
     }
     pipeCount[q]++;
     if (!madeByPipe2(d)) continue;
@@ -68,10 +63,10 @@ export function pairPipeEnds(): bool {
       if (pipe2Write[q] >= 0) return fail(PAIRING_TWO_PIPE2_WRITES, q);
       pipe2Write[q] = d;
     } else {
-      return fail(PAIRING_RDWR_PIPE2, d);
+      return fail(PAIRING_RDWR_PAIR_END, d);
     }
   }
-  for (let q = 0; q < nPipes; q++) if (pipeCount[q] == 0) return fail(PAIRING_PIPE_WITHOUT_DESC, q);
+  for (let q = 0; q < nPipes; q++) if (pipeCount[q] == 0) return fail(PAIRING_OBJECT_WITHOUT_DESC, q);
   return true;
 }
 

@@ -2,18 +2,21 @@
 // the target's own fds are cleared, so that replay ends with exactly the image's table.
 //
 // Phases: (fresh targets) clear colliding fds; create each unit (a pipe, a FIFO, a
-// file) in order of its lowest number and move its descriptions into place; fill in
+// description alone) in order of its lowest number and move its descriptions into place; fill in
 // the dups; fix status flags and close-on-exec; commit; (live targets) dup into the
 // numbers the target's own fds held and drop the staging; set RLIMIT_NOFILE.
 
 import {
-  nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descKind, descFlags, descSeek,
+  nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descClass, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
-  imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex,
-  KIND_PIPE, KIND_FIFO, KIND_OTHER, MODE_FRESH, MODE_INTO_EXACT,
-  O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_ASYNC, O_DIRECT, O_LARGEFILE, O_CLOEXEC,
-  O_CREAT, O_EXCL, O_TRUNC, O_NOCTTY, SETFL_MASK, DEFAULT_PIPE_CAPACITY,
+  imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
+  descAfter,
 } from './table';
+import {
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
+  SETFL_MASK, DEFAULT_PIPE_CAPACITY, CLASS_SINGLE, PLAN_OK, PLAN_FD_ABOVE_LIMIT, PLAN_NO_FREE_FD,
+  PLAN_FD_TOO_HIGH,
+} from './abi';
 import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
 import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
@@ -22,14 +25,9 @@ import {
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
   emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
-  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd,
+  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd, emitCreate,
 } from './emit';
 
-export const PLAN_OK: i32 = 0;
-export const PLAN_FD_ABOVE_LIMIT: i32 = 2;
-export const PLAN_NO_FREE_FD: i32 = 3;
-export const PLAN_UNSUPPORTED_KIND: i32 = 4;
-export const PLAN_FD_TOO_HIGH: i32 = 5;
 
 /** Twice the kernel's default fs.nr_open: image fds at or above it are refused. */
 export const MAX_FD_NUMBER: i32 = 1 << 21;
@@ -41,9 +39,6 @@ export let commitAt: i32 = 0;
 /** the hard limit could not be restored: the image's is above the target's */
 export let hardLimitLowered: bool = false;
 
-/** F_GETFL never holds these, but an image might: open() must not get them. */
-const OPEN_DROP: i32 = O_CREAT | O_EXCL | O_TRUNC;
-
 function error(code: i32, arg: i32, arg2: i32): i32 {
   planErrorArg = arg;
   planErrorArg2 = arg2;
@@ -53,9 +48,6 @@ function error(code: i32, arg: i32, arg2: i32): i32 {
 /** Plan a restore of the decoded, paired input. Returns PLAN_OK or an error code. */
 export function planRestore(): i32 {
   hardLimitLowered = false;
-  for (let d = 0; d < nDescs; d++) {
-    if (descKind[d] == KIND_OTHER) return error(PLAN_UNSUPPORTED_KIND, fdNum[fdIndexOfDesc(d)], d);
-  }
   if (maxImageFd >= targetHard) return error(PLAN_FD_ABOVE_LIMIT, maxImageFd, targetHard);
   // The plan tracks every number up to the highest in play: memory grows with it.
   if (maxImageFd >= MAX_FD_NUMBER) return error(PLAN_FD_TOO_HIGH, maxImageFd, MAX_FD_NUMBER - 1);
@@ -106,7 +98,7 @@ function attempt(order: i32): i32 {
     const unit = i32(units[u] & 0x7fffffff);
     plugGaps();
     beginUnit();
-    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createFile(unit - nPipes);
+    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createAlone(unit - nPipes);
     if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
     if ((order & DUPS_LAST) == 0) fillDups(unit);
   }
@@ -198,10 +190,6 @@ function plugGaps(): void {
 function highestTargetFdBelow(limit: i32): i32 {
   for (let t = nTarget - 1; t >= 0; t--) if (targetFd[t] < limit) return targetFd[t];
   return -1;
-}
-
-function fdIndexOfDesc(d: i32): i32 {
-  return fdsOfDesc[descFirst[d]];
 }
 
 /**
@@ -313,10 +301,10 @@ function createPipe(q: i32): bool {
     // Another description on this pipe: open /proc/self/fd/<r> with its own access mode.
     const fd = newFd();
     if (fd < 0) return false;
-    const flags = openFlags(d, false);
+    const flags = openFlags(d);
     emitOpen(d, -1, r, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
-    flagsNow[d] = (flags & ~O_CLOEXEC) | O_LARGEFILE;
+    flagsNow[d] = descAfter[d];
     addMember(d, fd);
   }
   fillPipe(q, r, w, w0);
@@ -349,10 +337,10 @@ function createFifo(q: i32): bool {
     const fd = newFd();
     if (fd < 0) return false;
     if (anyEnd < 0) anyEnd = fd;
-    const flags = openFlags(d, true);
+    const flags = openFlags(d);
     emitOpen(d, d, -1, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
-    flagsNow[d] = (flags & ~(O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE;
+    flagsNow[d] = descAfter[d];
     addMember(d, fd);
     if (writer < 0 && (descFlags[d] & O_ACCMODE) != O_RDONLY) {
       writer = fd;
@@ -389,35 +377,26 @@ function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
   emitWrite(writer, q);
 }
 
-function createFile(d: i32): bool {
+/** A description on no shared object: opened by its path, or made by its kind's one call. */
+function createAlone(d: i32): bool {
   const fd = newFd();
   if (fd < 0) return false;
-  const flags = openFlags(d, true);
-  emitOpen(d, d, -1, flags, fd);
-  occupy(fd, d, (flags & O_CLOEXEC) != 0);
-  flagsNow[d] = (flags & ~(O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE;
+  const cloexec = home[d] >= 0 && wantCloexec(home[d]);
+  if (descClass[d] == CLASS_SINGLE) emitCreate(d, cloexec, fd);
+  else emitOpen(d, d, -1, openFlags(d), fd);
+  occupy(fd, d, cloexec);
+  flagsNow[d] = descAfter[d];
   if (descSeek[d]) emitLseek(fd, d);
   addMember(d, fd);
   return true;
 }
 
 /**
- * open() flags for description d: its own, minus what open() cannot take, plus
- * O_NONBLOCK for a FIFO end that would otherwise wait for a partner, O_NOCTTY so a
- * terminal never becomes the target's controlling tty, O_CLOEXEC as its home wants.
+ * open() flags for description d: what its kind says the call takes (src/kinds/), plus
+ * O_CLOEXEC as its home wants.
  */
-function openFlags(d: i32, byPath: bool): i32 {
-  let flags = descFlags[d] & ~OPEN_DROP;
-  // fifo_open() refuses O_DIRECT (EINVAL); F_SETFL sets packet mode afterwards. And
-  // O_ASYNC given to open() is a flag only: F_SETFL puts a pipe on its fasync list
-  // (SIGIO) but sees no change if open() already set the bit. Files and devices
-  // without ->fasync, on the other hand, can get O_ASYNC from open() alone.
-  if (descKind[d] == KIND_FIFO || descKind[d] == KIND_PIPE) flags &= ~(O_DIRECT | O_ASYNC);
-  const acc = flags & O_ACCMODE;
-  if (descKind[d] == KIND_FIFO && acc != O_RDWR) flags |= O_NONBLOCK;
-  if (byPath) flags |= O_NOCTTY;
-  if (home[d] >= 0 && wantCloexec(home[d])) flags |= O_CLOEXEC;
-  return flags;
+function openFlags(d: i32): i32 {
+  return home[d] >= 0 && wantCloexec(home[d]) ? descCallFlags[d] | O_CLOEXEC : descCallFlags[d];
 }
 
 /** The other numbers of the unit's descriptions, each a dup of its home. */

@@ -1,35 +1,11 @@
 // The planner's input, decoded from the flat i32 words src/plan/encode.ts writes,
 // and the grouping of fds into their descriptions (dup detection).
 
-export const INPUT_VERSION: i32 = 1;
-
-export const KIND_PIPE: i32 = 0;
-export const KIND_FIFO: i32 = 1;
-export const KIND_FILE: i32 = 2;
-export const KIND_CHR: i32 = 3;
-export const KIND_OTHER: i32 = 4;
-
-export const MODE_FRESH: i32 = 0;
-export const MODE_INTO: i32 = 1;
-export const MODE_INTO_EXACT: i32 = 2;
-
-export const O_ACCMODE: i32 = 3;
-export const O_RDONLY: i32 = 0;
-export const O_WRONLY: i32 = 1;
-export const O_RDWR: i32 = 2;
-export const O_CREAT: i32 = 0o100;
-export const O_EXCL: i32 = 0o200;
-export const O_NOCTTY: i32 = 0o400;
-export const O_TRUNC: i32 = 0o1000;
-export const O_APPEND: i32 = 0o2000;
-export const O_NONBLOCK: i32 = 0o4000;
-export const O_ASYNC: i32 = 0o20000;
-export const O_DIRECT: i32 = 0o40000;
-export const O_LARGEFILE: i32 = 0o100000;
-export const O_NOATIME: i32 = 0o1000000;
-export const O_CLOEXEC: i32 = 0o2000000;
-export const SETFL_MASK: i32 = O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT | O_ASYNC;
-export const DEFAULT_PIPE_CAPACITY: i32 = 65536;
+import {
+  INPUT_VERSION, CLASS_PAIR_END, CLASS_REOPEN, CLASS_RENDEZVOUS, CLASS_SINGLE, MODE_FRESH, MODE_INTO_EXACT,
+  DECODE_BAD_HEADER, DECODE_BAD_FD, DECODE_DUPLICATE_FD, DECODE_BAD_DESC, DECODE_BAD_PIPE,
+  DECODE_DESC_WITHOUT_FD, DECODE_BAD_TARGET,
+} from './abi';
 
 // Fds, sorted by number after decode.
 export let nFds: i32 = 0;
@@ -37,12 +13,18 @@ export let fdNum: StaticArray<i32> = new StaticArray<i32>(0);
 export let fdDesc: StaticArray<i32> = new StaticArray<i32>(0);
 export let fdCloexec: StaticArray<bool> = new StaticArray<bool>(0);
 
-// Descriptions.
+// Descriptions: each a creation class (abi.ts CLASS_), never a kind.
 export let nDescs: i32 = 0;
-export let descKind: StaticArray<i32> = new StaticArray<i32>(0);
+export let descClass: StaticArray<i32> = new StaticArray<i32>(0);
+/** F_GETFL the image wants */
 export let descFlags: StaticArray<i32> = new StaticArray<i32>(0);
+/** the shared object (a pipe) the description is on, -1 for none */
 export let descPipe: StaticArray<i32> = new StaticArray<i32>(0);
 export let descSeek: StaticArray<bool> = new StaticArray<bool>(0);
+/** flags the creating call takes (open's, O_CLOEXEC aside: the planner adds it where the home wants it) */
+export let descCallFlags: StaticArray<i32> = new StaticArray<i32>(0);
+/** F_GETFL right after the creating call: what F_SETFL may have to change afterwards */
+export let descAfter: StaticArray<i32> = new StaticArray<i32>(0);
 /** indices (into fdNum) of the description's fds: fdsOfDesc[descFirst[d] .. descFirst[d] + descCount[d]), ascending */
 export let descFirst: StaticArray<i32> = new StaticArray<i32>(0);
 export let descCount: StaticArray<i32> = new StaticArray<i32>(0);
@@ -68,13 +50,6 @@ export let maxTargetFd: i32 = -1;
 /** Why decode refused the input (0: it did not). */
 export let decodeError: i32 = 0;
 export let decodeErrorArg: i32 = 0;
-export const DECODE_BAD_HEADER: i32 = 1;
-export const DECODE_BAD_FD: i32 = 2;
-export const DECODE_DUPLICATE_FD: i32 = 3;
-export const DECODE_BAD_DESC: i32 = 4;
-export const DECODE_BAD_PIPE: i32 = 5;
-export const DECODE_DESC_WITHOUT_FD: i32 = 6;
-export const DECODE_BAD_TARGET: i32 = 7;
 
 function fail(code: i32, arg: i32): bool {
   decodeError = code;
@@ -84,7 +59,7 @@ function fail(code: i32, arg: i32): bool {
 
 /**
  * Layout: [version, nFds, nDescs, nPipes, nTarget, imageSoft, imageHard, targetSoft,
- * targetHard, mode], then nFds x [fd, desc, cloexec], nDescs x [kind, flags, pipe, seek],
+ * targetHard, mode], then nFds x [fd, desc, cloexec], nDescs x [class, flags, object, seek, callFlags, flagsAfter],
  * nPipes x [capacity, dataLen, packets], nTarget x [fd].
  */
 export function decode(input: StaticArray<i32>): bool {
@@ -101,7 +76,7 @@ export function decode(input: StaticArray<i32>): bool {
   targetHard = input[8];
   mode = input[9];
   if (nFds < 0 || nDescs < 0 || nPipes < 0 || nTarget < 0) return fail(DECODE_BAD_HEADER, 1);
-  if (i64(10) + i64(nFds) * 3 + i64(nDescs) * 4 + i64(nPipes) * 3 + i64(nTarget) != i64(len)) return fail(DECODE_BAD_HEADER, 2);
+  if (i64(10) + i64(nFds) * 3 + i64(nDescs) * 6 + i64(nPipes) * 3 + i64(nTarget) != i64(len)) return fail(DECODE_BAD_HEADER, 2);
   if (imageSoft < 0 || imageHard < imageSoft || targetSoft < 0 || targetHard < targetSoft) return fail(DECODE_BAD_HEADER, 3);
   if (mode < MODE_FRESH || mode > MODE_INTO_EXACT) return fail(DECODE_BAD_HEADER, 4);
 
@@ -135,20 +110,24 @@ export function decode(input: StaticArray<i32>): bool {
     maxImageFd = fd;
   }
 
-  descKind = new StaticArray<i32>(nDescs);
+  descClass = new StaticArray<i32>(nDescs);
   descFlags = new StaticArray<i32>(nDescs);
   descPipe = new StaticArray<i32>(nDescs);
   descSeek = new StaticArray<bool>(nDescs);
+  descCallFlags = new StaticArray<i32>(nDescs);
+  descAfter = new StaticArray<i32>(nDescs);
   for (let d = 0; d < nDescs; d++) {
-    const kind = input[p];
+    const cls = input[p];
     const pipe = input[p + 2];
-    if (kind < KIND_PIPE || kind > KIND_OTHER) return fail(DECODE_BAD_DESC, d);
-    if ((kind == KIND_PIPE || kind == KIND_FIFO) != (pipe >= 0) || pipe >= nPipes) return fail(DECODE_BAD_DESC, d);
-    descKind[d] = kind;
+    if (cls < CLASS_PAIR_END || cls > CLASS_SINGLE) return fail(DECODE_BAD_DESC, d);
+    if (onObject(cls) != (pipe >= 0) || pipe >= nPipes) return fail(DECODE_BAD_DESC, d);
+    descClass[d] = cls;
     descFlags[d] = input[p + 1];
     descPipe[d] = pipe;
     descSeek[d] = input[p + 3] != 0;
-    p += 4;
+    descCallFlags[d] = input[p + 4];
+    descAfter[d] = input[p + 5];
+    p += 6;
   }
 
   pipeCapacity = new StaticArray<i32>(nPipes);
@@ -177,6 +156,11 @@ export function decode(input: StaticArray<i32>): bool {
     maxTargetFd = targetFd[t];
   }
   return groupByDesc();
+}
+
+/** Classes whose descriptions share an object (a pipe, with its bytes and capacity). */
+export function onObject(cls: i32): bool {
+  return cls == CLASS_PAIR_END || cls == CLASS_REOPEN || cls == CLASS_RENDEZVOUS;
 }
 
 /** Dup detection: the fds of each description, ascending, by one stable sort on (desc, fd). */

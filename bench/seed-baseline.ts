@@ -19,7 +19,7 @@ export function seedPlan(table: FdTable): SeedOp[] {
   const descs = new Map(table.descs.map((d) => [d.id, d]));
   const fi: SeedFdinfo[] = table.fds.map((f) => {
     const d = descs.get(f.desc)!;
-    return { fdnum: f.fd, flag: d.flags, ino: d.pipe ?? -1, peer: -1, dup: -1, createPipe: false };
+    return { fdnum: f.fd, flag: d.flags, ino: 'pipe' in d ? d.pipe : -1, peer: -1, dup: -1, createPipe: false };
   });
   const pipes = fi.filter((f) => f.ino >= 0);
   for (let i = 0; i < pipes.length; i++) {

@@ -37,6 +37,6 @@ export function pipeTable(nFds: number, seed = 1): FdTable {
   }
   const used = new Set(fds.map((f) => f.desc));
   const keptDescs = descs.filter((d) => used.has(d.id));
-  const keptPipes = pipes.filter((q) => keptDescs.some((d) => d.pipe === q.id));
+  const keptPipes = pipes.filter((q) => keptDescs.some((d) => 'pipe' in d && d.pipe === q.id));
   return { fds, descs: keptDescs, pipes: keptPipes, rlimit: { soft: limit, hard: limit } };
 }

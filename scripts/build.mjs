@@ -1,8 +1,10 @@
-// Builds everything under build/: the wasm planner (asc) and the TypeScript (tsc).
+// Builds everything under build/: the shared constants (scripts/abi.mjs), the wasm planner (asc)
+// and the TypeScript (tsc).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generated } from './abi.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -18,6 +20,12 @@ const run = (cmd, args) => {
 if (!existsSync(bin('asc')) || !existsSync(bin('tsc'))) {
   console.error('build: run `npm install` first (asc and tsc come from node_modules)');
   process.exit(1);
+}
+// The constants both languages share, from their one source (scripts/abi.mjs); written only
+// when they changed, so a build leaves an up-to-date tree untouched.
+for (const [path, text] of Object.entries(generated())) {
+  const at = join(root, path);
+  if (!existsSync(at) || readFileSync(at, 'utf8') !== text) writeFileSync(at, text);
 }
 run(bin('asc'), ['--config', 'asconfig.json']);
 run(bin('tsc'), ['-p', '.']);

@@ -146,7 +146,7 @@ test('each kind of refusal names what is wrong', () => {
 function tinyImage(fd: number, soft: number, comm = 'x', path = '/dev/null'): Buffer {
   const table: FdTable = {
     fds: [{ fd: 0, desc: 0, cloexec: false }, { fd, desc: 0, cloexec: false }],
-    descs: [{ id: 0, kind: path === '/dev/null' ? 'chr' : 'file', flags: 0o100000, path, ...(path === '/dev/null' ? {} : { offset: 0 }) }],
+    descs: [{ id: 0, kind: path === '/dev/null' ? 'chr' : 'file', flags: 0o100000, path, ...(path === '/dev/null' ? {} : { offset: 0 }) } as FdTable['descs'][number]],
     pipes: [],
     rlimit: { soft, hard: soft },
   };

@@ -62,8 +62,8 @@ test('fds only on one side, close-on-exec, flags, path, offset, rlimit', () => {
   b.fds.push({ fd: 20, desc: 60, cloexec: false });
   b.fds.find((f) => f.fd === 3)!.cloexec = false;
   b.descs.find((d) => d.id === 50)!.flags = O_WRONLY | O_NONBLOCK;
-  b.descs.find((d) => d.id === 60)!.offset = 0;
-  b.descs.find((d) => d.id === 60)!.path = '/etc/hosts';
+  (b.descs.find((d) => d.id === 60) as { offset?: number }).offset = 0;
+  (b.descs.find((d) => d.id === 60) as { path?: string }).path = '/etc/hosts';
   b.rlimit = { soft: 1024, hard: 20000 };
   assert.equal(compareTables(seed(), b), [
     'fd 12: only in A (pipe read end)',
@@ -101,7 +101,7 @@ test('pipes: pairing, capacity, bytes, packets', () => {
   const b = renamed();
   // The write ends now belong to a pipe of their own.
   b.pipes.push({ id: 9, capacity: 4096, data: b64('hellO') });
-  b.descs.find((d) => d.id === 50)!.pipe = 9;
+  (b.descs.find((d) => d.id === 50) as { pipe?: number }).pipe = 9;
   assert.equal(compareTables(seed(), b), [
     'fds 4, 7, 9, 12 are on one pipe in A, but on 2 in B: 4 7 | 9 12',
     'the pipe at fds 4, 7: capacity 65536 in A, 4096 in B',
@@ -121,9 +121,8 @@ test('kinds: a pipe end in A, a file in B', () => {
   b.fds.find((f) => f.fd === 12)!.desc = 61;
   assert.equal(compareTables(seed(), b), [
     'fds 9, 12 are on one description in A, but on 2 in B: 9 | 12',
-    'fd 12: a pipe in A, a file in B',
-    'fd 12: path null in A, "/etc/hostname" in B',
-    'fd 12: offset none in A, 0 in B',
+    // Kinds differ: one line says what each is; the kinds' own fields are not compared.
+    'fd 12: pipe read end in A, file /etc/hostname in B',
   ]);
 });
 

@@ -246,7 +246,7 @@ function restoreState(pid: number, before: string, beforeFds: number[]): { state
   const got = image.table;
   const keep = got.fds.filter((f) => IMAGE_FDS.has(f.fd));
   const descs = got.descs.filter((d) => keep.some((f) => f.desc === d.id));
-  const pipes = got.pipes.filter((p) => descs.some((d) => d.pipe === p.id));
+  const pipes = got.pipes.filter((p) => descs.some((d) => 'pipe' in d && d.pipe === p.id));
   const diff = compareTables(RESTORE_TABLE, { fds: keep, descs, pipes, rlimit: RESTORE_TABLE.rlimit });
   return diff.length === 0 ? { state: 'complete', why: '' } : { state: 'partial', why: diff.slice(0, 3).join('; ') };
 }

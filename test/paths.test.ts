@@ -17,7 +17,7 @@ import { freeze, thaw } from '../src/task/freeze.js';
 import { Injector } from '../src/inject/injector.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../src/inject/opened.js';
 import { SYS } from '../src/inject/syscalls.js';
-import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, type Desc, type FdTable } from '../src/model/fdtable.js';
+import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, type Desc, type DescFields, type FdTable } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
 import { cr } from './helpers/cli.js';
 import { assertRunning } from './helpers/fdlayout.js';
@@ -34,10 +34,10 @@ const fdLinks = (pid: number): string[] => listFds(pid).map((fd) => `${fd} ${rea
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** One description at fd 3 (and, for a FIFO, its queued bytes), limit 1024. */
-function oneDesc(desc: Omit<Desc, 'id'>, data = ''): FdTable {
+function oneDesc(desc: DescFields, data = ''): FdTable {
   return {
     fds: [{ fd: 3, desc: 0, cloexec: false }],
-    descs: [{ id: 0, ...desc }],
+    descs: [{ id: 0, ...desc } as Desc],
     pipes: desc.kind === 'fifo' ? [{ id: 0, capacity: 65536, data: Buffer.from(data).toString('base64') }] : [],
     rlimit: { soft: 1024, hard: 1024 },
   };
@@ -78,7 +78,7 @@ function assertKilled(stderr: string): void {
  */
 async function refusedEverywhere(file: string, table: FdTable, why: string): Promise<void> {
   writeFileSync(file, JSON.stringify(table));
-  const path = table.descs[0]!.path!;
+  const path = (table.descs[0] as { path: string }).path;
   const line = (tail: string): RegExp => new RegExp(`^cr restore: fd 3: "${escape(path)}" now opens ${why}; refused before anything was written through it; ${tail}\\n$`);
   // --detach: were the path not refused, the test must not wait for the sleep.
   const fresh = await cr(['restore', file, '--detach', '--', '/bin/sleep', '1000']);

@@ -186,7 +186,7 @@ function simStep(proc: SimProcess, op: ScriptOp): string {
     case 'setfl': proc.setfl(op[1], op[2]); return fmt(0);
     case 'setfd': proc.setfd(op[1], op[2] === 1); return fmt(0);
     case 'setpipesz': return fmt(proc.setPipeSize(op[1], op[2]));
-    case 'lseek': return fmt(proc.lseek(op[1], op[2]));
+    case 'lseek': return fmt(Number(proc.lseek(op[1], op[2])));
     case 'write': return fmt(proc.write(op[1], pattern(op[3], op[2])));
     case 'prlimit': proc.prlimit(op[1], op[2]); return fmt(0);
   }
@@ -196,7 +196,7 @@ function fail(errno: 'EINVAL'): never {
   throw new SimError('dup3', errno);
 }
 
-const KIND_LETTER = { pipe: 'a', fifo: 'q', file: 'f', chr: 'c', foreign: '?' } as const;
+const KIND_LETTER = { pipe: 'a', fifo: 'q', file: 'f', chr: 'c', dir: 'd', opath: 'o', eventfd: 'e', foreign: '?' } as const;
 
 /** The oracle's final-state lines, computed from the simulated process. */
 function simState(proc: SimProcess): string[] {

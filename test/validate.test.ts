@@ -25,7 +25,7 @@ const GOOD = (): FdTable => ({
     { id: 4, kind: 'fifo', flags: O_RDONLY, pipe: 5, path: '/tmp/fifo' },
     { id: 5, kind: 'file', flags: O_WRONLY | O_APPEND | O_LARGEFILE, path: '/var/log/x', offset: 123 },
     { id: 6, kind: 'chr', flags: O_RDWR, path: '/dev/null' },
-    { id: 7, kind: 'other', flags: O_RDWR },
+    { id: 7, kind: 'eventfd', flags: O_RDWR, count: 3, semaphore: false },
   ],
   pipes: [
     { id: 0, capacity: 65536, data: Buffer.from('queued').toString('base64') },
@@ -125,17 +125,17 @@ test('flags: what F_GETFL can say, never O_CLOEXEC', () => {
 });
 
 test('paths: absolute, non-empty, no NUL, not under /proc, one kind per path', () => {
-  rejects((t) => (t.descs[4].path = 'rel/x'), 'descs[4].path: "rel/x" is not absolute');
-  rejects((t) => (t.descs[4].path = ''), 'descs[4].path: empty path');
-  rejects((t) => (t.descs[4].path = '/a\0b'), 'descs[4].path: path contains NUL');
-  rejects((t) => (t.descs[4].path = '/proc/self/fd/3'), 'descs[4].path: "/proc/self/fd/3" is under /proc');
-  rejects((t) => (t.descs[4].path = '//proc/1/mem'), /is under \/proc$/);
-  rejects((t) => (t.descs[4].path = '/tmp/../proc/./1'), /is under \/proc$/);
-  rejects((t) => (t.descs[4].path = '/' + 'a'.repeat(5000)), 'descs[4].path: path of 5001 characters is longer than PATH_MAX');
-  rejects((t) => (t.descs[4].path = '/tmp/fifo'), 'descs[4].path: "/tmp/fifo" is a fifo in descs[3], not a file');
+  rejects((t) => ((t.descs[4] as { path: string }).path = 'rel/x'), 'descs[4].path: "rel/x" is not absolute');
+  rejects((t) => ((t.descs[4] as { path: string }).path = ''), 'descs[4].path: empty path');
+  rejects((t) => ((t.descs[4] as { path: string }).path = '/a\0b'), 'descs[4].path: path contains NUL');
+  rejects((t) => ((t.descs[4] as { path: string }).path = '/proc/self/fd/3'), 'descs[4].path: "/proc/self/fd/3" is under /proc');
+  rejects((t) => ((t.descs[4] as { path: string }).path = '//proc/1/mem'), /is under \/proc$/);
+  rejects((t) => ((t.descs[4] as { path: string }).path = '/tmp/../proc/./1'), /is under \/proc$/);
+  rejects((t) => ((t.descs[4] as { path: string }).path = '/' + 'a'.repeat(5000)), 'descs[4].path: path of 5001 characters is longer than PATH_MAX');
+  rejects((t) => ((t.descs[4] as { path: string }).path = '/tmp/fifo'), 'descs[4].path: "/tmp/fifo" is a fifo in descs[3], not a file');
   const ok = GOOD();
-  ok.descs[4].path = '/procfs/x';
-  assert.is(parseTable(ok).descs[4].path, '/procfs/x');
+  (ok.descs[4] as { path: string }).path = '/procfs/x';
+  assert.is((parseTable(ok).descs[4] as { path: string }).path, '/procfs/x');
 });
 
 test('pipes: capacity, canonical base64 within capacity, packets', () => {

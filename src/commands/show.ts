@@ -5,7 +5,8 @@ import type { Image } from '../image/format.js';
 import { loadInput } from '../image/input.js';
 import { decodeRegs, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
 import { guardRegions } from '../image/process-head.js';
-import { O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
+import { kindOf } from '../kinds/registry.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, pipeOf, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
 
@@ -101,13 +102,14 @@ function renderTable(table: FdTable): string[] {
     if (list) list.push(f.fd);
     else fdsOf.set(f.desc, [f.fd]);
   }
-  const rows = [['fd', 'kind', 'end', 'flags', 'cloexec', 'shared-with', 'path/offset', 'pipe bytes']];
+  const rows = [['fd', 'kind', 'end', 'flags', 'cloexec', 'shared-with', 'path/offset/state', 'pipe bytes']];
   for (const run of rowsOf(sorted)) {
     const f = run[0]!;
     const last = run[run.length - 1]!.fd;
     const d = descs.get(f.desc)!;
-    const where = d.path === undefined ? '' : d.offset === undefined ? printable(d.path) : `${printable(d.path)} @ ${d.offset}`;
-    const pipe = d.pipe === undefined ? undefined : pipes.get(d.pipe);
+    const where = kindOf(d).detail(d);
+    const pipeId = pipeOf(d);
+    const pipe = pipeId === undefined ? undefined : pipes.get(pipeId);
     rows.push([
       last === f.fd ? String(f.fd) : `${f.fd}-${last}`, printable(d.kind), endOf(d), flagNames(d.flags), f.cloexec ? 'yes' : 'no',
       sharedWith(f.fd, last, fdsOf.get(f.desc)!), where || '-',

@@ -1,7 +1,8 @@
 // Structural comparison of two fd tables. Description and pipe ids are names a dump makes up, so
 // they are never compared: fds are matched by number, and descriptions and pipes through the fds
 // that reach them. Each difference is one line, naming fds, about A (first) and B (second).
-import { devName, O_ACCMODE, O_RDONLY, O_WRONLY, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { kindOf } from '../kinds/registry.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, pathOf, pipeOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { printable } from '../printable.js';
 
@@ -18,12 +19,11 @@ function sideOf(table: FdTable): Side {
   };
 }
 
-const quoted = (path: string | undefined): string => (path === undefined ? 'null' : `"${printable(path, '"')}"`);
 
 const fdList = (fds: number[]): string => (fds.length === 1 ? `fd ${fds[0]}` : `fds ${fds.join(', ')}`);
 
 function what(desc: Desc): string {
-  if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return `${desc.kind} ${printable(desc.path ?? '')}`.trim();
+  if (desc.kind !== 'pipe' && desc.kind !== 'fifo') return `${desc.kind} ${printable(pathOf(desc) ?? '')}`.trim();
   const mode = desc.flags & O_ACCMODE;
   return `${desc.kind} ${mode === O_RDONLY ? 'read end' : mode === O_WRONLY ? 'write end' : 'read-write end'}`;
 }
@@ -108,17 +108,18 @@ export function compareTables(tableA: FdTable, tableB: FdTable): string[] {
     const a = descA(cls[0]!);
     const b = descB(cls[0]!);
     const where = fdList(cls);
-    if (a.kind !== b.kind) out.push(`${where}: a ${a.kind} in A, a ${b.kind} in B`);
+    if (a.kind !== b.kind) {
+      out.push(`${where}: ${what(a)} in A, ${what(b)} in B`);
+      continue;
+    }
     if (a.flags !== b.flags) out.push(`${where}: flags ${flagNames(a.flags)} in A, ${flagNames(b.flags)} in B`);
-    if (a.path !== b.path) out.push(`${where}: path ${quoted(a.path)} in A, ${quoted(b.path)} in B`);
-    if (a.offset !== b.offset) out.push(`${where}: offset ${a.offset ?? 'none'} in A, ${b.offset ?? 'none'} in B`);
-    // An image written before cr recorded device numbers has none: not a difference.
-    if (a.rdev !== undefined && b.rdev !== undefined && a.rdev !== b.rdev) out.push(`${where}: device ${devName(a.rdev)} in A, ${devName(b.rdev)} in B`);
+    // Alike in kind: the kind's own fields, as its module compares them.
+    for (const line of kindOf(a).diff(a, b)) out.push(`${where}: ${line}`);
   }
 
-  const onPipes = common.filter((fd) => descA(fd).pipe !== undefined && descB(fd).pipe !== undefined);
-  for (const cls of partition(onPipes, (fd) => descA(fd).pipe!, (fd) => descB(fd).pipe!, 'pipe', out)) {
-    comparePipes(`the pipe at ${fdList(cls)}`, A.pipes.get(descA(cls[0]!).pipe!)!, B.pipes.get(descB(cls[0]!).pipe!)!, out);
+  const onPipes = common.filter((fd) => pipeOf(descA(fd)) !== undefined && pipeOf(descB(fd)) !== undefined);
+  for (const cls of partition(onPipes, (fd) => pipeOf(descA(fd))!, (fd) => pipeOf(descB(fd))!, 'pipe', out)) {
+    comparePipes(`the pipe at ${fdList(cls)}`, A.pipes.get(pipeOf(descA(cls[0]!))!)!, B.pipes.get(pipeOf(descB(cls[0]!))!)!, out);
   }
 
   const ra = tableA.rlimit;

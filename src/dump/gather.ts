@@ -5,7 +5,7 @@ import { kcmpFile } from '../../bridge/kcmp.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
 import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
-import { classify, isUnsupported, type Kind, type Unsupported } from './kinds.js';
+import { classify, isUnsupported, type Recognised, type Unsupported } from './kinds.js';
 import { readNofile } from '../proc/limits.js';
 
 export interface Gathered {
@@ -18,7 +18,7 @@ export interface Gathered {
 
 interface Entry {
   proc: ProcFd;
-  kind: Kind;
+  kind: Recognised;
 }
 
 /**
@@ -102,13 +102,13 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
   const descs: Desc[] = [];
   const pipes: Pipe[] = [];
   const pipeIds = new Map<string, number>();
-  const fifoPaths = new Map<number, string>();
+  const pipePaths = new Map<number, string>();
   const pipeEnds = new Map<number, Array<{ fd: number; flags: number }>>();
   groups.forEach((group, id) => {
     const first = group[0]!;
-    const desc: Desc = { id, kind: first.kind.kind, flags: first.proc.flags };
     const k = first.kind;
-    if (k.kind === 'pipe' || k.kind === 'fifo') {
+    let desc: Desc;
+    if (k.pipeKey !== undefined) {
       let pipeId = pipeIds.get(k.pipeKey);
       if (pipeId === undefined) {
         pipeId = pipes.length;
@@ -116,17 +116,11 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
         pipes.push({ id: pipeId, capacity: DEFAULT_PIPE_CAPACITY, data: '' });
         pipeEnds.set(pipeId, []);
       }
-      desc.pipe = pipeId;
       pipeEnds.get(pipeId)!.push({ fd: first.proc.fd, flags: first.proc.flags });
-      if (k.kind === 'fifo') {
-        // A FIFO with several hard links: one path (the first seen) opens the same pipe.
-        if (!fifoPaths.has(pipeId)) fifoPaths.set(pipeId, k.path);
-        desc.path = fifoPaths.get(pipeId)!;
-      }
+      desc = k.describe(id, { id: pipeId, path: pipePaths.get(pipeId) });
+      if ('path' in desc && !pipePaths.has(pipeId)) pipePaths.set(pipeId, desc.path);
     } else {
-      desc.path = k.path;
-      if (k.kind === 'file' || first.proc.pos !== 0) desc.offset = first.proc.pos;
-      if (k.kind === 'chr') desc.rdev = first.proc.stat.rdev;
+      desc = k.describe(id, undefined);
     }
     descs.push(desc);
     for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });

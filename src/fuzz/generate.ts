@@ -1,6 +1,6 @@
 // Random restore problems: an fd table as a real process could have it, and a target
 // to restore it into. One seed, one case, on every machine.
-import type { Desc, Fd, FdTable, Pipe, Rlimit } from '../model/fdtable.js';
+import { type Desc, type DescFields, type Fd, type FdTable, type Pipe, type Rlimit } from '../model/fdtable.js';
 import {
   O_APPEND,
   O_ASYNC,
@@ -29,7 +29,7 @@ const CHR_PATHS = ['/dev/null', '/dev/zero', '/dev/full', '/dev/urandom'];
 
 interface Builder {
   rng: Rng;
-  descs: Array<Omit<Desc, 'id'>>;
+  descs: Array<DescFields>;
   pipes: Array<Omit<Pipe, 'id'>>;
   /** fds per desc (index into descs): cloexec bits */
   fds: Array<{ desc: number; cloexec: boolean }>;
@@ -103,7 +103,7 @@ function newPipe(b: Builder): number {
 }
 
 /** A description and its fds (one, or a few dups with mixed close-on-exec). */
-function addDesc(b: Builder, desc: Omit<Desc, 'id'>): void {
+function addDesc(b: Builder, desc: DescFields): void {
   b.descs.push(desc);
   const index = b.descs.length - 1;
   let count = 1;
@@ -152,7 +152,7 @@ function addChr(b: Builder): void {
   const rng = b.rng;
   // The devices modelled refuse O_DIRECT and keep no file position.
   const flags = accessMode(rng) | O_LARGEFILE | someOf(rng, 0.1, [O_APPEND, O_NONBLOCK, O_ASYNC]) | openStatus(rng);
-  const desc: Omit<Desc, 'id'> = { kind: 'chr', flags, path: rng.pick(CHR_PATHS) };
+  const desc: DescFields = { kind: 'chr', flags, path: rng.pick(CHR_PATHS) };
   if (rng.chance(0.5)) desc.offset = 0;
   addDesc(b, desc);
 }
@@ -208,16 +208,14 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   // Ids are sparse and shuffled so nothing can confuse an id with an index.
   const descIds = rng.sample(wanted * 4 + 16, usedDescs.length);
   const descId = new Map<number, number>(usedDescs.map((d, i) => [d, descIds[i]]));
-  const usedPipes = [...new Set(usedDescs.map((d) => b.descs[d].pipe).filter((p): p is number => p !== undefined))].sort((x, y) => x - y);
+  const usedPipes = [...new Set(usedDescs.map((d) => ('pipe' in b.descs[d] ? (b.descs[d] as { pipe: number }).pipe : undefined)).filter((p): p is number => p !== undefined))].sort((x, y) => x - y);
   const pipeIds = rng.sample(usedPipes.length * 3 + 8, usedPipes.length);
   const pipeId = new Map<number, number>(usedPipes.map((p, i) => [p, pipeIds[i]]));
   const fds: Fd[] = b.fds.map((f, i) => ({ fd: numbers[i], desc: descId.get(f.desc)!, cloexec: f.cloexec }));
   const descs: Desc[] = usedDescs.map((d) => {
     const src = b.descs[d];
-    const desc: Desc = { id: descId.get(d)!, kind: src.kind, flags: src.flags };
-    if (src.pipe !== undefined) desc.pipe = pipeId.get(src.pipe)!;
-    if (src.path !== undefined) desc.path = src.path;
-    if (src.offset !== undefined) desc.offset = src.offset;
+    const desc = { ...src, id: descId.get(d)! } as Desc;
+    if ('pipe' in desc) desc.pipe = pipeId.get(desc.pipe)!;
     return desc;
   });
   const pipes: Pipe[] = usedPipes.map((p) => ({ id: pipeId.get(p)!, ...b.pipes[p] }));

@@ -2,7 +2,7 @@
 // single ones), stretches of the fd number line, target fds and queued bytes while
 // the case still fails. What is left without an fd
 // (descriptions, then pipes) goes with it, so every candidate is still a valid table.
-import type { FdTable } from '../model/fdtable.js';
+import { pipeOf, type FdTable } from '../model/fdtable.js';
 import type { FuzzCase } from './generate.js';
 
 /** The table without the fds at these indexes, and without what only they kept alive. */
@@ -10,7 +10,7 @@ function withoutFds(table: FdTable, drop: (index: number) => boolean): FdTable {
   const fds = table.fds.filter((_, i) => !drop(i));
   const liveDescs = new Set(fds.map((f) => f.desc));
   const descs = table.descs.filter((d) => liveDescs.has(d.id));
-  const livePipes = new Set(descs.map((d) => d.pipe));
+  const livePipes = new Set(descs.map((d) => pipeOf(d)));
   const pipes = table.pipes.filter((p) => livePipes.has(p.id));
   return { fds, descs, pipes, rlimit: table.rlimit };
 }
@@ -75,7 +75,7 @@ export function shrink(c: FuzzCase, fails: (c: FuzzCase) => boolean, tries = 400
       (x) => x.table.pipes.length,
       (x, from, to) => {
         const gone = new Set(x.table.pipes.slice(from, to).map((p) => p.id));
-        const descs = new Set(x.table.descs.filter((d) => d.pipe !== undefined && gone.has(d.pipe)).map((d) => d.id));
+        const descs = new Set(x.table.descs.filter((d) => 'pipe' in d && gone.has(d.pipe)).map((d) => d.id));
         return { ...x, table: withoutFds(x.table, (i) => descs.has(x.table.fds[i].desc)) };
       },
       fails,

@@ -382,7 +382,7 @@ function descLies(): Lie[] {
     out.push(lie(`flags with ${name}`, d0((d) => void (d.flags = ((d.flags & ~(name === 'access mode 3' ? O_ACCMODE : 0)) | flags) >>> 0))));
   }
   for (const v of [-1, 2 ** 32, 1.5]) out.push(lie(`flags ${v}`, d0((d) => void (d.flags = v))));
-  for (const kind of ['socket', '', 'PIPE', 'anon_inode', 'dir']) out.push(lie(`kind ${JSON.stringify(kind)}`, d0((d) => void (d.kind = kind))));
+  for (const kind of ['socket', '', 'PIPE', 'anon_inode', 'directory', 'other']) out.push(lie(`kind ${JSON.stringify(kind)}`, d0((d) => void (d.kind = kind))));
   out.push(lie('a path on a pipe end', (p) => {
     const d = pipeDescs(table(p))[0];
     if (!d) skip();

@@ -46,7 +46,7 @@ export interface Opened {
 
 /** What the image says a path opens: its type, and for a device or a mapped file, which one. */
 export interface Expected {
-  type: 'FIFO' | 'regular file' | 'character device';
+  type: FileType;
   /** a device: this st_rdev (absent: any device of the type, for images that did not record it) */
   rdev?: number;
   /** a mapped file or an executable: this very inode */

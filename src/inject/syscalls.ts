@@ -42,6 +42,7 @@ export const SYS = {
   openat: 257,
   set_robust_list: 273,
   get_robust_list: 274,
+  eventfd2: 290,
   dup3: 292,
   pipe2: 293,
   rt_tgsigqueueinfo: 297,

@@ -1,8 +1,8 @@
 // The fd-table model shared by dump, image, planner, simulator and replay.
 // docs/fd-table.md is the reference for every field; keep the two in step.
 
-/** What an open file description is, as far as restoring it goes. */
-export type DescKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'other';
+/** What an open file description is: each kind is one module under src/kinds/ (docs/kinds.md). */
+export type DescKind = Desc['kind'];
 
 /** One fd number in the table. */
 export interface Fd {
@@ -13,28 +13,96 @@ export interface Fd {
   cloexec: boolean;
 }
 
-/** One open file description (struct file): shared by all fds dup'd from it. */
-export interface Desc {
+/** What every open file description (struct file) has: shared by all fds dup'd from it. */
+interface DescBase {
   id: number;
-  kind: DescKind;
   /**
    * F_GETFL exactly as the kernel reports it: access mode plus status flags,
    * O_LARGEFILE included. For a pipe, O_LARGEFILE tells the description that
    * pipe2() made (never has it) from one reopened through /proc/PID/fd (always has it).
    */
   flags: number;
-  /** Pipe.id for 'pipe' and 'fifo' descriptions */
-  pipe?: number;
-  /** absolute path for 'fifo', 'file', 'chr' */
-  path?: string;
-  /** file position for 'file' (and 'chr' when the device keeps one) */
+}
+
+/** An end of an anonymous pipe (src/kinds/pipe.ts). */
+export interface PipeDesc extends DescBase {
+  kind: 'pipe';
+  /** Pipe.id */
+  pipe: number;
+}
+
+/** An open named FIFO (src/kinds/fifo.ts). */
+export interface FifoDesc extends DescBase {
+  kind: 'fifo';
+  pipe: number;
+  /** absolute path */
+  path: string;
+}
+
+/** A regular file opened by path (src/kinds/file.ts). */
+export interface FileDesc extends DescBase {
+  kind: 'file';
+  path: string;
+  /** file position */
+  offset: number;
+}
+
+/** A character device opened by path (src/kinds/chr.ts). */
+export interface ChrDesc extends DescBase {
+  kind: 'chr';
+  path: string;
+  /** position, when the device keeps one */
   offset?: number;
   /**
-   * For 'chr': the device number (st_rdev, as the kernel encodes dev_t for userspace). Restore
+   * The device number (st_rdev, as the kernel encodes dev_t for userspace). Restore
    * refuses a path that then opens another device; absent (tables written before cr recorded
    * it, hand-written ones), any character device is accepted.
    */
   rdev?: number;
+}
+
+/** An eventfd (src/kinds/eventfd.ts): its counter and mode; made again with eventfd2. */
+export interface EventfdDesc extends DescBase {
+  kind: 'eventfd';
+  /** the counter (fdinfo eventfd-count), at most 2^53 - 1 here */
+  count: number;
+  /** EFD_SEMAPHORE (fdinfo eventfd-semaphore) */
+  semaphore: boolean;
+}
+
+/** A directory opened with O_DIRECTORY for reading (src/kinds/dir.ts). */
+export interface DirDesc extends DescBase {
+  kind: 'dir';
+  path: string;
+  /**
+   * getdents position, decimal: a file system's cookie, not a byte count (ext4 gives a 63-bit
+   * hash), so it may be above 2^53. Restored with lseek(SEEK_SET).
+   */
+  offset: string;
+}
+
+/** What an O_PATH fd names: it opens no file, so any type but a socket can be one. */
+export type PathType = 'regular file' | 'directory' | 'character device' | 'block device' | 'FIFO' | 'symlink';
+
+/** An O_PATH fd (src/kinds/opath.ts): a place in the file system, not an open file. */
+export interface OpathDesc extends DescBase {
+  kind: 'opath';
+  path: string;
+  /** the type of what it names (fstat), judged again after the restore's open */
+  type: PathType;
+}
+
+/** One open file description: a union by kind, so every switch over kinds is checked whole. */
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc;
+
+/** The description's path, for the kinds opened by one. */
+export function pathOf(d: Desc): string | undefined {
+  return 'path' in d ? d.path : undefined;
+}
+
+/** The pipe a description is an end of, for the kinds on one. */
+export function pipeOf(d: Desc): number | undefined {
+  return 'pipe' in d ? d.pipe : undefined;
 }
 
 /** major:minor of a dev_t as the kernel encodes it for userspace (new_encode_dev), as node's stat gives it. */
@@ -73,32 +141,13 @@ export interface FdTable {
   rlimit: Rlimit;
 }
 
-// x86_64 open flag values (asm-generic/fcntl.h).
-export const O_ACCMODE = 0o3;
-export const O_RDONLY = 0o0;
-export const O_WRONLY = 0o1;
-export const O_RDWR = 0o2;
-export const O_CREAT = 0o100;
-export const O_EXCL = 0o200;
-export const O_NOCTTY = 0o400;
-export const O_TRUNC = 0o1000;
-export const O_APPEND = 0o2000;
-export const O_NONBLOCK = 0o4000;
-export const O_DSYNC = 0o10000;
-export const O_ASYNC = 0o20000;
-export const O_DIRECT = 0o40000;
-export const O_LARGEFILE = 0o100000;
-export const O_DIRECTORY = 0o200000;
-export const O_NOFOLLOW = 0o400000;
-export const O_NOATIME = 0o1000000;
-export const O_CLOEXEC = 0o2000000;
-export const O_SYNC = 0o4010000;
-export const O_PATH = 0o10000000;
-/**
- * The status flags that may differ from what creation gave: the kernel's SETFL_MASK
- * (fs/fcntl.c) plus O_ASYNC, which F_SETFL sets only through a file's ->fasync (pipes have
- * one; regular files and most devices get O_ASYNC from open() alone).
- */
-export const SETFL_MASK = O_APPEND | O_NONBLOCK | O_NOATIME | O_DIRECT | O_ASYNC;
-/** Pipe capacity the kernel gives a new pipe (16 pages). */
-export const DEFAULT_PIPE_CAPACITY = 65536;
+// x86_64 open flags, SETFL_MASK and the default pipe capacity: one source with the planner
+// (scripts/abi.mjs).
+export {
+  O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_NONBLOCK, O_DSYNC,
+  O_ASYNC, O_DIRECT, O_LARGEFILE, O_DIRECTORY, O_NOFOLLOW, O_NOATIME, O_CLOEXEC, O_SYNC, O_PATH, SETFL_MASK,
+  DEFAULT_PIPE_CAPACITY,
+} from '../abi.js';
+
+/** A description before it has an id (a builder's), kind by kind. */
+export type DescFields = Desc extends infer D ? (D extends Desc ? Omit<D, 'id'> : never) : never;

@@ -2,7 +2,10 @@
 // naming the field. Every rule here is one of docs/fd-table.md's invariants, or a
 // kernel fact without which no restore could be planned (noted where it is one).
 import { badInput } from '../errors.js';
+import { KINDS, KIND_NAMES } from '../kinds/registry.js';
 import type { Desc, DescKind, Fd, FdTable, Pipe, Rlimit } from './fdtable.js';
+import { pathOf, pipeOf } from './fdtable.js';
+import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from './json.js';
 import {
   O_ACCMODE,
   O_APPEND,
@@ -19,17 +22,13 @@ import {
   O_SYNC,
 } from './fdtable.js';
 import type { PlanTarget, TargetMode } from './restore-target.js';
-import { printable } from '../printable.js';
 
-/** Most entries any array of a table may have: bounds the work hostile input can cause. */
-export const MAX_ENTRIES = 1 << 20;
+export { MAX_ENTRIES };
 /** Highest RLIMIT_NOFILE the kernel can have (fs.nr_open's own ceiling, fs/file.c). */
 export const MAX_NOFILE = 2147483584;
 /** Largest pipe the kernel can make (round_pipe_size refuses more than 2^31). */
 export const MAX_PIPE_CAPACITY = 2 ** 31;
 export const PAGE_SIZE = 4096;
-/** PATH_MAX, terminating NUL included. */
-const PATH_MAX = 4096;
 const MAX_ID = 2 ** 31 - 1;
 /** Status flags F_GETFL can report for the kinds we handle (docs/fd-table.md). */
 const KNOWN_FLAGS = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC | O_DSYNC | O_SYNC | O_LARGEFILE | O_NOFOLLOW;
@@ -43,69 +42,7 @@ const FLAG_NAMES: Array<[number, string]> = [
   [0o10000000, 'O_PATH'],
   [0o20000000, '__O_TMPFILE'],
 ];
-const KINDS: readonly DescKind[] = ['pipe', 'fifo', 'file', 'chr', 'other'];
 const MODES: readonly TargetMode[] = ['fresh', 'into', 'into-exact'];
-
-/** A short rendering of any JSON value for an error message. */
-function show(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'number':
-    case 'boolean':
-    case 'bigint':
-      return String(value);
-    case 'string': {
-      const text = `"${printable(value.length > 40 ? value.slice(0, 40) : value, '"')}"`;
-      return value.length > 40 ? text.slice(0, -1) + '..."' : text;
-    }
-    case 'undefined':
-      return 'missing';
-    case 'object':
-      return 'an object';
-    default:
-      return `a ${typeof value}`;
-  }
-}
-
-type Obj = Record<string, unknown>;
-
-function object(value: unknown, where: string): Obj {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    badInput(`${where}: expected an object, got ${show(value)}`);
-  }
-  return value as Obj;
-}
-
-/** Own fields only (so `__proto__` and friends are fields, not magic), none beyond `allowed`. */
-function fields(obj: Obj, where: string, allowed: readonly string[]): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) badInput(`${where}: unknown field ${show(key)}`);
-  }
-}
-
-function get(obj: Obj, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
-}
-
-function array(value: unknown, where: string): unknown[] {
-  if (!Array.isArray(value)) badInput(`${where}: expected an array, got ${show(value)}`);
-  if (value.length > MAX_ENTRIES) badInput(`${where}: ${value.length} entries is more than ${MAX_ENTRIES}`);
-  return value;
-}
-
-function integer(value: unknown, where: string, min: number, max: number): number {
-  if (typeof value !== 'number') badInput(`${where}: expected an integer, got ${show(value)}`);
-  if (!Number.isInteger(value)) badInput(`${where}: ${show(value)} is not an integer`);
-  if (value < min) badInput(`${where}: ${value} is below ${min}`);
-  if (value > max) badInput(`${where}: ${value} is above ${max}`);
-  return value;
-}
-
-function boolean(value: unknown, where: string): boolean {
-  if (typeof value !== 'boolean') badInput(`${where}: expected true or false, got ${show(value)}`);
-  return value;
-}
 
 function parseRlimitObject(value: unknown, where: string): Rlimit {
   const obj = object(value, where);
@@ -116,31 +53,14 @@ function parseRlimitObject(value: unknown, where: string): Rlimit {
   return { soft, hard };
 }
 
-/** An absolute path the planner may open; /proc paths would name our own process, not the image's. */
-function parsePath(value: unknown, where: string): string {
-  if (typeof value !== 'string') badInput(`${where}: expected a string, got ${show(value)}`);
-  if (value.length === 0) badInput(`${where}: empty path`);
-  if (value.length >= PATH_MAX) badInput(`${where}: path of ${value.length} characters is longer than PATH_MAX`);
-  if (value.includes('\0')) badInput(`${where}: path contains NUL`);
-  if (!value.startsWith('/')) badInput(`${where}: ${show(value)} is not absolute`);
-  if (!value.includes('proc')) return value;
-  const parts: string[] = [];
-  for (const part of value.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') parts.pop();
-    else parts.push(part);
-  }
-  if (parts[0] === 'proc') badInput(`${where}: ${show(value)} is under /proc`);
-  return value;
-}
-
-function parseFlags(value: unknown, where: string): number {
+/** F_GETFL's answer: the common status flags, and `extra` bits the description's kind may show. */
+function parseFlags(value: unknown, where: string, extra: number): number {
   const flags = integer(value, where, 0, 0xffffffff);
   if ((flags & O_ACCMODE) === O_ACCMODE) badInput(`${where}: access mode 3 is not O_RDONLY, O_WRONLY or O_RDWR`);
   for (const [bit, name] of FLAG_NAMES) {
-    if ((flags & bit) !== 0) badInput(`${where}: ${name} is never part of F_GETFL's answer here`);
+    if ((flags & bit & ~extra) !== 0) badInput(`${where}: ${name} is never part of F_GETFL's answer here`);
   }
-  const unknown = flags & ~KNOWN_FLAGS;
+  const unknown = flags & ~(KNOWN_FLAGS | extra);
   if (unknown !== 0) badInput(`${where}: unknown flag bits 0o${(unknown >>> 0).toString(8)}`);
   // open() turns O_SYNC into __O_SYNC|O_DSYNC, so the first bit never comes alone.
   if ((flags & O_SYNC) !== 0 && (flags & O_DSYNC) === 0) badInput(`${where}: __O_SYNC without O_DSYNC`);
@@ -180,50 +100,26 @@ function parsePipe(value: unknown, where: string): Pipe {
   return pipe;
 }
 
-const DESC_FIELDS: Record<DescKind, { pipe: boolean; path: 'required' | 'optional' | 'no'; offset: 'required' | 'optional' | 'no'; rdev: boolean }> = {
-  pipe: { pipe: true, path: 'no', offset: 'no', rdev: false },
-  fifo: { pipe: true, path: 'required', offset: 'no', rdev: false },
-  file: { pipe: false, path: 'required', offset: 'required', rdev: false },
-  chr: { pipe: false, path: 'required', offset: 'optional', rdev: true },
-  other: { pipe: false, path: 'optional', offset: 'optional', rdev: false },
-};
-
 function parseDesc(value: unknown, where: string): Desc {
   const obj = object(value, where);
   const kindValue = get(obj, 'kind');
-  if (typeof kindValue !== 'string' || !(KINDS as readonly string[]).includes(kindValue)) {
-    badInput(`${where}.kind: expected one of ${KINDS.join(', ')}, got ${show(kindValue)}`);
+  if (typeof kindValue !== 'string' || !(KIND_NAMES as readonly string[]).includes(kindValue)) {
+    badInput(`${where}.kind: expected one of ${KIND_NAMES.join(', ')}, got ${show(kindValue)}`);
   }
-  const kind = kindValue as DescKind;
-  const rule = DESC_FIELDS[kind];
-  const allowed = ['id', 'kind', 'flags'];
-  if (rule.pipe) allowed.push('pipe');
-  if (rule.path !== 'no') allowed.push('path');
-  if (rule.offset !== 'no') allowed.push('offset');
-  if (rule.rdev) allowed.push('rdev');
+  const kind = KINDS[kindValue as DescKind];
+  const allowed = ['id', 'kind', 'flags', ...kind.fields];
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
-      badInput(`${where}: ${['pipe', 'path', 'offset', 'rdev'].includes(key) ? `a ${kind} description has no ${key}` : `unknown field ${show(key)}`}`);
+      badInput(`${where}: ${OTHER_KIND_FIELDS.has(key) ? `a ${kind.kind} description has no ${key}` : `unknown field ${show(key)}`}`);
     }
   }
   const id = integer(get(obj, 'id'), `${where}.id`, 0, MAX_ID);
-  let flags = parseFlags(get(obj, 'flags'), `${where}.flags`);
-  // open() adds O_LARGEFILE on x86_64, so a description opened by path always has it.
-  if (kind === 'fifo' || kind === 'file' || kind === 'chr') flags = (flags | O_LARGEFILE) >>> 0;
-  // f_flags keeps O_NOFOLLOW, but /proc/PID/fd/N is a symlink: reopening a pipe with it is ELOOP.
-  if (kind === 'pipe' && (flags & O_NOFOLLOW) !== 0) badInput(`${where}.flags: a pipe end cannot have O_NOFOLLOW (its reopen through /proc would fail with ELOOP)`);
-  const desc: Desc = { id, kind, flags };
-  if (rule.pipe) desc.pipe = integer(get(obj, 'pipe'), `${where}.pipe`, 0, MAX_ID);
-  const path = get(obj, 'path');
-  if (rule.path === 'required' || path !== undefined) desc.path = parsePath(path, `${where}.path`);
-  const offset = get(obj, 'offset');
-  if (rule.offset === 'required' || offset !== undefined) {
-    desc.offset = integer(offset, `${where}.offset`, 0, Number.MAX_SAFE_INTEGER);
-  }
-  const rdev = get(obj, 'rdev');
-  if (rule.rdev && rdev !== undefined) desc.rdev = integer(rdev, `${where}.rdev`, 0, Number.MAX_SAFE_INTEGER);
-  return desc;
+  const flags = parseFlags(get(obj, 'flags'), `${where}.flags`, kind.flagBits ?? 0);
+  return kind.parse(obj, where, id, flags);
 }
+
+/** Fields some kind has: on another kind, named as such rather than as unknown. */
+const OTHER_KIND_FIELDS = new Set(KIND_NAMES.flatMap((k) => KINDS[k].fields));
 
 function parseFd(value: unknown, where: string, soft: number): Fd {
   const obj = object(value, where);
@@ -234,6 +130,12 @@ function parseFd(value: unknown, where: string, soft: number): Fd {
   const desc = integer(get(obj, 'desc'), `${where}.desc`, 0, MAX_ID);
   const cloexec = boolean(get(obj, 'cloexec'), `${where}.cloexec`);
   return { fd, desc, cloexec };
+}
+
+/** The file-system node a description needs at its path, as its kind's module says. */
+function nodeOf(d: Desc): { path: string; type: string } | undefined {
+  const kind = KINDS[d.kind] as { node?: (d: Desc) => { path: string; type: string } };
+  return kind.node?.(d);
 }
 
 /** Validate a checkpointed fd table (docs/fd-table.md) and return a normalised copy. */
@@ -271,32 +173,37 @@ export function parseTable(json: unknown): FdTable {
     if (!descUsed[i]) badInput(`descs[${i}]: description ${d.id} has no fd`);
   });
 
-  // Per pipe: which kind of description it has, its FIFO path, its pipe2()-made ends.
+  // Per pipe: which kind of description it has, its FIFO path, its pipe2()-made ends. Per path:
+  // one thing in the file system (the simulator's node, as each kind's module says), one device.
   const pipeKind = new Map<number, { kind: DescKind; path?: string; at: number; read?: number; write?: number }>();
-  const pathKind = new Map<string, { kind: DescKind; pipe?: number; rdev?: number; at: number }>();
+  const pathKind = new Map<string, { kind: DescKind; node: string; pipe?: number; rdev?: number; at: number }>();
   descs.forEach((d, i) => {
     const where = `descs[${i}]`;
-    if (d.path !== undefined && d.kind !== 'other') {
-      const seen = pathKind.get(d.path);
-      if (seen === undefined) pathKind.set(d.path, { kind: d.kind, pipe: d.pipe, rdev: d.rdev, at: i });
-      else if (seen.kind !== d.kind) badInput(`${where}.path: ${show(d.path)} is a ${seen.kind} in descs[${seen.at}], not a ${d.kind}`);
-      else if (d.kind === 'chr' && seen.rdev !== d.rdev) {
-        badInput(`${where}.rdev: device ${show(d.path)} has rdev ${seen.rdev ?? 'unrecorded'} in descs[${seen.at}], not ${d.rdev ?? 'unrecorded'}`);
+    const node = nodeOf(d);
+    if (node !== undefined) {
+      const pipe = pipeOf(d);
+      const rdev = d.kind === 'chr' ? d.rdev : undefined;
+      const seen = pathKind.get(node.path);
+      if (seen === undefined) pathKind.set(node.path, { kind: d.kind, node: node.type, pipe, rdev, at: i });
+      else if (seen.node !== node.type) badInput(`${where}.path: ${show(node.path)} is a ${seen.kind} in descs[${seen.at}], not a ${d.kind}`);
+      else if (d.kind === 'chr' && seen.kind === 'chr' && seen.rdev !== rdev) {
+        badInput(`${where}.rdev: device ${show(node.path)} has rdev ${seen.rdev ?? 'unrecorded'} in descs[${seen.at}], not ${rdev ?? 'unrecorded'}`);
       }
-      else if (d.kind === 'fifo' && seen.pipe !== d.pipe) {
-        badInput(`${where}.path: FIFO ${show(d.path)} has pipe ${seen.pipe} in descs[${seen.at}], not ${d.pipe}`);
+      else if (d.kind === 'fifo' && seen.kind === 'fifo' && seen.pipe !== pipe) {
+        badInput(`${where}.path: FIFO ${show(node.path)} has pipe ${seen.pipe} in descs[${seen.at}], not ${pipe}`);
       }
     }
-    if (d.pipe === undefined) return;
-    if (!pipeIndex.has(d.pipe)) badInput(`${where}.pipe: no pipe with id ${d.pipe}`);
-    let info = pipeKind.get(d.pipe);
+    const pipe = pipeOf(d);
+    if (pipe === undefined) return;
+    if (!pipeIndex.has(pipe)) badInput(`${where}.pipe: no pipe with id ${pipe}`);
+    let info = pipeKind.get(pipe);
     if (info === undefined) {
-      info = { kind: d.kind, path: d.path, at: i };
-      pipeKind.set(d.pipe, info);
+      info = { kind: d.kind, path: pathOf(d), at: i };
+      pipeKind.set(pipe, info);
     } else if (info.kind !== d.kind) {
-      badInput(`${where}.kind: pipe ${d.pipe} has a ${info.kind} description (descs[${info.at}]) and a ${d.kind} one`);
-    } else if (info.path !== d.path) {
-      badInput(`${where}.path: FIFO pipe ${d.pipe} is ${show(info.path)} in descs[${info.at}], not ${show(d.path)}`);
+      badInput(`${where}.kind: pipe ${pipe} has a ${info.kind} description (descs[${info.at}]) and a ${d.kind} one`);
+    } else if (info.path !== pathOf(d)) {
+      badInput(`${where}.path: FIFO pipe ${pipe} is ${show(info.path)} in descs[${info.at}], not ${show(pathOf(d))}`);
     }
     if (d.kind !== 'pipe' || (d.flags & O_LARGEFILE) !== 0) return;
     const mode = d.flags & O_ACCMODE;
@@ -306,7 +213,7 @@ export function parseTable(json: unknown): FdTable {
     const end = mode === O_RDONLY ? 'read' : 'write';
     const other = info[end];
     if (other !== undefined) {
-      badInput(`${where}.flags: pipe ${d.pipe} already has a ${end} end made by pipe2() (descs[${other}]); a reopened end has O_LARGEFILE`);
+      badInput(`${where}.flags: pipe ${pipe} already has a ${end} end made by pipe2() (descs[${other}]); a reopened end has O_LARGEFILE`);
     }
     info[end] = i;
   });

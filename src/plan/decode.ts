@@ -1,12 +1,34 @@
 // The planner's output words (layout: assembly/emit.ts) as Op records, with the
 // paths, offsets and byte counts the words only point at.
 
-import type { FdTable } from '../model/fdtable.js';
+import {
+  OP_CLOSE, OP_COMMIT, OP_CREATE, OP_DUP2, OP_DUPFD, OP_LSEEK, OP_OPEN, OP_PIPE2, OP_PRLIMIT, OP_SETFD, OP_SETFL,
+  OP_SETPIPESZ, OP_WRITE,
+} from '../abi.js';
+import { kindOf } from '../kinds/registry.js';
+import { pathOf, type Desc, type FdTable } from '../model/fdtable.js';
 import type { Op } from './ops.js';
 import type { Encoded } from './encode.js';
 
-const OP_PIPE2 = 1, OP_OPEN = 2, OP_DUP2 = 3, OP_DUPFD = 4, OP_CLOSE = 5, OP_SETFL = 6, OP_SETFD = 7;
-const OP_SETPIPESZ = 8, OP_LSEEK = 9, OP_WRITE = 10, OP_PRLIMIT = 11, OP_COMMIT = 12;
+/** Where lseek puts a description: its position (a directory's cookie may pass 2^53), as decimal text. */
+function positionOf(d: Desc): string {
+  switch (d.kind) {
+    case 'file':
+    case 'chr':
+      return String(d.offset ?? 0);
+    case 'dir':
+      return d.offset;
+    case 'pipe':
+    case 'fifo':
+    case 'eventfd':
+    case 'opath':
+      return '0';
+    default: {
+      const never: never = d;
+      throw new Error(`no position for ${JSON.stringify(never)}`);
+    }
+  }
+}
 
 export function decodeOps(words: Int32Array, start: number, count: number, table: FdTable, enc: Encoded): Op[] {
   const ops: Op[] = [];
@@ -21,7 +43,7 @@ export function decodeOps(words: Int32Array, start: number, count: number, table
       }
       case OP_OPEN: {
         const desc = words[p++], pathDesc = words[p++], via = words[p++], flags = words[p++], fd = words[p++];
-        const path = via >= 0 ? `/proc/self/fd/${via}` : (table.descs[pathDesc].path ?? '');
+        const path = via >= 0 ? `/proc/self/fd/${via}` : (pathOf(table.descs[pathDesc]!) ?? '');
         ops.push({ op: 'open', desc: desc >= 0 ? enc.descIds[desc] : -1, path, via, flags, fd });
         break;
       }
@@ -45,7 +67,7 @@ export function decodeOps(words: Int32Array, start: number, count: number, table
         break;
       case OP_LSEEK: {
         const fd = words[p++], desc = words[p++];
-        ops.push({ op: 'lseek', fd, offset: table.descs[desc].offset ?? 0 });
+        ops.push({ op: 'lseek', fd, offset: positionOf(table.descs[desc]!) });
         break;
       }
       case OP_WRITE: {
@@ -56,6 +78,12 @@ export function decodeOps(words: Int32Array, start: number, count: number, table
       case OP_PRLIMIT:
         ops.push({ op: 'prlimit', soft: words[p++], hard: words[p++] });
         break;
+      case OP_CREATE: {
+        const desc = words[p++], cloexec = words[p++] !== 0, fd = words[p++];
+        const d = table.descs[desc]!;
+        ops.push({ op: 'create', desc: enc.descIds[desc]!, cloexec, fd, call: kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}` });
+        break;
+      }
       case OP_COMMIT:
         ops.push({ op: 'commit' });
         break;

@@ -1,14 +1,15 @@
-// The planner's input words (layout: assembly/table.ts `decode`). Description and
+// The planner's input words (layout: assembly/table.ts `decode`). Each description goes in as
+// its kind's creation class and flags (src/kinds/), never as its kind. Description and
 // pipe ids become indices; limits are clamped to what an i32 holds (the kernel's
 // nr_open is at most 2^30 anyway).
 
+import { INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT } from '../abi.js';
+import { kindOf } from '../kinds/registry.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 
-const INPUT_VERSION = 1;
 const LIMIT_CAP = 2 ** 30;
-const KIND_CODE = { pipe: 0, fifo: 1, file: 2, chr: 3, other: 4 } as const;
-const MODE_CODE: Record<TargetMode, number> = { fresh: 0, into: 1, 'into-exact': 2 };
+const MODE_CODE: Record<TargetMode, number> = { fresh: MODE_FRESH, into: MODE_INTO, 'into-exact': MODE_INTO_EXACT };
 
 export interface Encoded {
   words: Int32Array;
@@ -27,7 +28,7 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   table.pipes.forEach((p, i) => pipeIndex.set(p.id, i));
   const dataLength = table.pipes.map((p) => Buffer.byteLength(p.data, 'base64'));
 
-  const n = 10 + table.fds.length * 3 + table.descs.length * 4 + table.pipes.length * 3 + target.fds.length;
+  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + table.pipes.length * 3 + target.fds.length;
   const words = new Int32Array(n);
   words.set([
     INPUT_VERSION, table.fds.length, table.descs.length, table.pipes.length, target.fds.length,
@@ -41,10 +42,13 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = fd.cloexec ? 1 : 0;
   }
   for (const d of table.descs) {
-    words[p++] = KIND_CODE[d.kind];
+    const c = kindOf(d).creation(d);
+    words[p++] = c.cls;
     words[p++] = d.flags;
-    words[p++] = d.pipe === undefined ? -1 : (pipeIndex.get(d.pipe) ?? -1);
-    words[p++] = (d.kind === 'file' || d.kind === 'chr') && (d.offset ?? 0) !== 0 ? 1 : 0;
+    words[p++] = 'pipe' in d ? (pipeIndex.get(d.pipe) ?? -1) : -1;
+    words[p++] = c.seek ? 1 : 0;
+    words[p++] = c.callFlags;
+    words[p++] = c.after;
   }
   table.pipes.forEach((pipe, i) => {
     words[p++] = pipe.capacity;

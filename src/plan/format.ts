@@ -22,6 +22,8 @@ export function formatOp(op: Op): string {
       return `fcntl(${op.fd}, F_SETFD, ${op.cloexec ? 'FD_CLOEXEC' : '0'})`;
     case 'setpipesz':
       return `fcntl(${op.fd}, F_SETPIPE_SZ, ${op.size})`;
+    case 'create':
+      return `${op.call} = ${op.fd}    description ${op.desc}`;
     case 'lseek':
       return `lseek(${op.fd}, ${op.offset}, SEEK_SET)`;
     case 'write':

@@ -23,8 +23,14 @@ export type Op =
   | { op: 'setfd'; fd: number; cloexec: boolean }
   /** fcntl(fd, F_SETPIPE_SZ, size) */
   | { op: 'setpipesz'; fd: number; size: number }
-  /** lseek(fd, offset, SEEK_SET) */
-  | { op: 'lseek'; fd: number; offset: number }
+  /** lseek(fd, offset, SEEK_SET); offset in decimal (a directory's position may pass 2^53) */
+  | { op: 'lseek'; fd: number; offset: string }
+  /**
+   * A description its kind makes with one call (an eventfd: eventfd2, then its counter
+   * written), landing at fd, close-on-exec as given (src/kinds/, creation class CLASS_SINGLE);
+   * `call` says it in words.
+   */
+  | { op: 'create'; desc: number; cloexec: boolean; fd: number; call: string }
   /** write the pipe's queued bytes (all of Pipe.data, one write per packet if packets) into fd */
   | { op: 'write'; fd: number; pipe: number; bytes: number }
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */

@@ -8,6 +8,11 @@ import type { Plan } from './ops.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { encodeInput } from './encode.js';
 import { decodeOps } from './decode.js';
+import {
+  ERROR_DECODE, ERROR_PAIRING, PAIRING_MIXED_CLASSES, PAIRING_OBJECT_WITHOUT_DESC, PAIRING_RDWR_PAIR_END,
+  PAIRING_TWO_PIPE2_READS, PAIRING_TWO_PIPE2_WRITES, PLAN_FD_ABOVE_LIMIT, PLAN_FD_TOO_HIGH, PLAN_NO_FREE_FD,
+  WARN_HARD_LIMIT_LOWERED,
+} from '../abi.js';
 
 /** No plan can exist for this input; the message says why. */
 export class PlanImpossible extends CrError {
@@ -26,7 +31,6 @@ interface PlannerExports {
 }
 
 const HEADER_WORDS = 5;
-const WARN_HARD_LIMIT_LOWERED = 1;
 let planner: PlannerExports | undefined;
 
 function load(): PlannerExports {
@@ -77,27 +81,25 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
 function explain(code: number, arg: number, arg2: number, table: FdTable, target: PlanTarget): string {
   const pipeId = (i: number) => table.pipes[i]?.id ?? i;
   switch (code) {
-    case 2:
+    case PLAN_FD_ABOVE_LIMIT:
       return `fd ${arg} cannot exist in the target: its hard RLIMIT_NOFILE is ${arg2}`;
-    case 3:
+    case PLAN_NO_FREE_FD:
       return `no free fd number left below the target's hard RLIMIT_NOFILE ${target.rlimit.hard} to create ${arg === 0 ? `pipe ${pipeId(arg2)}` : `description ${table.descs[arg2]?.id ?? arg2}`} (every number is taken and a temporary fd is needed)`;
-    case 4:
-      return `fd ${arg}: a description of kind 'other' cannot be restored`;
-    case 5:
+    case PLAN_FD_TOO_HIGH:
       return `fd ${arg} is above ${arg2}, the highest fd number cr plans for`;
-    case 201:
+    case ERROR_PAIRING + PAIRING_TWO_PIPE2_READS:
       return `pipe ${pipeId(arg)} has two read ends without O_LARGEFILE: one pipe2() cannot have made both`;
-    case 202:
+    case ERROR_PAIRING + PAIRING_TWO_PIPE2_WRITES:
       return `pipe ${pipeId(arg)} has two write ends without O_LARGEFILE: one pipe2() cannot have made both`;
-    case 203:
+    case ERROR_PAIRING + PAIRING_MIXED_CLASSES:
       return `pipe ${pipeId(arg)} mixes FIFO and anonymous pipe descriptions`;
-    case 204:
+    case ERROR_PAIRING + PAIRING_OBJECT_WITHOUT_DESC:
       return `pipe ${pipeId(arg)} has no description`;
-    case 205:
+    case ERROR_PAIRING + PAIRING_RDWR_PAIR_END:
       return `description ${table.descs[arg]?.id ?? arg}: an O_RDWR pipe end without O_LARGEFILE cannot exist (pipe2 makes one-way ends)`;
     default:
-      return code >= 100 && code < 200
-        ? `the table is inconsistent (planner input check ${code - 100}, item ${arg})`
+      return code >= ERROR_DECODE && code < ERROR_PAIRING
+        ? `the table is inconsistent (planner input check ${code - ERROR_DECODE}, item ${arg})`
         : `planner failed with code ${code}`;
   }
 }

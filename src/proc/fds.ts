@@ -10,8 +10,12 @@ export interface ProcFd {
   link: string;
   /** stat of the open inode (through the magic link, so it never resolves the path again) */
   stat: Stats;
-  /** fdinfo `pos` */
+  /** fdinfo `pos` (inexact above 2^53: posText is exact) */
   pos: number;
+  /** fdinfo `pos` as the kernel wrote it (a directory's position may be a 63-bit cookie) */
+  posText: string;
+  /** every fdinfo line as name -> value text (eventfd-count, eventfd-semaphore, ...) */
+  info: Map<string, string>;
   /** fdinfo `flags` without O_CLOEXEC: what F_GETFL returns */
   flags: number;
   /** fdinfo's O_CLOEXEC bit, which is the fd's FD_CLOEXEC */
@@ -28,24 +32,26 @@ export function listFds(pid: number): number[] {
 interface Fdinfo {
   /** may exceed 2^53 (and so be inexact) for a far-seeked file: callers check */
   pos: number;
+  posText: string;
   /** the raw `flags` line: F_GETFL plus O_CLOEXEC when the fd is close-on-exec */
   flags: number;
+  info: Map<string, string>;
 }
 
-/** Parse /proc/PID/fdinfo/N text; only `pos` and `flags` matter to cr. */
+/** Parse /proc/PID/fdinfo/N text: `pos` and `flags` for every fd, the rest for the kinds that read it. */
 function parseFdinfo(text: string): Fdinfo {
-  let pos: number | undefined;
-  let flags: number | undefined;
+  const info = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const m = /^(\w+):\s+(\S+)/.exec(line);
-    if (!m) continue;
-    if (m[1] === 'pos') pos = Number(m[2]);
-    else if (m[1] === 'flags') flags = parseInt(m[2]!, 8);
+    const m = /^([\w-]+):\s+(\S+)/.exec(line);
+    if (m && !info.has(m[1]!)) info.set(m[1]!, m[2]!);
   }
-  if (pos === undefined || flags === undefined || Number.isNaN(pos) || Number.isNaN(flags)) {
+  const posText = info.get('pos');
+  const pos = Number(posText);
+  const flags = parseInt(info.get('flags') ?? '', 8);
+  if (posText === undefined || !/^\d+$/.test(posText) || Number.isNaN(flags)) {
     throw new Error(`unexpected fdinfo: ${JSON.stringify(text.slice(0, 80))}`);
   }
-  return { pos, flags };
+  return { pos, posText, flags, info };
 }
 
 function readFdinfo(pid: number, fd: number): Fdinfo {
@@ -57,5 +63,5 @@ export function readProcFd(pid: number, fd: number): ProcFd {
   const link = readlinkSync(path);
   const stat = statSync(path);
   const info = readFdinfo(pid, fd);
-  return { fd, link, stat, pos: info.pos, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
+  return { fd, link, stat, pos: info.pos, posText: info.posText, info: info.info, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
 }

@@ -97,7 +97,7 @@ export function checkPaths(table: FdTable): void {
     return proc;
   };
   const paths = new Map<number, string>();
-  for (const d of table.descs) if (d.path !== undefined) paths.set(d.id, d.path);
+  for (const d of table.descs) if ('path' in d) paths.set(d.id, d.path);
   const seen = new Set<number>();
   for (const { fd, desc } of table.fds) {
     const path = paths.get(desc);

@@ -11,7 +11,8 @@ import type { Injector } from '../inject/injector.js';
 import { ANY_SUCCESS, Batch, BatchRunner, RECORD_BYTES, type StagedData } from '../inject/batch.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
-import { O_CLOEXEC, O_NONBLOCK, O_PATH, type DescKind, type FdTable, type Pipe } from '../model/fdtable.js';
+import { kindOf } from '../kinds/registry.js';
+import { O_CLOEXEC, O_NONBLOCK, O_PATH, pathOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { printable } from '../printable.js';
 import { formatOp } from '../plan/format.js';
 import type { Op, Plan } from '../plan/ops.js';
@@ -95,16 +96,16 @@ interface PathWant {
   fds: number[];
 }
 
-const TYPE_OF: Record<Exclude<DescKind, 'pipe' | 'other'>, Expected['type']> = { fifo: 'FIFO', file: 'regular file', chr: 'character device' };
-
 function pathWants(table: FdTable): Map<string, PathWant> {
   const wants = new Map<string, PathWant>();
   const byDesc = new Map<number, PathWant>();
   for (const d of table.descs) {
-    if (d.path === undefined || d.kind === 'pipe' || d.kind === 'other') continue;
-    // Validation lets a path name one kind (and one device) only: the first description says it.
-    let w = wants.get(d.path);
-    if (!w) wants.set(d.path, (w = { want: { type: TYPE_OF[d.kind], rdev: d.rdev }, fds: [] }));
+    const want = kindOf(d).opens?.(d);
+    const path = pathOf(d);
+    if (want === undefined || path === undefined) continue;
+    // Validation lets a path name one thing (and one device) only: the first description says it.
+    let w = wants.get(path);
+    if (!w) wants.set(path, (w = { want, fds: [] }));
     byDesc.set(d.id, w);
   }
   for (const f of table.fds) byDesc.get(f.desc)?.fds.push(f.fd);
@@ -117,7 +118,7 @@ interface Queued {
   /** the call, when it is not the op's own (a check cr adds), for the one-line error */
   call?: string;
   /** expected result, when the plan names one (otherwise any success) */
-  want?: number;
+  want?: number | bigint;
   /** looks at what the call left in the target (pipe2's fds, what an open opened); throws OpFailure */
   check?: (data: StagedData) => void;
   /** what to say instead of the errno when the call fails with it (an open that hit ENXIO) */
@@ -131,6 +132,7 @@ const padded = (n: number): number => (n + 15) & ~15;
 class Replayer {
   readonly stats: ReplayStats = { syscalls: 0, batches: 0, batchMs: 0 };
   private readonly pipes: Map<number, Pipe>;
+  private readonly descs: Map<number, Desc>;
   private readonly paths: Map<string, PathWant>;
   /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
   private readonly fifoPipes: Set<number>;
@@ -148,7 +150,8 @@ class Replayer {
     opts: ReplayOptions,
   ) {
     this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
-    this.fifoPipes = new Set(table.descs.filter((d) => d.kind === 'fifo').map((d) => d.pipe!));
+    this.descs = new Map(table.descs.map((d) => [d.id, d]));
+    this.fifoPipes = new Set(table.descs.flatMap((d) => (d.kind === 'fifo' ? [d.pipe] : [])));
     this.paths = pathWants(table);
     this.runner = opts.runner ?? BatchRunner.prepare(inj, { oneByOne: opts.oneByOne });
     this.chunkMax = this.runner.capacity / 2;
@@ -250,8 +253,20 @@ class Replayer {
         this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETPIPE_SZ), BigInt(op.size)], { want: op.size });
         return;
       case 'lseek':
-        this.queue(SYS.lseek, [BigInt(op.fd), BigInt(op.offset), SEEK_SET], { want: op.offset });
+        this.queue(SYS.lseek, [BigInt(op.fd), BigInt(op.offset), SEEK_SET], { want: BigInt(op.offset) });
         return;
+      case 'create': {
+        const d = this.descs.get(op.desc);
+        const kind = d === undefined ? undefined : kindOf(d);
+        if (d === undefined || kind?.create === undefined) throw new OpFailure(`the image has no description ${op.desc} its kind makes`);
+        // The kind's calls and their data go in one batch: reserve room for a few of each.
+        if (this.batch.room() < 64 + 4 * RECORD_BYTES) this.flush();
+        kind.create(d, op.cloexec, op.fd, {
+          call: (nr, args, want, call) => this.queue(nr, args, { want, ...(call === undefined ? {} : { call }) }),
+          put: (data) => this.batch.put(data),
+        });
+        return;
+      }
       case 'write':
         this.write(op);
         return;
@@ -282,7 +297,8 @@ class Replayer {
    */
   private open(op: Extract<Op, { op: 'open' }>): void {
     const byPath = op.via < 0 ? this.paths.get(op.path) : undefined;
-    const flags = byPath ? op.flags | O_NONBLOCK : op.flags;
+    // An O_PATH open waits for nothing, and F_SETFL on its fd is EBADF: it gets its flags as they are.
+    const flags = byPath && (op.flags & O_PATH) === 0 ? op.flags | O_NONBLOCK : op.flags;
     const room = padded(Buffer.byteLength(op.path) + 1) + padded(OPENED_SCRATCH_BYTES) + 3 * RECORD_BYTES;
     const path = this.stage(op.path, room);
     this.queue(SYS.openat, [AT_FDCWD, path, BigInt(flags), 0n], {

@@ -19,6 +19,7 @@ import {
   O_NONBLOCK,
   O_PATH,
   O_RDONLY,
+  O_RDWR,
   O_SYNC,
   O_TRUNC,
   O_WRONLY,
@@ -117,14 +118,17 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
   /** fds referring to this description */
   refs = 0;
-  /** file position (f_pos) for files and character devices */
-  offset = 0;
+  /** file position (f_pos) for files, character devices and directories (a cookie there) */
+  offset = 0n;
+  /** an eventfd's counter and mode */
+  count = 0n;
+  semaphore = false;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -149,7 +153,7 @@ export class SimDesc {
 /** A name in the simulated file system. */
 export interface SimNode {
   path: string;
-  kind: 'file' | 'chr' | 'fifo';
+  kind: 'file' | 'chr' | 'fifo' | 'dir' | 'blk' | 'symlink';
   /** for a FIFO: its pipe while any description of it is open */
   pipe: SimPipe | null;
 }
@@ -184,6 +188,11 @@ export interface FdEntry {
 const PROC_FD = /^\/proc\/self\/fd\/(0|[1-9][0-9]{0,9})$/;
 const OPEN_KNOWN = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | O_NOATIME | O_CLOEXEC | O_SYNC | O_NOCTTY | O_NOFOLLOW | O_DIRECTORY;
 const PIPE2_FLAGS = O_CLOEXEC | O_NONBLOCK | O_DIRECT;
+/** EFD_SEMAPHORE; eventfd2 takes it with O_NONBLOCK and O_CLOEXEC (fs/eventfd.c EFD_FLAGS_SET). */
+const EFD_SEMAPHORE = 1;
+const EVENTFD_MAX = 0xfffffffffffffffen;
+/** What an O_PATH open keeps (fs/open.c O_PATH_FLAGS, O_CLOEXEC aside). */
+const O_PATH_KEPT = O_DIRECTORY | O_NOFOLLOW | O_PATH;
 /**
  * fs/fcntl.c's SETFL_MASK: what F_SETFL copies from its argument. Not O_ASYNC, which
  * only ->fasync changes (see setfl), unlike model/fdtable.ts's SETFL_MASK.
@@ -285,9 +294,10 @@ export class SimProcess {
 
   open(path: string, flags: number): number {
     const call = (): string => `open(${JSON.stringify(path)}, ${flagNames(flags)})`;
-    if ((flags & (O_CREAT | O_EXCL | O_TRUNC | O_PATH | O_TMPFILE_BIT)) !== 0) {
-      throw new SimError(call, 'REFUSED', 'a restore never creates, truncates or O_PATH-opens');
+    if ((flags & (O_CREAT | O_EXCL | O_TRUNC | O_TMPFILE_BIT)) !== 0) {
+      throw new SimError(call, 'REFUSED', 'a restore never creates or truncates');
     }
+    if ((flags & O_PATH) !== 0) return this.openPath(path, flags, call);
     if ((flags & ~OPEN_KNOWN) !== 0) throw new SimError(call, 'REFUSED', `flag bits 0o${((flags & ~OPEN_KNOWN) >>> 0).toString(8)} not modelled`);
     // do_sys_openat2 takes the fd number before it looks at the path.
     const fd = this.allocate(0, call);
@@ -306,8 +316,10 @@ export class SimProcess {
       node = this.world.lookup(path) ?? null;
       if (!node) throw new SimError(call, 'ENOENT');
     }
-    if ((flags & O_DIRECTORY) !== 0) throw new SimError(call, 'ENOTDIR');
+    if ((flags & O_DIRECTORY) !== 0 && node?.kind !== 'dir') throw new SimError(call, 'ENOTDIR');
     const mode = flags & O_ACCMODE;
+    if (node?.kind === 'dir' && mode !== O_RDONLY) throw new SimError(call, 'REFUSED', 'a directory opened for writing (EISDIR) is not modelled');
+    if (node !== null && (node.kind === 'blk' || node.kind === 'symlink')) throw new SimError(call, 'REFUSED', `opening a ${node.kind} is not modelled`);
     // Access mode 3 (ioctl only): fifo_open refuses it; files would take it, but no
     // table has it and no restore needs it.
     if (mode === O_ACCMODE) {
@@ -334,10 +346,49 @@ export class SimProcess {
       pipe = node.pipe;
     }
     const descFlags = ((flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)) | O_LARGEFILE) >>> 0;
-    const kind: SimKind = pipe ? (pipe.fifo ? 'fifo' : 'pipe') : (node as SimNode).kind;
+    const kind = (pipe ? (pipe.fifo ? 'fifo' : 'pipe') : (node as SimNode).kind) as SimKind;
     const desc = this.describe(kind, descFlags, pipe, node);
     this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
     return fd;
+  }
+
+  /**
+   * open(path, O_PATH | ...): no ->open, nothing but the place; f_flags keeps O_PATH, O_DIRECTORY
+   * and O_NOFOLLOW (no O_LARGEFILE). A symlink's own place needs O_NOFOLLOW.
+   */
+  private openPath(path: string, flags: number, call: () => string): number {
+    if (PROC_FD.test(path) || path === '/proc' || path.startsWith('/proc/')) throw new SimError(call, 'REFUSED', 'an O_PATH open under /proc is not modelled');
+    const fd = this.allocate(0, call);
+    const node = this.world.lookup(path);
+    if (!node) throw new SimError(call, 'ENOENT');
+    if (node.kind === 'symlink' && (flags & O_NOFOLLOW) === 0) throw new SimError(call, 'REFUSED', 'following a symlink is not modelled');
+    if ((flags & O_DIRECTORY) !== 0 && node.kind !== 'dir') throw new SimError(call, 'ENOTDIR');
+    const desc = this.describe('opath', flags & O_PATH_KEPT, null, node);
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** eventfd2(initval, flags): a new counter, O_RDWR plus O_NONBLOCK as asked. */
+  eventfd2(initval: number, flags: number): number {
+    const call = (): string => `eventfd2(${initval}, ${flags})`;
+    if ((flags & ~(EFD_SEMAPHORE | O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    const desc = this.describe('eventfd', O_RDWR | (flags & O_NONBLOCK), null, null);
+    desc.count = BigInt(initval >>> 0);
+    desc.semaphore = (flags & EFD_SEMAPHORE) !== 0;
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** write(fd, <8 bytes: value>) on an eventfd: adds to the counter, or would block past its maximum. */
+  eventfdWrite(fd: number, value: bigint): number {
+    const call = (): string => `write(${fd}, <eventfd ${value}>)`;
+    const desc = this.lookup(fd, call);
+    if (desc.kind !== 'eventfd') throw new SimError(call, desc.kind === 'foreign' ? 'REFUSED' : 'EINVAL', 'not an eventfd');
+    if (value < 0n || value > EVENTFD_MAX) throw new SimError(call, 'EINVAL');
+    if (desc.count + value > EVENTFD_MAX) throw new SimError(call, 'WOULDBLOCK', 'the counter would pass its maximum');
+    desc.count += value;
+    return 8;
   }
 
   /** dup2(from, to) */
@@ -389,6 +440,10 @@ export class SimProcess {
     const call = (): string => `fcntl(${fd}, F_SETFL, ${flagNames(flags)})`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
+    // fcntl on an O_PATH fd knows only F_DUPFD*, F_GETFD, F_SETFD and F_GETFL.
+    if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
+    // An eventfd (anon inode) and a directory cannot do direct I/O.
+    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
     // whose file system does direct I/O; character devices refuse it.
     if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');
@@ -434,14 +489,19 @@ export class SimProcess {
     return rounded;
   }
 
-  lseek(fd: number, offset: number): number {
+  /** lseek(fd, offset, SEEK_SET); a directory takes its file system's cookie, up to 2^63 - 1. */
+  lseek(fd: number, offset: number | bigint): bigint {
     const call = (): string => `lseek(${fd}, ${offset}, SEEK_SET)`;
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
+    if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
     if (desc.pipe) throw new SimError(call, 'ESPIPE');
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new SimError(call, 'EINVAL');
-    desc.offset = offset;
-    return offset;
+    if (desc.kind === 'eventfd') return 0n; // noop_llseek: the position stays 0
+    if (typeof offset === 'number' && !Number.isSafeInteger(offset)) throw new SimError(call, 'EINVAL');
+    const at = BigInt(offset);
+    if (at < 0n || at >= 2n ** 63n) throw new SimError(call, 'EINVAL');
+    desc.offset = at;
+    return at;
   }
 
   /** write(fd, bytes) into a pipe: the whole write or an error, never a short write. */
@@ -450,6 +510,10 @@ export class SimProcess {
     const desc = this.lookup(fd, call);
     if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${fd} is a file of the target the simulator knows nothing of`);
     if (!desc.writable) throw new SimError(call, 'EBADF');
+    if (desc.kind === 'eventfd') {
+      if (bytes.length < 8) throw new SimError(call, 'EINVAL');
+      return this.eventfdWrite(fd, Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0));
+    }
     const pipe = desc.pipe;
     if (!pipe) throw new SimError(call, 'REFUSED', 'a restore writes only into pipes');
     if (bytes.length === 0) return 0; // pipe_write returns before it looks for readers

@@ -2,7 +2,8 @@
 // The target starts with its own fds (files the simulator knows nothing of) and its
 // own RLIMIT_NOFILE; every op goes through the simulated kernel (kernel.ts), and the
 // final fd table must equal the image up to renaming of descriptions and pipes.
-import type { Desc, FdTable, Pipe } from '../model/fdtable.js';
+import { kindOf } from '../kinds/registry.js';
+import { pathOf, pipeOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import type { Op, Plan } from '../plan/ops.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
@@ -23,7 +24,8 @@ class Failure extends Error {
 export function worldOf(table: FdTable): SimWorld {
   const world = new SimWorld();
   for (const d of table.descs) {
-    if (d.path !== undefined && (d.kind === 'file' || d.kind === 'chr' || d.kind === 'fifo')) world.add(d.path, d.kind);
+    const node = kindOf(d).node?.(d);
+    if (node) world.add(node.path, node.type);
   }
   return world;
 }
@@ -56,7 +58,8 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   setfl: ['fd', 'flags'],
   setfd: ['fd'],
   setpipesz: ['fd', 'size'],
-  lseek: ['fd', 'offset'],
+  lseek: ['fd'],
+  create: ['desc', 'fd'],
   write: ['fd', 'pipe', 'bytes'],
   prlimit: ['soft', 'hard'],
   commit: [],
@@ -70,7 +73,10 @@ function checkShape(op: Op, i: number): void {
   for (const f of fields) {
     if (!isInt(record[f])) throw new Failure(`op ${i} (${describeOp(op)}): ${f} is not an integer`, i);
   }
-  if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd') && typeof op.cloexec !== 'boolean') {
+  if (op.op === 'lseek' && !(typeof op.offset === 'string' && /^(0|[1-9][0-9]{0,18})$/.test(op.offset))) {
+    throw new Failure(`op ${i} (${describeOp(op)}): offset is not a decimal position`, i);
+  }
+  if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd' || op.op === 'create') && typeof op.cloexec !== 'boolean') {
     throw new Failure(`op ${i} (${describeOp(op)}): cloexec is not a boolean`, i);
   }
   if (op.op === 'pipe2' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt))) {
@@ -103,11 +109,12 @@ function run(table: FdTable, target: PlanTarget, plan: Plan): void {
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
   const written = new Set<number>();
 
+  const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
   ops.forEach((op, i) => {
     checkShape(op, i);
     if (i < plan.commit) checkRollback(op, i, targetFds, proc);
     try {
-      apply(op, i, proc, pipes, written);
+      apply(op, i, proc, pipes, written, descs);
     } catch (err) {
       if (err instanceof SimError) throw new Failure(`op ${i} (${describeOp(op)}): ${err.message}`, i);
       throw err;
@@ -144,7 +151,7 @@ function checkRollback(op: Op, i: number, targetFds: Set<number>, proc: SimProce
   if (targetFds.has(touched)) throw new Failure(`op ${i} (${describeOp(op)}): touches the target's fd ${touched} before the commit`, i);
 }
 
-function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, written: Set<number>): void {
+function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, written: Set<number>, descs: Map<number, Desc>): void {
   const expect = (what: string, planned: number | number[], got: number | number[]): void => {
     const same = Array.isArray(planned) && Array.isArray(got) ? planned[0] === got[0] && planned[1] === got[1] : planned === got;
     if (!same) {
@@ -181,8 +188,15 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       proc.setPipeSize(op.fd, op.size);
       return;
     case 'lseek':
-      proc.lseek(op.fd, op.offset);
+      proc.lseek(op.fd, BigInt(op.offset));
       return;
+    case 'create': {
+      const d = descs.get(op.desc);
+      const make = d === undefined ? undefined : kindOf(d).simCreate;
+      if (d === undefined || make === undefined) throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} its kind makes with one call`, i);
+      expect('fd', op.fd, make(proc, d, op.cloexec));
+      return;
+    }
     case 'write': {
       const pipe = pipes.get(op.pipe);
       if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
@@ -202,6 +216,10 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       return;
     case 'commit':
       return;
+    default: {
+      const never: never = op;
+      throw new Failure(`op ${i}: unknown op ${JSON.stringify(never)}`, i);
+    }
   }
 }
 
@@ -259,16 +277,19 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const where = `fd ${fd} (description ${id})`;
     if (sim.kind !== d.kind) throw new Failure(`${where} is a ${sim.kind}, the image says ${d.kind}`);
     if (sim.flags !== d.flags) throw new Failure(`${where} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
-    if (d.path !== undefined && sim.node?.path !== d.path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(d.path)}`);
-    if (d.offset !== undefined && sim.offset !== d.offset) throw new Failure(`${where} is at offset ${sim.offset}, the image says ${d.offset}`);
-    if (d.pipe === undefined) continue;
+    const path = pathOf(d);
+    if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
+    const differs = kindOf(d).simCheck(d, sim);
+    if (differs !== null) throw new Failure(`${where} ${differs}`);
+    const pipe = pipeOf(d);
+    if (pipe === undefined) continue;
     const simPipe = sim.pipe!;
-    const mapped = pipeMap.get(d.pipe);
-    if (mapped && mapped.sim !== simPipe) throw new Failure(`descriptions ${mapped.desc} and ${id} are on pipe ${d.pipe} in the image but on different pipes at the end`);
+    const mapped = pipeMap.get(pipe);
+    if (mapped && mapped.sim !== simPipe) throw new Failure(`descriptions ${mapped.desc} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
     const back = pipeBack.get(simPipe);
-    if (back && back.id !== d.pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${d.pipe} in the image`);
-    if (!mapped) pipeMap.set(d.pipe, { sim: simPipe, desc: id });
-    if (!back) pipeBack.set(simPipe, { id: d.pipe, desc: id });
+    if (back && back.id !== pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${pipe} in the image`);
+    if (!mapped) pipeMap.set(pipe, { sim: simPipe, desc: id });
+    if (!back) pipeBack.set(simPipe, { id: pipe, desc: id });
   }
   for (const [id, { sim }] of pipeMap) {
     const p = pipes.get(id)!;

@@ -1,0 +1,81 @@
+// What one kind of open file description is to cr, in one place: how dump recognises it in /proc
+// and what it gathers, its image form's validation, how a restore creates it (its creation class,
+// the planner never sees kinds), how replay and the simulator make and judge it, and how show and
+// diff print it. Each kind is one module implementing KindModule; registry.ts lists them.
+// docs/kinds.md is the recipe for adding one.
+import type { Expected } from '../inject/opened.js';
+import type { Obj } from '../model/json.js';
+import type { Desc, DescKind } from '../model/fdtable.js';
+import type { ProcFd } from '../proc/fds.js';
+import type { SimDesc, SimNode, SimProcess } from '../sim/kernel.js';
+
+export type DescOf<K extends DescKind> = Extract<Desc, { kind: K }>;
+
+/** An fd cr cannot dump: a short name for what it is, and why. */
+export interface Unsupported {
+  fd: number;
+  /** a short name: socket, epoll, deleted file, ... */
+  kind: string;
+  reason: string;
+}
+
+/** What dump recognised an fd as: enough to build its description once its fds are grouped. */
+export interface Recognised {
+  kind: DescKind;
+  /** kinds on a pipe: the pipe's key (its inode), so ends of one pipe share one Pipe */
+  pipeKey?: string;
+  /**
+   * The description. `pipe`: for kinds on a pipe, its id and the path the pipe's first
+   * description was opened by (a FIFO with several links opens by one of them).
+   */
+  describe(id: number, pipe: { id: number; path?: string } | undefined): Desc;
+}
+
+/** How the planner creates a description: its class (scripts/abi.mjs CLASS_) and its flags. */
+export interface Creation {
+  cls: number;
+  /** a position to lseek to after creation */
+  seek: boolean;
+  /** the flags the creating call takes (open's flags without O_CLOEXEC) */
+  callFlags: number;
+  /** F_GETFL right after the creating call; F_SETFL fixes what differs from the image's flags */
+  after: number;
+}
+
+/** The calls replay queues for a kind that makes its own descriptions (CLASS_SINGLE). */
+export interface CallQueue {
+  /** queue a syscall with the result it must return */
+  call(nr: number, args: bigint[], want: bigint, call?: string): void;
+  /** stage bytes in the target; their address there */
+  put(data: Buffer): bigint;
+}
+
+export interface KindModule<K extends DescKind> {
+  kind: K;
+  /** dump: this kind's reading of the fd, an Unsupported with the reason, or null when it is not this kind */
+  recognise(e: ProcFd): Recognised | Unsupported | null;
+  /** image: flag bits beyond the common status flags its F_GETFL may show (O_DIRECTORY, O_PATH) */
+  flagBits?: number;
+  /** image: the fields a description has besides id, kind and flags */
+  fields: readonly string[];
+  /** image: the description from checked id and flags and the object's other fields (one-line badInput) */
+  parse(obj: Obj, where: string, id: number, flags: number): DescOf<K>;
+  /** plan: how it is created */
+  creation(d: DescOf<K>): Creation;
+  /** replay, kinds opened by path: what the open must have opened (judged before any use) */
+  opens?(d: DescOf<K>): Expected;
+  /** replay, CLASS_SINGLE: queue the calls that make it; the first returns `fd` */
+  create?(d: DescOf<K>, cloexec: boolean, fd: number, q: CallQueue): void;
+  /** plan text of the creating call, CLASS_SINGLE */
+  createText?(d: DescOf<K>, cloexec: boolean): string;
+  /** simulator, kinds opened by path: the node the world needs at the path */
+  node?(d: DescOf<K>): { path: string; type: SimNode['kind'] };
+  /** simulator, CLASS_SINGLE: make it in the simulated process; the fd */
+  simCreate?(proc: SimProcess, d: DescOf<K>, cloexec: boolean): number;
+  /** simulator: what differs between the simulated description and the image's (kind and flags are compared already), or null */
+  simCheck(d: DescOf<K>, sim: SimDesc): string | null;
+  /** show: the path, position or state column */
+  detail(d: DescOf<K>): string;
+  /** diff: one clause per field of this kind that differs (A first), for descriptions of this kind on both sides */
+  diff(a: DescOf<K>, b: DescOf<K>): string[];
+}
