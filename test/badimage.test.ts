@@ -19,7 +19,7 @@ import { LiveTarget } from '../src/imagefuzz/live-target.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC } from '../src/image/format.js';
 import { loadInput } from '../src/image/input.js';
 import type { FdTable } from '../src/model/fdtable.js';
-import { parseTable } from '../src/model/validate.js';
+import { parseTable } from '../src/image/validate.js';
 import { planRestore } from '../src/plan/planner.js';
 import { captured, cr } from './helpers/cli.js';
 

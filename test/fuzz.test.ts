@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { O_RDWR } from '../src/model/fdtable.js';
-import { parseTable } from '../src/model/validate.js';
+import { parseTable } from '../src/image/validate.js';
 import { planRestore } from '../src/plan/planner.js';
 import type { Plan } from '../src/plan/ops.js';
 import { checkCase } from '../src/fuzz/check.js';
@@ -107,7 +107,7 @@ test('the same input gives byte-identical plans, in one process and in another',
   assert.ok(first.some((p) => p.startsWith('{')), 'no seed gave a plan');
   const script = `
     const { generateCase } = await import(${JSON.stringify(join(here, '../src/fuzz/generate.js'))});
-    const { parseTable } = await import(${JSON.stringify(join(here, '../src/model/validate.js'))});
+    const { parseTable } = await import(${JSON.stringify(join(here, '../src/image/validate.js'))});
     const { planRestore } = await import(${JSON.stringify(join(here, '../src/plan/planner.js'))});
     const out = ${JSON.stringify(seeds)}.reverse().map((seed) => {
       const c = generateCase(seed);

@@ -17,9 +17,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 const LAYERS: Array<Record<string, string[]>> = [
   { bridge: ['bridge/'] },
-  { base: ['src/errors.ts', 'src/printable.ts', 'src/timing.ts'] },
+  { base: ['src/errors.ts', 'src/printable.ts', 'src/timing.ts', 'src/abi.ts'] },
   { model: ['src/model/'] },
   { proc: ['src/proc/'] },
+  { kinds: ['src/kinds/'] },
   { image: ['src/image/', 'src/output-file.ts'] },
   { plan: ['src/plan/'] },
   { sim: ['src/sim/'] },

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { O_APPEND, O_ASYNC, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_SYNC, O_WRONLY } from '../src/model/fdtable.js';
-import { MAX_ENTRIES, parseFdList, parseRlimit, parseTable, parseTarget } from '../src/model/validate.js';
+import { MAX_ENTRIES, parseFdList, parseRlimit, parseTable, parseTarget } from '../src/image/validate.js';
 
 const GOOD = (): FdTable => ({
   fds: [

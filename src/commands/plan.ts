@@ -5,7 +5,7 @@
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { loadInput } from '../image/input.js';
-import { parseFdList, parseRlimit } from '../model/validate.js';
+import { parseFdList, parseRlimit } from '../image/validate.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 import { planRestore } from '../plan/planner.js';
 import { formatOp } from '../plan/format.js';

@@ -6,7 +6,7 @@ import { pidfdOpen } from '../../bridge/pidfd.js';
 import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../image/format.js';
 import { CrError } from '../errors.js';
 import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
-import { parseTable } from '../model/validate.js';
+import { parseTable } from '../image/validate.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from '../task/freeze.js';
 import { gather, type Gathered } from './gather.js';

@@ -1,7 +1,7 @@
 // One fuzz case end to end: validate the table, plan it, verify the plan on the
 // simulator, and judge a refusal against what the planner promises.
 import { CrError } from '../errors.js';
-import { parseTable, parseTarget } from '../model/validate.js';
+import { parseTable, parseTarget } from '../image/validate.js';
 import { PlanImpossible, planRestore } from '../plan/planner.js';
 import { verify } from '../sim/verify.js';
 import { planGuaranteed, type FuzzCase } from './generate.js';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
 import type { FdTable } from '../model/fdtable.js';
-import { parseTable } from '../model/validate.js';
+import { parseTable } from '../image/validate.js';
 import { OutputFile } from '../output-file.js';
 import { readImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';

@@ -3,7 +3,7 @@
 // can leave a valid image, e.g. a flipped byte of pipe data behind a recomputed checksum), and
 // makes its bytes only when asked, so a run never holds more than one huge mutant.
 import { IMAGE_MAGIC } from '../image/format.js';
-import { MAX_ENTRIES, MAX_NOFILE } from '../model/validate.js';
+import { MAX_ENTRIES, MAX_NOFILE } from '../image/validate.js';
 import { O_ACCMODE, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../model/fdtable.js';
 import { Rng } from '../fuzz/random.js';
 import { COLUMNS, type Column } from './cli.js';
@@ -439,7 +439,7 @@ const BAD_PATHS: Array<[string, string]> = [
 
 /**
  * Paths under /proc by way of a symlink: the text never says /proc, the kernel's walk ends there.
- * validate.ts judges paths by their text (src/model/validate.ts parsePath), so these pass it.
+ * validate.ts judges paths by their text (src/image/validate.ts parsePath), so these pass it.
  */
 const PROC_BY_SYMLINK: Array<[string, string]> = [
   ['/dev/fd/0', '/dev/fd/0'],
@@ -448,7 +448,7 @@ const PROC_BY_SYMLINK: Array<[string, string]> = [
   ['/dev/fd/../../1/environ', '/dev/fd/../../1/environ'],
   ['/etc/mtab', '/etc/mtab'],
 ];
-const PROC_GAP = 'src/model/validate.ts parsePath checks the text only: a path through a symlink into /proc (/dev/fd, /dev/stdin, /etc/mtab) passes';
+const PROC_GAP = 'src/image/validate.ts parsePath checks the text only: a path through a symlink into /proc (/dev/fd, /dev/stdin, /etc/mtab) passes';
 
 function pathLies(): Lie[] {
   const out: Lie[] = [];

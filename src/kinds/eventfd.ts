@@ -4,7 +4,6 @@
 // then one 8-byte write(2) of the counter, which a new counter of 0 always takes whole.
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
-import { SYS } from '../inject/syscalls.js';
 import { O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDWR } from '../model/fdtable.js';
 import { boolean, get, integer } from '../model/json.js';
 import { no, oddFlags } from './common.js';
@@ -44,11 +43,11 @@ export const eventfd: KindModule<'eventfd'> = {
   },
   creation: (d) => ({ cls: CLASS_SINGLE, seek: false, callFlags: callFlags(d, false), after: O_RDWR | (d.flags & O_NONBLOCK) }),
   create(d, cloexec, fd, q) {
-    q.call(SYS.eventfd2, [0n, BigInt(callFlags(d, cloexec))], BigInt(fd));
+    q.call('eventfd2', [0n, BigInt(callFlags(d, cloexec))], BigInt(fd));
     if (d.count === 0) return;
     const value = Buffer.alloc(8);
     value.writeBigUInt64LE(BigInt(d.count));
-    q.call(SYS.write, [BigInt(fd), q.put(value), 8n], 8n, `write(${fd}, <eventfd count ${d.count}>)`);
+    q.call('write', [BigInt(fd), q.put(value), 8n], 8n, `write(${fd}, <eventfd count ${d.count}>)`);
   },
   createText: (d, cloexec) => {
     const names = [d.flags & O_NONBLOCK ? 'EFD_NONBLOCK' : '', d.semaphore ? 'EFD_SEMAPHORE' : '', cloexec ? 'EFD_CLOEXEC' : ''].filter(Boolean);

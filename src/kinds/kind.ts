@@ -3,13 +3,39 @@
 // the planner never sees kinds), how replay and the simulator make and judge it, and how show and
 // diff print it. Each kind is one module implementing KindModule; registry.ts lists them.
 // docs/kinds.md is the recipe for adding one.
-import type { Expected } from '../inject/opened.js';
+// Kinds sit just above the model and /proc readers: the image, the planner's input, the simulator
+// and replay all ask them. What they need of the simulator and of replay is said here, as the
+// few calls and fields they use, so nothing here reaches up.
 import type { Obj } from '../model/json.js';
-import type { Desc, DescKind } from '../model/fdtable.js';
+import type { Desc, DescKind, PathType } from '../model/fdtable.js';
 import type { ProcFd } from '../proc/fds.js';
-import type { SimDesc, SimNode, SimProcess } from '../sim/kernel.js';
 
 export type DescOf<K extends DescKind> = Extract<Desc, { kind: K }>;
+
+/** What an open by path must have opened: its type, and for a device, which one (st_rdev). */
+export interface Opens {
+  type: PathType;
+  rdev?: number;
+}
+
+/** The nodes the simulated file system has (src/sim/kernel.ts SimNode). */
+export type NodeType = 'file' | 'chr' | 'fifo' | 'dir' | 'blk' | 'symlink';
+
+/** A simulated description's state a kind judges (src/sim/kernel.ts SimDesc). */
+export interface SimState {
+  offset: bigint;
+  count: bigint;
+  semaphore: boolean;
+}
+
+/** The simulated calls a kind that makes its own descriptions uses (src/sim/kernel.ts SimProcess). */
+export interface SimCalls {
+  eventfd2(initval: number, flags: number): number;
+  eventfdWrite(fd: number, value: bigint): number;
+}
+
+/** The calls such a kind queues in the target, by name (replay turns names into numbers). */
+export type CallName = 'eventfd2' | 'write';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -45,7 +71,7 @@ export interface Creation {
 /** The calls replay queues for a kind that makes its own descriptions (CLASS_SINGLE). */
 export interface CallQueue {
   /** queue a syscall with the result it must return */
-  call(nr: number, args: bigint[], want: bigint, call?: string): void;
+  call(name: CallName, args: bigint[], want: bigint, call?: string): void;
   /** stage bytes in the target; their address there */
   put(data: Buffer): bigint;
 }
@@ -63,17 +89,17 @@ export interface KindModule<K extends DescKind> {
   /** plan: how it is created */
   creation(d: DescOf<K>): Creation;
   /** replay, kinds opened by path: what the open must have opened (judged before any use) */
-  opens?(d: DescOf<K>): Expected;
+  opens?(d: DescOf<K>): Opens;
   /** replay, CLASS_SINGLE: queue the calls that make it; the first returns `fd` */
   create?(d: DescOf<K>, cloexec: boolean, fd: number, q: CallQueue): void;
   /** plan text of the creating call, CLASS_SINGLE */
   createText?(d: DescOf<K>, cloexec: boolean): string;
   /** simulator, kinds opened by path: the node the world needs at the path */
-  node?(d: DescOf<K>): { path: string; type: SimNode['kind'] };
+  node?(d: DescOf<K>): { path: string; type: NodeType };
   /** simulator, CLASS_SINGLE: make it in the simulated process; the fd */
-  simCreate?(proc: SimProcess, d: DescOf<K>, cloexec: boolean): number;
+  simCreate?(proc: SimCalls, d: DescOf<K>, cloexec: boolean): number;
   /** simulator: what differs between the simulated description and the image's (kind and flags are compared already), or null */
-  simCheck(d: DescOf<K>, sim: SimDesc): string | null;
+  simCheck(d: DescOf<K>, sim: SimState): string | null;
   /** show: the path, position or state column */
   detail(d: DescOf<K>): string;
   /** diff: one clause per field of this kind that differs (A first), for descriptions of this kind on both sides */

@@ -7,14 +7,13 @@ import { badInput } from '../errors.js';
 import { O_DIRECTORY, O_NOFOLLOW, O_PATH, type PathType } from '../model/fdtable.js';
 import { get, parsePath } from '../model/json.js';
 import { no, pathProblem, quoted } from './common.js';
-import type { KindModule } from './kind.js';
-import type { SimNode } from '../sim/kernel.js';
+import type { KindModule, NodeType } from './kind.js';
 import { printable } from '../printable.js';
 
 const OPATH_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW;
 
 /** Types an O_PATH fd can name and cr can reopen, and the simulator's node for each. */
-const TYPES: Record<PathType, SimNode['kind']> = {
+const TYPES: Record<PathType, NodeType> = {
   'regular file': 'file',
   directory: 'dir',
   'character device': 'chr',

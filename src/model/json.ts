@@ -1,5 +1,5 @@
 // The pieces every part of a JSON (or msgpack) table is read with: each a one-line badInput naming
-// the field. model/validate.ts and each kind's module (src/kinds/) parse with them.
+// the field. image/validate.ts and each kind's module (src/kinds/) parse with them.
 import { badInput } from '../errors.js';
 import { printable } from '../printable.js';
 

@@ -1,6 +1,6 @@
 // What a restore target is to the planner: the fd numbers it has open now, its RLIMIT_NOFILE, and
 // how the plan may treat those fds. Input to the planner, the simulator and replay alike, and
-// parsed from untrusted JSON by model/validate.ts, so it lives below all of them.
+// parsed from untrusted JSON by image/validate.ts, so it lives below all of them.
 import type { Rlimit } from './fdtable.js';
 
 /** How the planner may treat the fds the target already has. */

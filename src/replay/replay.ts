@@ -262,7 +262,7 @@ class Replayer {
         // The kind's calls and their data go in one batch: reserve room for a few of each.
         if (this.batch.room() < 64 + 4 * RECORD_BYTES) this.flush();
         kind.create(d, op.cloexec, op.fd, {
-          call: (nr, args, want, call) => this.queue(nr, args, { want, ...(call === undefined ? {} : { call }) }),
+          call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
           put: (data) => this.batch.put(data),
         });
         return;

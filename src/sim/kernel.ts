@@ -26,6 +26,7 @@ import {
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
+import type { NodeType } from '../kinds/kind.js';
 
 export const PAGE_SIZE = 4096;
 /** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
@@ -153,7 +154,7 @@ export class SimDesc {
 /** A name in the simulated file system. */
 export interface SimNode {
   path: string;
-  kind: 'file' | 'chr' | 'fifo' | 'dir' | 'blk' | 'symlink';
+  kind: NodeType;
   /** for a FIFO: its pipe while any description of it is open */
   pipe: SimPipe | null;
 }

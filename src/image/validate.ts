@@ -3,9 +3,9 @@
 // kernel fact without which no restore could be planned (noted where it is one).
 import { badInput } from '../errors.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
-import type { Desc, DescKind, Fd, FdTable, Pipe, Rlimit } from './fdtable.js';
-import { pathOf, pipeOf } from './fdtable.js';
-import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from './json.js';
+import type { Desc, DescKind, Fd, FdTable, Pipe, Rlimit } from '../model/fdtable.js';
+import { pathOf, pipeOf } from '../model/fdtable.js';
+import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from '../model/json.js';
 import {
   O_ACCMODE,
   O_APPEND,
@@ -20,8 +20,8 @@ import {
   O_RDONLY,
   O_RDWR,
   O_SYNC,
-} from './fdtable.js';
-import type { PlanTarget, TargetMode } from './restore-target.js';
+} from '../model/fdtable.js';
+import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 
 export { MAX_ENTRIES };
 /** Highest RLIMIT_NOFILE the kernel can have (fs.nr_open's own ceiling, fs/file.c). */
