@@ -45,11 +45,14 @@ type Mode = 'fresh' | 'into' | 'into --exact' | 'restart';
 async function cell(image: string, dir: string, mode: Mode): Promise<string> {
   const pids: number[] = [];
   try {
+    // A new process says it is ready once SIGUSR1 is blocked: a signal before would kill it.
+    rmSync(join(dir, 'ready'), { force: true });
     if (mode === 'fresh') {
       const r = await cr(['restore', image, '--detach', '--', PROG, 'check', dir]);
       if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
       const pid = Number(r.stdout.trim());
       pids.push(pid);
+      waitFile(dir, 'ready');
       return verdict(pid, dir);
     }
     if (mode === 'restart') {
