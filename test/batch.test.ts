@@ -3,7 +3,8 @@
 // was (registers, signal state, mappings), a handled SIGTRAP included; the routine's bytes are
 // what batch.S assembles to.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -12,7 +13,7 @@ import { getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/
 import { ANY_SUCCESS, BATCH_CODE, BatchRunner } from '../src/inject/batch.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
-import { ROOT } from './helpers/cli.js';
+import { cr, ROOT } from './helpers/cli.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
 
 const SYS_clock_nanosleep = 230;
@@ -101,6 +102,75 @@ test('the routine\'s bytes are what src/inject/batch.S assembles to', () => {
     execFileSync('as', ['--64', '-o', join(dir, 'b.o'), join(ROOT, 'src', 'inject', 'batch.S')]);
     execFileSync('objcopy', ['-O', 'binary', '-j', '.text', join(dir, 'b.o'), join(dir, 'b.bin')]);
     assert.ok(readFileSync(join(dir, 'b.bin')).equals(BATCH_CODE), 'BATCH_CODE differs from batch.S');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('restore --log: 3 MiB of pipe bytes (more than a batch holds) go in chunks, and every call of the plan is in the log with its result', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-batch-log-')));
+  try {
+    const MiB = 1 << 20;
+    const bytes = [0, 1, 2].map((p) => {
+      const b = Buffer.alloc(MiB);
+      for (let i = 0; i < MiB; i++) b[i] = (i * 7 + p * 13 + (i >> 10)) & 255;
+      return b;
+    });
+    // Read ends at 3, 5, 7 (write ends closed: the bytes end in EOF), 1 MiB queued in each.
+    const table = {
+      fds: [3, 5, 7].map((fd, p) => ({ fd, desc: p, cloexec: false })),
+      descs: [0, 1, 2].map((p) => ({ id: p, kind: 'pipe', flags: 0, pipe: p })),
+      pipes: bytes.map((b, p) => ({ id: p, capacity: MiB, data: b.toString('base64') })),
+      rlimit: { soft: 1024, hard: 4096 },
+    };
+    writeFileSync(join(dir, 'table.json'), JSON.stringify(table));
+    const sums = bytes.map((b) => createHash('sha256').update(b).digest('hex'));
+    // The restored program checks its own pipes and says PASS or FAIL in a file (it has no stdout).
+    const check = [
+      'import hashlib, os, sys',
+      'out, sums = sys.argv[1], sys.argv[2:]',
+      'def whole(fd):',
+      '    got = b""',
+      '    while True:',
+      '        chunk = os.read(fd, 1 << 16)',
+      '        if not chunk: return got',
+      '        got += chunk',
+      'ok = all(hashlib.sha256(whole(fd)).hexdigest() == s for fd, s in zip((3, 5, 7), sums))',
+      'open(out, "w").write("PASS" if ok else "FAIL")',
+    ].join('\n');
+    const log = join(dir, 'calls.log');
+    const r = await cr(['restore', join(dir, 'table.json'), '--log', log, '--', 'python3', '-S', '-c', check, join(dir, 'verdict'), ...sums]);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(readFileSync(join(dir, 'verdict'), 'utf8'), 'PASS');
+    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+    assert.match(lines[0]!, /^# cr restore -- python3 /);
+    const calls = lines.slice(1).filter((l) => !/ batch of \d+ calls: /.test(l));
+    // Every line: time, pid, call(arguments) = result, then its own time or its place in a batch.
+    for (const l of calls) assert.match(l, /^\d+\.\d{6} pid \d+ \w+\(.*\) = (-?\w+|-1 E[A-Z]+)(, not the expected .*)? \((\d+\.\d{3} ms|batch call \d+ of \d+)\)$/);
+    const writes = calls.filter((l) => / write\(/.test(l));
+    assert.is(writes.length, 6, 'each 1 MiB in two chunks');
+    for (const w of writes) assert.match(w, /write\(\d+, 0x[0-9a-f]+, 0x80000\) = 0x80000 /);
+    assert.is(calls.filter((l) => / pipe2\(0x[0-9a-f]+, 0\) = 0 /.test(l)).length, 3);
+    assert.is(calls.filter((l) => / fcntl\(\d+, 1031, 0x100000\) = 0x100000 /.test(l)).length, 3, 'F_SETPIPE_SZ');
+    assert.ok(lines.some((l) => / batch of \d+ calls: \d+ as expected \(/.test(l)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--log at a FIFO or a directory is refused in one line before any process starts', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-batch-log-')));
+  try {
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    writeFileSync(join(dir, 'table.json'), JSON.stringify({ fds: [], descs: [], pipes: [], rlimit: { soft: 1024, hard: 4096 } }));
+    const marker = join(dir, 'ran');
+    for (const [at, what] of [[join(dir, 'fifo'), 'is a FIFO'], [dir, 'is a directory']] as const) {
+      const r = await cr(['restore', join(dir, 'table.json'), '--log', at, '--', 'touch', marker]);
+      assert.is(r.code, 2, r.stderr);
+      assert.ok(r.stderr.includes(`the log ${at} ${what}`), r.stderr);
+      assert.is(r.stderr.trim().split('\n').length, 1);
+      assert.not.ok(existsSync(marker), 'nothing started');
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ import type { Phases } from '../timing.js';
 import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { encodeImage, type Image } from '../image/format.js';
+import { CallLog } from '../inject/trace.js';
 import { openImageOutput, STDOUT_PATH } from '../output-file.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
 import { printable } from '../printable.js';
@@ -16,8 +17,8 @@ export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings]',
-    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped | --kill] [--timings]',
+    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
   ],
   operands: [],
   flags: {
@@ -29,6 +30,7 @@ export const command = defineCommand({
     'leave-stopped': { help: 'leave the process stopped after the dump' },
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
     timings: { help: 'print how long each phase took, on stderr' },
+    log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
   },
   examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o - --kill | gzip > app.img.gz', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
 });
@@ -114,9 +116,18 @@ export async function run(args: string[]): Promise<number> {
   }
   const pid = Number(opts.pid);
   refuseThreadId(pid);
-  let phases: Phases;
+  // The log's path is judged (and its file made) before the process is touched.
+  const phases = await CallLog.around(opts.log, `cr dump --pid ${pid}`, async () => dump(pid, opts));
+  if (opts.timings) {
+    const total = phases.reduce((n, [, ms]) => n + ms, 0);
+    console.error(`timings: ${phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms`);
+  }
+  return 0;
+}
+
+function dump(pid: number, opts: Options): Phases {
   try {
-    phases = opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
+    return opts['fds-only'] ? dumpFds(pid, opts.output, opts) : dumpProcess(pid, opts.output, opts);
   } catch (err) {
     // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.
     if (err instanceof CrError) throw err;
@@ -127,9 +138,4 @@ export async function run(args: string[]): Promise<number> {
     if (code === 'EACCES' || code === 'EPERM') throw new CrError(`not permitted: ${first}; no image was written`);
     throw err;
   }
-  if (opts.timings) {
-    const total = phases.reduce((n, [, ms]) => n + ms, 0);
-    console.error(`timings: ${phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms`);
-  }
-  return 0;
 }

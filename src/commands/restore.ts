@@ -11,6 +11,7 @@ import { badInput, CrError } from '../errors.js';
 import type { Image } from '../image/format.js';
 import { loadInput, type Input } from '../image/input.js';
 import type { ProcessImage } from '../image/process-format.js';
+import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
 import type { FdTable } from '../model/fdtable.js';
 import { readStatus } from '../proc/process.js';
@@ -30,9 +31,9 @@ export const command = defineCommand({
   name: 'restore',
   summary: 'Restart a dumped process, or give an fd table to a new or a running process.',
   usage: [
-    'restore IMAGE [--detach] [--pidfile FILE] [--same-pid] [--timings] [--allow-uid-change]',
-    'restore IMAGE [--detach] [--pidfile FILE] [--timings] [--allow-uid-change] -- CMD [ARGS...]',
-    'restore IMAGE --into PID [--exact] [--timings] [--allow-uid-change]',
+    'restore IMAGE [--detach] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change]',
+    'restore IMAGE [--detach] [--pidfile FILE] [--timings] [--log FILE] [--allow-uid-change] -- CMD [ARGS...]',
+    'restore IMAGE --into PID [--exact] [--timings] [--log FILE] [--allow-uid-change]',
   ],
   operands: [{ name: 'IMAGE', help: 'a whole-process image (restarted), or for -- CMD and --into any image or a JSON fd table; - reads it from stdin' }],
   command: 'CMD',
@@ -43,6 +44,7 @@ export const command = defineCommand({
     pidfile: { value: 'FILE', help: 'write the new process\'s pid to FILE' },
     'same-pid': { help: 'restart with the pid it had when dumped, or fail if that pid is taken' },
     timings: { help: 'print how long each phase took, on stderr' },
+    log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
     'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
   },
   examples: ['restore app.img --detach', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
@@ -85,7 +87,11 @@ function timings(outcome: RestoreReport): string {
 async function restoreAndGo(opts: Options, table: FdTable, author: Author, held: HeldSignals, pidfile: OutputFile | null): Promise<number> {
   let outcome: RestoreReport;
   try {
-    outcome = opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact, author) : restoreFresh(table, opts.command, author);
+    // Traced to --log from before the process is touched to the end of the restore, not while cr waits for it.
+    const title = `cr restore ${opts.into !== undefined ? `--into ${opts.into}` : `-- ${printable(opts.command.join(' '))}`}`;
+    outcome = await CallLog.around(opts.log, title, async () =>
+      opts.into !== undefined ? restoreInto(table, Number(opts.into), opts.exact, author) : restoreFresh(table, opts.command, author),
+    );
   } catch (err) {
     // A target that exits mid-restore makes ptrace and /proc fail in many ways; say why once.
     const gone = !isRunning(Number(opts.into)) || (err instanceof SyscallError && err.code === 'ESRCH');
@@ -168,7 +174,7 @@ async function restartAndGo(opts: Options, image: ProcessImage, held: HeldSignal
   if (opts['same-pid'] && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   let result: RestartResult;
   try {
-    result = restartProcess(image, { samePid: opts['same-pid'] });
+    result = await CallLog.around(opts.log, `cr restore (restart of pid ${was.pid})`, async () => restartProcess(image, { samePid: opts['same-pid'] }));
   } finally {
     await runSignalHandlers();
   }

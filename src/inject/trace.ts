@@ -1,9 +1,10 @@
 // The trace of remote calls that `--log FILE` writes: one line for every system call cr runs
 // inside another process (by the Injector one at a time, or in a batch), with its arguments,
 // its result or errno, and when it ran, so that a failure in the field can be explained after
-// the fact. The command that was given --log sets the sink (src/commands/*); the engine only
+// the fact. The command that was given --log opens a CallLog (src/commands/*); the engine only
 // reports to it, and builds no line when no one listens.
 import { errnoName } from '../../bridge/errno.js';
+import { OutputFile } from '../output-file.js';
 import { syscallName } from './syscalls.js';
 
 let sink: ((line: string) => void) | null = null;
@@ -54,4 +55,59 @@ export function traceBatch(
   }
   const skipped = n - results.length;
   sink(`${stamp(start)} pid ${pid} batch of ${n} calls: ${matched} as expected${skipped > 0 ? `, ${skipped} not run` : ''} (${ms.toFixed(3)} ms)`);
+}
+
+/**
+ * The file --log names, collecting the trace from open() to close(). Written through
+ * src/output-file.ts (a FIFO, device, socket or directory at the path is refused before anything
+ * starts, never written into); its lines are kept in memory and the file is put at its name by
+ * close(), which a command calls whether it succeeded or failed: a failure is when it is read.
+ */
+export class CallLog {
+  private readonly lines: string[];
+
+  private constructor(
+    private readonly out: OutputFile,
+    title: string,
+  ) {
+    this.lines = [`# ${title}; each line: seconds since the start, pid, call(arguments) = result or -1 ERRNO, then its time or its batch`];
+  }
+
+  /**
+   * Run `work` with the trace going to path (when given); the log is put in place afterwards,
+   * whether work succeeded or failed (its own failure to write is then not what is reported).
+   */
+  static async around<T>(path: string | undefined, title: string, work: () => Promise<T>): Promise<T> {
+    if (path === undefined) return work();
+    const log = CallLog.open(path, title);
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      try {
+        log.close();
+      } catch {
+        // the work's error says more
+      }
+      throw err;
+    }
+    log.close();
+    return result;
+  }
+
+  static open(path: string, title: string): CallLog {
+    const log = new CallLog(OutputFile.create(path, { force: true, mode: 0o600, label: `the log ${path}` }), title);
+    traceTo((line) => log.lines.push(line));
+    return log;
+  }
+
+  close(): void {
+    traceTo(null);
+    try {
+      this.out.write([Buffer.from(`${this.lines.join('\n')}\n`)]);
+      this.out.commit();
+    } finally {
+      this.out.abort();
+    }
+  }
 }
