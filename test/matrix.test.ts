@@ -22,7 +22,7 @@ import { O_RDWR } from '../src/model/fdtable.js';
 import { cr, crProcess, type Run } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { ensureReaped, waitInSyscall } from './helpers/processes.js';
-import { layoutSpec, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, randomLayout, selfcheckProgram, type Layout, type LayoutDesc, type LayoutFd, type LayoutPipe } from './helpers/selfcheck.js';
+import { layoutSpec, O_APPEND, O_DIRECT, O_DSYNC, O_NOATIME, O_NONBLOCK, O_SYNC, randomLayout, selfcheckProgram, type Layout, type LayoutDesc, type LayoutFd, type LayoutPipe } from './helpers/selfcheck.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 const PROG = selfcheckProgram();
@@ -94,11 +94,13 @@ function layouts(dir: string): Layout[] {
     L('fifos', lim(1024), [{ id: 0, fifo: file('rdwr.fifo'), data: text('fifo bytes') }, { id: 1, fifo: file('two.fifo'), capacity: 8192, data: bytes(3000) }],
       [{ id: 0, kind: 'fifoend', pipe: 0, access: 'rw', flags: 0 }, { id: 1, kind: 'fifoend', pipe: 1, access: 'r', flags: O_NONBLOCK }, { id: 2, kind: 'fifoend', pipe: 1, access: 'w', flags: 0 }],
       [...fds(0, 3, [4, true]), ...fds(1, 5), ...fds(2, 6)]),
-    // Files: offsets (one file through two descriptions at different offsets), O_APPEND, O_NOATIME.
+    // Files: offsets (one file through two descriptions at different offsets), O_APPEND, O_NOATIME,
+// and what only open() gives (O_SYNC, O_DSYNC).
     L('files', lim(1024), [],
       [{ id: 0, kind: 'file', path: file('a'), access: 'w', flags: 0, offset: 17 }, { id: 1, kind: 'file', path: file('a'), access: 'r', flags: O_NOATIME, offset: 3 },
-        { id: 2, kind: 'file', path: file('b'), access: 'rw', flags: O_APPEND, offset: 123456 }, { id: 3, kind: 'file', path: file('c'), access: 'r', flags: O_NONBLOCK, offset: 0 }],
-      [...fds(0, 3), ...fds(1, 4, [10, true]), ...fds(2, 5), ...fds(3, 0)]),
+        { id: 2, kind: 'file', path: file('b'), access: 'rw', flags: O_APPEND, offset: 123456 }, { id: 3, kind: 'file', path: file('c'), access: 'r', flags: O_NONBLOCK, offset: 0 },
+        { id: 4, kind: 'file', path: file('d'), access: 'w', flags: O_SYNC, offset: 8 }, { id: 5, kind: 'file', path: file('d'), access: 'rw', flags: O_DSYNC, offset: 2 }],
+      [...fds(0, 3), ...fds(1, 4, [10, true]), ...fds(2, 5), ...fds(3, 0), ...fds(4, 6), ...fds(5, [11, true])]),
     // Character devices: /dev/null and /dev/zero, one of them dup'd, with status flags.
     L('devices', lim(1024), [],
       [{ id: 0, kind: 'chr', path: '/dev/null', access: 'rw', flags: 0 }, { id: 1, kind: 'chr', path: '/dev/zero', access: 'r', flags: O_NONBLOCK }, { id: 2, kind: 'chr', path: '/dev/null', access: 'w', flags: O_APPEND }],

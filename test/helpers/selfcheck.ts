@@ -21,6 +21,11 @@ export const O_APPEND = 0o2000;
 export const O_NONBLOCK = 0o4000;
 export const O_DIRECT = 0o40000;
 export const O_NOATIME = 0o1000000;
+export const O_ASYNC = 0o20000;
+// Given to open() only (F_SETFL cannot set them): for files and devices. (Not O_NOFOLLOW, which
+// the kernel keeps too: restore recreates it, but dump refuses such an fd.)
+export const O_DSYNC = 0o10000;
+export const O_SYNC = 0o4010000;
 
 export type Access = 'r' | 'w' | 'rw';
 
@@ -113,10 +118,10 @@ const bytes = (n: number, salt: number): Buffer => Buffer.from(Array.from({ leng
  */
 export function randomLayout(seed: number, dir: string): Layout {
   const r = random(seed);
-  const soft = r.pick([24, 64, 256, 1024]);
+  const soft = r.pick([24, 64, 256, 1024, 4096]);
   const pipes: LayoutPipe[] = [];
   const descs: LayoutDesc[] = [];
-  const pipeFlags = (): number => (r.chance(0.3) ? O_NONBLOCK : 0) | (r.chance(0.15) ? O_DIRECT : 0) | (r.chance(0.1) ? O_APPEND : 0);
+  const pipeFlags = (): number => (r.chance(0.3) ? O_NONBLOCK : 0) | (r.chance(0.15) ? O_DIRECT : 0) | (r.chance(0.1) ? O_APPEND : 0) | (r.chance(0.05) ? O_ASYNC : 0);
   const fillPipe = (p: LayoutPipe): void => {
     const capacity = p.capacity ?? 65536;
     const shape = r.int(0, 3);
@@ -144,7 +149,8 @@ export function randomLayout(seed: number, dir: string): Layout {
     pipes.push(p);
     for (let m = r.int(1, 3), j = 0; j < m; j++) descs.push({ id: descs.length, kind: 'fifoend', pipe: p.id, access: r.pick(['r', 'w', 'rw'] as const), flags: pipeFlags() });
   }
-  const fileFlags = (): number => (r.chance(0.3) ? O_APPEND : 0) | (r.chance(0.2) ? O_NONBLOCK : 0) | (r.chance(0.1) ? O_NOATIME : 0);
+  const fileFlags = (): number =>
+    (r.chance(0.3) ? O_APPEND : 0) | (r.chance(0.2) ? O_NONBLOCK : 0) | (r.chance(0.1) ? O_NOATIME : 0) | r.pick([0, 0, 0, O_DSYNC, O_SYNC]);
   for (let n = r.int(0, 3), k = 0; k < n; k++) {
     descs.push({ id: descs.length, kind: 'file', path: join(dir, `file${r.int(0, 1)}`), access: r.pick(['r', 'w', 'rw'] as const), flags: fileFlags(), offset: r.pick([0, 1, 4096, r.int(0, 1 << 20)]) });
   }
