@@ -22,7 +22,7 @@ import { O_RDWR } from '../src/model/fdtable.js';
 import { cr, crProcess, type Run } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { ensureReaped, waitInSyscall } from './helpers/processes.js';
-import { layoutSpec, O_APPEND, O_DIRECT, O_DSYNC, O_NOATIME, O_NONBLOCK, O_SYNC, randomLayout, selfcheckProgram, type Layout, type LayoutDesc, type LayoutFd, type LayoutPipe } from './helpers/selfcheck.js';
+import { layoutSpec, O_APPEND, O_DIRECT, O_DIRECTORY, O_DSYNC, O_NOATIME, O_NONBLOCK, O_SYNC, randomLayout, selfcheckProgram, type Layout, type LayoutDesc, type LayoutFd, type LayoutPipe } from './helpers/selfcheck.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 const PROG = selfcheckProgram();
@@ -105,6 +105,16 @@ function layouts(dir: string): Layout[] {
     L('devices', lim(1024), [],
       [{ id: 0, kind: 'chr', path: '/dev/null', access: 'rw', flags: 0 }, { id: 1, kind: 'chr', path: '/dev/zero', access: 'r', flags: O_NONBLOCK }, { id: 2, kind: 'chr', path: '/dev/null', access: 'w', flags: O_APPEND }],
       [...fds(0, 0), ...fds(1, 1, 7), ...fds(2, 2)]),
+    // The kinds added as modules: eventfds (counters up to 2^53 - 1, semaphore mode, O_NONBLOCK,
+    // O_APPEND), directories at positions inside, at the start and past the end, with and without
+    // O_DIRECTORY, and O_PATH fds on a file, a directory and a device; dups among them.
+    L('eventfds, directories, O_PATH', lim(1024), [],
+      [{ id: 0, kind: 'eventfd', count: 0n, semaphore: false, flags: 0 }, { id: 1, kind: 'eventfd', count: 2n ** 53n - 1n, semaphore: false, flags: O_NONBLOCK },
+        { id: 2, kind: 'eventfd', count: 3n, semaphore: true, flags: O_NONBLOCK | O_APPEND },
+        { id: 3, kind: 'dir', path: file('d'), flags: O_DIRECTORY, skip: 4 }, { id: 4, kind: 'dir', path: file('d'), flags: 0, skip: 0 }, { id: 5, kind: 'dir', path: file('d'), flags: O_NONBLOCK, skip: 10 },
+        { id: 6, kind: 'file', path: file('f'), access: 'w', flags: 0, offset: 5 },
+        { id: 7, kind: 'opath', path: file('f'), flags: 0 }, { id: 8, kind: 'opath', path: file('d'), flags: O_DIRECTORY }, { id: 9, kind: 'opath', path: '/dev/null', flags: 0 }],
+      [...fds(0, 0, [9, true]), ...fds(1, 1), ...fds(2, [2, true]), ...fds(3, 3, 10), ...fds(4, 4), ...fds(5, [5, true]), ...fds(6, 6), ...fds(7, 7, [11, true]), ...fds(8, 8), ...fds(9, 12)]),
     // Many pipes at shuffled numbers, a byte each.
     L('many pipes', lim(1024), Array.from({ length: 40 }, (_, k) => ({ id: k, data: bytes(k + 1, k) })),
       Array.from({ length: 40 }, (_, k) => end(k, k, k % 2 ? 'r' : 'w', k % 5 === 0 ? O_NONBLOCK : 0)),
@@ -258,7 +268,9 @@ for (const name of layouts('/').map((l) => l.name)) {
 const seeds = (): number[] => {
   if (process.env.CR_MATRIX_SEEDS) return process.env.CR_MATRIX_SEEDS.split(',').map(Number);
   if (process.env.CR_MATRIX_RANDOM) return Array.from({ length: Number(process.env.CR_MATRIX_RANDOM) }, () => Math.floor(Math.random() * 2 ** 31));
-  return [1, 2, 3, 4, 5, 6];
+  // Of the first 300 seeds, those whose layouts hold the most kinds (every kind among them,
+  // packets too; 79 and 207 fill their table up to a soft limit of 24).
+  return [92, 142, 79, 207, 61, 118];
 };
 
 for (const seed of seeds()) {

@@ -22,6 +22,7 @@ export const O_NONBLOCK = 0o4000;
 export const O_DIRECT = 0o40000;
 export const O_NOATIME = 0o1000000;
 export const O_ASYNC = 0o20000;
+export const O_DIRECTORY = 0o200000;
 // Given to open() only (F_SETFL cannot set them): for files and devices. (Not O_NOFOLLOW, which
 // the kernel keeps too: restore recreates it, but dump refuses such an fd.)
 export const O_DSYNC = 0o10000;
@@ -46,7 +47,11 @@ export type LayoutDesc =
   | { id: number; kind: 'reopen'; pipe: number; access: Access; flags: number }
   | { id: number; kind: 'fifoend'; pipe: number; access: Access; flags: number }
   | { id: number; kind: 'file'; path: string; access: Access; flags: number; offset: number }
-  | { id: number; kind: 'chr'; path: string; access: Access; flags: number };
+  | { id: number; kind: 'chr'; path: string; access: Access; flags: number }
+  | { id: number; kind: 'eventfd'; count: bigint; semaphore: boolean; flags: number }
+  /** a directory (made with 8 entries if missing), after its first `skip` entries */
+  | { id: number; kind: 'dir'; path: string; flags: number; skip: number }
+  | { id: number; kind: 'opath'; path: string; flags: number };
 
 export interface LayoutFd {
   fd: number;
@@ -83,6 +88,15 @@ export function layoutSpec(l: Layout): string {
         break;
       case 'chr':
         lines.push(`chr ${d.id} ${d.path} ${d.access} ${oct(d.flags)}`);
+        break;
+      case 'eventfd':
+        lines.push(`eventfd ${d.id} ${d.count} ${d.semaphore ? 1 : 0} ${oct(d.flags)}`);
+        break;
+      case 'dir':
+        lines.push(`dir ${d.id} ${d.path} ${oct(d.flags)} ${d.skip}`);
+        break;
+      case 'opath':
+        lines.push(`opath ${d.id} ${d.path} ${oct(d.flags)}`);
         break;
       default: {
         const never: never = d;
@@ -156,6 +170,18 @@ export function randomLayout(seed: number, dir: string): Layout {
   }
   for (let n = r.int(0, 2), k = 0; k < n; k++) {
     descs.push({ id: descs.length, kind: 'chr', path: r.pick(['/dev/null', '/dev/zero']), access: r.pick(['r', 'w', 'rw'] as const), flags: (r.chance(0.3) ? O_NONBLOCK : 0) | (r.chance(0.2) ? O_APPEND : 0) });
+  }
+  for (let n = r.chance(0.4) ? r.int(1, 3) : 0, k = 0; k < n; k++) {
+    const count = r.pick([0n, 1n, 7n, 2n ** 32n + 5n, 2n ** 53n - 1n]);
+    descs.push({ id: descs.length, kind: 'eventfd', count, semaphore: r.chance(0.4), flags: (r.chance(0.4) ? O_NONBLOCK : 0) | (r.chance(0.1) ? O_APPEND : 0) });
+  }
+  for (let n = r.chance(0.3) ? r.int(1, 2) : 0, k = 0; k < n; k++) {
+    descs.push({ id: descs.length, kind: 'dir', path: join(dir, `dir${r.int(0, 1)}`), flags: (r.chance(0.5) ? O_DIRECTORY : 0) | (r.chance(0.2) ? O_NONBLOCK : 0), skip: r.int(0, 11) });
+  }
+  for (let n = r.chance(0.3) ? r.int(1, 2) : 0, k = 0; k < n; k++) {
+    const what = r.pick(['file', 'dir', 'dev'] as const);
+    const path = what === 'dev' ? '/dev/null' : what === 'dir' ? dir : join(dir, 'file0');
+    descs.push({ id: descs.length, kind: 'opath', path, flags: what === 'dir' && r.chance(0.5) ? O_DIRECTORY : 0 });
   }
   if (descs.length === 0) descs.push({ id: 0, kind: 'chr', path: '/dev/null', access: 'rw', flags: 0 });
   // fd numbers: distinct, below the limit, low ones and ones right under it both likely
