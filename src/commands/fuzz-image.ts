@@ -2,13 +2,14 @@
 // each with exit code 2 and one line; a sample also goes through the real CLI. Exit 1 on any
 // failure. With no IMAGE, the real images in test/fixtures/hardening-*.img are the seeds;
 // `--process` adds a whole-process image made now (a tiny program built with cc, dumped whole).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineCommand, parseCommand, type Values } from '../command-line.js';
 import { badInput } from '../errors.js';
-import { readImage } from '../image/format.js';
+import { decodeImage } from '../image/format.js';
+import { readImageFile } from '../image/file.js';
 import { COLUMNS, type Column } from '../imagefuzz/cli.js';
 import type { Seed } from '../imagefuzz/mutant.js';
 import { makeProcessSeed } from '../imagefuzz/process-seed.js';
@@ -58,8 +59,9 @@ function seeds(paths: string[]): Seed[] {
   const files = paths.length > 0 ? paths : readdirSync(FIXTURES).filter((f) => /^hardening-.*\.img$/.test(f)).sort().map((f) => join(FIXTURES, f));
   if (files.length === 0) badInput(`no seed images (give IMAGE arguments, or run node test/fixtures/hardening-images.mjs)`);
   return files.map((file) => {
-    readImage(file); // a seed must itself be a good image
-    return { name: basename(file), bytes: readFileSync(file) };
+    const { bytes } = readImageFile(file); // read once: what is checked is what is mutated
+    decodeImage(bytes, file); // a seed must itself be a good image
+    return { name: basename(file), bytes };
   });
 }
 
