@@ -545,7 +545,7 @@ test('every reason a process cannot be dumped whole is named at once, in one lin
     const src = `import ctypes, mmap, os, socket, subprocess, sys, threading, time
 c = subprocess.Popen(['sleep', '60'], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))
 a, b = socket.socketpair()
-d = os.open('/', os.O_RDONLY | os.O_DIRECTORY)
+d = os.pidfd_open(os.getpid())
 m = mmap.mmap(-1, 4096)
 threading.Thread(target=lambda: time.sleep(60), daemon=True).start()
 open(sys.argv[1], 'w').write('up')
@@ -558,7 +558,7 @@ time.sleep(60)
     assert.match(message, /; process \d+ has child processes \(pid \d+\), which cr cannot carry over; /);
     assert.match(message, /; mapping [0-9a-f]+-[0-9a-f]+ \/dev\/zero \(deleted\): shared anonymous memory [^;]*; /);
     assert.match(message, /; fd \d+ is a socket, which cr cannot dump \([^)]*\); fd \d+ is a socket, /);
-    assert.match(message, /; fd \d+ is a directory, which cr cannot dump \(\/: directory fds are not supported\)/);
+    assert.match(message, /; fd \d+ is a pidfd, which cr cannot dump \(anon_inode:\[pidfd\]: pidfd fds are not supported\)/);
     assert.not.match(message, /skip-unsupported|unusual flags/);
   }));
 
