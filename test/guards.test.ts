@@ -13,7 +13,7 @@ import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { readMappings } from '../src/checkpoint/maps.js';
 import { savePages } from '../src/checkpoint/pages.js';
 import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
-import { PAGE_SIZE, ProcessImage, ProcessImageWriter } from '../src/image/process-format.js';
+import { PAGE_SIZE, PROCESS_FORMAT_VERSION, ProcessImage, ProcessImageWriter } from '../src/image/process-format.js';
 import { guardRegions, type ProcessHead } from '../src/image/process-head.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { cr, ROOT } from './helpers/cli.js';
@@ -155,7 +155,7 @@ test('show lists the guard regions; diff tells an image from one without them; f
     writeFileSync(v1, old);
     const refused = await cr(['show', v1]);
     assert.is(refused.code, 2);
-    assert.is(refused.stderr, `cr show: ${v1}: process image format version 1 is not supported (this cr reads version 2)\n`);
+    assert.is(refused.stderr, `cr show: ${v1}: process image format version 1 is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})\n`);
   }));
 
 test('a page that cannot be read is refused with one line naming its mapping (guard regions not reported, as on kernels before 6.15)', () =>

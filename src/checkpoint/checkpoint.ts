@@ -1,6 +1,7 @@
 // checkpointProcess: the whole-process dump. Freeze the process, refuse what restart cannot
 // bring back, read everything small (registers, signals, mm fields, mappings, fd table), write
 // it as the image's head, then stream the pages, and let the process go (or leave it stopped).
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import {
   cont, getRegs, getRegset, getRseqConfiguration, getSigmask, interrupt, NT_X86_XSTATE, peekSiginfo, PTRACE_EVENT_STOP,
@@ -95,6 +96,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
     const blocked = getSigmask(pid);
     const injected = readInjected(pid);
+    // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
+    if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
     const pending = [
       ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
       ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),
@@ -117,6 +120,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       tidAddress: injected.tidAddress,
       itimers: injected.itimers,
       noNewPrivs: injected.noNewPrivs,
+      attributes: injected.attributes.attributes,
+      cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
       vdsoSha256: vdsoDigest(pid, mappings),
     };
     const fdImage = captureFdTable(pid, identity);

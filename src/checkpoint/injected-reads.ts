@@ -1,10 +1,12 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
-// break, clear_child_tid address, robust futex list, interval timers and no_new_privs. Read by injecting syscalls into the
-// frozen process (src/inject), which leaves it exactly as it was.
+// break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
+// attributes (attributes.ts). Read by injecting syscalls into the frozen process (src/inject),
+// which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
 import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
+import { readAttributes, type ReadAttributes } from './attributes.js';
 
 export interface InjectedReads {
   /** struct kernel_sigaction of signals 1..64, back to back */
@@ -15,6 +17,7 @@ export interface InjectedReads {
   robustList: { head: number; len: number } | null;
   itimers: Itimer[];
   noNewPrivs: boolean;
+  attributes: ReadAttributes;
 }
 
 const SIGNALS = 64;
@@ -51,7 +54,7 @@ export function readInjected(pid: number): InjectedReads {
       return { intervalUs: us(0), valueUs: us(16) };
     });
     const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
-    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs };
+    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid) };
   } finally {
     inj.finish();
   }

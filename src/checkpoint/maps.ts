@@ -6,9 +6,12 @@ import { readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind } from '../image/process-head.js';
 import { printable } from '../printable.js';
+import { vmflagRefusal } from './inventory.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 
 const SPECIAL: Record<string, MappingKind> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
+/** VmFlags only the kernel's special mappings ([vdso], [vvar]) have among those cr carries. */
+const KERNEL_ONLY = ['de', 'pf', 'io'];
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const PROT_EXEC = 4;
@@ -44,11 +47,15 @@ export function classify(r: RawMapping): Classified | null {
   // Guard regions are not in smaps: guards.ts finds them.
   const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags, guards: [] };
   const keep = (mapping: Mapping): Classified => ({ mapping, whole: false });
-  // A shadow stack or memory protection keys other than the default would need restoring too.
-  if (r.vmflags.includes('ss')) refuse('shadow stacks are not supported');
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
   if (special) return keep({ ...base, kind: special, name: r.name });
+  // Every flag is carried, follows from the mapping, or stands in the way (inventory.ts); the
+  // kernel's own flags of the vdso pages only there.
+  for (const code of r.vmflags) {
+    const why = vmflagRefusal(code) ?? (KERNEL_ONLY.includes(code) ? `VmFlags "${code}" (the kernel's own mappings have it) is not supported` : null);
+    if (why) refuse(why);
+  }
   // Shared anonymous memory lives in a shmem inode the kernel names /dev/zero (deleted).
   if (shared && (r.name === '/dev/zero (deleted)' || r.name.startsWith('[anon_shmem:') || r.ino === 0)) {
     refuse('shared anonymous memory (it may be shared with another process) is not supported');

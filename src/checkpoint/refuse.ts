@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
 import { listThreads, readStatus } from '../proc/process.js';
+import { inventoryReasons } from './inventory.js';
 import { unsupportedMappings } from './maps.js';
 
 /** What about the process itself (not its mappings or fds) stands in the way. */
@@ -31,7 +32,7 @@ function processBlockers(pid: number): string[] {
 
 /** Refuse, in one line naming every reason, a frozen process the whole-process checkpoint cannot take. */
 export function refuseUnsupported(pid: number): void {
-  const reasons = [...processBlockers(pid), ...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
+  const reasons = [...processBlockers(pid), ...inventoryReasons(pid), ...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 

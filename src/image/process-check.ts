@@ -100,6 +100,43 @@ function checkRegs(head: ProcessHead, bad: Bad): void {
   if (head.xstate.length < XSAVE_MIN_BYTES) bad(`head.xstate is ${head.xstate.length} bytes, less than an XSAVE area's ${XSAVE_MIN_BYTES}`);
 }
 
+const SCHED_POLICIES = [0, 1, 2, 3, 5]; // OTHER FIFO RR BATCH IDLE (DEADLINE is refused at dump)
+const SCHED_RESET_ON_FORK = 0x40000000;
+const MAX_RT_PRIORITY = 99;
+const OOM_SCORE_ADJ_MAX = 1000;
+const MAX_NICE = 19;
+const MIN_NICE = -20;
+/** MMF_DUMP_FILTER_MASK: the bits coredump_filter has */
+const COREDUMP_FILTER_BITS = 0x1ff;
+const IOPRIO_CLASS_SHIFT = 13;
+
+function checkAttributes(head: ProcessHead, bad: Bad): void {
+  const a = head.attributes;
+  const w = (k: string): string => `head.attributes.${k}`;
+  const within = (v: number, lo: number, hi: number, k: string): void => {
+    if (v < lo || v > hi) bad(`${w(k)} ${v} is not ${lo}..${hi}`);
+  };
+  within(a.oomScoreAdj, -OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MAX, 'oomScoreAdj');
+  within(a.pdeathsig, 0, SIGNALS, 'pdeathsig');
+  within(a.dumpable, 0, 1, 'dumpable');
+  if (![0, 1, 3].includes(a.thpDisable)) bad(`${w('thpDisable')} ${a.thpDisable} is not 0, 1 or 3 (PR_GET_THP_DISABLE's values)`);
+  within(a.mceKill, 0, 2, 'mceKill');
+  within(a.tsc, 1, 2, 'tsc');
+  within(a.mdwe, 0, 3, 'mdwe');
+  within(a.cpuid, 0, 1, 'cpuid');
+  within(a.coredumpFilter, 0, COREDUMP_FILTER_BITS, 'coredumpFilter');
+  within(a.nice, MIN_NICE, MAX_NICE, 'nice');
+  const policy = a.schedPolicy & ~SCHED_RESET_ON_FORK;
+  if (!SCHED_POLICIES.includes(policy) || a.schedPolicy > (policy | SCHED_RESET_ON_FORK)) bad(`${w('schedPolicy')} ${a.schedPolicy} is not a scheduling policy cr sets`);
+  within(a.schedPriority, policy === 1 || policy === 2 ? 1 : 0, policy === 1 || policy === 2 ? MAX_RT_PRIORITY : 0, 'schedPriority');
+  within(a.ioprio >> IOPRIO_CLASS_SHIFT, 0, 3, 'ioprio (class)');
+  within(a.ioprio, 0, 0xffff, 'ioprio');
+  if (a.affinity.length === 0 || a.affinity.length % 8 !== 0 || a.affinity.length > 1024 || a.affinity.every((b) => b === 0)) {
+    bad(`${w('affinity')} is not a CPU mask of whole 64-bit words with a CPU in it`);
+  }
+  within(a.loginuid, 0, 0xffffffff, 'loginuid');
+}
+
 /** Throws through `bad` at the first field that no process could have. */
 export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
   const { process: p } = head;
@@ -143,4 +180,5 @@ export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
     userAddress(head.robustList.head, 'head.robustList.head', bad);
   }
   userAddress(head.tidAddress, 'head.tidAddress', bad);
+  checkAttributes(head, bad);
 }

@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
-import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead } from './process-head.js';
+import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -17,8 +17,11 @@ import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
-/** 2: mappings carry their guard regions (version 1 had none, and is refused like any other). */
-export const PROCESS_FORMAT_VERSION = 2;
+/**
+ * 3: the head carries the process's attributes (prctl state, oom_score_adj, scheduling, ...) and
+ * its cgroups. 2: mappings carry their guard regions. An older image is refused like any other.
+ */
+export const PROCESS_FORMAT_VERSION = 3;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -247,6 +250,47 @@ function uint(v: unknown, where: string, bad: Bad): number {
   return v as number;
 }
 
+function int(v: unknown, where: string, bad: Bad): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) bad(`${where} is not an integer`);
+  return v as number;
+}
+
+function bool(v: unknown, where: string, bad: Bad): boolean {
+  if (typeof v !== 'boolean') bad(`${where} is not a boolean`);
+  return v as boolean;
+}
+
+const ATTRIBUTE_KEYS: Array<keyof ProcessAttributes> = [
+  'oomScoreAdj', 'pdeathsig', 'dumpable', 'keepCaps', 'timerSlackNs', 'thpDisable', 'childSubreaper', 'mceKill', 'tsc', 'mdwe', 'memoryMerge', 'cpuid',
+  'coredumpFilter', 'nice', 'schedPolicy', 'schedPriority', 'ioprio', 'affinity', 'loginuid',
+];
+
+function checkAttributes(v: unknown, bad: Bad): ProcessAttributes {
+  const a = fields(v, ATTRIBUTE_KEYS, 'head.attributes', bad);
+  const w = (k: string): string => `head.attributes.${k}`;
+  return {
+    oomScoreAdj: int(a.oomScoreAdj, w('oomScoreAdj'), bad),
+    pdeathsig: uint(a.pdeathsig, w('pdeathsig'), bad),
+    dumpable: uint(a.dumpable, w('dumpable'), bad),
+    keepCaps: bool(a.keepCaps, w('keepCaps'), bad),
+    timerSlackNs: uint(a.timerSlackNs, w('timerSlackNs'), bad),
+    thpDisable: uint(a.thpDisable, w('thpDisable'), bad),
+    childSubreaper: bool(a.childSubreaper, w('childSubreaper'), bad),
+    mceKill: uint(a.mceKill, w('mceKill'), bad),
+    tsc: uint(a.tsc, w('tsc'), bad),
+    mdwe: uint(a.mdwe, w('mdwe'), bad),
+    memoryMerge: bool(a.memoryMerge, w('memoryMerge'), bad),
+    cpuid: uint(a.cpuid, w('cpuid'), bad),
+    coredumpFilter: uint(a.coredumpFilter, w('coredumpFilter'), bad),
+    nice: int(a.nice, w('nice'), bad),
+    schedPolicy: uint(a.schedPolicy, w('schedPolicy'), bad),
+    schedPriority: uint(a.schedPriority, w('schedPriority'), bad),
+    ioprio: uint(a.ioprio, w('ioprio'), bad),
+    affinity: bin(a.affinity, w('affinity'), bad),
+    loginuid: uint(a.loginuid, w('loginuid'), bad),
+  };
+}
+
 function str(v: unknown, where: string, bad: Bad): string {
   if (typeof v !== 'string') bad(`${where} is not a string`);
   return v as string;
@@ -320,7 +364,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'vdsoSha256'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'cgroup', 'vdsoSha256'],
     'head',
     bad,
   );
@@ -407,6 +451,8 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     tidAddress: uint(h.tidAddress, 'head.tidAddress', bad),
     itimers,
     noNewPrivs: h.noNewPrivs as boolean,
+    attributes: checkAttributes(h.attributes, bad),
+    cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
   };
 }

@@ -109,6 +109,50 @@ export interface Itimer {
   valueUs: number;
 }
 
+/**
+ * Per-process attributes a program can read back (docs/state.md), carried so that it finds them
+ * unchanged. Each is what its getter returned at dump time.
+ */
+export interface ProcessAttributes {
+  /** /proc/PID/oom_score_adj, -1000..1000 */
+  oomScoreAdj: number;
+  /** PR_GET_PDEATHSIG: 0 or a signal */
+  pdeathsig: number;
+  /** PR_GET_DUMPABLE: 0 or 1 */
+  dumpable: number;
+  /** PR_GET_KEEPCAPS */
+  keepCaps: boolean;
+  /** PR_GET_TIMERSLACK, nanoseconds */
+  timerSlackNs: number;
+  /** PR_GET_THP_DISABLE: 0, or 1 with PR_THP_DISABLE_EXCEPT_ADVISED (2) as it may be */
+  thpDisable: number;
+  /** PR_GET_CHILD_SUBREAPER */
+  childSubreaper: boolean;
+  /** PR_MCE_KILL_GET: PR_MCE_KILL_DEFAULT (2), _EARLY (1) or _LATE (0) */
+  mceKill: number;
+  /** PR_GET_TSC: PR_TSC_ENABLE (1) or PR_TSC_SIGSEGV (2) */
+  tsc: number;
+  /** PR_GET_MDWE flags */
+  mdwe: number;
+  /** PR_GET_MEMORY_MERGE (KSM for the whole process) */
+  memoryMerge: boolean;
+  /** arch_prctl ARCH_GET_CPUID: 1 cpuid runs, 0 it faults */
+  cpuid: number;
+  /** /proc/PID/coredump_filter */
+  coredumpFilter: number;
+  /** getpriority(PRIO_PROCESS): -20..19 */
+  nice: number;
+  /** sched_getscheduler (SCHED_RESET_ON_FORK included) and sched_getparam's priority */
+  schedPolicy: number;
+  schedPriority: number;
+  /** ioprio_get(IOPRIO_WHO_PROCESS) */
+  ioprio: number;
+  /** sched_getaffinity's mask, as many bytes as the kernel's cpumask */
+  affinity: Buffer;
+  /** /proc/PID/loginuid (4294967295: unset) */
+  loginuid: number;
+}
+
 /** Everything about the process but its pages and its fd table. */
 export interface ProcessHead {
   toolVersion: string;
@@ -141,6 +185,9 @@ export interface ProcessHead {
   itimers: Itimer[];
   /** PR_GET_NO_NEW_PRIVS */
   noNewPrivs: boolean;
+  attributes: ProcessAttributes;
+  /** /proc/PID/cgroup as read: restart puts it back where it can, else says it runs in cr's */
+  cgroup: string;
   /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */
   vdsoSha256: Buffer | null;
 }

@@ -80,13 +80,16 @@ const NULLABLE = new Set(['exe', 'rseq', 'robustList', 'vdsoSha256', 'soft', 'ha
 
 /**
  * Whether replacing `original` by `w` can leave a valid head: null where null is allowed, a number
- * for an unlimited (null) rlimit, any number for a file's mtime, another length of a binary the
+ * for an unlimited (null) rlimit, any number for a file's mtime, -1 for the attributes that may be
+ * negative, another length of a binary the
  * head does not size (auxv; the XSAVE area is checked against the CPU at restart).
  */
 function mayStayValid(key: string | number, original: unknown, w: unknown): boolean {
   if (original === null) return true;
   if (w === null && NULLABLE.has(String(key))) return true;
   if (key === 'mtimeMs') return true;
+  // The attributes that may be negative: -1 is an oom_score_adj and a nice value.
+  if ((key === 'oomScoreAdj' || key === 'nice') && w === -1) return true;
   return original instanceof Uint8Array && w instanceof Uint8Array;
 }
 

@@ -22,6 +22,7 @@ export const SYS = {
   setitimer: 38,
   getpid: 39,
   fcntl: 72,
+  flock: 73,
   chdir: 80,
   umask: 95,
   getppid: 110,
@@ -34,11 +35,21 @@ export const SYS = {
   sigaltstack: 131,
   personality: 135,
   fstatfs: 138,
+  getpriority: 140,
+  setpriority: 141,
+  sched_getparam: 143,
+  sched_setscheduler: 144,
+  sched_getscheduler: 145,
   prctl: 157,
+  arch_prctl: 158,
   gettid: 186,
+  sched_setaffinity: 203,
+  sched_getaffinity: 204,
   set_tid_address: 218,
   restart_syscall: 219,
   tgkill: 234,
+  ioprio_set: 251,
+  ioprio_get: 252,
   openat: 257,
   set_robust_list: 273,
   get_robust_list: 274,
@@ -90,6 +101,52 @@ export const PR_GET_NO_NEW_PRIVS = 39;
 export const PR_GET_TID_ADDRESS = 40;
 export const PR_SET_VMA = 0x53564d41;
 export const PR_SET_VMA_ANON_NAME = 0;
+
+// prctl, arch_prctl and the scheduling calls: the per-process attributes checkpoint reads and
+// restart sets (docs/state.md)
+export const PR_SET_PDEATHSIG = 1;
+export const PR_GET_PDEATHSIG = 2;
+export const PR_GET_DUMPABLE = 3;
+export const PR_GET_KEEPCAPS = 7;
+export const PR_SET_KEEPCAPS = 8;
+export const PR_GET_TSC = 25;
+export const PR_SET_TSC = 26;
+export const PR_GET_SECUREBITS = 27;
+export const PR_SET_TIMERSLACK = 29;
+export const PR_GET_TIMERSLACK = 30;
+export const PR_MCE_KILL = 33;
+export const PR_MCE_KILL_GET = 34;
+export const PR_MCE_KILL_SET = 1;
+export const PR_MCE_KILL_DEFAULT = 2;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
+export const PR_SET_THP_DISABLE = 41;
+export const PR_GET_THP_DISABLE = 42;
+/** PR_SET_THP_DISABLE's arg3 flag (6.18): THP stays allowed where MADV_HUGEPAGE asks for it */
+export const PR_THP_DISABLE_EXCEPT_ADVISED = 2;
+export const PR_GET_SPECULATION_CTRL = 52;
+export const PR_SET_MDWE = 65;
+export const PR_GET_MDWE = 66;
+export const PR_SET_MEMORY_MERGE = 67;
+export const PR_GET_MEMORY_MERGE = 68;
+export const PR_TSC_ENABLE = 1;
+export const PR_TSC_SIGSEGV = 2;
+export const ARCH_GET_CPUID = 0x1011;
+export const ARCH_SET_CPUID = 0x1012;
+
+export const SCHED_OTHER = 0;
+export const SCHED_FIFO = 1;
+export const SCHED_RR = 2;
+export const SCHED_BATCH = 3;
+export const SCHED_IDLE = 5;
+export const SCHED_DEADLINE = 6;
+/** or'd into the policy sched_getscheduler returns */
+export const SCHED_RESET_ON_FORK = 0x40000000;
+export const PRIO_PROCESS = 0;
+export const IOPRIO_WHO_PROCESS = 1;
+
+/** The largest cpumask cr asks sched_getaffinity for (CONFIG_NR_CPUS is at most 8192). */
+export const AFFINITY_MAX_BYTES = 1024;
 
 // clone3
 export const CLONE_PARENT = 0x8000;

@@ -31,7 +31,10 @@ const LOW = 0x100000000;
 const HIGH = 0x7fff00000000;
 
 // madvise advice for VmFlags the kernel only sets that way
-const ADVICE: Record<string, number> = { dd: 16 /* DONTDUMP */, dc: 10 /* DONTFORK */, wf: 18 /* WIPEONFORK */, hg: 14 /* HUGEPAGE */, nh: 15 /* NOHUGEPAGE */ };
+const ADVICE: Record<string, number> = {
+  dd: 16 /* DONTDUMP */, dc: 10 /* DONTFORK */, wf: 18 /* WIPEONFORK */, hg: 14 /* HUGEPAGE */, nh: 15 /* NOHUGEPAGE */, mg: 12 /* MERGEABLE */,
+  sr: 2 /* SEQUENTIAL */, rr: 1 /* RANDOM */,
+};
 
 type Range = { start: number; end: number };
 

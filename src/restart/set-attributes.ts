@@ -1,0 +1,89 @@
+// Giving the husk the image's per-process attributes (docs/state.md), after its credentials are
+// the image's (setCreds): the kernel then judges each as it would for the checkpointed program
+// itself, so the image's author gets no more than it could get (a lower nice, a lower
+// oom_score_adj, a real-time policy, a loginuid need privileges the author's process had or not).
+// One that the kernel refuses is a warning naming it. Dumpable, which setCreds set to 1, and
+// memory-deny-write-execute, which forbids nothing restart still does but is for good, come last.
+import { readFileSync } from 'node:fs';
+import type { ProcessHead } from '../image/process-head.js';
+import { SYS } from '../inject/syscalls.js';
+import {
+  ARCH_SET_CPUID, IOPRIO_WHO_PROCESS, PR_MCE_KILL, PR_MCE_KILL_SET, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_KEEPCAPS, PR_SET_MDWE,
+  PR_SET_MEMORY_MERGE, PR_SET_PDEATHSIG, PR_SET_THP_DISABLE, PR_SET_TIMERSLACK, PR_SET_TSC, PR_THP_DISABLE_EXCEPT_ADVISED, PRIO_PROCESS,
+} from '../inject/syscalls.js';
+import type { Husk } from './husk.js';
+
+const O_WRONLY = 1n;
+const O_CLOEXEC = 0o2000000n;
+
+/** Set everything but dumpable and MDWE (setLastAttributes). Returns warnings. */
+export function setAttributes(husk: Husk, head: ProcessHead): string[] {
+  const a = head.attributes;
+  const warnings: string[] = [];
+  const attempt = (what: string, nr: number, ...args: bigint[]): void => {
+    const r = husk.syscall(nr, ...args);
+    husk.reset();
+    if (r < 0n) warnings.push(`${what} could not be set again (errno ${-r}): the process has cr's`);
+  };
+  const prctl = (what: string, op: number, arg2: bigint, arg3 = 0n): void => attempt(what, SYS.prctl, BigInt(op), arg2, arg3, 0n, 0n);
+  const own = (file: string): string => readFileSync(`/proc/${husk.pid}/${file}`, 'latin1').trim();
+  // Scheduling first: a policy change resets nothing else, and nice applies within it.
+  const param = husk.scratch(4);
+  husk.call('sched_getparam', SYS.sched_getparam, 0n, param);
+  const priority = husk.read(param, 4).readInt32LE(0);
+  if (Number(husk.call('sched_getscheduler', SYS.sched_getscheduler, 0n)) !== a.schedPolicy || priority !== a.schedPriority) {
+    attempt(`the scheduling policy ${a.schedPolicy} (priority ${a.schedPriority})`, SYS.sched_setscheduler, 0n, BigInt(a.schedPolicy), husk.put(Buffer.from(new Int32Array([a.schedPriority]).buffer)));
+  }
+  if (20 - Number(husk.call('getpriority', SYS.getpriority, BigInt(PRIO_PROCESS), 0n)) !== a.nice) attempt(`nice ${a.nice}`, SYS.setpriority, BigInt(PRIO_PROCESS), 0n, BigInt(a.nice));
+  if (Number(husk.call('ioprio_get', SYS.ioprio_get, BigInt(IOPRIO_WHO_PROCESS), 0n)) !== a.ioprio) {
+    attempt(`the I/O priority 0x${a.ioprio.toString(16)}`, SYS.ioprio_set, BigInt(IOPRIO_WHO_PROCESS), 0n, BigInt(a.ioprio));
+  }
+  attempt('the CPU affinity', SYS.sched_setaffinity, 0n, BigInt(a.affinity.length), husk.put(a.affinity));
+  prctl(`the timer slack ${a.timerSlackNs} ns`, PR_SET_TIMERSLACK, BigInt(a.timerSlackNs));
+  // Cleared by any change of credentials, so after setCreds.
+  prctl(`the parent-death signal ${a.pdeathsig}`, PR_SET_PDEATHSIG, BigInt(a.pdeathsig));
+  prctl('keep-capabilities', PR_SET_KEEPCAPS, a.keepCaps ? 1n : 0n);
+  prctl('the child-subreaper flag', PR_SET_CHILD_SUBREAPER, a.childSubreaper ? 1n : 0n);
+  prctl('transparent huge pages disabled', PR_SET_THP_DISABLE, a.thpDisable ? 1n : 0n, BigInt(a.thpDisable & PR_THP_DISABLE_EXCEPT_ADVISED));
+  prctl('the machine-check kill policy', PR_MCE_KILL, BigInt(PR_MCE_KILL_SET), BigInt(a.mceKill));
+  prctl('the rdtsc mode', PR_SET_TSC, BigInt(a.tsc));
+  if (a.memoryMerge) prctl('KSM for the whole process (PR_SET_MEMORY_MERGE)', PR_SET_MEMORY_MERGE, 1n);
+  // Only a CPU that can make cpuid fault has the setting at all.
+  if (a.cpuid === 0) attempt('cpuid faulting (ARCH_SET_CPUID)', SYS.arch_prctl, BigInt(ARCH_SET_CPUID), 0n);
+  const write = (file: string, value: string, what: string): void => {
+    const fd = husk.syscall(SYS.open, husk.put(`/proc/self/${file}`), O_WRONLY | O_CLOEXEC, 0n);
+    if (fd < 0n) {
+      husk.reset();
+      warnings.push(`${what} could not be set again (open /proc/self/${file}: errno ${-fd}): the process has cr's`);
+      return;
+    }
+    const data = Buffer.from(value);
+    const r = husk.syscall(SYS.write, fd, husk.put(data), BigInt(data.length));
+    husk.syscall(SYS.close, fd);
+    husk.reset();
+    if (r !== BigInt(data.length)) warnings.push(`${what} could not be set again (errno ${-r}): the process has cr's (${own(file)})`);
+  };
+  if (Number(own('oom_score_adj')) !== a.oomScoreAdj) write('oom_score_adj', String(a.oomScoreAdj), `oom_score_adj ${a.oomScoreAdj}`);
+  if (parseInt(own('coredump_filter'), 16) !== a.coredumpFilter) write('coredump_filter', `0x${a.coredumpFilter.toString(16)}`, `coredump_filter 0x${a.coredumpFilter.toString(16)}`);
+  if (Number(own('loginuid')) !== a.loginuid) write('loginuid', String(a.loginuid), `loginuid ${a.loginuid}`);
+  return warnings;
+}
+
+/** Dumpable (setCreds left it 1) and memory-deny-write-execute, which cannot be undone: the last attributes. */
+export function setLastAttributes(husk: Husk, head: ProcessHead): void {
+  const a = head.attributes;
+  if (a.dumpable !== 1) husk.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, BigInt(PR_SET_DUMPABLE), BigInt(a.dumpable), 0n, 0n, 0n);
+  if (a.mdwe !== 0) husk.call('prctl(PR_SET_MDWE)', SYS.prctl, BigInt(PR_SET_MDWE), BigInt(a.mdwe), 0n, 0n, 0n);
+}
+
+/**
+ * Where the process's cgroups differ from the husk's (cr's), one warning saying so: cr does not
+ * move processes between cgroups (docs/state.md).
+ */
+export function cgroupWarning(husk: Husk, head: ProcessHead): string | null {
+  const lines = (text: string): string[] => text.trim().split('\n');
+  const now = lines(readFileSync(`/proc/${husk.pid}/cgroup`, 'latin1'));
+  const differ = lines(head.cgroup).filter((l) => !now.includes(l));
+  if (differ.length === 0) return null;
+  return `the process was in cgroup${differ.length > 1 ? 's' : ''} ${differ.join(', ')}; it runs in cr's (cr does not move processes between cgroups)`;
+}

@@ -1,0 +1,133 @@
+// The rest of a process's state (docs/state.md): self-checking programs (test/fixtures/state-*)
+// set one family of state up, check it, are dumped and restarted, and check it again, printing
+// PASS or FAIL; each is run with a new pid and with --same-pid as root, and as uid 65534 through
+// cr run as that user. And what the inventory cannot carry is refused at dump with one line.
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { reap, spawn } from '../bridge/spawn.js';
+import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
+import { STATUS_FIELDS, VMFLAGS } from '../src/checkpoint/inventory.js';
+import { CrError } from '../src/errors.js';
+import { ProcessImage } from '../src/image/process-format.js';
+import { restartProcess } from '../src/restart/restart.js';
+import { crProcess, ROOT } from './helpers/cli.js';
+import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
+
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const SYS_read = 0;
+const fixture = (name: string): string => buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'));
+const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+
+/** Raises CAP_NET_RAW into its inheritable and ambient sets, then waits. */
+const AMBIENT_C = `#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d)) return 1;
+  d[0].inheritable |= 1 << CAP_NET_RAW;
+  if (syscall(SYS_capset, &h, d) || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0)) return 1;
+  pause();
+}
+`;
+
+type Mode = 'new pid' | 'same pid' | 'as nobody';
+
+/**
+ * Run a self-checking fixture (argv: gate FIFO, out file, extra...) across one restart in `mode`:
+ * it must say PASS before the dump and after the restart, and exit 0.
+ */
+function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const pids: number[] = [];
+  let gate = -1;
+  try {
+    chmodSync(dir, 0o777);
+    const fifo = join(dir, 'gate');
+    execFileSync('mkfifo', ['-m', '0666', fifo]);
+    // Held open by the test: the program's open never blocks, and a byte written waits for it.
+    gate = openSync(fifo, 'r+');
+    const out = join(dir, 'out');
+    const image = join(dir, 'image');
+    const devnull = openSync('/dev/null', 'r+');
+    const argv = [fixture(name), fifo, out, ...extra];
+    const pid = spawn(mode === 'as nobody' ? [...asUser(NOBODY), ...argv] : argv, { fds: [[devnull, 0], [devnull, 1], [devnull, 2]] });
+    closeSync(devnull);
+    pids.push(pid);
+    waitInSyscall(pid, SYS_read);
+    assert.match(text(out), /^before: PASS\n$/, text(out));
+    if (mode === 'as nobody') {
+      const dump = crProcess(['dump', '--pid', String(pid), '-o', image, '--kill'], { uid: NOBODY });
+      assert.is(dump.code, 0, dump.stderr);
+      writeSync(gate, 'c');
+      const restore = crProcess(['restore', image], { uid: NOBODY });
+      assert.is(restore.code, 0, `${restore.stderr}${text(out)}`);
+      // Only the executable link, which needs CAP_CHECKPOINT_RESTORE (docs/restart.md), may stay cr's.
+      assert.equal(restore.stderr.split('\n').filter((l) => /warning/.test(l) && !/\/proc\/PID\/exe/.test(l)), [], restore.stderr);
+    } else {
+      checkpointProcess(pid, image, { kill: true });
+      reap(pid, 10_000);
+      const again = restartProcess(ProcessImage.read(image), { samePid: mode === 'same pid' });
+      pids.push(again.pid);
+      assert.equal(again.warnings, []);
+      if (mode === 'same pid') assert.is(again.pid, pid);
+      writeSync(gate, 'c');
+      const end = reap(again.pid, 10_000);
+      assert.equal([end.kind, end.code], ['exited', 0], text(out));
+    }
+    assert.is(text(out), 'before: PASS\nafter: PASS\n');
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    if (gate >= 0) closeSync(gate);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('attributes and memory-area flags (oom_score_adj, subreaper, pdeathsig, not dumpable, timer slack, THP, nice, madvise, mlock2, ...): new pid', () =>
+  selfCheck('state-attributes', 'new pid', ['dumpable0']));
+
+test('attributes and memory-area flags: --same-pid', () => selfCheck('state-attributes', 'same pid'));
+
+unprivilegedTest('attributes and memory-area flags: dumped and restarted by cr as uid 65534', () => selfCheck('state-attributes', 'as nobody'));
+
+test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, capabilities its uid does not give', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const pids: number[] = [];
+  const refusal = (argv: string[]): string => {
+    const pid = spawn(argv, { fds: [] });
+    pids.push(pid);
+    waitInSyscall(pid, [SYS_read, 34, 35, 230]);
+    let message = '';
+    try {
+      checkpointProcess(pid, join(dir, 'image'));
+    } catch (err) {
+      assert.instance(err, CrError);
+      message = (err as Error).message;
+    }
+    assert.not.ok(existsSync(join(dir, 'image')));
+    assert.match(readFileSync(`/proc/${pid}/status`, 'latin1'), /^TracerPid:\s+0$/m);
+    return message;
+  };
+  try {
+    assert.match(refusal(['unshare', '--uts', 'sleep', '60']), /^process \d+ is in uts namespace other than cr's, which cr does not carry$/);
+    assert.match(refusal([buildC(AMBIENT_C)]), /inheritable capabilities \(0+2000\), which cr does not carry; .*ambient capabilities \(0+2000\), which cr does not carry$/);
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('docs/state.md names every /proc/PID/status field and VmFlags code the inventory knows', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'state.md'), 'utf8');
+  const missing = [...Object.keys(STATUS_FIELDS), ...Object.keys(VMFLAGS)].filter((name) => !doc.includes(`\`${name}\``));
+  assert.equal(missing, []);
+});
+
+test.run();
