@@ -97,6 +97,42 @@ test('attributes and memory-area flags: --same-pid', () => selfCheck('state-attr
 
 unprivilegedTest('attributes and memory-area flags: dumped and restarted by cr as uid 65534', () => selfCheck('state-attributes', 'as nobody'));
 
+test('file locks of all four kinds (flock, POSIX, OFD, lease) on their own descriptions: new pid', () => selfCheck('state-locks', 'new pid'));
+
+test('file locks of all four kinds: --same-pid', () => selfCheck('state-locks', 'same pid'));
+
+unprivilegedTest('file locks of all four kinds: dumped and restarted by cr as uid 65534', () => selfCheck('state-locks', 'as nobody'));
+
+test('a lock another process holds at restart fails the restart in one line; the holder keeps its locks', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const fifo = join(dir, 'gate');
+  execFileSync('mkfifo', [fifo]);
+  const gate = openSync(fifo, 'r+');
+  const out = join(dir, 'out');
+  const pid = spawn([fixture('state-locks'), fifo, out], { fds: [] });
+  try {
+    waitInSyscall(pid, SYS_read);
+    checkpointProcess(pid, join(dir, 'image')); // it runs on, holding its locks
+    let message = '';
+    try {
+      restartProcess(ProcessImage.read(join(dir, 'image')));
+    } catch (err) {
+      assert.instance(err, CrError);
+      message = (err as Error).message;
+    }
+    assert.match(message, /^fd \d+: its write flock lock conflicts with one another process holds now; the half-restored process (\d+) was killed$/);
+    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+    writeSync(gate, 'c');
+    const end = reap(pid, 10_000);
+    assert.equal([end.kind, end.code], ['exited', 0], text(out));
+    assert.is(text(out), 'before: PASS\nafter: PASS\n');
+  } finally {
+    ensureReaped(pid);
+    closeSync(gate);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, capabilities its uid does not give', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];

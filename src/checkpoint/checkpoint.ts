@@ -17,6 +17,7 @@ import { readIdentity } from '../proc/process.js';
 import { captureFdTable } from './fds.js';
 import { readInjected } from './injected-reads.js';
 import { withGuards } from './guards.js';
+import { readLocks } from './locks.js';
 import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
@@ -121,6 +122,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       itimers: injected.itimers,
       noNewPrivs: injected.noNewPrivs,
       attributes: injected.attributes.attributes,
+      locks: readLocks(pid).locks,
       cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
       vdsoSha256: vdsoDigest(pid, mappings),
     };

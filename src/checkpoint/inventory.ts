@@ -1,11 +1,12 @@
 // The completeness rule (docs/state.md): every piece of process state the kernel shows cr is
 // carried, refused, or knowingly not carried and documented. This module holds the inventory of
 // what /proc/PID/status, the smaps VmFlags, the namespaces, the LSM label and the fds' locks
-// show, and judges a frozen process against it: anything carried or documented passes, anything
+// (locks.ts) show, and judges a frozen process against it: anything carried or documented passes, anything
 // cr cannot carry is a reason to refuse the dump, and anything the inventory does not know (a
 // field or flag a newer kernel added) is refused by name, never dropped without a word.
 // What only injected getters show is read and judged in attributes.ts and inside.ts.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { readLocks } from './locks.js';
 
 /** How cr treats one item: carried, not carried (docs/state.md says why), or judged by its value. */
 export type Verdict = 'carried' | 'not carried' | ((value: string, own: string, status: Map<string, string>) => string | null);
@@ -180,35 +181,6 @@ function labelReasons(pid: number): string[] {
   return theirs !== null && theirs !== ours ? [`process ${pid} has the security label "${theirs}" where cr has "${ours}", which cr does not carry`] : [];
 }
 
-/**
- * File locks and leases the process holds: each fd's fdinfo lists the locks on its file that
- * belong to it (flock and OFD locks to the open file description, POSIX locks and leases to the
- * process), one `lock:` line each.
- */
-function lockReasons(pid: number): string[] {
-  const kinds = new Map<string, number[]>();
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fdinfo`);
-  } catch {
-    return [];
-  }
-  for (const fd of fds) {
-    let info: string;
-    try {
-      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const m of info.matchAll(/^lock:\s+\d+:\s+(\S+)/gm)) {
-      const kind = m[1]!;
-      kinds.set(kind, [...(kinds.get(kind) ?? []), Number(fd)]);
-    }
-  }
-  const names: Record<string, string> = { FLOCK: 'flock', POSIX: 'POSIX (fcntl)', OFDLCK: 'OFD', LEASE: 'lease', DELEG: 'delegation' };
-  return [...kinds].map(([kind, on]) => `process ${pid} holds ${names[kind] ?? kind} locks on fd ${[...new Set(on)].join(', ')}, which cr cannot carry over yet`);
-}
-
 /** Protection keys other than the default: the image has no pkeys. */
 function pkeyReasons(pid: number): string[] {
   const keys = new Set<string>();
@@ -218,5 +190,5 @@ function pkeyReasons(pid: number): string[] {
 
 /** Every reason the inventory finds to refuse a frozen process, one line each. */
 export function inventoryReasons(pid: number): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...labelReasons(pid), ...lockReasons(pid), ...pkeyReasons(pid)];
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...pkeyReasons(pid)];
 }

@@ -181,4 +181,10 @@ export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
   }
   userAddress(head.tidAddress, 'head.tidAddress', bad);
   checkAttributes(head, bad);
+  head.locks.forEach((l, i) => {
+    const where = `head.locks[${i}]`;
+    if (l.kind === 'posix' || l.kind === 'ofd') {
+      if (l.end !== null && l.end < l.start) bad(`${where} ends before it starts`);
+    } else if (l.start !== 0 || l.end !== null) bad(`${where}: a ${l.kind} lock has no byte range`);
+  });
 }

@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
-import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes } from './process-head.js';
+import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -18,10 +18,11 @@ import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 3: the head carries the process's attributes (prctl state, oom_score_adj, scheduling, ...) and
- * its cgroups. 2: mappings carry their guard regions. An older image is refused like any other.
+ * 4: the head carries the file locks. 3: the process's attributes (prctl state, oom_score_adj,
+ * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
+ * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 3;
+export const PROCESS_FORMAT_VERSION = 4;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -182,6 +183,9 @@ export class ProcessImage {
     this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
     checkHeadMeaning(this.head, (what) => this.bad(what));
     this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
+    for (const [i, l] of this.head.locks.entries()) {
+      if (!this.fdImage.table.fds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${i}] is on fd ${l.fd}, which the fd table does not have`);
+    }
     this.runs = this.checkRuns(pageRecords);
     this.pageBytes = this.runs.reduce((n, r) => n + r.data.length, 0);
   }
@@ -259,6 +263,8 @@ function bool(v: unknown, where: string, bad: Bad): boolean {
   if (typeof v !== 'boolean') bad(`${where} is not a boolean`);
   return v as boolean;
 }
+
+const LOCK_KINDS: Array<FileLock['kind']> = ['flock', 'posix', 'ofd', 'lease'];
 
 const ATTRIBUTE_KEYS: Array<keyof ProcessAttributes> = [
   'oomScoreAdj', 'pdeathsig', 'dumpable', 'keepCaps', 'timerSlackNs', 'thpDisable', 'childSubreaper', 'mceKill', 'tsc', 'mdwe', 'memoryMerge', 'cpuid',
@@ -364,7 +370,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'cgroup', 'vdsoSha256'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'locks', 'cgroup', 'vdsoSha256'],
     'head',
     bad,
   );
@@ -452,6 +458,11 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     itimers,
     noNewPrivs: h.noNewPrivs as boolean,
     attributes: checkAttributes(h.attributes, bad),
+    locks: list(h.locks, 'head.locks', bad, (x, w) => {
+      const l = fields(x, ['fd', 'kind', 'write', 'start', 'end'], w, bad);
+      if (!LOCK_KINDS.includes(l.kind as FileLock['kind'])) bad(`${w}.kind ${JSON.stringify(l.kind)} is not one of ${LOCK_KINDS.join(', ')}`);
+      return { fd: uint(l.fd, `${w}.fd`, bad), kind: l.kind as FileLock['kind'], write: bool(l.write, `${w}.write`, bad), start: uint(l.start, `${w}.start`, bad), end: l.end === null ? null : uint(l.end, `${w}.end`, bad) };
+    }),
     cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
   };

@@ -153,6 +153,20 @@ export interface ProcessAttributes {
   loginuid: number;
 }
 
+/**
+ * A file lock or lease the process held, set again through the same fd: flock and OFD locks
+ * belong to the open file description, POSIX locks and leases to the process.
+ */
+export interface FileLock {
+  fd: number;
+  kind: 'flock' | 'posix' | 'ofd' | 'lease';
+  /** a write (exclusive) lock or lease, else a read (shared) one */
+  write: boolean;
+  /** the byte range of a POSIX or OFD lock, end inclusive, null to the end of the file; 0, null for the others */
+  start: number;
+  end: number | null;
+}
+
 /** Everything about the process but its pages and its fd table. */
 export interface ProcessHead {
   toolVersion: string;
@@ -186,6 +200,8 @@ export interface ProcessHead {
   /** PR_GET_NO_NEW_PRIVS */
   noNewPrivs: boolean;
   attributes: ProcessAttributes;
+  /** file locks and leases, in fd order */
+  locks: FileLock[];
   /** /proc/PID/cgroup as read: restart puts it back where it can, else says it runs in cr's */
   cgroup: string;
   /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */

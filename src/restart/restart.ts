@@ -16,6 +16,7 @@ import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
 import { cgroupWarning, setAttributes, setLastAttributes } from './set-attributes.js';
+import { setLocks } from './locks.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
 import { stopwatch } from '../timing.js';
@@ -116,6 +117,7 @@ function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name:
   setSignalsAndThreadState(husk, head);
   queuePending(husk, head);
   setCreds(husk, head);
+  setLocks(husk, head);
   warnings.push(...setAttributes(husk, head));
   const cgroup = cgroupWarning(husk, head);
   if (cgroup) warnings.push(cgroup);
