@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   plan: () => import('./commands/plan.js'),
   restore: () => import('./commands/restore.js'),
   diff: () => import('./commands/diff.js'),
+  recover: () => import('./commands/recover.js'),
   fuzz: () => import('./commands/fuzz.js'),
   'fuzz-image': () => import('./commands/fuzz-image.js'),
   demo: () => import('./commands/demo.js'),

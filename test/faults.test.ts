@@ -1,14 +1,15 @@
 // Faults in the middle of a dump or a restore. cr is killed with SIGKILL at random moments (many
-// of them while it holds the target frozen): after a dump the target must never be left stopped
-// or traced, its fd table and queued pipe bytes unchanged, and an image is either absent or
-// whole. SIGINT or SIGTERM during `restore --into` leaves the target untouched or completely
-// restored, never in between; during `restore -- CMD` the new process ends. A SIGKILL during
-// `restore --into` is the one case that can leave a target part-restored: counted, for
-// docs/reliability.md. The target dying under cr, or never stopping, gives a one-line error
-// within a time bound.
-import { spawn as spawnChild } from 'node:child_process';
+// of them while it holds the target frozen): after an fd-table dump the target must never be left
+// stopped or traced, its fd table and queued pipe bytes unchanged, and an image is either absent
+// or whole. A SIGKILL while cr runs code in a process (a whole dump, --into, a restart's husk)
+// must never kill it or leave it running changed: it is left stopped for `cr recover`, which puts
+// it back (test/helpers/abandon.ts; bench/abandon.bench.ts runs hundreds). SIGINT or SIGTERM
+// during `restore --into` leaves the target untouched or completely restored, never in between;
+// during `restore -- CMD` the new process ends. The target dying under cr, or never stopping,
+// gives a one-line error within a time bound.
+import { spawn as spawnChild, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ import { Rng } from '../src/fuzz/random.js';
 import { readImage } from '../src/image/format.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
+import { calibrate as calibrateKind, INTO_TABLE, processImage, trial, type Kind, type Outcome, type TrialContext } from './helpers/abandon.js';
 import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
 import { holderBinary, readBack, sleepMs, startHolder, type Holder, type HolderSpec } from './fixtures/hardening-holder.js';
 
@@ -29,6 +31,8 @@ const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cr-faults-'));
 const TRIALS_PER_HOLDER = 25;
 const RUN_BOUND_MS = 30_000;
+/** SIGKILL trials of each of dump, --into and restart (bench/abandon.bench.ts runs hundreds). */
+const ABANDON_TRIALS = 3;
 
 interface CrEnd {
   code: number | null;
@@ -209,19 +213,10 @@ test('the target killed at random moments of a dump: cr ends with one line, neve
 });
 
 // ---------------------------------------------------------------------------------------------
-// Restore. The image: 16 pipes with bytes at fds 100-131 and 1,500 dups of one read end at
-// 1000-2499, so the replay runs long enough to be hit.
+// Restore. The image (INTO_TABLE): 16 pipes with bytes at fds 100-131 and 1,500 dups of one read
+// end at 1000-2499, so the replay runs long enough to be hit.
 
-const RESTORE_TABLE: FdTable = (() => {
-  const t: FdTable = { fds: [], descs: [], pipes: [], rlimit: { soft: 20_000, hard: 20_000 } };
-  for (let i = 0; i < 16; i++) {
-    t.pipes.push({ id: i, capacity: 65536, data: Buffer.alloc(32_768, 65 + i).toString('base64') });
-    t.descs.push({ id: 2 * i, kind: 'pipe', flags: 0, pipe: i }, { id: 2 * i + 1, kind: 'pipe', flags: 1, pipe: i });
-    t.fds.push({ fd: 100 + 2 * i, desc: 2 * i, cloexec: false }, { fd: 101 + 2 * i, desc: 2 * i + 1, cloexec: false });
-  }
-  for (let fd = 1000; fd < 2500; fd++) t.fds.push({ fd, desc: 0, cloexec: false });
-  return t;
-})();
+const RESTORE_TABLE: FdTable = INTO_TABLE;
 const RESTORE_IMAGE = join(dir, 'restore-table.json');
 writeFileSync(RESTORE_IMAGE, JSON.stringify(RESTORE_TABLE));
 const IMAGE_FDS = new Set(RESTORE_TABLE.fds.map((f) => f.fd));
@@ -316,18 +311,53 @@ test('SIGINT or SIGTERM during restore --into: the target ends untouched or comp
   assert.ok((seen.get('complete') ?? 0) > 0, 'no trial let the restore finish first');
 });
 
-test('SIGKILL during restore --into: the target is never left traced or stopped; what else it can do is counted', async () => {
+test('SIGKILL of cr in a whole dump, a restore --into, a restart: the process is never killed or changed; a stopped one is put back by cr recover', async () => {
+  const run = join(dir, 'run');
+  mkdirSync(run, { mode: 0o700 });
+  const ctx: TrialContext = { dir, env: { ...process.env, XDG_RUNTIME_DIR: run }, intoImage: RESTORE_IMAGE };
+  ctx.processImage = await processImage(ctx);
   const rng = new Rng(22);
-  const problems: string[] = [];
-  const seen = new Map<string, number>();
-  for (let i = 0; i < 4; i++) {
-    const hit = await restoreHit(SIGKILL, rng);
-    const key = hit.maskChanged ? `${hit.state} with signals left blocked` : hit.state;
-    seen.set(key, (seen.get(key) ?? 0) + 1);
-    problems.push(...hit.problems);
+  const bad: string[] = [];
+  const seen: string[] = [];
+  for (const kind of ['dump', 'into', 'restart'] as Kind[]) {
+    const timing = await calibrateKind(kind, ctx);
+    const tally = new Map<Outcome, number>();
+    for (let i = 0; i < ABANDON_TRIALS; i++) {
+      // Mostly aimed at the moments cr's code is in the target (the journal and the stop's window).
+      const r = await trial(kind, ctx, timing, rng, i, i === 0 ? 0 : 1);
+      tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
+      if (r.outcome === 'killed' || r.outcome === 'changed' || r.outcome === 'unrecovered') bad.push(`${kind} trial ${i}: ${r.outcome}: ${r.detail}`);
+    }
+    seen.push(`${kind}: ${[...tally].map(([k, n]) => `${n} ${k}`).join(', ')}`);
   }
-  assert.equal(problems, []);
-  console.log(`  SIGKILL during restore --into: ${[...seen].map(([k, n]) => `${n} ${k}`).join(', ')}`);
+  assert.equal(bad, []);
+  // Every journal was put back and removed (recover's list says so in one line).
+  const left = spawnSync(process.execPath, [CR, 'recover'], { env: ctx.env, encoding: 'utf8' });
+  assert.is(left.status, 0, left.stderr);
+  assert.is(left.stdout, 'nothing to recover: cr has no journal of any process\n');
+  console.log(`  SIGKILL of cr: ${seen.join('; ')}`);
+});
+
+test('cr recover: one line and exit 0 when there is nothing to recover, a stale journal removed, bad PIDs refused', () => {
+  const run = join(dir, 'run-recover');
+  mkdirSync(run, { mode: 0o700 });
+  const env = { ...process.env, XDG_RUNTIME_DIR: run };
+  const cr = (...args: string[]) => spawnSync(process.execPath, [CR, 'recover', ...args], { env, encoding: 'utf8' });
+  let r = cr('2147483647');
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^nothing to recover: cr has no journal of pid 2147483647 \(in .*\)\n$/);
+  // A journal whose process has ended (its start time no longer matches pid 1's): removed, not acted on.
+  const journal = { version: 1, pid: 1, tid: 1, startTime: '0', command: 'dump', cr: 1, written: '', wasStopped: false, regs: Array(27).fill('0'), mask: '0000000000000000', maps: [] };
+  writeFileSync(join(run, 'cr', '1.json'), JSON.stringify(journal), { mode: 0o600 });
+  r = cr();
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, 'pid 1: pid 1 is another process now (the one cr worked in has ended); its journal is removed\n');
+  assert.not.ok(existsSync(join(run, 'cr', '1.json')));
+  for (const arg of ['abc', '0', '-1']) {
+    r = cr(arg);
+    assert.is(r.status, 2, `${arg}: ${r.stdout}`);
+    assert.match(r.stderr, /^cr recover: [^\n]+\n$/);
+  }
 });
 
 test('SIGINT or SIGTERM during restore -- CMD: the new process ends, nothing is left behind', async () => {

@@ -3,6 +3,7 @@
 // attributes (attributes.ts). Read by injecting syscalls into the frozen process (src/inject),
 // which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
+import { Guard } from '../inject/journal.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
 import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
@@ -24,7 +25,16 @@ const SIGNALS = 64;
 const EINVAL = 22n;
 
 export function readInjected(pid: number): InjectedReads {
-  const inj = Injector.attach(pid);
+  // Journalled and held in a group stop while cr runs code in it: a cr killed meanwhile leaves it
+  // stopped for `cr recover`, never running on cr's registers (src/inject/journal.ts).
+  const guard = Guard.start(pid, pid, 'dump');
+  let inj: Injector;
+  try {
+    inj = Injector.attach(pid);
+  } catch (err) {
+    guard.close();
+    throw err;
+  }
   try {
     const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
     for (let sig = 1; sig <= SIGNALS; sig++) {
@@ -56,6 +66,10 @@ export function readInjected(pid: number): InjectedReads {
     const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
     return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid) };
   } finally {
-    inj.finish();
+    try {
+      inj.finish();
+    } finally {
+      guard.close();
+    }
   }
 }

@@ -134,16 +134,14 @@ export class BatchRunner {
   ) {}
 
   /**
-   * Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes; with
-   * `oneByOne`, only the data area, and every batch runs as injected calls.
+   * Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes.
    */
-  static prepare(inj: Injector, opts: { capacity?: number; timeoutMs?: number; oneByOne?: boolean } = {}): BatchRunner {
+  static prepare(inj: Injector, opts: { capacity?: number; timeoutMs?: number } = {}): BatchRunner {
     const capacity = opts.capacity ?? BATCH_CAPACITY;
     const timeoutMs = opts.timeoutMs ?? 5000;
     const raw = inj.scratch(2 * PAGE + capacity);
     const code = (raw + BigInt(PAGE - 1)) & ~BigInt(PAGE - 1);
     const area = code + BigInt(PAGE);
-    if (opts.oneByOne) return new BatchRunner(inj, null, area, capacity, timeoutMs);
     writeMemory(inj.pid, code, BATCH_CODE);
     // Refused for a process that may not gain executable memory (MDWE): call by call then.
     const r = inj.syscall(SYS.mprotect, code, BigInt(PAGE), BigInt(PROT_READ | PROT_EXEC));

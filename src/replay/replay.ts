@@ -147,13 +147,13 @@ class Replayer {
   constructor(
     private readonly inj: Injector,
     table: FdTable,
-    opts: ReplayOptions,
+    private readonly opts: ReplayOptions,
   ) {
     this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
     this.descs = new Map(table.descs.map((d) => [d.id, d]));
     this.fifoPipes = new Set(table.descs.flatMap((d) => (d.kind === 'fifo' ? [d.pipe] : [])));
     this.paths = pathWants(table);
-    this.runner = opts.runner ?? BatchRunner.prepare(inj, { oneByOne: opts.oneByOne });
+    this.runner = opts.runner ?? BatchRunner.prepare(inj);
     this.chunkMax = this.runner.capacity / 2;
     this.batch = this.runner.batch();
   }
@@ -189,6 +189,7 @@ class Replayer {
     const calls = this.queued;
     if (calls.length === 0) return;
     const queueing = this.opIndex;
+    this.opts.onBatch?.({ recordsAt: this.batch.dataAt + BigInt(this.batch.dataBytes), calls: calls.length, lastOp: calls[calls.length - 1]!.op });
     const t = performance.now();
     const out = this.runner.run(this.batch, { readBack: calls.some((q) => q.check) });
     this.stats.batchMs += performance.now() - t;
@@ -279,6 +280,7 @@ class Replayer {
         // Nothing after the commit runs until all before it ran and passed its checks: up to
         // here the target only gained fds at numbers it did not have, which rollback undoes.
         this.flush();
+        this.opts.onCommit?.();
         return;
       default: {
         const never: never = op;
@@ -386,17 +388,19 @@ class Replayer {
   }
 }
 
-export interface ReplayOptions {
-  /**
-   * Run each call as its own injection rather than in batches. For a live target: a cr killed
-   * in the middle of a batch leaves it to run the rest of the batch and stop itself (SIGSTOP),
-   * which nothing puts back yet; between two injected calls it is only ever left as it was.
-   * A process cr started (`-- CMD`, the restart's husk) dies with cr (PTRACE_O_EXITKILL).
-   */
-  oneByOne?: boolean;
+/** Where a replay is, for a journal (src/inject/journal.ts) that must know it if cr dies. */
+export interface ReplayHooks {
+  /** every op before the commit ran and passed its checks; nothing after it has run */
+  onCommit?: () => void;
+  /** a batch is about to run: its records' address in the target, how many, the last op it holds */
+  onBatch?: (batch: { recordsAt: bigint; calls: number; lastOp: number }) => void;
+}
+
+export interface ReplayOptions extends ReplayHooks {
   /** the batches' runner, when the caller has one in the target already (the restart's husk) */
   runner?: BatchRunner;
 }
+
 
 /**
  * Run every op of the plan in the target behind `inj`, in batches (src/inject/batch.ts). Throws

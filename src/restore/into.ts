@@ -5,10 +5,11 @@
 import { CrError } from '../errors.js';
 import { freeze, thaw, type Frozen } from '../task/freeze.js';
 import { Injector } from '../inject/injector.js';
+import { Guard } from '../inject/journal.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { Plan } from '../plan/ops.js';
 import type { PlanTarget } from '../model/restore-target.js';
-import { replay, ReplayError, rollback, type ReplayStats } from '../replay/replay.js';
+import { replay, ReplayError, rollback, type ReplayHooks, type ReplayStats } from '../replay/replay.js';
 import { readTarget, type TargetState } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import type { RestoreReport } from './report.js';
@@ -113,12 +114,33 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
     const opener = fsIdentityOf(thread);
     // Refused (exit 2) here, before the injector touches anything, when the target cannot open as the author.
     const ids = author && fsSwitchFor(author, opener, `pid ${pid}`);
-    const inj = Injector.attach(thread);
+    // Journalled and held in a group stop from here until the registers and mask are its own
+    // again: a cr killed meanwhile leaves it stopped for `cr recover` (src/inject/journal.ts).
+    const guard = Guard.start(pid, thread, 'into', { fds: before.fds, rlimit: before.rlimit });
+    let inj: Injector;
+    try {
+      inj = Injector.attach(thread);
+    } catch (err) {
+      guard.close();
+      throw err;
+    }
     lap('attach');
+    const lastOp = plan.ops.length - 1;
+    let committed = false;
+    const hooks: ReplayHooks = {
+      onCommit: () => {
+        committed = true;
+        guard.update({ committed: true, lastOp });
+      },
+      // After the commit, recover runs a batch cut short to its end: it must know which it was.
+      onBatch: (b) => {
+        if (committed) guard.update({ batchAt: b.recordsAt.toString(), batchCalls: b.calls, batchEndsAt: b.lastOp });
+      },
+    };
     let stats: ReplayStats | CrError;
     try {
-      // Call by call: a live target must never be left stopped by a cr killed mid-batch.
-      stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan, { oneByOne: true }));
+      stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan, hooks), (saved) => guard.update({ fsIds: saved }));
+      guard.update({ replayed: true });
     } catch (err) {
       stats = afterFailure(err, inj, before);
     }
@@ -126,6 +148,11 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
       inj.finish();
     } catch (err) {
       if (!(stats instanceof CrError)) stats = new CrError(`the fd table is restored, but putting pid ${pid}'s registers and signal mask back failed: ${(err as Error).message}`);
+    }
+    try {
+      guard.close();
+    } catch (err) {
+      stats = new CrError(stats instanceof CrError ? `${stats.message}; and ${(err as Error).message}` : (err as Error).message);
     }
     if (stats instanceof CrError) throw stats;
     lap('replay');

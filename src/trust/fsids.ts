@@ -112,12 +112,14 @@ function setFsId(r: SyscallRunner, nr: number, name: string, id: number): void {
  * need CAP_SETGID, which a change of fs uid leaves alone). Returns what putBack needs; `opener`
  * is the thread's identity as read before.
  */
-export function becomeAuthor(r: SyscallRunner, ids: FsIds, opener: FsIdentity): SavedFsIds {
+export function becomeAuthor(r: SyscallRunner, ids: FsIds, opener: FsIdentity, onSaved?: (saved: SavedFsIds) => void): SavedFsIds {
   const word = r.put(Buffer.alloc(4));
   const dumpable = Number(r.syscall(SYS.prctl, PR_GET_DUMPABLE, 0n, 0n, 0n, 0n));
   const got = r.syscall(SYS.prctl, PR_GET_PDEATHSIG, word, 0n, 0n, 0n);
   if (got !== 0n || dumpable < 0) fail(r, 'prctl(PR_GET_DUMPABLE/PR_GET_PDEATHSIG)', got);
   const saved: SavedFsIds = { fsuid: opener.fsuid, fsgid: opener.fsgid, groups: opener.groups, dumpable, pdeathSignal: r.read(word, 4).readInt32LE(0) };
+  // Known before the first change: a journal keeps it for `cr recover` (src/inject/journal.ts).
+  onSaved?.(saved);
   try {
     setGroups(r, ids.groups);
     setFsId(r, SYS.setfsgid, 'setfsgid', ids.fsgid);
@@ -155,9 +157,9 @@ export function putBack(r: SyscallRunner, saved: SavedFsIds): void {
  * put back afterwards whether fn threw or not. A failure to put them back is an error of its own,
  * reported even when fn failed first.
  */
-export function asAuthor<T>(r: SyscallRunner, ids: FsIds | null, opener: FsIdentity, fn: () => T): T {
+export function asAuthor<T>(r: SyscallRunner, ids: FsIds | null, opener: FsIdentity, fn: () => T, onSaved?: (saved: SavedFsIds) => void): T {
   if (ids === null) return fn();
-  const saved = becomeAuthor(r, ids, opener);
+  const saved = becomeAuthor(r, ids, opener, onSaved);
   let result: T;
   try {
     result = fn();
