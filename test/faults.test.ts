@@ -32,7 +32,7 @@ const dir = mkdtempSync(join(tmpdir(), 'cr-faults-'));
 const TRIALS_PER_HOLDER = 25;
 const RUN_BOUND_MS = 30_000;
 /** SIGKILL trials of each of dump, --into and restart (bench/abandon.bench.ts runs hundreds). */
-const ABANDON_TRIALS = 3;
+const ABANDON_TRIALS = 2;
 
 interface CrEnd {
   code: number | null;
@@ -320,11 +320,12 @@ test('SIGKILL of cr in a whole dump, a restore --into, a restart: the process is
   const bad: string[] = [];
   const seen: string[] = [];
   for (const kind of ['dump', 'into', 'restart'] as Kind[]) {
-    const timing = await calibrateKind(kind, ctx);
+    // Dump and --into are aimed at the moments cr's code is in the target (the window the journal
+    // and the stop are for), which needs no measured run; a restart at any moment of one.
+    const timing = kind === 'restart' ? await calibrateKind(kind, ctx) : { totalMs: 0, tracedFromMs: 0, tracedMs: 0 };
     const tally = new Map<Outcome, number>();
     for (let i = 0; i < ABANDON_TRIALS; i++) {
-      // Mostly aimed at the moments cr's code is in the target (the journal and the stop's window).
-      const r = await trial(kind, ctx, timing, rng, i, i === 0 ? 0 : 1);
+      const r = await trial(kind, ctx, timing, rng, i, 1);
       tally.set(r.outcome, (tally.get(r.outcome) ?? 0) + 1);
       if (r.outcome === 'killed' || r.outcome === 'changed' || r.outcome === 'unrecovered') bad.push(`${kind} trial ${i}: ${r.outcome}: ${r.detail}`);
     }

@@ -209,7 +209,8 @@ function argsFor(kind: Kind, ctx: TrialContext, pid: number, i: number): string[
     case 'into':
       return ['restore', ctx.intoImage, '--into', String(pid)];
     case 'restart':
-      return ['restore', ctx.processImage!];
+      // --detach: cr exits once the process runs (else it would wait for it, as a supervisor).
+      return ['restore', ctx.processImage!, '--detach'];
     default: {
       const never: never = kind;
       throw new Error(`unknown kind ${String(never)}`);
@@ -244,7 +245,7 @@ export async function calibrate(kind: Kind, ctx: TrialContext): Promise<Timing> 
     const end = await cr.end;
     if (end.code !== 0) throw new Error(`calibration ${kind}: cr ended ${end.code ?? end.signal}: ${end.stderr}`);
     const totalMs = performance.now() - t0;
-    if (kind === 'restart') killRestarted(end.stdout);
+    if (kind === 'restart') killRestarted(end.stdout + end.stderr);
     return first ? { totalMs, tracedFromMs: first - t0, tracedMs: last - first } : { totalMs, tracedFromMs: 0, tracedMs: totalMs };
   } finally {
     target?.end();
@@ -252,8 +253,8 @@ export async function calibrate(kind: Kind, ctx: TrialContext): Promise<Timing> 
 }
 
 /** The pid a restart printed, killed (and the check it passes first is not wanted here). */
-function killRestarted(stdout: string): void {
-  const pid = Number(/pid (\d+)/.exec(stdout)?.[1] ?? 0);
+function killRestarted(said: string): void {
+  const pid = Number(/restarted as pid (\d+)/.exec(said)?.[1] ?? 0);
   if (pid > 0) signalQuietly(pid, SIGKILL);
 }
 
@@ -355,7 +356,7 @@ async function restartTrial(ctx: TrialContext, timing: Timing, rng: Rng, i: numb
   const end = await cr.end;
   const how = end.code === 0 ? 'cr finished' : `cr ${end.signal ?? `exit ${end.code}: ${end.stderr.trim()}`}`;
   await sleep(20);
-  const printed = Number(/pid (\d+)/.exec(end.stdout)?.[1] ?? 0);
+  const printed = Number(/restarted as pid (\d+)/.exec(end.stdout + end.stderr)?.[1] ?? 0);
   const left = [...new Set([...withMark(program, envMark), ...(printed ? [printed] : [])])].filter(isAlive);
   if (left.length === 0) return { outcome: end.code === 0 ? 'killed' : 'untouched', detail: `${how}; no process left` };
   try {
