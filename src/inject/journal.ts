@@ -136,6 +136,8 @@ const isAlive = (pid: number): boolean => {
   }
 };
 
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 const pathOf = (dir: string, pid: number): string => join(dir, `${pid}.json`);
 
 /** Write a journal whole: a private temporary file renamed over the old one. */
@@ -213,7 +215,7 @@ function stopGroup(pid: number, tid: number, mask: Buffer, timeoutMs: number): n
   cont(tid, 0);
   for (;;) {
     const stop = waitStop(tid, timeoutMs);
-    if (stop.kind !== 'stopped') throw new CrError(`pid ${pid} ${stop.kind} while cr was stopping it`);
+    if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} while cr was stopping it`);
     if (stop.event === PTRACE_EVENT_STOP && inGroupStop(tid)) break;
     if (stop.event === 0 && stop.signal === SIGSTOP && getSiginfo(tid).code === SI_TKILL) {
       cont(tid, SIGSTOP);
@@ -245,7 +247,7 @@ export function endGroupStop(pid: number, tid: number, deferred: number[], timeo
   cont(tid, 0);
   for (;;) {
     const stop = waitStop(tid, timeoutMs);
-    if (stop.kind !== 'stopped') throw new CrError(`pid ${pid} ${stop.kind} while cr was letting it go`);
+    if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} while cr was letting it go`);
     if (stop.event === PTRACE_EVENT_STOP && taken) return;
     if (stop.event === 0) {
       const info = getSiginfo(tid);
@@ -347,6 +349,9 @@ export class Guard {
     try {
       this.end();
     } catch (err) {
+      // A process being killed fails ptrace (ESRCH) a moment before /proc shows it dead.
+      const deadline = Date.now() + 1000;
+      while (isAlive(this.record.pid) && Date.now() < deadline) Atomics.wait(PAUSE, 0, 0, 5);
       if (!isAlive(this.record.pid)) {
         removeJournal(this.record.pid, this.dir);
         return;
