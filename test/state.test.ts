@@ -133,6 +133,44 @@ test('a lock another process holds at restart fails the restart in one line; the
   }
 });
 
+test('shared anonymous memory (an object mapped twice, /dev/zero, a page only the object holds): new pid', () => selfCheck('state-shmem', 'new pid'));
+
+test('shared anonymous memory: --same-pid', () => selfCheck('state-shmem', 'same pid'));
+
+unprivilegedTest('shared anonymous memory: dumped and restarted by cr as uid 65534', () => selfCheck('state-shmem', 'as nobody'));
+
+test('shared anonymous memory another process maps too is refused in one line naming it', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const ready = join(dir, 'ready');
+  // The child, which shares the mapping with its parent, says its pid and dies with the parent.
+  const src = `import ctypes, mmap, os, sys, time
+m = mmap.mmap(-1, 4096)
+if os.fork() == 0:
+    ctypes.CDLL(None).prctl(1, 9)
+    open(sys.argv[1], 'w').write(str(os.getpid()))
+time.sleep(60)
+`;
+  const parent = spawn([existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', '-c', src, ready], { fds: [] });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (text(ready) === '' && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    const child = Number(text(ready));
+    assert.ok(child > 0);
+    let message = '';
+    try {
+      checkpointProcess(child, join(dir, 'image'));
+    } catch (err) {
+      assert.instance(err, CrError);
+      message = (err as Error).message;
+    }
+    assert.match(message, new RegExp(`^mapping [0-9a-f]+-[0-9a-f]+ /dev/zero \\(deleted\\): shared anonymous memory shared with pid ${parent}, which cr cannot carry over$`));
+    assert.not.ok(existsSync(join(dir, 'image')));
+  } finally {
+    ensureReaped(parent);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, capabilities its uid does not give', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];

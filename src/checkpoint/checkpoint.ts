@@ -96,7 +96,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const xbuf = Buffer.alloc(XSTATE_MAX);
     const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
     const blocked = getSigmask(pid);
-    const injected = readInjected(pid);
+    const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
+    const injected = readInjected(pid, shared);
     // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
     if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
     const pending = [
@@ -130,7 +131,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     lap('state');
     writer.head(head);
     writer.fds(fdImage);
-    const stats = savePages(pid, mappings, policies, writer, guardsKnown);
+    const stats = savePages(pid, mappings, policies, writer, guardsKnown, injected.resident);
     lap('pages');
     const bytes = writer.commit();
     lap('write');

@@ -1,6 +1,7 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
 // break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
-// attributes (attributes.ts). Read by injecting syscalls into the frozen process (src/inject),
+// attributes (attributes.ts), and which pages of its shared anonymous memory are in memory
+// (mincore, for the page copy). Read by injecting syscalls into the frozen process (src/inject),
 // which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
 import { Guard } from '../inject/journal.js';
@@ -19,12 +20,15 @@ export interface InjectedReads {
   itimers: Itimer[];
   noNewPrivs: boolean;
   attributes: ReadAttributes;
+  /** mincore's vector of each range asked for, by the index given */
+  resident: Map<number, Buffer>;
 }
 
 const SIGNALS = 64;
 const EINVAL = 22n;
 
-export function readInjected(pid: number): InjectedReads {
+/** `residentOf`: address ranges (by mapping index) whose pages in memory mincore should tell. */
+export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map()): InjectedReads {
   // Journalled and held in a group stop while cr runs code in it: a cr killed meanwhile leaves it
   // stopped for `cr recover`, never running on cr's registers (src/inject/journal.ts).
   const guard = Guard.start(pid, pid, 'dump');
@@ -36,6 +40,13 @@ export function readInjected(pid: number): InjectedReads {
     throw err;
   }
   try {
+    const resident = new Map<number, Buffer>();
+    for (const [index, r] of residentOf) {
+      const pages = (r.end - r.start) / 4096;
+      const vec = inj.scratch(pages);
+      inj.call('mincore', SYS.mincore, BigInt(r.start), BigInt(r.end - r.start), vec);
+      resident.set(index, inj.read(vec, pages));
+    }
     const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
     for (let sig = 1; sig <= SIGNALS; sig++) {
       inj.call('rt_sigaction', SYS.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
@@ -64,7 +75,7 @@ export function readInjected(pid: number): InjectedReads {
       return { intervalUs: us(0), valueUs: us(16) };
     });
     const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
-    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid) };
+    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid), resident };
   } finally {
     try {
       inj.finish();

@@ -1,8 +1,8 @@
 // A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
-// classified into what restart can recreate (anonymous memory, private or shared file
-// mappings that still name their file, private mappings of files that do not (saved whole),
-// the vdso and its data pages). Anything else is refused with a one-line reason.
-import { readFileSync, statSync } from 'node:fs';
+// classified into what restart can recreate (anonymous memory, shared anonymous memory no other
+// process maps, private or shared file mappings that still name their file, private mappings of
+// files that do not (saved whole), the vdso and its data pages). Anything else is refused with a one-line reason.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind } from '../image/process-head.js';
 import { printable } from '../printable.js';
@@ -36,7 +36,7 @@ export interface Classified {
  * Which pages of a mapping the image carries: none (the file has them, the kernel makes them, or
  * the mapping has nothing in memory or swap: a reservation), those the process changed, or all.
  */
-export type PagePolicy = 'none' | 'changed' | 'all';
+export type PagePolicy = 'none' | 'changed' | 'all' | 'resident';
 
 /** How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the rest. */
 export function classify(r: RawMapping): Classified | null {
@@ -45,7 +45,7 @@ export function classify(r: RawMapping): Classified | null {
   };
   const shared = r.perms[3] === 's';
   // Guard regions are not in smaps: guards.ts finds them.
-  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, vmflags: r.vmflags, guards: [] };
+  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, shm: null, vmflags: r.vmflags, guards: [] };
   const keep = (mapping: Mapping): Classified => ({ mapping, whole: false });
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
@@ -56,10 +56,11 @@ export function classify(r: RawMapping): Classified | null {
     const why = vmflagRefusal(code) ?? (KERNEL_ONLY.includes(code) ? `VmFlags "${code}" (the kernel's own mappings have it) is not supported` : null);
     if (why) refuse(why);
   }
-  // Shared anonymous memory lives in a shmem inode the kernel names /dev/zero (deleted).
-  if (shared && (r.name === '/dev/zero (deleted)' || r.name.startsWith('[anon_shmem:') || r.ino === 0)) {
-    refuse('shared anonymous memory (it may be shared with another process) is not supported');
-  }
+  // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a MAP_SHARED mapping of /dev/zero)
+  // lives in a shmem inode the kernel names /dev/zero (deleted); its inode tells which mappings
+  // share it (numbered by readMappings). Named with PR_SET_VMA it is [anon_shmem:NAME].
+  if (shared && r.name === '/dev/zero (deleted)') return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset } });
+  if (shared && (r.name.startsWith('[anon_shmem:') || r.ino === 0)) refuse('named shared anonymous memory is not supported');
   if (r.ino === 0) {
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
       return keep({ ...base, kind: 'anon', name: r.name });
@@ -85,10 +86,42 @@ export function classify(r: RawMapping): Classified | null {
   return keep({ ...base, kind: shared ? 'shared-file' : 'file', file });
 }
 
+/**
+ * The shared anonymous objects of pid that another process maps too (a parent and the workers it
+ * forked, say): restarted alone, the process would share nothing with them any more. Only the
+ * processes cr may read the maps of are seen (docs/state.md).
+ */
+function sharedElsewhere(pid: number, raw: RawMapping[]): string[] {
+  const ours = new Map<string, RawMapping>();
+  for (const r of raw) if (r.perms[3] === 's' && r.name === '/dev/zero (deleted)') ours.set(`${r.dev}:${r.ino}`, r);
+  if (ours.size === 0) return [];
+  const found = new Map<string, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
+    let maps: string;
+    try {
+      maps = readFileSync(`/proc/${entry}/maps`, 'latin1');
+    } catch {
+      continue; // gone, or not cr's to read
+    }
+    if (!maps.includes('/dev/zero (deleted)')) continue;
+    for (const r of parseSmaps(maps)) {
+      const key = `${r.dev}:${r.ino}`;
+      if (r.name === '/dev/zero (deleted)' && ours.has(key)) found.set(key, [...new Set([...(found.get(key) ?? []), Number(entry)])]);
+    }
+  }
+  return [...found].map(([key, pids]) => {
+    const r = ours.get(key)!;
+    return `mapping ${range(r)} /dev/zero (deleted): shared anonymous memory shared with ${pids.map((p) => `pid ${p}`).join(', ')}, which cr cannot carry over`;
+  });
+}
+
 /** Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists them all. */
 export function unsupportedMappings(pid: number): string[] {
   const reasons: string[] = [];
-  for (const r of parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'))) {
+  const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+  reasons.push(...sharedElsewhere(pid, raw));
+  for (const r of raw) {
     try {
       classify(r);
     } catch (err) {
@@ -103,14 +136,24 @@ export function readMappings(pid: number): { mappings: Mapping[]; policies: Page
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
+  const objects = new Map<number, number>();
   for (const r of raw) {
     const c = classify(r);
     if (!c) continue;
-    mappings.push(c.mapping);
     const kind = c.mapping.kind;
+    if (c.mapping.shm) {
+      // Objects numbered in the order met: the image keeps no inode numbers.
+      if (!objects.has(c.mapping.shm.object)) objects.set(c.mapping.shm.object, objects.size);
+      c.mapping.shm.object = objects.get(c.mapping.shm.object)!;
+    }
+    mappings.push(c.mapping);
     // Rss 0 and Swap 0: no page to look for (a 64 GiB PROT_NONE reservation costs nothing).
     const empty = r.rssKb === 0 && r.swapKb === 0;
-    policies.push(c.whole ? 'all' : (kind === 'anon' || kind === 'file') && !empty ? 'changed' : 'none');
+    // A shared object may hold pages no mapping has in its page tables (dropped there with
+    // MADV_DONTNEED, say): what is resident comes from mincore, and with any swapped out (smaps
+    // counts the object's swap) every page is read.
+    if (kind === 'shared-anon') policies.push(r.swapKb > 0 ? 'all' : 'resident');
+    else policies.push(c.whole ? 'all' : (kind === 'anon' || kind === 'file') && !empty ? 'changed' : 'none');
   }
   return { mappings, policies };
 }

@@ -2,7 +2,8 @@
 // exist, /proc/PID/mem reads them (whatever their protection), and each run goes to the image
 // writer before the next is read. Saved: anonymous pages the process has (never-touched ones
 // read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
-// of private file mappings that were copied on write. Unchanged file pages are re-mapped from the
+// of private file mappings that were copied on write, and the pages of shared anonymous memory the
+// object holds (mincore says which, whatever the page tables show). Unchanged file pages are re-mapped from the
 // file at restart and not saved. Guard regions (guards.ts) are never read: reading one fails
 // with EIO, and restart installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -33,7 +34,7 @@ export interface PageStats {
 function mustSave(kind: Mapping['kind'], high: number): boolean {
   if (high & SWAPPED) return true; // only anonymous pages (copies included) go to swap
   if (!(high & PRESENT)) return false;
-  return kind === 'anon' || !(high & FILE_PAGE);
+  return kind === 'anon' || kind === 'shared-anon' || !(high & FILE_PAGE);
 }
 
 const hex = (n: number): string => n.toString(16);
@@ -43,7 +44,15 @@ const hex = (n: number): string => n.toString(16);
  * `guardsKnown` is false on a kernel that cannot report guard regions: a page that cannot be read
  * may then be one. Returns what was saved.
  */
-export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy[], writer: ProcessImageWriter, guardsKnown: boolean): PageStats {
+export function savePages(
+  pid: number,
+  mappings: Mapping[],
+  policies: PagePolicy[],
+  writer: ProcessImageWriter,
+  guardsKnown: boolean,
+  /** per mapping of policy 'resident', mincore's vector: a page of the shared object in memory */
+  resident: Map<number, Buffer> = new Map(),
+): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
@@ -60,12 +69,12 @@ export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy
         const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
         throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${printable(m.name) || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
       }
-      if (m.kind !== 'anon') {
+      if (m.kind !== 'anon' && m.kind !== 'shared-anon') {
         writer.pages(index, addr, data.subarray(0, len));
         stats.saved += pages;
         return;
       }
-      // A zero page of anonymous memory is what restart gets for free.
+      // A zero page of anonymous memory, shared or not, is what restart gets for free.
       let from = -1;
       for (let p = 0; p <= pages; p++) {
         const zero = p < pages && data.compare(ZERO, 0, PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE) === 0;
@@ -94,7 +103,8 @@ export function savePages(pid: number, mappings: Mapping[], policies: PagePolicy
           const page = addr + i * PAGE_SIZE;
           while (guard < m.guards.length && m.guards[guard]!.end <= page) guard++;
           const guarded = guard < m.guards.length && m.guards[guard]!.start <= page;
-          if (!guarded && (policy === 'all' || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4)))) {
+          const inObject = policy === 'resident' && ((resident.get(index)?.[(page - m.start) / PAGE_SIZE] ?? 0) & 1) === 1;
+          if (!guarded && (policy === 'all' || inObject || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4)))) {
             if (runStart < 0) runStart = page;
             runPages++;
             if (runPages === RUN_PAGES) {

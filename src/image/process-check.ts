@@ -59,6 +59,8 @@ function checkMappings(mappings: Mapping[], bad: Bad): void {
       seen.add(m.kind);
     }
     if (m.file) path(m.file.path, `${where}.file.path`, bad);
+    // The object is made as large as its furthest mapping reaches: no larger than memory can be.
+    if (m.shm) userAddress(m.shm.offset + (m.end - m.start), `${where}.shm (offset + size)`, bad);
   });
 }
 

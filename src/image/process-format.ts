@@ -18,11 +18,11 @@ import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 4: the head carries the file locks. 3: the process's attributes (prctl state, oom_score_adj,
- * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
- * refused like any other.
+ * 5: mappings of shared anonymous memory (shm). 4: the head carries the file locks. 3: the
+ * process's attributes (prctl state, oom_score_adj, scheduling, ...) and its cgroups. 2: mappings
+ * carry their guard regions. An older image is refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 4;
+export const PROCESS_FORMAT_VERSION = 5;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -211,7 +211,7 @@ export class ProcessImage {
       const data = body.subarray(PAGES_HEADER);
       const m = this.head.mappings[mapping];
       if (!m) this.bad(`a page run names mapping ${mapping}, which the head does not have`);
-      if (m.kind !== 'anon' && m.kind !== 'file') this.bad(`a page run for a ${m.kind} mapping`);
+      if (m.kind !== 'anon' && m.kind !== 'file' && m.kind !== 'shared-anon') this.bad(`a page run for a ${m.kind} mapping`);
       if (data.length % PAGE_SIZE !== 0 || addr % PAGE_SIZE !== 0 || addr < m.start || addr + data.length > m.end) {
         this.bad(`a page run at 0x${addr.toString(16)} (${data.length} bytes) outside its mapping`);
       }
@@ -314,12 +314,12 @@ function list<T>(v: unknown, where: string, bad: Bad, item: (x: unknown, where: 
   return (v as unknown[]).map((x, i) => item(x, `${where}[${i}]`));
 }
 
-const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'vdso', 'vvar', 'vvar_vclock'];
+const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'vdso', 'vvar', 'vvar_vclock'];
 export const REGS_BYTES = REG_NAMES.length * 8;
 export const SIGACTION_BYTES = 32;
 
 function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
-  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'vmflags', 'guards'], where, bad);
+  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'shm', 'vmflags', 'guards'], where, bad);
   const start = uint(m.start, `${where}.start`, bad);
   const end = uint(m.end, `${where}.end`, bad);
   if (start % PAGE_SIZE || end % PAGE_SIZE || start >= end) bad(`${where} is not a page-aligned range`);
@@ -345,6 +345,13 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     if (file.offset % PAGE_SIZE) bad(`${where}.file.offset is not page-aligned`);
   }
   if ((kind === 'file' || kind === 'shared-file') !== (file !== null)) bad(`${where}: a ${kind} mapping ${file ? 'with' : 'without'} a file`);
+  let shm: Mapping['shm'] = null;
+  if (m.shm !== null) {
+    const o = fields(m.shm, ['object', 'offset'], `${where}.shm`, bad);
+    shm = { object: uint(o.object, `${where}.shm.object`, bad), offset: uint(o.offset, `${where}.shm.offset`, bad) };
+    if (shm.offset % PAGE_SIZE) bad(`${where}.shm.offset is not page-aligned`);
+  }
+  if ((kind === 'shared-anon') !== (shm !== null)) bad(`${where}: a ${kind} mapping ${shm ? 'with' : 'without'} a shared object`);
   const vmflags = list(m.vmflags, `${where}.vmflags`, bad, (x, w) => {
     const s = str(x, w, bad);
     if (!/^[a-z0-9]{2}$/.test(s)) bad(`${w} is not a VmFlags code`);
@@ -361,7 +368,7 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     return range;
   });
   if (guards.length > 0 && !GUARDED_KINDS.includes(kind)) bad(`${where}: a ${kind} mapping with guard regions`);
-  return { start, end, prot, kind, name, file, vmflags, guards };
+  return { start, end, prot, kind, name, file, shm, vmflags, guards };
 }
 
 const MM_KEYS: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];

@@ -12,6 +12,11 @@ export type MappingKind =
   | 'file'
   /** a shared file mapping: re-mapped from the file, which holds its contents */
   | 'shared-file'
+  /**
+   * shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, /dev/zero): one object per `shm.object`,
+   * made again once and mapped at each of its mappings' places; pages in the image
+   */
+  | 'shared-anon'
   /** kernel-provided: moved into place from the restarted process's own, never written */
   | 'vdso'
   | 'vvar'
@@ -35,7 +40,7 @@ export interface AddressRange {
 }
 
 /** Kinds whose pages can hold guard regions (the kernel refuses MADV_GUARD_INSTALL on the vdso pages). */
-export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file'];
+export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon'];
 
 export interface Mapping {
   start: number;
@@ -46,6 +51,12 @@ export interface Mapping {
   /** the name /proc shows: '[stack]', '[heap]', '[anon:NAME]', '[vdso]', ...; '' for none */
   name: string;
   file: MappedFile | null;
+  /**
+   * For a shared-anon mapping: which shared object of the process it maps (numbered from 0 in
+   * the order the mappings first meet them) and at what offset in it; mappings of one object
+   * share their pages, after the restart as before.
+   */
+  shm: { object: number; offset: number } | null;
   /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
   vmflags: string[];
   /**

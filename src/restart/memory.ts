@@ -2,7 +2,8 @@
 // but its syscall area and the kernel's vdso pages; those ([vvar], [vvar_vclock], [vdso]) are
 // moved with mremap to the addresses the image has them at (the kernel keeps its vdso bookkeeping
 // right through mremap, and the three keep the layout the vdso code expects); then every image
-// mapping is mapped again (anonymous, or from its file) and the saved pages written in through
+// mapping is mapped again (anonymous, from its file, or as an alias of its shared anonymous object,
+// made once per object) and the saved pages written in through
 // /proc/PID/mem, which writes whatever the protection, copying file pages on write as a store
 // by the process would. Guard regions are installed again once the pages are in.
 import { createHash } from 'node:crypto';
@@ -12,13 +13,13 @@ import { printable } from '../printable.js';
 import { PAGE_SIZE, type PageRun } from '../image/process-format.js';
 import type { Mapping, MappingKind } from '../image/process-head.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
-import type { StagedData } from '../inject/batch.js';
+import type { CallQueue, StagedData } from '../inject/batch.js';
 import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject/opened.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
-  MADV_GUARD_INSTALL, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
+  MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
 } from '../inject/syscalls.js';
 
@@ -163,7 +164,7 @@ interface MapFile {
  * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
  * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
-export function mapAll(husk: Husk, image: Mapping[]): void {
+export function mapAll(husk: Husk, image: Mapping[]): SharedObjects {
   const files = new Map<string, MapFile>();
   const taken = new Set(listFds(husk.pid));
   let next = 0;
@@ -177,12 +178,27 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
     files.set(key, { first: m, write, fd: next++ });
   }
   const opened: MapFile[] = [];
+  const objects = sharedObjects(husk, image);
   try {
     openAll(husk, [...files.values()], opened);
     const q = husk.queue();
+    // Each shared anonymous object made once, read-write, somewhere free; every mapping of it is
+    // then an alias made by mremap with old size 0 (a new mapping of the same pages) at its offset.
+    for (const o of objects.values()) {
+      q.add('mmap', SYS.mmap, [BigInt(o.at), BigInt(o.size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], BigInt(o.at));
+    }
     for (const m of image) {
       if (SPECIALS.includes(m.kind)) continue;
       const len = BigInt(m.end - m.start);
+      if (m.shm) {
+        const from = BigInt(objects.get(m.shm.object)!.at + m.shm.offset);
+        const at = BigInt(m.start);
+        // MREMAP_FIXED replaces what is there: nothing, as the image's mappings do not overlap.
+        q.add('mremap', SYS.mremap, [from, 0n, len, BigInt(MREMAP_MAYMOVE | MREMAP_FIXED), at], at);
+        if (m.prot !== (PROT_READ | PROT_WRITE)) q.add('mprotect', SYS.mprotect, [at, len, BigInt(m.prot)], 0n);
+        addAdvice(q, m, at, len);
+        continue;
+      }
       let flags = MAP_FIXED_NOREPLACE | (m.vmflags.includes('nr') ? MAP_NORESERVE : 0);
       let fd = -1n;
       let offset = 0n;
@@ -198,20 +214,50 @@ export function mapAll(husk: Husk, image: Mapping[]): void {
       q.add('mmap', SYS.mmap, [at, len, BigInt(m.prot), BigInt(flags), fd, offset], at, (r) =>
         isErrno(r) ? husk.failure(`mmap(0x${m.start.toString(16)}, ${len})`, r) : new Error(`mmap at 0x${m.start.toString(16)} landed at 0x${r.toString(16)}`),
       );
-      for (const [flag, advice] of Object.entries(ADVICE)) {
-        if (m.vmflags.includes(flag)) q.add('madvise', SYS.madvise, [at, len, BigInt(advice)], 0n);
-      }
-      if (m.name.startsWith('[anon:')) {
-        const name = q.put(m.name.slice(6, -1));
-        q.add('prctl(PR_SET_VMA)', SYS.prctl, [BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), at, len, name], 0n);
-      }
+      addAdvice(q, m, at, len);
     }
     q.run();
+    return objects;
   } finally {
     const q = husk.queue();
     for (const f of opened) q.add('close', SYS.close, [BigInt(f.fd)], 0n);
     q.run();
   }
+}
+
+/** The madvise flags and the name of mapping m, queued. */
+function addAdvice(q: CallQueue, m: Mapping, at: bigint, len: bigint): void {
+  for (const [flag, advice] of Object.entries(ADVICE)) {
+    if (m.vmflags.includes(flag)) q.add('madvise', SYS.madvise, [at, len, BigInt(advice)], 0n);
+  }
+  if (m.name.startsWith('[anon:')) {
+    const name = q.put(m.name.slice(6, -1));
+    q.add('prctl(PR_SET_VMA)', SYS.prctl, [BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), at, len, name], 0n);
+  }
+}
+
+/**
+ * The shared anonymous objects of the image, by number: each as large as its furthest mapping
+ * reaches, first mapped read-write where nothing of the image is (clear of the area and of each
+ * other). The pages are written through that first mapping (an alias may be read-only, and
+ * /proc/PID/mem writes a read-only mapping only when it is private), which then goes (dropObjects).
+ */
+export type SharedObjects = Map<number, { size: number; at: number }>;
+
+function sharedObjects(husk: Husk, image: Mapping[]): SharedObjects {
+  const objects = new Map<number, { size: number; at: number }>();
+  for (const m of image) {
+    if (!m.shm) continue;
+    const o = objects.get(m.shm.object) ?? { size: 0, at: 0 };
+    o.size = Math.max(o.size, m.shm.offset + (m.end - m.start));
+    objects.set(m.shm.object, o);
+  }
+  const taken: Range[] = [...image, { start: Number(husk.area), end: Number(husk.area) + AREA_BYTES }];
+  for (const o of objects.values()) {
+    o.at = freeRange(o.size, taken);
+    taken.push({ start: o.at, end: o.at + o.size });
+  }
+  return objects;
 }
 
 /**
@@ -259,19 +305,29 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
 }
 
 /** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
-export function writePages(pid: number, runs: Iterable<PageRun>): number {
+export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects): number {
   const mem = openSync(`/proc/${pid}/mem`, 'r+');
   let pages = 0;
   try {
     for (const run of runs) {
+      const m = image[run.mapping]!;
+      // A page of shared anonymous memory goes into its object, through the object's first mapping.
+      const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
       let done = 0;
-      while (done < run.data.length) done += writeSync(mem, run.data, done, run.data.length - done, run.addr + done);
+      while (done < run.data.length) done += writeSync(mem, run.data, done, run.data.length - done, addr + done);
       pages += run.data.length / PAGE_SIZE;
     }
   } finally {
     closeSync(mem);
   }
   return pages;
+}
+
+/** Unmap each shared object's first mapping: the objects live on in their aliases. */
+export function dropObjects(husk: Husk, objects: SharedObjects): void {
+  const q = husk.queue();
+  for (const o of objects.values()) q.add('munmap', SYS.munmap, [BigInt(o.at), BigInt(o.size)], 0n);
+  q.run();
 }
 
 /**
