@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { reap, spawn } from '../bridge/spawn.js';
+import { readImage } from '../src/image/format.js';
 import { cr, CR, ROOT } from './helpers/cli.js';
 import { assertRunning, spawnFixture, waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
@@ -321,8 +322,11 @@ test('a multi-threaded process is refused at dump with one line, and left runnin
     assert.is(r.stderr, `cr dump: process ${pid} has 4 threads: cr checkpoints single-threaded processes only\n`);
     assert.not.ok(existsSync(image));
     assertRunning(pid);
+    // The fd table alone is no problem: every thread is frozen while it is read.
     const fds = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', image]);
     assert.is(fds.code, 0, fds.stderr);
+    assert.ok([3, 5].every((fd) => readImage(image).table.fds.some((f) => f.fd === fd)), 'the pipes the threads hold, at fds 3 and 5');
+    assertRunning(pid);
   } finally {
     ensureReaped(pid);
     rmSync(dir, { recursive: true, force: true });

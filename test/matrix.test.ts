@@ -90,10 +90,11 @@ function layouts(dir: string): Layout[] {
     L('reopened ends', lim(1024), [{ id: 0, data: text('reopened') }, { id: 1, data: text('only reopens left') }],
       [end(0, 0, 'r'), { id: 1, kind: 'reopen', pipe: 0, access: 'rw', flags: 0 }, { id: 2, kind: 'reopen', pipe: 0, access: 'w', flags: O_NONBLOCK }, { id: 3, kind: 'reopen', pipe: 1, access: 'r', flags: 0 }, { id: 4, kind: 'reopen', pipe: 1, access: 'w', flags: O_APPEND }],
       [...fds(0, 3), ...fds(1, 4, 5), ...fds(2, 6), ...fds(3, 7), ...fds(4, 8)]),
-    // FIFOs: one opened O_RDWR with bytes, one opened for reading and writing separately.
-    L('fifos', lim(1024), [{ id: 0, fifo: file('rdwr.fifo'), data: text('fifo bytes') }, { id: 1, fifo: file('two.fifo'), capacity: 8192, data: bytes(3000) }],
-      [{ id: 0, kind: 'fifoend', pipe: 0, access: 'rw', flags: 0 }, { id: 1, kind: 'fifoend', pipe: 1, access: 'r', flags: O_NONBLOCK }, { id: 2, kind: 'fifoend', pipe: 1, access: 'w', flags: 0 }],
-      [...fds(0, 3, [4, true]), ...fds(1, 5), ...fds(2, 6)]),
+    // FIFOs: one opened O_RDWR with bytes, one opened for reading and writing separately, one
+    // held only for writing with bytes its gone reader left (a restore needs a reader to open it).
+    L('fifos', lim(1024), [{ id: 0, fifo: file('rdwr.fifo'), data: text('fifo bytes') }, { id: 1, fifo: file('two.fifo'), capacity: 8192, data: bytes(3000) }, { id: 2, fifo: file('w.fifo'), data: text('left for a reader') }],
+      [{ id: 0, kind: 'fifoend', pipe: 0, access: 'rw', flags: 0 }, { id: 1, kind: 'fifoend', pipe: 1, access: 'r', flags: O_NONBLOCK }, { id: 2, kind: 'fifoend', pipe: 1, access: 'w', flags: 0 }, { id: 3, kind: 'fifoend', pipe: 2, access: 'w', flags: O_NONBLOCK }],
+      [...fds(0, 3, [4, true]), ...fds(1, 5), ...fds(2, 6), ...fds(3, 7)]),
     // Files: offsets (one file through two descriptions at different offsets), O_APPEND, O_NOATIME,
 // and what only open() gives (O_SYNC, O_DSYNC).
     L('files', lim(1024), [],

@@ -579,11 +579,13 @@ test('paths that lead into /proc through symlinks are refused before any process
       assert.equal(fdLinks(rd.pid), before);
       assertRunning(rd.pid);
     });
-    // A symlink elsewhere is only a path.
+    // A symlink elsewhere is only a path: the restored fd 3 is /dev/null, where it leads.
     const file = join(dir, 'ok.json');
     writeFileSync(file, JSON.stringify(oneFile(join(dir, 'null'), 3)));
-    const r = await cr(['restore', file, '--', 'true']);
+    const out = join(dir, 'fd3');
+    const r = await cr(['restore', file, '--', '/bin/sh', '-c', `readlink /proc/$$/fd/3 > ${out}`]);
     assert.is(r.code, 0, r.stderr);
+    assert.is(readFileSync(out, 'utf8'), '/dev/null\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -608,8 +610,10 @@ unprivilegedTest('an image of one user\'s process is restored as another\'s only
     let r = await cr(['restore', nobodys, '--', 'true']);
     assert.is(r.code, 2, r.stderr);
     assert.is(r.stderr, `cr restore: the image was dumped from a process of uid ${NOBODY}, but CMD (as cr's uid) runs as uid 0; pass --allow-uid-change to restore it anyway\n`);
-    r = await cr(['restore', nobodys, '--allow-uid-change', '--', 'true']);
+    const out = join(dir, 'fd50');
+    r = await cr(['restore', nobodys, '--allow-uid-change', '--', '/bin/sh', '-c', `readlink /proc/$$/fd/50 > ${out}`]);
     assert.is(r.code, 0, r.stderr);
+    assert.is(readFileSync(out, 'utf8'), '/dev/null\n');
     // A whole process of root's restarts as cr's user when cr is not root: refused as well.
     const pid = spawn(['/bin/sleep', '60'], { fds: [] });
     const whole = join(dir, 'whole.img');
