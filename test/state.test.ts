@@ -171,6 +171,12 @@ time.sleep(60)
   }
 });
 
+test('POSIX timers (ids kept across a gap, three clocks, signal, none, thread) and setitimer, time left kept: new pid', () => selfCheck('state-timers', 'new pid'));
+
+test('POSIX timers and setitimer: --same-pid', () => selfCheck('state-timers', 'same pid'));
+
+unprivilegedTest('POSIX timers and setitimer: dumped and restarted by cr as uid 65534', () => selfCheck('state-timers', 'as nobody'));
+
 test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, capabilities its uid does not give', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];

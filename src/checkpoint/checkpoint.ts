@@ -18,6 +18,7 @@ import { captureFdTable } from './fds.js';
 import { readInjected } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
+import { readTimers } from './timers.js';
 import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
@@ -97,7 +98,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
     const blocked = getSigmask(pid);
     const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
-    const injected = readInjected(pid, shared);
+    const timerEntries = readTimers(pid).timers;
+    const injected = readInjected(pid, shared, timerEntries.map((t) => t.id));
     // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
     if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
     const pending = [
@@ -123,6 +125,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       itimers: injected.itimers,
       noNewPrivs: injected.noNewPrivs,
       attributes: injected.attributes.attributes,
+      posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
       locks: readLocks(pid).locks,
       cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
       vdsoSha256: vdsoDigest(pid, mappings),

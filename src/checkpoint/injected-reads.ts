@@ -1,6 +1,6 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
 // break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
-// attributes (attributes.ts), and which pages of its shared anonymous memory are in memory
+// attributes (attributes.ts), its POSIX timers' time left, and which pages of its shared anonymous memory are in memory
 // (mincore, for the page copy). Read by injecting syscalls into the frozen process (src/inject),
 // which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
@@ -22,13 +22,15 @@ export interface InjectedReads {
   attributes: ReadAttributes;
   /** mincore's vector of each range asked for, by the index given */
   resident: Map<number, Buffer>;
+  /** timer_gettime and timer_getoverrun of each POSIX timer asked for, in its order */
+  timers: Array<{ interval: [number, number]; left: [number, number]; overrun: number }>;
 }
 
 const SIGNALS = 64;
 const EINVAL = 22n;
 
 /** `residentOf`: address ranges (by mapping index) whose pages in memory mincore should tell. */
-export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map()): InjectedReads {
+export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map(), timerIds: number[] = []): InjectedReads {
   // Journalled and held in a group stop while cr runs code in it: a cr killed meanwhile leaves it
   // stopped for `cr recover`, never running on cr's registers (src/inject/journal.ts).
   const guard = Guard.start(pid, pid, 'dump');
@@ -47,6 +49,14 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
       inj.call('mincore', SYS.mincore, BigInt(r.start), BigInt(r.end - r.start), vec);
       resident.set(index, inj.read(vec, pages));
     }
+    const its = inj.scratch(32);
+    const timers = timerIds.map((id) => {
+      // struct itimerspec: interval then value, each { tv_sec, tv_nsec }
+      inj.call('timer_gettime', SYS.timer_gettime, BigInt(id), its);
+      const b = inj.read(its, 32);
+      const pair = (at: number): [number, number] => [Number(b.readBigInt64LE(at)), Number(b.readBigInt64LE(at + 8))];
+      return { interval: pair(0), left: pair(16), overrun: Number(inj.call('timer_getoverrun', SYS.timer_getoverrun, BigInt(id))) };
+    });
     const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
     for (let sig = 1; sig <= SIGNALS; sig++) {
       inj.call('rt_sigaction', SYS.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
@@ -75,7 +85,7 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
       return { intervalUs: us(0), valueUs: us(16) };
     });
     const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
-    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid), resident };
+    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid), resident, timers };
   } finally {
     try {
       inj.finish();

@@ -7,6 +7,7 @@
 // What only injected getters show is read and judged in attributes.ts and inside.ts.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { readLocks } from './locks.js';
+import { readTimers } from './timers.js';
 
 /** How cr treats one item: carried, not carried (docs/state.md says why), or judged by its value. */
 export type Verdict = 'carried' | 'not carried' | ((value: string, own: string, status: Map<string, string>) => string | null);
@@ -190,5 +191,5 @@ function pkeyReasons(pid: number): string[] {
 
 /** Every reason the inventory finds to refuse a frozen process, one line each. */
 export function inventoryReasons(pid: number): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...pkeyReasons(pid)];
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid)];
 }

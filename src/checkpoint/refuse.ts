@@ -1,5 +1,5 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
-// written: more than one thread, seccomp filters and POSIX timers (which cr cannot read back),
+// written: more than one thread, seccomp filters (which cr cannot read back),
 // a deleted working directory, tracing other processes (they would be left without their
 // tracer), child processes (they would lose their parent), and the mappings and fds restart
 // cannot recreate (judged by maps.ts and src/dump/kinds.ts). All of them are named at once, so
@@ -17,8 +17,6 @@ function processBlockers(pid: number): string[] {
   const threads = listThreads(pid);
   if (threads.length > 1) reasons.push(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
   if (readStatus(pid).seccomp !== 0) reasons.push(`process ${pid} runs under seccomp, whose filters cr cannot read back`);
-  const timers = readFileSync(`/proc/${pid}/timers`, 'latin1').match(/^ID: (\d+)/gm);
-  if (timers) reasons.push(`process ${pid} has ${timers.length} POSIX timer${timers.length > 1 ? 's' : ''} (timer_create), which cr cannot carry over`);
   // A working directory removed since: restart could not chdir back into it.
   if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) reasons.push(`process ${pid}'s working directory was deleted`);
   const tracees = tracedBy(pid);

@@ -8,7 +8,7 @@
 // own) are judged against the image's author in src/trust/head.ts (docs/trust.md).
 import { REG_NAMES } from '../../bridge/registers.js';
 import { printable } from '../printable.js';
-import type { Mapping, ProcessHead } from './process-head.js';
+import { TIMER_CLOCKS, type Mapping, type ProcessHead } from './process-head.js';
 
 type Bad = (what: string) => never;
 
@@ -183,6 +183,20 @@ export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
   }
   userAddress(head.tidAddress, 'head.tidAddress', bad);
   checkAttributes(head, bad);
+  let lastTimer = -1;
+  head.posixTimers.forEach((t, i) => {
+    const where = `head.posixTimers[${i}]`;
+    if (t.id <= lastTimer || t.id > 0x7fffffff) bad(`${where}.id ${t.id} is not a timer id above the one before`);
+    lastTimer = t.id;
+    if (!TIMER_CLOCKS.includes(t.clock)) bad(`${where}.clock ${t.clock} is not a clock a process makes timers of (${TIMER_CLOCKS.join(', ')})`);
+    if (t.signal < 1 || t.signal > SIGNALS) {
+      if (t.notify !== 'none') bad(`${where}.signal ${t.signal} is not 1..${SIGNALS}`);
+    }
+    if (t.signal === SIGKILL || t.signal === SIGSTOP) {
+      if (t.notify !== 'none') bad(`${where} would send ${t.signal === SIGKILL ? 'SIGKILL' : 'SIGSTOP'}, which cr does not queue to the husk`);
+    }
+    for (const [k, [sec, ns]] of [['interval', t.interval], ['left', t.left]] as const) if (ns >= 1e9 || sec > 2 ** 40) bad(`${where}.${k} is not [seconds, nanoseconds below 1e9]`);
+  });
   head.locks.forEach((l, i) => {
     const where = `head.locks[${i}]`;
     if (l.kind === 'posix' || l.kind === 'ofd') {

@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
-import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock } from './process-head.js';
+import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -18,11 +18,11 @@ import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 5: mappings of shared anonymous memory (shm). 4: the head carries the file locks. 3: the
- * process's attributes (prctl state, oom_score_adj, scheduling, ...) and its cgroups. 2: mappings
- * carry their guard regions. An older image is refused like any other.
+ * 6: the head carries the POSIX timers. 5: mappings of shared anonymous memory (shm). 4: the
+ * file locks. 3: the process's attributes (prctl state, oom_score_adj, scheduling, ...) and its
+ * cgroups. 2: mappings carry their guard regions. An older image is refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 5;
+export const PROCESS_FORMAT_VERSION = 6;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -265,6 +265,7 @@ function bool(v: unknown, where: string, bad: Bad): boolean {
 }
 
 const LOCK_KINDS: Array<FileLock['kind']> = ['flock', 'posix', 'ofd', 'lease'];
+const TIMER_NOTIFY: Array<PosixTimer['notify']> = ['signal', 'thread', 'none'];
 
 const ATTRIBUTE_KEYS: Array<keyof ProcessAttributes> = [
   'oomScoreAdj', 'pdeathsig', 'dumpable', 'keepCaps', 'timerSlackNs', 'thpDisable', 'childSubreaper', 'mceKill', 'tsc', 'mdwe', 'memoryMerge', 'cpuid',
@@ -377,7 +378,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'locks', 'cgroup', 'vdsoSha256'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256'],
     'head',
     bad,
   );
@@ -465,6 +466,25 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     itimers,
     noNewPrivs: h.noNewPrivs as boolean,
     attributes: checkAttributes(h.attributes, bad),
+    posixTimers: list(h.posixTimers, 'head.posixTimers', bad, (x, w) => {
+      const t = fields(x, ['id', 'clock', 'notify', 'signal', 'value', 'interval', 'left', 'overrun'], w, bad);
+      if (!TIMER_NOTIFY.includes(t.notify as PosixTimer['notify'])) bad(`${w}.notify ${JSON.stringify(t.notify)} is not one of ${TIMER_NOTIFY.join(', ')}`);
+      const pair = (v: unknown, k: string): [number, number] => {
+        const p = list(v, `${w}.${k}`, bad, (y, wy) => uint(y, wy, bad));
+        if (p.length !== 2) bad(`${w}.${k} is not [seconds, nanoseconds]`);
+        return [p[0]!, p[1]!];
+      };
+      return {
+        id: uint(t.id, `${w}.id`, bad),
+        clock: uint(t.clock, `${w}.clock`, bad),
+        notify: t.notify as PosixTimer['notify'],
+        signal: uint(t.signal, `${w}.signal`, bad),
+        value: bin(t.value, `${w}.value`, bad, 8),
+        interval: pair(t.interval, 'interval'),
+        left: pair(t.left, 'left'),
+        overrun: uint(t.overrun, `${w}.overrun`, bad),
+      };
+    }),
     locks: list(h.locks, 'head.locks', bad, (x, w) => {
       const l = fields(x, ['fd', 'kind', 'write', 'start', 'end'], w, bad);
       if (!LOCK_KINDS.includes(l.kind as FileLock['kind'])) bad(`${w}.kind ${JSON.stringify(l.kind)} is not one of ${LOCK_KINDS.join(', ')}`);

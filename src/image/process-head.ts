@@ -178,6 +178,29 @@ export interface FileLock {
   end: number | null;
 }
 
+/**
+ * The clocks a process can make a POSIX timer of for itself (CLOCK_REALTIME, MONOTONIC,
+ * PROCESS_CPUTIME_ID, THREAD_CPUTIME_ID, BOOTTIME, REALTIME_ALARM, BOOTTIME_ALARM, TAI).
+ */
+export const TIMER_CLOCKS: readonly number[] = [0, 1, 2, 3, 7, 8, 9, 11];
+
+/** A POSIX timer (timer_create), made again with the same id. */
+export interface PosixTimer {
+  id: number;
+  /** CLOCK_REALTIME 0, MONOTONIC 1, PROCESS_CPUTIME_ID 2, THREAD_CPUTIME_ID 3, BOOTTIME 7, REALTIME_ALARM 8, BOOTTIME_ALARM 9, TAI 11 */
+  clock: number;
+  /** a signal to the process (SIGEV_SIGNAL), to its thread (SIGEV_THREAD_ID), or none (SIGEV_NONE) */
+  notify: 'signal' | 'thread' | 'none';
+  signal: number;
+  /** sigev_value: 8 bytes */
+  value: Buffer;
+  /** [seconds, nanoseconds] of the period, and of what was left to the next expiry (0, 0: disarmed) */
+  interval: [number, number];
+  left: [number, number];
+  /** timer_getoverrun at dump time (not carried: the kernel counts overruns afresh) */
+  overrun: number;
+}
+
 /** Everything about the process but its pages and its fd table. */
 export interface ProcessHead {
   toolVersion: string;
@@ -211,6 +234,8 @@ export interface ProcessHead {
   /** PR_GET_NO_NEW_PRIVS */
   noNewPrivs: boolean;
   attributes: ProcessAttributes;
+  /** POSIX timers, by id */
+  posixTimers: PosixTimer[];
   /** file locks and leases, in fd order */
   locks: FileLock[];
   /** /proc/PID/cgroup as read: restart puts it back where it can, else says it runs in cr's */
