@@ -2,7 +2,7 @@
 // set one family of state up, check it, are dumped and restarted, and check it again, printing
 // PASS or FAIL; each is run with a new pid and with --same-pid as root, and as uid 65534 through
 // cr run as that user. And what the inventory cannot carry is refused at dump with one line.
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,14 @@ int main(void) {
   if (syscall(SYS_capget, &h, d)) return 1;
   d[0].inheritable |= 1 << CAP_NET_RAW;
   if (syscall(SYS_capset, &h, d) || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0)) return 1;
+  pause();
+}
+`;
+
+/** Changes its root directory to argv[1], then waits. */
+const CHROOT_C = `#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 2 || chroot(argv[1]) != 0) return 1;
   pause();
 }
 `;
@@ -177,7 +185,13 @@ test('POSIX timers and setitimer: --same-pid', () => selfCheck('state-timers', '
 
 unprivilegedTest('POSIX timers and setitimer: dumped and restarted by cr as uid 65534', () => selfCheck('state-timers', 'as nobody'));
 
-test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, capabilities its uid does not give', () => {
+test('one program holding a piece of every family at once: new pid', () => selfCheck('state-all', 'new pid'));
+
+test('one program holding a piece of every family at once: --same-pid', () => selfCheck('state-all', 'same pid'));
+
+unprivilegedTest('one program holding a piece of every family at once: dumped and restarted by cr as uid 65534', () => selfCheck('state-all', 'as nobody'));
+
+test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, another root directory, capabilities its uid does not give', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];
   const refusal = (argv: string[]): string => {
@@ -197,6 +211,9 @@ test('the inventory refuses at dump, in one line each, what cr does not carry: a
   };
   try {
     assert.match(refusal(['unshare', '--uts', 'sleep', '60']), /^process \d+ is in uts namespace other than cr's, which cr does not carry$/);
+    const jail = join(dir, 'jail');
+    mkdirSync(jail);
+    assert.match(refusal([buildC(CHROOT_C), jail]), new RegExp(`^process \\d+ has the root directory "${jail}" \\(chroot\\) where cr has "/", which cr does not carry$`));
     assert.match(refusal([buildC(AMBIENT_C)]), /inheritable capabilities \(0+2000\), which cr does not carry; .*ambient capabilities \(0+2000\), which cr does not carry$/);
   } finally {
     for (const p of pids) ensureReaped(p);

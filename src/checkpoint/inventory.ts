@@ -168,6 +168,16 @@ function namespaceReasons(pid: number): string[] {
   return other.length ? [`process ${pid} is in ${other.join(', ')} namespace${other.length > 1 ? 's' : ''} other than cr's, which cr does not carry`] : [];
 }
 
+/**
+ * The root directory (chroot): a restarted process gets cr's, so a process whose root is another
+ * directory, or one deleted since, is refused.
+ */
+function rootReasons(pid: number): string[] {
+  const theirs = readlinkSync(`/proc/${pid}/root`);
+  const ours = readlinkSync('/proc/self/root');
+  return theirs === ours ? [] : [`process ${pid} has the root directory "${theirs}" (chroot) where cr has "${ours}", which cr does not carry`];
+}
+
 /** The LSM label (SELinux, AppArmor, Smack): restarted, the process would have cr's. */
 function labelReasons(pid: number): string[] {
   const read = (path: string): string | null => {
@@ -191,5 +201,5 @@ function pkeyReasons(pid: number): string[] {
 
 /** Every reason the inventory finds to refuse a frozen process, one line each. */
 export function inventoryReasons(pid: number): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid)];
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid)];
 }
