@@ -1,6 +1,8 @@
 # Runs a batch of syscall records, then stops itself with SIGSTOP. See src/inject/batch.ts.
 # In: rbx = first record, r12 = record count. Record (72 bytes): nr, six arguments, expected
-# result, result (written here). Stops at the first result that is neither the expected one nor,
+# result, result (written here). A record whose nr is negative (LOAD) makes no call: its result
+# is the 8 bytes at its first argument, so what an earlier call wrote (pipe2's fds) is checked
+# here, without a round trip. Stops at the first result that is neither the expected one nor,
 # when the expected one is INT64_MIN ("any success"), a non-error. Out: rbx = the record it
 # stopped at (one past the last when all matched).
 	.text
@@ -16,7 +18,13 @@ batch:
 	mov 32(%rbx), %r10
 	mov 40(%rbx), %r8
 	mov 48(%rbx), %r9
+	test %rax, %rax
+	js .Lload
 	syscall
+	jmp .Lresult
+.Lload:
+	mov (%rdi), %rax
+.Lresult:
 	mov %rax, 64(%rbx)
 	mov 56(%rbx), %rcx
 	cmp %rcx, %rax

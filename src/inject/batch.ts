@@ -19,7 +19,7 @@ import { traceBatch, tracing } from './trace.js';
 
 /** batch.S assembled (`as --64 batch.S && objcopy -O binary -j .text`); a test checks they agree. */
 export const BATCH_CODE = Buffer.from(
-  '4d85e4744a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f0548894340488b4b384839c8741749bb00000000000000804c39d97511483d01f0ffff73094883c34849ffccebb1b8270000000f054189c5b8ba0000000f0589c64489efba13000000b8ea0000000f05ebdc',
+  '4d85e47454488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b304885c078040f05eb03488b0748894340488b4b384839c8741749bb00000000000000804c39d97511483d01f0ffff73094883c34849ffcceba7b8270000000f054189c5b8ba0000000f0589c64489efba13000000b8ea0000000f05ebdc',
   'hex',
 );
 /** The record layout batch.S reads: nr, six arguments, expected result, result. */
@@ -28,6 +28,11 @@ const EXPECT_AT = 56;
 const RESULT_AT = 64;
 /** As an expected result: any result that is not an error (-4095..-1). */
 export const ANY_SUCCESS = -(1n << 63n);
+/**
+ * As a record's number: no call; the result is the 8 bytes at the first argument. Checks what an
+ * earlier call of the same batch wrote (pipe2's two fds, FIONREAD's count) inside the batch.
+ */
+export const LOAD = -1;
 const PAGE = 4096;
 const SI_TKILL = -6;
 /** Default bytes of records and data one batch may hold. */
@@ -95,6 +100,11 @@ export class Batch {
     return addr;
   }
 
+  /** A LOAD record: the 8 bytes at addr (an address put() gave) must be `expect`. */
+  load(addr: bigint, expect: bigint): void {
+    this.call(LOAD, [addr], expect);
+  }
+
   call(nr: number, args: bigint[], expect: bigint): void {
     if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
     if (this.room() < 0) throw new Error('batch area full');
@@ -108,13 +118,17 @@ export class Batch {
 
   /** The staged data, then the records batch.S reads. */
   image(): { bytes: Buffer; recordsAt: bigint } {
-    const records = Buffer.alloc(this.calls.length * RECORD_BYTES);
-    this.calls.forEach((c, i) => {
-      const at = i * RECORD_BYTES;
-      records.writeBigInt64LE(BigInt(c.nr), at);
-      for (let a = 0; a < 6; a++) records.writeBigInt64LE(BigInt.asIntN(64, c.args[a] ?? 0n), at + 8 + a * 8);
-      records.writeBigInt64LE(BigInt.asIntN(64, c.expect), at + EXPECT_AT);
-    });
+    // Nine 64-bit words a record (x86_64 is little-endian, as the routine reads them); a
+    // BigInt64Array stores each value modulo 2^64, as the registers take it.
+    const words = new BigInt64Array(this.calls.length * (RECORD_BYTES / 8));
+    let w = 0;
+    for (const c of this.calls) {
+      words[w] = BigInt(c.nr);
+      for (let a = 0; a < 6; a++) words[w + 1 + a] = c.args[a] ?? 0n;
+      words[w + EXPECT_AT / 8] = c.expect;
+      w += RECORD_BYTES / 8;
+    }
+    const records = Buffer.from(words.buffer, words.byteOffset, words.byteLength);
     return { bytes: Buffer.concat([...this.chunks, records]), recordsAt: this.dataAt + BigInt(this.staged) };
   }
 }
@@ -181,7 +195,7 @@ export class BatchRunner {
     const results: bigint[] = [];
     let matched = 0;
     for (const c of batch.calls) {
-      const r = this.inj.syscall(c.nr, ...c.args);
+      const r = c.nr === LOAD ? this.inj.read(c.args[0]!, 8).readBigInt64LE(0) : this.inj.syscall(c.nr, ...c.args);
       results.push(r);
       if (!matches(r, c.expect)) break;
       matched++;

@@ -51,7 +51,8 @@ export function traceBatch(
   for (let i = 0; i < results.length; i++) {
     const c = calls[i]!;
     const miss = i >= matched ? `, not the expected ${c.expect === null ? 'success' : result(c.expect)}` : '';
-    sink(`${stamp(start)} pid ${pid} ${syscallName(c.nr)}(${c.args.map(arg).join(', ')}) = ${result(results[i]!)}${miss} (batch call ${i + 1} of ${n})`);
+    // A LOAD record (a negative number) is no call: a check of memory an earlier call wrote.
+    sink(`${stamp(start)} pid ${pid} ${c.nr < 0 ? 'load' : syscallName(c.nr)}(${c.args.map(arg).join(', ')}) = ${result(results[i]!)}${miss} (batch call ${i + 1} of ${n})`);
   }
   const skipped = n - results.length;
   sink(`${stamp(start)} pid ${pid} batch of ${n} calls: ${matched} as expected${skipped > 0 ? `, ${skipped} not run` : ''} (${ms.toFixed(3)} ms)`);

@@ -1,6 +1,6 @@
-// Replaying a plan inside a stopped target: every op becomes one injected syscall (a pipe's
-// bytes: one write per packet), its result is checked against what the plan expects, and the
-// first disagreement stops the replay. A failure before the plan's commit can be undone exactly
+// Replaying a plan inside a stopped target: every op becomes a system call or a few (a pipe's
+// bytes: one write per packet), queued with the result the plan expects and run in batches
+// (src/inject/batch.ts); the first disagreement stops the replay. A failure before the plan's commit can be undone exactly
 // (rollback): until then the plan only made fds at numbers the target did not have.
 import { SyscallError } from '../../bridge/errno.js';
 import { F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, F_SETFL, FD_CLOEXEC } from '../../bridge/fcntl.js';
@@ -8,7 +8,7 @@ import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
-import { ANY_SUCCESS, Batch, BatchRunner, RECORD_BYTES, type StagedData } from '../inject/batch.js';
+import { ANY_SUCCESS, Batch, BatchRunner, LOAD, RECORD_BYTES, type StagedData } from '../inject/batch.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
 import { kindOf } from '../kinds/registry.js';
@@ -123,6 +123,8 @@ interface Queued {
   check?: (data: StagedData) => void;
   /** what to say instead of the errno when the call fails with it (an open that hit ENXIO) */
   onErrno?: (errno: bigint) => void;
+  /** what to say when the result is not `want` (a LOAD record's memory: pipe2's fds, a count) */
+  mismatch?: (result: bigint) => OpFailure;
 }
 
 /** Bytes a batch takes for data of n bytes (Batch.put keeps 16-byte alignment). */
@@ -141,6 +143,8 @@ class Replayer {
   private readonly chunkMax: number;
   private batch: Batch;
   private queued: Queued[] = [];
+  /** how many of the queued calls have a check to make in cr once they ran */
+  private checks = 0;
   /** index of the op being queued */
   private opIndex = 0;
 
@@ -165,6 +169,7 @@ class Replayer {
     if (this.batch.room() < 0) this.flush();
     this.batch.call(nr, args, q.want === undefined ? ANY_SUCCESS : BigInt(q.want));
     this.queued.push({ ...q, op: this.opIndex });
+    if (q.check) this.checks++;
   }
 
   /**
@@ -191,12 +196,14 @@ class Replayer {
     const queueing = this.opIndex;
     this.opts.onBatch?.({ recordsAt: this.batch.dataAt + BigInt(this.batch.dataBytes), calls: calls.length, lastOp: calls[calls.length - 1]!.op });
     const t = performance.now();
-    const out = this.runner.run(this.batch, { readBack: calls.some((q) => q.check) });
+    const ran = this.batch.calls;
+    const out = this.runner.run(this.batch, { readBack: this.checks > 0 });
     this.stats.batchMs += performance.now() - t;
     this.stats.batches++;
-    this.stats.syscalls += out.results.length;
+    for (let i = 0; i < out.results.length; i++) if (ran[i]!.nr !== LOAD) this.stats.syscalls++;
     this.batch = this.runner.batch();
     this.queued = [];
+    this.checks = 0;
     for (let i = 0; i < out.results.length; i++) {
       const q = calls[i]!;
       this.opIndex = q.op;
@@ -205,6 +212,7 @@ class Replayer {
         continue;
       }
       const r = out.results[i]!;
+      if (q.mismatch) throw q.mismatch(r);
       if (isErrno(r)) {
         q.onErrno?.(-r);
         throw new OpFailure('', Number(-r), q.call);
@@ -218,15 +226,16 @@ class Replayer {
     this.opIndex = index;
     switch (op.op) {
       case 'pipe2': {
-        const pair = this.stage(Buffer.alloc(8), 16);
-        this.queue(SYS.pipe2, [pair, BigInt(op.flags)], {
-          want: 0,
-          check: (data) => {
-            const got = data.slice(pair, 8);
-            const fds = [got.readInt32LE(0), got.readInt32LE(4)];
-            if (fds[0] !== op.fds[0] || fds[1] !== op.fds[1]) {
-              throw new OpFailure(`the kernel made fds [${fds.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
-            }
+        // The two fds pipe2 wrote are checked in the batch (a LOAD record), so a write through
+        // them can follow in the same batch: the routine stops before it if they are not the plan's.
+        const pair = this.stage(Buffer.alloc(8), 16 + RECORD_BYTES);
+        this.queue(SYS.pipe2, [pair, BigInt(op.flags)], { want: 0 });
+        const fds = (BigInt(op.fds[1]) << 32n) | BigInt(op.fds[0]);
+        this.queue(LOAD, [pair], {
+          want: fds,
+          mismatch: (got) => {
+            const made = [Number(BigInt.asIntN(32, got)), Number(BigInt.asIntN(32, got >> 32n))];
+            return new OpFailure(`the kernel made fds [${made.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
           },
         });
         return;
@@ -351,27 +360,25 @@ class Replayer {
 
   /**
    * A pipe's bytes, one write(2) per packet (a stream in chunks that fit a batch). Whatever is
-   * queued with a check (an fd pipe2 made, what a path opened) runs and is checked first, so the
-   * fd is known to be what the image says before a byte goes through it.
+   * queued with a check made in cr (what a path opened) runs and is checked first, so the fd is
+   * known to be what the image says before a byte goes through it; pipe2's fds are checked by
+   * the batch itself, before the write in it runs.
    */
   private write(op: Extract<Op, { op: 'write' }>): void {
     const pipe = this.pipes.get(op.pipe);
     if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
-    if (this.queued.some((q) => q.check)) this.flush();
+    if (this.checks > 0) this.flush();
     const fd = BigInt(op.fd);
     if (this.fifoPipes.has(op.pipe)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
       // still running?) holds it open, and writing the image's bytes would queue them twice.
-      const count = this.stage(Buffer.alloc(4), 16);
-      this.queue(SYS.ioctl, [fd, FIONREAD, count], {
+      // The count is checked in the batch (a LOAD of the int and the zeros staged after it).
+      const count = this.stage(Buffer.alloc(4), 16 + RECORD_BYTES);
+      this.queue(SYS.ioctl, [fd, FIONREAD, count], { want: 0, call: `ioctl(${op.fd}, FIONREAD)` });
+      this.queue(LOAD, [count], {
         want: 0,
-        call: `ioctl(${op.fd}, FIONREAD)`,
-        check: (data) => {
-          const queued = data.slice(count, 4).readInt32LE(0);
-          if (queued !== 0) throw new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`);
-        },
+        mismatch: (queued) => new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`),
       });
-      this.flush();
     }
     const bytes = Buffer.from(pipe.data, 'base64');
     if (bytes.length !== op.bytes) throw new OpFailure(`pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);

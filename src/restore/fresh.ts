@@ -71,7 +71,7 @@ export function restoreFresh(table: FdTable, argv: string[], author: Author | nu
     lap('attach');
     // No finish() on failure: the process is killed, and its state no longer matters.
     const stats = asAuthor(inj, ids, opener, () => replay(inj, table, plan));
-    lap('replay');
+    lap('fds');
     inj.finish();
     checkFdNumbers(pid, expectedFds(table, target));
     detach(pid);

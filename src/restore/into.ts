@@ -28,7 +28,7 @@ function injectionThread(frozen: Frozen): number {
 /** The replay failed: undo it if it stopped before the commit, and say what state pid is in. */
 function afterFailure(err: unknown, inj: Injector, before: TargetState): CrError {
   const message = err instanceof Error ? err.message : String(err);
-  if (!isRunning(before.pid)) return new CrError(`pid ${before.pid} ended during the restore (${message})`);
+  if (!isRunning(before.pid)) return new CrError(`pid ${before.pid} ended during the restore (${message.split('\n')[0]})`);
   if (err instanceof ReplayError && err.afterCommit) {
     return new CrError(`${message}; this was after the commit, so pid ${before.pid} keeps a partly restored fd table`);
   }
@@ -155,7 +155,7 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
       stats = new CrError(stats instanceof CrError ? `${stats.message}; and ${(err as Error).message}` : (err as Error).message);
     }
     if (stats instanceof CrError) throw stats;
-    lap('replay');
+    lap('fds');
     checkFdNumbers(pid, expectedFds(table, target));
     return { pid, plan, stats, phases };
   } finally {
