@@ -90,6 +90,15 @@ test('a batch stops at the first unexpected result: its errno is reported, the c
       c.call(SYS.close, [0n], 0n);
       assert.equal(runner.run(c), { matched: 1, results: [BigInt(process.pid), EBADF], data: null });
       assert.equal(fdsOf(pid), ['0', '1']);
+      // A LOAD record checks what a call wrote, in the batch: pipe2's fds (2 and 3 now) are not
+      // the 5 and 6 it expects, so the dup2 after it never runs.
+      const d = runner.batch();
+      const fds = d.put(Buffer.alloc(8));
+      d.call(SYS.pipe2, [fds, 0n], 0n);
+      d.load(fds, (6n << 32n) | 5n);
+      d.call(SYS.dup2, [0n, 50n], 50n);
+      assert.equal(runner.run(d), { matched: 1, results: [0n, (3n << 32n) | 2n], data: null });
+      assert.equal(fdsOf(pid), ['0', '1', '2', '3']);
     } finally {
       inj.finish();
     }
