@@ -10,6 +10,8 @@ import { waitpid, waitStop, WALL, WUNTRACED, type WaitResult } from './wait.js';
 const ESRCH = 3;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
+/** glibc's extension: setsid() in the child (bits/spawn.h). */
+const POSIX_SPAWN_SETSID = 0x80;
 
 export interface SpawnOptions {
   /** Environment; default process.env. */
@@ -25,6 +27,8 @@ export interface SpawnOptions {
   ptraceOptions?: number;
   /** Bound on each wait while bringing a stopAtExec child to its exec stop. */
   timeoutMs?: number;
+  /** A session (and process group) of its own: a signal to the spawner's group does not reach it. */
+  setsid?: boolean;
 }
 
 // The child stops itself before exec so cr can seize it; `exec "$@"` then runs argv under trace.
@@ -88,7 +92,7 @@ function posixSpawn(argv: string[], options: SpawnOptions): number {
     spawnCheck(libc.attrSetSigdefault(attr, sigs), describe);
     libc.sigemptyset(sigs);
     spawnCheck(libc.attrSetSigmask(attr, sigs), describe);
-    spawnCheck(libc.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK), describe);
+    spawnCheck(libc.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid ? POSIX_SPAWN_SETSID : 0)), describe);
     const pid = new Int32Array(1);
     spawnCheck(libc.posixSpawnp(pid, argv[0]!, fa, attr, [...argv, null], [...env, null]), describe);
     return pid[0]!;

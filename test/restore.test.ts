@@ -381,16 +381,17 @@ test('a controlling terminal is not restorable: /dev/tty fails with ENXIO in a p
   });
 });
 
-test('without --detach cr waits for CMD and exits with its status; --pidfile names it', async () => {
+test('without --detach cr waits for CMD and exits with its status, saying so when it is not 0; --pidfile names it', async () => {
   await withFixture('seed', async (fx) => {
     const pidfile = join(fx.dir, 'pid');
     // fd 9 is the restored read end: with the write ends closed, cat reads the 11 queued bytes and
     // meets the end of the pipe; sh exits with how many there were.
     const r = crProcess(['restore', fx.image, '--pidfile', pidfile, '--', 'sh', '-c', 'exec 4>&- 7>&-; n=$(cat <&9 | wc -c); exit $n']);
-    assert.is(r.stderr, '');
     assert.is(r.stdout, '');
     assert.is(r.code, 11);
     assert.match(readFileSync(pidfile, 'utf8'), /^\d+\n$/);
+    // sh's status is not 0: said on cr's stderr (the image gives sh no fd 2 of its own to say it on).
+    assert.is(r.stderr, `cr restore: sh (pid ${readFileSync(pidfile, 'utf8').trim()}) exited with status 11; it has no fd 2\n`);
   });
 });
 

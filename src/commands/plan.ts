@@ -2,17 +2,10 @@
 // plan the restore of an image (or a JSON fd table) and check the plan with the
 // simulator. Reads nothing but INPUT: no root, no ptrace.
 
+import { plan as planImage, type TargetMode } from '../api.js';
 import { defineCommand, parseCommand } from '../command-line.js';
-import { badInput, CrError } from '../errors.js';
-import { loadInput } from '../image/input.js';
-import { parseFdList, parseRlimit } from '../image/validate.js';
-import type { PlanTarget, TargetMode } from '../model/restore-target.js';
-import { planRestore } from '../plan/planner.js';
 import { formatOp } from '../plan/format.js';
-import { verify } from '../sim/verify.js';
 import { jsonForTerminal } from '../printable.js';
-
-const MODES: TargetMode[] = ['fresh', 'into', 'into-exact'];
 
 export const command = defineCommand({
   name: 'plan',
@@ -32,19 +25,7 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
   const { values, operands } = parsed;
-  if (!MODES.includes(values.mode as TargetMode)) badInput(`--mode: ${JSON.stringify(values.mode)} is not one of ${MODES.join(', ')}`);
-
-  const { table } = loadInput(operands[0]!);
-  const target: PlanTarget = {
-    fds: parseFdList(values['target-fds']),
-    rlimit: values.rlimit === undefined ? { ...table.rlimit } : parseRlimit(values.rlimit),
-    mode: values.mode as TargetMode,
-  };
-  const plan = planRestore(table, target);
-  const check = verify(table, target, plan);
-  if (!check.ok) {
-    throw new CrError(`the plan failed the simulator's check${check.op === undefined ? '' : ` at op ${check.op + 1}`}: ${check.reason}`, 1);
-  }
+  const { table, target, plan } = planImage(operands[0]!, { targetFds: values['target-fds'], rlimit: values.rlimit, mode: values.mode as TargetMode });
 
   if (values.json) {
     // Paths come from the image: DEL, C1 and format characters escaped as show --json does.

@@ -1,8 +1,8 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
+import { show } from '../api.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import type { Image } from '../image/format.js';
-import { loadInput } from '../image/input.js';
 import { decodeRegs, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
 import { guardRegions } from '../image/process-head.js';
 import { kindOf } from '../kinds/registry.js';
@@ -170,8 +170,7 @@ function renderProcess(summary: ProcessImage): string[] {
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
-  const { table, image, process: whole, file } = loadInput(parsed.operands[0]!);
-  const path = file.path;
+  const { table, image, process: whole, path } = show(parsed.operands[0]!);
   if (parsed.values.json) {
     console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
     return 0;

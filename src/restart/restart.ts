@@ -30,6 +30,8 @@ export interface RestartOptions {
   samePid?: boolean;
   /** bound on each wait for the husk */
   timeoutMs?: number;
+  /** a session of its own (the husk's setsid; a --same-pid child of the husk inherits it) */
+  setsid?: boolean;
 }
 
 export interface RestartResult {
@@ -63,7 +65,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   let husk: Husk | null = null;
   let pid: number;
   try {
-    pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
+    pid = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs, setsid: opts.setsid ?? false });
   } catch (err) {
     throw new CrError(`cannot start the husk ${HUSK_PROGRAM}: ${(err as Error).message}`);
   }

@@ -41,7 +41,7 @@ function checkCommand(cmd: string): void {
  * Start argv with exactly table's fds, its paths opened with the rights of `author` (the image's,
  * docs/trust.md); null: a table cr made itself in this run, opened with CMD's own rights.
  */
-export function restoreFresh(table: FdTable, argv: string[], author: Author | null): RestoreReport {
+export function restoreFresh(table: FdTable, argv: string[], author: Author | null, opts: { setsid?: boolean } = {}): RestoreReport {
   checkCommand(argv[0]!);
   const phases: Phases = [];
   const lap = stopwatch(phases);
@@ -54,7 +54,7 @@ export function restoreFresh(table: FdTable, argv: string[], author: Author | nu
   lap('plan');
   let pid: number;
   try {
-    pid = spawn(argv, { fds: [], stopAtExec: true });
+    pid = spawn(argv, { fds: [], stopAtExec: true, setsid: opts.setsid ?? false });
   } catch (err) {
     throw new CrError(`cannot start ${argv[0]}: ${(err as Error).message}`);
   }

@@ -1,0 +1,524 @@
+// cr as a library: `import { dump, restore, plan, show, diff } from 'cr'` (docs/api.md). Each
+// function does what its command does and returns what the command prints, as data; it prints
+// nothing. A refusal or failure is a CrError whose `code` is the exit status the CLI would end
+// with (2: bad input, refused before anything was touched; 1: failed). The CLI (src/commands/)
+// is a layer over these: its flags, its wording, its waiting and its signals.
+import { closeSync, existsSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { constants } from 'node:os';
+import { basename, delimiter, join } from 'node:path';
+import { kill, SIGCONT, SIGKILL } from '../bridge/signal.js';
+import { SyscallError } from '../bridge/errno.js';
+import { checkpointProcess } from './checkpoint/checkpoint.js';
+import { compareTables } from './diff/compare.js';
+import { compareGuards } from './diff/guards.js';
+import { dumpFdTable } from './dump/fd-dump.js';
+import { badInput, CrError, EXIT_BAD_INPUT } from './errors.js';
+import { STDIN_IMAGE } from './image/file.js';
+import { encodeImage, type Image } from './image/format.js';
+import { loadInput, type Input } from './image/input.js';
+import { guardRegions } from './image/process-head.js';
+import type { ProcessImage } from './image/process-format.js';
+import type { Desc, Fd, FdTable, Pipe } from './model/fdtable.js';
+import { parseFdList, parseRlimit } from './image/validate.js';
+import { openImageOutput, STDOUT_PATH } from './output-file.js';
+import type { PlanTarget, TargetMode } from './model/restore-target.js';
+import type { Plan } from './plan/ops.js';
+import { planRestore } from './plan/planner.js';
+import { isRunning, readStatus, refuseThreadId } from './proc/process.js';
+import { checkPaths, checkUid } from './replay/check.js';
+import { mapPaths, parsePathMap, shorterFiles } from './replay/map-paths.js';
+import { restartProcess } from './restart/restart.js';
+import { restoreFresh } from './restore/fresh.js';
+import { restoreInto } from './restore/into.js';
+import type { ReplayStats } from './replay/replay.js';
+import { runSignalHandlers, waitChild } from './restore/supervise.js';
+import { verify } from './sim/verify.js';
+import type { Phases } from './timing.js';
+import { imageAuthor, type Author } from './trust/author.js';
+import { checkHeadTrust } from './trust/head.js';
+
+export { CrError, EXIT_BAD_INPUT };
+export type { Desc, Fd, FdTable, Image, Pipe, Plan, PlanTarget, ProcessImage, TargetMode };
+/** Exit status of a failure that is not bad input. */
+export const EXIT_FAILED = 1;
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** Counts of an fd table, as the summaries say them. */
+export interface TableCounts {
+  fds: number;
+  descriptions: number;
+  pipes: number;
+  /** bytes queued in all the pipes */
+  pipeBytes: number;
+}
+
+export function tableCounts(table: FdTable): TableCounts {
+  const pipeBytes = table.pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
+  return { fds: table.fds.length, descriptions: table.descs.length, pipes: table.pipes.length, pipeBytes };
+}
+
+/** `5 fds, 3 descriptions, 2 pipes holding 77 bytes` */
+export const describeCounts = (c: TableCounts): string =>
+  `${plural(c.fds, 'fd')}, ${plural(c.descriptions, 'description')}, ${plural(c.pipes, 'pipe')} holding ${plural(c.pipeBytes, 'byte')}`;
+
+const isPid = (n: number): boolean => Number.isSafeInteger(n) && n >= 1 && n <= 0x7fffffff;
+
+// ---------------------------------------------------------------------------------------------
+// dump
+
+export interface DumpOptions {
+  /** the image file to write (mode 0600), or `-` for stdout (not a terminal) */
+  output: string;
+  /** only the fd table, pipes' bytes included (for restore with `command` or `into`) */
+  fdsOnly?: boolean;
+  /** with fdsOnly: leave out the fds cr cannot dump (listed in `dropped`) instead of refusing */
+  skipUnsupported?: boolean;
+  /** replace a file or symlink at output */
+  force?: boolean;
+  /** leave the process stopped afterwards */
+  leaveStopped?: boolean;
+  /** kill the process once the image is complete (to move it); a failed dump kills nothing */
+  kill?: boolean;
+  /**
+   * Abort the dump (Ctrl-C). A dump is never cut short while it holds the process frozen; an
+   * abort that came meanwhile is seen once its work is done, before `kill`: the image is
+   * removed, the process left as it was, and the promise rejects with a CrError whose code is
+   * the abort's reason when that is a number (the CLI gives 128 + the signal), else 130.
+   */
+  signal?: AbortSignal;
+}
+
+export interface DumpResult {
+  pid: number;
+  /** the process's name (comm) */
+  comm: string;
+  /** false for fdsOnly */
+  whole: boolean;
+  output: string;
+  /** what became of the process */
+  afterwards: 'runs on' | 'left stopped' | 'killed';
+  counts: TableCounts;
+  /** fds left out (skipUnsupported) */
+  dropped: Array<{ fd: number; kind: string; reason: string }>;
+  /** whole process only: mappings, pages written, all-zero pages left out, image size */
+  mappings?: number;
+  pages?: number;
+  zeroPages?: number;
+  bytes?: number;
+  /** milliseconds per phase, in order */
+  phases: Phases;
+}
+
+/** Checkpoint process pid to opts.output (docs/dump.md, docs/restart.md). */
+export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> {
+  checkDump(pid, opts);
+  if (opts.signal === undefined) return dumpNow(pid, opts);
+  if (opts.signal.aborted) throw interrupted(opts.signal, 'nothing was done');
+  let wasStopped = false;
+  try {
+    wasStopped = readStatus(pid).state === 'T';
+  } catch {
+    // no such process: the dump says so
+  }
+  // With kill asked for, the process is held stopped until the abort has been looked at.
+  const r = dumpNow(pid, { ...opts, kill: false, leaveStopped: (opts.leaveStopped ?? false) || (opts.kill ?? false) });
+  // Signals that came during the synchronous dump have their handlers run now.
+  await runSignalHandlers();
+  if (opts.signal.aborted) {
+    let what = 'the image was sent to stdout already';
+    if (opts.output !== STDOUT_PATH) {
+      unlinkSync(opts.output);
+      what = `${opts.output} was removed`;
+    }
+    const held = opts.kill && !opts.leaveStopped;
+    if (held && !wasStopped) kill(pid, SIGCONT);
+    throw interrupted(opts.signal, `${what}; pid ${pid} ${opts.leaveStopped || wasStopped ? 'is left stopped' : 'runs on'}${opts.kill ? ', not killed' : ''}`);
+  }
+  if (opts.kill) kill(pid, SIGKILL);
+  return { ...r, afterwards: opts.kill ? 'killed' : r.afterwards };
+}
+
+const interrupted = (signal: AbortSignal, what: string): CrError => {
+  const reason: unknown = signal.reason;
+  const code = typeof reason === 'number' ? reason : 130;
+  const name = code > 128 ? Object.entries(constants.signals).find(([, n]) => n === code - 128)?.[0] : undefined;
+  return new CrError(`interrupted${name ? ` by ${name}` : ''}: ${what}`, code);
+};
+
+/** What a dump refuses before it touches anything. */
+function checkDump(pid: number, opts: DumpOptions): void {
+  if (!isPid(pid)) badInput(`pid: ${JSON.stringify(pid)} is not a pid`);
+  if (opts.kill && opts.leaveStopped) badInput('--kill and --leave-stopped exclude each other');
+  if (opts.skipUnsupported && !opts.fdsOnly) {
+    badInput('--skip-unsupported is for --fds-only: a whole-process dump refuses what it cannot restore, since the restarted program would find it missing');
+  }
+  refuseThreadId(pid);
+}
+
+function dumpNow(pid: number, opts: DumpOptions): DumpResult {
+  const afterwards = opts.kill ? 'killed' : opts.leaveStopped ? 'left stopped' : 'runs on';
+  try {
+    if (opts.fdsOnly) {
+      const { image, phases } = dumpFds(pid, opts);
+      return { pid, comm: image.process.comm, whole: false, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped, phases };
+    }
+    const r = checkpointProcess(pid, opts.output, { force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false });
+    const image = r.fdImage;
+    return {
+      pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
+      mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, phases: r.phases,
+    };
+  } catch (err) {
+    // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.
+    if (err instanceof CrError) throw err;
+    const first = (err as Error).message.split('\n')[0];
+    if (!isRunning(pid)) throw new CrError(`pid ${pid} ended during the dump; no image was written (${first})`);
+    // Whatever cr was not allowed to read or trace is the user's to know, not a bug in cr.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CrError(`not permitted: ${first}; no image was written`);
+    throw err;
+  }
+}
+
+/** The fd table only. */
+function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
+  // Created before the process is touched: a path cr may not write fails here, not after the freeze.
+  const out = openImageOutput(opts.output, { force: opts.force ?? false });
+  try {
+    // A process stopped by job control stays stopped whatever becomes of the dump.
+    let wasStopped = false;
+    try {
+      wasStopped = readStatus(pid).state === 'T';
+    } catch {
+      // no such process: the dump says so
+    }
+    // kill: left stopped until the image is complete, so it runs nothing the image lacks.
+    const holdStopped = (opts.leaveStopped ?? false) || (opts.kill ?? false);
+    const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped });
+    const t = performance.now();
+    try {
+      out.write([encodeImage(image)]);
+      out.commit();
+    } catch (err) {
+      // Left stopped for a restore that now has no image: let it run again, if it ran before.
+      if (!holdStopped || wasStopped) throw err;
+      kill(pid, SIGCONT);
+      throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
+    }
+    if (opts.kill) kill(pid, SIGKILL);
+    phases.push(['write', performance.now() - t]);
+    return { image, phases };
+  } finally {
+    out.abort();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// show, plan, diff: from an image alone, no root, no ptrace
+
+export interface ShowResult {
+  /** the image as named in messages (`stdin` for `-`) */
+  path: string;
+  /** a whole-process image, an fd-table image, or a JSON fd table */
+  kind: 'process' | 'fds' | 'json';
+  table: FdTable;
+  /** the fd-table image (absent for a JSON table): the process's pid, comm, uid, cmdline; dropped fds */
+  image?: Image;
+  /** a whole-process image: head (mappings, registers, signals, credentials, ...) and pages */
+  process?: ProcessImage;
+}
+
+const shown = (input: Input): ShowResult => ({
+  path: input.file.path,
+  kind: input.process ? 'process' : input.image ? 'fds' : 'json',
+  table: input.table,
+  ...(input.image ? { image: input.image } : {}),
+  ...(input.process ? { process: input.process } : {}),
+});
+
+/** Read an image (a path, or `-` for stdin), checked whole (docs/image-format.md). */
+export function show(image: string): ShowResult {
+  return shown(loadInput(image));
+}
+
+const MODES: readonly TargetMode[] = ['fresh', 'into', 'into-exact'];
+
+export interface PlanOptions {
+  /** the fds the target has open already (a list, or `0-2,7`); default 0-2 */
+  targetFds?: number[] | string;
+  /** the target's RLIMIT_NOFILE (`N`, `SOFT:HARD`, or both numbers); default the image's */
+  rlimit?: string | { soft: number; hard: number };
+  /** a new process (default), a running one (into), one whose other fds close (into-exact) */
+  mode?: TargetMode;
+}
+
+export interface PlanResult {
+  table: FdTable;
+  target: PlanTarget;
+  /** verified by the simulator: it ends with exactly the image's table */
+  plan: Plan;
+}
+
+/** Plan the syscalls that restore image's fd table, checked in the simulator (docs/planner.md). */
+export function plan(image: string, opts: PlanOptions = {}): PlanResult {
+  const mode = opts.mode ?? 'fresh';
+  if (!MODES.includes(mode)) badInput(`--mode: ${JSON.stringify(mode)} is not one of ${MODES.join(', ')}`);
+  const { table } = loadInput(image);
+  const fds = opts.targetFds ?? '0-2';
+  const target: PlanTarget = {
+    fds: typeof fds === 'string' ? parseFdList(fds) : [...fds],
+    rlimit: opts.rlimit === undefined ? { ...table.rlimit } : typeof opts.rlimit === 'string' ? parseRlimit(opts.rlimit) : { ...opts.rlimit },
+    mode,
+  };
+  const planned = planRestore(table, target);
+  const check = verify(table, target, planned);
+  if (!check.ok) {
+    throw new CrError(`the plan failed the simulator's check${check.op === undefined ? '' : ` at op ${check.op + 1}`}: ${check.reason}`, 1);
+  }
+  return { table, target, plan: planned };
+}
+
+export interface DiffResult {
+  /** no difference */
+  same: boolean;
+  /** one line each */
+  differences: string[];
+  a: ShowResult;
+  b: ShowResult;
+  /** guard regions compared (both whole-process images): how many A has */
+  guardRegions?: number;
+}
+
+/** Compare two images' fd tables (and, for two whole-process images, their guard regions). At most one may be `-`. */
+export function diff(a: string, b: string): DiffResult {
+  if (a === STDIN_IMAGE && b === STDIN_IMAGE) badInput('A and B cannot both be - : stdin holds one image');
+  const inA = loadInput(a);
+  const inB = loadInput(b);
+  const differences = compareTables(inA.table, inB.table);
+  // Memory is compared only between two whole-process images: an fd table has none to differ.
+  const both = inA.process && inB.process ? { a: inA.process.head.mappings, b: inB.process.head.mappings } : null;
+  if (both) differences.push(...compareGuards(both.a, both.b));
+  return {
+    same: differences.length === 0, differences, a: shown(inA), b: shown(inB),
+    ...(both ? { guardRegions: guardRegions(both.a).length } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// restore
+
+export interface RestoreOptions {
+  /** install the image's fds in this running process */
+  into?: number;
+  /** with into: close the process's other fds too */
+  exact?: boolean;
+  /** start this program (argv, PATH searched) with the image's fd table */
+  command?: string[];
+  /** restart with the pid it had when dumped, or fail if it cannot be had */
+  samePid?: boolean;
+  /** restore one user's image as another user's process */
+  allowUidChange?: boolean;
+  /** `OLD=NEW`: fd paths at or under OLD are opened at NEW instead (a file or FIFO moved since) */
+  mapPaths?: string[];
+  /** a new process in a session (and process group) of its own: signals to the caller's group do not reach it */
+  setsid?: boolean;
+}
+
+export interface RestoreResult {
+  /** restart: a whole-process image; command: a new CMD; into: a running process */
+  mode: 'process' | 'command' | 'into';
+  /** the restored process; for process and command a child of the caller: reap it (waitExit) */
+  pid: number;
+  /** what was restored only approximately, or left out (one line each) */
+  warnings: string[];
+  phases: Phases;
+  /** the fd table restored */
+  counts: TableCounts;
+  /** the paths --map-path changed, `OLD -> NEW` each */
+  mappedPaths: string[];
+  /** restart: the process's name and pid as dumped, pages written */
+  comm?: string;
+  dumpedPid?: number;
+  pages?: number;
+  /** command and into: the plan run, and what running it took */
+  plan?: Plan;
+  stats?: ReplayStats;
+}
+
+/**
+ * A restore whose image is read and judged (trust, paths, users: docs/trust.md), nothing started
+ * yet. `start()` runs it, once.
+ */
+export interface PreparedRestore {
+  readonly mode: RestoreResult['mode'];
+  /** the image as read */
+  readonly image: ShowResult;
+  start(): Promise<RestoreResult>;
+}
+
+/** Read image (a path, or `-` for stdin) and check everything a restore checks before it starts anything. */
+export function prepareRestore(image: string, opts: RestoreOptions = {}): PreparedRestore {
+  const dashes = opts.command !== undefined;
+  if (dashes && opts.command!.length === 0) badInput('CMD is missing after "--"');
+  if (opts.into !== undefined) {
+    if (dashes) badInput('--into and -- CMD exclude each other: restore into a running process or start a new one');
+    if (!isPid(opts.into)) badInput(`--into: ${JSON.stringify(opts.into)} is not a pid`);
+  } else if (opts.exact) {
+    badInput('--exact is for --into (a new process always gets exactly the image\'s fds)');
+  }
+  if (opts.samePid && (opts.into !== undefined || dashes)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
+  if (opts.setsid && opts.into !== undefined) badInput('--setsid is for a new process, not --into');
+  const mode = opts.into !== undefined ? 'into' : dashes ? 'command' : 'process';
+  const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
+  // IMAGE is read here, once; everything below works from this one Input.
+  const input = loadInput(image);
+  // Paths moved since the dump, before anything judges them; then files cut short since.
+  const moved = { mappedPaths: mapPaths(input.table, maps), warnings: shorterFiles(input.table) };
+  let started = false;
+  const once = (): void => {
+    if (started) throw new CrError('this restore was started already');
+    started = true;
+  };
+  if (mode === 'process') {
+    const whole = processImageIdentity(input, opts);
+    return { mode, image: shown(input), start: async () => (once(), restart(whole, opts, moved)) };
+  }
+  const author = imageAuthor(input.file);
+  checkTableInput(input.table, input.image, opts);
+  return { mode, image: shown(input), start: async () => (once(), restoreTable(input, author, opts, moved)) };
+}
+
+/** Restore image: restart a whole process, start opts.command, or install the fds in opts.into. */
+export async function restore(image: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+  return prepareRestore(image, opts).start();
+}
+
+/** Wait until pid (a child of this process: a restored one) ends; its exit status, or 128 + the signal that killed it. */
+export const waitExit = (pid: number): Promise<number> => waitChild(pid);
+
+/**
+ * Which process image this is, refusing anything else (an fd table alone cannot be run), and
+ * refusing, before anything starts, paths into /proc, what its author could not have given the
+ * process (src/trust/head.ts) and a change of user not asked for.
+ */
+function processImageIdentity(input: Input, opts: RestoreOptions): ProcessImage {
+  if (input.process === undefined) {
+    badInput(`${input.file.path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
+  }
+  const { head, fdImage } = input.process;
+  checkPaths(fdImage.table);
+  checkHeadTrust(head, imageAuthor(input.file));
+  // The restart takes on the image's credentials, except that all-root ones are left as the
+  // husk's (src/restart/process-attributes.ts setCreds): cr's own. The user it ends up as is
+  // compared with the user the image says the process ran as.
+  const { uid, gid, groups } = head.creds;
+  const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
+  checkUid(head.process.uid, runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts.allowUidChange ?? false);
+  return input.process;
+}
+
+/** The checks on an fd table and its image before a restore -- CMD or --into touches any process. */
+function checkTableInput(table: FdTable, image: Image | undefined, opts: RestoreOptions): void {
+  checkPaths(table);
+  if (image === undefined) return;
+  if (opts.into === undefined) {
+    checkUid(image.process.uid, process.getuid!(), `CMD (as cr's uid)`, opts.allowUidChange ?? false);
+    return;
+  }
+  let targetUid: number;
+  try {
+    targetUid = readStatus(opts.into).uid;
+  } catch {
+    return; // no such process: restoreInto says so
+  }
+  checkUid(image.process.uid, targetUid, `pid ${opts.into}`, opts.allowUidChange ?? false);
+}
+
+/** What the image's paths became before the restore: for its result. */
+interface Moved {
+  mappedPaths: string[];
+  warnings: string[];
+}
+
+async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+  const was = image.head.process;
+  // --same-pid is a promise: a pid in use fails the restart before anything starts (and the
+  // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
+  if (opts.samePid && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
+  try {
+    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false });
+    return {
+      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
+      comm: was.comm, dumpedPid: was.pid, pages: r.pages,
+    };
+  } finally {
+    await runSignalHandlers();
+  }
+}
+
+/** Programs that run another one by exec: what they exec loses the close-on-exec fds. */
+const EXEC_WRAPPERS = new Set(['env', 'sh', 'bash', 'dash', 'zsh', 'nice', 'nohup', 'timeout', 'setsid', 'sudo', 'runuser', 'setpriv', 'chrt', 'taskset', 'ionice', 'stdbuf', 'xargs', 'exec', 'npx', 'npm', 'uv', 'pipenv', 'poetry']);
+
+/** CMD as the kernel would find it (PATH searched), for a look at its first bytes; null if not found. */
+function resolveCommand(cmd: string): string | null {
+  if (cmd.includes('/')) return cmd;
+  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    const path = join(dir || '.', cmd);
+    if (existsSync(path)) return path;
+  }
+  return null;
+}
+
+/** `#!` at the start of path: a script, whose interpreter runs it and may exec other programs. */
+function isScript(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const head = Buffer.alloc(2);
+      return readSync(fd, head, 0, 2, 0) === 2 && head.toString('latin1') === '#!';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * restore -- CMD: the fds are put in place after CMD's exec, so CMD has them all, close-on-exec
+ * ones included; but when CMD is a script or a wrapper that execs the real program, that second
+ * exec closes them. One warning line, with the restore's others.
+ */
+function cloexecWarning(table: FdTable, argv: string[]): string[] {
+  const cloexec = table.fds.filter((f) => f.cloexec).map((f) => f.fd).sort((a, b) => a - b);
+  if (cloexec.length === 0) return [];
+  const path = resolveCommand(argv[0]!);
+  const why = EXEC_WRAPPERS.has(basename(argv[0]!)) ? 'a program that runs another by exec' : path !== null && isScript(path) ? 'a script' : null;
+  if (why === null) return [];
+  const shown = cloexec.length > 8 ? `${cloexec.slice(0, 8).join(', ')} and ${cloexec.length - 8} more` : cloexec.join(', ');
+  return [`${argv[0]} is ${why}: the image's close-on-exec fd${cloexec.length === 1 ? '' : 's'} ${shown} will be closed in any program it execs`];
+}
+
+async function restoreTable(input: Input, author: Author, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+  const dropped = input.image?.dropped ?? [];
+  const warnings = dropped.length > 0 ? [`the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`] : [];
+  warnings.push(...moved.warnings);
+  if (opts.command !== undefined) warnings.push(...cloexecWarning(input.table, opts.command));
+  const table = input.table;
+  try {
+    const r = opts.into !== undefined ? restoreInto(table, opts.into, opts.exact ?? false, author) : restoreFresh(table, opts.command!, author, { setsid: opts.setsid ?? false });
+    return {
+      mode: opts.into !== undefined ? 'into' : 'command', pid: r.pid, warnings: [...warnings, ...r.plan.warnings], phases: r.phases,
+      counts: tableCounts(table), mappedPaths: moved.mappedPaths, plan: r.plan, stats: r.stats,
+    };
+  } catch (err) {
+    // A target that exits mid-restore makes ptrace and /proc fail in many ways; say why once.
+    const gone = opts.into !== undefined && (!isRunning(opts.into) || (err instanceof SyscallError && err.code === 'ESRCH'));
+    if (opts.into === undefined || err instanceof CrError || !gone) throw err;
+    throw new CrError(`pid ${opts.into} ended during the restore (${(err as Error).message.split('\n')[0]})`);
+  } finally {
+    await runSignalHandlers();
+  }
+}
+
