@@ -4,7 +4,8 @@
 // (rollback): until then the plan only made fds at numbers the target did not have.
 import { SyscallError } from '../../bridge/errno.js';
 import { F_DUPFD, F_DUPFD_CLOEXEC, F_SETFD, F_SETFL, FD_CLOEXEC } from '../../bridge/fcntl.js';
-import { F_SETPIPE_SZ } from '../../bridge/pipe.js';
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { F_SETPIPE_SZ, pipe2, setPipeSize, SPLICE_F_NONBLOCK, tee } from '../../bridge/pipe.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Injector } from '../inject/injector.js';
@@ -369,18 +370,25 @@ class Replayer {
     if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
     if (this.checks > 0) this.flush();
     const fd = BigInt(op.fd);
+    const bytes = Buffer.from(pipe.data, 'base64');
     if (this.fifoPipes.has(op.pipe)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
-      // still running?) holds it open, and writing the image's bytes would queue them twice.
-      // The count is checked in the batch (a LOAD of the int and the zeros staged after it).
+      // still running) holds it open. The count is checked in the batch (a LOAD of the int and
+      // the zeros staged after it). Exactly the image's bytes: the restored process joins that
+      // pipe, as the dumped one shares it, and nothing is written (it would queue them twice).
+      // Any other bytes: refused, saying what was found.
       const count = this.stage(Buffer.alloc(4), 16 + RECORD_BYTES);
       this.queue(SYS.ioctl, [fd, FIONREAD, count], { want: 0, call: `ioctl(${op.fd}, FIONREAD)` });
-      this.queue(LOAD, [count], {
-        want: 0,
-        mismatch: (queued) => new OpFailure(`the FIFO already holds ${queued} bytes; another process has it open (is the dumped process still running?)`),
-      });
+      this.queue(LOAD, [count], { want: 0, mismatch: (queued) => new FifoHolds(Number(queued)) });
+      try {
+        this.flush();
+      } catch (err) {
+        if (!(err instanceof FifoHolds)) throw err;
+        const found = peekFifo(this.inj.pid, op.fd, err.queued);
+        if (found.equals(bytes)) return;
+        throw new OpFailure(`the FIFO already holds ${fifoDifference(found, bytes)}; another process has it open (is the dumped process still running?)`);
+      }
     }
-    const bytes = Buffer.from(pipe.data, 'base64');
     if (bytes.length !== op.bytes) throw new OpFailure(`pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
     let at = 0;
     for (const len of pipe.packets ?? [bytes.length]) {
@@ -393,6 +401,47 @@ class Replayer {
       at += len;
     }
   }
+}
+
+/** A FIFO that holds bytes already (the batch's LOAD of its FIONREAD count was not 0). */
+class FifoHolds extends OpFailure {
+  constructor(readonly queued: number) {
+    super(`the FIFO already holds ${queued} bytes`);
+  }
+}
+
+/**
+ * The bytes queued in the FIFO behind the target's fd, copied without taking them (tee() into a
+ * scratch pipe of cr's, through a read-only open of /proc/PID/fd/N: the same pipe).
+ */
+function peekFifo(pid: number, fd: number, queued: number): Buffer {
+  const source = openSync(`/proc/${pid}/fd/${fd}`, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | O_CLOEXEC);
+  try {
+    const [r, w] = pipe2(O_CLOEXEC | O_NONBLOCK);
+    try {
+      setPipeSize(w, Math.max(queued, 4096));
+      const n = tee(source, w, queued, SPLICE_F_NONBLOCK);
+      const out = Buffer.alloc(n);
+      for (let got = 0; got < n; ) got += readSync(r, out, got, n - got, null);
+      return out;
+    } finally {
+      closeSync(r);
+      closeSync(w);
+    }
+  } finally {
+    closeSync(source);
+  }
+}
+
+/** What a FIFO holds instead of the image's bytes, in a few words. */
+function fifoDifference(found: Buffer, image: Buffer): string {
+  if (found.length !== image.length) {
+    const more = found.length > image.length && found.subarray(0, image.length).equals(image) ? `: the image's ${image.length} and ${found.length - image.length} more` : '';
+    return `${found.length} bytes, not the image's ${image.length}${more}`;
+  }
+  let at = 0;
+  while (found[at] === image[at]) at++;
+  return `${found.length} bytes, as many as the image's but other ones (from byte ${at})`;
 }
 
 /** Where a replay is, for a journal (src/inject/journal.ts) that must know it if cr dies. */
