@@ -11,6 +11,8 @@ import { SyscallError } from '../bridge/errno.js';
 import { checkpointProcess } from './checkpoint/checkpoint.js';
 import { compareTables } from './diff/compare.js';
 import { compareGuards } from './diff/guards.js';
+import { compareHeads } from './diff/head.js';
+import { headJson, type HeadJson } from './image/head-json.js';
 import { dumpFdTable } from './dump/fd-dump.js';
 import { badInput, CrError, EXIT_BAD_INPUT } from './errors.js';
 import { STDIN_IMAGE } from './image/file.js';
@@ -227,6 +229,8 @@ export interface ShowResult {
   image?: Image;
   /** a whole-process image: head (mappings, registers, signals, credentials, ...) and pages */
   process?: ProcessImage;
+  /** a whole-process image's head as plain JSON (show --json --all; docs/image-format.md) */
+  head?: HeadJson;
 }
 
 const shown = (input: Input): ShowResult => ({
@@ -234,7 +238,7 @@ const shown = (input: Input): ShowResult => ({
   kind: input.process ? 'process' : input.image ? 'fds' : 'json',
   table: input.table,
   ...(input.image ? { image: input.image } : {}),
-  ...(input.process ? { process: input.process } : {}),
+  ...(input.process ? { process: input.process, head: headJson(input.process.head) } : {}),
 });
 
 /** Read an image (a path, or `-` for stdin), checked whole (docs/image-format.md). */
@@ -288,6 +292,8 @@ export interface DiffResult {
   b: ShowResult;
   /** guard regions compared (both whole-process images): how many A has */
   guardRegions?: number;
+  /** the process heads compared (both whole-process images): A's mappings and non-default signal actions */
+  head?: { mappings: number; signalActions: number };
 }
 
 /** Compare two images' fd tables (and, for two whole-process images, their guard regions). At most one may be `-`. */
@@ -298,10 +304,12 @@ export function diff(a: string, b: string): DiffResult {
   const differences = compareTables(inA.table, inB.table);
   // Memory is compared only between two whole-process images: an fd table has none to differ.
   const both = inA.process && inB.process ? { a: inA.process.head.mappings, b: inB.process.head.mappings } : null;
-  if (both) differences.push(...compareGuards(both.a, both.b));
+  const sa = shown(inA);
+  const sb = shown(inB);
+  if (both) differences.push(...compareHeads(sa.head!, sb.head!), ...compareGuards(both.a, both.b));
   return {
-    same: differences.length === 0, differences, a: shown(inA), b: shown(inB),
-    ...(both ? { guardRegions: guardRegions(both.a).length } : {}),
+    same: differences.length === 0, differences, a: sa, b: sb,
+    ...(both ? { guardRegions: guardRegions(both.a).length, head: { mappings: sa.head!.mappings.length, signalActions: sa.head!.signalActions.length } } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
-import { show } from '../api.js';
+import { show, type ShowResult } from '../api.js';
+import { badInput } from '../errors.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import type { Image } from '../image/format.js';
 import { decodeRegs, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
@@ -13,12 +14,13 @@ import { jsonForTerminal, printable } from '../printable.js';
 export const command = defineCommand({
   name: 'show',
   summary: 'Print an image or a JSON fd table: the process, its fds, descriptions and pipes.',
-  usage: ['show IMAGE [--json]'],
+  usage: ['show IMAGE [--json [--all]]'],
   operands: [{ name: 'IMAGE', help: 'an image, or a JSON fd table; - reads it from stdin' }],
   flags: {
     json: { help: 'print the fd table as the JSON that plan and restore accept' },
+    all: { help: 'with --json: the whole image, the process head too (schema: docs/image-format.md)' },
   },
-  examples: ['show app.img', 'show fds.img --json > table.json'],
+  examples: ['show app.img', 'show fds.img --json > table.json', 'show app.img --json --all'],
 });
 /** How many of a description's other fds a row names before `+N more`. */
 const SHARED_SHOWN = 4;
@@ -167,12 +169,26 @@ function renderProcess(summary: ProcessImage): string[] {
   ];
 }
 
+/** show --json --all: what kind of image, who wrote it, the process head, the dropped fds, the fd table. */
+function wholeJson(r: ShowResult): object {
+  return {
+    kind: r.kind,
+    image: r.image ? { formatVersion: r.image.formatVersion, toolVersion: r.image.toolVersion, kernel: r.image.kernel, process: r.image.process, dropped: r.image.dropped } : null,
+    process: r.head ?? null,
+    table: r.table,
+  };
+}
+
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
-  const { table, image, process: whole, path } = show(parsed.operands[0]!);
+  const shownImage = show(parsed.operands[0]!);
+  const { table, image, process: whole, path } = shownImage;
+  if (parsed.values.all && !parsed.values.json) badInput('--all is for --json (without it, show prints everything already)');
   if (parsed.values.json) {
-    console.log(jsonForTerminal(JSON.stringify(table, null, 2)));
+    // --all: the documented whole-image schema (docs/image-format.md); without it the table alone, as plan takes it.
+    const out = parsed.values.all ? wholeJson(shownImage) : table;
+    console.log(jsonForTerminal(JSON.stringify(out, null, 2)));
     return 0;
   }
   const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTable(table)];

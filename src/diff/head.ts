@@ -1,0 +1,62 @@
+// diff of two whole-process images beyond their fd tables: what the process is (argv, exe, cwd,
+// umask, credentials, limits, no_new_privs), its memory layout (mappings: address, protection,
+// backing, flags) and its signals (actions, blocked mask, pending, alternate stack), one line per
+// difference. Not compared: the pid (a restart gets a new one), registers and interval timers
+// (they move while a process runs), the kernel and cr versions.
+import type { HeadJson, MappingJson } from '../image/head-json.js';
+import { printable } from '../printable.js';
+
+/** How many mapping differences are named before `+N more`. */
+const MAPPINGS_SHOWN = 10;
+
+const text = (v: unknown): string => printable(JSON.stringify(v));
+
+const mappingText = (m: MappingJson): string =>
+  `${m.start.slice(2)}-${m.end.slice(2)} ${m.prot} ${m.kind}${m.name ? ` ${printable(m.name)}` : ''}${m.vmflags.length ? ` [${m.vmflags.join(' ')}]` : ''}`;
+
+function compareMappings(a: MappingJson[], b: MappingJson[]): string[] {
+  // Guard regions are compared on their own (src/diff/guards.ts), in pages not counts.
+  const key = (m: MappingJson): string => text({ ...m, guards: 0 });
+  const inB = new Set(b.map(key));
+  const inA = new Set(a.map(key));
+  const lines = [
+    ...a.filter((m) => !inB.has(key(m))).map((m) => `mapping only in A: ${mappingText(m)}`),
+    ...b.filter((m) => !inA.has(key(m))).map((m) => `mapping only in B: ${mappingText(m)}`),
+  ];
+  if (lines.length === 0) return [];
+  const head = a.length === b.length ? `mappings: ${lines.length} differ` : `mappings: ${a.length} in A, ${b.length} in B`;
+  const more = lines.length > MAPPINGS_SHOWN ? [`  +${lines.length - MAPPINGS_SHOWN} more`] : [];
+  return [head, ...lines.slice(0, MAPPINGS_SHOWN).map((l) => `  ${l}`), ...more];
+}
+
+/** Every difference between two heads, one line each (mappings: a count and the first few). */
+export function compareHeads(a: HeadJson, b: HeadJson): string[] {
+  const out: string[] = [];
+  const same = (name: string, x: unknown, y: unknown): void => {
+    if (text(x) !== text(y)) out.push(`${name}: ${text(x)} in A, ${text(y)} in B`);
+  };
+  same('argv', a.argv, b.argv);
+  same('comm', a.comm, b.comm);
+  same('exe', a.exe, b.exe);
+  same('cwd', a.cwd, b.cwd);
+  same('umask', a.umask, b.umask);
+  same('uids (real, effective, saved, fs)', a.uids, b.uids);
+  same('gids (real, effective, saved, fs)', a.gids, b.gids);
+  same('groups', a.groups, b.groups);
+  for (const name of new Set([...Object.keys(a.rlimits), ...Object.keys(b.rlimits)])) same(`rlimit ${name}`, a.rlimits[name], b.rlimits[name]);
+  same('no_new_privs', a.noNewPrivs, b.noNewPrivs);
+  out.push(...compareMappings(a.mappings, b.mappings));
+  const actions = (h: HeadJson): Map<number, string> => new Map(h.signalActions.map((s) => [s.signal, `${s.handler} flags ${s.flags} mask ${s.mask}`]));
+  const actA = actions(a);
+  const actB = actions(b);
+  for (const sig of [...new Set([...actA.keys(), ...actB.keys()])].sort((x, y) => x - y)) {
+    const x = actA.get(sig) ?? 'default';
+    const y = actB.get(sig) ?? 'default';
+    if (x !== y) out.push(`signal ${sig} action: ${x} in A, ${y} in B`);
+  }
+  same('blocked signals', a.blocked, b.blocked);
+  same('pending signals', a.pending, b.pending);
+  same('alternate signal stack', a.altstack, b.altstack);
+  same('file locks', a.locks, b.locks);
+  return out;
+}
