@@ -22,6 +22,7 @@ const PTRACE_PEEKSIGINFO = 0x4209;
 const PTRACE_GETSIGMASK = 0x420a;
 const PTRACE_SETSIGMASK = 0x420b;
 const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+const PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG = 0x4211;
 const PTRACE_PEEKSIGINFO_SHARED = 1;
 
 export const PTRACE_O_TRACESYSGOOD = 0x01;
@@ -172,6 +173,17 @@ export function getRseqConfiguration(pid: number): RseqConfiguration | null {
   );
   const pointer = Number(buf.readBigUInt64LE(0));
   return pointer === 0 ? null : { pointer, size: buf.readUInt32LE(8), signature: buf.readUInt32LE(12) };
+}
+
+/** The stopped thread's syscall user dispatch mode (prctl PR_SET_SYSCALL_USER_DISPATCH): 0 when off. */
+export function getSyscallUserDispatch(pid: number): number {
+  // struct ptrace_sud_config: mode, selector, offset, len (u64 each)
+  const buf = Buffer.alloc(32);
+  check(
+    libc.ptraceBuf(PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG, pid, buf.length, buf),
+    () => `ptrace(PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG, pid=${pid})`,
+  );
+  return Number(buf.readBigUInt64LE(0));
 }
 
 /** PTRACE_GETREGSET into `buffer`; returns how many bytes the kernel filled. */

@@ -46,6 +46,16 @@ int main(int argc, char **argv) {
 }
 `;
 
+/** Turns syscall user dispatch on (its selector letting every call through), then waits. */
+const DISPATCH_C = `#include <sys/prctl.h>
+#include <unistd.h>
+static char selector = 0; /* SYSCALL_DISPATCH_FILTER_ALLOW */
+int main(void) {
+  if (prctl(59 /* PR_SET_SYSCALL_USER_DISPATCH */, 1 /* ON */, 0, 0, &selector)) return 1;
+  pause();
+}
+`;
+
 type Mode = 'new pid' | 'same pid' | 'as nobody';
 
 /**
@@ -191,7 +201,7 @@ test('one program holding a piece of every family at once: --same-pid', () => se
 
 unprivilegedTest('one program holding a piece of every family at once: dumped and restarted by cr as uid 65534', () => selfCheck('state-all', 'as nobody'));
 
-test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, another root directory, capabilities its uid does not give', () => {
+test('the inventory refuses at dump, in one line each, what cr does not carry: another namespace, another root directory, syscall user dispatch, capabilities its uid does not give', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];
   const refusal = (argv: string[]): string => {
@@ -214,6 +224,7 @@ test('the inventory refuses at dump, in one line each, what cr does not carry: a
     const jail = join(dir, 'jail');
     mkdirSync(jail);
     assert.match(refusal([buildC(CHROOT_C), jail]), new RegExp(`^process \\d+ has the root directory "${jail}" \\(chroot\\) where cr has "/", which cr does not carry$`));
+    assert.match(refusal([buildC(DISPATCH_C)]), /^process \d+ has syscall user dispatch on \(PR_SET_SYSCALL_USER_DISPATCH\), which cr does not carry$/);
     assert.match(refusal([buildC(AMBIENT_C)]), /inheritable capabilities \(0+2000\), which cr does not carry; .*ambient capabilities \(0+2000\), which cr does not carry$/);
   } finally {
     for (const p of pids) ensureReaped(p);

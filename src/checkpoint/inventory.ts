@@ -6,6 +6,7 @@
 // field or flag a newer kernel added) is refused by name, never dropped without a word.
 // What only injected getters show is read and judged in attributes.ts and inside.ts.
 import { readFileSync, readlinkSync } from 'node:fs';
+import { getSyscallUserDispatch } from '../../bridge/ptrace.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
 
@@ -199,7 +200,12 @@ function pkeyReasons(pid: number): string[] {
   return keys.size ? [`process ${pid} uses memory protection keys (${[...keys].join(', ')}), which cr does not carry`] : [];
 }
 
+/** Syscall user dispatch (PR_SET_SYSCALL_USER_DISPATCH), which only a tracer can read back. */
+function dispatchReasons(pid: number): string[] {
+  return getSyscallUserDispatch(pid) === 0 ? [] : [`process ${pid} has syscall user dispatch on (PR_SET_SYSCALL_USER_DISPATCH), which cr does not carry`];
+}
+
 /** Every reason the inventory finds to refuse a frozen process, one line each. */
 export function inventoryReasons(pid: number): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid)];
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid), ...dispatchReasons(pid)];
 }
