@@ -69,8 +69,6 @@ export const SYS = {
   mseal: 462,
 } as const;
 
-export type SyscallName = keyof typeof SYS;
-
 const NAMES = new Map<number, string>(Object.entries(SYS).map(([name, nr]) => [nr, name]));
 
 /** The name of a system call number cr runs (for the --log trace); `syscall_N` for another. */
@@ -156,9 +154,7 @@ export const AFFINITY_MAX_BYTES = 1024;
 // clone3
 export const CLONE_PARENT = 0x8000;
 
-// Kernel-internal syscall results a tracee can be stopped with (include/linux/errno.h): the
-// kernel turns them into a restart or EINTR on the way back to user space.
-export const ERESTARTSYS = 512;
-export const ERESTARTNOINTR = 513;
+// Kernel-internal syscall results a tracee can be stopped with (include/linux/errno.h), those
+// the restart acts on: the kernel turns them into a restart or EINTR on the way back to user space.
 export const ERESTARTNOHAND = 514;
 export const ERESTART_RESTARTBLOCK = 516;
