@@ -4,10 +4,10 @@
 import {
   nDescs, nPipes, nTarget, fdNum, fdCloexec, descFlags, descSeek, descCount, descFirst,
   fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
-  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter,
+  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter, targetDesc,
 } from './table';
 import {
-  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_NONBLOCK, SETFL_MASK, CLASS_RENDEZVOUS,
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_NONBLOCK, SETFL_MASK, CLASS_RENDEZVOUS, CLASS_INHERITED,
   DEFAULT_PIPE_CAPACITY,
 } from './abi';
 import { pipeIsFifo, pipe2Read, pipe2Write, descsOfPipe, pipeFirst, pipeCount, madeByPipe2 } from './pairing';
@@ -16,9 +16,20 @@ export function lowerBound(): i32 {
   let ops = 0;
   const isTarget = new Set<i32>();
   for (let t = 0; t < nTarget; t++) isTarget.add(targetFd[t]);
+  // number -> the inherited description a target fd holds there
+  const heldBy = new Map<i32, i32>();
+  for (let t = 0; t < nTarget; t++) if (targetDesc[t] >= 0) heldBy.set(targetFd[t], targetDesc[t]);
 
   const wholly = new StaticArray<bool>(nDescs);
   for (let d = 0; d < nDescs; d++) {
+    if (descClass[d] == CLASS_INHERITED) {
+      // Every number it has not inherited at costs one dup; its flags and offset came with it.
+      for (let k = 0; k < descCount[d]; k++) {
+        const fd = fdNum[fdsOfDesc[descFirst[d] + k]];
+        if (!(heldBy.has(fd) && heldBy.get(fd) == d)) ops++;
+      }
+      continue;
+    }
     // One op creates the description (pipe2 counts once per pipe, below), one dup
     // per further number. A description whose every number the target holds cannot
     // be created in place: a fresh target's fd must be closed first; a live target's

@@ -10,11 +10,11 @@ import {
   nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descClass, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
-  descAfter,
+  descAfter, targetDesc, targetCloexec, descSource,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
-  SETFL_MASK, DEFAULT_PIPE_CAPACITY, CLASS_SINGLE, PLAN_OK, PLAN_FD_ABOVE_LIMIT, PLAN_NO_FREE_FD,
+  SETFL_MASK, DEFAULT_PIPE_CAPACITY, CLASS_SINGLE, CLASS_INHERITED, PLAN_OK, PLAN_FD_ABOVE_LIMIT, PLAN_NO_FREE_FD,
   PLAN_FD_TOO_HIGH,
 } from './abi';
 import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
@@ -80,6 +80,8 @@ function attempt(order: i32): i32 {
   const working = i32(min<i64>(min<i64>(i64(targetHard), i64(MAX_FD_NUMBER)), i64(highest) + 1 + i64(nDescs) + 8));
   initSlots(working);
   initMoves();
+  inPlace = new StaticArray<i32>(nDescs);
+  for (let d = 0; d < nDescs; d++) inPlace[d] = -1;
   for (let i = 0; i < nFds; i++) reserved.add(fdNum[i]);
 
   if (mode == MODE_FRESH) {
@@ -91,6 +93,7 @@ function attempt(order: i32): i32 {
   }
   for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
   chooseHomes();
+  for (let d = 0; d < nDescs; d++) if (inPlace[d] >= 0) home[d] = inPlace[d];
   choosePlugs();
 
   const units = unitOrder(order);
@@ -192,10 +195,16 @@ function highestTargetFdBelow(limit: i32): i32 {
   return -1;
 }
 
+/** per description: the lowest of its own numbers an inherited fd already holds it at, else -1 */
+let inPlace = new StaticArray<i32>(0);
+
 /**
  * A process cr started has nothing to keep. Its fds at image numbers are closed now;
  * the others stay as plugs (new fds land above them, nearer their numbers) and are
  * closed at the end, unless the table is so full that every number counts.
+ * An fd it inherited on a description of the image (CLASS_INHERITED) stays where it is when
+ * that is one of the description's numbers; elsewhere it stays open until the description
+ * has been dup'd from it, and goes like any other target fd.
  */
 function takeOverFreshTarget(): void {
   let inUse: i64 = i64(nFds);
@@ -203,6 +212,17 @@ function takeOverFreshTarget(): void {
   const tight = i64(targetHard) - inUse < 4;
   for (let t = 0; t < nTarget; t++) {
     const fd = targetFd[t];
+    const d = targetDesc[t];
+    if (d >= 0) {
+      const i = fdIndex(fd);
+      if (i >= 0 && fdDesc[i] == d) {
+        occupy(fd, d, targetCloexec[t]);
+        if (inPlace[d] < 0) inPlace[d] = fd;
+      } else {
+        occupy(fd, FOREIGN, false);
+      }
+      continue;
+    }
     if (tight || fdIndex(fd) >= 0 || fd >= slotLimit) emitClose(fd);
     else occupy(fd, FOREIGN, false);
   }
@@ -377,11 +397,25 @@ function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
   emitWrite(writer, q);
 }
 
-/** A description on no shared object: opened by its path, or made by its kind's one call. */
+/**
+ * A description on no shared object: opened by its path, made by its kind's one call, or
+ * dup'd from the fd it was inherited at (kept there when that is its home).
+ */
 function createAlone(d: i32): bool {
+  if (inPlace[d] >= 0) {
+    flagsNow[d] = descFlags[d];
+    return true;
+  }
   const fd = newFd();
   if (fd < 0) return false;
   const cloexec = home[d] >= 0 && wantCloexec(home[d]);
+  if (descClass[d] == CLASS_INHERITED) {
+    emitDupfd(descSource[d], 0, cloexec, fd);
+    occupy(fd, d, cloexec);
+    flagsNow[d] = descFlags[d];
+    addMember(d, fd);
+    return true;
+  }
   if (descClass[d] == CLASS_SINGLE) emitCreate(d, cloexec, fd);
   else emitOpen(d, d, -1, openFlags(d), fd);
   occupy(fd, d, cloexec);
@@ -414,7 +448,7 @@ function fillDupsOf(d: i32): void {
   for (let k = 0; k < descCount[d]; k++) {
     const i = fdsOfDesc[descFirst[d] + k];
     const fd = fdNum[i];
-    if (fd == h || slotDesc[fd] == FOREIGN) continue;
+    if (fd == h || slotDesc[fd] == FOREIGN || slotDesc[fd] == d) continue;
     emitDup2(h, fd, fdCloexec[i]);
     occupy(fd, d, fdCloexec[i]);
   }

@@ -2,9 +2,9 @@
 // and the grouping of fds into their descriptions (dup detection).
 
 import {
-  INPUT_VERSION, CLASS_PAIR_END, CLASS_REOPEN, CLASS_RENDEZVOUS, CLASS_SINGLE, MODE_FRESH, MODE_INTO_EXACT,
+  INPUT_VERSION, CLASS_PAIR_END, CLASS_REOPEN, CLASS_RENDEZVOUS, CLASS_INHERITED, MODE_FRESH, MODE_INTO_EXACT,
   DECODE_BAD_HEADER, DECODE_BAD_FD, DECODE_DUPLICATE_FD, DECODE_BAD_DESC, DECODE_BAD_PIPE,
-  DECODE_DESC_WITHOUT_FD, DECODE_BAD_TARGET,
+  DECODE_DESC_WITHOUT_FD, DECODE_BAD_TARGET, DECODE_BAD_INHERITED,
 } from './abi';
 
 // Fds, sorted by number after decode.
@@ -39,6 +39,11 @@ export let pipePackets: StaticArray<bool> = new StaticArray<bool>(0);
 // The target and the limits.
 export let nTarget: i32 = 0;
 export let targetFd: StaticArray<i32> = new StaticArray<i32>(0);
+/** per target fd: the CLASS_INHERITED description it already holds, -1 for none (a file the plan knows nothing of) */
+export let targetDesc: StaticArray<i32> = new StaticArray<i32>(0);
+export let targetCloexec: StaticArray<bool> = new StaticArray<bool>(0);
+/** per description: the lowest target fd holding it (CLASS_INHERITED), else -1 */
+export let descSource: StaticArray<i32> = new StaticArray<i32>(0);
 export let imageSoft: i32 = 0;
 export let imageHard: i32 = 0;
 export let targetSoft: i32 = 0;
@@ -60,7 +65,7 @@ function fail(code: i32, arg: i32): bool {
 /**
  * Layout: [version, nFds, nDescs, nPipes, nTarget, imageSoft, imageHard, targetSoft,
  * targetHard, mode], then nFds x [fd, desc, cloexec], nDescs x [class, flags, object, seek, callFlags, flagsAfter],
- * nPipes x [capacity, dataLen, packets], nTarget x [fd].
+ * nPipes x [capacity, dataLen, packets], nTarget x [fd, desc (-1: none), cloexec].
  */
 export function decode(input: StaticArray<i32>): bool {
   decodeError = 0;
@@ -76,7 +81,7 @@ export function decode(input: StaticArray<i32>): bool {
   targetHard = input[8];
   mode = input[9];
   if (nFds < 0 || nDescs < 0 || nPipes < 0 || nTarget < 0) return fail(DECODE_BAD_HEADER, 1);
-  if (i64(10) + i64(nFds) * 3 + i64(nDescs) * 6 + i64(nPipes) * 3 + i64(nTarget) != i64(len)) return fail(DECODE_BAD_HEADER, 2);
+  if (i64(10) + i64(nFds) * 3 + i64(nDescs) * 6 + i64(nPipes) * 3 + i64(nTarget) * 3 != i64(len)) return fail(DECODE_BAD_HEADER, 2);
   if (imageSoft < 0 || imageHard < imageSoft || targetSoft < 0 || targetHard < targetSoft) return fail(DECODE_BAD_HEADER, 3);
   if (mode < MODE_FRESH || mode > MODE_INTO_EXACT) return fail(DECODE_BAD_HEADER, 4);
 
@@ -119,7 +124,7 @@ export function decode(input: StaticArray<i32>): bool {
   for (let d = 0; d < nDescs; d++) {
     const cls = input[p];
     const pipe = input[p + 2];
-    if (cls < CLASS_PAIR_END || cls > CLASS_SINGLE) return fail(DECODE_BAD_DESC, d);
+    if (cls < CLASS_PAIR_END || cls > CLASS_INHERITED) return fail(DECODE_BAD_DESC, d);
     if (onObject(cls) != (pipe >= 0) || pipe >= nPipes) return fail(DECODE_BAD_DESC, d);
     descClass[d] = cls;
     descFlags[d] = input[p + 1];
@@ -144,17 +149,32 @@ export function decode(input: StaticArray<i32>): bool {
   const targetKeys = new StaticArray<i64>(nTarget);
   for (let t = 0; t < nTarget; t++) {
     // A target may hold fds at or above its limits (they were lowered after): legal.
-    if (input[p + t] < 0 || input[p + t] >= 1 << 30) return fail(DECODE_BAD_TARGET, t);
-    targetKeys[t] = i64(input[p + t]);
+    const fd = input[p + 3 * t];
+    if (fd < 0 || fd >= 1 << 30) return fail(DECODE_BAD_TARGET, t);
+    targetKeys[t] = (i64(fd) << 32) | i64(t);
   }
   sortI64(targetKeys);
   targetFd = new StaticArray<i32>(nTarget);
+  targetDesc = new StaticArray<i32>(nTarget);
+  targetCloexec = new StaticArray<bool>(nTarget);
+  descSource = new StaticArray<i32>(nDescs);
+  for (let d = 0; d < nDescs; d++) descSource[d] = -1;
   maxTargetFd = -1;
   for (let t = 0; t < nTarget; t++) {
-    targetFd[t] = i32(targetKeys[t]);
+    const at = p + 3 * i32(targetKeys[t] & 0xffffffff);
+    targetFd[t] = i32(targetKeys[t] >> 32);
     if (t > 0 && targetFd[t] == targetFd[t - 1]) return fail(DECODE_BAD_TARGET, t);
     maxTargetFd = targetFd[t];
+    const d = input[at + 1];
+    if (d < -1 || d >= nDescs) return fail(DECODE_BAD_INHERITED, t);
+    targetDesc[t] = d;
+    targetCloexec[t] = input[at + 2] != 0;
+    if (d < 0) continue;
+    // Inherited fds exist only in a process forked for the restore: one cr may rearrange at will.
+    if (descClass[d] != CLASS_INHERITED || mode != MODE_FRESH) return fail(DECODE_BAD_INHERITED, t);
+    if (descSource[d] < 0) descSource[d] = targetFd[t];
   }
+  for (let d = 0; d < nDescs; d++) if (descClass[d] == CLASS_INHERITED && descSource[d] < 0) return fail(DECODE_BAD_INHERITED, nTarget + d);
   return groupByDesc();
 }
 

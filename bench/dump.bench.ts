@@ -39,7 +39,8 @@ function bench(scenario: string): void {
       run.phases.push(['write', performance.now() - t]);
       run.phases.push(['total', run.phases.reduce((n, [, ms]) => n + ms, 0)]);
       for (const [name, ms] of run.phases) phases.set(name, [...(phases.get(name) ?? []), ms]);
-      const { fds, pipes } = run.image.table;
+      const { pipes } = run.image.table;
+      const fds = run.image.table.processes[0]!.fds;
       summary = `${fds.length} fds, ${pipes.length} pipes, ${pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0)} bytes`;
     }
     const cli: number[] = [];

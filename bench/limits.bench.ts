@@ -5,6 +5,7 @@
 // stopped (its --timings, freeze to thaw). The target then reads its pipes back (a dump consumed
 // nothing), and a restored process is dumped and compared with the image (cr diff).
 // Run: npm run build && node build/bench/limits.bench.js [RUNS]
+import { onlyProcess } from '../src/model/fdtable.js';
 import { spawnSync } from 'node:child_process';
 import { kill, SIGKILL } from '../bridge/signal.js';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -106,7 +107,7 @@ function main(): void {
           plan.wall.push(p.wallS);
           plan.rss.push(p.maxRssKb);
         }
-        const table = readImage(image).table;
+        const table = onlyProcess(readImage(image).table);
         if (table.fds.length !== s.fds) throw new Error(`${s.name}: the image has ${table.fds.length} fds, not ${s.fds}`);
         const restore = restoreRuns(s.name, image, dir);
         const problems = [runState(h.pid), fdSnapshot(h.pid) === before ? '' : 'fd table changed', readBack(h)].filter(Boolean);

@@ -7,7 +7,7 @@
 /** Groups of [name, value, why]: each becomes `export const NAME` on both sides. */
 export const ABI = [
   ['Version of the planner input layout (assembly/table.ts decode, src/plan/encode.ts)', [
-    ['INPUT_VERSION', 2],
+    ['INPUT_VERSION', 3],
   ]],
   ['Creation classes: how a description comes to exist at restore (docs/kinds.md). The planner places classes, never kinds.', [
     ['CLASS_PAIR_END', 0, 'one end of a pair one call makes (pipe2): its object says which pair'],
@@ -15,6 +15,7 @@ export const ABI = [
     ['CLASS_PATH', 2, 'opened by its path'],
     ['CLASS_RENDEZVOUS', 3, 'opened by a path that joins an object needing a partner (a FIFO): readers first, temporaries'],
     ['CLASS_SINGLE', 4, 'one fd from one call (eventfd2), the kind module makes it'],
+    ['CLASS_INHERITED', 5, 'already open in the target at the numbers the target entries name (a child\'s, inherited at fork): kept there, or dup\'d with F_DUPFD'],
   ]],
   ['Target modes', [
     ['MODE_FRESH', 0],
@@ -74,6 +75,7 @@ export const ABI = [
     ['DECODE_BAD_PIPE', 5],
     ['DECODE_DESC_WITHOUT_FD', 6],
     ['DECODE_BAD_TARGET', 7],
+    ['DECODE_BAD_INHERITED', 8, 'a target entry names a description that is not CLASS_INHERITED, one has no entry, or the mode is not fresh'],
     ['PAIRING_TWO_PIPE2_READS', 1],
     ['PAIRING_TWO_PIPE2_WRITES', 2],
     ['PAIRING_MIXED_CLASSES', 3],

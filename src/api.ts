@@ -9,7 +9,7 @@ import { basename, delimiter, join } from 'node:path';
 import { kill, SIGCONT, SIGKILL } from '../bridge/signal.js';
 import { SyscallError } from '../bridge/errno.js';
 import { checkpointProcess } from './checkpoint/checkpoint.js';
-import { compareTables } from './diff/compare.js';
+import { compareAll } from './diff/compare.js';
 import { compareGuards } from './diff/guards.js';
 import { compareHeads } from './diff/head.js';
 import { headJson, type HeadJson } from './image/head-json.js';
@@ -20,12 +20,12 @@ import { encodeImage, type Image } from './image/format.js';
 import { loadInput, type Input } from './image/input.js';
 import { guardRegions } from './image/process-head.js';
 import type { ProcessImage } from './image/process-format.js';
-import type { Desc, Fd, FdTable, Pipe } from './model/fdtable.js';
+import { onlyProcess, type Desc, type Fd, type FdTable, type FdTables, type Pipe } from './model/fdtable.js';
 import { parseFdList, parseRlimit } from './image/validate.js';
 import { openImageOutput, STDOUT_PATH } from './output-file.js';
 import type { PlanTarget, TargetMode } from './model/restore-target.js';
 import type { Plan } from './plan/ops.js';
-import { planRestore } from './plan/planner.js';
+import { planTree, type TreePlan } from './plan/tree.js';
 import { isRunning, readStatus, refuseThreadId } from './proc/process.js';
 import { checkPaths, checkUid } from './replay/check.js';
 import { mapPaths, parsePathMap, shorterFiles } from './replay/map-paths.js';
@@ -34,7 +34,7 @@ import { restoreFresh } from './restore/fresh.js';
 import { restoreInto } from './restore/into.js';
 import type { ReplayStats } from './replay/replay.js';
 import { runSignalHandlers, waitChild } from './restore/supervise.js';
-import { verify } from './sim/verify.js';
+import { verifyTree } from './sim/verify.js';
 import type { Phases } from './timing.js';
 import { imageAuthor, type Author } from './trust/author.js';
 import { checkHeadTrust } from './trust/head.js';
@@ -55,9 +55,10 @@ export interface TableCounts {
   pipeBytes: number;
 }
 
-export function tableCounts(table: FdTable): TableCounts {
+export function tableCounts(table: FdTables): TableCounts {
   const pipeBytes = table.pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
-  return { fds: table.fds.length, descriptions: table.descs.length, pipes: table.pipes.length, pipeBytes };
+  const fds = table.processes.reduce((n, p) => n + p.fds.length, 0);
+  return { fds, descriptions: table.descs.length, pipes: table.pipes.length, pipeBytes };
 }
 
 /** `5 fds, 3 descriptions, 2 pipes holding 77 bytes` */
@@ -224,7 +225,8 @@ export interface ShowResult {
   path: string;
   /** a whole-process image, an fd-table image, or a JSON fd table */
   kind: 'process' | 'fds' | 'json';
-  table: FdTable;
+  /** the shared objects and every process's fds (one process, for what a dump writes) */
+  table: FdTables;
   /** the fd-table image (absent for a JSON table): the process's pid, comm, uid, cmdline; dropped fds */
   image?: Image;
   /** a whole-process image: head (mappings, registers, signals, credentials, ...) and pages */
@@ -236,7 +238,7 @@ export interface ShowResult {
 const shown = (input: Input): ShowResult => ({
   path: input.file.path,
   kind: input.process ? 'process' : input.image ? 'fds' : 'json',
-  table: input.table,
+  table: input.tables,
   ...(input.image ? { image: input.image } : {}),
   ...(input.process ? { process: input.process, head: headJson(input.process.head) } : {}),
 });
@@ -258,29 +260,35 @@ export interface PlanOptions {
 }
 
 export interface PlanResult {
-  table: FdTable;
+  table: FdTables;
+  /** what each root starts with */
   target: PlanTarget;
-  /** verified by the simulator: it ends with exactly the image's table */
+  /** the first process's plan: for one process, the whole of it */
   plan: Plan;
+  /**
+   * every process's plan and the order across them (src/plan/tree.ts); verified by the simulator:
+   * it ends with exactly the image's table in every process
+   */
+  tree: TreePlan;
 }
 
 /** Plan the syscalls that restore image's fd table, checked in the simulator (docs/planner.md). */
 export function plan(image: string, opts: PlanOptions = {}): PlanResult {
   const mode = opts.mode ?? 'fresh';
   if (!MODES.includes(mode)) badInput(`--mode: ${JSON.stringify(mode)} is not one of ${MODES.join(', ')}`);
-  const { table } = loadInput(image);
+  const { tables: table } = loadInput(image);
   const fds = opts.targetFds ?? '0-2';
   const target: PlanTarget = {
     fds: typeof fds === 'string' ? parseFdList(fds) : [...fds],
-    rlimit: opts.rlimit === undefined ? { ...table.rlimit } : typeof opts.rlimit === 'string' ? parseRlimit(opts.rlimit) : { ...opts.rlimit },
+    rlimit: opts.rlimit === undefined ? { ...table.processes[0]!.rlimit } : typeof opts.rlimit === 'string' ? parseRlimit(opts.rlimit) : { ...opts.rlimit },
     mode,
   };
-  const planned = planRestore(table, target);
-  const check = verify(table, target, planned);
+  const tree = planTree(table, target);
+  const check = verifyTree(table, target, tree);
   if (!check.ok) {
     throw new CrError(`the plan failed the simulator's check${check.op === undefined ? '' : ` at op ${check.op + 1}`}: ${check.reason}`, 1);
   }
-  return { table, target, plan: planned };
+  return { table, target, plan: tree.processes[0]!.plan, tree };
 }
 
 export interface DiffResult {
@@ -301,7 +309,7 @@ export function diff(a: string, b: string): DiffResult {
   if (a === STDIN_IMAGE && b === STDIN_IMAGE) badInput('A and B cannot both be - : stdin holds one image');
   const inA = loadInput(a);
   const inB = loadInput(b);
-  const differences = compareTables(inA.table, inB.table);
+  const differences = compareAll(inA.tables, inB.tables);
   // Memory is compared only between two whole-process images: an fd table has none to differ.
   const both = inA.process && inB.process ? { a: inA.process.head.mappings, b: inB.process.head.mappings } : null;
   const sa = shown(inA);
@@ -381,8 +389,10 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
   // IMAGE is read here, once; everything below works from this one Input.
   const input = loadInput(image);
+  // One process, until trees are restored: refused before anything is judged or started.
+  const table = onlyProcess(input.tables);
   // Paths moved since the dump, before anything judges them; then files cut short since.
-  const moved = { mappedPaths: mapPaths(input.table, maps), warnings: shorterFiles(input.table) };
+  const moved = { mappedPaths: mapPaths(table, maps), warnings: shorterFiles(table) };
   let started = false;
   const once = (): void => {
     if (started) throw new CrError('this restore was started already');
@@ -393,8 +403,8 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
     return { mode, image: shown(input), start: async () => (once(), restart(whole, opts, moved)) };
   }
   const author = imageAuthor(input.file);
-  checkTableInput(input.table, input.image, opts);
-  return { mode, image: shown(input), start: async () => (once(), restoreTable(input, author, opts, moved)) };
+  checkTableInput(table, input.image, opts);
+  return { mode, image: shown(input), start: async () => (once(), restoreTable(input, table, author, opts, moved)) };
 }
 
 /** Restore image: restart a whole process, start opts.command, or install the fds in opts.into. */
@@ -415,7 +425,7 @@ function processImageIdentity(input: Input, opts: RestoreOptions): ProcessImage 
     badInput(`${input.file.path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
   }
   const { head, fdImage } = input.process;
-  checkPaths(fdImage.table);
+  checkPaths(onlyProcess(fdImage.table));
   checkHeadTrust(head, imageAuthor(input.file));
   // The restart takes on the image's credentials, except that all-root ones are left as the
   // husk's (src/restart/process-attributes.ts setCreds): cr's own. The user it ends up as is
@@ -508,17 +518,16 @@ function cloexecWarning(table: FdTable, argv: string[]): string[] {
   return [`${argv[0]} is ${why}: the image's close-on-exec fd${cloexec.length === 1 ? '' : 's'} ${shown} will be closed in any program it execs`];
 }
 
-async function restoreTable(input: Input, author: Author, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+async function restoreTable(input: Input, table: FdTable, author: Author, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
   const dropped = input.image?.dropped ?? [];
   const warnings = dropped.length > 0 ? [`the image left out ${dropped.map((d) => `fd ${d.fd} (${d.kind})`).join(', ')}; the restored process will not have them`] : [];
   warnings.push(...moved.warnings);
-  if (opts.command !== undefined) warnings.push(...cloexecWarning(input.table, opts.command));
-  const table = input.table;
+  if (opts.command !== undefined) warnings.push(...cloexecWarning(table, opts.command));
   try {
     const r = opts.into !== undefined ? restoreInto(table, opts.into, opts.exact ?? false, author) : restoreFresh(table, opts.command!, author, { setsid: opts.setsid ?? false });
     return {
       mode: opts.into !== undefined ? 'into' : 'command', pid: r.pid, warnings: [...warnings, ...r.plan.warnings], phases: r.phases,
-      counts: tableCounts(table), mappedPaths: moved.mappedPaths, plan: r.plan, stats: r.stats,
+      counts: tableCounts(input.tables), mappedPaths: moved.mappedPaths, plan: r.plan, stats: r.stats,
     };
   } catch (err) {
     // A target that exits mid-restore makes ptrace and /proc fail in many ways; say why once.

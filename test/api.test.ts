@@ -48,7 +48,7 @@ out.missing = refused(() => show(dir + '/no-such.img'));
 const d = await dump(pid, { output: image, kill: true });
 out.dump = { whole: d.whole, afterwards: d.afterwards, counts: d.counts, pid: d.pid };
 const s = show(image);
-out.show = { kind: s.kind, fds: s.table.fds.map((f) => f.fd).sort((a, b) => a - b), mappings: s.process.head.mappings.length > 0 };
+out.show = { kind: s.kind, fds: s.table.processes[0].fds.map((f) => f.fd).sort((a, b) => a - b), mappings: s.process.head.mappings.length > 0 };
 const p = plan(image);
 out.plan = { ops: p.plan.ops.length, mode: p.target.mode };
 out.diff = diff(image, image).same;

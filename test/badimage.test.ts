@@ -19,7 +19,8 @@ import { LiveTarget } from '../src/imagefuzz/live-target.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC } from '../src/image/format.js';
 import { loadInput } from '../src/image/input.js';
 import type { FdTable } from '../src/model/fdtable.js';
-import { parseTable } from '../src/image/validate.js';
+import { parseTables } from '../src/image/validate.js';
+import { oneProcess, onlyProcess } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { captured, cr } from './helpers/cli.js';
 
@@ -85,7 +86,9 @@ test('fuzz-image command: counts printed, exit 0 on a clean run, bad arguments r
   const r = await captured(() => fuzzImage(['--flips', '5', '--splices', '0', '--refits', '0', '--truncations', '0', '--cli', '0', '--columns', 'show', join(FIXTURES, 'hardening-seed.img')]));
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^\d+ mutants: (\d+) must be refused, \1 were;/m);
-  assert.match(r.stdout, /^ {2}truncated +tried +532 +refused +532 /m);
+  // One truncation per byte of the seed image.
+  const size = readFileSync(join(FIXTURES, 'hardening-seed.img')).length;
+  assert.match(r.stdout, new RegExp(`^ {2}truncated +tried +${size} +refused +${size} `, 'm'));
   const bad = await fuzzImageArgs(['--columns', 'show,nope']);
   assert.is(bad, 'bad input');
   assert.is(await fuzzImageArgs([join(dir, 'no-such-seed.img')]), 'bad input');
@@ -127,7 +130,8 @@ test('each kind of refusal names what is wrong', () => {
       b[b.length - 3]! ^= 4;
       return b;
     })(), /checksum mismatch \(the image is corrupt\)/],
-    ['json lie', JSON.stringify({ fds: [{ fd: 5, desc: 0, cloexec: false }], descs: [], pipes: [], rlimit: { soft: 64, hard: 64 } }), /fds\[0\]\.desc: no description with id 0/],
+    ['json lie', JSON.stringify({ descs: [], pipes: [], processes: [{ pid: 1, fds: [{ fd: 5, desc: 0, cloexec: false }], rlimit: { soft: 64, hard: 64 } }] }), /processes\[0\]\.fds\[0\]\.desc: no description with id 0/],
+    ['old json shape', JSON.stringify({ fds: [], descs: [], pipes: [], rlimit: { soft: 64, hard: 64 } }), /table: fds and rlimit at the top is the old one-process shape/],
   ];
   for (const [name, bytes, pattern] of cases) {
     const path = join(dir, name);
@@ -150,7 +154,7 @@ function tinyImage(fd: number, soft: number, comm = 'x', path = '/dev/null'): Bu
     pipes: [],
     rlimit: { soft, hard: soft },
   };
-  return encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm, cmdline: [], uid: 0 }, table, dropped: [] });
+  return encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm, cmdline: [], uid: 0 }, table: oneProcess(table, 1), dropped: [] });
 }
 
 test('an fd far above any limit: plan refuses it at once, and the planner still works afterwards', async () => {
@@ -161,7 +165,7 @@ test('an fd far above any limit: plan refuses it at once, and the planner still 
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, /^cr plan: [^\n]+\n$/);
   }
-  const plan = planRestore(parseTable({ fds: [{ fd: 5, desc: 0, cloexec: false }], descs: [{ id: 0, kind: 'chr', flags: 0o100001, path: '/dev/null' }], pipes: [], rlimit: { soft: 64, hard: 64 } }), { fds: [0, 1, 2], rlimit: { soft: 64, hard: 64 }, mode: 'fresh' });
+  const plan = planRestore(onlyProcess(parseTables({ processes: [{ pid: 1, fds: [{ fd: 5, desc: 0, cloexec: false }], rlimit: { soft: 64, hard: 64 } }], descs: [{ id: 0, kind: 'chr', flags: 0o100001, path: '/dev/null' }], pipes: [] })), { fds: [0, 1, 2], rlimit: { soft: 64, hard: 64 }, mode: 'fresh' });
   assert.ok(plan.ops.length > 0);
 });
 

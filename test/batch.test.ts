@@ -2,6 +2,7 @@
 // at the first unexpected result (later calls never run), and the tracee is left exactly as it
 // was (registers, signal state, mappings), a handled SIGTRAP included; the routine's bytes are
 // what batch.S assembles to.
+import { oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -132,7 +133,7 @@ test('restore --log: 3 MiB of pipe bytes (more than a batch holds) go in chunks,
       pipes: bytes.map((b, p) => ({ id: p, capacity: MiB, data: b.toString('base64') })),
       rlimit: { soft: 1024, hard: 4096 },
     };
-    writeFileSync(join(dir, 'table.json'), JSON.stringify(table));
+    writeFileSync(join(dir, 'table.json'), JSON.stringify(oneProcess(table as FdTable, 1)));
     const sums = bytes.map((b) => createHash('sha256').update(b).digest('hex'));
     // The restored program checks its own pipes and says PASS or FAIL in a file (it has no stdout).
     const check = [
@@ -171,7 +172,7 @@ test('--log at a FIFO or a directory is refused in one line before any process s
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-batch-log-')));
   try {
     execFileSync('mkfifo', [join(dir, 'fifo')]);
-    writeFileSync(join(dir, 'table.json'), JSON.stringify({ fds: [], descs: [], pipes: [], rlimit: { soft: 1024, hard: 4096 } }));
+    writeFileSync(join(dir, 'table.json'), JSON.stringify({ descs: [], pipes: [], processes: [{ pid: 1, fds: [], rlimit: { soft: 1024, hard: 4096 } }] }));
     const marker = join(dir, 'ran');
     for (const [at, what] of [[join(dir, 'fifo'), 'is a FIFO'], [dir, 'is a directory']] as const) {
       const r = await cr(['restore', join(dir, 'table.json'), '--log', at, '--', 'touch', marker]);

@@ -325,7 +325,7 @@ test('a multi-threaded process is refused at dump with one line, and left runnin
     // The fd table alone is no problem: every thread is frozen while it is read.
     const fds = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', image]);
     assert.is(fds.code, 0, fds.stderr);
-    assert.ok([3, 5].every((fd) => readImage(image).table.fds.some((f) => f.fd === fd)), 'the pipes the threads hold, at fds 3 and 5');
+    assert.ok([3, 5].every((fd) => readImage(image).table.processes[0]!.fds.some((f) => f.fd === fd)), 'the pipes the threads hold, at fds 3 and 5');
     assertRunning(pid);
   } finally {
     ensureReaped(pid);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compareTables } from '../src/diff/compare.js';
-import { O_LARGEFILE, O_NONBLOCK, O_WRONLY, type FdTable } from '../src/model/fdtable.js';
+import { O_LARGEFILE, O_NONBLOCK, O_WRONLY, type FdTable, oneProcess } from '../src/model/fdtable.js';
 import { cr } from './helpers/cli.js';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -132,9 +132,9 @@ test('cr diff: exit 0 when equal, 1 with one difference a line, 2 on error', asy
     const a = join(dir, 'a.json');
     const b = join(dir, 'b.json');
     const c = join(dir, 'c.json');
-    writeFileSync(a, JSON.stringify(seed()));
-    writeFileSync(b, JSON.stringify(renamed()));
-    writeFileSync(c, JSON.stringify({ ...seed(), rlimit: { soft: 64, hard: 64 } }));
+    writeFileSync(a, JSON.stringify(oneProcess(seed(), 1)));
+    writeFileSync(b, JSON.stringify(oneProcess(renamed(), 1)));
+    writeFileSync(c, JSON.stringify(oneProcess({ ...seed(), rlimit: { soft: 64, hard: 64 } }, 1)));
     let r = await cr(['diff', a, b]);
     assert.is(r.code, 0);
     assert.is(r.stdout, `same: ${a} and ${b} describe the same fd table (5 fds, 3 descriptions, 1 pipe)\n`);

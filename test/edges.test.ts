@@ -2,6 +2,7 @@
 // pipe held only by its write end, code running from MAP_SHARED file mappings while cr injects,
 // --into a process under seccomp, heads that must be refused before any process exists,
 // terminal escapes in a comm, and a thread id given as a pid.
+import { oneProcess } from '../src/model/fdtable.js';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,7 @@ const oneLine = (text: string): boolean => /^[^\n]+\n$/.test(text);
 /** An fd-table image: /dev/null at fd 0, made as `comm`. */
 function nullImage(name: string, comm = 'x'): string {
   const table: FdTable = { fds: [{ fd: 0, desc: 0, cloexec: false }], descs: [{ id: 0, kind: 'chr', flags: 0o100000, path: '/dev/null' }], pipes: [], rlimit: { soft: 1024, hard: 1024 } };
-  const image: Image = { magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm, cmdline: [], uid: 0 }, table, dropped: [] };
+  const image: Image = { magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm, cmdline: [], uid: 0 }, table: oneProcess(table, 1), dropped: [] };
   const file = join(dir, name);
   writeFileSync(file, encodeImage(image), { mode: 0o600 });
   return file;

@@ -7,6 +7,7 @@
 // during `restore --into` leaves the target untouched or completely restored, never in between;
 // during `restore -- CMD` the new process ends. The target dying under cr, or never stopping,
 // gives a one-line error within a time bound.
+import { onlyProcess, oneProcess } from '../src/model/fdtable.js';
 import { spawn as spawnChild, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -218,7 +219,7 @@ test('the target killed at random moments of a dump: cr ends with one line, neve
 
 const RESTORE_TABLE: FdTable = INTO_TABLE;
 const RESTORE_IMAGE = join(dir, 'restore-table.json');
-writeFileSync(RESTORE_IMAGE, JSON.stringify(RESTORE_TABLE));
+writeFileSync(RESTORE_IMAGE, JSON.stringify(oneProcess(RESTORE_TABLE, 1)));
 const IMAGE_FDS = new Set(RESTORE_TABLE.fds.map((f) => f.fd));
 const TARGET_SPEC: HolderSpec = { pipes: 2, capacity: 65536, bytes: 1000, dups: 0, high: 0 };
 
@@ -238,7 +239,7 @@ function restoreState(pid: number, before: string, beforeFds: number[]): { state
   if (now.join(',') !== want.join(',')) return { state: 'partial', why: `${now.length} fds, neither ${beforeFds.length} nor ${want.length}` };
   // Every image fd present: check what they are with a dump (the target is our child, not node's).
   const { image } = dumpFdTable(pid, { skipUnsupported: false, leaveStopped: false });
-  const got = image.table;
+  const got = onlyProcess(image.table);
   const keep = got.fds.filter((f) => IMAGE_FDS.has(f.fd));
   const descs = got.descs.filter((d) => keep.some((f) => f.desc === d.id));
   const pipes = got.pipes.filter((p) => descs.some((d) => 'pipe' in d && d.pipe === p.id));

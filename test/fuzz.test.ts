@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { O_RDWR } from '../src/model/fdtable.js';
-import { parseTable } from '../src/image/validate.js';
+import { oneProcess, viewOf, type FdTable } from '../src/model/fdtable.js';
+import { parseTables } from '../src/image/validate.js';
+
+/** A fuzz case's table is one process's: validated as the image of that one process. */
+const parseTable = (table: FdTable): FdTable => viewOf(parseTables(oneProcess(table, 1)), 0);
 import { planRestore } from '../src/plan/planner.js';
 import type { Plan } from '../src/plan/ops.js';
 import { checkCase } from '../src/fuzz/check.js';
@@ -107,7 +111,9 @@ test('the same input gives byte-identical plans, in one process and in another',
   assert.ok(first.some((p) => p.startsWith('{')), 'no seed gave a plan');
   const script = `
     const { generateCase } = await import(${JSON.stringify(join(here, '../src/fuzz/generate.js'))});
-    const { parseTable } = await import(${JSON.stringify(join(here, '../src/image/validate.js'))});
+    const { parseTables } = await import(${JSON.stringify(join(here, '../src/image/validate.js'))});
+    const { oneProcess, viewOf } = await import(${JSON.stringify(join(here, '../src/model/fdtable.js'))});
+    const parseTable = (t) => viewOf(parseTables(oneProcess(t, 1)), 0);
     const { planRestore } = await import(${JSON.stringify(join(here, '../src/plan/planner.js'))});
     const out = ${JSON.stringify(seeds)}.reverse().map((seed) => {
       const c = generateCase(seed);

@@ -155,7 +155,7 @@ test('show lists the guard regions; diff tells an image from one without them; f
     writeFileSync(v1, old);
     const refused = await cr(['show', v1]);
     assert.is(refused.code, 2);
-    assert.is(refused.stderr, `cr show: ${v1}: process image format version 1 is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})\n`);
+    assert.is(refused.stderr, `cr show: ${v1}: process image format version 1 is not supported (this cr reads version ${PROCESS_FORMAT_VERSION}): it is from an older cr, dump the process again\n`);
   }));
 
 test('a page that cannot be read is refused with one line naming its mapping (guard regions not reported, as on kernels before 6.15)', () =>

@@ -24,19 +24,22 @@ function sample(): Image {
     kernel: '6.18.0-test',
     process: { pid: 1234, comm: 'python3', cmdline: ['python3', '-S', 'x.py'], uid: 1000 },
     table: {
-      fds: [
-        { fd: 3, desc: 0, cloexec: false },
-        { fd: 4, desc: 1, cloexec: true },
-        { fd: 7, desc: 1, cloexec: false },
-        { fd: 9, desc: 2, cloexec: false },
-      ],
+      processes: [{
+        pid: 1234,
+        fds: [
+          { fd: 3, desc: 0, cloexec: false },
+          { fd: 4, desc: 1, cloexec: true },
+          { fd: 7, desc: 1, cloexec: false },
+          { fd: 9, desc: 2, cloexec: false },
+        ],
+        rlimit: { soft: 1024, hard: 4096 },
+      }],
       descs: [
         { id: 0, kind: 'pipe', flags: 0, pipe: 0 },
         { id: 1, kind: 'pipe', flags: 0o40001, pipe: 0 },
         { id: 2, kind: 'file', flags: 0o102002, path: '/tmp/some file', offset: 12345 },
       ],
       pipes: [{ id: 0, capacity: 65536, data: Buffer.from('hello\0world').toString('base64'), packets: [5, 6] }],
-      rlimit: { soft: 1024, hard: 4096 },
     },
     dropped: [{ fd: 5, kind: 'socket', reason: 'socket:[77]: sockets are not supported' }],
   };
@@ -90,8 +93,8 @@ test('an image written and read back is the same image, mode 0600, nothing else 
   assert.equal(readImage(path), sample());
   assert.is(statSync(path).mode & 0o777, 0o600);
   assert.equal(readdirSync(sub), ['img']);
-  const { table, image } = loadInput(path);
-  assert.equal(table, sample().table);
+  const { tables, image } = loadInput(path);
+  assert.equal(tables, sample().table);
   assert.equal(image, sample());
 });
 
@@ -136,7 +139,12 @@ test('bad images: each refused with exit code 2 and one line saying what is wron
   refuses(good.subarray(0, good.length - 10), /no cr image envelope/);
   refuses(packr.pack([1, 2, 3]), /no cr image envelope/);
   refuses(handMade(goodPayload(), { magic: 'not-cr' }), /wrong magic/);
-  refuses(handMade(goodPayload(), { formatVersion: 2 }), /image format version 2 is not supported \(this cr reads version 1\)/);
+  refuses(handMade(goodPayload(), { formatVersion: 3 }), /image format version 3 is not supported \(this cr reads version 2\)$/);
+  // Version 1 held one process's table: an older cr's image, refused in one line that says so.
+  const p1 = goodPayload();
+  const one = (p1.table as { processes: Array<{ fds: unknown; rlimit: unknown }> }).processes[0]!;
+  const v1 = handMade({ ...p1, table: { fds: one.fds, descs: (p1.table as { descs: unknown }).descs, pipes: (p1.table as { pipes: unknown }).pipes, rlimit: one.rlimit } }, { formatVersion: 1 });
+  refuses(v1, /image format version 1 is not supported \(this cr reads version 2\): it is from an older cr, dump the process again$/);
   refuses(handMade(goodPayload(), { extra: 1 }), /envelope has an unknown field "extra"/);
   refuses(handMade(goodPayload(), { checksum: { md5: Buffer.alloc(16) } }), /checksum is not a sha256/);
   const flipped = Buffer.from(good);
@@ -152,9 +160,10 @@ test('bad images: each refused with exit code 2 and one line saying what is wron
   refuses(handMade({ ...goodPayload(), process: { pid: 1, comm: 'x', cmdline: [1], uid: 0 } }), /process.cmdline is not a list of strings/);
   refuses(handMade({ ...goodPayload(), dropped: [{ fd: 1, kind: 'socket' }] }), /dropped\[0\] has no reason/);
   const p = goodPayload();
-  const table = p.table as { pipes: Array<Record<string, unknown>>; fds: Array<Record<string, unknown>> };
+  const table = p.table as { pipes: Array<Record<string, unknown>>; processes: Array<{ fds: unknown[] } & Record<string, unknown>> };
+  const proc = table.processes[0]!;
   refuses(handMade({ ...p, table: { ...table, pipes: [{ ...table.pipes[0], data: 'aGVsbG8=' }] } }), /table.pipes\[0\].data is not binary/);
-  refuses(handMade({ ...p, table: { ...table, fds: [...table.fds, { fd: 5000, desc: 0, cloexec: false }] } }), /bad: fds\[4\].fd: 5000 is not below rlimit.soft 1024/);
+  refuses(handMade({ ...p, table: { ...table, processes: [{ ...proc, fds: [...proc.fds, { fd: 5000, desc: 0, cloexec: false }] }] } }), /bad: processes\[0\].fds\[4\].fd: 5000 is not below rlimit.soft 1024/);
   refuses(handMade({ ...p, table: { ...table, pipes: [{ ...table.pipes[0], packets: [5, 5] }] } }), /packets: sum 10 is not the data length 11/);
 });
 
@@ -173,7 +182,7 @@ test('loadInput takes a JSON fd table too, and refuses bad JSON with exit code 2
   const path = join(dir, 'table.json');
   writeFileSync(path, '  \n' + JSON.stringify(sample().table));
   const loaded = loadInput(path);
-  assert.equal(loaded.table, sample().table);
+  assert.equal(loaded.tables, sample().table);
   assert.is(loaded.image, undefined);
   writeFileSync(path, '{"fds": [');
   assert.throws(() => loadInput(path), (e: Error) => e instanceof CrError && e.code === 2 && /not valid JSON/.test(e.message));

@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { kill, SIGSTOP } from '../bridge/signal.js';
 import { readStatus } from '../src/proc/process.js';
 import { PROCESS_FORMAT_VERSION } from '../src/image/process-format.js';
+import { IMAGE_FORMAT_VERSION } from '../src/image/format.js';
 import { CR, cr, ROOT, type Run } from './helpers/cli.js';
 import { ensureReaped, withProcess } from './helpers/processes.js';
 
@@ -43,7 +44,7 @@ function processImage(head: Buffer): Buffer {
 }
 
 /** An fd-table image whose payload is given as bytes, its checksum right. */
-const fdImage = (payload: Buffer): Buffer => plain.pack({ magic: 'cr-fd-image', formatVersion: 1, checksum: { sha256: sha256(payload) }, payload });
+const fdImage = (payload: Buffer): Buffer => plain.pack({ magic: 'cr-fd-image', formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
 
 test('decoding bombs with valid checksums are refused (exit 2, one line), not decoded', async () => {
   // 600 mappings sharing one 1M-entry list through msgpackr's shared references: 1 MB that
@@ -97,7 +98,7 @@ test('nesting, key types and counts that lie are refused before decoding', async
   }
 });
 
-const EMPTY_TABLE = JSON.stringify({ fds: [], descs: [], pipes: [], rlimit: { soft: 64, hard: 64 } });
+const EMPTY_TABLE = JSON.stringify({ descs: [], pipes: [], processes: [{ pid: 1, fds: [], rlimit: { soft: 64, hard: 64 } }] });
 
 /** Wait (bounded) until pid is in state T: stopped by a signal, not traced. */
 function waitStopped(pid: number): void {

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { closeFd, openFile } from '../bridge/file.js';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR } from '../src/model/fdtable.js';
+import { O_RDWR, oneProcess, onlyProcess, type FdTables } from '../src/model/fdtable.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
@@ -97,7 +97,7 @@ test('eventfd, directory and O_PATH fds: PASS before and after the dump and in e
       assert.is(d.code, 0, d.stderr);
       assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump');
       const shown = await cr(['show', image, '--json']);
-      table = JSON.parse(shown.stdout) as FdTable;
+      table = onlyProcess(JSON.parse(shown.stdout) as FdTables);
     } finally {
       ensureReaped(pid);
     }
@@ -162,8 +162,8 @@ test('show and diff print and compare the new kinds by their own fields', async 
     (b.descs[0] as { count: number; semaphore: boolean }).count = 6;
     (b.descs[0] as { semaphore: boolean }).semaphore = true;
     (b.descs[1] as { offset: string }).offset = '13';
-    writeFileSync(join(dir, 'a.json'), JSON.stringify(a));
-    writeFileSync(join(dir, 'b.json'), JSON.stringify(b));
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(oneProcess(a, 1)));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(oneProcess(b, 1)));
     const shown = await cr(['show', join(dir, 'a.json')]);
     assert.is(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /eventfd .*count 5/);
@@ -190,7 +190,7 @@ test('bad descriptions of the new kinds are one line each', async () => {
       [{ id: 0, kind: 'file', flags: 0o10000000, path: '/etc/hostname', offset: 0 }, /O_PATH is never part of F_GETFL's answer here/],
     ];
     for (const [desc, why] of cases) {
-      writeFileSync(join(dir, 't.json'), JSON.stringify(fdOnly([desc as FdTable['descs'][number]], [[3, 0]])));
+      writeFileSync(join(dir, 't.json'), JSON.stringify(oneProcess(fdOnly([desc as FdTable['descs'][number]], [[3, 0]]), 1)));
       const r = await cr(['plan', join(dir, 't.json'), '--target-fds', '0-2']);
       assert.is(r.code, 2, `${JSON.stringify(desc)}: ${r.stderr}`);
       assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);

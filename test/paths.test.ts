@@ -17,7 +17,7 @@ import { freeze, thaw } from '../src/task/freeze.js';
 import { Injector } from '../src/inject/injector.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES } from '../src/inject/opened.js';
 import { SYS } from '../src/inject/syscalls.js';
-import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, type Desc, type DescFields, type FdTable } from '../src/model/fdtable.js';
+import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, type Desc, type DescFields, type FdTable, oneProcess } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
 import { cr } from './helpers/cli.js';
 import { assertRunning } from './helpers/fdlayout.js';
@@ -77,7 +77,7 @@ function assertKilled(stderr: string): void {
  * exit 2 and one line naming fd 3, the path and `why`, the new process killed, the live one as it was.
  */
 async function refusedEverywhere(file: string, table: FdTable, why: string): Promise<void> {
-  writeFileSync(file, JSON.stringify(table));
+  writeFileSync(file, JSON.stringify(oneProcess(table, 1)));
   const path = (table.descs[0] as { path: string }).path;
   const line = (tail: string): RegExp => new RegExp(`^cr restore: fd 3: "${escape(path)}" now opens ${why}; refused before anything was written through it; ${tail}\\n$`);
   // --detach: were the path not refused, the test must not wait for the sleep.
@@ -174,7 +174,7 @@ test('a file replaced by another regular file is restored (moved or rotated), wi
     writeFileSync(log, 'the file at dump time\n');
     const table = oneDesc({ kind: 'file', flags: O_WRONLY | O_LARGEFILE, path: log, offset: 4 });
     const file = join(dir, 't.json');
-    writeFileSync(file, JSON.stringify(table));
+    writeFileSync(file, JSON.stringify(oneProcess(table, 1)));
     rmSync(log);
     writeFileSync(log, 'another file now\n');
     const r = await cr(['restore', file, '--detach', '--', '/bin/sleep', '1000']);

@@ -3,6 +3,7 @@
 // exclusively, never written through a symlink; an image another user cannot read is refused in
 // one line. Paths in an image are opened by the target itself: an image naming a root-only file
 // gives an unprivileged target nothing, even when root runs cr.
+import { oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -203,7 +204,7 @@ function tableWith(file?: string): string {
     pipes: [{ id: 0, capacity: 65536, data: Buffer.from('restored bytes').toString('base64') }],
     rlimit: { soft: 1024, hard: 4096 },
   };
-  return JSON.stringify(t);
+  return JSON.stringify(oneProcess(t as FdTable, 1));
 }
 
 unprivilegedTest('an unprivileged user restores into their own process, and is refused root\'s with one EPERM line', () => {

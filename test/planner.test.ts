@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync, mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Desc, Fd, FdTable, Pipe } from '../src/model/fdtable.js';
+import { oneProcess, type Desc, type Fd, type FdTable, type Pipe } from '../src/model/fdtable.js';
 import { O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_DIRECT } from '../src/model/fdtable.js';
 import type { Op, Plan } from '../src/plan/ops.js';
 import type { PlanTarget } from '../src/model/restore-target.js';
@@ -236,7 +236,7 @@ unprivilegedTest('`cr plan` works on a JSON table as an unprivileged user', () =
   const dir = mkdtempSync(join(tmpdir(), 'cr-plan-'));
   try {
     const file = join(dir, 'seed.json');
-    writeFileSync(file, JSON.stringify(seed));
+    writeFileSync(file, JSON.stringify(oneProcess(seed, 1)));
     chmodSync(dir, 0o755);
     chmodSync(file, 0o644);
     const out = crProcess(['plan', file], { uid: NOBODY });

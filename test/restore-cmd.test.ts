@@ -19,13 +19,16 @@ test('restore -- SCRIPT that execs: close-on-exec fds warned about; a failing CM
     writeFileSync(log, '');
     const table = join(dir, 'table.json');
     writeFileSync(table, JSON.stringify({
-      fds: [{ fd: 2, desc: 0, cloexec: false }, { fd: 5, desc: 1, cloexec: true }, { fd: 7, desc: 1, cloexec: true }],
+      processes: [{
+        pid: 1,
+        fds: [{ fd: 2, desc: 0, cloexec: false }, { fd: 5, desc: 1, cloexec: true }, { fd: 7, desc: 1, cloexec: true }],
+        rlimit: { soft: 1024, hard: 1024 },
+      }],
       descs: [
         { id: 0, kind: 'file', path: log, flags: O_WRONLY | O_LARGEFILE, offset: 0 },
         { id: 1, kind: 'chr', path: '/dev/null', flags: O_RDONLY | O_LARGEFILE },
       ],
       pipes: [],
-      rlimit: { soft: 1024, hard: 1024 },
     }));
     // The script runs with fds 5 and 7; the program it execs (ls of its own fds) has only 2.
     const script = join(dir, 'run.sh');

@@ -3,6 +3,8 @@
 // image's, dumped again and compared with `cr diff`; the restored process (a small C reader,
 // test/fixtures/restore-reader.c) must then read exactly the bytes that were queued, and the
 // original must still hold its own.
+import { oneProcess } from '../src/model/fdtable.js';
+import { onlyProcess } from '../src/model/fdtable.js';
 import { spawn as spawnAsync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -167,7 +169,7 @@ const sharesKernelPipe = (scenario: string): boolean => scenario === 'fifo';
 for (const scenario of FIXTURES) {
   test(`restore -- CMD, ${scenario}: dump of the new process equals the image, it reads the queued bytes, the original keeps its own`, async () => {
     await withFixture(scenario, async (fx) => {
-      const table = readImage(fx.image).table;
+      const table = onlyProcess(readImage(fx.image).table);
       const specs = readerSpecs(scenario, fx.dir);
       const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
       if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
@@ -188,7 +190,7 @@ for (const scenario of FIXTURES) {
 for (const scenario of FIXTURES) {
   test(`restore --into, ${scenario}: a live target whose fds (0, 1, 2 and the image's own numbers) collide; with and without --exact`, async () => {
     await withFixture(scenario, async (fx) => {
-      const table = readImage(fx.image).table;
+      const table = onlyProcess(readImage(fx.image).table);
       const specs = readerSpecs(scenario, fx.dir);
       const want = expectedReadBack(table, specs.map((s) => s.split('=')[0]!));
       if (sharesKernelPipe(scenario)) assert.equal(fixtureReadBack(fx.pid, fx.dir), want);
@@ -273,7 +275,7 @@ unprivilegedTest('--into, staging failure: a file the target may not open fails 
     writeFileSync(secret, 'root only', { mode: 0o600 });
     chmodSync(dir, 0o755);
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(stagingTable(secret)));
+    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(secret), 1)));
     // The target runs as nobody: the open is its own, so an image cannot hand it a root-only file.
     await withOwnPipe(async (r) => {
       await withReader([0, 1, 2, 7, 9], [[r, 5]], ['own=fd:5'], async (rd) => {
@@ -305,7 +307,7 @@ test('--into --exact, staging failure (a missing file): rolled back, the target 
   const dir = tempDir('staging2');
   try {
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(stagingTable(join(dir, 'missing'))));
+    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(join(dir, 'missing')), 1)));
     await withOwnPipe(async (r) => {
       await withReader([0, 1, 2, 7], [[r, 5]], ['own=fd:5'], async (rd) => {
         waitIdle(rd.pid);
@@ -327,7 +329,7 @@ test('restore -- CMD failure: one line naming op, fd and errno; the new process 
   const dir = tempDir('fail');
   try {
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(stagingTable(join(dir, 'missing'))));
+    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(join(dir, 'missing')), 1)));
     const r = await cr(['restore', tableFile, '--detach', '--', 'sleep', '30']);
     assert.is(r.code, 1);
     assert.is(r.stdout, '');
@@ -420,7 +422,7 @@ test('a hard limit above what the kernel allows the target: restored as far as i
     table.descs[3] = { id: 3, kind: 'chr', flags: 0o100000, path: '/dev/null' };
     table.rlimit = { soft: 1024, hard: own.hard + 1000 };
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(table));
+    writeFileSync(tableFile, JSON.stringify(oneProcess(table, 1)));
     // The reader, not sleep: sleep's setlocale() may hold a locale file open for a moment.
     const r = await cr(['restore', tableFile, '--detach', '--', READER, dir]);
     const pid = Number(r.stdout.trim());
@@ -441,7 +443,7 @@ test('a hard limit above what the kernel allows the target: restored as far as i
 
 test('a FIFO the dumped process still holds with the image\'s bytes: joined, its bytes not queued twice; the original keeps its bytes', async () => {
   await withFixture('fifo', async (fx) => {
-    const want = expectedReadBack(readImage(fx.image).table, ['p0', 'p1']);
+    const want = expectedReadBack(onlyProcess(readImage(fx.image).table), ['p0', 'p1']);
     const r = await cr(['restore', fx.image, '--detach', '--', 'sleep', '30']);
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stderr, '');
@@ -472,7 +474,7 @@ test('--into a process with four threads, one blocked in read on a pipe the imag
       // fd 4, the write end the reader thread waited on, is now the seed's; 3, 5 and 6 stay.
       const d = await diff(seed.image, again);
       assert.is(d.stdout, ['fd 3: only in B (pipe read end)', 'fd 5: only in B (pipe read end)', 'fd 6: only in B (pipe write end)', ''].join('\n'));
-      assert.equal(readImage(again).table.rlimit, readImage(seed.image).table.rlimit);
+      assert.equal(onlyProcess(readImage(again).table).rlimit, onlyProcess(readImage(seed.image).table).rlimit);
     });
   });
 });
@@ -488,7 +490,7 @@ test('a signal to cr during a restore --into is held until the restore is comple
       rlimit: { soft: 4096, hard: 4096 },
     };
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(table));
+    writeFileSync(tableFile, JSON.stringify(oneProcess(table, 1)));
     await withReader([], [], ['p0=fd:10'], async (rd) => {
       waitIdle(rd.pid);
       const child = spawnAsync(process.execPath, [CR, 'restore', tableFile, '--into', String(rd.pid)], { stdio: 'ignore' });
@@ -530,7 +532,7 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
       waitFile(readerDir, 'ready');
       waitIdle(restored);
       assert.equal(listFds(restored), [3, 4]);
-      assert.equal(readerReadBack({ pid: restored, dir: readerDir }), expectedReadBack(readImage(image).table, ['p0']));
+      assert.equal(readerReadBack({ pid: restored, dir: readerDir }), expectedReadBack(onlyProcess(readImage(image).table), ['p0']));
     } finally {
       if (restored > 0) ensureReaped(restored);
     }
@@ -551,7 +553,7 @@ const oneFile = (path = '/dev/null', fd = 50): FdTable => ({
 });
 
 function imageOf(file: string, table: FdTable, uid: number): string {
-  writeFileSync(file, encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm: 'x', cmdline: [], uid }, table, dropped: [] }), { mode: 0o644 });
+  writeFileSync(file, encodeImage({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, toolVersion: '0.1.0', kernel: 'test', process: { pid: 1, comm: 'x', cmdline: [], uid }, table: oneProcess(table, 1), dropped: [] }), { mode: 0o644 });
   return file;
 }
 
@@ -568,7 +570,7 @@ test('paths that lead into /proc through symlinks are refused before any process
       const before = fdLinks(rd.pid);
       for (const [path, as] of refused) {
         const file = join(dir, 'table.json');
-        writeFileSync(file, JSON.stringify(oneFile(path, 3)));
+        writeFileSync(file, JSON.stringify(oneProcess(oneFile(path, 3), 1)));
         const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         for (const args of [['--', 'true'], ['--into', String(rd.pid)]]) {
           const r = await cr(['restore', file, ...args]);
@@ -583,7 +585,7 @@ test('paths that lead into /proc through symlinks are refused before any process
     });
     // A symlink elsewhere is only a path: the restored fd 3 is /dev/null, where it leads.
     const file = join(dir, 'ok.json');
-    writeFileSync(file, JSON.stringify(oneFile(join(dir, 'null'), 3)));
+    writeFileSync(file, JSON.stringify(oneProcess(oneFile(join(dir, 'null'), 3), 1)));
     const out = join(dir, 'fd3');
     const r = await cr(['restore', file, '--', '/bin/sh', '-c', `readlink /proc/$$/fd/3 > ${out}`]);
     assert.is(r.code, 0, r.stderr);
@@ -639,7 +641,7 @@ unprivilegedTest('--into another user\'s process: refused in one line with ptrac
   chmodSync(dir, 0o755);
   try {
     const file = join(dir, 'table.json');
-    writeFileSync(file, JSON.stringify(oneFile()), { mode: 0o644 });
+    writeFileSync(file, JSON.stringify(oneProcess(oneFile(), 1)), { mode: 0o644 });
     await withReader([0, 1, 2], [], [], async (rd) => {
       const before = fdLinks(rd.pid);
       const r = crProcess(['restore', file, '--into', String(rd.pid)], { uid: NOBODY });

@@ -302,10 +302,9 @@ test('-- CMD and --into with nobody\'s table naming a root-only file: the open f
   scene(async (s) => {
     const table = (path: string, flags: number): string =>
       JSON.stringify({
-        fds: [{ fd: 50, desc: 0, cloexec: false }],
         descs: [{ id: 0, kind: 'file', flags, path, offset: 0 }],
         pipes: [],
-        rlimit: { soft: 1024, hard: 4096 },
+        processes: [{ pid: 1, fds: [{ fd: 50, desc: 0, cloexec: false }], rlimit: { soft: 1024, hard: 4096 } }],
       });
     const O_RDWR = 2;
     const secret = s.path('secret.json');

@@ -1,14 +1,14 @@
-// parseTable / parseTarget: every rule of docs/fd-table.md, one bad input each, and the
+// parseTables / parseTarget: every rule of docs/fd-table.md, one bad input each, and the
 // message must name the field.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
-import type { FdTable } from '../src/model/fdtable.js';
+import type { FdTables } from '../src/model/fdtable.js';
 import { O_APPEND, O_ASYNC, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_SYNC, O_WRONLY } from '../src/model/fdtable.js';
-import { MAX_ENTRIES, parseFdList, parseRlimit, parseTable, parseTarget } from '../src/image/validate.js';
+import { MAX_ENTRIES, parseFdList, parseRlimit, parseTables, parseTarget } from '../src/image/validate.js';
 
-const GOOD = (): FdTable => ({
-  fds: [
+const GOOD = (): FdTables => ({
+  processes: [{ pid: 100, fds: [
     { fd: 0, desc: 1, cloexec: false },
     { fd: 1, desc: 2, cloexec: true },
     { fd: 7, desc: 2, cloexec: false },
@@ -17,7 +17,7 @@ const GOOD = (): FdTable => ({
     { fd: 11, desc: 5, cloexec: true },
     { fd: 12, desc: 6, cloexec: false },
     { fd: 13, desc: 7, cloexec: false },
-  ],
+  ], rlimit: { soft: 1024, hard: 4096 } }],
   descs: [
     { id: 1, kind: 'pipe', flags: O_RDONLY, pipe: 0 },
     { id: 2, kind: 'pipe', flags: O_WRONLY | O_NONBLOCK, pipe: 0 },
@@ -31,7 +31,6 @@ const GOOD = (): FdTable => ({
     { id: 0, capacity: 65536, data: Buffer.from('queued').toString('base64') },
     { id: 5, capacity: 8192, data: Buffer.from('abc').toString('base64'), packets: [1, 2] },
   ],
-  rlimit: { soft: 1024, hard: 4096 },
 });
 
 /** Apply `change` to a fresh good table (as plain JSON) and expect this error message. */
@@ -39,7 +38,7 @@ function rejects(change: (t: any) => void, message: string | RegExp): void {
   const t = JSON.parse(JSON.stringify(GOOD()));
   change(t);
   try {
-    parseTable(t);
+    parseTables(t);
   } catch (err) {
     assert.instance(err, CrError);
     assert.is((err as CrError).code, EXIT_BAD_INPUT);
@@ -53,7 +52,7 @@ function rejects(change: (t: any) => void, message: string | RegExp): void {
 }
 
 test('a good table comes back normalised: O_LARGEFILE added to path-opened descriptions', () => {
-  const t = parseTable(JSON.parse(JSON.stringify(GOOD())));
+  const t = parseTables(JSON.parse(JSON.stringify(GOOD())));
   const want = GOOD();
   want.descs[3].flags |= O_LARGEFILE;
   want.descs[5].flags |= O_LARGEFILE;
@@ -63,42 +62,59 @@ test('a good table comes back normalised: O_LARGEFILE added to path-opened descr
 
 test('table shape: objects, arrays, known fields only', () => {
   for (const bad of [null, 3, 'x', [], true]) {
-    assert.throws(() => parseTable(bad), /^table: expected an object/);
+    assert.throws(() => parseTables(bad), /^table: expected an object/);
   }
   rejects((t) => (t.extra = 1), 'table: unknown field "extra"');
-  rejects((t) => delete t.fds, 'fds: expected an array, got missing');
+  rejects((t) => delete t.processes[0].fds, 'processes[0].fds: expected an array, got missing');
   rejects((t) => (t.descs = {}), 'descs: expected an array, got an object');
-  rejects((t) => (t.fds[2] = [1]), 'fds[2]: expected an object, got an array');
-  rejects((t) => (t.fds[0].extra = 0), 'fds[0]: unknown field "extra"');
+  rejects((t) => (t.processes[0].fds[2] = [1]), 'processes[0].fds[2]: expected an object, got an array');
+  rejects((t) => (t.processes[0].fds[0].extra = 0), 'processes[0].fds[0]: unknown field "extra"');
   rejects((t) => (t.pipes[0] = JSON.parse('{"__proto__": 1}')), 'pipes[0]: unknown field "__proto__"');
-  rejects((t) => (t.fds.length = MAX_ENTRIES + 1), `fds: ${MAX_ENTRIES + 1} entries is more than ${MAX_ENTRIES}`);
+  rejects((t) => (t.processes[0].fds.length = MAX_ENTRIES + 1), `processes[0].fds: ${MAX_ENTRIES + 1} entries is more than ${MAX_ENTRIES}`);
 });
 
 test('numbers: integers in range, no NaN, no strings, no nesting', () => {
-  rejects((t) => (t.fds[1].fd = 1.5), 'fds[1].fd: 1.5 is not an integer');
-  rejects((t) => (t.fds[1].fd = NaN), 'fds[1].fd: NaN is not an integer');
-  rejects((t) => (t.fds[1].fd = Infinity), 'fds[1].fd: Infinity is not an integer');
-  rejects((t) => (t.fds[1].fd = -1), 'fds[1].fd: -1 is below 0');
-  rejects((t) => (t.fds[1].fd = '1'), 'fds[1].fd: expected an integer, got "1"');
-  rejects((t) => (t.fds[1].fd = [[[[[1]]]]]), 'fds[1].fd: expected an integer, got an array');
-  rejects((t) => (t.fds[1].fd = 2 ** 53), /^fds\[1\]\.fd: 9007199254740992 is above/);
+  rejects((t) => (t.processes[0].fds[1].fd = 1.5), 'processes[0].fds[1].fd: 1.5 is not an integer');
+  rejects((t) => (t.processes[0].fds[1].fd = NaN), 'processes[0].fds[1].fd: NaN is not an integer');
+  rejects((t) => (t.processes[0].fds[1].fd = Infinity), 'processes[0].fds[1].fd: Infinity is not an integer');
+  rejects((t) => (t.processes[0].fds[1].fd = -1), 'processes[0].fds[1].fd: -1 is below 0');
+  rejects((t) => (t.processes[0].fds[1].fd = '1'), 'processes[0].fds[1].fd: expected an integer, got "1"');
+  rejects((t) => (t.processes[0].fds[1].fd = [[[[[1]]]]]), 'processes[0].fds[1].fd: expected an integer, got an array');
+  rejects((t) => (t.processes[0].fds[1].fd = 2 ** 53), /^processes\[0\]\.fds\[1\]\.fd: 9007199254740992 is above/);
   rejects((t) => (t.descs[0].flags = 2 ** 32), 'descs[0].flags: 4294967296 is above 4294967295');
-  rejects((t) => (t.fds[1].cloexec = 1), 'fds[1].cloexec: expected true or false, got 1');
+  rejects((t) => (t.processes[0].fds[1].cloexec = 1), 'processes[0].fds[1].cloexec: expected true or false, got 1');
   rejects((t) => (t.descs[0].kind = 'x'.repeat(1000)), /^descs\[0\]\.kind: expected one of .*got "x{40}\.\.\."$/);
 });
 
+test('processes: pids once each, a parent listed before its child, at least one; the old one-process shape refused', () => {
+  const child = (t: any, over: object = {}) => t.processes.push({ pid: 101, parent: 100, fds: [{ fd: 3, desc: 5, cloexec: false }], rlimit: { soft: 64, hard: 64 }, ...over });
+  // A description two processes hold is one object referenced twice: accepted.
+  const two = JSON.parse(JSON.stringify(GOOD()));
+  child(two);
+  assert.is(parseTables(two).processes[1]!.parent, 100);
+  rejects((t) => child(t, { pid: 100 }), 'processes[1].pid: 100 is used twice (also processes[0])');
+  rejects((t) => child(t, { parent: 102 }), 'processes[1].parent: no process with pid 102 is listed before it');
+  rejects((t) => child(t, { parent: 101 }), 'processes[1].parent: no process with pid 101 is listed before it');
+  rejects((t) => child(t, { pid: 0 }), 'processes[1].pid: 0 is below 1');
+  rejects((t) => child(t, { fds: [{ fd: 3, desc: 42, cloexec: false }] }), 'processes[1].fds[0].desc: no description with id 42');
+  rejects((t) => (t.processes = []), 'processes: an empty list (an image holds at least one process)');
+  rejects((t) => delete t.processes, 'processes: expected an array, got missing');
+  const old = { fds: GOOD().processes[0]!.fds, descs: GOOD().descs, pipes: GOOD().pipes, rlimit: { soft: 1024, hard: 4096 } };
+  assert.throws(() => parseTables(old), /^table: fds and rlimit at the top is the old one-process shape; they now go in processes: \[\{pid, fds, rlimit\}\]/);
+});
+
 test('rlimit: soft <= hard, both within the kernel ceiling', () => {
-  rejects((t) => (t.rlimit = { soft: 10, hard: 5 }), 'rlimit.soft: 10 is above rlimit.hard 5');
-  rejects((t) => (t.rlimit.hard = 2 ** 31), 'rlimit.hard: 2147483648 is above 2147483584');
-  rejects((t) => (t.rlimit.soft = undefined), 'rlimit.soft: expected an integer, got missing');
-  rejects((t) => (t.rlimit.max = 1), 'rlimit: unknown field "max"');
+  rejects((t) => (t.processes[0].rlimit = { soft: 10, hard: 5 }), 'processes[0].rlimit.soft: 10 is above processes[0].rlimit.hard 5');
+  rejects((t) => (t.processes[0].rlimit.hard = 2 ** 31), 'processes[0].rlimit.hard: 2147483648 is above 2147483584');
+  rejects((t) => (t.processes[0].rlimit.soft = undefined), 'processes[0].rlimit.soft: expected an integer, got missing');
+  rejects((t) => (t.processes[0].rlimit.max = 1), 'processes[0].rlimit: unknown field "max"');
 });
 
 test('fds: distinct, below the soft limit, naming an existing description', () => {
-  rejects((t) => (t.fds[4].fd = 70000), /^fds\[4\]\.fd: 70000 is not below rlimit\.soft 1024$/);
-  rejects((t) => (t.fds[3].fd = 7), 'fds[3].fd: 7 appears twice (also fds[2])');
-  rejects((t) => (t.fds[3].desc = 99), 'fds[3].desc: no description with id 99');
-  rejects((t) => (t.fds[3].desc = 2), 'descs[2]: description 3 has no fd');
+  rejects((t) => (t.processes[0].fds[4].fd = 70000), /^processes\[0\]\.fds\[4\]\.fd: 70000 is not below rlimit\.soft 1024$/);
+  rejects((t) => (t.processes[0].fds[3].fd = 7), 'processes[0].fds[3].fd: 7 appears twice (also fds[2])');
+  rejects((t) => (t.processes[0].fds[3].desc = 99), 'processes[0].fds[3].desc: no description with id 99');
+  rejects((t) => (t.processes[0].fds[3].desc = 2), 'descs[2]: description 3 has no fd');
 });
 
 test('descriptions: ids, kinds, fields each kind has', () => {
@@ -121,7 +137,7 @@ test('flags: what F_GETFL can say, never O_CLOEXEC', () => {
   rejects((t) => (t.descs[4].flags = O_WRONLY | (O_SYNC & ~O_DSYNC)), 'descs[4].flags: __O_SYNC without O_DSYNC');
   const ok = GOOD();
   ok.descs[4].flags = O_WRONLY | O_SYNC | O_ASYNC | O_LARGEFILE;
-  assert.is(parseTable(ok).descs[4].flags, O_WRONLY | O_SYNC | O_ASYNC | O_LARGEFILE);
+  assert.is(parseTables(ok).descs[4].flags, O_WRONLY | O_SYNC | O_ASYNC | O_LARGEFILE);
 });
 
 test('paths: absolute, non-empty, no NUL, not under /proc, one kind per path', () => {
@@ -135,7 +151,7 @@ test('paths: absolute, non-empty, no NUL, not under /proc, one kind per path', (
   rejects((t) => ((t.descs[4] as { path: string }).path = '/tmp/fifo'), 'descs[4].path: "/tmp/fifo" is a fifo in descs[3], not a file');
   const ok = GOOD();
   (ok.descs[4] as { path: string }).path = '/procfs/x';
-  assert.is((parseTable(ok).descs[4] as { path: string }).path, '/procfs/x');
+  assert.is((parseTables(ok).descs[4] as { path: string }).path, '/procfs/x');
 });
 
 test('pipes: capacity, canonical base64 within capacity, packets', () => {
@@ -164,23 +180,23 @@ test('pipes: capacity, canonical base64 within capacity, packets', () => {
 test('pipe ends: one kind per pipe, one FIFO path, at most one pipe2() end of each side', () => {
   rejects((t) => (t.descs[3].pipe = 0), 'descs[3].kind: pipe 0 has a pipe description (descs[0]) and a fifo one');
   rejects((t) => {
-    t.fds.push({ fd: 20, desc: 8, cloexec: false });
+    t.processes[0].fds.push({ fd: 20, desc: 8, cloexec: false });
     t.descs.push({ id: 8, kind: 'fifo', flags: O_WRONLY, pipe: 5, path: '/tmp/other' });
   }, 'descs[7].path: FIFO pipe 5 is "/tmp/fifo" in descs[3], not "/tmp/other"');
   rejects((t) => {
-    t.fds.push({ fd: 20, desc: 8, cloexec: false });
+    t.processes[0].fds.push({ fd: 20, desc: 8, cloexec: false });
     t.descs.push({ id: 8, kind: 'fifo', flags: O_WRONLY, pipe: 0, path: '/tmp/fifo' });
   }, /^descs\[7\]\.path: FIFO "\/tmp\/fifo" has pipe 5 in descs\[3\], not 0$/);
   rejects((t) => {
-    t.fds.push({ fd: 20, desc: 8, cloexec: false });
+    t.processes[0].fds.push({ fd: 20, desc: 8, cloexec: false });
     t.descs.push({ id: 8, kind: 'pipe', flags: O_RDONLY | O_NONBLOCK, pipe: 0 });
   }, 'descs[7].flags: pipe 0 already has a read end made by pipe2() (descs[0]); a reopened end has O_LARGEFILE');
   rejects((t) => (t.descs[2].flags = O_RDWR), 'descs[2].flags: an O_RDWR pipe description always has O_LARGEFILE');
   rejects((t) => (t.descs[1].flags = O_WRONLY | O_SYNC), 'descs[1].flags: O_DSYNC on a pipe end made by pipe2() (no O_LARGEFILE): nothing can set it there');
   const ok = GOOD();
-  ok.fds.push({ fd: 20, desc: 8, cloexec: false });
+  ok.processes[0]!.fds.push({ fd: 20, desc: 8, cloexec: false });
   ok.descs.push({ id: 8, kind: 'pipe', flags: O_RDONLY | O_LARGEFILE, pipe: 0 });
-  assert.is(parseTable(ok).descs.length, 8);
+  assert.is(parseTables(ok).descs.length, 8);
 });
 
 test('parseTarget and the CLI forms --target-fds / --rlimit', () => {

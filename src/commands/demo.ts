@@ -5,6 +5,7 @@
 // python3) is dumped, killed and restarted, and carries on from the next number. Needs no
 // arguments; works in a temporary directory it removes at the end (kept with --keep, for a closer
 // look at the images), and ends with commands the user can paste to try it on a process of their own.
+import { onlyProcess } from '../model/fdtable.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -272,7 +273,7 @@ export async function run(args: string[]): Promise<number> {
     say('runs the calls inside the new process (checking each result), and only then lets it run:');
     const hold = [python, '-S', program, 'hold', restoredDir];
     say(`  $ ${PROG} restore ${original} --detach -- ${hold.join(' ')}`);
-    const outcome = restoreFresh(readImage(original).table, hold, null);
+    const outcome = restoreFresh(onlyProcess(readImage(original).table), hold, null);
     running.add(outcome.pid);
     say(`    ${outcome.pid}`);
     say(`  The ${outcome.plan.ops.length - 1} system calls cr ran inside pid ${outcome.pid}:`);

@@ -27,7 +27,9 @@ export async function run(args: string[]): Promise<number> {
     const t = r.a.table;
     const head = r.head === undefined ? '' : `, the same process (argv, exe, cwd, credentials, limits, ${count(r.head.mappings, 'mapping')}, ${count(r.head.signalActions, 'signal action')} set, signals blocked and pending)`;
     const guards = r.guardRegions === undefined ? '' : `${head}, and the same ${count(r.guardRegions, 'guard region')}`;
-    console.log(`same: ${r.a.path} and ${r.b.path} describe the same fd table (${count(t.fds.length, 'fd')}, ${count(t.descs.length, 'description')}, ${count(t.pipes.length, 'pipe')})${guards}`);
+    const fds = t.processes.reduce((n, p) => n + p.fds.length, 0);
+    const processes = t.processes.length > 1 ? `${t.processes.length} processes, ` : '';
+    console.log(`same: ${r.a.path} and ${r.b.path} describe the same fd table (${processes}${count(fds, 'fd')}, ${count(t.descs.length, 'description')}, ${count(t.pipes.length, 'pipe')})${guards}`);
     return 0;
   }
   for (const line of r.differences) console.log(line);

@@ -1,5 +1,6 @@
 // `cr fuzz [--seed N] [--count N] [--max-fds N]`: random tables through the planner and
 // the simulator; exit 1 with the failing seed and a shrunken case on the first failure.
+import { oneProcess } from '../model/fdtable.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { fuzz, type FuzzReport } from '../fuzz/run.js';
@@ -58,7 +59,8 @@ export async function run(args: string[]): Promise<number> {
   console.log(`  ${f.reason}`);
   console.log(`shrunk to ${f.shrunk.table.fds.length} fds, ${f.shrunk.target.fds.length} target fds; it fails with:`);
   console.log(`  ${f.shrunkReason}`);
-  console.log(`table: ${JSON.stringify(f.shrunk.table)}`);
+  // As `plan` reads it: the table of one process.
+  console.log(`table: ${JSON.stringify(oneProcess(f.shrunk.table, 1))}`);
   console.log(`target: ${JSON.stringify(f.shrunk.target)}`);
   return 1;
 }

@@ -5,6 +5,9 @@
 import { plan as planImage, type TargetMode } from '../api.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { formatOp } from '../plan/format.js';
+import type { FdTables } from '../model/fdtable.js';
+import type { PlanTarget } from '../model/restore-target.js';
+import type { TreePlan } from '../plan/tree.js';
 import { jsonForTerminal } from '../printable.js';
 
 export const command = defineCommand({
@@ -25,7 +28,8 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
   const { values, operands } = parsed;
-  const { table, target, plan } = planImage(operands[0]!, { targetFds: values['target-fds'], rlimit: values.rlimit, mode: values.mode as TargetMode });
+  const { table, target, plan, tree } = planImage(operands[0]!, { targetFds: values['target-fds'], rlimit: values.rlimit, mode: values.mode as TargetMode });
+  if (table.processes.length > 1) return printTree(table, target, tree, values.json === true);
 
   if (values.json) {
     // Paths come from the image: DEL, C1 and format characters escaped as show --json does.
@@ -33,11 +37,51 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const width = String(plan.ops.length).length;
-  console.log(`plan: ${plan.ops.length} ops (lower bound ${plan.lowerBound}) for ${table.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`);
+  console.log(`plan: ${plan.ops.length} ops (lower bound ${plan.lowerBound}) for ${table.processes[0]!.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`);
   console.log(`target: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
   plan.ops.forEach((op, i) => console.log(`  ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
   for (const warning of plan.warnings) console.log(`warning: ${warning}`);
   console.log('verified: the simulator ends with exactly the image\'s table');
+  return 0;
+}
+
+const list = (ids: number[]): string => ids.join(', ');
+
+/**
+ * A tree's plan: the cross-process order (who creates each object, who inherits it, when each
+ * child is forked), then each process's ops.
+ */
+function printTree(tables: FdTables, target: PlanTarget, tree: TreePlan, json: boolean): number {
+  if (json) {
+    const processes = tree.processes.map((p) => ({
+      pid: p.pid,
+      ...(p.parent === undefined ? {} : { parent: p.parent }),
+      creates: p.creates,
+      pipes: p.pipes,
+      inherits: p.inherits,
+      carries: p.carries,
+      ...p.plan,
+      length: p.plan.ops.length,
+    }));
+    console.log(jsonForTerminal(JSON.stringify({ processes, verified: true })));
+    return 0;
+  }
+  const total = tree.processes.reduce((n, p) => n + p.plan.ops.length, 0);
+  const fds = tables.processes.reduce((n, p) => n + p.fds.length, 0);
+  console.log(`plan: ${tree.processes.length} processes, ${total} ops in all for ${fds} fds, ${tables.descs.length} descriptions, ${tables.pipes.length} pipes`);
+  console.log(`target of each root: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
+  console.log('order: each process runs its ops, then forks its children (a child starts with its table as it is then), then closes what it carried for them');
+  for (const p of tree.processes) {
+    const roots = p.parent === undefined ? 'a root' : `child of ${p.parent}, forked at op ${tree.processes.find((q) => q.pid === p.parent)!.plan.ops.findIndex((op) => op.op === 'fork' && op.pid === p.pid) + 1} of ${p.parent}`;
+    console.log(`process ${p.pid} (${roots}): ${p.plan.ops.length} ops (lower bound ${p.plan.lowerBound})`);
+    if (p.creates.length > 0) console.log(`  creates descriptions ${list(p.creates)}${p.pipes.length > 0 ? ` (pipes ${list(p.pipes)})` : ''}`);
+    if (p.inherits.length > 0) console.log(`  inherits ${p.inherits.map((h) => `description ${h.desc} at fd ${h.from}`).join(', ')}`);
+    if (p.carries.length > 0) console.log(`  carries ${p.carries.map((c) => `description ${c.desc} at fd ${c.fd}`).join(', ')} for its children`);
+    const width = String(p.plan.ops.length).length;
+    p.plan.ops.forEach((op, i) => console.log(`    ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
+    for (const warning of p.plan.warnings) console.log(`  warning: ${warning}`);
+  }
+  console.log('verified: the simulator ends with exactly the image\'s table in every process, each shared description one object');
   return 0;
 }
 

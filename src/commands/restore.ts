@@ -9,7 +9,7 @@ import { killAndReap } from '../../bridge/spawn.js';
 import { describeCounts, prepareRestore, waitExit, type RestoreOptions, type RestoreResult } from '../api.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
-import type { FdTable } from '../model/fdtable.js';
+import { onlyProcess, type FdTable } from '../model/fdtable.js';
 import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
 import { HeldSignals } from '../restore/supervise.js';
@@ -142,7 +142,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     // Traced to --log from before the process is touched to the end of the restore, not while cr waits for it.
     const title = `cr restore ${opts.into !== undefined ? `--into ${opts.into}` : opts.options.command ? `-- ${printable(opts.options.command.join(' '))}` : '(restart)'}`;
-    return await supervised(async (held) => report(opts, await CallLog.around(opts.log, title, () => prepared.start()), held, pidfile, prepared.image.table));
+    return await supervised(async (held) => report(opts, await CallLog.around(opts.log, title, () => prepared.start()), held, pidfile, onlyProcess(prepared.image.table)));
   } finally {
     pidfile?.abort();
   }

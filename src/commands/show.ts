@@ -7,7 +7,7 @@ import type { Image } from '../image/format.js';
 import { decodeRegs, PAGE_SIZE, type ProcessImage } from '../image/process-format.js';
 import { guardRegions } from '../image/process-head.js';
 import { kindOf } from '../kinds/registry.js';
-import { O_ACCMODE, O_RDONLY, O_WRONLY, pipeOf, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, pipeOf, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
 
@@ -94,7 +94,8 @@ function rowsOf(sorted: Fd[]): Fd[][] {
   return runs.flatMap((run) => (run.length >= MIN_RANGE ? [run] : run.map((f) => [f])));
 }
 
-function renderTable(table: FdTable): string[] {
+/** One process's fds as rows, and its limit. */
+function renderFds(table: FdTable): string[] {
   const descs = new Map(table.descs.map((d) => [d.id, d]));
   const pipes = new Map(table.pipes.map((p) => [p.id, p]));
   const sorted = [...table.fds].sort((a, b) => a.fd - b.fd);
@@ -123,12 +124,35 @@ function renderTable(table: FdTable): string[] {
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i]!, c.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
   lines.push('', `rlimit NOFILE: soft ${table.rlimit.soft}, hard ${table.rlimit.hard}`);
-  for (const p of table.pipes) {
+  return lines;
+}
+
+function renderPipes(pipes: Pipe[]): string[] {
+  return pipes.map((p) => {
     const data = Buffer.from(p.data, 'base64');
     const packets = p.packets ? `, packets ${p.packets.join(',')}` : '';
-    lines.push(`${pipeSummary(p)}${packets}${data.length ? `: ${preview(data)}` : ''}`);
+    return `${pipeSummary(p)}${packets}${data.length ? `: ${preview(data)}` : ''}`;
+  });
+}
+
+/**
+ * Each process's fds (headed by its pid and parent when there are several; a description's id
+ * says which processes share it), then the pipes once.
+ */
+function renderTables(tables: FdTables): string[] {
+  if (tables.processes.length === 1) return [...renderFds(viewOf(tables, 0)), ...renderPipes(tables.pipes)];
+  const lines: string[] = [];
+  const holders = new Map<number, Set<number>>();
+  for (const p of tables.processes) for (const f of p.fds) (holders.get(f.desc) ?? holders.set(f.desc, new Set()).get(f.desc)!).add(p.pid);
+  const shared = tables.descs.filter((d) => holders.get(d.id)!.size > 1);
+  tables.processes.forEach((p, i) => {
+    lines.push(`process ${p.pid}${p.parent === undefined ? '' : `, child of ${p.parent}`}: ${p.fds.length} fds`);
+    lines.push(...renderFds(viewOf(tables, i)), '');
+  });
+  for (const d of shared) {
+    lines.push(`description ${d.id} (${printable(d.kind)}${endOf(d) ? ` ${endOf(d)} end` : ''}) is shared by processes ${[...holders.get(d.id)!].join(', ')}`);
   }
-  return lines;
+  return [...lines, ...renderPipes(tables.pipes)];
 }
 
 function renderHeader(path: string, image: Image): string[] {
@@ -191,7 +215,7 @@ export async function run(args: string[]): Promise<number> {
     console.log(jsonForTerminal(JSON.stringify(out, null, 2)));
     return 0;
   }
-  const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTable(table)];
+  const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTables(table)];
   for (const d of image?.dropped ?? []) lines.push(`dropped fd ${d.fd} (${printable(d.kind)}): ${printable(d.reason)}`);
   console.log(lines.join('\n'));
   return 0;

@@ -2,7 +2,7 @@
 // they are never compared: fds are matched by number, and descriptions and pipes through the fds
 // that reach them. Each difference is one line, naming fds, about A (first) and B (second).
 import { kindOf } from '../kinds/registry.js';
-import { O_ACCMODE, O_RDONLY, O_WRONLY, pathOf, pipeOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { O_ACCMODE, O_RDONLY, O_WRONLY, pathOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { printable } from '../printable.js';
 
@@ -125,5 +125,45 @@ export function compareTables(tableA: FdTable, tableB: FdTable): string[] {
   const ra = tableA.rlimit;
   const rb = tableB.rlimit;
   if (ra.soft !== rb.soft || ra.hard !== rb.hard) out.push(`RLIMIT_NOFILE ${ra.soft}:${ra.hard} in A, ${rb.soft}:${rb.hard} in B`);
+  return out;
+}
+
+/** Where each description shared across processes is held, as `PID:fd` lists (processes named by position). */
+function sharedAcross(tables: FdTables): Set<string> {
+  const where = new Map<number, string[]>();
+  const procs = new Map<number, Set<number>>();
+  tables.processes.forEach((p, i) => {
+    for (const f of [...p.fds].sort((x, y) => x.fd - y.fd)) {
+      (where.get(f.desc) ?? where.set(f.desc, []).get(f.desc)!).push(`${i}:${f.fd}`);
+      (procs.get(f.desc) ?? procs.set(f.desc, new Set()).get(f.desc)!).add(i);
+    }
+  });
+  const out = new Set<string>();
+  for (const [desc, list] of where) if (procs.get(desc)!.size > 1) out.add(list.join(' '));
+  return out;
+}
+
+/**
+ * Two images of any number of processes: processes are matched by position (a tree's order),
+ * each compared as compareTables does, then which descriptions the processes share.
+ */
+export function compareAll(a: FdTables, b: FdTables): string[] {
+  const n = a.processes.length;
+  if (n !== b.processes.length) return [`A holds ${n} processes, B holds ${b.processes.length}`];
+  if (n === 1) return compareTables(viewOf(a, 0), viewOf(b, 0));
+  const out: string[] = [];
+  const name = (t: FdTables, i: number): string => `process ${t.processes[i]!.pid}`;
+  const parentIndex = (t: FdTables, i: number): number => t.processes.findIndex((p) => p.pid === t.processes[i]!.parent);
+  for (let i = 0; i < n; i++) {
+    const label = a.processes[i]!.pid === b.processes[i]!.pid ? name(a, i) : `${name(a, i)} (${name(b, i)} in B)`;
+    if (parentIndex(a, i) !== parentIndex(b, i)) out.push(`${label}: its parent is not the same process in A and B`);
+    for (const line of compareTables(viewOf(a, i), viewOf(b, i))) out.push(`${label}: ${line}`);
+  }
+  const named = (t: FdTables, group: string): string =>
+    group.split(' ').map((at) => { const [i, fd] = at.split(':'); return `fd ${fd} of ${name(t, Number(i))}`; }).join(', ');
+  const sharedA = sharedAcross(a);
+  const sharedB = sharedAcross(b);
+  for (const g of sharedA) if (!sharedB.has(g)) out.push(`${named(a, g)}: one description in A, not in B`);
+  for (const g of sharedB) if (!sharedA.has(g)) out.push(`${named(b, g)}: one description in B, not in A`);
   return out;
 }

@@ -6,7 +6,8 @@ import { pidfdOpen } from '../../bridge/pidfd.js';
 import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../image/format.js';
 import { CrError } from '../errors.js';
 import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
-import { parseTable } from '../image/validate.js';
+import { parseTables } from '../image/validate.js';
+import { oneProcess } from '../model/fdtable.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from '../task/freeze.js';
 import { gather, type Gathered } from './gather.js';
@@ -80,11 +81,11 @@ export function imageOf(identity: ProcessIdentity, gathered: Gathered): Image {
     toolVersion: toolVersion(),
     kernel: release(),
     process: identity,
-    table: gathered.table,
+    table: oneProcess(gathered.table, identity.pid),
     dropped: gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
   };
   try {
-    parseTable(image.table);
+    parseTables(image.table);
   } catch (err) {
     // Whatever dump gathered must load again; an image that cannot is a bug here, not bad input.
     throw new CrError(`the gathered table does not validate: ${(err as Error).message}`);

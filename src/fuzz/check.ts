@@ -1,7 +1,8 @@
 // One fuzz case end to end: validate the table, plan it, verify the plan on the
 // simulator, and judge a refusal against what the planner promises.
 import { CrError } from '../errors.js';
-import { parseTable, parseTarget } from '../image/validate.js';
+import { parseTables, parseTarget } from '../image/validate.js';
+import { oneProcess, viewOf } from '../model/fdtable.js';
 import { PlanImpossible, planRestore } from '../plan/planner.js';
 import { verify } from '../sim/verify.js';
 import { planGuaranteed, type FuzzCase } from './generate.js';
@@ -14,7 +15,7 @@ export type CaseVerdict =
 export function checkCase(c: FuzzCase): CaseVerdict {
   let table;
   try {
-    table = parseTable(c.table);
+    table = viewOf(parseTables(oneProcess(c.table, 1)), 0);
     parseTarget(c.target);
   } catch (err) {
     if (err instanceof CrError) return { kind: 'failure', reason: `the case is not valid input: ${err.message}` };

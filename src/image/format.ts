@@ -6,14 +6,18 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
-import type { FdTable } from '../model/fdtable.js';
-import { parseTable } from '../image/validate.js';
+import type { FdTables } from '../model/fdtable.js';
+import { parseTables } from '../image/validate.js';
 import { OutputFile } from '../output-file.js';
 import { readImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const IMAGE_MAGIC = 'cr-fd-image';
-export const IMAGE_FORMAT_VERSION = 1;
+/**
+ * 2: the table is FdTables (shared descriptions and pipes, per-process fds and limits); 1 held one
+ * process's table and is refused.
+ */
+export const IMAGE_FORMAT_VERSION = 2;
 
 /** A checkpoint: who was dumped, on what, and its fd table. */
 export interface Image {
@@ -23,8 +27,9 @@ export interface Image {
   toolVersion: string;
   /** `uname -r` of the machine the dump ran on */
   kernel: string;
+  /** the process dumped (the root, when the table holds several) */
   process: { pid: number; comm: string; cmdline: string[]; uid: number };
-  table: FdTable;
+  table: FdTables;
   /** fds left out of the table by `dump --skip-unsupported` */
   dropped: Array<{ fd: number; kind: string; reason: string }>;
 }
@@ -43,10 +48,9 @@ export function encodeImage(image: Image): Buffer {
     throw new Error(`encodeImage: magic ${image.magic} version ${image.formatVersion} is not what this cr writes`);
   }
   const table = {
-    fds: image.table.fds,
     descs: image.table.descs,
     pipes: image.table.pipes.map((p) => ({ ...p, data: Buffer.from(p.data, 'base64') })),
-    rlimit: image.table.rlimit,
+    processes: image.table.processes,
   };
   const payload = packMsgpack({
     toolVersion: image.toolVersion,
@@ -86,7 +90,8 @@ export function decodeImage(bytes: Buffer, name: string): Image {
   if (env.magic !== IMAGE_MAGIC) bad(`wrong magic (expected "${IMAGE_MAGIC}")`);
   if (env.formatVersion !== IMAGE_FORMAT_VERSION) {
     if (typeof env.formatVersion === 'number') {
-      badInput(`${name}: image format version ${env.formatVersion} is not supported (this cr reads version ${IMAGE_FORMAT_VERSION})`);
+      const older = env.formatVersion < IMAGE_FORMAT_VERSION ? ': it is from an older cr, dump the process again' : '';
+      badInput(`${name}: image format version ${env.formatVersion} is not supported (this cr reads version ${IMAGE_FORMAT_VERSION})${older}`);
     }
     bad('formatVersion is missing');
   }
@@ -153,7 +158,7 @@ function checkDropped(v: unknown, bad: (what: string) => never): Image['dropped'
 }
 
 /** Turn the table's binary pipe data back into base64 and let the model's validation judge it. */
-function checkTable(v: unknown, name: string, bad: (what: string) => never): FdTable {
+function checkTable(v: unknown, name: string, bad: (what: string) => never): FdTables {
   if (!isRecord(v)) bad('table is not a map');
   const t = v as Record<string, unknown>;
   if (!Array.isArray(t.pipes)) bad('table.pipes is not a list');
@@ -166,9 +171,9 @@ function checkTable(v: unknown, name: string, bad: (what: string) => never): FdT
   return validTable({ ...t, pipes }, name);
 }
 
-export function validTable(input: unknown, name: string): FdTable {
+export function validTable(input: unknown, name: string): FdTables {
   try {
-    return parseTable(input);
+    return parseTables(input);
   } catch (err) {
     if (err instanceof CrError) badInput(`${name}: ${err.message}`);
     throw err;

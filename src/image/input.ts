@@ -4,7 +4,7 @@
 // file is read once (file.ts) and checked whole; the one Input a command gets is all it ever
 // uses of IMAGE, so nothing opens the path again.
 import { badInput } from '../errors.js';
-import type { FdTable } from '../model/fdtable.js';
+import type { FdTables } from '../model/fdtable.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { decodeImage, validTable, type Image } from './format.js';
 import { jsonProblem } from './json-bounds.js';
@@ -13,7 +13,8 @@ import { isProcessImage, ProcessImage } from './process-format.js';
 export interface Input {
   /** the file as read: bytes, and what its fstat and its directory's said at open */
   file: ImageFile;
-  table: FdTable;
+  /** the shared objects and every process's fds */
+  tables: FdTables;
   /** the fd-table image (of either kind of image); absent for a JSON table */
   image?: Image;
   /** a whole-process image */
@@ -28,12 +29,12 @@ export function loadInput(given: string): Input {
   const bytes = file.bytes;
   if (isProcessImage(bytes)) {
     const process = new ProcessImage(file);
-    return { file, table: process.fdImage.table, image: process.fdImage, process };
+    return { file, tables: process.fdImage.table, image: process.fdImage, process };
   }
   const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first !== 0x7b) {
     const image = decodeImage(bytes, path);
-    return { file, table: image.table, image };
+    return { file, tables: image.table, image };
   }
   const text = bytes.toString('utf8');
   const problem = jsonProblem(text);
@@ -44,5 +45,5 @@ export function loadInput(given: string): Input {
   } catch (err) {
     badInput(`${path}: not valid JSON: ${(err as Error).message}`);
   }
-  return { file, table: validTable(json, path) };
+  return { file, tables: validTable(json, path) };
 }

@@ -15,14 +15,16 @@ import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
+import { onlyProcess } from '../model/fdtable.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 6: the head carries the POSIX timers. 5: mappings of shared anonymous memory (shm). 4: the
+ * 7: the FDS record is an fd-table image of format version 2 (shared objects, per-process
+ * fds). 6: the head carries the POSIX timers. 5: mappings of shared anonymous memory (shm). 4: the
  * file locks. 3: the process's attributes (prctl state, oom_score_adj, scheduling, ...) and its
  * cgroups. 2: mappings carry their guard regions. An older image is refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 6;
+export const PROCESS_FORMAT_VERSION = 7;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -158,7 +160,8 @@ export class ProcessImage {
     if (!isProcessImage(header)) this.bad('wrong magic');
     const version = header.readUInt32LE(8);
     if (version !== PROCESS_FORMAT_VERSION) {
-      badInput(`${file.path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})`);
+      const older = version < PROCESS_FORMAT_VERSION ? ': it is from an older cr, dump the process again' : '';
+      badInput(`${file.path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})${older}`);
     }
     const head = record();
     if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
@@ -183,8 +186,11 @@ export class ProcessImage {
     this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
     checkHeadMeaning(this.head, (what) => this.bad(what));
     this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
+    const count = this.fdImage.table.processes.length;
+    if (count !== 1) this.bad(`its fd table holds ${count} processes, not the one it images`);
+    const tableFds = onlyProcess(this.fdImage.table).fds;
     for (const [i, l] of this.head.locks.entries()) {
-      if (!this.fdImage.table.fds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${i}] is on fd ${l.fd}, which the fd table does not have`);
+      if (!tableFds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${i}] is on fd ${l.fd}, which the fd table does not have`);
     }
     this.runs = this.checkRuns(pageRecords);
     this.pageBytes = this.runs.reduce((n, r) => n + r.data.length, 0);

@@ -3,7 +3,7 @@
 // kernel fact without which no restore could be planned (noted where it is one).
 import { badInput } from '../errors.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
-import type { Desc, DescKind, Fd, FdTable, Pipe, Rlimit } from '../model/fdtable.js';
+import type { Desc, DescKind, Fd, FdTables, Pipe, ProcessFds, Rlimit } from '../model/fdtable.js';
 import { pathOf, pipeOf } from '../model/fdtable.js';
 import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from '../model/json.js';
 import {
@@ -138,14 +138,50 @@ function nodeOf(d: Desc): { path: string; type: string } | undefined {
   return kind.node?.(d);
 }
 
-/** Validate a checkpointed fd table (docs/fd-table.md) and return a normalised copy. */
-export function parseTable(json: unknown): FdTable {
+/** The highest pid the kernel hands out (PID_MAX_LIMIT on 64-bit). */
+const MAX_PID = 4194304;
+
+function parseProcess(value: unknown, where: string, pids: Map<number, number>): ProcessFds {
+  const obj = object(value, where);
+  fields(obj, where, ['pid', 'parent', 'fds', 'rlimit']);
+  const pid = integer(get(obj, 'pid'), `${where}.pid`, 1, MAX_PID);
+  const seen = pids.get(pid);
+  if (seen !== undefined) badInput(`${where}.pid: ${pid} is used twice (also processes[${seen}])`);
+  const parentValue = get(obj, 'parent');
+  let parent: number | undefined;
+  if (parentValue !== undefined) {
+    parent = integer(parentValue, `${where}.parent`, 1, MAX_PID);
+    // Listed after its parent: the order a tree is planned (and forked) in.
+    if (!pids.has(parent)) badInput(`${where}.parent: no process with pid ${parent} is listed before it`);
+  }
+  const rlimit = parseRlimitObject(get(obj, 'rlimit'), `${where}.rlimit`);
+  const fds = array(get(obj, 'fds'), `${where}.fds`).map((f, i) => parseFd(f, `${where}.fds[${i}]`, rlimit.soft));
+  return parent === undefined ? { pid, fds, rlimit } : { pid, parent, fds, rlimit };
+}
+
+/**
+ * Validate checkpointed fd tables (docs/fd-table.md): the shared descriptions and pipes and each
+ * process's fds; return a normalised copy.
+ */
+export function parseTables(json: unknown): FdTables {
   const top = object(json, 'table');
-  fields(top, 'table', ['fds', 'descs', 'pipes', 'rlimit']);
-  const rlimit = parseRlimitObject(get(top, 'rlimit'), 'rlimit');
+  if (Object.hasOwn(top, 'fds') || Object.hasOwn(top, 'rlimit')) {
+    badInput('table: fds and rlimit at the top is the old one-process shape; they now go in processes: [{pid, fds, rlimit}] (docs/fd-table.md)');
+  }
+  fields(top, 'table', ['descs', 'pipes', 'processes']);
   const pipes = array(get(top, 'pipes'), 'pipes').map((p, i) => parsePipe(p, `pipes[${i}]`));
   const descs = array(get(top, 'descs'), 'descs').map((d, i) => parseDesc(d, `descs[${i}]`));
-  const fds = array(get(top, 'fds'), 'fds').map((f, i) => parseFd(f, `fds[${i}]`, rlimit.soft));
+  const pids = new Map<number, number>();
+  const list = array(get(top, 'processes'), 'processes');
+  if (list.length === 0) badInput('processes: an empty list (an image holds at least one process)');
+  let fdCount = 0;
+  const processes = list.map((p, i) => {
+    const proc = parseProcess(p, `processes[${i}]`, pids);
+    pids.set(proc.pid, i);
+    fdCount += proc.fds.length;
+    if (fdCount > MAX_ENTRIES) badInput(`processes[${i}].fds: more than ${MAX_ENTRIES} fds in all`);
+    return proc;
+  });
 
   const pipeIndex = new Map<number, number>();
   pipes.forEach((p, i) => {
@@ -159,15 +195,18 @@ export function parseTable(json: unknown): FdTable {
     if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
     descIndex.set(d.id, i);
   });
-  const fdIndex = new Map<number, number>();
   const descUsed = new Uint8Array(descs.length);
-  fds.forEach((f, i) => {
-    const seen = fdIndex.get(f.fd);
-    if (seen !== undefined) badInput(`fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
-    fdIndex.set(f.fd, i);
-    const d = descIndex.get(f.desc);
-    if (d === undefined) badInput(`fds[${i}].desc: no description with id ${f.desc}`);
-    descUsed[d] = 1;
+  processes.forEach((proc, p) => {
+    const fdIndex = new Map<number, number>();
+    proc.fds.forEach((f, i) => {
+      const where = `processes[${p}].fds[${i}]`;
+      const seen = fdIndex.get(f.fd);
+      if (seen !== undefined) badInput(`${where}.fd: ${f.fd} appears twice (also fds[${seen}])`);
+      fdIndex.set(f.fd, i);
+      const d = descIndex.get(f.desc);
+      if (d === undefined) badInput(`${where}.desc: no description with id ${f.desc}`);
+      descUsed[d] = 1;
+    });
   });
   descs.forEach((d, i) => {
     if (!descUsed[i]) badInput(`descs[${i}]: description ${d.id} has no fd`);
@@ -220,7 +259,7 @@ export function parseTable(json: unknown): FdTable {
   pipes.forEach((p, i) => {
     if (!pipeKind.has(p.id)) badInput(`pipes[${i}]: pipe ${p.id} has no description`);
   });
-  return { fds, descs, pipes, rlimit };
+  return { descs, pipes, processes };
 }
 
 /** Validate a restore target given as JSON ({fds, rlimit, mode}). */

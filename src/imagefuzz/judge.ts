@@ -4,10 +4,10 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import { loadInput } from '../image/input.js';
-import type { FdTable } from '../model/fdtable.js';
+import { viewOf, type FdTable, type FdTables } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
-import { planRestore } from '../plan/planner.js';
-import { verify } from '../sim/verify.js';
+import { planTree } from '../plan/tree.js';
+import { verifyTree } from '../sim/verify.js';
 
 /** A restore target to plan for: `plan`'s default, a fresh process, a live one. */
 export interface NamedTarget {
@@ -36,9 +36,9 @@ export function badInputProblem(err: unknown): string | undefined {
  */
 export function judge(bytes: Buffer, path: string, targets: NamedTarget[]): Verdict {
   writeFileSync(path, bytes, { mode: 0o600 });
-  let table: FdTable;
+  let tables: FdTables;
   try {
-    table = loadInput(path).table;
+    tables = loadInput(path).tables;
   } catch (err) {
     const problem = badInputProblem(err);
     return problem ? { kind: 'crashed', why: `loading: ${problem}` } : { kind: 'rejected', message: (err as Error).message };
@@ -47,10 +47,10 @@ export function judge(bytes: Buffer, path: string, targets: NamedTarget[]): Verd
   }
   const planned: string[] = [];
   for (const t of targets) {
-    const target = t.target(table);
+    // A target is made for the first process (the root); a tree is planned as `plan` plans it.
+    const target = t.target(viewOf(tables, 0));
     try {
-      const plan = planRestore(table, target);
-      const check = verify(table, target, plan);
+      const check = verifyTree(tables, target, planTree(tables, target));
       if (!check.ok) return { kind: 'crashed', why: `${t.name}: the plan failed the simulator: ${check.reason}` };
       planned.push(t.name);
     } catch (err) {

@@ -87,7 +87,7 @@ function* envelopes(seeds: Seed[]): Generator<Mutant> {
     yield e(`magic ${JSON.stringify(magic)}`, () => envelope(payloadBytes, { magic }));
   }
   yield e('no magic', () => envelope(payloadBytes, { magic: undefined }));
-  for (const version of [0, 2, 3, 99, -1, 1.5, 2 ** 32 + 1, 2 ** 53, '1', null, true, [1], { v: 1 }, 2n ** 64n - 1n, NaN]) {
+  for (const version of [0, 1, 3, 99, -1, 1.5, 2 ** 32 + 1, 2 ** 53, '1', null, true, [1], { v: 1 }, 2n ** 64n - 1n, NaN]) {
     yield e(`formatVersion ${String(version)}`, () => envelope(payloadBytes, { formatVersion: version }));
   }
   yield e('no formatVersion', () => envelope(payloadBytes, { formatVersion: undefined }));
@@ -138,7 +138,8 @@ function* envelopes(seeds: Seed[]): Generator<Mutant> {
   yield e('a UTF-8 BOM first', () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), s.bytes]));
   yield e('JSON that does not parse', () => Buffer.from('{"fds": [}'));
   yield e('JSON of the wrong shape', () => Buffer.from('{"magic": "cr-fd-image"}'));
-  yield e('JSON with a huge number', () => Buffer.from(`{"fds":[{"fd":1e999,"desc":0,"cloexec":false}],"descs":[],"pipes":[],"rlimit":{"soft":1,"hard":1}}`));
+  yield e('JSON with a huge number', () => Buffer.from(`{"descs":[],"pipes":[],"processes":[{"pid":1,"fds":[{"fd":1e999,"desc":0,"cloexec":false}],"rlimit":{"soft":1,"hard":1}}]}`));
+  yield e('JSON of the old one-process shape', () => Buffer.from(`{"fds":[],"descs":[],"pipes":[],"rlimit":{"soft":1,"hard":1}}`));
   yield e('text', () => Buffer.from('hello, I am not an image\n'));
   yield e('an ELF header', () => Buffer.from('\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0', 'latin1'));
 }
@@ -146,7 +147,25 @@ function* envelopes(seeds: Seed[]): Generator<Mutant> {
 // ---------------------------------------------------------------------------------------------
 // Lies: payloads that decode and carry a valid checksum but say something that cannot be.
 
-const table = (p: Loose): Loose => p.table;
+/**
+ * The payload's table as one process sees it: fds and rlimit are the first process's, descs and
+ * pipes the shared ones. The lies below were written for one process; each still changes the
+ * payload itself.
+ */
+const table = (p: Loose): Loose => {
+  const t = p.table;
+  const proc = t.processes[0];
+  return {
+    get fds() { return proc.fds; },
+    set fds(v: Loose) { proc.fds = v; },
+    get rlimit() { return proc.rlimit; },
+    set rlimit(v: Loose) { proc.rlimit = v; },
+    get descs() { return t.descs; },
+    set descs(v: Loose) { t.descs = v; },
+    get pipes() { return t.pipes; },
+    set pipes(v: Loose) { t.pipes = v; },
+  };
+};
 const nextId = (list: Array<{ id: number }>): number => list.reduce((m, x) => Math.max(m, x.id), -1) + 1;
 const freeFd = (t: Loose): number | undefined => {
   const used = new Set<number>(t.fds.map((f: Loose) => f.fd));
@@ -499,9 +518,33 @@ function nrOpenLies(): Lie[] {
   );
 }
 
+/** Lies about the processes: their list, pids and parents (docs/fd-table.md). */
+function processLies(): Lie[] {
+  const child = (p: Loose, over: Loose): void => {
+    const first = p.table.processes[0];
+    p.table.processes.push({ pid: first.pid + 1, parent: first.pid, fds: [], rlimit: { ...first.rlimit }, ...over });
+  };
+  return [
+    lie('no processes at all', (p) => void (p.table.processes = [])),
+    lie('a second process with the first one\'s pid', (p) => child(p, { pid: p.table.processes[0].pid })),
+    lie('a process whose parent is not in the image', (p) => child(p, { parent: p.table.processes[0].pid + 7 })),
+    lie('a process listed before its parent', (p) => {
+      child(p, {});
+      p.table.processes.reverse();
+    }),
+    lie('pid 0', (p) => void (p.table.processes[0].pid = 0)),
+    lie('a process with an unknown field', (p) => void (p.table.processes[0].threads = 1)),
+    lie('the one-process shape of format 1 (fds and rlimit at the top)', (p) => {
+      const t = p.table;
+      p.table = { fds: t.processes[0].fds, descs: t.descs, pipes: t.pipes, rlimit: t.processes[0].rlimit };
+    }),
+  ];
+}
+
 function* lies(seeds: Seed[]): Generator<Mutant> {
   const all: Array<[string, Lie[]]> = [
     ['lie-fd', fdLies()],
+    ['lie-process', processLies()],
     ['lie-pipe', pipeLies()],
     ['lie-desc', descLies()],
     ['lie-path', pathLies()],
@@ -613,11 +656,12 @@ function* deepAndHuge(seeds: Seed[], opts: MutantOptions): Generator<Mutant> {
   const base: Loose = openPayload(s.bytes);
   const nested = (depth: number, leaf: number): Buffer => Buffer.concat([Buffer.alloc(depth, 0x91), Buffer.from([leaf])]);
   const places: Array<[string, (p: Loose) => void]> = [
-    ['table.fds[0].fd', (p) => void (p.table.fds[0].fd = MARKER)],
-    ['table.fds', (p) => void (p.table.fds = MARKER)],
+    ['table.processes[0].fds[0].fd', (p) => void (p.table.processes[0].fds[0].fd = MARKER)],
+    ['table.processes[0].fds', (p) => void (p.table.processes[0].fds = MARKER)],
+    ['table.processes', (p) => void (p.table.processes = MARKER)],
     ['process.cmdline', (p) => void (p.process.cmdline = MARKER)],
     ['dropped', (p) => void (p.dropped = MARKER)],
-    ['table.rlimit', (p) => void (p.table.rlimit = MARKER)],
+    ['table.processes[0].rlimit', (p) => void (p.table.processes[0].rlimit = MARKER)],
   ];
   for (const depth of [64, 10_000, 200_000]) {
     for (const [where, put] of places) {
@@ -674,7 +718,7 @@ function* deepAndHuge(seeds: Seed[], opts: MutantOptions): Generator<Mutant> {
     },
   });
   yield big(`${MAX_ENTRIES + 1} fds`, (p) => {
-    p.table.fds = Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => ({ fd: i, desc: 0, cloexec: false }));
+    p.table.processes[0].fds = Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => ({ fd: i, desc: 0, cloexec: false }));
   });
   yield big('200,000 descriptions with no fds', (p) => {
     const first = nextId(p.table.descs);
@@ -688,7 +732,7 @@ function* deepAndHuge(seeds: Seed[], opts: MutantOptions): Generator<Mutant> {
   });
   yield big('a 64 MiB comm beside a bad fd', (p) => {
     p.process.comm = 'c'.repeat(64 << 20);
-    p.table.fds[0].fd = -1;
+    p.table.processes[0].fds[0].fd = -1;
   });
   yield big('128 MiB of pipe data in a 1 MiB pipe', (p) => {
     const pipe = p.table.pipes[0] ?? { id: 0, capacity: 1 << 20 };

@@ -1,5 +1,6 @@
 // The fd-table model shared by dump, image, planner, simulator and replay.
 // docs/fd-table.md is the reference for every field; keep the two in step.
+import { badInput } from '../errors.js';
 
 /** What an open file description is: each kind is one module under src/kinds/ (docs/kinds.md). */
 export type DescKind = Desc['kind'];
@@ -132,13 +133,71 @@ export interface Rlimit {
   hard: number;
 }
 
-/** A checkpointed fd table: the `plan` input and `show --json` output. */
+/**
+ * One process's entries: its fd numbers (each naming a description of the image by id), its
+ * close-on-exec bits and its RLIMIT_NOFILE. Everything shared lives in FdTables.
+ */
+export interface ProcessFds {
+  pid: number;
+  /**
+   * The pid of its parent when that parent is in the image too (listed before it); absent for a
+   * root. Descriptions a parent and its child share are created in the parent and inherited at
+   * fork (docs/planner.md).
+   */
+  parent?: number;
+  fds: Fd[];
+  /** RLIMIT_NOFILE of the checkpointed process */
+  rlimit: Rlimit;
+}
+
+/**
+ * What a dump checkpointed: the shared objects (descriptions and pipes, ids global to the image)
+ * and each process's entries. A description two processes hold (inherited across fork: one
+ * offset, one set of flags) is one object both refer to. The `plan` input and `show --json`
+ * output (docs/fd-table.md). A single-process dump is the case of one process.
+ */
+export interface FdTables {
+  descs: Desc[];
+  pipes: Pipe[];
+  processes: ProcessFds[];
+}
+
+/**
+ * One process's view of FdTables: its fds and limit with the descriptions and pipes they reach
+ * (ids as in the image). What the planner plans, the simulator checks and replay runs, one
+ * process at a time.
+ */
 export interface FdTable {
   fds: Fd[];
   descs: Desc[];
   pipes: Pipe[];
   /** RLIMIT_NOFILE of the checkpointed process */
   rlimit: Rlimit;
+}
+
+/** Process i's view: only the descriptions its fds name and the pipes those are on, in image order. */
+export function viewOf(tables: FdTables, i: number): FdTable {
+  const proc = tables.processes[i]!;
+  if (tables.processes.length === 1) return { fds: proc.fds, descs: tables.descs, pipes: tables.pipes, rlimit: proc.rlimit };
+  const used = new Set(proc.fds.map((f) => f.desc));
+  const descs = tables.descs.filter((d) => used.has(d.id));
+  const pipeIds = new Set(descs.map(pipeOf).filter((p) => p !== undefined));
+  return { fds: proc.fds, descs, pipes: tables.pipes.filter((p) => pipeIds.has(p.id)), rlimit: proc.rlimit };
+}
+
+/**
+ * The one process of `tables`, for what handles one process at a time (restore, replay, restart);
+ * several are refused in one line until trees are restored.
+ */
+export function onlyProcess(tables: FdTables): FdTable {
+  const n = tables.processes.length;
+  if (n !== 1) badInput(`the image holds ${n} processes: trees are not restored yet`);
+  return viewOf(tables, 0);
+}
+
+/** The tables of one process holding `table` (every description and pipe in it must be reached by its fds). */
+export function oneProcess(table: FdTable, pid: number): FdTables {
+  return { descs: table.descs, pipes: table.pipes, processes: [{ pid, fds: table.fds, rlimit: table.rlimit }] };
 }
 
 // x86_64 open flags, SETFL_MASK and the default pipe capacity: one source with the planner

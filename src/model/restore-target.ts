@@ -18,4 +18,10 @@ export interface PlanTarget {
   /** the target's RLIMIT_NOFILE now */
   rlimit: Rlimit;
   mode: TargetMode;
+  /**
+   * Target fds that already hold a description of the table: a child forked during a tree's
+   * restore inherits its parent's (src/plan/tree.ts). `desc` is the description's id. Only in
+   * 'fresh' mode; never read from JSON.
+   */
+  inherited?: Array<{ fd: number; desc: number; cloexec: boolean }>;
 }

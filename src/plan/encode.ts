@@ -3,7 +3,7 @@
 // pipe ids become indices; limits are clamped to what an i32 holds (the kernel's
 // nr_open is at most 2^30 anyway).
 
-import { INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT } from '../abi.js';
+import { CLASS_INHERITED, INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
@@ -28,7 +28,13 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   table.pipes.forEach((p, i) => pipeIndex.set(p.id, i));
   const dataLength = table.pipes.map((p) => Buffer.byteLength(p.data, 'base64'));
 
-  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + table.pipes.length * 3 + target.fds.length;
+  // Target fds that hold a description of the table already (a forked child's): those descriptions
+  // are CLASS_INHERITED, whatever their kind.
+  const held = new Map<number, { desc: number; cloexec: boolean }>();
+  for (const h of target.inherited ?? []) held.set(h.fd, { desc: descIndex.get(h.desc) ?? -2, cloexec: h.cloexec });
+  const inherited = new Set<number>([...held.values()].map((h) => h.desc));
+
+  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + table.pipes.length * 3 + target.fds.length * 3;
   const words = new Int32Array(n);
   words.set([
     INPUT_VERSION, table.fds.length, table.descs.length, table.pipes.length, target.fds.length,
@@ -41,7 +47,12 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = descIndex.get(fd.desc) ?? -1;
     words[p++] = fd.cloexec ? 1 : 0;
   }
-  for (const d of table.descs) {
+  table.descs.forEach((d, i) => {
+    if (inherited.has(i)) {
+      words.set([CLASS_INHERITED, d.flags, -1, 0, 0, d.flags], p);
+      p += 6;
+      return;
+    }
     const c = kindOf(d).creation(d);
     words[p++] = c.cls;
     words[p++] = d.flags;
@@ -49,12 +60,17 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = c.seek ? 1 : 0;
     words[p++] = c.callFlags;
     words[p++] = c.after;
-  }
+  });
   table.pipes.forEach((pipe, i) => {
     words[p++] = pipe.capacity;
     words[p++] = dataLength[i];
     words[p++] = pipe.packets && pipe.packets.length > 0 ? 1 : 0;
   });
-  for (const fd of target.fds) words[p++] = fd;
+  for (const fd of target.fds) {
+    const h = held.get(fd);
+    words[p++] = fd;
+    words[p++] = h === undefined ? -1 : h.desc;
+    words[p++] = h?.cloexec ? 1 : 0;
+  }
   return { words, descIds: table.descs.map((d) => d.id), pipeIds: table.pipes.map((q) => q.id), dataLength };
 }

@@ -30,6 +30,8 @@ export function formatOp(op: Op): string {
       return `write(${op.fd}, <${op.bytes} bytes of pipe ${op.pipe}>)`;
     case 'prlimit':
       return `prlimit(0, RLIMIT_NOFILE, {${op.soft}, ${op.hard}})`;
+    case 'fork':
+      return `fork() = ${op.pid}    child process`;
     case 'commit':
       return '-- commit: everything above touched only new fd numbers --';
   }

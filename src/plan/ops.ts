@@ -36,6 +36,11 @@ export type Op =
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */
   | { op: 'prlimit'; soft: number; hard: number }
   /**
+   * fork(): the child `pid` of a tree starts with a copy of this process's fd table (src/plan/tree.ts).
+   * Only in a tree's plan, after the forking process's own ops; replay does not run trees yet.
+   */
+  | { op: 'fork'; pid: number }
+  /**
    * Marker, no syscall: ops before it only create fds at numbers the target did not
    * have open, so undoing them (closing those numbers) restores the target exactly.
    */

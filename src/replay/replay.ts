@@ -81,6 +81,7 @@ function fdOf(op: Op): string {
     case 'dup2':
       return `fd ${op.to}`;
     case 'prlimit':
+    case 'fork':
     case 'commit':
       return 'no fd';
     default:
@@ -286,6 +287,9 @@ class Replayer {
         this.queue(SYS.prlimit64, [0n, BigInt(RLIMIT_NOFILE), limit, 0n], { want: 0 });
         return;
       }
+      case 'fork':
+        // Plans of one process have none: restore refuses an image of several (onlyProcess).
+        throw new OpFailure('trees are not restored yet');
       case 'commit':
         // Nothing after the commit runs until all before it ran and passed its checks: up to
         // here the target only gained fds at numbers it did not have, which rollback undoes.

@@ -3,6 +3,7 @@
 // memory is cleared and the image's rebuilt around a syscall page, the vdso pages moved into
 // place, mm fields, limits, signals and credentials set, and last the registers; then it is let
 // go. Until that moment nothing of the program has run, and on any failure the husk is killed.
+import { onlyProcess } from '../model/fdtable.js';
 import { detach, setSigmask } from '../../bridge/ptrace.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { CrError } from '../errors.js';
@@ -49,7 +50,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
   const head = image.head;
-  const table = image.fdImage.table;
+  // ProcessImage holds one process (it refuses a table of several).
+  const table = onlyProcess(image.fdImage.table);
   // What the image may give the process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);
   checkHeadTrust(head, author);

@@ -272,6 +272,19 @@ export class SimProcess {
 
   // ---- syscalls ----
 
+  /**
+   * fork(): a new process with a copy of this fd table (each fd a new reference to the same
+   * description, close-on-exec kept) and the same RLIMIT_NOFILE, in the same world.
+   */
+  fork(): SimProcess {
+    const child = new SimProcess(this.world, this.limit, this.nrOpen);
+    for (const fd of this.fds()) {
+      const entry = this.table.get(fd)!;
+      child.install(fd, entry.desc, entry.cloexec);
+    }
+    return child;
+  }
+
   pipe2(flags: number): [number, number] {
     const call = (): string => `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
     if ((flags & ~PIPE2_FLAGS) !== 0) throw new SimError(call, 'EINVAL');

@@ -2,9 +2,13 @@
 // The target starts with its own fds (files the simulator knows nothing of) and its
 // own RLIMIT_NOFILE; every op goes through the simulated kernel (kernel.ts), and the
 // final fd table must equal the image up to renaming of descriptions and pipes.
+// A tree's plan (verifyTree) runs each process's ops in its own simulated process, a child
+// made by its parent's fork op; at the end every process must hold its own table, and one
+// description of the image must be one description of the simulation in every process.
 import { kindOf } from '../kinds/registry.js';
-import { pathOf, pipeOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
+import { pathOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import type { Op, Plan } from '../plan/ops.js';
+import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
 import { SimDesc, SimError, SimPipe, SimProcess, SimWorld } from './kernel.js';
@@ -21,7 +25,7 @@ class Failure extends Error {
 }
 
 /** The simulated world of an image: every path it names, as the kind it names it. */
-export function worldOf(table: FdTable): SimWorld {
+export function worldOf(table: { descs: Desc[] }): SimWorld {
   const world = new SimWorld();
   for (const d of table.descs) {
     const node = kindOf(d).node?.(d);
@@ -30,14 +34,97 @@ export function worldOf(table: FdTable): SimWorld {
   return world;
 }
 
-export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyResult {
+/**
+ * What the image's descriptions and pipes are in the simulation, kept across the processes of a
+ * tree (one description, one object, whoever holds it) and which pipes' bytes were written.
+ */
+class Identity {
+  readonly descMap = new Map<number, { sim: SimDesc; fd: number; who: string }>();
+  readonly descBack = new Map<SimDesc, { id: number; fd: number; who: string }>();
+  readonly pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
+  readonly pipeBack = new Map<SimPipe, { id: number; desc: number }>();
+  readonly written = new Set<number>();
+}
+
+function outcome(body: () => void): VerifyResult {
   try {
-    run(table, target, plan);
+    body();
     return { ok: true };
   } catch (err) {
     if (err instanceof Failure) return err.op === undefined ? { ok: false, reason: err.reason } : { ok: false, reason: err.reason, op: err.op };
     throw err;
   }
+}
+
+export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyResult {
+  return outcome(() => {
+    const proc = new SimProcess(worldOf(table), target.rlimit);
+    const targetFds = new Set(target.fds);
+    for (const fd of targetFds) proc.adoptForeign(fd);
+    const shared = new Identity();
+    run(table, target, plan, proc, shared, () => {
+      throw new Failure('a plan of one process forks');
+    });
+    compare(table, target, proc, targetFds, shared, '');
+  });
+}
+
+/**
+ * Check a tree's plan: each root starts as `target` says, each child as its parent's fork
+ * left it; after every process has run its ops, each holds exactly its table, and the processes
+ * share exactly the descriptions (and pipes) the image says they share. A failure names the
+ * process, and `op` is the op's index within that process's plan.
+ */
+export function verifyTree(tables: FdTables, target: PlanTarget, tree: TreePlan): VerifyResult {
+  return outcome(() => {
+    const n = tables.processes.length;
+    if (tree.processes.length !== n) throw new Failure(`the plan has ${tree.processes.length} processes, the image ${n}`);
+    const world = worldOf(tables);
+    const shared = new Identity();
+    const sims = new Map<number, SimProcess>();
+    const ran: Array<{ table: FdTable; target: PlanTarget; proc: SimProcess; who: string }> = [];
+    tables.processes.forEach((image, i) => {
+      const p = tree.processes[i]!;
+      const who = `process ${image.pid}: `;
+      if (p.pid !== image.pid) throw new Failure(`plan ${i} is for process ${p.pid}, the image's process ${i} is ${image.pid}`);
+      let proc: SimProcess;
+      const targetFds = new Set(p.target.fds);
+      if (image.parent === undefined) {
+        proc = new SimProcess(world, target.rlimit);
+        for (const fd of target.fds) proc.adoptForeign(fd);
+      } else {
+        const forked = sims.get(image.pid);
+        if (forked === undefined) throw new Failure(`${who}its parent ${image.parent} never forks it`);
+        proc = forked;
+        // What the plan assumed the child starts with must be what the fork gave it.
+        const have = proc.fds().join(',');
+        if (have !== [...targetFds].sort((a, b) => a - b).join(',')) {
+          throw new Failure(`${who}the fork gives it fds [${have}], its plan assumes [${[...targetFds].join(',')}]`);
+        }
+      }
+      const table = viewOf(tables, i);
+      const children = new Set(tables.processes.filter((c) => c.parent === image.pid).map((c) => c.pid));
+      try {
+        run(table, p.target, p.plan, proc, shared, (child, op) => {
+          if (!children.has(child)) throw new Failure(`op ${op}: forks ${child}, which is not a child of ${image.pid} in the image`, op);
+          if (sims.has(child)) throw new Failure(`op ${op}: forks ${child} a second time`, op);
+          sims.set(child, proc.fork());
+        });
+      } catch (err) {
+        if (err instanceof Failure) throw new Failure(who + err.reason, err.op);
+        throw err;
+      }
+      ran.push({ table, target: p.target, proc, who });
+    });
+    for (const r of ran) {
+      try {
+        compare(r.table, r.target, r.proc, new Set(r.target.fds), shared, r.who);
+      } catch (err) {
+        if (err instanceof Failure) throw new Failure(r.who + err.reason, err.op);
+        throw err;
+      }
+    }
+  });
 }
 
 function isInt(v: unknown): v is number {
@@ -62,6 +149,7 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   create: ['desc', 'fd'],
   write: ['fd', 'pipe', 'bytes'],
   prlimit: ['soft', 'hard'],
+  fork: ['pid'],
   commit: [],
 };
 
@@ -85,7 +173,7 @@ function checkShape(op: Op, i: number): void {
   if (op.op === 'open' && typeof op.path !== 'string') throw new Failure(`op ${i} (${describeOp(op)}): path is not a string`, i);
 }
 
-function run(table: FdTable, target: PlanTarget, plan: Plan): void {
+function run(table: FdTable, target: PlanTarget, plan: Plan, proc: SimProcess, shared: Identity, fork: (pid: number, op: number) => void): void {
   const ops = plan.ops;
   if (!Array.isArray(ops)) throw new Failure('plan.ops is not an array');
   let commits = 0;
@@ -103,24 +191,21 @@ function run(table: FdTable, target: PlanTarget, plan: Plan): void {
     throw new Failure(`plan.lowerBound ${plan.lowerBound} is not a bound on its own ${syscalls} syscalls`);
   }
 
-  const proc = new SimProcess(worldOf(table), target.rlimit);
   const targetFds = new Set(target.fds);
-  for (const fd of targetFds) proc.adoptForeign(fd);
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
-  const written = new Set<number>();
 
   const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
   ops.forEach((op, i) => {
     checkShape(op, i);
     if (i < plan.commit) checkRollback(op, i, targetFds, proc);
     try {
-      apply(op, i, proc, pipes, written, descs);
+      if (op.op === 'fork') fork(op.pid, i);
+      else apply(op, i, proc, pipes, shared.written, descs);
     } catch (err) {
       if (err instanceof SimError) throw new Failure(`op ${i} (${describeOp(op)}): ${err.message}`, i);
       throw err;
     }
   });
-  compare(table, target, proc, targetFds);
 }
 
 /**
@@ -215,6 +300,7 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       proc.prlimit(op.soft, op.hard);
       return;
     case 'commit':
+    case 'fork': // run() makes the child
       return;
     default: {
       const never: never = op;
@@ -234,11 +320,15 @@ function dataOf(pipe: Pipe): Uint8Array {
 }
 
 /** Does the simulated process now hold exactly the image (plus, in 'into' mode, the target's other fds)? */
-function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds: Set<number>): void {
+function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds: Set<number>, shared: Identity, who: string): void {
   const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
   const imageFds = new Set<number>();
-  const descMap = new Map<number, { sim: SimDesc; fd: number }>();
-  const descBack = new Map<SimDesc, { id: number; fd: number }>();
+  const { descMap, descBack } = shared;
+  // Descriptions this process reaches: their fields are checked here, once per process.
+  const mine = new Map<number, { sim: SimDesc; fd: number }>();
+  // In a tree, an fd of another process is named with its process.
+  const pair = (seen: { fd: number; who: string }, fd: number): string =>
+    seen.who === who ? `fds ${seen.fd} and ${fd}` : `fd ${seen.fd} of ${seen.who.replace(/: $/, '')} and fd ${fd}`;
   for (const f of table.fds) {
     imageFds.add(f.fd);
     const entry = proc.get(f.fd);
@@ -247,11 +337,12 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const sim = entry.desc;
     if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
     const mapped = descMap.get(f.desc);
-    if (mapped && mapped.sim !== sim) throw new Failure(`fds ${mapped.fd} and ${f.fd} share description ${f.desc} in the image but not at the end`);
+    if (mapped && mapped.sim !== sim) throw new Failure(`${pair(mapped, f.fd)} share description ${f.desc} in the image but not at the end`);
     const back = descBack.get(sim);
-    if (back && back.id !== f.desc) throw new Failure(`fds ${back.fd} and ${f.fd} share a description at the end but not in the image`);
-    if (!mapped) descMap.set(f.desc, { sim, fd: f.fd });
-    if (!back) descBack.set(sim, { id: f.desc, fd: f.fd });
+    if (back && back.id !== f.desc) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
+    if (!mapped) descMap.set(f.desc, { sim, fd: f.fd, who });
+    if (!back) descBack.set(sim, { id: f.desc, fd: f.fd, who });
+    if (!mine.has(f.desc)) mine.set(f.desc, { sim, fd: f.fd });
   }
   let expected = imageFds.size;
   if (target.mode === 'into') {
@@ -270,9 +361,9 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   }
 
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
-  const pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
-  const pipeBack = new Map<SimPipe, { id: number; desc: number }>();
-  for (const [id, { sim, fd }] of descMap) {
+  const { pipeMap, pipeBack } = shared;
+  const minePipes = new Set<number>();
+  for (const [id, { sim, fd }] of mine) {
     const d = descs.get(id)!;
     const where = `fd ${fd} (description ${id})`;
     if (sim.kind !== d.kind) throw new Failure(`${where} is a ${sim.kind}, the image says ${d.kind}`);
@@ -290,8 +381,10 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (back && back.id !== pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${pipe} in the image`);
     if (!mapped) pipeMap.set(pipe, { sim: simPipe, desc: id });
     if (!back) pipeBack.set(simPipe, { id: pipe, desc: id });
+    minePipes.add(pipe);
   }
-  for (const [id, { sim }] of pipeMap) {
+  for (const id of minePipes) {
+    const sim = pipeMap.get(id)!.sim;
     const p = pipes.get(id)!;
     if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
     const want = dataOf(p);
