@@ -491,7 +491,8 @@ function burst(): void {
     for (let t = 0; t < nTarget; t++) {
       const fd = targetFd[t];
       if (fd >= slotLimit) {
-        emitClose(fd);
+        // A fresh target's were closed at the takeover already.
+        if (mode != MODE_FRESH) emitClose(fd);
         continue;
       }
       if (fdIndex(fd) >= 0 || slotDesc[fd] != FOREIGN) continue;

@@ -26,7 +26,7 @@ test('bounded fuzz: every plan verifies, every refusal is one the planner may ma
   const f = report.failure;
   assert.ok(
     !f,
-    f && `seed ${f.seed}: ${f.reason}\nshrunk: ${f.shrunkReason}\ntable: ${JSON.stringify(f.shrunk.table)}\ntarget: ${JSON.stringify(f.shrunk.target)}`,
+    f && `seed ${f.seed}: ${f.reason}\nshrunk: ${f.shrunkReason}\ntable: ${JSON.stringify(f.shrunk.table)}\ntarget: ${JSON.stringify(f.shrunk.target)}\ntree: ${f.shrunk.tree}`,
   );
   assert.is(report.cases, 12000);
   assert.is(report.failures, 0);
@@ -34,6 +34,9 @@ test('bounded fuzz: every plan verifies, every refusal is one the planner may ma
   assert.ok(report.verified > 9000, `only ${report.verified} plans verified`);
   assert.ok(report.impossible > 100, `only ${report.impossible} cases without a plan`);
   assert.ok(report.totalOps >= report.totalLowerBound);
+  // Split over trees of 2 to 4 processes (fuzz/tree.ts), most cases of a third must plan and verify.
+  assert.ok(report.trees > 3000, `only ${report.trees} cases planned as trees`);
+  assert.ok(report.trees - report.treesImpossible > report.trees * 0.7, `only ${report.trees - report.treesImpossible} of ${report.trees} trees verified`);
 });
 
 test('cases the fuzzer shrank from planner failures verify', () => {

@@ -232,6 +232,11 @@ test('deterministic: the same input gives byte-identical plans; the module impor
   assert.equal(WebAssembly.Module.imports(wasm).map((i) => `${i.module}.${i.name}`), ['env.abort']);
 });
 
+test('a fresh target holding fds above its hard limit: each closed once (a forked child can start so)', () => {
+  const plan = planOk(table([], [], [], { soft: 4, hard: 4 }), fresh([2, 3, 5], { soft: 1, hard: 4 }));
+  assert.equal(plan.ops.filter((op) => op.op === 'close' && op.fd === 5).length, 1);
+});
+
 unprivilegedTest('`cr plan` works on a JSON table as an unprivileged user', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cr-plan-'));
   try {

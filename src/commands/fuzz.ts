@@ -1,6 +1,7 @@
 // `cr fuzz [--seed N] [--count N] [--max-fds N]`: random tables through the planner and
 // the simulator; exit 1 with the failing seed and a shrunken case on the first failure.
 import { oneProcess } from '../model/fdtable.js';
+import { treeOf } from '../fuzz/tree.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { fuzz, type FuzzReport } from '../fuzz/run.js';
@@ -30,6 +31,7 @@ function summary(r: FuzzReport): string[] {
   const avgBound = r.verified ? r.totalLowerBound / r.verified : 0;
   return [
     `cases ${r.cases}, plans verified ${r.verified}, impossible (allowed) ${r.impossible}, failures ${r.failures}`,
+    `as trees of 2 to 4 processes ${r.trees}: verified ${r.trees - r.treesImpossible}, impossible (allowed) ${r.treesImpossible}`,
     `average plan length ${avgOps.toFixed(2)} syscalls, average lower bound ${avgBound.toFixed(2)}, ratio ${avgBound ? (avgOps / avgBound).toFixed(4) : '-'}`,
   ];
 }
@@ -62,5 +64,6 @@ export async function run(args: string[]): Promise<number> {
   // As `plan` reads it: the table of one process.
   console.log(`table: ${JSON.stringify(oneProcess(f.shrunk.table, 1))}`);
   console.log(`target: ${JSON.stringify(f.shrunk.target)}`);
+  if (f.shrunk.tree !== undefined) console.log(`as a tree: ${JSON.stringify(treeOf(f.shrunk.table, f.shrunk.tree))}`);
   return 1;
 }

@@ -6,11 +6,17 @@ import { oneProcess, viewOf } from '../model/fdtable.js';
 import { PlanImpossible, planRestore } from '../plan/planner.js';
 import { verify } from '../sim/verify.js';
 import { planGuaranteed, type FuzzCase } from './generate.js';
+import { planTree } from '../plan/tree.js';
+import { verifyTree } from '../sim/verify.js';
+import { treeOf } from './tree.js';
 
 export type CaseVerdict =
-  | { kind: 'verified'; ops: number; lowerBound: number }
-  | { kind: 'impossible'; reason: string }
+  | { kind: 'verified'; ops: number; lowerBound: number; tree?: TreeVerdict }
+  | { kind: 'impossible'; reason: string; tree?: TreeVerdict }
   | { kind: 'failure'; reason: string };
+
+/** What became of the case's tree (fuzz/tree.ts), when it has one. */
+export type TreeVerdict = 'verified' | 'impossible';
 
 export function checkCase(c: FuzzCase): CaseVerdict {
   let table;
@@ -28,9 +34,34 @@ export function checkCase(c: FuzzCase): CaseVerdict {
     const message = err instanceof Error ? err.message : String(err);
     if (!(err instanceof PlanImpossible)) return { kind: 'failure', reason: `planner crashed: ${message}` };
     if (planGuaranteed(table, c.target)) return { kind: 'failure', reason: `planner refused a case it promises to plan: ${message}` };
-    return { kind: 'impossible', reason: message };
+    return withTree(c, { kind: 'impossible', reason: message });
   }
   const result = verify(table, c.target, plan);
   if (!result.ok) return { kind: 'failure', reason: `plan fails verification: ${result.reason}` };
-  return { kind: 'verified', ops: plan.ops.length - 1, lowerBound: plan.lowerBound };
+  return withTree(c, { kind: 'verified', ops: plan.ops.length - 1, lowerBound: plan.lowerBound });
+}
+
+/**
+ * The case split over a tree: planned by planTree (refusing is allowed: carried fds need numbers
+ * above every other) and, when planned, verified whole by the simulator.
+ */
+function withTree(c: FuzzCase, single: Exclude<CaseVerdict, { kind: 'failure' }>): CaseVerdict {
+  if (c.tree === undefined) return single;
+  let tables;
+  try {
+    tables = parseTables(JSON.parse(JSON.stringify(treeOf(c.table, c.tree))));
+  } catch (err) {
+    if (err instanceof CrError) return { kind: 'failure', reason: `the tree is not valid input: ${err.message}` };
+    throw err;
+  }
+  let tree;
+  try {
+    tree = planTree(tables, c.target);
+  } catch (err) {
+    if (err instanceof PlanImpossible) return { ...single, tree: 'impossible' };
+    return { kind: 'failure', reason: `tree planner crashed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const result = verifyTree(tables, c.target, tree);
+  if (!result.ok) return { kind: 'failure', reason: `tree plan fails verification: ${result.reason}` };
+  return { ...single, tree: 'verified' };
 }

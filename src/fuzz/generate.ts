@@ -5,6 +5,9 @@ import {
   O_APPEND,
   O_ASYNC,
   O_DIRECT,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
   O_DSYNC,
   O_LARGEFILE,
   O_NOATIME,
@@ -20,6 +23,8 @@ import { Rng } from './random.js';
 export interface FuzzCase {
   table: FdTable;
   target: PlanTarget;
+  /** when set, the table is also split over a tree of processes from this seed (fuzz/tree.ts) */
+  tree?: number;
 }
 
 const PAGE = 4096;
@@ -35,6 +40,7 @@ interface Builder {
   fds: Array<{ desc: number; cloexec: boolean }>;
   dataLeft: number;
   files: string[];
+  dirs: string[];
   fifos: number;
 }
 
@@ -157,6 +163,43 @@ function addChr(b: Builder): void {
   addDesc(b, desc);
 }
 
+/** An eventfd: its counter (0, small, or up to 2^53 - 1 as cr keeps it) and mode. */
+function addEventfd(b: Builder): void {
+  const rng = b.rng;
+  const count = rng.weighted([[3, () => 0], [4, () => rng.int(1, 1000)], [1, () => rng.int(0, 2 ** 53 - 1)]])();
+  addDesc(b, { kind: 'eventfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), count, semaphore: rng.chance(0.3) });
+}
+
+/** A directory open for reading, at a getdents position (a cookie: 0, small, or a 63-bit hash). */
+function addDir(b: Builder): void {
+  const rng = b.rng;
+  let path: string;
+  if (b.dirs.length > 0 && rng.chance(0.25)) path = rng.pick(b.dirs);
+  else {
+    path = `/tmp/cr-fuzz/dir${b.dirs.length}`;
+    b.dirs.push(path);
+  }
+  const flags = O_RDONLY | O_LARGEFILE | someOf(rng, 0.5, [O_DIRECTORY]) | someOf(rng, 0.1, [O_NONBLOCK, O_NOATIME]);
+  const offset = rng.weighted([[3, () => '0'], [2, () => String(rng.int(1, 100000))], [1, () => `${rng.int(1, 9_000_000)}${String(rng.int(0, 999_999_999)).padStart(9, '0')}`]])();
+  addDesc(b, { kind: 'dir', flags, path, offset });
+}
+
+/** An O_PATH fd naming a file, a directory or a device the table may also open. */
+function addOpath(b: Builder): void {
+  const rng = b.rng;
+  const nofollow = someOf(rng, 0.2, [O_NOFOLLOW]);
+  const pick = rng.weighted([[2, 'file'], [2, 'dir'], [1, 'chr']] as const);
+  if (pick === 'dir') {
+    const path = b.dirs.length > 0 && rng.chance(0.5) ? rng.pick(b.dirs) : `/tmp/cr-fuzz/dir${b.dirs.push(`/tmp/cr-fuzz/dir${b.dirs.length}`) - 1}`;
+    addDesc(b, { kind: 'opath', flags: O_PATH | nofollow | someOf(rng, 0.5, [O_DIRECTORY]), path, type: 'directory' });
+  } else if (pick === 'file') {
+    const path = b.files.length > 0 && rng.chance(0.5) ? rng.pick(b.files) : `/tmp/cr-fuzz/file${b.files.push(`/tmp/cr-fuzz/file${b.files.length}`) - 1}`;
+    addDesc(b, { kind: 'opath', flags: O_PATH | nofollow, path, type: 'regular file' });
+  } else {
+    addDesc(b, { kind: 'opath', flags: O_PATH | nofollow, path: rng.pick(CHR_PATHS), type: 'character device' });
+  }
+}
+
 /** `count` distinct fd numbers below `soft`, laid out one of several ways. */
 function pickNumbers(rng: Rng, count: number, soft: number): number[] {
   const layout = rng.weighted([[4, 'dense'], [3, 'sparse'], [2, 'high'], [3, 'mixed']] as const);
@@ -192,9 +235,10 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const wanted = Math.max(1, pickSize(rng, maxFds));
   // Bytes of pipe data the case may queue in all: mostly little, so big tables stay quick.
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
-  const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], fifos: 0 };
+  const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],
@@ -271,7 +315,9 @@ function makeTarget(rng: Rng, table: FdTable): PlanTarget {
 export function generateCase(seed: number, maxFds = 20000): FuzzCase {
   const rng = new Rng(seed);
   const table = makeTable(rng, maxFds);
-  return { table, target: makeTarget(rng, table) };
+  const target = makeTarget(rng, table);
+  // One case in three of up to 400 fds is planned as a tree of processes too.
+  return seed % 3 === 0 && table.fds.length <= 400 ? { table, target, tree: seed } : { table, target };
 }
 
 /**

@@ -30,16 +30,23 @@ export interface FuzzReport {
   /** syscalls (ops but the commit marker) over all verified plans */
   totalOps: number;
   totalLowerBound: number;
+  /** cases also planned as a tree of processes (fuzz/tree.ts): verified, refused */
+  trees: number;
+  treesImpossible: number;
   failure?: FuzzFailure;
 }
 
 export function fuzz(options: FuzzOptions): FuzzReport {
-  const report: FuzzReport = { cases: 0, verified: 0, impossible: 0, failures: 0, totalOps: 0, totalLowerBound: 0 };
+  const report: FuzzReport = { cases: 0, verified: 0, impossible: 0, failures: 0, totalOps: 0, totalLowerBound: 0, trees: 0, treesImpossible: 0 };
   for (let i = 0; i < options.count; i++) {
     const seed = (options.seed + i) >>> 0;
     const c = generateCase(seed, options.maxFds);
     const outcome = checkCase(c);
     report.cases++;
+    if (outcome.kind !== 'failure' && outcome.tree !== undefined) {
+      report.trees++;
+      if (outcome.tree === 'impossible') report.treesImpossible++;
+    }
     if (outcome.kind === 'verified') {
       report.verified++;
       report.totalOps += outcome.ops;

@@ -4,7 +4,7 @@
 // makes its bytes only when asked, so a run never holds more than one huge mutant.
 import { IMAGE_MAGIC } from '../image/format.js';
 import { MAX_ENTRIES, MAX_NOFILE } from '../image/validate.js';
-import { O_ACCMODE, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../model/fdtable.js';
+import { O_ACCMODE, O_CLOEXEC, O_DIRECTORY, O_DSYNC, O_LARGEFILE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../model/fdtable.js';
 import { Rng } from '../fuzz/random.js';
 import { COLUMNS, type Column } from './cli.js';
 import { isProcessSeed, processMutants } from './process.js';
@@ -434,6 +434,29 @@ function descLies(): Lie[] {
     if (!d) skip();
     delete d.path;
   }));
+  // The kinds added as modules (src/kinds/): each added to the seed, then made to lie.
+  const eventfd = (p: Loose): Loose => addDesc(table(p), { kind: 'eventfd', flags: O_RDWR, count: 3, semaphore: false }) ?? skip();
+  const dir = (p: Loose): Loose => addDesc(table(p), { kind: 'dir', flags: O_RDONLY | O_LARGEFILE | O_DIRECTORY, path: '/etc', offset: '0' }) ?? skip();
+  const opath = (p: Loose): Loose => addDesc(table(p), { kind: 'opath', flags: O_PATH, path: '/etc/hostname', type: 'regular file' }) ?? skip();
+  for (const [name, change] of [
+    ['an eventfd count of -1', (p) => void (eventfd(p).count = -1)],
+    ['an eventfd count of 2^53', (p) => void (eventfd(p).count = 2 ** 53)],
+    ['an eventfd semaphore of 1', (p) => void (eventfd(p).semaphore = 1)],
+    ['an eventfd opened O_RDONLY', (p) => void (eventfd(p).flags = O_RDONLY)],
+    ['an eventfd with a path', (p) => void (eventfd(p).path = '/etc/hostname')],
+    ['a directory opened for writing', (p) => void (dir(p).flags = O_WRONLY | O_LARGEFILE | O_DIRECTORY)],
+    ['a directory position as a number', (p) => void (dir(p).offset = 12)],
+    ['a directory position of 2^64', (p) => void (dir(p).offset = '18446744073709551616')],
+    ['a directory position with a sign', (p) => void (dir(p).offset = '-1')],
+    ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
+    ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
+    ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],
+    ['an O_PATH fd on a path a directory also opens as a file', (p) => {
+      dir(p);
+      const d = opath(p);
+      d.path = '/etc';
+    }],
+  ] as Array<[string, Change]>) out.push(lie(name, change));
   return out;
 }
 

@@ -127,14 +127,30 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
     const parent = parentOf[i]!;
     const start: PlanTarget =
       parent < 0 ? target : childTarget(atFork[parent]!, carried[i]!, (id) => creator.get(unitOf(descById.get(id)!)) !== i);
-    // Carried fds go above every number in play, so they never meet an image fd or a target's.
-    let next = 0;
-    if (carried[i]!.size > held.size) {
-      for (const f of proc.fds) next = Math.max(next, f.fd + 1);
-      for (const fd of start.fds) next = Math.max(next, fd + 1);
-    }
+    // Carried fds go above every number in play, so they never meet an image fd or a target's;
+    // where the hard limit the process ends with leaves no room there (its children, whose limit
+    // that is, must reach them), into the highest numbers neither holds.
+    const hard = Math.min(proc.rlimit.hard, start.rlimit.hard);
     const carries: Array<{ desc: number; fd: number }> = [];
-    for (const d of tables.descs) if (carried[i]!.has(d.id) && !held.has(d.id)) carries.push({ desc: d.id, fd: next++ });
+    if (carried[i]!.size > held.size) {
+      const used = new Set<number>();
+      for (const f of proc.fds) used.add(f.fd);
+      for (const fd of start.fds) if (fd < hard) used.add(fd);
+      let above = 0;
+      for (const fd of used) above = Math.max(above, fd + 1);
+      let below = Math.min(above, hard) - 1;
+      for (const d of tables.descs) {
+        if (!carried[i]!.has(d.id) || held.has(d.id)) continue;
+        let fd: number;
+        if (above < hard) fd = above++;
+        else {
+          while (below >= 0 && used.has(below)) below--;
+          if (below < 0) throw new PlanImpossible(`process ${proc.pid}: no fd number is left below its hard RLIMIT_NOFILE ${hard} to carry description ${d.id} for its children`);
+          fd = below--;
+        }
+        carries.push({ desc: d.id, fd });
+      }
+    }
 
     const creates = tables.descs.filter((d) => carried[i]!.has(d.id) && creator.get(unitOf(d)) === i);
     const pipeIds = new Set(creates.map(pipeOf).filter((p) => p !== undefined));
@@ -156,7 +172,6 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
     }
     const children = procs.filter((c) => c.parent === proc.pid).map((c) => c.pid);
     const ops: Op[] = [...plan.ops, ...children.map((pid): Op => ({ op: 'fork', pid })), ...carries.map((c): Op => ({ op: 'close', fd: c.fd }))];
-    const hard = Math.min(table.rlimit.hard, start.rlimit.hard);
     atFork.push({
       fds: table.fds,
       others: start.mode === 'into' ? start.fds.filter((fd) => !table.fds.some((f) => f.fd === fd)) : [],

@@ -105,7 +105,7 @@ export function verifyTree(tables: FdTables, target: PlanTarget, tree: TreePlan)
       const table = viewOf(tables, i);
       const children = new Set(tables.processes.filter((c) => c.parent === image.pid).map((c) => c.pid));
       try {
-        run(table, p.target, p.plan, proc, shared, (child, op) => {
+        run(tables, p.target, p.plan, proc, shared, (child, op) => {
           if (!children.has(child)) throw new Failure(`op ${op}: forks ${child}, which is not a child of ${image.pid} in the image`, op);
           if (sims.has(child)) throw new Failure(`op ${op}: forks ${child} a second time`, op);
           sims.set(child, proc.fork());
@@ -173,7 +173,11 @@ function checkShape(op: Op, i: number): void {
   if (op.op === 'open' && typeof op.path !== 'string') throw new Failure(`op ${i} (${describeOp(op)}): path is not a string`, i);
 }
 
-function run(table: FdTable, target: PlanTarget, plan: Plan, proc: SimProcess, shared: Identity, fork: (pid: number, op: number) => void): void {
+/**
+ * Run `plan` in `proc`. `objects` are the descriptions and pipes its ops may name: in a tree, all
+ * of the image's (a process creates and writes what only its descendants hold).
+ */
+function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan: Plan, proc: SimProcess, shared: Identity, fork: (pid: number, op: number) => void): void {
   const ops = plan.ops;
   if (!Array.isArray(ops)) throw new Failure('plan.ops is not an array');
   let commits = 0;
@@ -192,9 +196,9 @@ function run(table: FdTable, target: PlanTarget, plan: Plan, proc: SimProcess, s
   }
 
   const targetFds = new Set(target.fds);
-  const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
+  const pipes = new Map<number, Pipe>(objects.pipes.map((p) => [p.id, p]));
 
-  const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
+  const descs = new Map<number, Desc>(objects.descs.map((d) => [d.id, d]));
   ops.forEach((op, i) => {
     checkShape(op, i);
     if (i < plan.commit) checkRollback(op, i, targetFds, proc);
