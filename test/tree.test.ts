@@ -15,7 +15,11 @@ import { PlanImpossible } from '../src/plan/planner.js';
 import { planTree, type TreePlan } from '../src/plan/tree.js';
 import { SimProcess, SimWorld } from '../src/sim/kernel.js';
 import { verifyTree } from '../src/sim/verify.js';
+import { readFileSync } from 'node:fs';
+import { reap } from '../bridge/spawn.js';
+import { O_APPEND } from '../src/model/fdtable.js';
 import { cr } from './helpers/cli.js';
+import { buildC, withProcess } from './helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-tree-'));
 const LIMIT = { soft: 1024, hard: 4096 };
@@ -122,6 +126,60 @@ test('fork in the simulator: the child gets the parent\'s fds on the same descri
   child.close(w);
   parent.write(w, Buffer.from('x'));
   assert.is(child.get(r)!.desc.pipe!.bytes().length, 1);
+});
+
+// What the simulator's fork encodes, asked of this kernel: after a child seeks, sets O_APPEND
+// and closes its copy of a pipe's write end, the parent sees the offset and the flag (one
+// description) and still writes through its own copy; the child's copy kept FD_CLOEXEC.
+const FORK_FACTS = String.raw`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  (void)argc;
+  int f = open(argv[1], O_RDWR), p[2];
+  if (f < 0 || pipe(p) < 0 || fcntl(f, F_SETFD, FD_CLOEXEC) < 0) return 2;
+  pid_t c = fork();
+  if (c == 0) {
+    lseek(f, 42, SEEK_SET);
+    fcntl(f, F_SETFL, O_APPEND);
+    close(p[1]);
+    _exit(fcntl(f, F_GETFD) == FD_CLOEXEC ? 10 : 11);
+  }
+  int status;
+  if (waitpid(c, &status, 0) != c || !WIFEXITED(status)) return 3;
+  FILE *out = fopen(argv[2], "w");
+  if (!out) return 4;
+  fprintf(out, "offset %ld append %d child-cloexec %d parent-write %ld\n", (long)lseek(f, 0, SEEK_CUR),
+          (fcntl(f, F_GETFL) & O_APPEND) != 0, WEXITSTATUS(status) == 10, (long)write(p[1], "x", 1));
+  return fclose(out) == 0 ? 0 : 5;
+}
+`;
+
+test('fork as this kernel does it: one description in both, fds copied with close-on-exec, closes apart', async () => {
+  const file = join(dir, 'forked');
+  const out = join(dir, 'facts');
+  writeFileSync(file, 'x'.repeat(100));
+  await withProcess([buildC(FORK_FACTS), file, out], { fds: [] }, (pid) => {
+    const status = reap(pid, 10_000);
+    assert.equal([status.kind, status.kind === 'exited' ? status.code : status.signal], ['exited', 0]);
+  });
+  const world = new SimWorld();
+  world.add(file, 'file');
+  const parent = new SimProcess(world, LIMIT);
+  const f = parent.open(file, O_RDWR);
+  const [, w] = parent.pipe2(0);
+  parent.setfd(f, true);
+  const child = parent.fork();
+  child.lseek(f, 42);
+  child.setfl(f, O_RDWR | O_APPEND);
+  child.close(w);
+  const sim = `offset ${parent.get(f)!.desc.offset} append ${(parent.get(f)!.desc.flags & O_APPEND) !== 0 ? 1 : 0} ` +
+    `child-cloexec ${child.get(f)!.cloexec ? 1 : 0} parent-write ${parent.write(w, Buffer.from('x'))}\n`;
+  assert.is(sim, readFileSync(out, 'utf8'));
+  assert.is(sim, 'offset 42 append 1 child-cloexec 1 parent-write 1\n');
 });
 
 test('siblings sharing what their parent does not hold: the parent carries it; processes with no common ancestor are refused', () => {
