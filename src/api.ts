@@ -339,6 +339,11 @@ export interface RestoreOptions {
   mapPaths?: string[];
   /** a new process in a session (and process group) of its own: signals to the caller's group do not reach it */
   setsid?: boolean;
+  /**
+   * The caller will not stay the restarted process's parent (the CLI's --detach): its
+   * parent-death signal is then left unset, with a warning, since it would fire as the caller exits.
+   */
+  detach?: boolean;
 }
 
 export interface RestoreResult {
@@ -465,7 +470,7 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved):
   // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
   if (opts.samePid && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   try {
-    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false });
+    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false });
     return {
       mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: was.comm, dumpedPid: was.pid, pages: r.pages,

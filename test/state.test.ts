@@ -2,7 +2,7 @@
 // set one family of state up, check it, are dumped and restarted, and check it again, printing
 // PASS or FAIL; each is run with a new pid and with --same-pid as root, and as uid 65534 through
 // cr run as that user. And what the inventory cannot carry is refused at dump with one line.
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,15 @@ const FIXTURES = join(ROOT, 'test', 'fixtures');
 const SYS_read = 0;
 const fixture = (name: string): string => buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'));
 const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const pause = new Int32Array(new SharedArrayBuffer(4));
+function waitUntil(what: string, cond: () => boolean, timeoutMs = 10_000): void {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    Atomics.wait(pause, 0, 0, 10);
+  }
+}
 
 /** Raises CAP_NET_RAW into its inheritable and ambient sets, then waits. */
 const AMBIENT_C = `#include <linux/capability.h>
@@ -236,6 +245,46 @@ test('docs/state.md names every /proc/PID/status field and VmFlags code the inve
   const doc = readFileSync(join(ROOT, 'docs', 'state.md'), 'utf8');
   const missing = [...Object.keys(STATUS_FIELDS), ...Object.keys(VMFLAGS)].filter((name) => !doc.includes(`\`${name}\``));
   assert.equal(missing, []);
+});
+
+
+test('restore --detach leaves a parent-death signal unset, saying so, rather than have it kill the process as cr exits', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const pids: number[] = [];
+  try {
+    const out = join(dir, 'out');
+    const go = join(dir, 'go');
+    // Its parent-death signal is SIGUSR1, whose handler writes down that it came; once `go`
+    // exists it writes the signal it still has, and exits.
+    const src = `import ctypes, os, signal, sys, time
+signal.signal(signal.SIGUSR1, lambda *a: open(sys.argv[1], 'a').write('parent-death\\n'))
+libc = ctypes.CDLL(None)
+libc.prctl(1, signal.SIGUSR1)
+open(sys.argv[1], 'a').write('up\\n')
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+v = ctypes.c_int()
+libc.prctl(2, ctypes.byref(v))
+open(sys.argv[1], 'a').write(f'pdeathsig {v.value}\\n')
+`;
+    const pid = spawn([PYTHON, '-c', src, out, go], { fds: [] });
+    pids.push(pid);
+    waitUntil('the program to start', () => text(out) === 'up\n');
+    const image = join(dir, 'image');
+    const dump = crProcess(['dump', '--pid', String(pid), '-o', image, '--kill']);
+    assert.is(dump.code, 0, dump.stderr);
+    reap(pid, 10_000);
+    const restore = crProcess(['restore', image, '--detach']);
+    assert.is(restore.code, 0, restore.stderr);
+    pids.push(Number(restore.stdout.trim().split('\n').pop()));
+    assert.match(restore.stderr, /warning: the parent-death signal 10 is not set: its parent is cr, which exits now \(--detach\)/);
+    writeFileSync(go, '');
+    waitUntil('the restored program to answer', () => text(out).includes('pdeathsig'));
+    assert.is(text(out), 'up\npdeathsig 0\n');
+  } finally {
+    for (const p of pids) if (p > 0) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

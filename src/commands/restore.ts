@@ -57,6 +57,7 @@ function parse(args: string[]) {
     allowUidChange: values['allow-uid-change'],
     mapPaths: values['map-path'],
     setsid: values.setsid,
+    detach: values.detach,
   };
   return { image: operands[0]!, options, ...values };
 }

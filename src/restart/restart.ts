@@ -33,6 +33,8 @@ export interface RestartOptions {
   timeoutMs?: number;
   /** a session of its own (the husk's setsid; a --same-pid child of the husk inherits it) */
   setsid?: boolean;
+  /** cr will not stay the parent: a parent-death signal would fire as cr exits, so it is left unset (a warning) */
+  detach?: boolean;
 }
 
 export interface RestartResult {
@@ -93,7 +95,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
-    const result = rebuild(husk, head, image, lap);
+    const result = rebuild(husk, head, image, !opts.detach, lap);
     detach(husk.pid);
     lap('detach');
     return { ...result, pid: husk.pid, phases };
@@ -106,7 +108,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
 }
 
 /** Everything after the fd table, up to the stop the husk is let go from. */
-function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
+function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, parentStays: boolean, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
   openNofile(husk);
@@ -125,7 +127,7 @@ function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, lap: (name:
   setCreds(husk, head);
   setLocks(husk, head);
   createTimers(husk, head);
-  warnings.push(...setAttributes(husk, head));
+  warnings.push(...setAttributes(husk, head, { parentStays }));
   const cgroup = cgroupWarning(husk, head);
   if (cgroup) warnings.push(cgroup);
   setNoNewPrivs(husk, head);

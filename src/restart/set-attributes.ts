@@ -16,8 +16,12 @@ import type { Husk } from './husk.js';
 const O_WRONLY = 1n;
 const O_CLOEXEC = 0o2000000n;
 
-/** Set everything but dumpable and MDWE (setLastAttributes). Returns warnings. */
-export function setAttributes(husk: Husk, head: ProcessHead): string[] {
+/**
+ * Set everything but dumpable and MDWE (setLastAttributes). Returns warnings. `parentStays`: cr
+ * stays the process's parent (it waits for it); when it does not (--detach), a parent-death
+ * signal would be sent as cr exits, killing at once a process just restored, so it is not set.
+ */
+export function setAttributes(husk: Husk, head: ProcessHead, opts: { parentStays: boolean }): string[] {
   const a = head.attributes;
   const warnings: string[] = [];
   const attempt = (what: string, nr: number, ...args: bigint[]): void => {
@@ -41,7 +45,8 @@ export function setAttributes(husk: Husk, head: ProcessHead): string[] {
   attempt('the CPU affinity', SYS.sched_setaffinity, 0n, BigInt(a.affinity.length), husk.put(a.affinity));
   prctl(`the timer slack ${a.timerSlackNs} ns`, PR_SET_TIMERSLACK, BigInt(a.timerSlackNs));
   // Cleared by any change of credentials, so after setCreds.
-  prctl(`the parent-death signal ${a.pdeathsig}`, PR_SET_PDEATHSIG, BigInt(a.pdeathsig));
+  if (opts.parentStays || a.pdeathsig === 0) prctl(`the parent-death signal ${a.pdeathsig}`, PR_SET_PDEATHSIG, BigInt(a.pdeathsig));
+  else warnings.push(`the parent-death signal ${a.pdeathsig} is not set: its parent is cr, which exits now (--detach), so it would come at once`);
   prctl('keep-capabilities', PR_SET_KEEPCAPS, a.keepCaps ? 1n : 0n);
   prctl('the child-subreaper flag', PR_SET_CHILD_SUBREAPER, a.childSubreaper ? 1n : 0n);
   prctl('transparent huge pages disabled', PR_SET_THP_DISABLE, a.thpDisable ? 1n : 0n, BigInt(a.thpDisable & PR_THP_DISABLE_EXCEPT_ADVISED));
