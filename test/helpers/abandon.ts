@@ -5,7 +5,7 @@
 // handed; on SIGUSR1 it prints PASS or FAIL (the mask it has, the tally, no stray SIGCONT) to
 // its stdout, a file. A process that ran any of cr's code or registers dies or fails that check.
 import { spawn as spawnChild } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SyscallError } from '../../bridge/errno.js';
@@ -170,6 +170,31 @@ function isAlive(pid: number): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
+/**
+ * The state a process settles in once its tracer is gone: 'T' (stopped), else the state it runs
+ * in, seen twice in its own sleep (nanosleep, where the self-checking target waits), or after 2 s.
+ */
+async function settledState(pid: number): Promise<string> {
+  const deadline = Date.now() + 2000;
+  let asleep = 0;
+  while (Date.now() < deadline) {
+    const s = status(pid);
+    if (s === null) return 'gone';
+    const state = field(s, 'State');
+    if (state === 'T' || state === 'Z' || state === 'X') return state;
+    let own = false;
+    try {
+      own = tracerOf(pid) === 0 && ['35', '230'].includes(readFileSync(`/proc/${pid}/syscall`, 'latin1').split(' ')[0]!);
+    } catch {
+      // gone
+    }
+    asleep = own ? asleep + 1 : 0;
+    if (asleep >= 2) return state;
+    await sleep(5);
+  }
+  return field(status(pid) ?? '', 'State');
+}
+
 /** What a killed cr left: the outcomes bench/abandon.bench.ts counts. */
 export type Outcome =
   /** the target died */
@@ -225,6 +250,8 @@ export interface TrialContext {
   intoImage: string;
   /** a whole-process image of a self-checking target, for restart trials */
   processImage?: string;
+  /** the size of its stdout file when it was dumped: the offset its restarted copies write at */
+  processImageOutBytes?: number;
 }
 
 /** Run `kind` once, unkilled, watching when cr traces the target: the moments to aim at. */
@@ -301,11 +328,9 @@ export async function trial(kind: Kind, ctx: TrialContext, timing: Timing, rng: 
     const end = await cr.end;
     const how = end.code === 0 ? 'cr finished' : `cr ${end.signal ?? `exit ${end.code}: ${end.stderr.trim()}`}`;
     // The kernel detaches a dead tracer's tracees at once; a stop it re-arms is taken at the
-    // tracee's next return to user space: give it a moment.
-    await sleep(20);
+    // tracee's next return to user space, which on a loaded machine can take a while.
+    const state = await settledState(t.pid);
     if (!isAlive(t.pid)) return { outcome: 'killed', detail: `${how}; ${t.output().trim()}` };
-    const s = status(t.pid)!;
-    const state = field(s, 'State');
     if (state === 'T' || state === 't') {
       const r = await recoverTarget(t, ctx);
       if (r.outcome === 'recovered' && (mapCount(t.pid) !== maps || field(status(t.pid)!, 'SigBlk') !== mask)) {
@@ -368,15 +393,18 @@ async function restartTrial(ctx: TrialContext, timing: Timing, rng: Rng, i: numb
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
     if (!cmd.includes(program)) return { outcome: 'unrecovered', detail: `${how}; a half-made process ${pid} (${cmd.replace(/\0/g, ' ')}) left running` };
     // The restarted process writes to the image's stdout file: ask it to check itself there.
+    // Every restarted copy writes at the offset its image recorded: cut the file back there
+    // first, so the answer is what follows it.
     const out = ctx.processImage!.replace(/\.img$/, '.out');
-    const before = readFileSync(out, 'latin1').split('\n').length;
+    const at = ctx.processImageOutBytes!;
+    truncateSync(out, at);
     signalQuietly(pid, SIGUSR1);
     const deadline = Date.now() + 3000;
     let line = '';
     while (Date.now() < deadline) {
-      const lines = readFileSync(out, 'latin1').split('\n');
-      if (lines.length > before) {
-        line = lines[lines.length - 2] ?? '';
+      const text = readFileSync(out, 'latin1').slice(at);
+      if (text.includes('\n')) {
+        line = text.split('\n')[0]!;
         break;
       }
       await sleep(2);
@@ -395,6 +423,7 @@ export async function processImage(ctx: TrialContext): Promise<string> {
     const cr = startCr(['dump', '--pid', String(t.pid), '-o', image], ctx.env);
     const end = await cr.end;
     if (end.code !== 0) throw new Error(`dump for restart trials: ${end.stderr}`);
+    ctx.processImageOutBytes = statSync(t.out).size;
     return image;
   } finally {
     ensureReaped(t.pid); // its output file stays: the restarted processes write to it
