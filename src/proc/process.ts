@@ -3,6 +3,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { badInput } from '../errors.js';
 
+/** PF_EXITING (include/linux/sched.h): the task is in do_exit. */
+const PF_EXITING = 0x4;
+
 export interface ProcessIdentity {
   pid: number;
   comm: string;
@@ -73,11 +76,15 @@ export function listThreads(pid: number): number[] {
     .sort((a, b) => a - b);
 }
 
-/** False once the process is gone or a zombie: whatever failed then failed because it ended. */
+/** False once the process is gone, exiting or a zombie: whatever failed then failed because it ended. */
 export function isRunning(pid: number): boolean {
   try {
-    const state = readStatus(pid).state;
-    return state !== 'Z' && state !== 'X';
+    // A process killed a moment ago has closed its fds and freed its memory (do_exit) while its
+    // state still reads R or D: the kernel's PF_EXITING flag (field 9 of stat) says it is going.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const state = fields[0];
+    return state !== 'Z' && state !== 'X' && (Number(fields[6]) & PF_EXITING) === 0;
   } catch {
     return false;
   }

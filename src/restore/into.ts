@@ -147,7 +147,12 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
     try {
       inj.finish();
     } catch (err) {
-      if (!(stats instanceof CrError)) stats = new CrError(`the fd table is restored, but putting pid ${pid}'s registers and signal mask back failed: ${(err as Error).message}`);
+      if (!(stats instanceof CrError)) {
+        const why = (err as Error).message;
+        stats = isRunning(pid)
+          ? new CrError(`the fd table is restored, but putting pid ${pid}'s registers and signal mask back failed: ${why}`)
+          : new CrError(`pid ${pid} ended during the restore (${why})`);
+      }
     }
     try {
       guard.close();
@@ -156,7 +161,13 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
     }
     if (stats instanceof CrError) throw stats;
     lap('fds');
-    checkFdNumbers(pid, expectedFds(table, target));
+    try {
+      checkFdNumbers(pid, expectedFds(table, target));
+    } catch (err) {
+      // Killed after the cure: its fds went with it.
+      if (!isRunning(pid)) throw new CrError(`pid ${pid} ended during the restore (${(err as Error).message})`);
+      throw err;
+    }
     return { pid, plan, stats, phases };
   } finally {
     thaw(frozen, { leaveStopped: false });
