@@ -95,6 +95,15 @@ interface Timing {
 }
 
 /** One whole dump, watched: how long it runs and how long it holds the target. */
+/** The lines of fd snapshot b that are not in a, and those of a gone from b: what a failure shows. */
+function changedLines(a: string, b: string): string {
+  const was = new Set(a.split('\n'));
+  const now = new Set(b.split('\n'));
+  const gone = [...was].filter((l) => !now.has(l));
+  const added = [...now].filter((l) => !was.has(l));
+  return JSON.stringify({ gone: gone.slice(0, 5), added: added.slice(0, 5) });
+}
+
 async function calibrate(h: Holder): Promise<Timing> {
   const image = join(dir, `calibrate-${h.pid}.img`);
   const t0 = performance.now();
@@ -153,7 +162,10 @@ async function killTrials(spec: HolderSpec, seed: number, tally: Tally): Promise
       if (end.code !== 0 && end.signal !== 'SIGKILL') tally.problems.push(`trial ${i}: cr ended ${end.code ?? end.signal}: ${end.stderr.trim()}`);
       const state = settled(h.pid);
       if (state) tally.problems.push(`trial ${i}${traced ? ' (killed while traced)' : ''}: target ${state}`);
-      else if (fdSnapshot(h.pid) !== before) tally.problems.push(`trial ${i}: the target's fd table changed`);
+      else {
+        const now = fdSnapshot(h.pid);
+        if (now !== before) tally.problems.push(`trial ${i}: the target's fd table changed: ${changedLines(before, now)}`);
+      }
       // The image is put in place whole (link of a complete temporary file) or not at all.
       if (existsSync(image)) {
         tally.images++;
