@@ -1,13 +1,16 @@
 // Starting processes cr will trace, with posix_spawn through koffi: libuv never learns of them,
 // so its SIGCHLD handling cannot reap them or steal their ptrace stops. cr reaps them itself.
-import { fstatSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
 import { SyscallError } from './errno.js';
 import { libc } from './libc.js';
-import { cont, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, seize } from './ptrace.js';
-import { kill, SIGCONT, SIGKILL, SIGSTOP } from './signal.js';
-import { waitpid, waitStop, WALL, WUNTRACED, type WaitResult } from './wait.js';
+import { closeFd, writeFd } from './file.js';
+import { pipe2 } from './pipe.js';
+import { cont, PTRACE_EVENT_EXEC, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, seize } from './ptrace.js';
+import { kill, SIGKILL } from './signal.js';
+import { waitpid, waitStop, WALL, type WaitResult } from './wait.js';
 
 const ESRCH = 3;
+const O_CLOEXEC = 0o2000000;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 /** glibc's extension: setsid() in the child (bits/spawn.h). */
@@ -31,8 +34,21 @@ export interface SpawnOptions {
   setsid?: boolean;
 }
 
-// The child stops itself before exec so cr can seize it; `exec "$@"` then runs argv under trace.
-const STOP_THEN_EXEC = ['/bin/sh', '-c', 'kill -STOP $$; exec "$@"', 'sh'];
+/**
+ * A stopAtExec child waits for one line on a gate pipe before it execs argv, so cr can seize it
+ * first. Waiting in read() and not in a stop: if cr dies before its seize, the gate's write end
+ * closes with cr, read() sees end of file and the shell exits; a child stopped by itself would be
+ * left stopped for good. Once seized, PTRACE_O_EXITKILL ends it with cr. dash takes redirections
+ * of fds 0-9 only, so the gate is a single digit the child is not given for anything else.
+ */
+const GATE_WORD = 'go';
+const gateScript = (fd: number): string[] => ['/bin/sh', '-c', `read -r w <&${fd} && [ "$w" = ${GATE_WORD} ] || exit 127; exec ${fd}<&-; exec "$@"`, 'sh'];
+
+function gateFd(fds: Array<[number, number]>): number {
+  const taken = new Set(fds.map(([, dst]) => dst));
+  for (const fd of [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]) if (!taken.has(fd)) return fd;
+  throw new Error('spawn: stopAtExec needs one of the fds 0-9 free for its gate');
+}
 
 const isOpen = (fd: number): boolean => {
   try {
@@ -42,6 +58,8 @@ const isOpen = (fd: number): boolean => {
     return false;
   }
 };
+
+const defaultFds = (): Array<[number, number]> => ([[0, 0], [1, 1], [2, 2]] as Array<[number, number]>).filter(([fd]) => isOpen(fd));
 
 /** posix_spawn*() report errors as their result, not in errno. */
 function spawnCheck(result: number, describe: () => string): void {
@@ -71,7 +89,7 @@ const GLIBC_INTERNAL_SIGNALS = [32, 33];
 
 function posixSpawn(argv: string[], options: SpawnOptions): number {
   if (argv.length === 0) throw new Error('spawn: empty argv');
-  const fds = options.fds ?? ([[0, 0], [1, 1], [2, 2]] as Array<[number, number]>).filter(([fd]) => isOpen(fd));
+  const fds = options.fds ?? defaultFds();
   const env = Object.entries(options.env ?? process.env)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${v}`);
@@ -103,32 +121,53 @@ function posixSpawn(argv: string[], options: SpawnOptions): number {
 }
 
 /**
- * Bring a child that stopped itself (SIGSTOP, not yet traced) to PTRACE_EVENT_EXEC under trace.
- * SIGCONT ends the group-stop: without it the kernel would put the process back into that stop
- * when cr detaches. Returns null at the exec stop, or how the child ended (it is then reaped).
+ * Seize the child waiting at its gate, open the gate, and follow it to PTRACE_EVENT_EXEC of
+ * argv[0]. posix_spawn returns once the child's old memory is released, which is before the
+ * kernel reports the shell's own exec: a seize that quick sees that exec too. The two are told
+ * apart by the gate: the shell closes it before its exec of argv, so an exec stop with the gate
+ * still open is the shell's. Returns null at argv's exec stop, or how the child ended (reaped).
  */
-function traceToExec(pid: number, options: number, timeoutMs: number): WaitResult | null {
-  const first = waitStop(pid, timeoutMs, WUNTRACED);
-  if (first.kind !== 'stopped') return first;
-  seize(pid, options);
-  kill(pid, SIGCONT);
+function traceToExec(pid: number, gate: { fd: number; write: number }, options: number, timeoutMs: number): WaitResult | null {
+  const gateLink = `pipe:[${fstatSync(gate.write).ino}]`;
+  const gateOpen = (): boolean => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${gate.fd}`) === gateLink;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    seize(pid, options);
+    writeFd(gate.write, Buffer.from(`${GATE_WORD}\n`));
+  } finally {
+    closeFd(gate.write);
+  }
   for (;;) {
     const result = waitStop(pid, timeoutMs);
     if (result.kind !== 'stopped') return result;
-    if (result.event === PTRACE_EVENT_EXEC) return null;
-    // The re-trap after seize, the notification of SIGCONT, and the SIGSTOP/SIGCONT themselves:
-    // all belong to our handshake, none is for the program.
-    const ours = result.event === PTRACE_EVENT_STOP || result.signal === SIGCONT || result.signal === SIGSTOP;
-    cont(pid, ours ? 0 : result.signal);
+    if (result.event === PTRACE_EVENT_EXEC && !gateOpen()) return null;
+    // The shell's own exec, or a signal it received before its exec (its own to handle).
+    cont(pid, result.event === 0 ? result.signal : 0);
   }
 }
 
 export function spawn(argv: string[], options: SpawnOptions = {}): number {
   if (!options.stopAtExec) return posixSpawn(argv, options);
-  const pid = posixSpawn([...STOP_THEN_EXEC, ...argv], options);
+  const fds = options.fds ?? defaultFds();
+  const gate = gateFd(fds);
+  const [gateRead, gateWrite] = pipe2(O_CLOEXEC);
+  let pid: number;
+  try {
+    pid = posixSpawn([...gateScript(gate), ...argv], { ...options, fds: [...fds, [gateRead, gate]] });
+  } catch (err) {
+    closeFd(gateWrite);
+    throw err;
+  } finally {
+    closeFd(gateRead);
+  }
   let ended: WaitResult | null;
   try {
-    ended = traceToExec(pid, PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | (options.ptraceOptions ?? 0), options.timeoutMs ?? 5000);
+    ended = traceToExec(pid, { fd: gate, write: gateWrite }, PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | (options.ptraceOptions ?? 0), options.timeoutMs ?? 5000);
   } catch (err) {
     killAndReap(pid);
     throw err;

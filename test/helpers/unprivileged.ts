@@ -12,8 +12,11 @@ import { test } from 'uvu';
 /** The uid (and gid) of nobody, for running as an unprivileged user. */
 export const NOBODY = 65534;
 
-/** A command prefix that runs what follows as `uid`, with no supplementary groups. */
-export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+/**
+ * A command prefix that runs what follows as `uid`, with no supplementary groups, and without
+ * this run's XDG_RUNTIME_DIR (root's, 0700: another user's cr keeps its journals in its own).
+ */
+export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-u', 'XDG_RUNTIME_DIR'];
 
 /** The checkout (tests run from build/test/helpers/). */
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
