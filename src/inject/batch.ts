@@ -162,6 +162,11 @@ export class BatchRunner {
     return new BatchRunner(inj, isErrno(r) ? null : code, area, capacity, timeoutMs);
   }
 
+  /** The same routine and area in a forked copy of the tracee, run through its injector. */
+  forCopy(inj: Injector): BatchRunner {
+    return new BatchRunner(inj, this.code, this.area, this.capacity, this.timeoutMs);
+  }
+
   /** True when batches run in one round trip, false when call by call. */
   get batched(): boolean {
     return this.code !== null;

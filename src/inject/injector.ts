@@ -315,6 +315,55 @@ export class Injector {
   }
 
   /**
+   * An injector for `child`, a copy this tracee made with a fork it ran (a tree's restart): the
+   * copy has the same memory (area, scratch, batch routine at the same addresses), registers and
+   * blocked mask, is traced from birth and in its first event stop. Both injectors go on.
+   */
+  copyFor(child: number): Injector {
+    if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
+    const copy = new Injector(child, this.foundSite, this.savedMask, this.timeoutMs, [], this.keepAreaAt);
+    copy.saved.set(this.saved);
+    copy.scratchMaps.push(...this.scratchMaps);
+    copy.scratchNext = this.scratchNext;
+    copy.scratchEnd = this.scratchEnd;
+    copy.area = this.area;
+    copy.site = this.site;
+    return copy;
+  }
+
+  /**
+   * The tracee's last call (exit_group), or with `signal` its death by that signal (queued by cr,
+   * unblocked, delivered at the default action the caller set): no exit stop comes, the tracee
+   * ends. Returns how it ended, as cr, its tracer, sees it; a tracer's wait leaves the zombie to
+   * its real parent, which is told now (a tree's zombie, src/restart/tree.ts).
+   */
+  endWith(how: { code: number } | { signal: number }): WaitResult {
+    if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
+    this.done = true;
+    this.gone = true;
+    if ('code' in how) {
+      const regs = this.work;
+      regs.set(this.saved);
+      regs[R.rip] = this.site;
+      regs[R.rax] = BigInt(SYS.exit_group);
+      regs[R.orig_rax] = -1n;
+      regs[R.rdi] = BigInt(how.code);
+      setRegsFrom(this.pid, regs);
+    } else {
+      kill(this.pid, how.signal);
+      setSigmask(this.pid, Buffer.alloc(8));
+    }
+    cont(this.pid, 0);
+    for (;;) {
+      const stop = waitStop(this.pid, this.timeoutMs);
+      if (stop.kind === 'exited' || stop.kind === 'signaled') return stop;
+      // The signal-delivery stop of its own signal: deliver it. Anything else waits (SIGSTOP can
+      // only stop it after its death is decided, and SIGKILL ends it all the same).
+      cont(this.pid, stop.kind === 'stopped' && stop.event === 0 && 'signal' in how && stop.signal === how.signal ? how.signal : 0);
+    }
+  }
+
+  /**
    * End an injection whose tracee gets a whole new state from the caller (the restart's husk):
    * nothing is put back. Scratch mappings and, with `dropArea`, the area are unmapped (the
    * area's munmap runs from the area itself: the tracee stops at its exit, and never runs

@@ -37,7 +37,7 @@ export type Op =
   | { op: 'prlimit'; soft: number; hard: number }
   /**
    * fork(): the child `pid` of a tree starts with a copy of this process's fd table (src/plan/tree.ts).
-   * Only in a tree's plan, after the forking process's own ops; replay does not run trees yet.
+   * Only in a tree's plan, after the forking process's own ops; replay hands it to its onFork.
    */
   | { op: 'fork'; pid: number }
   /**

@@ -288,8 +288,12 @@ class Replayer {
         return;
       }
       case 'fork':
-        // Plans of one process have none: restore refuses an image of several (onlyProcess).
-        throw new OpFailure('trees are not restored yet');
+        // Only a tree's restart runs plans with forks (src/restart/tree.ts): what was queued runs
+        // first, so the child starts with the table the plan says.
+        if (!this.opts.onFork) throw new OpFailure('a fork in the plan of one process');
+        this.flush();
+        this.opts.onFork(op.pid);
+        return;
       case 'commit':
         // Nothing after the commit runs until all before it ran and passed its checks: up to
         // here the target only gained fds at numbers it did not have, which rollback undoes.
@@ -459,6 +463,8 @@ export interface ReplayHooks {
 export interface ReplayOptions extends ReplayHooks {
   /** the batches' runner, when the caller has one in the target already (the restart's husk) */
   runner?: BatchRunner;
+  /** a fork op: make the child (a tree's restart); without it a plan that forks fails */
+  onFork?: (pid: number) => void;
 }
 
 

@@ -7,7 +7,9 @@
 // need no look before the next one run in batches (CallQueue), one ptrace round trip each.
 import { constants } from 'node:os';
 import { SyscallError } from '../../bridge/errno.js';
-import { PTRACE_EVENT_STOP, PTRACE_O_TRACECLONE } from '../../bridge/ptrace.js';
+import { PTRACE_EVENT_STOP, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK } from '../../bridge/ptrace.js';
+import { SIGCHLD } from '../../bridge/signal.js';
+import type { WaitResult } from '../../bridge/wait.js';
 import { killAndReap } from '../../bridge/spawn.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
@@ -23,8 +25,13 @@ export const HUSK_PROGRAM = '/bin/true';
  * page and its data (BATCH_CAPACITY, so a pipe's bytes go in the chunks any replay uses).
  */
 export const AREA_BYTES = 2 * 1024 * 1024;
-/** The ptrace options a husk must be spawned with: the copy cloneAs makes is traced from birth. */
-export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACECLONE;
+/**
+ * The ptrace options a husk must be spawned with: the copy cloneAs makes and the children fork
+ * makes are traced from birth (a fork's child inherits them).
+ */
+export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK;
+const PR_SET_NAME = 15n;
+const PR_SET_DUMPABLE = 4n;
 const CLONE_ARGS_BYTES = 88;
 const EEXIST = BigInt(constants.errno.EEXIST);
 
@@ -59,6 +66,15 @@ export class Husk {
     during(inj, runner);
     inj.scratchReset(mark);
     return new Husk(inj, runner, area, mark, timeoutMs);
+  }
+
+  /** Work that goes through the Injector itself (a replay); its scratch memory is given back. */
+  run<T>(work: (inj: Injector, runner: BatchRunner) => T): T {
+    try {
+      return work(this.inj, this.runner);
+    } finally {
+      this.reset();
+    }
   }
 
   /** Run one system call in the husk; its raw result (-errno on failure). */
@@ -135,6 +151,47 @@ export class Husk {
     if (first.kind !== 'stopped' || first.event !== PTRACE_EVENT_STOP) {
       throw new Error(`the husk's copy (pid ${child}) ${first.kind} instead of stopping`);
     }
+  }
+
+  /**
+   * A child of this husk (a tree's restart, src/restart/tree.ts): clone3 with SIGCHLD as its exit
+   * signal, so the kernel reports a fork and the child is traced from birth (PTRACE_O_TRACEFORK),
+   * caught in its first event stop before it runs an instruction; with `wanted`, that pid
+   * (set_tid, which needs CAP_CHECKPOINT_RESTORE). The child is a copy of this husk: same area,
+   * scratch and batch routine, same fds, session and group; both husks go on.
+   */
+  fork(wanted?: number): Husk {
+    const args = Buffer.alloc(CLONE_ARGS_BYTES);
+    args.writeBigUInt64LE(BigInt(SIGCHLD), 32);
+    if (wanted !== undefined) {
+      args.writeBigUInt64LE(this.put(Buffer.from(new Int32Array([wanted]).buffer)), 64);
+      args.writeBigUInt64LE(1n, 72);
+    }
+    const at = this.put(args);
+    const r = this.syscall(SYS.clone3, at, BigInt(CLONE_ARGS_BYTES));
+    this.reset();
+    if (wanted !== undefined && r === -EEXIST) throw new CrError(`pid ${wanted} is in use`);
+    if (r < 0n) throw new SyscallError(`clone3(${wanted === undefined ? 'SIGCHLD' : `set_tid=[${wanted}]`}) in the husk (pid ${this.pid})`, Number(-r));
+    const child = Number(r);
+    const first = waitStop(child, this.timeoutMs);
+    if (first.kind !== 'stopped' || first.event !== PTRACE_EVENT_STOP) {
+      if (first.kind === 'stopped') killAndReap(child);
+      throw new Error(`the husk's child (pid ${child}) ${first.kind} instead of stopping`);
+    }
+    const inj = this.inj.copyFor(child);
+    return new Husk(inj, this.runner.forCopy(inj), this.area, this.mark, this.timeoutMs);
+  }
+
+  /**
+   * End as a zombie that died as recorded: `code` through exit_group, or `signal` at its default
+   * action (the husk's signals all have theirs: bridge/spawn). Not dumpable first, so a signal
+   * that dumps core writes none (the status then lacks the core bit), and named `comm`. Its
+   * parent's wait() gets the status; cr, its tracer, has only looked.
+   */
+  exitAs(how: { code: number } | { signal: number }, comm: string): WaitResult {
+    this.syscall(SYS.prctl, PR_SET_DUMPABLE, 0n);
+    this.syscall(SYS.prctl, PR_SET_NAME, this.put(Buffer.concat([Buffer.from(comm).subarray(0, 15), Buffer.alloc(1)])));
+    return this.inj.endWith(how);
   }
 
   /**
