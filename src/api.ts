@@ -429,7 +429,8 @@ function processImageIdentity(input: Input, opts: RestoreOptions): ProcessImage 
   if (input.process === undefined) {
     badInput(`${input.file.path} holds an fd table only (dump --fds-only): restore it with -- CMD or --into PID; restore IMAGE alone needs a whole-process image`);
   }
-  const { head, fdImage } = input.process;
+  const { head } = input.process.single();
+  const { fdImage } = input.process;
   checkPaths(onlyProcess(fdImage.table));
   checkHeadTrust(head, imageAuthor(input.file));
   // The restart takes on the image's credentials, except that all-root ones are left as the

@@ -96,8 +96,9 @@ function rewrite(from: string, to: string, change: (head: ProcessHead) => Proces
   const reader = ProcessImage.read(from);
   const writer = ProcessImageWriter.create(to, { force: false });
   try {
-    writer.head(change(reader.head));
+    writer.tree(reader.tree);
     writer.fds(reader.fdImage);
+    writer.head(change(reader.head));
     for (const run of reader.pages()) writer.pages(run.mapping, run.addr, run.data);
     writer.commit();
   } finally {

@@ -28,7 +28,7 @@ function crGuarded(args: string[]): Run {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A whole-process image of the given head record body and an empty fd record, its checksum right. */
+/** A whole-process image of a tree of one (pid 1), an empty fd record and the given head record body, its checksum right. */
 function processImage(head: Buffer): Buffer {
   const record = (type: number, body: Buffer): Buffer => {
     const h = Buffer.alloc(8);
@@ -39,7 +39,8 @@ function processImage(head: Buffer): Buffer {
   const header = Buffer.alloc(16);
   Buffer.from('cr-proc\n', 'latin1').copy(header);
   header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
-  const sealed = Buffer.concat([header, record(1, head), record(2, plain.pack(null))]);
+  const tree = plain.pack({ formatVersion: PROCESS_FORMAT_VERSION, members: [{ pid: 1, ppid: 0, pgid: 1, sid: 1, comm: 'x', cmdline: [], stopped: false, zombie: null }] });
+  const sealed = Buffer.concat([header, record(5, tree), record(2, plain.pack(null)), record(1, head)]);
   return Buffer.concat([sealed, record(4, sha256(sealed))]);
 }
 

@@ -158,8 +158,9 @@ function rewrite(from: string, to: string, owner: number, change: (head: Process
     const head = change(structuredClone(reader.head));
     // A page run names its mapping by index: follow the mapping if the change moved it.
     const index = (old: number): number => head.mappings.findIndex((m) => m.start === reader.head.mappings[old]!.start);
-    writer.head(head);
+    writer.tree(reader.tree);
     writer.fds(reader.fdImage);
+    writer.head(head);
     for (const run of reader.pages()) writer.pages(index(run.mapping), run.addr, run.data);
     writer.commit();
   } finally {

@@ -14,6 +14,7 @@ import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
 import { readIdentity } from '../proc/process.js';
+import { readMember } from '../proc/tree.js';
 import { captureFdTable } from './fds.js';
 import { readInjected } from './injected-reads.js';
 import { withGuards } from './guards.js';
@@ -132,8 +133,10 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     };
     const fdImage = captureFdTable(pid, identity);
     lap('state');
-    writer.head(head);
+    // A tree of one (docs/process-image.md): the process's place in its groups and session.
+    writer.tree([{ ...readMember(pid), stopped: frozen.jobStopped }]);
     writer.fds(fdImage);
+    writer.head(head);
     const stats = savePages(pid, mappings, policies, writer, guardsKnown, injected.resident);
     lap('pages');
     const bytes = writer.commit();

@@ -15,22 +15,25 @@ import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
-import { onlyProcess } from '../model/fdtable.js';
+import { liveMembers, treeProblem, type TreeMember, type ZombieExit } from '../model/tree.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 7: the FDS record is an fd-table image of format version 2 (shared objects, per-process
- * fds). 6: the head carries the POSIX timers. 5: mappings of shared anonymous memory (shm). 4: the
- * file locks. 3: the process's attributes (prctl state, oom_score_adj, scheduling, ...) and its
- * cgroups. 2: mappings carry their guard regions. An older image is refused like any other.
+ * 8: a tree of processes: a TREE record first, the one FDS record for all of them, then a HEAD and
+ * its PAGES per live member. 7: the FDS record is an fd-table image of format version 2 (shared
+ * objects, per-process fds). 6: the head carries the POSIX timers. 5: mappings of shared anonymous
+ * memory (shm). 4: the file locks. 3: the process's attributes (prctl state, oom_score_adj,
+ * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
+ * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 7;
+export const PROCESS_FORMAT_VERSION = 8;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
 export const RECORD_FDS = 2;
 export const RECORD_PAGES = 3;
 export const RECORD_END = 4;
+export const RECORD_TREE = 5;
 
 const FILE_HEADER = 16; // magic, u32 version, u32 zero
 const RECORD_HEADER = 8; // u32 type, u32 body length
@@ -39,11 +42,16 @@ const PAGES_HEADER = 16; // u32 mapping index, u32 zero, u64 address
 export const MAX_RUN_BYTES = 1 << 20;
 const MAX_HEAD_BYTES = 64 << 20;
 
-/** Streams a process image to an unnamed file and puts it in place at commit(). */
+/**
+ * Streams a process image to an unnamed file and puts it in place at commit(): tree(), fds(), then
+ * for each live member of the tree in its order head() and its pages(), then commit().
+ */
 export class ProcessImageWriter {
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
-  private state: 'head' | 'fds' | 'pages' | 'done' = 'head';
+  private state: 'tree' | 'fds' | 'head' | 'pages' | 'done' = 'tree';
+  /** pids of the live members whose HEAD is still to come, in order */
+  private heads: number[] = [];
 
   private constructor(private readonly out: Output) {}
 
@@ -52,26 +60,36 @@ export class ProcessImageWriter {
     return new ProcessImageWriter(openImageOutput(path, opts));
   }
 
-  head(head: ProcessHead): void {
-    this.expect('head', 'fds');
-    // The file header goes with the head, not at create(): a dump refused before it (to stdout,
+  tree(members: TreeMember[]): void {
+    this.expect(['tree'], 'fds');
+    const problem = treeProblem(members);
+    if (problem !== null) throw new Error(`process image: not a tree: ${problem}`);
+    // The file header goes with the tree, not at create(): a dump refused before it (to stdout,
     // -o -) sends its reader nothing at all.
     const header = Buffer.alloc(FILE_HEADER);
     PROCESS_MAGIC.copy(header, 0);
     header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
     this.put([header]);
-    const body = packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head });
-    this.record(RECORD_HEAD, [body]);
+    this.heads = liveMembers(members).map((m) => m.pid);
+    this.record(RECORD_TREE, [packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, members })]);
   }
 
   fds(image: Image): void {
-    this.expect('fds', 'pages');
+    this.expect(['fds'], 'head');
     this.record(RECORD_FDS, [encodeImage(image)]);
   }
 
-  /** One run of whole pages of mapping `mapping`, starting at addr. */
+  /** The next live member's head: its pages follow. */
+  head(head: ProcessHead): void {
+    this.expect(['head', 'pages'], 'pages');
+    const pid = this.heads.shift();
+    if (pid !== head.process.pid) throw new Error(`process image: the head of ${head.process.pid} where the tree has ${pid ?? 'no more live members'}`);
+    this.record(RECORD_HEAD, [packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head })]);
+  }
+
+  /** One run of whole pages of mapping `mapping` of the member whose head came last, starting at addr. */
   pages(mapping: number, addr: number, data: Buffer): void {
-    if (this.state !== 'pages') throw new Error(`process image: pages before the head and fd table`);
+    if (this.state !== 'pages') throw new Error(`process image: pages before a head`);
     if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
       throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
     }
@@ -83,7 +101,7 @@ export class ProcessImageWriter {
 
   /** Seal (END record with the checksum), fsync and put in place. Returns the image size. */
   commit(): number {
-    if (this.state !== 'pages') throw new Error('process image: commit before the head and fd table');
+    if (this.state !== 'pages' || this.heads.length > 0) throw new Error('process image: commit before every live member\'s head');
     const sum = this.hash.copy().digest();
     this.record(RECORD_END, [sum]);
     this.state = 'done';
@@ -97,8 +115,8 @@ export class ProcessImageWriter {
     this.out.abort();
   }
 
-  private expect(now: 'head' | 'fds', next: 'fds' | 'pages'): void {
-    if (this.state !== now) throw new Error(`process image: ${now} record out of order`);
+  private expect(now: Array<ProcessImageWriter['state']>, next: ProcessImageWriter['state']): void {
+    if (!now.includes(this.state)) throw new Error(`process image: ${next === 'fds' ? 'tree' : next === 'head' ? 'fds' : 'head'} record out of order`);
     this.state = next;
   }
 
@@ -126,17 +144,33 @@ export interface PageRun {
 export const isProcessImage = (bytes: Uint8Array): boolean =>
   bytes.length >= PROCESS_MAGIC.length && PROCESS_MAGIC.equals(bytes.subarray(0, PROCESS_MAGIC.length));
 
+/** One live member of the tree: its head and its page runs (views into the file's bytes). */
+export interface MemberImage {
+  pid: number;
+  head: ProcessHead;
+  /** the member's process in the tree */
+  member: TreeMember;
+  /** bytes of page contents the image holds for it */
+  pageBytes: number;
+  runs: PageRun[];
+}
+
 /**
- * A whole-process image, checked whole when it is made: the file header, the head and fd table
- * (every field), every page run against the head's mappings, and the checksum at the end. The
- * page runs are then views into the file's bytes.
+ * A whole-process image, checked whole when it is made: the file header, the tree, the fd table and
+ * every live member's head (every field), every page run against its member's mappings, and the
+ * checksum at the end. The page runs are then views into the file's bytes.
  */
 export class ProcessImage {
-  readonly head: ProcessHead;
+  /** every process of the tree, root first, parents before their children (pre-order) */
+  readonly tree: TreeMember[];
+  /** the live members (those with memory), in tree order */
+  readonly members: MemberImage[];
+  /** the one fd table of the tree: its processes are the live members, in the same order */
   readonly fdImage: Image;
-  /** bytes of page contents the image holds */
+  /** the root's head */
+  readonly head: ProcessHead;
+  /** bytes of page contents the image holds, all members */
   readonly pageBytes: number;
-  private readonly runs: PageRun[];
 
   constructor(readonly file: ImageFile) {
     const bytes = file.bytes;
@@ -152,7 +186,7 @@ export class ProcessImage {
       const header = take(RECORD_HEADER, 'a record header');
       const type = header.readUInt32LE(0);
       const length = header.readUInt32LE(4);
-      const limit = type === RECORD_HEAD || type === RECORD_FDS ? MAX_HEAD_BYTES : MAX_RUN_BYTES + PAGES_HEADER;
+      const limit = type === RECORD_PAGES ? MAX_RUN_BYTES + PAGES_HEADER : MAX_HEAD_BYTES;
       if (length > limit) this.bad(`a record of ${length} bytes`);
       return { type, body: take(length, 'a record'), at };
     };
@@ -163,12 +197,12 @@ export class ProcessImage {
       const older = version < PROCESS_FORMAT_VERSION ? ': it is from an older cr, dump the process again' : '';
       badInput(`${file.path}: process image format version ${version} is not supported (this cr reads version ${PROCESS_FORMAT_VERSION})${older}`);
     }
-    const head = record();
-    if (head.type !== RECORD_HEAD) this.bad('the first record is not the head');
+    const tree = record();
+    if (tree.type !== RECORD_TREE) this.bad('the first record is not the tree');
     const fds = record();
     if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
     // Every record up to END, its checksum verified before any of them is decoded.
-    const pageRecords: Buffer[] = [];
+    const groups: Array<{ head: Buffer; pages: Buffer[] }> = [];
     for (;;) {
       const rec = record();
       if (rec.type === RECORD_END) {
@@ -178,22 +212,47 @@ export class ProcessImage {
         if (offset !== bytes.length) this.bad('bytes after the end record');
         break;
       }
-      if (rec.type !== RECORD_PAGES) this.bad(`unexpected record type ${rec.type} among the pages`);
-      pageRecords.push(rec.body);
+      if (rec.type === RECORD_HEAD) groups.push({ head: rec.body, pages: [] });
+      else if (rec.type === RECORD_PAGES && groups.length > 0) groups[groups.length - 1]!.pages.push(rec.body);
+      else this.bad(rec.type === RECORD_PAGES ? 'a page run before any head' : `unexpected record type ${rec.type} after the fd table`);
     }
-    const decoded = unpackBounded(head.body);
-    if ('problem' in decoded) this.bad(`head: ${decoded.problem}`);
-    this.head = checkHead((decoded as { value: unknown }).value, (what) => this.bad(what));
-    checkHeadMeaning(this.head, (what) => this.bad(what));
+    const decodedTree = unpackBounded(tree.body);
+    if ('problem' in decodedTree) this.bad(`tree: ${decodedTree.problem}`);
+    this.tree = checkTree((decodedTree as { value: unknown }).value, (what) => this.bad(what));
+    const live = liveMembers(this.tree);
+    if (groups.length !== live.length) this.bad(`${groups.length} process heads for the ${live.length} live processes of the tree`);
+    const heads = groups.map((g, i) => {
+      const member = live[i]!;
+      const where = live.length === 1 ? 'head' : `head of ${member.pid}`;
+      const bad = (what: string): never => this.bad(live.length === 1 ? what : `${what} (process ${member.pid})`);
+      const decoded = unpackBounded(g.head);
+      if ('problem' in decoded) bad(`${where}: ${decoded.problem}`);
+      const head = checkHead((decoded as { value: unknown }).value, bad);
+      checkHeadMeaning(head, bad);
+      if (head.process.pid !== member.pid) this.bad(`head ${i} is of process ${head.process.pid}, where the tree has ${member.pid}`);
+      if (head.process.comm !== member.comm) this.bad(`the head of ${member.pid} names ${JSON.stringify(head.process.comm)}, the tree ${JSON.stringify(member.comm)}`);
+      return head;
+    });
     this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
-    const count = this.fdImage.table.processes.length;
-    if (count !== 1) this.bad(`its fd table holds ${count} processes, not the one it images`);
-    const tableFds = onlyProcess(this.fdImage.table).fds;
-    for (const [i, l] of this.head.locks.entries()) {
-      if (!tableFds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${i}] is on fd ${l.fd}, which the fd table does not have`);
+    const procs = this.fdImage.table.processes;
+    if (procs.length !== live.length) this.bad(`its fd table holds ${procs.length} processes, the tree ${live.length} live ones`);
+    for (const [i, p] of procs.entries()) {
+      const m = live[i]!;
+      if (p.pid !== m.pid) this.bad(`the fd table's process ${i} is ${p.pid}, the tree's ${m.pid}`);
+      const parent = i === 0 ? undefined : m.ppid;
+      if (p.parent !== parent) this.bad(`the fd table gives ${p.pid} ${p.parent === undefined ? 'no parent' : `parent ${p.parent}`}, the tree ${parent ?? 'none'}`);
     }
-    this.runs = this.checkRuns(pageRecords);
-    this.pageBytes = this.runs.reduce((n, r) => n + r.data.length, 0);
+    this.members = groups.map((g, i) => {
+      const head = heads[i]!;
+      const tableFds = procs[i]!.fds;
+      for (const [j, l] of head.locks.entries()) {
+        if (!tableFds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${j}] of ${head.process.pid} is on fd ${l.fd}, which the fd table does not have`);
+      }
+      const runs = this.checkRuns(head, g.pages);
+      return { pid: head.process.pid, head, member: live[i]!, runs, pageBytes: runs.reduce((n, r) => n + r.data.length, 0) };
+    });
+    this.head = this.members[0]!.head;
+    this.pageBytes = this.members.reduce((n, m) => n + m.pageBytes, 0);
   }
 
   /** path read (once) and checked. */
@@ -201,12 +260,21 @@ export class ProcessImage {
     return new ProcessImage(readImageFile(path));
   }
 
-  /** The page runs in file order, each within its mapping. */
-  pages(): Iterable<PageRun> {
-    return this.runs;
+  /**
+   * The one process of an image of one, for what restores one process at a time; a tree (more
+   * than one member, zombies included) is refused in one line.
+   */
+  single(): MemberImage {
+    if (this.tree.length > 1) badInput(`${this.file.path}: the image holds a tree of ${this.tree.length} processes: trees are not restored yet`);
+    return this.members[0]!;
   }
 
-  private checkRuns(records: Buffer[]): PageRun[] {
+  /** The root's page runs in file order, each within its mapping. */
+  pages(): Iterable<PageRun> {
+    return this.members[0]!.runs;
+  }
+
+  private checkRuns(head: ProcessHead, records: Buffer[]): PageRun[] {
     let lastEnd = 0;
     let guardsOf = -1;
     let nextGuard = 0;
@@ -215,7 +283,7 @@ export class ProcessImage {
       const mapping = body.readUInt32LE(0);
       const addr = Number(body.readBigUInt64LE(8));
       const data = body.subarray(PAGES_HEADER);
-      const m = this.head.mappings[mapping];
+      const m = head.mappings[mapping];
       if (!m) this.bad(`a page run names mapping ${mapping}, which the head does not have`);
       if (m.kind !== 'anon' && m.kind !== 'file' && m.kind !== 'shared-anon') this.bad(`a page run for a ${m.kind} mapping`);
       if (data.length % PAGE_SIZE !== 0 || addr % PAGE_SIZE !== 0 || addr < m.start || addr + data.length > m.end) {
@@ -499,6 +567,44 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
   };
+}
+
+// ---- validation of the tree: every field checked, then the tree's rules (tree.ts) ----
+
+function checkTree(v: unknown, bad: Bad): TreeMember[] {
+  const t = fields(v, ['formatVersion', 'members'], 'tree', bad);
+  if (t.formatVersion !== PROCESS_FORMAT_VERSION) bad('tree.formatVersion does not match the file header');
+  const members = list(t.members, 'tree.members', bad, (x, w): TreeMember => {
+    const m = fields(x, ['pid', 'ppid', 'pgid', 'sid', 'comm', 'cmdline', 'stopped', 'zombie'], w, bad);
+    let zombie: ZombieExit | null = null;
+    if (m.zombie !== null) {
+      const z = fields(m.zombie, ['code', 'signal', 'core'], `${w}.zombie`, bad);
+      zombie = {
+        code: z.code === null ? null : uint(z.code, `${w}.zombie.code`, bad),
+        signal: z.signal === null ? null : uint(z.signal, `${w}.zombie.signal`, bad),
+        core: bool(z.core, `${w}.zombie.core`, bad),
+      };
+      if ((zombie.code === null) === (zombie.signal === null)) bad(`${w}.zombie has ${zombie.code === null ? 'neither' : 'both'} an exit code and a signal`);
+      if (zombie.code !== null && zombie.code > 255) bad(`${w}.zombie.code is not 0..255`);
+      if (zombie.signal !== null && (zombie.signal < 1 || zombie.signal > 64)) bad(`${w}.zombie.signal is not 1..64`);
+      if (zombie.core && zombie.signal === null) bad(`${w}.zombie dumped a core without a signal`);
+    }
+    const comm = str(m.comm, `${w}.comm`, bad);
+    if (comm.length > 15) bad(`${w}.comm is longer than 15 characters`);
+    return {
+      pid: uint(m.pid, `${w}.pid`, bad),
+      ppid: uint(m.ppid, `${w}.ppid`, bad),
+      pgid: uint(m.pgid, `${w}.pgid`, bad),
+      sid: uint(m.sid, `${w}.sid`, bad),
+      comm,
+      cmdline: list(m.cmdline, `${w}.cmdline`, bad, (y, wy) => str(y, wy, bad)),
+      stopped: bool(m.stopped, `${w}.stopped`, bad),
+      zombie,
+    };
+  });
+  const problem = treeProblem(members);
+  if (problem !== null) bad(`tree: ${problem}`);
+  return members;
 }
 
 // ---- registers: the head keeps struct user_regs_struct as raw bytes ----

@@ -1,9 +1,9 @@
-// Bad whole-process images (docs/process-image.md: a file header, then records HEAD, FDS, PAGES...,
-// END holding the sha256 of every byte before it). Byte damage is left for the END checksum to
+// Bad whole-process images (docs/process-image.md: a file header, then records TREE, FDS, then HEAD
+// and its PAGES per live member, END holding the sha256 of every byte before it). Byte damage is left for the END checksum to
 // catch; lies in the head or in the record structure get a recomputed END, so they reach the
 // validation behind it.
 import { Unpackr } from 'msgpackr';
-import { PAGE_SIZE, PROCESS_FORMAT_VERSION, PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES } from '../image/process-format.js';
+import { PAGE_SIZE, PROCESS_FORMAT_VERSION, PROCESS_MAGIC, RECORD_END, RECORD_FDS, RECORD_HEAD, RECORD_PAGES, RECORD_TREE } from '../image/process-format.js';
 import { Rng } from '../fuzz/random.js';
 import type { Column } from './cli.js';
 import type { Mutant, MutantOptions, Seed } from './mutant.js';
@@ -96,25 +96,26 @@ function mayStayValid(key: string | number, original: unknown, w: unknown): bool
 /** A whole-process image with its head changed by `change` and the END checksum recomputed. */
 export function withHead(bytes: Buffer, change: (head: Loose) => void): Buffer {
   const parsed = parse(bytes);
-  const [headRec, ...rest] = parsed.records;
-  const head: Loose = unpackr.unpack(headRec!.body);
+  const at = parsed.records.findIndex((r) => r.type === RECORD_HEAD);
+  const head: Loose = unpackr.unpack(parsed.records[at]!.body);
   change(head);
-  return seal(parsed.header, [record(RECORD_HEAD, pack(head)), ...rest.map((r) => record(r.type, r.body))]);
+  return seal(parsed.header, parsed.records.map((r, i) => (i === at ? record(RECORD_HEAD, pack(head)) : record(r.type, r.body))));
 }
 
 /** Mutants of one whole-process image; `columns` adds `restart` to what must refuse them. */
 export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly Column[]): Generator<Mutant> {
   const rng = new Rng(opts.seed ^ 0x70c);
   const parsed = parse(s.bytes);
-  const [headRec, fdsRec, ...pageRecs] = parsed.records;
-  if (!headRec || headRec.type !== RECORD_HEAD || !fdsRec || fdsRec.type !== RECORD_FDS) throw new Error(`${s.name}: not HEAD, FDS first`);
+  const [treeRec, fdsRec, headRec, ...pageRecs] = parsed.records;
+  if (treeRec?.type !== RECORD_TREE || fdsRec?.type !== RECORD_FDS || headRec?.type !== RECORD_HEAD) throw new Error(`${s.name}: not TREE, FDS, HEAD first`);
   const head: Loose = unpackr.unpack(headRec.body);
-  const rebuild = (h: Buffer, fds: Buffer, pages: Array<{ type: number; body: Buffer }>): Buffer =>
-    seal(parsed.header, [record(RECORD_HEAD, h), record(RECORD_FDS, fds), ...pages.map((p) => record(p.type, p.body))]);
+  const tree: Loose = unpackr.unpack(treeRec.body);
+  const rebuild = (h: Buffer, fds: Buffer, pages: Array<{ type: number; body: Buffer }>, t: Buffer = treeRec.body): Buffer =>
+    seal(parsed.header, [record(RECORD_TREE, t), record(RECORD_FDS, fds), record(RECORD_HEAD, h), ...pages.map((p) => record(p.type, p.body))]);
   const m = (family: string, name: string, bytes: () => Buffer): Mutant => ({ family, name: `${s.name}: ${name}`, expect: 'reject', bytes, columns });
 
-  // Truncations: every length through the head and fd table, random ones in the pages.
-  const headEnd = FILE_HEADER + 16 + headRec.body.length + fdsRec.body.length;
+  // Truncations: every length through the tree, fd table and head, random ones in the pages.
+  const headEnd = FILE_HEADER + 24 + treeRec.body.length + headRec.body.length + fdsRec.body.length;
   for (let n = 0; n < headEnd; n += n < 64 ? 1 : 97) yield m('proc-truncated', `cut to ${n} bytes`, () => s.bytes.subarray(0, n));
   for (let i = 0; i < opts.truncations; i++) {
     const n = headEnd + rng.below(s.bytes.length - headEnd);
@@ -140,17 +141,23 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
   yield m('proc-record', 'magic one byte off', () => header((h) => void (h[3]! ^= 1)));
   const body = (r: { type: number; body: Buffer }): Buffer => record(r.type, r.body);
   const all = parsed.records;
+  // all[0] the tree, all[1] the fd table, all[2] the head, then its page runs.
   const structural: Array<[string, () => Buffer[]]> = [
-    ['no head', () => all.slice(1).map(body)],
-    ['no fd table', () => [body(all[0]!), ...all.slice(2).map(body)]],
-    ['fd table first', () => [body(all[1]!), body(all[0]!), ...all.slice(2).map(body)]],
-    ['two heads', () => [body(all[0]!), ...all.map(body)]],
+    ['no tree', () => all.slice(1).map(body)],
+    ['no head', () => [...all.slice(0, 2), ...all.slice(3)].map(body)],
+    ['no fd table', () => [all[0]!, ...all.slice(2)].map(body)],
+    ['fd table first', () => [all[1]!, all[0]!, ...all.slice(2)].map(body)],
+    ['head before the fd table', () => [all[0]!, all[2]!, all[1]!, ...all.slice(3)].map(body)],
+    ['two trees', () => [all[0]!, ...all].map(body)],
+    ['two heads', () => [...all.slice(0, 3), all[2]!, ...all.slice(3)].map(body)],
+    ['a page run before the head', () => [...all.slice(0, 2), ...(all[3] ? [all[3]] : []), all[2]!, ...all.slice(4)].map(body)],
     ['an unknown record type', () => [...all.map(body), record(9, Buffer.alloc(4))]],
-    ['a head record that claims 4 GiB', () => [record(RECORD_HEAD, all[0]!.body, 0xffffffff), ...all.slice(1).map(body)]],
-    ['a page record that claims 64 MiB', () => [...all.slice(0, 2).map(body), ...(all[2] ? [record(RECORD_PAGES, all[2].body, 64 << 20)] : []), ...all.slice(3).map(body)]],
-    ['page runs in reverse order', () => [...all.slice(0, 2).map(body), ...all.slice(2).reverse().map(body)]],
-    ['a page run twice', () => [...all.map(body), ...(all[2] ? [body(all[2])] : [])]],
-    ['an empty page run', () => [...all.slice(0, 2).map(body), record(RECORD_PAGES, Buffer.alloc(16)), ...all.slice(2).map(body)]],
+    ['a head record that claims 4 GiB', () => [...all.slice(0, 2).map(body), record(RECORD_HEAD, all[2]!.body, 0xffffffff), ...all.slice(3).map(body)]],
+    ['a tree record that claims 4 GiB', () => [record(RECORD_TREE, all[0]!.body, 0xffffffff), ...all.slice(1).map(body)]],
+    ['a page record that claims 64 MiB', () => [...all.slice(0, 3).map(body), ...(all[3] ? [record(RECORD_PAGES, all[3].body, 64 << 20)] : []), ...all.slice(4).map(body)]],
+    ['page runs in reverse order', () => [...all.slice(0, 3).map(body), ...all.slice(3).reverse().map(body)]],
+    ['a page run twice', () => [...all.map(body), ...(all[3] ? [body(all[3])] : [])]],
+    ['an empty page run', () => [...all.slice(0, 3).map(body), record(RECORD_PAGES, Buffer.alloc(16)), ...all.slice(3).map(body)]],
   ];
   for (const [name, records] of structural) yield m('proc-record', name, () => seal(parsed.header, records()));
   yield m('proc-record', 'bytes after the end record', () => Buffer.concat([s.bytes, Buffer.from([0])]));
@@ -225,6 +232,36 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
   yield m('proc-head', 'an unknown field in the head', () => rebuild(pack({ ...clone(head), zz: 1 }), fdsRec.body, pageRecs));
   yield m('proc-head', 'the head not msgpack', () => rebuild(Buffer.from([0xc1, 0xc1]), fdsRec.body, pageRecs));
   yield m('proc-head', 'the fd table not an image', () => rebuild(headRec.body, Buffer.from('not an image'), pageRecs));
+  // The tree: every member field of the wrong type or removed, and trees no process could form.
+  const member = tree.members[0];
+  const withTree = (change: (t: Loose) => void): Buffer => {
+    const t = clone(tree);
+    change(t);
+    return rebuild(headRec.body, fdsRec.body, pageRecs, pack(t));
+  };
+  for (const key of Object.keys(member)) {
+    for (const w of wrong(member[key])) {
+      yield m('proc-tree', `tree.members[0].${key} = ${JSON.stringify(w)}`, () => withTree((t) => void (t.members[0][key] = w)));
+    }
+    yield m('proc-tree', `no tree.members[0].${key}`, () => withTree((t) => void delete t.members[0][key]));
+  }
+  const pid = member.pid as number;
+  const other = pid === 1 ? 2 : pid - 1;
+  const treeLies: Array<[string, (t: Loose) => void]> = [
+    ['an unknown field in the tree', (t) => void (t.zz = 1)],
+    ['no members', (t) => void (t.members = [])],
+    ['the root a zombie', (t) => void (t.members[0].zombie = { code: 0, signal: null, core: false })],
+    ['a zombie with both a code and a signal', (t) => void t.members.push({ ...member, pid: other, ppid: pid, zombie: { code: 1, signal: 9, core: false } })],
+    ['a zombie exit code of 256', (t) => void t.members.push({ ...member, pid: other, ppid: pid, zombie: { code: 256, signal: null, core: false } })],
+    ['a member twice', (t) => void t.members.push({ ...member, ppid: pid, zombie: { code: 0, signal: null, core: false } })],
+    ['a member whose parent is not in the tree', (t) => void t.members.push({ ...member, pid: other, ppid: 4_000_000, zombie: { code: 0, signal: null, core: false } })],
+    ['a session no member leads', (t) => void t.members.push({ ...member, pid: other, ppid: pid, sid: 4_000_000, zombie: { code: 0, signal: null, core: false } })],
+    ['a group no member leads', (t) => void t.members.push({ ...member, pid: other, ppid: pid, pgid: 4_000_000, zombie: { code: 0, signal: null, core: false } })],
+    ['a live member without a head', (t) => void t.members.push({ ...member, pid: other, ppid: pid, zombie: null })],
+    ['the tree names another pid than the head', (t) => void (t.members[0].pid = other)],
+    ['a comm of 16 characters', (t) => void (t.members[0].comm = 'x'.repeat(16))],
+  ];
+  for (const [name, change] of treeLies) yield m('proc-tree', name, () => withTree(change));
 }
 
 const siginfo = (signo: number): Buffer => {

@@ -51,8 +51,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
-  const head = image.head;
-  // ProcessImage holds one process (it refuses a table of several).
+  // One process at a time: a tree (zombie children included) is refused in one line.
+  const head = image.single().head;
   const table = onlyProcess(image.fdImage.table);
   // What the image may give the process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);

@@ -3,7 +3,7 @@
 // thawing lets each thread go exactly where it stopped.
 import { SyscallError } from '../../bridge/errno.js';
 import { detach, interrupt, PTRACE_EVENT_STOP, seize } from '../../bridge/ptrace.js';
-import { kill, SIGSTOP, signalName } from '../../bridge/signal.js';
+import { kill, SIGSTOP, SIGTRAP, signalName } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { listThreads, readStatus } from '../proc/process.js';
@@ -16,6 +16,11 @@ export interface Frozen {
    * detach, as if cr had never been there.
    */
   threads: Map<number, number>;
+  /**
+   * The process was in a job-control stop (SIGSTOP, SIGTSTP, ...) when seized: detach leaves it
+   * stopped, and the image says so.
+   */
+  jobStopped: boolean;
 }
 
 const errnoOf = (err: unknown): string | undefined => (err instanceof SyscallError ? err.code : undefined);
@@ -35,10 +40,10 @@ function checkFreezable(pid: number): void {
 }
 
 /**
- * Seize and stop one thread. Returns the signal to re-inject at detach (0 for none), or null if
- * the thread exited before it could be stopped.
+ * Seize and stop one thread. Returns the signal to re-inject at detach (0 for none) and whether it
+ * was in a group-stop, or null if the thread exited before it could be stopped.
  */
-function stopThread(pid: number, tid: number, timeoutMs: number): number | null {
+function stopThread(pid: number, tid: number, timeoutMs: number): { sig: number; groupStop: boolean } | null {
   try {
     seize(tid, 0);
   } catch (err) {
@@ -62,9 +67,11 @@ function stopThread(pid: number, tid: number, timeoutMs: number): number | null 
     throw new CrError(`thread ${tid} of process ${pid} did not stop within ${timeoutMs} ms (state ${safeState(tid)})`);
   }
   if (result.kind !== 'stopped') return null;
-  // PTRACE_EVENT_STOP: our interrupt, or a group-stop (the process was or got stopped), both
-  // left as they are by detach. Otherwise a signal-delivery-stop for result.signal.
-  return result.event === PTRACE_EVENT_STOP ? 0 : result.signal;
+  // PTRACE_EVENT_STOP: our interrupt (with SIGTRAP), or a group-stop (with the stop signal: the
+  // process was or got stopped), both left as they are by detach. Otherwise a
+  // signal-delivery-stop for result.signal.
+  if (result.event === PTRACE_EVENT_STOP) return { sig: 0, groupStop: result.signal !== SIGTRAP };
+  return { sig: result.signal, groupStop: false };
 }
 
 function letGo(tid: number): void {
@@ -86,7 +93,7 @@ function safeState(tid: number): string {
 /** Stop every thread of pid; on any failure, threads already stopped are let go again. */
 export function freeze(pid: number, timeoutMs = 5000): Frozen {
   checkFreezable(pid);
-  const frozen: Frozen = { pid, threads: new Map() };
+  const frozen: Frozen = { pid, threads: new Map(), jobStopped: false };
   try {
     // A thread may clone another before it stops: list again until nothing new appears.
     for (;;) {
@@ -99,12 +106,13 @@ export function freeze(pid: number, timeoutMs = 5000): Frozen {
       const fresh = tids.filter((t) => !frozen.threads.has(t));
       if (fresh.length === 0) break;
       for (const tid of fresh) {
-        const sig = stopThread(pid, tid, timeoutMs);
-        if (sig === null) {
+        const stopped = stopThread(pid, tid, timeoutMs);
+        if (stopped === null) {
           if (tid === pid) throw new CrError(`process ${pid} exited while being frozen`);
           continue;
         }
-        frozen.threads.set(tid, sig);
+        frozen.threads.set(tid, stopped.sig);
+        if (tid === pid) frozen.jobStopped = stopped.groupStop;
       }
     }
   } catch (err) {
