@@ -35,6 +35,7 @@ import { restoreInto } from './restore/into.js';
 import type { ReplayStats } from './replay/replay.js';
 import { runSignalHandlers, waitChild } from './restore/supervise.js';
 import { verifyTree } from './sim/verify.js';
+import type { OnProgress } from './progress.js';
 import type { Phases } from './timing.js';
 import { imageAuthor, type Author } from './trust/author.js';
 import { checkHeadTrust } from './trust/head.js';
@@ -90,6 +91,8 @@ export interface DumpOptions {
    * the abort's reason when that is a number (the CLI gives 128 + the signal), else 130.
    */
   signal?: AbortSignal;
+  /** a whole-process dump: told as pages are copied, bytes done of about how many (docs/api.md) */
+  onProgress?: OnProgress;
 }
 
 export interface DumpResult {
@@ -166,7 +169,7 @@ function dumpNow(pid: number, opts: DumpOptions): DumpResult {
       const { image, phases } = dumpFds(pid, opts);
       return { pid, comm: image.process.comm, whole: false, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped, phases };
     }
-    const r = checkpointProcess(pid, opts.output, { force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false });
+    const r = checkpointProcess(pid, opts.output, { force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false, onProgress: opts.onProgress });
     const image = r.fdImage;
     return {
       pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
@@ -344,6 +347,8 @@ export interface RestoreOptions {
    * parent-death signal is then left unset, with a warning, since it would fire as the caller exits.
    */
   detach?: boolean;
+  /** a restart: told as pages are written, bytes done of the image's total (docs/api.md) */
+  onProgress?: OnProgress;
 }
 
 export interface RestoreResult {
@@ -471,7 +476,7 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved):
   // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
   if (opts.samePid && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   try {
-    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false });
+    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress });
     return {
       mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: was.comm, dumpedPid: was.pid, pages: r.pages,

@@ -24,6 +24,7 @@ import { readMappings } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
+import type { OnProgress } from '../progress.js';
 import { stopwatch } from '../timing.js';
 
 export interface CheckpointOptions {
@@ -35,6 +36,8 @@ export interface CheckpointOptions {
   kill?: boolean;
   /** bound on each wait for the process to stop */
   timeoutMs?: number;
+  /** told as pages are copied, against the process's anonymous and swapped memory */
+  onProgress?: OnProgress;
 }
 
 export interface CheckpointResult {
@@ -75,6 +78,13 @@ function deliverDequeuedSignal(frozen: Frozen, timeoutMs: number): void {
     sig = stop.event === PTRACE_EVENT_STOP ? 0 : stop.signal;
   }
   frozen.threads.set(pid, 0);
+}
+
+/** What a dump's page copy will move, about: the process's anonymous, shared and swapped memory. */
+function memoryToCopy(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return (kb('RssAnon') + kb('RssShmem') + kb('VmSwap')) * 1024;
 }
 
 export function checkpointProcess(pid: number, imagePath: string, opts: CheckpointOptions = {}): CheckpointResult {
@@ -137,7 +147,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     writer.tree([{ ...readMember(pid), stopped: frozen.jobStopped }]);
     writer.fds(fdImage);
     writer.head(head);
-    const stats = savePages(pid, mappings, policies, writer, guardsKnown, injected.resident);
+    const progress = opts.onProgress && { onProgress: opts.onProgress, total: memoryToCopy(pid) };
+    const stats = savePages(pid, mappings, policies, writer, guardsKnown, injected.resident, progress);
     lap('pages');
     const bytes = writer.commit();
     lap('write');

@@ -12,6 +12,7 @@ import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter } from '../image/proc
 import type { Mapping } from '../image/process-head.js';
 import type { PagePolicy } from './maps.js';
 import { printable } from '../printable.js';
+import type { OnProgress } from '../progress.js';
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst), in the entry's high 32 bits
 const PRESENT = 1 << 31;
@@ -52,8 +53,10 @@ export function savePages(
   guardsKnown: boolean,
   /** per mapping of policy 'resident', mincore's vector: a page of the shared object in memory */
   resident: Map<number, Buffer> = new Map(),
+  progress?: { onProgress: OnProgress; total: number },
 ): PageStats {
   const stats: PageStats = { saved: 0, zero: 0 };
+  let moved = 0;
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   const mem = openSync(`/proc/${pid}/mem`, 'r');
   const entries = Buffer.alloc(WINDOW_PAGES * 8);
@@ -62,6 +65,8 @@ export function savePages(
     const flush = (index: number, m: Mapping, addr: number, pages: number): void => {
       const len = pages * PAGE_SIZE;
       const unreadable = readRun(mem, data, pages, addr);
+      moved += len;
+      progress?.onProgress(moved, progress.total);
       for (const { page, code } of unreadable) {
         // A page past the end of its file (the process would get SIGBUS) reads as zeroes after
         // the restart too: for a mapping saved whole, leave it out.

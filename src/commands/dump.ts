@@ -8,12 +8,13 @@ import { badInput } from '../errors.js';
 import { CallLog } from '../inject/trace.js';
 import { STDOUT_PATH } from '../output-file.js';
 import { printable } from '../printable.js';
+import { terminalProgress } from '../progress.js';
 
 export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
+    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings] [--log FILE] [--quiet]',
     'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
   ],
   operands: [],
@@ -27,6 +28,7 @@ export const command = defineCommand({
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
     timings: { help: 'print how long each phase took, on stderr' },
     log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
+    quiet: { help: 'no progress line (a dump copying over 100 MB of memory shows one on a terminal)' },
   },
   examples: ['dump --pid 1234 -o app.img', 'dump --pid 1234 -o - --kill | gzip > app.img.gz', 'dump --pid 1234 -o fds.img --fds-only --skip-unsupported'],
 });
@@ -70,15 +72,17 @@ export async function run(args: string[]): Promise<number> {
   for (const [name, handler] of handlers) process.on(name, handler);
   const pid = Number(opts.pid);
   let r: DumpResult;
+  const progress = opts.quiet || opts['fds-only'] ? undefined : terminalProgress('dumping');
   try {
     // The log's path is judged (and its file made) before the process is touched.
     r = await CallLog.around(opts.log, `cr dump --pid ${pid}`, () =>
       dump(pid, {
         output: opts.output, fdsOnly: opts['fds-only'], skipUnsupported: opts['skip-unsupported'], force: opts.force,
-        leaveStopped: opts['leave-stopped'], kill: opts.kill, signal: interrupt.signal,
+        leaveStopped: opts['leave-stopped'], kill: opts.kill, signal: interrupt.signal, onProgress: progress?.onProgress,
       }),
     );
   } finally {
+    progress?.end();
     for (const [name, handler] of handlers) process.off(name, handler);
   }
   say(opts.output, summary(r));

@@ -14,12 +14,13 @@ import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
 import { HeldSignals } from '../restore/supervise.js';
 import { printable, terminalSafe } from '../printable.js';
+import { terminalProgress } from '../progress.js';
 
 export const command = defineCommand({
   name: 'restore',
   summary: 'Restart a dumped process, or give an fd table to a new or a running process.',
   usage: [
-    'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW]',
+    'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] [--quiet]',
     'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] -- CMD [ARGS...]',
     'restore IMAGE --into PID [--exact] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW]',
   ],
@@ -36,6 +37,7 @@ export const command = defineCommand({
     log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
     'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
     'map-path': { value: 'OLD=NEW', repeatable: true, help: 'open the image\'s paths at or under OLD at NEW instead (a file or FIFO moved since the dump)' },
+    quiet: { help: 'no progress line (a restart writing over 100 MB of memory shows one on a terminal)' },
   },
   examples: ['restore app.img --detach --setsid', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
 });
@@ -137,13 +139,21 @@ export async function run(args: string[]): Promise<number> {
   const opts = parse(args);
   if (opts === undefined) return 0;
   // IMAGE is read and judged here, once (src/api.ts); nothing has started yet.
-  const prepared = prepareRestore(opts.image, opts.options);
+  const progress = opts.quiet ? undefined : terminalProgress('restoring');
+  const prepared = prepareRestore(opts.image, { ...opts.options, onProgress: progress?.onProgress });
   // The pidfile's path is judged, and its file made (unnamed) in its directory, before anything starts.
   const pidfile = opts.pidfile === undefined ? null : OutputFile.create(opts.pidfile, { force: true, mode: 0o644, label: `the pidfile ${opts.pidfile}` });
   try {
     // Traced to --log from before the process is touched to the end of the restore, not while cr waits for it.
     const title = `cr restore ${opts.into !== undefined ? `--into ${opts.into}` : opts.options.command ? `-- ${printable(opts.options.command.join(' '))}` : '(restart)'}`;
-    return await supervised(async (held) => report(opts, await CallLog.around(opts.log, title, () => prepared.start()), held, pidfile, onlyProcess(prepared.image.table)));
+    const start = async () => {
+      try {
+        return await CallLog.around(opts.log, title, () => prepared.start());
+      } finally {
+        progress?.end();
+      }
+    };
+    return await supervised(async (held) => report(opts, await start(), held, pidfile, onlyProcess(prepared.image.table)));
   } finally {
     pidfile?.abort();
   }

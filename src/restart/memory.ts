@@ -7,6 +7,7 @@
 // /proc/PID/mem, which writes whatever the protection, copying file pages on write as a store
 // by the process would. Guard regions are installed again once the pages are in.
 import { createHash } from 'node:crypto';
+import type { OnProgress } from '../progress.js';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
@@ -305,7 +306,7 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
 }
 
 /** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
-export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects): number {
+export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects, progress?: { onProgress: OnProgress; total: number }): number {
   const mem = openSync(`/proc/${pid}/mem`, 'r+');
   let pages = 0;
   try {
@@ -316,6 +317,7 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
       let done = 0;
       while (done < run.data.length) done += writeSync(mem, run.data, done, run.data.length - done, addr + done);
       pages += run.data.length / PAGE_SIZE;
+      progress?.onProgress(pages * PAGE_SIZE, progress.total);
     }
   } finally {
     closeSync(mem);

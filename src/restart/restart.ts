@@ -4,6 +4,7 @@
 // place, mm fields, limits, signals and credentials set, and last the registers; then it is let
 // go. Until that moment nothing of the program has run, and on any failure the husk is killed.
 import { onlyProcess } from '../model/fdtable.js';
+import type { OnProgress } from '../progress.js';
 import { detach, setSigmask } from '../../bridge/ptrace.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { CrError } from '../errors.js';
@@ -35,6 +36,8 @@ export interface RestartOptions {
   setsid?: boolean;
   /** cr will not stay the parent: a parent-death signal would fire as cr exits, so it is left unset (a warning) */
   detach?: boolean;
+  /** told as pages are written, against the image's page bytes */
+  onProgress?: OnProgress;
 }
 
 export interface RestartResult {
@@ -95,7 +98,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
-    const result = rebuild(husk, head, image, !opts.detach, lap);
+    const result = rebuild(husk, head, image, { parentStays: !opts.detach, onProgress: opts.onProgress }, lap);
     detach(husk.pid);
     lap('detach');
     return { ...result, pid: husk.pid, phases };
@@ -108,13 +111,15 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
 }
 
 /** Everything after the fd table, up to the stop the husk is let go from. */
-function rebuild(husk: Husk, head: ProcessHead, image: ProcessImage, parentStays: boolean, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
+function rebuild(
+  husk: Husk, head: ProcessHead, image: ProcessImage, { parentStays, onProgress }: { parentStays: boolean; onProgress?: OnProgress }, lap: (name: string) => void,
+): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
   openNofile(husk);
   const objects = mapAll(husk, head.mappings);
   lap('map');
-  const pages = writePages(husk.pid, image.pages(), head.mappings, objects);
+  const pages = writePages(husk.pid, image.pages(), head.mappings, objects, onProgress && { onProgress, total: image.pageBytes });
   dropObjects(husk, objects);
   installGuards(husk, head.mappings);
   lap('pages');
