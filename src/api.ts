@@ -349,6 +349,8 @@ export interface RestoreOptions {
   detach?: boolean;
   /** a restart: told as pages are written, bytes done of the image's total (docs/api.md) */
   onProgress?: OnProgress;
+  /** a restart of a process that was job-control stopped when dumped: let it run (else it comes back stopped) */
+  resume?: boolean;
 }
 
 export interface RestoreResult {
@@ -476,9 +478,13 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved):
   // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
   if (opts.samePid && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
   try {
-    const r = restartProcess(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress });
+    const stopped = image.tree[0]!.stopped && !(opts.resume ?? false);
+    const r = restartProcess(image, {
+      samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped,
+    });
+    const stoppedNote = stopped ? [`it was stopped when dumped and is stopped again: kill -CONT ${r.pid} lets it run (restore --resume restarts it running)`] : [];
     return {
-      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
+      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings, ...stoppedNote], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: was.comm, dumpedPid: was.pid, pages: r.pages,
     };
   } finally {

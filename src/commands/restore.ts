@@ -20,7 +20,7 @@ export const command = defineCommand({
   name: 'restore',
   summary: 'Restart a dumped process, or give an fd table to a new or a running process.',
   usage: [
-    'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] [--quiet]',
+    'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] [--resume] [--quiet]',
     'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] -- CMD [ARGS...]',
     'restore IMAGE --into PID [--exact] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW]',
   ],
@@ -37,6 +37,7 @@ export const command = defineCommand({
     log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
     'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
     'map-path': { value: 'OLD=NEW', repeatable: true, help: 'open the image\'s paths at or under OLD at NEW instead (a file or FIFO moved since the dump)' },
+    resume: { help: 'a process that was stopped (kill -STOP, Ctrl-Z) when dumped comes back stopped: let it run instead' },
     quiet: { help: 'no progress line (a restart writing over 100 MB of memory shows one on a terminal)' },
   },
   examples: ['restore app.img --detach --setsid', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
@@ -60,6 +61,7 @@ function parse(args: string[]) {
     mapPaths: values['map-path'],
     setsid: values.setsid,
     detach: values.detach,
+    resume: values.resume,
   };
   return { image: operands[0]!, options, ...values };
 }

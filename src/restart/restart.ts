@@ -6,6 +6,7 @@
 import { onlyProcess } from '../model/fdtable.js';
 import type { OnProgress } from '../progress.js';
 import { detach, setSigmask } from '../../bridge/ptrace.js';
+import { kill, SIGSTOP } from '../../bridge/signal.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { CrError } from '../errors.js';
 import type { ProcessImage } from '../image/process-format.js';
@@ -38,6 +39,8 @@ export interface RestartOptions {
   detach?: boolean;
   /** told as pages are written, against the image's page bytes */
   onProgress?: OnProgress;
+  /** let go job-control stopped (the process was stopped when dumped, and not --resume) */
+  stopped?: boolean;
 }
 
 export interface RestartResult {
@@ -99,6 +102,9 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       lap('pid');
     }
     const result = rebuild(husk, head, image, { parentStays: !opts.detach, onProgress: opts.onProgress }, lap);
+    // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
+    // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
+    if (opts.stopped) kill(husk.pid, SIGSTOP);
     detach(husk.pid);
     lap('detach');
     return { ...result, pid: husk.pid, phases };
