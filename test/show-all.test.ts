@@ -8,7 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from '../bridge/spawn.js';
 import { cr } from './helpers/cli.js';
-import { ensureReaped } from './helpers/processes.js';
+import { ensureReaped, waitInSyscall } from './helpers/processes.js';
+
+const SYS_clock_nanosleep = 230;
 
 test('show --json --all: the process head and the table; diff names argv, signal actions; a restart keeps what it restores', async () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-show-all-')));
@@ -21,7 +23,9 @@ test('show --json --all: the process head and the table; diff names argv, signal
     const imgA = join(dir, 'a.img');
     const imgB = join(dir, 'b.img');
     for (const [pid, img] of [[a, imgA], [b, imgB]] as const) {
-      // sh needs a moment to exec sleep: dump once it is sleep.
+      // Dumped asleep: during its start-up sleep has files open for a moment (the locale's, as
+      // fd 0, the lowest free), and sh needs a moment to exec sleep.
+      waitInSyscall(pid, SYS_clock_nanosleep);
       for (let i = 0; i < 200; i++) {
         const d = await cr(['dump', '--pid', String(pid), '-o', img, '--force']);
         if (d.code === 0 && d.stdout.includes('(sleep)')) break;
@@ -39,7 +43,7 @@ test('show --json --all: the process head and the table; diff names argv, signal
     assert.ok(whole.process.mappings.some((m: { name: string; prot: string }) => m.name === '[stack]' && m.prot === 'rw-'));
     assert.equal(Object.keys(whole.process.rlimits).slice(0, 8), ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE']);
     assert.match(whole.process.registers.rip, /^0x[0-9a-f]+$/);
-    assert.equal(whole.table.processes.map((p: { fds: unknown[] }) => p.fds), [[]]);
+    assert.equal(whole.table.processes.map((p: { fds: unknown[] }) => p.fds), [[]], JSON.stringify(whole.table));
     assert.is((await cr(['show', imgA, '--all'])).code, 2, '--all without --json is refused');
 
     const same = await cr(['diff', imgA, imgA]);
