@@ -1,6 +1,6 @@
 // Starting processes cr will trace, with posix_spawn through koffi: libuv never learns of them,
 // so its SIGCHLD handling cannot reap them or steal their ptrace stops. cr reaps them itself.
-import { fstatSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { SyscallError } from './errno.js';
 import { libc } from './libc.js';
 import { closeFd, writeFd } from './file.js';
@@ -11,6 +11,7 @@ import { waitpid, waitStop, WALL, type WaitResult } from './wait.js';
 
 const ESRCH = 3;
 const O_CLOEXEC = 0o2000000;
+const ECHILD = 10;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 /** glibc's extension: setsid() in the child (bits/spawn.h). */
@@ -198,12 +199,30 @@ export function reap(pid: number, timeoutMs: number): WaitResult {
   }
 }
 
-/** SIGKILL our child (traced or not, stopped or not) and wait until it is gone. */
+/**
+ * SIGKILL our child (traced or not, stopped or not) and wait until it is gone. Its other threads
+ * that we trace (a restart's husk makes them) are reaped first: a traced thread stays a zombie
+ * until its tracer waits for it, and the leader's own exit is reported only after its threads'.
+ */
 export function killAndReap(pid: number): WaitResult {
   try {
     kill(pid, SIGKILL);
   } catch (err) {
     if (!(err instanceof SyscallError && err.errno === ESRCH)) throw err;
+  }
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    // gone already, or not a process
+  }
+  for (const tid of tids.map(Number).filter((t) => t !== pid)) {
+    try {
+      while (!isGone(waitpid(tid, WALL)!));
+    } catch (err) {
+      // ECHILD: not traced by us (or reaped already)
+      if (!(err instanceof SyscallError && err.errno === ECHILD)) throw err;
+    }
   }
   for (;;) {
     const result = waitpid(pid, WALL);

@@ -299,36 +299,49 @@ test('dump --kill: the process is killed once the image is complete, and the ima
     // Both at once make no sense; a dump that fails kills nothing.
     const both = await cr(['dump', '--pid', String(restarted), '-o', join(dir, 'x'), '--kill', '--leave-stopped']);
     assert.is(both.code, 2);
-    const threads = spawnFixture('threads', dir);
-    pids.push(threads);
+    const sockets = spawnFixture('unsupported', dir);
+    pids.push(sockets);
     waitFile(dir, 'ready');
-    const refused = await cr(['dump', '--pid', String(threads), '-o', join(dir, 'threads.img'), '--kill']);
+    const refused = await cr(['dump', '--pid', String(sockets), '-o', join(dir, 'sockets.img'), '--kill']);
     assert.is(refused.code, 1, refused.stderr);
-    assertRunning(threads);
+    assertRunning(sockets);
   } finally {
     for (const p of pids) ensureReaped(p);
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('a multi-threaded process is refused at dump with one line, and left running', async () => {
+/** The syscall each thread of pid is in (/proc/PID/task/TID/syscall's first field), sorted. */
+function threadSyscalls(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]!).sort();
+}
+
+test('a multi-threaded process (threads in read, sleep and a futex wait) is dumped whole and restarted with every thread back in its call', async () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-cli-process-threads-')));
   const pid = spawnFixture('threads', dir);
+  const pids = [pid];
   try {
     waitFile(dir, 'ready');
     const image = join(dir, 'image');
-    const r = await cr(['dump', '--pid', String(pid), '-o', image]);
-    assert.is(r.code, 1);
-    assert.is(r.stderr, `cr dump: process ${pid} has 4 threads: cr checkpoints single-threaded processes only\n`);
-    assert.not.ok(existsSync(image));
-    assertRunning(pid);
-    // The fd table alone is no problem: every thread is frozen while it is read.
+    // The fd table alone: every thread is frozen while it is read.
     const fds = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', image]);
     assert.is(fds.code, 0, fds.stderr);
     assert.ok([3, 5].every((fd) => readImage(image).table.processes[0]!.fds.some((f) => f.fd === fd)), 'the pipes the threads hold, at fds 3 and 5');
     assertRunning(pid);
+    const calls = threadSyscalls(pid);
+    assert.is(calls.length, 4);
+    const r = await cr(['dump', '--pid', String(pid), '-o', image, '--force', '--kill']);
+    assert.is(r.code, 0, r.stderr);
+    reap(pid, 5000);
+    const back = await cr(['restore', image, '--detach']);
+    assert.is(back.code, 0, back.stderr);
+    const restarted = Number(back.stdout);
+    pids.push(restarted);
+    // Each thread goes back into the call it was in (a sleep restarts from its full length).
+    await waitUntil('every thread in its call again', () => threadSyscalls(restarted).join() === calls.join());
+    for (const tid of readdirSync(`/proc/${restarted}/task`)) assertRunning(Number(tid));
   } finally {
-    ensureReaped(pid);
+    for (const p of pids) ensureReaped(p);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -12,11 +12,11 @@ import { freeze, thaw, type Frozen } from '../task/freeze.js';
 import { CrError } from '../errors.js';
 import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter } from '../image/process-format.js';
-import type { ProcessHead } from '../image/process-head.js';
+import type { ProcessHead, ThreadState } from '../image/process-head.js';
 import { readIdentity } from '../proc/process.js';
 import { readMember } from '../proc/tree.js';
 import { captureFdTable } from './fds.js';
-import { readInjected } from './injected-reads.js';
+import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
@@ -60,24 +60,26 @@ const XSTATE_MAX = 64 * 1024;
 const USER_CS_64 = 0x33n;
 
 /**
- * A process caught in a signal-delivery-stop has its signal dequeued already: deliver it (as the
- * kernel was about to) and take the process at the next PTRACE_EVENT_STOP, which is then a state
- * the image can hold (the handler's frame set up, or the signal's action done).
+ * A thread caught in a signal-delivery-stop has its signal dequeued already: deliver it (as the
+ * kernel was about to) and take the thread at the next PTRACE_EVENT_STOP, which is then a state
+ * the image can hold (the handler's frame set up, or the signal's action done). Every thread.
  */
-function deliverDequeuedSignal(frozen: Frozen, timeoutMs: number): void {
+function deliverDequeuedSignals(frozen: Frozen, timeoutMs: number): void {
   const pid = frozen.pid;
-  let sig = frozen.threads.get(pid) ?? 0;
-  while (sig !== 0) {
-    interrupt(pid);
-    cont(pid, sig);
-    const stop = waitStop(pid, timeoutMs);
-    if (stop.kind !== 'stopped') {
-      frozen.threads.delete(pid);
-      throw new CrError(`process ${pid} ${stop.kind === 'exited' ? `exited (status ${stop.code})` : `was killed by signal ${stop.signal}`} while being frozen`);
+  for (const [tid, first] of frozen.threads) {
+    let sig = first;
+    while (sig !== 0) {
+      interrupt(tid);
+      cont(tid, sig);
+      const stop = waitStop(tid, timeoutMs);
+      if (stop.kind !== 'stopped') {
+        frozen.threads.delete(tid);
+        throw new CrError(`process ${pid} ${stop.kind === 'exited' ? `exited (status ${stop.code})` : `was killed by signal ${stop.signal}`} while being frozen`);
+      }
+      sig = stop.event === PTRACE_EVENT_STOP ? 0 : stop.signal;
     }
-    sig = stop.event === PTRACE_EVENT_STOP ? 0 : stop.signal;
+    frozen.threads.set(tid, 0);
   }
-  frozen.threads.set(pid, 0);
 }
 
 /** What a dump's page copy will move, about: the process's anonymous, shared and swapped memory. */
@@ -86,6 +88,35 @@ function memoryToCopy(pid: number): number {
   const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
   return (kb('RssAnon') + kb('RssShmem') + kb('VmSwap')) * 1024;
 }
+
+/** The registers and XSAVE area of a stopped thread; refuses 32-bit code. */
+function readRegisters(pid: number, tid: number): { regs: Buffer; xstate: Buffer } {
+  const gp = getRegs(tid);
+  const who = tid === pid ? `process ${pid}` : `thread ${tid} of process ${pid}`;
+  if (gp.cs !== USER_CS_64) throw new CrError(`${who} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
+  const xbuf = Buffer.alloc(XSTATE_MAX);
+  return { regs: encodeRegs(gp), xstate: Buffer.from(xbuf.subarray(0, getRegset(tid, NT_X86_XSTATE, xbuf))) };
+}
+
+/**
+ * Every thread but the leader: what ptrace and /proc tell of each, read before cr runs any code
+ * in the process (the injection puts registers back, not the XSAVE area, which it leaves alone
+ * but need not be trusted to); what each thread tells only itself is added later (withOwn).
+ */
+function readThreads(pid: number, tids: number[]): Array<Omit<ThreadState, keyof ThreadOwn>> {
+  return tids.map((tid) => ({
+    tid,
+    comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''),
+    ...readRegisters(pid, tid),
+    blocked: getSigmask(tid),
+    // The thread's own queue only: the shared one is the process's, in head.signals.pending.
+    pending: peekSiginfo(tid, false),
+    rseq: getRseqConfiguration(tid),
+  }));
+}
+
+const withOwn = (threads: Array<Omit<ThreadState, keyof ThreadOwn>>, own: Map<number, ThreadOwn>): ThreadState[] =>
+  threads.map((t) => ({ ...t, ...own.get(t.tid)! }));
 
 export function checkpointProcess(pid: number, imagePath: string, opts: CheckpointOptions = {}): CheckpointResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
@@ -96,21 +127,19 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   try {
     frozen = freeze(pid, timeoutMs);
     refuseUnsupported(pid);
-    deliverDequeuedSignal(frozen, timeoutMs);
+    deliverDequeuedSignals(frozen, timeoutMs);
+    const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
     lap('freeze');
     const identity = readIdentity(pid);
     const read = readMappings(pid);
     const { policies } = read;
     const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
-    const gp = getRegs(pid);
-    if (gp.cs !== USER_CS_64) throw new CrError(`process ${pid} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
-    const regs = encodeRegs(gp);
-    const xbuf = Buffer.alloc(XSTATE_MAX);
-    const xstate = Buffer.from(xbuf.subarray(0, getRegset(pid, NT_X86_XSTATE, xbuf)));
+    const { regs, xstate } = readRegisters(pid, pid);
     const blocked = getSigmask(pid);
+    const threads = readThreads(pid, others);
     const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
     const timerEntries = readTimers(pid).timers;
-    const injected = readInjected(pid, shared, timerEntries.map((t) => t.id));
+    const injected = readInjected(pid, shared, timerEntries.map((t) => t.id), others);
     // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
     if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
     const pending = [
@@ -140,6 +169,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       locks: readLocks(pid).locks,
       cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
       vdsoSha256: vdsoDigest(pid, mappings),
+      threads: withOwn(threads, injected.threads),
     };
     const fdImage = captureFdTable(pid, identity);
     lap('state');

@@ -10,13 +10,17 @@ import type { Itimer } from '../image/process-head.js';
 import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
 import { readAttributes, type ReadAttributes } from './attributes.js';
 
-export interface InjectedReads {
-  /** struct kernel_sigaction of signals 1..64, back to back */
-  actions: Buffer;
+/** What only a thread itself can tell (each thread its own): read in that thread. */
+export interface ThreadOwn {
   altstack: { sp: number; flags: number; size: number };
-  brk: number;
   tidAddress: number;
   robustList: { head: number; len: number } | null;
+}
+
+export interface InjectedReads extends ThreadOwn {
+  /** struct kernel_sigaction of signals 1..64, back to back */
+  actions: Buffer;
+  brk: number;
   itimers: Itimer[];
   noNewPrivs: boolean;
   attributes: ReadAttributes;
@@ -24,13 +28,36 @@ export interface InjectedReads {
   resident: Map<number, Buffer>;
   /** timer_gettime and timer_getoverrun of each POSIX timer asked for, in its order */
   timers: Array<{ interval: [number, number]; left: [number, number]; overrun: number }>;
+  /** the same of each other thread asked for, by tid */
+  threads: Map<number, ThreadOwn>;
 }
 
 const SIGNALS = 64;
 const EINVAL = 22n;
 
-/** `residentOf`: address ranges (by mapping index) whose pages in memory mincore should tell. */
-export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map(), timerIds: number[] = []): InjectedReads {
+/** The alternate signal stack, clear_child_tid and robust list of the thread inj runs in. */
+function readThreadOwn(inj: Injector): ThreadOwn {
+  const ss = inj.scratch(24);
+  inj.call('sigaltstack', SYS.sigaltstack, 0n, ss);
+  const ssBuf = inj.read(ss, 24);
+  const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
+  const word = inj.scratch(16);
+  // PR_GET_TID_ADDRESS exists only with CONFIG_CHECKPOINT_RESTORE: without it, nothing to restore.
+  const tid = inj.syscall(SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+  if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
+  const tidAddress = tid < 0n ? 0 : Number(inj.read(word, 8).readBigUInt64LE(0));
+  inj.call('get_robust_list', SYS.get_robust_list, 0n, word, word + 8n);
+  const rl = inj.read(word, 16);
+  const head = Number(rl.readBigUInt64LE(0));
+  return { altstack, tidAddress, robustList: head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) } };
+}
+
+/**
+ * `residentOf`: address ranges (by mapping index) whose pages in memory mincore should tell;
+ * `others`: the process's other threads (seized, in a PTRACE_EVENT_STOP), whose own state is read
+ * in each of them, journalled like the leader.
+ */
+export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map(), timerIds: number[] = [], others: number[] = []): InjectedReads {
   // Journalled and held in a group stop while cr runs code in it: a cr killed meanwhile leaves it
   // stopped for `cr recover`, never running on cr's registers (src/inject/journal.ts).
   const guard = Guard.start(pid, pid, 'dump');
@@ -62,20 +89,8 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
       inj.call('rt_sigaction', SYS.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
     }
     const actions = inj.read(buf, SIGNALS * SIGACTION_BYTES);
-    const ss = inj.scratch(24);
-    inj.call('sigaltstack', SYS.sigaltstack, 0n, ss);
-    const ssBuf = inj.read(ss, 24);
-    const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
+    const own = readThreadOwn(inj);
     const brk = Number(inj.call('brk', SYS.brk, 0n));
-    const word = inj.scratch(16);
-    // PR_GET_TID_ADDRESS exists only with CONFIG_CHECKPOINT_RESTORE: without it, nothing to restore.
-    const tid = inj.syscall(SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
-    if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
-    const tidAddress = tid < 0n ? 0 : Number(inj.read(word, 8).readBigUInt64LE(0));
-    inj.call('get_robust_list', SYS.get_robust_list, 0n, word, word + 8n);
-    const rl = inj.read(word, 16);
-    const head = Number(rl.readBigUInt64LE(0));
-    const robustList = head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) };
     // struct itimerval: interval then value, each { tv_sec, tv_usec }
     const tv = inj.scratch(32);
     const itimers: Itimer[] = [0, 1, 2].map((which) => {
@@ -85,12 +100,30 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
       return { intervalUs: us(0), valueUs: us(16) };
     });
     const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
-    return { actions, altstack, brk, tidAddress, robustList, itimers, noNewPrivs, attributes: readAttributes(inj, pid), resident, timers };
+    const attributes = readAttributes(inj, pid);
+    const threads = new Map<number, ThreadOwn>();
+    for (const tid of others) threads.set(tid, readInThread(guard, tid));
+    return { actions, ...own, brk, itimers, noNewPrivs, attributes, resident, timers, threads };
   } finally {
     try {
       inj.finish();
     } finally {
       guard.close();
     }
+  }
+}
+
+/**
+ * A thread's own state, read by an injector of its own (its area is mapped and unmapped again in
+ * the process's one address space), the thread journalled first so a cr killed meanwhile leaves
+ * recover its registers and mask.
+ */
+function readInThread(guard: Guard, tid: number): ThreadOwn {
+  guard.addThread(tid);
+  const inj = Injector.attach(tid);
+  try {
+    return readThreadOwn(inj);
+  } finally {
+    inj.finish();
   }
 }

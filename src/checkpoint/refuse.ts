@@ -1,5 +1,5 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
-// written: more than one thread, seccomp filters (which cr cannot read back),
+// written: seccomp filters in any thread (which cr cannot read back),
 // a deleted working directory, tracing other processes (they would be left without their
 // tracer), child processes (they would lose their parent), and the mappings and fds restart
 // cannot recreate (judged by maps.ts and src/dump/kinds.ts). All of them are named at once, so
@@ -15,15 +15,16 @@ import { unsupportedMappings } from './maps.js';
 function processBlockers(pid: number): string[] {
   const reasons: string[] = [];
   const threads = listThreads(pid);
-  if (threads.length > 1) reasons.push(`process ${pid} has ${threads.length} threads: cr checkpoints single-threaded processes only`);
-  if (readStatus(pid).seccomp !== 0) reasons.push(`process ${pid} runs under seccomp, whose filters cr cannot read back`);
+  // Seccomp filters and children belong to each thread (a child's parent is the thread that forked it).
+  const filtered = threads.filter((tid) => readStatus(tid).seccomp !== 0);
+  if (filtered.length > 0) reasons.push(`process ${pid} runs under seccomp${threads.length > 1 ? ` (thread${filtered.length > 1 ? 's' : ''} ${filtered.join(', ')})` : ''}, whose filters cr cannot read back`);
   // A working directory removed since: restart could not chdir back into it.
   if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) reasons.push(`process ${pid}'s working directory was deleted`);
-  const tracees = tracedBy(pid);
+  const tracees = tracedBy(new Set(threads));
   if (tracees.length > 0) reasons.push(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim();
-  if (children !== '') {
-    reasons.push(`process ${pid} has child processes (${children.split(' ').map((c) => `pid ${c}`).join(', ')}), which cr cannot carry over`);
+  const children = threads.flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(' ').filter((c) => c !== ''));
+  if (children.length > 0) {
+    reasons.push(`process ${pid} has child processes (${children.map((c) => `pid ${c}`).join(', ')}), which cr cannot carry over`);
   }
   return reasons;
 }
@@ -34,8 +35,11 @@ export function refuseUnsupported(pid: number): void {
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 
-/** Threads anywhere on the system whose TracerPid is pid (a process's other threads read only when it has some). */
-function tracedBy(pid: number): number[] {
+/**
+ * Threads anywhere on the system whose TracerPid (the tracing thread's id) is one of `tracers`
+ * (a process's other threads read only when it has some).
+ */
+function tracedBy(tracers: Set<number>): number[] {
   const out: number[] = [];
   const check = (path: string, tid: number): number => {
     let status: string;
@@ -44,7 +48,7 @@ function tracedBy(pid: number): number[] {
     } catch {
       return 0; // gone
     }
-    if (Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]) === pid) out.push(tid);
+    if (tracers.has(Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]))) out.push(tid);
     return Number(/^Threads:\s*(\d+)/m.exec(status)?.[1] ?? 1);
   };
   for (const entry of readdirSync('/proc')) {

@@ -64,6 +64,25 @@ function checkMappings(mappings: Mapping[], bad: Bad): void {
   });
 }
 
+/** A blocked mask, pending siginfos and an alternate stack, of the process or of one thread (`where`). */
+function checkThreadSignals(blocked: Buffer, pending: Buffer[], altstack: ProcessHead['signals']['altstack'], where: string, bad: Bad): void {
+  const mask = blocked.readBigUInt64LE(0);
+  if (mask & ((1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1)))) bad(`${where}.blocked blocks SIGKILL or SIGSTOP, which cannot be blocked`);
+  pending.forEach((info, i) => {
+    const signo = info.readInt32LE(0);
+    const at = `${where}.pending[${i}]`;
+    if (signo < 1 || signo > SIGNALS) bad(`${at} is signal ${signo}, not 1..${SIGNALS}`);
+    // Queued to the husk, SIGKILL would kill it under cr and SIGSTOP stop it: no stopped or
+    // dying process is dumped with them pending.
+    if (signo === SIGKILL || signo === SIGSTOP) bad(`${at} is ${signo === SIGKILL ? 'SIGKILL' : 'SIGSTOP'}, which no dumped process has pending`);
+  });
+  const { sp, flags, size } = altstack;
+  if (flags === SS_DISABLE) return;
+  if ((flags & ~(SS_ONSTACK | SS_AUTODISARM)) !== 0) bad(`${where}.altstack.flags ${hex(flags)} is not SS_DISABLE, SS_ONSTACK or SS_AUTODISARM`);
+  if (size < MINSIGSTKSZ) bad(`${where}.altstack.size ${size} is below MINSIGSTKSZ (${MINSIGSTKSZ})`);
+  userAddress(sp + size, `${where}.altstack (sp + size)`, bad);
+}
+
 function checkSignals(head: ProcessHead, bad: Bad): void {
   const { actions, blocked, pending, altstack } = head.signals;
   for (let sig = 1; sig <= SIGNALS; sig++) {
@@ -78,28 +97,52 @@ function checkSignals(head: ProcessHead, bad: Bad): void {
     if (handler > 1n) userAddress(handler, `head.signals.actions: the handler of signal ${sig}`, bad);
     if (flags & SA_RESTORER) userAddress(restorer, `head.signals.actions: the restorer of signal ${sig}`, bad);
   }
-  const mask = blocked.readBigUInt64LE(0);
-  if (mask & ((1n << BigInt(SIGKILL - 1)) | (1n << BigInt(SIGSTOP - 1)))) bad('head.signals.blocked blocks SIGKILL or SIGSTOP, which cannot be blocked');
-  pending.forEach((p, i) => {
-    const signo = p.info.readInt32LE(0);
-    const where = `head.signals.pending[${i}]`;
-    if (signo < 1 || signo > SIGNALS) bad(`${where} is signal ${signo}, not 1..${SIGNALS}`);
-    // Queued to the husk, SIGKILL would kill it under cr and SIGSTOP stop it: no stopped or
-    // dying process is dumped with them pending.
-    if (signo === SIGKILL || signo === SIGSTOP) bad(`${where} is ${signo === SIGKILL ? 'SIGKILL' : 'SIGSTOP'}, which no dumped process has pending`);
-  });
-  const { sp, flags, size } = altstack;
-  if (flags === SS_DISABLE) return;
-  if ((flags & ~(SS_ONSTACK | SS_AUTODISARM)) !== 0) bad(`head.signals.altstack.flags ${hex(flags)} is not SS_DISABLE, SS_ONSTACK or SS_AUTODISARM`);
-  if (size < MINSIGSTKSZ) bad(`head.signals.altstack.size ${size} is below MINSIGSTKSZ (${MINSIGSTKSZ})`);
-  userAddress(sp + size, 'head.signals.altstack (sp + size)', bad);
+  checkThreadSignals(blocked, pending.map((p) => p.info), altstack, 'head.signals', bad);
 }
 
-function checkRegs(head: ProcessHead, bad: Bad): void {
-  const reg = (name: (typeof REG_NAMES)[number]): bigint => head.regs.readBigUInt64LE(REG_NAMES.indexOf(name) * 8);
-  if (reg('cs') !== USER_CS || reg('ss') !== USER_DS) bad(`head.regs: cs ${hex(reg('cs'))}, ss ${hex(reg('ss'))} are not a 64-bit user process's (${hex(USER_CS)}, ${hex(USER_DS)})`);
-  for (const name of ['fs_base', 'gs_base'] as const) userAddress(reg(name), `head.regs.${name}`, bad);
-  if (head.xstate.length < XSAVE_MIN_BYTES) bad(`head.xstate is ${head.xstate.length} bytes, less than an XSAVE area's ${XSAVE_MIN_BYTES}`);
+function checkRegs(regs: Buffer, xstate: Buffer, where: string, bad: Bad): void {
+  const reg = (name: (typeof REG_NAMES)[number]): bigint => regs.readBigUInt64LE(REG_NAMES.indexOf(name) * 8);
+  if (reg('cs') !== USER_CS || reg('ss') !== USER_DS) bad(`${where}.regs: cs ${hex(reg('cs'))}, ss ${hex(reg('ss'))} are not a 64-bit user process's (${hex(USER_CS)}, ${hex(USER_DS)})`);
+  for (const name of ['fs_base', 'gs_base'] as const) userAddress(reg(name), `${where}.regs.${name}`, bad);
+  if (xstate.length < XSAVE_MIN_BYTES) bad(`${where}.xstate is ${xstate.length} bytes, less than an XSAVE area's ${XSAVE_MIN_BYTES}`);
+}
+
+function checkRseq(rseq: ProcessHead['rseq'], where: string, bad: Bad): void {
+  if (!rseq) return;
+  const { pointer, size, signature } = rseq;
+  if (size < RSEQ_MIN_BYTES || pointer % RSEQ_MIN_BYTES !== 0) bad(`${where} is not a 32-byte aligned area of at least ${RSEQ_MIN_BYTES} bytes`);
+  userAddress(pointer + size, `${where} (pointer + size)`, bad);
+  if (signature > 0xffffffff) bad(`${where}.signature is not 32 bits`);
+}
+
+function checkRobustList(robustList: ProcessHead['robustList'], where: string, bad: Bad): void {
+  if (!robustList) return;
+  if (robustList.len !== ROBUST_LIST_HEAD_BYTES) bad(`${where}.len ${robustList.len} is not ${ROBUST_LIST_HEAD_BYTES}`);
+  userAddress(robustList.head, `${where}.head`, bad);
+}
+
+function checkComm(comm: string, where: string, bad: Bad): void {
+  // Counted in characters: a comm's bytes that are not UTF-8 were read as one U+FFFD each.
+  if ([...comm].length > COMM_BYTES || comm.includes('\0')) bad(`${where} is not a name of at most ${COMM_BYTES} bytes`);
+}
+
+/** The threads besides the leader: ids distinct and not the leader's, each thread's own state possible. */
+function checkThreads(head: ProcessHead, bad: Bad): void {
+  const seen = new Set<number>([head.process.pid]);
+  head.threads.forEach((t, i) => {
+    const where = `head.threads[${i}]`;
+    if (t.tid < 1 || t.tid > PID_MAX_LIMIT) bad(`${where}.tid ${t.tid} is not 1..${PID_MAX_LIMIT}`);
+    if (seen.has(t.tid)) bad(`${where}.tid ${t.tid} is the leader's or another thread's`);
+    seen.add(t.tid);
+    checkComm(t.comm, `${where}.comm`, bad);
+    checkRegs(t.regs, t.xstate, where, bad);
+    // One CPU, one XSAVE layout: every thread's area is the leader's size.
+    if (t.xstate.length !== head.xstate.length) bad(`${where}.xstate is ${t.xstate.length} bytes, the leader's ${head.xstate.length}`);
+    checkThreadSignals(t.blocked, t.pending, t.altstack, where, bad);
+    checkRseq(t.rseq, `${where}.rseq`, bad);
+    checkRobustList(t.robustList, `${where}.robustList`, bad);
+    userAddress(t.tidAddress, `${where}.tidAddress`, bad);
+  });
 }
 
 const SCHED_POLICIES = [0, 1, 2, 3, 5]; // OTHER FIFO RR BATCH IDLE (DEADLINE is refused at dump)
@@ -143,8 +186,7 @@ function checkAttributes(head: ProcessHead, bad: Bad): void {
 export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
   const { process: p } = head;
   if (p.pid < 1 || p.pid > PID_MAX_LIMIT) bad(`head.process.pid ${p.pid} is not 1..${PID_MAX_LIMIT}`);
-  // Counted in characters: a comm's bytes that are not UTF-8 were read as one U+FFFD each.
-  if ([...p.comm].length > COMM_BYTES || p.comm.includes('\0')) bad(`head.process.comm is not a name of at most ${COMM_BYTES} bytes`);
+  checkComm(p.comm, 'head.process.comm', bad);
   if (head.exe) path(head.exe.path, 'head.exe.path', bad);
   path(head.cwd, 'head.cwd', bad);
   if (head.umask > 0o777) bad(`head.umask ${head.umask.toString(8)} is not a umask (0..777)`);
@@ -169,19 +211,12 @@ export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
     bad('head.auxv is not (type, value) pairs ending with AT_NULL');
   }
   checkMappings(head.mappings, bad);
-  checkRegs(head, bad);
+  checkRegs(head.regs, head.xstate, 'head', bad);
   checkSignals(head, bad);
-  if (head.rseq) {
-    const { pointer, size, signature } = head.rseq;
-    if (size < RSEQ_MIN_BYTES || pointer % RSEQ_MIN_BYTES !== 0) bad(`head.rseq is not a 32-byte aligned area of at least ${RSEQ_MIN_BYTES} bytes`);
-    userAddress(pointer + size, 'head.rseq (pointer + size)', bad);
-    if (signature > 0xffffffff) bad('head.rseq.signature is not 32 bits');
-  }
-  if (head.robustList) {
-    if (head.robustList.len !== ROBUST_LIST_HEAD_BYTES) bad(`head.robustList.len ${head.robustList.len} is not ${ROBUST_LIST_HEAD_BYTES}`);
-    userAddress(head.robustList.head, 'head.robustList.head', bad);
-  }
+  checkRseq(head.rseq, 'head.rseq', bad);
+  checkRobustList(head.robustList, 'head.robustList', bad);
   userAddress(head.tidAddress, 'head.tidAddress', bad);
+  checkThreads(head, bad);
   checkAttributes(head, bad);
   let lastTimer = -1;
   head.posixTimers.forEach((t, i) => {

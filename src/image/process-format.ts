@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
-import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer } from './process-head.js';
+import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -19,14 +19,15 @@ import { liveMembers, treeProblem, type TreeMember, type ZombieExit } from '../m
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
- * 8: a tree of processes: a TREE record first, the one FDS record for all of them, then a HEAD and
- * its PAGES per live member. 7: the FDS record is an fd-table image of format version 2 (shared
+ * 9: each head lists the process's threads besides the leader (threads). 8: a tree of processes:
+ * a TREE record first, the one FDS record for all of them, then a HEAD and its PAGES per live
+ * member. 7: the FDS record is an fd-table image of format version 2 (shared
  * objects, per-process fds). 6: the head carries the POSIX timers. 5: mappings of shared anonymous
  * memory (shm). 4: the file locks. 3: the process's attributes (prctl state, oom_score_adj,
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 8;
+export const PROCESS_FORMAT_VERSION = 9;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -452,7 +453,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256', 'threads'],
     'head',
     bad,
   );
@@ -489,7 +490,6 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const mappings = list(h.mappings, 'head.mappings', bad, (x, w) => checkMapping(x, w, bad));
   for (let i = 1; i < mappings.length; i++) if (mappings[i]!.start < mappings[i - 1]!.end) bad(`head.mappings[${i}] overlaps or precedes the one before`);
   const s = fields(h.signals, ['actions', 'blocked', 'pending', 'altstack'], 'head.signals', bad);
-  const a = fields(s.altstack, ['sp', 'flags', 'size'], 'head.signals.altstack', bad);
   const signals: Signals = {
     actions: bin(s.actions, 'head.signals.actions', bad, 64 * SIGACTION_BYTES),
     blocked: bin(s.blocked, 'head.signals.blocked', bad, 8),
@@ -498,18 +498,10 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
       if (typeof q.shared !== 'boolean') bad(`${w}.shared is not a boolean`);
       return { shared: q.shared as boolean, info: bin(q.info, `${w}.info`, bad, 128) };
     }),
-    altstack: { sp: uint(a.sp, 'head.signals.altstack.sp', bad), flags: uint(a.flags, 'head.signals.altstack.flags', bad), size: uint(a.size, 'head.signals.altstack.size', bad) },
+    altstack: checkAltstack(s.altstack, 'head.signals.altstack', bad),
   };
-  let rseq: ProcessHead['rseq'] = null;
-  if (h.rseq !== null) {
-    const r = fields(h.rseq, ['pointer', 'size', 'signature'], 'head.rseq', bad);
-    rseq = { pointer: uint(r.pointer, 'head.rseq.pointer', bad), size: uint(r.size, 'head.rseq.size', bad), signature: uint(r.signature, 'head.rseq.signature', bad) };
-  }
-  let robustList: ProcessHead['robustList'] = null;
-  if (h.robustList !== null) {
-    const r = fields(h.robustList, ['head', 'len'], 'head.robustList', bad);
-    robustList = { head: uint(r.head, 'head.robustList.head', bad), len: uint(r.len, 'head.robustList.len', bad) };
-  }
+  const rseq = checkRseq(h.rseq, 'head.rseq', bad);
+  const robustList = checkRobustList(h.robustList, 'head.robustList', bad);
   const itimers = list(h.itimers, 'head.itimers', bad, (x, w) => {
     const t = fields(x, ['intervalUs', 'valueUs'], w, bad);
     return { intervalUs: uint(t.intervalUs, `${w}.intervalUs`, bad), valueUs: uint(t.valueUs, `${w}.valueUs`, bad) };
@@ -566,6 +558,40 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     }),
     cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
+    threads: list(h.threads, 'head.threads', bad, (x, w) => checkThread(x, w, bad)),
+  };
+}
+
+function checkAltstack(v: unknown, where: string, bad: Bad): Signals['altstack'] {
+  const a = fields(v, ['sp', 'flags', 'size'], where, bad);
+  return { sp: uint(a.sp, `${where}.sp`, bad), flags: uint(a.flags, `${where}.flags`, bad), size: uint(a.size, `${where}.size`, bad) };
+}
+
+function checkRseq(v: unknown, where: string, bad: Bad): ProcessHead['rseq'] {
+  if (v === null) return null;
+  const r = fields(v, ['pointer', 'size', 'signature'], where, bad);
+  return { pointer: uint(r.pointer, `${where}.pointer`, bad), size: uint(r.size, `${where}.size`, bad), signature: uint(r.signature, `${where}.signature`, bad) };
+}
+
+function checkRobustList(v: unknown, where: string, bad: Bad): ProcessHead['robustList'] {
+  if (v === null) return null;
+  const r = fields(v, ['head', 'len'], where, bad);
+  return { head: uint(r.head, `${where}.head`, bad), len: uint(r.len, `${where}.len`, bad) };
+}
+
+function checkThread(v: unknown, where: string, bad: Bad): ThreadState {
+  const t = fields(v, ['tid', 'comm', 'regs', 'xstate', 'blocked', 'pending', 'altstack', 'rseq', 'robustList', 'tidAddress'], where, bad);
+  return {
+    tid: uint(t.tid, `${where}.tid`, bad),
+    comm: str(t.comm, `${where}.comm`, bad),
+    regs: bin(t.regs, `${where}.regs`, bad, REGS_BYTES),
+    xstate: bin(t.xstate, `${where}.xstate`, bad),
+    blocked: bin(t.blocked, `${where}.blocked`, bad, 8),
+    pending: list(t.pending, `${where}.pending`, bad, (x, w) => bin(x, w, bad, 128)),
+    altstack: checkAltstack(t.altstack, `${where}.altstack`, bad),
+    rseq: checkRseq(t.rseq, `${where}.rseq`, bad),
+    robustList: checkRobustList(t.robustList, `${where}.robustList`, bad),
+    tidAddress: uint(t.tidAddress, `${where}.tidAddress`, bad),
   };
 }
 

@@ -201,6 +201,30 @@ export interface PosixTimer {
   overrun: number;
 }
 
+/**
+ * A thread other than the thread-group leader (whose state is the head's own `regs`, `xstate`,
+ * `signals.blocked`, ...): what is the thread's own in the kernel, captured per thread.
+ */
+export interface ThreadState {
+  /** its thread id at dump time (with --same-pid, its id again) */
+  tid: number;
+  /** /proc/PID/task/TID/comm */
+  comm: string;
+  /** struct user_regs_struct, as head.regs */
+  regs: Buffer;
+  /** the XSAVE area, as head.xstate (same size) */
+  xstate: Buffer;
+  /** blocked mask, u64 LE */
+  blocked: Buffer;
+  /** 128-byte siginfo_t of each signal queued to this thread alone (tgkill), in queue order */
+  pending: Buffer[];
+  altstack: { sp: number; flags: number; size: number };
+  rseq: { pointer: number; size: number; signature: number } | null;
+  robustList: { head: number; len: number } | null;
+  /** clear_child_tid: for a glibc thread, where its struct pthread caches its tid */
+  tidAddress: number;
+}
+
 /** Everything about the process but its pages and its fd table. */
 export interface ProcessHead {
   toolVersion: string;
@@ -242,4 +266,6 @@ export interface ProcessHead {
   cgroup: string;
   /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */
   vdsoSha256: Buffer | null;
+  /** the threads besides the leader, by tid; empty for a single-threaded process */
+  threads: ThreadState[];
 }

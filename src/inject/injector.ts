@@ -364,6 +364,30 @@ export class Injector {
   }
 
   /**
+   * Run `fn` with every call going to `tid`, another thread of the tracee's process (a thread the
+   * restart's husk made: traced from birth, in a ptrace stop, all signals blocked): the same area,
+   * scratch and register base, since the thread shares the address space. Nothing of tid is put
+   * back afterwards; the caller brings it to an event stop (eventStop) and sets its state.
+   */
+  onThread<T>(tid: number, fn: () => T): T {
+    const leader = this.tracee;
+    this.tracee = tid;
+    try {
+      return fn();
+    } finally {
+      this.tracee = leader;
+    }
+  }
+
+  /**
+   * Bring the tracee (or, inside onThread, that thread) to a PTRACE_EVENT_STOP without running any
+   * of its code: the stop whose registers the kernel's syscall-restart logic sees on resuming.
+   */
+  eventStop(): void {
+    toEventStop(this.pid, this.deferred);
+  }
+
+  /**
    * End an injection whose tracee gets a whole new state from the caller (the restart's husk):
    * nothing is put back. Scratch mappings and, with `dropArea`, the area are unmapped (the
    * area's munmap runs from the area itself: the tracee stops at its exit, and never runs

@@ -124,6 +124,11 @@ export interface JournalRecord {
   batchEndsAt?: number;
   /** restore --into: every op of the plan ran */
   replayed?: boolean;
+  /**
+   * A dump of a threaded process: the other threads cr ran code in (to read their own state),
+   * each with its registers and mask as found, in the same forms as `regs` and `mask`.
+   */
+  others?: Array<{ tid: number; regs: string[]; mask: string }>;
 }
 
 const isAlive = (pid: number): boolean => {
@@ -165,6 +170,9 @@ export function readJournal(pid: number, dir = runDir()): JournalRecord | null {
   try {
     const j = JSON.parse(text) as JournalRecord;
     if (j.version !== JOURNAL_VERSION || j.pid !== pid || !Array.isArray(j.regs) || j.regs.length !== REG_COUNT) throw new Error('not a journal of this version');
+    const badOther = (o: { tid?: unknown; regs?: unknown; mask?: unknown }): boolean =>
+      !Number.isSafeInteger(o?.tid) || !Array.isArray(o.regs) || o.regs.length !== REG_COUNT || typeof o.mask !== 'string' || !/^[0-9a-f]{16}$/.test(o.mask);
+    if (j.others !== undefined && (!Array.isArray(j.others) || j.others.some(badOther))) throw new Error('its other threads are not (tid, registers, mask)');
     return j;
   } catch (err) {
     throw new CrError(`${pathOf(dir, pid)} is not a cr journal: ${(err as Error).message}`, 2);
@@ -313,6 +321,17 @@ export class Guard {
     const guard = new Guard(dir, record, [], timeoutMs);
     if (!record.wasStopped) guard.deferred.push(...stopGroup(pid, tid, mask, timeoutMs));
     return guard;
+  }
+
+  /**
+   * Journal another thread of the process (seized, in a PTRACE_EVENT_STOP with its own registers)
+   * before cr runs code in it: recover puts its registers and mask back too.
+   */
+  addThread(tid: number): void {
+    const regs = new BigInt64Array(REG_COUNT);
+    getRegsInto(tid, regs);
+    const others = [...(this.record.others ?? []), { tid, regs: [...regs].map(String), mask: getSigmask(tid).toString('hex') }];
+    this.update({ others });
   }
 
   /** Record progress (the plan's commit, a thread's own fs ids) before it matters to recover. */

@@ -157,6 +157,10 @@ export const AFFINITY_MAX_BYTES = 1024;
 
 // clone3
 export const CLONE_PARENT = 0x8000;
+/** What glibc's pthread_create passes to clone: one address space, fs, fd table, signal handlers, thread group, SysV undo list, its own TLS, and its tid written to and cleared from its struct pthread. */
+export const CLONE_PTHREAD = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 | 0x80000 | 0x100000 | 0x200000;
+export const CLONE_PARENT_SETTID = 0x100000;
+export const CLONE_CHILD_CLEARTID = 0x200000;
 
 // Kernel-internal syscall results a tracee can be stopped with (include/linux/errno.h), those
 // the restart acts on: the kernel turns them into a restart or EINTR on the way back to user space.

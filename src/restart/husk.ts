@@ -15,7 +15,7 @@ import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { BATCH_CAPACITY, BatchRunner, CallQueue } from '../inject/batch.js';
 import { Injector } from '../inject/injector.js';
-import { CLONE_PARENT, SYS } from '../inject/syscalls.js';
+import { CLONE_CHILD_CLEARTID, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PTHREAD, SYS } from '../inject/syscalls.js';
 
 /** The program the husk execs: any will do, it never runs. */
 export const HUSK_PROGRAM = '/bin/true';
@@ -38,6 +38,9 @@ const EEXIST = BigInt(constants.errno.EEXIST);
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
 
 export class Husk {
+  /** the threads made by addThread, in the order made; the leader is `pid` */
+  readonly threads: number[] = [];
+
   private constructor(
     private readonly inj: Injector,
     private readonly runner: BatchRunner,
@@ -122,6 +125,11 @@ export class Husk {
     return this.inj.read(addr, len);
   }
 
+  /** Write into the husk's memory (the image's, once restored). */
+  write(addr: bigint, data: Buffer): void {
+    this.inj.write(addr, data);
+  }
+
   /** Forget all scratch allocations. */
   reset(): void {
     this.inj.scratchReset(this.mark);
@@ -195,11 +203,55 @@ export class Husk {
   }
 
   /**
+   * Make a thread in the husk, with the flags glibc's pthread_create gives clone (CLONE_PTHREAD):
+   * its TLS at `tls`; its new tid written at `tidAt` (CLONE_PARENT_SETTID: where glibc's struct
+   * pthread keeps it) unless null; `clearAt` its clear_child_tid (CLONE_CHILD_CLEARTID) unless 0;
+   * with `tid`, that thread id (clone3 set_tid, which needs CAP_CHECKPOINT_RESTORE). Run by the
+   * leader, it starts as the leader's copy: at the syscall's return in the area, every signal
+   * blocked; traced from birth (PTRACE_O_TRACECLONE), it waits in its first event stop for its
+   * state. Throws a CrError when the tid is taken.
+   */
+  addThread(opts: { tls: bigint; tidAt: bigint | null; clearAt: bigint; tid: number | null }): number {
+    let flags = BigInt(CLONE_PTHREAD);
+    if (opts.tidAt === null) flags &= ~BigInt(CLONE_PARENT_SETTID);
+    if (opts.clearAt === 0n) flags &= ~BigInt(CLONE_CHILD_CLEARTID);
+    const args = Buffer.alloc(CLONE_ARGS_BYTES);
+    args.writeBigUInt64LE(flags, 0);
+    args.writeBigUInt64LE(opts.clearAt, 16); // child_tid
+    args.writeBigUInt64LE(opts.tidAt ?? 0n, 24); // parent_tid
+    // exit_signal 0 (a thread has none); stack 0: the leader's stack pointer, replaced before it runs
+    args.writeBigUInt64LE(opts.tls, 56);
+    if (opts.tid !== null) {
+      args.writeBigUInt64LE(this.put(Buffer.from(new Int32Array([opts.tid]).buffer)), 64);
+      args.writeBigUInt64LE(1n, 72);
+    }
+    const r = this.syscall(SYS.clone3, this.put(args), BigInt(CLONE_ARGS_BYTES));
+    this.reset();
+    if (r === -EEXIST) throw new CrError(`thread id ${opts.tid} is in use`);
+    if (r < 0n) throw new SyscallError(`clone3(CLONE_THREAD${opts.tid === null ? '' : `, set_tid=[${opts.tid}]`}) in the husk (pid ${this.pid})`, Number(-r));
+    const tid = Number(r);
+    this.threads.push(tid);
+    const first = waitStop(tid, this.timeoutMs);
+    if (first.kind !== 'stopped' || first.event !== PTRACE_EVENT_STOP) throw new Error(`the husk's new thread ${tid} ${first.kind} instead of stopping`);
+    return tid;
+  }
+
+  /**
+   * Run `fn` with every call of this husk's (syscall, call, put, ...) going to thread tid; no
+   * queue() there: the batch routine's stop is judged by the leader's pid.
+   */
+  inThread<T>(tid: number, fn: () => T): T {
+    return this.inj.onThread(tid, fn);
+  }
+
+  /**
    * The last call: unmap the area, and leave the husk in a PTRACE_EVENT_STOP, inside the
    * kernel's signal handling, all signals blocked: the registers and mask set from there are the
-   * ones the syscall-restart logic and any pending signal's delivery see.
+   * ones the syscall-restart logic and any pending signal's delivery see. Every other thread is
+   * brought to such a stop too (it runs nothing more in the area).
    */
   finish(): void {
+    for (const tid of this.threads) this.inj.onThread(tid, () => this.inj.eventStop());
     this.inj.handOver({ dropArea: true });
   }
 }

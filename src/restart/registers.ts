@@ -12,12 +12,11 @@
 import { getRegset, NT_X86_XSTATE, setRegs, setRegset, type Regs } from '../../bridge/ptrace.js';
 import { CrError } from '../errors.js';
 import { decodeRegs } from '../image/process-format.js';
-import type { ProcessHead } from '../image/process-head.js';
 import { ERESTART_RESTARTBLOCK, ERESTARTNOHAND, SYS } from '../inject/syscalls.js';
 
-/** The image's registers, with a restart-block syscall turned into a plain restart. */
-export function resumeRegisters(head: ProcessHead): Regs {
-  const regs = decodeRegs(head.regs);
+/** A thread's registers in the image (head.regs, or a thread's), with a restart-block syscall turned into a plain restart. */
+export function resumeRegisters(image: Buffer): Regs {
+  const regs = decodeRegs(image);
   // Not stopped in a syscall, or in one that returns or restarts (-ERESTARTSYS..-ERESTARTNOHAND)
   // as it is: the kernel's own restart logic applies to these registers unchanged.
   if (regs.orig_rax < 0n || regs.rax !== -BigInt(ERESTART_RESTARTBLOCK)) return regs;
@@ -28,13 +27,13 @@ export function resumeRegisters(head: ProcessHead): Regs {
   return { ...regs, rax: -BigInt(ERESTARTNOHAND) };
 }
 
-/** Set all registers of the stopped husk: the XSAVE area first, the general ones last. */
-export function setAllRegisters(pid: number, head: ProcessHead, regs: Regs): void {
+/** Set all registers of a stopped thread of the husk: the XSAVE area first, the general ones last. */
+export function setAllRegisters(tid: number, xstate: Buffer, regs: Regs): void {
   const probe = Buffer.alloc(64 * 1024);
-  const size = getRegset(pid, NT_X86_XSTATE, probe);
-  if (size !== head.xstate.length) {
-    throw new CrError(`this CPU's XSAVE area is ${size} bytes, the image's ${head.xstate.length}: a different CPU`);
+  const size = getRegset(tid, NT_X86_XSTATE, probe);
+  if (size !== xstate.length) {
+    throw new CrError(`this CPU's XSAVE area is ${size} bytes, the image's ${xstate.length}: a different CPU`);
   }
-  setRegset(pid, NT_X86_XSTATE, head.xstate);
-  setRegs(pid, regs);
+  setRegset(tid, NT_X86_XSTATE, xstate);
+  setRegs(tid, regs);
 }

@@ -18,7 +18,8 @@ import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
-import { cgroupWarning, setAttributes, setLastAttributes } from './set-attributes.js';
+import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
+import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
 import { armTimers, createTimers } from './timers.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
@@ -101,10 +102,13 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
-    const result = rebuild(husk, head, image, { parentStays: !opts.detach, onProgress: opts.onProgress }, lap);
+    const result = rebuild(husk, head, image, { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
+    // Every thread's state is whole before the first of them runs: the order they go in is any
+    // order the scheduler could have run them in.
+    for (const tid of husk.threads) detach(tid);
     detach(husk.pid);
     lap('detach');
     return { ...result, pid: husk.pid, phases };
@@ -118,7 +122,11 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
 
 /** Everything after the fd table, up to the stop the husk is let go from. */
 function rebuild(
-  husk: Husk, head: ProcessHead, image: ProcessImage, { parentStays, onProgress }: { parentStays: boolean; onProgress?: OnProgress }, lap: (name: string) => void,
+  husk: Husk,
+  head: ProcessHead,
+  image: ProcessImage,
+  { parentStays, samePid, onProgress }: { parentStays: boolean; samePid: boolean; onProgress?: OnProgress },
+  lap: (name: string) => void,
 ): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
@@ -135,19 +143,36 @@ function rebuild(
   warnings.push(...setTask(husk, head));
   setSignalsAndThreadState(husk, head);
   queuePending(husk, head);
-  setCreds(husk, head);
+  // The threads, made before the credentials change: clone3 set_tid needs the privilege cr has.
+  makeThreads(husk, head, samePid);
+  if (head.threads.length > 0) lap('threads');
+  // What the kernel keeps per thread is set in the leader, then in each thread again.
+  const inEachThread = (fn: () => void): void => {
+    fn();
+    for (const tid of husk.threads) husk.inThread(tid, fn);
+  };
+  inEachThread(() => setCreds(husk, head));
   setLocks(husk, head);
   createTimers(husk, head);
   warnings.push(...setAttributes(husk, head, { parentStays }));
+  for (const tid of husk.threads) {
+    // One warning for the process, not one per thread, when every thread is refused the same.
+    for (const w of husk.inThread(tid, () => setThreadAttributes(husk, head))) if (!warnings.includes(w)) warnings.push(w);
+  }
   const cgroup = cgroupWarning(husk, head);
   if (cgroup) warnings.push(cgroup);
-  setNoNewPrivs(husk, head);
+  inEachThread(() => setNoNewPrivs(husk, head));
   setLastAttributes(husk, head);
   armTimers(husk, head);
   setItimers(husk, head);
   husk.finish();
+  head.threads.forEach((t, i) => {
+    const tid = husk.threads[i]!;
+    setSigmask(tid, t.blocked);
+    setAllRegisters(tid, t.xstate, resumeRegisters(t.regs));
+  });
   setSigmask(husk.pid, head.signals.blocked);
-  setAllRegisters(husk.pid, head, resumeRegisters(head));
+  setAllRegisters(husk.pid, head.xstate, resumeRegisters(head.regs));
   lap('state');
   return { pages, warnings };
 }

@@ -16,21 +16,27 @@ import type { Husk } from './husk.js';
 const O_WRONLY = 1n;
 const O_CLOEXEC = 0o2000000n;
 
-/**
- * Set everything but dumpable and MDWE (setLastAttributes). Returns warnings. `parentStays`: cr
- * stays the process's parent (it waits for it); when it does not (--detach), a parent-death
- * signal would be sent as cr exits, killing at once a process just restored, so it is not set.
- */
-export function setAttributes(husk: Husk, head: ProcessHead, opts: { parentStays: boolean }): string[] {
-  const a = head.attributes;
+type Attempt = (what: string, nr: number, ...args: bigint[]) => void;
+type Prctl = (what: string, op: number, arg2: bigint, arg3?: bigint) => void;
+
+/** Calls whose refusal is a warning (collected in `warnings`), not a failure. */
+function attempts(husk: Husk): { warnings: string[]; attempt: Attempt; prctl: Prctl } {
   const warnings: string[] = [];
-  const attempt = (what: string, nr: number, ...args: bigint[]): void => {
+  const attempt: Attempt = (what, nr, ...args) => {
     const r = husk.syscall(nr, ...args);
     husk.reset();
     if (r < 0n) warnings.push(`${what} could not be set again (errno ${-r}): the process has cr's`);
   };
-  const prctl = (what: string, op: number, arg2: bigint, arg3 = 0n): void => attempt(what, SYS.prctl, BigInt(op), arg2, arg3, 0n, 0n);
-  const own = (file: string): string => readFileSync(`/proc/${husk.pid}/${file}`, 'latin1').trim();
+  const prctl: Prctl = (what, op, arg2, arg3 = 0n) => attempt(what, SYS.prctl, BigInt(op), arg2, arg3, 0n, 0n);
+  return { warnings, attempt, prctl };
+}
+
+/**
+ * What the kernel keeps per thread, not per process: scheduling (policy, priority, nice, I/O
+ * priority, CPU affinity), timer slack, keep-capabilities, the machine-check kill policy, the
+ * rdtsc mode and cpuid faulting. The image holds the leader's; every thread gets them.
+ */
+function setTaskAttributes(husk: Husk, a: ProcessHead['attributes'], attempt: Attempt, prctl: Prctl): void {
   // Scheduling first: a policy change resets nothing else, and nice applies within it.
   const param = husk.scratch(4);
   husk.call('sched_getparam', SYS.sched_getparam, 0n, param);
@@ -44,17 +50,36 @@ export function setAttributes(husk: Husk, head: ProcessHead, opts: { parentStays
   }
   attempt('the CPU affinity', SYS.sched_setaffinity, 0n, BigInt(a.affinity.length), husk.put(a.affinity));
   prctl(`the timer slack ${a.timerSlackNs} ns`, PR_SET_TIMERSLACK, BigInt(a.timerSlackNs));
+  prctl('keep-capabilities', PR_SET_KEEPCAPS, a.keepCaps ? 1n : 0n);
+  prctl('the machine-check kill policy', PR_MCE_KILL, BigInt(PR_MCE_KILL_SET), BigInt(a.mceKill));
+  prctl('the rdtsc mode', PR_SET_TSC, BigInt(a.tsc));
+  // Only a CPU that can make cpuid fault has the setting at all.
+  if (a.cpuid === 0) attempt('cpuid faulting (ARCH_SET_CPUID)', SYS.arch_prctl, BigInt(ARCH_SET_CPUID), 0n);
+}
+
+/** In a thread of the husk (Husk.inThread), after its credentials: the per-thread attributes. Returns warnings. */
+export function setThreadAttributes(husk: Husk, head: ProcessHead): string[] {
+  const { warnings, attempt, prctl } = attempts(husk);
+  setTaskAttributes(husk, head.attributes, attempt, prctl);
+  return warnings;
+}
+
+/**
+ * Set everything but dumpable and MDWE (setLastAttributes). Returns warnings. `parentStays`: cr
+ * stays the process's parent (it waits for it); when it does not (--detach), a parent-death
+ * signal would be sent as cr exits, killing at once a process just restored, so it is not set.
+ */
+export function setAttributes(husk: Husk, head: ProcessHead, opts: { parentStays: boolean }): string[] {
+  const a = head.attributes;
+  const { warnings, attempt, prctl } = attempts(husk);
+  const own = (file: string): string => readFileSync(`/proc/${husk.pid}/${file}`, 'latin1').trim();
+  setTaskAttributes(husk, a, attempt, prctl);
   // Cleared by any change of credentials, so after setCreds.
   if (opts.parentStays || a.pdeathsig === 0) prctl(`the parent-death signal ${a.pdeathsig}`, PR_SET_PDEATHSIG, BigInt(a.pdeathsig));
   else warnings.push(`the parent-death signal ${a.pdeathsig} is not set: its parent is cr, which exits now (--detach), so it would come at once`);
-  prctl('keep-capabilities', PR_SET_KEEPCAPS, a.keepCaps ? 1n : 0n);
   prctl('the child-subreaper flag', PR_SET_CHILD_SUBREAPER, a.childSubreaper ? 1n : 0n);
   prctl('transparent huge pages disabled', PR_SET_THP_DISABLE, a.thpDisable ? 1n : 0n, BigInt(a.thpDisable & PR_THP_DISABLE_EXCEPT_ADVISED));
-  prctl('the machine-check kill policy', PR_MCE_KILL, BigInt(PR_MCE_KILL_SET), BigInt(a.mceKill));
-  prctl('the rdtsc mode', PR_SET_TSC, BigInt(a.tsc));
   if (a.memoryMerge) prctl('KSM for the whole process (PR_SET_MEMORY_MERGE)', PR_SET_MEMORY_MERGE, 1n);
-  // Only a CPU that can make cpuid fault has the setting at all.
-  if (a.cpuid === 0) attempt('cpuid faulting (ARCH_SET_CPUID)', SYS.arch_prctl, BigInt(ARCH_SET_CPUID), 0n);
   const write = (file: string, value: string, what: string): void => {
     const fd = husk.syscall(SYS.open, husk.put(`/proc/self/${file}`), O_WRONLY | O_CLOEXEC, 0n);
     if (fd < 0n) {

@@ -140,6 +140,12 @@ export function recover(pid: number): string {
     } finally {
       inj.finish();
     }
+    // The other threads a dump ran code in: each frozen since, so what was found is what it had.
+    for (const other of j.others ?? []) {
+      if (!frozen.threads.has(other.tid)) continue; // ended since: nothing of it to put back
+      setRegsFrom(other.tid, BigInt64Array.from(other.regs.map((r) => BigInt(r))));
+      setSigmask(other.tid, Buffer.from(other.mask, 'hex'));
+    }
     setRegsFrom(tid, regsOf(j));
     setSigmask(tid, maskOf(j));
     if (!j.wasStopped) endGroupStop(pid, tid, []);
