@@ -30,6 +30,7 @@ import { isRunning, readStatus, refuseThreadId } from './proc/process.js';
 import { checkPaths, checkUid } from './replay/check.js';
 import { mapPaths, parsePathMap, shorterFiles } from './replay/map-paths.js';
 import { restartProcess } from './restart/restart.js';
+import { restartTree } from './restart/restart-tree.js';
 import { restoreFresh } from './restore/fresh.js';
 import { restoreInto } from './restore/into.js';
 import type { ReplayStats } from './replay/replay.js';
@@ -365,6 +366,8 @@ export interface RestoreResult {
   counts: TableCounts;
   /** the paths --map-path changed, `OLD -> NEW` each */
   mappedPaths: string[];
+  /** restart of a tree: each member's pid when dumped and now, in tree order (the root first) */
+  members?: Array<{ was: number; now: number }>;
   /** restart: the process's name and pid as dumped, pages written */
   comm?: string;
   dumpedPid?: number;
@@ -401,8 +404,13 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
   // IMAGE is read here, once; everything below works from this one Input.
   const input = loadInput(image);
-  // One process, until trees are restored: refused before anything is judged or started.
-  const table = onlyProcess(input.tables);
+  // A tree is restarted whole: -- CMD and --into take one process's fds, refused before anything
+  // is judged or started.
+  const members = input.process?.tree.length ?? 1;
+  if (members > 1 && mode !== 'process') {
+    badInput(`${input.file.path} holds a tree of ${members} processes; ${mode === 'into' ? '--into' : '-- CMD'} takes the fds of one process: restore IMAGE alone restarts the whole tree`);
+  }
+  const table = members > 1 ? wholeTable(input.tables) : onlyProcess(input.tables);
   // Paths moved since the dump, before anything judges them; then files cut short since.
   const moved = { mappedPaths: mapPaths(table, maps), warnings: shorterFiles(table) };
   let started = false;
@@ -410,6 +418,10 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
     if (started) throw new CrError('this restore was started already');
     started = true;
   };
+  if (mode === 'process' && members > 1) {
+    const whole = treeImageIdentity(input, table, opts);
+    return { mode, image: shown(input), start: async () => (once(), restartWholeTree(whole, opts, moved)) };
+  }
   if (mode === 'process') {
     const whole = processImageIdentity(input, opts);
     return { mode, image: shown(input), start: async () => (once(), restart(whole, opts, moved)) };
@@ -447,6 +459,41 @@ function processImageIdentity(input: Input, opts: RestoreOptions): ProcessImage 
   const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
   checkUid(head.process.uid, runsAs, 'the restarted process (cr\'s uid, as the image\'s credentials are root\'s)', opts.allowUidChange ?? false);
   return input.process;
+}
+
+/** Every fd of every process with the shared objects: for what looks at each path once (map, checks). */
+const wholeTable = (tables: FdTables): FdTable => ({ fds: tables.processes.flatMap((p) => p.fds), descs: tables.descs, pipes: tables.pipes, rlimit: tables.processes[0]!.rlimit });
+
+/** processImageIdentity for a tree: the same checks for every live member. */
+function treeImageIdentity(input: Input, table: FdTable, opts: RestoreOptions): ProcessImage {
+  const image = input.process!;
+  checkPaths(table);
+  const author = imageAuthor(input.file);
+  for (const { head } of image.members) {
+    checkHeadTrust(head, author);
+    const { uid, gid, groups } = head.creds;
+    const runsAs = [...uid, ...gid, ...groups].every((id) => id === 0) ? process.getuid!() : uid[0]!;
+    checkUid(head.process.uid, runsAs, `the restarted process ${head.process.pid} (cr's uid, as the image's credentials are root's)`, opts.allowUidChange ?? false);
+  }
+  return image;
+}
+
+async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+  // --same-pid is a promise for every member: one in use fails the restart before anything starts.
+  if (opts.samePid) {
+    const used = image.tree.filter((m) => existsSync(`/proc/${m.pid}`)).map((m) => m.pid);
+    if (used.length > 0) throw new CrError(`--same-pid: pid${used.length > 1 ? 's' : ''} ${used.join(', ')} ${used.length > 1 ? 'are' : 'is'} in use; nothing was started`);
+  }
+  const root = image.tree[0]!;
+  try {
+    const r = restartTree(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false });
+    return {
+      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
+      comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids,
+    };
+  } finally {
+    await runSignalHandlers();
+  }
 }
 
 /** The checks on an fd table and its image before a restore -- CMD or --into touches any process. */

@@ -233,7 +233,7 @@ test('cr plan prints each process\'s plan and the order across them; show lists 
   assert.match(same.stdout, /same: .* \(2 processes, 7 fds, 5 descriptions, 1 pipe\)/);
 
   const restored = await cr(['restore', file, '--', 'true']);
-  assert.equal([restored.code, restored.stderr], [2, `cr restore: the image holds 2 processes: trees are not restored yet\n`]);
+  assert.equal([restored.code, restored.stderr], [2, `cr restore: the image holds 2 processes: restoring an fd table takes one (restore IMAGE restarts a tree from a whole-process image)\n`]);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

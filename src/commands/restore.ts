@@ -9,7 +9,7 @@ import { killAndReap } from '../../bridge/spawn.js';
 import { describeCounts, prepareRestore, waitExit, type RestoreOptions, type RestoreResult } from '../api.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
-import { onlyProcess, type FdTable } from '../model/fdtable.js';
+import { viewOf, type FdTable } from '../model/fdtable.js';
 import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
 import { HeldSignals } from '../restore/supervise.js';
@@ -85,7 +85,8 @@ async function report(opts: Options, r: RestoreResult, held: HeldSignals, pidfil
       return 0;
     case 'process': {
       const which = r.pid === r.dumpedPid ? 'the pid it had when dumped' : `a new pid (it was ${r.dumpedPid} when dumped)`;
-      console.error(`cr restore: ${printable(r.comm!)} restarted as pid ${r.pid}, ${which}`);
+      const tree = r.members === undefined ? '' : `, the root of a tree of ${r.members.length} processes (${r.members.map((m) => (m.was === m.now ? `${m.now}` : `${m.was}->${m.now}`)).join(' ')})`;
+      console.error(`cr restore: ${printable(r.comm!)} restarted as pid ${r.pid}, ${which}${tree}`);
       return goOn(opts, r.pid, held, pidfile, `${printable(r.comm!)} (pid ${r.pid})`, table);
     }
     case 'command':
@@ -155,7 +156,7 @@ export async function run(args: string[]): Promise<number> {
         progress?.end();
       }
     };
-    return await supervised(async (held) => report(opts, await start(), held, pidfile, onlyProcess(prepared.image.table)));
+    return await supervised(async (held) => report(opts, await start(), held, pidfile, viewOf(prepared.image.table, 0)));
   } finally {
     pidfile?.abort();
   }

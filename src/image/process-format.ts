@@ -266,7 +266,7 @@ export class ProcessImage {
    * than one member, zombies included) is refused in one line.
    */
   single(): MemberImage {
-    if (this.tree.length > 1) badInput(`${this.file.path}: the image holds a tree of ${this.tree.length} processes: trees are not restored yet`);
+    if (this.tree.length > 1) badInput(`${this.file.path}: the image holds a tree of ${this.tree.length} processes, not one process`);
     return this.members[0]!;
   }
 

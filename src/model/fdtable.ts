@@ -186,12 +186,12 @@ export function viewOf(tables: FdTables, i: number): FdTable {
 }
 
 /**
- * The one process of `tables`, for what handles one process at a time (restore, replay, restart);
- * several are refused in one line until trees are restored.
+ * The one process of `tables`, for what handles one process at a time (restore -- CMD, --into, a
+ * single restart); several are refused in one line (a tree image is restarted by restore IMAGE).
  */
 export function onlyProcess(tables: FdTables): FdTable {
   const n = tables.processes.length;
-  if (n !== 1) badInput(`the image holds ${n} processes: trees are not restored yet`);
+  if (n !== 1) badInput(`the image holds ${n} processes: restoring an fd table takes one (restore IMAGE restarts a tree from a whole-process image)`);
   return viewOf(tables, 0);
 }
 

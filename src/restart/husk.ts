@@ -15,7 +15,7 @@ import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { BATCH_CAPACITY, BatchRunner, CallQueue } from '../inject/batch.js';
 import { Injector } from '../inject/injector.js';
-import { CLONE_CHILD_CLEARTID, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PTHREAD, SYS } from '../inject/syscalls.js';
+import { CLONE_CHILD_CLEARTID, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PTHREAD, PR_SET_DUMPABLE, PR_SET_NAME, SYS } from '../inject/syscalls.js';
 
 /** The program the husk execs: any will do, it never runs. */
 export const HUSK_PROGRAM = '/bin/true';
@@ -30,8 +30,6 @@ export const AREA_BYTES = 2 * 1024 * 1024;
  * makes are traced from birth (a fork's child inherits them).
  */
 export const HUSK_PTRACE_OPTIONS = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK;
-const PR_SET_NAME = 15n;
-const PR_SET_DUMPABLE = 4n;
 const CLONE_ARGS_BYTES = 88;
 const EEXIST = BigInt(constants.errno.EEXIST);
 
@@ -197,8 +195,8 @@ export class Husk {
    * parent's wait() gets the status; cr, its tracer, has only looked.
    */
   exitAs(how: { code: number } | { signal: number }, comm: string): WaitResult {
-    this.syscall(SYS.prctl, PR_SET_DUMPABLE, 0n);
-    this.syscall(SYS.prctl, PR_SET_NAME, this.put(Buffer.concat([Buffer.from(comm).subarray(0, 15), Buffer.alloc(1)])));
+    this.syscall(SYS.prctl, BigInt(PR_SET_DUMPABLE), 0n);
+    this.syscall(SYS.prctl, BigInt(PR_SET_NAME), this.put(Buffer.concat([Buffer.from(comm).subarray(0, 15), Buffer.alloc(1)])));
     return this.inj.endWith(how);
   }
 

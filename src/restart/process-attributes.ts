@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { SyscallError } from '../../bridge/errno.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
-import { SIGKILL, SIGSTOP } from '../../bridge/signal.js';
+import { SIGCHLD, SIGKILL, SIGSTOP } from '../../bridge/signal.js';
 import { CrError } from '../errors.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY } from '../model/fdtable.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
@@ -197,6 +197,18 @@ export function setItimers(husk: Husk, head: ProcessHead): void {
 }
 
 /** Queue the image's pending signals again (all signals are blocked in the husk, so they wait). */
+/**
+ * Take a pending SIGCHLD out of the husk (rt_sigtimedwait with a zero timeout: all its signals are
+ * blocked, so it is there to take): the one its children's exits queued while it was a husk.
+ */
+export function drainSigchld(husk: Husk): void {
+  const set = husk.put(u64(1n << BigInt(SIGCHLD - 1)));
+  const zero = husk.put(Buffer.alloc(16));
+  const r = husk.syscall(SYS.rt_sigtimedwait, set, 0n, zero, 8n);
+  if (r !== BigInt(SIGCHLD) && r !== -BigInt(constants.errno.EAGAIN)) throw husk.failure('rt_sigtimedwait(SIGCHLD)', r);
+  husk.reset();
+}
+
 export function queuePending(husk: Husk, head: ProcessHead): void {
   const q = husk.queue();
   const pid = BigInt(husk.pid);

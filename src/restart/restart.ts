@@ -9,7 +9,7 @@ import { detach, setSigmask } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP } from '../../bridge/signal.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
 import { CrError } from '../errors.js';
-import type { ProcessImage } from '../image/process-format.js';
+import type { PageRun, ProcessImage } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { replay } from '../replay/replay.js';
@@ -23,7 +23,7 @@ import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
 import { armTimers, createTimers } from './timers.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
-import { openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
+import { drainSigchld, openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
 import { stopwatch } from '../timing.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
@@ -102,7 +102,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
-    const result = rebuild(husk, head, image, { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress }, lap);
+    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -120,20 +120,32 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   }
 }
 
-/** Everything after the fd table, up to the stop the husk is let go from. */
-function rebuild(
-  husk: Husk,
-  head: ProcessHead,
-  image: ProcessImage,
-  { parentStays, samePid, onProgress }: { parentStays: boolean; samePid: boolean; onProgress?: OnProgress },
-  lap: (name: string) => void,
-): Omit<RestartResult, 'pid' | 'phases'> {
+export interface RebuildOptions {
+  /** the parent stays once the process runs: its parent-death signal is set (else a warning) */
+  parentStays: boolean;
+  /** threads at their recorded tids (clone3 set_tid) */
+  samePid: boolean;
+  /**
+   * Its children in a tree ended as zombies while it was a husk: the SIGCHLD their ends queued in
+   * it is taken back before its own pending signals are queued (the original got it long ago).
+   */
+  drainSigchld?: boolean;
+  /** told as the pages go in, of `pageBytes` in all */
+  onProgress?: OnProgress;
+  pageBytes?: number;
+}
+
+/**
+ * Everything after the fd table, up to the stop the husk is let go from: its memory from `runs`,
+ * then its state. Per member of a tree too (src/restart/restart-tree.ts).
+ */
+export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, opts: RebuildOptions, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
   openNofile(husk);
   const objects = mapAll(husk, head.mappings);
   lap('map');
-  const pages = writePages(husk.pid, image.pages(), head.mappings, objects, onProgress && { onProgress, total: image.pageBytes });
+  const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
   dropObjects(husk, objects);
   installGuards(husk, head.mappings);
   lap('pages');
@@ -142,9 +154,10 @@ function rebuild(
   if (exeWarning) warnings.push(exeWarning);
   warnings.push(...setTask(husk, head));
   setSignalsAndThreadState(husk, head);
+  if (opts.drainSigchld) drainSigchld(husk);
   queuePending(husk, head);
   // The threads, made before the credentials change: clone3 set_tid needs the privilege cr has.
-  makeThreads(husk, head, samePid);
+  makeThreads(husk, head, opts.samePid);
   if (head.threads.length > 0) lap('threads');
   // What the kernel keeps per thread is set in the leader, then in each thread again.
   const inEachThread = (fn: () => void): void => {
@@ -154,7 +167,7 @@ function rebuild(
   inEachThread(() => setCreds(husk, head));
   setLocks(husk, head);
   createTimers(husk, head);
-  warnings.push(...setAttributes(husk, head, { parentStays }));
+  warnings.push(...setAttributes(husk, head, { parentStays: opts.parentStays }));
   for (const tid of husk.threads) {
     // One warning for the process, not one per thread, when every thread is refused the same.
     for (const w of husk.inThread(tid, () => setThreadAttributes(husk, head))) if (!warnings.includes(w)) warnings.push(w);

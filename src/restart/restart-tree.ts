@@ -1,0 +1,107 @@
+// restartTree: bring a whole tree back from a process image of several members (docs/trees.md).
+// The processes are made as husks by makeTree (parents, sessions, groups, fds), zombies end as
+// recorded, then each live member is rebuilt exactly as a single restart rebuilds its husk
+// (rebuild: memory, registers, signals, state). All or nothing: no member runs an instruction of
+// its own until every member is complete; any failure kills every process made. Then all go at
+// once, members that were job-control stopped stopped again.
+import { detach } from '../../bridge/ptrace.js';
+import { kill, SIGSTOP } from '../../bridge/signal.js';
+import { CrError } from '../errors.js';
+import type { ProcessImage } from '../image/process-format.js';
+import type { TreeMember } from '../model/tree.js';
+import { stopwatch } from '../timing.js';
+import { imageAuthor } from '../trust/author.js';
+import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
+import { checkHeadTrust } from '../trust/head.js';
+import { AREA_BYTES } from './husk.js';
+import { checkMappedFiles, checkVdso, freeRange, huskMappings } from './memory.js';
+import { rebuild, type RestartOptions } from './restart.js';
+import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
+
+export interface TreeRestartResult {
+  /** the root's pid: cr's child */
+  pid: number;
+  /** every member, in tree order: its pid when dumped and now */
+  pids: Array<{ was: number; now: number }>;
+  /** pages written, all members */
+  pages: number;
+  /** things restored only approximately, each said once */
+  warnings: string[];
+  phases: Array<[string, number]>;
+}
+
+/**
+ * With --setsid the root leads a session of its own: the root's session and group, which were
+ * outside the tree, become the root's, for every member in them.
+ */
+function inOwnSession(tree: readonly TreeMember[]): TreeMember[] {
+  const root = tree[0]!;
+  if (root.sid === root.pid) return [...tree];
+  return tree.map((m) => ({
+    ...m,
+    sid: m.sid === root.sid ? root.pid : m.sid,
+    pgid: m.pgid === root.pgid ? root.pid : m.pgid,
+  }));
+}
+
+/** Restart every member of image (read and checked whole by ProcessImage). */
+export function restartTree(image: ProcessImage, opts: RestartOptions & { resume?: boolean } = {}): TreeRestartResult {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const phases: Array<[string, number]> = [];
+  const lap = stopwatch(phases);
+  const tree = opts.setsid ? inOwnSession(image.tree) : image.tree;
+  // What the image may give each process is bounded by what its author has (docs/trust.md).
+  const author = imageAuthor(image.file);
+  for (const m of image.members) {
+    checkHeadTrust(m.head, author);
+    checkMappedFiles(m.head.mappings);
+    checkVdso(process.pid, m.head.mappings, m.head.vdsoSha256);
+  }
+  fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
+  // One area for all husks (they are copies of the root): free in every member's image.
+  const taken = image.members.flatMap((m) => m.head.mappings);
+  lap('check');
+  const made: MadeTree = makeTree(tree, image.fdImage.table, {
+    samePid: opts.samePid ?? false,
+    timeoutMs,
+    area: (pid) => BigInt(freeRange(AREA_BYTES, [...taken, ...huskMappings(pid)])),
+    // Every path (fds, file mappings, executables, cwd) is opened with the author's fs ids: taken
+    // on in the root husk before its first open, inherited by every husk it forks.
+    first: (husk) => {
+      const opener = fsIdentityOf(husk.pid);
+      const ids = fsSwitchFor(author, opener, `the husk (pid ${husk.pid})`);
+      if (ids) husk.run((inj) => becomeAuthor(inj, ids, opener));
+    },
+  });
+  lap('tree');
+  const index = new Map<number, number>(tree.map((m, i) => [m.pid, i]));
+  const warnings = new Set<string>();
+  let pages = 0;
+  try {
+    endZombies(tree, made);
+    lap('zombies');
+    const parentsOfZombies = new Set(tree.filter((m) => m.zombie !== null).map((m) => m.ppid));
+    for (const m of image.members) {
+      const i = index.get(m.pid)!;
+      const husk = made.husks[i]!;
+      // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
+      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid) }, () => {});
+      pages += r.pages;
+      for (const w of r.warnings) warnings.add(w);
+    }
+    lap('members');
+  } catch (err) {
+    killTree(made);
+    const message = err instanceof Error ? err.message : String(err);
+    throw new CrError(`${message}; the ${made.pids.filter((p) => p > 0).length} processes of the half-restored tree were killed`, err instanceof CrError ? err.code : 1);
+  }
+  // Every member is complete: let them all go, leaves first, the root last. A member that was
+  // stopped by job control gets its SIGSTOP queued before it goes, so it stops again at once.
+  // With --resume none is.
+  const stopped = tree.flatMap((m, i) => (m.stopped && m.zombie === null && !opts.resume ? [made.pids[i]!] : []));
+  for (const pid of stopped) kill(pid, SIGSTOP);
+  if (stopped.length > 0) warnings.add(`${stopped.length === 1 ? `pid ${stopped[0]} was` : `pids ${stopped.join(', ')} were`} stopped when dumped and ${stopped.length === 1 ? 'is' : 'are'} stopped again: kill -CONT lets ${stopped.length === 1 ? 'it' : 'them'} run (restore --resume restarts them running)`);
+  for (let i = tree.length - 1; i >= 0; i--) if (tree[i]!.zombie === null) detach(made.pids[i]!);
+  lap('detach');
+  return { pid: made.pids[0]!, pids: tree.map((m, i) => ({ was: m.pid, now: made.pids[i]! })), pages, warnings: [...warnings], phases };
+}
