@@ -130,8 +130,8 @@ test('makeTree: a 3-level tree with two sessions, four groups, two zombies and a
 test('makeTree --same-pid: every member at its recorded pid', () => {
   // Recorded pids that are free: a block high above the ones in use, away from other runs'.
   const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
-  let base = Math.floor(max / 2) + (process.pid % 1000) * 50;
-  while (MEMBERS.some((m) => existsSync(`/proc/${base + m.pid - 100}`))) base += 50;
+  let base = Math.floor(max / 2) + (process.pid % 100) * 50;
+  while (MEMBERS.some((m) => existsSync(`/proc/${base + m.pid - 100}`))) base = base + 50 < max - 100 ? base + 50 : 1000;
   run(true, movedTo(base));
 });
 
