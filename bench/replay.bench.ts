@@ -73,6 +73,7 @@ function cOf(op: Op, i: number, table: FdTable): string {
     case 'prlimit':
       return `rl.rlim_cur = ${op.soft}; rl.rlim_max = ${op.hard}; ${must(`syscall(SYS_prlimit64, 0, ${RLIMIT_NOFILE}, &rl, 0)`, 0)}`;
     case 'create':
+    case 'link':
       throw new Error(`the dense table has only pipes, not ${op.call}`);
     case 'fork':
       throw new Error('the dense table is one process');

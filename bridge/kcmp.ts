@@ -12,3 +12,22 @@ export function kcmpFile(pid1: number, fd1: number, pid2: number, fd2: number): 
     () => `kcmp(pid1=${pid1}, pid2=${pid2}, KCMP_FILE, fd1=${fd1}, fd2=${fd2})`,
   ) as 0 | 1 | 2 | 3;
 }
+
+const KCMP_EPOLL_TFD = 7;
+
+/**
+ * kcmp(2) KCMP_EPOLL_TFD: is fd `fd` of pid the file the epoll at `epfd` watches as its
+ * `toff`-th item added with fd number `tfd`? Only 0 (the same file) or not.
+ */
+export function kcmpEpollTfd(pid: number, fd: number, epfd: number, tfd: number, toff: number): boolean {
+  const slot = Buffer.alloc(12); // struct kcmp_epoll_slot { __u32 efd, tfd, toff; }
+  slot.writeUInt32LE(epfd, 0);
+  slot.writeUInt32LE(tfd, 4);
+  slot.writeUInt32LE(toff, 8);
+  return (
+    check(
+      libc.syscall(SYS_kcmp, 'int', pid, 'int', pid, 'int', KCMP_EPOLL_TFD, 'ulong', fd, 'void *', slot),
+      () => `kcmp(pid=${pid}, KCMP_EPOLL_TFD, fd=${fd}, {efd=${epfd}, tfd=${tfd}, toff=${toff}})`,
+    ) === 0
+  );
+}

@@ -196,7 +196,8 @@ function fail(errno: 'EINVAL'): never {
   throw new SimError('dup3', errno);
 }
 
-const KIND_LETTER = { pipe: 'a', fifo: 'q', file: 'f', chr: 'c', dir: 'd', opath: 'o', eventfd: 'e', foreign: '?' } as const;
+const KIND_LETTER = { pipe: 'a', fifo: 'q', file: 'f', chr: 'c', dir: 'd', opath: 'o', eventfd: 'e',
+  epoll: 'p', foreign: '?' } as const;
 
 /** The oracle's final-state lines, computed from the simulated process. */
 function simState(proc: SimProcess): string[] {

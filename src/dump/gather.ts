@@ -126,6 +126,15 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
     for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
   });
   fds.sort((a, b) => a.fd - b.fd);
+  // Descriptions that name others (an epoll's targets) find them now that every fd has its id.
+  const descAt = new Map(fds.map((f) => [f.fd, f.desc]));
+  const withIds = entries.map((e) => ({ proc: e.proc, desc: descAt.get(e.proc.fd)! }));
+  const unresolved: Unsupported[] = [];
+  groups.forEach((group, id) => {
+    const why = group[0]!.kind.resolve?.(descs[id]!, pid, withIds);
+    if (why) unresolved.push(why);
+  });
+  if (unresolved.length > 0) throw new CrError(unresolved.map(describeUnsupported).join('; '));
   const limit = readNofile(pid);
   // A process may hold fds at or above a soft limit lowered after they were opened; the model
   // (every fd below rlimit.soft) cannot hold such a table.

@@ -170,6 +170,40 @@ function addEventfd(b: Builder): void {
   addDesc(b, { kind: 'eventfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), count, semaphore: rng.chance(0.3) });
 }
 
+/** An epoll: its items are chosen once every description has its id and numbers (linkEpolls). */
+function addEpoll(b: Builder): void {
+  addDesc(b, { kind: 'epoll', flags: O_RDWR | someOf(b.rng, 0.3, [O_NONBLOCK]), items: [] });
+}
+
+const EPOLL_EVENTS = [0x19, 0x1c, 0x1d, 0x80000019, 0x8000001d, 0x40000019, 0x40000000, 0xc0000019, 0x2019];
+const EPOLLEXCLUSIVE_EVENTS = 0x10000019;
+
+/**
+ * Each epoll's items: up to 5 descriptions a real epoll can watch (pipes, FIFOs, eventfds, and
+ * epolls that watch no epoll, so there is no loop), each mostly under one of its own numbers,
+ * sometimes under a number it has left (closed, or held by another description since).
+ */
+function linkEpolls(rng: Rng, descs: Desc[], fds: Fd[], soft: number): void {
+  const numbers = new Map<number, number[]>();
+  for (const f of fds) numbers.set(f.desc, [...(numbers.get(f.desc) ?? []), f.fd]);
+  const epolls = descs.filter((d): d is Extract<Desc, { kind: 'epoll' }> => d.kind === 'epoll');
+  const flat = new Set(epolls.filter(() => rng.chance(0.6)).map((d) => d.id));
+  for (const ep of epolls) {
+    const watchable = descs.filter((d) => d.kind === 'pipe' || d.kind === 'fifo' || d.kind === 'eventfd' || (d.kind === 'epoll' && d.id !== ep.id && flat.has(d.id) && !flat.has(ep.id)));
+    if (watchable.length === 0) continue;
+    const seen = new Set<string>();
+    for (let n = rng.int(0, 5); n > 0; n--) {
+      const target = rng.pick(watchable);
+      const fd = rng.chance(0.75) ? rng.pick(numbers.get(target.id)!) : rng.below(Math.max(1, Math.min(soft, 4096)));
+      if (seen.has(`${target.id}:${fd}`)) continue;
+      seen.add(`${target.id}:${fd}`);
+      const events = target.kind !== 'epoll' && rng.chance(0.1) ? EPOLLEXCLUSIVE_EVENTS : rng.pick(EPOLL_EVENTS);
+      const data = Array.from({ length: 16 }, () => rng.pick([...'0123456789abcdef'])).join('');
+      ep.items.push({ fd, target: target.id, events, data });
+    }
+  }
+}
+
 /** A directory open for reading, at a getdents position (a cookie: 0, small, or a 63-bit hash). */
 function addDir(b: Builder): void {
   const rng = b.rng;
@@ -237,8 +271,8 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
   const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath]]],
-    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],
@@ -263,6 +297,7 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
     return desc;
   });
   const pipes: Pipe[] = usedPipes.map((p) => ({ id: pipeId.get(p)!, ...b.pipes[p] }));
+  linkEpolls(rng, descs, fds, rlimit.soft);
   if (rng.chance(0.5)) fds.sort((x, y) => x.fd - y.fd);
   if (rng.chance(0.3)) rng.shuffle(descs);
   return { fds, descs, pipes, rlimit };
@@ -333,6 +368,19 @@ export function planGuaranteed(table: FdTable, target: PlanTarget): boolean {
     image.add(f.fd);
   }
   const targetFds = new Set(target.fds);
+  // An epoll item kept under a number that does not hold its target at the end is made with the
+  // target put there for the call (src/plan/links.ts): the number must be below the soft limit and
+  // not the live target's own, and one number above all must be free to hold its occupant aside.
+  const at = new Map(table.fds.map((f) => [f.fd, f.desc]));
+  const spare = Math.max(-1, ...image, ...(target.mode === 'into' ? targetFds : [])) + 1;
+  for (const d of table.descs) {
+    if (d.kind !== 'epoll') continue;
+    for (const item of d.items) {
+      if (at.get(item.fd) === item.target) continue;
+      if (item.fd >= target.rlimit.soft || (target.mode === 'into' && targetFds.has(item.fd) && !image.has(item.fd))) return false;
+      if (at.has(item.fd) && spare >= target.rlimit.soft) return false;
+    }
+  }
   let taken = image.size;
   for (const fd of targetFds) if (fd < hard && !image.has(fd)) taken++;
   const free = hard - taken;

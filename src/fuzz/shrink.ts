@@ -9,7 +9,8 @@ import type { FuzzCase } from './generate.js';
 function withoutFds(table: FdTable, drop: (index: number) => boolean): FdTable {
   const fds = table.fds.filter((_, i) => !drop(i));
   const liveDescs = new Set(fds.map((f) => f.desc));
-  const descs = table.descs.filter((d) => liveDescs.has(d.id));
+  // An epoll's items go with the descriptions they watch.
+  const descs = table.descs.filter((d) => liveDescs.has(d.id)).map((d) => (d.kind === 'epoll' ? { ...d, items: d.items.filter((i) => liveDescs.has(i.target)) } : d));
   const livePipes = new Set(descs.map((d) => pipeOf(d)));
   const pipes = table.pipes.filter((p) => livePipes.has(p.id));
   return { fds, descs, pipes, rlimit: table.rlimit };

@@ -2,6 +2,7 @@
 // naming the field. Every rule here is one of docs/fd-table.md's invariants, or a
 // kernel fact without which no restore could be planned (noted where it is one).
 import { badInput } from '../errors.js';
+import { checkEpolls } from '../kinds/epoll.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
 import type { Desc, DescKind, Fd, FdTables, Pipe, ProcessFds, Rlimit } from '../model/fdtable.js';
 import { pathOf, pipeOf } from '../model/fdtable.js';
@@ -195,6 +196,8 @@ export function parseTables(json: unknown): FdTables {
     if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
     descIndex.set(d.id, i);
   });
+  // What links name (an epoll's watched descriptions) must be there, and be what the kernel lets it watch.
+  checkEpolls(descs, (id) => `descs[${descIndex.get(id)}]`);
   const descUsed = new Uint8Array(descs.length);
   processes.forEach((proc, p) => {
     const fdIndex = new Map<number, number>();

@@ -438,6 +438,12 @@ function descLies(): Lie[] {
   const eventfd = (p: Loose): Loose => addDesc(table(p), { kind: 'eventfd', flags: O_RDWR, count: 3, semaphore: false }) ?? skip();
   const dir = (p: Loose): Loose => addDesc(table(p), { kind: 'dir', flags: O_RDONLY | O_LARGEFILE | O_DIRECTORY, path: '/etc', offset: '0' }) ?? skip();
   const opath = (p: Loose): Loose => addDesc(table(p), { kind: 'opath', flags: O_PATH, path: '/etc/hostname', type: 'regular file' }) ?? skip();
+  /** An epoll watching a new eventfd under the eventfd's own number. */
+  const epoll = (p: Loose): Loose => {
+    const e = eventfd(p);
+    const fd = table(p).fds.find((f: Loose) => f.desc === e.id).fd;
+    return addDesc(table(p), { kind: 'epoll', flags: O_RDWR, items: [{ fd, target: e.id, events: 0x19, data: '0000000000000001' }] }) ?? skip();
+  };
   for (const [name, change] of [
     ['an eventfd count of -1', (p) => void (eventfd(p).count = -1)],
     ['an eventfd count of 2^53', (p) => void (eventfd(p).count = 2 ** 53)],
@@ -448,6 +454,25 @@ function descLies(): Lie[] {
     ['a directory position as a number', (p) => void (dir(p).offset = 12)],
     ['a directory position of 2^64', (p) => void (dir(p).offset = '18446744073709551616')],
     ['a directory position with a sign', (p) => void (dir(p).offset = '-1')],
+    ['an epoll watching a description the image lacks', (p) => void (epoll(p).items[0].target = 2 ** 31 - 1)],
+    ['an epoll watching itself', (p) => { const d = epoll(p); d.items[0].target = d.id; }],
+    ['an epoll item twice', (p) => { const d = epoll(p); d.items.push({ ...d.items[0] }); }],
+    ['an epoll item with data as a number', (p) => void (epoll(p).items[0].data = 1)],
+    ['an epoll item with events 2^32', (p) => void (epoll(p).items[0].events = 2 ** 32)],
+    ['an epoll item with a negative fd', (p) => void (epoll(p).items[0].fd = -1)],
+    ['an epoll item with EPOLLEXCLUSIVE|EPOLLPRI', (p) => void (epoll(p).items[0].events = 0x10000002)],
+    ['an epoll item with no target', (p) => void delete epoll(p).items[0].target],
+    ['an epoll without items', (p) => void delete epoll(p).items],
+    ['an epoll watching a file', (p) => {
+      const f = addDesc(table(p), { kind: 'file', flags: O_RDONLY | O_LARGEFILE, path: '/etc/hostname', offset: 0 }) ?? skip();
+      epoll(p).items[0].target = f.id;
+    }],
+    ['two epolls watching each other', (p) => {
+      const a = epoll(p);
+      const b = epoll(p);
+      a.items[0].target = b.id;
+      b.items[0].target = a.id;
+    }],
     ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
     ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
     ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],

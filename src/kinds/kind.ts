@@ -21,21 +21,33 @@ export interface Opens {
 /** The nodes the simulated file system has (src/sim/kernel.ts SimNode). */
 export type NodeType = 'file' | 'chr' | 'fifo' | 'dir' | 'blk' | 'symlink';
 
+/** An epoll item in the simulation: the watched description is the simulator's own object. */
+export interface SimItem {
+  fd: number;
+  target: object;
+  events: number;
+  data: bigint;
+}
+
 /** A simulated description's state a kind judges (src/sim/kernel.ts SimDesc). */
 export interface SimState {
   offset: bigint;
   count: bigint;
   semaphore: boolean;
+  /** an epoll's interest list */
+  items: SimItem[];
 }
 
 /** The simulated calls a kind that makes its own descriptions uses (src/sim/kernel.ts SimProcess). */
 export interface SimCalls {
   eventfd2(initval: number, flags: number): number;
   eventfdWrite(fd: number, value: bigint): number;
+  epollCreate1(flags: number): number;
+  epollCtlAdd(epfd: number, fd: number, events: number, data: bigint): void;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
-export type CallName = 'eventfd2' | 'write';
+export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -55,6 +67,17 @@ export interface Recognised {
    * description was opened by (a FIFO with several links opens by one of them).
    */
   describe(id: number, pipe: { id: number; path?: string } | undefined): Desc;
+  /**
+   * Kinds whose description names others (an epoll's watched descriptions): fill them in once
+   * every fd of the process has its description's id (`fds`); an Unsupported when one cannot be.
+   */
+  resolve?(d: Desc, pid: number, fds: ReadonlyArray<{ proc: ProcFd; desc: number }>): Unsupported | null;
+}
+
+/** A reference from a description to another that must exist first (an epoll item to its target), kept under fd number `fd`. */
+export interface Link {
+  target: number;
+  fd: number;
 }
 
 /** How the planner creates a description: its class (scripts/abi.mjs CLASS_) and its flags. */
@@ -98,8 +121,19 @@ export interface KindModule<K extends DescKind> {
   node?(d: DescOf<K>): { path: string; type: NodeType };
   /** simulator, CLASS_SINGLE: make it in the simulated process; the fd */
   simCreate?(proc: SimCalls, d: DescOf<K>, cloexec: boolean): number;
-  /** simulator: what differs between the simulated description and the image's (kind and flags are compared already), or null */
-  simCheck(d: DescOf<K>, sim: SimState): string | null;
+  /** links: what it refers to, made after every description exists (src/plan/links.ts) */
+  links?(d: DescOf<K>): Link[];
+  /** replay: queue the call that makes link `index`, the description at `fd`, its target at the link's fd */
+  link?(d: DescOf<K>, index: number, fd: number, q: CallQueue): void;
+  /** plan text of that call */
+  linkText?(d: DescOf<K>, index: number, fd: number): string;
+  /** simulator: make link `index` */
+  simLink?(proc: SimCalls, d: DescOf<K>, index: number, fd: number): void;
+  /**
+   * simulator: what differs between the simulated description and the image's (kind and flags
+   * are compared already), or null; `idOf` names a simulated description by its image id
+   */
+  simCheck(d: DescOf<K>, sim: SimState, idOf: (sim: object) => number | undefined): string | null;
   /** show: the path, position or state column */
   detail(d: DescOf<K>): string;
   /** diff: one clause per field of this kind that differs (A first), for descriptions of this kind on both sides */

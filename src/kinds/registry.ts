@@ -4,6 +4,7 @@
 import type { DescKind } from '../model/fdtable.js';
 import { chr } from './chr.js';
 import { dir } from './dir.js';
+import { epoll } from './epoll.js';
 import { eventfd } from './eventfd.js';
 import { fifo } from './fifo.js';
 import { file } from './file.js';
@@ -11,7 +12,7 @@ import type { DescOf, KindModule } from './kind.js';
 import { opath } from './opath.js';
 import { pipe } from './pipe.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, chr, eventfd, dir };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, chr, eventfd, dir, epoll };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

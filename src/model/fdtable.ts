@@ -93,8 +93,31 @@ export interface OpathDesc extends DescBase {
   type: PathType;
 }
 
+/**
+ * One entry of an epoll's interest list (fdinfo `tfd: events: data:`). The kernel keys it by the
+ * watched file and the fd number it was added with: `target` is the description (it may sit at
+ * another number now, or be dup'ed), `fd` the number, kept so that the program's later
+ * EPOLL_CTL_MOD/DEL on that number find it.
+ */
+export interface EpollItem {
+  /** the fd number it was added with (the key's number, not necessarily an fd of the process now) */
+  fd: number;
+  /** Desc.id of the watched description */
+  target: number;
+  /** the event mask as the kernel keeps it (EPOLLERR|EPOLLHUP added by epoll_ctl included) */
+  events: number;
+  /** the 64-bit user data, 16 hex digits */
+  data: string;
+}
+
+/** An epoll instance (src/kinds/epoll.ts): made with epoll_create1, its items re-added once every target exists. */
+export interface EpollDesc extends DescBase {
+  kind: 'epoll';
+  items: EpollItem[];
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -21,6 +21,7 @@ function positionOf(d: Desc): string {
     case 'pipe':
     case 'fifo':
     case 'eventfd':
+    case 'epoll':
     case 'opath':
       return '0';
     default: {

@@ -24,6 +24,8 @@ export function formatOp(op: Op): string {
       return `fcntl(${op.fd}, F_SETPIPE_SZ, ${op.size})`;
     case 'create':
       return `${op.call} = ${op.fd}    description ${op.desc}`;
+    case 'link':
+      return `${op.call}    description ${op.desc} item ${op.item}`;
     case 'lseek':
       return `lseek(${op.fd}, ${op.offset}, SEEK_SET)`;
     case 'write':

@@ -31,6 +31,12 @@ export type Op =
    * `call` says it in words.
    */
   | { op: 'create'; desc: number; cloexec: boolean; fd: number; call: string }
+  /**
+   * A link its kind makes once every description exists (an epoll's item `item`: epoll_ctl ADD
+   * of the description at `fd` watching the one at the item's fd number, src/plan/links.ts);
+   * `call` says it in words.
+   */
+  | { op: 'link'; desc: number; item: number; fd: number; call: string }
   /** write the pipe's queued bytes (all of Pipe.data, one write per packet if packets) into fd */
   | { op: 'write'; fd: number; pipe: number; bytes: number }
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */

@@ -2,7 +2,8 @@
 // compiled once per process and instantiated with nothing but env.abort.
 
 import { readFileSync } from 'node:fs';
-import { CrError, EXIT_BAD_INPUT } from '../errors.js';
+import { addLinks } from './links.js';
+import { PlanImpossible } from './planner-error.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { Plan } from './ops.js';
 import type { PlanTarget } from '../model/restore-target.js';
@@ -14,13 +15,7 @@ import {
   WARN_HARD_LIMIT_LOWERED,
 } from '../abi.js';
 
-/** No plan can exist for this input; the message says why. */
-export class PlanImpossible extends CrError {
-  constructor(message: string) {
-    super(message, EXIT_BAD_INPUT);
-    this.name = 'PlanImpossible';
-  }
-}
+export { PlanImpossible };
 
 interface PlannerExports {
   memory: WebAssembly.Memory;
@@ -70,7 +65,7 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
   }
   const out = new Int32Array(wasm.memory.buffer, wasm.output(), wasm.outputLength()).slice();
   if (code !== 0) throw new PlanImpossible(explain(code, out[1], out[2], table, target));
-  const ops = decodeOps(out, HEADER_WORDS, out[3], table, enc);
+  const ops = addLinks(decodeOps(out, HEADER_WORDS, out[3], table, enc), table, target);
   const warnings: string[] = [];
   if (out[4] & WARN_HARD_LIMIT_LOWERED) {
     warnings.push(`hard RLIMIT_NOFILE ${table.rlimit.hard} is above the target's ${target.rlimit.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${target.rlimit.hard}`);

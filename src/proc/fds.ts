@@ -16,6 +16,8 @@ export interface ProcFd {
   posText: string;
   /** every fdinfo line as name -> value text (eventfd-count, eventfd-semaphore, ...) */
   info: Map<string, string>;
+  /** the whole fdinfo text, for kinds with lines that repeat (an epoll's `tfd:` items) */
+  text: string;
   /** fdinfo `flags` without O_CLOEXEC: what F_GETFL returns */
   flags: number;
   /** fdinfo's O_CLOEXEC bit, which is the fd's FD_CLOEXEC */
@@ -54,14 +56,11 @@ function parseFdinfo(text: string): Fdinfo {
   return { pos, posText, flags, info };
 }
 
-function readFdinfo(pid: number, fd: number): Fdinfo {
-  return parseFdinfo(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
-}
-
 export function readProcFd(pid: number, fd: number): ProcFd {
   const path = `/proc/${pid}/fd/${fd}`;
   const link = readlinkSync(path);
   const stat = statSync(path);
-  const info = readFdinfo(pid, fd);
-  return { fd, link, stat, pos: info.pos, posText: info.posText, info: info.info, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
+  const text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+  const info = parseFdinfo(text);
+  return { fd, link, stat, pos: info.pos, posText: info.posText, info: info.info, text, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
 }

@@ -279,6 +279,17 @@ class Replayer {
         });
         return;
       }
+      case 'link': {
+        const d = this.descs.get(op.desc);
+        const kind = d === undefined ? undefined : kindOf(d);
+        if (d === undefined || kind?.link === undefined) throw new OpFailure(`the image has no description ${op.desc} with links`);
+        if (this.batch.room() < 64 + 2 * RECORD_BYTES) this.flush();
+        kind.link(d, op.item, op.fd, {
+          call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
+          put: (data) => this.batch.put(data),
+        });
+        return;
+      }
       case 'write':
         this.write(op);
         return;

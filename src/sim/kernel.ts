@@ -26,7 +26,7 @@ import {
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
-import type { NodeType } from '../kinds/kind.js';
+import type { NodeType, SimItem } from '../kinds/kind.js';
 
 export const PAGE_SIZE = 4096;
 /** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
@@ -43,6 +43,7 @@ const O_TMPFILE_BIT = 0o20000000;
  */
 export type SimErrno =
   | 'EBADF'
+  | 'EEXIST'
   | 'EMFILE'
   | 'EINVAL'
   | 'EPERM'
@@ -119,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -130,6 +131,10 @@ export class SimDesc {
   /** an eventfd's counter and mode */
   count = 0n;
   semaphore = false;
+  /** an epoll's interest list (targets are SimDescs) */
+  items: SimItem[] = [];
+  /** the epolls watching this description: its last close takes it off their lists (eventpoll_release) */
+  readonly watchers = new Set<SimDesc>();
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -189,6 +194,11 @@ export interface FdEntry {
 const PROC_FD = /^\/proc\/self\/fd\/(0|[1-9][0-9]{0,9})$/;
 const OPEN_KNOWN = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | O_NOATIME | O_CLOEXEC | O_SYNC | O_NOCTTY | O_NOFOLLOW | O_DIRECTORY;
 const PIPE2_FLAGS = O_CLOEXEC | O_NONBLOCK | O_DIRECT;
+/** uapi/linux/eventpoll.h */
+const EPOLLERR = 0x8;
+const EPOLLHUP = 0x10;
+const EPOLLEXCLUSIVE = 1 << 28;
+
 /** EFD_SEMAPHORE; eventfd2 takes it with O_NONBLOCK and O_CLOEXEC (fs/eventfd.c EFD_FLAGS_SET). */
 const EFD_SEMAPHORE = 1;
 const EVENTFD_MAX = 0xfffffffffffffffen;
@@ -405,6 +415,34 @@ export class SimProcess {
     return 8;
   }
 
+  /** epoll_create1(flags): an empty interest list, O_RDWR. */
+  epollCreate1(flags: number): number {
+    const call = (): string => `epoll_create1(${flags})`;
+    if ((flags & ~O_CLOEXEC) !== 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    this.install(fd, this.describe('epoll', O_RDWR, null, null), (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /**
+   * epoll_ctl(epfd, EPOLL_CTL_ADD, fd, {events, data}): the item is keyed by the file at `fd` and
+   * the number `fd`; EPOLLERR|EPOLLHUP are always added. Regular files and directories cannot be
+   * polled (EPERM), an O_PATH fd is no file to epoll (EBADF).
+   */
+  epollCtlAdd(epfd: number, fd: number, events: number, data: bigint): void {
+    const call = (): string => `epoll_ctl(${epfd}, EPOLL_CTL_ADD, ${fd}, {${events >>> 0}, ${data}})`;
+    const ep = this.lookup(epfd, call);
+    const target = this.lookup(fd, call);
+    if (target.kind === 'opath' || ep.kind === 'opath') throw new SimError(call, 'EBADF');
+    if (ep.kind === 'foreign' || target.kind === 'foreign') throw new SimError(call, 'REFUSED', 'a file of the target the simulator knows nothing of');
+    if (ep.kind !== 'epoll' || ep === target) throw new SimError(call, 'EINVAL');
+    if (target.kind === 'file' || target.kind === 'dir') throw new SimError(call, 'EPERM');
+    if ((events & EPOLLEXCLUSIVE) !== 0 && target.kind === 'epoll') throw new SimError(call, 'EINVAL');
+    if (ep.items.some((i) => i.target === target && i.fd === fd)) throw new SimError(call, 'EEXIST');
+    ep.items.push({ fd, target, events: (events | EPOLLERR | EPOLLHUP) >>> 0, data });
+    target.watchers.add(ep);
+  }
+
   /** dup2(from, to) */
   dup2(from: number, to: number): number {
     const call = (): string => `dup2(${from}, ${to})`;
@@ -457,7 +495,7 @@ export class SimProcess {
     // fcntl on an O_PATH fd knows only F_DUPFD*, F_GETFD, F_SETFD and F_GETFL.
     if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
     // An eventfd (anon inode) and a directory cannot do direct I/O.
-    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
+    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
     // whose file system does direct I/O; character devices refuse it.
     if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');
@@ -612,6 +650,9 @@ export class SimProcess {
     this.used.set(fd, false);
     const desc = entry.desc;
     if (--desc.refs > 0) return;
+    // A file's last close takes its items off every epoll; an epoll's, its place among its targets' watchers.
+    for (const ep of desc.watchers) ep.items = ep.items.filter((i) => i.target !== desc);
+    for (const i of desc.items) (i.target as SimDesc).watchers.delete(desc);
     const pipe = desc.pipe;
     if (!pipe) return;
     if (desc.readable) pipe.readers--;

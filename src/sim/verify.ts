@@ -44,6 +44,15 @@ class Identity {
   readonly pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
   readonly pipeBack = new Map<SimPipe, { id: number; desc: number }>();
   readonly written = new Set<number>();
+  /**
+   * Checks of descriptions that name others (an epoll's targets), run once every process is
+   * compared: a target may be held only by a process compared later.
+   */
+  readonly deferred: Array<() => void> = [];
+}
+
+function runDeferred(shared: Identity): void {
+  for (const check of shared.deferred) check();
 }
 
 function outcome(body: () => void): VerifyResult {
@@ -66,6 +75,7 @@ export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyRe
       throw new Failure('a plan of one process forks');
     });
     compare(table, target, proc, targetFds, shared, '');
+    runDeferred(shared);
   });
 }
 
@@ -124,6 +134,7 @@ export function verifyTree(tables: FdTables, target: PlanTarget, tree: TreePlan)
         throw err;
       }
     }
+    runDeferred(shared);
   });
 }
 
@@ -147,6 +158,7 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   setpipesz: ['fd', 'size'],
   lseek: ['fd'],
   create: ['desc', 'fd'],
+  link: ['desc', 'item', 'fd'],
   write: ['fd', 'pipe', 'bytes'],
   prlimit: ['soft', 'hard'],
   fork: ['pid'],
@@ -286,6 +298,15 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       expect('fd', op.fd, make(proc, d, op.cloexec));
       return;
     }
+    case 'link': {
+      const d = descs.get(op.desc);
+      const link = d === undefined ? undefined : kindOf(d).simLink;
+      if (d === undefined || link === undefined || !(op.item < (kindOf(d).links?.(d).length ?? 0))) {
+        throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} with a link ${op.item}`, i);
+      }
+      link(proc, d, op.item, op.fd);
+      return;
+    }
     case 'write': {
       const pipe = pipes.get(op.pipe);
       if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
@@ -374,8 +395,12 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (sim.flags !== d.flags) throw new Failure(`${where} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
     const path = pathOf(d);
     if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
-    const differs = kindOf(d).simCheck(d, sim);
-    if (differs !== null) throw new Failure(`${where} ${differs}`);
+    const judge = (prefix: string): void => {
+      const differs = kindOf(d).simCheck(d, sim, (s) => descBack.get(s as SimDesc)?.id);
+      if (differs !== null) throw new Failure(`${prefix}${where} ${differs}`);
+    };
+    if ((kindOf(d).links?.(d).length ?? 0) > 0) shared.deferred.push(() => judge(who));
+    else judge('');
     const pipe = pipeOf(d);
     if (pipe === undefined) continue;
     const simPipe = sim.pipe!;

@@ -1,0 +1,233 @@
+// The event family of fds (src/kinds/: epoll), end to end: a C program
+// (test/fixtures/events-selfcheck.c) holds them, checks them itself (interest lists as fdinfo shows
+// them, which description each item watches by kcmp KCMP_EPOLL_TFD, the ready sets, a one-shot and
+// an exclusive item firing) before and after a whole-process dump, and again in every restore
+// mode: `-- CMD`, `--into` a target whose own fds collide (with and without --exact), and
+// restart. Plans checked by the simulator, show and diff, bad descriptions, and a dump refused
+// for an epoll watching a file no fd of the process holds.
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { closeFd, openFile } from '../bridge/file.js';
+import { kill, SIGUSR1 } from '../bridge/signal.js';
+import { spawn } from '../bridge/spawn.js';
+import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables } from '../src/model/fdtable.js';
+import { planRestore } from '../src/plan/planner.js';
+import { verify } from '../src/sim/verify.js';
+import { cr, ROOT } from './helpers/cli.js';
+import { assertRunning, waitFile } from './helpers/fdlayout.js';
+import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+
+const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
+const SYS_rt_sigtimedwait = 128;
+const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14];
+
+const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
+
+function verdict(pid: number, dir: string): string {
+  rmSync(join(dir, 'result'), { force: true });
+  kill(pid, SIGUSR1);
+  return waitFile(dir, 'result');
+}
+
+type Mode = 'fresh' | 'into' | 'into --exact' | 'restart';
+
+async function cell(image: string, dir: string, mode: Mode): Promise<string> {
+  const pids: number[] = [];
+  try {
+    rmSync(join(dir, 'ready'), { force: true });
+    if (mode === 'fresh' || mode === 'restart') {
+      const r = await cr(['restore', image, '--detach', ...(mode === 'fresh' ? ['--', PROG, 'check', dir] : [])]);
+      if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
+      const pid = Number(r.stdout.trim());
+      pids.push(pid);
+      if (mode === 'fresh') waitFile(dir, 'ready');
+      return verdict(pid, dir);
+    }
+    // The target holds /dev/null at 0, 1, 2, 4 and at every number of the image.
+    const exact = mode === 'into --exact';
+    const devNull = openFile('/dev/null', O_RDWR);
+    let pid: number;
+    try {
+      pid = spawn([PROG, 'check', dir, exact ? '-' : '0,1,2,4'], { fds: [0, 1, 2, 4, ...IMAGE_FDS].map((fd): [number, number] => [devNull, fd]) });
+    } finally {
+      closeFd(devNull);
+    }
+    pids.push(pid);
+    waitFile(dir, 'ready');
+    waitInSyscall(pid, SYS_rt_sigtimedwait);
+    const r = await cr(['restore', image, '--into', String(pid), ...(exact ? ['--exact'] : [])]);
+    if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
+    return verdict(pid, dir);
+  } finally {
+    for (const pid of pids) ensureReaped(pid);
+  }
+}
+
+test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive): PASS before and after the dump and in every restore mode', async () => {
+  const dir = tempDir('modes');
+  try {
+    const image = join(dir, 'image');
+    const pid = spawn([PROG, 'build', dir], { fds: [] });
+    let table: FdTable;
+    try {
+      waitFile(dir, 'ready');
+      assert.is(verdict(pid, dir), 'PASS\n', 'as built');
+      const d = await cr(['dump', '--pid', String(pid), '-o', image]);
+      assert.is(d.code, 0, d.stderr);
+      assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump');
+      table = onlyProcess(JSON.parse((await cr(['show', image, '--json'])).stdout) as FdTables);
+    } finally {
+      ensureReaped(pid);
+    }
+    const at = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
+    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd']);
+    const a = at(9);
+    assert.ok(a.kind === 'epoll');
+    // Item 12 watches fd 8's description, item 13 fd 14's (fd 13 now holds fd 7's).
+    const item = (fd: number) => a.items.find((i) => i.fd === fd)!;
+    assert.is(item(12).target, at(8).id);
+    assert.is(item(13).target, at(14).id);
+    assert.is(item(5).data, '1122334455667788');
+    assert.is(item(5).events >>> 0, 0x80000019);
+    const failed: string[] = [];
+    for (const mode of ['fresh', 'into', 'into --exact', 'restart'] as Mode[]) {
+      const v = await cell(image, dir, mode);
+      if (v !== 'PASS\n') failed.push(`${mode}: ${v.trim().replace(/\n/g, '; ')}`);
+    }
+    assert.equal(failed, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const table = (descs: FdTable['descs'], fds: Array<[number, number, boolean?]>): FdTable => ({
+  fds: fds.map(([fd, desc, cloexec]) => ({ fd, desc, cloexec: cloexec ?? false })),
+  descs,
+  pipes: [],
+  rlimit: { soft: 1024, hard: 1024 },
+});
+
+/** An epoll (fd 9) watching an eventfd at its own number (3), at a number now free (20), at one another eventfd holds (4), and an epoll watching it. */
+const EPOLLS = table(
+  [
+    { id: 0, kind: 'eventfd', flags: 0o2, count: 1, semaphore: false },
+    { id: 1, kind: 'eventfd', flags: 0o2, count: 0, semaphore: false },
+    { id: 2, kind: 'epoll', flags: 0o2, items: [
+      { fd: 3, target: 0, events: 0x19, data: '0000000000000003' },
+      { fd: 20, target: 0, events: 0x80000019, data: 'ffffffffffffffff' },
+      { fd: 4, target: 0, events: 0x40000000, data: '0000000000000004' },
+    ] },
+    { id: 3, kind: 'epoll', flags: 0o4002, items: [{ fd: 9, target: 2, events: 0x19, data: '0000000000000009' }] },
+  ],
+  [[3, 0], [4, 1, true], [9, 2, true], [10, 3]],
+);
+
+test('plans of epolls pass the simulator, fresh and into a target whose fds collide; one without its links does not', () => {
+  for (const mode of ['fresh', 'into', 'into-exact'] as const) {
+    const target = { fds: [0, 1, 2, 3, 9], rlimit: { soft: 1024, hard: 1024 }, mode };
+    const plan = planRestore(EPOLLS, target);
+    assert.equal(verify(EPOLLS, target, plan), { ok: true }, mode);
+    assert.is(plan.ops.filter((o) => o.op === 'link').length, 4, mode);
+  }
+  const target = { fds: [], rlimit: { soft: 1024, hard: 1024 }, mode: 'fresh' as const };
+  const plan = planRestore(EPOLLS, target);
+  const texts = plan.ops.map((o) => (o.op === 'link' ? o.call : ''));
+  assert.ok(texts.includes('epoll_ctl(9, EPOLL_CTL_ADD, 20, {IN|ERR|HUP|ET, 0xffffffffffffffff})'), texts.join('\n'));
+  const noLink = { ...plan, ops: plan.ops.filter((o) => !(o.op === 'link' && o.item === 1 && o.desc === 2)) };
+  assert.match(String((verify(EPOLLS, target, noLink) as { reason: string }).reason), /fd 9 \(description 2\) watches \[3\/0\/25\/3, 4\/0\/1073741848\/4\] \(fd\/description\/events\/data\), the image says \[20\/0\//);
+  // The item at fd 20 made through fd 4 (not 20) is another item: the simulator tells.
+  const wrongNumber = { ...plan, ops: plan.ops.map((o) => (o.op === 'dup2' && o.to === 20 ? { ...o, to: 21 } : o.op === 'close' && o.fd === 20 ? { ...o, fd: 21 } : o)) };
+  assert.is(verify(EPOLLS, target, wrongNumber).ok, false);
+  // An item's number at or above the soft limit, and no number to hold fd 4's eventfd aside below it: refused in words.
+  const low = { fds: [], rlimit: { soft: 11, hard: 11 }, mode: 'fresh' as const };
+  assert.throws(() => planRestore({ ...EPOLLS, rlimit: low.rlimit }, low), /description 2 \(epoll\) item 1 is kept under fd 20, not below the soft RLIMIT_NOFILE 11/);
+  const without20 = structuredClone(EPOLLS);
+  if (without20.descs[2]!.kind === 'epoll') without20.descs[2]!.items.splice(1, 1);
+  assert.throws(() => planRestore({ ...without20, rlimit: low.rlimit }, low), /description 2 \(epoll\) item 1: no fd number above the table's is free below the soft RLIMIT_NOFILE 11 to hold fd 4 aside/);
+});
+
+test('show and diff print and compare epoll items', async () => {
+  const dir = tempDir('show');
+  try {
+    const b = structuredClone(EPOLLS);
+    const ep = b.descs[2]!;
+    if (ep.kind === 'epoll') ep.items[1]!.events = 0x19;
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(oneProcess(EPOLLS, 1)));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(oneProcess(b, 1)));
+    const shown = await cr(['show', join(dir, 'a.json')]);
+    assert.is(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /epoll .*fd 20 \(description 0\) IN\|ERR\|HUP\|ET data 0xffffffffffffffff/);
+    const diff = await cr(['diff', join(dir, 'a.json'), join(dir, 'b.json')]);
+    assert.is(diff.code, 1);
+    assert.equal(diff.stdout.trim().split('\n'), ['fd 9: items [fd 20 (description 0) IN|ERR|HUP|ET data 0xffffffffffffffff] only in A, [fd 20 (description 0) IN|ERR|HUP data 0xffffffffffffffff] only in B']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad epoll descriptions are one line each', async () => {
+  const dir = tempDir('bad');
+  try {
+    const evfd = { id: 0, kind: 'eventfd', flags: 0o2, count: 0, semaphore: false };
+    const ep = (items: unknown[], flags = 0o2) => ({ id: 1, kind: 'epoll', flags, items });
+    const it = (target: number, more: Record<string, unknown> = {}) => ({ fd: 3, target, events: 0x19, data: '0000000000000001', ...more });
+    const cases: Array<[unknown[], RegExp]> = [
+      [[evfd, ep([it(0)], 0o0)], /an epoll is O_RDWR/],
+      [[evfd, ep([it(7)])], /items\[0\]\.target: no description with id 7/],
+      [[evfd, ep([it(1)])], /an epoll cannot watch itself/],
+      [[evfd, ep([it(0), it(0)])], /description 0 at fd 3 is watched twice/],
+      [[evfd, ep([it(0, { data: '1' })])], /data: expected 16 lowercase hex digits/],
+      [[evfd, ep([it(0, { events: 0x10000000 | 0x2000 })])], /EPOLLEXCLUSIVE with RDHUP/],
+      [[{ id: 0, kind: 'file', flags: 0o100000, path: '/etc/hostname', offset: 0 }, ep([it(0)])], /a file, which epoll cannot watch/],
+      [[{ id: 0, kind: 'epoll', flags: 2, items: [it(1)] }, ep([it(0)])], /epolls watching each other in a loop/],
+    ];
+    for (const [descs, why] of cases) {
+      const t = { descs, pipes: [], processes: [{ pid: 1, fds: [{ fd: 3, desc: 0, cloexec: false }, { fd: 4, desc: 1, cloexec: false }], rlimit: { soft: 1024, hard: 1024 } }] };
+      writeFileSync(join(dir, 't.json'), JSON.stringify(t));
+      const r = await cr(['plan', join(dir, 't.json'), '--target-fds', '0-2']);
+      assert.is(r.code, 2, `${JSON.stringify(descs)}: ${r.stderr}`);
+      assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, why);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an epoll watching a pipe only a child process holds is refused at dump in one line, and the process runs on', async () => {
+  const dir = tempDir('orphan');
+  const script = [
+    'import os, select, sys, time',
+    'r, w = os.pipe()',
+    'ep = select.epoll()',
+    'ep.register(r, select.EPOLLIN)',
+    'pid = os.fork()',
+    'if pid == 0:',
+    '    time.sleep(1000)',
+    '    os._exit(0)',
+    'os.close(r)',
+    `open(sys.argv[1] + '/child', 'w').write(str(pid))`,
+    `open(sys.argv[1] + '/ready', 'w').close()`,
+    'time.sleep(1000)',
+  ].join('\n');
+  const pid = spawn(['python3', '-S', '-c', script, dir], { fds: [] });
+  let child = 0;
+  try {
+    waitFile(dir, 'ready');
+    child = Number(readFileSync(join(dir, 'child'), 'utf8'));
+    const r = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'image')]);
+    assert.is(r.code, 1, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /is an epoll, which cr cannot dump \(it watches a file \(inode \d+, added as fd \d+\) that no fd of the process holds/);
+    assertRunning(pid);
+  } finally {
+    if (child > 0) ensureReaped(child);
+    ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
