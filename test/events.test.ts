@@ -15,6 +15,7 @@ import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
+import { SimProcess, SimWorld } from '../src/sim/kernel.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { assertRunning, waitFile } from './helpers/fdlayout.js';
@@ -22,7 +23,7 @@ import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
 const SYS_rt_sigtimedwait = 128;
-const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14];
+const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
 
@@ -66,7 +67,7 @@ async function cell(image: string, dir: string, mode: Mode): Promise<string> {
   }
 }
 
-test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive): PASS before and after the dump and in every restore mode', async () => {
+test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) and a signalfd: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
@@ -83,7 +84,13 @@ test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot
       ensureReaped(pid);
     }
     const at = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
-    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd']);
+    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd']);
+    // The absolute timer keeps its expiry (read a few microseconds late at most), the disarmed one its ticks.
+    const t18 = at(18);
+    assert.ok(t18.kind === 'timerfd' && t18.settime === 3 && t18.clock === 0 && t18.interval === '3000000000');
+    assert.ok(Math.abs(Number(BigInt(t18.value) - 2_000_000_000n * 1_000_000_000n)) < 1e9, t18.value);
+    assert.equal(at(17), { id: at(17).id, kind: 'timerfd', flags: 0o2, clock: 1, settime: 0, value: '0', interval: '0', ticks: 5 });
+    assert.equal(at(20), { id: at(20).id, kind: 'signalfd', flags: 0o4002, mask: '0000001000000800' });
     const a = at(9);
     assert.ok(a.kind === 'epoll');
     // Item 12 watches fd 8's description, item 13 fd 14's (fd 13 now holds fd 7's).
@@ -149,6 +156,59 @@ test('plans of epolls pass the simulator, fresh and into a target whose fds coll
   assert.throws(() => planRestore({ ...without20, rlimit: low.rlimit }, low), /description 2 \(epoll\) item 1: no fd number above the table's is free below the soft RLIMIT_NOFILE 11 to hold fd 4 aside/);
 });
 
+const TIMERS = table(
+  [
+    { id: 0, kind: 'timerfd', flags: 0o4002, clock: 1, settime: 0, value: '970000000000', interval: '0', ticks: 0 },
+    { id: 1, kind: 'timerfd', flags: 0o2, clock: 0, settime: 3, value: '2000000000000000000', interval: '3000000000', ticks: 2 ** 40 },
+    { id: 2, kind: 'timerfd', flags: 0o2, clock: 7, settime: 0, value: '0', interval: '0', ticks: 5 },
+    { id: 3, kind: 'signalfd', flags: 0o4002, mask: '0000001000000800' },
+    { id: 4, kind: 'epoll', flags: 0o2, items: [{ fd: 5, target: 2, events: 0x19, data: '0000000000000005' }, { fd: 4, target: 3, events: 0x19, data: '0000000000000004' }] },
+  ],
+  [[3, 0], [4, 1, true], [5, 2], [6, 3, true], [7, 4]],
+);
+
+test('plans of timerfds and signalfds pass the simulator, which knows settime clears the ticks', () => {
+  for (const mode of ['fresh', 'into', 'into-exact'] as const) {
+    const target = { fds: [0, 1, 2, 3, 5], rlimit: { soft: 1024, hard: 1024 }, mode };
+    assert.equal(verify(TIMERS, target, planRestore(TIMERS, target)), { ok: true }, mode);
+  }
+  const target = { fds: [], rlimit: { soft: 1024, hard: 1024 }, mode: 'fresh' as const };
+  const plan = planRestore(TIMERS, target);
+  const calls = plan.ops.flatMap((o) => (o.op === 'create' ? [o.call] : []));
+  assert.ok(calls.includes('timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC) + settime(2000000000 s absolute, every 3 s) + ticks 1099511627776'), calls.join('\n'));
+  assert.ok(calls.includes('signalfd4(-1, {12,37}, SFD_NONBLOCK|SFD_CLOEXEC)'), calls.join('\n'));
+  // The simulated kernel's order matters as the kernel's does: timerfd_settime sets the ticks to 0,
+  // TFD_IOC_SET_TICKS refuses 0, signalfd4 drops SIGKILL and SIGSTOP.
+  const proc = new SimProcess(new SimWorld(), { soft: 64, hard: 64 });
+  const fd = proc.timerfdCreate(1, 0);
+  proc.timerfdSetTicks(fd, 5n);
+  proc.timerfdSettime(fd, 0, 10n, 0n);
+  assert.is(proc.get(fd)!.desc.timer!.ticks, 0);
+  assert.throws(() => proc.timerfdSetTicks(fd, 0n), /EINVAL/);
+  assert.is(proc.get(proc.signalfd4((1n << 8n) | (1n << 11n), 0))!.desc.mask, 1n << 11n);
+});
+
+test('show and diff print and compare timerfds and signalfds', async () => {
+  const dir = tempDir('show-timers');
+  try {
+    const b = structuredClone(TIMERS);
+    (b.descs[0] as { value: string }).value = '960000000000';
+    (b.descs[3] as { mask: string }).mask = '0000000000000800';
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(oneProcess(TIMERS, 1)));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(oneProcess(b, 1)));
+    const shown = await cr(['show', join(dir, 'a.json')]);
+    assert.is(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /timerfd .*CLOCK_MONOTONIC, in 970 s/);
+    assert.match(shown.stdout, /timerfd .*CLOCK_REALTIME, at 2000000000 s, every 3 s, cancel on set, 1099511627776 unread/);
+    assert.match(shown.stdout, /signalfd .*signals 12,37/);
+    const diff = await cr(['diff', join(dir, 'a.json'), join(dir, 'b.json')]);
+    assert.is(diff.code, 1);
+    assert.equal(diff.stdout.trim().split('\n'), ['fd 3: expiry 970 s in A, 960 s in B', 'fd 6: signals 12,37 in A, 12 in B']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('show and diff print and compare epoll items', async () => {
   const dir = tempDir('show');
   try {
@@ -168,7 +228,7 @@ test('show and diff print and compare epoll items', async () => {
   }
 });
 
-test('bad epoll descriptions are one line each', async () => {
+test('bad epoll, timerfd and signalfd descriptions are one line each', async () => {
   const dir = tempDir('bad');
   try {
     const evfd = { id: 0, kind: 'eventfd', flags: 0o2, count: 0, semaphore: false };
@@ -183,6 +243,11 @@ test('bad epoll descriptions are one line each', async () => {
       [[evfd, ep([it(0, { events: 0x10000000 | 0x2000 })])], /EPOLLEXCLUSIVE with RDHUP/],
       [[{ id: 0, kind: 'file', flags: 0o100000, path: '/etc/hostname', offset: 0 }, ep([it(0)])], /a file, which epoll cannot watch/],
       [[{ id: 0, kind: 'epoll', flags: 2, items: [it(1)] }, ep([it(0)])], /epolls watching each other in a loop/],
+      [[evfd, { id: 1, kind: 'timerfd', flags: 2, clock: 3, settime: 0, value: '0', interval: '0', ticks: 0 }], /clock: 3 is not a clock timerfd_create takes/],
+      [[evfd, { id: 1, kind: 'timerfd', flags: 2, clock: 1, settime: 3, value: '0', interval: '0', ticks: 0 }], /CANCEL_ON_SET goes with TFD_TIMER_ABSTIME on a CLOCK_REALTIME clock only/],
+      [[evfd, { id: 1, kind: 'timerfd', flags: 2, clock: 1, settime: 0, value: 5, interval: '0', ticks: 0 }], /value: expected nanoseconds below 2\^63 as a decimal string/],
+      [[evfd, { id: 1, kind: 'signalfd', flags: 2, mask: '0000000000000100' }], /SIGKILL and SIGSTOP are never in a signalfd's mask/],
+      [[evfd, { id: 1, kind: 'signalfd', flags: 0, mask: '0000000000000200' }], /a signalfd is O_RDWR/],
     ];
     for (const [descs, why] of cases) {
       const t = { descs, pipes: [], processes: [{ pid: 1, fds: [{ fd: 3, desc: 0, cloexec: false }, { fd: 4, desc: 1, cloexec: false }], rlimit: { soft: 1024, hard: 1024 } }] };

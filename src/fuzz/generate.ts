@@ -170,6 +170,28 @@ function addEventfd(b: Builder): void {
   addDesc(b, { kind: 'eventfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), count, semaphore: rng.chance(0.3) });
 }
 
+/** A timerfd on each clock: disarmed, relative or absolute, periodic or not, with unread expirations or none. */
+function addTimerfd(b: Builder): void {
+  const rng = b.rng;
+  const clock = rng.pick([0, 1, 7, 8, 9]);
+  const abs = rng.chance(0.3);
+  const settime = abs ? 1 | ((clock === 0 || clock === 8) && rng.chance(0.3) ? 2 : 0) : 0;
+  const ns = (): string => String(BigInt(rng.int(0, 2 ** 31)) * BigInt(rng.pick([1, 1000, 1_000_000, 1_000_000_000])));
+  const armed = rng.chance(0.7);
+  const value = armed ? ns() : '0';
+  const interval = rng.chance(0.5) ? ns() : '0';
+  const ticks = rng.weighted([[5, () => 0], [3, () => rng.int(1, 100)], [1, () => rng.int(0, 2 ** 53 - 1)]])();
+  addDesc(b, { kind: 'timerfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), clock, settime, value, interval, ticks });
+}
+
+/** A signalfd: any mask of the 64 signals but SIGKILL and SIGSTOP. */
+function addSignalfd(b: Builder): void {
+  const rng = b.rng;
+  let mask = 0n;
+  for (let s = 1; s <= 64; s++) if (s !== 9 && s !== 19 && rng.chance(0.15)) mask |= 1n << BigInt(s - 1);
+  addDesc(b, { kind: 'signalfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), mask: mask.toString(16).padStart(16, '0') });
+}
+
 /** An epoll: its items are chosen once every description has its id and numbers (linkEpolls). */
 function addEpoll(b: Builder): void {
   addDesc(b, { kind: 'epoll', flags: O_RDWR | someOf(b.rng, 0.3, [O_NONBLOCK]), items: [] });
@@ -189,7 +211,7 @@ function linkEpolls(rng: Rng, descs: Desc[], fds: Fd[], soft: number): void {
   const epolls = descs.filter((d): d is Extract<Desc, { kind: 'epoll' }> => d.kind === 'epoll');
   const flat = new Set(epolls.filter(() => rng.chance(0.6)).map((d) => d.id));
   for (const ep of epolls) {
-    const watchable = descs.filter((d) => d.kind === 'pipe' || d.kind === 'fifo' || d.kind === 'eventfd' || (d.kind === 'epoll' && d.id !== ep.id && flat.has(d.id) && !flat.has(ep.id)));
+    const watchable = descs.filter((d) => d.kind === 'pipe' || d.kind === 'fifo' || d.kind === 'eventfd' || d.kind === 'timerfd' || d.kind === 'signalfd' || (d.kind === 'epoll' && d.id !== ep.id && flat.has(d.id) && !flat.has(ep.id)));
     if (watchable.length === 0) continue;
     const seen = new Set<string>();
     for (let n = rng.int(0, 5); n > 0; n--) {
@@ -271,8 +293,8 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
   const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll]]],
-    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],

@@ -438,6 +438,8 @@ function descLies(): Lie[] {
   const eventfd = (p: Loose): Loose => addDesc(table(p), { kind: 'eventfd', flags: O_RDWR, count: 3, semaphore: false }) ?? skip();
   const dir = (p: Loose): Loose => addDesc(table(p), { kind: 'dir', flags: O_RDONLY | O_LARGEFILE | O_DIRECTORY, path: '/etc', offset: '0' }) ?? skip();
   const opath = (p: Loose): Loose => addDesc(table(p), { kind: 'opath', flags: O_PATH, path: '/etc/hostname', type: 'regular file' }) ?? skip();
+  const timerfd = (p: Loose): Loose => addDesc(table(p), { kind: 'timerfd', flags: O_RDWR, clock: 0, settime: 1, value: '2000000000000000000', interval: '0', ticks: 0 }) ?? skip();
+  const signalfd = (p: Loose): Loose => addDesc(table(p), { kind: 'signalfd', flags: O_RDWR, mask: '0000000000000200' }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
     const e = eventfd(p);
@@ -473,6 +475,18 @@ function descLies(): Lie[] {
       a.items[0].target = b.id;
       b.items[0].target = a.id;
     }],
+    ['a timerfd on clock 2 (CPU time)', (p) => void (timerfd(p).clock = 2)],
+    ['a timerfd value as a number', (p) => void (timerfd(p).value = 5)],
+    ['a timerfd value of 2^63', (p) => void (timerfd(p).value = '9223372036854775808')],
+    ['a timerfd interval with a sign', (p) => void (timerfd(p).interval = '-1')],
+    ['a timerfd with CANCEL_ON_SET alone', (p) => void (timerfd(p).settime = 2)],
+    ['a timerfd with CANCEL_ON_SET on CLOCK_MONOTONIC', (p) => { const t = timerfd(p); t.settime = 3; t.clock = 1; }],
+    ['a timerfd with settime flags 4', (p) => void (timerfd(p).settime = 4)],
+    ['a timerfd with -1 ticks', (p) => void (timerfd(p).ticks = -1)],
+    ['a signalfd mask with SIGKILL', (p) => void (signalfd(p).mask = '0000000000000100')],
+    ['a signalfd mask as a number', (p) => void (signalfd(p).mask = 512)],
+    ['a signalfd mask of 17 digits', (p) => void (signalfd(p).mask = '00000000000000200')],
+    ['a signalfd opened O_WRONLY', (p) => void (signalfd(p).flags = O_WRONLY)],
     ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
     ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
     ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],

@@ -36,6 +36,19 @@ export interface SimState {
   semaphore: boolean;
   /** an epoll's interest list */
   items: SimItem[];
+  /** a timerfd's settings */
+  timer: SimTimer | null;
+  /** a signalfd's mask */
+  mask: bigint;
+}
+
+/** A timerfd in the simulation: what timerfd_settime and TFD_IOC_SET_TICKS left. */
+export interface SimTimer {
+  clock: number;
+  settime: number;
+  value: string;
+  interval: string;
+  ticks: number;
 }
 
 /** The simulated calls a kind that makes its own descriptions uses (src/sim/kernel.ts SimProcess). */
@@ -44,10 +57,14 @@ export interface SimCalls {
   eventfdWrite(fd: number, value: bigint): number;
   epollCreate1(flags: number): number;
   epollCtlAdd(epfd: number, fd: number, events: number, data: bigint): void;
+  timerfdCreate(clock: number, flags: number): number;
+  timerfdSettime(fd: number, flags: number, value: bigint, interval: bigint): void;
+  timerfdSetTicks(fd: number, ticks: bigint): void;
+  signalfd4(mask: bigint, flags: number): number;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
-export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl';
+export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {

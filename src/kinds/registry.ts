@@ -10,9 +10,11 @@ import { fifo } from './fifo.js';
 import { file } from './file.js';
 import type { DescOf, KindModule } from './kind.js';
 import { opath } from './opath.js';
+import { signalfd } from './signalfd.js';
+import { timerfd } from './timerfd.js';
 import { pipe } from './pipe.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, chr, eventfd, dir, epoll };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, chr, eventfd, dir, epoll, timerfd, signalfd };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -116,8 +116,31 @@ export interface EpollDesc extends DescBase {
   items: EpollItem[];
 }
 
+/**
+ * A timerfd (src/kinds/timerfd.ts). `value`: with TFD_TIMER_ABSTIME in `settime`, the absolute
+ * expiry on its clock; otherwise the time left at dump (the time a restore resumes it with); "0"
+ * when disarmed. Times are ns as decimal text.
+ */
+export interface TimerfdDesc extends DescBase {
+  kind: 'timerfd';
+  /** CLOCK_REALTIME 0, CLOCK_MONOTONIC 1, CLOCK_BOOTTIME 7, the _ALARM ones 8 and 9 */
+  clock: number;
+  /** TFD_TIMER_ABSTIME 1, TFD_TIMER_CANCEL_ON_SET 2 */
+  settime: number;
+  value: string;
+  interval: string;
+  /** expirations counted but not read */
+  ticks: number;
+}
+
+/** A signalfd (src/kinds/signalfd.ts): the signals it reads, 64 bits as 16 lowercase hex digits. */
+export interface SignalfdDesc extends DescBase {
+  kind: 'signalfd';
+  mask: string;
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -22,6 +22,8 @@ function positionOf(d: Desc): string {
     case 'fifo':
     case 'eventfd':
     case 'epoll':
+    case 'timerfd':
+    case 'signalfd':
     case 'opath':
       return '0';
     default: {

@@ -26,7 +26,7 @@ import {
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
-import type { NodeType, SimItem } from '../kinds/kind.js';
+import type { NodeType, SimItem, SimTimer } from '../kinds/kind.js';
 
 export const PAGE_SIZE = 4096;
 /** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -135,6 +135,10 @@ export class SimDesc {
   items: SimItem[] = [];
   /** the epolls watching this description: its last close takes it off their lists (eventpoll_release) */
   readonly watchers = new Set<SimDesc>();
+  /** a timerfd's settings */
+  timer: SimTimer | null = null;
+  /** a signalfd's mask */
+  mask = 0n;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -443,6 +447,46 @@ export class SimProcess {
     target.watchers.add(ep);
   }
 
+  /** timerfd_create(clock, flags): a disarmed timer, O_RDWR plus O_NONBLOCK as asked. */
+  timerfdCreate(clock: number, flags: number): number {
+    const call = (): string => `timerfd_create(${clock}, ${flags})`;
+    if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0 || ![0, 1, 7, 8, 9].includes(clock)) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    const desc = this.describe('timerfd', O_RDWR | (flags & O_NONBLOCK), null, null);
+    desc.timer = { clock, settime: 0, value: '0', interval: '0', ticks: 0 };
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** timerfd_settime(fd, flags, {interval, value}): arms or disarms; the ticks go back to 0 (timerfd_setup). */
+  timerfdSettime(fd: number, flags: number, value: bigint, interval: bigint): void {
+    const call = (): string => `timerfd_settime(${fd}, ${flags}, {${value}, ${interval}})`;
+    const desc = this.lookup(fd, call);
+    if (desc.timer === null) throw new SimError(call, 'EINVAL');
+    if ((flags & ~3) !== 0 || value < 0n || interval < 0n) throw new SimError(call, 'EINVAL');
+    desc.timer = { ...desc.timer, settime: flags, value: String(value), interval: String(interval), ticks: 0 };
+  }
+
+  /** ioctl(fd, TFD_IOC_SET_TICKS, &ticks): EINVAL for 0. */
+  timerfdSetTicks(fd: number, ticks: bigint): void {
+    const call = (): string => `ioctl(${fd}, TFD_IOC_SET_TICKS, ${ticks})`;
+    const desc = this.lookup(fd, call);
+    if (desc.timer === null) throw new SimError(call, 'EINVAL');
+    if (ticks === 0n) throw new SimError(call, 'EINVAL');
+    desc.timer = { ...desc.timer, ticks: Number(ticks) };
+  }
+
+  /** signalfd4(-1, mask, 8, flags): a new signalfd; SIGKILL and SIGSTOP never in its mask. */
+  signalfd4(mask: bigint, flags: number): number {
+    const call = (): string => `signalfd4(-1, ${mask.toString(16)}, 8, ${flags})`;
+    if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    const desc = this.describe('signalfd', O_RDWR | (flags & O_NONBLOCK), null, null);
+    desc.mask = mask & ~((1n << 8n) | (1n << 18n));
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
   /** dup2(from, to) */
   dup2(from: number, to: number): number {
     const call = (): string => `dup2(${from}, ${to})`;
@@ -495,7 +539,7 @@ export class SimProcess {
     // fcntl on an O_PATH fd knows only F_DUPFD*, F_GETFD, F_SETFD and F_GETFL.
     if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
     // An eventfd (anon inode) and a directory cannot do direct I/O.
-    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
+    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'timerfd' || desc.kind === 'signalfd' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
     // whose file system does direct I/O; character devices refuse it.
     if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');
