@@ -4,7 +4,7 @@
 // files that do not (saved whole), the vdso and its data pages). Anything else is refused with a one-line reason.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
-import type { Mapping, MappingKind } from '../image/process-head.js';
+import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
 import { printable } from '../printable.js';
 import { vmflagRefusal } from './inventory.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
@@ -20,6 +20,29 @@ const protOf = (perms: string): number =>
   (perms[0] === 'r' ? PROT_READ : 0) | (perms[1] === 'w' ? PROT_WRITE : 0) | (perms[2] === 'x' ? PROT_EXEC : 0);
 
 const range = (r: RawMapping): string => `${r.start.toString(16)}-${r.end.toString(16)}`;
+
+const SYSV_NAME = /^\/SYSV[0-9a-f]{8} \(deleted\)$/;
+/** SHM_DEST in a segment's mode: marked for removal (IPC_RMID) while still attached. */
+const SHM_DEST = 0o1000;
+
+/**
+ * Segment `id` as /proc/sysvipc/shm lists it (key, perms, size, owner) and how many mappings
+ * of it there are in all processes (nattch). Read at every mapping that needs it: a dump meets
+ * few segments.
+ */
+function sysvListing(id: number): { segment: SysvSegment; attached: number } {
+  const table = readFileSync('/proc/sysvipc/shm', 'latin1').split('\n');
+  const head = table[0]!.trim().split(/\s+/);
+  for (const line of table.slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    const at = (name: string): number => Number(cols[head.indexOf(name)]);
+    if (cols.length !== head.length || at('shmid') !== id) continue;
+    const perms = parseInt(cols[head.indexOf('perms')]!, 8);
+    const segment = { key: at('key'), id, size: at('size'), mode: perms & 0o777, uid: at('uid'), gid: at('gid'), removed: (perms & SHM_DEST) !== 0 };
+    return { segment, attached: at('nattch') };
+  }
+  throw new CrError(`System V shared memory segment ${id}: /proc/sysvipc/shm does not list it (another IPC namespace?)`);
+}
 
 /** What restart recreates for one mapping, and whether the image must carry all of its pages. */
 export interface Classified {
@@ -59,7 +82,9 @@ export function classify(r: RawMapping): Classified | null {
   // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a MAP_SHARED mapping of /dev/zero)
   // lives in a shmem inode the kernel names /dev/zero (deleted); its inode tells which mappings
   // share it (numbered by readMappings). Named with PR_SET_VMA it is [anon_shmem:NAME].
-  if (shared && r.name === '/dev/zero (deleted)') return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset } });
+  if (shared && r.name === '/dev/zero (deleted)') return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset, sysv: null } });
+  // A System V segment attached with shmat: /SYSV<key> (deleted), its inode the segment's id.
+  if (shared && SYSV_NAME.test(r.name)) return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset, sysv: sysvListing(r.ino).segment } });
   if (shared && (r.name.startsWith('[anon_shmem:') || r.ino === 0)) refuse('named shared anonymous memory is not supported');
   if (r.ino === 0) {
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
@@ -67,7 +92,6 @@ export function classify(r: RawMapping): Classified | null {
     }
     return refuse(`${printable(r.name)} mappings are not supported`);
   }
-  if (r.name.startsWith('/SYSV')) refuse('System V shared memory is not supported');
   const gone = (why: string): Classified => {
     if (shared) refuse(`a shared mapping of a file that ${why} is not supported (there is no file to share it through)`);
     return { mapping: { ...base, kind: 'anon' }, whole: true };
@@ -116,11 +140,39 @@ function sharedElsewhere(pid: number, raw: RawMapping[]): string[] {
   });
 }
 
+/**
+ * System V segments marked for removal that other processes map too: restart makes a new segment
+ * (the old one cannot be attached by key, and goes with its last mapping), which they would not
+ * share. A segment still listed under its key, or private but not removed, is attached again
+ * by restart if it is still there, shared as before (docs/state.md).
+ */
+function sysvSharedElsewhere(pid: number, raw: RawMapping[]): string[] {
+  const ours = new Map<number, number>();
+  for (const r of raw) if (r.perms[3] === 's' && SYSV_NAME.test(r.name)) ours.set(r.ino, (ours.get(r.ino) ?? 0) + 1);
+  const reasons: string[] = [];
+  for (const [id, count] of ours) {
+    const { segment, attached } = sysvListing(id);
+    if (!segment.removed || attached <= count) continue;
+    const others: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
+      try {
+        if (parseSmaps(readFileSync(`/proc/${entry}/maps`, 'latin1')).some((r) => r.ino === id && SYSV_NAME.test(r.name))) others.push(Number(entry));
+      } catch {
+        // gone, or not cr's to read
+      }
+    }
+    const who = others.length > 0 ? others.map((p) => `pid ${p}`).join(', ') : `${attached - count} mappings cr cannot see`;
+    reasons.push(`System V shared memory segment ${id}: marked for removal and shared with ${who}, which cr cannot carry over`);
+  }
+  return reasons;
+}
+
 /** Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists them all. */
 export function unsupportedMappings(pid: number): string[] {
   const reasons: string[] = [];
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
-  reasons.push(...sharedElsewhere(pid, raw));
+  reasons.push(...sharedElsewhere(pid, raw), ...sysvSharedElsewhere(pid, raw));
   for (const r of raw) {
     try {
       classify(r);
@@ -136,15 +188,17 @@ export function readMappings(pid: number): { mappings: Mapping[]; policies: Page
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
-  const objects = new Map<number, number>();
+  const objects = new Map<string, number>();
   for (const r of raw) {
     const c = classify(r);
     if (!c) continue;
     const kind = c.mapping.kind;
     if (c.mapping.shm) {
       // Objects numbered in the order met: the image keeps no inode numbers.
-      if (!objects.has(c.mapping.shm.object)) objects.set(c.mapping.shm.object, objects.size);
-      c.mapping.shm.object = objects.get(c.mapping.shm.object)!;
+      // A segment's id and a shmem inode number are counted apart: one could equal the other.
+      const key = `${c.mapping.shm.sysv ? 'sysv' : 'shmem'}:${c.mapping.shm.object}`;
+      if (!objects.has(key)) objects.set(key, objects.size);
+      c.mapping.shm.object = objects.get(key)!;
     }
     mappings.push(c.mapping);
     // Rss 0 and Swap 0: no page to look for (a 64 GiB PROT_NONE reservation costs nothing).

@@ -50,6 +50,8 @@ function userAddress(v: number | bigint, where: string, bad: Bad): void {
 
 function checkMappings(mappings: Mapping[], bad: Bad): void {
   const seen = new Set<string>();
+  /** each shared object's System V segment (or none), as its first mapping says */
+  const segments = new Map<number, string>();
   mappings.forEach((m, i) => {
     const where = `head.mappings[${i}]`;
     userAddress(m.end, `${where}.end`, bad);
@@ -60,8 +62,16 @@ function checkMappings(mappings: Mapping[], bad: Bad): void {
     }
     if (m.file) path(m.file.path, `${where}.file.path`, bad);
     // The object is made as large as its furthest mapping reaches: no larger than memory can be.
-    if (m.shm) userAddress(m.shm.offset + (m.end - m.start), `${where}.shm (offset + size)`, bad);
+    if (m.shm) {
+      userAddress(m.shm.offset + (m.end - m.start), `${where}.shm (offset + size)`, bad);
+      const segment = JSON.stringify(m.shm.sysv);
+      const first = segments.get(m.shm.object) ?? segment;
+      if (first !== segment) bad(`${where}: shared object ${m.shm.object} is another System V segment than in its first mapping`);
+      segments.set(m.shm.object, segment);
+    }
   });
+  const ids = [...segments.values()].filter((s) => s !== 'null').map((s) => (JSON.parse(s) as { id: number }).id);
+  if (new Set(ids).size !== ids.length) bad('two shared objects are the same System V segment');
 }
 
 /** A blocked mask, pending siginfos and an alternate stack, of the process or of one thread (`where`). */

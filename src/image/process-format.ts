@@ -9,7 +9,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning } from './process-check.js';
-import { type MappingKind, type MappedFile, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
+import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -19,6 +19,7 @@ import { liveMembers, treeProblem, type TreeMember, type ZombieExit } from '../m
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 10: a shared object may be a System V segment (`shm.sysv`).
  * 9: each head lists the process's threads besides the leader (threads). 8: a tree of processes:
  * a TREE record first, the one FDS record for all of them, then a HEAD and its PAGES per live
  * member. 7: the FDS record is an fd-table image of format version 2 (shared
@@ -27,7 +28,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 9;
+export const PROCESS_FORMAT_VERSION = 10;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -394,6 +395,23 @@ const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-ano
 export const REGS_BYTES = REG_NAMES.length * 8;
 export const SIGACTION_BYTES = 32;
 
+const INT32_MAX = 0x7fffffff;
+
+function checkSysv(v: unknown, where: string, bad: Bad): SysvSegment {
+  const s = fields(v, ['key', 'id', 'size', 'mode', 'uid', 'gid', 'removed'], where, bad);
+  const key = s.key;
+  if (!Number.isInteger(key) || (key as number) < -0x80000000 || (key as number) > INT32_MAX) bad(`${where}.key is not a 32-bit key`);
+  const id = uint(s.id, `${where}.id`, bad);
+  if (id > INT32_MAX) bad(`${where}.id is not a segment id`);
+  const size = uint(s.size, `${where}.size`, bad);
+  if (size === 0) bad(`${where}.size is 0`);
+  const mode = uint(s.mode, `${where}.mode`, bad);
+  if (mode > 0o777) bad(`${where}.mode is not permission bits`);
+  if (typeof s.removed !== 'boolean') bad(`${where}.removed is not a boolean`);
+  if (s.removed && key !== 0) bad(`${where}: a segment marked for removal has key 0`);
+  return { key: key as number, id, size, mode, uid: uint(s.uid, `${where}.uid`, bad), gid: uint(s.gid, `${where}.gid`, bad), removed: s.removed as boolean };
+}
+
 function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
   const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'shm', 'vmflags', 'guards'], where, bad);
   const start = uint(m.start, `${where}.start`, bad);
@@ -423,9 +441,10 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
   if ((kind === 'file' || kind === 'shared-file') !== (file !== null)) bad(`${where}: a ${kind} mapping ${file ? 'with' : 'without'} a file`);
   let shm: Mapping['shm'] = null;
   if (m.shm !== null) {
-    const o = fields(m.shm, ['object', 'offset'], `${where}.shm`, bad);
-    shm = { object: uint(o.object, `${where}.shm.object`, bad), offset: uint(o.offset, `${where}.shm.offset`, bad) };
+    const o = fields(m.shm, ['object', 'offset', 'sysv'], `${where}.shm`, bad);
+    shm = { object: uint(o.object, `${where}.shm.object`, bad), offset: uint(o.offset, `${where}.shm.offset`, bad), sysv: o.sysv === null ? null : checkSysv(o.sysv, `${where}.shm.sysv`, bad) };
     if (shm.offset % PAGE_SIZE) bad(`${where}.shm.offset is not page-aligned`);
+    if (shm.sysv && shm.offset + (end - start) > Math.ceil(shm.sysv.size / PAGE_SIZE) * PAGE_SIZE) bad(`${where} reaches past the end of its System V segment`);
   }
   if ((kind === 'shared-anon') !== (shm !== null)) bad(`${where}: a ${kind} mapping ${shm ? 'with' : 'without'} a shared object`);
   const vmflags = list(m.vmflags, `${where}.vmflags`, bad, (x, w) => {

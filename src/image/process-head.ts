@@ -13,8 +13,9 @@ export type MappingKind =
   /** a shared file mapping: re-mapped from the file, which holds its contents */
   | 'shared-file'
   /**
-   * shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, /dev/zero): one object per `shm.object`,
-   * made again once and mapped at each of its mappings' places; pages in the image
+   * shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, /dev/zero, or a System V segment attached
+   * with shmat: `shm.sysv`): one object per `shm.object`, made again once and mapped at each of
+   * its mappings' places; pages in the image
    */
   | 'shared-anon'
   /** kernel-provided: moved into place from the restarted process's own, never written */
@@ -42,6 +43,26 @@ export interface AddressRange {
 /** Kinds whose pages can hold guard regions (the kernel refuses MADV_GUARD_INSTALL on the vdso pages). */
 export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon'];
 
+/**
+ * A System V shared memory segment (shmget), as /proc/sysvipc/shm shows it at dump: what restart
+ * needs to attach the same segment, when it is still there, or to make one like it.
+ */
+export interface SysvSegment {
+  /** its key; 0 (IPC_PRIVATE) for a private segment, and for one marked for removal */
+  key: number;
+  /** its id at dump (shmid: the inode /proc/PID/maps shows) */
+  id: number;
+  /** bytes asked of shmget (the mappings cover it in whole pages) */
+  size: number;
+  /** permission bits (0777) */
+  mode: number;
+  /** owner */
+  uid: number;
+  gid: number;
+  /** marked for removal (shmctl IPC_RMID, SHM_DEST): it goes when its last attachment does */
+  removed: boolean;
+}
+
 export interface Mapping {
   start: number;
   end: number;
@@ -56,7 +77,7 @@ export interface Mapping {
    * the order the mappings first meet them) and at what offset in it; mappings of one object
    * share their pages, after the restart as before.
    */
-  shm: { object: number; offset: number } | null;
+  shm: { object: number; offset: number; sysv: SysvSegment | null } | null;
   /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
   vmflags: string[];
   /**

@@ -18,6 +18,9 @@ export const SYS = {
   mremap: 25,
   mincore: 27,
   madvise: 28,
+  shmget: 29,
+  shmat: 30,
+  shmctl: 31,
   dup2: 33,
   getitimer: 36,
   setitimer: 38,
@@ -98,6 +101,17 @@ export const MREMAP_FIXED = 2;
 export const MLOCK_ONFAULT = 1;
 /** madvise: fault on any touch of these pages (Linux 6.13+) */
 export const MADV_GUARD_INSTALL = 102;
+
+// shmget, shmat, shmctl (System V shared memory)
+export const IPC_CREAT = 0o1000;
+export const IPC_EXCL = 0o2000;
+export const IPC_RMID = 0;
+export const IPC_SET = 1;
+/** struct shmid64_ds (x86_64): its shm_perm's uid, gid and mode, which IPC_SET takes */
+export const SHMID_DS_BYTES = 112;
+export const SHM_PERM_UID_AT = 4;
+export const SHM_PERM_GID_AT = 8;
+export const SHM_PERM_MODE_AT = 20;
 
 // sigaltstack
 export const SS_ONSTACK = 1;

@@ -12,7 +12,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from
 import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
 import { PAGE_SIZE, type PageRun } from '../image/process-format.js';
-import type { Mapping, MappingKind } from '../image/process-head.js';
+import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 import type { CallQueue, StagedData } from '../inject/batch.js';
 import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject/opened.js';
@@ -21,8 +21,9 @@ import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
   MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
-  SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME,
+  SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME, IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, SHMID_DS_BYTES, SHM_PERM_UID_AT, SHM_PERM_GID_AT, SHM_PERM_MODE_AT,
 } from '../inject/syscalls.js';
+import { askForId, type SegmentPlan } from './sysv-shm.js';
 
 const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
@@ -165,7 +166,7 @@ interface MapFile {
  * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
  * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
-export function mapAll(husk: Husk, image: Mapping[]): SharedObjects {
+export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>): SharedObjects {
   const files = new Map<string, MapFile>();
   const taken = new Set(listFds(husk.pid));
   let next = 0;
@@ -179,14 +180,18 @@ export function mapAll(husk: Husk, image: Mapping[]): SharedObjects {
     files.set(key, { first: m, write, fd: next++ });
   }
   const opened: MapFile[] = [];
-  const objects = sharedObjects(husk, image);
+  const objects = sharedObjects(husk, image, segments);
   try {
     openAll(husk, [...files.values()], opened);
+    // System V segments made again first, one call at a time (the id shmget gives is the kernel's).
+    for (const o of objects.values()) if (o.sysv && !o.sysv.live) o.sysv.id = makeSegment(husk, o.sysv.segment);
     const q = husk.queue();
-    // Each shared anonymous object made once, read-write, somewhere free; every mapping of it is
-    // then an alias made by mremap with old size 0 (a new mapping of the same pages) at its offset.
+    // Each shared anonymous object made once, read-write, somewhere free (a System V segment
+    // attached there whole); every mapping of it is then an alias made by mremap with old size 0
+    // (a new mapping of the same pages) at its offset.
     for (const o of objects.values()) {
-      q.add('mmap', SYS.mmap, [BigInt(o.at), BigInt(o.size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], BigInt(o.at));
+      if (o.sysv) q.add('shmat', SYS.shmat, [BigInt(o.sysv.id), BigInt(o.at), 0n], BigInt(o.at));
+      else q.add('mmap', SYS.mmap, [BigInt(o.at), BigInt(o.size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], BigInt(o.at));
     }
     for (const m of image) {
       if (SPECIALS.includes(m.kind)) continue;
@@ -243,14 +248,24 @@ function addAdvice(q: CallQueue, m: Mapping, at: bigint, len: bigint): void {
  * other). The pages are written through that first mapping (an alias may be read-only, and
  * /proc/PID/mem writes a read-only mapping only when it is private), which then goes (dropObjects).
  */
-export type SharedObjects = Map<number, { size: number; at: number }>;
+export type SharedObjects = Map<number, SharedObject>;
 
-function sharedObjects(husk: Husk, image: Mapping[]): SharedObjects {
-  const objects = new Map<number, { size: number; at: number }>();
+interface SharedObject {
+  size: number;
+  at: number;
+  /** a System V segment: the live one attached again, or a new one (its id once made) */
+  sysv: (SegmentPlan & { id: number }) | null;
+}
+
+function sharedObjects(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>): SharedObjects {
+  const objects = new Map<number, SharedObject>();
   for (const m of image) {
     if (!m.shm) continue;
-    const o = objects.get(m.shm.object) ?? { size: 0, at: 0 };
-    o.size = Math.max(o.size, m.shm.offset + (m.end - m.start));
+    const plan = segments.get(m.shm.object);
+    const o = objects.get(m.shm.object) ?? { size: 0, at: 0, sysv: plan ? { ...plan, id: plan.segment.id } : null };
+    // shmat attaches a segment whole.
+    const whole = plan ? Math.ceil(plan.segment.size / PAGE_SIZE) * PAGE_SIZE : 0;
+    o.size = Math.max(o.size, whole, m.shm.offset + (m.end - m.start));
     objects.set(m.shm.object, o);
   }
   const taken: Range[] = [...image, { start: Number(husk.area), end: Number(husk.area) + AREA_BYTES }];
@@ -259,6 +274,31 @@ function sharedObjects(husk: Husk, image: Mapping[]): SharedObjects {
     taken.push({ start: o.at, end: o.at + o.size });
   }
   return objects;
+}
+
+/**
+ * shmget in the husk for a segment made again (with its key, so nothing else takes it; the
+ * image's id asked for as root), then its owner and mode as the image has them (the husk's ids
+ * made it). Returns its id.
+ */
+function makeSegment(husk: Husk, s: SysvSegment): number {
+  askForId(s.id);
+  const id = Number(husk.call('shmget', SYS.shmget, BigInt(s.key), BigInt(s.size), BigInt(IPC_CREAT | IPC_EXCL | s.mode)));
+  const ds = Buffer.alloc(SHMID_DS_BYTES);
+  ds.writeUInt32LE(s.uid, SHM_PERM_UID_AT);
+  ds.writeUInt32LE(s.gid, SHM_PERM_GID_AT);
+  ds.writeUInt32LE(s.mode, SHM_PERM_MODE_AT);
+  husk.call('shmctl(IPC_SET)', SYS.shmctl, BigInt(id), BigInt(IPC_SET), husk.put(ds));
+  return id;
+}
+
+/** One line for each System V segment made again with another id than the image's. */
+export function segmentNotes(objects: SharedObjects): string[] {
+  return [...objects.values()].flatMap((o) =>
+    o.sysv && !o.sysv.live && o.sysv.id !== o.sysv.segment.id
+      ? [`System V shared memory segment ${o.sysv.segment.id} is now segment ${o.sysv.id} (a new one, with the image's contents): a program that kept the old id finds another segment, or none, under it`]
+      : [],
+  );
 }
 
 /**
@@ -312,6 +352,8 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
   try {
     for (const run of runs) {
       const m = image[run.mapping]!;
+      // A live System V segment attached again keeps the pages it has now (others may share it).
+      if (m.shm && objects.get(m.shm.object)!.sysv?.live) continue;
       // A page of shared anonymous memory goes into its object, through the object's first mapping.
       const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
       let done = 0;
@@ -328,7 +370,11 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
 /** Unmap each shared object's first mapping: the objects live on in their aliases. */
 export function dropObjects(husk: Husk, objects: SharedObjects): void {
   const q = husk.queue();
-  for (const o of objects.values()) q.add('munmap', SYS.munmap, [BigInt(o.at), BigInt(o.size)], 0n);
+  for (const o of objects.values()) {
+    q.add('munmap', SYS.munmap, [BigInt(o.at), BigInt(o.size)], 0n);
+    // The process's own mappings hold it now: marked for removal, it goes with the last of them.
+    if (o.sysv && !o.sysv.live && o.sysv.segment.removed) q.add('shmctl(IPC_RMID)', SYS.shmctl, [BigInt(o.sysv.id), BigInt(IPC_RMID), 0n], 0n);
+  }
   q.run();
 }
 

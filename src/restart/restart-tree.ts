@@ -10,6 +10,7 @@ import { CrError } from '../errors.js';
 import type { ProcessImage } from '../image/process-format.js';
 import type { TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
+import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
@@ -52,9 +53,13 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   const tree = opts.setsid ? inOwnSession(image.tree) : image.tree;
   // What the image may give each process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);
+  // Each member's System V segments, attached again or made again (a segment two members map
+  // is attached by both while it lives; made again, the second member's shmget finds the key taken).
+  const segments = new Map<number, Map<number, SegmentPlan>>();
   for (const m of image.members) {
     checkHeadTrust(m.head, author);
     checkMappedFiles(m.head.mappings);
+    segments.set(m.pid, planSegments(m.head.mappings, author));
     checkVdso(process.pid, m.head.mappings, m.head.vdsoSha256);
   }
   fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
@@ -85,7 +90,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
       const i = index.get(m.pid)!;
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
-      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid) }, () => {});
+      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments: segments.get(m.pid)! }, () => {});
       pages += r.pages;
       for (const w of r.warnings) warnings.add(w);
     }

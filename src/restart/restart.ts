@@ -17,7 +17,8 @@ import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
-import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, writePages } from './memory.js';
+import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
+import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
@@ -67,6 +68,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   // The husk starts with cr's ids: if it could not open as the author, refuse before it exists.
   fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
   checkMappedFiles(head.mappings);
+  // System V segments: the live ones attached again, the others made again; refused as the author.
+  const segments = planSegments(head.mappings, author);
   // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
   checkVdso(process.pid, head.mappings, head.vdsoSha256);
   // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
@@ -102,7 +105,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
-    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes }, lap);
+    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -133,6 +136,8 @@ export interface RebuildOptions {
   /** told as the pages go in, of `pageBytes` in all */
   onProgress?: OnProgress;
   pageBytes?: number;
+  /** its System V segments: attached again or made again (sysv-shm.ts planSegments) */
+  segments: Map<number, SegmentPlan>;
 }
 
 /**
@@ -143,7 +148,8 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings);
   openNofile(husk);
-  const objects = mapAll(husk, head.mappings);
+  const objects = mapAll(husk, head.mappings, opts.segments);
+  warnings.push(...segmentNotes(objects));
   lap('map');
   const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
   dropObjects(husk, objects);
