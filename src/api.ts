@@ -24,6 +24,7 @@ import { onlyProcess, type Desc, type Fd, type FdTable, type FdTables, type Pipe
 import { parseFdList, parseRlimit } from './image/validate.js';
 import { openImageOutput, STDOUT_PATH } from './output-file.js';
 import type { PlanTarget, TargetMode } from './model/restore-target.js';
+import type { TreeMember } from './model/tree.js';
 import type { Plan } from './plan/ops.js';
 import { planTree, type TreePlan } from './plan/tree.js';
 import { isRunning, readStatus, refuseThreadId } from './proc/process.js';
@@ -113,6 +114,8 @@ export interface DumpResult {
   pages?: number;
   zeroPages?: number;
   bytes?: number;
+  /** whole process only: the tree dumped (pid and its descendants, zombies included), root first */
+  tree?: TreeMember[];
   /** milliseconds per phase, in order */
   phases: Phases;
 }
@@ -139,10 +142,16 @@ export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> 
       what = `${opts.output} was removed`;
     }
     const held = opts.kill && !opts.leaveStopped;
+    // Every live member of a tree was held like its root; each that ran before runs again.
+    const others = (r.tree ?? []).slice(1).filter((m) => m.zombie === null);
     if (held && !wasStopped) kill(pid, SIGCONT);
-    throw interrupted(opts.signal, `${what}; pid ${pid} ${opts.leaveStopped || wasStopped ? 'is left stopped' : 'runs on'}${opts.kill ? ', not killed' : ''}`);
+    if (held) for (const m of others) if (!m.stopped) kill(m.pid, SIGCONT);
+    const how = others.length === 0
+      ? `pid ${pid} ${opts.leaveStopped || wasStopped ? 'is left stopped' : 'runs on'}`
+      : `pid ${pid} and its ${others.length} live descendant${others.length === 1 ? '' : 's'} ${opts.leaveStopped ? 'are left stopped' : 'run on (a stopped one stays stopped)'}`;
+    throw interrupted(opts.signal, `${what}; ${how}${opts.kill ? ', not killed' : ''}`);
   }
-  if (opts.kill) kill(pid, SIGKILL);
+  if (opts.kill) for (const p of [pid, ...(r.tree ?? []).slice(1).filter((m) => m.zombie === null).map((m) => m.pid)]) kill(p, SIGKILL);
   return { ...r, afterwards: opts.kill ? 'killed' : r.afterwards };
 }
 
@@ -174,7 +183,7 @@ function dumpNow(pid: number, opts: DumpOptions): DumpResult {
     const image = r.fdImage;
     return {
       pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
-      mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, phases: r.phases,
+      mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, tree: r.tree, phases: r.phases,
     };
   } catch (err) {
     // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.

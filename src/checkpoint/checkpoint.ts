@@ -1,6 +1,8 @@
-// checkpointProcess: the whole-process dump. Freeze the process, refuse what restart cannot
-// bring back, read everything small (registers, signals, mm fields, mappings, fd table), write
-// it as the image's head, then stream the pages, and let the process go (or leave it stopped).
+// checkpointProcess: the whole-process dump of a process and its descendants (a tree; a process
+// alone is a tree of one). Freeze the tree, refuse what restart cannot bring back, read everything
+// small (the tree, each member's threads, registers, signals, mm fields, mappings, and the shared
+// fd tables), write it, then stream each member's pages, and let every member go (or leave them
+// stopped).
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import {
@@ -8,19 +10,20 @@ import {
 } from '../../bridge/ptrace.js';
 import { kill, SIGKILL } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
-import { freeze, thaw, type Frozen } from '../task/freeze.js';
+import { freezeTree, thawTree, type Frozen, type FrozenTree } from '../task/freeze.js';
 import { CrError } from '../errors.js';
 import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter } from '../image/process-format.js';
-import type { ProcessHead, ThreadState } from '../image/process-head.js';
+import type { Mapping, ProcessHead, ThreadState } from '../image/process-head.js';
+import { treeProblem, type TreeMember } from '../model/tree.js';
 import { readIdentity } from '../proc/process.js';
-import { readMember } from '../proc/tree.js';
-import { captureFdTable } from './fds.js';
+import { readMember as readTreeMember } from '../proc/tree.js';
+import { captureFdTables } from './fds.js';
 import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
-import { readMappings } from './maps.js';
+import { readMappings, type PagePolicy } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
@@ -50,6 +53,8 @@ export interface CheckpointResult {
   zeroPages: number;
   /** the fd table written, for the summary dump prints */
   fdImage: Image;
+  /** the tree dumped (zombies included), root first */
+  tree: TreeMember[];
   /** milliseconds per phase, in order */
   phases: Array<[string, number]>;
 }
@@ -82,7 +87,7 @@ function deliverDequeuedSignals(frozen: Frozen, timeoutMs: number): void {
   }
 }
 
-/** What a dump's page copy will move, about: the process's anonymous, shared and swapped memory. */
+/** What a dump's page copy will move of a process, about: its anonymous, shared and swapped memory. */
 function memoryToCopy(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'latin1');
   const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
@@ -118,79 +123,118 @@ function readThreads(pid: number, tids: number[]): Array<Omit<ThreadState, keyof
 const withOwn = (threads: Array<Omit<ThreadState, keyof ThreadOwn>>, own: Map<number, ThreadOwn>): ThreadState[] =>
   threads.map((t) => ({ ...t, ...own.get(t.tid)! }));
 
+/** Everything of one frozen live member but its pages, and what its page copy needs. */
+interface MemberState {
+  pid: number;
+  head: ProcessHead;
+  mappings: Mapping[];
+  policies: PagePolicy[];
+  guardsKnown: boolean;
+  resident: Map<number, Buffer>;
+}
+
+/** Read a frozen process's head (threads, registers, signals, mm fields, mappings, ...): all but pages and fds. */
+function readMember(pid: number, frozen: Frozen): MemberState {
+  const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
+  const identity = readIdentity(pid);
+  const read = readMappings(pid);
+  const { policies } = read;
+  const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
+  const { regs, xstate } = readRegisters(pid, pid);
+  const blocked = getSigmask(pid);
+  const threads = readThreads(pid, others);
+  const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
+  const timerEntries = readTimers(pid).timers;
+  const injected = readInjected(pid, shared, timerEntries.map((t) => t.id), others);
+  // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
+  if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
+  const pending = [
+    ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
+    ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),
+  ];
+  const task = readTask(pid);
+  const head: ProcessHead = {
+    toolVersion: toolVersion(),
+    kernel: release(),
+    arch: 'x86_64',
+    pageSize: PAGE_SIZE,
+    process: identity,
+    ...task,
+    mm: readMmFields(pid, injected.brk),
+    mappings,
+    regs,
+    xstate,
+    signals: { actions: injected.actions, blocked, pending, altstack: injected.altstack },
+    rseq: getRseqConfiguration(pid),
+    robustList: injected.robustList,
+    tidAddress: injected.tidAddress,
+    itimers: injected.itimers,
+    noNewPrivs: injected.noNewPrivs,
+    attributes: injected.attributes.attributes,
+    posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
+    locks: readLocks(pid).locks,
+    cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
+    vdsoSha256: vdsoDigest(pid, mappings),
+    threads: withOwn(threads, injected.threads),
+  };
+  return { pid, head, mappings, policies, guardsKnown, resident: injected.resident };
+}
+
+/**
+ * Dump pid and all its descendants (docs/trees.md): freeze the tree, refuse what restart cannot
+ * bring back (every reason of every member at once), read each live member's head and the tree's
+ * shared fd tables, write them, stream each member's pages, and let every member go (or leave them
+ * stopped, or kill them).
+ */
 export function checkpointProcess(pid: number, imagePath: string, opts: CheckpointOptions = {}): CheckpointResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
-  let frozen: Frozen | null = null;
+  let tree: FrozenTree | null = null;
   try {
-    frozen = freeze(pid, timeoutMs);
-    refuseUnsupported(pid);
-    deliverDequeuedSignals(frozen, timeoutMs);
-    const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
+    tree = freezeTree(pid, timeoutMs);
+    const live = tree.members.filter((m) => m.frozen !== null);
+    refuseUnsupported(live.map((m) => m.pid), tree.traced);
+    for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
+    const members: TreeMember[] = tree.members.map((m) => ({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
+    const problem = treeProblem(members);
+    if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');
-    const identity = readIdentity(pid);
-    const read = readMappings(pid);
-    const { policies } = read;
-    const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
-    const { regs, xstate } = readRegisters(pid, pid);
-    const blocked = getSigmask(pid);
-    const threads = readThreads(pid, others);
-    const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
-    const timerEntries = readTimers(pid).timers;
-    const injected = readInjected(pid, shared, timerEntries.map((t) => t.id), others);
-    // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
-    if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
-    const pending = [
-      ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
-      ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),
-    ];
-    const task = readTask(pid);
-    const head: ProcessHead = {
-      toolVersion: toolVersion(),
-      kernel: release(),
-      arch: 'x86_64',
-      pageSize: PAGE_SIZE,
-      process: identity,
-      ...task,
-      mm: readMmFields(pid, injected.brk),
-      mappings,
-      regs,
-      xstate,
-      signals: { actions: injected.actions, blocked, pending, altstack: injected.altstack },
-      rseq: getRseqConfiguration(pid),
-      robustList: injected.robustList,
-      tidAddress: injected.tidAddress,
-      itimers: injected.itimers,
-      noNewPrivs: injected.noNewPrivs,
-      attributes: injected.attributes.attributes,
-      posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
-      locks: readLocks(pid).locks,
-      cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
-      vdsoSha256: vdsoDigest(pid, mappings),
-      threads: withOwn(threads, injected.threads),
-    };
-    const fdImage = captureFdTable(pid, identity);
+    const states = live.map((m) => readMember(m.pid, m.frozen!));
+    const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })));
     lap('state');
-    // A tree of one (docs/process-image.md): the process's place in its groups and session.
-    writer.tree([{ ...readMember(pid), stopped: frozen.jobStopped }]);
+    writer.tree(members);
     writer.fds(fdImage);
-    writer.head(head);
-    const progress = opts.onProgress && { onProgress: opts.onProgress, total: memoryToCopy(pid) };
-    const stats = savePages(pid, mappings, policies, writer, guardsKnown, injected.resident, progress);
+    // One progress line for the whole tree: each member's bytes moved after those before it.
+    const total = opts.onProgress ? live.reduce((n, m) => n + memoryToCopy(m.pid), 0) : 0;
+    let before = 0;
+    const stats = { saved: 0, zero: 0 };
+    for (const st of states) {
+      writer.head(st.head);
+      const start = before;
+      let moved = 0;
+      const progress = opts.onProgress && { onProgress: (n: number): void => opts.onProgress!(start + (moved = n), total), total };
+      const s = savePages(st.pid, st.mappings, st.policies, writer, st.guardsKnown, st.resident, progress);
+      before += moved;
+      stats.saved += s.saved;
+      stats.zero += s.zero;
+    }
     lap('pages');
     const bytes = writer.commit();
     lap('write');
-    // Killed while still frozen: it runs no instruction after the state the image holds.
-    if (opts.kill) kill(pid, SIGKILL);
-    thaw(frozen, { leaveStopped: opts.leaveStopped ?? false });
+    // Killed while still frozen: they run no instruction after the state the image holds.
+    if (opts.kill) for (const m of live) kill(m.pid, SIGKILL);
+    thawTree(tree, { leaveStopped: opts.leaveStopped ?? false });
     lap('thaw');
-    return { bytes, mappings: mappings.length, pages: stats.saved, zeroPages: stats.zero, fdImage, phases };
+    return {
+      bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: stats.saved, zeroPages: stats.zero, fdImage, phases,
+      tree: members,
+    };
   } catch (err) {
     writer.abort();
-    // A failed dump leaves the process running.
-    if (frozen) thaw(frozen, { leaveStopped: false });
+    // A failed dump leaves every process running (as it was: a stopped one stays stopped).
+    if (tree) thawTree(tree, { leaveStopped: false });
     throw err;
   }
 }

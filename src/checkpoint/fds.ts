@@ -1,12 +1,14 @@
-// The fd table of a process frozen by the whole-process checkpoint, as the fd-table image holds
-// it: src/dump's gather, then each pipe's bytes copied without consuming them.
+// The fd tables of processes frozen by the whole-process checkpoint (one, or a tree's live
+// members), as the fd-table image holds them: src/dump's gather across them, then each pipe's
+// bytes copied once without consuming them.
 import { copyPipes, imageOf } from '../dump/fd-dump.js';
-import { gather } from '../dump/gather.js';
+import { gatherTree } from '../dump/gather.js';
 import type { Image } from '../image/format.js';
 import type { ProcessIdentity } from '../proc/process.js';
 
-export function captureFdTable(pid: number, identity: ProcessIdentity): Image {
-  const gathered = gather(pid, { skipUnsupported: false, offerSkip: false });
-  copyPipes(pid, gathered);
-  return imageOf(identity, gathered);
+/** `root` is the identity the image's envelope names; procs the live members, parents first. */
+export function captureFdTables(root: ProcessIdentity, procs: Array<{ pid: number; parent?: number }>): Image {
+  const gathered = gatherTree(procs);
+  copyPipes(gathered.tables.pipes, gathered.pipeEnds);
+  return imageOf(root, gathered.tables);
 }

@@ -1,9 +1,10 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
 // written: seccomp filters in any thread (which cr cannot read back),
 // a deleted working directory, tracing other processes (they would be left without their
-// tracer), child processes (they would lose their parent), and the mappings and fds restart
-// cannot recreate (judged by maps.ts and src/dump/kinds.ts). All of them are named at once, so
-// the user learns in one try everything that stands in the way.
+// tracer), and the mappings and fds restart cannot recreate (judged by maps.ts and
+// src/dump/kinds.ts). Its children are not in the way: they are members of the tree dumped with
+// it. All of them, for every member of the tree, are named at once, so the user learns in one try
+// everything that stands in the way.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
@@ -12,35 +13,41 @@ import { inventoryReasons } from './inventory.js';
 import { unsupportedMappings } from './maps.js';
 
 /** What about the process itself (not its mappings or fds) stands in the way. */
-function processBlockers(pid: number): string[] {
+function processBlockers(pid: number, tracers: Map<number, number[]>): string[] {
   const reasons: string[] = [];
   const threads = listThreads(pid);
-  // Seccomp filters and children belong to each thread (a child's parent is the thread that forked it).
+  // Seccomp filters belong to each thread.
   const filtered = threads.filter((tid) => readStatus(tid).seccomp !== 0);
   if (filtered.length > 0) reasons.push(`process ${pid} runs under seccomp${threads.length > 1 ? ` (thread${filtered.length > 1 ? 's' : ''} ${filtered.join(', ')})` : ''}, whose filters cr cannot read back`);
   // A working directory removed since: restart could not chdir back into it.
   if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) reasons.push(`process ${pid}'s working directory was deleted`);
-  const tracees = tracedBy(new Set(threads));
+  // A tracer is a thread (TracerPid is its id): whatever any of the process's threads traces.
+  const tracees = threads.flatMap((tid) => tracers.get(tid) ?? []);
   if (tracees.length > 0) reasons.push(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
-  const children = threads.flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim().split(' ').filter((c) => c !== ''));
-  if (children.length > 0) {
-    reasons.push(`process ${pid} has child processes (${children.map((c) => `pid ${c}`).join(', ')}), which cr cannot carry over`);
-  }
   return reasons;
 }
 
-/** Refuse, in one line naming every reason, a frozen process the whole-process checkpoint cannot take. */
-export function refuseUnsupported(pid: number): void {
-  const reasons = [...processBlockers(pid), ...inventoryReasons(pid), ...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
+/**
+ * Refuse, in one line naming every reason of every member, frozen processes (a tree's live
+ * members) the whole-process checkpoint cannot take. In a tree, what does not name its process
+ * (a mapping, an fd) is said with the member's pid.
+ */
+export function refuseUnsupported(pids: number[], traced: Array<{ pid: number; tracer: number }> = []): void {
+  const tracers = tracerMap();
+  // A member traced by another member is said once, as what its tracer does.
+  const memberThreads = new Set(pids.flatMap((pid) => listThreads(pid)));
+  const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
+  const reasons = pids.flatMap((pid) => {
+    const own = [...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
+    return [...processBlockers(pid, tracers), ...inventoryReasons(pid), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
+  });
+  reasons.push(...tracedOutside);
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 
-/**
- * Threads anywhere on the system whose TracerPid (the tracing thread's id) is one of `tracers`
- * (a process's other threads read only when it has some).
- */
-function tracedBy(tracers: Set<number>): number[] {
-  const out: number[] = [];
+/** Every traced thread on the system, by its tracer's thread id (TracerPid) (a process's other threads read only when it has some). */
+function tracerMap(): Map<number, number[]> {
+  const out = new Map<number, number[]>();
   const check = (path: string, tid: number): number => {
     let status: string;
     try {
@@ -48,7 +55,8 @@ function tracedBy(tracers: Set<number>): number[] {
     } catch {
       return 0; // gone
     }
-    if (tracers.has(Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]))) out.push(tid);
+    const tracer = Number(/^TracerPid:\s*(\d+)/m.exec(status)?.[1]);
+    if (tracer !== 0) out.set(tracer, [...(out.get(tracer) ?? []), tid]);
     return Number(/^Threads:\s*(\d+)/m.exec(status)?.[1] ?? 1);
   };
   for (const entry of readdirSync('/proc')) {

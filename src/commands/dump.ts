@@ -19,7 +19,7 @@ export const command = defineCommand({
   ],
   operands: [],
   flags: {
-    pid: { value: 'PID', required: true, help: 'the process to checkpoint (it runs on afterwards)' },
+    pid: { value: 'PID', required: true, help: 'the process to checkpoint, with all its descendants (they run on afterwards)' },
     output: { short: 'o', value: 'IMAGE', required: true, help: 'the image file to write (mode 0600); - for stdout (a pipe, not a terminal)' },
     'fds-only': { help: 'only the fd table, pipes\' bytes included: for restore -- CMD and --into' },
     'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
@@ -54,6 +54,16 @@ function summary(r: DumpResult): string {
   }
   const bytes = r.bytes!;
   const size = bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+  const tree = r.tree ?? [];
+  if (tree.length > 1) {
+    const zombies = tree.filter((m) => m.zombie !== null).length;
+    const whose = `${plural(tree.length - 1, 'descendant')}${zombies ? ` (${zombies} ${zombies === 1 ? 'a zombie' : 'zombies'})` : ''}`;
+    const after = r.afterwards === 'runs on' ? '(the processes run on)' : `(processes ${r.afterwards})`;
+    return (
+      `dumped pid ${r.pid} (${printable(r.comm)}) and its ${whose}, the whole tree: ${plural(r.mappings!, 'mapping')}, ${plural(r.pages!, 'page')} of memory ` +
+      `(${r.zeroPages} all-zero left out), ${describeCounts(r.counts)} -> ${to} (${size}) ${after}`
+    );
+  }
   return (
     `dumped pid ${r.pid} (${printable(r.comm)}), the whole process: ${plural(r.mappings!, 'mapping')}, ${plural(r.pages!, 'page')} of memory ` +
     `(${r.zeroPages} all-zero left out), ${describeCounts(r.counts)} -> ${to} (${size}) ${afterwards}`

@@ -5,12 +5,12 @@ import { closeFd } from '../../bridge/file.js';
 import { pidfdOpen } from '../../bridge/pidfd.js';
 import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC, toolVersion, type Image } from '../image/format.js';
 import { CrError } from '../errors.js';
-import { O_ACCMODE, O_RDONLY, O_RDWR } from '../model/fdtable.js';
+import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, type FdTables, type Pipe } from '../model/fdtable.js';
 import { parseTables } from '../image/validate.js';
 import { oneProcess } from '../model/fdtable.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from '../task/freeze.js';
-import { gather, type Gathered } from './gather.js';
+import { gather, type Gathered, type PipeEnd } from './gather.js';
 import { copyPipe, emptyPipeByWriteEnd, readSideOf } from './pipes.js';
 import { stopwatch, type Phases } from '../timing.js';
 
@@ -22,17 +22,30 @@ export interface DumpOptions {
   timeoutMs?: number;
 }
 
-/** Fill in each pipe's capacity and bytes, reading them through fds of cr's own. */
-export function copyPipes(pid: number, gathered: Gathered): void {
-  if (gathered.table.pipes.length === 0) return;
-  const pidfd = pidfdOpen(pid);
+/**
+ * Fill in each pipe's capacity and bytes, reading them through fds of cr's own: taken once per
+ * pipe, from whichever process holds a read end (tee, so nothing is consumed).
+ */
+export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void {
+  if (pipes.length === 0) return;
+  const pidfds = new Map<number, number>();
+  const pidfdOf = (pid: number): number => {
+    let fd = pidfds.get(pid);
+    if (fd === undefined) {
+      fd = pidfdOpen(pid);
+      pidfds.set(pid, fd);
+    }
+    return fd;
+  };
+  const several = new Set([...pipeEnds.values()].flat().map((e) => e.pid)).size > 1;
   try {
-    for (const pipe of gathered.table.pipes) {
-      const ends = gathered.pipeEnds.get(pipe.id)!;
-      const what = `the pipe at ${ends.map((e) => `fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
-      const fd = readSideOf(pid, pidfd, ends);
+    for (const pipe of pipes) {
+      const ends = pipeEnds.get(pipe.id)!;
+      const what = `the pipe at ${ends.map((e) => `${several ? `process ${e.pid} ` : ''}fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
+      const reader = ends.find((e) => (e.flags & O_ACCMODE) !== O_WRONLY) ?? ends[0]!;
+      const fd = readSideOf(reader.pid, pidfdOf(reader.pid), ends.filter((e) => e.pid === reader.pid));
       try {
-        const bytes = fd === null ? emptyPipeByWriteEnd(pidfd, ends[0]!.fd, what) : copyPipe(fd, what);
+        const bytes = fd === null ? emptyPipeByWriteEnd(pidfdOf(ends[0]!.pid), ends[0]!.fd, what) : copyPipe(fd, what);
         pipe.capacity = bytes.capacity;
         pipe.data = bytes.data.toString('base64');
         if (bytes.packets) pipe.packets = bytes.packets;
@@ -41,7 +54,7 @@ export function copyPipes(pid: number, gathered: Gathered): void {
       }
     }
   } finally {
-    closeFd(pidfd);
+    for (const fd of pidfds.values()) closeFd(fd);
   }
 }
 
@@ -60,7 +73,7 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   try {
     identity = readIdentity(pid);
     gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true }, lap);
-    copyPipes(pid, gathered);
+    copyPipes(gathered.table.pipes, gathered.pipeEnds);
     lap('pipes');
   } catch (err) {
     // A failed dump leaves the process running, --leave-stopped or not.
@@ -73,16 +86,16 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   return { image, phases };
 }
 
-/** The fd-table image of what was gathered, checked to load again. */
-export function imageOf(identity: ProcessIdentity, gathered: Gathered): Image {
+/** The fd-table image of what was gathered (one process's table, or a tree's tables), checked to load again. */
+export function imageOf(identity: ProcessIdentity, gathered: Gathered | FdTables): Image {
   const image: Image = {
     magic: IMAGE_MAGIC,
     formatVersion: IMAGE_FORMAT_VERSION,
     toolVersion: toolVersion(),
     kernel: release(),
     process: identity,
-    table: oneProcess(gathered.table, identity.pid),
-    dropped: gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
+    table: 'processes' in gathered ? gathered : oneProcess(gathered.table, identity.pid),
+    dropped: 'processes' in gathered ? [] : gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
   };
   try {
     parseTables(image.table);

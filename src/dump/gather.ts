@@ -1,32 +1,53 @@
-// Gathering a frozen process's fd table: /proc for each fd, kcmp(KCMP_FILE) to find which fds
-// share an open file description, inodes to find which descriptions are ends of one pipe.
-// Pipe bytes are not read here (pipes.ts does that); the table's pipes have empty data.
+// Gathering the fd tables of frozen processes (one, or a tree's members): /proc for each fd,
+// kcmp(KCMP_FILE) to find which fds share an open file description (within a process or across
+// processes: a description inherited at fork is one struct file), inodes to find which
+// descriptions are ends of one pipe, wherever its ends are. Pipe bytes are not read here
+// (pipes.ts does that); the table's pipes have empty data.
 import { kcmpFile } from '../../bridge/kcmp.js';
 import { CrError } from '../errors.js';
-import { DEFAULT_PIPE_CAPACITY, type Desc, type Fd, type FdTable, type Pipe } from '../model/fdtable.js';
+import { DEFAULT_PIPE_CAPACITY, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe, type ProcessFds } from '../model/fdtable.js';
 import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
 import { classify, isUnsupported, type Recognised, type Unsupported } from './kinds.js';
 import { readNofile } from '../proc/limits.js';
+
+/** Where a pipe has a description: the process, its lowest fd of it, the description's flags. */
+export interface PipeEnd {
+  pid: number;
+  fd: number;
+  flags: number;
+}
 
 export interface Gathered {
   /** the table, each pipe with empty data and a placeholder capacity until pipes.ts fills them */
   table: FdTable;
   /** for each pipe id, its descriptions' fds (lowest fd of each) with their flags */
-  pipeEnds: Map<number, Array<{ fd: number; flags: number }>>;
+  pipeEnds: Map<number, PipeEnd[]>;
   dropped: Unsupported[];
 }
 
+/** What gatherTree found: every member's fds over the shared descriptions and pipes. */
+export interface GatheredTree {
+  tables: FdTables;
+  pipeEnds: Map<number, PipeEnd[]>;
+}
+
 interface Entry {
+  /** index of the process in the list gathered */
+  member: number;
+  pid: number;
   proc: ProcFd;
   kind: Recognised;
 }
 
+const before = (a: Entry, b: Entry): number => a.member - b.member || a.proc.fd - b.proc.fd;
+
 /**
  * Group entries into open file descriptions. Fds of one description share inode, flags and
  * position, so only entries alike in those are compared, by sorting them with kcmp's total order
- * on struct file pointers: equal neighbours are one description.
+ * on struct file pointers: equal neighbours are one description. Canonical order: each group's
+ * entries by process then fd, the groups by their first entry.
  */
-function groupDescriptions(pid: number, entries: Entry[]): Entry[][] {
+function groupDescriptions(entries: Entry[]): Entry[][] {
   const buckets = new Map<string, Entry[]>();
   for (const e of entries) {
     const key = `${e.proc.stat.dev}:${e.proc.stat.ino}:${e.proc.flags}:${e.proc.pos}`;
@@ -35,8 +56,8 @@ function groupDescriptions(pid: number, entries: Entry[]): Entry[][] {
     else buckets.set(key, [e]);
   }
   const order = (a: Entry, b: Entry): number => {
-    const r = kcmpFile(pid, a.proc.fd, pid, b.proc.fd);
-    if (r === 3) throw new Error(`kcmp(KCMP_FILE) cannot order fds ${a.proc.fd} and ${b.proc.fd} of ${pid}`);
+    const r = kcmpFile(a.pid, a.proc.fd, b.pid, b.proc.fd);
+    if (r === 3) throw new Error(`kcmp(KCMP_FILE) cannot order fd ${a.proc.fd} of ${a.pid} and fd ${b.proc.fd} of ${b.pid}`);
     return r === 0 ? 0 : r === 1 ? -1 : 1;
   };
   const groups: Entry[][] = [];
@@ -56,9 +77,8 @@ function groupDescriptions(pid: number, entries: Entry[]): Entry[][] {
     }
     groups.push(current);
   }
-  for (const g of groups) g.sort((a, b) => a.proc.fd - b.proc.fd);
-  // Canonical ids: descriptions in order of their lowest fd.
-  groups.sort((a, b) => a[0]!.proc.fd - b[0]!.proc.fd);
+  for (const g of groups) g.sort(before);
+  groups.sort((a, b) => before(a[0]!, b[0]!));
   return groups;
 }
 
@@ -82,28 +102,54 @@ export function unsupportedFds(pid: number): Unsupported[] {
  * or dropped when skipping. `lap` is told when each step ends ('proc', 'kcmp'), for timings.
  */
 export function gather(pid: number, opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
-  const entries: Entry[] = [];
   const dropped: Unsupported[] = [];
-  for (const fd of listFds(pid)) {
-    const proc = readProcFd(pid, fd);
-    const kind = classify(proc);
-    if (isUnsupported(kind)) dropped.push(kind);
-    else entries.push({ proc, kind });
-  }
+  const entries = readEntries(0, pid, dropped);
   if (dropped.length > 0 && !opts.skipUnsupported) {
     const skip = opts.offerSkip ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
     throw new CrError(dropped.map(describeUnsupported).join('; ') + skip);
   }
   lap('proc');
-  const groups = groupDescriptions(pid, entries);
+  const groups = groupDescriptions(entries);
   lap('kcmp');
+  const { tables, pipeEnds } = build([{ pid }], groups);
+  return { table: viewOf(tables, 0), pipeEnds, dropped };
+}
 
-  const fds: Fd[] = [];
+/**
+ * Read the fd tables of frozen processes (a tree's live members, parents first, each with its
+ * parent when that is one of them): one description per struct file whoever holds it, one pipe
+ * per pipe whichever processes hold its ends. Unsupported fds are refused (refuse.ts names them
+ * before this runs).
+ */
+export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: (step: string) => void = () => {}): GatheredTree {
+  const dropped: Unsupported[] = [];
+  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, dropped));
+  if (dropped.length > 0) throw new CrError(dropped.map(describeUnsupported).join('; '));
+  lap('proc');
+  const groups = groupDescriptions(entries);
+  lap('kcmp');
+  return build(procs, groups);
+}
+
+function readEntries(member: number, pid: number, dropped: Unsupported[]): Entry[] {
+  const entries: Entry[] = [];
+  for (const fd of listFds(pid)) {
+    const proc = readProcFd(pid, fd);
+    const kind = classify(proc);
+    if (isUnsupported(kind)) dropped.push(kind);
+    else entries.push({ member, pid, proc, kind });
+  }
+  return entries;
+}
+
+/** The tables of the grouped descriptions: ids in canonical order, each process's fds and limit. */
+function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]): GatheredTree {
+  const fdsOf: Fd[][] = procs.map(() => []);
   const descs: Desc[] = [];
   const pipes: Pipe[] = [];
   const pipeIds = new Map<string, number>();
   const pipePaths = new Map<number, string>();
-  const pipeEnds = new Map<number, Array<{ fd: number; flags: number }>>();
+  const pipeEnds = new Map<number, PipeEnd[]>();
   groups.forEach((group, id) => {
     const first = group[0]!;
     const k = first.kind;
@@ -116,31 +162,36 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
         pipes.push({ id: pipeId, capacity: DEFAULT_PIPE_CAPACITY, data: '' });
         pipeEnds.set(pipeId, []);
       }
-      pipeEnds.get(pipeId)!.push({ fd: first.proc.fd, flags: first.proc.flags });
+      pipeEnds.get(pipeId)!.push({ pid: first.pid, fd: first.proc.fd, flags: first.proc.flags });
       desc = k.describe(id, { id: pipeId, path: pipePaths.get(pipeId) });
       if ('path' in desc && !pipePaths.has(pipeId)) pipePaths.set(pipeId, desc.path);
     } else {
       desc = k.describe(id, undefined);
     }
     descs.push(desc);
-    for (const e of group) fds.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
+    for (const e of group) fdsOf[e.member]!.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
   });
-  fds.sort((a, b) => a.fd - b.fd);
-  // Descriptions that name others (an epoll's targets) find them now that every fd has its id.
-  const descAt = new Map(fds.map((f) => [f.fd, f.desc]));
-  const withIds = entries.map((e) => ({ proc: e.proc, desc: descAt.get(e.proc.fd)! }));
+  const entries = groups.flatMap((group, id) => group.map((e) => ({ e, id })));
+  // Descriptions that name others (an epoll's targets) find them now that every fd has its id,
+  // among the fds of the process holding it first (its own watched fds are there).
+  const withIds = procs.map((_, i) => entries.filter(({ e }) => e.member === i).map(({ e, id }) => ({ proc: e.proc, desc: id })));
   const unresolved: Unsupported[] = [];
   groups.forEach((group, id) => {
-    const why = group[0]!.kind.resolve?.(descs[id]!, pid, withIds);
+    const first = group[0]!;
+    const why = first.kind.resolve?.(descs[id]!, first.pid, withIds[first.member]!);
     if (why) unresolved.push(why);
   });
   if (unresolved.length > 0) throw new CrError(unresolved.map(describeUnsupported).join('; '));
-  const limit = readNofile(pid);
-  // A process may hold fds at or above a soft limit lowered after they were opened; the model
-  // (every fd below rlimit.soft) cannot hold such a table.
-  const high = fds.find((f) => f.fd >= limit.soft);
-  if (high) throw new CrError(`fd ${high.fd} is not below the process's soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
-  return { table: { fds, descs, pipes, rlimit: { soft: limit.soft, hard: limit.hard } }, pipeEnds, dropped };
+  const processes: ProcessFds[] = procs.map((p, i) => {
+    const fds = fdsOf[i]!.sort((a, b) => a.fd - b.fd);
+    const limit = readNofile(p.pid);
+    // A process may hold fds at or above a soft limit lowered after they were opened; the model
+    // (every fd below rlimit.soft) cannot hold such a table.
+    const high = fds.find((f) => f.fd >= limit.soft);
+    if (high) throw new CrError(`fd ${high.fd} of process ${p.pid} is not below its soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
+    return { pid: p.pid, ...(p.parent === undefined ? {} : { parent: p.parent }), fds, rlimit: { soft: limit.soft, hard: limit.hard } };
+  });
+  return { tables: { descs, pipes, processes }, pipeEnds };
 }
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');

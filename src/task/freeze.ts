@@ -1,12 +1,13 @@
-// Freezing a process for a consistent snapshot: every thread is seized and interrupted
-// (PTRACE_SEIZE + PTRACE_INTERRUPT, so no signal is sent and nothing is delivered twice), and
-// thawing lets each thread go exactly where it stopped.
+// Freezing a process, or a process and all its descendants, for a consistent snapshot: every
+// thread is seized and interrupted (PTRACE_SEIZE + PTRACE_INTERRUPT, so no signal is sent and
+// nothing is delivered twice), and thawing lets each thread go exactly where it stopped.
 import { SyscallError } from '../../bridge/errno.js';
 import { detach, interrupt, PTRACE_EVENT_STOP, seize } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP, SIGTRAP, signalName } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
-import { listThreads, readStatus } from '../proc/process.js';
+import { isRunning, listThreads, readStatus } from '../proc/process.js';
+import { listTree, readStat } from '../proc/tree.js';
 
 export interface Frozen {
   pid: number;
@@ -49,6 +50,8 @@ function stopThread(pid: number, tid: number, timeoutMs: number): { sig: number;
   } catch (err) {
     if (errnoOf(err) === 'ESRCH') return null;
     if (errnoOf(err) === 'EPERM') {
+      // The kernel refuses to attach to a task that has exited (a zombie): it is gone, not forbidden.
+      if (!isRunning(tid)) return null;
       throw new CrError(`may not trace process ${pid}: ${(err as Error).message}`);
     }
     throw err;
@@ -93,6 +96,10 @@ function safeState(tid: number): string {
 /** Stop every thread of pid; on any failure, threads already stopped are let go again. */
 export function freeze(pid: number, timeoutMs = 5000): Frozen {
   checkFreezable(pid);
+  return freezeProcess(pid, timeoutMs);
+}
+
+function freezeProcess(pid: number, timeoutMs: number): Frozen {
   const frozen: Frozen = { pid, threads: new Map(), jobStopped: false };
   try {
     // A thread may clone another before it stops: list again until nothing new appears.
@@ -140,4 +147,113 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   }
   frozen.threads.clear();
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
+}
+
+/** A process and its descendants, frozen: what freezeTree gives. */
+export interface FrozenTree {
+  /** pre-order (a parent before its children, siblings by pid), the root first; zombies not frozen */
+  members: Array<{ pid: number; ppid: number; frozen: Frozen | null }>;
+  /** descendants already traced by another tracer: not frozen (cr cannot), for the dump to refuse */
+  traced: Array<{ pid: number; tracer: number }>;
+}
+
+const isZombie = (pid: number): boolean => {
+  try {
+    return readStat(pid).state === 'Z';
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Freeze root and all its descendants. Each round lists the tree and freezes every live process
+ * not frozen yet, parents before children, until a round finds nothing new: a frozen process
+ * cannot fork, and a fork it was in when interrupted has linked its child before the parent
+ * stopped, so the next round sees it. A process that exits before it is seized is a zombie of a
+ * frozen parent (nothing reaps it now) and is recorded as one; zombies are never seized or reaped.
+ * A pid listed as a child whose process was reaped (and the pid reused) before its parent froze
+ * is not its parent's child when checked after the seize, and is let go. On any failure every
+ * process frozen so far is let go.
+ */
+export function freezeTree(root: number, timeoutMs = 5000): FrozenTree {
+  checkFreezable(root);
+  const frozen = new Map<number, Frozen>();
+  const traced = new Map<number, number>();
+  const letAllGo = (): void => {
+    for (const f of frozen.values()) {
+      try {
+        thaw(f, { leaveStopped: false });
+      } catch {
+        // gone
+      }
+    }
+    frozen.clear();
+  };
+  try {
+    for (;;) {
+      const listed = listTree(root);
+      let fresh = 0;
+      for (const { pid, ppid } of listed) {
+        if (frozen.has(pid) || traced.has(pid) || isZombie(pid)) continue;
+        if (ppid !== null && !frozen.has(ppid)) continue; // its parent ended or was not yet frozen: next round
+        let status;
+        try {
+          status = readStatus(pid);
+        } catch {
+          continue; // gone: reaped (its parent ran until it froze), not a member
+        }
+        if (status.tracerPid !== 0) {
+          traced.set(pid, status.tracerPid);
+          continue;
+        }
+        let f: Frozen;
+        try {
+          f = freezeProcess(pid, timeoutMs);
+        } catch (err) {
+          if (pid !== root && err instanceof CrError && / exited while being frozen$/.test(err.message)) continue;
+          throw err;
+        }
+        frozen.set(pid, f);
+        fresh++;
+        if (ppid !== null && readStat(pid).ppid !== ppid) {
+          // The pid was reused by a process outside the tree: not ours to hold.
+          frozen.delete(pid);
+          thaw(f, { leaveStopped: false });
+        }
+      }
+      if (fresh > 0) continue;
+      // Nothing new: every listed process is frozen or a zombie, and none can change the tree now.
+      const members = listed.flatMap(({ pid, ppid }) => {
+        const f = frozen.get(pid);
+        if (!f && !isZombie(pid)) return [];
+        return [{ pid, ppid: ppid ?? readStat(pid).ppid, frozen: f ?? null }];
+      });
+      const kept = new Set(members.map((m) => m.pid));
+      for (const [pid, f] of frozen) {
+        if (!kept.has(pid)) {
+          frozen.delete(pid);
+          thaw(f, { leaveStopped: false });
+        }
+      }
+      return { members, traced: [...traced].map(([pid, tracer]) => ({ pid, tracer })) };
+    }
+  } catch (err) {
+    letAllGo();
+    if (err instanceof SyscallError && err.code === 'ESRCH') throw new CrError(`no process with pid ${root}`);
+    throw err;
+  }
+}
+
+/** Let every member of a frozen tree go (with leaveStopped, each stays stopped); failures named together. */
+export function thawTree(tree: FrozenTree, opts: { leaveStopped: boolean }): void {
+  const failures: string[] = [];
+  for (const m of tree.members) {
+    if (!m.frozen) continue;
+    try {
+      thaw(m.frozen, opts);
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+  }
+  if (failures.length > 0) throw new Error(failures.join('; '));
 }
