@@ -1,5 +1,6 @@
 // `node cr.mjs <command>`: dispatches to src/commands/<command>.ts. Each command declares its own
 // command line (src/command-line.ts); the overall usage here is put together from those.
+import { readFileSync } from 'node:fs';
 import { PROG, renderHelp, type Command, type Flag } from './command-line.js';
 import { CrError } from './errors.js';
 import { terminalSafe } from './printable.js';
@@ -21,14 +22,30 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   demo: () => import('./commands/demo.js'),
 };
 
-/** Every command's declaration, in the order above. */
+/** Every command's declaration, in the order above, from the modules themselves. */
 export async function allCommands(): Promise<Array<Command<Record<string, Flag>>>> {
   return Promise.all(Object.values(commands).map(async (load) => (await load()).command));
 }
 
+/** Where the build writes every command's declaration (scripts/build.mjs), beside build/src. */
+export const DECLARATIONS = new URL('../commands.json', import.meta.url);
+
+/**
+ * Every command's declaration, as the build wrote them: help and usage need no command module,
+ * whose loading (most of cr) would cost more than Node's own start. Without the file (a build
+ * older than it), from the modules.
+ */
+async function declarations(): Promise<Array<Command<Record<string, Flag>>>> {
+  try {
+    return JSON.parse(readFileSync(DECLARATIONS, 'utf8')) as Array<Command<Record<string, Flag>>>;
+  } catch {
+    return allCommands();
+  }
+}
+
 /** The overall usage: every form of every command (so every flag), then what each command is for. */
 async function usage(): Promise<string> {
-  const all = await allCommands();
+  const all = await declarations();
   const width = Math.max(...all.map((c) => c.name.length));
   return [
     `usage: ${PROG} COMMAND [ARGS...]`,
@@ -46,7 +63,7 @@ async function usage(): Promise<string> {
 }
 
 async function version(): Promise<string> {
-  const { toolVersion } = await import('./image/format.js');
+  const { toolVersion } = await import('./version.js');
   return `cr ${toolVersion()}`;
 }
 
@@ -61,9 +78,9 @@ async function help(args: string[]): Promise<number> {
     return 0;
   }
   if (args.length > 1) throw new CrError(`help takes one COMMAND, not ${args.length}`, 2);
-  const load = commands[args[0]!];
-  if (!load) unknown(args[0]!);
-  console.log(renderHelp((await load!()).command));
+  if (!commands[args[0]!]) unknown(args[0]!);
+  const declared = (await declarations()).find((c) => c.name === args[0]);
+  console.log(renderHelp(declared ?? (await commands[args[0]!]!()).command));
   return 0;
 }
 
@@ -83,6 +100,8 @@ async function dispatch(name: string | undefined, rest: string[]): Promise<numbe
     default: {
       const load = commands[name];
       if (!load) return unknown(name);
+      // `COMMAND --help` first: answered from the declarations (anywhere else, the command's parser sees it).
+      if (rest[0] === '-h' || rest[0] === '--help') return help([name]);
       return (await load()).run(rest);
     }
   }

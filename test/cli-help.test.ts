@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allCommands } from '../src/cli.js';
+import { allCommands, DECLARATIONS } from '../src/cli.js';
 import { flagNames } from '../src/command-line.js';
 import { cr, ROOT } from './helpers/cli.js';
 
@@ -20,6 +20,10 @@ test('every module in src/commands is a command cr dispatches to, and none parse
     const source = readFileSync(join(ROOT, 'src', 'commands', file), 'utf8');
     assert.not.match(source, /parseArgs|process\.argv/, `${file} parses its own arguments`);
   }
+});
+
+test('the declarations the build wrote for help are the command modules\' own', () => {
+  assert.equal(JSON.parse(readFileSync(DECLARATIONS, 'utf8')), JSON.parse(JSON.stringify(commands)));
 });
 
 for (const command of commands) {

@@ -94,7 +94,8 @@ test('dump -o - --kill | gzip -c | gunzip -c | restore -: the whole process rest
   withBuilt(async (pid, dir, _spec, adopt) => {
     const file = join(dir, 'image');
     assert.is((await cr(['dump', '--pid', String(pid), '-o', file, '--leave-stopped'])).code, 0);
-    const r = pipeline(`node "$CR" dump --pid ${pid} -o - --kill | gzip -c | gunzip -c | node "$CR" restore - --detach`, dir);
+    // Left stopped by the first dump, it is dumped stopped: --resume restarts it running.
+    const r = pipeline(`node "$CR" dump --pid ${pid} -o - --kill | gzip -c | gunzip -c | node "$CR" restore - --detach --resume`, dir);
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`^dumped pid ${pid} \\(prog-\\w+\\), the whole process: .* -> stdout \\(.*\\) \\(process killed\\)$`, 'm'));
     assert.match(r.stderr, new RegExp(`^cr restore: prog-\\w+ restarted as pid ${r.stdout.trim()}, a new pid`, 'm'));

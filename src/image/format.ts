@@ -4,7 +4,6 @@
 // atomic, never through a symlink); reading works from bytes read once (file.ts) and trusts
 // nothing.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { badInput, CrError } from '../errors.js';
 import type { FdTables } from '../model/fdtable.js';
 import { parseTables } from '../image/validate.js';
@@ -35,10 +34,7 @@ export interface Image {
 }
 
 /** The version of this cr, for Image.toolVersion. */
-export function toolVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+export { toolVersion } from '../version.js';
 
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
 
