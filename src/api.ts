@@ -12,6 +12,7 @@ import { checkpointProcess } from './checkpoint/checkpoint.js';
 import { compareAll } from './diff/compare.js';
 import { compareGuards } from './diff/guards.js';
 import { compareHeads } from './diff/head.js';
+import { compareTrees } from './diff/tree.js';
 import { headJson, type HeadJson } from './image/head-json.js';
 import { dumpFdTable } from './dump/fd-dump.js';
 import { badInput, CrError, EXIT_BAD_INPUT } from './errors.js';
@@ -244,8 +245,10 @@ export interface ShowResult {
   image?: Image;
   /** a whole-process image: head (mappings, registers, signals, credentials, ...) and pages */
   process?: ProcessImage;
-  /** a whole-process image's head as plain JSON (show --json --all; docs/image-format.md) */
+  /** a whole-process image's head as plain JSON (show --json --all; docs/image-format.md); the root's for a tree */
   head?: HeadJson;
+  /** the process tree (a whole-process image's, or a JSON table's): root first, parents before children */
+  tree?: TreeMember[];
 }
 
 const shown = (input: Input): ShowResult => ({
@@ -254,6 +257,7 @@ const shown = (input: Input): ShowResult => ({
   table: input.tables,
   ...(input.image ? { image: input.image } : {}),
   ...(input.process ? { process: input.process, head: headJson(input.process.head) } : {}),
+  ...(input.tree ? { tree: input.tree } : {}),
 });
 
 /** Read an image (a path, or `-` for stdin), checked whole (docs/image-format.md). */
@@ -317,17 +321,33 @@ export interface DiffResult {
   head?: { mappings: number; signalActions: number };
 }
 
-/** Compare two images' fd tables (and, for two whole-process images, their guard regions). At most one may be `-`. */
+/**
+ * Compare two images: for trees their shape first (src/diff/tree.ts), then the fd tables and, for
+ * two whole-process images, each process's head and guard regions. At most one may be `-`.
+ */
 export function diff(a: string, b: string): DiffResult {
   if (a === STDIN_IMAGE && b === STDIN_IMAGE) badInput('A and B cannot both be - : stdin holds one image');
   const inA = loadInput(a);
   const inB = loadInput(b);
+  const sa = shown(inA);
+  const sb = shown(inB);
+  // Two trees: the shape first; when it differs, the per-process comparisons would only repeat it.
+  // (A table without a tree has only its processes' parents, which compareAll compares.)
+  const trees = inA.tree && inB.tree && (inA.tree.length > 1 || inB.tree.length > 1) ? compareTrees(inA.tree, inB.tree) : [];
+  if (trees.length > 0) return { same: false, differences: trees, a: sa, b: sb };
   const differences = compareAll(inA.tables, inB.tables);
   // Memory is compared only between two whole-process images: an fd table has none to differ.
   const both = inA.process && inB.process ? { a: inA.process.head.mappings, b: inB.process.head.mappings } : null;
-  const sa = shown(inA);
-  const sb = shown(inB);
-  if (both) differences.push(...compareHeads(sa.head!, sb.head!), ...compareGuards(both.a, both.b));
+  if (both && inA.process!.members.length > 1) {
+    // Each live member's head and guard regions, by position, named by its pid.
+    inA.process!.members.forEach((m, i) => {
+      const other = inB.process!.members[i]!;
+      const at = m.pid === other.pid ? `process ${m.pid}` : `process ${m.pid} (${other.pid} in B)`;
+      for (const line of [...compareHeads(headJson(m.head), headJson(other.head)), ...compareGuards(m.head.mappings, other.head.mappings)]) differences.push(`${at}: ${line}`);
+    });
+  } else if (both) {
+    differences.push(...compareHeads(sa.head!, sb.head!), ...compareGuards(both.a, both.b));
+  }
   return {
     same: differences.length === 0, differences, a: sa, b: sb,
     ...(both ? { guardRegions: guardRegions(both.a).length, head: { mappings: sa.head!.mappings.length, signalActions: sa.head!.signalActions.length } } : {}),

@@ -313,6 +313,10 @@ test('zombie children: their exit status and signal in the image, never reaped b
     assert.equal([readStat(a).state, readStat(b).state], ['Z', 'Z'], 'still zombies after the dump');
     const shown = crProcess(['show', s.path('zombies.img')]);
     assert.is(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`\\|- ${a} \\[python3\\]: zombie, exit 7\\n\`- ${b} \\[python3\\]: zombie, SIGTERM\\n`));
+    // diff against another tree: its shape, member by member.
+    const other = crProcess(['diff', s.path('zombies.img'), s.path('zombies.img')]);
+    assert.is(other.code, 0, other.stdout);
     writeFileSync(s.path('GO'), '');
     waitUntil('the result', () => text(s.path('result')) !== '');
     assert.is(text(s.path('result')), 'PASS');
@@ -349,6 +353,40 @@ test('a 3-level tree: parents, groups and sessions as /proc shows them, in pre-o
     }
     assert.equal(image.tree.map((m) => [m.pgid === pids[1], m.sid === pids[2]]), [[false, false], [true, false], [false, true], [false, true]]);
     assert.equal(image.members.map((m) => m.head.process.pid), pids, 'a head per member, in tree order');
+
+    // show: the tree indented under its root, group and session where they change.
+    const shown = crProcess(['show', s.path('levels.img')]);
+    assert.is(shown.code, 0, shown.stderr);
+    const lines = shown.stdout.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('tree: 4 processes'));
+    assert.ok(at >= 0, shown.stdout);
+    const cmd = `${PYTHON} levels.py`;
+    assert.match(lines[at + 1]!, new RegExp(`^${pids[0]} ${cmd}  \\(pgid ${pids[0]} sid ${pids[0]}\\): \\d+ fds, [0-9.]+ [KM]iB of pages$`));
+    assert.match(lines[at + 2]!, new RegExp(`^\`- ${pids[1]} ${cmd}  \\(pgid ${pids[1]}\\): `));
+    assert.match(lines[at + 3]!, new RegExp(`^   \`- ${pids[2]} ${cmd}  \\(pgid ${pids[2]} sid ${pids[2]}\\): `));
+    assert.match(lines[at + 4]!, new RegExp(`^      \`- ${pids[3]} ${cmd}: `));
+    // show --json: the table with the tree beside it, which plan and show read back.
+    const json = crProcess(['show', '--json', s.path('levels.img')]);
+    assert.is(json.code, 0, json.stderr);
+    const table = JSON.parse(json.stdout);
+    assert.equal(table.tree, image.tree);
+    writeFileSync(s.path('levels.json'), json.stdout);
+    const planned = crProcess(['plan', s.path('levels.json')]);
+    assert.is(planned.code, 0, planned.stderr);
+    assert.match(planned.stdout, /^plan: 4 processes, /);
+    assert.match(planned.stdout, new RegExp(`process ${pids[3]} \\(child of ${pids[2]}, forked at op \\d+ of ${pids[2]}\\)`));
+    const all = JSON.parse(crProcess(['show', '--json', '--all', s.path('levels.img')]).stdout);
+    assert.equal(all.tree, image.tree);
+    // diff: the same tree dumped again is the same; a JSON tree whose shape lies is refused.
+    s.dump(pid, s.path('again.img'));
+    const same = crProcess(['diff', s.path('levels.img'), s.path('again.img')]);
+    assert.is(same.code, 0, same.stdout);
+    assert.match(same.stdout, /^same: .* \(4 processes, /);
+    const moved = { ...table, tree: table.tree.map((m: TreeMember, i: number) => (i === 3 ? { ...m, ppid: pids[1] } : m)) };
+    writeFileSync(s.path('lie.json'), JSON.stringify(moved));
+    const lie = crProcess(['show', s.path('lie.json')]);
+    assert.is(lie.code, 2);
+    assert.is(lie.stderr, `cr show: ${s.path('lie.json')}: the fd table gives ${pids[3]} parent ${pids[2]}, the tree ${pids[1]}\n`);
   }));
 
 // Forks as fast as it can, each child exiting at once and reaped; counts the rounds in a file.
@@ -404,6 +442,10 @@ test('a member stopped by job control stays stopped; the others run on; none is 
     const left = s.dump(pid, s.path('left.img'), '--leave-stopped');
     for (const m of left.tree) waitUntil(`${m.pid} to stop`, () => readStatus(m.pid).state === 'T' && readStatus(m.pid).tracerPid === 0);
     for (const m of left.tree) kill(m.pid, SIGCONT);
+    // diff compares the shape first: the one stopped member is the difference.
+    const d = crProcess(['diff', s.path('stopped.img'), s.path('left.img')]);
+    assert.is(d.code, 1, d.stderr);
+    assert.is(d.stdout, `process ${first}: stopped in A, live in B\n`);
   }));
 
 test.run();

@@ -10,6 +10,8 @@ import { kindOf } from '../kinds/registry.js';
 import { O_ACCMODE, O_RDONLY, O_WRONLY, pipeOf, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
 import { jsonForTerminal, printable } from '../printable.js';
+import { describeExit, type TreeMember } from '../model/tree.js';
+import { signalName } from '../../bridge/signal.js';
 
 export const command = defineCommand({
   name: 'show',
@@ -17,8 +19,8 @@ export const command = defineCommand({
   usage: ['show IMAGE [--json [--all]]'],
   operands: [{ name: 'IMAGE', help: 'an image, or a JSON fd table; - reads it from stdin' }],
   flags: {
-    json: { help: 'print the fd table as the JSON that plan and restore accept' },
-    all: { help: 'with --json: the whole image, the process head too (schema: docs/image-format.md)' },
+    json: { help: 'print the fd table as the JSON that plan and restore accept (a tree\'s with the tree beside it)' },
+    all: { help: 'with --json: the whole image, the tree and the process head too (schema: docs/image-format.md)' },
   },
   examples: ['show app.img', 'show fds.img --json > table.json', 'show app.img --json --all'],
 });
@@ -181,11 +183,14 @@ const bytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)
 
 /** What a whole-process image holds besides the fd table: memory, registers, where it runs from. */
 function renderProcess(summary: ProcessImage): string[] {
-  const { head, pageBytes } = summary;
+  const { head } = summary;
+  // A tree's memory per member is in its tree lines; this is the root's.
+  const pageBytes = summary.members[0]!.pageBytes;
+  const what = summary.tree.length > 1 ? `the root, process ${head.process.pid}` : 'whole process';
   const regs = decodeRegs(head.regs);
   const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
   return [
-    `whole process: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
+    `${what}: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
     `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
       `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
     ...guardLine(head.mappings),
@@ -193,14 +198,47 @@ function renderProcess(summary: ProcessImage): string[] {
   ];
 }
 
-/** show --json --all: what kind of image, who wrote it, the process head, the dropped fds, the fd table. */
+/** show --json --all: what kind of image, who wrote it, the tree, the (root) process head, the dropped fds, the fd table. */
 function wholeJson(r: ShowResult): object {
   return {
     kind: r.kind,
     image: r.image ? { formatVersion: r.image.formatVersion, toolVersion: r.image.toolVersion, kernel: r.image.kernel, process: r.image.process, dropped: r.image.dropped } : null,
+    tree: r.tree ?? null,
     process: r.head ?? null,
     table: r.table,
   };
+}
+
+/** A tree of more than one process, for show --json: its table with the tree beside it (plan and show read both back). */
+const isTree = (r: ShowResult): boolean => (r.tree?.length ?? 0) > 1;
+
+/**
+ * The tree, pstree-like: each process under its parent, with its command, its group and session
+ * where they are not its parent's (always for the root), and what it holds; a zombie with how it
+ * ended.
+ */
+function renderTree(tree: TreeMember[], tables: FdTables, whole: ProcessImage | undefined): string[] {
+  const fdsOf = new Map(tables.processes.map((p) => [p.pid, p.fds.length]));
+  const memoryOf = new Map((whole?.members ?? []).map((m) => [m.pid, m.pageBytes]));
+  const byPid = new Map(tree.map((m) => [m.pid, m]));
+  const children = new Map<number, TreeMember[]>();
+  for (const m of tree.slice(1)) (children.get(m.ppid) ?? children.set(m.ppid, []).get(m.ppid)!).push(m);
+  const zombies = tree.filter((m) => m.zombie).length;
+  const lines = [`tree: ${tree.length} processes${zombies ? ` (${zombies} zombie${zombies === 1 ? '' : 's'})` : ''}, root ${tree[0]!.pid} (its parent ${tree[0]!.ppid} is outside the tree)`];
+  const walk = (m: TreeMember, prefix: string, last: boolean, root: boolean): void => {
+    const parent = byPid.get(m.ppid);
+    const ids = [root || m.pgid !== parent?.pgid ? `pgid ${m.pgid}` : '', root || m.sid !== parent?.sid ? `sid ${m.sid}` : ''].filter(Boolean).join(' ');
+    const command = m.cmdline.length > 0 ? m.cmdline.map((a) => printable(a)).join(' ') : `[${printable(m.comm)}]`;
+    const shown = command.length > 60 ? `${command.slice(0, 57)}...` : command;
+    const what = m.zombie
+      ? `zombie, ${describeExit(m.zombie, signalName)}`
+      : `${fdsOf.get(m.pid) ?? 0} fds${memoryOf.has(m.pid) ? `, ${bytes(memoryOf.get(m.pid)!)} of pages` : ''}${m.stopped ? ', stopped' : ''}`;
+    lines.push(`${prefix}${root ? '' : last ? '`- ' : '|- '}${m.pid} ${shown}${ids ? `  (${ids})` : ''}: ${what}`);
+    const kids = children.get(m.pid) ?? [];
+    kids.forEach((k, i) => walk(k, root ? prefix : `${prefix}${last ? '   ' : '|  '}`, i === kids.length - 1, false));
+  };
+  walk(tree[0]!, '', true, true);
+  return [...lines, ''];
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -211,11 +249,12 @@ export async function run(args: string[]): Promise<number> {
   if (parsed.values.all && !parsed.values.json) badInput('--all is for --json (without it, show prints everything already)');
   if (parsed.values.json) {
     // --all: the documented whole-image schema (docs/image-format.md); without it the table alone, as plan takes it.
-    const out = parsed.values.all ? wholeJson(shownImage) : table;
+    const out = parsed.values.all ? wholeJson(shownImage) : isTree(shownImage) ? { ...table, tree: shownImage.tree } : table;
     console.log(jsonForTerminal(JSON.stringify(out, null, 2)));
     return 0;
   }
-  const lines = [...(image ? renderHeader(path, image) : []), ...(whole ? renderProcess(whole) : []), ...renderTables(table)];
+  const tree = isTree(shownImage) ? renderTree(shownImage.tree!, table, whole) : [];
+  const lines = [...(image ? renderHeader(path, image) : []), ...tree, ...(whole ? renderProcess(whole) : []), ...renderTables(table)];
   for (const d of image?.dropped ?? []) lines.push(`dropped fd ${d.fd} (${printable(d.kind)}): ${printable(d.reason)}`);
   console.log(lines.join('\n'));
   return 0;

@@ -15,7 +15,8 @@ import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
-import { liveMembers, treeProblem, type TreeMember, type ZombieExit } from '../model/tree.js';
+import { liveMembers, treeProblem, type TreeMember } from '../model/tree.js';
+import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
@@ -237,13 +238,7 @@ export class ProcessImage {
     });
     this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
     const procs = this.fdImage.table.processes;
-    if (procs.length !== live.length) this.bad(`its fd table holds ${procs.length} processes, the tree ${live.length} live ones`);
-    for (const [i, p] of procs.entries()) {
-      const m = live[i]!;
-      if (p.pid !== m.pid) this.bad(`the fd table's process ${i} is ${p.pid}, the tree's ${m.pid}`);
-      const parent = i === 0 ? undefined : m.ppid;
-      if (p.parent !== parent) this.bad(`the fd table gives ${p.pid} ${p.parent === undefined ? 'no parent' : `parent ${p.parent}`}, the tree ${parent ?? 'none'}`);
-    }
+    checkTreeTable(this.tree, this.fdImage.table, (what) => this.bad(what));
     this.members = groups.map((g, i) => {
       const head = heads[i]!;
       const tableFds = procs[i]!.fds;
@@ -619,37 +614,7 @@ function checkThread(v: unknown, where: string, bad: Bad): ThreadState {
 function checkTree(v: unknown, bad: Bad): TreeMember[] {
   const t = fields(v, ['formatVersion', 'members'], 'tree', bad);
   if (t.formatVersion !== PROCESS_FORMAT_VERSION) bad('tree.formatVersion does not match the file header');
-  const members = list(t.members, 'tree.members', bad, (x, w): TreeMember => {
-    const m = fields(x, ['pid', 'ppid', 'pgid', 'sid', 'comm', 'cmdline', 'stopped', 'zombie'], w, bad);
-    let zombie: ZombieExit | null = null;
-    if (m.zombie !== null) {
-      const z = fields(m.zombie, ['code', 'signal', 'core'], `${w}.zombie`, bad);
-      zombie = {
-        code: z.code === null ? null : uint(z.code, `${w}.zombie.code`, bad),
-        signal: z.signal === null ? null : uint(z.signal, `${w}.zombie.signal`, bad),
-        core: bool(z.core, `${w}.zombie.core`, bad),
-      };
-      if ((zombie.code === null) === (zombie.signal === null)) bad(`${w}.zombie has ${zombie.code === null ? 'neither' : 'both'} an exit code and a signal`);
-      if (zombie.code !== null && zombie.code > 255) bad(`${w}.zombie.code is not 0..255`);
-      if (zombie.signal !== null && (zombie.signal < 1 || zombie.signal > 64)) bad(`${w}.zombie.signal is not 1..64`);
-      if (zombie.core && zombie.signal === null) bad(`${w}.zombie dumped a core without a signal`);
-    }
-    const comm = str(m.comm, `${w}.comm`, bad);
-    if (comm.length > 15) bad(`${w}.comm is longer than 15 characters`);
-    return {
-      pid: uint(m.pid, `${w}.pid`, bad),
-      ppid: uint(m.ppid, `${w}.ppid`, bad),
-      pgid: uint(m.pgid, `${w}.pgid`, bad),
-      sid: uint(m.sid, `${w}.sid`, bad),
-      comm,
-      cmdline: list(m.cmdline, `${w}.cmdline`, bad, (y, wy) => str(y, wy, bad)),
-      stopped: bool(m.stopped, `${w}.stopped`, bad),
-      zombie,
-    };
-  });
-  const problem = treeProblem(members);
-  if (problem !== null) bad(`tree: ${problem}`);
-  return members;
+  return parseTreeMembers(t.members, 'tree.members', bad);
 }
 
 // ---- registers: the head keeps struct user_regs_struct as raw bytes ----
