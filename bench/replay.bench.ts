@@ -74,6 +74,7 @@ function cOf(op: Op, i: number, table: FdTable): string {
       return `rl.rlim_cur = ${op.soft}; rl.rlim_max = ${op.hard}; ${must(`syscall(SYS_prlimit64, 0, ${RLIMIT_NOFILE}, &rl, 0)`, 0)}`;
     case 'create':
     case 'link':
+    case 'pty':
       throw new Error(`the dense table has only pipes, not ${op.call}`);
     case 'fork':
       throw new Error('the dense table is one process');

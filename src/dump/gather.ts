@@ -3,6 +3,7 @@
 // processes: a description inherited at fork is one struct file), inodes to find which
 // descriptions are ends of one pipe, wherever its ends are. Pipe bytes are not read here
 // (pipes.ts does that); the table's pipes have empty data.
+import { pairPtys } from '../kinds/pty.js';
 import { kcmpFile } from '../../bridge/kcmp.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe, type ProcessFds } from '../model/fdtable.js';
@@ -191,7 +192,8 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
     if (high) throw new CrError(`fd ${high.fd} of process ${p.pid} is not below its soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
     return { pid: p.pid, ...(p.parent === undefined ? {} : { parent: p.parent }), fds, rlimit: { soft: limit.soft, hard: limit.hard } };
   });
-  return { tables: { descs, pipes, processes }, pipeEnds };
+  // A pty's slaves held with their master by one process are made through the new master, not by their old path.
+  return { tables: { descs: pairPtys(descs), pipes, processes }, pipeEnds };
 }
 
 const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');

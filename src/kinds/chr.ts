@@ -8,17 +8,12 @@ import { afterOpen, byPathFlags, no, oddFlags, optionalOffset, pathProblem, quot
 import type { KindModule } from './kind.js';
 import { printable } from '../printable.js';
 
-/** Device number of /dev/ptmx (major 5, minor 2). */
-const PTMX_RDEV = (5 << 8) | 2;
-
 export const chr: KindModule<'chr'> = {
   kind: 'chr',
   recognise(e) {
     if (!e.stat.isCharacterDevice() || (e.flags & 0o10000000) !== 0) return null;
     const odd = oddFlags(e, RESTORABLE_FLAGS, 'chr');
     if (odd) return odd;
-    // Opening /dev/ptmx makes a new terminal: a master cannot be restored by its path.
-    if (e.stat.rdev === PTMX_RDEV) return no(e, 'pty master', `${printable(e.link)}: a pty master cannot be reopened by path`);
     const problem = pathProblem(e);
     if (problem) return no(e, 'chr', problem);
     return {

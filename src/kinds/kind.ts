@@ -40,6 +40,8 @@ export interface SimState {
   timer: SimTimer | null;
   /** a signalfd's mask */
   mask: bigint;
+  /** a pty master's or slave's pty: the master's simulated description; null for other kinds */
+  pty: object | null;
 }
 
 /** A timerfd in the simulation: what timerfd_settime and TFD_IOC_SET_TICKS left. */
@@ -61,10 +63,18 @@ export interface SimCalls {
   timerfdSettime(fd: number, flags: number, value: bigint, interval: bigint): void;
   timerfdSetTicks(fd: number, ticks: bigint): void;
   signalfd4(mask: bigint, flags: number): number;
+  /** open("/dev/ptmx", flags): a new pty's master */
+  ptmxOpen(flags: number): number;
+  /** ioctl(fd, TIOCGPTPEER, flags): a new description of the pty's slave */
+  ptyPeer(fd: number, flags: number): number;
+  dupfd(fd: number, min: number, cloexec: boolean): number;
+  close(fd: number): void;
+  /** where the object a `pty` op prepared for description `desc` is held */
+  held(desc: number): number;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
-export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4';
+export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4' | 'openat' | 'fcntl' | 'close';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -114,6 +124,8 @@ export interface CallQueue {
   call(name: CallName, args: bigint[], want: bigint, call?: string): void;
   /** stage bytes in the target; their address there */
   put(data: Buffer): bigint;
+  /** the fd at which a `pty` op (prepare) holds the object made for description `desc` */
+  held(desc: number): number;
 }
 
 export interface KindModule<K extends DescKind> {
@@ -132,6 +144,18 @@ export interface KindModule<K extends DescKind> {
   opens?(d: DescOf<K>): Opens;
   /** replay, CLASS_SINGLE: queue the calls that make it; the first returns `fd` */
   create?(d: DescOf<K>, cloexec: boolean, fd: number, q: CallQueue): void;
+  /**
+   * replay, kinds whose object must exist before the planner's creations (a pty, which a master
+   * and its slaves are each made from): queue the calls that make it at `fd`, a number above every
+   * other the plan uses, through `lowest`, the lowest free number then (a `pty` op, src/plan/ptys.ts)
+   */
+  prepare?(d: DescOf<K>, lowest: number, fd: number, q: CallQueue): void;
+  /** replay: after every description exists, what is left to set on the object at `fd`, and its close */
+  finish?(d: DescOf<K>, fd: number, q: CallQueue): void;
+  /** plan text of prepare (done false) or finish (done true) */
+  prepareText?(d: DescOf<K>, lowest: number, fd: number, done: boolean): string;
+  /** simulator: prepare (done false) or finish (done true) */
+  simPrepare?(proc: SimCalls, d: DescOf<K>, lowest: number, fd: number, done: boolean): void;
   /** plan text of the creating call, CLASS_SINGLE */
   createText?(d: DescOf<K>, cloexec: boolean): string;
   /** simulator, kinds opened by path: the node the world needs at the path */

@@ -13,8 +13,9 @@ import { opath } from './opath.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { pipe } from './pipe.js';
+import { ptmx, pts } from './pty.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, chr, eventfd, dir, epoll, timerfd, signalfd };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -139,8 +139,35 @@ export interface SignalfdDesc extends DescBase {
   mask: string;
 }
 
+/**
+ * A pty master (src/kinds/pty.ts): made again through /dev/ptmx, so its pty gets a new index. The
+ * terminal's settings are the pty's (TCGETS2 on a master reads its slave's).
+ */
+export interface PtmxDesc extends DescBase {
+  kind: 'ptmx';
+  /** fdinfo tty-index at dump: the old /dev/pts number, for show and diff only */
+  index: number;
+  /** struct termios2 (TCGETS2), 44 bytes as lowercase hex */
+  termios: string;
+  /** struct winsize (TIOCGWINSZ), 8 bytes as lowercase hex */
+  winsize: string;
+  /** TIOCGPTLCK: opening the slave by path fails while locked */
+  locked: boolean;
+  /** TIOCGPKT: packet mode on the master */
+  packet: boolean;
+}
+
+/** A slave of a pty whose master is in the image (src/kinds/pty.ts): opened through it (TIOCGPTPEER). */
+export interface PtsDesc extends DescBase {
+  kind: 'pts';
+  /** Desc.id of the master (a ptmx description) */
+  master: number;
+  /** the old /dev/pts number, for show and diff only */
+  index: number;
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -25,6 +25,8 @@ function positionOf(d: Desc): string {
     case 'timerfd':
     case 'signalfd':
     case 'opath':
+    case 'ptmx':
+    case 'pts':
       return '0';
     default: {
       const never: never = d;

@@ -26,6 +26,8 @@ export function formatOp(op: Op): string {
       return `${op.call} = ${op.fd}    description ${op.desc}`;
     case 'link':
       return `${op.call}    description ${op.desc} item ${op.item}`;
+    case 'pty':
+      return `${op.call}    description ${op.desc}`;
     case 'lseek':
       return `lseek(${op.fd}, ${op.offset}, SEEK_SET)`;
     case 'write':

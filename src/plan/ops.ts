@@ -37,6 +37,13 @@ export type Op =
    * `call` says it in words.
    */
   | { op: 'link'; desc: number; item: number; fd: number; call: string }
+  /**
+   * The object of description `desc` made before the descriptions that come from it (a pty, for
+   * its master and slaves, src/plan/ptys.ts): made through the lowest free number `lowest` and
+   * held at `fd` (done false), or finished and closed at `fd` once every description exists (done
+   * true); `call` says it in words.
+   */
+  | { op: 'pty'; desc: number; lowest: number; fd: number; done: boolean; call: string }
   /** write the pipe's queued bytes (all of Pipe.data, one write per packet if packets) into fd */
   | { op: 'write'; fd: number; pipe: number; bytes: number }
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */

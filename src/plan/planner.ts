@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { addLinks } from './links.js';
+import { addPreparations } from './ptys.js';
 import { PlanImpossible } from './planner-error.js';
 import type { FdTable } from '../model/fdtable.js';
 import type { Plan } from './ops.js';
@@ -65,12 +66,13 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
   }
   const out = new Int32Array(wasm.memory.buffer, wasm.output(), wasm.outputLength()).slice();
   if (code !== 0) throw new PlanImpossible(explain(code, out[1], out[2], table, target));
-  const ops = addLinks(decodeOps(out, HEADER_WORDS, out[3], table, enc), table, target);
+  const ops = addPreparations(addLinks(decodeOps(out, HEADER_WORDS, out[3], table, enc), table, target), table, target);
   const warnings: string[] = [];
   if (out[4] & WARN_HARD_LIMIT_LOWERED) {
     warnings.push(`hard RLIMIT_NOFILE ${table.rlimit.hard} is above the target's ${target.rlimit.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${target.rlimit.hard}`);
   }
-  return { ops, lowerBound: out[1], commit: out[2], warnings };
+  // addPreparations may put ops before the commit marker: its index is where it is now.
+  return { ops, lowerBound: out[1], commit: ops.findIndex((o) => o.op === 'commit'), warnings };
 }
 
 function explain(code: number, arg: number, arg2: number, table: FdTable, target: PlanTarget): string {

@@ -47,8 +47,9 @@ interface AtFork {
   rlimit: Rlimit;
 }
 
-/** The key of the object a description belongs to: its pipe, or itself. */
+/** The key of the object a description belongs to: its pipe, a pty slave's master, or itself. */
 const unitOf = (d: Desc): string => {
+  if (d.kind === 'pts') return `d${d.master}`;
   const pipe = pipeOf(d);
   return pipe === undefined ? `d${d.id}` : `p${pipe}`;
 };

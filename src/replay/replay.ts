@@ -12,6 +12,7 @@ import type { Injector } from '../inject/injector.js';
 import { ANY_SUCCESS, Batch, BatchRunner, LOAD, RECORD_BYTES, type StagedData } from '../inject/batch.js';
 import { fileAt, mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT, type Expected } from '../inject/opened.js';
 import { SYS } from '../inject/syscalls.js';
+import type { CallQueue } from '../kinds/kind.js';
 import { kindOf } from '../kinds/registry.js';
 import { O_CLOEXEC, O_NONBLOCK, O_PATH, pathOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { printable } from '../printable.js';
@@ -149,6 +150,8 @@ class Replayer {
   private checks = 0;
   /** index of the op being queued */
   private opIndex = 0;
+  /** where each `pty` op holds the object it made, by description id */
+  private readonly held = new Map<number, number>();
 
   constructor(
     private readonly inj: Injector,
@@ -162,6 +165,19 @@ class Replayer {
     this.runner = opts.runner ?? BatchRunner.prepare(inj);
     this.chunkMax = this.runner.capacity / 2;
     this.batch = this.runner.batch();
+  }
+
+  /** The calls a kind queues for the op being queued (src/kinds/kind.ts CallQueue). */
+  private callQueue(): CallQueue {
+    return {
+      call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
+      put: (data) => this.batch.put(data),
+      held: (desc) => {
+        const fd = this.held.get(desc);
+        if (fd === undefined) throw new OpFailure(`description ${desc}'s object was not made before it (no pty op)`);
+        return fd;
+      },
+    };
   }
 
   /** Queue a call; the batch is run first when it has no room for `bytes` more of data. */
@@ -273,10 +289,22 @@ class Replayer {
         if (d === undefined || kind?.create === undefined) throw new OpFailure(`the image has no description ${op.desc} its kind makes`);
         // The kind's calls and their data go in one batch: reserve room for a few of each.
         if (this.batch.room() < 64 + 4 * RECORD_BYTES) this.flush();
-        kind.create(d, op.cloexec, op.fd, {
-          call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
-          put: (data) => this.batch.put(data),
-        });
+        kind.create(d, op.cloexec, op.fd, this.callQueue());
+        return;
+      }
+      case 'pty': {
+        const d = this.descs.get(op.desc);
+        const kind = d === undefined ? undefined : kindOf(d);
+        if (d === undefined || kind?.prepare === undefined || kind.finish === undefined) throw new OpFailure(`the image has no description ${op.desc} whose object is made first`);
+        // The kind's calls and their data (a termios, a window size) go in one batch.
+        if (this.batch.room() < 256 + 8 * RECORD_BYTES) this.flush();
+        if (op.done) {
+          kind.finish(d, op.fd, this.callQueue());
+          this.held.delete(op.desc);
+        } else {
+          kind.prepare(d, op.lowest, op.fd, this.callQueue());
+          this.held.set(op.desc, op.fd);
+        }
         return;
       }
       case 'link': {
@@ -284,10 +312,7 @@ class Replayer {
         const kind = d === undefined ? undefined : kindOf(d);
         if (d === undefined || kind?.link === undefined) throw new OpFailure(`the image has no description ${op.desc} with links`);
         if (this.batch.room() < 64 + 2 * RECORD_BYTES) this.flush();
-        kind.link(d, op.item, op.fd, {
-          call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
-          put: (data) => this.batch.put(data),
-        });
+        kind.link(d, op.item, op.fd, this.callQueue());
         return;
       }
       case 'write':

@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -139,6 +139,8 @@ export class SimDesc {
   timer: SimTimer | null = null;
   /** a signalfd's mask */
   mask = 0n;
+  /** a pty master's or slave's pty: the master's description */
+  pty: SimDesc | null = null;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -248,6 +250,7 @@ class FdBitmap {
 /** One simulated process: its fd table and its RLIMIT_NOFILE. */
 export class SimProcess {
   private readonly table = new Map<number, FdEntry>();
+  private readonly holds = new Map<number, number>();
   private readonly used = new FdBitmap();
   private limit: Rlimit;
 
@@ -393,6 +396,39 @@ export class SimProcess {
     if ((flags & O_DIRECTORY) !== 0 && node.kind !== 'dir') throw new SimError(call, 'ENOTDIR');
     const desc = this.describe('opath', flags & O_PATH_KEPT, null, node);
     this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** open("/dev/ptmx", flags): a new pty's master, its flags as asked plus O_LARGEFILE. */
+  ptmxOpen(flags: number): number {
+    const call = (): string => `open("/dev/ptmx", ${flagNames(flags)})`;
+    const fd = this.allocate(0, call);
+    const desc = this.describe('ptmx', (flags & ~(O_CLOEXEC | O_NOCTTY)) | O_LARGEFILE, null, null);
+    desc.pty = desc;
+    this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** ioctl(fd, TIOCGPTPEER, flags): a new description of the pty's slave, flags as given (drivers/tty/pty.c ptm_open_peer). */
+  ptyPeer(fd: number, flags: number): number {
+    const call = (): string => `ioctl(${fd}, TIOCGPTPEER, ${flagNames(flags)})`;
+    const master = this.lookup(fd, call);
+    if (master.kind !== 'ptmx') throw new SimError(call, master.kind === 'foreign' ? 'REFUSED' : 'EINVAL', 'not a pty master (ENOTTY)');
+    const slave = this.allocate(0, call);
+    const desc = this.describe('pts', flags & ~(O_CLOEXEC | O_NOCTTY), null, null);
+    desc.pty = master;
+    this.install(slave, desc, (flags & O_CLOEXEC) !== 0);
+    return slave;
+  }
+
+  /** Note where a `pty` op holds the object made for description `desc` (the plan's spare fd). */
+  hold(desc: number, fd: number): void {
+    this.holds.set(desc, fd);
+  }
+
+  held(desc: number): number {
+    const fd = this.holds.get(desc);
+    if (fd === undefined) throw new SimError(() => `<pty of description ${desc}>`, 'REFUSED', 'no pty op made it first');
     return fd;
   }
 

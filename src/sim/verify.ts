@@ -159,6 +159,7 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   lseek: ['fd'],
   create: ['desc', 'fd'],
   link: ['desc', 'item', 'fd'],
+  pty: ['desc', 'lowest', 'fd'],
   write: ['fd', 'pipe', 'bytes'],
   prlimit: ['soft', 'hard'],
   fork: ['pid'],
@@ -305,6 +306,14 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
         throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} with a link ${op.item}`, i);
       }
       link(proc, d, op.item, op.fd);
+      return;
+    }
+    case 'pty': {
+      const d = descs.get(op.desc);
+      const prepare = d === undefined ? undefined : kindOf(d).simPrepare;
+      if (d === undefined || prepare === undefined) throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} whose object is made first`, i);
+      prepare(proc, d, op.lowest, op.fd, op.done);
+      if (!op.done) proc.hold(op.desc, op.fd);
       return;
     }
     case 'write': {
