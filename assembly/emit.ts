@@ -4,7 +4,7 @@
 
 import {
   OP_PIPE2, OP_OPEN, OP_DUP2, OP_DUPFD, OP_CLOSE, OP_SETFL, OP_SETFD, OP_SETPIPESZ, OP_LSEEK, OP_WRITE,
-  OP_PRLIMIT, OP_COMMIT, OP_CREATE,
+  OP_PRLIMIT, OP_COMMIT, OP_CREATE, OP_SOCKETPAIR,
 } from './abi';
 
 let words = new StaticArray<i32>(1024);
@@ -52,6 +52,14 @@ export function emitPipe2(flags: i32, r: i32, w: i32, pipe: i32): void {
   reserve(5);
   put(OP_PIPE2); put(flags); put(r); put(w); put(pipe);
   seen(w);
+  ops++;
+}
+
+/** socketpair(): fd0 and fd1 become desc0 and desc1 (-1: a temporary end), its kind fills them. */
+export function emitSocketpair(cloexec: bool, fd0: i32, fd1: i32, desc0: i32, desc1: i32): void {
+  reserve(6);
+  put(OP_SOCKETPAIR); put(cloexec ? 1 : 0); put(fd0); put(fd1); put(desc0); put(desc1);
+  seen(fd1);
   ops++;
 }
 

@@ -1,10 +1,11 @@
 // Pairing of pipe ends: which descriptions sit on each pipe (object), and which of them pipe2()
 // itself made (CLASS_PAIR_END; the pipe kind tells them apart by O_LARGEFILE, docs/fd-table.md). Grouping is one sort by pipe: no pairwise scan.
 
-import { nDescs, nPipes, descClass, descFlags, descPipe, sortI64 } from './table';
+import { nDescs, nPipes, descClass, descFlags, descPipe, pipeIsSocket, sortI64 } from './table';
 import {
   CLASS_PAIR_END, CLASS_RENDEZVOUS, O_ACCMODE, O_RDONLY, O_WRONLY, PAIRING_TWO_PIPE2_READS,
   PAIRING_TWO_PIPE2_WRITES, PAIRING_MIXED_CLASSES, PAIRING_OBJECT_WITHOUT_DESC, PAIRING_RDWR_PAIR_END,
+  PAIRING_SOCKET_ENDS,
 } from './abi';
 
 /** descriptions of pipe q: descsOfPipe[pipeFirst[q] .. + pipeCount[q]), ascending by index */
@@ -12,7 +13,10 @@ export let descsOfPipe: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipeFirst: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipeCount: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipeIsFifo: StaticArray<bool> = new StaticArray<bool>(0);
-/** the read / write description pipe2() made, or -1 when that end was closed */
+/**
+ * the read / write description pipe2() made, or -1 when that end was closed; for a socket pair,
+ * its two ends (alike: the first and the second by index)
+ */
 export let pipe2Read: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipe2Write: StaticArray<i32> = new StaticArray<i32>(0);
 
@@ -54,6 +58,14 @@ export function pairPipeEnds(): bool {
       return fail(PAIRING_MIXED_CLASSES, q);
     }
     pipeCount[q]++;
+    if (pipeIsSocket[q]) {
+      // A socket is never reopened (open of /proc/self/fd/N is ENXIO): its pair is its two ends.
+      if (!madeByPipe2(d)) return fail(PAIRING_SOCKET_ENDS, q);
+      if (pipe2Read[q] < 0) pipe2Read[q] = d;
+      else if (pipe2Write[q] < 0) pipe2Write[q] = d;
+      else return fail(PAIRING_SOCKET_ENDS, q);
+      continue;
+    }
     if (!madeByPipe2(d)) continue;
     const acc = descFlags[d] & O_ACCMODE;
     if (acc == O_RDONLY) {

@@ -10,10 +10,10 @@ import {
   nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descClass, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
-  descAfter, targetDesc, targetCloexec, descSource,
+  descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket,
 } from './table';
 import {
-  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
+  MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
   SETFL_MASK, DEFAULT_PIPE_CAPACITY, CLASS_SINGLE, CLASS_INHERITED, PLAN_OK, PLAN_FD_ABOVE_LIMIT, PLAN_NO_FREE_FD,
   PLAN_FD_TOO_HIGH,
 } from './abi';
@@ -25,7 +25,7 @@ import {
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
   emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
-  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd, emitCreate,
+  emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd, emitCreate, emitSocketpair,
 } from './emit';
 
 
@@ -101,7 +101,7 @@ function attempt(order: i32): i32 {
     const unit = i32(units[u] & 0x7fffffff);
     plugGaps();
     beginUnit();
-    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : createPipe(unit)) : createAlone(unit - nPipes);
+    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : pipeIsSocket[unit] ? createSocketPair(unit) : createPipe(unit)) : createAlone(unit - nPipes);
     if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
     if ((order & DUPS_LAST) == 0) fillDups(unit);
   }
@@ -275,7 +275,7 @@ function unitOrder(order: i32): StaticArray<i64> {
 function isReversed(q: i32): bool {
   const r = pipe2Read[q];
   const w = pipe2Write[q];
-  return !pipeIsFifo[q] && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
+  return !pipeIsFifo[q] && !pipeIsSocket[q] && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
 }
 
 /** The unit's descriptions in order of their homes (homeless ones last). */
@@ -328,6 +328,33 @@ function createPipe(q: i32): bool {
     addMember(d, fd);
   }
   fillPipe(q, r, w, w0);
+  return true;
+}
+
+/**
+ * A socket pair: one socketpair() makes both ends, alike, so the end with the lower home takes
+ * the lower fd (never reversed); an end the image lacks (its peer closed) is a temporary, closed
+ * once placed. Its kind writes each end's queued bytes through the other (the op itself).
+ */
+function createSocketPair(q: i32): bool {
+  let a = pipe2Read[q];
+  let b = pipe2Write[q];
+  if (a >= 0 && b >= 0 && home[b] >= 0 && (home[a] < 0 || home[b] < home[a])) {
+    const t = a;
+    a = b;
+    b = t;
+  }
+  const fd0 = newFd();
+  if (fd0 < 0) return false;
+  occupied.add(fd0);
+  const fd1 = nextFree();
+  occupied.remove(fd0);
+  if (fd1 < 0) return false;
+  const first = a >= 0 ? a : b;
+  const cloexec = first >= 0 && home[first] >= 0 && wantCloexec(home[first]);
+  emitSocketpair(cloexec, fd0, fd1, a, b);
+  takePipe2End(fd0, a, O_RDWR, cloexec);
+  takePipe2End(fd1, b, O_RDWR, cloexec);
   return true;
 }
 

@@ -4,7 +4,7 @@
 import {
   INPUT_VERSION, CLASS_PAIR_END, CLASS_REOPEN, CLASS_RENDEZVOUS, CLASS_INHERITED, MODE_FRESH, MODE_INTO_EXACT,
   DECODE_BAD_HEADER, DECODE_BAD_FD, DECODE_DUPLICATE_FD, DECODE_BAD_DESC, DECODE_BAD_PIPE,
-  DECODE_DESC_WITHOUT_FD, DECODE_BAD_TARGET, DECODE_BAD_INHERITED,
+  DECODE_DESC_WITHOUT_FD, DECODE_BAD_TARGET, DECODE_BAD_INHERITED, OBJECT_PACKETS, OBJECT_SOCKETPAIR,
 } from './abi';
 
 // Fds, sorted by number after decode.
@@ -35,6 +35,8 @@ export let nPipes: i32 = 0;
 export let pipeCapacity: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipeDataLen: StaticArray<i32> = new StaticArray<i32>(0);
 export let pipePackets: StaticArray<bool> = new StaticArray<bool>(0);
+/** the object is a socket pair (OBJECT_SOCKETPAIR), not a pipe */
+export let pipeIsSocket: StaticArray<bool> = new StaticArray<bool>(0);
 
 // The target and the limits.
 export let nTarget: i32 = 0;
@@ -65,7 +67,7 @@ function fail(code: i32, arg: i32): bool {
 /**
  * Layout: [version, nFds, nDescs, nPipes, nTarget, imageSoft, imageHard, targetSoft,
  * targetHard, mode], then nFds x [fd, desc, cloexec], nDescs x [class, flags, object, seek, callFlags, flagsAfter],
- * nPipes x [capacity, dataLen, packets], nTarget x [fd, desc (-1: none), cloexec].
+ * nPipes x [capacity, dataLen, object flags (OBJECT_)], nTarget x [fd, desc (-1: none), cloexec].
  */
 export function decode(input: StaticArray<i32>): bool {
   decodeError = 0;
@@ -138,11 +140,13 @@ export function decode(input: StaticArray<i32>): bool {
   pipeCapacity = new StaticArray<i32>(nPipes);
   pipeDataLen = new StaticArray<i32>(nPipes);
   pipePackets = new StaticArray<bool>(nPipes);
+  pipeIsSocket = new StaticArray<bool>(nPipes);
   for (let q = 0; q < nPipes; q++) {
     if (input[p] <= 0 || input[p + 1] < 0 || input[p + 1] > input[p]) return fail(DECODE_BAD_PIPE, q);
     pipeCapacity[q] = input[p];
     pipeDataLen[q] = input[p + 1];
-    pipePackets[q] = input[p + 2] != 0;
+    pipePackets[q] = (input[p + 2] & OBJECT_PACKETS) != 0;
+    pipeIsSocket[q] = (input[p + 2] & OBJECT_SOCKETPAIR) != 0;
     p += 3;
   }
 

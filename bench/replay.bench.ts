@@ -75,6 +75,7 @@ function cOf(op: Op, i: number, table: FdTable): string {
     case 'create':
     case 'link':
     case 'pty':
+    case 'socketpair':
       throw new Error(`the dense table has only pipes, not ${op.call}`);
     case 'fork':
       throw new Error('the dense table is one process');

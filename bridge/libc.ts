@@ -110,6 +110,26 @@ export const libc = {
   ) => number,
   sigemptyset: lib.func('int sigemptyset(void *set)') as (set: Buffer) => number,
   sigfillset: lib.func('int sigfillset(void *set)') as (set: Buffer) => number,
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ int *len)') as (
+    fd: number,
+    level: number,
+    name: number,
+    value: Buffer,
+    len: Int32Array,
+  ) => number,
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, int len)') as (
+    fd: number,
+    level: number,
+    name: number,
+    value: Buffer,
+    len: number,
+  ) => number,
+  getsockname: lib.func('int getsockname(int fd, _Out_ void *addr, _Inout_ int *len)') as (fd: number, addr: Buffer, len: Int32Array) => number,
+  getpeername: lib.func('int getpeername(int fd, _Out_ void *addr, _Inout_ int *len)') as (fd: number, addr: Buffer, len: Int32Array) => number,
+  recvmsg: lib.func('long recvmsg(int fd, _Inout_ void *msg, int flags)') as (fd: number, msg: Buffer, flags: number) => number,
+  socket: lib.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number,
+  send: lib.func('long send(int fd, const void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
+  recv: lib.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as (fd: number, buf: Buffer, len: number, flags: number) => number,
   schedYield: lib.func('int sched_yield()') as () => number,
   // struct passwd on x86_64: name, passwd (8 bytes each), uid, gid (4 each), gecos, dir, shell.
   getpwuidR: lib.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t buflen, void *result)') as (

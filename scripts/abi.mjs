@@ -7,7 +7,7 @@
 /** Groups of [name, value, why]: each becomes `export const NAME` on both sides. */
 export const ABI = [
   ['Version of the planner input layout (assembly/table.ts decode, src/plan/encode.ts)', [
-    ['INPUT_VERSION', 3],
+    ['INPUT_VERSION', 4],
   ]],
   ['Creation classes: how a description comes to exist at restore (docs/kinds.md). The planner places classes, never kinds.', [
     ['CLASS_PAIR_END', 0, 'one end of a pair one call makes (pipe2): its object says which pair'],
@@ -36,6 +36,11 @@ export const ABI = [
     ['OP_PRLIMIT', 11, 'soft, hard'],
     ['OP_COMMIT', 12, ''],
     ['OP_CREATE', 13, 'desc, cloexec, fd: a CLASS_SINGLE description, made by its kind'],
+    ['OP_SOCKETPAIR', 14, 'cloexec, fd0, fd1, desc0, desc1 (-1: a temporary end): a socket pair, made by its kind with its queued bytes'],
+  ]],
+  ['Object flags: the third word of each object of the planner input', [
+    ['OBJECT_PACKETS', 1, 'a pipe whose bytes are packets (O_DIRECT writes)'],
+    ['OBJECT_SOCKETPAIR', 2, 'a socket pair: two alike ends one socketpair() makes, its bytes written by its kind'],
   ]],
   ['Open flags, x86_64 (asm-generic/fcntl.h)', [
     ['O_ACCMODE', 0o3],
@@ -81,6 +86,7 @@ export const ABI = [
     ['PAIRING_MIXED_CLASSES', 3],
     ['PAIRING_OBJECT_WITHOUT_DESC', 4],
     ['PAIRING_RDWR_PAIR_END', 5],
+    ['PAIRING_SOCKET_ENDS', 6, 'a socket pair with more than two descriptions, or one not made by socketpair'],
     ['WARN_HARD_LIMIT_LOWERED', 1, 'output word 4 bit: the image hard limit is above the target'],
   ]],
 ];

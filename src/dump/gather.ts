@@ -3,8 +3,10 @@
 // processes: a description inherited at fork is one struct file), inodes to find which
 // descriptions are ends of one pipe, wherever its ends are. Pipe bytes are not read here
 // (pipes.ts does that); the table's pipes have empty data.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { pairPtys } from '../kinds/pty.js';
 import { kcmpFile } from '../../bridge/kcmp.js';
+import { printable } from '../printable.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe, type ProcessFds } from '../model/fdtable.js';
 import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
@@ -104,10 +106,12 @@ export function unsupportedFds(pid: number): Unsupported[] {
  */
 export function gather(pid: number, opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
   const dropped: Unsupported[] = [];
-  const entries = readEntries(0, pid, dropped);
-  if (dropped.length > 0 && !opts.skipUnsupported) {
-    const skip = opts.offerSkip ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
-    throw new CrError(dropped.map(describeUnsupported).join('; ') + skip);
+  const inodes = new Set<number>();
+  const entries = readEntries(0, pid, dropped, inodes);
+  const outside = peersOutside(entries, inodes);
+  if ((dropped.length > 0 && !opts.skipUnsupported) || outside.length > 0) {
+    const skip = opts.offerSkip && dropped.length > 0 ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
+    throw new CrError([...(opts.skipUnsupported ? [] : dropped.map(describeUnsupported)), ...outside].join('; ') + skip);
   }
   lap('proc');
   const groups = groupDescriptions(entries);
@@ -124,18 +128,22 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
  */
 export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: (step: string) => void = () => {}): GatheredTree {
   const dropped: Unsupported[] = [];
-  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, dropped));
-  if (dropped.length > 0) throw new CrError(dropped.map(describeUnsupported).join('; '));
+  const inodes = new Set<number>();
+  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, dropped, inodes));
+  const outside = peersOutside(entries, inodes);
+  if (dropped.length > 0 || outside.length > 0) throw new CrError([...dropped.map(describeUnsupported), ...outside].join('; '));
   lap('proc');
   const groups = groupDescriptions(entries);
   lap('kcmp');
   return build(procs, groups);
 }
 
-function readEntries(member: number, pid: number, dropped: Unsupported[]): Entry[] {
+/** The entries of a process's fds cr can dump; the others go to `dropped`, every fd's inode to `inodes`. */
+function readEntries(member: number, pid: number, dropped: Unsupported[], inodes: Set<number>): Entry[] {
   const entries: Entry[] = [];
   for (const fd of listFds(pid)) {
     const proc = readProcFd(pid, fd);
+    inodes.add(proc.stat.ino);
     const kind = classify(proc);
     if (isUnsupported(kind)) dropped.push(kind);
     else entries.push({ member, pid, proc, kind });
@@ -151,6 +159,7 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
   const pipeIds = new Map<string, number>();
   const pipePaths = new Map<number, string>();
   const pipeEnds = new Map<number, PipeEnd[]>();
+  const pairIds = new Map<string, number>();
   groups.forEach((group, id) => {
     const first = group[0]!;
     const k = first.kind;
@@ -166,6 +175,10 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
       pipeEnds.get(pipeId)!.push({ pid: first.pid, fd: first.proc.fd, flags: first.proc.flags });
       desc = k.describe(id, { id: pipeId, path: pipePaths.get(pipeId) });
       if ('path' in desc && !pipePaths.has(pipeId)) pipePaths.set(pipeId, desc.path);
+    } else if (k.pair !== undefined) {
+      let pairId = pairIds.get(k.pair.key);
+      if (pairId === undefined) pairIds.set(k.pair.key, (pairId = pairIds.size));
+      desc = k.describe(id, undefined, pairId);
     } else {
       desc = k.describe(id, undefined);
     }
@@ -196,4 +209,49 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
   return { tables: { descs: pairPtys(descs), pipes, processes }, pipeEnds };
 }
 
-const article = (word: string): string => (/^[aeiou]/i.test(word) ? 'an' : 'a');
+/**
+ * The ends of pairs (unix sockets) whose peer is held by no fd of the dump, one line each naming
+ * the end and who holds the peer: such a socket cannot be made again without its peer.
+ */
+function peersOutside(entries: Entry[], inodes: Set<number>): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    const pair = e.kind.pair;
+    if (pair === undefined || pair.peer === 0 || inodes.has(pair.peer)) continue;
+    out.push(`fd ${e.proc.fd} is ${pair.what} connected to socket:[${pair.peer}], ${holderOf(pair.peer, e.pid)}: cr restores a connection only with both its ends`);
+  }
+  return out;
+}
+
+/** Who holds socket inode `ino`, in words, as far as cr may look (/proc/PID/fd of every process). */
+function holderOf(ino: number, self: number): string {
+  const link = `socket:[${ino}]`;
+  for (const name of safeList('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === self) continue;
+    for (const fd of safeList(`/proc/${name}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${name}/fd/${fd}`) !== link) continue;
+      } catch {
+        continue;
+      }
+      let comm = '?';
+      try {
+        comm = readFileSync(`/proc/${name}/comm`, 'utf8').trim();
+      } catch {
+        // gone meanwhile
+      }
+      return `which process ${name} (${printable(comm)}) holds at its fd ${fd}`;
+    }
+  }
+  return 'which no process cr can see holds (another user\'s, or the kernel\'s)';
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+const article = (word: string): string => (/^(?!uni)[aeiou]/i.test(word) ? 'an' : 'a');

@@ -5,7 +5,7 @@ import { badInput } from '../errors.js';
 import { checkEpolls } from '../kinds/epoll.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
 import type { Desc, DescKind, Fd, FdTables, Pipe, ProcessFds, Rlimit } from '../model/fdtable.js';
-import { pathOf, pipeOf } from '../model/fdtable.js';
+import { pairOf, pathOf, pipeOf } from '../model/fdtable.js';
 import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from '../model/json.js';
 import {
   O_ACCMODE,
@@ -261,6 +261,18 @@ export function parseTables(json: unknown): FdTables {
   });
   pipes.forEach((p, i) => {
     if (!pipeKind.has(p.id)) badInput(`pipes[${i}]: pipe ${p.id} has no description`);
+  });
+  // A socket pair is what one socketpair() made: at most two ends, of one type.
+  const pairs = new Map<number, number[]>();
+  descs.forEach((d, i) => {
+    const pair = pairOf(d);
+    if (pair === undefined || d.kind !== 'unix') return;
+    const ends = pairs.get(pair) ?? [];
+    if (ends.length === 2) badInput(`descs[${i}].pair: socket pair ${pair} already has two ends (descs[${ends[0]}], descs[${ends[1]}])`);
+    const other = ends.length === 1 ? (descs[ends[0]!] as typeof d) : undefined;
+    if (other && other.type !== d.type) badInput(`descs[${i}].type: socket pair ${pair} has a ${other.type} end (descs[${ends[0]}]) and a ${d.type} one`);
+    ends.push(i);
+    pairs.set(pair, ends);
   });
   return { descs, pipes, processes };
 }

@@ -71,10 +71,15 @@ export interface SimCalls {
   close(fd: number): void;
   /** where the object a `pty` op prepared for description `desc` is held */
   held(desc: number): number;
+  /** socketpair(AF_UNIX, type | flags): two alike ends */
+  socketpair(flags: number): [number, number];
+  /** socket(AF_UNIX, type | flags): one socket */
+  socket(flags: number): number;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
-export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4' | 'openat' | 'fcntl' | 'close';
+export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4' | 'openat' | 'fcntl' | 'close'
+  | 'socket' | 'socketpair' | 'setsockopt' | 'sendto' | 'shutdown' | 'bind' | 'listen' | 'unlink';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -93,7 +98,13 @@ export interface Recognised {
    * The description. `pipe`: for kinds on a pipe, its id and the path the pipe's first
    * description was opened by (a FIFO with several links opens by one of them).
    */
-  describe(id: number, pipe: { id: number; path?: string } | undefined): Desc;
+  describe(id: number, pipe: { id: number; path?: string } | undefined, pair?: number): Desc;
+  /**
+   * kinds made in pairs (a unix socket's end): the pair's key, the same at both ends, so the two
+   * share one pair id; `peer` is the other end's inode (0 when it was closed), which must be in
+   * the image too, `what` names this end in a refusal.
+   */
+  pair?: { key: string; peer: number; what: string };
   /**
    * Kinds whose description names others (an epoll's watched descriptions): fill them in once
    * every fd of the process has its description's id (`fds`); an Unsupported when one cannot be.
@@ -126,6 +137,8 @@ export interface CallQueue {
   put(data: Buffer): bigint;
   /** the fd at which a `pty` op (prepare) holds the object made for description `desc` */
   held(desc: number): number;
+  /** check, in the batch, the 8 bytes at `addr` an earlier call wrote (socketpair's fds); `what` says what they were if not */
+  load(addr: bigint, want: bigint, what: (got: bigint) => string): void;
 }
 
 export interface KindModule<K extends DescKind> {
@@ -156,6 +169,16 @@ export interface KindModule<K extends DescKind> {
   prepareText?(d: DescOf<K>, lowest: number, fd: number, done: boolean): string;
   /** simulator: prepare (done false) or finish (done true) */
   simPrepare?(proc: SimCalls, d: DescOf<K>, lowest: number, fd: number, done: boolean): void;
+  /**
+   * replay, CLASS_PAIR_END kinds other than pipes (a socket pair): queue the calls that make the
+   * pair at `fds`, its ends the descriptions `ends` (undefined: a temporary the plan closes), with
+   * what is queued in each
+   */
+  createPair?(ends: [DescOf<K> | undefined, DescOf<K> | undefined], cloexec: boolean, fds: [number, number], q: CallQueue): void;
+  /** plan text of createPair's calls */
+  pairText?(ends: [DescOf<K> | undefined, DescOf<K> | undefined], cloexec: boolean): string;
+  /** simulator, createPair: make the pair in the simulated process; its two fds */
+  simCreatePair?(proc: SimCalls, ends: [DescOf<K> | undefined, DescOf<K> | undefined], cloexec: boolean): [number, number];
   /** plan text of the creating call, CLASS_SINGLE */
   createText?(d: DescOf<K>, cloexec: boolean): string;
   /** simulator, kinds opened by path: the node the world needs at the path */

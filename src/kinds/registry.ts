@@ -14,8 +14,9 @@ import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { pipe } from './pipe.js';
 import { ptmx, pts } from './pty.js';
+import { unix } from './unix.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -166,8 +166,38 @@ export interface PtsDesc extends DescBase {
   index: number;
 }
 
+/** The type of a unix socket: SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET. */
+export type UnixType = 'stream' | 'dgram' | 'seqpacket';
+
+/**
+ * A unix socket (src/kinds/unix.ts): an end of a connected pair, a listener, or a socket connected
+ * to nothing. The socket options a program can read back are in `options` (name -> value as
+ * getsockopt gives it).
+ */
+export interface UnixDesc extends DescBase {
+  kind: 'unix';
+  type: UnixType;
+  state: 'connected' | 'listening' | 'unconnected';
+  /**
+   * connected: the pair it is an end of (ids global to the image, like pipes'): the two ends of
+   * a pair are made by one socketpair(); an end alone had its peer closed.
+   */
+  pair?: number;
+  /** the name it is bound to (listening, unconnected): an absolute path, or `@` and an abstract name in base64 */
+  address?: string;
+  /** listening: listen()'s backlog */
+  backlog?: number;
+  /** bytes queued to be read at this end, base64 (connected) */
+  queue: string;
+  /** dgram and seqpacket: the length of each queued message, in order */
+  packets?: number[];
+  /** sk_shutdown: 1 no more receiving, 2 no more sending */
+  shutdown: number;
+  options: Record<string, number>;
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {
@@ -177,6 +207,11 @@ export function pathOf(d: Desc): string | undefined {
 /** The pipe a description is an end of, for the kinds on one. */
 export function pipeOf(d: Desc): number | undefined {
   return 'pipe' in d ? d.pipe : undefined;
+}
+
+/** The socket pair a description is an end of, for the kinds made in pairs. */
+export function pairOf(d: Desc): number | undefined {
+  return 'pair' in d ? d.pair : undefined;
 }
 
 /** major:minor of a dev_t as the kernel encodes it for userspace (new_encode_dev), as node's stat gives it. */

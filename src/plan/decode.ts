@@ -3,7 +3,7 @@
 
 import {
   OP_CLOSE, OP_COMMIT, OP_CREATE, OP_DUP2, OP_DUPFD, OP_LSEEK, OP_OPEN, OP_PIPE2, OP_PRLIMIT, OP_SETFD, OP_SETFL,
-  OP_SETPIPESZ, OP_WRITE,
+  OP_SETPIPESZ, OP_WRITE, OP_SOCKETPAIR,
 } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
 import { pathOf, type Desc, type FdTable } from '../model/fdtable.js';
@@ -27,6 +27,7 @@ function positionOf(d: Desc): string {
     case 'opath':
     case 'ptmx':
     case 'pts':
+    case 'unix':
       return '0';
     default: {
       const never: never = d;
@@ -87,6 +88,16 @@ export function decodeOps(words: Int32Array, start: number, count: number, table
         const desc = words[p++], cloexec = words[p++] !== 0, fd = words[p++];
         const d = table.descs[desc]!;
         ops.push({ op: 'create', desc: enc.descIds[desc]!, cloexec, fd, call: kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}` });
+        break;
+      }
+      case OP_SOCKETPAIR: {
+        const cloexec = words[p++] !== 0, fd0 = words[p++], fd1 = words[p++], d0 = words[p++], d1 = words[p++];
+        const ends = [d0, d1].map((d) => (d >= 0 ? table.descs[d] : undefined)) as [Desc | undefined, Desc | undefined];
+        const kind = kindOf((ends[0] ?? ends[1])!);
+        ops.push({
+          op: 'socketpair', cloexec, fds: [fd0, fd1], descs: [d0 >= 0 ? enc.descIds[d0]! : -1, d1 >= 0 ? enc.descIds[d1]! : -1],
+          call: kind.pairText?.(ends as never, cloexec) ?? 'socketpair',
+        });
         break;
       }
       case OP_COMMIT:

@@ -3,9 +3,9 @@
 // pipe ids become indices; limits are clamped to what an i32 holds (the kernel's
 // nr_open is at most 2^30 anyway).
 
-import { CLASS_INHERITED, INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT } from '../abi.js';
+import { CLASS_INHERITED, DEFAULT_PIPE_CAPACITY, INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT, OBJECT_PACKETS, OBJECT_SOCKETPAIR } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
-import type { FdTable } from '../model/fdtable.js';
+import { pairOf, pipeOf, type FdTable } from '../model/fdtable.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
 
 const LIMIT_CAP = 2 ** 30;
@@ -33,11 +33,18 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   const held = new Map<number, { desc: number; cloexec: boolean }>();
   for (const h of target.inherited ?? []) held.set(h.fd, { desc: descIndex.get(h.desc) ?? -2, cloexec: h.cloexec });
   const inherited = new Set<number>([...held.values()].map((h) => h.desc));
+  // Socket pairs are objects after the pipes: the planner makes their two ends with one call.
+  const pairIndex = new Map<number, number>();
+  table.descs.forEach((d, i) => {
+    const pair = inherited.has(i) ? undefined : pairOf(d);
+    if (pair !== undefined && !pairIndex.has(pair)) pairIndex.set(pair, table.pipes.length + pairIndex.size);
+  });
 
-  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + table.pipes.length * 3 + target.fds.length * 3;
+  const nObjects = table.pipes.length + pairIndex.size;
+  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + nObjects * 3 + target.fds.length * 3;
   const words = new Int32Array(n);
   words.set([
-    INPUT_VERSION, table.fds.length, table.descs.length, table.pipes.length, target.fds.length,
+    INPUT_VERSION, table.fds.length, table.descs.length, nObjects, target.fds.length,
     cap(table.rlimit.soft), cap(table.rlimit.hard), cap(target.rlimit.soft), cap(target.rlimit.hard),
     MODE_CODE[target.mode],
   ]);
@@ -56,7 +63,9 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     const c = kindOf(d).creation(d);
     words[p++] = c.cls;
     words[p++] = d.flags;
-    words[p++] = 'pipe' in d ? (pipeIndex.get(d.pipe) ?? -1) : -1;
+    const pipe = pipeOf(d);
+    const pair = pairOf(d);
+    words[p++] = pipe !== undefined ? (pipeIndex.get(pipe) ?? -1) : pair !== undefined ? pairIndex.get(pair)! : -1;
     words[p++] = c.seek ? 1 : 0;
     words[p++] = c.callFlags;
     words[p++] = c.after;
@@ -64,8 +73,13 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   table.pipes.forEach((pipe, i) => {
     words[p++] = pipe.capacity;
     words[p++] = dataLength[i];
-    words[p++] = pipe.packets && pipe.packets.length > 0 ? 1 : 0;
+    words[p++] = pipe.packets && pipe.packets.length > 0 ? OBJECT_PACKETS : 0;
   });
+  for (let i = 0; i < pairIndex.size; i++) {
+    words[p++] = DEFAULT_PIPE_CAPACITY;
+    words[p++] = 0;
+    words[p++] = OBJECT_SOCKETPAIR;
+  }
   for (const fd of target.fds) {
     const h = held.get(fd);
     words[p++] = fd;

@@ -22,6 +22,8 @@ export function formatOp(op: Op): string {
       return `fcntl(${op.fd}, F_SETFD, ${op.cloexec ? 'FD_CLOEXEC' : '0'})`;
     case 'setpipesz':
       return `fcntl(${op.fd}, F_SETPIPE_SZ, ${op.size})`;
+    case 'socketpair':
+      return `${op.call} = [${op.fds[0]}, ${op.fds[1]}]    ${op.descs.map((d) => (d >= 0 ? `description ${d}` : 'temporary')).join(', ')}`;
     case 'create':
       return `${op.call} = ${op.fd}    description ${op.desc}`;
     case 'link':

@@ -44,6 +44,11 @@ export type Op =
    * true); `call` says it in words.
    */
   | { op: 'pty'; desc: number; lowest: number; fd: number; done: boolean; call: string }
+  /**
+   * A pair its kind makes with one call (a unix socketpair, its queued bytes sent through each
+   * end): ends `descs` (-1: a temporary end, closed later) landing at `fds`; `call` says it in words.
+   */
+  | { op: 'socketpair'; cloexec: boolean; fds: [number, number]; descs: [number, number]; call: string }
   /** write the pipe's queued bytes (all of Pipe.data, one write per packet if packets) into fd */
   | { op: 'write'; fd: number; pipe: number; bytes: number }
   /** prlimit(0, RLIMIT_NOFILE, {soft, hard}) */

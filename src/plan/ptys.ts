@@ -14,6 +14,7 @@ import { PlanImpossible } from './planner-error.js';
 function numbersOf(op: Op): number[] {
   switch (op.op) {
     case 'pipe2':
+    case 'socketpair':
       return op.fds;
     case 'dup2':
       return [op.from, op.to];

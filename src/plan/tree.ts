@@ -11,7 +11,7 @@
 // from the wasm planner, with what it inherits given as CLASS_INHERITED descriptions already open
 // in its target (the parent's table at fork).
 import type { Desc, Fd, FdTable, FdTables, Rlimit } from '../model/fdtable.js';
-import { pipeOf, viewOf } from '../model/fdtable.js';
+import { pairOf, pipeOf, viewOf } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import type { Op, Plan } from './ops.js';
 import { PlanImpossible, planRestore } from './planner.js';
@@ -51,7 +51,8 @@ interface AtFork {
 const unitOf = (d: Desc): string => {
   if (d.kind === 'pts') return `d${d.master}`;
   const pipe = pipeOf(d);
-  return pipe === undefined ? `d${d.id}` : `p${pipe}`;
+  const pair = pairOf(d);
+  return pipe !== undefined ? `p${pipe}` : pair !== undefined ? `s${pair}` : `d${d.id}`;
 };
 
 /**

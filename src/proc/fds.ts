@@ -5,6 +5,8 @@ import { O_CLOEXEC } from '../model/fdtable.js';
 
 /** What /proc says about one fd, read while the process is frozen. */
 export interface ProcFd {
+  /** the process the fd is in (a socket's kind asks the kernel about it through a dup of its own) */
+  pid: number;
   fd: number;
   /** readlink of /proc/PID/fd/N: a path, `pipe:[ino]`, `socket:[ino]`, `anon_inode:[eventfd]`, ... */
   link: string;
@@ -62,5 +64,5 @@ export function readProcFd(pid: number, fd: number): ProcFd {
   const stat = statSync(path);
   const text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
   const info = parseFdinfo(text);
-  return { fd, link, stat, pos: info.pos, posText: info.posText, info: info.info, text, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
+  return { pid, fd, link, stat, pos: info.pos, posText: info.posText, info: info.info, text, flags: info.flags & ~O_CLOEXEC, cloexec: (info.flags & O_CLOEXEC) !== 0 };
 }

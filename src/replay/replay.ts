@@ -78,6 +78,7 @@ const isErrno = (r: bigint): boolean => r < 0n && r > -4096n;
 function fdOf(op: Op): string {
   switch (op.op) {
     case 'pipe2':
+    case 'socketpair':
       return `fds ${op.fds[0]}, ${op.fds[1]}`;
     case 'dup2':
       return `fd ${op.to}`;
@@ -171,7 +172,9 @@ class Replayer {
   private callQueue(): CallQueue {
     return {
       call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
-      put: (data) => this.batch.put(data),
+      // Data is staged in the batch of its calls: a batch without room runs first.
+      put: (data) => this.stage(data, padded(data.length) + 4 * RECORD_BYTES),
+      load: (addr, want, what) => this.queue(LOAD, [addr], { want, mismatch: (got) => new OpFailure(what(got)) }),
       held: (desc) => {
         const fd = this.held.get(desc);
         if (fd === undefined) throw new OpFailure(`description ${desc}'s object was not made before it (no pty op)`);
@@ -305,6 +308,15 @@ class Replayer {
           kind.prepare(d, op.lowest, op.fd, this.callQueue());
           this.held.set(op.desc, op.fd);
         }
+        return;
+      }
+      case 'socketpair': {
+        const ends = op.descs.map((id) => (id < 0 ? undefined : this.descs.get(id)));
+        const d = ends[0] ?? ends[1];
+        const kind = d === undefined ? undefined : kindOf(d);
+        if (d === undefined || kind?.createPair === undefined) throw new OpFailure(`the image has no pair of descriptions ${op.descs.join(', ')} their kind makes`);
+        if (this.batch.room() < 64 + 8 * RECORD_BYTES) this.flush();
+        kind.createPair(ends as never, op.cloexec, op.fds, this.callQueue());
         return;
       }
       case 'link': {

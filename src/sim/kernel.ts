@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -141,6 +141,8 @@ export class SimDesc {
   mask = 0n;
   /** a pty master's or slave's pty: the master's description */
   pty: SimDesc | null = null;
+  /** a socket pair's ends share this object (made by one socketpair()) */
+  pair: object | null = null;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -444,6 +446,37 @@ export class SimProcess {
     return fd;
   }
 
+  /** socketpair(AF_UNIX, type | flags): two O_RDWR ends of one pair (net/socket.c: SOCK_NONBLOCK and SOCK_CLOEXEC only). */
+  socketpair(flags: number): [number, number] {
+    const call = (): string => `socketpair(${flagNames(flags)})`;
+    if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
+    const a = this.allocate(0, call);
+    this.used.set(a, true); // both numbers are taken before either is installed
+    let b: number;
+    try {
+      b = this.allocate(0, call);
+    } finally {
+      this.used.set(a, false);
+    }
+    const pair = {};
+    const cloexec = (flags & O_CLOEXEC) !== 0;
+    for (const fd of [a, b]) {
+      const desc = this.describe('unix', O_RDWR | (flags & O_NONBLOCK), null, null);
+      desc.pair = pair;
+      this.install(fd, desc, cloexec);
+    }
+    return [a, b];
+  }
+
+  /** socket(AF_UNIX, type | flags): one O_RDWR socket. */
+  socket(flags: number): number {
+    const call = (): string => `socket(${flagNames(flags)})`;
+    if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    this.install(fd, this.describe('unix', O_RDWR | (flags & O_NONBLOCK), null, null), (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
   /** write(fd, <8 bytes: value>) on an eventfd: adds to the counter, or would block past its maximum. */
   eventfdWrite(fd: number, value: bigint): number {
     const call = (): string => `write(${fd}, <eventfd ${value}>)`;
@@ -575,7 +608,7 @@ export class SimProcess {
     // fcntl on an O_PATH fd knows only F_DUPFD*, F_GETFD, F_SETFD and F_GETFL.
     if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
     // An eventfd (anon inode) and a directory cannot do direct I/O.
-    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'timerfd' || desc.kind === 'signalfd' || desc.kind === 'dir')) throw new SimError(call, 'EINVAL');
+    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'timerfd' || desc.kind === 'signalfd' || desc.kind === 'dir' || desc.kind === 'unix')) throw new SimError(call, 'EINVAL');
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
     // whose file system does direct I/O; character devices refuse it.
     if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');

@@ -6,7 +6,7 @@
 // made by its parent's fork op; at the end every process must hold its own table, and one
 // description of the image must be one description of the simulation in every process.
 import { kindOf } from '../kinds/registry.js';
-import { pathOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
+import { pairOf, pathOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import type { Op, Plan } from '../plan/ops.js';
 import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
@@ -49,6 +49,8 @@ class Identity {
    * compared: a target may be held only by a process compared later.
    */
   readonly deferred: Array<() => void> = [];
+  readonly pairMap = new Map<number, { sim: object; desc: number }>();
+  readonly pairBack = new Map<object, { id: number; desc: number }>();
 }
 
 function runDeferred(shared: Identity): void {
@@ -160,6 +162,7 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   create: ['desc', 'fd'],
   link: ['desc', 'item', 'fd'],
   pty: ['desc', 'lowest', 'fd'],
+  socketpair: [],
   write: ['fd', 'pipe', 'bytes'],
   prlimit: ['soft', 'hard'],
   fork: ['pid'],
@@ -177,8 +180,11 @@ function checkShape(op: Op, i: number): void {
   if (op.op === 'lseek' && !(typeof op.offset === 'string' && /^(0|[1-9][0-9]{0,18})$/.test(op.offset))) {
     throw new Failure(`op ${i} (${describeOp(op)}): offset is not a decimal position`, i);
   }
-  if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd' || op.op === 'create') && typeof op.cloexec !== 'boolean') {
+  if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd' || op.op === 'create' || op.op === 'socketpair') && typeof op.cloexec !== 'boolean') {
     throw new Failure(`op ${i} (${describeOp(op)}): cloexec is not a boolean`, i);
+  }
+  if (op.op === 'socketpair' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt) && Array.isArray(op.descs) && op.descs.length === 2 && op.descs.every(isInt))) {
+    throw new Failure(`op ${i} (${describeOp(op)}): fds and descs are not two integers each`, i);
   }
   if (op.op === 'pipe2' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt))) {
     throw new Failure(`op ${i} (${describeOp(op)}): fds is not two integers`, i);
@@ -316,6 +322,16 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       if (!op.done) proc.hold(op.desc, op.fd);
       return;
     }
+    case 'socketpair': {
+      const ends = op.descs.map((id) => (id < 0 ? undefined : descs.get(id)));
+      const d = ends[0] ?? ends[1];
+      const make = d === undefined ? undefined : kindOf(d).simCreatePair;
+      if (d === undefined || make === undefined || ends.some((e, k) => e === undefined && op.descs[k]! >= 0)) {
+        throw new Failure(`op ${i} (${describeOp(op)}): the image has no pair of descriptions ${op.descs.join(', ')} their kind makes with one call`, i);
+      }
+      expect('fds', op.fds, make(proc, ends as never, op.cloexec));
+      return;
+    }
     case 'write': {
       const pipe = pipes.get(op.pipe);
       if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
@@ -395,7 +411,7 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   }
 
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
-  const { pipeMap, pipeBack } = shared;
+  const { pipeMap, pipeBack, pairMap, pairBack } = shared;
   const minePipes = new Set<number>();
   for (const [id, { sim, fd }] of mine) {
     const d = descs.get(id)!;
@@ -410,6 +426,17 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     };
     if ((kindOf(d).links?.(d).length ?? 0) > 0) shared.deferred.push(() => judge(who));
     else judge('');
+    const pair = pairOf(d);
+    if (pair !== undefined) {
+      const simPair = sim.pair;
+      const seen = pairMap.get(pair);
+      if (seen && seen.sim !== simPair) throw new Failure(`descriptions ${seen.desc} and ${id} are ends of socket pair ${pair} in the image but not at the end`);
+      const back = simPair ? pairBack.get(simPair) : undefined;
+      if (back && back.id !== pair) throw new Failure(`descriptions ${back.desc} and ${id} are ends of one socket pair at the end but of pairs ${back.id} and ${pair} in the image`);
+      if (!simPair) throw new Failure(`${where} is not an end of a socket pair at the end`);
+      if (!seen) pairMap.set(pair, { sim: simPair, desc: id });
+      if (!back) pairBack.set(simPair, { id: pair, desc: id });
+    }
     const pipe = pipeOf(d);
     if (pipe === undefined) continue;
     const simPipe = sim.pipe!;
