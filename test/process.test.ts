@@ -523,10 +523,10 @@ test('sockets (a child\'s too), a POSIX timer on another process\'s clock and a 
       waitUntil('the fixture to start', () => text(ready) === 'up');
       return pid;
     };
-    assert.match(refusal(s, py('a, b = socket.socketpair()')), /^fd \d+ is a socket, which cr cannot dump/);
+    assert.match(refusal(s, py('a = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)')), /^fd \d+ is a socket, which cr cannot dump/);
     // A child is a member of the tree dumped: its socket is named with its pid, after its parent's.
     // The child dies with the python process (PR_SET_PDEATHSIG), so killing the scene leaves no sleep.
-    const parent = py("import ctypes, subprocess\na, b = socket.socketpair()\nc = subprocess.Popen(['sleep', '60'], pass_fds=[b.fileno()], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))");
+    const parent = py("import ctypes, subprocess\na, b = (socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) for _ in range(2))\nc = subprocess.Popen(['sleep', '60'], pass_fds=[b.fileno()], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))");
     assert.match(refusal(s, parent), new RegExp(`^process ${parent}: fd \\d+ is a socket, [^;]*; process ${parent}: fd \\d+ is a socket, [^;]*; process (?!${parent}\\b)\\d+: fd \\d+ is a socket, [^;]*$`));
     // A timer on another process's CPU clock (its parent's, the test's): a clock restart cannot name.
     const timer = "import ctypes, os\nt = ctypes.c_void_p()\nassert ctypes.CDLL('libc.so.6').timer_create(ctypes.c_int(((~os.getppid()) << 3) | 2), None, ctypes.byref(t)) == 0";
@@ -545,7 +545,7 @@ test('every reason a process cannot be dumped whole is named at once, in one lin
     // The child dies with the python process (PR_SET_PDEATHSIG); the thread starts after the fork.
     const src = `import ctypes, mmap, os, socket, subprocess, sys, threading, time
 c = subprocess.Popen(['sleep', '60'], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))
-a, b = socket.socketpair()
+a, b = (socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) for _ in range(2))
 d = os.pidfd_open(os.getpid())
 m = mmap.mmap(-1, 4096)
 threading.Thread(target=lambda: time.sleep(60), daemon=True).start()
