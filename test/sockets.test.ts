@@ -4,6 +4,7 @@
 // and checks them itself before and after a whole-process dump and in every restore mode. Also:
 // a socket connected to a peer outside the image and fds in flight are refused at dump, naming
 // them; the planner and simulator on socket pairs; bad socket descriptions in one line.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { closeFd, openFile } from '../bridge/file.js';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables, type UnixDesc } from '../src/model/fdtable.js';
+import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables, type InetDesc, type UnixDesc } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
@@ -21,7 +22,7 @@ import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'sockets-selfcheck.c'), 'utf8'));
 const SYS_rt_sigtimedwait = 128;
-const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12];
+const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-sockets-${what}-`)));
 
@@ -65,7 +66,7 @@ async function cell(image: string, dir: string, mode: Mode): Promise<string> {
   }
 }
 
-test('unix socket pairs, datagrams, a lone end, a shutdown and a listener: PASS before and after the dump and in every restore mode', async () => {
+test('unix socket pairs, datagrams, a lone end, a shutdown, a unix listener, a TCP listener and a bound UDP socket: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
@@ -82,8 +83,13 @@ test('unix socket pairs, datagrams, a lone end, a shutdown and a listener: PASS 
     } finally {
       ensureReaped(pid);
     }
-    const at = (fd: number): UnixDesc => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc) as UnixDesc;
-    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), IMAGE_FDS.map(() => 'unix'));
+    const desc = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
+    const at = (fd: number): UnixDesc => desc(fd) as UnixDesc;
+    const [tcpPort, udpPort] = readFileSync(join(dir, 'expect'), 'utf8').trim().split(' ').slice(1).map(Number);
+    assert.equal(desc(13), { id: desc(13).id, kind: 'inet', flags: O_RDWR, family: 4, protocol: 'tcp', state: 'listening', address: '127.0.0.1', port: tcpPort, backlog: 3, options: (desc(13) as InetDesc).options });
+    assert.is((desc(13) as InetDesc).options.reuseaddr, 1);
+    assert.is((desc(14) as InetDesc).port, udpPort);
+    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), [...IMAGE_FDS.slice(0, 8).map(() => 'unix'), 'inet', 'inet']);
     assert.is(Buffer.from(at(5).queue, 'base64').toString(), 'to five');
     assert.is(at(5).pair, at(6).pair);
     assert.equal(at(8).packets, [5, 7]);
@@ -139,6 +145,53 @@ test('a unix socket whose peer is outside the image is refused at dump, naming t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('python3 -m http.server dumped, killed and restarted answers on its port', async () => {
+  const dir = tempDir('http');
+  const port = freePort();
+  writeFileSync(join(dir, 'hello.txt'), 'served after a restart\n');
+  const devNull = openFile('/dev/null', O_RDWR);
+  let pid: number;
+  try {
+    pid = spawn(['python3', '-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', dir], { fds: [0, 1, 2].map((fd): [number, number] => [devNull, fd]) });
+  } finally {
+    closeFd(devNull);
+  }
+  let restored = 0;
+  try {
+    assert.is(await get(port, 'hello.txt', 10_000), 'served after a restart\n', 'the original');
+    const d = await cr(['dump', '--pid', String(pid), '-o', join(dir, 'image'), '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    const r = await cr(['restore', join(dir, 'image'), '--detach']);
+    assert.is(r.code, 0, r.stderr);
+    restored = Number(r.stdout.trim());
+    assert.is(await get(port, 'hello.txt', 10_000), 'served after a restart\n', 'the restarted copy');
+  } finally {
+    ensureReaped(pid);
+    if (restored > 0) ensureReaped(restored);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A TCP port on loopback nobody holds now (the kernel's choice for a bind to port 0). */
+function freePort(): number {
+  const out = execFileSync('python3', ['-c', 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'], { encoding: 'utf8' });
+  return Number(out.trim());
+}
+
+/** GET a file from the server, retrying while it is not yet listening, for up to `ms`. */
+async function get(port: number, name: string, ms: number): Promise<string> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/${name}`);
+      return await res.text();
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
 
 const unixDesc = (id: number, pair: number | undefined, extra: Partial<UnixDesc> = {}): UnixDesc => ({
   id, kind: 'unix', flags: O_RDWR, type: 'stream', state: pair === undefined ? 'unconnected' : 'connected',

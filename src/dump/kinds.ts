@@ -23,7 +23,7 @@ export function classify(e: ProcFd): Recognised | Unsupported {
   const no = (kind: string, reason: string): Unsupported => ({ fd: e.fd, kind, reason });
   // A file name is whatever the process (or anyone) chose: escaped wherever a message shows it.
   const link = printable(e.link);
-  if (e.stat.isSocket()) return no('socket', `${link}: only unix sockets are supported`);
+  if (e.stat.isSocket()) return no('socket', `${link}: only unix, TCP and UDP sockets are supported`);
   const anon = anonKind(e.link);
   if (anon !== null) return no(anon, `${link}: ${anon} fds are not supported`);
   if (e.stat.isBlockDevice()) return no('block device', `${link}: block devices are not supported`);

@@ -26,6 +26,7 @@ export const SYS = {
   setitimer: 38,
   getpid: 39,
   socket: 41,
+  connect: 42,
   sendto: 44,
   shutdown: 48,
   bind: 49,

@@ -73,13 +73,13 @@ export interface SimCalls {
   held(desc: number): number;
   /** socketpair(AF_UNIX, type | flags): two alike ends */
   socketpair(flags: number): [number, number];
-  /** socket(AF_UNIX, type | flags): one socket */
-  socket(flags: number): number;
+  /** socket(): one socket of a kind's */
+  socket(kind: 'unix' | 'inet', flags: number): number;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
 export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4' | 'openat' | 'fcntl' | 'close'
-  | 'socket' | 'socketpair' | 'setsockopt' | 'sendto' | 'shutdown' | 'bind' | 'listen' | 'unlink';
+  | 'socket' | 'socketpair' | 'setsockopt' | 'sendto' | 'shutdown' | 'bind' | 'listen' | 'unlink' | 'connect';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {

@@ -6,6 +6,7 @@ import { chr } from './chr.js';
 import { dir } from './dir.js';
 import { epoll } from './epoll.js';
 import { eventfd } from './eventfd.js';
+import { inet } from './inet.js';
 import { fifo } from './fifo.js';
 import { file } from './file.js';
 import type { DescOf, KindModule } from './kind.js';
@@ -16,7 +17,7 @@ import { pipe } from './pipe.js';
 import { ptmx, pts } from './pty.js';
 import { unix } from './unix.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -242,7 +242,7 @@ export const unix: KindModule<'unix'> = {
     const bytes = ends.map((e) => (e ? Buffer.byteLength(e.queue, 'base64') : 0));
     return `socketpair(AF_UNIX, SOCK_${d.type.toUpperCase()}${cloexec ? '|SOCK_CLOEXEC' : ''})${bytes.some((b) => b > 0) ? ` + send(${bytes.join(', ')} bytes)` : ''}`;
   },
-  simCreate: (proc, d, cloexec) => proc.socket(cloexec ? O_CLOEXEC : 0),
+  simCreate: (proc, d, cloexec) => proc.socket('unix', cloexec ? O_CLOEXEC : 0),
   simCreatePair: (proc, _ends, cloexec) => proc.socketpair(cloexec ? O_CLOEXEC : 0),
   simCheck: () => null,
   detail(d) {

@@ -196,8 +196,26 @@ export interface UnixDesc extends DescBase {
   options: Record<string, number>;
 }
 
+/**
+ * An inet socket holding no connection (src/kinds/inet.ts): a listening TCP socket, a bound or
+ * connected UDP socket, an unbound one; addresses as text (dotted IPv4, IPv6 as eight hex words).
+ */
+export interface InetDesc extends DescBase {
+  kind: 'inet';
+  family: 4 | 6;
+  protocol: 'tcp' | 'udp';
+  state: 'listening' | 'bound' | 'connected' | 'unbound';
+  address?: string;
+  port?: number;
+  backlog?: number;
+  /** a connected UDP socket's peer */
+  peerAddress?: string;
+  peerPort?: number;
+  options: Record<string, number>;
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -28,6 +28,7 @@ function positionOf(d: Desc): string {
     case 'ptmx':
     case 'pts':
     case 'unix':
+    case 'inet':
       return '0';
     default: {
       const never: never = d;

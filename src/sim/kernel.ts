@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -468,12 +468,12 @@ export class SimProcess {
     return [a, b];
   }
 
-  /** socket(AF_UNIX, type | flags): one O_RDWR socket. */
-  socket(flags: number): number {
+  /** socket(domain, type | flags): one O_RDWR socket. */
+  socket(kind: 'unix' | 'inet', flags: number): number {
     const call = (): string => `socket(${flagNames(flags)})`;
     if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
     const fd = this.allocate(0, call);
-    this.install(fd, this.describe('unix', O_RDWR | (flags & O_NONBLOCK), null, null), (flags & O_CLOEXEC) !== 0);
+    this.install(fd, this.describe(kind, O_RDWR | (flags & O_NONBLOCK), null, null), (flags & O_CLOEXEC) !== 0);
     return fd;
   }
 
@@ -608,7 +608,7 @@ export class SimProcess {
     // fcntl on an O_PATH fd knows only F_DUPFD*, F_GETFD, F_SETFD and F_GETFL.
     if (desc.kind === 'opath') throw new SimError(call, 'EBADF');
     // An eventfd (anon inode) and a directory cannot do direct I/O.
-    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'timerfd' || desc.kind === 'signalfd' || desc.kind === 'dir' || desc.kind === 'unix')) throw new SimError(call, 'EINVAL');
+    if ((flags & O_DIRECT) !== 0 && (desc.kind === 'eventfd' || desc.kind === 'epoll' || desc.kind === 'timerfd' || desc.kind === 'signalfd' || desc.kind === 'dir' || desc.kind === 'unix' || desc.kind === 'inet')) throw new SimError(call, 'EINVAL');
     // setfl lets O_DIRECT through for FIFOs and pipes (packet mode) and for files
     // whose file system does direct I/O; character devices refuse it.
     if ((flags & O_DIRECT) !== 0 && desc.kind === 'chr') throw new SimError(call, 'EINVAL');
