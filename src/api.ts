@@ -117,6 +117,8 @@ export interface DumpResult {
   bytes?: number;
   /** whole process only: the tree dumped (pid and its descendants, zombies included), root first */
   tree?: TreeMember[];
+  /** whole process only: milliseconds the processes were held (freeze to thaw), their downtime */
+  frozenMs?: number;
   /** milliseconds per phase, in order */
   phases: Phases;
 }
@@ -184,7 +186,7 @@ function dumpNow(pid: number, opts: DumpOptions): DumpResult {
     const image = r.fdImage;
     return {
       pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
-      mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, tree: r.tree, phases: r.phases,
+      mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, tree: r.tree, frozenMs: r.frozenMs, phases: r.phases,
     };
   } catch (err) {
     // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.

@@ -57,6 +57,8 @@ export interface CheckpointResult {
   tree: TreeMember[];
   /** milliseconds per phase, in order */
   phases: Array<[string, number]>;
+  /** milliseconds the processes were held, from the start of the freeze to the end of the thaw: their downtime */
+  frozenMs: number;
 }
 
 /** The XSAVE area is at most a few KiB (AMX tiles: 11 KiB); the kernel fills what it has. */
@@ -192,6 +194,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
   let tree: FrozenTree | null = null;
+  const frozenAt = performance.now();
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
@@ -221,15 +224,26 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       stats.zero += s.zero;
     }
     lap('pages');
+    // Everything is read: unless they are to be killed once the image is whole, the processes go
+    // on now, and the image's fsync and rename happen while they run (a commit that fails then
+    // leaves them running, as any failed dump does).
+    let frozenMs = 0;
+    const thawAll = (): void => {
+      thawTree(tree!, { leaveStopped: opts.leaveStopped ?? false });
+      frozenMs = performance.now() - frozenAt;
+      lap('thaw');
+    };
+    if (!opts.kill) thawAll();
     const bytes = writer.commit();
     lap('write');
-    // Killed while still frozen: they run no instruction after the state the image holds.
-    if (opts.kill) for (const m of live) kill(m.pid, SIGKILL);
-    thawTree(tree, { leaveStopped: opts.leaveStopped ?? false });
-    lap('thaw');
+    if (opts.kill) {
+      // Killed while still frozen: they run no instruction after the state the image holds.
+      for (const m of live) kill(m.pid, SIGKILL);
+      thawAll();
+    }
     return {
       bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: stats.saved, zeroPages: stats.zero, fdImage, phases,
-      tree: members,
+      tree: members, frozenMs,
     };
   } catch (err) {
     writer.abort();

@@ -26,7 +26,7 @@ export const command = defineCommand({
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
     'leave-stopped': { help: 'leave the process stopped after the dump' },
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
-    timings: { help: 'print how long each phase took, on stderr' },
+    timings: { help: 'print how long each phase took, on stderr, and how long the process was frozen' },
     log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
     quiet: { help: 'no progress line (a dump copying over 100 MB of memory shows one on a terminal)' },
   },
@@ -98,7 +98,8 @@ export async function run(args: string[]): Promise<number> {
   say(opts.output, summary(r));
   if (opts.timings) {
     const total = r.phases.reduce((n, [, ms]) => n + ms, 0);
-    console.error(`timings: ${r.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms`);
+    const frozen = r.frozenMs !== undefined ? `; frozen ${r.frozenMs.toFixed(2)} ms` : '';
+    console.error(`timings: ${r.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms${frozen}`);
   }
   return 0;
 }
