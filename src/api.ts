@@ -81,6 +81,8 @@ export interface DumpOptions {
   fdsOnly?: boolean;
   /** with fdsOnly: leave out the fds cr cannot dump (listed in `dropped`) instead of refusing */
   skipUnsupported?: boolean;
+  /** bytes of a deleted file's or memfd's data the image may carry, per file (default 64 MiB); above it the dump is refused */
+  maxDeletedSize?: number;
   /** replace a file or symlink at output */
   force?: boolean;
   /** leave the process stopped afterwards */
@@ -182,7 +184,7 @@ function dumpNow(pid: number, opts: DumpOptions): DumpResult {
       const { image, phases } = dumpFds(pid, opts);
       return { pid, comm: image.process.comm, whole: false, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped, phases };
     }
-    const r = checkpointProcess(pid, opts.output, { force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false, onProgress: opts.onProgress });
+    const r = checkpointProcess(pid, opts.output, { ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }), force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false, onProgress: opts.onProgress });
     const image = r.fdImage;
     return {
       pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
@@ -214,7 +216,7 @@ function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases
     }
     // kill: left stopped until the image is complete, so it runs nothing the image lacks.
     const holdStopped = (opts.leaveStopped ?? false) || (opts.kill ?? false);
-    const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped });
+    const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped, ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }) });
     const t = performance.now();
     try {
       out.write([encodeImage(image)]);

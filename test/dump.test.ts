@@ -338,11 +338,12 @@ test('unsupported fds: one line naming every one with its kind; --skip-unsupport
   });
 });
 
-test('a deleted file is refused with a clear error', async () => {
+test('a deleted file is dumped with its contents, named by the path it had', async () => {
   await withFixture('deleted', async (fx) => {
     const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', join(fx.dir, 'image')]);
-    assert.is(r.code, 1);
-    assert.match(r.stderr, /^cr dump: fd 3 is a deleted file, which cr cannot dump \(.*gone \(deleted\): deleted files are not supported yet/);
+    assert.is(r.code, 0, r.stderr);
+    const shown = await cr(['show', join(fx.dir, 'image')]);
+    assert.match(shown.stdout, /^\s*3\s+deleted .*gone \(deleted\), 0 B \(0 B of data\) @ 0/m);
     assertRunning(fx.pid);
   });
 });

@@ -23,7 +23,7 @@ import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
 const SYS_rt_sigtimedwait = 128;
-const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20];
+const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
 
@@ -67,7 +67,7 @@ async function cell(image: string, dir: string, mode: Mode): Promise<string> {
   }
 }
 
-test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) and a signalfd: PASS before and after the dump and in every restore mode', async () => {
+test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) a signalfd, memfds (sparse, sealed, noexec), deleted files (sparse, read-only, append-only): PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
@@ -84,7 +84,9 @@ test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot
       ensureReaped(pid);
     }
     const at = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
-    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd']);
+    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd', 'memfd', 'memfd', 'deleted', 'deleted', 'deleted']);
+    const m21 = at(21);
+    assert.ok(m21.kind === 'memfd' && m21.extents.length === 2 && m21.size === 4 << 20, JSON.stringify(m21).slice(0, 300));
     // The absolute timer keeps its expiry (read a few microseconds late at most), the disarmed one its ticks.
     const t18 = at(18);
     assert.ok(t18.kind === 'timerfd' && t18.settime === 3 && t18.clock === 0 && t18.interval === '3000000000');
@@ -209,6 +211,28 @@ test('show and diff print and compare timerfds and signalfds', async () => {
   }
 });
 
+const FILES = table(
+  [
+    { id: 0, kind: 'memfd', flags: 0o102002, name: 'shm', size: 1 << 20, offset: 5, mode: 0o666, seals: 0x2f, extents: [{ offset: 4096, data: Buffer.alloc(300000, 1).toString('base64') }] },
+    { id: 1, kind: 'deleted', flags: 0o100000, path: '/srv/gone', size: 10, offset: 3, mode: 0o400, extents: [{ offset: 0, data: 'aGVsbG8=' }] },
+    { id: 2, kind: 'deleted', flags: 0o102001, path: '/srv/log', size: 0, offset: 0, mode: 0o600, extents: [] },
+  ],
+  [[3, 0], [4, 1, true], [5, 2], [6, 1]],
+);
+
+test('plans of memfds and deleted files pass the simulator, which knows seals and the order they need', () => {
+  for (const mode of ['fresh', 'into', 'into-exact'] as const) {
+    const target = { fds: [0, 1, 2, 3, 5], rlimit: { soft: 1024, hard: 1024 }, mode };
+    assert.equal(verify(FILES, target, planRestore(FILES, target)), { ok: true }, mode);
+  }
+  // A write seal stops the data: the kind adds the seals last, and the simulator refuses a write after one.
+  const proc = new SimProcess(new SimWorld(), { soft: 64, hard: 64 });
+  const fd = proc.memfdCreate('x', 2);
+  proc.addSeals(fd, 8);
+  assert.throws(() => proc.pwrite(fd, Buffer.from('a'), 0), /EPERM/);
+  assert.throws(() => proc.addSeals(proc.memfdCreate('y', 0), 8), /EPERM/);
+});
+
 test('show and diff print and compare epoll items', async () => {
   const dir = tempDir('show');
   try {
@@ -291,6 +315,40 @@ test('an epoll watching a pipe only a child process holds is refused at dump in 
   } finally {
     if (child > 0) ensureReaped(child);
     ensureReaped(pid);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a memfd reopened as a second description, and one above --max-deleted-size, are refused at dump in one line; the process runs on', async () => {
+  const dir = tempDir('memfd-refused');
+  const script = [
+    'import os, sys, time',
+    'm = os.memfd_create("big", 0)',
+    'os.write(m, b"x" * 100000)',
+    'if sys.argv[2] == "reopen":',
+    '    r = os.open("/proc/self/fd/%d" % m, os.O_RDONLY)',
+    `open(sys.argv[1] + '/ready', 'w').close()`,
+    'time.sleep(1000)',
+  ].join('\n');
+  try {
+    for (const [how, args, why] of [
+      ['reopen', [], /is a memfd, which cr cannot dump \(\/memfd:big \(deleted\): opened read-only, a second description of it/],
+      ['big', ['--max-deleted-size', '4096'], /is a memfd, which cr cannot dump \(\/memfd:big \(deleted\): \d+ bytes of data, above --max-deleted-size 4096\)/],
+    ] as Array<[string, string[], RegExp]>) {
+      rmSync(join(dir, 'ready'), { force: true });
+      const pid = spawn(['python3', '-S', '-c', script, dir, how], { fds: [] });
+      try {
+        waitFile(dir, 'ready');
+        const r = await cr(['dump', '--fds-only', '--pid', String(pid), '-o', join(dir, 'image'), ...args]);
+        assert.is(r.code, 1, r.stderr);
+        assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.match(r.stderr, why, r.stderr);
+        assertRunning(pid);
+      } finally {
+        ensureReaped(pid);
+      }
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

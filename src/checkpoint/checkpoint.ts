@@ -33,6 +33,8 @@ import { stopwatch } from '../timing.js';
 export interface CheckpointOptions {
   /** replace an existing image */
   force?: boolean;
+  /** bytes of a deleted file's or memfd's data the image may carry (--max-deleted-size) */
+  maxContents?: number;
   /** leave the process stopped (SIGSTOP) after the dump instead of letting it run on */
   leaveStopped?: boolean;
   /** kill the process once the image is complete (never before: a failed dump lets it run on) */
@@ -205,7 +207,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');
     const states = live.map((m) => readMember(m.pid, m.frozen!));
-    const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })));
+    const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), opts.maxContents);
     lap('state');
     writer.tree(members);
     writer.fds(fdImage);

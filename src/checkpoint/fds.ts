@@ -7,8 +7,8 @@ import type { Image } from '../image/format.js';
 import type { ProcessIdentity } from '../proc/process.js';
 
 /** `root` is the identity the image's envelope names; procs the live members, parents first. */
-export function captureFdTables(root: ProcessIdentity, procs: Array<{ pid: number; parent?: number }>): Image {
-  const gathered = gatherTree(procs);
+export function captureFdTables(root: ProcessIdentity, procs: Array<{ pid: number; parent?: number }>, maxContents?: number): Image {
+  const gathered = gatherTree(procs, undefined, maxContents);
   copyPipes(gathered.tables.pipes, gathered.pipeEnds);
   return imageOf(root, gathered.tables);
 }

@@ -14,8 +14,8 @@ export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings] [--log FILE] [--quiet]',
-    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
+    'dump --pid PID -o IMAGE [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--timings] [--log FILE] [--quiet]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
   ],
   operands: [],
   flags: {
@@ -23,6 +23,7 @@ export const command = defineCommand({
     output: { short: 'o', value: 'IMAGE', required: true, help: 'the image file to write (mode 0600); - for stdout (a pipe, not a terminal)' },
     'fds-only': { help: 'only the fd table, pipes\' bytes included: for restore -- CMD and --into' },
     'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
+    'max-deleted-size': { value: 'BYTES', help: 'most data of one memfd the image may carry (default 64 MiB); a larger one is refused' },
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
     'leave-stopped': { help: 'leave the process stopped after the dump' },
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
@@ -81,6 +82,8 @@ export async function run(args: string[]): Promise<number> {
   const handlers = INTERRUPTS.map((name) => [name, () => interrupt.abort(128 + constants.signals[name])] as const);
   for (const [name, handler] of handlers) process.on(name, handler);
   const pid = Number(opts.pid);
+  const maxText = opts['max-deleted-size'];
+  if (maxText !== undefined && !/^(0|[1-9][0-9]{0,14})$/.test(maxText)) badInput(`--max-deleted-size: ${JSON.stringify(maxText)} is not a number of bytes`);
   let r: DumpResult;
   const progress = opts.quiet || opts['fds-only'] ? undefined : terminalProgress('dumping');
   try {
@@ -88,6 +91,7 @@ export async function run(args: string[]): Promise<number> {
     r = await CallLog.around(opts.log, `cr dump --pid ${pid}`, () =>
       dump(pid, {
         output: opts.output, fdsOnly: opts['fds-only'], skipUnsupported: opts['skip-unsupported'], force: opts.force,
+        ...(maxText === undefined ? {} : { maxDeletedSize: Number(maxText) }),
         leaveStopped: opts['leave-stopped'], kill: opts.kill, signal: interrupt.signal, onProgress: progress?.onProgress,
       }),
     );

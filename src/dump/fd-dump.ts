@@ -16,6 +16,8 @@ import { stopwatch, type Phases } from '../timing.js';
 
 export interface DumpOptions {
   skipUnsupported: boolean;
+  /** bytes of a deleted file's or memfd's data the image may carry */
+  maxContents?: number;
   /** leave the process stopped (SIGSTOP) for a later restore */
   leaveStopped: boolean;
   /** bound on waiting for each thread to stop */
@@ -72,7 +74,7 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   let identity;
   try {
     identity = readIdentity(pid);
-    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true }, lap);
+    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true, ...(opts.maxContents === undefined ? {} : { maxContents: opts.maxContents }) }, lap);
     copyPipes(gathered.table.pipes, gathered.pipeEnds);
     lap('pipes');
   } catch (err) {

@@ -20,6 +20,9 @@ export interface PipeEnd {
   flags: number;
 }
 
+/** --max-deleted-size's default: 64 MiB of a deleted file's or memfd's data. */
+export const DEFAULT_MAX_CONTENTS = 64 << 20;
+
 export interface Gathered {
   /** the table, each pipe with empty data and a placeholder capacity until pipes.ts fills them */
   table: FdTable;
@@ -90,6 +93,8 @@ export interface GatherOptions {
   skipUnsupported: boolean;
   /** the refusal may point at --skip-unsupported: fd-table dumps only (a restarted process would miss the fds) */
   offerSkip: boolean;
+  /** bytes of a deleted file's or memfd's contents a dump carries (--max-deleted-size) */
+  maxContents?: number;
 }
 
 /** `fd 5 is a socket, which cr cannot dump (why)`: one fd cr cannot dump, for a refusal. */
@@ -116,7 +121,7 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
   lap('proc');
   const groups = groupDescriptions(entries);
   lap('kcmp');
-  const { tables, pipeEnds } = build([{ pid }], groups);
+  const { tables, pipeEnds } = build([{ pid }], groups, opts.maxContents ?? DEFAULT_MAX_CONTENTS);
   return { table: viewOf(tables, 0), pipeEnds, dropped };
 }
 
@@ -126,7 +131,7 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
  * per pipe whichever processes hold its ends. Unsupported fds are refused (refuse.ts names them
  * before this runs).
  */
-export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: (step: string) => void = () => {}): GatheredTree {
+export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: (step: string) => void = () => {}, maxContents = DEFAULT_MAX_CONTENTS): GatheredTree {
   const dropped: Unsupported[] = [];
   const inodes = new Set<number>();
   const entries = procs.flatMap((p, i) => readEntries(i, p.pid, dropped, inodes));
@@ -135,7 +140,7 @@ export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: 
   lap('proc');
   const groups = groupDescriptions(entries);
   lap('kcmp');
-  return build(procs, groups);
+  return build(procs, groups, maxContents);
 }
 
 /** The entries of a process's fds cr can dump; the others go to `dropped`, every fd's inode to `inodes`. */
@@ -152,7 +157,7 @@ function readEntries(member: number, pid: number, dropped: Unsupported[], inodes
 }
 
 /** The tables of the grouped descriptions: ids in canonical order, each process's fds and limit. */
-function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]): GatheredTree {
+function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][], maxContents: number): GatheredTree {
   const fdsOf: Fd[][] = procs.map(() => []);
   const descs: Desc[] = [];
   const pipes: Pipe[] = [];
@@ -192,7 +197,7 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
   const unresolved: Unsupported[] = [];
   groups.forEach((group, id) => {
     const first = group[0]!;
-    const why = first.kind.resolve?.(descs[id]!, first.pid, withIds[first.member]!);
+    const why = first.kind.resolve?.(descs[id]!, { pid: first.pid, fds: withIds[first.member]!, maxContents });
     if (why) unresolved.push(why);
   });
   if (unresolved.length > 0) throw new CrError(unresolved.map(describeUnsupported).join('; '));

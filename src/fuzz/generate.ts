@@ -192,6 +192,39 @@ function addSignalfd(b: Builder): void {
   addDesc(b, { kind: 'signalfd', flags: O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]), mask: mask.toString(16).padStart(16, '0') });
 }
 
+/** A memfd: a name, a size up to 2^40, a few extents of data, a position, seals as memfd_create and F_ADD_SEALS allow. */
+function addMemfd(b: Builder): void {
+  const rng = b.rng;
+  const size = rng.weighted([[2, () => 0], [4, () => rng.int(1, 1 << 20)], [1, () => rng.int(0, 2 ** 40)]])();
+  const extents: Array<{ offset: number; data: string }> = [];
+  let at = 0;
+  for (let n = rng.int(0, 3); n > 0 && at < size; n--) {
+    const offset = rng.int(at, Math.min(size - 1, at + (1 << 20)));
+    const len = Math.min(size - offset, rng.pick([1, 17, 4096, 300000]));
+    if (len <= 0) break;
+    extents.push({ offset, data: Buffer.alloc(len, rng.int(1, 255)).toString('base64') });
+    at = offset + len + 1;
+  }
+  const noexec = rng.chance(0.3);
+  const seals = someOf(rng, 0.3, [1, 2, 4, 8, 0x10]) | (noexec ? 0x20 : someOf(rng, 0.1, [0x20]));
+  const mode = noexec ? 0o666 : rng.pick([0o777, 0o777, 0o700, 0o644]);
+  const name = rng.pick(['', 'x', 'cr fuzz', 'wayland-shm', 'a'.repeat(249)]);
+  addDesc(b, { kind: 'memfd', flags: O_RDWR | O_LARGEFILE | someOf(rng, 0.2, [O_NONBLOCK, O_APPEND]), name, size, offset: rng.int(0, Math.min(size + 10, 2 ** 40)), mode, seals, extents });
+}
+
+/** A deleted file: a path it had, any access mode, a size, a few extents, a position. */
+function addDeleted(b: Builder): void {
+  const rng = b.rng;
+  const size = rng.weighted([[2, () => 0], [4, () => rng.int(1, 1 << 20)], [1, () => rng.int(0, 2 ** 40)]])();
+  const extents: Array<{ offset: number; data: string }> = [];
+  if (size > 0 && rng.chance(0.7)) {
+    const offset = rng.int(0, size - 1);
+    extents.push({ offset, data: Buffer.alloc(Math.min(size - offset, rng.pick([1, 100, 4096])), 7).toString('base64') });
+  }
+  const flags = accessMode(rng) | O_LARGEFILE | someOf(rng, 0.1, [O_APPEND, O_NONBLOCK, O_NOATIME]) | openStatus(rng);
+  addDesc(b, { kind: 'deleted', flags, path: `/tmp/cr-fuzz/gone${rng.int(0, 9)}`, size, offset: rng.int(0, size + 10), mode: rng.pick([0o600, 0o644, 0o400, 0o755]), extents });
+}
+
 /** An epoll: its items are chosen once every description has its id and numbers (linkEpolls). */
 function addEpoll(b: Builder): void {
   addDesc(b, { kind: 'epoll', flags: O_RDWR | someOf(b.rng, 0.3, [O_NONBLOCK]), items: [] });
@@ -293,8 +326,8 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
   const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd]]],
-    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd], [2, addMemfd], [2, addDeleted]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd], [1, addMemfd], [1, addDeleted]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],

@@ -440,6 +440,8 @@ function descLies(): Lie[] {
   const opath = (p: Loose): Loose => addDesc(table(p), { kind: 'opath', flags: O_PATH, path: '/etc/hostname', type: 'regular file' }) ?? skip();
   const timerfd = (p: Loose): Loose => addDesc(table(p), { kind: 'timerfd', flags: O_RDWR, clock: 0, settime: 1, value: '2000000000000000000', interval: '0', ticks: 0 }) ?? skip();
   const signalfd = (p: Loose): Loose => addDesc(table(p), { kind: 'signalfd', flags: O_RDWR, mask: '0000000000000200' }) ?? skip();
+  const memfd = (p: Loose): Loose => addDesc(table(p), { kind: 'memfd', flags: O_RDWR | O_LARGEFILE, name: 'm', size: 8192, offset: 0, mode: 0o777, seals: 0, extents: [{ offset: 4096, data: 'aGVsbG8=' }] }) ?? skip();
+  const deleted = (p: Loose): Loose => addDesc(table(p), { kind: 'deleted', flags: O_RDONLY | O_LARGEFILE, path: '/tmp/gone', size: 10, offset: 0, mode: 0o600, extents: [{ offset: 2, data: 'aGk=' }] }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
     const e = eventfd(p);
@@ -487,6 +489,20 @@ function descLies(): Lie[] {
     ['a signalfd mask as a number', (p) => void (signalfd(p).mask = 512)],
     ['a signalfd mask of 17 digits', (p) => void (signalfd(p).mask = '00000000000000200')],
     ['a signalfd opened O_WRONLY', (p) => void (signalfd(p).flags = O_WRONLY)],
+    ['a memfd extent past its size', (p) => void (memfd(p).size = 2)],
+    ['memfd extents out of order', (p) => { const m = memfd(p); m.extents.push({ offset: 0, data: 'QQ==' }); }],
+    ['a memfd extent that is not base64', (p) => void (memfd(p).extents[0].data = '@@@@')],
+    ['a memfd extent with no data', (p) => void (memfd(p).extents[0].data = '')],
+    ['a memfd name of 250 bytes', (p) => void (memfd(p).name = 'n'.repeat(250))],
+    ['a memfd name with NUL', (p) => void (memfd(p).name = 'a\0b')],
+    ['memfd seals 0x40', (p) => void (memfd(p).seals = 0x40)],
+    ['a memfd mode 0o10000', (p) => void (memfd(p).mode = 0o10000)],
+    ['a memfd opened O_RDONLY', (p) => void (memfd(p).flags = O_RDONLY | O_LARGEFILE)],
+    ['a deleted file at /', (p) => void (deleted(p).path = '/')],
+    ['a deleted file with a relative path', (p) => void (deleted(p).path = 'tmp/x')],
+    ['a deleted file extent past its size', (p) => void (deleted(p).size = 1)],
+    ['a deleted file with O_PATH', (p) => void (deleted(p).flags = O_PATH)],
+    ['a deleted file with no extents', (p) => void delete deleted(p).extents],
     ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
     ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
     ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],

@@ -142,7 +142,7 @@ export const epoll: KindModule<'epoll'> = {
     return {
       kind: 'epoll',
       describe: (id) => ({ id, kind: 'epoll', flags: e.flags, items: raw.map((r) => ({ fd: r.tfd, target: -1, events: r.events, data: r.data })) }),
-      resolve(d, pid, fds) {
+      resolve(d, { pid, fds }) {
         if (d.kind !== 'epoll') return null;
         const toff = new Map<number, number>();
         for (let i = 0; i < raw.length; i++) {

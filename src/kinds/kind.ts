@@ -42,6 +42,18 @@ export interface SimState {
   mask: bigint;
   /** a pty master's or slave's pty: the master's simulated description; null for other kinds */
   pty: object | null;
+  /** a memfd's file */
+  memfd: SimMemfd | null;
+}
+
+/** A memfd or a file cr made unnamed (O_TMPFILE) in the simulation: what its calls left (the writes as made, compared merged). */
+export interface SimMemfd {
+  /** a memfd's name; the directory of an O_TMPFILE file */
+  name: string;
+  size: number;
+  mode: number;
+  seals: number;
+  writes: Array<{ offset: number; bytes: Buffer }>;
 }
 
 /** A timerfd in the simulation: what timerfd_settime and TFD_IOC_SET_TICKS left. */
@@ -75,11 +87,43 @@ export interface SimCalls {
   socketpair(flags: number): [number, number];
   /** socket(): one socket of a kind's */
   socket(kind: 'unix' | 'inet', flags: number): number;
+  memfdCreate(name: string, flags: number): number;
+  fchmod(fd: number, mode: number): void;
+  ftruncate(fd: number, size: number): void;
+  pwrite(fd: number, bytes: Buffer, offset: number): void;
+  addSeals(fd: number, seals: number): void;
+  tmpfile(dir: string, flags: number, cloexec: boolean): number;
+  reopenAfterClose(fd: number, flags: number, cloexec: boolean): number;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
-export type CallName = 'eventfd2' | 'write' | 'epoll_create1' | 'epoll_ctl' | 'timerfd_create' | 'timerfd_settime' | 'ioctl' | 'signalfd4' | 'openat' | 'fcntl' | 'close'
-  | 'socket' | 'socketpair' | 'setsockopt' | 'sendto' | 'shutdown' | 'bind' | 'listen' | 'unlink' | 'connect';
+export type CallName =
+  | 'eventfd2'
+  | 'write'
+  | 'epoll_create1'
+  | 'epoll_ctl'
+  | 'timerfd_create'
+  | 'timerfd_settime'
+  | 'ioctl'
+  | 'signalfd4'
+  | 'openat'
+  | 'fcntl'
+  | 'close'
+  | 'socket'
+  | 'socketpair'
+  | 'setsockopt'
+  | 'sendto'
+  | 'shutdown'
+  | 'bind'
+  | 'listen'
+  | 'unlink'
+  | 'connect'
+  | 'memfd_create'
+  | 'fchmod'
+  | 'ftruncate'
+  | 'pwrite64'
+  | 'linkat'
+  | 'unlinkat';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -109,7 +153,16 @@ export interface Recognised {
    * Kinds whose description names others (an epoll's watched descriptions): fill them in once
    * every fd of the process has its description's id (`fds`); an Unsupported when one cannot be.
    */
-  resolve?(d: Desc, pid: number, fds: ReadonlyArray<{ proc: ProcFd; desc: number }>): Unsupported | null;
+  resolve?(d: Desc, ctx: ResolveContext): Unsupported | null;
+}
+
+/** What a kind that reads more than /proc (another description, the contents of a file) is given at dump. */
+export interface ResolveContext {
+  pid: number;
+  /** every fd of the process with its description's id */
+  fds: ReadonlyArray<{ proc: ProcFd; desc: number }>;
+  /** bytes of contents a dump may carry per file (--max-deleted-size) */
+  maxContents: number;
 }
 
 /** A reference from a description to another that must exist first (an epoll item to its target), kept under fd number `fd`. */

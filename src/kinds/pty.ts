@@ -156,7 +156,7 @@ export const ptmx: KindModule<'ptmx'> = {
     return {
       kind: 'ptmx',
       describe: (id) => ({ id, kind: 'ptmx', flags: e.flags, index, termios: '', winsize: '', locked: false, packet: false }),
-      resolve(d, pid, fds) {
+      resolve(d, { pid, fds }) {
         if (d.kind !== 'ptmx') return null;
         const s = readPty(pid, e.fd);
         if (s.ldisc !== 0) return no(e, 'pty master', `/dev/pts/${index}: its line discipline is ${s.ldisc}, not N_TTY`);

@@ -3,6 +3,7 @@
 // that recognises an fd has it (O_PATH first: an O_PATH fd on a file is not an open file).
 import type { DescKind } from '../model/fdtable.js';
 import { chr } from './chr.js';
+import { deleted } from './deleted.js';
 import { dir } from './dir.js';
 import { epoll } from './epoll.js';
 import { eventfd } from './eventfd.js';
@@ -10,6 +11,7 @@ import { inet } from './inet.js';
 import { fifo } from './fifo.js';
 import { file } from './file.js';
 import type { DescOf, KindModule } from './kind.js';
+import { memfd } from './memfd.js';
 import { opath } from './opath.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
@@ -17,7 +19,7 @@ import { pipe } from './pipe.js';
 import { ptmx, pts } from './pty.js';
 import { unix } from './unix.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, memfd, deleted, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

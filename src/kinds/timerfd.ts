@@ -86,7 +86,7 @@ export const timerfd: KindModule<'timerfd'> = {
     return {
       kind: 'timerfd',
       describe: (id) => ({ id, kind: 'timerfd', flags: e.flags, clock, settime: 0, value: '0', interval: '0', ticks: 0 }),
-      resolve(d, pid) {
+      resolve(d, { pid }) {
         if (d.kind !== 'timerfd') return null;
         const t = readTimer(pid, e.fd, clock);
         if (t.ticks > BigInt(Number.MAX_SAFE_INTEGER)) return no(e, 'timerfd', `its ${t.ticks} expirations are beyond 2^53`);

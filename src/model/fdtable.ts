@@ -139,6 +139,40 @@ export interface SignalfdDesc extends DescBase {
   mask: string;
 }
 
+/** A data extent of a file carried in the image: its bytes (base64) at an offset. */
+export interface Extent {
+  offset: number;
+  data: string;
+}
+
+/** A memfd (src/kinds/memfd.ts): an anonymous file, its contents carried in the image. */
+export interface MemfdDesc extends DescBase {
+  kind: 'memfd';
+  /** memfd_create's name (the link shows /memfd:NAME) */
+  name: string;
+  size: number;
+  /** file position */
+  offset: number;
+  /** permission bits (0777, or 0666 made with MFD_NOEXEC_SEAL) */
+  mode: number;
+  /** F_GET_SEALS */
+  seals: number;
+  /** the data, sparse: holes are not carried */
+  extents: Extent[];
+}
+
+/** A regular file open after its last name was removed (src/kinds/deleted.ts): its contents carried in the image. */
+export interface DeletedDesc extends DescBase {
+  kind: 'deleted';
+  /** the path it had (the link without " (deleted)"): restored in that path's directory, unnamed */
+  path: string;
+  size: number;
+  offset: number;
+  /** permission bits */
+  mode: number;
+  extents: Extent[];
+}
+
 /**
  * A pty master (src/kinds/pty.ts): made again through /dev/ptmx, so its pty gets a new index. The
  * terminal's settings are the pty's (TCGETS2 on a master reads its slave's).
@@ -215,7 +249,7 @@ export interface InetDesc extends DescBase {
 }
 
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc | MemfdDesc | DeletedDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -15,6 +15,8 @@ function positionOf(d: Desc): string {
   switch (d.kind) {
     case 'file':
     case 'chr':
+    case 'memfd':
+    case 'deleted':
       return String(d.offset ?? 0);
     case 'dir':
       return d.offset;

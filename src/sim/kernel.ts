@@ -26,7 +26,7 @@ import {
   DEFAULT_PIPE_CAPACITY,
 } from '../model/fdtable.js';
 import { flagNames } from '../model/flags.js';
-import type { NodeType, SimItem, SimTimer } from '../kinds/kind.js';
+import type { NodeType, SimItem, SimMemfd, SimTimer } from '../kinds/kind.js';
 
 export const PAGE_SIZE = 4096;
 /** fs.nr_open on this machine: the ceiling for RLIMIT_NOFILE's hard limit. */
@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -143,6 +143,8 @@ export class SimDesc {
   pty: SimDesc | null = null;
   /** a socket pair's ends share this object (made by one socketpair()) */
   pair: object | null = null;
+  /** a memfd's file (one description per memfd here) */
+  memfd: SimMemfd | null = null;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -554,6 +556,87 @@ export class SimProcess {
     desc.mask = mask & ~((1n << 8n) | (1n << 18n));
     this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
     return fd;
+  }
+
+  /** memfd_create(name, flags): O_RDWR|O_LARGEFILE; seals F_SEAL_SEAL without MFD_ALLOW_SEALING, F_SEAL_EXEC and mode 0666 with MFD_NOEXEC_SEAL. */
+  memfdCreate(name: string, flags: number): number {
+    const call = (): string => `memfd_create(${JSON.stringify(name)}, ${flags})`;
+    if ((flags & ~0x1f) !== 0 || (flags & 0x18) === 0x18 || Buffer.byteLength(name) > 249) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    const desc = this.describe('memfd', O_RDWR | O_LARGEFILE, null, null);
+    const noexec = (flags & 8) !== 0;
+    desc.memfd = { name, size: 0, mode: noexec ? 0o666 : 0o777, seals: noexec ? 0x20 : (flags & 2) !== 0 ? 0 : 1, writes: [] };
+    this.install(fd, desc, (flags & 1) !== 0);
+    return fd;
+  }
+
+  /** open(dir, O_TMPFILE | flags, mode): an unnamed file in dir's file system, mode 0 until fchmod (the umask is the target's). */
+  tmpfile(dir: string, flags: number, cloexec: boolean): number {
+    const call = (): string => `open(${JSON.stringify(dir)}, O_TMPFILE|${flagNames(flags)})`;
+    if ((flags & O_ACCMODE) === O_RDONLY) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    // The description keeps O_TMPFILE (__O_TMPFILE|O_DIRECTORY) in its flags.
+    const desc = this.describe('deleted', (flags & (O_ACCMODE | O_DSYNC | O_SYNC)) | O_LARGEFILE | 0o20200000, null, null);
+    desc.memfd = { name: dir, size: 0, mode: 0, seals: 0, writes: [] };
+    this.install(fd, desc, cloexec);
+    return fd;
+  }
+
+  /**
+   * Such a file given a temporary name, its fd closed, the name opened with `flags` (at the lowest
+   * free number) and unlinked: a new description of the same file.
+   */
+  reopenAfterClose(fd: number, flags: number, cloexec: boolean): number {
+    const call = (): string => `open(<temporary name of fd ${fd}>, ${flagNames(flags)})`;
+    const from = this.lookup(fd, call);
+    if (from.memfd === null) throw new SimError(call, 'REFUSED', 'the simulator names only files it made');
+    this.close(fd);
+    const at = this.allocate(0, call);
+    const desc = this.describe(from.kind, (flags & (O_ACCMODE | O_DSYNC | O_SYNC)) | O_LARGEFILE, null, null);
+    desc.memfd = from.memfd;
+    this.install(at, desc, cloexec);
+    return at;
+  }
+
+  private memfdAt(fd: number, call: () => string): SimMemfd {
+    const m = this.lookup(fd, call).memfd;
+    if (m === null) throw new SimError(call, 'REFUSED', 'not a memfd (the simulator knows no other file to change)');
+    return m;
+  }
+
+  /** fchmod(fd, mode): F_SEAL_EXEC forbids changing an exec bit. */
+  fchmod(fd: number, mode: number): void {
+    const call = (): string => `fchmod(${fd}, 0${mode.toString(8)})`;
+    const m = this.memfdAt(fd, call);
+    if ((m.seals & 0x20) !== 0 && ((m.mode ^ mode) & 0o111) !== 0) throw new SimError(call, 'EPERM');
+    m.mode = mode & 0o7777;
+  }
+
+  /** ftruncate(fd, size): F_SEAL_SHRINK and F_SEAL_GROW forbid what they name. */
+  ftruncate(fd: number, size: number): void {
+    const call = (): string => `ftruncate(${fd}, ${size})`;
+    const m = this.memfdAt(fd, call);
+    if ((size < m.size && (m.seals & 2) !== 0) || (size > m.size && (m.seals & 4) !== 0)) throw new SimError(call, 'EPERM');
+    m.size = size;
+  }
+
+  /** pwrite64(fd, bytes, offset): F_SEAL_WRITE and F_SEAL_FUTURE_WRITE forbid it, F_SEAL_GROW past the end. */
+  pwrite(fd: number, bytes: Buffer, offset: number): void {
+    const call = (): string => `pwrite64(${fd}, <${bytes.length} bytes>, ${offset})`;
+    const m = this.memfdAt(fd, call);
+    if ((m.seals & 0x18) !== 0) throw new SimError(call, 'EPERM');
+    if (offset + bytes.length > m.size && (m.seals & 4) !== 0) throw new SimError(call, 'EPERM');
+    m.writes.push({ offset, bytes });
+    m.size = Math.max(m.size, offset + bytes.length);
+  }
+
+  /** fcntl(fd, F_ADD_SEALS, seals): EPERM once F_SEAL_SEAL is set. */
+  addSeals(fd: number, seals: number): void {
+    const call = (): string => `fcntl(${fd}, F_ADD_SEALS, ${seals})`;
+    const m = this.memfdAt(fd, call);
+    if ((seals & ~0x3f) !== 0) throw new SimError(call, 'EINVAL');
+    if ((m.seals & 1) !== 0) throw new SimError(call, 'EPERM');
+    m.seals |= seals;
   }
 
   /** dup2(from, to) */

@@ -6,7 +6,7 @@
 // made by its parent's fork op; at the end every process must hold its own table, and one
 // description of the image must be one description of the simulation in every process.
 import { kindOf } from '../kinds/registry.js';
-import { pairOf, pathOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
+import { pairOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
 import type { Op, Plan } from '../plan/ops.js';
 import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
@@ -418,7 +418,8 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const where = `fd ${fd} (description ${id})`;
     if (sim.kind !== d.kind) throw new Failure(`${where} is a ${sim.kind}, the image says ${d.kind}`);
     if (sim.flags !== d.flags) throw new Failure(`${where} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
-    const path = pathOf(d);
+    // The path a description was opened by (a deleted file's is where it was, not a node).
+    const path = kindOf(d).node?.(d)?.path;
     if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
     const judge = (prefix: string): void => {
       const differs = kindOf(d).simCheck(d, sim, (s) => descBack.get(s as SimDesc)?.id);
