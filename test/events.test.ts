@@ -5,7 +5,7 @@
 // mode: `-- CMD`, `--into` a target whose own fds collide (with and without --exact), and
 // restart. Plans checked by the simulator, show and diff, bad descriptions, and a dump refused
 // for an epoll watching a file no fd of the process holds.
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -23,7 +23,7 @@ import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
 const SYS_rt_sigtimedwait = 128;
-const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
+const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
 
@@ -67,7 +67,7 @@ async function cell(image: string, dir: string, mode: Mode): Promise<string> {
   }
 }
 
-test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) a signalfd, memfds (sparse, sealed, noexec), deleted files (sparse, read-only, append-only): PASS before and after the dump and in every restore mode', async () => {
+test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) a signalfd, memfds (sparse, sealed, noexec), deleted files (sparse, read-only, append-only), an inotify with a skipped wd: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
@@ -84,7 +84,7 @@ test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot
       ensureReaped(pid);
     }
     const at = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
-    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd', 'memfd', 'memfd', 'deleted', 'deleted', 'deleted']);
+    assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd', 'memfd', 'memfd', 'deleted', 'deleted', 'deleted', 'inotify']);
     const m21 = at(21);
     assert.ok(m21.kind === 'memfd' && m21.extents.length === 2 && m21.size === 4 << 20, JSON.stringify(m21).slice(0, 300));
     // The absolute timer keeps its expiry (read a few microseconds late at most), the disarmed one its ticks.
@@ -349,6 +349,45 @@ test('a memfd reopened as a second description, and one above --max-deleted-size
       }
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tail -f (inotify on the file it follows) restarted: lines appended while it was dumped and after the restart appear', async () => {
+  const dir = tempDir('tail');
+  const followed = join(dir, 'log');
+  const out = join(dir, 'out');
+  writeFileSync(followed, 'line 1\n');
+  const outFd = openFile(out, 0o101 | 0o2000000, 0o600); // O_WRONLY|O_CREAT, close-on-exec in cr
+  const devNull = openFile('/dev/null', O_RDWR);
+  const pids: number[] = [];
+  const waitFor = (text: string): string => {
+    for (let i = 0; i < 2000; i++) {
+      const got = readFileSync(out, 'utf8');
+      if (got.includes(text)) return got;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+    return readFileSync(out, 'utf8');
+  };
+  try {
+    const pid = spawn(['tail', '-n', '+1', '-f', followed], { fds: [[devNull, 0], [outFd, 1], [devNull, 2]] });
+    pids.push(pid);
+    assert.match(waitFor('line 1\n'), /line 1\n/);
+    const table = () => readFileSync(`/proc/${pid}/fdinfo/${readdirSync(`/proc/${pid}/fd`).find((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify')}`, 'utf8');
+    assert.match(table(), /inotify wd:/, 'tail follows with inotify here');
+    const image = join(dir, 'image');
+    const d = await cr(['dump', '--pid', String(pid), '-o', image, '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    appendFileSync(followed, 'line 2, while dumped\n');
+    const r = await cr(['restore', image, '--detach']);
+    assert.is(r.code, 0, r.stderr);
+    pids.push(Number(r.stdout.trim()));
+    appendFileSync(followed, 'line 3, after\n');
+    assert.is(waitFor('line 3, after\n'), 'line 1\nline 2, while dumped\nline 3, after\n');
+  } finally {
+    for (const pid of pids) ensureReaped(pid);
+    closeFd(outFd);
+    closeFd(devNull);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -528,7 +528,7 @@ test('an image with fds dump left out (--skip-unsupported): restored without the
     const restored = Number(r.stdout.trim());
     try {
       assert.is(r.code, 0, r.stderr);
-      assert.is(r.stderr, 'cr restore: warning: the image left out fd 5 (socket), fd 6 (pidfd), fd 7 (inotify); the restored process will not have them\n');
+      assert.is(r.stderr, 'cr restore: warning: the image left out fd 5 (socket), fd 6 (pidfd), fd 7 (userfaultfd); the restored process will not have them\n');
       waitFile(readerDir, 'ready');
       waitIdle(restored);
       assert.equal(listFds(restored), [3, 4]);

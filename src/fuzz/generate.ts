@@ -225,6 +225,18 @@ function addDeleted(b: Builder): void {
   addDesc(b, { kind: 'deleted', flags, path: `/tmp/cr-fuzz/gone${rng.int(0, 9)}`, size, offset: rng.int(0, size + 10), mode: rng.pick([0o600, 0o644, 0o400, 0o755]), extents });
 }
 
+/** An inotify: up to 4 watches on distinct paths, wds ascending from 1 with some skipped (watches removed). */
+function addInotify(b: Builder): void {
+  const rng = b.rng;
+  const watches: Array<{ wd: number; path: string; mask: number }> = [];
+  let wd = 0;
+  for (let n = rng.int(0, 4); n > 0; n--) {
+    wd += rng.weighted([[4, () => 1], [1, () => rng.int(2, 40)]])();
+    watches.push({ wd, path: `/tmp/cr-fuzz/watched${watches.length}`, mask: rng.pick([0x2, 0x100, 0x200, 0xfff, 0x40000100, 0x80000002]) });
+  }
+  addDesc(b, { kind: 'inotify', flags: O_RDONLY | someOf(rng, 0.5, [O_NONBLOCK]), watches });
+}
+
 /** An epoll: its items are chosen once every description has its id and numbers (linkEpolls). */
 function addEpoll(b: Builder): void {
   addDesc(b, { kind: 'epoll', flags: O_RDWR | someOf(b.rng, 0.3, [O_NONBLOCK]), items: [] });
@@ -244,7 +256,7 @@ function linkEpolls(rng: Rng, descs: Desc[], fds: Fd[], soft: number): void {
   const epolls = descs.filter((d): d is Extract<Desc, { kind: 'epoll' }> => d.kind === 'epoll');
   const flat = new Set(epolls.filter(() => rng.chance(0.6)).map((d) => d.id));
   for (const ep of epolls) {
-    const watchable = descs.filter((d) => d.kind === 'pipe' || d.kind === 'fifo' || d.kind === 'eventfd' || d.kind === 'timerfd' || d.kind === 'signalfd' || (d.kind === 'epoll' && d.id !== ep.id && flat.has(d.id) && !flat.has(ep.id)));
+    const watchable = descs.filter((d) => d.kind === 'pipe' || d.kind === 'fifo' || d.kind === 'eventfd' || d.kind === 'timerfd' || d.kind === 'signalfd' || d.kind === 'inotify' || (d.kind === 'epoll' && d.id !== ep.id && flat.has(d.id) && !flat.has(ep.id)));
     if (watchable.length === 0) continue;
     const seen = new Set<string>();
     for (let n = rng.int(0, 5); n > 0; n--) {
@@ -326,8 +338,8 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
   const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd], [2, addMemfd], [2, addDeleted]]],
-    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd], [1, addMemfd], [1, addDeleted]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd], [2, addMemfd], [2, addDeleted], [2, addInotify]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd], [1, addMemfd], [1, addDeleted], [1, addInotify]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],

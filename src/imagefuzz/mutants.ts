@@ -442,6 +442,7 @@ function descLies(): Lie[] {
   const signalfd = (p: Loose): Loose => addDesc(table(p), { kind: 'signalfd', flags: O_RDWR, mask: '0000000000000200' }) ?? skip();
   const memfd = (p: Loose): Loose => addDesc(table(p), { kind: 'memfd', flags: O_RDWR | O_LARGEFILE, name: 'm', size: 8192, offset: 0, mode: 0o777, seals: 0, extents: [{ offset: 4096, data: 'aGVsbG8=' }] }) ?? skip();
   const deleted = (p: Loose): Loose => addDesc(table(p), { kind: 'deleted', flags: O_RDONLY | O_LARGEFILE, path: '/tmp/gone', size: 10, offset: 0, mode: 0o600, extents: [{ offset: 2, data: 'aGk=' }] }) ?? skip();
+  const inotify = (p: Loose): Loose => addDesc(table(p), { kind: 'inotify', flags: O_RDONLY, watches: [{ wd: 2, path: '/etc', mask: 0x100 }] }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
     const e = eventfd(p);
@@ -503,6 +504,12 @@ function descLies(): Lie[] {
     ['a deleted file extent past its size', (p) => void (deleted(p).size = 1)],
     ['a deleted file with O_PATH', (p) => void (deleted(p).flags = O_PATH)],
     ['a deleted file with no extents', (p) => void delete deleted(p).extents],
+    ['an inotify wd of 0', (p) => void (inotify(p).watches[0].wd = 0)],
+    ['an inotify wd twice', (p) => { const d = inotify(p); d.watches.push({ ...d.watches[0] }); }],
+    ['an inotify wd of 2^20', (p) => void (inotify(p).watches[0].wd = 2 ** 20)],
+    ['an inotify watch with a relative path', (p) => void (inotify(p).watches[0].path = 'etc')],
+    ['an inotify watch with mask 0', (p) => void (inotify(p).watches[0].mask = 0)],
+    ['an inotify opened O_RDWR', (p) => void (inotify(p).flags = O_RDWR)],
     ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
     ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
     ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],

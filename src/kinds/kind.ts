@@ -44,6 +44,9 @@ export interface SimState {
   pty: object | null;
   /** a memfd's file */
   memfd: SimMemfd | null;
+  /** an inotify's watches, ascending by wd, and the events it holds */
+  watches: Array<{ wd: number; path: string; mask: number }>;
+  queued: number;
 }
 
 /** A memfd or a file cr made unnamed (O_TMPFILE) in the simulation: what its calls left (the writes as made, compared merged). */
@@ -94,6 +97,10 @@ export interface SimCalls {
   addSeals(fd: number, seals: number): void;
   tmpfile(dir: string, flags: number, cloexec: boolean): number;
   reopenAfterClose(fd: number, flags: number, cloexec: boolean): number;
+  inotifyInit1(flags: number): number;
+  inotifyAddWatch(fd: number, path: string, mask: number): number;
+  inotifyRmWatch(fd: number, wd: number): void;
+  inotifyDrain(fd: number): void;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
@@ -123,7 +130,11 @@ export type CallName =
   | 'ftruncate'
   | 'pwrite64'
   | 'linkat'
-  | 'unlinkat';
+  | 'unlinkat'
+  | 'inotify_init1'
+  | 'inotify_add_watch'
+  | 'inotify_rm_watch'
+  | 'read';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {

@@ -11,6 +11,7 @@ import { inet } from './inet.js';
 import { fifo } from './fifo.js';
 import { file } from './file.js';
 import type { DescOf, KindModule } from './kind.js';
+import { inotify } from './inotify.js';
 import { memfd } from './memfd.js';
 import { opath } from './opath.js';
 import { signalfd } from './signalfd.js';
@@ -19,7 +20,7 @@ import { pipe } from './pipe.js';
 import { ptmx, pts } from './pty.js';
 import { unix } from './unix.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, memfd, deleted, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, memfd, deleted, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet, inotify };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -173,6 +173,19 @@ export interface DeletedDesc extends DescBase {
   extents: Extent[];
 }
 
+/** An inotify watch: the number the program holds, the path of its inode, its mask. */
+export interface InotifyWatch {
+  wd: number;
+  path: string;
+  mask: number;
+}
+
+/** An inotify instance (src/kinds/inotify.ts): its watches, ascending by wd. */
+export interface InotifyDesc extends DescBase {
+  kind: 'inotify';
+  watches: InotifyWatch[];
+}
+
 /**
  * A pty master (src/kinds/pty.ts): made again through /dev/ptmx, so its pty gets a new index. The
  * terminal's settings are the pty's (TCGETS2 on a master reads its slave's).
@@ -249,7 +262,7 @@ export interface InetDesc extends DescBase {
 }
 
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc | MemfdDesc | DeletedDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc | MemfdDesc | DeletedDesc | InotifyDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

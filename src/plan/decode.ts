@@ -26,6 +26,7 @@ function positionOf(d: Desc): string {
     case 'epoll':
     case 'timerfd':
     case 'signalfd':
+    case 'inotify':
     case 'opath':
     case 'ptmx':
     case 'pts':

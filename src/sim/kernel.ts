@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'inotify' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -145,6 +145,10 @@ export class SimDesc {
   pair: object | null = null;
   /** a memfd's file (one description per memfd here) */
   memfd: SimMemfd | null = null;
+  /** an inotify's watches (one per path here: the simulator has no inodes), the next wd, events queued */
+  watches: Array<{ wd: number; path: string; mask: number }> = [];
+  nextWd = 1;
+  queued = 0;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -596,6 +600,46 @@ export class SimProcess {
     desc.memfd = from.memfd;
     this.install(at, desc, cloexec);
     return at;
+  }
+
+  /** inotify_init1(flags): O_RDONLY plus O_NONBLOCK as asked. */
+  inotifyInit1(flags: number): number {
+    const call = (): string => `inotify_init1(${flags})`;
+    if ((flags & ~(O_NONBLOCK | O_CLOEXEC)) !== 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    this.install(fd, this.describe('inotify', O_RDONLY | (flags & O_NONBLOCK), null, null), (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** inotify_add_watch: the path's watch if it has one (its mask replaced), else a new one at the next wd (cyclic from 1). */
+  inotifyAddWatch(fd: number, path: string, mask: number): number {
+    const call = (): string => `inotify_add_watch(${fd}, ${JSON.stringify(path)}, ${mask})`;
+    const d = this.lookup(fd, call);
+    if (d.kind !== 'inotify') throw new SimError(call, 'EINVAL');
+    const have = d.watches.find((w) => w.path === path);
+    if (have) {
+      have.mask = mask >>> 0;
+      return have.wd;
+    }
+    const wd = d.nextWd++;
+    d.watches.push({ wd, path, mask: mask >>> 0 });
+    d.watches.sort((a, b) => a.wd - b.wd);
+    return wd;
+  }
+
+  /** inotify_rm_watch: the watch goes, an IN_IGNORED is queued. */
+  inotifyRmWatch(fd: number, wd: number): void {
+    const call = (): string => `inotify_rm_watch(${fd}, ${wd})`;
+    const d = this.lookup(fd, call);
+    if (d.kind !== 'inotify' || !d.watches.some((w) => w.wd === wd)) throw new SimError(call, 'EINVAL');
+    d.watches = d.watches.filter((w) => w.wd !== wd);
+    d.queued++;
+  }
+
+  /** read the events queued (those removals queued), all of them. */
+  inotifyDrain(fd: number): void {
+    const d = this.lookup(fd, () => `read(${fd})`);
+    d.queued = 0;
   }
 
   private memfdAt(fd: number, call: () => string): SimMemfd {
