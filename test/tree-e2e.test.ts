@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kill, SIGCONT, SIGKILL, SIGUSR1 } from '../bridge/signal.js';
+import { kill, SIGCONT, SIGKILL, SIGSTOP, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { ProcessImage } from '../src/image/process-format.js';
 import { listTree, readStat } from '../src/proc/tree.js';
@@ -467,6 +467,49 @@ test('a 3-level tree with a group and a session of its own: restored twice at on
     assert.equal(same.map((m) => m.now), pids, 'every member at its recorded pid');
     assert.equal(shape(pids), before);
     assert.equal(await pongs(s, pids), pids);
+  }));
+
+// A shell with two children: a sleep stopped by job control, and a python process whose 3 threads
+// each count into a file of their own.
+const THREADS = `import threading, time
+def count(n):
+    i = 0
+    while True:
+        i += 1
+        with open('th%d' % n, 'a') as f:
+            f.write('%d\\n' % i)
+        time.sleep(0.02)
+for n in range(3):
+    threading.Thread(target=count, args=(n,), daemon=True).start()
+time.sleep(1000)
+`;
+
+const counted = (s: Scene, n: number): number[] => text(s.path(`th${n}`)).split('\n').filter(Boolean).map(Number);
+
+test('a tree with a job-control stopped member and a multi-threaded one: the stopped one comes back stopped, every thread of the other counts on with no gap or repeat', () =>
+  scene(async (s) => {
+    writeFileSync(s.path('threads.py'), THREADS);
+    const root = s.start(['sh', '-c', `sleep 1000 & ${PYTHON} threads.py & wait`]);
+    waitUntil('the threads to count', () => [0, 1, 2].every((n) => counted(s, n).length >= 3));
+    const sleeper = s.tree(root).find((p) => comm(p) === 'sleep')!;
+    kill(sleeper, SIGSTOP);
+    waitUntil('the sleep to stop', () => readStat(sleeper).state === 'T');
+    const image = s.dumpKilled(root, s.path('threads.img'));
+    assert.equal(image.tree.map((m) => [m.comm, m.stopped]), [['sh', false], ['sleep', true], ['python3', false]]);
+    assert.is(image.members[2]!.head.threads.length, 3, 'the python member\'s 3 threads besides its leader');
+    const atDump = [0, 1, 2].map((n) => counted(s, n).length);
+    const members = s.restore(s.path('threads.img'));
+    const [, stopped, python] = members.map((m) => m.now) as [number, number, number];
+    await waitFor('every thread to count on', () => [0, 1, 2].every((n) => counted(s, n).length >= atDump[n]! + 10));
+    for (const n of [0, 1, 2]) {
+      const got = counted(s, n);
+      assert.equal(got, Array.from({ length: got.length }, (_, k) => k + 1), `thread ${n}: 1, 2, 3, ... with no gap or repeat`);
+    }
+    assert.is(readFileSync(`/proc/${python}/status`, 'utf8').match(/^Threads:\s+(\d+)/m)?.[1], '4');
+    assert.is(readStat(stopped).state, 'T', 'stopped again');
+    assert.match(readFileSync(`/proc/${stopped}/status`, 'utf8'), /^TracerPid:\s+0$/m);
+    kill(stopped, SIGCONT);
+    await waitFor('the sleep to run', () => readStat(stopped).state === 'S');
   }));
 
 test.run();

@@ -54,6 +54,15 @@ export function freeRange(size: number, taken: Range[]): number {
   return at;
 }
 
+/**
+ * What checkVdso judges of an image: images with equal keys get the same verdict (the members of
+ * one tree, dumped under one kernel, are checked once: reading cr's own smaps is the cost).
+ */
+export function vdsoKey(image: Mapping[], vdsoSha256: Buffer | null): string {
+  const sizes = SPECIALS.map((kind) => image.filter((m) => m.kind === kind).map((m) => m.end - m.start).join('+'));
+  return `${sizes.join(',')}:${vdsoSha256?.toString('hex') ?? ''}`;
+}
+
 export function huskMappings(pid: number): RawMapping[] {
   return parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
 }

@@ -15,7 +15,7 @@ import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
 import { AREA_BYTES } from './husk.js';
-import { checkMappedFiles, checkVdso, freeRange, huskMappings } from './memory.js';
+import { checkMappedFiles, checkVdso, freeRange, huskMappings, vdsoKey } from './memory.js';
 import { rebuild, type RestartOptions } from './restart.js';
 import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
 
@@ -56,11 +56,14 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   // Each member's System V segments, attached again or made again (a segment two members map
   // is attached by both while it lives; made again, the second member's shmget finds the key taken).
   const segments = new Map<number, Map<number, SegmentPlan>>();
+  const vdsoChecked = new Set<string>();
   for (const m of image.members) {
     checkHeadTrust(m.head, author);
     checkMappedFiles(m.head.mappings);
     segments.set(m.pid, planSegments(m.head.mappings, author));
-    checkVdso(process.pid, m.head.mappings, m.head.vdsoSha256);
+    const vdso = vdsoKey(m.head.mappings, m.head.vdsoSha256);
+    if (!vdsoChecked.has(vdso)) checkVdso(process.pid, m.head.mappings, m.head.vdsoSha256);
+    vdsoChecked.add(vdso);
   }
   fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
   // One area for all husks (they are copies of the root): free in every member's image.
@@ -102,13 +105,18 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     const message = err instanceof Error ? err.message : String(err);
     throw new CrError(`${message}; the ${made.pids.filter((p) => p > 0).length} processes of the half-restored tree were killed`, err instanceof CrError ? err.code : 1);
   }
-  // Every member is complete: let them all go, leaves first, the root last. A member that was
-  // stopped by job control gets its SIGSTOP queued before it goes, so it stops again at once.
-  // With --resume none is.
+  // Every member is complete: let them all go, leaves first, the root last, each member's threads
+  // before it (a thread left traced would be killed with its process when cr exits: EXITKILL).
+  // A member that was stopped by job control gets its SIGSTOP queued before it goes, so it
+  // stops again at once. With --resume none is.
   const stopped = tree.flatMap((m, i) => (m.stopped && m.zombie === null && !opts.resume ? [made.pids[i]!] : []));
   for (const pid of stopped) kill(pid, SIGSTOP);
-  if (stopped.length > 0) warnings.add(`${stopped.length === 1 ? `pid ${stopped[0]} was` : `pids ${stopped.join(', ')} were`} stopped when dumped and ${stopped.length === 1 ? 'is' : 'are'} stopped again: kill -CONT lets ${stopped.length === 1 ? 'it' : 'them'} run (restore --resume restarts them running)`);
-  for (let i = tree.length - 1; i >= 0; i--) if (tree[i]!.zombie === null) detach(made.pids[i]!);
+  if (stopped.length > 0) warnings.add(`${stopped.length === 1 ? `pid ${stopped[0]} was` : `pids ${stopped.join(', ')} were`} stopped when dumped and ${stopped.length === 1 ? 'is' : 'are'} stopped again: kill -CONT lets ${stopped.length === 1 ? 'it' : 'them'} run (restore --resume restarts ${stopped.length === 1 ? 'it' : 'them'} running)`);
+  for (let i = tree.length - 1; i >= 0; i--) {
+    if (tree[i]!.zombie !== null) continue;
+    for (const tid of made.husks[i]!.threads) detach(tid);
+    detach(made.pids[i]!);
+  }
   lap('detach');
   return { pid: made.pids[0]!, pids: tree.map((m, i) => ({ was: m.pid, now: made.pids[i]! })), pages, warnings: [...warnings], phases };
 }
