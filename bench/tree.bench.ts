@@ -1,8 +1,9 @@
-// Time a whole-tree `dump` (docs/trees.md, "Measured"): a tree of 100 small C processes (a 10-ary
-// heap of forks), and 10,000 fds across a tree (1,250 pipes holding a byte each, made by the root
-// and inherited by its 3 children: every description and pipe shared by 4 processes, so kcmp
-// groups 10,000 fds across pids). Each: the median of RUNS in-process dumps, per phase, and per
-// process; then the whole `node cr.mjs dump` command once.
+// Time a whole-tree `dump` and `restore` (docs/trees.md, "Measured"): a tree of 100 small C
+// processes (a 10-ary heap of forks), and 10,000 fds across a tree (1,250 pipes holding a byte
+// each, made by the root and inherited by its 3 children: every description and pipe shared by 4
+// processes, so kcmp groups 10,000 fds across pids). Each: the median of RUNS in-process dumps,
+// per phase, and per process; then the whole `node cr.mjs dump` command once; then the same for
+// restore of that image (new pids, --detach; each restored tree checked whole, then killed).
 // Run: npm run build && node build/bench/tree.bench.js [RUNS]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kill, SIGKILL } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
+import { restore } from '../src/api.js';
 import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { listTree } from '../src/proc/tree.js';
 import { buildC, ensureReaped } from '../test/helpers/processes.js';
@@ -42,7 +44,7 @@ int main(int argc, char **argv) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const nap = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
-function bench(name: string, processes: number, pipes: number): void {
+async function bench(name: string, processes: number, pipes: number): Promise<void> {
   const exe = buildC(TREE_C);
   const dir = mkdtempSync(join(tmpdir(), 'cr-bench-tree-'));
   const ready = join(dir, 'ready');
@@ -72,6 +74,7 @@ function bench(name: string, processes: number, pipes: number): void {
     const total = median(phases.get('total')!);
     const cells = [...phases].map(([phase, xs]) => `${phase} ${median(xs).toFixed(0)}`);
     console.log(`${name} (${summary}): ${cells.join(', ')} ms; ${(total / processes).toFixed(1)} ms per process; node cr.mjs dump ${cliMs.toFixed(0)} ms`);
+    await benchRestore(name, image, processes);
   } finally {
     for (const m of listTree(root)) {
       try {
@@ -85,5 +88,42 @@ function bench(name: string, processes: number, pipes: number): void {
   }
 }
 
-bench('100 processes', 100, 0);
-bench('10,000 fds', 4, 1250);
+/** Kill a restored tree: every member cr named, and what they forked since. */
+function killRestored(pids: number[]): void {
+  for (const pid of [...listTree(pids[0]!).map((m) => m.pid), ...pids]) {
+    try {
+      kill(pid, SIGKILL);
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** The median of RUNS in-process restores of image (the restored root is this process's child), then `node cr.mjs restore --detach` once. */
+async function benchRestore(name: string, image: string, processes: number): Promise<void> {
+  const phases = new Map<string, number[]>();
+  for (let i = 0; i < RUNS; i++) {
+    const r = await restore(image, { detach: true });
+    const pids = r.members!.map((m) => m.now);
+    try {
+      if (pids.length !== processes || listTree(r.pid).length !== processes) throw new Error(`${name}: restored ${listTree(r.pid).length} of ${processes} processes`);
+    } finally {
+      killRestored(pids);
+      ensureReaped(r.pid);
+    }
+    r.phases.push(['total', r.phases.reduce((n, [, ms]) => n + ms, 0)]);
+    for (const [phase, ms] of r.phases) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
+  }
+  const t = performance.now();
+  const cli = spawnSync(process.execPath, [join(ROOT, 'cr.mjs'), 'restore', image, '--detach'], { encoding: 'utf8' });
+  const cliMs = performance.now() - t;
+  const now = (/\(([^)]*)\)\n/.exec(cli.stderr)?.[1] ?? '').split(' ').map((w) => Number(w.split('->').pop())).filter((p) => p > 0);
+  if (now.length > 0) killRestored(now);
+  if (cli.status !== 0 || now.length !== processes) throw new Error(`cr restore failed: ${cli.stderr}`);
+  const total = median(phases.get('total')!);
+  const cells = [...phases].map(([phase, xs]) => `${phase} ${median(xs).toFixed(0)}`);
+  console.log(`${name} restore: ${cells.join(', ')} ms; ${(total / processes).toFixed(1)} ms per process; node cr.mjs restore ${cliMs.toFixed(0)} ms`);
+}
+
+await bench('100 processes', 100, 0);
+await bench('10,000 fds', 4, 1250);
