@@ -497,4 +497,14 @@ test('cr killed at any moment of a tree dump: the kernel lets the frozen members
     assert.is(text(s.path('result')), 'PASS');
   }));
 
+test('cr run from inside the tree it is asked to dump refuses in one line, touching nothing', () =>
+  scene((s) => {
+    // A shell dumping itself: cr is its child, so a member of its tree.
+    const pid = s.start(['sh', '-c', `"${process.execPath}" "${CR}" dump --pid $$ -o self.img 2> err; echo $? > rc`]);
+    waitUntil('cr to finish', () => text(s.path('rc')) !== '', 60_000);
+    assert.is(text(s.path('rc')), '2\n');
+    assert.match(text(s.path('err')), new RegExp(`^cr dump: cr itself \\(pid \\d+\\) is a descendant of ${pid}: run cr from outside the tree it dumps\\n$`));
+    assert.not.ok(existsSync(s.path('self.img')));
+  }));
+
 test.run();

@@ -192,6 +192,10 @@ export function freezeTree(root: number, timeoutMs = 5000): FrozenTree {
   try {
     for (;;) {
       const listed = listTree(root);
+      // cr run from inside the tree (`cr dump --pid $$` from a shell) would freeze itself.
+      if (listed.some((m) => m.pid === process.pid)) {
+        throw new CrError(`cr itself (pid ${process.pid}) is a descendant of ${root}: run cr from outside the tree it dumps`, 2);
+      }
       let fresh = 0;
       for (const { pid, ppid } of listed) {
         if (frozen.has(pid) || traced.has(pid) || isZombie(pid)) continue;
