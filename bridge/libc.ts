@@ -38,6 +38,8 @@ export const libc = {
     options: number,
   ) => number,
   kill: lib.func('int kill(int pid, int sig)') as (pid: number, sig: number) => number,
+  /** signal(2) with the handler as a number: only SIG_DFL (0) and SIG_IGN (1) are passed */
+  signal: lib.func('intptr_t signal(int sig, intptr_t handler)') as (sig: number, handler: number) => number | bigint,
   tgkill: lib.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number,
   pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as (fds: Int32Array, flags: number) => number,
   tee: lib.func('long tee(int fdIn, int fdOut, size_t len, unsigned int flags)') as (

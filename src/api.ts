@@ -31,7 +31,9 @@ import { planTree, type TreePlan } from './plan/tree.js';
 import { isRunning, readStatus, refuseThreadId } from './proc/process.js';
 import { checkPaths, checkUid } from './replay/check.js';
 import { mapPaths, parsePathMap, shorterFiles } from './replay/map-paths.js';
-import { restartProcess } from './restart/restart.js';
+import { restartProcess, type RestartOptions } from './restart/restart.js';
+import { readStat } from './proc/tree.js';
+import { jobTermios, onTerminal, shellTerminal, ShellJob } from './restore/shell-job.js';
 import { restartTree } from './restart/restart-tree.js';
 import { restoreFresh } from './restore/fresh.js';
 import { restoreInto } from './restore/into.js';
@@ -385,6 +387,12 @@ export interface RestoreOptions {
   onProgress?: OnProgress;
   /** a restart of a process that was job-control stopped when dumped: let it run (else it comes back stopped) */
   resume?: boolean;
+  /**
+   * restart as a job of the caller's controlling terminal (docs/restore.md, "On your terminal"):
+   * the image's fds on its terminal opened on the caller's, the restarted process the terminal's
+   * foreground group with the image's settings; wait for it with the result's job.
+   */
+  shellJob?: boolean;
 }
 
 export interface RestoreResult {
@@ -405,6 +413,8 @@ export interface RestoreResult {
   comm?: string;
   dumpedPid?: number;
   pages?: number;
+  /** restart --shell-job: wait for the process with job.wait(pid), not waitExit (it gives the terminal back) */
+  job?: ShellJob;
   /** command and into: the plan run, and what running it took */
   plan?: Plan;
   stats?: ReplayStats;
@@ -433,6 +443,11 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   }
   if (opts.samePid && (opts.into !== undefined || dashes)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
   if (opts.setsid && opts.into !== undefined) badInput('--setsid is for a new process, not --into');
+  if (opts.shellJob) {
+    if (opts.into !== undefined || dashes) badInput('--shell-job is for restarting a whole process (restore IMAGE alone)');
+    if (opts.setsid) badInput('--shell-job and --setsid exclude each other: a job stays in the session of the terminal it is on');
+    if (opts.detach) badInput('--shell-job and --detach exclude each other: cr waits for the job, to give the terminal back when it stops or ends');
+  }
   const mode = opts.into !== undefined ? 'into' : dashes ? 'command' : 'process';
   const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
   // IMAGE is read here, once; everything below works from this one Input.
@@ -451,6 +466,30 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
     if (started) throw new CrError('this restore was started already');
     started = true;
   };
+  // --shell-job: the terminal is cr's, refused before anything starts if there is none; the
+  // image's fds on its own terminal opened on it, then judged with the others.
+  const term = mode === 'process' && opts.shellJob ? shellTerminal() : null;
+  if (term !== null) {
+    try {
+      onTerminal(table, input.process!.tree, term);
+      const whole = members > 1 ? treeImageIdentity(input, table, opts) : processImageIdentity(input, opts);
+      const start = async (): Promise<RestoreResult> => {
+        once();
+        const job = new ShellJob(term, jobTermios(whole.tree));
+        try {
+          const r = await (members > 1 ? restartWholeTree(whole, opts, moved, job) : restart(whole, opts, moved, job));
+          return { ...r, job };
+        } catch (err) {
+          job.end();
+          throw err;
+        }
+      };
+      return { mode, image: shown(input), start };
+    } catch (err) {
+      closeSync(term.fd);
+      throw err;
+    }
+  }
   if (mode === 'process' && members > 1) {
     const whole = treeImageIdentity(input, table, opts);
     return { mode, image: shown(input), start: async () => (once(), restartWholeTree(whole, opts, moved)) };
@@ -511,7 +550,7 @@ function treeImageIdentity(input: Input, table: FdTable, opts: RestoreOptions): 
   return image;
 }
 
-async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
   // --same-pid is a promise for every member: one in use fails the restart before anything starts.
   if (opts.samePid) {
     const used = image.tree.filter((m) => existsSync(`/proc/${m.pid}`)).map((m) => m.pid);
@@ -519,7 +558,7 @@ async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved
   }
   const root = image.tree[0]!;
   try {
-    const r = restartTree(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false });
+    const r = restartTree(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false, ...jobOption(job) });
     return {
       mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids,
@@ -552,7 +591,7 @@ interface Moved {
   warnings: string[];
 }
 
-async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved): Promise<RestoreResult> {
+async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
   const was = image.head.process;
   // --same-pid is a promise: a pid in use fails the restart before anything starts (and the
   // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
@@ -560,7 +599,7 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved):
   try {
     const stopped = image.tree[0]!.stopped && !(opts.resume ?? false);
     const r = restartProcess(image, {
-      samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped,
+      samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped, ...jobOption(job),
     });
     const stoppedNote = stopped ? [`it was stopped when dumped and is stopped again: kill -CONT ${r.pid} lets it run (restore --resume restarts it running)`] : [];
     return {
@@ -571,6 +610,10 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved):
     await runSignalHandlers();
   }
 }
+
+/** The restart's side of a shell job: the process in a group of its own, given the terminal before it runs. */
+const jobOption = (job: ShellJob | undefined): { job?: RestartOptions['job'] } =>
+  job === undefined ? {} : { job: { crSid: readStat(process.pid).sid, beforeGo: (pgid) => job.start(pgid) } };
 
 /** Programs that run another one by exec: what they exec loses the close-on-exec fds. */
 const EXEC_WRAPPERS = new Set(['env', 'sh', 'bash', 'dash', 'zsh', 'nice', 'nohup', 'timeout', 'setsid', 'sudo', 'runuser', 'setpriv', 'chrt', 'taskset', 'ionice', 'stdbuf', 'xargs', 'exec', 'npx', 'npm', 'uv', 'pipenv', 'poetry']);

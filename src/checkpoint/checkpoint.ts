@@ -19,6 +19,7 @@ import { treeProblem, type TreeMember } from '../model/tree.js';
 import { readIdentity } from '../proc/process.js';
 import { readMember as readTreeMember } from '../proc/tree.js';
 import { captureFdTables } from './fds.js';
+import { withCttyTermios } from './ctty.js';
 import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
@@ -202,7 +203,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const live = tree.members.filter((m) => m.frozen !== null);
     refuseUnsupported(live.map((m) => m.pid), tree.traced);
     for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
-    const members: TreeMember[] = tree.members.map((m) => ({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
+    const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
     const problem = treeProblem(members);
     if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');

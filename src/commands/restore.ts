@@ -13,6 +13,7 @@ import { viewOf, type FdTable } from '../model/fdtable.js';
 import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
 import { HeldSignals } from '../restore/supervise.js';
+import type { ShellJob } from '../restore/shell-job.js';
 import { printable, terminalSafe } from '../printable.js';
 import { terminalProgress } from '../progress.js';
 
@@ -21,6 +22,7 @@ export const command = defineCommand({
   summary: 'Restart a dumped process, or give an fd table to a new or a running process.',
   usage: [
     'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] [--resume] [--quiet]',
+    'restore IMAGE --shell-job [--pidfile FILE] [--same-pid] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] [--resume] [--quiet]',
     'restore IMAGE [--detach [--setsid]] [--pidfile FILE] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW] -- CMD [ARGS...]',
     'restore IMAGE --into PID [--exact] [--timings] [--log FILE] [--allow-uid-change] [--map-path OLD=NEW]',
   ],
@@ -38,9 +40,10 @@ export const command = defineCommand({
     'allow-uid-change': { help: 'allow restoring one user\'s image as another user\'s process' },
     'map-path': { value: 'OLD=NEW', repeatable: true, help: 'open the image\'s paths at or under OLD at NEW instead (a file or FIFO moved since the dump)' },
     resume: { help: 'a process that was stopped (kill -STOP, Ctrl-Z) when dumped comes back stopped: let it run instead' },
+    'shell-job': { help: 'restart it as a job of the terminal cr runs on: its terminal fds opened on cr\'s, the foreground with its terminal settings, Ctrl-Z and fg as for any job (docs/restore.md)' },
     quiet: { help: 'no progress line (a restart writing over 100 MB of memory shows one on a terminal)' },
   },
-  examples: ['restore app.img --detach --setsid', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
+  examples: ['restore app.img --detach --setsid', 'restore repl.img --shell-job', 'restore - --detach < app.img', 'restore fds.img -- python3 server.py', 'restore fds.img --into 4242'],
 });
 
 function parse(args: string[]) {
@@ -62,6 +65,7 @@ function parse(args: string[]) {
     setsid: values.setsid,
     detach: values.detach,
     resume: values.resume,
+    shellJob: values['shell-job'],
   };
   return { image: operands[0]!, options, ...values };
 }
@@ -87,7 +91,7 @@ async function report(opts: Options, r: RestoreResult, held: HeldSignals, pidfil
       const which = r.pid === r.dumpedPid ? 'the pid it had when dumped' : `a new pid (it was ${r.dumpedPid} when dumped)`;
       const tree = r.members === undefined ? '' : `, the root of a tree of ${r.members.length} processes (${r.members.map((m) => (m.was === m.now ? `${m.now}` : `${m.was}->${m.now}`)).join(' ')})`;
       console.error(`cr restore: ${printable(r.comm!)} restarted as pid ${r.pid}, ${which}${tree}`);
-      return goOn(opts, r.pid, held, pidfile, `${printable(r.comm!)} (pid ${r.pid})`, table);
+      return goOn(opts, r.pid, held, pidfile, `${printable(r.comm!)} (pid ${r.pid})`, table, r.job);
     }
     case 'command':
       return goOn(opts, r.pid, held, pidfile, `${printable(opts.options.command![0]!)} (pid ${r.pid})`, table);
@@ -116,7 +120,7 @@ const signalName = (n: number): string => {
 };
 
 /** A new process, restored and running: wait for it, or print its pid and return (--detach). */
-async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: OutputFile | null, what: string, table: FdTable): Promise<number> {
+async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: OutputFile | null, what: string, table: FdTable, job?: ShellJob): Promise<number> {
   // Signals cr got during the restore go to the new process, --detach or not: an interrupted
   // restore must not leave it running behind the user's back.
   held.forwardTo(pid);
@@ -125,12 +129,14 @@ async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: Outp
       pidfile.write([Buffer.from(`${pid}\n`)]);
       pidfile.commit();
     } catch (err) {
+      job?.end();
       killAndReap(pid);
       throw new CrError(`${(err as Error).message}; pid ${pid} was killed`, err instanceof CrError ? err.code : 1);
     }
   }
   if (!opts.detach) {
-    const code = await waitExit(pid);
+    // A shell job is waited for as its shell would: stops and continues followed, the terminal given back.
+    const code = job !== undefined ? await job.wait(pid) : await waitExit(pid);
     if (code !== 0) console.error(failure(what, code, table));
     return code;
   }

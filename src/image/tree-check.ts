@@ -48,12 +48,22 @@ function zombieOf(v: unknown, where: string, bad: Bad): ZombieExit | null {
   return exit;
 }
 
+/** A member's controlling terminal: its device number, and its termios2 (44 bytes as hex) when read. */
+function cttyOf(v: unknown, where: string, bad: Bad): NonNullable<TreeMember['ctty']> {
+  const t = exactly(v, ['rdev', ...(isRecord(v) && Object.hasOwn(v, 'termios') ? ['termios'] : [])], where, bad);
+  const rdev = uint(t.rdev, `${where}.rdev`, bad);
+  if (rdev === 0) bad(`${where}.rdev is 0 (no terminal is recorded as no ctty)`);
+  if (t.termios === undefined) return { rdev };
+  if (typeof t.termios !== 'string' || !/^[0-9a-f]{88}$/.test(t.termios)) bad(`${where}.termios is not 44 bytes of lowercase hex`);
+  return { rdev, termios: t.termios as string };
+}
+
 /** The members of a tree (a list at `where`), every field checked, then the tree's rules. */
 export function parseTreeMembers(v: unknown, where: string, bad: Bad): TreeMember[] {
   if (!Array.isArray(v)) bad(`${where} is not a list`);
   const members = (v as unknown[]).map((x, i): TreeMember => {
     const w = `${where}[${i}]`;
-    const m = exactly(x, ['pid', 'ppid', 'pgid', 'sid', 'comm', 'cmdline', 'stopped', 'zombie'], w, bad);
+    const m = exactly(x, ['pid', 'ppid', 'pgid', 'sid', 'comm', 'cmdline', 'stopped', 'zombie', ...(isRecord(x) && Object.hasOwn(x, 'ctty') ? ['ctty'] : [])], w, bad);
     const comm = str(m.comm, `${w}.comm`, bad);
     if (comm.length > 15) bad(`${w}.comm is longer than 15 characters`);
     if (!Array.isArray(m.cmdline)) bad(`${w}.cmdline is not a list`);
@@ -66,6 +76,7 @@ export function parseTreeMembers(v: unknown, where: string, bad: Bad): TreeMembe
       cmdline: (m.cmdline as unknown[]).map((y, j) => str(y, `${w}.cmdline[${j}]`, bad)),
       stopped: bool(m.stopped, `${w}.stopped`, bad),
       zombie: zombieOf(m.zombie, `${w}.zombie`, bad),
+      ...(m.ctty !== undefined ? { ctty: cttyOf(m.ctty, `${w}.ctty`, bad) } : {}),
     };
   });
   const problem = treeProblem(members);

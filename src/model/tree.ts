@@ -30,6 +30,13 @@ export interface TreeMember {
   stopped: boolean;
   /** a zombie (exited, not reaped by its parent): how it ended. It has no memory, fds or HEAD. */
   zombie: ZombieExit | null;
+  /**
+   * Its controlling terminal when dumped (a live member's; absent for none, and in images made
+   * before cr recorded it): the device number (/proc/PID/stat tty_nr, as st_rdev encodes it) and
+   * its struct termios2 as hex, when an fd of the member held the terminal. restore --shell-job
+   * opens the image's fds on this device on cr's terminal instead, with these settings.
+   */
+  ctty?: { rdev: number; termios?: string };
 }
 
 export const MAX_PID = 1 << 22;

@@ -12,6 +12,8 @@ export interface ProcStat {
   ppid: number;
   pgid: number;
   sid: number;
+  /** tty_nr (field 7): the controlling terminal's device number, 0 for none */
+  ttyNr: number;
   /** exit_code (field 52): the wait status a zombie's parent will get */
   exitCode: number;
 }
@@ -30,6 +32,7 @@ export function readStat(pid: number): ProcStat {
     ppid: field(4),
     pgid: field(5),
     sid: field(6),
+    ttyNr: field(7),
     exitCode: field(52),
   };
 }
@@ -79,5 +82,6 @@ export function readMember(pid: number): TreeMember {
   return {
     pid, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, comm: identity.comm, cmdline: identity.cmdline,
     stopped: stat.state === 'T', zombie,
+    ...(stat.ttyNr !== 0 && zombie === null ? { ctty: { rdev: stat.ttyNr } } : {}),
   };
 }

@@ -8,7 +8,7 @@ import { detach } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP } from '../../bridge/signal.js';
 import { CrError } from '../errors.js';
 import type { ProcessImage } from '../image/process-format.js';
-import type { TreeMember } from '../model/tree.js';
+import { MAX_PID, type TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { imageAuthor } from '../trust/author.js';
@@ -45,12 +45,29 @@ function inOwnSession(tree: readonly TreeMember[]): TreeMember[] {
   }));
 }
 
+/**
+ * The tree as restored as a job: the root leads a group of its own in cr's session (never a
+ * session of its own: it could then not be a job of cr's terminal). Members in the root's session
+ * and group go with it; sessions and groups members led stay theirs.
+ */
+function asJob(tree: readonly TreeMember[], crSid: number): TreeMember[] {
+  const root = tree[0]!;
+  const pids = new Set(tree.map((m) => m.pid));
+  // An id no member has, standing for cr's session (outside the tree).
+  const outside = root.sid !== root.pid ? root.sid : pids.has(crSid) ? MAX_PID + 1 : crSid;
+  return tree.map((m) => ({
+    ...m,
+    sid: m.sid === root.sid ? outside : m.sid,
+    pgid: m.pgid === root.pgid ? root.pid : m.pgid,
+  }));
+}
+
 /** Restart every member of image (read and checked whole by ProcessImage). */
 export function restartTree(image: ProcessImage, opts: RestartOptions & { resume?: boolean } = {}): TreeRestartResult {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
-  const tree = opts.setsid ? inOwnSession(image.tree) : image.tree;
+  const tree = opts.job ? asJob(image.tree, opts.job.crSid) : opts.setsid ? inOwnSession(image.tree) : image.tree;
   // What the image may give each process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);
   // Each member's System V segments, attached again or made again (a segment two members map
@@ -112,6 +129,8 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   const stopped = tree.flatMap((m, i) => (m.stopped && m.zombie === null && !opts.resume ? [made.pids[i]!] : []));
   for (const pid of stopped) kill(pid, SIGSTOP);
   if (stopped.length > 0) warnings.add(`${stopped.length === 1 ? `pid ${stopped[0]} was` : `pids ${stopped.join(', ')} were`} stopped when dumped and ${stopped.length === 1 ? 'is' : 'are'} stopped again: kill -CONT lets ${stopped.length === 1 ? 'it' : 'them'} run (restore --resume restarts ${stopped.length === 1 ? 'it' : 'them'} running)`);
+  // A job gets the terminal before any member runs (its root leads the job's group).
+  opts.job?.beforeGo(made.pids[0]!);
   for (let i = tree.length - 1; i >= 0; i--) {
     if (tree[i]!.zombie !== null) continue;
     for (const tid of made.husks[i]!.threads) detach(tid);

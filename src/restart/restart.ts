@@ -26,6 +26,7 @@ import { armTimers, createTimers } from './timers.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { drainSigchld, openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
 import { stopwatch } from '../timing.js';
+import { SYS } from '../inject/syscalls.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
@@ -43,6 +44,11 @@ export interface RestartOptions {
   onProgress?: OnProgress;
   /** let go job-control stopped (the process was stopped when dumped, and not --resume) */
   stopped?: boolean;
+  /**
+   * restore --shell-job: the process leads a process group of its own in cr's session (crSid),
+   * and beforeGo(its pid) is called once it is complete, before it runs (the terminal given to it).
+   */
+  job?: { crSid: number; beforeGo: (pgid: number) => void };
 }
 
 export interface RestartResult {
@@ -105,12 +111,14 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
+    if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
     const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
     // Every thread's state is whole before the first of them runs: the order they go in is any
     // order the scheduler could have run them in.
+    opts.job?.beforeGo(husk.pid);
     for (const tid of husk.threads) detach(tid);
     detach(husk.pid);
     lap('detach');

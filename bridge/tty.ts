@@ -1,0 +1,46 @@
+// A terminal cr holds an fd on: its foreground process group and its settings (termios2), the
+// calls a shell makes for job control (tcgetpgrp, tcsetpgrp, tcgetattr, tcsetattr).
+import { check } from './errno.js';
+import { libc } from './libc.js';
+
+/** asm-generic/ioctls.h (x86_64) */
+const TIOCGPGRP = 0x540f;
+const TIOCSPGRP = 0x5410;
+const TCGETS2 = 0x802c542a;
+const TCSETS2 = 0x402c542b;
+/** sizeof(struct termios2) */
+export const TERMIOS2_BYTES = 44;
+const SIG_IGN = 1;
+export const SIGTTOU = 22;
+
+/** The terminal's foreground process group. */
+export function tcgetpgrp(fd: number): number {
+  const buf = Buffer.alloc(4);
+  check(libc.ioctlBuf(fd, TIOCGPGRP, buf), () => `ioctl(${fd}, TIOCGPGRP)`);
+  return buf.readInt32LE(0);
+}
+
+/** Make pgid the terminal's foreground group (a background caller needs SIGTTOU ignored). */
+export function tcsetpgrp(fd: number, pgid: number): void {
+  const buf = Buffer.alloc(4);
+  buf.writeInt32LE(pgid, 0);
+  check(libc.ioctlBuf(fd, TIOCSPGRP, buf), () => `ioctl(${fd}, TIOCSPGRP, ${pgid})`);
+}
+
+/** The terminal's struct termios2, as it is in memory. */
+export function getTermios(fd: number): Buffer {
+  const buf = Buffer.alloc(TERMIOS2_BYTES);
+  check(libc.ioctlBuf(fd, TCGETS2, buf), () => `ioctl(${fd}, TCGETS2)`);
+  return buf;
+}
+
+export function setTermios(fd: number, termios: Buffer): void {
+  check(libc.ioctlBuf(fd, TCSETS2, Buffer.from(termios)), () => `ioctl(${fd}, TCSETS2)`);
+}
+
+/** Ignore sig (SIG_IGN); returns a function that puts back the disposition it had. */
+export function ignoreSignal(sig: number): () => void {
+  const old = libc.signal(sig, SIG_IGN);
+  if (Number(old) === -1) throw new Error(`signal(${sig}, SIG_IGN) failed`);
+  return () => void libc.signal(sig, Number(old));
+}

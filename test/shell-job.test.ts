@@ -1,0 +1,110 @@
+// restore --shell-job (src/restore/shell-job.ts): an interactive python3 REPL on a pty the test
+// makes (test/fixtures/shell-job-driver.py) is given `x = 41 + 1` and dumped with --kill; a cr
+// running on another new pty, as that pty's session leader, restores it with --shell-job: the REPL
+// becomes the pty's foreground group (it reads the pty, which a background group could not) and
+// answers `print(x)` with 42. Ctrl-Z on the new pty stops the job and cr with it, the terminal back
+// in cr's group; SIGCONT to cr (what fg sends) goes on. Without a terminal, refused in one line.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kill, SIGKILL } from '../bridge/signal.js';
+import { spawn } from '../bridge/spawn.js';
+import { loadInput } from '../src/image/input.js';
+import { CR, cr, crProcess, ROOT } from './helpers/cli.js';
+import { waitFile } from './helpers/fdlayout.js';
+import { ensureReaped } from './helpers/processes.js';
+
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const DRIVER = join(ROOT, 'test', 'fixtures', 'shell-job-driver.py');
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-shell-job-')));
+const image = join(dir, 'repl.img');
+
+/** Kill pid if it is still a python3 (a REPL left behind by a failed step). */
+function killPython(pid: number): void {
+  try {
+    if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('python3')) kill(pid, SIGKILL);
+  } catch {
+    // gone
+  }
+}
+
+/** The REPL on its own pty, given x = 41 + 1, dumped with --kill into image (once). */
+let dumped: Promise<void> | null = null;
+function dumpRepl(): Promise<void> {
+  dumped ??= (async () => {
+    const driver = spawn([PYTHON, DRIVER, 'repl', dir], { fds: [] });
+    let repl = 0;
+    try {
+      repl = Number(waitFile(dir, 'repl.pid', 60_000));
+      const r = await cr(['dump', '--pid', String(repl), '-o', image, '--kill', '--quiet']);
+      assert.is(r.code, 0, r.stderr);
+    } finally {
+      if (repl > 0) killPython(repl);
+      ensureReaped(driver);
+    }
+  })();
+  return dumped;
+}
+
+interface Result {
+  status: number | null;
+  output: string;
+  job: number | null;
+  fgStopped?: number;
+  error?: string;
+}
+
+/** cr restore IMAGE --shell-job run on a new pty by the driver (mode restore or restore-stop). */
+function onNewPty(mode: 'restore' | 'restore-stop'): Result {
+  rmSync(join(dir, 'result.json'), { force: true });
+  const r = spawnSync(PYTHON, [DRIVER, mode, dir, process.execPath, CR, 'restore', image, '--shell-job', '--quiet'], { encoding: 'utf8', timeout: 180_000, env: process.env });
+  assert.is(r.status, 0, `driver: ${r.stderr}`);
+  const result = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as Result;
+  if (result.job) killPython(result.job);
+  return result;
+}
+
+test('the dump records the REPL\'s controlling terminal and its settings', async () => {
+  await dumpRepl();
+  const root = loadInput(image).process!.tree[0]!;
+  assert.ok(root.ctty !== undefined && root.ctty.rdev !== 0, 'a controlling tty is recorded');
+  assert.match(root.ctty!.termios ?? '', /^[0-9a-f]{88}$/);
+});
+
+test('a python REPL restored with --shell-job on a new pty is its foreground and keeps x', async () => {
+  await dumpRepl();
+  const r = onNewPty('restore');
+  assert.is(r.error, undefined, `${r.error}\n${r.output}`);
+  assert.ok(r.job !== null && r.job > 0, 'the job became the foreground group');
+  assert.match(r.output, /print\(x\)\r\n42\r\n/);
+  assert.is(r.status, 0, `cr's wait status, the REPL having exited: ${r.output}`);
+});
+
+test('Ctrl-Z stops the job and cr, the terminal back in cr\'s group; SIGCONT goes on', async () => {
+  await dumpRepl();
+  const r = onNewPty('restore-stop');
+  assert.is(r.error, undefined, `${r.error}\n${r.output}`);
+  assert.ok(r.fgStopped !== undefined && r.fgStopped !== r.job, `while stopped the foreground is cr's group (${r.fgStopped}), not the job's (${r.job})`);
+  assert.match(r.output, /print\(x\)\r\n42\r\n/);
+  assert.is(r.status, 0, r.output);
+});
+
+test('--shell-job without a terminal is refused in one line', async () => {
+  await dumpRepl();
+  const r = crProcess(['restore', image, '--shell-job'], { setsid: true });
+  assert.is(r.code, 2, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /--shell-job: cr has no terminal/);
+  const detach = await cr(['restore', image, '--shell-job', '--detach']);
+  assert.is(detach.code, 2);
+  assert.match(detach.stderr, /--shell-job and --detach exclude each other/);
+});
+
+test.after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test.run();
