@@ -3,7 +3,8 @@
 // running on another new pty, as that pty's session leader, restores it with --shell-job: the REPL
 // becomes the pty's foreground group (it reads the pty, which a background group could not) and
 // answers `print(x)` with 42. Ctrl-Z on the new pty stops the job and cr with it, the terminal back
-// in cr's group; SIGCONT to cr (what fg sends) goes on. Without a terminal, refused in one line.
+// in cr's group; SIGCONT to cr (what fg sends) goes on. The same REPL run by `sh -c` (a tree of
+// two, sh the session leader) comes back as one job. Without a terminal, refused in one line.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const DRIVER = join(ROOT, 'test', 'fixtures', 'shell-job-driver.py');
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-shell-job-')));
 const image = join(dir, 'repl.img');
+const treeImage = join(dir, 'repl-sh.img');
 
 /** Kill pid if it is still a python3 (a REPL left behind by a failed step). */
 function killPython(pid: number): void {
@@ -31,23 +33,34 @@ function killPython(pid: number): void {
   }
 }
 
-/** The REPL on its own pty, given x = 41 + 1, dumped with --kill into image (once). */
-let dumped: Promise<void> | null = null;
-function dumpRepl(): Promise<void> {
-  dumped ??= (async () => {
-    const driver = spawn([PYTHON, DRIVER, 'repl', dir], { fds: [] });
-    let repl = 0;
-    try {
-      repl = Number(waitFile(dir, 'repl.pid', 60_000));
-      const r = await cr(['dump', '--pid', String(repl), '-o', image, '--kill', '--quiet']);
-      assert.is(r.code, 0, r.stderr);
-    } finally {
-      if (repl > 0) killPython(repl);
-      ensureReaped(driver);
+/** The REPL (alone, or run by sh -c) on its own pty, given x = 41 + 1, dumped with --kill into out. */
+async function dumpRepl(mode: 'repl' | 'repl-sh', out: string): Promise<void> {
+  rmSync(join(dir, 'repl.pid'), { force: true });
+  const driver = spawn([PYTHON, DRIVER, mode, dir], { fds: [] });
+  let root = 0;
+  try {
+    root = Number(waitFile(dir, 'repl.pid', 60_000));
+    const r = await cr(['dump', '--pid', String(root), '-o', out, '--kill', '--quiet']);
+    assert.is(r.code, 0, r.stderr);
+  } finally {
+    if (root > 0) {
+      for (const child of childPids(root)) killPython(child);
+      killPython(root);
     }
-  })();
-  return dumped;
+    ensureReaped(driver);
+  }
 }
+
+const childPids = (pid: number): number[] => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+
+let dumped: Promise<void> | null = null;
+const dumpOnce = (): Promise<void> => (dumped ??= dumpRepl('repl', image));
 
 interface Result {
   status: number | null;
@@ -58,9 +71,9 @@ interface Result {
 }
 
 /** cr restore IMAGE --shell-job run on a new pty by the driver (mode restore or restore-stop). */
-function onNewPty(mode: 'restore' | 'restore-stop'): Result {
+function onNewPty(mode: 'restore' | 'restore-stop', img = image): Result {
   rmSync(join(dir, 'result.json'), { force: true });
-  const r = spawnSync(PYTHON, [DRIVER, mode, dir, process.execPath, CR, 'restore', image, '--shell-job', '--quiet'], { encoding: 'utf8', timeout: 180_000, env: process.env });
+  const r = spawnSync(PYTHON, [DRIVER, mode, dir, process.execPath, CR, 'restore', img, '--shell-job', '--quiet'], { encoding: 'utf8', timeout: 180_000, env: process.env });
   assert.is(r.status, 0, `driver: ${r.stderr}`);
   const result = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as Result;
   if (result.job) killPython(result.job);
@@ -68,14 +81,14 @@ function onNewPty(mode: 'restore' | 'restore-stop'): Result {
 }
 
 test('the dump records the REPL\'s controlling terminal and its settings', async () => {
-  await dumpRepl();
+  await dumpOnce();
   const root = loadInput(image).process!.tree[0]!;
   assert.ok(root.ctty !== undefined && root.ctty.rdev !== 0, 'a controlling tty is recorded');
   assert.match(root.ctty!.termios ?? '', /^[0-9a-f]{88}$/);
 });
 
 test('a python REPL restored with --shell-job on a new pty is its foreground and keeps x', async () => {
-  await dumpRepl();
+  await dumpOnce();
   const r = onNewPty('restore');
   assert.is(r.error, undefined, `${r.error}\n${r.output}`);
   assert.ok(r.job !== null && r.job > 0, 'the job became the foreground group');
@@ -84,7 +97,7 @@ test('a python REPL restored with --shell-job on a new pty is its foreground and
 });
 
 test('Ctrl-Z stops the job and cr, the terminal back in cr\'s group; SIGCONT goes on', async () => {
-  await dumpRepl();
+  await dumpOnce();
   const r = onNewPty('restore-stop');
   assert.is(r.error, undefined, `${r.error}\n${r.output}`);
   assert.ok(r.fgStopped !== undefined && r.fgStopped !== r.job, `while stopped the foreground is cr's group (${r.fgStopped}), not the job's (${r.job})`);
@@ -92,8 +105,19 @@ test('Ctrl-Z stops the job and cr, the terminal back in cr\'s group; SIGCONT goe
   assert.is(r.status, 0, r.output);
 });
 
+test('a tree (sh -c running the REPL) restored with --shell-job is one job: Ctrl-Z, then on', async () => {
+  await dumpRepl('repl-sh', treeImage);
+  const r = onNewPty('restore-stop', treeImage);
+  assert.is(r.error, undefined, `${r.error}\n${r.output}`);
+  assert.ok(r.fgStopped !== undefined && r.fgStopped !== r.job, `while stopped the foreground is cr's group (${r.fgStopped}), not the job's (${r.job})`);
+  assert.match(r.output, /print\(x\)\r\n42\r\n/);
+  // sh waits for the REPL it ran, and goes on once it exits: the tree came back whole.
+  assert.match(r.output, /sh-goes-on/);
+  assert.is(r.status, 0, r.output);
+});
+
 test('--shell-job without a terminal is refused in one line', async () => {
-  await dumpRepl();
+  await dumpOnce();
   const r = crProcess(['restore', image, '--shell-job'], { setsid: true });
   assert.is(r.code, 2, r.stderr);
   assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
