@@ -10,7 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kill, SIGCONT, SIGKILL, SIGSTOP } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
-import { ProcessImage } from '../src/image/process-format.js';
+import { ProcessImage, RECORD_END, RECORD_HEAD, RECORD_TREE } from '../src/image/process-format.js';
+import { createHash } from 'node:crypto';
+import { Packr, Unpackr } from 'msgpackr';
 import { pipeOf } from '../src/model/fdtable.js';
 import { decodeWaitStatus, treeProblem, type TreeMember } from '../src/model/tree.js';
 import { readStatus } from '../src/proc/process.js';
@@ -111,6 +113,33 @@ function assertLetGo(image: ProcessImage): void {
     else assert.not.ok(st.state === 'T' || st.state === 't', `member ${m.pid} (${m.comm}) is left ${st.state}`);
   }
 }
+
+/** A whole-process image's records after its 16-byte header, up to (not with) END. */
+function splitRecords(bytes: Buffer): Array<{ type: number; body: Buffer }> {
+  const out: Array<{ type: number; body: Buffer }> = [];
+  for (let at = 16; ; ) {
+    const type = bytes.readUInt32LE(at);
+    const length = bytes.readUInt32LE(at + 4);
+    if (type === RECORD_END) return out;
+    out.push({ type, body: bytes.subarray(at + 8, at + 8 + length) });
+    at += 8 + length;
+  }
+}
+
+/** header + records + an END whose checksum matches: a lie the checksum does not catch. */
+function sealRecords(header: Buffer, records: Array<{ type: number; body: Buffer }>): Buffer {
+  const rec = (type: number, body: Buffer): Buffer => {
+    const h = Buffer.alloc(8);
+    h.writeUInt32LE(type, 0);
+    h.writeUInt32LE(body.length, 4);
+    return Buffer.concat([h, body]);
+  };
+  const before = Buffer.concat([header, ...records.map((r) => rec(r.type, r.body))]);
+  return Buffer.concat([before, rec(RECORD_END, createHash('sha256').update(before).digest())]);
+}
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
 const member = (pid: number, ppid: number, pgid: number, sid: number, zombie: TreeMember['zombie'] = null): TreeMember =>
   ({ pid, ppid, pgid, sid, comm: 'x', cmdline: [], stopped: false, zombie });
@@ -379,6 +408,33 @@ test('a 3-level tree: parents, groups and sessions as /proc shows them, in pre-o
     assert.match(planned.stdout, new RegExp(`process ${pids[3]} \\(child of ${pids[2]}, forked at op \\d+ of ${pids[2]}\\)`));
     const all = JSON.parse(crProcess(['show', '--json', '--all', s.path('levels.img')]).stdout);
     assert.equal(all.tree, image.tree);
+    // The reader: records that do not match the TREE are refused in one line (exit 2).
+    const records = splitRecords(readFileSync(s.path('levels.img')));
+    const heads = records.filter((r) => r.type === RECORD_HEAD);
+    assert.is(heads.length, 4);
+    const refusedAs = (name: string, rs: Array<{ type: number; body: Buffer }>, why: RegExp): void => {
+      writeFileSync(s.path(name), sealRecords(readFileSync(s.path('levels.img')).subarray(0, 16), rs));
+      const r = crProcess(['show', s.path(name)]);
+      assert.is(r.code, 2, `${name}: ${r.stdout}`);
+      assert.match(r.stderr, why);
+      assert.is(r.stderr.split('\n').length, 2, 'one line');
+    };
+    const without = (drop: { type: number; body: Buffer }): Array<{ type: number; body: Buffer }> => records.filter((r) => r !== drop);
+    refusedAs('no-head.img', without(heads[3]!), /: 3 process heads for the 4 live processes of the tree$/m);
+    // The last two members' HEADs (and their pages) swapped.
+    const at2 = records.indexOf(heads[2]!);
+    const at3 = records.indexOf(heads[3]!);
+    refusedAs('swapped.img', [...records.slice(0, at2), ...records.slice(at3), ...records.slice(at2, at3)], new RegExp(`head 2 is of process ${pids[3]}, where the tree has ${pids[2]}$`, 'm'));
+    const tree = unpackr.unpack(records[0]!.body);
+    const retree = (change: (t: { members: TreeMember[] }) => void): Array<{ type: number; body: Buffer }> => {
+      const t = structuredClone(tree);
+      change(t);
+      return [{ type: RECORD_TREE, body: packr.pack(t) }, ...records.slice(1)];
+    };
+    refusedAs('parent.img', retree((t) => void (t.members[3]!.ppid = pids[1]!)), new RegExp(`the fd table gives ${pids[3]} parent ${pids[2]}, the tree ${pids[1]}$`, 'm'));
+    refusedAs('session.img', retree((t) => void (t.members[3]!.sid = pids[1]!)), new RegExp(`process ${pids[3]} is in session ${pids[1]}, which is neither the root's`, 'm'));
+    refusedAs('zombie.img', retree((t) => void (t.members[3]!.zombie = { code: 1, signal: null, core: false })), /: 4 process heads for the 3 live processes of the tree$/m);
+
     // diff: the same tree dumped again is the same; a JSON tree whose shape lies is refused.
     s.dump(pid, s.path('again.img'));
     const same = crProcess(['diff', s.path('levels.img'), s.path('again.img')]);
