@@ -3,7 +3,7 @@
 // nothing. A refusal or failure is a CrError whose `code` is the exit status the CLI would end
 // with (2: bad input, refused before anything was touched; 1: failed). The CLI (src/commands/)
 // is a layer over these: its flags, its wording, its waiting and its signals.
-import { closeSync, existsSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { kill, SIGCONT, SIGKILL } from '../bridge/signal.js';
@@ -370,8 +370,13 @@ export interface RestoreOptions {
   exact?: boolean;
   /** start this program (argv, PATH searched) with the image's fd table */
   command?: string[];
-  /** restart with the pid it had when dumped, or fail if it cannot be had */
+  /**
+   * The pids of a restart: by default the ones the processes (and threads) had when dumped when cr
+   * can give them (it has CAP_CHECKPOINT_RESTORE and every one is free), else new ones with a
+   * warning; samePid: those or fail; newPid: new ones.
+   */
   samePid?: boolean;
+  newPid?: boolean;
   /** restore one user's image as another user's process */
   allowUidChange?: boolean;
   /** `OLD=NEW`: fd paths at or under OLD are opened at NEW instead (a file or FIFO moved since) */
@@ -442,6 +447,8 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
     badInput('--exact is for --into (a new process always gets exactly the image\'s fds)');
   }
   if (opts.samePid && (opts.into !== undefined || dashes)) badInput('--same-pid is for restarting a whole process (restore IMAGE alone)');
+  if (opts.newPid && (opts.into !== undefined || dashes)) badInput('--new-pid is for restarting a whole process (restore IMAGE alone)');
+  if (opts.samePid && opts.newPid) badInput('--same-pid and --new-pid exclude each other');
   if (opts.setsid && opts.into !== undefined) badInput('--setsid is for a new process, not --into');
   if (opts.shellJob) {
     if (opts.into !== undefined || dashes) badInput('--shell-job is for restarting a whole process (restore IMAGE alone)');
@@ -550,17 +557,47 @@ function treeImageIdentity(input: Input, table: FdTable, opts: RestoreOptions): 
   return image;
 }
 
-async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
-  // --same-pid is a promise for every member: one in use fails the restart before anything starts.
+/** /proc/self/status CapEff has CAP_CHECKPOINT_RESTORE (40) or CAP_SYS_ADMIN (21): clone3 set_tid may choose pids. */
+function maySetPids(): boolean {
+  const eff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '0'}`);
+  return ((eff >> 40n) & 1n) === 1n || ((eff >> 21n) & 1n) === 1n;
+}
+
+/**
+ * Whether the restart gives every process and thread the id it had when dumped, and if not, why:
+ * --same-pid promises them (one in use fails the restart before anything starts; the husk's clone3
+ * refuses one taken meanwhile), --new-pid declines them, and by default they are given when cr
+ * can give them all. A program that remembers a pid (its own: python's asyncio checks its loop
+ * against getpid(); a child's) finds it true only with its old ids.
+ */
+function choosePids(image: ProcessImage, opts: RestoreOptions): { samePid: boolean; warning: string | null } {
+  if (opts.newPid) return { samePid: false, warning: null };
+  const ids = image.members.flatMap((m) => [m.head.process.pid, ...m.head.threads.map((t) => t.tid)]);
+  const zombies = image.tree.filter((m) => m.zombie !== null).map((m) => m.pid);
+  const used = [...ids, ...zombies].filter((id) => existsSync(`/proc/${id}`));
   if (opts.samePid) {
-    const used = image.tree.filter((m) => existsSync(`/proc/${m.pid}`)).map((m) => m.pid);
     if (used.length > 0) throw new CrError(`--same-pid: pid${used.length > 1 ? 's' : ''} ${used.join(', ')} ${used.length > 1 ? 'are' : 'is'} in use; nothing was started`);
+    return { samePid: true, warning: null };
   }
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1'));
+  const why = !maySetPids()
+    ? 'cr may not choose pids (that needs CAP_CHECKPOINT_RESTORE)'
+    : used.length > 0
+      ? `pid${used.length > 1 ? 's' : ''} ${used.slice(0, 5).join(', ')}${used.length > 5 ? ', ...' : ''} ${used.length > 1 ? 'are' : 'is'} in use`
+      : [...ids, ...zombies].some((id) => id > pidMax)
+        ? `a pid is above this machine's pid_max (${pidMax})`
+        : null;
+  if (why === null) return { samePid: true, warning: null };
+  return { samePid: false, warning: `new pids, not the dumped ones: ${why}; a program that remembers its own pid (python's asyncio does) or another's (a shell waiting for its job) may misbehave` };
+}
+
+async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
+  const pids = choosePids(image, opts);
   const root = image.tree[0]!;
   try {
-    const r = restartTree(image, { samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false, ...jobOption(job) });
+    const r = restartTree(image, { samePid: pids.samePid, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false, ...jobOption(job) });
     return {
-      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
+      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...(pids.warning ? [pids.warning] : []), ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids,
     };
   } finally {
@@ -593,17 +630,15 @@ interface Moved {
 
 async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
   const was = image.head.process;
-  // --same-pid is a promise: a pid in use fails the restart before anything starts (and the
-  // husk's clone3 refuses one taken meanwhile), never a quiet fallback to another pid.
-  if (opts.samePid && existsSync(`/proc/${was.pid}`)) throw new CrError(`--same-pid: pid ${was.pid} is in use; nothing was started`);
+  const pids = choosePids(image, opts);
   try {
     const stopped = image.tree[0]!.stopped && !(opts.resume ?? false);
     const r = restartProcess(image, {
-      samePid: opts.samePid ?? false, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped, ...jobOption(job),
+      samePid: pids.samePid, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped, ...jobOption(job),
     });
     const stoppedNote = stopped ? [`it was stopped when dumped and is stopped again: kill -CONT ${r.pid} lets it run (restore --resume restarts it running)`] : [];
     return {
-      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...r.warnings, ...stoppedNote], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
+      mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...(pids.warning ? [pids.warning] : []), ...r.warnings, ...stoppedNote], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: was.comm, dumpedPid: was.pid, pages: r.pages,
     };
   } finally {

@@ -101,8 +101,6 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   lap('tree');
   const index = new Map<number, number>(tree.map((m, i) => [m.pid, i]));
   const warnings = new Set<string>();
-  // What a process remembers of another's pid is its memory: only --same-pid keeps it true.
-  if (!opts.samePid) warnings.add('every process of the tree has a new pid: one that knows a child by its old pid (a shell waiting for its job, waitpid(PID)) will not find it; restore --same-pid keeps the pids');
   let pages = 0;
   try {
     endZombies(tree, made);
