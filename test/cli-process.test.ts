@@ -339,7 +339,8 @@ test('a multi-threaded process (threads in read, sleep and a futex wait) is dump
     const restarted = Number(back.stdout);
     pids.push(restarted);
     // Each thread goes back into the call it was in (a sleep restarts from its full length).
-    await waitUntil('every thread in its call again', () => threadSyscalls(restarted).join() === calls.join());
+    // (A bound, not a timing: a loaded machine may take a while to run four threads into their calls.)
+    await waitUntil('every thread in its call again', () => threadSyscalls(restarted).join() === calls.join(), 60_000);
     for (const tid of readdirSync(`/proc/${restarted}/task`)) assertRunning(Number(tid));
   } finally {
     for (const p of pids) ensureReaped(p);
