@@ -30,7 +30,8 @@ import { holderBinary, readBack, sleepMs, startHolder, type Holder, type HolderS
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cr-faults-'));
-const TRIALS_PER_HOLDER = 25;
+/** Per target; bench/abandon.bench.ts and docs/reliability.md run hundreds. */
+const TRIALS_PER_HOLDER = 15;
 const RUN_BOUND_MS = 30_000;
 /** SIGKILL trials of each of dump, --into and restart (bench/abandon.bench.ts runs hundreds). */
 const ABANDON_TRIALS = 2;
@@ -194,8 +195,9 @@ test(`SIGKILL of cr at random moments of ${2 * TRIALS_PER_HOLDER} dumps: the tar
   const summary = `${tally.trials} trials, ${tally.killedWhileTraced} killed while holding the target, ${tally.completed} completed, ${tally.images} images written`;
   assert.equal(tally.problems, [], summary);
   assert.is(tally.trials, 2 * TRIALS_PER_HOLDER);
-  // Many kills must land inside the window that matters (how many depends on the machine's load).
-  assert.ok(tally.killedWhileTraced >= 20, summary);
+  // Many kills must land inside the window that matters (how many depends on the machine's load:
+  // 70 to 85% of them in runs at load 2 to 16).
+  assert.ok(tally.killedWhileTraced >= 0.4 * tally.trials, summary);
   console.log(`  faults: ${summary}`);
   // A killed cr may leave its temporary file (never the image) behind: only cr's own names.
   for (const name of readdirSync(dir)) assert.match(name, /^(h\d+-t\d+\.img|\.h\d+-t\d+\.img\.\d+\.[0-9a-f]+\.tmp|holder-.*\.out|restore-table\.json)$/);

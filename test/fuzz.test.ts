@@ -22,20 +22,22 @@ import { verify } from '../src/sim/verify.js';
 const here = dirname(fileURLToPath(import.meta.url));
 
 test('bounded fuzz: every plan verifies, every refusal is one the planner may make', () => {
-  const report = fuzz({ seed: 1, count: 12000, maxFds: 400 });
+  // npm run fuzz runs 100,000; the suite keeps to a few seconds.
+  const CASES = 5000;
+  const report = fuzz({ seed: 1, count: CASES, maxFds: 400 });
   const f = report.failure;
   assert.ok(
     !f,
     f && `seed ${f.seed}: ${f.reason}\nshrunk: ${f.shrunkReason}\ntable: ${JSON.stringify(f.shrunk.table)}\ntarget: ${JSON.stringify(f.shrunk.target)}\ntree: ${f.shrunk.tree}`,
   );
-  assert.is(report.cases, 12000);
+  assert.is(report.cases, CASES);
   assert.is(report.failures, 0);
   // The mix must exercise both outcomes, or it tests less than it claims.
-  assert.ok(report.verified > 9000, `only ${report.verified} plans verified`);
-  assert.ok(report.impossible > 100, `only ${report.impossible} cases without a plan`);
+  assert.ok(report.verified > CASES * 0.75, `only ${report.verified} plans verified`);
+  assert.ok(report.impossible > CASES / 120, `only ${report.impossible} cases without a plan`);
   assert.ok(report.totalOps >= report.totalLowerBound);
   // Split over trees of 2 to 4 processes (fuzz/tree.ts), most cases of a third must plan and verify.
-  assert.ok(report.trees > 3000, `only ${report.trees} cases planned as trees`);
+  assert.ok(report.trees > CASES / 4, `only ${report.trees} cases planned as trees`);
   assert.ok(report.trees - report.treesImpossible > report.trees * 0.7, `only ${report.trees - report.treesImpossible} of ${report.trees} trees verified`);
 });
 
