@@ -5,12 +5,13 @@
 // mode: `-- CMD`, `--into` a target whose own fds collide (with and without --exact), and
 // restart. Plans checked by the simulator, show and diff, bad descriptions, and a dump refused
 // for an epoll watching a file no fd of the process holds.
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeFd, openFile } from '../bridge/file.js';
+import { closeFd, openFile, writeFd } from '../bridge/file.js';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables } from '../src/model/fdtable.js';
@@ -387,6 +388,77 @@ test('tail -f (inotify on the file it follows) restarted: lines appended while i
   } finally {
     for (const pid of pids) ensureReaped(pid);
     closeFd(outFd);
+    closeFd(devNull);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a python asyncio program (epoll, its self-pipe socketpair, a timer, a FIFO reader) restarted with its pid carries on: its timer ticks on from its count and it reads what is written after', async () => {
+  const dir = tempDir('asyncio');
+  const fifo = join(dir, 'fifo');
+  const out = join(dir, 'out');
+  execFileSync('mkfifo', [fifo]);
+  const script = [
+    'import asyncio, os, sys',
+    'out = open(sys.argv[2], "a", buffering=1)',
+    'async def main():',
+    '    loop = asyncio.get_running_loop()',
+    '    reader = asyncio.StreamReader()',
+    '    fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)',
+    '    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))',
+    '    async def ticker():',
+    '        n = 0',
+    '        while True:',
+    '            await asyncio.sleep(0.02)',
+    '            n += 1',
+    '            out.write("tick %d\\n" % n)',
+    '    loop.create_task(ticker())',
+    '    out.write("ready\\n")',
+    '    while True:',
+    '        line = await reader.readline()',
+    '        if line:',
+    '            out.write("got %s\\n" % line.decode().strip())',
+    '        else:',
+    '            await asyncio.sleep(0.01)',
+    'asyncio.run(main())',
+  ].join('\n');
+  const devNull = openFile('/dev/null', O_RDWR);
+  const pids: number[] = [];
+  let writer = -1;
+  const lines = (): string[] => readFileSync(out, 'utf8').split('\n').filter(Boolean);
+  const waitFor = (pred: (l: string[]) => boolean): string[] => {
+    for (let i = 0; i < 2000 && !pred(lines()); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    return lines();
+  };
+  try {
+    writeFileSync(out, '');
+    const pid = spawn(['python3', '-S', '-c', script, fifo, out], { fds: [[devNull, 0], [devNull, 1], [devNull, 2]] });
+    pids.push(pid);
+    waitFor((l) => l.includes('ready'));
+    writer = openFile(fifo, 0o1 | 0o2000000); // O_WRONLY: the reader is there
+    writeFd(writer, Buffer.from('before\n'));
+    const before = waitFor((l) => l.includes('got before') && l.filter((x) => x.startsWith('tick')).length >= 3);
+    assert.ok(before.includes('got before'), before.join('|'));
+    const image = join(dir, 'image');
+    const d = await cr(['dump', '--pid', String(pid), '-o', image, '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    ensureReaped(pid); // killed by the dump: its pid is free once reaped
+    const ticksAtDump = lines().filter((x) => x.startsWith('tick')).length;
+    // --same-pid: asyncio keeps the pid its loop runs in (get_running_loop() is "no running event
+    // loop" in another pid, as after a fork), so under a new pid its timer task dies at its next sleep.
+    const r = await cr(['restore', image, '--detach', '--same-pid']);
+    assert.is(r.code, 0, r.stderr);
+    pids.push(Number(r.stdout.trim()));
+    writeFd(writer, Buffer.from('after\n'));
+    const after = waitFor((l) => l.includes('got after') && l.filter((x) => x.startsWith('tick')).length >= ticksAtDump + 3);
+    assert.equal(after.filter((x) => !x.startsWith('tick')), ['ready', 'got before', 'got after'], after.slice(-5).join('|'));
+    const ticks = after.filter((x) => x.startsWith('tick')).map((x) => Number(x.split(' ')[1]));
+    // The count goes on from where it was, one by one: the restarted loop's timer, not a new program.
+    assert.equal(ticks, ticks.map((_, i) => i + 1));
+    assert.ok(ticks.length >= ticksAtDump + 3);
+  } finally {
+    for (const pid of pids) ensureReaped(pid);
+    if (writer >= 0) closeFd(writer);
     closeFd(devNull);
     rmSync(dir, { recursive: true, force: true });
   }
