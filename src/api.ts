@@ -412,6 +412,11 @@ export interface RestoreResult {
   counts: TableCounts;
   /** the paths --map-path changed, `OLD -> NEW` each */
   mappedPaths: string[];
+  /**
+   * restart of a tree whose root leads its process group: that group (the root's pid), to which
+   * signals meant for the restored program go, as a shell sends them to a job
+   */
+  group?: number;
   /** restart of a tree: each member's pid when dumped and now, in tree order (the root first) */
   members?: Array<{ was: number; now: number }>;
   /** restart: the process's name and pid as dumped, pages written */
@@ -598,7 +603,7 @@ async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved
     const r = restartTree(image, { samePid: pids.samePid, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false, ...jobOption(job) });
     return {
       mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...(pids.warning ? [pids.warning] : []), ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
-      comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids,
+      comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids, ...(r.leadsGroup ? { group: r.pid } : {}),
     };
   } finally {
     await runSignalHandlers();

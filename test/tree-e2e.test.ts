@@ -129,13 +129,15 @@ class Scene {
   }
 
   /** restore IMAGE without --detach: cr waits for the root and exits with its status. */
-  async restoreWaiting(image: string, ...extra: string[]): Promise<{ code: number; stderr: string; members: Array<{ was: number; now: number }> }> {
+  async restoreWaiting(image: string, extra: string[] = [], restored?: (cr: ReturnType<typeof spawnChild>) => void): Promise<{ code: number; stderr: string; members: Array<{ was: number; now: number }> }> {
     const child = spawnChild(process.execPath, [CR, 'restore', image, ...extra], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let members: Array<{ was: number; now: number }> = [];
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
-      if (members.length === 0) this.adopt((members = membersOf(stderr)));
+      if (members.length > 0) return;
+      this.adopt((members = membersOf(stderr)));
+      if (members.length > 0) restored?.(child);
     });
     const code = await new Promise<number>((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
@@ -253,7 +255,7 @@ test('a 3-stage shell pipeline dumped mid-stream and killed: restored with new p
 
     // New pids: the shell's job table knows its children by their old pids, so only the output is
     // the undisturbed run's (docs/trees.md, What changes).
-    const fresh = await s.restoreWaiting(s.path('pipeline.img'), '--new-pid');
+    const fresh = await s.restoreWaiting(s.path('pipeline.img'), ['--new-pid']);
     assert.is(fresh.members.length, 4, fresh.stderr);
     assert.ok(fresh.members.every((m) => m.was !== m.now), 'new pids');
     assert.ok(readFileSync(s.path('OUT')).equals(expected), 'OUT is byte-identical to an undisturbed run (new pids)');
@@ -262,7 +264,7 @@ test('a 3-stage shell pipeline dumped mid-stream and killed: restored with new p
     copyFileSync(s.path('OUT.dumped'), s.path('OUT'));
     rmSync(s.path('OUT.status'), { force: true });
     waitUntil('the first restore\'s members to be reaped', () => fresh.members.every((m) => !existsSync(`/proc/${m.now}`)));
-    const same = await s.restoreWaiting(s.path('pipeline.img'), '--same-pid');
+    const same = await s.restoreWaiting(s.path('pipeline.img'), ['--same-pid']);
     assert.equal(same.members.map((m) => m.now), image.tree.map((m) => m.pid), same.stderr);
     assert.is(same.code, 0, same.stderr);
     assert.ok(readFileSync(s.path('OUT')).equals(expected), 'OUT is byte-identical to an undisturbed run (--same-pid)');
@@ -298,7 +300,7 @@ test('a forking shell loop dumped while a sleep child runs: after restore the se
     ensureReaped(root);
     const atDump = text(s.path('f'));
     assert.not.ok(atDump.endsWith('done\n'), 'dumped before the end');
-    const members = s.restore(s.path('loop.img'));
+    const members = s.restore(s.path('loop.img'), '--new-pid');
     assert.is(members.length, 2);
     await waitFor('the restored loop to finish', () => text(s.path('f')).endsWith('done\n'), 120_000);
     assert.ok(text(s.path('f')).startsWith(atDump));
@@ -363,7 +365,7 @@ test('a python parent with 4 workers over pipes both ways, dumped with bytes in 
     const full = image.fdImage.table.pipes.filter((p) => Buffer.from(p.data, 'base64').length > 0);
     assert.is(full.length, 8, 'bytes in every pipe, both ways');
     writeFileSync(s.path('GO'), '');
-    const members = s.restore(s.path('workers.img'));
+    const members = s.restore(s.path('workers.img'), '--new-pid');
     assert.is(members.length, 5);
     await waitFor('the result', () => text(s.path('result')) !== '');
     assert.is(text(s.path('result')), expected);
@@ -402,7 +404,7 @@ test('a process with zombie children: restored, its wait() reads the statuses an
     const before = shape(s.tree(root));
     const image = s.dumpKilled(root, s.path('zombies.img'));
     assert.equal(image.tree.map((m) => m.zombie !== null), [false, true, true]);
-    const members = s.restore(s.path('zombies.img'));
+    const members = s.restore(s.path('zombies.img'), '--new-pid');
     const now = members.map((m) => m.now);
     assert.equal(now.slice(1).map((p) => readStat(p).state), ['Z', 'Z'], 'zombies again');
     assert.equal(shape(now), before, 'parent, group and session relative to the root');
@@ -436,7 +438,7 @@ async function pongs(s: Scene, pids: number[]): Promise<number[]> {
   return pids.map((_, n) => Number(text(s.path(`pong${n}`))));
 }
 
-test('a 3-level tree with a group and a session of its own: restored twice at once with new pids, then with --same-pid; the shape relative to the root is kept', () =>
+test('a 3-level tree with a group and a session of its own: restored twice at once (new pids, then by default the recorded ones), then with --same-pid; the shape relative to the root is kept', () =>
   scene(async (s) => {
     writeFileSync(s.path('levels.py'), LEVELS);
     const root = s.start([PYTHON, 'levels.py']);
@@ -449,7 +451,8 @@ test('a 3-level tree with a group and a session of its own: restored twice at on
     assert.equal(await pongs(s, pids), pids);
     s.dumpKilled(root, s.path('levels.img'));
 
-    const first = s.restore(s.path('levels.img'));
+    // New pids, then (the recorded ones free) by default the recorded ones.
+    const first = s.restore(s.path('levels.img'), '--new-pid');
     const second = s.restore(s.path('levels.img'));
     for (const restored of [first, second]) {
       assert.equal(restored.map((m) => m.was), pids);
@@ -466,6 +469,17 @@ test('a 3-level tree with a group and a session of its own: restored twice at on
     assert.equal(same.map((m) => m.now), pids, 'every member at its recorded pid');
     assert.equal(shape(pids), before);
     assert.equal(await pongs(s, pids), pids);
+  }));
+
+test('cr waiting for a restored tree passes a signal on to the root\'s whole group, as a shell does to its job: every member ends', () =>
+  scene(async (s) => {
+    const root = s.start(['sh', '-c', 'sleep 1000 & sleep 1000 & wait']);
+    waitUntil('two sleeps', () => s.tree(root).slice(1).filter((p) => comm(p) === 'sleep').length === 2);
+    s.dumpKilled(root, s.path('job.img'));
+    const r = await s.restoreWaiting(s.path('job.img'), [], (cr) => cr.kill('SIGTERM'));
+    assert.is(r.members.length, 3, r.stderr);
+    assert.is(r.code, 128 + 15, r.stderr);
+    await waitFor('every member to end', () => r.members.every((m) => !alive(m.now)));
   }));
 
 // A shell with two children: a sleep stopped by job control, and a python process whose 3 threads

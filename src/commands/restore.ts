@@ -93,7 +93,7 @@ async function report(opts: Options, r: RestoreResult, held: HeldSignals, pidfil
       const which = r.pid === r.dumpedPid ? 'the pid it had when dumped' : `a new pid (it was ${r.dumpedPid} when dumped)`;
       const tree = r.members === undefined ? '' : `, the root of a tree of ${r.members.length} processes (${r.members.map((m) => (m.was === m.now ? `${m.now}` : `${m.was}->${m.now}`)).join(' ')})`;
       console.error(`cr restore: ${printable(r.comm!)} restarted as pid ${r.pid}, ${which}${tree}`);
-      return goOn(opts, r.pid, held, pidfile, `${printable(r.comm!)} (pid ${r.pid})`, table, r.job);
+      return goOn(opts, r.pid, held, pidfile, `${printable(r.comm!)} (pid ${r.pid})`, table, r.job, r.group);
     }
     case 'command':
       return goOn(opts, r.pid, held, pidfile, `${printable(opts.options.command![0]!)} (pid ${r.pid})`, table);
@@ -122,10 +122,11 @@ const signalName = (n: number): string => {
 };
 
 /** A new process, restored and running: wait for it, or print its pid and return (--detach). */
-async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: OutputFile | null, what: string, table: FdTable, job?: ShellJob): Promise<number> {
+async function goOn(opts: Options, pid: number, held: HeldSignals, pidfile: OutputFile | null, what: string, table: FdTable, job?: ShellJob, group?: number): Promise<number> {
   // Signals cr got during the restore go to the new process, --detach or not: an interrupted
-  // restore must not leave it running behind the user's back.
-  held.forwardTo(pid);
+  // restore must not leave it running behind the user's back. A tree whose root leads its group
+  // gets them as a shell's job does, every process of the group (a pipeline's stages too).
+  held.forwardTo(group === undefined ? pid : -group);
   if (pidfile !== null) {
     try {
       pidfile.write([Buffer.from(`${pid}\n`)]);

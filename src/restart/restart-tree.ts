@@ -22,6 +22,8 @@ import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
 export interface TreeRestartResult {
   /** the root's pid: cr's child */
   pid: number;
+  /** the root leads its process group (the tree's job, as a shell sees it) */
+  leadsGroup: boolean;
   /** every member, in tree order: its pid when dumped and now */
   pids: Array<{ was: number; now: number }>;
   /** pages written, all members */
@@ -135,5 +137,5 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     detach(made.pids[i]!);
   }
   lap('detach');
-  return { pid: made.pids[0]!, pids: tree.map((m, i) => ({ was: m.pid, now: made.pids[i]! })), pages, warnings: [...warnings], phases };
+  return { pid: made.pids[0]!, leadsGroup: tree[0]!.pgid === tree[0]!.pid, pids: tree.map((m, i) => ({ was: m.pid, now: made.pids[i]! })), pages, warnings: [...warnings], phases };
 }

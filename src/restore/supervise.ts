@@ -30,7 +30,7 @@ export class HeldSignals {
     return [name, handler] as const;
   });
 
-  /** Pass every held signal, and every later one, on to pid. */
+  /** Pass every held signal, and every later one, on to pid (a process group: -pgid). */
   forwardTo(pid: number): void {
     this.target = pid;
     for (const name of this.received.splice(0)) this.send(name);
