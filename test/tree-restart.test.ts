@@ -74,11 +74,12 @@ async function restoreAndCheck(samePid: boolean): Promise<void> {
   for (const n of names) copyFileSync(`${out(n)}.dumped`, out(n));
   rmSync(stop, { force: true });
   const tree = ProcessImage.read(image).tree;
-  const r = await restore(image, { detach: true, samePid });
+  const r = await restore(image, { detach: true, samePid, newPid: !samePid });
   const now = r.members!.map((m) => m.now);
   try {
     assert.equal(r.members!.map((m) => m.was), tree.map((m) => m.pid));
     if (samePid) assert.equal(now, tree.map((m) => m.pid));
+    else assert.ok(now.every((p, i) => p !== tree[i]!.pid), 'new pids');
     const idx = new Map(tree.map((m, i) => [m.pid, i]));
     tree.forEach((m, i) => {
       const s = stat(now[i]!);
