@@ -21,22 +21,22 @@ export interface ProgressLine {
 export function terminalProgress(verb: string, stream: NodeJS.WriteStream = process.stderr): ProgressLine | undefined {
   if (!stream.isTTY) return undefined;
   // The clock starts at the first bytes moved (the rate is of the copy, not of what came
-  // before it), and the first line comes a redraw later, with a rate to tell.
+  // before it): the first line, drawn then, has no rate yet; the next ones a redraw apart do.
   let started = -1;
   let drawnAt = -Infinity;
   let drawn = false;
   const onProgress: OnProgress = (moved, total) => {
     if (total < PROGRESS_MIN_BYTES) return;
     const now = performance.now();
-    if (started < 0) started = drawnAt = now;
-    if (now - drawnAt < REDRAW_MS) return;
+    if (started < 0) started = now;
+    else if (now - drawnAt < REDRAW_MS) return;
     drawnAt = now;
     const done = Math.min(moved, total);
     const seconds = (now - started) / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
-    const left = rate > 0 ? `, ${((total - done) / rate).toFixed(1)} s left` : '';
+    const speed = rate > 0 ? `, ${(rate / MiB).toFixed(0)} MiB/s, ${((total - done) / rate).toFixed(1)} s left` : '';
     const percent = Math.floor((100 * done) / total);
-    stream.write(`\r\x1b[K${verb}: ${(done / MiB).toFixed(0)} of ${(total / MiB).toFixed(0)} MiB of memory (${percent}%), ${(rate / MiB).toFixed(0)} MiB/s${left}`);
+    stream.write(`\r\x1b[K${verb}: ${(done / MiB).toFixed(0)} of ${(total / MiB).toFixed(0)} MiB of memory (${percent}%)${speed}`);
     drawn = true;
   };
   return {
