@@ -25,7 +25,7 @@ import { readImage } from '../src/image/format.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { calibrate as calibrateKind, INTO_TABLE, processImage, trial, type Kind, type Outcome, type TrialContext } from './helpers/abandon.js';
-import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
+import { buildC, ensureReaped, waitInSyscall, withProcess } from './helpers/processes.js';
 import { holderBinary, readBack, sleepMs, startHolder, type Holder, type HolderSpec } from './fixtures/hardening-holder.js';
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
@@ -238,6 +238,8 @@ const IMAGE_FDS = new Set(RESTORE_TABLE.fds.map((f) => f.fd));
 const TARGET_SPEC: HolderSpec = { pipes: 2, capacity: 65536, bytes: 1000, dups: 0, high: 0 };
 
 const fdNumbers = (pid: number): number[] => readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+/** rt_sigtimedwait (x86_64), where the holder's sigwait(3) waits. */
+const SYS_rt_sigtimedwait = 128;
 const sigBlk = (pid: number): string => /^SigBlk:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
 
 type RestoreState = 'untouched' | 'complete' | 'partial' | 'died';
@@ -298,6 +300,9 @@ async function restoreHit(sig: number, rng: Rng): Promise<Hit> {
     const state = settled(h.pid);
     if (state && !/dead/.test(state)) problems.push(`target ${state}`);
     const after = restoreState(h.pid, before, beforeFds);
+    // The mask is compared in the same place as before, the holder's sigwait: while it waits
+    // there the kernel shows the awaited signals unblocked (rt_sigtimedwait), not otherwise.
+    if (after.state !== 'died') waitInSyscall(h.pid, SYS_rt_sigtimedwait, 30_000);
     const maskChanged = after.state !== 'died' && sigBlk(h.pid) !== mask;
     if (after.state === 'untouched' || (after.state === 'complete' && !maskChanged)) {
       const held = readBack(h);
