@@ -103,7 +103,7 @@ function killRestored(pids: number[]): void {
 async function benchRestore(name: string, image: string, processes: number): Promise<void> {
   const phases = new Map<string, number[]>();
   for (let i = 0; i < RUNS; i++) {
-    const r = await restore(image, { detach: true });
+    const r = await restore(image, { detach: true, newPid: true });
     const pids = r.members!.map((m) => m.now);
     try {
       if (pids.length !== processes || listTree(r.pid).length !== processes) throw new Error(`${name}: restored ${listTree(r.pid).length} of ${processes} processes`);
@@ -115,9 +115,9 @@ async function benchRestore(name: string, image: string, processes: number): Pro
     for (const [phase, ms] of r.phases) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
   }
   const t = performance.now();
-  const cli = spawnSync(process.execPath, [join(ROOT, 'cr.mjs'), 'restore', image, '--detach'], { encoding: 'utf8' });
+  const cli = spawnSync(process.execPath, [join(ROOT, 'cr.mjs'), 'restore', image, '--detach', '--new-pid'], { encoding: 'utf8' });
   const cliMs = performance.now() - t;
-  const now = (/\(([^)]*)\)\n/.exec(cli.stderr)?.[1] ?? '').split(' ').map((w) => Number(w.split('->').pop())).filter((p) => p > 0);
+  const now = (/the root of a tree of \d+ processes \(([^)]*)\)/.exec(cli.stderr)?.[1] ?? '').split(' ').map((w) => Number(w.split('->').pop())).filter((p) => p > 0);
   if (now.length > 0) killRestored(now);
   if (cli.status !== 0 || now.length !== processes) throw new Error(`cr restore failed: ${cli.stderr}`);
   const total = median(phases.get('total')!);
