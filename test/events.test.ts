@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeFd, openFile, writeFd } from '../bridge/file.js';
-import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
@@ -20,53 +19,16 @@ import { SimProcess, SimWorld } from '../src/sim/kernel.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { assertRunning, waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
+import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
-const SYS_rt_sigtimedwait = 128;
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
 
-function verdict(pid: number, dir: string): string {
-  rmSync(join(dir, 'result'), { force: true });
-  kill(pid, SIGUSR1);
-  return waitFile(dir, 'result');
-}
 
-type Mode = 'fresh' | 'into' | 'into --exact' | 'restart';
 
-async function cell(image: string, dir: string, mode: Mode): Promise<string> {
-  const pids: number[] = [];
-  try {
-    rmSync(join(dir, 'ready'), { force: true });
-    if (mode === 'fresh' || mode === 'restart') {
-      const r = await cr(['restore', image, '--detach', ...(mode === 'fresh' ? ['--', PROG, 'check', dir] : [])]);
-      if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-      const pid = Number(r.stdout.trim());
-      pids.push(pid);
-      if (mode === 'fresh') waitFile(dir, 'ready');
-      return verdict(pid, dir);
-    }
-    // The target holds /dev/null at 0, 1, 2, 4 and at every number of the image.
-    const exact = mode === 'into --exact';
-    const devNull = openFile('/dev/null', O_RDWR);
-    let pid: number;
-    try {
-      pid = spawn([PROG, 'check', dir, exact ? '-' : '0,1,2,4'], { fds: [0, 1, 2, 4, ...IMAGE_FDS].map((fd): [number, number] => [devNull, fd]) });
-    } finally {
-      closeFd(devNull);
-    }
-    pids.push(pid);
-    waitFile(dir, 'ready');
-    waitInSyscall(pid, SYS_rt_sigtimedwait);
-    const r = await cr(['restore', image, '--into', String(pid), ...(exact ? ['--exact'] : [])]);
-    if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-    return verdict(pid, dir);
-  } finally {
-    for (const pid of pids) ensureReaped(pid);
-  }
-}
 
 test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) a signalfd, memfds (sparse, sealed, noexec), deleted files (sparse, read-only, append-only), an inotify with a skipped wd: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
@@ -103,8 +65,8 @@ test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot
     assert.is(item(5).data, '1122334455667788');
     assert.is(item(5).events >>> 0, 0x80000019);
     const failed: string[] = [];
-    for (const mode of ['fresh', 'into', 'into --exact', 'restart'] as Mode[]) {
-      const v = await cell(image, dir, mode);
+    for (const mode of MODES) {
+      const v = await cell(PROG, IMAGE_FDS, image, dir, mode);
       if (v !== 'PASS\n') failed.push(`${mode}: ${v.trim().replace(/\n/g, '; ')}`);
     }
     assert.equal(failed, []);

@@ -9,29 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeFd, openFile } from '../bridge/file.js';
-import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR, oneProcess, onlyProcess, type FdTables } from '../src/model/fdtable.js';
+import { oneProcess, onlyProcess, type FdTables } from '../src/model/fdtable.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
 import { ROOT } from './helpers/cli.js';
+import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'kinds-selfcheck.c'), 'utf8'));
-const SYS_rt_sigtimedwait = 128;
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-kinds-${what}-`)));
 
-function verdict(pid: number, dir: string): string {
-  rmSync(join(dir, 'result'), { force: true });
-  kill(pid, SIGUSR1);
-  return waitFile(dir, 'result');
-}
 
 /** A directory of 40 files (so a getdents position is somewhere inside it) and a file. */
 function world(dir: string): void {
@@ -40,48 +33,7 @@ function world(dir: string): void {
   writeFileSync(join(dir, 'f'), 'a file an O_PATH fd names');
 }
 
-type Mode = 'fresh' | 'into' | 'into --exact' | 'restart';
 
-async function cell(image: string, dir: string, mode: Mode): Promise<string> {
-  const pids: number[] = [];
-  try {
-    // A new process says it is ready once SIGUSR1 is blocked: a signal before would kill it.
-    rmSync(join(dir, 'ready'), { force: true });
-    if (mode === 'fresh') {
-      const r = await cr(['restore', image, '--detach', '--', PROG, 'check', dir]);
-      if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-      const pid = Number(r.stdout.trim());
-      pids.push(pid);
-      waitFile(dir, 'ready');
-      return verdict(pid, dir);
-    }
-    if (mode === 'restart') {
-      const r = await cr(['restore', image, '--detach']);
-      if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-      const pid = Number(r.stdout.trim());
-      pids.push(pid);
-      return verdict(pid, dir);
-    }
-    // The target holds /dev/null at 0, 1, 2, 4 and at every number of the image.
-    const exact = mode === 'into --exact';
-    const devNull = openFile('/dev/null', O_RDWR);
-    let pid: number;
-    try {
-      const fds = [0, 1, 2, 4, ...IMAGE_FDS];
-      pid = spawn([PROG, 'check', dir, exact ? '-' : '0,1,2,4'], { fds: fds.map((fd): [number, number] => [devNull, fd]) });
-    } finally {
-      closeFd(devNull);
-    }
-    pids.push(pid);
-    waitFile(dir, 'ready');
-    waitInSyscall(pid, SYS_rt_sigtimedwait);
-    const r = await cr(['restore', image, '--into', String(pid), ...(exact ? ['--exact'] : [])]);
-    if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-    return verdict(pid, dir);
-  } finally {
-    for (const pid of pids) ensureReaped(pid);
-  }
-}
 
 test('eventfd, directory and O_PATH fds: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
@@ -109,8 +61,8 @@ test('eventfd, directory and O_PATH fds: PASS before and after the dump and in e
     const expectPos = readFileSync(join(dir, 'expect'), 'utf8').split('\n')[0];
     assert.is(kinds[7]!.kind === 'dir' && kinds[7]!.offset, expectPos);
     const failed: string[] = [];
-    for (const mode of ['fresh', 'into', 'into --exact', 'restart'] as Mode[]) {
-      const v = await cell(image, dir, mode);
+    for (const mode of MODES) {
+      const v = await cell(PROG, IMAGE_FDS, image, dir, mode);
       if (v !== 'PASS\n') failed.push(`${mode}: ${v.trim().replace(/\n/g, '; ')}`);
     }
     assert.equal(failed, []);

@@ -9,59 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeFd, openFile } from '../bridge/file.js';
-import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR, type FdTable } from '../src/model/fdtable.js';
+import { type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
+import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-selfcheck.c'), 'utf8'));
-const SYS_rt_sigtimedwait = 128;
 const IMAGE_FDS = [5, 6, 7, 8];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-pty-${what}-`)));
 
-function verdict(pid: number, dir: string): string {
-  rmSync(join(dir, 'result'), { force: true });
-  kill(pid, SIGUSR1);
-  return waitFile(dir, 'result');
-}
 
-type Mode = 'fresh' | 'into' | 'into --exact' | 'restart';
 
-async function cell(image: string, dir: string, mode: Mode): Promise<string> {
-  const pids: number[] = [];
-  try {
-    rmSync(join(dir, 'ready'), { force: true });
-    if (mode === 'fresh' || mode === 'restart') {
-      const r = await cr(['restore', image, '--detach', ...(mode === 'fresh' ? ['--', PROG, 'check', dir] : [])]);
-      if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-      const pid = Number(r.stdout.trim());
-      pids.push(pid);
-      if (mode === 'fresh') waitFile(dir, 'ready');
-      return verdict(pid, dir);
-    }
-    const devNull = openFile('/dev/null', O_RDWR);
-    let pid: number;
-    try {
-      pid = spawn([PROG, 'check', dir], { fds: [0, 1, 2, 4, ...IMAGE_FDS].map((fd): [number, number] => [devNull, fd]) });
-    } finally {
-      closeFd(devNull);
-    }
-    pids.push(pid);
-    waitFile(dir, 'ready');
-    waitInSyscall(pid, SYS_rt_sigtimedwait);
-    const r = await cr(['restore', image, '--into', String(pid), ...(mode === 'into --exact' ? ['--exact'] : [])]);
-    if (r.code !== 0) return `cr exit ${r.code}: ${r.stderr}`;
-    return verdict(pid, dir);
-  } finally {
-    for (const pid of pids) ensureReaped(pid);
-  }
-}
 
 test('a pty pair the process made: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
@@ -87,8 +50,8 @@ test('a pty pair the process made: PASS before and after the dump and in every r
     assert.ok(master.kind === 'ptmx' && master.packet && !master.locked, 'packet mode on, unlocked');
     assert.ok(kinds[1]!.kind === 'pts' && kinds[1]!.master === master.id);
     const failed: string[] = [];
-    for (const mode of ['fresh', 'into', 'into --exact', 'restart'] as Mode[]) {
-      const v = await cell(image, dir, mode);
+    for (const mode of MODES) {
+      const v = await cell(PROG, IMAGE_FDS, image, dir, mode);
       if (v !== 'PASS\n') failed.push(`${mode}: ${v.trim().replace(/\n/g, '; ')}`);
     }
     assert.equal(failed, []);
