@@ -27,9 +27,6 @@ const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));
 
-
-
-
 test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot, exclusive), timerfds (each clock, relative, absolute, periodic, unread expirations) a signalfd, memfds (sparse, sealed, noexec), deleted files (sparse, read-only, append-only), an inotify with a skipped wd: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {

@@ -25,15 +25,12 @@ const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-kinds-${what}-`)));
 
-
 /** A directory of 40 files (so a getdents position is somewhere inside it) and a file. */
 function world(dir: string): void {
   mkdirSync(join(dir, 'd'));
   for (let i = 0; i < 40; i++) writeFileSync(join(dir, 'd', `entry-${i}`), '');
   writeFileSync(join(dir, 'f'), 'a file an O_PATH fd names');
 }
-
-
 
 test('eventfd, directory and O_PATH fds: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');

@@ -23,9 +23,6 @@ const IMAGE_FDS = [5, 6, 7, 8];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-pty-${what}-`)));
 
-
-
-
 test('a pty pair the process made: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {

@@ -25,9 +25,6 @@ const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-sockets-${what}-`)));
 
-
-
-
 test('unix socket pairs, datagrams, a lone end, a shutdown, a unix listener, a TCP listener and a bound UDP socket: PASS before and after the dump and in every restore mode', async () => {
   const dir = tempDir('modes');
   try {
