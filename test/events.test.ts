@@ -13,14 +13,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeFd, openFile, writeFd } from '../bridge/file.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables } from '../src/model/fdtable.js';
+import { O_RDWR, oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { SimProcess, SimWorld } from '../src/sim/kernel.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { assertRunning, waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
-import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
@@ -31,18 +31,7 @@ test('epolls (moved and dup-shadowed targets, an epoll of an epoll, ET, one-shot
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
-    const pid = spawn([PROG, 'build', dir], { fds: [] });
-    let table: FdTable;
-    try {
-      waitFile(dir, 'ready');
-      assert.is(verdict(pid, dir), 'PASS\n', 'as built');
-      const d = await cr(['dump', '--pid', String(pid), '-o', image]);
-      assert.is(d.code, 0, d.stderr);
-      assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump');
-      table = onlyProcess(JSON.parse((await cr(['show', image, '--json'])).stdout) as FdTables);
-    } finally {
-      ensureReaped(pid);
-    }
+    const table = await builtAndDumped(PROG, dir, image);
     const at = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
     assert.equal(IMAGE_FDS.map((fd) => at(fd).kind), ['pipe', 'pipe', 'eventfd', 'eventfd', 'epoll', 'epoll', 'epoll', 'eventfd', 'eventfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'timerfd', 'signalfd', 'memfd', 'memfd', 'deleted', 'deleted', 'deleted', 'inotify']);
     const m21 = at(21);

@@ -9,16 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from '../bridge/spawn.js';
-import { oneProcess, onlyProcess, type FdTables } from '../src/model/fdtable.js';
+import { oneProcess } from '../src/model/fdtable.js';
 import type { FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr } from './helpers/cli.js';
-import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { buildC } from './helpers/processes.js';
 import { ROOT } from './helpers/cli.js';
-import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'kinds-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12];
@@ -37,19 +35,7 @@ test('eventfd, directory and O_PATH fds: PASS before and after the dump and in e
   try {
     world(dir);
     const image = join(dir, 'image');
-    const pid = spawn([PROG, 'build', dir], { fds: [] });
-    let table: FdTable;
-    try {
-      waitFile(dir, 'ready');
-      assert.is(verdict(pid, dir), 'PASS\n', 'as built');
-      const d = await cr(['dump', '--pid', String(pid), '-o', image]);
-      assert.is(d.code, 0, d.stderr);
-      assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump');
-      const shown = await cr(['show', image, '--json']);
-      table = onlyProcess(JSON.parse(shown.stdout) as FdTables);
-    } finally {
-      ensureReaped(pid);
-    }
+    const table = await builtAndDumped(PROG, dir, image);
     const kinds = Object.fromEntries(table.fds.map((f) => [f.fd, table.descs.find((d) => d.id === f.desc)!]));
     assert.equal(IMAGE_FDS.map((fd) => kinds[fd]!.kind), ['eventfd', 'eventfd', 'dir', 'eventfd', 'opath', 'opath', 'eventfd', 'dir']);
     assert.equal(kinds[5], { id: kinds[5]!.id, kind: 'eventfd', flags: 0o4002, count: 7, semaphore: true });

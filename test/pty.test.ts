@@ -16,7 +16,7 @@ import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
-import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [5, 6, 7, 8];
@@ -27,20 +27,7 @@ test('a pty pair the process made: PASS before and after the dump and in every r
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
-    const pid = spawn([PROG, 'build', dir], { fds: [] });
-    let table: FdTable;
-    try {
-      waitFile(dir, 'ready');
-      assert.is(verdict(pid, dir), 'PASS\n', 'as built');
-      const d = await cr(['dump', '--pid', String(pid), '-o', image]);
-      assert.is(d.code, 0, d.stderr);
-      assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump');
-      const shown = await cr(['show', image, '--json']);
-      const tables = JSON.parse(shown.stdout) as { descs: FdTable['descs']; fds: FdTable['fds'] } & { processes: Array<{ fds: FdTable['fds'] }> };
-      table = { descs: tables.descs, fds: tables.processes[0]!.fds, pipes: [], rlimit: { soft: 1024, hard: 1024 } };
-    } finally {
-      ensureReaped(pid);
-    }
+    const table = await builtAndDumped(PROG, dir, image);
     const kinds = IMAGE_FDS.map((fd) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!);
     assert.equal(kinds.map((d) => d.kind), ['ptmx', 'pts', 'ptmx', 'pts']);
     const master = kinds[0]!;

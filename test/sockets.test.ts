@@ -12,13 +12,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeFd, openFile } from '../bridge/file.js';
 import { spawn } from '../bridge/spawn.js';
-import { O_RDWR, oneProcess, onlyProcess, type FdTable, type FdTables, type InetDesc, type UnixDesc } from '../src/model/fdtable.js';
+import { O_RDWR, oneProcess, type FdTable, type InetDesc, type UnixDesc } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
-import { cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'sockets-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
@@ -29,19 +29,7 @@ test('unix socket pairs, datagrams, a lone end, a shutdown, a unix listener, a T
   const dir = tempDir('modes');
   try {
     const image = join(dir, 'image');
-    const pid = spawn([PROG, 'build', dir], { fds: [] });
-    let table: FdTable;
-    try {
-      waitFile(dir, 'ready');
-      assert.is(verdict(pid, dir), 'PASS\n', 'as built');
-      const d = await cr(['dump', '--pid', String(pid), '-o', image]);
-      assert.is(d.code, 0, d.stderr);
-      assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump: nothing was taken from its queues');
-      const shown = await cr(['show', image, '--json']);
-      table = onlyProcess(JSON.parse(shown.stdout) as FdTables);
-    } finally {
-      ensureReaped(pid);
-    }
+    const table = await builtAndDumped(PROG, dir, image);
     const desc = (fd: number) => table.descs.find((d) => d.id === table.fds.find((f) => f.fd === fd)!.desc)!;
     const at = (fd: number): UnixDesc => desc(fd) as UnixDesc;
     const [tcpPort, udpPort] = readFileSync(join(dir, 'expect'), 'utf8').trim().split(' ').slice(1).map(Number);

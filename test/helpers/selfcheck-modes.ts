@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { closeFd, openFile } from '../../bridge/file.js';
 import { kill, SIGUSR1 } from '../../bridge/signal.js';
 import { spawn } from '../../bridge/spawn.js';
-import { O_RDWR } from '../../src/model/fdtable.js';
+import { O_RDWR, onlyProcess, type FdTable, type FdTables } from '../../src/model/fdtable.js';
+import * as assert from 'uvu/assert';
 import { cr } from './cli.js';
 import { waitFile } from './fdlayout.js';
 import { ensureReaped, waitInSyscall } from './processes.js';
@@ -23,6 +24,25 @@ export function verdict(pid: number, dir: string): string {
   rmSync(join(dir, 'result'), { force: true });
   kill(pid, SIGUSR1);
   return waitFile(dir, 'result');
+}
+
+/**
+ * Start `prog build dir`, check it as built, dump it whole to image, check the original again (the
+ * dump took nothing from it), and return the image's fd table as `show --json` gives it. The
+ * program is killed at the end.
+ */
+export async function builtAndDumped(prog: string, dir: string, image: string): Promise<FdTable> {
+  const pid = spawn([prog, 'build', dir], { fds: [] });
+  try {
+    waitFile(dir, 'ready');
+    assert.is(verdict(pid, dir), 'PASS\n', 'as built');
+    const d = await cr(['dump', '--pid', String(pid), '-o', image]);
+    assert.is(d.code, 0, d.stderr);
+    assert.is(verdict(pid, dir), 'PASS\n', 'the original, after the dump: nothing was taken from it');
+    return onlyProcess(JSON.parse((await cr(['show', image, '--json'])).stdout) as FdTables);
+  } finally {
+    ensureReaped(pid);
+  }
 }
 
 /** Restore image in `mode` (`prog` being the checking program, `imageFds` the image's fd numbers) and ask for the verdict. */
