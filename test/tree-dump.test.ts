@@ -3,23 +3,20 @@
 // member) dumped whole by cr as a process of its own, then let go on: each checks what it
 // produces afterwards against an undisturbed run, and that no member is left traced or stopped.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kill, SIGCONT, SIGKILL, SIGSTOP } from '../bridge/signal.js';
-import { spawn } from '../bridge/spawn.js';
 import { ProcessImage, RECORD_END, RECORD_HEAD, RECORD_TREE } from '../src/image/process-format.js';
 import { createHash } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import { pipeOf } from '../src/model/fdtable.js';
 import { decodeWaitStatus, treeProblem, type TreeMember } from '../src/model/tree.js';
 import { readStatus } from '../src/proc/process.js';
-import { listTree, readStat } from '../src/proc/tree.js';
+import { readStat } from '../src/proc/tree.js';
 import { startCr } from './helpers/abandon.js';
 import { CR, crProcess } from './helpers/cli.js';
-import { ensureReaped } from './helpers/processes.js';
+import { TreeScene } from './helpers/tree-scene.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const nap = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -34,62 +31,8 @@ function waitUntil(what: string, cond: () => boolean, timeoutMs = 20_000): void 
 
 const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
 
-/** A tree started in a session of its own, stdout and stderr to files; every process of it killed at the end. */
-class Scene {
-  readonly dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-tree-dump-')));
-  private roots: number[] = [];
-  /** every pid seen in a tree, killed at the end whatever session it moved to */
-  private seen = new Set<number>();
-
-  path(name: string): string {
-    return join(this.dir, name);
-  }
-
-  start(argv: string[]): number {
-    const nul = openSync('/dev/null', 'r');
-    const log = openSync(this.path('log'), 'a');
-    try {
-      const pid = spawn(argv, { fds: [[nul, 0], [log, 1], [log, 2]], setsid: true, cwd: this.dir });
-      this.roots.push(pid);
-      return pid;
-    } finally {
-      closeSync(nul);
-      closeSync(log);
-    }
-  }
-
-  /** The tree of root as /proc shows it now (pids remembered for the cleanup). */
-  tree(root: number): number[] {
-    const pids = listTree(root).map((m) => m.pid);
-    for (const p of pids) this.seen.add(p);
-    return pids;
-  }
-
-  dump(root: number, image: string, ...extra: string[]): ProcessImage {
-    this.tree(root);
-    const r = crProcess(['dump', '--pid', String(root), '-o', image, ...extra]);
-    assert.is(r.code, 0, r.stderr);
-    const read = ProcessImage.read(image);
-    for (const m of read.tree) this.seen.add(m.pid);
-    return read;
-  }
-
-  end(): void {
-    for (const root of this.roots) for (const p of (() => { try { return listTree(root).map((m) => m.pid); } catch { return []; } })()) this.seen.add(p);
-    for (const p of this.seen) {
-      try {
-        kill(p, SIGKILL);
-      } catch {
-        // gone
-      }
-    }
-    for (const root of this.roots) ensureReaped(root);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-async function scene(fn: (s: Scene) => void | Promise<void>): Promise<void> {
-  const s = new Scene();
+async function scene(fn: (s: TreeScene) => void | Promise<void>): Promise<void> {
+  const s = new TreeScene('tree-dump');
   try {
     await fn(s);
   } finally {

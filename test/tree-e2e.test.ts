@@ -6,17 +6,15 @@
 // a session of its own (its shape relative to the root, restored twice at once, and --same-pid).
 // Every process started, the originals and every restored tree, is killed at the end.
 import { spawn as spawnChild } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kill, SIGCONT, SIGKILL, SIGSTOP, SIGUSR1 } from '../bridge/signal.js';
-import { spawn } from '../bridge/spawn.js';
 import { ProcessImage } from '../src/image/process-format.js';
 import { listTree, readStat } from '../src/proc/tree.js';
 import { CR, crProcess, ROOT } from './helpers/cli.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
+import { TreeScene } from './helpers/tree-scene.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const nap = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -68,34 +66,9 @@ function shape(pids: number[]): Array<[number, number, number]> {
  * Trees started in sessions of their own, in a directory of their own; every pid ever seen in
  * one (originals, restored members, what they forked) killed at the end, whatever happened.
  */
-class Scene {
-  readonly dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-tree-e2e-')));
-  private roots: number[] = [];
-  private restoredRoots: number[] = [];
-  private seen = new Set<number>();
-
-  path(name: string): string {
-    return join(this.dir, name);
-  }
-
-  start(argv: string[]): number {
-    const nul = openSync('/dev/null', 'r');
-    const log = openSync(this.path('log'), 'a');
-    try {
-      const pid = spawn(argv, { fds: [[nul, 0], [log, 1], [log, 2]], setsid: true, cwd: this.dir });
-      this.roots.push(pid);
-      return pid;
-    } finally {
-      closeSync(nul);
-      closeSync(log);
-    }
-  }
-
-  /** The tree of root in pre-order, as /proc shows it now (pids remembered for the cleanup). */
-  tree(root: number): number[] {
-    const pids = listTree(root).map((m) => m.pid);
-    for (const p of pids) this.seen.add(p);
-    return pids;
+class Scene extends TreeScene {
+  constructor() {
+    super('tree-e2e');
   }
 
   /** Run fn and wait until it ends: a root this scene started (and reaps). */
@@ -107,11 +80,7 @@ class Scene {
 
   /** dump --pid root --kill; the root reaped, and every member's pid free again (for --same-pid). */
   dumpKilled(root: number, image: string): ProcessImage {
-    this.tree(root);
-    const r = crProcess(['dump', '--pid', String(root), '-o', image, '--kill']);
-    assert.is(r.code, 0, r.stderr);
-    const read = ProcessImage.read(image);
-    for (const m of read.tree) this.seen.add(m.pid);
+    const read = this.dump(root, image, '--kill');
     ensureReaped(root);
     waitUntil('the dumped members to be reaped', () => read.tree.every((m) => !existsSync(`/proc/${m.pid}`)));
     return read;
@@ -150,28 +119,9 @@ class Scene {
   }
 
   private adopt(members: Array<{ was: number; now: number }>): void {
-    for (const m of members) this.seen.add(m.now);
-    if (members.length > 0) this.restoredRoots.push(members[0]!.now);
+    if (members.length > 0) this.watch(members[0]!.now, members.map((m) => m.now));
   }
 
-  end(): void {
-    for (const root of [...this.roots, ...this.restoredRoots]) {
-      try {
-        for (const m of listTree(root)) this.seen.add(m.pid);
-      } catch {
-        // gone
-      }
-    }
-    for (const p of this.seen) {
-      try {
-        kill(p, SIGKILL);
-      } catch {
-        // gone
-      }
-    }
-    for (const root of this.roots) ensureReaped(root);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 async function scene(fn: (s: Scene) => void | Promise<void>): Promise<void> {
