@@ -95,6 +95,8 @@ test('tree rules: shapes, groups and sessions no process could have are named', 
     [member(10, 1, 10, 5), member(11, 10, 10, 5), member(12, 10, 12, 5), member(13, 12, 12, 5, exit0)],
     // a daemon: a member that called setsid, and its child; one forked before the setsid stays behind
     [member(10, 1, 10, 5), member(11, 10, 11, 11), member(12, 11, 11, 11), member(13, 11, 10, 5)],
+    // started by init without setsid (or from outside cr's pid namespace): group and session 0
+    [member(10, 1, 0, 0), member(11, 10, 0, 0), member(12, 10, 12, 0), member(13, 10, 13, 13)],
   ];
   for (const t of ok) assert.is(treeProblem(t), null, JSON.stringify(t));
   const bad: Array<[TreeMember[], RegExp]> = [
@@ -109,6 +111,9 @@ test('tree rules: shapes, groups and sessions no process could have are named', 
     [[member(10, 1, 10, 5), member(11, 10, 10, 11)], /leads session 11 but is in group 10/],
     [[member(10, 1, 10, 5), member(11, 10, 11, 11), member(12, 11, 10, 11)], /in the root's group 10 but in session 11/],
     [[member(0, 1, 5, 5)], /pid 0 is not 1\.\.4194304/],
+    [[member(10, 1, 10, 5), member(11, 10, 0, 5)], /group 0, which is neither the root's \(10\) nor led by a member/],
+    [[member(10, 1, 10, 10), member(11, 10, 10, 0)], /session 0, which is neither the root's \(10\) nor led by a member/],
+    [[member(10, 1, -1, 5)], /pgid -1 is not 0\.\.4194304/],
   ];
   for (const [t, why] of bad) assert.match(treeProblem(t) ?? '', why);
 });

@@ -56,7 +56,7 @@ export function describeExit(z: ZombieExit, name: (sig: number) => string = (s) 
 /**
  * The first reason `members` (pre-order, root first) is not a tree cr can hold, or null. The
  * rules (docs/trees.md, "Groups and sessions"):
- * - at least one member; the root is live; pids 1..2^22, each once;
+ * - at least one member; the root is live; pids 1..2^22, each once; groups and sessions 0..2^22;
  * - every member but the root has a live member listed before it as its parent (a zombie has no
  *   children: the kernel gives an exiting process's children to a reaper);
  * - a session is either the root's (made outside the tree) or led by a member: its id is that
@@ -74,8 +74,12 @@ export function treeProblem(members: readonly TreeMember[]): string | null {
   if (root.zombie) return `the root ${root.pid} is a zombie`;
   const byPid = new Map<number, TreeMember>();
   for (const [i, m] of members.entries()) {
-    for (const [k, v] of [['pid', m.pid], ['pgid', m.pgid], ['sid', m.sid]] as const) {
-      if (!Number.isSafeInteger(v) || v < 1 || v > MAX_PID) return `member ${i}: ${k} ${v} is not 1..${MAX_PID}`;
+    if (!Number.isSafeInteger(m.pid) || m.pid < 1 || m.pid > MAX_PID) return `member ${i}: pid ${m.pid} is not 1..${MAX_PID}`;
+    // Group or session 0: the kernel's first one, never left by a process that init started
+    // without setsid (or one cr's pid namespace cannot see). Only an outside one can be 0: no
+    // member leads it, so the rules below accept it only as the root's.
+    for (const [k, v] of [['pgid', m.pgid], ['sid', m.sid]] as const) {
+      if (!Number.isSafeInteger(v) || v < 0 || v > MAX_PID) return `member ${i}: ${k} ${v} is not 0..${MAX_PID}`;
     }
     if (!Number.isSafeInteger(m.ppid) || m.ppid < 0 || m.ppid > MAX_PID) return `member ${i}: ppid ${m.ppid} is not 0..${MAX_PID}`;
     if (byPid.has(m.pid)) return `pid ${m.pid} is in the tree twice`;
