@@ -259,4 +259,5 @@ function safeList(dir: string): string[] {
   }
 }
 
-const article = (word: string): string => (/^(?!uni)[aeiou]/i.test(word) ? 'an' : 'a');
+// 'a unix socket', 'a userfaultfd' (a "yoo" sound), 'an epoll', 'an io_uring'.
+const article = (word: string): string => (/^(?!uni|use)[aeiou]/i.test(word) ? 'an' : 'a');
