@@ -30,7 +30,7 @@ const LAYERS: Array<Record<string, string[]>> = [
   { restore: ['src/restore/', 'src/restart/'] },
   { diff: ['src/diff/'], fuzz: ['src/fuzz/'] },
   { imagefuzz: ['src/imagefuzz/'] },
-  { api: ['src/api.ts'] },
+  { api: ['src/api.ts', 'src/api/'] },
   { commands: ['src/commands/', 'src/command-line.ts'] },
   { cli: ['src/cli.ts'] },
 ];

@@ -2,7 +2,7 @@
 // whole-process images, the same process head, src/diff/head.ts, and the same guard regions)?
 // Exit 0 when they do, 1 with each difference on
 // a line of its own, 2 when either cannot be read.
-import { diff } from '../api.js';
+import { diff } from '../api/diff.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 
 export const command = defineCommand({

@@ -2,7 +2,8 @@
 // (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
 import { constants } from 'node:os';
-import { describeCounts, dump, type DumpResult, type TableCounts } from '../api.js';
+import { describeCounts, type TableCounts } from '../api/counts.js';
+import { dump, type DumpResult } from '../api/dump.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { CallLog } from '../inject/trace.js';

@@ -2,7 +2,8 @@
 // plan the restore of an image (or a JSON fd table) and check the plan with the
 // simulator. Reads nothing but INPUT: no root, no ptrace.
 
-import { plan as planImage, type TargetMode } from '../api.js';
+import { plan as planImage } from '../api/plan.js';
+import type { TargetMode } from '../model/restore-target.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { formatOp } from '../plan/format.js';
 import type { FdTables } from '../model/fdtable.js';

@@ -6,7 +6,8 @@
 // (docs/fd-table.md). An image of one user's process restored as another's needs --allow-uid-change.
 import { constants } from 'node:os';
 import { killAndReap } from '../../bridge/spawn.js';
-import { describeCounts, prepareRestore, waitExit, type RestoreOptions, type RestoreResult } from '../api.js';
+import { describeCounts } from '../api/counts.js';
+import { prepareRestore, waitExit, type RestoreOptions, type RestoreResult } from '../api/restore.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput, CrError } from '../errors.js';
 import { viewOf, type FdTable } from '../model/fdtable.js';

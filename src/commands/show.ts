@@ -1,6 +1,6 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
-import { show, type ShowResult } from '../api.js';
+import { show, type ShowResult } from '../api/show.js';
 import { badInput } from '../errors.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import type { Image } from '../image/format.js';
