@@ -2,7 +2,7 @@
 // set one family of state up, check it, are dumped and restarted, and check it again, printing
 // PASS or FAIL; each is run with a new pid and with --same-pid as root, and as uid 65534 through
 // cr run as that user. And what the inventory cannot carry is refused at dump with one line.
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { STATUS_FIELDS, VMFLAGS } from '../src/checkpoint/inventory.js';
 import { CrError } from '../src/errors.js';
 import { ProcessImage } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
+import { restartTree } from '../src/restart/restart-tree.js';
 import { crProcess, ROOT } from './helpers/cli.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
@@ -67,9 +68,16 @@ int main(void) {
 
 type Mode = 'new pid' | 'same pid' | 'as nobody';
 
+/** pid and its descendants, parents first (/proc/PID/task/TID/children). */
+function treeOf(pid: number): number[] {
+  const kids = readdirSync(`/proc/${pid}/task`).flatMap((tid) => text(`/proc/${pid}/task/${tid}/children`).trim().split(/\s+/).filter(Boolean).map(Number));
+  return [pid, ...kids.flatMap(treeOf)];
+}
+
 /**
  * Run a self-checking fixture (argv: gate FIFO, out file, extra...) across one restart in `mode`:
- * it must say PASS before the dump and after the restart, and exit 0.
+ * it must say PASS before the dump and after the restart, and exit 0. A fixture that forks is
+ * dumped and restarted as a tree, each of its processes waiting for a byte of the gate.
  */
 function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
@@ -90,10 +98,13 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
     pids.push(pid);
     waitInSyscall(pid, SYS_read);
     assert.match(text(out), /^before: PASS\n$/, text(out));
+    const members = treeOf(pid);
+    for (const p of members) waitInSyscall(p, SYS_read);
+    pids.push(...members.slice(1));
     if (mode === 'as nobody') {
       const dump = crProcess(['dump', '--pid', String(pid), '-o', image, '--kill'], { uid: NOBODY });
       assert.is(dump.code, 0, dump.stderr);
-      writeSync(gate, 'c');
+      writeSync(gate, 'c'.repeat(members.length));
       const restore = crProcess(['restore', image], { uid: NOBODY });
       assert.is(restore.code, 0, `${restore.stderr}${text(out)}`);
       // Only what needs CAP_CHECKPOINT_RESTORE (docs/restart.md) may be said: the executable link
@@ -105,11 +116,17 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
     } else {
       checkpointProcess(pid, image, { kill: true });
       reap(pid, 10_000);
-      const again = restartProcess(ProcessImage.read(image), { samePid: mode === 'same pid' });
-      pids.push(again.pid);
+      // The workers, killed too: this process, their tracer when they died, waits for them, then
+      // whoever they were given to reaps them: their pids free.
+      for (const p of members.slice(1)) ensureReaped(p);
+      waitUntil('the dumped processes to be gone', () => members.every((p) => !existsSync(`/proc/${p}`)));
+      const read = ProcessImage.read(image);
+      const samePid = mode === 'same pid';
+      const again = read.tree.length > 1 ? restartTree(read, { samePid }) : { ...restartProcess(read, { samePid }), pids: [] };
+      pids.push(again.pid, ...again.pids.map((p) => p.now));
       assert.equal(again.warnings, []);
-      if (mode === 'same pid') assert.is(again.pid, pid);
-      writeSync(gate, 'c');
+      if (samePid) assert.is(again.pid, pid);
+      writeSync(gate, 'c'.repeat(members.length));
       const end = reap(again.pid, 10_000);
       assert.equal([end.kind, end.code], ['exited', 0], text(out));
     }
@@ -185,6 +202,13 @@ test('shared anonymous memory (an object mapped twice, /dev/zero, a page only th
 test('shared anonymous memory: --same-pid', () => selfCheck('state-shmem', 'same pid'));
 
 unprivilegedTest('shared anonymous memory: dumped and restarted by cr as uid 65534', () => selfCheck('state-shmem', 'as nobody'));
+
+test('a tree sharing memory (a parent and 2 workers: MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V segments, one marked for removal): new pids', () =>
+  selfCheck('state-tree-shmem', 'new pid'));
+
+test('a tree sharing memory: --same-pid', () => selfCheck('state-tree-shmem', 'same pid'));
+
+unprivilegedTest('a tree sharing memory: dumped and restarted by cr as uid 65534', () => selfCheck('state-tree-shmem', 'as nobody'));
 
 test('shared anonymous memory another process maps too is refused in one line naming it', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));

@@ -24,7 +24,7 @@ import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
-import { readMappings, type PagePolicy } from './maps.js';
+import { noObjectsSeen, readMappings, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
@@ -138,13 +138,18 @@ interface MemberState {
   resident: Map<number, Buffer>;
 }
 
-/** Read a frozen process's head (threads, registers, signals, mm fields, mappings, ...): all but pages and fds. */
-function readMember(pid: number, frozen: Frozen): MemberState {
+/**
+ * Read a frozen process's head (threads, registers, signals, mm fields, mappings, ...): all but
+ * pages and fds. `seen`: the shared objects of the members read before it (one number per object,
+ * its pages saved once).
+ */
+function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen): MemberState {
   const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
   const identity = readIdentity(pid);
-  const read = readMappings(pid);
+  const read = readMappings(pid, seen);
   const { policies } = read;
   const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
+  skipSavedShared(mappings, policies, seen);
   const { regs, xstate } = readRegisters(pid, pid);
   const blocked = getSigmask(pid);
   const threads = readThreads(pid, others);
@@ -207,7 +212,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const problem = treeProblem(members);
     if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');
-    const states = live.map((m) => readMember(m.pid, m.frozen!));
+    const seen = noObjectsSeen();
+    const states = live.map((m) => readMember(m.pid, m.frozen!, seen));
     const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), opts.maxContents);
     lap('state');
     writer.tree(members);

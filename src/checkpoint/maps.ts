@@ -1,7 +1,8 @@
 // A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
-// classified into what restart can recreate (anonymous memory, shared anonymous memory no other
-// process maps, private or shared file mappings that still name their file, private mappings of
-// files that do not (saved whole), the vdso and its data pages). Anything else is refused with a one-line reason.
+// classified into what restart can recreate (anonymous memory, shared anonymous memory no process
+// outside the dumped tree maps, private or shared file mappings that still name their file, private
+// mappings of files that do not (saved whole), the vdso and its data pages). Anything else is
+// refused with a one-line reason.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
@@ -111,17 +112,18 @@ export function classify(r: RawMapping): Classified | null {
 }
 
 /**
- * The shared anonymous objects of pid that another process maps too (a parent and the workers it
- * forked, say): restarted alone, the process would share nothing with them any more. Only the
- * processes cr may read the maps of are seen (docs/state.md).
+ * The shared anonymous objects of pid that a process outside the dumped tree (`members`) maps too:
+ * restarted, the tree would share nothing with it any more. Members sharing one (a parent and the
+ * workers it forked) are carried. Only the processes cr may read the maps of are seen
+ * (docs/state.md).
  */
-function sharedElsewhere(pid: number, raw: RawMapping[]): string[] {
+function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
   const ours = new Map<string, RawMapping>();
   for (const r of raw) if (r.perms[3] === 's' && r.name === '/dev/zero (deleted)') ours.set(`${r.dev}:${r.ino}`, r);
   if (ours.size === 0) return [];
   const found = new Map<string, number[]>();
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
+    if (!/^\d+$/.test(entry) || members.has(Number(entry)) || Number(entry) === pid) continue;
     let maps: string;
     try {
       maps = readFileSync(`/proc/${entry}/maps`, 'latin1');
@@ -140,39 +142,51 @@ function sharedElsewhere(pid: number, raw: RawMapping[]): string[] {
   });
 }
 
+/** How many of `pid`'s mappings are of System V segment `id`. */
+function sysvMappingsOf(pid: number, id: number): number {
+  try {
+    return parseSmaps(readFileSync(`/proc/${pid}/maps`, 'latin1')).filter((r) => r.ino === id && SYSV_NAME.test(r.name)).length;
+  } catch {
+    return 0; // gone, or not cr's to read
+  }
+}
+
 /**
- * System V segments marked for removal that other processes map too: restart makes a new segment
- * (the old one cannot be attached by key, and goes with its last mapping), which they would not
- * share. A segment still listed under its key, or private but not removed, is attached again
- * by restart if it is still there, shared as before (docs/state.md).
+ * System V segments marked for removal that processes outside the dumped tree (`members`) map
+ * too: restart makes a new segment (the old one cannot be attached by key, and goes with its last
+ * mapping), which they would not share. One the tree's members share is made once for them all. A
+ * segment still listed under its key, or private but not removed, is attached again by restart if
+ * it is still there, shared as before (docs/state.md).
  */
-function sysvSharedElsewhere(pid: number, raw: RawMapping[]): string[] {
-  const ours = new Map<number, number>();
-  for (const r of raw) if (r.perms[3] === 's' && SYSV_NAME.test(r.name)) ours.set(r.ino, (ours.get(r.ino) ?? 0) + 1);
+function sysvSharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
+  const ours = new Set<number>();
+  for (const r of raw) if (r.perms[3] === 's' && SYSV_NAME.test(r.name)) ours.add(r.ino);
   const reasons: string[] = [];
-  for (const [id, count] of ours) {
+  for (const id of ours) {
     const { segment, attached } = sysvListing(id);
-    if (!segment.removed || attached <= count) continue;
+    // nattch counts mappings: the tree's own account for some of them.
+    const inTree = [...new Set([pid, ...members])].reduce((n, p) => n + sysvMappingsOf(p, id), 0);
+    if (!segment.removed || attached <= inTree) continue;
     const others: number[] = [];
     for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
-      try {
-        if (parseSmaps(readFileSync(`/proc/${entry}/maps`, 'latin1')).some((r) => r.ino === id && SYSV_NAME.test(r.name))) others.push(Number(entry));
-      } catch {
-        // gone, or not cr's to read
-      }
+      if (!/^\d+$/.test(entry) || Number(entry) === pid || members.has(Number(entry))) continue;
+      if (sysvMappingsOf(Number(entry), id) > 0) others.push(Number(entry));
     }
-    const who = others.length > 0 ? others.map((p) => `pid ${p}`).join(', ') : `${attached - count} mappings cr cannot see`;
+    const who = others.length > 0 ? others.map((p) => `pid ${p}`).join(', ') : `${attached - inTree} mappings cr cannot see`;
     reasons.push(`System V shared memory segment ${id}: marked for removal and shared with ${who}, which cr cannot carry over`);
   }
   return reasons;
 }
 
-/** Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists them all. */
-export function unsupportedMappings(pid: number): string[] {
+/**
+ * Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists
+ * them all. `members`: the tree dumped with it, whose sharing is carried.
+ */
+export function unsupportedMappings(pid: number, members: readonly number[] = []): string[] {
   const reasons: string[] = [];
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
-  reasons.push(...sharedElsewhere(pid, raw), ...sysvSharedElsewhere(pid, raw));
+  const tree = new Set(members);
+  reasons.push(...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree));
   for (const r of raw) {
     try {
       classify(r);
@@ -184,21 +198,38 @@ export function unsupportedMappings(pid: number): string[] {
   return reasons;
 }
 
-export function readMappings(pid: number): { mappings: Mapping[]; policies: PagePolicy[] } {
+/**
+ * The shared objects met so far in a dump, across the members of its tree: their numbers in the
+ * image, and the ranges of each whose pages a mapping already saves (each page of an object is in
+ * the image once, whoever maps it).
+ */
+export interface SharedObjectsSeen {
+  numbers: Map<string, number>;
+  saved: Map<number, Array<{ start: number; end: number }>>;
+}
+
+export const noObjectsSeen = (): SharedObjectsSeen => ({ numbers: new Map(), saved: new Map() });
+
+/**
+ * pid's mappings and which pages of each the image carries. `seen` numbers the shared objects
+ * across a tree's members (the same object, one number), read in tree order.
+ */
+export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen()): { mappings: Mapping[]; policies: PagePolicy[] } {
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
-  const objects = new Map<string, number>();
+  const objects = seen.numbers;
   for (const r of raw) {
     const c = classify(r);
     if (!c) continue;
     const kind = c.mapping.kind;
-    if (c.mapping.shm) {
+    const shm = c.mapping.shm;
+    if (shm) {
       // Objects numbered in the order met: the image keeps no inode numbers.
       // A segment's id and a shmem inode number are counted apart: one could equal the other.
-      const key = `${c.mapping.shm.sysv ? 'sysv' : 'shmem'}:${c.mapping.shm.object}`;
+      const key = shm.sysv ? `sysv:${shm.object}` : `shmem:${r.dev}:${shm.object}`;
       if (!objects.has(key)) objects.set(key, objects.size);
-      c.mapping.shm.object = objects.get(key)!;
+      shm.object = objects.get(key)!;
     }
     mappings.push(c.mapping);
     // Rss 0 and Swap 0: no page to look for (a 64 GiB PROT_NONE reservation costs nothing).
@@ -210,4 +241,21 @@ export function readMappings(pid: number): { mappings: Mapping[]; policies: Page
     else policies.push(c.whole ? 'all' : (kind === 'anon' || kind === 'file') && !empty ? 'changed' : 'none');
   }
   return { mappings, policies };
+}
+
+/**
+ * Each page of a shared object is in the image once, whoever maps it: a mapping of an object
+ * whose part an earlier mapping (this process's or an earlier member's) saves already saves
+ * nothing (`policies` changed in place). A mapping with guard regions neither counts nor is
+ * skipped: a guard belongs to the mapping, not to the object, so its pages are another's to save.
+ */
+export function skipSavedShared(mappings: Mapping[], policies: PagePolicy[], seen: SharedObjectsSeen): void {
+  mappings.forEach((m, i) => {
+    if (!m.shm) return;
+    const part = { start: m.shm.offset, end: m.shm.offset + (m.end - m.start) };
+    const saved = seen.saved.get(m.shm.object) ?? [];
+    seen.saved.set(m.shm.object, saved);
+    if (saved.some((s) => s.start <= part.start && s.end >= part.end)) policies[i] = 'none';
+    else if (m.guards.length === 0) saved.push(part);
+  });
 }

@@ -38,7 +38,7 @@ export function refuseUnsupported(pids: number[], traced: Array<{ pid: number; t
   const memberThreads = new Set(pids.flatMap((pid) => listThreads(pid)));
   const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
   const reasons = pids.flatMap((pid) => {
-    const own = [...unsupportedMappings(pid), ...unsupportedFds(pid).map(describeUnsupported)];
+    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(pid).map(describeUnsupported)];
     return [...processBlockers(pid, tracers), ...inventoryReasons(pid), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
   reasons.push(...tracedOutside);

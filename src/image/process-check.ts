@@ -74,6 +74,26 @@ function checkMappings(mappings: Mapping[], bad: Bad): void {
   if (new Set(ids).size !== ids.length) bad('two shared objects are the same System V segment');
 }
 
+/**
+ * The shared objects of a tree's heads: a number is one object in the whole image (members that
+ * map it share it), so every mapping of it, in any member, names the same System V segment or none,
+ * and no segment is two objects.
+ */
+export function checkSharedObjects(heads: ReadonlyArray<{ process: { pid: number }; mappings: Mapping[] }>, bad: Bad): void {
+  const segments = new Map<number, { segment: string; pid: number }>();
+  for (const h of heads) {
+    for (const m of h.mappings) {
+      if (!m.shm) continue;
+      const segment = JSON.stringify(m.shm.sysv);
+      const first = segments.get(m.shm.object);
+      if (first && first.segment !== segment) bad(`shared object ${m.shm.object} is another System V segment in the head of ${h.process.pid} than in that of ${first.pid}`);
+      if (!first) segments.set(m.shm.object, { segment, pid: h.process.pid });
+    }
+  }
+  const ids = [...segments.values()].filter((s) => s.segment !== 'null').map((s) => (JSON.parse(s.segment) as { id: number }).id);
+  if (new Set(ids).size !== ids.length) bad('two shared objects of the tree are the same System V segment');
+}
+
 /** A blocked mask, pending siginfos and an alternate stack, of the process or of one thread (`where`). */
 function checkThreadSignals(blocked: Buffer, pending: Buffer[], altstack: ProcessHead['signals']['altstack'], where: string, bad: Bad): void {
   const mask = blocked.readBigUInt64LE(0);

@@ -8,7 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
-import { checkHeadMeaning } from './process-check.js';
+import { checkHeadMeaning, checkSharedObjects } from './process-check.js';
 import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
@@ -20,6 +20,8 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 11: a shared object's number (`shm.object`) is the image's: members of a tree mapping the same
+ * number share that object; its pages are in the image once.
  * 10: a shared object may be a System V segment (`shm.sysv`).
  * 9: each head lists the process's threads besides the leader (threads). 8: a tree of processes:
  * a TREE record first, the one FDS record for all of them, then a HEAD and its PAGES per live
@@ -29,7 +31,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 10;
+export const PROCESS_FORMAT_VERSION = 11;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -236,6 +238,7 @@ export class ProcessImage {
       if (head.process.comm !== member.comm) this.bad(`the head of ${member.pid} names ${JSON.stringify(head.process.comm)}, the tree ${JSON.stringify(member.comm)}`);
       return head;
     });
+    checkSharedObjects(heads, (what) => this.bad(what));
     this.fdImage = decodeImage(fds.body, `${file.path} (fd table)`);
     const procs = this.fdImage.table.processes;
     checkTreeTable(this.tree, this.fdImage.table, (what) => this.bad(what));

@@ -100,16 +100,19 @@ export function checkVdso(pid: number, image: Mapping[], vdsoSha256: Buffer | nu
 }
 
 /**
- * Unmap all of the husk but its syscall area and the vdso pages, then put those where the image
- * has them: one batch, each call with the result it must give.
+ * Unmap all of the husk but its syscall area, the vdso pages and the tree's shared objects it maps
+ * (`carried`, inherited from the root husk), then put the vdso pages where the image has them: one
+ * batch, each call with the result it must give.
  */
-export function clearAndPlaceVdso(husk: Husk, image: Mapping[]): void {
+export function clearAndPlaceVdso(husk: Husk, image: Mapping[], carried: Carried = new Map()): void {
   const own = huskMappings(husk.pid);
   const area = Number(husk.area);
   const q = husk.queue();
   const unmap = (start: number, size: number): void => q.add('munmap', SYS.munmap, [BigInt(start), BigInt(size)], 0n);
+  const keep = [...carried].filter(([object]) => image.some((m) => m.shm?.object === object)).map(([, c]) => ({ start: c.at, end: c.at + c.size }));
   for (const m of own) {
     if (m.start >= area && m.end <= area + AREA_BYTES) continue;
+    if (keep.some((k) => m.start >= k.start && m.end <= k.end)) continue;
     if (SPECIAL_NAMES[m.name] || m.name === '[vsyscall]') continue;
     unmap(m.start, m.end - m.start);
   }
@@ -124,7 +127,7 @@ export function clearAndPlaceVdso(husk: Husk, image: Mapping[]): void {
   // Through a free stretch first, so that no move lands on a special mapping not yet moved.
   const lo = Math.min(...specials.map((m) => m.start));
   const span = Math.max(...specials.map((m) => m.end)) - lo;
-  const hop = freeRange(span, [...image, ...specials, { start: area, end: area + AREA_BYTES }]);
+  const hop = freeRange(span, [...image, ...specials, { start: area, end: area + AREA_BYTES }, ...keep]);
   const move = (from: number, size: number, to: number): void => {
     const flags = BigInt(MREMAP_MAYMOVE | MREMAP_FIXED);
     q.add('mremap', SYS.mremap, [BigInt(from), BigInt(size), BigInt(size), flags, BigInt(to)], BigInt(to));
@@ -175,7 +178,7 @@ interface MapFile {
  * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
  * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
-export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>): SharedObjects {
+export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried = new Map()): SharedObjects {
   const files = new Map<string, MapFile>();
   const taken = new Set(listFds(husk.pid));
   let next = 0;
@@ -189,16 +192,18 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
     files.set(key, { first: m, write, fd: next++ });
   }
   const opened: MapFile[] = [];
-  const objects = sharedObjects(husk, image, segments);
+  const objects = sharedObjects(husk, image, segments, carried);
   try {
     openAll(husk, [...files.values()], opened);
     // System V segments made again first, one call at a time (the id shmget gives is the kernel's).
-    for (const o of objects.values()) if (o.sysv && !o.sysv.live) o.sysv.id = makeSegment(husk, o.sysv.segment);
+    for (const o of objects.values()) if (o.sysv && !o.sysv.live && !o.carried) o.sysv.id = makeSegment(husk, o.sysv.segment);
     const q = husk.queue();
     // Each shared anonymous object made once, read-write, somewhere free (a System V segment
-    // attached there whole); every mapping of it is then an alias made by mremap with old size 0
-    // (a new mapping of the same pages) at its offset.
+    // attached there whole), unless the tree's root made it for every member that maps it; every
+    // mapping of it is then an alias made by mremap with old size 0 (a new mapping of the same
+    // pages) at its offset.
     for (const o of objects.values()) {
+      if (o.carried) continue;
       if (o.sysv) q.add('shmat', SYS.shmat, [BigInt(o.sysv.id), BigInt(o.at), 0n], BigInt(o.at));
       else q.add('mmap', SYS.mmap, [BigInt(o.at), BigInt(o.size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], BigInt(o.at));
     }
@@ -264,25 +269,78 @@ interface SharedObject {
   at: number;
   /** a System V segment: the live one attached again, or a new one (its id once made) */
   sysv: (SegmentPlan & { id: number }) | null;
+  /** made by the tree's root husk and inherited (carryObjects), not made here */
+  carried: boolean;
 }
 
-function sharedObjects(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>): SharedObjects {
-  const objects = new Map<number, SharedObject>();
+/**
+ * The shared objects several members of a tree map, made once in the root husk before it forks
+ * (carryObjects), so that every husk inherits them: where each is, how large, and for a System V
+ * segment its id now.
+ */
+export type Carried = Map<number, { at: number; size: number; sysvId: number | null }>;
+
+/** Each object's size: as far as its furthest mapping reaches, a System V segment whole (shmat attaches it so). */
+function objectSizes(image: Mapping[], segments: Map<number, SegmentPlan>): Map<number, number> {
+  const sizes = new Map<number, number>();
   for (const m of image) {
     if (!m.shm) continue;
     const plan = segments.get(m.shm.object);
-    const o = objects.get(m.shm.object) ?? { size: 0, at: 0, sysv: plan ? { ...plan, id: plan.segment.id } : null };
-    // shmat attaches a segment whole.
     const whole = plan ? Math.ceil(plan.segment.size / PAGE_SIZE) * PAGE_SIZE : 0;
-    o.size = Math.max(o.size, whole, m.shm.offset + (m.end - m.start));
-    objects.set(m.shm.object, o);
+    sizes.set(m.shm.object, Math.max(sizes.get(m.shm.object) ?? 0, whole, m.shm.offset + (m.end - m.start)));
   }
+  return sizes;
+}
+
+function sharedObjects(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried): SharedObjects {
+  const objects = new Map<number, SharedObject>();
   const taken: Range[] = [...image, { start: Number(husk.area), end: Number(husk.area) + AREA_BYTES }];
-  for (const o of objects.values()) {
-    o.at = freeRange(o.size, taken);
-    taken.push({ start: o.at, end: o.at + o.size });
+  for (const c of carried.values()) taken.push({ start: c.at, end: c.at + c.size });
+  for (const [object, size] of objectSizes(image, segments)) {
+    const plan = segments.get(object);
+    const c = carried.get(object);
+    const sysv = plan ? { ...plan, id: c?.sysvId ?? plan.segment.id } : null;
+    if (c) {
+      objects.set(object, { size: c.size, at: c.at, sysv, carried: true });
+      continue;
+    }
+    const at = freeRange(size, taken);
+    taken.push({ start: at, end: at + size });
+    objects.set(object, { size, at, sysv, carried: false });
   }
   return objects;
+}
+
+/**
+ * In a tree's root husk, before it forks: make each shared object that several members map
+ * (`members`: each live member's mappings), somewhere free in every member's image, in the husks
+ * (`taken`) and apart from each other, so that each husk inherits it and its members map it from
+ * there: one object, shared as before, and by any child they fork later. A System V segment is
+ * attached (the live one, or one made again, then marked for removal if it was: the attachments
+ * keep it). A member that does not map one unmaps it with the rest of the husk's own.
+ */
+export function carryObjects(husk: Husk, members: Mapping[][], segments: Map<number, SegmentPlan>, taken: Range[]): Carried {
+  const holders = new Map<number, number>();
+  for (const mappings of members) for (const object of new Set(mappings.flatMap((m) => (m.shm ? [m.shm.object] : [])))) holders.set(object, (holders.get(object) ?? 0) + 1);
+  const sizes = objectSizes(members.flat(), segments);
+  const carried: Carried = new Map();
+  const used: Range[] = [...taken, { start: Number(husk.area), end: Number(husk.area) + AREA_BYTES }];
+  for (const [object, size] of sizes) {
+    if ((holders.get(object) ?? 0) < 2) continue;
+    const at = freeRange(size, used);
+    used.push({ start: at, end: at + size });
+    const plan = segments.get(object);
+    let sysvId: number | null = null;
+    if (plan) {
+      sysvId = plan.live ? plan.segment.id : makeSegment(husk, plan.segment);
+      husk.call('shmat', SYS.shmat, BigInt(sysvId), BigInt(at), 0n);
+      if (!plan.live && plan.segment.removed) husk.call('shmctl(IPC_RMID)', SYS.shmctl, BigInt(sysvId), BigInt(IPC_RMID), 0n);
+    } else {
+      husk.call('mmap', SYS.mmap, BigInt(at), BigInt(size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n);
+    }
+    carried.set(object, { at, size, sysvId });
+  }
+  return carried;
 }
 
 /**
@@ -382,7 +440,7 @@ export function dropObjects(husk: Husk, objects: SharedObjects): void {
   for (const o of objects.values()) {
     q.add('munmap', SYS.munmap, [BigInt(o.at), BigInt(o.size)], 0n);
     // The process's own mappings hold it now: marked for removal, it goes with the last of them.
-    if (o.sysv && !o.sysv.live && o.sysv.segment.removed) q.add('shmctl(IPC_RMID)', SYS.shmctl, [BigInt(o.sysv.id), BigInt(IPC_RMID), 0n], 0n);
+    if (o.sysv && !o.sysv.live && !o.carried && o.sysv.segment.removed) q.add('shmctl(IPC_RMID)', SYS.shmctl, [BigInt(o.sysv.id), BigInt(IPC_RMID), 0n], 0n);
   }
   q.run();
 }

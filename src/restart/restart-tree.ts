@@ -15,7 +15,7 @@ import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
 import { AREA_BYTES } from './husk.js';
-import { checkMappedFiles, checkVdso, freeRange, huskMappings, vdsoKey } from './memory.js';
+import { type Carried, carryObjects, checkMappedFiles, checkVdso, freeRange, huskMappings, vdsoKey } from './memory.js';
 import { rebuild, type RestartOptions } from './restart.js';
 import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
 
@@ -72,14 +72,13 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   const tree = opts.job ? asJob(image.tree, opts.job.crSid) : opts.setsid ? inOwnSession(image.tree) : image.tree;
   // What the image may give each process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);
-  // Each member's System V segments, attached again or made again (a segment two members map
-  // is attached by both while it lives; made again, the second member's shmget finds the key taken).
-  const segments = new Map<number, Map<number, SegmentPlan>>();
+  // The tree's System V segments, attached again or made again, once each: shared object numbers
+  // are the image's, and a segment several members map is one object (made in the root husk).
+  const segments: Map<number, SegmentPlan> = planSegments(image.members.flatMap((m) => m.head.mappings), author);
   const vdsoChecked = new Set<string>();
   for (const m of image.members) {
     checkHeadTrust(m.head, author);
     checkMappedFiles(m.head.mappings);
-    segments.set(m.pid, planSegments(m.head.mappings, author));
     const vdso = vdsoKey(m.head.mappings, m.head.vdsoSha256);
     if (!vdsoChecked.has(vdso)) checkVdso(process.pid, m.head.mappings, m.head.vdsoSha256);
     vdsoChecked.add(vdso);
@@ -87,6 +86,8 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   fsSwitchFor(author, fsIdentityOf(process.pid), `the husk (as cr's user)`);
   // One area for all husks (they are copies of the root): free in every member's image.
   const taken = image.members.flatMap((m) => m.head.mappings);
+  // The shared objects several members map, made in the root husk before its forks.
+  let carried: Carried = new Map();
   lap('check');
   const made: MadeTree = makeTree(tree, image.fdImage.table, {
     samePid: opts.samePid ?? false,
@@ -98,6 +99,8 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
       const opener = fsIdentityOf(husk.pid);
       const ids = fsSwitchFor(author, opener, `the husk (pid ${husk.pid})`);
       if (ids) husk.run((inj) => becomeAuthor(inj, ids, opener));
+      // After the author's fs ids: a System V segment made again is the author's to make.
+      carried = carryObjects(husk, image.members.map((m) => m.head.mappings), segments, [...taken, ...huskMappings(husk.pid)]);
     },
   });
   lap('tree');
@@ -112,7 +115,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
       const i = index.get(m.pid)!;
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
-      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments: segments.get(m.pid)! }, () => {});
+      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried }, () => {});
       pages += r.pages;
       for (const w of r.warnings) warnings.add(w);
     }

@@ -17,7 +17,7 @@ import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
-import { checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
+import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
@@ -146,6 +146,8 @@ export interface RebuildOptions {
   pageBytes?: number;
   /** its System V segments: attached again or made again (sysv-shm.ts planSegments) */
   segments: Map<number, SegmentPlan>;
+  /** a tree's shared objects, made in the root husk and inherited (memory.ts carryObjects) */
+  carried?: Carried;
 }
 
 /**
@@ -154,9 +156,9 @@ export interface RebuildOptions {
  */
 export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, opts: RebuildOptions, lap: (name: string) => void): Omit<RestartResult, 'pid' | 'phases'> {
   const warnings: string[] = [];
-  clearAndPlaceVdso(husk, head.mappings);
+  clearAndPlaceVdso(husk, head.mappings, opts.carried);
   openNofile(husk);
-  const objects = mapAll(husk, head.mappings, opts.segments);
+  const objects = mapAll(husk, head.mappings, opts.segments, opts.carried);
   warnings.push(...segmentNotes(objects));
   lap('map');
   const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
