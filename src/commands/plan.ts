@@ -37,12 +37,17 @@ export async function run(args: string[]): Promise<number> {
     console.log(jsonForTerminal(JSON.stringify({ ...plan, length: plan.ops.length, verified: true })));
     return 0;
   }
+  // One write of the whole text: a line per op through console.log costs more than the plan
+  // itself for a table of 100,000 fds.
   const width = String(plan.ops.length).length;
-  console.log(`plan: ${plan.ops.length} ops (lower bound ${plan.lowerBound}) for ${table.processes[0]!.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`);
-  console.log(`target: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
-  plan.ops.forEach((op, i) => console.log(`  ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
-  for (const warning of plan.warnings) console.log(`warning: ${warning}`);
-  console.log('verified: the simulator ends with exactly the image\'s table');
+  const lines = [
+    `plan: ${plan.ops.length} ops (lower bound ${plan.lowerBound}) for ${table.processes[0]!.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`,
+    `target: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`,
+    ...plan.ops.map((op, i) => `  ${String(i + 1).padStart(width)}  ${formatOp(op)}`),
+    ...plan.warnings.map((warning) => `warning: ${warning}`),
+    'verified: the simulator ends with exactly the image\'s table',
+  ];
+  writeAll(lines);
   return 0;
 }
 
@@ -69,21 +74,28 @@ function printTree(tables: FdTables, target: PlanTarget, tree: TreePlan, json: b
   }
   const total = tree.processes.reduce((n, p) => n + p.plan.ops.length, 0);
   const fds = tables.processes.reduce((n, p) => n + p.fds.length, 0);
-  console.log(`plan: ${tree.processes.length} processes, ${total} ops in all for ${fds} fds, ${tables.descs.length} descriptions, ${tables.pipes.length} pipes`);
-  console.log(`target of each root: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
-  console.log('order: each process runs its ops, then forks its children (a child starts with its table as it is then), then closes what it carried for them');
+  const lines: string[] = [];
+  lines.push(`plan: ${tree.processes.length} processes, ${total} ops in all for ${fds} fds, ${tables.descs.length} descriptions, ${tables.pipes.length} pipes`);
+  lines.push(`target of each root: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
+  lines.push('order: each process runs its ops, then forks its children (a child starts with its table as it is then), then closes what it carried for them');
   for (const p of tree.processes) {
     const roots = p.parent === undefined ? 'a root' : `child of ${p.parent}, forked at op ${tree.processes.find((q) => q.pid === p.parent)!.plan.ops.findIndex((op) => op.op === 'fork' && op.pid === p.pid) + 1} of ${p.parent}`;
-    console.log(`process ${p.pid} (${roots}): ${p.plan.ops.length} ops (lower bound ${p.plan.lowerBound})`);
-    if (p.creates.length > 0) console.log(`  creates descriptions ${list(p.creates)}${p.pipes.length > 0 ? ` (pipes ${list(p.pipes)})` : ''}`);
-    if (p.inherits.length > 0) console.log(`  inherits ${p.inherits.map((h) => `description ${h.desc} at fd ${h.from}`).join(', ')}`);
-    if (p.carries.length > 0) console.log(`  carries ${p.carries.map((c) => `description ${c.desc} at fd ${c.fd}`).join(', ')} for its children`);
+    lines.push(`process ${p.pid} (${roots}): ${p.plan.ops.length} ops (lower bound ${p.plan.lowerBound})`);
+    if (p.creates.length > 0) lines.push(`  creates descriptions ${list(p.creates)}${p.pipes.length > 0 ? ` (pipes ${list(p.pipes)})` : ''}`);
+    if (p.inherits.length > 0) lines.push(`  inherits ${p.inherits.map((h) => `description ${h.desc} at fd ${h.from}`).join(', ')}`);
+    if (p.carries.length > 0) lines.push(`  carries ${p.carries.map((c) => `description ${c.desc} at fd ${c.fd}`).join(', ')} for its children`);
     const width = String(p.plan.ops.length).length;
-    p.plan.ops.forEach((op, i) => console.log(`    ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
-    for (const warning of p.plan.warnings) console.log(`  warning: ${warning}`);
+    p.plan.ops.forEach((op, i) => lines.push(`    ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
+    for (const warning of p.plan.warnings) lines.push(`  warning: ${warning}`);
   }
-  console.log('verified: the simulator ends with exactly the image\'s table in every process, each shared description one object');
+  lines.push('verified: the simulator ends with exactly the image\'s table in every process, each shared description one object');
+  writeAll(lines);
   return 0;
+}
+
+/** Lines to stdout in one write (a pipe or file takes it whole; Node writes to both synchronously). */
+function writeAll(lines: string[]): void {
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function summariseFds(fds: number[]): string {

@@ -133,8 +133,11 @@ export class SimDesc {
   semaphore = false;
   /** an epoll's interest list (targets are SimDescs) */
   items: SimItem[] = [];
-  /** the epolls watching this description: its last close takes it off their lists (eventpoll_release) */
-  readonly watchers = new Set<SimDesc>();
+  /**
+   * the epolls watching this description: its last close takes it off their lists
+   * (eventpoll_release); made by the first epoll_ctl on it, as most descriptions never have one
+   */
+  watchers: Set<SimDesc> | null = null;
   /** a timerfd's settings */
   timer: SimTimer | null = null;
   /** a signalfd's mask */
@@ -224,9 +227,14 @@ const O_PATH_KEPT = O_DIRECTORY | O_NOFOLLOW | O_PATH;
  */
 const SETFL_BITS = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME;
 
-/** A set of fd numbers answering "lowest free number >= n" quickly. */
+/**
+ * A set of fd numbers answering "lowest free number >= n" quickly. Like the kernel's next_fd
+ * (fs/file.c), `firstOpen` is a word below which every word is full: a search from 0 starts
+ * there, so filling a table of n fds costs O(n), not O(n^2) word scans.
+ */
 class FdBitmap {
   private words = new Uint32Array(64);
+  private firstOpen = 0;
 
   set(fd: number, used: boolean): void {
     const w = fd >>> 5;
@@ -237,27 +245,80 @@ class FdBitmap {
       this.words = grown;
     }
     if (used) this.words[w] |= 1 << (fd & 31);
-    else this.words[w] &= ~(1 << (fd & 31));
+    else {
+      this.words[w] &= ~(1 << (fd & 31));
+      if (w < this.firstOpen) this.firstOpen = w;
+    }
   }
 
   lowestFree(min: number): number {
     let w = min >>> 5;
     const words = this.words;
-    if (w >= words.length) return min;
-    let bits = words[w] | ((1 << (min & 31)) - 1);
+    let bits: number;
+    if (w < this.firstOpen) {
+      w = this.firstOpen;
+      bits = w < words.length ? words[w]! : 0;
+    } else {
+      if (w >= words.length) return min;
+      bits = words[w]! | ((1 << (min & 31)) - 1);
+    }
+    // The search saw every number from firstOpen up (it started below it, or at its first bit).
+    const fromStart = min >>> 5 < this.firstOpen || (min & 31) === 0 && min >>> 5 === this.firstOpen;
     while (bits === -1 || bits === 0xffffffff) {
       w++;
-      if (w >= words.length) return w * 32;
-      bits = words[w];
+      if (w >= words.length) {
+        if (fromStart) this.firstOpen = w;
+        return w * 32;
+      }
+      bits = words[w]!;
     }
+    // Every word between the search's start and w was full: none below w holds a free number.
+    if (fromStart) this.firstOpen = w;
     const inverted = ~bits >>> 0;
     return w * 32 + (31 - Math.clz32(inverted & -inverted));
   }
 }
 
+/**
+ * fd -> entry, as an array indexed by fd (a process's numbers are dense, the lowest free taken
+ * first): a Map of 100,000 fds costs several times more per call.
+ */
+class FdEntries {
+  private readonly entries: Array<FdEntry | undefined> = [];
+  size = 0;
+
+  get(fd: number): FdEntry | undefined {
+    return this.entries[fd];
+  }
+
+  has(fd: number): boolean {
+    return this.entries[fd] !== undefined;
+  }
+
+  set(fd: number, entry: FdEntry): void {
+    if (this.entries[fd] === undefined) this.size++;
+    this.entries[fd] = entry;
+  }
+
+  delete(fd: number): void {
+    if (this.entries[fd] === undefined) return;
+    this.entries[fd] = undefined;
+    this.size--;
+  }
+
+  /** The open fds, ascending. */
+  keys(): number[] {
+    const out: number[] = [];
+    this.entries.forEach((e, fd) => {
+      if (e !== undefined) out.push(fd);
+    });
+    return out;
+  }
+}
+
 /** One simulated process: its fd table and its RLIMIT_NOFILE. */
 export class SimProcess {
-  private readonly table = new Map<number, FdEntry>();
+  private readonly table = new FdEntries();
   private readonly holds = new Map<number, number>();
   private readonly used = new FdBitmap();
   private limit: Rlimit;
@@ -276,7 +337,7 @@ export class SimProcess {
 
   /** Open fds in ascending order. */
   fds(): number[] {
-    return [...this.table.keys()].sort((a, b) => a - b);
+    return this.table.keys();
   }
 
   get(fd: number): FdEntry | undefined {
@@ -519,7 +580,7 @@ export class SimProcess {
     if ((events & EPOLLEXCLUSIVE) !== 0 && target.kind === 'epoll') throw new SimError(call, 'EINVAL');
     if (ep.items.some((i) => i.target === target && i.fd === fd)) throw new SimError(call, 'EEXIST');
     ep.items.push({ fd, target, events: (events | EPOLLERR | EPOLLHUP) >>> 0, data });
-    target.watchers.add(ep);
+    (target.watchers ??= new Set()).add(ep);
   }
 
   /** timerfd_create(clock, flags): a disarmed timer, O_RDWR plus O_NONBLOCK as asked. */
@@ -891,8 +952,8 @@ export class SimProcess {
     const desc = entry.desc;
     if (--desc.refs > 0) return;
     // A file's last close takes its items off every epoll; an epoll's, its place among its targets' watchers.
-    for (const ep of desc.watchers) ep.items = ep.items.filter((i) => i.target !== desc);
-    for (const i of desc.items) (i.target as SimDesc).watchers.delete(desc);
+    for (const ep of desc.watchers ?? []) ep.items = ep.items.filter((i) => i.target !== desc);
+    for (const i of desc.items) (i.target as SimDesc).watchers?.delete(desc);
     const pipe = desc.pipe;
     if (!pipe) return;
     if (desc.readable) pipe.readers--;
