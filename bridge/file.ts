@@ -23,6 +23,11 @@ export function linkAt(olddirfd: number, oldpath: string, newdirfd: number, newp
   check(libc.linkat(olddirfd, oldpath, newdirfd, newpath, flags), () => `linkat(${olddirfd}, ${JSON.stringify(oldpath)}, ${newdirfd}, ${JSON.stringify(newpath)}, 0x${flags.toString(16)})`);
 }
 
+/** readlinkat(2) into buf: the link's length in bytes (buf.length: it may not all have fit). */
+export function readlinkAt(dirfd: number, path: string, buf: Buffer): number {
+  return check(libc.readlinkat(dirfd, path, buf, buf.length), () => `readlinkat(${dirfd}, ${JSON.stringify(path)})`);
+}
+
 export function closeFd(fd: number): void {
   check(libc.close(fd), () => `close(fd=${fd})`);
 }

@@ -16,6 +16,7 @@ import { toolVersion, type Image } from '../image/format.js';
 import { encodeRegs, PAGE_SIZE, ProcessImageWriter } from '../image/process-format.js';
 import type { Mapping, ProcessHead, ThreadState } from '../image/process-head.js';
 import { treeProblem, type TreeMember } from '../model/tree.js';
+import { readProcFds, type ProcFd } from '../proc/fds.js';
 import { readIdentity } from '../proc/process.js';
 import { readMember as readTreeMember } from '../proc/tree.js';
 import { captureFdTables } from './fds.js';
@@ -143,7 +144,7 @@ interface MemberState {
  * pages and fds. `seen`: the shared objects of the members read before it (one number per object,
  * its pages saved once).
  */
-function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen): MemberState {
+function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: readonly ProcFd[]): MemberState {
   const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
   const identity = readIdentity(pid);
   const read = readMappings(pid, seen);
@@ -182,7 +183,7 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen): Membe
     noNewPrivs: injected.noNewPrivs,
     attributes: injected.attributes.attributes,
     posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
-    locks: readLocks(pid).locks,
+    locks: readLocks(pid, fds).locks,
     cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
     vdsoSha256: vdsoDigest(pid, mappings),
     threads: withOwn(threads, injected.threads),
@@ -206,15 +207,17 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
-    refuseUnsupported(live.map((m) => m.pid), tree.traced);
+    // Each member's fds read once, for the refusal, the locks and the fd table alike.
+    const fds = live.map((m) => readProcFds(m.pid));
+    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced);
     for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
     const problem = treeProblem(members);
     if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');
     const seen = noObjectsSeen();
-    const states = live.map((m) => readMember(m.pid, m.frozen!, seen));
-    const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), opts.maxContents);
+    const states = live.map((m, i) => readMember(m.pid, m.frozen!, seen, fds[i]!));
+    const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), fds, opts.maxContents);
     lap('state');
     writer.tree(members);
     writer.fds(fdImage);

@@ -8,6 +8,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { getSyscallUserDispatch } from '../../bridge/ptrace.js';
 import { readLocks } from './locks.js';
+import type { ProcFd } from '../proc/fds.js';
 import { readTimers } from './timers.js';
 
 /** How cr treats one item: carried, not carried (docs/state.md says why), or judged by its value. */
@@ -206,6 +207,6 @@ function dispatchReasons(pid: number): string[] {
 }
 
 /** Every reason the inventory finds to refuse a frozen process, one line each. */
-export function inventoryReasons(pid: number): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid), ...dispatchReasons(pid)];
+export function inventoryReasons(pid: number, fds: readonly ProcFd[]): string[] {
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid, fds).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid), ...dispatchReasons(pid)];
 }

@@ -3,8 +3,8 @@
 // owned by the process (POSIX locks and leases) or by that description (flock and OFD locks), so
 // restart can set each again on the same fd, that is on the same description. What cr cannot
 // set again (NFS delegations, a lease being broken, mandatory locks) is a reason to refuse.
-import { readdirSync, readFileSync } from 'node:fs';
 import type { FileLock } from '../image/process-head.js';
+import type { ProcFd } from '../proc/fds.js';
 
 const LINE = /^lock:\s+\d+:\s+(\S+)\s+(\S+)\s+(READ|WRITE|UNLCK)\s+(-?\d+)\s+\S+\s+(\d+)\s+(\d+|EOF)\s*$/;
 const KINDS: Record<string, FileLock['kind']> = { FLOCK: 'flock', POSIX: 'posix', OFDLCK: 'ofd', LEASE: 'lease' };
@@ -15,24 +15,13 @@ export interface ReadLocks {
   refusals: string[];
 }
 
-export function readLocks(pid: number): ReadLocks {
+/** The locks of frozen process pid, from its fds as readProcFds read them (ascending). */
+export function readLocks(pid: number, fds: readonly ProcFd[]): ReadLocks {
   const locks: FileLock[] = [];
   const refusals: string[] = [];
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fdinfo`);
-  } catch {
-    return { locks, refusals };
-  }
-  for (const name of fds.sort((a, b) => Number(a) - Number(b))) {
-    const fd = Number(name);
-    let info: string;
-    try {
-      info = readFileSync(`/proc/${pid}/fdinfo/${name}`, 'latin1');
-    } catch {
-      continue; // closed meanwhile: a frozen process closes nothing, so this fd was never there
-    }
-    for (const line of info.split('\n')) {
+  for (const { fd, text } of fds) {
+    if (!text.includes('\nlock:')) continue;
+    for (const line of text.split('\n')) {
       if (!line.startsWith('lock:')) continue;
       const m = LINE.exec(line);
       const kind = m ? KINDS[m[1]!] : undefined;

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
+import type { ProcFd } from '../proc/fds.js';
 import { listThreads, readStatus } from '../proc/process.js';
 import { inventoryReasons } from './inventory.js';
 import { unsupportedMappings } from './maps.js';
@@ -32,14 +33,15 @@ function processBlockers(pid: number, tracers: Map<number, number[]>): string[] 
  * members) the whole-process checkpoint cannot take. In a tree, what does not name its process
  * (a mapping, an fd) is said with the member's pid.
  */
-export function refuseUnsupported(pids: number[], traced: Array<{ pid: number; tracer: number }> = []): void {
+export function refuseUnsupported(pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = []): void {
   const tracers = tracerMap();
   // A member traced by another member is said once, as what its tracer does.
   const memberThreads = new Set(pids.flatMap((pid) => listThreads(pid)));
   const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
   const reasons = pids.flatMap((pid) => {
-    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(pid).map(describeUnsupported)];
-    return [...processBlockers(pid, tracers), ...inventoryReasons(pid), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
+    const fds = fdsOf.get(pid)!;
+    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(fds).map(describeUnsupported)];
+    return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
   reasons.push(...tracedOutside);
   if (reasons.length > 0) throw new CrError(reasons.join('; '));

@@ -1,5 +1,5 @@
-// Gathering the fd tables of frozen processes (one, or a tree's members): /proc for each fd,
-// kcmp(KCMP_FILE) to find which fds share an open file description (within a process or across
+// Gathering the fd tables of frozen processes (one, or a tree's members): what /proc says of each
+// fd (read once, src/proc/fds.ts), kcmp(KCMP_FILE) to find which fds share an open file description (within a process or across
 // processes: a description inherited at fork is one struct file), inodes to find which
 // descriptions are ends of one pipe, wherever its ends are. Pipe bytes are not read here
 // (pipes.ts does that); the table's pipes have empty data.
@@ -9,7 +9,7 @@ import { kcmpFile } from '../../bridge/kcmp.js';
 import { printable } from '../printable.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe, type ProcessFds } from '../model/fdtable.js';
-import { listFds, readProcFd, type ProcFd } from '../proc/fds.js';
+import { readProcFds, type ProcFd } from '../proc/fds.js';
 import { classify, isUnsupported, type Recognised, type Unsupported } from './kinds.js';
 import { readNofile } from '../proc/limits.js';
 
@@ -48,15 +48,15 @@ interface Entry {
 const before = (a: Entry, b: Entry): number => a.member - b.member || a.proc.fd - b.proc.fd;
 
 /**
- * Group entries into open file descriptions. Fds of one description share inode, flags and
- * position, so only entries alike in those are compared, by sorting them with kcmp's total order
+ * Group entries into open file descriptions. Fds of one description share mount, inode, flags and
+ * position (fdinfo's mnt_id, ino, flags, pos), so only entries alike in those are compared, by sorting them with kcmp's total order
  * on struct file pointers: equal neighbours are one description. Canonical order: each group's
  * entries by process then fd, the groups by their first entry.
  */
 function groupDescriptions(entries: Entry[]): Entry[][] {
   const buckets = new Map<string, Entry[]>();
   for (const e of entries) {
-    const key = `${e.proc.stat.dev}:${e.proc.stat.ino}:${e.proc.flags}:${e.proc.pos}`;
+    const key = `${e.proc.mnt}:${e.proc.ino}:${e.proc.flags}:${e.proc.posText}`;
     const bucket = buckets.get(key);
     if (bucket) bucket.push(e);
     else buckets.set(key, [e]);
@@ -66,10 +66,16 @@ function groupDescriptions(entries: Entry[]): Entry[][] {
     if (r === 3) throw new Error(`kcmp(KCMP_FILE) cannot order fd ${a.proc.fd} of ${a.pid} and fd ${b.proc.fd} of ${b.pid}`);
     return r === 0 ? 0 : r === 1 ? -1 : 1;
   };
+  // Most buckets are one description's fds (an fd and its dups): a pair needs one kcmp, not a sort and a pass.
+  const pairOrder = (a: Entry, b: Entry): Entry[][] => (order(a, b) === 0 ? [[a, b]] : [[a], [b]]);
   const groups: Entry[][] = [];
   for (const bucket of buckets.values()) {
     if (bucket.length === 1) {
       groups.push(bucket);
+      continue;
+    }
+    if (bucket.length === 2) {
+      groups.push(...pairOrder(bucket[0]!, bucket[1]!));
       continue;
     }
     bucket.sort(order);
@@ -100,9 +106,9 @@ export interface GatherOptions {
 /** `fd 5 is a socket, which cr cannot dump (why)`: one fd cr cannot dump, for a refusal. */
 export const describeUnsupported = (u: Unsupported): string => `fd ${u.fd} is ${article(u.kind)} ${u.kind}, which cr cannot dump (${u.reason})`;
 
-/** Every fd of a frozen process that cr cannot dump (from /proc alone). */
-export function unsupportedFds(pid: number): Unsupported[] {
-  return listFds(pid).map((fd) => classify(readProcFd(pid, fd))).filter(isUnsupported);
+/** Every fd of a frozen process that cr cannot dump (from what /proc says of them alone). */
+export function unsupportedFds(fds: readonly ProcFd[]): Unsupported[] {
+  return fds.map(classify).filter(isUnsupported);
 }
 
 /**
@@ -112,7 +118,7 @@ export function unsupportedFds(pid: number): Unsupported[] {
 export function gather(pid: number, opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
   const dropped: Unsupported[] = [];
   const inodes = new Set<number>();
-  const entries = readEntries(0, pid, dropped, inodes);
+  const entries = readEntries(0, pid, readProcFds(pid), dropped, inodes);
   const outside = peersOutside(entries, inodes);
   if ((dropped.length > 0 && !opts.skipUnsupported) || outside.length > 0) {
     const skip = opts.offerSkip && dropped.length > 0 ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
@@ -126,15 +132,20 @@ export function gather(pid: number, opts: GatherOptions, lap: (step: string) => 
 }
 
 /**
- * Read the fd tables of frozen processes (a tree's live members, parents first, each with its
- * parent when that is one of them): one description per struct file whoever holds it, one pipe
- * per pipe whichever processes hold its ends. Unsupported fds are refused (refuse.ts names them
- * before this runs).
+ * Build the fd tables of frozen processes (a tree's live members, parents first, each with its
+ * parent when that is one of them) from their fds as readProcFds read them (`fds`, one list per
+ * member): one description per struct file whoever holds it, one pipe per pipe whichever
+ * processes hold its ends. Unsupported fds are refused (refuse.ts names them before this runs).
  */
-export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: (step: string) => void = () => {}, maxContents = DEFAULT_MAX_CONTENTS): GatheredTree {
+export function gatherTree(
+  procs: Array<{ pid: number; parent?: number }>,
+  fds: ReadonlyArray<readonly ProcFd[]>,
+  lap: (step: string) => void = () => {},
+  maxContents = DEFAULT_MAX_CONTENTS,
+): GatheredTree {
   const dropped: Unsupported[] = [];
   const inodes = new Set<number>();
-  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, dropped, inodes));
+  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, fds[i]!, dropped, inodes));
   const outside = peersOutside(entries, inodes);
   if (dropped.length > 0 || outside.length > 0) throw new CrError([...dropped.map(describeUnsupported), ...outside].join('; '));
   lap('proc');
@@ -144,11 +155,10 @@ export function gatherTree(procs: Array<{ pid: number; parent?: number }>, lap: 
 }
 
 /** The entries of a process's fds cr can dump; the others go to `dropped`, every fd's inode to `inodes`. */
-function readEntries(member: number, pid: number, dropped: Unsupported[], inodes: Set<number>): Entry[] {
+function readEntries(member: number, pid: number, fds: readonly ProcFd[], dropped: Unsupported[], inodes: Set<number>): Entry[] {
   const entries: Entry[] = [];
-  for (const fd of listFds(pid)) {
-    const proc = readProcFd(pid, fd);
-    inodes.add(proc.stat.ino);
+  for (const proc of fds) {
+    inodes.add(proc.ino);
     const kind = classify(proc);
     if (isUnsupported(kind)) dropped.push(kind);
     else entries.push({ member, pid, proc, kind });

@@ -19,7 +19,7 @@ const OPEN_DROP = O_CREAT | O_EXCL | O_TRUNC;
 
 export const no = (e: ProcFd, kind: string, reason: string): Unsupported => ({ fd: e.fd, kind, reason });
 
-export const inodeKey = (e: ProcFd): string => `${e.stat.dev}:${e.stat.ino}`;
+export const inodeKey = (e: ProcFd): string => `${e.stat.dev}:${e.ino}`;
 
 function isUnderProc(path: string): boolean {
   return path === '/proc' || path.startsWith('/proc/');

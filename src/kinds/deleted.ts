@@ -42,7 +42,7 @@ export const deleted: KindModule<'deleted'> = {
       describe: (id) => ({ id, kind: 'deleted', flags: e.flags, path, size: e.stat.size, offset: e.pos, mode: e.stat.mode & 0o7777, extents: [] }),
       resolve(d, { pid, fds, maxContents }) {
         if (d.kind !== 'deleted') return null;
-        const others = fds.filter((f) => f.proc.stat.ino === e.stat.ino && f.proc.stat.dev === e.stat.dev && f.desc !== d.id);
+        const others = fds.filter((f) => f.proc.ino === e.ino && f.proc.stat.dev === e.stat.dev && f.desc !== d.id);
         if (others.length > 0) return no(e, 'deleted file', `${printable(e.link)}: also open as another description at fd ${others[0]!.proc.fd}, which cr does not make yet (one deleted file, one description)`);
         const got = readContents(`/proc/${pid}/fd/${e.fd}`, d.size, maxContents);
         if (!Array.isArray(got)) return no(e, 'deleted file', `${printable(e.link)}: ${got.tooBig} bytes of data, above --max-deleted-size ${maxContents}`);

@@ -150,7 +150,7 @@ export const epoll: KindModule<'epoll'> = {
           // The kernel finds an item by its number and its rank among the items of that number.
           const rank = toff.get(r.tfd) ?? 0;
           toff.set(r.tfd, rank + 1);
-          const candidates = fds.filter((f) => f.proc.stat.ino === r.ino).sort((a, b) => (a.proc.fd === r.tfd ? -1 : b.proc.fd === r.tfd ? 1 : a.proc.fd - b.proc.fd));
+          const candidates = fds.filter((f) => f.proc.ino === r.ino).sort((a, b) => (a.proc.fd === r.tfd ? -1 : b.proc.fd === r.tfd ? 1 : a.proc.fd - b.proc.fd));
           const found = candidates.find((f) => kcmpEpollTfd(pid, f.proc.fd, epfd, r.tfd, rank));
           if (found === undefined) {
             return no(e, 'epoll', `it watches a file (inode ${r.ino}, added as fd ${r.tfd}) that no fd of the process holds: held only by another process or by the kernel`);

@@ -61,7 +61,7 @@ export const memfd: KindModule<'memfd'> = {
       describe: (id) => ({ id, kind: 'memfd', flags: e.flags, name, size: e.stat.size, offset: e.pos, mode: e.stat.mode & 0o7777, seals: 0, extents: [] }),
       resolve(d, { pid, fds, maxContents }) {
         if (d.kind !== 'memfd') return null;
-        const others = fds.filter((f) => f.proc.stat.ino === e.stat.ino && f.proc.stat.dev === e.stat.dev && f.desc !== d.id);
+        const others = fds.filter((f) => f.proc.ino === e.ino && f.proc.stat.dev === e.stat.dev && f.desc !== d.id);
         if (others.length > 0) return no(e, 'memfd', `${printable(e.link)}: also open as another description at fd ${others[0]!.proc.fd} (reopened through /proc), which cr does not make yet`);
         const path = `/proc/${pid}/fd/${e.fd}`;
         const fd = openSync(path, fs.O_RDONLY | 0o2000000);

@@ -6,7 +6,7 @@ import { CLASS_PAIR_END, CLASS_REOPEN } from '../abi.js';
 import { badInput } from '../errors.js';
 import { O_ACCMODE, O_ASYNC, O_CREAT, O_DIRECT, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_TRUNC } from '../model/fdtable.js';
 import { get, integer } from '../model/json.js';
-import { inodeKey, oddFlags, RESTORABLE_FLAGS } from './common.js';
+import { oddFlags, RESTORABLE_FLAGS } from './common.js';
 import type { KindModule } from './kind.js';
 
 const MAX_ID = 2 ** 31 - 1;
@@ -14,10 +14,12 @@ const MAX_ID = 2 ** 31 - 1;
 export const pipe: KindModule<'pipe'> = {
   kind: 'pipe',
   recognise(e) {
-    if (!e.stat.isFIFO() || !e.link.startsWith('pipe:')) return null;
+    // `pipe:[ino]` is pipefs's name for its inodes: only an anonymous pipe has it, and it names
+    // the pipe (one pipefs), so no stat is needed.
+    if (!e.link.startsWith('pipe:')) return null;
     const odd = oddFlags(e, RESTORABLE_FLAGS, 'pipe');
     if (odd) return odd;
-    return { kind: 'pipe', pipeKey: inodeKey(e), describe: (id, p) => ({ id, kind: 'pipe', flags: e.flags, pipe: p!.id }) };
+    return { kind: 'pipe', pipeKey: e.link, describe: (id, p) => ({ id, kind: 'pipe', flags: e.flags, pipe: p!.id }) };
   },
   fields: ['pipe'],
   parse(obj, where, id, flags) {
