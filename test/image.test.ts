@@ -139,12 +139,12 @@ test('bad images: each refused with exit code 2 and one line saying what is wron
   refuses(good.subarray(0, good.length - 10), /no cr image envelope/);
   refuses(packr.pack([1, 2, 3]), /no cr image envelope/);
   refuses(handMade(goodPayload(), { magic: 'not-cr' }), /wrong magic/);
-  refuses(handMade(goodPayload(), { formatVersion: 3 }), /image format version 3 is not supported \(this cr reads version 2\)$/);
+  refuses(handMade(goodPayload(), { formatVersion: 4 }), /image format version 4 is not supported \(this cr reads version 3\)$/);
   // Version 1 held one process's table: an older cr's image, refused in one line that says so.
   const p1 = goodPayload();
   const one = (p1.table as { processes: Array<{ fds: unknown; rlimit: unknown }> }).processes[0]!;
   const v1 = handMade({ ...p1, table: { fds: one.fds, descs: (p1.table as { descs: unknown }).descs, pipes: (p1.table as { pipes: unknown }).pipes, rlimit: one.rlimit } }, { formatVersion: 1 });
-  refuses(v1, /image format version 1 is not supported \(this cr reads version 2\): it is from an older cr, dump the process again$/);
+  refuses(v1, /image format version 1 is not supported \(this cr reads version 3\): it is from an older cr, dump the process again$/);
   refuses(handMade(goodPayload(), { extra: 1 }), /envelope has an unknown field "extra"/);
   refuses(handMade(goodPayload(), { checksum: { md5: Buffer.alloc(16) } }), /checksum is not a sha256/);
   const flipped = Buffer.from(good);

@@ -1,5 +1,6 @@
 // `cr fuzz [--seed N] [--count N] [--max-fds N]`: random tables through the planner and
 // the simulator; exit 1 with the failing seed and a shrunken case on the first failure.
+import { tableJson } from '../model/json.js';
 import { oneProcess } from '../model/fdtable.js';
 import { treeOf } from '../fuzz/tree.js';
 import { defineCommand, parseCommand } from '../command-line.js';
@@ -62,8 +63,8 @@ export async function run(args: string[]): Promise<number> {
   console.log(`shrunk to ${f.shrunk.table.fds.length} fds, ${f.shrunk.target.fds.length} target fds; it fails with:`);
   console.log(`  ${f.shrunkReason}`);
   // As `plan` reads it: the table of one process.
-  console.log(`table: ${JSON.stringify(oneProcess(f.shrunk.table, 1))}`);
+  console.log(`table: ${tableJson(oneProcess(f.shrunk.table, 1))}`);
   console.log(`target: ${JSON.stringify(f.shrunk.target)}`);
-  if (f.shrunk.tree !== undefined) console.log(`as a tree: ${JSON.stringify(treeOf(f.shrunk.table, f.shrunk.tree))}`);
+  if (f.shrunk.tree !== undefined) console.log(`as a tree: ${tableJson(treeOf(f.shrunk.table, f.shrunk.tree))}`);
   return 1;
 }

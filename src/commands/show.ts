@@ -1,5 +1,6 @@
 // `cr show IMAGE [--json]`: an image of either kind (or a JSON fd table) as a readable table, or
 // as the JSON fd table `plan` accepts; for a whole-process image, a few lines about the process first.
+import { tableJson } from '../model/json.js';
 import { show, type ShowResult } from '../api/show.js';
 import { badInput } from '../errors.js';
 import { defineCommand, parseCommand } from '../command-line.js';
@@ -250,7 +251,7 @@ export async function run(args: string[]): Promise<number> {
   if (parsed.values.json) {
     // --all: the documented whole-image schema (docs/image-format.md); without it the table alone, as plan takes it.
     const out = parsed.values.all ? wholeJson(shownImage) : isTree(shownImage) ? { ...table, tree: shownImage.tree } : table;
-    console.log(jsonForTerminal(JSON.stringify(out, null, 2)));
+    console.log(jsonForTerminal(tableJson(out, 2)));
     return 0;
   }
   const tree = isTree(shownImage) ? renderTree(shownImage.tree!, table, whole) : [];

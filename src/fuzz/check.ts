@@ -1,5 +1,6 @@
 // One fuzz case end to end: validate the table, plan it, verify the plan on the
 // simulator, and judge a refusal against what the planner promises.
+import { tableJson } from '../model/json.js';
 import { CrError } from '../errors.js';
 import { parseTables, parseTarget } from '../image/validate.js';
 import { oneProcess, viewOf } from '../model/fdtable.js';
@@ -49,7 +50,7 @@ function withTree(c: FuzzCase, single: Exclude<CaseVerdict, { kind: 'failure' }>
   if (c.tree === undefined) return single;
   let tables;
   try {
-    tables = parseTables(JSON.parse(JSON.stringify(treeOf(c.table, c.tree))));
+    tables = parseTables(JSON.parse(tableJson(treeOf(c.table, c.tree))));
   } catch (err) {
     if (err instanceof CrError) return { kind: 'failure', reason: `the tree is not valid input: ${err.message}` };
     throw err;

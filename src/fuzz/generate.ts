@@ -196,13 +196,13 @@ function addSignalfd(b: Builder): void {
 function addMemfd(b: Builder): void {
   const rng = b.rng;
   const size = rng.weighted([[2, () => 0], [4, () => rng.int(1, 1 << 20)], [1, () => rng.int(0, 2 ** 40)]])();
-  const extents: Array<{ offset: number; data: string }> = [];
+  const extents: Array<{ offset: number; data: Buffer }> = [];
   let at = 0;
   for (let n = rng.int(0, 3); n > 0 && at < size; n--) {
     const offset = rng.int(at, Math.min(size - 1, at + (1 << 20)));
     const len = Math.min(size - offset, rng.pick([1, 17, 4096, 300000]));
     if (len <= 0) break;
-    extents.push({ offset, data: Buffer.alloc(len, rng.int(1, 255)).toString('base64') });
+    extents.push({ offset, data: Buffer.alloc(len, rng.int(1, 255)) });
     at = offset + len + 1;
   }
   const noexec = rng.chance(0.3);
@@ -216,10 +216,10 @@ function addMemfd(b: Builder): void {
 function addDeleted(b: Builder): void {
   const rng = b.rng;
   const size = rng.weighted([[2, () => 0], [4, () => rng.int(1, 1 << 20)], [1, () => rng.int(0, 2 ** 40)]])();
-  const extents: Array<{ offset: number; data: string }> = [];
+  const extents: Array<{ offset: number; data: Buffer }> = [];
   if (size > 0 && rng.chance(0.7)) {
     const offset = rng.int(0, size - 1);
-    extents.push({ offset, data: Buffer.alloc(Math.min(size - offset, rng.pick([1, 100, 4096])), 7).toString('base64') });
+    extents.push({ offset, data: Buffer.alloc(Math.min(size - offset, rng.pick([1, 100, 4096])), 7) });
   }
   const flags = accessMode(rng) | O_LARGEFILE | someOf(rng, 0.1, [O_APPEND, O_NONBLOCK, O_NOATIME]) | openStatus(rng);
   addDesc(b, { kind: 'deleted', flags, path: `/tmp/cr-fuzz/gone${rng.int(0, 9)}`, size, offset: rng.int(0, size + 10), mode: rng.pick([0o600, 0o644, 0o400, 0o755]), extents });

@@ -5,7 +5,8 @@
 // nothing.
 import { createHash } from 'node:crypto';
 import { badInput, CrError } from '../errors.js';
-import type { FdTables } from '../model/fdtable.js';
+import { KINDS } from '../kinds/registry.js';
+import type { Desc, DescKind, FdTables } from '../model/fdtable.js';
 import { parseTables } from '../image/validate.js';
 import { OutputFile } from '../output-file.js';
 import { readImageFile } from './file.js';
@@ -13,10 +14,12 @@ import { packMsgpack, unpackBounded } from './msgpack.js';
 
 export const IMAGE_MAGIC = 'cr-fd-image';
 /**
+ * 3: the bytes kinds carry (a memfd's or deleted file's data extents, a unix socket's queue) are
+ * bin, as pipe data always was, not base64 text.
  * 2: the table is FdTables (shared descriptions and pipes, per-process fds and limits); 1 held one
  * process's table and is refused.
  */
-export const IMAGE_FORMAT_VERSION = 2;
+export const IMAGE_FORMAT_VERSION = 3;
 
 /** A checkpoint: who was dumped, on what, and its fd table. */
 export interface Image {
@@ -38,13 +41,45 @@ export { toolVersion } from '../version.js';
 
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
 
-/** The envelope and payload bytes of an image. Pipe data goes in as binary, not base64. */
+/**
+ * A description with the fields its kind holds as bytes (`binary`) turned to binary (`toBytes`:
+ * base64 text as the model may hold it decoded, bytes kept) or checked binary (`fromBytes`: the
+ * kind's parse takes the bytes).
+ */
+function convertBinary(d: Record<string, unknown>, toBytes: boolean, where: string, bad: (what: string) => never): Record<string, unknown> {
+  const paths = typeof d.kind === 'string' && Object.hasOwn(KINDS, d.kind) ? (KINDS[d.kind as DescKind].binary ?? []) : [];
+  if (paths.length === 0) return d;
+  const one = (v: unknown, w: string): unknown => {
+    if (toBytes) return typeof v === 'string' ? Buffer.from(v, 'base64') : v;
+    if (!(v instanceof Uint8Array)) bad(`${w} is not binary`);
+    return v;
+  };
+  const out = { ...d };
+  for (const path of paths) {
+    const [field, sub] = path.split('[].') as [string, string | undefined];
+    if (!(field in out)) continue; // the model's validation names what is missing
+    const v = out[field];
+    if (sub === undefined) {
+      out[field] = one(v, `${where}.${field}`);
+      continue;
+    }
+    if (!Array.isArray(v)) continue;
+    out[field] = v.map((e, i) => (isRecord(e) && sub in e ? { ...e, [sub]: one(e[sub], `${where}.${field}[${i}].${sub}`) } : e));
+  }
+  return out;
+}
+
+const noBadInput = (what: string): never => {
+  throw new Error(`encodeImage: ${what}`);
+};
+
+/** The envelope and payload bytes of an image. Pipe data and each kind's bytes go in as binary, not base64. */
 export function encodeImage(image: Image): Buffer {
   if (image.magic !== IMAGE_MAGIC || image.formatVersion !== IMAGE_FORMAT_VERSION) {
     throw new Error(`encodeImage: magic ${image.magic} version ${image.formatVersion} is not what this cr writes`);
   }
   const table = {
-    descs: image.table.descs,
+    descs: image.table.descs.map((d: Desc, i) => convertBinary(d as unknown as Record<string, unknown>, true, `descs[${i}]`, noBadInput)),
     pipes: image.table.pipes.map((p) => ({ ...p, data: Buffer.from(p.data, 'base64') })),
     processes: image.table.processes,
   };
@@ -153,10 +188,12 @@ function checkDropped(v: unknown, bad: (what: string) => never): Image['dropped'
   });
 }
 
-/** Turn the table's binary pipe data back into base64 and let the model's validation judge it. */
+/** Turn the table's binary pipe data and kinds' bytes back into base64 and let the model's validation judge it. */
 function checkTable(v: unknown, name: string, bad: (what: string) => never): FdTables {
   if (!isRecord(v)) bad('table is not a map');
   const t = v as Record<string, unknown>;
+  if (!Array.isArray(t.descs)) bad('table.descs is not a list');
+  const descs = (t.descs as unknown[]).map((d, i) => (isRecord(d) ? convertBinary(d, false, `table.descs[${i}]`, bad) : d));
   if (!Array.isArray(t.pipes)) bad('table.pipes is not a list');
   const pipes = (t.pipes as unknown[]).map((p, i) => {
     if (!isRecord(p)) bad(`table.pipes[${i}] is not a map`);
@@ -164,7 +201,7 @@ function checkTable(v: unknown, name: string, bad: (what: string) => never): FdT
     if (!(data instanceof Uint8Array)) bad(`table.pipes[${i}].data is not binary`);
     return { ...(p as Record<string, unknown>), data: Buffer.from(data as Uint8Array).toString('base64') };
   });
-  return validTable({ ...t, pipes }, name);
+  return validTable({ ...t, descs, pipes }, name);
 }
 
 export function validTable(input: unknown, name: string): FdTables {

@@ -20,6 +20,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 12: the FDS record is an fd-table image of format version 3 (kinds' bytes as bin).
  * 11: a shared object's number (`shm.object`) is the image's: members of a tree mapping the same
  * number share that object; its pages are in the image once.
  * 10: a shared object may be a System V segment (`shm.sysv`).
@@ -31,7 +32,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 11;
+export const PROCESS_FORMAT_VERSION = 12;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;

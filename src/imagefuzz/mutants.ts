@@ -2,7 +2,7 @@
 // it), whether every reader must refuse it ('reject') or may also accept it ('any': the change
 // can leave a valid image, e.g. a flipped byte of pipe data behind a recomputed checksum), and
 // makes its bytes only when asked, so a run never holds more than one huge mutant.
-import { IMAGE_MAGIC } from '../image/format.js';
+import { IMAGE_FORMAT_VERSION, IMAGE_MAGIC } from '../image/format.js';
 import { MAX_ENTRIES, MAX_NOFILE } from '../image/validate.js';
 import { O_ACCMODE, O_CLOEXEC, O_DIRECTORY, O_DSYNC, O_LARGEFILE, O_PATH, O_RDONLY, O_RDWR, O_WRONLY } from '../model/fdtable.js';
 import { Rng } from '../fuzz/random.js';
@@ -87,7 +87,7 @@ function* envelopes(seeds: Seed[]): Generator<Mutant> {
     yield e(`magic ${JSON.stringify(magic)}`, () => envelope(payloadBytes, { magic }));
   }
   yield e('no magic', () => envelope(payloadBytes, { magic: undefined }));
-  for (const version of [0, 1, 3, 99, -1, 1.5, 2 ** 32 + 1, 2 ** 53, '1', null, true, [1], { v: 1 }, 2n ** 64n - 1n, NaN]) {
+  for (const version of [0, 1, 2, IMAGE_FORMAT_VERSION + 1, 99, -1, 1.5, 2 ** 32 + 1, 2 ** 53, '1', null, true, [1], { v: 1 }, 2n ** 64n - 1n, NaN]) {
     yield e(`formatVersion ${String(version)}`, () => envelope(payloadBytes, { formatVersion: version }));
   }
   yield e('no formatVersion', () => envelope(payloadBytes, { formatVersion: undefined }));

@@ -1,5 +1,6 @@
 // A file's contents carried in the image (a memfd, a deleted file): its data extents, read
-// sparse-aware (SEEK_DATA/SEEK_HOLE) so holes stay holes, each extent's bytes in base64; written
+// sparse-aware (SEEK_DATA/SEEK_HOLE) so holes stay holes, each extent's bytes a Buffer (bin in an
+// image file, base64 text in JSON: src/image/format.ts, tableJson); written
 // back with pwrite64 in chunks a batch holds.
 import { closeSync, constants as fs, openSync, readSync } from 'node:fs';
 import { SEEK_DATA, SEEK_HOLE, seek } from '../../bridge/seek.js';
@@ -35,7 +36,7 @@ export function readContents(path: string, size: number, limit: number): Extent[
         got += n;
       }
       // A run of zeros inside the data is kept as it is: SEEK_DATA's answer is the file system's.
-      extents.push({ offset: start, data: buf.toString('base64') });
+      extents.push({ offset: start, data: buf });
       at = end;
     }
     return extents;
@@ -44,7 +45,7 @@ export function readContents(path: string, size: number, limit: number): Extent[
   }
 }
 
-/** Extents from an image: in order, apart, inside `size`, base64, at most MAX_CONTENTS bytes in all. */
+/** Extents from an image (bytes) or JSON (base64 text): in order, apart, inside `size`, at most MAX_CONTENTS bytes in all. */
 export function parseExtents(obj: Obj, where: string, size: number): Extent[] {
   let end = 0;
   let total = 0;
@@ -53,11 +54,12 @@ export function parseExtents(obj: Obj, where: string, size: number): Extent[] {
     const e = object(v, w);
     fields(e, w, ['offset', 'data']);
     const offset = integer(get(e, 'offset'), `${w}.offset`, end, Number.MAX_SAFE_INTEGER);
-    const data = get(e, 'data');
-    if (typeof data !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length % 4 !== 0 || data.length === 0) {
-      badInput(`${w}.data: expected non-empty base64, got ${typeof data === 'string' ? `${data.length} characters that are not` : show(data)}`);
-    }
-    const bytes = Buffer.byteLength(data, 'base64');
+    const raw = get(e, 'data');
+    let data: Buffer;
+    if (raw instanceof Uint8Array && raw.length > 0) data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    else if (typeof raw === 'string' && raw.length > 0 && raw.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(raw)) data = Buffer.from(raw, 'base64');
+    else badInput(`${w}.data: expected non-empty bytes (base64 in JSON), got ${typeof raw === 'string' ? `${raw.length} characters that are not` : raw instanceof Uint8Array ? 'none' : show(raw)}`);
+    const bytes = data.length;
     total += bytes;
     if (total > MAX_CONTENTS) badInput(`${w}: more than ${MAX_CONTENTS} bytes of contents`);
     if (offset + bytes > size) badInput(`${w}: bytes ${offset} to ${offset + bytes} are past the size ${size}`);
@@ -67,12 +69,12 @@ export function parseExtents(obj: Obj, where: string, size: number): Extent[] {
 }
 
 /** Bytes carried, for show. */
-export const carried = (extents: Extent[]): number => extents.reduce((n, e) => n + Buffer.byteLength(e.data, 'base64'), 0);
+export const carried = (extents: Extent[]): number => extents.reduce((n, e) => n + e.data.length, 0);
 
 /** Queue the writes of the extents into fd, a chunk at a time. */
 export function writeExtents(fd: number, extents: Extent[], q: CallQueue): void {
   for (const e of extents) {
-    const bytes = Buffer.from(e.data, 'base64');
+    const bytes = e.data;
     for (let from = 0; from < bytes.length; from += CHUNK) {
       const chunk = bytes.subarray(from, Math.min(bytes.length, from + CHUNK));
       q.call('pwrite64', [BigInt(fd), q.put(chunk), BigInt(chunk.length), BigInt(e.offset + from)], BigInt(chunk.length), `pwrite64(${fd}, <${chunk.length} bytes>, ${chunk.length}, ${e.offset + from})`);
@@ -84,7 +86,7 @@ export function writeExtents(fd: number, extents: Extent[], q: CallQueue): void 
 export function chunksOf(extents: Extent[]): Array<{ offset: number; bytes: Buffer }> {
   const out: Array<{ offset: number; bytes: Buffer }> = [];
   for (const e of extents) {
-    const bytes = Buffer.from(e.data, 'base64');
+    const bytes = e.data;
     for (let from = 0; from < bytes.length; from += CHUNK) out.push({ offset: e.offset + from, bytes: bytes.subarray(from, Math.min(bytes.length, from + CHUNK)) });
   }
   return out;

@@ -52,6 +52,7 @@ export const deleted: KindModule<'deleted'> = {
     };
   },
   fields: ['path', 'size', 'offset', 'mode', 'extents'],
+  binary: ['extents[].data'],
   parse(obj, where, id, flags) {
     flags = (flags | O_LARGEFILE) >>> 0;
     if ((flags & ~RESTORABLE_FLAGS) !== 0) badInput(`${where}.flags: a deleted file's flags are those of a file opened by path`);

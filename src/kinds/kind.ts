@@ -213,6 +213,11 @@ export interface KindModule<K extends DescKind> {
   flagBits?: number;
   /** image: the fields a description has besides id, kind and flags */
   fields: readonly string[];
+  /**
+   * image: the fields that hold bytes, base64 text in the model and in JSON, msgpack bin in an
+   * image file: `name` for a field, `name[].sub` for a field of each entry of a list
+   */
+  binary?: readonly string[];
   /** image: the description from checked id and flags and the object's other fields (one-line badInput) */
   parse(obj: Obj, where: string, id: number, flags: number): DescOf<K>;
   /** plan: how it is created */

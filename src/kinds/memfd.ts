@@ -78,6 +78,7 @@ export const memfd: KindModule<'memfd'> = {
     };
   },
   fields: ['name', 'size', 'offset', 'mode', 'seals', 'extents'],
+  binary: ['extents[].data'],
   parse(obj, where, id, flags) {
     if ((flags & O_ACCMODE) !== O_RDWR || (flags & ~MEMFD_FLAGS) !== 0) badInput(`${where}.flags: a memfd is O_RDWR with at most O_LARGEFILE, O_NONBLOCK, O_APPEND and O_NOATIME`);
     const name = get(obj, 'name');

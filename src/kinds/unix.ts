@@ -187,6 +187,7 @@ export const unix: KindModule<'unix'> = {
   kind: 'unix',
   recognise,
   fields: ['type', 'state', 'pair', 'address', 'backlog', 'queue', 'packets', 'shutdown', 'options'],
+  binary: ['queue'],
   parse(obj, where, id, flags) {
     if ((flags & O_ACCMODE) !== O_RDWR || (flags & ~UNIX_FLAGS) !== 0) badInput(`${where}.flags: a socket is O_RDWR with at most O_NONBLOCK and O_APPEND`);
     const type = get(obj, 'type');
@@ -208,7 +209,9 @@ export const unix: KindModule<'unix'> = {
     const backlog = get(obj, 'backlog');
     if ((backlog !== undefined) !== (state === 'listening')) badInput(`${where}.backlog: a listening socket has a backlog, no other has one`);
     if (backlog !== undefined) desc.backlog = integer(backlog, `${where}.backlog`, 0, 2 ** 31 - 1);
-    const queue = get(obj, 'queue');
+    // bin in an image file (src/image/format.ts), base64 text in JSON and in the model
+    const raw = get(obj, 'queue');
+    const queue = raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : raw;
     if (typeof queue !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(queue) || queue.length % 4 !== 0) badInput(`${where}.queue: expected base64`);
     const bytes = Buffer.byteLength(queue, 'base64');
     if (bytes > MAX_QUEUE) badInput(`${where}.queue: ${bytes} bytes, more than ${MAX_QUEUE}`);

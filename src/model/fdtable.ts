@@ -139,10 +139,10 @@ export interface SignalfdDesc extends DescBase {
   mask: string;
 }
 
-/** A data extent of a file carried in the image: its bytes (base64) at an offset. */
+/** A data extent of a file carried in the image: its bytes at an offset (base64 text in JSON, bin in an image file). */
 export interface Extent {
   offset: number;
-  data: string;
+  data: Buffer;
 }
 
 /** A memfd (src/kinds/memfd.ts): an anonymous file, its contents carried in the image. */

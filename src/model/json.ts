@@ -32,6 +32,21 @@ export function show(value: unknown): string {
 
 export type Obj = Record<string, unknown>;
 
+/**
+ * JSON text of a table (or anything holding one): bytes (a file's extents, Buffers in the model)
+ * as base64 text, the form parsing takes back.
+ */
+export function tableJson(value: unknown, space?: number): string {
+  return JSON.stringify(
+    value,
+    function (this: Record<string, unknown>, key: string, v: unknown) {
+      const raw = this[key];
+      return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : v;
+    },
+    space,
+  );
+}
+
 export function object(value: unknown, where: string): Obj {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     badInput(`${where}: expected an object, got ${show(value)}`);
