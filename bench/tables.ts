@@ -40,3 +40,32 @@ export function pipeTable(nFds: number, seed = 1): FdTable {
   const keptPipes = pipes.filter((q) => keptDescs.some((d) => 'pipe' in d && d.pipe === q.id));
   return { fds, descs: keptDescs, pipes: keptPipes, rlimit: { soft: limit, hard: limit } };
 }
+
+/**
+ * Issue 15's dense layout: 1,031 fds on 393 pipes (each pipe's two ends, then 245 dups of the
+ * first ends) at shuffled numbers, 1,476 bytes queued in every pipe (580 KB in all).
+ */
+export function denseTable(seed = 1): FdTable {
+  const random = prng(seed);
+  const pipeCount = 393;
+  const fdCount = 1031;
+  const limit = 2 * fdCount;
+  const numbers = Array.from({ length: limit }, (_, i) => i);
+  for (let i = numbers.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [numbers[i], numbers[j]] = [numbers[j], numbers[i]];
+  }
+  const pipes: Pipe[] = [];
+  const descs: Desc[] = [];
+  for (let p = 0; p < pipeCount; p++) {
+    const bytes = Buffer.alloc(1476, `pipe ${p} `);
+    pipes.push({ id: p, capacity: 65536, data: bytes.toString('base64') });
+    descs.push({ id: 2 * p, kind: 'pipe', flags: O_RDONLY, pipe: p }, { id: 2 * p + 1, kind: 'pipe', flags: O_WRONLY, pipe: p });
+  }
+  const fds: Fd[] = [];
+  for (let i = 0; i < fdCount; i++) {
+    const desc = i < 2 * pipeCount ? i : 2 * (i - 2 * pipeCount);
+    fds.push({ fd: numbers[i]!, desc, cloexec: random() < 0.5 });
+  }
+  return { fds, descs, pipes, rlimit: { soft: limit, hard: limit } };
+}
