@@ -29,6 +29,6 @@ for (const [path, text] of Object.entries(generated())) {
 }
 run(bin('asc'), ['--config', 'asconfig.json']);
 run(bin('tsc'), ['-p', '.']);
-// Every command's declaration (flags, usage, examples), for help without loading the commands.
-const { allCommands, DECLARATIONS } = await import(join(root, 'build', 'src', 'cli.js'));
-writeFileSync(DECLARATIONS, `${JSON.stringify(await allCommands())}\n`);
+// The help texts rendered from every command's declaration, for help without loading the commands.
+const { helpTexts, HELP_TEXTS } = await import(join(root, 'build', 'src', 'cli.js'));
+writeFileSync(HELP_TEXTS, `${JSON.stringify(await helpTexts())}\n`);

@@ -1,9 +1,10 @@
 // `node cr.mjs <command>`: dispatches to src/commands/<command>.ts. Each command declares its own
-// command line (src/command-line.ts); the overall usage here is put together from those.
+// command line (src/command-line.ts); the overall usage here is put together from those. This
+// module imports only errors.ts before it knows the command: help comes from texts the build
+// rendered, and the parser's module loads with the command.
 import { readFileSync } from 'node:fs';
-import { PROG, renderHelp, type Command, type Flag } from './command-line.js';
+import type { Command, Flag } from './command-line.js';
 import { CrError } from './errors.js';
-import { terminalSafe } from './printable.js';
 
 interface CommandModule {
   command: Command<Record<string, Flag>>;
@@ -27,27 +28,20 @@ export async function allCommands(): Promise<Array<Command<Record<string, Flag>>
   return Promise.all(Object.values(commands).map(async (load) => (await load()).command));
 }
 
-/** Where the build writes every command's declaration (scripts/build.mjs), beside build/src. */
-export const DECLARATIONS = new URL('../commands.json', import.meta.url);
-
-/**
- * Every command's declaration, as the build wrote them: help and usage need no command module,
- * whose loading (most of cr) would cost more than Node's own start. Without the file (a build
- * older than it), from the modules.
- */
-async function declarations(): Promise<Array<Command<Record<string, Flag>>>> {
-  try {
-    return JSON.parse(readFileSync(DECLARATIONS, 'utf8')) as Array<Command<Record<string, Flag>>>;
-  } catch {
-    return allCommands();
-  }
+/** The help texts: the overall usage, and each command's --help. */
+export interface HelpTexts {
+  usage: string;
+  commands: Record<string, string>;
 }
 
-/** The overall usage: every form of every command (so every flag), then what each command is for. */
-async function usage(): Promise<string> {
-  const all = await declarations();
+/** Where the build writes the help texts (scripts/build.mjs), beside build/src. */
+export const HELP_TEXTS = new URL('../help.json', import.meta.url);
+
+/** The help texts rendered from the command modules' declarations (the build writes them to HELP_TEXTS). */
+export async function helpTexts(): Promise<HelpTexts> {
+  const [{ PROG, renderHelp }, all] = await Promise.all([import('./command-line.js'), allCommands()]);
   const width = Math.max(...all.map((c) => c.name.length));
-  return [
+  const usage = [
     `usage: ${PROG} COMMAND [ARGS...]`,
     '',
     ...all.flatMap((c) => c.usage.map((u) => `  ${PROG} ${u}`)),
@@ -60,6 +54,20 @@ async function usage(): Promise<string> {
     '',
     `Every command takes -h/--help. Exit status: 0 done, 1 failed, 2 refused (bad input).`,
   ].join('\n');
+  return { usage, commands: Object.fromEntries(all.map((c) => [c.name, renderHelp(c)])) };
+}
+
+/**
+ * The help texts as the build wrote them: help and usage load no command module (whose loading,
+ * most of cr, would cost more than Node's own start) and not even the parser's. Without the file
+ * (a build older than it), rendered from the modules.
+ */
+async function texts(): Promise<HelpTexts> {
+  try {
+    return JSON.parse(readFileSync(HELP_TEXTS, 'utf8')) as HelpTexts;
+  } catch {
+    return helpTexts();
+  }
 }
 
 async function version(): Promise<string> {
@@ -67,27 +75,27 @@ async function version(): Promise<string> {
   return `cr ${toolVersion()}`;
 }
 
-const unknown = (name: string): never => {
+async function unknown(name: string): Promise<never> {
+  const { PROG } = await import('./command-line.js');
   throw new CrError(`unknown command ${JSON.stringify(name)}; ${PROG} help lists them`, 2);
-};
+}
 
 /** `help` alone, or `help COMMAND`. */
 async function help(args: string[]): Promise<number> {
   if (args.length === 0) {
-    console.log(await usage());
+    console.log((await texts()).usage);
     return 0;
   }
   if (args.length > 1) throw new CrError(`help takes one COMMAND, not ${args.length}`, 2);
-  if (!commands[args[0]!]) unknown(args[0]!);
-  const declared = (await declarations()).find((c) => c.name === args[0]);
-  console.log(renderHelp(declared ?? (await commands[args[0]!]!()).command));
+  if (!commands[args[0]!]) await unknown(args[0]!);
+  console.log((await texts()).commands[args[0]!] ?? (await helpTexts()).commands[args[0]!]);
   return 0;
 }
 
 async function dispatch(name: string | undefined, rest: string[]): Promise<number> {
   switch (name) {
     case undefined:
-      console.error(await usage());
+      console.error((await texts()).usage);
       return 2;
     case '-h':
     case '--help':
@@ -99,8 +107,8 @@ async function dispatch(name: string | undefined, rest: string[]): Promise<numbe
       return 0;
     default: {
       const load = commands[name];
-      if (!load) return unknown(name);
-      // `COMMAND --help` first: answered from the declarations (anywhere else, the command's parser sees it).
+      if (!load) return await unknown(name);
+      // `COMMAND --help` first: answered from the help texts (anywhere else, the command's parser sees it).
       if (rest[0] === '-h' || rest[0] === '--help') return help([name]);
       return (await load()).run(rest);
     }
@@ -112,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await dispatch(name, rest);
   } catch (err) {
+    const { terminalSafe } = await import('./printable.js');
     const who = name !== undefined && name in commands ? `cr ${name}` : 'cr';
     if (err instanceof CrError) {
       console.error(`${who}: ${terminalSafe(err.message)}`);

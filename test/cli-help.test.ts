@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allCommands, DECLARATIONS } from '../src/cli.js';
+import { allCommands, helpTexts, HELP_TEXTS } from '../src/cli.js';
 import { flagNames } from '../src/command-line.js';
 import { cr, ROOT } from './helpers/cli.js';
 
@@ -22,8 +22,8 @@ test('every module in src/commands is a command cr dispatches to, and none parse
   }
 });
 
-test('the declarations the build wrote for help are the command modules\' own', () => {
-  assert.equal(JSON.parse(readFileSync(DECLARATIONS, 'utf8')), JSON.parse(JSON.stringify(commands)));
+test('the help texts the build wrote are the command modules\' own', async () => {
+  assert.equal(JSON.parse(readFileSync(HELP_TEXTS, 'utf8')), await helpTexts());
 });
 
 for (const command of commands) {

@@ -93,9 +93,9 @@ function printTree(tables: FdTables, target: PlanTarget, tree: TreePlan, json: b
   return 0;
 }
 
-/** Lines to stdout in one write (a pipe or file takes it whole; Node writes to both synchronously). */
+/** Lines to stdout in one console.log: one write, where a call per line costs more than planning. */
 function writeAll(lines: string[]): void {
-  process.stdout.write(`${lines.join('\n')}\n`);
+  console.log(lines.join('\n'));
 }
 
 function summariseFds(fds: number[]): string {
