@@ -231,7 +231,7 @@ test('what an unprivileged author could not do: a mapping at 0, locked memory be
     const image = s.path('plain.img');
     s.dumpHolder('plain', image);
     const nobodys = (name: string, change: (head: ProcessHead) => ProcessHead): string => rewrite(image, s.path(name), NOBODY, change);
-    const atZero = { start: 0, end: 4096, prot: 1, kind: 'anon' as const, name: '', file: null, shm: null, vmflags: ['rd', 'mr', 'mw', 'me'], guards: [] };
+    const atZero = { start: 0, end: 4096, prot: 1, kind: 'anon' as const, name: '', file: null, shm: null, unnamed: null, vmflags: ['rd', 'mr', 'mw', 'me'], guards: [] };
     refused(await s.restore(nobodys('zero.img', (h) => ({ ...h, mappings: [atZero, ...h.mappings] }))), 2, /head\.mappings\[0\] starts at 0x0, below vm\.mmap_min_addr/);
     const lockFirst = (h: ProcessHead, memlock: number): ProcessHead => ({
       ...h,

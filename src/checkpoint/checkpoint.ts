@@ -25,7 +25,7 @@ import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
-import { noObjectsSeen, readMappings, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
+import { noObjectsSeen, readMappings, resolveUnnamed, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
@@ -137,6 +137,8 @@ interface MemberState {
   policies: PagePolicy[];
   guardsKnown: boolean;
   resident: Map<number, Buffer>;
+  /** its shared mappings of memfds and deleted files, to be tied to their descriptions (resolveUnnamed) */
+  unnamed: ReturnType<typeof readMappings>['unnamed'];
 }
 
 /**
@@ -188,7 +190,7 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
     vdsoSha256: vdsoDigest(pid, mappings),
     threads: withOwn(threads, injected.threads),
   };
-  return { pid, head, mappings, policies, guardsKnown, resident: injected.resident };
+  return { pid, head, mappings, policies, guardsKnown, resident: injected.resident, unnamed: read.unnamed };
 }
 
 /**
@@ -218,6 +220,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const seen = noObjectsSeen();
     const states = live.map((m, i) => readMember(m.pid, m.frozen!, seen, fds[i]!));
     const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), fds, opts.maxContents);
+    const { descs, processes } = fdImage.table;
+    const unnamedKinds = new Set(descs.filter((d) => d.kind === 'memfd' || d.kind === 'deleted').map((d) => d.id));
+    states.forEach((st, i) => resolveUnnamed(st.pid, st.unnamed, processes[i]!.fds.filter((f) => unnamedKinds.has(f.desc))));
     lap('state');
     writer.tree(members);
     writer.fds(fdImage);

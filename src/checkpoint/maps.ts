@@ -54,6 +54,8 @@ export interface Classified {
    * anonymous memory holding what the process saw.
    */
   whole: boolean;
+  /** a shared-unnamed mapping's file, `dev:ino`: the description of it is found among the process's fds once they are gathered */
+  inode?: { key: string; name: string };
 }
 
 /**
@@ -69,7 +71,7 @@ export function classify(r: RawMapping): Classified | null {
   };
   const shared = r.perms[3] === 's';
   // Guard regions are not in smaps: guards.ts finds them.
-  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, shm: null, vmflags: r.vmflags, guards: [] };
+  const base = { start: r.start, end: r.end, prot: protOf(r.perms), name: '', file: null, shm: null, unnamed: null, vmflags: r.vmflags, guards: [] };
   const keep = (mapping: Mapping): Classified => ({ mapping, whole: false });
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
@@ -98,6 +100,11 @@ export function classify(r: RawMapping): Classified | null {
     return { mapping: { ...base, kind: 'anon' }, whole: true };
   };
   if (!r.name.startsWith('/')) return gone('cr cannot name');
+  if (shared && r.name === '/[aio] (deleted)') refuse('an aio ring (io_setup) is not supported');
+  // A memfd (/memfd:NAME (deleted)) or a deleted file mapped shared: mapped again from the
+  // description of it the process holds (its contents in the fd table), found once the fds are
+  // gathered (resolveUnnamed); the mapping names it, no page of it is saved.
+  if (shared && r.name.endsWith(' (deleted)')) return { mapping: { ...base, kind: 'shared-unnamed', unnamed: { desc: -1, offset: r.offset } }, whole: false, inode: { key: `${r.dev}:${r.ino}`, name: r.name } };
   if (r.name.endsWith(' (deleted)')) return gone('was deleted');
   let st;
   try {
@@ -118,8 +125,11 @@ export function classify(r: RawMapping): Classified | null {
  * (docs/state.md).
  */
 function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
+  // Shared anonymous memory, and the memfds and deleted files mapped shared (shared-unnamed): a
+  // restart makes each again, which no process outside the tree would share.
+  const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name);
   const ours = new Map<string, RawMapping>();
-  for (const r of raw) if (r.perms[3] === 's' && r.name === '/dev/zero (deleted)') ours.set(`${r.dev}:${r.ino}`, r);
+  for (const r of raw) if (unnamed(r)) ours.set(`${r.dev}:${r.ino}`, r);
   if (ours.size === 0) return [];
   const found = new Map<string, number[]>();
   for (const entry of readdirSync('/proc')) {
@@ -130,15 +140,16 @@ function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<nu
     } catch {
       continue; // gone, or not cr's to read
     }
-    if (!maps.includes('/dev/zero (deleted)')) continue;
+    if (!maps.includes(' (deleted)')) continue;
     for (const r of parseSmaps(maps)) {
       const key = `${r.dev}:${r.ino}`;
-      if (r.name === '/dev/zero (deleted)' && ours.has(key)) found.set(key, [...new Set([...(found.get(key) ?? []), Number(entry)])]);
+      if (r.name.endsWith(' (deleted)') && ours.has(key)) found.set(key, [...new Set([...(found.get(key) ?? []), Number(entry)])]);
     }
   }
   return [...found].map(([key, pids]) => {
     const r = ours.get(key)!;
-    return `mapping ${range(r)} /dev/zero (deleted): shared anonymous memory shared with ${pids.map((p) => `pid ${p}`).join(', ')}, which cr cannot carry over`;
+    const what = r.name === '/dev/zero (deleted)' ? 'shared anonymous memory' : 'a memfd or deleted file mapped shared';
+    return `mapping ${range(r)} ${printable(r.name)}: ${what} shared with ${pids.map((p) => `pid ${p}`).join(', ')}, which cr cannot carry over`;
   });
 }
 
@@ -214,10 +225,11 @@ export const noObjectsSeen = (): SharedObjectsSeen => ({ numbers: new Map(), sav
  * pid's mappings and which pages of each the image carries. `seen` numbers the shared objects
  * across a tree's members (the same object, one number), read in tree order.
  */
-export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen()): { mappings: Mapping[]; policies: PagePolicy[] } {
+export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen()): { mappings: Mapping[]; policies: PagePolicy[]; unnamed: Map<Mapping, { key: string; name: string }> } {
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
+  const unnamed = new Map<Mapping, { key: string; name: string }>();
   const objects = seen.numbers;
   for (const r of raw) {
     const c = classify(r);
@@ -232,6 +244,7 @@ export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSee
       shm.object = objects.get(key)!;
     }
     mappings.push(c.mapping);
+    if (c.inode !== undefined) unnamed.set(c.mapping, c.inode);
     // Rss 0 and Swap 0: no page to look for (a 64 GiB PROT_NONE reservation costs nothing).
     const empty = r.rssKb === 0 && r.swapKb === 0;
     // A shared object may hold pages no mapping has in its page tables (dropped there with
@@ -240,7 +253,29 @@ export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSee
     if (kind === 'shared-anon') policies.push(r.swapKb > 0 ? 'all' : 'resident');
     else policies.push(c.whole ? 'all' : (kind === 'anon' || kind === 'file') && !empty ? 'changed' : 'none');
   }
-  return { mappings, policies };
+  return { mappings, policies, unnamed };
+}
+
+/**
+ * Name the description each shared-unnamed mapping of process `pid` maps: one of `held` (the
+ * memfds and deleted files among its fds, by fd: desc id) on the same inode. A file it maps but
+ * holds no fd of is refused: restart maps it again from that fd.
+ */
+export function resolveUnnamed(pid: number, unnamed: Map<Mapping, { key: string; name: string }>, held: Array<{ fd: number; desc: number }>): void {
+  if (unnamed.size === 0) return;
+  const byInode = new Map<string, number>();
+  for (const h of held) {
+    const st = statSync(`/proc/${pid}/fd/${h.fd}`);
+    byInode.set(`${st.dev}:${st.ino}`, h.desc);
+  }
+  // (withGuards copies each mapping but not its `unnamed` record: the head's mapping gets the desc)
+  for (const [m, inode] of unnamed) {
+    const desc = byInode.get(inode.key);
+    if (desc === undefined) {
+      throw new CrError(`mapping ${m.start.toString(16)}-${m.end.toString(16)} ${printable(inode.name)}: a shared mapping of a memfd or deleted file that the process holds no fd of (closed after mmap), which cr does not restore yet`);
+    }
+    m.unnamed!.desc = desc;
+  }
 }
 
 /**

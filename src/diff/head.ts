@@ -12,7 +12,7 @@ const MAPPINGS_SHOWN = 10;
 const text = (v: unknown): string => printable(JSON.stringify(v));
 
 const mappingText = (m: MappingJson): string =>
-  `${m.start.slice(2)}-${m.end.slice(2)} ${m.prot} ${m.kind}${m.name ? ` ${printable(m.name)}` : ''}${m.vmflags.length ? ` [${m.vmflags.join(' ')}]` : ''}`;
+  `${m.start.slice(2)}-${m.end.slice(2)} ${m.prot} ${m.kind}${m.name ? ` ${printable(m.name)}` : ''}${m.unnamed ? ` of description ${m.unnamed.desc} @ ${m.unnamed.offset}` : ''}${m.vmflags.length ? ` [${m.vmflags.join(' ')}]` : ''}`;
 
 function compareMappings(a: MappingJson[], b: MappingJson[]): string[] {
   // Guard regions are compared on their own (src/diff/guards.ts), in pages not counts.

@@ -23,6 +23,8 @@ export interface MappingJson {
   name: string;
   /** the file and offset of a file mapping */
   file: { path: string; offset: number } | null;
+  /** a shared-unnamed mapping's file: the description (fd table id) of the memfd or deleted file, and the offset */
+  unnamed: { desc: number; offset: number } | null;
   vmflags: string[];
   guards: number;
 }
@@ -91,7 +93,7 @@ export function headJson(head: ProcessHead, xstateBytes = head.xstate.length): H
     rlimits: Object.fromEntries(head.rlimits.map((r) => [RLIMITS[r.resource] ?? String(r.resource), { soft: r.soft, hard: r.hard }])),
     mappings: head.mappings.map((m) => ({
       start: hex(m.start), end: hex(m.end), prot: protText(m.prot), kind: m.kind, name: m.name,
-      file: m.file ? { path: m.file.path, offset: m.file.offset } : null, vmflags: m.vmflags, guards: m.guards.length,
+      file: m.file ? { path: m.file.path, offset: m.file.offset } : null, unnamed: m.unnamed, vmflags: m.vmflags, guards: m.guards.length,
     })),
     registers: { rip: hex(regs.rip), rsp: hex(regs.rsp), rax: hex(regs.rax), origRax: hex(regs.orig_rax), xstateBytes },
     signalActions: signalActions(head.signals.actions),

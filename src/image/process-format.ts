@@ -20,6 +20,8 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 13: a mapping may be shared-unnamed: a memfd or deleted file mapped shared, named by its
+ * description in the fd table (`unnamed`).
  * 12: the FDS record is an fd-table image of format version 3 (kinds' bytes as bin).
  * 11: a shared object's number (`shm.object`) is the image's: members of a tree mapping the same
  * number share that object; its pages are in the image once.
@@ -32,7 +34,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 12;
+export const PROCESS_FORMAT_VERSION = 13;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -249,6 +251,14 @@ export class ProcessImage {
       for (const [j, l] of head.locks.entries()) {
         if (!tableFds.some((f) => f.fd === l.fd)) this.bad(`head.locks[${j}] of ${head.process.pid} is on fd ${l.fd}, which the fd table does not have`);
       }
+      // A shared mapping of an unnamed file is mapped again from an fd of the process: the
+      // description must be a memfd or deleted file the process holds.
+      for (const [j, m] of head.mappings.entries()) {
+        if (!m.unnamed) continue;
+        const desc = this.fdImage.table.descs.find((d) => d.id === m.unnamed!.desc);
+        if (!desc || (desc.kind !== 'memfd' && desc.kind !== 'deleted')) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which is no memfd or deleted file of the fd table`);
+        if (!tableFds.some((f) => f.desc === m.unnamed!.desc)) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which the process holds at no fd`);
+      }
       const runs = this.checkRuns(head, g.pages);
       return { pid: head.process.pid, head, member: live[i]!, runs, pageBytes: runs.reduce((n, r) => n + r.data.length, 0) };
     });
@@ -390,7 +400,7 @@ function list<T>(v: unknown, where: string, bad: Bad, item: (x: unknown, where: 
   return (v as unknown[]).map((x, i) => item(x, `${where}[${i}]`));
 }
 
-const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'vdso', 'vvar', 'vvar_vclock'];
+const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'shared-unnamed', 'vdso', 'vvar', 'vvar_vclock'];
 export const REGS_BYTES = REG_NAMES.length * 8;
 export const SIGACTION_BYTES = 32;
 
@@ -412,7 +422,7 @@ function checkSysv(v: unknown, where: string, bad: Bad): SysvSegment {
 }
 
 function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
-  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'shm', 'vmflags', 'guards'], where, bad);
+  const m = fields(v, ['start', 'end', 'prot', 'kind', 'name', 'file', 'shm', 'unnamed', 'vmflags', 'guards'], where, bad);
   const start = uint(m.start, `${where}.start`, bad);
   const end = uint(m.end, `${where}.end`, bad);
   if (start % PAGE_SIZE || end % PAGE_SIZE || start >= end) bad(`${where} is not a page-aligned range`);
@@ -446,6 +456,13 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     if (shm.sysv && shm.offset + (end - start) > Math.ceil(shm.sysv.size / PAGE_SIZE) * PAGE_SIZE) bad(`${where} reaches past the end of its System V segment`);
   }
   if ((kind === 'shared-anon') !== (shm !== null)) bad(`${where}: a ${kind} mapping ${shm ? 'with' : 'without'} a shared object`);
+  let unnamed: Mapping['unnamed'] = null;
+  if (m.unnamed !== null) {
+    const u = fields(m.unnamed, ['desc', 'offset'], `${where}.unnamed`, bad);
+    unnamed = { desc: uint(u.desc, `${where}.unnamed.desc`, bad), offset: uint(u.offset, `${where}.unnamed.offset`, bad) };
+    if (unnamed.offset % PAGE_SIZE) bad(`${where}.unnamed.offset is not page-aligned`);
+  }
+  if ((kind === 'shared-unnamed') !== (unnamed !== null)) bad(`${where}: a ${kind} mapping ${unnamed ? 'with' : 'without'} an unnamed file`);
   const vmflags = list(m.vmflags, `${where}.vmflags`, bad, (x, w) => {
     const s = str(x, w, bad);
     if (!/^[a-z0-9]{2}$/.test(s)) bad(`${w} is not a VmFlags code`);
@@ -462,7 +479,7 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     return range;
   });
   if (guards.length > 0 && !GUARDED_KINDS.includes(kind)) bad(`${where}: a ${kind} mapping with guard regions`);
-  return { start, end, prot, kind, name, file, shm, vmflags, guards };
+  return { start, end, prot, kind, name, file, shm, unnamed, vmflags, guards };
 }
 
 const MM_KEYS: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];

@@ -18,6 +18,12 @@ export type MappingKind =
    * its mappings' places; pages in the image
    */
   | 'shared-anon'
+  /**
+   * a shared mapping of a file with no name (a memfd, a deleted file): the file is a description
+   * of the fd table (`unnamed.desc`, which carries its contents once), mapped again from the fd
+   * the restored process holds it at; no pages in the image
+   */
+  | 'shared-unnamed'
   /** kernel-provided: moved into place from the restarted process's own, never written */
   | 'vdso'
   | 'vvar'
@@ -41,7 +47,7 @@ export interface AddressRange {
 }
 
 /** Kinds whose pages can hold guard regions (the kernel refuses MADV_GUARD_INSTALL on the vdso pages). */
-export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon'];
+export const GUARDED_KINDS: readonly MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'shared-unnamed'];
 
 /**
  * A System V shared memory segment (shmget), as /proc/sysvipc/shm shows it at dump: what restart
@@ -78,6 +84,11 @@ export interface Mapping {
    * share their pages, after the restart as before.
    */
   shm: { object: number; offset: number; sysv: SysvSegment | null } | null;
+  /**
+   * For a shared-unnamed mapping: the description (fd table id, a memfd or deleted file the
+   * process holds) of the file it maps, and the file offset of its first page.
+   */
+  unnamed: { desc: number; offset: number } | null;
   /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
   vmflags: string[];
   /**

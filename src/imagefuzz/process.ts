@@ -190,6 +190,12 @@ export function* processMutants(s: Seed, opts: MutantOptions, columns: readonly 
   }
   const vdso = head.mappings.findIndex((x: Loose) => x.kind === 'vdso');
   if (vdso >= 0) lies.push(['a guard region in the vdso', (ms) => void (ms[vdso].guards = [range(ms[vdso].start, 1)])]);
+  // A shared mapping of a memfd or deleted file names a description the process holds of one.
+  const shared = head.mappings.findIndex((x: Loose) => x.kind === 'shared-file' || x.kind === 'anon');
+  if (shared >= 0) {
+    const unnamed = (desc: number) => (ms: Loose[]): void => void Object.assign(ms[shared], { kind: 'shared-unnamed', file: null, unnamed: { desc, offset: 0 } });
+    lies.push(['a shared-unnamed mapping of a description the fd table lacks', unnamed(99_999)], ['a shared-unnamed mapping of a description that is no memfd', unnamed(0)]);
+  }
   if (run) lies.push(['a guard region over a page the image carries', (ms) => void (ms[run.body.readUInt32LE(0)].guards = [range(Number(run.body.readBigUInt64LE(8)), 1)])]);
   for (const [name, change] of lies) {
     yield m('proc-head', name, () => {

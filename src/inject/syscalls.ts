@@ -117,6 +117,8 @@ export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
 export const MLOCK_ONFAULT = 1;
+/** fcntl F_ADD_SEALS (F_LINUX_SPECIFIC_BASE + 9): seals added to a memfd once its shared mappings exist */
+export const F_ADD_SEALS = 1033;
 /** madvise: fault on any touch of these pages (Linux 6.13+) */
 export const MADV_GUARD_INSTALL = 102;
 

@@ -5,14 +5,14 @@
 // description's position and flags. Made again by memfd_create, fchmod, ftruncate, pwrite64 of
 // its data, F_ADD_SEALS last (a write seal would stop the data), and lseek.
 // One description per memfd: a memfd reopened through /proc (a second description of the same
-// file) and a hugetlb memfd are refused at dump. A memfd the process also maps shared is refused
-// by the mappings' check of a whole-process dump (a private mapping is carried as anonymous
-// memory, docs/restart.md).
+// file) and a hugetlb memfd are refused at dump. A memfd the process also maps shared is mapped
+// again from its fd by a restart, its seals added after the mappings (src/restart/unnamed-files.ts;
+// a private mapping is carried as anonymous memory, docs/restart.md).
 import { closeSync, constants as fs, openSync } from 'node:fs';
 import { getSeals } from '../../bridge/seek.js';
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
-import { O_ACCMODE, O_APPEND, O_LARGEFILE, O_NOATIME, O_NONBLOCK, O_RDWR } from '../model/fdtable.js';
+import { O_ACCMODE, O_APPEND, O_LARGEFILE, O_NOATIME, O_NONBLOCK, O_RDWR, type MemfdDesc } from '../model/fdtable.js';
 import { get, integer, show } from '../model/json.js';
 import { printable } from '../printable.js';
 import { carried, chunksOf, parseExtents, readContents, runsText, writeExtents } from './contents.js';
@@ -35,6 +35,12 @@ const SUFFIX = ' (deleted)';
 
 const SEAL_NAMES: Array<[number, string]> = [[1, 'seal'], [2, 'shrink'], [4, 'grow'], [8, 'write'], [0x10, 'future-write'], [0x20, 'exec']];
 const sealNames = (seals: number): string => SEAL_NAMES.filter(([b]) => seals & b).map(([, n]) => n).join(',') || 'none';
+
+/**
+ * The memfd as a restart that maps it shared makes it first: without its seals, but the exec seal
+ * MFD_NOEXEC_SEAL gives (src/restart/unnamed-files.ts adds the rest once it is mapped).
+ */
+export const unsealed = (d: MemfdDesc): MemfdDesc => ({ ...d, seals: d.seals & F_SEAL_EXEC });
 
 /** How memfd_create makes it: MFD_EXEC or MFD_NOEXEC_SEAL as its exec bit and seals say; the seals that leaves. */
 function createFlags(d: { mode: number; seals: number }, cloexec: boolean): { flags: number; seals: number; mode: number } {

@@ -20,10 +20,11 @@ import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
 import {
-  MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
+  F_ADD_SEALS, MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME, IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, SHMID_DS_BYTES, SHM_PERM_UID_AT, SHM_PERM_GID_AT, SHM_PERM_MODE_AT,
 } from '../inject/syscalls.js';
 import { askForId, type SegmentPlan } from './sysv-shm.js';
+import { accessFor, type UnnamedFiles } from './unnamed-files.js';
 
 const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
@@ -178,7 +179,7 @@ interface MapFile {
  * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
  * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
-export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried = new Map()): SharedObjects {
+export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried = new Map(), unnamed: UnnamedFiles = new Map()): SharedObjects {
   const files = new Map<string, MapFile>();
   const taken = new Set(listFds(husk.pid));
   let next = 0;
@@ -191,6 +192,17 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
     while (taken.has(next)) next++;
     files.set(key, { first: m, write, fd: next++ });
   }
+  // A memfd or deleted file mapped from a description with other access than the mapping had:
+  // one of the right access opened through /proc/self/fd/N of the process's, once per file and access.
+  const reopened = new Map<string, number>();
+  for (const m of image) {
+    if (!m.unnamed) continue;
+    const f = unnamed.get(m.unnamed.desc)!;
+    const key = `${m.unnamed.desc}:${accessFor(m)}`;
+    if (f.access === accessFor(m) || reopened.has(key)) continue;
+    while (taken.has(next)) next++;
+    reopened.set(key, next++);
+  }
   const opened: MapFile[] = [];
   const objects = sharedObjects(husk, image, segments, carried);
   try {
@@ -198,6 +210,14 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
     // System V segments made again first, one call at a time (the id shmget gives is the kernel's).
     for (const o of objects.values()) if (o.sysv && !o.sysv.live && !o.carried) o.sysv.id = makeSegment(husk, o.sysv.segment);
     const q = husk.queue();
+    for (const [key, fd] of reopened) {
+      const [desc, access] = key.split(':').map(Number) as [number, number];
+      const from = `/proc/self/fd/${unnamed.get(desc)!.fd}`;
+      const call = `open("${from}", ${access === O_RDWR ? 'O_RDWR' : 'O_RDONLY'})`;
+      q.add('open', SYS.open, [q.put(from), BigInt(access | O_CLOEXEC), 0n], BigInt(fd), (r) =>
+        isErrno(r) ? new CrError(`the file description ${desc} maps: ${husk.failure(call, r).message}`) : new Error(`${call} in the husk gave fd ${r}, not ${fd}`),
+      );
+    }
     // Each shared anonymous object made once, read-write, somewhere free (a System V segment
     // attached there whole), unless the tree's root made it for every member that maps it; every
     // mapping of it is then an alias made by mremap with old size 0 (a new mapping of the same
@@ -224,6 +244,11 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
       let offset = 0n;
       if (m.kind === 'anon') {
         flags |= MAP_PRIVATE | MAP_ANONYMOUS | (m.vmflags.includes('gd') ? MAP_GROWSDOWN : 0);
+      } else if (m.unnamed) {
+        const f = unnamed.get(m.unnamed.desc)!;
+        flags |= MAP_SHARED;
+        fd = BigInt(f.access === accessFor(m) ? f.fd : reopened.get(`${m.unnamed.desc}:${accessFor(m)}`)!);
+        offset = BigInt(m.unnamed.offset);
       } else {
         const shared = m.kind === 'shared-file';
         flags |= shared ? MAP_SHARED : MAP_PRIVATE;
@@ -236,11 +261,18 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
       );
       addAdvice(q, m, at, len);
     }
+    // Every mapping of each memfd exists: its seals now (unnamed-files.ts).
+    for (const [desc, f] of unnamed) {
+      if (f.seals !== 0) q.add('fcntl(F_ADD_SEALS)', SYS.fcntl, [BigInt(f.fd), BigInt(F_ADD_SEALS), BigInt(f.seals)], 0n, (r) => husk.failure(`the seals of description ${desc}: fcntl(${f.fd}, F_ADD_SEALS, ${f.seals})`, r));
+    }
     q.run();
     return objects;
   } finally {
     const q = husk.queue();
     for (const f of opened) q.add('close', SYS.close, [BigInt(f.fd)], 0n);
+    // Whatever of them was opened (a failed batch stops at its first failure): closed if there.
+    const now = reopened.size > 0 ? new Set(listFds(husk.pid)) : new Set<number>();
+    for (const fd of reopened.values()) if (now.has(fd)) q.add('close', SYS.close, [BigInt(fd)], 0n);
     q.run();
   }
 }

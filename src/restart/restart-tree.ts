@@ -17,6 +17,7 @@ import { checkHeadTrust } from '../trust/head.js';
 import { AREA_BYTES } from './husk.js';
 import { type Carried, carryObjects, checkMappedFiles, checkVdso, freeRange, huskMappings, vdsoKey } from './memory.js';
 import { rebuild, type RestartOptions } from './restart.js';
+import { deferSeals, mappedDescs, unnamedFiles } from './unnamed-files.js';
 import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
 
 export interface TreeRestartResult {
@@ -89,7 +90,10 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   // The shared objects several members map, made in the root husk before its forks.
   let carried: Carried = new Map();
   lap('check');
-  const made: MadeTree = makeTree(tree, image.fdImage.table, {
+  // The memfds members map shared get their seals once mapped (unnamed-files.ts).
+  const fdTables = image.fdImage.table;
+  const mapped = mappedDescs(image.members.flatMap((m) => m.head.mappings));
+  const made: MadeTree = makeTree(tree, { ...fdTables, descs: deferSeals(fdTables.descs, mapped) }, {
     samePid: opts.samePid ?? false,
     timeoutMs,
     area: (pid) => BigInt(freeRange(AREA_BYTES, [...taken, ...huskMappings(pid)])),
@@ -111,11 +115,12 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     endZombies(tree, made);
     lap('zombies');
     const parentsOfZombies = new Set(tree.filter((m) => m.zombie !== null).map((m) => m.ppid));
-    for (const m of image.members) {
+    for (const [j, m] of image.members.entries()) {
       const i = index.get(m.pid)!;
+      const unnamed = unnamedFiles(m.head.mappings, fdTables.processes[j]!.fds, fdTables.descs);
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
-      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried }, () => {});
+      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried, unnamed }, () => {});
       pages += r.pages;
       for (const w of r.warnings) warnings.add(w);
     }

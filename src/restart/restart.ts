@@ -19,6 +19,7 @@ import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
+import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
@@ -67,7 +68,9 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   const lap = stopwatch(phases);
   // One process at a time: a tree (zombie children included) is refused in one line.
   const head = image.single().head;
-  const table = onlyProcess(image.fdImage.table);
+  // A memfd it maps shared gets its seals once mapped (unnamed-files.ts), not from the fd replay.
+  const viewed = onlyProcess(image.fdImage.table);
+  const table = { ...viewed, descs: deferSeals(viewed.descs, mappedDescs(head.mappings)) };
   // What the image may give the process is bounded by what its author has (docs/trust.md).
   const author = imageAuthor(image.file);
   checkHeadTrust(head, author);
@@ -112,7 +115,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       lap('pid');
     }
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
-    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments }, lap);
+    const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs);
+    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -146,6 +150,8 @@ export interface RebuildOptions {
   pageBytes?: number;
   /** its System V segments: attached again or made again (sysv-shm.ts planSegments) */
   segments: Map<number, SegmentPlan>;
+  /** the memfds and deleted files it maps shared, where it holds them (unnamed-files.ts) */
+  unnamed?: UnnamedFiles;
   /** a tree's shared objects, made in the root husk and inherited (memory.ts carryObjects) */
   carried?: Carried;
 }
@@ -158,7 +164,7 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings, opts.carried);
   openNofile(husk);
-  const objects = mapAll(husk, head.mappings, opts.segments, opts.carried);
+  const objects = mapAll(husk, head.mappings, opts.segments, opts.carried, opts.unnamed);
   warnings.push(...segmentNotes(objects));
   lap('map');
   const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
