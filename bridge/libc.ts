@@ -84,6 +84,11 @@ export const libc = {
   processVmWritev: lib.func(
     'long process_vm_writev(int pid, const iovec *local, unsigned long lc, const iovec *remote, unsigned long rc, unsigned long flags)',
   ) as (pid: number, local: object, lc: number, remote: object, rc: number, flags: number) => number,
+  /** the same calls with iovec arrays built by hand (many ranges in one call) */
+  processVmReadvRaw: lib.func('long process_vm_readv(int pid, void *local, unsigned long lc, void *remote, unsigned long rc, unsigned long flags)') as (
+    pid: number, local: Buffer, lc: number, remote: Buffer, rc: number, flags: number) => number,
+  processVmWritevRaw: lib.func('long process_vm_writev(int pid, void *local, unsigned long lc, void *remote, unsigned long rc, unsigned long flags)') as (
+    pid: number, local: Buffer, lc: number, remote: Buffer, rc: number, flags: number) => number,
   posixSpawnp: lib.func(
     'int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attr, const char **argv, const char **envp)',
   ) as (pid: Int32Array, file: string, actions: Buffer, attr: Buffer, argv: (string | null)[], envp: (string | null)[]) => number,

@@ -127,7 +127,17 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   const mode = opts.into !== undefined ? 'into' : dashes ? 'command' : 'process';
   const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
   // IMAGE is read here, once; everything below works from this one Input.
-  const input = loadInput(image);
+  const input = loadInput(image, { keepPages: mode === 'process' });
+  try {
+    return prepared(input, mode, opts, maps);
+  } catch (err) {
+    input.file.pages?.close();
+    throw err;
+  }
+}
+
+/** prepareRestore's checks and its start(), from the image read. */
+function prepared(input: Input, mode: 'into' | 'command' | 'process', opts: RestoreOptions, maps: ReturnType<typeof parsePathMap>[]): PreparedRestore {
   // A tree is restarted whole: -- CMD and --into take one process's fds, refused before anything
   // is judged or started.
   const members = input.process?.tree.length ?? 1;
@@ -261,15 +271,16 @@ function choosePids(image: ProcessImage, opts: RestoreOptions): { samePid: boole
 }
 
 async function restartWholeTree(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
-  const pids = choosePids(image, opts);
   const root = image.tree[0]!;
   try {
+    const pids = choosePids(image, opts);
     const r = restartTree(image, { samePid: pids.samePid, setsid: opts.setsid ?? false, detach: opts.detach ?? false, resume: opts.resume ?? false, ...jobOption(job) });
     return {
       mode: 'process', pid: r.pid, warnings: [...moved.warnings, ...(pids.warning ? [pids.warning] : []), ...r.warnings], phases: r.phases, counts: tableCounts(image.fdImage.table), mappedPaths: moved.mappedPaths,
       comm: root.comm, dumpedPid: root.pid, pages: r.pages, members: r.pids, ...(r.leadsGroup ? { group: r.pid } : {}),
     };
   } finally {
+    image.file.pages?.close();
     await runSignalHandlers();
   }
 }
@@ -299,8 +310,8 @@ interface Moved {
 
 async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved, job?: ShellJob): Promise<RestoreResult> {
   const was = image.head.process;
-  const pids = choosePids(image, opts);
   try {
+    const pids = choosePids(image, opts);
     const stopped = image.tree[0]!.stopped && !(opts.resume ?? false);
     const r = restartProcess(image, {
       samePid: pids.samePid, setsid: opts.setsid ?? false, detach: opts.detach ?? false, onProgress: opts.onProgress, stopped, ...jobOption(job),
@@ -311,6 +322,7 @@ async function restart(image: ProcessImage, opts: RestoreOptions, moved: Moved, 
       comm: was.comm, dumpedPid: was.pid, pages: r.pages,
     };
   } finally {
+    image.file.pages?.close();
     await runSignalHandlers();
   }
 }

@@ -1,6 +1,7 @@
 // Copying a frozen process's pages into the image, streamed: /proc/PID/pagemap says which pages
-// exist, /proc/PID/mem reads them (whatever their protection), and each run goes to the image
-// writer before the next is read. Saved: anonymous pages the process has (never-touched ones
+// exist, process_vm_readv copies them in batches of up to 16 MiB (one call, many ranges; the
+// pages of a mapping the process cannot read itself through /proc/PID/mem, which reads whatever
+// the protection), and each batch goes to the image writer in one writev before the next is read. Saved: anonymous pages the process has (never-touched ones
 // read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
 // of private file mappings that were copied on write, and the pages of shared anonymous memory the
 // object holds (mincore says which, whatever the page tables show). Unchanged file pages are re-mapped from the
@@ -8,7 +9,9 @@
 // with EIO, and restart installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
-import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter } from '../image/process-format.js';
+import { copyRanges, MAX_RANGES } from '../../bridge/memory.js';
+import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter, type RunToWrite } from '../image/process-format.js';
+import { PROT_READ } from '../inject/syscalls.js';
 import type { Mapping } from '../image/process-head.js';
 import type { PagePolicy } from './maps.js';
 import { printable } from '../printable.js';
@@ -58,42 +61,76 @@ export function savePages(
   const stats: PageStats = { saved: 0, zero: 0 };
   let moved = 0;
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
-  const mem = openSync(`/proc/${pid}/mem`, 'r');
+  let mem = -1;
   const entries = Buffer.alloc(WINDOW_PAGES * 8);
-  const data = Buffer.alloc(MAX_RUN_BYTES);
+  const data = batchBuffer();
+  /** the runs to copy into `data`, back to back, before it is written out */
+  const batch: Array<{ index: number; m: Mapping; addr: number; at: number; len: number }> = [];
+  let used = 0;
+  /** /proc/PID/mem, opened the first time a page needs it */
+  const memFd = (): number => (mem >= 0 ? mem : (mem = openSync(`/proc/${pid}/mem`, 'r')));
   try {
-    const flush = (index: number, m: Mapping, addr: number, pages: number): void => {
-      const len = pages * PAGE_SIZE;
-      const unreadable = readRun(mem, data, pages, addr);
-      moved += len;
-      progress?.onProgress(moved, progress.total);
-      for (const { page, code } of unreadable) {
-        // A page past the end of its file (the process would get SIGBUS) reads as zeroes after
-        // the restart too: for a mapping saved whole, leave it out.
-        if (policies[index] === 'all') continue;
-        const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
-        throw new CrError(`mapping ${hex(m.start)}-${hex(m.end)} ${printable(m.name) || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
+    // Copy the batch: the runs of readable mappings with process_vm_readv, as many as one call
+    // takes; whatever it could not reach (a mapping without PROT_READ, a page past the end of
+    // its file) through /proc/PID/mem, which reads whatever the protection, page by page where
+    // a page fails. Then each run's records, all-zero anonymous pages left out, in one writev.
+    const flush = (): void => {
+      if (batch.length === 0) return;
+      const direct = batch.filter((r) => (r.m.prot & PROT_READ) !== 0);
+      const done = new Set<(typeof batch)[number]>();
+      for (let i = 0; i < direct.length; i += MAX_RANGES) {
+        const group = direct.slice(i, i + MAX_RANGES);
+        let n = copyRanges(pid, group.map((r) => ({ addr: r.addr, data: data.subarray(r.at, r.at + r.len) })), false);
+        for (const r of group) {
+          if (n < r.len) break;
+          n -= r.len;
+          done.add(r);
+        }
       }
-      if (m.kind !== 'anon' && m.kind !== 'shared-anon') {
-        writer.pages(index, addr, data.subarray(0, len));
-        stats.saved += pages;
-        return;
-      }
-      // A zero page of anonymous memory, shared or not, is what restart gets for free.
-      let from = -1;
-      for (let p = 0; p <= pages; p++) {
-        const zero = p < pages && data.compare(ZERO, 0, PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE) === 0;
-        if (p < pages && !zero) {
-          if (from < 0) from = p;
+      const records: RunToWrite[] = [];
+      for (const r of batch) {
+        const pages = r.len / PAGE_SIZE;
+        const unreadable = done.has(r) ? [] : readRun(memFd(), data.subarray(r.at, r.at + r.len), pages, r.addr);
+        for (const { page, code } of unreadable) {
+          // A page past the end of its file (the process would get SIGBUS) reads as zeroes after
+          // the restart too: for a mapping saved whole, leave it out.
+          if (policies[r.index] === 'all') continue;
+          const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
+          throw new CrError(`mapping ${hex(r.m.start)}-${hex(r.m.end)} ${printable(r.m.name) || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
+        }
+        if (r.m.kind !== 'anon' && r.m.kind !== 'shared-anon') {
+          records.push({ mapping: r.index, addr: r.addr, data: data.subarray(r.at, r.at + r.len) });
+          stats.saved += pages;
           continue;
         }
-        if (zero) stats.zero++;
-        if (from >= 0) {
-          writer.pages(index, addr + from * PAGE_SIZE, data.subarray(from * PAGE_SIZE, p * PAGE_SIZE));
-          stats.saved += p - from;
-          from = -1;
+        // A zero page of anonymous memory, shared or not, is what restart gets for free.
+        let from = -1;
+        for (let p = 0; p <= pages; p++) {
+          const at = r.at + p * PAGE_SIZE;
+          const zero = p < pages && data.compare(ZERO, 0, PAGE_SIZE, at, at + PAGE_SIZE) === 0;
+          if (p < pages && !zero) {
+            if (from < 0) from = p;
+            continue;
+          }
+          if (zero) stats.zero++;
+          if (from >= 0) {
+            records.push({ mapping: r.index, addr: r.addr + from * PAGE_SIZE, data: data.subarray(r.at + from * PAGE_SIZE, at) });
+            stats.saved += p - from;
+            from = -1;
+          }
         }
       }
+      writer.pageRuns(records);
+      moved += used;
+      progress?.onProgress(moved, progress.total);
+      batch.length = 0;
+      used = 0;
+    };
+    const add = (index: number, m: Mapping, addr: number, pages: number): void => {
+      const len = pages * PAGE_SIZE;
+      if (used + len > data.length) flush();
+      batch.push({ index, m, addr, at: used, len });
+      used += len;
     };
     mappings.forEach((m, index) => {
       const policy = policies[index];
@@ -113,25 +150,32 @@ export function savePages(
             if (runStart < 0) runStart = page;
             runPages++;
             if (runPages === RUN_PAGES) {
-              flush(index, m, runStart, runPages);
+              add(index, m, runStart, runPages);
               runStart = -1;
               runPages = 0;
             }
           } else if (runStart >= 0) {
-            flush(index, m, runStart, runPages);
+            add(index, m, runStart, runPages);
             runStart = -1;
             runPages = 0;
           }
         }
       }
-      if (runStart >= 0) flush(index, m, runStart, runPages);
+      if (runStart >= 0) add(index, m, runStart, runPages);
     });
+    flush();
   } finally {
     closeSync(pagemap);
-    closeSync(mem);
+    if (mem >= 0) closeSync(mem);
   }
   return stats;
 }
+
+/** Bytes of pages one batch copies and writes: large enough that calls are few, small enough to hold whatever the image's size. */
+const BATCH_BYTES = 1 << 20;
+let batchData: Buffer | null = null;
+/** The batch buffer, made once per cr and reused by every member and dump: memory does not grow with the image. */
+const batchBuffer = (): Buffer => (batchData ??= Buffer.allocUnsafe(BATCH_BYTES));
 
 /**
  * Read a run of pages into buf. Should some page of it fail (EIO: the process could not touch it

@@ -26,7 +26,13 @@ export interface ImageFile {
   path: string;
   /** read from stdin (`-`): its author is the user running cr, whatever stat and dir say */
   stdin: boolean;
+  /** the file's bytes; for a process image read from a file, all but its page data (`pages`) */
   bytes: Buffer;
+  /**
+   * A process image read from a file: the bytes of its pages were hashed as the file was read
+   * but left in it, read again (pages.read) as they are written into a process.
+   */
+  pages?: PagesInFile;
   /** the opened file: its owner is the image's author */
   stat: { dev: number; ino: number; uid: number; gid: number; mode: number; size: number };
   /** the directory it was opened in: who else could have put a file at its name */
@@ -40,8 +46,18 @@ const S_ISVTX = 0o1000;
 /** IMAGE `-`: stdin. */
 export const STDIN_IMAGE = '-';
 
-/** Open, check and read path (`-`: stdin); anything wrong is a one-line badInput (exit code 2). */
-export function readImageFile(path: string): ImageFile {
+/**
+ * Reads a process image from fd (`size` bytes) without keeping its page data: what `bytes` then
+ * holds and the file offset of each run's pages, in order; null when fd does not hold a whole,
+ * well-formed process image with a matching checksum (it is then read whole, and judged so).
+ */
+export type PageStreamer = (fd: number, size: number) => { bytes: Buffer; offsets: number[] } | null;
+
+/**
+ * Open, check and read path (`-`: stdin); anything wrong is a one-line badInput (exit code 2).
+ * With `streamer`, a process image in a regular file is read without its page data (`pages`).
+ */
+export function readImageFile(path: string, streamer?: PageStreamer): ImageFile {
   if (path === STDIN_IMAGE) return readStdin();
   const name = basename(path);
   if (name === '' || path.endsWith('/')) badInput(`${path} is a directory, not an image`);
@@ -65,9 +81,16 @@ export function readImageFile(path: string): ImageFile {
       const st = fstatSync(fd);
       if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
       if (!st.isFile()) badInput(`${path} is not a regular file`);
-      return { path, stdin: false, bytes: readAll(fd, st, path), stat: statOf(st), dir: { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 } };
+      const dir = { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 };
+      const streamed = streamer?.(fd, st.size);
+      if (streamed) {
+        const pages = new PagesInFile(fd, path, streamed.offsets);
+        fd = -1; // the pages keep it
+        return { path, stdin: false, bytes: streamed.bytes, pages, stat: statOf(st), dir };
+      }
+      return { path, stdin: false, bytes: readAll(fd, st, path), stat: statOf(st), dir };
     } finally {
-      closeSync(fd);
+      if (fd >= 0) closeSync(fd);
     }
   } catch (err) {
     if (err instanceof CrError) throw err;
@@ -132,3 +155,69 @@ function readStdin(): ImageFile {
   // The stat and directory of stdin mean nothing for trust (stdin: true); kept for a complete record.
   return { path: 'stdin', stdin: true, bytes: Buffer.concat(chunks, total), stat: statOf(st), dir: { uid: st.uid, gid: st.gid, mode: 0o700, sticky: false } };
 }
+
+/** Closes the file of PagesInFile objects no longer used. */
+const closer = new FinalizationRegistry<number>((fd) => {
+  try {
+    closeSync(fd);
+  } catch {
+    // closed already
+  }
+});
+
+/** One run's pages read again, through one buffer reused for every run. */
+let runBuffer = Buffer.allocUnsafe(0);
+
+/**
+ * The page data of a process image, left in its file: read again, run by run, as they are written
+ * into a process. The bytes were hashed as the file was first read (and checked against its
+ * checksum); a file changed since then (its size, mtime or ctime, which every write moves) is
+ * refused at the next read, so what goes into a process is what was checked.
+ */
+export class PagesInFile {
+  private readonly seen: { size: number; mtimeNs: bigint; ctimeNs: bigint };
+
+  constructor(
+    private fd: number,
+    private readonly path: string,
+    /** the file offset of each PAGES record's page data, in file order */
+    readonly offsets: readonly number[],
+  ) {
+    this.seen = changeOf(fd);
+    closer.register(this, fd, this);
+  }
+
+  /**
+   * `length` bytes at `offset`, in a buffer the next read reuses (use them before reading more).
+   * A file that changed since it was checked, or ends early, is a one-line badInput.
+   */
+  read(offset: number, length: number): Buffer {
+    if (this.fd < 0) throw new Error(`${this.path}: the image's pages were not kept (its file is closed)`);
+    if (runBuffer.length < length) runBuffer = Buffer.allocUnsafe(length);
+    const buf = runBuffer.subarray(0, length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.fd, buf, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const now = changeOf(this.fd);
+    if (got < length || now.size !== this.seen.size || now.mtimeNs !== this.seen.mtimeNs || now.ctimeNs !== this.seen.ctimeNs) {
+      badInput(`${this.path} changed while being restored (written to since it was checked): not an image at rest`);
+    }
+    return buf;
+  }
+
+  /** Close the file: done with the pages (a command that needs none closes it at once). */
+  close(): void {
+    if (this.fd < 0) return;
+    closer.unregister(this);
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+const changeOf = (fd: number): { size: number; mtimeNs: bigint; ctimeNs: bigint } => {
+  const st = fstatSync(fd, { bigint: true });
+  return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+};

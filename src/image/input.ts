@@ -9,7 +9,7 @@ import type { FdTables } from '../model/fdtable.js';
 import { readImageFile, type ImageFile } from './file.js';
 import { decodeImage, validTable, type Image } from './format.js';
 import { jsonProblem } from './json-bounds.js';
-import { isProcessImage, ProcessImage } from './process-format.js';
+import { isProcessImage, ProcessImage, streamProcessFile } from './process-format.js';
 import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 import type { TreeMember } from '../model/tree.js';
 
@@ -26,9 +26,24 @@ export interface Input {
   tree?: TreeMember[];
 }
 
-/** Read path once and validate it whole; anything wrong is a one-line badInput. */
-export function loadInput(given: string): Input {
-  const file = readImageFile(given);
+/**
+ * Read path once and validate it whole; anything wrong is a one-line badInput. A process image's
+ * pages stay in its file, kept open only with `keepPages` (a restart, which closes it when done:
+ * file.pages.close()).
+ */
+export function loadInput(given: string, opts: { keepPages?: boolean } = {}): Input {
+  const file = readImageFile(given, streamProcessFile);
+  try {
+    const input = inputOf(file);
+    if (!opts.keepPages) file.pages?.close();
+    return input;
+  } catch (err) {
+    file.pages?.close();
+    throw err;
+  }
+}
+
+function inputOf(file: ImageFile): Input {
   // How messages name it: the path as given, or `stdin` for `-`.
   const path = file.path;
   const bytes = file.bytes;

@@ -6,6 +6,7 @@
 // stdout, for -o -: openImageOutput); the reader works
 // from the bytes of the file read once (file.ts), checked whole before anything uses them.
 import { createHash, type Hash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { badInput } from '../errors.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning, checkSharedObjects } from './process-check.js';
@@ -13,7 +14,7 @@ import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, typ
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
-import { readImageFile, type ImageFile } from './file.js';
+import { readImageFile, type ImageFile, type PageStreamer } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 import { liveMembers, treeProblem, type TreeMember } from '../model/tree.js';
 import { checkTreeTable, parseTreeMembers } from './tree-check.js';
@@ -97,14 +98,25 @@ export class ProcessImageWriter {
 
   /** One run of whole pages of mapping `mapping` of the member whose head came last, starting at addr. */
   pages(mapping: number, addr: number, data: Buffer): void {
+    this.pageRuns([{ mapping, addr, data }]);
+  }
+
+  /** Runs of pages (as pages() takes them), in order, written with one writev. */
+  pageRuns(runs: ReadonlyArray<RunToWrite>): void {
     if (this.state !== 'pages') throw new Error(`process image: pages before a head`);
-    if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
-      throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
+    const parts: Buffer[] = [];
+    for (const { mapping, addr, data } of runs) {
+      if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
+        throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
+      }
+      const header = Buffer.alloc(RECORD_HEADER + PAGES_HEADER);
+      header.writeUInt32LE(RECORD_PAGES, 0);
+      header.writeUInt32LE(PAGES_HEADER + data.length, 4);
+      header.writeUInt32LE(mapping, RECORD_HEADER);
+      header.writeBigUInt64LE(BigInt(addr), RECORD_HEADER + 8);
+      parts.push(header, data);
     }
-    const header = Buffer.alloc(PAGES_HEADER);
-    header.writeUInt32LE(mapping, 0);
-    header.writeBigUInt64LE(BigInt(addr), 8);
-    this.record(RECORD_PAGES, [header, data]);
+    if (parts.length > 0) this.put(parts);
   }
 
   /** Seal (END record with the checksum), fsync and put in place. Returns the image size. */
@@ -145,7 +157,89 @@ export class ProcessImageWriter {
 export interface PageRun {
   mapping: number;
   addr: number;
-  data: Buffer;
+  /**
+   * The pages' bytes. For an image whose pages stayed in its file (ImageFile.pages), read from it
+   * on each use into a buffer the next run's read reuses: use them before reading the next run's.
+   */
+  readonly data: Buffer;
+  /** data.length, without reading them */
+  readonly length: number;
+}
+
+/**
+ * streamProcessFile: a process image in a file read once, in 1 MiB reads, every byte hashed and
+ * the checksum checked, everything kept but the page data of PAGES records (their headers stay,
+ * the record lengths unchanged), which ProcessImage reads from the file again when they are used.
+ * Peak memory is then independent of the image's size. Anything not well formed (or a checksum
+ * that does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
+ */
+export const streamProcessFile: PageStreamer = (fd, size) => {
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  const hash = createHash('sha256');
+  const kept: Buffer[] = [];
+  const offsets: number[] = [];
+  let pos = 0;
+  const readAt = (buf: Buffer): boolean => {
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, pos + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    pos += buf.length;
+    return true;
+  };
+  const take = (n: number): Buffer | null => {
+    if (size - pos < n) return null;
+    const b = Buffer.allocUnsafe(n);
+    return readAt(b) ? b : null;
+  };
+  const header = take(FILE_HEADER);
+  if (header === null || !isProcessImage(header)) return null;
+  hash.update(header);
+  kept.push(header);
+  for (;;) {
+    const rh = take(RECORD_HEADER);
+    if (rh === null) return null;
+    const type = rh.readUInt32LE(0);
+    const length = rh.readUInt32LE(4);
+    if (type === RECORD_END) {
+      const digest = hash.digest();
+      const body = take(length);
+      if (body === null || !digest.equals(body) || pos !== size) return null;
+      kept.push(rh, body);
+      return { bytes: Buffer.concat(kept), offsets };
+    }
+    hash.update(rh);
+    if (type === RECORD_PAGES && length > PAGES_HEADER && length <= MAX_RUN_BYTES + PAGES_HEADER) {
+      const run = take(PAGES_HEADER);
+      if (run === null) return null;
+      hash.update(run);
+      kept.push(rh, run);
+      offsets.push(pos);
+      for (let left = length - PAGES_HEADER; left > 0; ) {
+        const part = chunk.subarray(0, Math.min(left, chunk.length));
+        if (size - pos < part.length || !readAt(part)) return null;
+        hash.update(part);
+        left -= part.length;
+      }
+      continue;
+    }
+    if (length > MAX_HEAD_BYTES) return null;
+    const body = take(length);
+    if (body === null) return null;
+    hash.update(body);
+    kept.push(rh, body);
+  }
+};
+
+/** A run of pages for the writer: its bytes in memory. */
+export type RunToWrite = Pick<PageRun, 'mapping' | 'addr' | 'data'>;
+
+/** A PAGES record as read: its body, or for pages left in the file its run header and where its pages are. */
+interface RunRecord {
+  body: Buffer;
+  inFile?: { offset: number; length: number };
 }
 
 /** Whether bytes start with the process-image magic. */
@@ -182,6 +276,9 @@ export class ProcessImage {
 
   constructor(readonly file: ImageFile) {
     const bytes = file.bytes;
+    // Pages left in the file (streamProcessFile): each PAGES record here is its headers only.
+    const inFile = file.pages;
+    let runs = 0;
     let offset = 0;
     const take = (n: number, what: string): Buffer => {
       if (bytes.length - offset < n) this.bad(`truncated in ${what}`);
@@ -189,13 +286,16 @@ export class ProcessImage {
       offset += n;
       return out;
     };
-    const record = (): { type: number; body: Buffer; at: number } => {
+    const record = (): { type: number; body: Buffer; at: number; inFile?: { offset: number; length: number } } => {
       const at = offset;
       const header = take(RECORD_HEADER, 'a record header');
       const type = header.readUInt32LE(0);
       const length = header.readUInt32LE(4);
       const limit = type === RECORD_PAGES ? MAX_RUN_BYTES + PAGES_HEADER : MAX_HEAD_BYTES;
       if (length > limit) this.bad(`a record of ${length} bytes`);
+      if (type === RECORD_PAGES && inFile) {
+        return { type, body: take(PAGES_HEADER, 'a record'), at, inFile: { offset: inFile.offsets[runs++]!, length: length - PAGES_HEADER } };
+      }
       return { type, body: take(length, 'a record'), at };
     };
     const header = take(FILE_HEADER, 'the file header');
@@ -210,18 +310,19 @@ export class ProcessImage {
     const fds = record();
     if (fds.type !== RECORD_FDS) this.bad('the second record is not the fd table');
     // Every record up to END, its checksum verified before any of them is decoded.
-    const groups: Array<{ head: Buffer; pages: Buffer[] }> = [];
+    const groups: Array<{ head: Buffer; pages: RunRecord[] }> = [];
     for (;;) {
       const rec = record();
       if (rec.type === RECORD_END) {
-        if (rec.body.length !== 32 || !createHash('sha256').update(bytes.subarray(0, rec.at)).digest().equals(rec.body)) {
+        // Pages left in the file were hashed, and the checksum checked, as it was read.
+        if (rec.body.length !== 32 || (!inFile && !createHash('sha256').update(bytes.subarray(0, rec.at)).digest().equals(rec.body))) {
           this.bad('checksum mismatch (the image is corrupt)');
         }
         if (offset !== bytes.length) this.bad('bytes after the end record');
         break;
       }
       if (rec.type === RECORD_HEAD) groups.push({ head: rec.body, pages: [] });
-      else if (rec.type === RECORD_PAGES && groups.length > 0) groups[groups.length - 1]!.pages.push(rec.body);
+      else if (rec.type === RECORD_PAGES && groups.length > 0) groups[groups.length - 1]!.pages.push(rec);
       else this.bad(rec.type === RECORD_PAGES ? 'a page run before any head' : `unexpected record type ${rec.type} after the fd table`);
     }
     const decodedTree = unpackBounded(tree.body);
@@ -260,15 +361,15 @@ export class ProcessImage {
         if (!tableFds.some((f) => f.desc === m.unnamed!.desc)) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which the process holds at no fd`);
       }
       const runs = this.checkRuns(head, g.pages);
-      return { pid: head.process.pid, head, member: live[i]!, runs, pageBytes: runs.reduce((n, r) => n + r.data.length, 0) };
+      return { pid: head.process.pid, head, member: live[i]!, runs, pageBytes: runs.reduce((n, r) => n + r.length, 0) };
     });
     this.head = this.members[0]!.head;
     this.pageBytes = this.members.reduce((n, m) => n + m.pageBytes, 0);
   }
 
-  /** path read (once) and checked. */
+  /** path read (once, its pages left in the file: streamProcessFile) and checked. */
   static read(path: string): ProcessImage {
-    return new ProcessImage(readImageFile(path));
+    return new ProcessImage(readImageFile(path, streamProcessFile));
   }
 
   /**
@@ -285,20 +386,22 @@ export class ProcessImage {
     return this.members[0]!.runs;
   }
 
-  private checkRuns(head: ProcessHead, records: Buffer[]): PageRun[] {
+  private checkRuns(head: ProcessHead, records: RunRecord[]): PageRun[] {
     let lastEnd = 0;
     let guardsOf = -1;
     let nextGuard = 0;
-    return records.map((body) => {
-      if (body.length < PAGES_HEADER + PAGE_SIZE) this.bad('a page run without pages');
+    const pagesInFile = this.file.pages;
+    return records.map(({ body, inFile }) => {
+      const length = inFile ? inFile.length : body.length - PAGES_HEADER;
+      if (body.length < PAGES_HEADER) this.bad('a page run without pages');
+      if (length < PAGE_SIZE) this.bad('a page run without pages');
       const mapping = body.readUInt32LE(0);
       const addr = Number(body.readBigUInt64LE(8));
-      const data = body.subarray(PAGES_HEADER);
       const m = head.mappings[mapping];
       if (!m) this.bad(`a page run names mapping ${mapping}, which the head does not have`);
       if (m.kind !== 'anon' && m.kind !== 'file' && m.kind !== 'shared-anon') this.bad(`a page run for a ${m.kind} mapping`);
-      if (data.length % PAGE_SIZE !== 0 || addr % PAGE_SIZE !== 0 || addr < m.start || addr + data.length > m.end) {
-        this.bad(`a page run at 0x${addr.toString(16)} (${data.length} bytes) outside its mapping`);
+      if (length % PAGE_SIZE !== 0 || addr % PAGE_SIZE !== 0 || addr < m.start || addr + length > m.end) {
+        this.bad(`a page run at 0x${addr.toString(16)} (${length} bytes) outside its mapping`);
       }
       if (addr < lastEnd) this.bad('page runs out of order');
       // Runs and guards both come in address order: one cursor walks the mapping's guards.
@@ -307,9 +410,14 @@ export class ProcessImage {
         nextGuard = 0;
       }
       while (nextGuard < m.guards.length && m.guards[nextGuard]!.end <= addr) nextGuard++;
-      if ((m.guards[nextGuard]?.start ?? Infinity) < addr + data.length) this.bad(`a page run at 0x${addr.toString(16)} covers a guard region`);
-      lastEnd = addr + data.length;
-      return { mapping, addr, data };
+      if ((m.guards[nextGuard]?.start ?? Infinity) < addr + length) this.bad(`a page run at 0x${addr.toString(16)} covers a guard region`);
+      lastEnd = addr + length;
+      if (inFile && pagesInFile) {
+        const at = inFile.offset;
+        return { mapping, addr, length, get data(): Buffer { return pagesInFile.read(at, length); } };
+      }
+      const data = body.subarray(PAGES_HEADER);
+      return { mapping, addr, length, data };
     });
   }
 

@@ -455,9 +455,10 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
       if (m.shm && objects.get(m.shm.object)!.sysv?.live) continue;
       // A page of shared anonymous memory goes into its object, through the object's first mapping.
       const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
+      const data = run.data;
       let done = 0;
-      while (done < run.data.length) done += writeSync(mem, run.data, done, run.data.length - done, addr + done);
-      pages += run.data.length / PAGE_SIZE;
+      while (done < data.length) done += writeSync(mem, data, done, data.length - done, addr + done);
+      pages += data.length / PAGE_SIZE;
       progress?.onProgress(pages * PAGE_SIZE, progress.total);
     }
   } finally {
