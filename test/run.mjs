@@ -1,37 +1,70 @@
-// `npm test`: runs every compiled test file under build/test with uvu, then prints
-// `N skipped` (when some were) and one summary line `N passed, N failed` (what CI reads), and
-// exits non-zero on failure.
+// `npm test`: runs every compiled test file under build/test (or those whose name matches the
+// regex given as the argument), each in a Node process of its own, as many at once as the
+// machine has cores (at most 2, or CR_TEST_JOBS): most tests wait on the processes they check,
+// so two files at once take about half the time of one after another. Each file's output is
+// printed whole when it ends, then the slowest files, `N skipped` (when some were) and one
+// summary line `N passed, N failed` (what CI reads); exits non-zero on any failure.
+// Test files never share a path or a process (the guide's rule for two clones testing at once
+// holds for two files of one run too).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const pattern = process.argv[2] ?? '\\.test\\.js$';
+const testDir = join(root, 'build', 'test');
+const pattern = new RegExp(process.argv[2] ?? '\\.test\\.js$');
+const jobs = Math.max(1, Number(process.env.CR_TEST_JOBS) || Math.min(2, availableParallelism()));
+const files = readdirSync(testDir).filter((f) => f.endsWith('.test.js') && pattern.test(f)).sort();
 // The journals of every cr the tests run (and kill) go to a run directory of this run only, not
 // the user's own (/run/cr for root): two runs at once never see each other's, none is left.
 const runDir = mkdtempSync(join(tmpdir(), 'cr-test-run-'));
-const child = spawn(process.execPath, [join(root, 'node_modules', 'uvu', 'bin.js'), join('build', 'test'), pattern], {
-  cwd: root,
-  env: { ...process.env, XDG_RUNTIME_DIR: runDir },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let out = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  out += chunk.toString();
-});
-child.on('close', (code) => {
-  rmSync(runDir, { recursive: true, force: true });
-  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
-  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-  const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-  const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-  // uvu's Total counts only the tests it ran: skipped ones are not in it.
-  let failed = total - passed;
-  if (code !== 0 && failed === 0) failed = 1; // a crash before uvu could count
-  if (skipped > 0) console.log(`${skipped} skipped`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 ? 0 : 1);
-});
+
+/** One file's run: its counts from uvu's summary, its output, how long it took. */
+function runFile(file) {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [join(testDir, file)], {
+      cwd: root,
+      env: { ...process.env, XDG_RUNTIME_DIR: runDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('close', (code, signal) => {
+      const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+      const count = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(plain)?.[1] ?? 0);
+      const total = count('Total');
+      const passed = count('Passed');
+      // uvu's Total counts only the tests it ran: skipped ones are not in it.
+      let failed = total - passed;
+      if ((code !== 0 || signal !== null) && failed === 0) failed = 1; // a crash before uvu could count
+      resolve({ file, out, passed, failed, skipped: count('Skipped'), seconds: (performance.now() - started) / 1000 });
+    });
+  });
+}
+
+const results = [];
+const queue = [...files];
+async function worker() {
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    const r = await runFile(file);
+    process.stdout.write(`\n${file} (${r.seconds.toFixed(1)} s)\n${r.out.replace(/\s*Total:[\s\S]*$/, '')}\n`);
+    results.push(r);
+  }
+}
+const started = performance.now();
+await Promise.all(Array.from({ length: jobs }, worker));
+rmSync(runDir, { recursive: true, force: true });
+
+const sum = (k) => results.reduce((n, r) => n + r[k], 0);
+const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
+console.log(`\n${files.length} files, ${jobs} at a time, ${((performance.now() - started) / 1000).toFixed(1)} s; slowest: ${slowest.map((r) => `${r.file} ${r.seconds.toFixed(1)} s`).join(', ')}`);
+for (const r of results.filter((x) => x.failed > 0)) console.log(`failed in ${r.file}: ${r.failed}`);
+if (sum('skipped') > 0) console.log(`${sum('skipped')} skipped`);
+if (files.length === 0) console.log(`no test file in build/test matches ${pattern}`);
+const failed = files.length === 0 ? 1 : sum('failed');
+console.log(`${sum('passed')} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

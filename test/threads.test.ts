@@ -14,6 +14,7 @@ import { checkpointProcess } from '../src/checkpoint/checkpoint.js';
 import { CrError } from '../src/errors.js';
 import { ProcessImage } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
+import { cr } from './helpers/cli.js';
 import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,7 +54,7 @@ async function scene(fn: (dir: string, adopt: (pid: number) => number) => void |
  * tell the copy to check itself, and return what it printed and how it ended.
  */
 async function selfcheck(counters: number, opts: { samePid: boolean }): Promise<void> {
-  await scene((dir, adopt) => {
+  await scene(async (dir, adopt) => {
     const out = join(dir, 'out');
     const fd = openSync(out, 'w');
     let pid: number;
@@ -76,6 +77,13 @@ async function selfcheck(counters: number, opts: { samePid: boolean }): Promise<
     assert.is(now.length, tids.length, 'every thread back');
     if (opts.samePid) assert.equal(now, tids, 'every thread id the same');
     else assert.is.not(again, pid);
+    // show names every thread; diff pairs them up by order, whatever their new ids.
+    const shown = await cr(['show', image]);
+    assert.match(shown.stdout, new RegExp(`^threads: ${tids.length - 1} besides the leader: ${tids[1]} `, 'm'), shown.stdout);
+    const copy = join(dir, 'copy');
+    checkpointProcess(again, copy);
+    const diff = await cr(['diff', image, copy]);
+    assert.not.match(diff.stdout, /thread/, diff.stdout);
     writeFileSync(join(dir, 'go'), '');
     const end = reap(again, 60_000);
     const said = text(out);

@@ -202,10 +202,21 @@ function renderProcess(summary: ProcessImage): string[] {
     `${what}: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
     `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
       `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
+    ...threadLine(head.threads),
     ...guardLine(head.mappings),
     ...unnamedLine(head.mappings, summary.fdImage.table.processes[0]!.fds),
     '',
   ];
+}
+
+const THREADS_SHOWN = 8;
+
+/** The threads besides the leader, by id and name (the first few). */
+function threadLine(threads: ProcessImage['head']['threads']): string[] {
+  if (threads.length === 0) return [];
+  const named = threads.slice(0, THREADS_SHOWN).map((t) => `${t.tid} ${printable(t.comm)}`);
+  const more = threads.length > THREADS_SHOWN ? `, +${threads.length - THREADS_SHOWN} more` : '';
+  return [`threads: ${threads.length} besides the leader: ${named.join(', ')}${more}`];
 }
 
 /** show --json --all: what kind of image, who wrote it, the tree, the (root) process head, the dropped fds, the fd table. */
@@ -230,6 +241,7 @@ const isTree = (r: ShowResult): boolean => (r.tree?.length ?? 0) > 1;
 function renderTree(tree: TreeMember[], tables: FdTables, whole: ProcessImage | undefined): string[] {
   const fdsOf = new Map(tables.processes.map((p) => [p.pid, p.fds.length]));
   const memoryOf = new Map((whole?.members ?? []).map((m) => [m.pid, m.pageBytes]));
+  const threadsOf = new Map((whole?.members ?? []).map((m) => [m.pid, m.head.threads.length]));
   const byPid = new Map(tree.map((m) => [m.pid, m]));
   const children = new Map<number, TreeMember[]>();
   for (const m of tree.slice(1)) (children.get(m.ppid) ?? children.set(m.ppid, []).get(m.ppid)!).push(m);
@@ -242,7 +254,7 @@ function renderTree(tree: TreeMember[], tables: FdTables, whole: ProcessImage | 
     const shown = command.length > 60 ? `${command.slice(0, 57)}...` : command;
     const what = m.zombie
       ? `zombie, ${describeExit(m.zombie, signalName)}`
-      : `${fdsOf.get(m.pid) ?? 0} fds${memoryOf.has(m.pid) ? `, ${bytes(memoryOf.get(m.pid)!)} of pages` : ''}${m.stopped ? ', stopped' : ''}`;
+      : `${fdsOf.get(m.pid) ?? 0} fds${memoryOf.has(m.pid) ? `, ${bytes(memoryOf.get(m.pid)!)} of pages` : ''}${threadsOf.get(m.pid) ? `, ${threadsOf.get(m.pid)! + 1} threads` : ''}${m.stopped ? ', stopped' : ''}`;
     lines.push(`${prefix}${root ? '' : last ? '`- ' : '|- '}${m.pid} ${shown}${ids ? `  (${ids})` : ''}: ${what}`);
     const kids = children.get(m.pid) ?? [];
     kids.forEach((k, i) => walk(k, root ? prefix : `${prefix}${last ? '   ' : '|  '}`, i === kids.length - 1, false));

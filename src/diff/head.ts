@@ -1,7 +1,7 @@
 // diff of two whole-process images beyond their fd tables: what the process is (argv, exe, cwd,
 // umask, credentials, limits, no_new_privs), its memory layout (mappings: address, protection,
-// backing, flags) and its signals (actions, blocked mask, pending, alternate stack), one line per
-// difference. Not compared: the pid (a restart gets a new one), registers and interval timers
+// backing, flags), its signals (actions, blocked mask, pending, alternate stack) and each
+// thread's (name, blocked mask, pending, alternate stack), one line per difference. Not compared: the pid (a restart gets a new one), registers and interval timers
 // (they move while a process runs), the kernel and cr versions.
 import type { HeadJson, MappingJson } from '../image/head-json.js';
 import { printable } from '../printable.js';
@@ -58,5 +58,14 @@ export function compareHeads(a: HeadJson, b: HeadJson): string[] {
   same('pending signals', a.pending, b.pending);
   same('alternate signal stack', a.altstack, b.altstack);
   same('file locks', a.locks, b.locks);
+  // Threads pair up in tid order (a restart without --same-pid gives them new ids).
+  same('threads (by name)', a.threads.map((t) => t.comm), b.threads.map((t) => t.comm));
+  a.threads.forEach((t, i) => {
+    const u = b.threads[i];
+    if (!u) return;
+    same(`thread ${t.tid}/${u.tid} blocked signals`, t.blocked, u.blocked);
+    same(`thread ${t.tid}/${u.tid} pending signals`, t.pending, u.pending);
+    same(`thread ${t.tid}/${u.tid} alternate signal stack`, t.altstack, u.altstack);
+  });
   return out;
 }

@@ -37,6 +37,16 @@ export interface SignalActionJson {
   mask: string;
 }
 
+/** A thread besides the leader (its registers are left out: they move while it runs). */
+export interface ThreadJson {
+  tid: number;
+  comm: string;
+  blocked: string;
+  /** signals queued to this thread alone */
+  pending: number[];
+  altstack: { sp: string; size: number; flags: number };
+}
+
 /** The head of a whole-process image, as show --json --all prints it. */
 export interface HeadJson {
   pid: number;
@@ -62,6 +72,8 @@ export interface HeadJson {
   noNewPrivs: boolean;
   itimers: Array<{ intervalUs: number; valueUs: number }>;
   locks: ProcessHead['locks'];
+  /** the threads besides the leader, in tid order: what each could show a difference in */
+  threads: ThreadJson[];
   kernel: string;
   toolVersion: string;
 }
@@ -103,6 +115,10 @@ export function headJson(head: ProcessHead, xstateBytes = head.xstate.length): H
     noNewPrivs: head.noNewPrivs,
     itimers: head.itimers,
     locks: head.locks,
+    threads: head.threads.map((t) => ({
+      tid: t.tid, comm: t.comm, blocked: hex(t.blocked.readBigUInt64LE(0)), pending: t.pending.map((info) => info.readInt32LE(0)),
+      altstack: { sp: hex(t.altstack.sp), size: t.altstack.size, flags: t.altstack.flags },
+    })),
     kernel: head.kernel,
     toolVersion: head.toolVersion,
   };
