@@ -199,7 +199,7 @@ function fail(errno: 'EINVAL'): never {
 const KIND_LETTER = { pipe: 'a', fifo: 'q', file: 'f', chr: 'c', dir: 'd', opath: 'o', eventfd: 'e',
   epoll: 'p',
   timerfd: 't',
-  signalfd: 's', ptmx: 'm', pts: 'y', unix: 'u', inet: 'i', memfd: 'b', deleted: 'x', inotify: 'n', foreign: '?' } as const;
+  signalfd: 's', ptmx: 'm', pts: 'y', unix: 'u', inet: 'i', memfd: 'b', deleted: 'x', inotify: 'n', pidfd: 'k', foreign: '?' } as const;
 
 /** The oracle's final-state lines, computed from the simulated process. */
 function simState(proc: SimProcess): string[] {

@@ -203,14 +203,14 @@ test('shared anonymous memory: --same-pid', () => selfCheck('state-shmem', 'same
 
 unprivilegedTest('shared anonymous memory: dumped and restarted by cr as uid 65534', () => selfCheck('state-shmem', 'as nobody'));
 
-test('a tree sharing memory (a parent and 2 workers: MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V segments, one marked for removal): new pids', () =>
+test('a tree sharing memory (a parent and 2 workers: MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V segments, one marked for removal) and pidfds (of a worker, of itself): new pids', () =>
   selfCheck('state-tree-shmem', 'new pid'));
 
-test('a tree sharing memory: --same-pid', () => selfCheck('state-tree-shmem', 'same pid'));
+test('a tree sharing memory and pidfds: --same-pid', () => selfCheck('state-tree-shmem', 'same pid'));
 
-unprivilegedTest('a tree sharing memory: dumped and restarted by cr as uid 65534', () => selfCheck('state-tree-shmem', 'as nobody'));
+unprivilegedTest('a tree sharing memory and pidfds: dumped and restarted by cr as uid 65534', () => selfCheck('state-tree-shmem', 'as nobody'));
 
-test('shared anonymous memory another process maps too is refused in one line naming it', () => {
+test('shared anonymous memory and a pidfd of a process outside the tree are refused in one line naming it', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const ready = join(dir, 'ready');
   // The child, which shares the mapping with its parent, says its pid and dies with the parent.
@@ -218,6 +218,7 @@ test('shared anonymous memory another process maps too is refused in one line na
 m = mmap.mmap(-1, 4096)
 if os.fork() == 0:
     ctypes.CDLL(None).prctl(1, 9)
+    pidfd = os.pidfd_open(os.getppid())
     open(sys.argv[1], 'w').write(str(os.getpid()))
 time.sleep(60)
 `;
@@ -234,7 +235,7 @@ time.sleep(60)
       assert.instance(err, CrError);
       message = (err as Error).message;
     }
-    assert.match(message, new RegExp(`^mapping [0-9a-f]+-[0-9a-f]+ /dev/zero \\(deleted\\): shared anonymous memory shared with pid ${parent}, which cr cannot carry over$`));
+    assert.match(message, new RegExp(`^mapping [0-9a-f]+-[0-9a-f]+ /dev/zero \\(deleted\\): shared anonymous memory shared with pid ${parent}, which cr cannot carry over; fd \\d+ is a pidfd of pid ${parent}, which is not a process of the dumped tree$`));
     assert.not.ok(existsSync(join(dir, 'image')));
   } finally {
     ensureReaped(parent);

@@ -1,5 +1,6 @@
 // restore (src/api.ts): restart a whole process, start a CMD with the image's fds, or install them
 // in a running process.
+import { pidfdProblem } from '../kinds/pidfd.js';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
@@ -185,6 +186,8 @@ function prepared(input: Input, mode: 'into' | 'command' | 'process', opts: Rest
     return { mode, image: shown(input), start: async () => (once(), restart(whole, opts, moved)) };
   }
   const author = imageAuthor(input.file);
+  const pidfds = pidfdProblem(table, input.tables.processes[0]!.pid);
+  if (pidfds !== null) badInput(pidfds);
   checkTableInput(table, input.image, opts);
   return { mode, image: shown(input), start: async () => (once(), restoreTable(input, table, author, opts, moved)) };
 }

@@ -211,7 +211,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const live = tree.members.filter((m) => m.frozen !== null);
     // Each member's fds read once, for the refusal, the locks and the fd table alike.
     const fds = live.map((m) => readProcFds(m.pid));
-    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced);
+    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced, tree.members.map((m) => m.pid));
     for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
     const problem = treeProblem(members);

@@ -1,7 +1,8 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
 // written: seccomp filters in any thread (which cr cannot read back),
 // a deleted working directory, tracing other processes (they would be left without their
-// tracer), and the mappings and fds restart cannot recreate (judged by maps.ts and
+// tracer), pidfds of processes outside the tree (nothing to refer to after restart), and the
+// mappings and fds restart cannot recreate (judged by maps.ts and
 // src/dump/kinds.ts). Its children are not in the way: they are members of the tree dumped with
 // it. All of them, for every member of the tree, are named at once, so the user learns in one try
 // everything that stands in the way.
@@ -29,18 +30,32 @@ function processBlockers(pid: number, tracers: Map<number, number[]>): string[] 
 }
 
 /**
+ * The pidfds among a member's fds that refer to a process outside the tree (`members`, zombies
+ * included): restarted, they would have no process to refer to (src/kinds/pidfd.ts takes the
+ * others).
+ */
+function pidfdsOutside(fds: readonly ProcFd[], members: ReadonlySet<number>): string[] {
+  return fds.flatMap((e) => {
+    if (e.link !== 'anon_inode:[pidfd]') return [];
+    const target = Number(e.info.get('Pid'));
+    return target > 0 && !members.has(target) ? [`fd ${e.fd} is a pidfd of pid ${target}, which is not a process of the dumped tree`] : [];
+  });
+}
+
+/**
  * Refuse, in one line naming every reason of every member, frozen processes (a tree's live
  * members) the whole-process checkpoint cannot take. In a tree, what does not name its process
- * (a mapping, an fd) is said with the member's pid.
+ * (a mapping, an fd) is said with the member's pid. `members`: every member, zombies included.
  */
-export function refuseUnsupported(pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = []): void {
+export function refuseUnsupported(pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = [], members: readonly number[] = pids): void {
+  const tree = new Set(members);
   const tracers = tracerMap();
   // A member traced by another member is said once, as what its tracer does.
   const memberThreads = new Set(pids.flatMap((pid) => listThreads(pid)));
   const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
   const reasons = pids.flatMap((pid) => {
     const fds = fdsOf.get(pid)!;
-    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(fds).map(describeUnsupported)];
+    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
     return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
   reasons.push(...tracedOutside);

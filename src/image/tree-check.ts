@@ -95,4 +95,7 @@ export function checkTreeTable(members: readonly TreeMember[], tables: FdTables,
     const parent = i === 0 ? undefined : m.ppid;
     if (p.parent !== parent) bad(`the fd table gives ${p.pid} ${p.parent === undefined ? 'no parent' : `parent ${p.parent}`}, the tree ${parent ?? 'none'}`);
   }
+  // A pidfd refers to a member (a zombie included): restart points it at that member as restored.
+  const pids = new Set(members.map((m) => m.pid));
+  for (const d of tables.descs) if (d.kind === 'pidfd' && !pids.has(d.pid)) bad(`description ${d.id} is a pidfd of pid ${d.pid}, which is not a process of the tree`);
 }

@@ -95,6 +95,7 @@ export const SYS = {
   mlock2: 325,
   memfd_create: 319,
   rseq: 334,
+  pidfd_open: 434,
   clone3: 435,
   mseal: 462,
 } as const;

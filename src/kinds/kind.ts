@@ -47,6 +47,8 @@ export interface SimState {
   /** an inotify's watches, ascending by wd, and the events it holds */
   watches: Array<{ wd: number; path: string; mask: number }>;
   queued: number;
+  /** a pidfd's process: the pid it was opened for */
+  target: number;
 }
 
 /** A memfd or a file cr made unnamed (O_TMPFILE) in the simulation: what its calls left (the writes as made, compared merged). */
@@ -101,6 +103,10 @@ export interface SimCalls {
   inotifyAddWatch(fd: number, path: string, mask: number): number;
   inotifyRmWatch(fd: number, wd: number): void;
   inotifyDrain(fd: number): void;
+  /** pidfd_open(pid, flags): a pidfd of pid, close-on-exec */
+  pidfdOpen(pid: number, flags: number): number;
+  /** fcntl(fd, F_SETFD, cloexec) */
+  setfd(fd: number, cloexec: boolean): void;
 }
 
 /** The calls such a kind queues in the target, by name (replay turns names into numbers). */
@@ -134,7 +140,8 @@ export type CallName =
   | 'inotify_init1'
   | 'inotify_add_watch'
   | 'inotify_rm_watch'
-  | 'read';
+  | 'read'
+  | 'pidfd_open';
 
 /** An fd cr cannot dump: a short name for what it is, and why. */
 export interface Unsupported {
@@ -203,6 +210,8 @@ export interface CallQueue {
   held(desc: number): number;
   /** check, in the batch, the 8 bytes at `addr` an earlier call wrote (socketpair's fds); `what` says what they were if not */
   load(addr: bigint, want: bigint, what: (got: bigint) => string): void;
+  /** the pid of the process the calls run in (a pidfd is made of it first: src/kinds/pidfd.ts) */
+  self: number;
 }
 
 export interface KindModule<K extends DescKind> {

@@ -15,12 +15,13 @@ import { inotify } from './inotify.js';
 import { memfd } from './memfd.js';
 import { opath } from './opath.js';
 import { signalfd } from './signalfd.js';
+import { pidfd } from './pidfd.js';
 import { timerfd } from './timerfd.js';
 import { pipe } from './pipe.js';
 import { ptmx, pts } from './pty.js';
 import { unix } from './unix.js';
 
-export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, memfd, deleted, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet, inotify };
+export const KINDS: { readonly [K in DescKind]: KindModule<K> } = { opath, pipe, fifo, memfd, deleted, file, ptmx, pts, chr, eventfd, dir, epoll, timerfd, signalfd, unix, inet, inotify, pidfd };
 
 export const KIND_NAMES = Object.keys(KINDS) as DescKind[];
 

@@ -261,8 +261,17 @@ export interface InetDesc extends DescBase {
   options: Record<string, number>;
 }
 
+/**
+ * A pidfd (src/kinds/pidfd.ts): the process it refers to, by its pid when dumped (a member of the
+ * image's tree, whose pid at restore replaces it). O_EXCL in flags: PIDFD_THREAD.
+ */
+export interface PidfdDesc extends DescBase {
+  kind: 'pidfd';
+  pid: number;
+}
+
 /** One open file description: a union by kind, so every switch over kinds is checked whole. */
-export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc | MemfdDesc | DeletedDesc | InotifyDesc;
+export type Desc = PipeDesc | FifoDesc | FileDesc | ChrDesc | EventfdDesc | DirDesc | OpathDesc | EpollDesc | TimerfdDesc | SignalfdDesc | PtmxDesc | PtsDesc | UnixDesc | InetDesc | MemfdDesc | DeletedDesc | InotifyDesc | PidfdDesc;
 
 /** The description's path, for the kinds opened by one. */
 export function pathOf(d: Desc): string | undefined {

@@ -27,6 +27,7 @@ function positionOf(d: Desc): string {
     case 'timerfd':
     case 'signalfd':
     case 'inotify':
+    case 'pidfd':
     case 'opath':
     case 'ptmx':
     case 'pts':

@@ -180,6 +180,7 @@ class Replayer {
         if (fd === undefined) throw new OpFailure(`description ${desc}'s object was not made before it (no pty op)`);
         return fd;
       },
+      self: this.inj.pid,
     };
   }
 

@@ -8,6 +8,7 @@ import { detach } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP } from '../../bridge/signal.js';
 import { CrError } from '../errors.js';
 import type { ProcessImage } from '../image/process-format.js';
+import { viewOf } from '../model/fdtable.js';
 import { MAX_PID, type TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
@@ -19,6 +20,7 @@ import { type Carried, carryObjects, checkMappedFiles, checkVdso, freeRange, hus
 import { rebuild, type RestartOptions } from './restart.js';
 import { deferSeals, mappedDescs, unnamedFiles } from './unnamed-files.js';
 import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
+import { pointPidfds } from './pidfds.js';
 
 export interface TreeRestartResult {
   /** the root's pid: cr's child */
@@ -112,6 +114,9 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   const warnings = new Set<string>();
   let pages = 0;
   try {
+    // Every member exists (zombies still as husks): each pidfd points at its process now.
+    const now = new Map(tree.map((m, i) => [m.pid, made.pids[i]!]));
+    image.members.forEach((m, k) => pointPidfds(made.husks[index.get(m.pid)!]!, viewOf(image.fdImage.table, k), (dumped) => now.get(dumped)!));
     endZombies(tree, made);
     lap('zombies');
     const parentsOfZombies = new Set(tree.filter((m) => m.zombie !== null).map((m) => m.ppid));

@@ -23,6 +23,7 @@ import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unna
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
+import { pointPidfds } from './pidfds.js';
 import { armTimers, createTimers } from './timers.js';
 import { resumeRegisters, setAllRegisters } from './registers.js';
 import { drainSigchld, openNofile, queuePending, setCreds, setItimers, setMm, setNoNewPrivs, setSignalsAndThreadState, setTask } from './process-attributes.js';
@@ -114,6 +115,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
+    // A pidfd of itself (the tree of one has no other process), now that its pid is final.
+    pointPidfds(husk, table, () => husk!.pid);
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
     const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs);
     const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed }, lap);

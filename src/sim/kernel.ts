@@ -120,7 +120,7 @@ export class SimPipe {
   }
 }
 
-export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'inotify' | 'foreign';
+export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'inotify' | 'pidfd' | 'foreign';
 
 /** An open file description (struct file). */
 export class SimDesc {
@@ -152,6 +152,8 @@ export class SimDesc {
   watches: Array<{ wd: number; path: string; mask: number }> = [];
   nextWd = 1;
   queued = 0;
+  /** a pidfd's process */
+  target = 0;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
   constructor(
@@ -510,6 +512,17 @@ export class SimProcess {
     desc.count = BigInt(initval >>> 0);
     desc.semaphore = (flags & EFD_SEMAPHORE) !== 0;
     this.install(fd, desc, (flags & O_CLOEXEC) !== 0);
+    return fd;
+  }
+
+  /** pidfd_open(pid, flags): O_RDWR plus PIDFD_NONBLOCK (O_NONBLOCK) and PIDFD_THREAD (O_EXCL) as asked, always close-on-exec. */
+  pidfdOpen(pid: number, flags: number): number {
+    const call = (): string => `pidfd_open(${pid}, ${flags})`;
+    if ((flags & ~(O_NONBLOCK | O_EXCL)) !== 0 || pid <= 0) throw new SimError(call, 'EINVAL');
+    const fd = this.allocate(0, call);
+    const desc = this.describe('pidfd', O_RDWR | flags, null, null);
+    desc.target = pid;
+    this.install(fd, desc, true);
     return fd;
   }
 
