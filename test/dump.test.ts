@@ -320,7 +320,7 @@ test('unsupported fds: one line naming every one with its kind; --skip-unsupport
     assert.is(r.code, 1);
     assert.match(
       r.stderr,
-      /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: only unix, TCP and UDP sockets are supported\); fd 6 is a pidfd, which cr cannot dump \([^)]*\); fd 7 is an? userfaultfd, which cr cannot dump \([^)]*\); --skip-unsupported leaves them out\n$/,
+      /^cr dump: fd 5 is a socket, which cr cannot dump \(socket:\[\d+\]: only unix, TCP and UDP sockets are supported\); fd 6 is a pidfd, which cr cannot dump \(its process has exited and been reaped: a restore would have none to refer to\); fd 7 is an? userfaultfd, which cr cannot dump \([^)]*\); --skip-unsupported leaves them out\n$/,
     );
     assert.not.ok(existsSync(image));
     assertRunning(fx.pid);

@@ -546,7 +546,7 @@ test('every reason a process cannot be dumped whole is named at once, in one lin
     const src = `import ctypes, mmap, os, socket, subprocess, sys, threading, time
 c = subprocess.Popen(['sleep', '60'], preexec_fn=lambda: ctypes.CDLL(None).prctl(1, 9))
 a, b = (socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) for _ in range(2))
-d = os.pidfd_open(os.getpid())
+d = os.pidfd_open(os.getppid())
 m = mmap.mmap(-1, 4096)
 threading.Thread(target=lambda: time.sleep(60), daemon=True).start()
 open(sys.argv[1], 'w').write('up')
@@ -559,7 +559,7 @@ time.sleep(60)
     // way); every other reason is named, with the process it is of.
     assert.not.match(message, /thread|child process/);
     assert.match(message, new RegExp(`^process ${pid}: fd \\d+ is a socket, which cr cannot dump \\([^)]*\\); process ${pid}: fd \\d+ is a socket, `));
-    assert.match(message, new RegExp(`; process ${pid}: fd \\d+ is a pidfd, which cr cannot dump \\(anon_inode:\\[pidfd\\]: pidfd fds are not supported\\)`));
+    assert.match(message, new RegExp(`; process ${pid}: fd \\d+ is a pidfd of pid \\d+, which is not a process of the dumped tree`));
     assert.not.match(message, /skip-unsupported|unusual flags/);
   }));
 

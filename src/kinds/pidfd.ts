@@ -30,8 +30,8 @@ export const pidfd: KindModule<'pidfd'> = {
     if (odd) return odd;
     const pid = Number(e.info.get('Pid'));
     if (!Number.isInteger(pid)) return no(e, 'pidfd', 'this kernel does not show its process in fdinfo (Pid)');
-    if (pid === -1) return no(e, 'pidfd', 'a pidfd of a process that has exited and been reaped');
-    if (pid <= 0) return no(e, 'pidfd', 'a pidfd of a process outside cr\'s pid namespace');
+    if (pid === -1) return no(e, 'pidfd', 'its process has exited and been reaped: a restore would have none to refer to');
+    if (pid <= 0) return no(e, 'pidfd', 'its process is outside cr\'s pid namespace');
     return { kind: 'pidfd', describe: (id) => ({ id, kind: 'pidfd', flags: e.flags, pid }) };
   },
   fields: ['pid'],
