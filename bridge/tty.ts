@@ -5,7 +5,9 @@ import { libc } from './libc.js';
 
 /** asm-generic/ioctls.h (x86_64) */
 const TIOCGPGRP = 0x540f;
-const TIOCSPGRP = 0x5410;
+export const TIOCSPGRP = 0x5410;
+/** make the terminal the caller's controlling one (a session leader with none) */
+export const TIOCSCTTY = 0x540e;
 const TCGETS2 = 0x802c542a;
 const TCSETS2 = 0x402c542b;
 /** sizeof(struct termios2) */

@@ -4,21 +4,30 @@
 // termios, window, flags, close-on-exec, kcmp, both ends talk) before and after a whole-process
 // dump, and in every restore mode: `-- CMD`, `--into` a target whose own fds collide (with and
 // without --exact), and restart. A dump refuses a pty with bytes queued; plans pass the simulator.
+// A pty shared across a tree (test/fixtures/pty-tree-selfcheck.c: the parent holds the master, its
+// child leads a session on the slave and runs a foreground job) comes back as one new pty, the
+// controlling terminal of the child's session with the job in the foreground, whether the
+// original runs on or not, with new pids or the recorded ones, in cr's session or one of its own.
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { kill, SIGKILL } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
+import { ProcessImage } from '../src/image/process-format.js';
+import { listTree } from '../src/proc/tree.js';
 import { type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
-import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
+import { builtAndDumped, cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { TreeScene } from './helpers/tree-scene.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-selfcheck.c'), 'utf8'));
+const TREE_PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-tree-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [5, 6, 7, 8];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-pty-${what}-`)));
@@ -93,6 +102,67 @@ test('plans of a pty pair pass the simulator: fresh, and into a target whose fds
     const ptyOps = plan.ops.filter((o) => o.op === 'pty');
     assert.is(ptyOps.length, 2, mode);
     assert.ok(plan.ops.indexOf(ptyOps[0]!) < plan.commit, `${mode}: the pty is made before the commit`);
+  }
+});
+
+/** Kill every process of the tree of root (a child of the test, reaped; the others are init's to reap). */
+function killTree(root: number): void {
+  for (const m of listTree(root)) {
+    try {
+      kill(m.pid, SIGKILL);
+    } catch {
+      // gone
+    }
+  }
+  ensureReaped(root);
+}
+
+/** The pty tree's scene: restored trees are killed at the end with the originals. */
+class PtyScene extends TreeScene {
+  constructor() {
+    super('pty-tree');
+  }
+
+  /** restore IMAGE --detach EXTRA... (cr in this process: the root is its child), the restored root and the verdict of a round in it. */
+  async restore(image: string, ...extra: string[]): Promise<{ root: number; verdict: string }> {
+    const r = await cr(['restore', image, '--detach', ...extra]);
+    const root = Number(r.stdout.trim());
+    if (r.code !== 0 || !(root > 0)) return { root: 0, verdict: `cr exit ${r.code}: ${r.stderr}` };
+    this.watch(root, listTree(root).map((m) => m.pid));
+    return { root, verdict: verdict(root, this.dir) };
+  }
+}
+
+test('a pty across a tree (master in the parent, slave the controlling terminal of the child\'s session, a job in the foreground): one new pty, terminal and foreground given back, in every restart mode', async () => {
+  const s = new PtyScene();
+  try {
+    const root = s.start([TREE_PROG, s.dir]);
+    assert.is(waitFile(s.dir, 'ready'), '', 'the job is on the master\'s peer');
+    assert.is(verdict(root, s.dir), 'PASS\n', 'as built');
+    const [, leader, job] = s.tree(root);
+    const d = await cr(['dump', '--pid', String(root), '-o', s.path('image')]);
+    assert.is(d.code, 0, d.stderr);
+    const image = ProcessImage.read(s.path('image'));
+    assert.is(verdict(root, s.dir), 'PASS\n', 'the original, after the dump');
+    const slaves = image.fdImage.table.descs.filter((d) => d.kind === 'pts');
+    assert.ok(slaves.length > 0 && slaves.every((d) => d.kind === 'pts' && image.fdImage.table.descs.some((m) => m.id === d.master && m.kind === 'ptmx')), 'the members\' slaves are the master\'s, not paths');
+    const led = image.tree.find((m) => m.pid === leader)!;
+    assert.is(led.sid, leader);
+    assert.is(led.ctty?.fg, job, 'the job\'s group was the foreground');
+
+    const failed: string[] = [];
+    const mode = async (name: string, ...extra: string[]): Promise<void> => {
+      const r = await s.restore(s.path('image'), ...extra);
+      if (r.verdict !== 'PASS\n') failed.push(`${name}: ${r.verdict.trim().replace(/\n/g, '; ')}`);
+      if (r.root > 0) killTree(r.root);
+    };
+    // The original runs on, its pty open: a copy must not reach it by its old /dev/pts path.
+    await mode('in cr\'s session', '--new-pid');
+    await mode('in a session of its own', '--new-pid', '--setsid');
+    assert.is(verdict(root, s.dir), 'PASS\n', 'the original, after its copies ran');
+    assert.equal(failed, []);
+  } finally {
+    s.end();
   }
 });
 

@@ -162,7 +162,7 @@ function prepared(input: Input, mode: 'into' | 'command' | 'process', opts: Rest
       const whole = members > 1 ? treeImageIdentity(input, table, opts) : processImageIdentity(input, opts);
       const start = async (): Promise<RestoreResult> => {
         once();
-        const job = new ShellJob(term, jobTermios(whole.tree));
+        const job = new ShellJob(term, jobTermios(table, whole.tree));
         try {
           const r = await (members > 1 ? restartWholeTree(whole, opts, moved, job) : restart(whole, opts, moved, job));
           return { ...r, job };

@@ -15,7 +15,7 @@ export function withCttyTermios(member: TreeMember): TreeMember {
   try {
     const mine = pidfdGetfd(pidfd, fd);
     try {
-      return { ...member, ctty: { rdev: member.ctty.rdev, termios: getTermios(mine).toString('hex') } };
+      return { ...member, ctty: { ...member.ctty, termios: getTermios(mine).toString('hex') } };
     } finally {
       closeSync(mine);
     }

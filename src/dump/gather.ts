@@ -204,10 +204,11 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
   // Descriptions that name others (an epoll's targets) find them now that every fd has its id,
   // among the fds of the process holding it first (its own watched fds are there).
   const withIds = procs.map((_, i) => entries.filter(({ e }) => e.member === i).map(({ e, id }) => ({ proc: e.proc, desc: id })));
+  const dumped = entries.map(({ e, id }) => ({ proc: e.proc, desc: id }));
   const unresolved: Unsupported[] = [];
   groups.forEach((group, id) => {
     const first = group[0]!;
-    const why = first.kind.resolve?.(descs[id]!, { pid: first.pid, fds: withIds[first.member]!, maxContents });
+    const why = first.kind.resolve?.(descs[id]!, { pid: first.pid, fds: withIds[first.member]!, dumped, maxContents });
     if (why) unresolved.push(why);
   });
   if (unresolved.length > 0) throw new CrError(unresolved.map(describeUnsupported).join('; '));
@@ -220,7 +221,8 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
     if (high) throw new CrError(`fd ${high.fd} of process ${p.pid} is not below its soft RLIMIT_NOFILE ${limit.soft}, which an image cannot express`);
     return { pid: p.pid, ...(p.parent === undefined ? {} : { parent: p.parent }), fds, rlimit: { soft: limit.soft, hard: limit.hard } };
   });
-  // A pty's slaves held with their master by one process are made through the new master, not by their old path.
+  // A pty's slaves held with their master by a process of the dump (the same or another member) are
+  // made through the new master, not by their old path.
   return { tables: { descs: pairPtys(descs), pipes, processes }, pipeEnds };
 }
 

@@ -3,7 +3,7 @@
 // processes are its live members in order. For the TREE record of a whole-process image and the
 // `tree` of a JSON fd table (`show --json` of a tree image) alike.
 import type { FdTables } from '../model/fdtable.js';
-import { liveMembers, treeProblem, type TreeMember, type ZombieExit } from '../model/tree.js';
+import { liveMembers, MAX_PID, treeProblem, type TreeMember, type ZombieExit } from '../model/tree.js';
 
 type Bad = (what: string) => never;
 
@@ -48,14 +48,23 @@ function zombieOf(v: unknown, where: string, bad: Bad): ZombieExit | null {
   return exit;
 }
 
-/** A member's controlling terminal: its device number, and its termios2 (44 bytes as hex) when read. */
+/** A member's controlling terminal: its device number, its termios2 (44 bytes as hex) when read, its foreground group when it had one. */
 function cttyOf(v: unknown, where: string, bad: Bad): NonNullable<TreeMember['ctty']> {
-  const t = exactly(v, ['rdev', ...(isRecord(v) && Object.hasOwn(v, 'termios') ? ['termios'] : [])], where, bad);
+  const optional = ['termios', 'fg'].filter((k) => isRecord(v) && Object.hasOwn(v, k));
+  const t = exactly(v, ['rdev', ...optional], where, bad);
   const rdev = uint(t.rdev, `${where}.rdev`, bad);
   if (rdev === 0) bad(`${where}.rdev is 0 (no terminal is recorded as no ctty)`);
-  if (t.termios === undefined) return { rdev };
-  if (typeof t.termios !== 'string' || !/^[0-9a-f]{88}$/.test(t.termios)) bad(`${where}.termios is not 44 bytes of lowercase hex`);
-  return { rdev, termios: t.termios as string };
+  const out: NonNullable<TreeMember['ctty']> = { rdev };
+  if (t.termios !== undefined) {
+    if (typeof t.termios !== 'string' || !/^[0-9a-f]{88}$/.test(t.termios)) bad(`${where}.termios is not 44 bytes of lowercase hex`);
+    out.termios = t.termios as string;
+  }
+  if (t.fg !== undefined) {
+    const fg = uint(t.fg, `${where}.fg`, bad);
+    if (fg < 1 || fg > MAX_PID) bad(`${where}.fg is not a process group 1..${MAX_PID}`);
+    out.fg = fg;
+  }
+  return out;
 }
 
 /** The members of a tree (a list at `where`), every field checked, then the tree's rules. */

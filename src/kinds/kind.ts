@@ -179,6 +179,8 @@ export interface ResolveContext {
   pid: number;
   /** every fd of the process with its description's id */
   fds: ReadonlyArray<{ proc: ProcFd; desc: number }>;
+  /** every fd of every process of the dump (a tree's members) with its description's id */
+  dumped: ReadonlyArray<{ proc: ProcFd; desc: number }>;
   /** bytes of contents a dump may carry per file (--max-deleted-size) */
   maxContents: number;
 }

@@ -2,8 +2,11 @@
 // master (`ptmx`) is recognised by its device (5:2, /dev/ptmx or /dev/pts/ptmx) and fdinfo
 // `tty-index`; its settings are read through a copy of its description in cr (pidfd_getfd):
 // termios (TCGETS2 on a master reads the slave's, the terminal's own), window size, lock and packet
-// mode. A slave the same process holds (the pty's peer: same devpts and device number) becomes a
-// `pts` description of that master; a slave whose master is elsewhere stays a `chr` opened by path.
+// mode. A slave any process of the dump holds (the pty's peer: same devpts and device number; the
+// master's holder or another member of the tree, as `script`'s shell holds the slave its parent
+// made) becomes a `pts` description of that master, made through the new master at restore and
+// never by its old path (which, while the original pty lives, would open the original); a slave
+// whose master is outside the dump (a terminal emulator's) stays a `chr` opened by path.
 //
 // A restore makes the pty before the plan (`prepare`, a `pty` op: /dev/ptmx opened, lifted to a
 // number above every other, unlocked, its settings set), so that the master's description is
@@ -40,6 +43,9 @@ export const TIOCSPTLCK = 0x40045431n;
 export const TIOCGPKT = 0x80045438n;
 export const TIOCGPTLCK = 0x80045439n;
 export const TIOCGPTPEER = 0x5441n;
+export const TIOCGDEV = 0x80045432n;
+/** Device number of /dev/tty (major 5, minor 0): a file on it is the opener's controlling terminal. */
+const TTY_RDEV = (5 << 8) | 0;
 export const F_DUPFD = 0n;
 export const F_DUPFD_CLOEXEC = 1030n;
 const AT_FDCWD = -100n;
@@ -51,7 +57,7 @@ const PTMX_FLAGS = O_ACCMODE | O_NONBLOCK | O_APPEND | O_LARGEFILE;
 const SETFL_ONLY = O_ASYNC | O_DIRECT | O_NOATIME;
 
 /** The devpts major numbers (136-143: UNIX98_PTY_SLAVE_MAJOR and the next 7) and minor of a dev_t. */
-function ptsIndex(rdev: number): number | undefined {
+export function ptsIndex(rdev: number): number | undefined {
   const major = (rdev >> 8) & 0xfff;
   const minor = (rdev & 0xff) | ((rdev >> 12) & ~0xff);
   return major >= 136 && major < 144 ? (major - 136) * 256 + minor : undefined;
@@ -62,6 +68,15 @@ function ioctlRead(fd: number, request: bigint, size: number, what: string): Buf
   const buf = Buffer.alloc(size);
   if (libc.ioctlBuf(fd, Number(request), buf) < 0) throw new SyscallError(`ioctl(${what})`, lastErrno());
   return buf;
+}
+
+/**
+ * A controlling terminal (its device number, /proc/PID/stat tty_nr) that is a pty of the image: one
+ * whose master a process of the image holds, by its number (a tree's ptys are of one devpts).
+ */
+export function imagePty(rdev: number, descs: readonly Desc[]): PtmxDesc | undefined {
+  const index = ptsIndex(rdev);
+  return index === undefined ? undefined : descs.find((d): d is PtmxDesc => d.kind === 'ptmx' && d.index === index);
 }
 
 interface PtyState {
@@ -75,6 +90,8 @@ interface PtyState {
   input: number;
   /** st_dev:st_rdev of the slave, when it could be opened (unlocked) */
   peer?: string;
+  /** st_rdev of the slave, when it could be opened */
+  rdev?: number;
   /** the slave's line discipline (TIOCGETD; N_TTY is 0), when it could be opened */
   ldisc: number;
 }
@@ -92,6 +109,7 @@ function readPty(pid: number, fd: number): PtyState {
       const output = ioctlRead(mine, TIOCINQ, 4, 'TIOCINQ').readInt32LE(0);
       let input = -1;
       let peer: string | undefined;
+      let rdev: number | undefined;
       let ldisc = 0;
       if (!locked) {
         // The slave's input queue is the slave's: look through a slave of cr's own (O_NOCTTY).
@@ -102,11 +120,12 @@ function readPty(pid: number, fd: number): PtyState {
           ldisc = ioctlRead(slave, TIOCGETD, 4, 'TIOCGETD').readInt32LE(0);
           const st = fstatSync(slave);
           peer = `${st.dev}:${st.rdev}`;
+          rdev = st.rdev;
         } finally {
           closeSync(slave);
         }
       }
-      return { termios, winsize, locked, packet, output, input, peer, ldisc };
+      return { termios, winsize, locked, packet, output, input, peer, rdev, ldisc };
     } finally {
       closeSync(mine);
     }
@@ -119,17 +138,36 @@ function readPty(pid: number, fd: number): PtyState {
 const slavesOf = new WeakMap<Desc, Set<number>>();
 
 /**
- * The slaves a process holds of the pty masters it holds, made `pts` descriptions of their master
+ * The slaves the dump holds of the pty masters it holds, made `pts` descriptions of their master
  * (gather calls this once every master resolved). Others stay `chr`, reopened by path.
  */
 export function pairPtys(descs: Desc[]): Desc[] {
-  const master = new Map<number, number>();
-  for (const d of descs) for (const id of slavesOf.get(d) ?? []) master.set(id, d.id);
+  const master = new Map<number, PtmxDesc>();
+  for (const d of descs) for (const id of slavesOf.get(d) ?? []) master.set(id, d as PtmxDesc);
   return descs.map((d) => {
     const m = master.get(d.id);
     if (m === undefined || d.kind !== 'chr') return d;
-    return { id: d.id, kind: 'pts', flags: d.flags, master: m, index: ptsIndex(d.rdev ?? 0) ?? 0 };
+    return { id: d.id, kind: 'pts', flags: d.flags, master: m.id, index: m.index };
   });
+}
+
+/** The tty a file on /dev/tty (5:0) is: the controlling terminal of its opener when opened (TIOCGDEV), read through a copy. */
+function ttyBehind(pid: number, fd: number): number | undefined {
+  try {
+    const pidfd = pidfdOpen(pid);
+    try {
+      const mine = pidfdGetfd(pidfd, fd);
+      try {
+        return ioctlRead(mine, TIOCGDEV, 4, 'TIOCGDEV').readUInt32LE(0);
+      } finally {
+        closeSync(mine);
+      }
+    } finally {
+      closeSync(pidfd);
+    }
+  } catch {
+    return undefined; // its terminal hung up: not this pty's, which lives
+  }
 }
 
 const hex = (value: unknown, bytes: number, where: string): string => {
@@ -156,7 +194,7 @@ export const ptmx: KindModule<'ptmx'> = {
     return {
       kind: 'ptmx',
       describe: (id) => ({ id, kind: 'ptmx', flags: e.flags, index, termios: '', winsize: '', locked: false, packet: false }),
-      resolve(d, { pid, fds }) {
+      resolve(d, { pid, dumped }) {
         if (d.kind !== 'ptmx') return null;
         const s = readPty(pid, e.fd);
         if (s.ldisc !== 0) return no(e, 'pty master', `/dev/pts/${index}: its line discipline is ${s.ldisc}, not N_TTY`);
@@ -164,8 +202,12 @@ export const ptmx: KindModule<'ptmx'> = {
         if (why) return why;
         Object.assign(d, { termios: s.termios, winsize: s.winsize, locked: s.locked, packet: s.packet });
         const mine = new Set<number>();
-        for (const f of fds) {
-          if (!f.proc.stat.isCharacterDevice() || ptsIndex(f.proc.stat.rdev) !== index) continue;
+        for (const f of dumped) {
+          if (!f.proc.stat.isCharacterDevice()) continue;
+          // /dev/tty opened with this pty as the controlling terminal (a shell's job-control fd) is
+          // a file on its slave: made as one, for the restored session has no terminal when its fds are.
+          if (f.proc.stat.rdev === TTY_RDEV && s.rdev !== undefined && ttyBehind(f.proc.pid, f.proc.fd) === s.rdev) mine.add(f.desc);
+          if (ptsIndex(f.proc.stat.rdev) !== index) continue;
           // Its peer's device when it could be opened; a locked pty's slave by its number alone.
           if (s.peer === undefined || s.peer === `${f.proc.stat.dev}:${f.proc.stat.rdev}`) mine.add(f.desc);
         }

@@ -33,10 +33,12 @@ export interface TreeMember {
   /**
    * Its controlling terminal when dumped (a live member's; absent for none, and in images made
    * before cr recorded it): the device number (/proc/PID/stat tty_nr, as st_rdev encodes it) and
-   * its struct termios2 as hex, when an fd of the member held the terminal. restore --shell-job
-   * opens the image's fds on this device on cr's terminal instead, with these settings.
+   * its struct termios2 as hex, when an fd of the member held the terminal; `fg`, the terminal's
+   * foreground process group (tpgid), when it had one. restore --shell-job opens the image's fds
+   * on this device on cr's terminal instead, with these settings; a session leader whose terminal
+   * is a pty of the image gets it back with that foreground group (src/restart/terminals.ts).
    */
-  ctty?: { rdev: number; termios?: string };
+  ctty?: { rdev: number; termios?: string; fg?: number };
 }
 
 export const MAX_PID = 1 << 22;

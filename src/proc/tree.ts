@@ -14,6 +14,8 @@ export interface ProcStat {
   sid: number;
   /** tty_nr (field 7): the controlling terminal's device number, 0 for none */
   ttyNr: number;
+  /** tpgid (field 8): the foreground process group of that terminal, -1 for none */
+  tpgid: number;
   /** exit_code (field 52): the wait status a zombie's parent will get */
   exitCode: number;
 }
@@ -33,6 +35,7 @@ export function readStat(pid: number): ProcStat {
     pgid: field(5),
     sid: field(6),
     ttyNr: field(7),
+    tpgid: field(8),
     exitCode: field(52),
   };
 }
@@ -82,6 +85,6 @@ export function readMember(pid: number): TreeMember {
   return {
     pid, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, comm: identity.comm, cmdline: identity.cmdline,
     stopped: stat.state === 'T', zombie,
-    ...(stat.ttyNr !== 0 && zombie === null ? { ctty: { rdev: stat.ttyNr } } : {}),
+    ...(stat.ttyNr !== 0 && zombie === null ? { ctty: { rdev: stat.ttyNr, ...(stat.tpgid > 0 ? { fg: stat.tpgid } : {}) } } : {}),
   };
 }

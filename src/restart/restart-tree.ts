@@ -110,8 +110,8 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     },
   });
   lap('tree');
+  const warnings = new Set<string>(made.warnings);
   const index = new Map<number, number>(tree.map((m, i) => [m.pid, i]));
-  const warnings = new Set<string>();
   let pages = 0;
   try {
     // Every member exists (zombies still as husks): each pidfd points at its process now.

@@ -5,7 +5,9 @@
 // created in the nearest common ancestor of its holders before the forks that carry it, each
 // member then closes what it carried only for its children. No member runs an instruction of its
 // own here: each ends stopped, traced by cr, ready for its memory and state (src/restart/restart.ts).
-// Zombies are forked like the others and end as recorded only when endZombies is called.
+// Zombies are forked like the others and end as recorded only when endZombies is called. A session
+// leader whose controlling terminal was a pty of the image gets the new one back, with its
+// foreground group (src/restart/terminals.ts).
 import { SyscallError } from '../../bridge/errno.js';
 import { kill, SIGKILL } from '../../bridge/signal.js';
 import { killAndReap, spawn } from '../../bridge/spawn.js';
@@ -13,7 +15,7 @@ import { waitpid, WALL, WNOHANG } from '../../bridge/wait.js';
 import { readFileSync } from 'node:fs';
 import { CrError } from '../errors.js';
 import { SYS } from '../inject/syscalls.js';
-import type { FdTable, FdTables } from '../model/fdtable.js';
+import { O_CLOEXEC, O_NOCTTY, O_RDWR, type FdTable, type FdTables } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { planTree, type TreePlan } from '../plan/tree.js';
 import { PlanImpossible } from '../plan/planner.js';
@@ -23,10 +25,11 @@ import { replay } from '../replay/replay.js';
 import { checkFdNumbers } from '../replay/check.js';
 import { verifyTree } from '../sim/verify.js';
 import { Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
+import { terminalSteps, TIOCSCTTY, TIOCSPGRP, type TerminalMember } from './terminals.js';
 import { treeOrder, type OrderMember, type TreeOrder } from './tree-order.js';
 
 /** A member of the recorded tree, as much as making it needs (src/image/tree.ts's TreeMember has it). */
-export interface MakeMember extends OrderMember {
+export interface MakeMember extends OrderMember, TerminalMember {
   comm: string;
   /** how a zombie ended; null for a live member */
   zombie: { code: number | null; signal: number | null } | null;
@@ -48,6 +51,8 @@ export interface MadeTree {
   husks: Array<Husk | undefined>;
   /** each member's pid as made, by tree index */
   pids: number[];
+  /** what was made only approximately (a controlling terminal not given back), each said once */
+  warnings: string[];
 }
 
 /**
@@ -91,7 +96,7 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
   let target = rootTarget();
   let plan = checkedTreePlan(tables, target);
 
-  const made: MadeTree = { order, husks: members.map(() => undefined), pids: members.map(() => 0) };
+  const made: MadeTree = { order, husks: members.map(() => undefined), pids: members.map(() => 0), warnings: [] };
   let spawned: number;
   try {
     spawned = spawn([HUSK_PROGRAM], { fds: [], stopAtExec: true, ptraceOptions: HUSK_PTRACE_OPTIONS, timeoutMs });
@@ -113,6 +118,8 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
     }
     opts.first?.(root);
     root.reset();
+    const terminals = terminalSteps(members, tables, plan);
+    made.warnings.push(...terminals.warnings);
     members.forEach((m, i) => {
       const husk = made.husks[i]!;
       const steps = order.members[i]!;
@@ -127,6 +134,9 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
         };
         steps.before.forEach(forkOne);
         if (steps.setsid) husk.call('setsid', SYS.setsid);
+        // Its terminal before the children of its session are forked: they share it.
+        const term = terminals.steps.find((t) => t.member === i);
+        if (term !== undefined) husk.callNamed(`process ${m.pid}'s controlling terminal`, `ioctl(${term.fd}, TIOCSCTTY, 0)`, SYS.ioctl, BigInt(term.fd), BigInt(TIOCSCTTY), 0n);
         steps.after.forEach(forkOne);
       };
       const k = planOf.get(i);
@@ -151,10 +161,35 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
       if (g.kind === 'lead') husk.call('setpgid', SYS.setpgid, 0n, 0n);
       else if (g.kind === 'join') husk.call('setpgid', SYS.setpgid, 0n, BigInt(pgidOf(made.pids[g.of]!)));
     }
+    // Every group exists now: each terminal's foreground as recorded, set by its session's leader.
+    for (const t of terminals.steps) {
+      if (t.foreground !== undefined) setForeground(made.husks[t.member]!, members[t.member]!.pid, pgidOf(made.pids[t.foreground]!));
+    }
     return made;
   } catch (err) {
     killTree(made);
     throw err;
+  }
+}
+
+/**
+ * TIOCSPGRP in a session leader (`was` its recorded pid), on /dev/tty, its controlling terminal,
+ * opened for the call: the fds it carried for its children are closed by now, and it may hold none
+ * of its own. Its signals are blocked, so no SIGTTOU stops it.
+ */
+function setForeground(husk: Husk, was: number, pgid: number): void {
+  const what = `the foreground group of process ${was}'s terminal`;
+  const group = Buffer.alloc(4);
+  group.writeInt32LE(pgid);
+  try {
+    const on = husk.callNamed(what, 'open("/dev/tty")', SYS.open, husk.put('/dev/tty'), BigInt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    try {
+      husk.callNamed(what, `ioctl(${on}, TIOCSPGRP, ${pgid})`, SYS.ioctl, on, BigInt(TIOCSPGRP), husk.put(group));
+    } finally {
+      husk.call('close', SYS.close, on);
+    }
+  } finally {
+    husk.reset();
   }
 }
 

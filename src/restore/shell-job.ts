@@ -10,6 +10,7 @@ import { kill, SIGCONT, SIGSTOP } from '../../bridge/signal.js';
 import { getTermios, ignoreSignal, setTermios, SIGTTOU, tcgetpgrp, tcsetpgrp } from '../../bridge/tty.js';
 import { waitpid, WNOHANG, WUNTRACED } from '../../bridge/wait.js';
 import { badInput } from '../errors.js';
+import { imagePty } from '../kinds/pty.js';
 import { devName, type FdTable } from '../model/fdtable.js';
 import type { TreeMember } from '../model/tree.js';
 import { readStat } from '../proc/tree.js';
@@ -66,12 +67,17 @@ function terminalPath(rdev: number): string {
   badInput(`--shell-job: cannot find a path to cr's terminal (device ${devName(rdev)})`);
 }
 
+/** The members' controlling terminals outside the image: the user's (a pty of the image is given back as one). */
+const outsideTerminals = (table: FdTable, members: readonly TreeMember[]): TreeMember[] =>
+  members.filter((m) => m.ctty !== undefined && imagePty(m.ctty.rdev, table.descs) === undefined);
+
 /**
- * The image's fds on its controlling terminals (every member's), opened on cr's terminal instead:
- * their descriptions' paths and device numbers made cr's terminal's. Returns how many changed.
+ * The image's fds on its controlling terminals (every member's, but a pty of the image), opened
+ * on cr's terminal instead: their descriptions' paths and device numbers made cr's terminal's.
+ * Returns how many changed.
  */
 export function onTerminal(table: FdTable, members: readonly TreeMember[], term: Terminal): number {
-  const ttys = new Set(members.flatMap((m) => (m.ctty ? [m.ctty.rdev] : [])));
+  const ttys = new Set(outsideTerminals(table, members).map((m) => m.ctty!.rdev));
   let n = 0;
   for (const d of table.descs) {
     if (d.kind !== 'chr' || d.rdev === undefined || !ttys.has(d.rdev)) continue;
@@ -82,9 +88,9 @@ export function onTerminal(table: FdTable, members: readonly TreeMember[], term:
   return n;
 }
 
-/** The settings the image's root had on its terminal (or the first member's that had one). */
-export function jobTermios(tree: readonly TreeMember[]): Buffer | null {
-  const t = tree.find((m) => m.ctty?.termios !== undefined)?.ctty?.termios;
+/** The settings the image's root had on its terminal (or the first member's that had one, not a pty of the image). */
+export function jobTermios(table: FdTable, tree: readonly TreeMember[]): Buffer | null {
+  const t = outsideTerminals(table, tree).find((m) => m.ctty?.termios !== undefined)?.ctty?.termios;
   return t === undefined ? null : Buffer.from(t, 'hex');
 }
 
