@@ -6,8 +6,9 @@
 // without --exact), and restart. A dump refuses a pty with bytes queued; plans pass the simulator.
 // A pty shared across a tree (test/fixtures/pty-tree-selfcheck.c: the parent holds the master, its
 // child leads a session on the slave and runs a foreground job) comes back as one new pty, the
-// controlling terminal of the child's session with the job in the foreground, whether the
-// original runs on or not, with new pids or the recorded ones, in cr's session or one of its own.
+// controlling terminal of the child's session with the job in the foreground, in cr's session or
+// one of its own, while the original runs on; the parent and the child talk over a unix stream
+// socketpair with a message queued each way, delivered exactly once after the restore.
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,7 +134,7 @@ class PtyScene extends TreeScene {
   }
 }
 
-test('a pty across a tree (master in the parent, slave the controlling terminal of the child\'s session, a job in the foreground): one new pty, terminal and foreground given back, in every restart mode', async () => {
+test('a pty across a tree (master in the parent, slave the controlling terminal of the child\'s session, a job in the foreground) and a socketpair with a message queued each way: one new pty, terminal and foreground given back, each message delivered once, in every restart mode', async () => {
   const s = new PtyScene();
   try {
     const root = s.start([TREE_PROG, s.dir]);
@@ -149,6 +150,13 @@ test('a pty across a tree (master in the parent, slave the controlling terminal 
     const led = image.tree.find((m) => m.pid === leader)!;
     assert.is(led.sid, leader);
     assert.is(led.ctty?.fg, job, 'the job\'s group was the foreground');
+    const table = image.fdImage.table;
+    const ends = table.descs.filter((d) => d.kind === 'unix');
+    const holders = ends.map((d) => table.processes.filter((p) => p.fds.some((f) => f.desc === d.id)).map((p) => p.pid));
+    assert.equal(holders, [[root], [leader]], 'the socketpair\'s ends: one in the parent, one in the child');
+    for (const d of ends) {
+      assert.ok(d.kind === 'unix' && d.type === 'stream' && d.pair === 0 && Buffer.from(d.queue, 'base64').length === 16, `a message queued at each end: ${JSON.stringify(d)}`);
+    }
 
     const failed: string[] = [];
     const mode = async (name: string, ...extra: string[]): Promise<void> => {
