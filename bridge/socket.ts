@@ -48,6 +48,21 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   check(libc.setsockopt(fd, level, name, buf, 4), () => `setsockopt(fd=${fd}, level=${level}, name=${name}, ${value})`);
 }
 
+/** SO_ATTACH_FILTER of a classic BPF program (its struct sock_filter instructions, 8 bytes each). */
+export function attachFilter(fd: number, program: Buffer): void {
+  const prog = Buffer.alloc(16); // struct sock_fprog: len, padding, filter
+  prog.writeUInt16LE(program.length / 8, 0);
+  prog.writeBigUInt64LE(addressOf(program), 8);
+  check(libc.setsockopt(fd, SOL_SOCKET, 26, prog, prog.length), () => `setsockopt(fd=${fd}, SO_ATTACH_FILTER)`);
+}
+
+/** ioctl(fd, request) answering an int (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD). */
+export function ioctlInt(fd: number, request: number, what: string): number {
+  const out = Buffer.alloc(4);
+  check(libc.ioctlBuf(fd, request, out), () => `ioctl(fd=${fd}, ${what})`);
+  return out.readInt32LE(0);
+}
+
 /** The address the socket is bound to (struct sockaddr as the kernel wrote it, its length). */
 export function getsockname(fd: number): Buffer {
   const out = Buffer.alloc(128);
@@ -97,6 +112,16 @@ export function recvmsg(fd: number, buf: Buffer, flags: number, controlSize: num
     }
   }
   return { n, flags: msg.readInt32LE(48), control: control.subarray(0, Number(msg.readBigUInt64LE(40))) };
+}
+
+/** bind(2) of cr's own socket to a struct sockaddr. */
+export function bind(fd: number, addr: Buffer): void {
+  check(libc.bind(fd, addr, addr.length), () => `bind(fd=${fd})`);
+}
+
+/** connect(2) of cr's own socket to a struct sockaddr. */
+export function connect(fd: number, addr: Buffer): void {
+  check(libc.connect(fd, addr, addr.length), () => `connect(fd=${fd})`);
 }
 
 /** socket(2) of cr's own, close-on-exec. */

@@ -4,6 +4,7 @@ import { unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { kill, SIGCONT, SIGKILL } from '../../bridge/signal.js';
 import { checkpointProcess } from '../checkpoint/checkpoint.js';
+import type { HeldConnections } from '../dump/connections.js';
 import { dumpFdTable } from '../dump/fd-dump.js';
 import { badInput, CrError } from '../errors.js';
 import { encodeImage, type Image } from '../image/format.js';
@@ -30,6 +31,11 @@ export interface DumpOptions {
   leaveStopped?: boolean;
   /** kill the process once the image is complete (to move it); a failed dump kills nothing */
   kill?: boolean;
+  /**
+   * established TCP connections are not carried by TCP repair but recorded to be restored as
+   * reset by their peer (without it, a connection cr cannot lock is refused)
+   */
+  tcpClose?: boolean;
   /**
    * Abort the dump (Ctrl-C). A dump is never cut short while it holds the process frozen; an
    * abort that came meanwhile is seen once its work is done, before `kill`: the image is
@@ -78,7 +84,8 @@ export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> 
     // no such process: the dump says so
   }
   // With kill asked for, the process is held stopped until the abort has been looked at.
-  const r = dumpNow(pid, { ...opts, kill: false, leaveStopped: (opts.leaveStopped ?? false) || (opts.kill ?? false) });
+  // Its TCP connections stay locked until then too: killed, the process goes without a FIN.
+  const r = dumpNow(pid, { ...opts, kill: false, leaveStopped: (opts.leaveStopped ?? false) || (opts.kill ?? false) }, opts.kill ?? false);
   // Signals that came during the synchronous dump have their handlers run now.
   await runSignalHandlers();
   if (opts.signal.aborted) {
@@ -87,6 +94,7 @@ export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> 
       unlinkSync(opts.output);
       what = `${opts.output} was removed`;
     }
+    r.connections?.release();
     const held = opts.kill && !opts.leaveStopped;
     // Every live member of a tree was held like its root; each that ran before runs again.
     const others = (r.tree ?? []).slice(1).filter((m) => m.zombie === null);
@@ -98,7 +106,9 @@ export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> 
     throw interrupted(opts.signal, `${what}; ${how}${opts.kill ? ', not killed' : ''}`);
   }
   if (opts.kill) for (const p of [pid, ...(r.tree ?? []).slice(1).filter((m) => m.zombie === null).map((m) => m.pid)]) kill(p, SIGKILL);
-  return { ...r, afterwards: opts.kill ? 'killed' : r.afterwards };
+  r.connections?.drop();
+  const { connections: _held, ...result } = r;
+  return { ...result, afterwards: opts.kill ? 'killed' : r.afterwards };
 }
 
 export const interrupted = (signal: AbortSignal, what: string): CrError => {
@@ -118,18 +128,23 @@ function checkDump(pid: number, opts: DumpOptions): void {
   refuseThreadId(pid);
 }
 
-function dumpNow(pid: number, opts: DumpOptions): DumpResult {
+/** `keepConnections`: the TCP connections stay locked, for the caller to kill the process (drop) or let it go (release). */
+function dumpNow(pid: number, opts: DumpOptions, keepConnections = false): DumpResult & { connections?: HeldConnections } {
   const afterwards = opts.kill ? 'killed' : opts.leaveStopped ? 'left stopped' : 'runs on';
   try {
     if (opts.fdsOnly) {
       const { image, phases } = dumpFds(pid, opts);
       return { pid, comm: image.process.comm, whole: false, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped, phases };
     }
-    const r = checkpointProcess(pid, opts.output, { ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }), force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false, onProgress: opts.onProgress });
+    const r = checkpointProcess(pid, opts.output, {
+      ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }), force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false,
+      onProgress: opts.onProgress, tcpClose: opts.tcpClose ?? false, keepConnections,
+    });
     const image = r.fdImage;
     return {
       pid, comm: image.process.comm, whole: true, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped,
       mappings: r.mappings, pages: r.pages, zeroPages: r.zeroPages, bytes: r.bytes, tree: r.tree, frozenMs: r.frozenMs, phases: r.phases,
+      ...(r.connections ? { connections: r.connections } : {}),
     };
   } catch (err) {
     // A process that exits mid-dump makes /proc reads and ptrace fail in many ways; say why once.
@@ -157,7 +172,7 @@ function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases
     }
     // kill: left stopped until the image is complete, so it runs nothing the image lacks.
     const holdStopped = (opts.leaveStopped ?? false) || (opts.kill ?? false);
-    const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped, ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }) });
+    const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped, tcpClose: opts.tcpClose ?? false, ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }) });
     const t = performance.now();
     try {
       out.write([encodeImage(image)]);

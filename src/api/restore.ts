@@ -24,6 +24,7 @@ import { runSignalHandlers, waitChild } from '../restore/supervise.js';
 import type { OnProgress } from '../progress.js';
 import type { Phases } from '../timing.js';
 import { imageAuthor, type Author } from '../trust/author.js';
+import { checkConnections } from '../restore/connections.js';
 import { checkHeadTrust } from '../trust/head.js';
 import { tableCounts, isPid, type TableCounts } from './counts.js';
 import { shown, type ShowResult } from './show.js';
@@ -148,6 +149,8 @@ function prepared(input: Input, mode: 'into' | 'command' | 'process', opts: Rest
   const table = members > 1 ? wholeTable(input.tables) : onlyProcess(input.tables);
   // Paths moved since the dump, before anything judges them; then files cut short since.
   const moved = { mappedPaths: mapPaths(table, maps), warnings: shorterFiles(table) };
+  // Established TCP connections: who may restore them, and whether they are free here.
+  checkConnections(table.descs, mode, imageAuthor(input.file));
   let started = false;
   const once = (): void => {
     if (started) throw new CrError('this restore was started already');

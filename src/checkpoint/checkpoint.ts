@@ -31,6 +31,7 @@ import { refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
 import { stopwatch } from '../timing.js';
+import { holdConnections, type HeldConnections } from '../dump/connections.js';
 
 export interface CheckpointOptions {
   /** replace an existing image */
@@ -43,6 +44,13 @@ export interface CheckpointOptions {
   kill?: boolean;
   /** bound on each wait for the process to stop */
   timeoutMs?: number;
+  /** established TCP connections left unlocked, recorded to be restored as reset (--tcp-close) */
+  tcpClose?: boolean;
+  /**
+   * leave the established TCP connections locked after the dump and give them to the caller
+   * (`connections`), which kills the processes (or releases them when it does not)
+   */
+  keepConnections?: boolean;
   /** told as pages are copied, against the process's anonymous and swapped memory */
   onProgress?: OnProgress;
 }
@@ -63,6 +71,8 @@ export interface CheckpointResult {
   phases: Array<[string, number]>;
   /** milliseconds the processes were held, from the start of the freeze to the end of the thaw: their downtime */
   frozenMs: number;
+  /** keepConnections: the connections still locked */
+  connections?: HeldConnections;
 }
 
 /** The XSAVE area is at most a few KiB (AMX tiles: 11 KiB); the kernel fills what it has. */
@@ -205,13 +215,16 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
   let tree: FrozenTree | null = null;
+  let connections: HeldConnections | null = null;
   const frozenAt = performance.now();
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
+    // Connections are locked before anything is read of them (src/dump/connections.ts).
+    connections = holdConnections(live.map((m) => m.pid), { tcpClose: opts.tcpClose ?? false, whole: true });
     // Each member's fds read once, for the refusal, the locks and the fd table alike.
     const fds = live.map((m) => readProcFds(m.pid));
-    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced, tree.members.map((m) => m.pid));
+    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced, tree.members.map((m) => m.pid), connections.reasons);
     for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
     const problem = treeProblem(members);
@@ -246,6 +259,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     // leaves them running, as any failed dump does).
     let frozenMs = 0;
     const thawAll = (): void => {
+      // Connections are unlocked before their processes run again; kept locked for a kill.
+      if (!opts.kill && !opts.keepConnections) connections!.release();
       thawTree(tree!, { leaveStopped: opts.leaveStopped ?? false });
       frozenMs = performance.now() - frozenAt;
       lap('thaw');
@@ -257,14 +272,16 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       // Killed while still frozen: they run no instruction after the state the image holds.
       for (const m of live) kill(m.pid, SIGKILL);
       thawAll();
+      connections.drop();
     }
     return {
       bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: stats.saved, zeroPages: stats.zero, fdImage, phases,
-      tree: members, frozenMs,
+      tree: members, frozenMs, ...(opts.keepConnections ? { connections } : {}),
     };
   } catch (err) {
     writer.abort();
     // A failed dump leaves every process running (as it was: a stopped one stays stopped).
+    connections?.release();
     if (tree) thawTree(tree, { leaveStopped: false });
     throw err;
   }

@@ -44,10 +44,13 @@ function pidfdsOutside(fds: readonly ProcFd[], members: ReadonlySet<number>): st
 
 /**
  * Refuse, in one line naming every reason of every member, frozen processes (a tree's live
- * members) the whole-process checkpoint cannot take. In a tree, what does not name its process
- * (a mapping, an fd) is said with the member's pid. `members`: every member, zombies included.
+ * members) the whole-process checkpoint cannot take (`connections`: the TCP connections it may
+ * not carry, src/dump/connections.ts). In a tree, what does not name its process (a mapping, an
+ * fd) is said with the member's pid. `members`: every member, zombies included.
  */
-export function refuseUnsupported(pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = [], members: readonly number[] = pids): void {
+export function refuseUnsupported(
+  pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = [], members: readonly number[] = pids, connections: readonly string[] = [],
+): void {
   const tree = new Set(members);
   const tracers = tracerMap();
   // A member traced by another member is said once, as what its tracer does.
@@ -58,7 +61,7 @@ export function refuseUnsupported(pids: number[], fdsOf: ReadonlyMap<number, rea
     const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
     return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
-  reasons.push(...tracedOutside);
+  reasons.push(...tracedOutside, ...connections);
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 

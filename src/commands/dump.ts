@@ -15,8 +15,8 @@ export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--timings] [--log FILE] [--quiet]',
-    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--timings] [--log FILE]',
+    'dump --pid PID -o IMAGE [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE] [--quiet]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE]',
   ],
   operands: [],
   flags: {
@@ -27,7 +27,8 @@ export const command = defineCommand({
     'max-deleted-size': { value: 'BYTES', help: 'most data of one memfd the image may carry (default 64 MiB); a larger one is refused' },
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
     'leave-stopped': { help: 'leave the process stopped after the dump' },
-    kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on' },
+    kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on. Its TCP connections end silently (no FIN, no RST): a restore takes them over' },
+    'tcp-close': { help: 'do not carry established TCP connections (TCP repair, CAP_NET_ADMIN): restore each as reset by its peer (the next read sees ECONNRESET)' },
     timings: { help: 'print how long each phase took, on stderr, and how long the process was frozen' },
     log: { value: 'FILE', help: 'write every system call cr runs inside the process to FILE: arguments, result, time' },
     quiet: { help: 'no progress line (a dump copying over 100 MB of memory shows one on a terminal)' },
@@ -93,7 +94,7 @@ export async function run(args: string[]): Promise<number> {
       dump(pid, {
         output: opts.output, fdsOnly: opts['fds-only'], skipUnsupported: opts['skip-unsupported'], force: opts.force,
         ...(maxText === undefined ? {} : { maxDeletedSize: Number(maxText) }),
-        leaveStopped: opts['leave-stopped'], kill: opts.kill, signal: interrupt.signal, onProgress: progress?.onProgress,
+        leaveStopped: opts['leave-stopped'], kill: opts.kill, tcpClose: opts['tcp-close'], signal: interrupt.signal, onProgress: progress?.onProgress,
       }),
     );
   } finally {

@@ -1,5 +1,6 @@
 // A dump from start to end: freeze the process, gather its fd table, copy its pipes' bytes,
 // let it go. Each phase is timed for `dump --timings`.
+import { holdConnections } from './connections.js';
 import { release } from 'node:os';
 import { closeFd } from '../../bridge/file.js';
 import { pidfdOpen } from '../../bridge/pidfd.js';
@@ -22,6 +23,8 @@ export interface DumpOptions {
   leaveStopped: boolean;
   /** bound on waiting for each thread to stop */
   timeoutMs?: number;
+  /** established TCP connections recorded to be restored as reset (else refused: an fd table alone cannot carry one) */
+  tcpClose?: boolean;
 }
 
 /**
@@ -74,6 +77,8 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   let identity;
   try {
     identity = readIdentity(pid);
+    const refused = holdConnections([pid], { tcpClose: opts.tcpClose ?? false, whole: false }).reasons;
+    if (refused.length > 0) throw new CrError(refused.join('; '));
     gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true, ...(opts.maxContents === undefined ? {} : { maxContents: opts.maxContents }) }, lap);
     copyPipes(gathered.table.pipes, gathered.pipeEnds);
     lap('pipes');

@@ -57,6 +57,13 @@ function convertBinary(d: Record<string, unknown>, toBytes: boolean, where: stri
   const out = { ...d };
   for (const path of paths) {
     const [field, sub] = path.split('[].') as [string, string | undefined];
+    const [outer, inner] = field.split('.') as [string, string | undefined];
+    if (inner !== undefined) {
+      // `name.sub`: a field of an object field (an established connection's queues)
+      const o = out[outer];
+      if (isRecord(o) && inner in o) out[outer] = { ...o, [inner]: one(o[inner], `${where}.${field}`) };
+      continue;
+    }
     if (!(field in out)) continue; // the model's validation names what is missing
     const v = out[field];
     if (sub === undefined) {

@@ -442,6 +442,10 @@ function descLies(): Lie[] {
   const signalfd = (p: Loose): Loose => addDesc(table(p), { kind: 'signalfd', flags: O_RDWR, mask: '0000000000000200' }) ?? skip();
   const memfd = (p: Loose): Loose => addDesc(table(p), { kind: 'memfd', flags: O_RDWR | O_LARGEFILE, name: 'm', size: 8192, offset: 0, mode: 0o777, seals: 0, extents: [{ offset: 4096, data: 'aGVsbG8=' }] }) ?? skip();
   const deleted = (p: Loose): Loose => addDesc(table(p), { kind: 'deleted', flags: O_RDONLY | O_LARGEFILE, path: '/tmp/gone', size: 10, offset: 0, mode: 0o600, extents: [{ offset: 2, data: 'aGk=' }] }) ?? skip();
+  const tcp = (p: Loose): Loose => addDesc(table(p), {
+    kind: 'inet', flags: O_RDWR, family: 4, protocol: 'tcp', state: 'established', address: '127.0.0.1', port: 5000, peerAddress: '127.0.0.1', peerPort: 5001, options: {},
+    tcp: { sendSeq: 1000, recvSeq: 2000, sendQueue: 'aGk=', unsent: 1, recvQueue: '', mss: 1460, wscale: [7, 7], sack: true, timestamps: true, tsval: 5, window: [2000, 65535, 65535, 65535, 2000] },
+  }) ?? skip();
   const inotify = (p: Loose): Loose => addDesc(table(p), { kind: 'inotify', flags: O_RDONLY, watches: [{ wd: 2, path: '/etc', mask: 0x100 }] }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
@@ -504,6 +508,14 @@ function descLies(): Lie[] {
     ['a deleted file extent past its size', (p) => void (deleted(p).size = 1)],
     ['a deleted file with O_PATH', (p) => void (deleted(p).flags = O_PATH)],
     ['a deleted file with no extents', (p) => void delete deleted(p).extents],
+    ['a TCP connection with a sequence number of 2^32', (p) => void (tcp(p).tcp.sendSeq = 2 ** 32)],
+    ['a TCP connection with more unsent bytes than queued', (p) => void (tcp(p).tcp.unsent = 3)],
+    ['a TCP connection with window scale 15', (p) => void (tcp(p).tcp.wscale = [15, 7])],
+    ['a TCP connection whose rcv_wup is past what it received', (p) => void (tcp(p).tcp.window[4] = 2001)],
+    ['a TCP connection without its repair state', (p) => void delete tcp(p).tcp],
+    ['a UDP socket with TCP repair state', (p) => void (tcp(p).protocol = 'udp')],
+    ['a TCP connection with no peer', (p) => void delete tcp(p).peerPort],
+    ['a reset TCP connection with repair state', (p) => void (tcp(p).state = 'reset')],
     ['an inotify wd of 0', (p) => void (inotify(p).watches[0].wd = 0)],
     ['an inotify wd twice', (p) => { const d = inotify(p); d.watches.push({ ...d.watches[0] }); }],
     ['an inotify wd of 2^20', (p) => void (inotify(p).watches[0].wd = 2 ** 20)],

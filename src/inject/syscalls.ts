@@ -32,6 +32,7 @@ export const SYS = {
   shutdown: 48,
   bind: 49,
   listen: 50,
+  getsockname: 51,
   socketpair: 53,
   setsockopt: 54,
   fcntl: 72,

@@ -3,19 +3,22 @@
 // getpeername, TCP_INFO, options); made again by one call's worth (CLASS_SINGLE): socket(), the
 // options (SO_REUSEADDR and SO_REUSEPORT before the bind, as the program set them), bind() to the
 // same address and port, listen() with its backlog, connect() for a connected UDP socket.
-// An established TCP connection (or one in any other TCP state) is refused naming it: carrying
-// one needs TCP repair, which cr does not do yet. Queued datagrams and connections waiting to be
-// accepted are refused too.
+// An established TCP connection locked by the dump (src/dump/connections.ts: repair mode)
+// is read and made again through TCP repair (src/kinds/tcp-repair.ts), with its sequence
+// numbers, options, window and both queues; one the dump left unlocked (--tcp-close) is made as
+// a connection its peer reset. A TCP socket in any other state (a connection being opened or
+// closed), queued datagrams and connections waiting to be accepted are refused.
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
 import { getpeername, getsockname, getsockoptBuf, getsockoptInt, SOL_SOCKET } from '../../bridge/socket.js';
 import { pipeQueued } from '../../bridge/pipe.js';
-import { O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDWR, type InetDesc } from '../model/fdtable.js';
+import { O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDWR, type InetDesc, type TcpRepair } from '../model/fdtable.js';
 import { get, integer, object, type Obj } from '../model/json.js';
 import { no, oddFlags } from './common.js';
 import type { CallQueue, KindModule, Recognised, Unsupported } from './kind.js';
 import type { ProcFd } from '../proc/fds.js';
 import { withSocket } from './socket-read.js';
+import { connectionText, inRepair, queueRepair, queueRepairOn, readRepair, parseRepair, TCP_ESTABLISHED } from './tcp-repair.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -57,7 +60,8 @@ function parseSockaddr(buf: Buffer): { address: string; port: number } {
   return { address: words.join(':'), port };
 }
 
-function sockaddr(family: 4 | 6, address: string, port: number): Buffer {
+/** struct sockaddr_in or sockaddr_in6 of an address as the image keeps it. */
+export function sockaddr(family: 4 | 6, address: string, port: number): Buffer {
   if (family === 4) {
     const out = Buffer.alloc(16);
     out.writeUInt16LE(AF_INET, 0);
@@ -91,6 +95,7 @@ function recognise(e: ProcFd): Recognised | Unsupported | null {
     const peer = peerBuf === null ? null : parseSockaddr(peerBuf);
     let state: InetDesc['state'] = local.port === 0 ? 'unbound' : 'bound';
     let backlog: number | undefined;
+    let tcp: InetDesc['tcp'];
     if (proto === 'tcp') {
       const info = getsockoptBuf(own, IPPROTO_TCP, TCP_INFO, 104);
       const tcpState = info.readUInt8(0);
@@ -99,9 +104,16 @@ function recognise(e: ProcFd): Recognised | Unsupported | null {
         if (waiting > 0) return no(e, what, `${e.link}: listening on ${endpoint(family, local.address, local.port)}, ${waiting} connection${waiting === 1 ? '' : 's'} wait${waiting === 1 ? 's' : ''} to be accepted, which cr does not carry`);
         state = 'listening';
         backlog = info.readUInt32LE(28);
+      } else if (tcpState === TCP_ESTABLISHED && peer !== null) {
+        // Locked by the dump: carried whole; left unlocked (--tcp-close): made again as reset.
+        const repair = inRepair(own) ? readRepair(own) : null;
+        const conn = `${endpoint(family, local.address, local.port)} -> ${endpoint(family, peer.address, peer.port)}`;
+        if (typeof repair === 'string') return no(e, 'TCP connection', `${e.link}: the connection ${conn}: ${repair}`);
+        state = repair === null ? 'reset' : 'established';
+        tcp = repair ?? undefined;
       } else if (tcpState !== TCP_CLOSE) {
         const conn = peer ? `${endpoint(family, local.address, local.port)} -> ${endpoint(family, peer.address, peer.port)}` : endpoint(family, local.address, local.port);
-        return no(e, 'TCP connection', `${e.link}: the ${TCP_STATES[tcpState] ?? `state ${tcpState}`} connection ${conn} needs TCP repair (TCP_REPAIR, with CAP_NET_ADMIN) to be carried, which cr does not do yet; close it before the dump`);
+        return no(e, 'TCP connection', `${e.link}: the ${TCP_STATES[tcpState] ?? `state ${tcpState}`} connection ${conn} is being opened or closed; cr carries established ones only`);
       }
     } else {
       if (peer !== null) state = 'connected';
@@ -118,23 +130,55 @@ function recognise(e: ProcFd): Recognised | Unsupported | null {
       kind: 'inet' as const, flags: e.flags, family, protocol: proto, state,
       ...(state === 'unbound' ? {} : { address: local.address, port: local.port }),
       ...(backlog === undefined ? {} : { backlog }),
-      ...(peer === null || state !== 'connected' ? {} : { peerAddress: peer.address, peerPort: peer.port }),
+      ...(peer === null || !CONNECTED.has(state) ? {} : { peerAddress: peer.address, peerPort: peer.port }),
       options,
+      ...(tcp === undefined ? {} : { tcp }),
     };
     return { kind: 'inet', describe: (id) => ({ id, ...desc }) };
   });
 }
 
 const SOCK_TYPES = { tcp: 1, udp: 2 } as const;
+/** The states that have a peer. */
+const CONNECTED = new Set<InetDesc['state']>(['connected', 'established', 'reset']);
+/** shutdown(2) of a socket connected to nothing: it sets the flags and answers ENOTCONN. */
+const ENOTCONN = 107n;
 
 function create(d: InetDesc, cloexec: boolean, fd: number, q: CallQueue): void {
   q.call('socket', [BigInt(d.family === 4 ? AF_INET : AF_INET6), BigInt(SOCK_TYPES[d.protocol] | (cloexec ? O_CLOEXEC : 0)), 0n], BigInt(fd));
+  if (d.state === 'established') queueRepairOn(fd, q);
   for (const [name, value] of Object.entries(d.options)) {
     if (DEFAULTS[name] === value) continue;
+    // An established connection's buffers are sized around its queues (queueRepair).
+    if (d.state === 'established' && (name === 'sndbuf' || name === 'rcvbuf')) continue;
     const [level, opt] = INET_OPTIONS[name]!;
     const arg = Buffer.alloc(4);
     arg.writeInt32LE(name === 'sndbuf' || name === 'rcvbuf' ? Math.floor(value / 2) : value, 0);
     q.call('setsockopt', [BigInt(fd), BigInt(level), BigInt(opt), q.put(arg), 4n], 0n, `setsockopt(${fd}, ${name}, ${value})`);
+  }
+  if (d.state === 'established') {
+    queueRepair(d, fd, q, () => {
+      const local = sockaddr(d.family, d.address!, d.port!);
+      q.call('bind', [BigInt(fd), q.put(local), BigInt(local.length)], 0n, `bind(${fd}, ${endpoint(d.family, d.address!, d.port!)}) in repair mode`);
+      const peer = sockaddr(d.family, d.peerAddress!, d.peerPort!);
+      q.call('connect', [BigInt(fd), q.put(peer), BigInt(peer.length)], 0n, `connect(${fd}) of ${connectionText(d)} in repair mode (EADDRNOTAVAIL: a socket has that connection already)`);
+    });
+    return;
+  }
+  if (d.state === 'reset') {
+    // A connection the peer reset, made unprivileged: the socket connects to itself on loopback,
+    // then disconnects (connect AF_UNSPEC), which resets it (the next read answers ECONNRESET),
+    // and is shut down both ways (then reads see end of file, writes EPIPE).
+    const self = sockaddr(d.family, d.family === 4 ? '127.0.0.1' : '0:0:0:0:0:0:0:1', 0);
+    const at = q.put(self);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(self.length, 0);
+    q.call('bind', [BigInt(fd), at, BigInt(self.length)], 0n, `bind(${fd}, loopback)`);
+    q.call('getsockname', [BigInt(fd), at, q.put(len)], 0n, `getsockname(${fd})`);
+    q.call('connect', [BigInt(fd), at, BigInt(self.length)], 0n, `connect(${fd}) to itself`);
+    q.call('connect', [BigInt(fd), q.put(Buffer.alloc(16)), 16n], 0n, `connect(${fd}, AF_UNSPEC)`);
+    q.call('shutdown', [BigInt(fd), 2n], -ENOTCONN, `shutdown(${fd}, SHUT_RDWR)`);
+    return;
   }
   if (d.address !== undefined && d.port !== undefined) {
     const addr = sockaddr(d.family, d.address, d.port);
@@ -147,7 +191,7 @@ function create(d: InetDesc, cloexec: boolean, fd: number, q: CallQueue): void {
   }
 }
 
-const STATES = ['listening', 'bound', 'connected', 'unbound'] as const;
+const STATES = ['listening', 'bound', 'connected', 'unbound', 'established', 'reset'] as const;
 
 function parseIp(value: unknown, family: 4 | 6, where: string): string {
   const ok = typeof value === 'string' && (family === 4 ? /^(\d{1,3})(\.\d{1,3}){3}$/.test(value) && value.split('.').every((b) => Number(b) <= 255) : /^([0-9a-f]{1,4})(:[0-9a-f]{1,4}){7}$/.test(value));
@@ -158,7 +202,8 @@ function parseIp(value: unknown, family: 4 | 6, where: string): string {
 export const inet: KindModule<'inet'> = {
   kind: 'inet',
   recognise,
-  fields: ['family', 'protocol', 'state', 'address', 'port', 'backlog', 'peerAddress', 'peerPort', 'options'],
+  fields: ['family', 'protocol', 'state', 'address', 'port', 'backlog', 'peerAddress', 'peerPort', 'options', 'tcp'],
+  binary: ['tcp.sendQueue', 'tcp.recvQueue'],
   parse(obj, where, id, flags) {
     if ((flags & O_ACCMODE) !== O_RDWR || (flags & ~INET_FLAGS) !== 0) badInput(`${where}.flags: a socket is O_RDWR with at most O_NONBLOCK and O_APPEND`);
     const family = get(obj, 'family');
@@ -168,14 +213,17 @@ export const inet: KindModule<'inet'> = {
     const state = get(obj, 'state');
     if (typeof state !== 'string' || !(STATES as readonly string[]).includes(state)) badInput(`${where}.state: expected one of ${STATES.join(', ')}`);
     if (state === 'listening' && protocol !== 'tcp') badInput(`${where}.state: only a TCP socket listens`);
-    if (state === 'connected' && protocol !== 'udp') badInput(`${where}.state: a connected TCP socket is not carried`);
+    if (state === 'connected' && protocol !== 'udp') badInput(`${where}.state: a TCP socket with a peer is established or reset`);
+    if ((state === 'established' || state === 'reset') && protocol !== 'tcp') badInput(`${where}.state: only a TCP socket is ${state}`);
     const desc: InetDesc = { id, kind: 'inet', flags, family, protocol, state: state as InetDesc['state'], options: parseOptions(get(obj, 'options'), `${where}.options`) };
     if (state !== 'unbound') {
       desc.address = parseIp(get(obj, 'address'), family, `${where}.address`);
       desc.port = integer(get(obj, 'port'), `${where}.port`, 1, 65535);
     }
     if (state === 'listening') desc.backlog = integer(get(obj, 'backlog'), `${where}.backlog`, 0, 2 ** 31 - 1);
-    if (state === 'connected') {
+    if (state === 'established') desc.tcp = parseRepair(get(obj, 'tcp'), `${where}.tcp`);
+    else if (Object.hasOwn(obj, 'tcp')) badInput(`${where}.tcp: only an established connection has one`);
+    if (CONNECTED.has(state as InetDesc['state'])) {
       desc.peerAddress = parseIp(get(obj, 'peerAddress'), family, `${where}.peerAddress`);
       desc.peerPort = integer(get(obj, 'peerPort'), `${where}.peerPort`, 1, 65535);
     }
@@ -183,21 +231,39 @@ export const inet: KindModule<'inet'> = {
   },
   creation: () => ({ cls: CLASS_SINGLE, seek: false, callFlags: 0, after: O_RDWR }),
   create,
-  createText: (d, cloexec) =>
-    `socket(AF_INET${d.family === 6 ? '6' : ''}, SOCK_${d.protocol === 'tcp' ? 'STREAM' : 'DGRAM'}${cloexec ? '|SOCK_CLOEXEC' : ''})${d.port === undefined ? '' : ` + bind(${endpoint(d.family, d.address!, d.port)})`}${d.state === 'listening' ? ` + listen(${d.backlog})` : ''}${d.state === 'connected' ? ` + connect(${endpoint(d.family, d.peerAddress!, d.peerPort!)})` : ''}`,
+  createText: (d, cloexec) => {
+    const made = `socket(AF_INET${d.family === 6 ? '6' : ''}, SOCK_${d.protocol === 'tcp' ? 'STREAM' : 'DGRAM'}${cloexec ? '|SOCK_CLOEXEC' : ''})`;
+    if (d.state === 'established') return `${made} + TCP repair of ${connectionText(d)} (${queuedText(d.tcp!)})`;
+    if (d.state === 'reset') return `${made} + reset (was ${connectionText(d)})`;
+    return `${made}${d.port === undefined ? '' : ` + bind(${endpoint(d.family, d.address!, d.port)})`}${d.state === 'listening' ? ` + listen(${d.backlog})` : ''}${d.state === 'connected' ? ` + connect(${endpoint(d.family, d.peerAddress!, d.peerPort!)})` : ''}`;
+  },
   simCreate: (proc, _d, cloexec) => proc.socket('inet', cloexec ? O_CLOEXEC : 0),
   simCheck: () => null,
   detail: (d) =>
-    `${d.protocol}${d.family === 6 ? '6' : ''} ${d.state}${d.port === undefined ? '' : ` ${endpoint(d.family, d.address!, d.port)}`}${d.backlog === undefined ? '' : `, backlog ${d.backlog}`}${d.peerPort === undefined ? '' : ` -> ${endpoint(d.family, d.peerAddress!, d.peerPort)}`}`,
+    `${d.protocol}${d.family === 6 ? '6' : ''} ${d.state}${d.port === undefined ? '' : ` ${endpoint(d.family, d.address!, d.port)}`}${d.backlog === undefined ? '' : `, backlog ${d.backlog}`}${d.peerPort === undefined ? '' : ` -> ${endpoint(d.family, d.peerAddress!, d.peerPort)}`}${d.tcp === undefined ? '' : `, ${queuedText(d.tcp)}`}`,
   diff(a, b) {
     const out: string[] = [];
     const where = (d: InetDesc): string => `${d.protocol}${d.family === 6 ? '6' : ''} ${d.state} ${d.port === undefined ? '' : endpoint(d.family, d.address!, d.port)}`.trim();
     if (where(a) !== where(b)) out.push(`${where(a)} in A, ${where(b)} in B`);
     if (a.backlog !== b.backlog) out.push(`backlog ${a.backlog} in A, ${b.backlog} in B`);
+    const peer = (d: InetDesc): string => (d.peerPort === undefined ? 'no peer' : `peer ${endpoint(d.family, d.peerAddress!, d.peerPort)}`);
+    if (peer(a) !== peer(b)) out.push(`${peer(a)} in A, ${peer(b)} in B`);
+    if (a.tcp && b.tcp) {
+      for (const key of ['sendSeq', 'recvSeq', 'unsent', 'mss', 'sack', 'timestamps'] as const) if (a.tcp[key] !== b.tcp[key]) out.push(`${key} ${a.tcp[key]} in A, ${b.tcp[key]} in B`);
+      if (a.tcp.sendQueue !== b.tcp.sendQueue) out.push(`the send queue differs (${queueBytes(a.tcp.sendQueue)} bytes in A, ${queueBytes(b.tcp.sendQueue)} in B)`);
+      if (a.tcp.recvQueue !== b.tcp.recvQueue) out.push(`the receive queue differs (${queueBytes(a.tcp.recvQueue)} bytes in A, ${queueBytes(b.tcp.recvQueue)} in B)`);
+      if (String(a.tcp.wscale) !== String(b.tcp.wscale)) out.push(`window scale ${a.tcp.wscale ?? 'none'} in A, ${b.tcp.wscale ?? 'none'} in B`);
+      if (String(a.tcp.window) !== String(b.tcp.window)) out.push(`window ${a.tcp.window.join('/')} in A, ${b.tcp.window.join('/')} in B`);
+    }
     for (const name of Object.keys(INET_OPTIONS)) if (a.options[name] !== b.options[name]) out.push(`option ${name} ${a.options[name]} in A, ${b.options[name]} in B`);
     return out;
   },
 };
+
+const queueBytes = (b64: string): number => Buffer.byteLength(b64, 'base64');
+
+/** `12 bytes to send (3 unsent), 5 to read`. */
+const queuedText = (t: TcpRepair): string => `${queueBytes(t.sendQueue)} bytes to send${t.unsent > 0 ? ` (${t.unsent} unsent)` : ''}, ${queueBytes(t.recvQueue)} to read`;
 
 function parseOptions(value: unknown, where: string): Record<string, number> {
   const obj: Obj = object(value, where);

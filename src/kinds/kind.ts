@@ -129,6 +129,7 @@ export type CallName =
   | 'shutdown'
   | 'bind'
   | 'listen'
+  | 'getsockname'
   | 'unlink'
   | 'connect'
   | 'memfd_create'
@@ -226,7 +227,8 @@ export interface KindModule<K extends DescKind> {
   fields: readonly string[];
   /**
    * image: the fields that hold bytes, base64 text in the model and in JSON, msgpack bin in an
-   * image file: `name` for a field, `name[].sub` for a field of each entry of a list
+   * image file: `name` for a field, `name[].sub` for a field of each entry of a list, `name.sub`
+   * for a field of an object field
    */
   binary?: readonly string[];
   /** image: the description from checked id and flags and the object's other fields (one-line badInput) */

@@ -244,21 +244,52 @@ export interface UnixDesc extends DescBase {
 }
 
 /**
- * An inet socket holding no connection (src/kinds/inet.ts): a listening TCP socket, a bound or
- * connected UDP socket, an unbound one; addresses as text (dotted IPv4, IPv6 as eight hex words).
+ * An inet socket (src/kinds/inet.ts): a listening TCP socket, a bound or connected UDP socket, an
+ * unbound one, an established TCP connection (carried by TCP repair: `tcp`), or one dumped with
+ * --tcp-close (`reset`: restored as reset by its peer); addresses as text (dotted IPv4, IPv6 as
+ * eight hex words).
  */
 export interface InetDesc extends DescBase {
   kind: 'inet';
   family: 4 | 6;
   protocol: 'tcp' | 'udp';
-  state: 'listening' | 'bound' | 'connected' | 'unbound';
+  state: 'listening' | 'bound' | 'connected' | 'unbound' | 'established' | 'reset';
   address?: string;
   port?: number;
   backlog?: number;
-  /** a connected UDP socket's peer */
+  /** a connected UDP socket's peer, a TCP connection's */
   peerAddress?: string;
   peerPort?: number;
   options: Record<string, number>;
+  /** established: what TCP repair read (src/kinds/tcp-repair.ts) */
+  tcp?: TcpRepair;
+}
+
+/**
+ * An established TCP connection's state as TCP repair reads it (sequence numbers are the
+ * kernel's u32s; queues base64 text in the model and in JSON, bin in an image file).
+ */
+export interface TcpRepair {
+  /** the sequence number of the next byte the program writes (write_seq) */
+  sendSeq: number;
+  /** the sequence number of the next byte the peer sends (rcv_nxt) */
+  recvSeq: number;
+  /** bytes written and not acknowledged by the peer, in order, base64 */
+  sendQueue: string;
+  /** how many at the end of sendQueue were never sent */
+  unsent: number;
+  /** bytes received and not read by the program, base64 */
+  recvQueue: string;
+  /** the MSS clamp (TCP_MAXSEG in repair mode) */
+  mss: number;
+  /** window scaling, when negotiated: the shift we apply to the peer's windows, and the one we send */
+  wscale?: [number, number];
+  sack: boolean;
+  timestamps: boolean;
+  /** TCP_TIMESTAMP: the connection's timestamp clock at dump */
+  tsval: number;
+  /** TCP_REPAIR_WINDOW: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup */
+  window: [number, number, number, number, number];
 }
 
 /**

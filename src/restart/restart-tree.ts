@@ -19,6 +19,7 @@ import { AREA_BYTES } from './husk.js';
 import { type Carried, carryObjects, checkMappedFiles, checkVdso, freeRange, huskMappings, vdsoKey } from './memory.js';
 import { rebuild, type RestartOptions } from './restart.js';
 import { deferSeals, mappedDescs, unnamedFiles } from './unnamed-files.js';
+import { releaseConnections } from '../restore/connections.js';
 import { endZombies, killTree, makeTree, type MadeTree } from './tree.js';
 import { pointPidfds } from './pidfds.js';
 
@@ -129,6 +130,10 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
       pages += r.pages;
       for (const w of r.warnings) warnings.add(w);
     }
+    // TCP connections out of repair mode once every member holds its sockets: the two ends of a
+    // loopback connection between members both exist.
+    const fdsOf = new Map(image.fdImage.table.processes.map((p) => [p.pid, p.fds]));
+    releaseConnections(tree.flatMap((m, i) => (m.zombie === null ? [{ pid: made.pids[i]!, fds: fdsOf.get(m.pid) ?? [] }] : [])), image.fdImage.table.descs);
     lap('members');
   } catch (err) {
     killTree(made);

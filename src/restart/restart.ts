@@ -13,6 +13,7 @@ import type { PageRun, ProcessImage } from '../image/process-format.js';
 import type { ProcessHead } from '../image/process-head.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { replay } from '../replay/replay.js';
+import { releaseConnections } from '../restore/connections.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
@@ -123,6 +124,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
+    // Its TCP connections out of repair mode: every socket of the restore exists now.
+    releaseConnections([{ pid: husk.pid, fds: table.fds }], table.descs);
     // Every thread's state is whole before the first of them runs: the order they go in is any
     // order the scheduler could have run them in.
     opts.job?.beforeGo(husk.pid);

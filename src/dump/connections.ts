@@ -1,0 +1,120 @@
+// The established TCP connections of frozen processes, held for the dump (docs/kinds.md, TCP):
+// each locked (src/kinds/tcp-repair.ts: repair mode, every segment dropped) before anything is
+// read, so the image holds the connection as it stands and nothing the peer sends meanwhile is
+// acknowledged and lost; then, when the processes go on, unlocked, or, when they are killed, left
+// locked (a socket closed in repair mode sends no FIN and no RST: the peer never hears the
+// original go). This is where the policy lives: without CAP_NET_ADMIN, or in an fd-table-only
+// dump, a connection is refused naming it, unless --tcp-close asks for it to be left as it is
+// (recorded, and restored, as reset by its peer).
+import { readlinkSync } from 'node:fs';
+import { closeFd } from '../../bridge/file.js';
+import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
+import { getpeername, getsockname, getsockoptInt, SOL_SOCKET, AF_INET, AF_INET6 } from '../../bridge/socket.js';
+import { hasFilter, lock, tcpState, TCP_ESTABLISHED, unlock } from '../kinds/tcp-repair.js';
+import { listFds } from '../proc/fds.js';
+
+const SO_DOMAIN = 39;
+const SO_PROTOCOL = 38;
+const IPPROTO_TCP = 6;
+
+export interface ConnectionPolicy {
+  /** --tcp-close: leave connections unlocked, to be restored as reset */
+  tcpClose: boolean;
+  /** a whole-process dump (an fd table alone cannot carry a connection: nothing kills or restarts its process) */
+  whole: boolean;
+}
+
+/** The connections locked, each through a dup of cr's own. */
+export interface HeldConnections {
+  /** why the dump must be refused: each a connection it cannot carry, naming its process and fd */
+  reasons: string[];
+  /** unlock every connection (the processes go on) and close cr's dups */
+  release(): void;
+  /** close cr's dups, leaving the connections locked (the processes are killed) */
+  drop(): void;
+}
+
+/** `127.0.0.1:5000`, `[::1]:5000` from a struct sockaddr_in or sockaddr_in6. */
+function endpoint(buf: Buffer | null): string {
+  if (buf === null) return '?';
+  const port = buf.readUInt16BE(2);
+  if (buf.readUInt16LE(0) === AF_INET) return `${[...buf.subarray(4, 8)].join('.')}:${port}`;
+  const words: string[] = [];
+  for (let i = 0; i < 8; i++) words.push(buf.readUInt16BE(8 + 2 * i).toString(16));
+  return `[${words.join(':')}]:${port}`;
+}
+
+/**
+ * Lock every established TCP connection the frozen processes `pids` hold (a socket held by
+ * several fds or processes once). A dump with reasons is to be refused (release first).
+ */
+export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldConnections {
+  const held: number[] = [];
+  const reasons: string[] = [];
+  // Those TCP repair would carry, if cr had CAP_NET_ADMIN: said once, with the two choices.
+  const needRepair: string[] = [];
+  const seen = new Set<string>();
+  const out: HeldConnections = {
+    reasons,
+    release() {
+      for (const own of held.splice(0)) {
+        try {
+          unlock(own);
+        } finally {
+          closeFd(own);
+        }
+      }
+    },
+    drop() {
+      for (const own of held.splice(0)) closeFd(own);
+    },
+  };
+  try {
+    for (const pid of pids) {
+      const pidfd = pidfdOpen(pid);
+      try {
+        for (const fd of listFds(pid)) {
+          let link: string;
+          try {
+            link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+          } catch {
+            continue;
+          }
+          if (!link.startsWith('socket:') || seen.has(link)) continue;
+          const own = pidfdGetfd(pidfd, fd);
+          let keep = false;
+          try {
+            const domain = getsockoptInt(own, SOL_SOCKET, SO_DOMAIN);
+            if ((domain !== AF_INET && domain !== AF_INET6) || getsockoptInt(own, SOL_SOCKET, SO_PROTOCOL) !== IPPROTO_TCP) continue;
+            if (tcpState(own) !== TCP_ESTABLISHED) continue;
+            seen.add(link);
+            if (policy.tcpClose) continue;
+            const name = `${pids.length > 1 ? `process ${pid} ` : ''}fd ${fd} (${endpoint(getsockname(own))} -> ${endpoint(getpeername(own))})`;
+            if (!policy.whole) {
+              reasons.push(`TCP connection at ${name}: an fd-table dump (--fds-only) does not carry one; dump the whole process, or pass --tcp-close to restore it as reset by its peer`);
+            } else if (hasFilter(own)) {
+              reasons.push(`TCP connection at ${name}: it has a socket filter (SO_ATTACH_FILTER), which cr does not carry`);
+            } else if (!lock(own)) {
+              needRepair.push(name);
+            } else {
+              held.push(own);
+              keep = true;
+            }
+          } finally {
+            if (!keep) closeFd(own);
+          }
+        }
+      } finally {
+        closeFd(pidfd);
+      }
+    }
+  } catch (err) {
+    out.release();
+    throw err;
+  }
+  if (needRepair.length > 0) {
+    const which = needRepair.length === 1 ? `the TCP connection at ${needRepair[0]}` : `the TCP connections at ${needRepair.join(', ')}`;
+    reasons.push(`${which} need${needRepair.length === 1 ? 's' : ''} TCP repair (CAP_NET_ADMIN) to be carried: run cr with CAP_NET_ADMIN, or dump with --tcp-close to restore ${needRepair.length === 1 ? 'it' : 'them'} as reset by the peer (the program's next read sees ECONNRESET)`);
+  }
+  return out;
+}

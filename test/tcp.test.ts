@@ -1,0 +1,211 @@
+// Established TCP connections (src/kinds/tcp-repair.ts, docs/kinds.md "TCP"), end to end with real
+// processes: a tree whose parent and child talk over a loopback connection and whose parent holds
+// both ends of another (IPv6), with bytes queued both ways, dumped with --kill and restored with
+// new pids and with its own, checks itself (test/fixtures/tcp-selfcheck.c); a client whose peer is
+// outside the tree (a python server) is moved with --kill without the peer seeing a FIN and goes
+// on talking to it; without CAP_NET_ADMIN a dump is refused naming the connection and
+// --tcp-close, which restores it as reset. Every process started is killed.
+import { chownSync, chmodSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { kill, SIGUSR1 } from '../bridge/signal.js';
+import { spawn } from '../bridge/spawn.js';
+import { type FdTables, type InetDesc } from '../src/model/fdtable.js';
+import { cr, crProcess, ROOT } from './helpers/cli.js';
+import { waitFile } from './helpers/fdlayout.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
+import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
+
+const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'tcp-selfcheck.c'), 'utf8'));
+
+const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-tcp-${what}-`)));
+
+/** CAP_NET_ADMIN (12) in this process's effective set: TCP repair is possible. */
+const netAdmin = ((BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '0'}`) >> 12n) & 1n) === 1n;
+const repairTest = (name: string, fn: () => Promise<void>): void => {
+  if (netAdmin) return test(name, fn);
+  console.log('  skipping the TCP repair tests: no CAP_NET_ADMIN here');
+  test.skip(name, fn);
+};
+
+/** Every live pid of a restore's `a tree of N processes (old->new ...)` line, or the one pid. */
+const restoredPids = (stderr: string, root: number): number[] => {
+  const m = /\(((?:\d+(?:->\d+)? ?)+)\)\s*$/m.exec(stderr);
+  return m ? m[1]!.trim().split(' ').map((p) => Number(p.split('->').pop())) : [root];
+};
+
+repairTest('a loopback connection between parent and child and one with both ends in the parent (IPv6), bytes queued both ways, some unsent: dumped with --kill, restored with new pids and with its own, each continues byte-exact', async () => {
+  const dir = tempDir('tree');
+  const image = join(dir, 'image');
+  const pids: number[] = [];
+  try {
+    const pid = spawn([PROG, 'build', dir], { fds: [] });
+    pids.push(pid);
+    const [childPort, parentPort] = waitFile(dir, 'ready').trim().split(' ').map(Number);
+    const d = await cr(['dump', '--pid', String(pid), '-o', image, '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    ensureReaped(pid);
+    const tables = JSON.parse((await cr(['show', image, '--json'])).stdout) as FdTables;
+    // Every dumped pid free again (the killed child is reaped by whoever it was given to), for --same-pid.
+    const dumped = tables.processes.map((p) => p.pid);
+    for (let i = 0; i < 500 && dumped.some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    const conns = tables.descs.filter((x): x is InetDesc => x.kind === 'inet' && x.state === 'established');
+    assert.is(conns.length, 4);
+    const v4 = conns.find((c) => c.family === 4 && c.port === parentPort)!;
+    assert.is(v4.peerPort, childPort);
+    assert.ok(Buffer.byteLength(v4.tcp!.recvQueue, 'base64') === 14, 'the child\'s bytes wait at the parent');
+    assert.ok(Buffer.byteLength(v4.tcp!.sendQueue, 'base64') > 0, 'the parent\'s send queue holds bytes the child could not take yet');
+    assert.match((await cr(['show', image])).stdout, /tcp6 established \[0:0:0:0:0:0:0:1\]:\d+ -> /);
+    for (const mode of ['--new-pid', '--same-pid']) {
+      rmSync(join(dir, 'result'), { force: true });
+      const r = await cr(['restore', image, '--detach', mode]);
+      assert.is(r.code, 0, `${mode}: ${r.stderr}`);
+      const root = Number(r.stdout.trim());
+      pids.push(...restoredPids(r.stderr, root));
+      kill(root, SIGUSR1);
+      assert.is(waitFile(dir, 'result', 30_000), 'PASS\n', mode);
+      for (const p of pids) ensureReaped(p);
+    }
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A server and a client in python: `server DIR` listens, `client DIR` connects (see the steps in the test). */
+const PEER = `
+import os, signal, socket, sys, time
+role, d = sys.argv[1], sys.argv[2]
+def put(name, text):
+    open(os.path.join(d, name + '.tmp'), 'w').write(text)
+    os.rename(os.path.join(d, name + '.tmp'), os.path.join(d, name))
+def wait(name):
+    while not os.path.exists(os.path.join(d, name)): time.sleep(0.01)
+def exactly(s, n):
+    got = b''
+    while len(got) < n:
+        b = s.recv(n - len(got))
+        if not b: break
+        got += b
+    return got
+if role == 'server':
+    l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+    put('port', str(l.getsockname()[1]))
+    s, _ = l.accept(); s.settimeout(30)
+    s.sendall(b'queued to client')
+    wait('restored')
+    ok = exactly(s, 16) == b'queued to server'
+    # Behind the client's bytes: nothing (a FIN would read as b'', a reset would raise).
+    s.setblocking(False)
+    try:
+        seen = 'end of stream' if s.recv(1, socket.MSG_PEEK) == b'' else 'bytes'
+    except BlockingIOError: seen = 'nothing'
+    except OSError as e: seen = str(e)
+    s.settimeout(30)
+    ok = ok and seen == 'nothing'
+    s.sendall(b'ping'); ok = ok and exactly(s, 4) == b'pong'
+    put('server', 'PASS\\n' if ok else 'FAIL: the peer saw %s\\n' % seen)
+    time.sleep(60)
+else:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    s = socket.create_connection(('127.0.0.1', int(open(os.path.join(d, 'port')).read())))
+    s.sendall(b'queued to server')
+    put('client-ready', '')
+    signal.sigwait([signal.SIGUSR1])
+    s.settimeout(30)
+    ok = exactly(s, 16) == b'queued to client' and exactly(s, 4) == b'ping'
+    s.sendall(b'pong')
+    put('client', 'PASS\\n' if ok else 'FAIL\\n')
+    time.sleep(60)
+`;
+
+repairTest('a client whose server is outside the tree, dumped with --kill: the server sees no FIN, and after the restore both continue the byte stream', async () => {
+  const dir = tempDir('peer');
+  const image = join(dir, 'image');
+  const pids: number[] = [];
+  try {
+    const server = spawn(['python3', '-S', '-c', PEER, 'server', dir], { fds: [] });
+    pids.push(server);
+    waitFile(dir, 'port');
+    const client = spawn(['python3', '-S', '-c', PEER, 'client', dir], { fds: [] });
+    pids.push(client);
+    waitFile(dir, 'client-ready');
+    const d = await cr(['dump', '--pid', String(client), '-o', image, '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    ensureReaped(client);
+    // The restore needs the connection's 4-tuple free: killed in repair mode, the original left none behind.
+    const r = await cr(['restore', image, '--detach']);
+    assert.is(r.code, 0, r.stderr);
+    const restored = Number(r.stdout.trim());
+    pids.push(restored);
+    // Only now may the server send: meanwhile no socket has the connection (README, Limitations).
+    writeFileSync(join(dir, 'restored'), '');
+    kill(restored, SIGUSR1);
+    assert.is(waitFile(dir, 'server', 30_000), 'PASS\n');
+    assert.is(waitFile(dir, 'client', 30_000), 'PASS\n');
+    // A second restore while this one runs: the connection is taken, said before anything starts.
+    const again = await cr(['restore', image, '--detach']);
+    assert.is(again.code, 2);
+    assert.match(again.stderr, /the TCP connection 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ is held by a socket on this machine .*nothing was started/);
+    assert.is(again.stderr.trim().split('\n').length, 1);
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Holds both ends of a loopback connection, a byte queued; on SIGUSR1 reads and writes each, writing what it saw. */
+const RESET = `
+import os, signal, socket, sys
+d = sys.argv[1]
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+a = socket.create_connection(l.getsockname()); b, _ = l.accept()
+a.sendall(b'x')
+open(os.path.join(d, 'ready'), 'w').write('')
+signal.sigwait([signal.SIGUSR1])
+seen = []
+for s in (a, b):
+    for op in (lambda: s.recv(10), lambda: s.recv(10), lambda: s.send(b'y')):
+        try: seen.append(repr(op()))
+        except OSError as e: seen.append(type(e).__name__)
+open(os.path.join(d, 'result.tmp'), 'w').write(' '.join(seen))
+os.rename(os.path.join(d, 'result.tmp'), os.path.join(d, 'result'))
+signal.sigwait([signal.SIGUSR1])
+`;
+
+unprivilegedTest('without CAP_NET_ADMIN a dump is refused in one line naming the connection and --tcp-close; with --tcp-close it is restored as reset: ECONNRESET, then end of file, and EPIPE', async () => {
+  const dir = tempDir('reset');
+  chownSync(dir, NOBODY, NOBODY);
+  chmodSync(dir, 0o755);
+  const image = join(dir, 'image');
+  const pids: number[] = [];
+  try {
+    const pid = spawn([...asUser(NOBODY), 'python3', '-S', '-c', RESET, dir], { fds: [], cwd: dir });
+    pids.push(pid);
+    waitFile(dir, 'ready');
+    const refused = crProcess(['dump', '--pid', String(pid), '-o', image], { uid: NOBODY });
+    assert.is(refused.code, 1, refused.stderr);
+    assert.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /the TCP connections at fd \d+ \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\), fd \d+ \(127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+\) need TCP repair \(CAP_NET_ADMIN\).*--tcp-close/);
+    assert.not.ok(existsSync(image));
+    const d = crProcess(['dump', '--pid', String(pid), '-o', image, '--tcp-close', '--kill'], { uid: NOBODY });
+    assert.is(d.code, 0, d.stderr);
+    ensureReaped(pid);
+    assert.match(crProcess(['show', image], { uid: NOBODY }).stdout, /tcp reset 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+/);
+    const r = crProcess(['restore', image, '--detach'], { uid: NOBODY });
+    assert.is(r.code, 0, r.stderr);
+    const restored = Number(r.stdout.trim());
+    pids.push(restored);
+    kill(restored, SIGUSR1);
+    assert.is(waitFile(dir, 'result'), 'ConnectionResetError b\'\' BrokenPipeError ConnectionResetError b\'\' BrokenPipeError');
+  } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
