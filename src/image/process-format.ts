@@ -56,13 +56,19 @@ const MAX_HEAD_BYTES = 64 << 20;
  * for each live member of the tree in its order head() and its pages(), then commit().
  */
 export class ProcessImageWriter {
-  private readonly hash: Hash = createHash('sha256');
+  /**
+   * The checksum as the bytes go out; null for a file, which is hashed by reading it back at
+   * commit(), after a dump has let its processes go: hashing is then no part of their downtime.
+   */
+  private readonly hash: Hash | null;
   private bytes = 0;
   private state: 'tree' | 'fds' | 'head' | 'pages' | 'done' = 'tree';
   /** pids of the live members whose HEAD is still to come, in order */
   private heads: number[] = [];
 
-  private constructor(private readonly out: Output) {}
+  private constructor(private readonly out: Output) {
+    this.hash = out.readBack ? null : createHash('sha256');
+  }
 
   /** Refuses an existing path (unless force), a directory or a device, or a directory it cannot write, before anything is written. */
   static create(path: string, opts: { force: boolean }): ProcessImageWriter {
@@ -122,7 +128,7 @@ export class ProcessImageWriter {
   /** Seal (END record with the checksum), fsync and put in place. Returns the image size. */
   commit(): number {
     if (this.state !== 'pages' || this.heads.length > 0) throw new Error('process image: commit before every live member\'s head');
-    const sum = this.hash.copy().digest();
+    const sum = this.hash ? this.hash.copy().digest() : this.hashBack();
     this.record(RECORD_END, [sum]);
     this.state = 'done';
     this.out.commit();
@@ -147,9 +153,22 @@ export class ProcessImageWriter {
     this.put([header, ...parts]);
   }
 
+  /** sha256 of the bytes written so far, read back from the file. */
+  private hashBack(): Buffer {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(this.bytes, 1)));
+    for (let at = 0; at < this.bytes; ) {
+      const n = this.out.readBack!(buf.length <= this.bytes - at ? buf : buf.subarray(0, this.bytes - at), at);
+      if (n === 0) throw new Error(`process image: the file ends at ${at} of ${this.bytes} bytes written`);
+      hash.update(n === buf.length ? buf : buf.subarray(0, n));
+      at += n;
+    }
+    return hash.digest();
+  }
+
   private put(parts: Buffer[]): void {
     this.out.write(parts);
-    for (const p of parts) this.hash.update(p);
+    if (this.hash) for (const p of parts) this.hash.update(p);
     this.bytes += parts.reduce((n, p) => n + p.length, 0);
   }
 }
