@@ -2,15 +2,20 @@
 // one file each, held as an fd and mapped, still shared after a restart (a write through a mapping
 // is read through the fd and the other way round), the seals added after the mappings (a
 // F_SEAL_FUTURE_WRITE memfd mapped writable before it was sealed, a F_SEAL_WRITE one mapped
-// read-only); the fds alone in the other restore modes.
+// read-only), a memfd and a deleted file mapped with their fds closed (carried in the head); the
+// fds alone in the other restore modes. As uid 65534 the closed ones cannot be read (map_files
+// takes CAP_CHECKPOINT_RESTORE): refused in one line, the process running on.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './helpers/cli.js';
-import { buildC } from './helpers/processes.js';
-import { builtAndDumped, cell, MODES } from './helpers/selfcheck-modes.js';
+import { spawn } from '../bridge/spawn.js';
+import { crProcess, ROOT } from './helpers/cli.js';
+import { waitFile } from './helpers/fdlayout.js';
+import { buildC, ensureReaped } from './helpers/processes.js';
+import { builtAndDumped, cell, MODES, verdict } from './helpers/selfcheck-modes.js';
+import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
 const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'memfd-selfcheck.c'), 'utf8'));
 const IMAGE_FDS = [10, 11, 12, 13];
@@ -28,6 +33,26 @@ test('memfds (sealed future-write and write, unsealable) and a deleted file mapp
     }
     assert.equal(failed, []);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+unprivilegedTest('as uid 65534, a memfd mapped with its fd closed is refused in one line naming map_files; the process runs on', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-memfd-nobody-')));
+  let pid = -1;
+  try {
+    chmodSync(dir, 0o777);
+    const prog = join(dir, 'prog');
+    copyFileSync(PROG, prog);
+    chmodSync(prog, 0o755);
+    pid = spawn([...asUser(NOBODY), prog, 'build', dir], { fds: [] });
+    waitFile(dir, 'ready');
+    const d = crProcess(['dump', '--pid', String(pid), '-o', join(dir, 'image')], { uid: NOBODY });
+    assert.is(d.code, 1, d.stderr);
+    assert.match(d.stderr, /^cr dump: mapping [0-9a-f]+-[0-9a-f]+ .+ \(deleted\): mapped shared with no fd of it left, and cr cannot open it through \/proc\/\d+\/map_files\/\S+ \(EPERM: it takes CAP_CHECKPOINT_RESTORE\)\n$/);
+    assert.is(verdict(pid, dir), 'PASS\n');
+  } finally {
+    if (pid > 0) ensureReaped(pid);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -25,6 +25,7 @@ import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
+import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
 import { noObjectsSeen, readMappings, resolveUnnamed, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
@@ -199,6 +200,8 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
     cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
     vdsoSha256: vdsoDigest(pid, mappings),
     threads: withOwn(threads, injected.threads),
+    // filled in once the fds are gathered (resolveUnnamed)
+    unheld: [],
   };
   return { pid, head, mappings, policies, guardsKnown, resident: injected.resident, unnamed: read.unnamed };
 }
@@ -235,7 +238,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), fds, opts.maxContents);
     const { descs, processes } = fdImage.table;
     const unnamedKinds = new Set(descs.filter((d) => d.kind === 'memfd' || d.kind === 'deleted').map((d) => d.id));
-    states.forEach((st, i) => resolveUnnamed(st.pid, st.unnamed, processes[i]!.fds.filter((f) => unnamedKinds.has(f.desc))));
+    let nextId = descs.reduce((n, d) => Math.max(n, d.id + 1), 0);
+    const unheld = { nextId: () => nextId++, maxContents: opts.maxContents ?? DEFAULT_MAX_CONTENTS, seen: new Map<string, number>() };
+    states.forEach((st, i) => (st.head.unheld = resolveUnnamed(st.pid, st.unnamed, processes[i]!.fds.filter((f) => unnamedKinds.has(f.desc)), unheld)));
     lap('state');
     writer.tree(members);
     writer.fds(fdImage);

@@ -3,7 +3,10 @@
 // outside the dumped tree maps, private or shared file mappings that still name their file, private
 // mappings of files that do not (saved whole), the vdso and its data pages). Anything else is
 // refused with a one-line reason.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fs, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { getSeals } from '../../bridge/seek.js';
+import { readContents } from '../kinds/contents.js';
+import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/fdtable.js';
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
 import { printable } from '../printable.js';
@@ -256,25 +259,73 @@ export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSee
   return { mappings, policies, unnamed };
 }
 
+/** What resolveUnnamed needs beyond the process: fresh description ids, the contents limit, the unheld files earlier members map. */
+export interface UnheldContext {
+  nextId: () => number;
+  maxContents: number;
+  /** inode -> the pid of the member whose head holds it unheld */
+  seen: Map<string, number>;
+}
+
 /**
  * Name the description each shared-unnamed mapping of process `pid` maps: one of `held` (the
- * memfds and deleted files among its fds, by fd: desc id) on the same inode. A file it maps but
- * holds no fd of is refused: restart maps it again from that fd.
+ * memfds and deleted files among its fds, by fd: desc id) on the same inode, where restart maps it
+ * again from; else a description of its own (returned, for the head's `unheld`), read through
+ * /proc/PID/map_files (CAP_CHECKPOINT_RESTORE) as a file fd would be.
  */
-export function resolveUnnamed(pid: number, unnamed: Map<Mapping, { key: string; name: string }>, held: Array<{ fd: number; desc: number }>): void {
-  if (unnamed.size === 0) return;
+export function resolveUnnamed(pid: number, unnamed: Map<Mapping, { key: string; name: string }>, held: Array<{ fd: number; desc: number }>, ctx: UnheldContext): Array<MemfdDesc | DeletedDesc> {
+  if (unnamed.size === 0) return [];
   const byInode = new Map<string, number>();
   for (const h of held) {
     const st = statSync(`/proc/${pid}/fd/${h.fd}`);
     byInode.set(`${st.dev}:${st.ino}`, h.desc);
   }
+  const unheld: Array<MemfdDesc | DeletedDesc> = [];
   // (withGuards copies each mapping but not its `unnamed` record: the head's mapping gets the desc)
   for (const [m, inode] of unnamed) {
-    const desc = byInode.get(inode.key);
+    let desc = byInode.get(inode.key);
     if (desc === undefined) {
-      throw new CrError(`mapping ${m.start.toString(16)}-${m.end.toString(16)} ${printable(inode.name)}: a shared mapping of a memfd or deleted file that the process holds no fd of (closed after mmap), which cr does not restore yet`);
+      const made = unheldFile(pid, m, inode, ctx);
+      unheld.push(made);
+      byInode.set(inode.key, (desc = made.id));
     }
     m.unnamed!.desc = desc;
+  }
+  // Their data goes in the head, which a reader takes up to 64 MiB of.
+  const bytes = unheld.reduce((n, u) => n + u.extents.reduce((k, e) => k + e.data.length, 0), 0);
+  if (bytes > UNHELD_MAX) throw new CrError(`process ${pid}: ${bytes} bytes of memfds and deleted files mapped shared with no fd of them left, more than cr carries (${UNHELD_MAX})`);
+  return unheld;
+}
+
+/** Bytes of data the head of one process may carry for its unheld files (the head is read whole, up to 64 MiB). */
+const UNHELD_MAX = 48 << 20;
+
+/** The file of mapping m, which the process holds no fd of, as a description of the head's own. */
+function unheldFile(pid: number, m: Mapping, inode: { key: string; name: string }, ctx: UnheldContext): MemfdDesc | DeletedDesc {
+  const where = `mapping ${m.start.toString(16)}-${m.end.toString(16)} ${printable(inode.name)}`;
+  const other = ctx.seen.get(inode.key);
+  if (other !== undefined) throw new CrError(`${where}: a memfd or deleted file that process ${other} of the tree maps too and neither holds an fd of, which cr does not carry yet`);
+  ctx.seen.set(inode.key, pid);
+  const path = `/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`;
+  let fd: number;
+  try {
+    fd = openSync(path, fs.O_RDONLY | fs.O_NONBLOCK | 0o2000000);
+  } catch (err) {
+    throw new CrError(`${where}: mapped shared with no fd of it left, and cr cannot open it through ${path} (${(err as NodeJS.ErrnoException).code}: it takes CAP_CHECKPOINT_RESTORE)`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CrError(`${where}: not a regular file`);
+    const memfd = inode.name.startsWith('/memfd:');
+    if (memfd && st.blksize > 4096) throw new CrError(`${where}: a hugetlb memfd, which cr does not carry`);
+    const got = readContents(path, st.size, ctx.maxContents);
+    if (!Array.isArray(got)) throw new CrError(`${where}: ${got.tooBig} bytes of data, above --max-deleted-size ${ctx.maxContents}`);
+    const base = { id: ctx.nextId(), flags: O_RDWR | O_LARGEFILE, size: st.size, offset: 0, mode: st.mode & 0o7777, extents: got };
+    const name = inode.name.slice(0, -' (deleted)'.length);
+    if (memfd) return { ...base, kind: 'memfd', name: name.slice('/memfd:'.length), seals: getSeals(fd) };
+    return { ...base, kind: 'deleted', path: name };
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -180,12 +180,19 @@ function guardLine(mappings: ProcessImage['head']['mappings']): string[] {
   return [`guard regions: ${all.length} (${pages} page${pages === 1 ? '' : 's'}, installed again at restart): ${shown.join(', ')}${more}`];
 }
 
-/** The memfds and deleted files mapped shared, one line: each by the fd that holds it, with the ranges it is mapped at. */
-function unnamedLine(mappings: ProcessImage['head']['mappings'], fds: ReadonlyArray<{ fd: number; desc: number }>): string[] {
+/** The memfds and deleted files mapped shared, one line: each by the fd that holds it (or what it is, held by none), with the ranges it is mapped at. */
+function unnamedLine(head: ProcessImage['head'], fds: ReadonlyArray<{ fd: number; desc: number }>): string[] {
+  const { mappings } = head;
+  const name = (desc: number): string => {
+    const fd = fds.find((f) => f.desc === desc)?.fd;
+    if (fd !== undefined) return `fd ${fd}`;
+    const u = head.unheld.find((x) => x.id === desc);
+    return u ? `no fd (${kindOf(u).detail(u as never)})` : `description ${desc}`;
+  };
   const at = new Map<number, string[]>();
   for (const m of mappings) if (m.unnamed) at.set(m.unnamed.desc, [...(at.get(m.unnamed.desc) ?? []), `${m.start.toString(16)}-${m.end.toString(16)} @ ${m.unnamed.offset}`]);
   if (at.size === 0) return [];
-  return [`mapped shared (memfds, deleted files): ${[...at].map(([desc, ranges]) => `fd ${fds.find((f) => f.desc === desc)?.fd ?? '?'} at ${ranges.join(', ')}`).join('; ')}`];
+  return [`mapped shared (memfds, deleted files): ${[...at].map(([desc, ranges]) => `${name(desc)} at ${ranges.join(', ')}`).join('; ')}`];
 }
 
 const bytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
@@ -204,7 +211,7 @@ function renderProcess(summary: ProcessImage): string[] {
       `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
     ...threadLine(head.threads),
     ...guardLine(head.mappings),
-    ...unnamedLine(head.mappings, summary.fdImage.table.processes[0]!.fds),
+    ...unnamedLine(head, summary.fdImage.table.processes[0]!.fds),
     '',
   ];
 }

@@ -74,6 +74,8 @@ export interface HeadJson {
   locks: ProcessHead['locks'];
   /** the threads besides the leader, in tid order: what each could show a difference in */
   threads: ThreadJson[];
+  /** the memfds and deleted files mapped shared with no fd of them left: each as the fd table prints a description (data as base64 in JSON) */
+  unheld: ProcessHead['unheld'];
   kernel: string;
   toolVersion: string;
 }
@@ -119,6 +121,7 @@ export function headJson(head: ProcessHead, xstateBytes = head.xstate.length): H
       tid: t.tid, comm: t.comm, blocked: hex(t.blocked.readBigUInt64LE(0)), pending: t.pending.map((info) => info.readInt32LE(0)),
       altstack: { sp: hex(t.altstack.sp), size: t.altstack.size, flags: t.altstack.flags },
     })),
+    unheld: head.unheld,
     kernel: head.kernel,
     toolVersion: head.toolVersion,
   };

@@ -7,7 +7,9 @@
 // from the bytes of the file read once (file.ts), checked whole before anything uses them.
 import { createHash, type Hash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { badInput } from '../errors.js';
+import { badInput, CrError } from '../errors.js';
+import { KINDS } from '../kinds/registry.js';
+import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/fdtable.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning, checkSharedObjects } from './process-check.js';
 import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
@@ -21,6 +23,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 14: the head's `unheld`: memfds and deleted files mapped shared with no fd of them left.
  * 13: a mapping may be shared-unnamed: a memfd or deleted file mapped shared, named by its
  * description in the fd table (`unnamed`).
  * 12: the FDS record is an fd-table image of format version 3 (kinds' bytes as bin).
@@ -35,7 +38,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 13;
+export const PROCESS_FORMAT_VERSION = 14;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -373,12 +376,18 @@ export class ProcessImage {
       }
       // A shared mapping of an unnamed file is mapped again from an fd of the process: the
       // description must be a memfd or deleted file the process holds.
+      for (const u of head.unheld) if (this.fdImage.table.descs.some((d) => d.id === u.id)) this.bad(`head.unheld of ${head.process.pid}: description ${u.id} is one of the fd table's too`);
+      if (new Set(head.unheld.map((u) => u.id)).size !== head.unheld.length) this.bad(`head.unheld of ${head.process.pid}: an id twice`);
+      const mapped = new Set<number>();
       for (const [j, m] of head.mappings.entries()) {
         if (!m.unnamed) continue;
+        mapped.add(m.unnamed.desc);
+        if (head.unheld.some((u) => u.id === m.unnamed!.desc)) continue;
         const desc = this.fdImage.table.descs.find((d) => d.id === m.unnamed!.desc);
-        if (!desc || (desc.kind !== 'memfd' && desc.kind !== 'deleted')) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which is no memfd or deleted file of the fd table`);
+        if (!desc || (desc.kind !== 'memfd' && desc.kind !== 'deleted')) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which is no memfd or deleted file of the fd table or the head`);
         if (!tableFds.some((f) => f.desc === m.unnamed!.desc)) this.bad(`head.mappings[${j}] of ${head.process.pid} maps description ${m.unnamed.desc}, which the process holds at no fd`);
       }
+      for (const u of head.unheld) if (!mapped.has(u.id)) this.bad(`head.unheld of ${head.process.pid}: description ${u.id} is mapped by none of its mappings`);
       const runs = this.checkRuns(head, g.pages);
       return { pid: head.process.pid, head, member: live[i]!, runs, pageBytes: runs.reduce((n, r) => n + r.length, 0) };
     });
@@ -611,11 +620,27 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
 
 const MM_KEYS: Array<keyof MmFields> = ['startCode', 'endCode', 'startData', 'endData', 'startBrk', 'brk', 'startStack', 'argStart', 'argEnd', 'envStart', 'envEnd'];
 
+/** A memfd or deleted file of head.unheld: a description as the fd table has them, O_RDWR at 0, judged by its kind's parse. */
+function checkUnheld(v: unknown, where: string, bad: Bad): MemfdDesc | DeletedDesc {
+  if (!isRecord(v)) bad(`${where} is not a map`);
+  const o = v as Record<string, unknown>;
+  if (o.kind !== 'memfd' && o.kind !== 'deleted') bad(`${where}.kind is not memfd or deleted`);
+  const kind = KINDS[o.kind as 'memfd' | 'deleted'];
+  const d = fields(v, ['id', 'kind', 'flags', ...kind.fields], where, bad);
+  if ((d.flags as number) !== (O_RDWR | O_LARGEFILE) || d.offset !== 0) bad(`${where}: an unheld file is O_RDWR|O_LARGEFILE at offset 0`);
+  try {
+    return kind.parse(d, where, uint(d.id, `${where}.id`, bad), O_RDWR | O_LARGEFILE) as MemfdDesc | DeletedDesc;
+  } catch (err) {
+    if (err instanceof CrError) bad(err.message);
+    throw err;
+  }
+}
+
 function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256', 'threads'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256', 'threads', 'unheld'],
     'head',
     bad,
   );
@@ -694,6 +719,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     itimers,
     noNewPrivs: h.noNewPrivs as boolean,
     attributes: checkAttributes(h.attributes, bad),
+    unheld: list(h.unheld, 'head.unheld', bad, (x, w) => checkUnheld(x, w, bad)),
     posixTimers: list(h.posixTimers, 'head.posixTimers', bad, (x, w) => {
       const t = fields(x, ['id', 'clock', 'notify', 'signal', 'value', 'interval', 'left', 'overrun'], w, bad);
       if (!TIMER_NOTIFY.includes(t.notify as PosixTimer['notify'])) bad(`${w}.notify ${JSON.stringify(t.notify)} is not one of ${TIMER_NOTIFY.join(', ')}`);

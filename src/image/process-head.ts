@@ -2,6 +2,7 @@
 // memory-descriptor fields, signals, limits, timers, registers). Its own module so that the
 // encoding (process-format.ts) and the check of what a head means (process-check.ts) both build on
 // it without importing each other.
+import type { DeletedDesc, MemfdDesc } from '../model/fdtable.js';
 import type { ProcessIdentity } from '../proc/process.js';
 
 /** What backs a mapping, and so how restart recreates it. */
@@ -85,8 +86,8 @@ export interface Mapping {
    */
   shm: { object: number; offset: number; sysv: SysvSegment | null } | null;
   /**
-   * For a shared-unnamed mapping: the description (fd table id, a memfd or deleted file the
-   * process holds) of the file it maps, and the file offset of its first page.
+   * For a shared-unnamed mapping: the description of the file it maps (an fd table id, a memfd or
+   * deleted file the process holds; or one of the head's `unheld`), and the file offset of its first page.
    */
   unnamed: { desc: number; offset: number } | null;
   /** smaps VmFlags (two-letter codes: 'gd' grows down, 'dd' don't dump, 'nr' no reserve, ...) */
@@ -300,4 +301,10 @@ export interface ProcessHead {
   vdsoSha256: Buffer | null;
   /** the threads besides the leader, by tid; empty for a single-threaded process */
   threads: ThreadState[];
+  /**
+   * The memfds and deleted files the process maps shared but holds no fd of (closed after mmap):
+   * each as a description of its own (O_RDWR, at offset 0) that shared-unnamed mappings name by
+   * id, distinct from the fd table's; made by restart for the mappings alone.
+   */
+  unheld: Array<MemfdDesc | DeletedDesc>;
 }

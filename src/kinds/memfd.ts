@@ -43,7 +43,7 @@ const sealNames = (seals: number): string => SEAL_NAMES.filter(([b]) => seals & 
 export const unsealed = (d: MemfdDesc): MemfdDesc => ({ ...d, seals: d.seals & F_SEAL_EXEC });
 
 /** How memfd_create makes it: MFD_EXEC or MFD_NOEXEC_SEAL as its exec bit and seals say; the seals that leaves. */
-function createFlags(d: { mode: number; seals: number }, cloexec: boolean): { flags: number; seals: number; mode: number } {
+export function createFlags(d: { mode: number; seals: number }, cloexec: boolean): { flags: number; seals: number; mode: number } {
   const noexecSeal = (d.mode & 0o111) === 0 && (d.seals & F_SEAL_EXEC) !== 0;
   return {
     flags: MFD_ALLOW_SEALING | (noexecSeal ? MFD_NOEXEC_SEAL : MFD_EXEC) | (cloexec ? MFD_CLOEXEC : 0),

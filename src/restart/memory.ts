@@ -24,7 +24,7 @@ import {
   SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME, IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, SHMID_DS_BYTES, SHM_PERM_UID_AT, SHM_PERM_GID_AT, SHM_PERM_MODE_AT,
 } from '../inject/syscalls.js';
 import { askForId, type SegmentPlan } from './sysv-shm.js';
-import { accessFor, type UnnamedFiles } from './unnamed-files.js';
+import { accessFor, makeUnheld, writeUnheld, type UnnamedFiles } from './unnamed-files.js';
 
 const SPECIALS: MappingKind[] = ['vvar', 'vvar_vclock', 'vdso'];
 const SPECIAL_NAMES: Record<string, MappingKind> = { '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock', '[vdso]': 'vdso' };
@@ -195,6 +195,13 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
   // A memfd or deleted file mapped from a description with other access than the mapping had:
   // one of the right access opened through /proc/self/fd/N of the process's, once per file and access.
   const reopened = new Map<string, number>();
+  // A file the process maps but holds no fd of: made at a number of its own (unnamed-files.ts).
+  const made: number[] = [];
+  for (const f of unnamed.values()) {
+    if (!f.unheld) continue;
+    while (taken.has(next)) next++;
+    made.push((f.fd = next++));
+  }
   for (const m of image) {
     if (!m.unnamed) continue;
     const f = unnamed.get(m.unnamed.desc)!;
@@ -210,6 +217,8 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
     // System V segments made again first, one call at a time (the id shmget gives is the kernel's).
     for (const o of objects.values()) if (o.sysv && !o.sysv.live && !o.carried) o.sysv.id = makeSegment(husk, o.sysv.segment);
     const q = husk.queue();
+    // In the order their numbers were given: each call takes the lowest free one.
+    for (const f of unnamed.values()) if (f.unheld) makeUnheld(f.unheld, f.fd, q, (call, r) => husk.failure(call, r));
     for (const [key, fd] of reopened) {
       const [desc, access] = key.split(':').map(Number) as [number, number];
       const from = `/proc/self/fd/${unnamed.get(desc)!.fd}`;
@@ -261,18 +270,21 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
       );
       addAdvice(q, m, at, len);
     }
-    // Every mapping of each memfd exists: its seals now (unnamed-files.ts).
-    for (const [desc, f] of unnamed) {
-      if (f.seals !== 0) q.add('fcntl(F_ADD_SEALS)', SYS.fcntl, [BigInt(f.fd), BigInt(F_ADD_SEALS), BigInt(f.seals)], 0n, (r) => husk.failure(`the seals of description ${desc}: fcntl(${f.fd}, F_ADD_SEALS, ${f.seals})`, r));
-    }
     q.run();
+    for (const f of unnamed.values()) if (f.unheld) writeUnheld(husk.pid, f.fd, f.unheld);
+    // Every mapping of each memfd exists, and its data: its seals now (unnamed-files.ts).
+    const seal = husk.queue();
+    for (const [desc, f] of unnamed) {
+      if (f.seals !== 0) seal.add('fcntl(F_ADD_SEALS)', SYS.fcntl, [BigInt(f.fd), BigInt(F_ADD_SEALS), BigInt(f.seals)], 0n, (r) => husk.failure(`the seals of description ${desc}: fcntl(${f.fd}, F_ADD_SEALS, ${f.seals})`, r));
+    }
+    seal.run();
     return objects;
   } finally {
     const q = husk.queue();
     for (const f of opened) q.add('close', SYS.close, [BigInt(f.fd)], 0n);
     // Whatever of them was opened (a failed batch stops at its first failure): closed if there.
-    const now = reopened.size > 0 ? new Set(listFds(husk.pid)) : new Set<number>();
-    for (const fd of reopened.values()) if (now.has(fd)) q.add('close', SYS.close, [BigInt(fd)], 0n);
+    const now = reopened.size + made.length > 0 ? new Set(listFds(husk.pid)) : new Set<number>();
+    for (const fd of [...reopened.values(), ...made]) if (now.has(fd)) q.add('close', SYS.close, [BigInt(fd)], 0n);
     q.run();
   }
 }

@@ -123,7 +123,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     const parentsOfZombies = new Set(tree.filter((m) => m.zombie !== null).map((m) => m.ppid));
     for (const [j, m] of image.members.entries()) {
       const i = index.get(m.pid)!;
-      const unnamed = unnamedFiles(m.head.mappings, fdTables.processes[j]!.fds, fdTables.descs);
+      const unnamed = unnamedFiles(m.head.mappings, fdTables.processes[j]!.fds, fdTables.descs, m.head.unheld);
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
       const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried, unnamed }, () => {});

@@ -119,7 +119,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     // A pidfd of itself (the tree of one has no other process), now that its pid is final.
     pointPidfds(husk, table, () => husk!.pid);
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
-    const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs);
+    const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs, head.unheld);
     const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
