@@ -5,13 +5,15 @@
 // outside the tree (a python server) is moved with --kill without the peer seeing a FIN and goes
 // on talking to it; without CAP_NET_ADMIN a dump is refused naming the connection and
 // --tcp-close, which restores it as reset. Every process started is killed.
-import { chownSync, chmodSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kill, SIGUSR1 } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
+import { withSocket } from '../src/kinds/socket-read.js';
+import { hasFilter, inRepair, tcpState, TCP_ESTABLISHED } from '../src/kinds/tcp-repair.js';
 import { type FdTables, type InetDesc } from '../src/model/fdtable.js';
 import { cr, crProcess, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
@@ -57,8 +59,11 @@ repairTest('a loopback connection between parent and child and one with both end
     assert.is(v4.peerPort, childPort);
     assert.ok(Buffer.byteLength(v4.tcp!.recvQueue, 'base64') === 14, 'the child\'s bytes wait at the parent');
     assert.ok(Buffer.byteLength(v4.tcp!.sendQueue, 'base64') > 0, 'the parent\'s send queue holds bytes the child could not take yet');
-    assert.match((await cr(['show', image])).stdout, /tcp6 established \[0:0:0:0:0:0:0:1\]:\d+ -> /);
-    for (const mode of ['--new-pid', '--same-pid']) {
+    assert.ok(conns.some((c) => c.family === 6 && c.peerAddress === '0:0:0:0:0:0:0:1'));
+    // A zombie left to an init that does not reap (node as pid 1 of `unshare -p`) keeps its pid.
+    const zombies = dumped.filter((p) => existsSync(`/proc/${p}`));
+    if (zombies.length > 0) console.log(`  tcp: --same-pid not tried: pids ${zombies.join(', ')} are not reaped by this pid namespace's init`);
+    for (const mode of zombies.length > 0 ? ['--new-pid'] : ['--new-pid', '--same-pid']) {
       rmSync(join(dir, 'result'), { force: true });
       const r = await cr(['restore', image, '--detach', mode]);
       assert.is(r.code, 0, `${mode}: ${r.stderr}`);
@@ -132,6 +137,16 @@ repairTest('a client whose server is outside the tree, dumped with --kill: the s
     const client = spawn(['python3', '-S', '-c', PEER, 'client', dir], { fds: [] });
     pids.push(client);
     waitFile(dir, 'client-ready');
+    // A dump that lets the client run on unlocks its connection: no repair mode, no filter left.
+    const plain = await cr(['dump', '--pid', String(client), '-o', join(dir, 'plain')]);
+    assert.is(plain.code, 0, plain.stderr);
+    const sock = readdirSync(`/proc/${client}/fd`).map(Number).filter((fd) => readlinkSync(`/proc/${client}/fd/${fd}`).startsWith('socket:'));
+    assert.is(sock.length, 1);
+    withSocket(client, sock[0]!, (own) => {
+      assert.is(tcpState(own), TCP_ESTABLISHED);
+      assert.not.ok(inRepair(own), 'out of repair mode');
+      assert.not.ok(hasFilter(own), 'the lock\'s filter is gone');
+    });
     const d = await cr(['dump', '--pid', String(client), '-o', image, '--kill']);
     assert.is(d.code, 0, d.stderr);
     ensureReaped(client);
