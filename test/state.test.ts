@@ -134,8 +134,22 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
   } finally {
     for (const p of pids) ensureReaped(p);
     removeSegmentsOf(pids);
+    removeIpcOf(join(dir, 'out.ipc'));
     if (gate >= 0) closeSync(gate);
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The semaphore set and message queue state-sysvipc made (ids in `file`: a failed check leaves them behind), removed. */
+function removeIpcOf(file: string): void {
+  const [sem, msq] = text(file).trim().split(' ');
+  if (sem === undefined || msq === undefined) return;
+  for (const args of [['-s', sem], ['-q', msq]]) {
+    try {
+      execFileSync('ipcrm', args, { stdio: 'ignore' });
+    } catch {
+      // removed by the program, as it should be
+    }
   }
 }
 
@@ -239,6 +253,40 @@ time.sleep(60)
     assert.not.ok(existsSync(join(dir, 'image')));
   } finally {
     ensureReaped(parent);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('System V semaphores and message queues the process used (values, a message queued): found again by id: new pid', () => selfCheck('state-sysvipc', 'new pid'));
+
+test('System V semaphores and message queues: --same-pid', () => selfCheck('state-sysvipc', 'same pid'));
+
+unprivilegedTest('System V semaphores and message queues: dumped and restarted by cr as uid 65534', () => selfCheck('state-sysvipc', 'as nobody'));
+
+test('a System V message queue the process used, gone at restart: refused in one line before anything starts', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const fifo = join(dir, 'gate');
+  execFileSync('mkfifo', [fifo]);
+  const gate = openSync(fifo, 'r+');
+  const out = join(dir, 'out');
+  const pid = spawn([fixture('state-sysvipc'), fifo, out], { fds: [] });
+  try {
+    waitInSyscall(pid, SYS_read);
+    checkpointProcess(pid, join(dir, 'image')); // it runs on
+    const msq = text(`${out}.ipc`).trim().split(' ')[1]!;
+    execFileSync('ipcrm', ['-q', msq]);
+    let message = '';
+    try {
+      restartProcess(ProcessImage.read(join(dir, 'image')));
+    } catch (err) {
+      assert.instance(err, CrError);
+      message = (err as Error).message;
+    }
+    assert.is(message, `System V message queue ${msq}, which process ${pid} used: it is gone, and cr does not carry its contents (a restart finds it where it was, as it finds a file)`);
+  } finally {
+    ensureReaped(pid);
+    removeIpcOf(`${out}.ipc`);
+    closeSync(gate);
     rmSync(dir, { recursive: true, force: true });
   }
 });

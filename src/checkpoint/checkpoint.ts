@@ -26,6 +26,7 @@ import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
 import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
+import { readSysvIpc } from './sysv-ipc.js';
 import { noObjectsSeen, readMappings, resolveUnnamed, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { savePages } from './pages.js';
 import { refuseUnsupported } from './refuse.js';
@@ -196,6 +197,7 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
     noNewPrivs: injected.noNewPrivs,
     attributes: injected.attributes.attributes,
     posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
+    sysvIpc: readSysvIpc(pid, [pid, ...others]),
     locks: readLocks(pid, fds).locks,
     cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
     vdsoSha256: vdsoDigest(pid, mappings),

@@ -12,7 +12,7 @@ import { KINDS } from '../kinds/registry.js';
 import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/fdtable.js';
 import { REG_NAMES, type Regs } from '../../bridge/registers.js';
 import { checkHeadMeaning, checkSharedObjects } from './process-check.js';
-import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type ThreadState } from './process-head.js';
+import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type SysvIpcObject, type ThreadState } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
@@ -23,6 +23,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 15: the head lists the System V semaphore sets and message queues the process used (sysvIpc).
  * 14: the head's `unheld`: memfds and deleted files mapped shared with no fd of them left.
  * 13: a mapping may be shared-unnamed: a memfd or deleted file mapped shared, named by its
  * description in the fd table (`unnamed`).
@@ -38,7 +39,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 14;
+export const PROCESS_FORMAT_VERSION = 15;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -640,7 +641,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
     ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
-      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'cgroup', 'vdsoSha256', 'threads', 'unheld'],
+      'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'sysvIpc', 'cgroup', 'vdsoSha256', 'threads', 'unheld'],
     'head',
     bad,
   );
@@ -743,6 +744,14 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
       const l = fields(x, ['fd', 'kind', 'write', 'start', 'end'], w, bad);
       if (!LOCK_KINDS.includes(l.kind as FileLock['kind'])) bad(`${w}.kind ${JSON.stringify(l.kind)} is not one of ${LOCK_KINDS.join(', ')}`);
       return { fd: uint(l.fd, `${w}.fd`, bad), kind: l.kind as FileLock['kind'], write: bool(l.write, `${w}.write`, bad), start: uint(l.start, `${w}.start`, bad), end: l.end === null ? null : uint(l.end, `${w}.end`, bad) };
+    }),
+    sysvIpc: list(h.sysvIpc, 'head.sysvIpc', bad, (x, w) => {
+      const o = fields(x, ['kind', 'key', 'id'], w, bad);
+      if (o.kind !== 'sem' && o.kind !== 'msg') bad(`${w}.kind ${JSON.stringify(o.kind)} is not sem or msg`);
+      if (!Number.isInteger(o.key) || (o.key as number) < -0x80000000 || (o.key as number) > INT32_MAX) bad(`${w}.key is not a 32-bit key`);
+      const id = uint(o.id, `${w}.id`, bad);
+      if (id > INT32_MAX) bad(`${w}.id is not an id`);
+      return { kind: o.kind as SysvIpcObject['kind'], key: o.key as number, id };
     }),
     cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),

@@ -198,6 +198,18 @@ export interface ProcessAttributes {
 }
 
 /**
+ * A System V semaphore set or message queue the process used (src/checkpoint/sysv-ipc.ts): a
+ * keyed object that outlives it, found again by restart, not carried (docs/state.md).
+ */
+export interface SysvIpcObject {
+  kind: 'sem' | 'msg';
+  /** its key; 0 (IPC_PRIVATE) for a private one */
+  key: number;
+  /** its id (semid, msqid) at dump */
+  id: number;
+}
+
+/**
  * A file lock or lease the process held, set again through the same fd: flock and OFD locks
  * belong to the open file description, POSIX locks and leases to the process.
  */
@@ -295,6 +307,8 @@ export interface ProcessHead {
   posixTimers: PosixTimer[];
   /** file locks and leases, in fd order */
   locks: FileLock[];
+  /** System V semaphore sets and message queues it used, semaphores first, each by id */
+  sysvIpc: SysvIpcObject[];
   /** /proc/PID/cgroup as read: restart puts it back where it can, else says it runs in cr's */
   cgroup: string;
   /** sha256 of the [vdso] bytes: restart refuses a kernel whose vdso differs */

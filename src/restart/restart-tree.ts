@@ -12,6 +12,7 @@ import { viewOf } from '../model/fdtable.js';
 import { MAX_PID, type TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
+import { checkSysvIpc } from './sysv-ipc.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
@@ -79,6 +80,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   // The tree's System V segments, attached again or made again, once each: shared object numbers
   // are the image's, and a segment several members map is one object (made in the root husk).
   const segments: Map<number, SegmentPlan> = planSegments(image.members.flatMap((m) => m.head.mappings), author);
+  checkSysvIpc(image.members.map((m) => m.head));
   const vdsoChecked = new Set<string>();
   for (const m of image.members) {
     checkHeadTrust(m.head, author);

@@ -20,6 +20,7 @@ import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
+import { checkSysvIpc } from './sysv-ipc.js';
 import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
@@ -81,6 +82,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   checkMappedFiles(head.mappings);
   // System V segments: the live ones attached again, the others made again; refused as the author.
   const segments = planSegments(head.mappings, author);
+  // System V semaphores and message queues: found where they were, or refused.
+  checkSysvIpc([head]);
   // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
   checkVdso(process.pid, head.mappings, head.vdsoSha256);
   // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
