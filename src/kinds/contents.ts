@@ -92,10 +92,12 @@ export function chunksOf(extents: Extent[]): Array<{ offset: number; bytes: Buff
   return out;
 }
 
-/** Extents written one after another merged into runs, as text to compare (the simulator's and the image's). */
-export function runsText(chunks: Array<{ offset: number; bytes: Buffer }>): string {
+type Chunk = { offset: number; bytes: Buffer };
+
+/** Chunks written one after another merged into runs: each its offset, end and parts. */
+function runsOf(chunks: Chunk[]): Array<{ offset: number; end: number; parts: Buffer[] }> {
   const sorted = [...chunks].sort((a, b) => a.offset - b.offset);
-  const runs: Array<{ offset: number; parts: Buffer[]; end: number }> = [];
+  const runs: Array<{ offset: number; end: number; parts: Buffer[] }> = [];
   for (const c of sorted) {
     const last = runs[runs.length - 1];
     if (last && last.end === c.offset) {
@@ -103,5 +105,29 @@ export function runsText(chunks: Array<{ offset: number; bytes: Buffer }>): stri
       last.end += c.bytes.length;
     } else runs.push({ offset: c.offset, parts: [c.bytes], end: c.offset + c.bytes.length });
   }
-  return runs.map((r) => `${r.offset}:${Buffer.concat(r.parts).toString('base64')}`).join(',');
+  return runs;
+}
+
+/** Whether two sets of writes (the simulator's and the image's) put the same bytes at the same places, runs merged; compared in place, no copy. */
+export function sameRuns(a: Chunk[], b: Chunk[]): boolean {
+  const x = runsOf(a);
+  const y = runsOf(b);
+  if (x.length !== y.length) return false;
+  return x.every((r, i) => {
+    const s = y[i]!;
+    if (r.offset !== s.offset || r.end !== s.end) return false;
+    // Walk both part lists together, comparing the overlapping pieces.
+    let pi = 0, po = 0, qi = 0, qo = 0;
+    while (pi < r.parts.length && qi < s.parts.length) {
+      const p = r.parts[pi]!;
+      const q = s.parts[qi]!;
+      const n = Math.min(p.length - po, q.length - qo);
+      if (!p.subarray(po, po + n).equals(q.subarray(qo, qo + n))) return false;
+      po += n;
+      qo += n;
+      if (po === p.length) [pi, po] = [pi + 1, 0];
+      if (qo === q.length) [qi, qo] = [qi + 1, 0];
+    }
+    return true;
+  });
 }

@@ -16,7 +16,7 @@ import { badInput } from '../errors.js';
 import { O_ACCMODE, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_RDWR, O_SYNC } from '../model/fdtable.js';
 import { get, integer, parsePath } from '../model/json.js';
 import { printable } from '../printable.js';
-import { carried, chunksOf, parseExtents, readContents, runsText, writeExtents } from './contents.js';
+import { carried, chunksOf, parseExtents, readContents, sameRuns, writeExtents } from './contents.js';
 import { no, oddFlags, quoted, RESTORABLE_FLAGS } from './common.js';
 import type { KindModule } from './kind.js';
 
@@ -95,7 +95,7 @@ export const deleted: KindModule<'deleted'> = {
     const got = `in ${m.name}, size ${m.size}, mode 0${m.mode.toString(8)}, offset ${sim.offset}`;
     const want = `in ${dirname(d.path)}, size ${d.size}, mode 0${d.mode.toString(8)}, offset ${d.offset}`;
     if (got !== want) return `has ${got}, the image says ${want}`;
-    return runsText(m.writes) === runsText(chunksOf(d.extents)) ? null : 'holds other bytes than the image';
+    return sameRuns(m.writes, chunksOf(d.extents)) ? null : 'holds other bytes than the image';
   },
   detail: (d) => `${printable(d.path)} (deleted), ${d.size} B (${carried(d.extents)} B of data) @ ${d.offset}, mode 0${d.mode.toString(8)}`,
   diff(a, b) {
@@ -104,7 +104,7 @@ export const deleted: KindModule<'deleted'> = {
     if (a.size !== b.size) out.push(`size ${a.size} in A, ${b.size} in B`);
     if (a.offset !== b.offset) out.push(`offset ${a.offset} in A, ${b.offset} in B`);
     if (a.mode !== b.mode) out.push(`mode 0${a.mode.toString(8)} in A, 0${b.mode.toString(8)} in B`);
-    if (runsText(chunksOf(a.extents)) !== runsText(chunksOf(b.extents))) out.push('contents differ');
+    if (!sameRuns(chunksOf(a.extents), chunksOf(b.extents))) out.push('contents differ');
     return out;
   },
 };

@@ -15,7 +15,7 @@ import { badInput } from '../errors.js';
 import { O_ACCMODE, O_APPEND, O_LARGEFILE, O_NOATIME, O_NONBLOCK, O_RDWR, type MemfdDesc } from '../model/fdtable.js';
 import { get, integer, show } from '../model/json.js';
 import { printable } from '../printable.js';
-import { carried, chunksOf, parseExtents, readContents, runsText, writeExtents } from './contents.js';
+import { carried, chunksOf, parseExtents, readContents, sameRuns, writeExtents } from './contents.js';
 import { no, oddFlags } from './common.js';
 import type { KindModule } from './kind.js';
 
@@ -121,7 +121,7 @@ export const memfd: KindModule<'memfd'> = {
     const got = `name ${JSON.stringify(m.name)}, size ${m.size}, mode 0${m.mode.toString(8)}, seals ${sealNames(m.seals)}, offset ${sim.offset}`;
     const want = `name ${JSON.stringify(d.name)}, size ${d.size}, mode 0${d.mode.toString(8)}, seals ${sealNames(d.seals)}, offset ${d.offset}`;
     if (got !== want) return `has ${got}, the image says ${want}`;
-    return runsText(m.writes) === runsText(chunksOf(d.extents)) ? null : 'holds other bytes than the image';
+    return sameRuns(m.writes, chunksOf(d.extents)) ? null : 'holds other bytes than the image';
   },
   detail: (d) => `memfd "${printable(d.name, '"')}", ${d.size} B (${carried(d.extents)} B of data) @ ${d.offset}${d.seals ? `, seals ${sealNames(d.seals)}` : ''}, mode 0${d.mode.toString(8)}`,
   diff(a, b) {
@@ -131,7 +131,7 @@ export const memfd: KindModule<'memfd'> = {
     if (a.offset !== b.offset) out.push(`position ${a.offset} in A, ${b.offset} in B`);
     if (a.mode !== b.mode) out.push(`mode 0${a.mode.toString(8)} in A, 0${b.mode.toString(8)} in B`);
     if (a.seals !== b.seals) out.push(`seals ${sealNames(a.seals)} in A, ${sealNames(b.seals)} in B`);
-    if (runsText(chunksOf(a.extents)) !== runsText(chunksOf(b.extents))) out.push('contents differ');
+    if (!sameRuns(chunksOf(a.extents), chunksOf(b.extents))) out.push('contents differ');
     return out;
   },
 };
