@@ -2,7 +2,8 @@
 // per run, median of RUNS, default 5): a python3 process with the seed's 8 fds, a process holding
 // the dense table (1,031 fds on 393 pipes, 580 KB queued), a python3 process holding 300 MiB, and
 // `plan` of a 100,000-fd JSON table. Beside each: `node -e 0` measured in the same run, cr's own
-// work (whole minus that), the target's downtime (dump --timings' `frozen N ms`), and for the
+// work (whole minus that), the CPU time of each (user + system: steadier than wall time on a
+// machine other work shares), the target's downtime (dump --timings' `frozen N ms`), and for the
 // 300 MiB rows the ratio to `cp` of the image file. CRIU 4.2's figures are the issue's, measured
 // on this kind of machine; nothing here asserts a time.
 import { spawnSync } from 'node:child_process';
@@ -39,13 +40,26 @@ function waitFor(path: string, what: string): void {
   }
 }
 
-/** One whole command: its wall time and what it wrote on stderr. */
-function timed(argv: string[], what: string): { ms: number; stderr: string } {
+/**
+ * CPU time (user + system, ms) of this process's children that were waited for: /proc/self/stat's
+ * cutime and cstime, in clock ticks (100 a second here, so 10 ms steps). On a machine other work
+ * shares, a command's CPU time moves far less than its wall time.
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state): cutime and cstime are fields 16 and 17.
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+/** One whole command: its wall time, its CPU time and what it wrote on stderr. */
+function timed(argv: string[], what: string): { ms: number; cpu: number; stderr: string } {
+  const c = childrenCpuMs();
   const t = performance.now();
   const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 26 });
   const ms = performance.now() - t;
   if (r.status !== 0) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr}`);
-  return { ms, stderr: r.stderr };
+  return { ms, cpu: childrenCpuMs() - c, stderr: r.stderr };
 }
 
 const cr = (args: string[]) => timed([process.execPath, CR, ...args], `cr ${args[0]}`);
@@ -57,15 +71,17 @@ function frozenMs(stderr: string): number {
 }
 
 /** Dump pid whole RUNS times: whole times and downtimes. */
-function dumps(pid: number, image: string): { whole: number[]; frozen: number[] } {
+function dumps(pid: number, image: string): { whole: number[]; cpu: number[]; frozen: number[] } {
   const whole: number[] = [];
+  const cpu: number[] = [];
   const frozen: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const r = cr(['dump', '--pid', String(pid), '-o', image, '--force', '--timings', '--quiet']);
     whole.push(r.ms);
+    cpu.push(r.cpu);
     frozen.push(frozenMs(r.stderr));
   }
-  return { whole, frozen };
+  return { whole, cpu, frozen };
 }
 
 /** SIGKILL a process that may have ended already. */
@@ -85,18 +101,20 @@ function killOrphan(pid: number): void {
 }
 
 /** Restart image RUNS times, each restarted process killed before the next. */
-function restarts(image: string, dir: string): number[] {
+function restarts(image: string, dir: string): { whole: number[]; cpu: number[] } {
   const pidfile = join(dir, 'restored.pid');
   const whole: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     rmSync(pidfile, { force: true });
     const r = cr(['restore', image, '--detach', '--pidfile', pidfile, '--quiet']);
     const pid = Number(readFileSync(pidfile, 'utf8'));
     orphans.add(pid);
     whole.push(r.ms);
+    cpu.push(r.cpu);
     killOrphan(pid);
   }
-  return whole;
+  return { whole, cpu };
 }
 
 const writeTable = (path: string, t: FdTable): void =>
@@ -105,6 +123,7 @@ const writeTable = (path: string, t: FdTable): void =>
 interface Row {
   work: string;
   whole: number[];
+  cpu: number[];
   frozen?: number[];
   criu: string;
   cp?: number[];
@@ -116,7 +135,12 @@ const started = new Date().toISOString();
 const load = loadavg()[0]!.toFixed(1);
 try {
   const nodeStart: number[] = [];
-  for (let i = 0; i < RUNS; i++) nodeStart.push(timed([process.execPath, '-e', '0'], 'node -e 0').ms);
+  const nodeCpu: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = timed([process.execPath, '-e', '0'], 'node -e 0');
+    nodeStart.push(r.ms);
+    nodeCpu.push(r.cpu);
+  }
 
   // The seed's layout: python3 with 8 fds.
   {
@@ -129,8 +153,8 @@ try {
     const d = dumps(pid, image);
     killAndReap(pid);
     children.delete(pid);
-    rows.push({ work: 'whole dump, python, 8 fds (seed)', whole: d.whole, frozen: d.frozen, criu: '16' });
-    rows.push({ work: 'whole restart, same', whole: restarts(image, at), criu: '12' });
+    rows.push({ work: 'whole dump, python, 8 fds (seed)', ...d, criu: '16' });
+    rows.push({ work: 'whole restart, same', ...restarts(image, at), criu: '12' });
   }
 
   // The dense table, held by a sleep that `restore -- CMD` gave it.
@@ -144,8 +168,8 @@ try {
     const image = join(dir, 'dense.img');
     const d = dumps(pid, image);
     killOrphan(pid);
-    rows.push({ work: 'whole dump, 1,031 fds / 393 pipes / 580 KB', whole: d.whole, frozen: d.frozen, criu: '45' });
-    rows.push({ work: 'whole restart, same', whole: restarts(image, dir), criu: '36' });
+    rows.push({ work: 'whole dump, 1,031 fds / 393 pipes / 580 KB', ...d, criu: '45' });
+    rows.push({ work: 'whole restart, same', ...restarts(image, dir), criu: '36' });
   }
 
   // 300 MiB of random bytes in a python3 process (blocked opening a FIFO no one writes).
@@ -166,8 +190,8 @@ try {
       cp.push(timed(['cp', image, `${image}.cp`], 'cp').ms);
       rmSync(`${image}.cp`);
     }
-    rows.push({ work: 'dump of a 300 MiB process', whole: d.whole, frozen: d.frozen, criu: '160', cp });
-    rows.push({ work: 'restart of it', whole: restarts(image, at), criu: '170', cp });
+    rows.push({ work: 'dump of a 300 MiB process', ...d, criu: '160', cp });
+    rows.push({ work: 'restart of it', ...restarts(image, at), criu: '170', cp });
     rmSync(image);
   }
 
@@ -176,18 +200,26 @@ try {
     const table = join(dir, 'plan100k.json');
     writeTable(table, pipeTable(100_000));
     const whole: number[] = [];
-    for (let i = 0; i < RUNS; i++) whole.push(cr(['plan', table]).ms);
-    rows.push({ work: 'plan of a 100,000-fd table (JSON in)', whole, criu: '-' });
+    const cpu: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = cr(['plan', table]);
+      whole.push(r.ms);
+      cpu.push(r.cpu);
+    }
+    rows.push({ work: 'plan of a 100,000-fd table (JSON in)', whole, cpu, criu: '-' });
   }
 
   const node = median(nodeStart);
+  const nodeCpuMs = median(nodeCpu);
   const ms = (x: number): string => x.toFixed(0);
-  console.log(`cr, whole CLI runs, median of ${RUNS} (ms); ${started}, load average ${load} at the start; node -e 0: ${ms(node)} ms`);
+  console.log(`cr, whole CLI runs, median of ${RUNS} (ms); ${started}, load average ${load} at the start; node -e 0: ${ms(node)} ms, CPU ${ms(nodeCpuMs)} ms`);
   console.table(
     rows.map((r) => ({
       work: r.work,
       'cr whole': ms(median(r.whole)),
       'cr own work': ms(median(r.whole) - node),
+      'cr CPU': ms(median(r.cpu)),
+      'own CPU': ms(median(r.cpu) - nodeCpuMs),
       'downtime (frozen)': r.frozen ? median(r.frozen).toFixed(1) : '',
       'CRIU 4.2 whole': r.criu,
       'cp of image': r.cp ? ms(median(r.cp)) : '',
