@@ -132,17 +132,23 @@ function allSinglePackets(copy: Scratch, lengths: number[], lastIsPacket: boolea
   }
 }
 
+/** The read buffer, reused by every pipe (grown to the largest capacity seen). */
+let readBuf = Buffer.allocUnsafe(0);
+
 /** The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors. */
 export function copyPipe(source: number, what: string): PipeBytes {
   const capacity = getPipeSize(source);
-  const buf = Buffer.allocUnsafe(capacity);
+  // An empty pipe (most are) needs no copy: FIONREAD counts what its buffers hold.
+  if (pipeQueued(source) === 0) return { capacity, data: Buffer.alloc(0) };
+  if (readBuf.length < capacity) readBuf = Buffer.allocUnsafe(capacity);
+  const buf = readBuf.subarray(0, capacity);
   const chunks: Buffer[] = [];
   const first = new Scratch(capacity);
   let total: number;
   try {
     total = teeAll(source, first.w);
-    // Each read stops at the end of a packet, or when the copy is empty.
-    for (let n; (n = readOnce(first.r, buf)) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+    // Each read stops at the end of a packet; the copy holds `total` bytes.
+    for (let got = 0, n; got < total && (n = readOnce(first.r, buf)) > 0; got += n) chunks.push(Buffer.from(buf.subarray(0, n)));
   } finally {
     first.close();
   }
