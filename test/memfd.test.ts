@@ -7,11 +7,12 @@
 // takes CAP_CHECKPOINT_RESTORE): refused in one line, the process running on.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { kill, SIGKILL, SIGUSR1 } from '../bridge/signal.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from '../bridge/spawn.js';
-import { crProcess, ROOT } from './helpers/cli.js';
+import { cr, crProcess, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped } from './helpers/processes.js';
 import { builtAndDumped, cell, MODES, verdict } from './helpers/selfcheck-modes.js';
@@ -33,6 +34,43 @@ test('memfds (sealed future-write and write, unsealable) and a deleted file mapp
     }
     assert.equal(failed, []);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a memfd a parent and its child both hold and map shared: one memfd for both after a restart of the tree, a write by either seen by the other, sealed once', async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-memfd-tree-')));
+  const pids: number[] = [];
+  try {
+    const devnull = openSync('/dev/null', 'r+');
+    const root = spawn(['python3', join(ROOT, 'test', 'fixtures', 'memfd-tree.py'), dir], { fds: [[devnull, 0], [devnull, 1], [devnull, 2]], setsid: true });
+    closeSync(devnull);
+    pids.push(root);
+    pids.push(Number(waitFile(dir, 'pids').split(' ')[1]));
+    const image = join(dir, 'image');
+    const d = await cr(['dump', '--pid', String(root), '-o', image, '--kill']);
+    assert.is(d.code, 0, d.stderr);
+    const r = await cr(['restore', image, '--detach', '--new-pid']);
+    assert.is(r.code, 0, r.stderr);
+    const parent = Number(r.stdout.trim());
+    pids.push(parent);
+    const child = Number(readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim());
+    pids.push(child);
+    assert.ok(parent > 0 && child > 0, `restored as ${r.stdout.trim()}, child ${child}`);
+    kill(parent, SIGUSR1);
+    kill(child, SIGUSR1);
+    assert.is(waitFile(dir, 'parent'), 'PASS');
+    assert.is(waitFile(dir, 'child'), 'PASS');
+  } finally {
+    for (const pid of pids.reverse()) {
+      if (!(pid > 0)) continue;
+      try {
+        kill(pid, SIGKILL);
+      } catch {
+        // gone already
+      }
+      ensureReaped(pid);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 });

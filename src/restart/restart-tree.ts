@@ -123,9 +123,16 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     endZombies(tree, made);
     lap('zombies');
     const parentsOfZombies = new Set(tree.filter((m) => m.zombie !== null).map((m) => m.ppid));
+    // A memfd several members map is sealed once, by the last of them rebuilt: every mapping of
+    // it exists by then (a seal may forbid the later ones).
+    const lastMapper = new Map<number, number>();
+    image.members.forEach((m, j) => {
+      for (const desc of mappedDescs(m.head.mappings)) lastMapper.set(desc, j);
+    });
     for (const [j, m] of image.members.entries()) {
       const i = index.get(m.pid)!;
       const unnamed = unnamedFiles(m.head.mappings, fdTables.processes[j]!.fds, fdTables.descs, m.head.unheld);
+      for (const [desc, f] of unnamed) if (lastMapper.get(desc) !== j) f.seals = 0;
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
       const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried, unnamed }, () => {});
