@@ -447,6 +447,7 @@ function descLies(): Lie[] {
     tcp: { sendSeq: 1000, recvSeq: 2000, sendQueue: 'aGk=', unsent: 1, recvQueue: '', mss: 1460, wscale: [7, 7], sack: true, timestamps: true, tsval: 5, window: [2000, 65535, 65535, 65535, 2000] },
   }) ?? skip();
   const inotify = (p: Loose): Loose => addDesc(table(p), { kind: 'inotify', flags: O_RDONLY, watches: [{ wd: 2, path: '/etc', mask: 0x100 }] }) ?? skip();
+  const pidfd = (p: Loose): Loose => addDesc(table(p), { kind: 'pidfd', flags: O_RDWR, pid: 1 }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
     const e = eventfd(p);
@@ -516,6 +517,10 @@ function descLies(): Lie[] {
     ['a UDP socket with TCP repair state', (p) => void (tcp(p).protocol = 'udp')],
     ['a TCP connection with no peer', (p) => void delete tcp(p).peerPort],
     ['a reset TCP connection with repair state', (p) => void (tcp(p).state = 'reset')],
+    ['a pidfd of pid 0', (p) => void (pidfd(p).pid = 0)],
+    ['a pidfd of a pid beyond the kernel\'s limit', (p) => void (pidfd(p).pid = 2 ** 23)],
+    ['a pidfd opened O_RDONLY', (p) => void (pidfd(p).flags = O_RDONLY)],
+    ['a pidfd with O_DSYNC', (p) => void (pidfd(p).flags = O_RDWR | O_DSYNC)],
     ['an inotify wd of 0', (p) => void (inotify(p).watches[0].wd = 0)],
     ['an inotify wd twice', (p) => { const d = inotify(p); d.watches.push({ ...d.watches[0] }); }],
     ['an inotify wd of 2^20', (p) => void (inotify(p).watches[0].wd = 2 ** 20)],
