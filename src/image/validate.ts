@@ -122,7 +122,28 @@ function parseDesc(value: unknown, where: string): Desc {
 /** Fields some kind has: on another kind, named as such rather than as unknown. */
 const OTHER_KIND_FIELDS = new Set(KIND_NAMES.flatMap((k) => KINDS[k].fields));
 
-function parseFd(value: unknown, where: string, soft: number): Fd {
+/**
+ * One fd of a process. Fds are most of a big table (100,000 in one), so a well-formed one is taken
+ * without building the names its messages would use; anything else goes through checkFd, which
+ * says what is wrong.
+ */
+function parseFd(value: unknown, owner: string, i: number, soft: number): Fd {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj);
+    const { fd, desc, cloexec } = obj;
+    if (
+      keys.length === 3 && Object.hasOwn(obj, 'fd') && Object.hasOwn(obj, 'desc') && Object.hasOwn(obj, 'cloexec') &&
+      Number.isInteger(fd) && (fd as number) >= 0 && (fd as number) <= MAX_NOFILE && (fd as number) < soft &&
+      Number.isInteger(desc) && (desc as number) >= 0 && (desc as number) <= MAX_ID && typeof cloexec === 'boolean'
+    ) {
+      return { fd: fd as number, desc: desc as number, cloexec };
+    }
+  }
+  return checkFd(value, `${owner}.fds[${i}]`, soft);
+}
+
+function checkFd(value: unknown, where: string, soft: number): Fd {
   const obj = object(value, where);
   fields(obj, where, ['fd', 'desc', 'cloexec']);
   const fdValue = get(obj, 'fd');
@@ -156,7 +177,7 @@ function parseProcess(value: unknown, where: string, pids: Map<number, number>):
     if (!pids.has(parent)) badInput(`${where}.parent: no process with pid ${parent} is listed before it`);
   }
   const rlimit = parseRlimitObject(get(obj, 'rlimit'), `${where}.rlimit`);
-  const fds = array(get(obj, 'fds'), `${where}.fds`).map((f, i) => parseFd(f, `${where}.fds[${i}]`, rlimit.soft));
+  const fds = array(get(obj, 'fds'), `${where}.fds`).map((f, i) => parseFd(f, where, i, rlimit.soft));
   return parent === undefined ? { pid, fds, rlimit } : { pid, parent, fds, rlimit };
 }
 
@@ -202,12 +223,12 @@ export function parseTables(json: unknown): FdTables {
   processes.forEach((proc, p) => {
     const fdIndex = new Map<number, number>();
     proc.fds.forEach((f, i) => {
-      const where = `processes[${p}].fds[${i}]`;
+      const where = (): string => `processes[${p}].fds[${i}]`;
       const seen = fdIndex.get(f.fd);
-      if (seen !== undefined) badInput(`${where}.fd: ${f.fd} appears twice (also fds[${seen}])`);
+      if (seen !== undefined) badInput(`${where()}.fd: ${f.fd} appears twice (also fds[${seen}])`);
       fdIndex.set(f.fd, i);
       const d = descIndex.get(f.desc);
-      if (d === undefined) badInput(`${where}.desc: no description with id ${f.desc}`);
+      if (d === undefined) badInput(`${where()}.desc: no description with id ${f.desc}`);
       descUsed[d] = 1;
     });
   });
