@@ -79,6 +79,15 @@ repairTest('a loopback connection between parent and child and one with both end
   }
 });
 
+/** A process's environment, '' when it is gone. */
+const environ = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return '';
+  }
+};
+
 /** A server and a client in python: `server DIR` listens, `client DIR` connects (see the steps in the test). */
 const PEER = `
 import os, signal, socket, sys, time
@@ -151,11 +160,12 @@ repairTest('a client whose server is outside the tree, dumped with --kill: the s
     assert.is(d.code, 0, d.stderr);
     ensureReaped(client);
     // The restore needs the connection's 4-tuple free: killed in repair mode, the original left none behind.
+    // The connection's 4-tuple is held meanwhile (the dump's holder, which the restore ends).
+    assert.ok(readdirSync('/proc').some((p) => /^\d+$/.test(p) && environ(Number(p)).includes('CR_TCP_HOLD=1')), 'a holder');
     const r = await cr(['restore', image, '--detach']);
     assert.is(r.code, 0, r.stderr);
     const restored = Number(r.stdout.trim());
     pids.push(restored);
-    // Only now may the server send: meanwhile no socket has the connection (README, Limitations).
     writeFileSync(join(dir, 'restored'), '');
     kill(restored, SIGUSR1);
     assert.is(waitFile(dir, 'server', 30_000), 'PASS\n');

@@ -106,7 +106,7 @@ export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> 
     throw interrupted(opts.signal, `${what}; ${how}${opts.kill ? ', not killed' : ''}`);
   }
   if (opts.kill) for (const p of [pid, ...(r.tree ?? []).slice(1).filter((m) => m.zombie === null).map((m) => m.pid)]) kill(p, SIGKILL);
-  r.connections?.drop();
+  r.connections?.handOver();
   const { connections: _held, ...result } = r;
   return { ...result, afterwards: opts.kill ? 'killed' : r.afterwards };
 }
@@ -128,7 +128,7 @@ function checkDump(pid: number, opts: DumpOptions): void {
   refuseThreadId(pid);
 }
 
-/** `keepConnections`: the TCP connections stay locked, for the caller to kill the process (drop) or let it go (release). */
+/** `keepConnections`: the TCP connections stay locked, for the caller to kill the process (handOver) or let it go (release). */
 function dumpNow(pid: number, opts: DumpOptions, keepConnections = false): DumpResult & { connections?: HeldConnections } {
   const afterwards = opts.kill ? 'killed' : opts.leaveStopped ? 'left stopped' : 'runs on';
   try {

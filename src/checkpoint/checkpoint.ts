@@ -279,7 +279,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       // Killed while still frozen: they run no instruction after the state the image holds.
       for (const m of live) kill(m.pid, SIGKILL);
       thawAll();
-      connections.drop();
+      connections.handOver();
     }
     return {
       bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: stats.saved, zeroPages: stats.zero, fdImage, phases,

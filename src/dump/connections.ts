@@ -3,15 +3,17 @@
 // read, so the image holds the connection as it stands and nothing the peer sends meanwhile is
 // acknowledged and lost; then, when the processes go on, unlocked, or, when they are killed, left
 // locked (a socket closed in repair mode sends no FIN and no RST: the peer never hears the
-// original go). This is where the policy lives: without CAP_NET_ADMIN, or in an fd-table-only
+// original go), and handed to a holder process that keeps them so until a restore takes them over
+// (handOver). This is where the policy lives: without CAP_NET_ADMIN, or in an fd-table-only
 // dump, a connection is refused naming it, unless --tcp-close asks for it to be left as it is
 // (recorded, and restored, as reset by its peer).
 import { readlinkSync } from 'node:fs';
 import { closeFd } from '../../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
 import { getpeername, getsockname, getsockoptInt, SOL_SOCKET, AF_INET, AF_INET6 } from '../../bridge/socket.js';
-import { hasFilter, lock, tcpState, TCP_ESTABLISHED, unlock } from '../kinds/tcp-repair.js';
+import { hasFilter, HOLD_SECONDS, HOLDER_MARK, lock, tcpState, TCP_ESTABLISHED, unlock } from '../kinds/tcp-repair.js';
 import { listFds } from '../proc/fds.js';
+import { spawn } from '../../bridge/spawn.js';
 
 const SO_DOMAIN = 39;
 const SO_PROTOCOL = 38;
@@ -30,9 +32,13 @@ export interface HeldConnections {
   reasons: string[];
   /** unlock every connection (the processes go on) and close cr's dups */
   release(): void;
-  /** close cr's dups, leaving the connections locked (the processes are killed) */
-  drop(): void;
+  /**
+   * the processes are killed: give the locked connections to a holder (src/restore/connections.ts
+   * ends it), which keeps them locked until a restore takes them over or HOLD_SECONDS pass
+   */
+  handOver(): void;
 }
+
 
 /** `127.0.0.1:5000`, `[::1]:5000` from a struct sockaddr_in or sockaddr_in6. */
 function endpoint(buf: Buffer | null): string {
@@ -65,8 +71,18 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
         }
       }
     },
-    drop() {
-      for (const own of held.splice(0)) closeFd(own);
+    handOver() {
+      const socks = held.splice(0);
+      if (socks.length === 0) return;
+      try {
+        // Without a socket the connection's 4-tuple is free: a segment from the peer before the
+        // restore would be answered with a reset. Held, it is dropped by the lock's filter, and
+        // sent again by the peer to the restored socket. The holder ends with a restore, or after
+        // HOLD_SECONDS: its sockets close in repair mode, silently.
+        spawn(['/bin/sleep', String(HOLD_SECONDS)], { fds: socks.map((own, i): [number, number] => [own, 3 + i]), env: { [HOLDER_MARK]: '1' }, setsid: true });
+      } finally {
+        for (const own of socks) closeFd(own);
+      }
     },
   };
   try {

@@ -59,6 +59,10 @@ const MAX_USER_MSS = 32767;
 /** The kernel's TCP_MAX_WSCALE. */
 const MAX_WSCALE = 14;
 export const TCP_ESTABLISHED = 1;
+/** How long the holder of a killed process's connections (src/dump/connections.ts) keeps them for a restore. */
+export const HOLD_SECONDS = 600;
+/** The environment variable that marks such a holder (a `sleep` holding the sockets at fds 3 on). */
+export const HOLDER_MARK = 'CR_TCP_HOLD';
 /** Bytes a queue may hold in an image (each way). */
 export const MAX_TCP_QUEUE = 64 << 20;
 /**

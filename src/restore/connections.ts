@@ -6,10 +6,12 @@
 import { closeFd } from '../../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
 import { SyscallError } from '../../bridge/errno.js';
-import { AF_INET, AF_INET6, bind, connect, SOCK_STREAM, socket } from '../../bridge/socket.js';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { kill, SIGKILL } from '../../bridge/signal.js';
+import { AF_INET, AF_INET6, bind, connect, getpeername, getsockname, SOCK_STREAM, socket } from '../../bridge/socket.js';
 import { badInput } from '../errors.js';
 import { sockaddr } from '../kinds/inet.js';
-import { connectionText, release, repairOn } from '../kinds/tcp-repair.js';
+import { connectionText, HOLDER_MARK, release, repairOn } from '../kinds/tcp-repair.js';
 import type { Desc, Fd, InetDesc } from '../model/fdtable.js';
 import type { Author } from '../trust/author.js';
 
@@ -36,15 +38,23 @@ export function checkConnections(descs: readonly Desc[], mode: 'process' | 'into
       // connection without a packet, or finds its 4-tuple taken).
       if (!repairOn(own)) badInput(`the image holds the established TCP connection ${connectionText(d)}: TCP repair needs CAP_NET_ADMIN, which cr does not have`);
       const step = (what: string, call: () => void): void => {
-        try {
-          call();
-        } catch (err) {
-          if (!(err instanceof SyscallError)) throw err;
-          if (what === 'connect' && err.code === 'EADDRNOTAVAIL') {
-            badInput(`the TCP connection ${connectionText(d)} is held by a socket on this machine (is the dumped process still running? dump --kill moves it): it cannot be restored; nothing was started`);
+        const attempt = (): SyscallError | null => {
+          try {
+            call();
+            return null;
+          } catch (err) {
+            if (!(err instanceof SyscallError)) throw err;
+            return err;
           }
-          badInput(`the TCP connection ${connectionText(d)} cannot be restored here: ${what} answers ${err.code}${err.code === 'EADDRNOTAVAIL' ? ' (its local address is not on this machine)' : ''}`);
+        };
+        let err = attempt();
+        // The dump's holder has it (src/dump/connections.ts): ended, it closes it silently.
+        if (err !== null && what === 'connect' && err.code === 'EADDRNOTAVAIL' && endHolder(d)) err = attempt();
+        if (err === null) return;
+        if (what === 'connect' && err.code === 'EADDRNOTAVAIL') {
+          badInput(`the TCP connection ${connectionText(d)} is held by a socket on this machine (is the dumped process still running? dump --kill moves it): it cannot be restored; nothing was started`);
         }
+        badInput(`the TCP connection ${connectionText(d)} cannot be restored here: ${what} answers ${err.code}${err.code === 'EADDRNOTAVAIL' ? ' (its local address is not on this machine)' : ''}`);
       };
       step('bind', () => bind(own, sockaddr(d.family, d.address!, d.port!)));
       step('connect', () => connect(own, sockaddr(d.family, d.peerAddress!, d.peerPort!)));
@@ -52,6 +62,56 @@ export function checkConnections(descs: readonly Desc[], mode: 'process' | 'into
       closeFd(own); // in repair mode: closed without a packet
     }
   }
+}
+
+/** `host:port` of a struct sockaddr, as the image keeps addresses. */
+function nameOf(buf: Buffer | null): string {
+  if (buf === null) return '';
+  const port = buf.readUInt16BE(2);
+  if (buf.readUInt16LE(0) === AF_INET) return `${[...buf.subarray(4, 8)].join('.')}:${port}`;
+  const words: string[] = [];
+  for (let i = 0; i < 8; i++) words.push(buf.readUInt16BE(8 + 2 * i).toString(16));
+  return `${words.join(':')}:${port}`;
+}
+
+/**
+ * End the holder a dump --kill left with connection d (a process of cr's user marked HOLDER_MARK
+ * holding a socket with d's 4-tuple); false when none has it. Its sockets close in repair mode,
+ * without a packet, as it exits: waited for.
+ */
+function endHolder(d: InetDesc): boolean {
+  const want = `${d.address}:${d.port} ${d.peerAddress}:${d.peerPort}`;
+  const me = process.geteuid!();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      if (statSync(`/proc/${pid}`).uid !== me) continue;
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${HOLDER_MARK}=1`)) continue;
+      const pidfd = pidfdOpen(pid);
+      let holds = false;
+      try {
+        for (const name of readdirSync(`/proc/${pid}/fd`)) {
+          if (!readlinkSync(`/proc/${pid}/fd/${name}`).startsWith('socket:')) continue;
+          const own = pidfdGetfd(pidfd, Number(name));
+          try {
+            holds ||= `${nameOf(getsockname(own))} ${nameOf(getpeername(own))}` === want;
+          } finally {
+            closeFd(own);
+          }
+        }
+      } finally {
+        closeFd(pidfd);
+      }
+      if (!holds) continue;
+      kill(pid, SIGKILL);
+      for (let i = 0; i < 1000 && existsSync(`/proc/${pid}/fd/3`); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+      return true;
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+  }
+  return false;
 }
 
 /**
