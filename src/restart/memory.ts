@@ -3,10 +3,11 @@
 // moved with mremap to the addresses the image has them at (the kernel keeps its vdso bookkeeping
 // right through mremap, and the three keep the layout the vdso code expects); then every image
 // mapping is mapped again (anonymous, from its file, or as an alias of its shared anonymous object,
-// made once per object) and the saved pages written in through
-// /proc/PID/mem, which writes whatever the protection, copying file pages on write as a store
-// by the process would. Guard regions are installed again once the pages are in.
+// made once per object) and the saved pages written in: into writable memory with
+// process_vm_writev, elsewhere through /proc/PID/mem, which writes whatever the protection; both
+// copy file pages on write as a store by the process would. Guard regions are installed again once the pages are in.
 import { createHash } from 'node:crypto';
+import { copyRanges } from '../../bridge/memory.js';
 import type { OnProgress } from '../progress.js';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { CrError } from '../errors.js';
@@ -458,7 +459,7 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
 
 /** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
 export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects, progress?: { onProgress: OnProgress; total: number }): number {
-  const mem = openSync(`/proc/${pid}/mem`, 'r+');
+  let mem = -1;
   let pages = 0;
   try {
     for (const run of runs) {
@@ -468,13 +469,17 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
       // A page of shared anonymous memory goes into its object, through the object's first mapping.
       const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
       const data = run.data;
-      let done = 0;
+      // Writable memory (an object's first mapping always is) takes the bytes with one
+      // process_vm_writev, one copy; the rest, and whatever it could not reach, through
+      // /proc/PID/mem, which writes whatever the protection.
+      let done = m.shm || (m.prot & PROT_WRITE) !== 0 ? copyRanges(pid, [{ addr, data }], true) : 0;
+      if (done < data.length && mem < 0) mem = openSync(`/proc/${pid}/mem`, 'r+');
       while (done < data.length) done += writeSync(mem, data, done, data.length - done, addr + done);
       pages += data.length / PAGE_SIZE;
       progress?.onProgress(pages * PAGE_SIZE, progress.total);
     }
   } finally {
-    closeSync(mem);
+    if (mem >= 0) closeSync(mem);
   }
   return pages;
 }
