@@ -18,6 +18,7 @@ import {
   O_WRONLY,
 } from '../model/fdtable.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
+import { kindOf } from '../kinds/registry.js';
 import { Rng } from './random.js';
 
 export interface FuzzCase {
@@ -42,6 +43,9 @@ interface Builder {
   files: string[];
   dirs: string[];
   fifos: number;
+  /** socket pairs made so far (their ids) and listening sockets (their paths) */
+  pairs: number;
+  listeners: number;
 }
 
 /** How many fds a case has: mostly small, now and then up to 20,000. */
@@ -237,6 +241,57 @@ function addInotify(b: Builder): void {
   addDesc(b, { kind: 'inotify', flags: O_RDONLY | someOf(rng, 0.5, [O_NONBLOCK]), watches });
 }
 
+/**
+ * A pty pair a process made: its master (any number, termios, window, lock, packet mode) and up to
+ * 3 slave descriptions of it. The master's fds come first, so trimming the table's tail never
+ * leaves a slave without its master.
+ */
+function addPty(b: Builder): void {
+  const rng = b.rng;
+  const hex = (bytes: number): string => Buffer.from(rng.bytes(bytes)).toString('hex');
+  const master = b.descs.length;
+  const index = rng.int(0, 4095);
+  const locked = rng.chance(0.15);
+  addDesc(b, { kind: 'ptmx', flags: O_RDWR | O_LARGEFILE | someOf(rng, 0.3, [O_NONBLOCK]), index, termios: hex(44), winsize: hex(8), locked, packet: rng.chance(0.2) });
+  for (let n = locked ? 0 : rng.weighted([[2, 0], [4, 1], [2, 2], [1, 3]]); n > 0; n--) {
+    addDesc(b, { kind: 'pts', flags: O_RDWR | someOf(rng, 0.5, [O_LARGEFILE]) | someOf(rng, 0.2, [O_NONBLOCK]), master, index });
+  }
+}
+
+/**
+ * Unix sockets: a connected pair of one type (both ends, or one whose peer was closed) with bytes
+ * queued at each end (messages for datagram and seqpacket) and shutdown bits, an unconnected
+ * socket, or a listener on a path of its own.
+ */
+function addUnix(b: Builder): void {
+  const rng = b.rng;
+  const flags = (): number => O_RDWR | someOf(rng, 0.3, [O_NONBLOCK]);
+  const options = (): Record<string, number> => (rng.chance(0.7) ? {} : { sndbuf: rng.int(4608, 1 << 20), rcvbuf: rng.int(2304, 1 << 20), passcred: rng.int(0, 1) });
+  const type = rng.weighted([[4, 'stream'], [2, 'dgram'], [2, 'seqpacket']] as const);
+  const kind = rng.weighted([[6, 'pair'], [2, 'unconnected'], [1, 'listening']] as const);
+  if (kind === 'unconnected') {
+    addDesc(b, { kind: 'unix', flags: flags(), type, state: 'unconnected', queue: '', shutdown: 0, options: options() });
+    return;
+  }
+  if (kind === 'listening') {
+    const address = `/tmp/cr-fuzz/sock${b.listeners++}`;
+    addDesc(b, { kind: 'unix', flags: flags(), type: type === 'dgram' ? 'stream' : type, state: 'listening', address, backlog: rng.int(0, 4096), queue: '', shutdown: 0, options: options() });
+    return;
+  }
+  const pair = b.pairs++;
+  for (let end = rng.chance(0.15) ? 1 : 2; end > 0; end--) {
+    const desc: DescFields = { kind: 'unix', flags: flags(), type, state: 'connected', pair, queue: '', shutdown: rng.weighted([[6, 0], [1, 1], [1, 2], [1, 3]]), options: options() };
+    if (rng.chance(0.5) && b.dataLeft > 0) {
+      const packets = Array.from({ length: rng.int(1, 4) }, () => rng.int(1, Math.min(2000, b.dataLeft)));
+      const total = packets.reduce((a, n) => a + n, 0);
+      b.dataLeft -= total;
+      desc.queue = Buffer.from(rng.bytes(total)).toString('base64');
+      if (type !== 'stream') desc.packets = packets;
+    }
+    addDesc(b, desc);
+  }
+}
+
 /** An epoll: its items are chosen once every description has its id and numbers (linkEpolls). */
 function addEpoll(b: Builder): void {
   addDesc(b, { kind: 'epoll', flags: O_RDWR | someOf(b.rng, 0.3, [O_NONBLOCK]), items: [] });
@@ -336,10 +391,10 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
   const wanted = Math.max(1, pickSize(rng, maxFds));
   // Bytes of pipe data the case may queue in all: mostly little, so big tables stay quick.
   const dataLeft = rng.weighted([[80, 4096], [17, 65536], [3, 1280 << 10]]);
-  const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0 };
+  const b: Builder = { rng, descs: [], pipes: [], fds: [], dataLeft, files: [], dirs: [], fifos: 0, pairs: 0, listeners: 0 };
   const mix = rng.weighted<Array<[number, (b: Builder) => void]>>([
-    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd], [2, addMemfd], [2, addDeleted], [2, addInotify]]],
-    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd], [1, addMemfd], [1, addDeleted], [1, addInotify]]],
+    [5, [[55, addAnonymousPipe], [15, addFifo], [20, addFile], [10, addChr], [4, addEventfd], [4, addDir], [3, addOpath], [3, addEpoll], [2, addTimerfd], [2, addSignalfd], [2, addMemfd], [2, addDeleted], [2, addInotify], [2, addPty], [4, addUnix]]],
+    [1, [[1, addEventfd], [1, addDir], [1, addOpath], [1, addFile], [1, addEpoll], [1, addTimerfd], [1, addSignalfd], [1, addMemfd], [1, addDeleted], [1, addInotify], [1, addPty], [1, addUnix]]],
     [2, [[1, addAnonymousPipe]]],
     [1, [[1, addFifo]]],
     [1, [[3, addFile], [1, addChr], [1, addAnonymousPipe]]],
@@ -361,6 +416,7 @@ function makeTable(rng: Rng, maxFds: number): FdTable {
     const src = b.descs[d];
     const desc = { ...src, id: descId.get(d)! } as Desc;
     if ('pipe' in desc) desc.pipe = pipeId.get(desc.pipe)!;
+    if (desc.kind === 'pts') desc.master = descId.get(desc.master)!;
     return desc;
   });
   const pipes: Pipe[] = usedPipes.map((p) => ({ id: pipeId.get(p)!, ...b.pipes[p] }));
@@ -425,7 +481,8 @@ export function generateCase(seed: number, maxFds = 20000): FuzzCase {
 /**
  * Whether the planner promises a plan: every image fd below the target's hard limit,
  * and at least 2 numbers below it that are neither image nor target fds, plus (in the
- * 'into' modes) one per description all of whose fds are taken by target fds.
+ * 'into' modes) one per description all of whose fds are taken by target fds; with a pty,
+ * room for it above all of those below the target's soft limit.
  */
 export function planGuaranteed(table: FdTable, target: PlanTarget): boolean {
   const hard = target.rlimit.hard;
@@ -457,5 +514,13 @@ export function planGuaranteed(table: FdTable, target: PlanTarget): boolean {
     for (const f of table.fds) blocked.set(f.desc, (blocked.get(f.desc) ?? true) && targetFds.has(f.fd));
     for (const all of blocked.values()) if (all) needed++;
   }
-  return free >= needed;
+  if (free < needed) return false;
+  // An object made before the plan (a pty) is held at a spare number above every number the plan
+  // uses (src/plan/ptys.ts), below the soft limit the plan runs with (at least the target's).
+  const prepared = table.descs.filter((d) => kindOf(d).prepare !== undefined).length;
+  if (prepared === 0) return true;
+  // Every number the plan names: the image's, the target's, those an epoll's items are made at.
+  const linked = table.descs.flatMap((d) => kindOf(d).links?.(d).map((l) => l.fd) ?? []);
+  const top = Math.max(-1, ...image, ...[...targetFds].filter((fd) => fd < hard), ...linked);
+  return top + 1 + needed + prepared <= target.rlimit.soft;
 }

@@ -1,13 +1,21 @@
 // Make a failing case small: greedily drop whole pipes, fds (long runs first, then
 // single ones), stretches of the fd number line, target fds and queued bytes while
 // the case still fails. What is left without an fd
-// (descriptions, then pipes) goes with it, so every candidate is still a valid table.
+// (descriptions, then pipes, a pty's slaves with their master) goes with it, so every candidate is
+// still a valid table.
 import { pipeOf, type FdTable } from '../model/fdtable.js';
 import type { FuzzCase } from './generate.js';
 
 /** The table without the fds at these indexes, and without what only they kept alive. */
 function withoutFds(table: FdTable, drop: (index: number) => boolean): FdTable {
-  const fds = table.fds.filter((_, i) => !drop(i));
+  const kept = table.fds.filter((_, i) => !drop(i));
+  // A pty slave goes with its master: it is made through it.
+  const masters = new Set(kept.map((f) => f.desc));
+  const byId = new Map(table.descs.map((d) => [d.id, d]));
+  const fds = kept.filter((f) => {
+    const d = byId.get(f.desc);
+    return d?.kind !== 'pts' || masters.has(d.master);
+  });
   const liveDescs = new Set(fds.map((f) => f.desc));
   // An epoll's items go with the descriptions they watch.
   const descs = table.descs.filter((d) => liveDescs.has(d.id)).map((d) => (d.kind === 'epoll' ? { ...d, items: d.items.filter((i) => liveDescs.has(i.target)) } : d));

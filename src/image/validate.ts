@@ -295,6 +295,11 @@ export function parseTables(json: unknown): FdTables {
     ends.push(i);
     pairs.set(pair, ends);
   });
+  // A pty slave is made through its master: the master must be in the image.
+  const byId = new Map(descs.map((d) => [d.id, d]));
+  descs.forEach((d, i) => {
+    if (d.kind === 'pts' && byId.get(d.master)?.kind !== 'ptmx') badInput(`descs[${i}].master: no pty master (ptmx) description with id ${d.master}`);
+  });
   return { descs, pipes, processes };
 }
 

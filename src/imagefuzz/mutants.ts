@@ -448,6 +448,15 @@ function descLies(): Lie[] {
   }) ?? skip();
   const inotify = (p: Loose): Loose => addDesc(table(p), { kind: 'inotify', flags: O_RDONLY, watches: [{ wd: 2, path: '/etc', mask: 0x100 }] }) ?? skip();
   const pidfd = (p: Loose): Loose => addDesc(table(p), { kind: 'pidfd', flags: O_RDWR, pid: 1 }) ?? skip();
+  const ptmx = (p: Loose): Loose => addDesc(table(p), { kind: 'ptmx', flags: O_RDWR | O_LARGEFILE, index: 3, termios: '00'.repeat(44), winsize: '1800500000000000', locked: false, packet: false }) ?? skip();
+  /** A slave of a new master. */
+  const pts = (p: Loose): Loose => addDesc(table(p), { kind: 'pts', flags: O_RDWR, master: ptmx(p).id, index: 3 }) ?? skip();
+  const unixEnd = (p: Loose, extra: Loose = {}): Loose =>
+    addDesc(table(p), { kind: 'unix', flags: O_RDWR, type: 'stream', state: 'connected', pair: 7, queue: '', shutdown: 0, options: {}, ...extra }) ?? skip();
+  /** Both ends of a new socket pair. */
+  const unixPair = (p: Loose, extra: Loose = {}): [Loose, Loose] => [unixEnd(p, extra), unixEnd(p, extra)];
+  const unixListener = (p: Loose): Loose => addDesc(table(p), { kind: 'unix', flags: O_RDWR, type: 'stream', state: 'listening', address: '/tmp/cr-imagefuzz-sock', backlog: 5, queue: '', shutdown: 0, options: {} }) ?? skip();
+  const inet = (p: Loose): Loose => addDesc(table(p), { kind: 'inet', flags: O_RDWR, family: 4, protocol: 'tcp', state: 'listening', address: '127.0.0.1', port: 8080, backlog: 5, options: {} }) ?? skip();
   /** An epoll watching a new eventfd under the eventfd's own number. */
   const epoll = (p: Loose): Loose => {
     const e = eventfd(p);
@@ -530,6 +539,45 @@ function descLies(): Lie[] {
     ['an O_PATH fd without O_PATH', (p) => void (opath(p).flags = O_RDONLY)],
     ['an O_PATH fd naming a socket', (p) => void (opath(p).type = 'socket')],
     ['an O_PATH fd with O_DIRECTORY on a file', (p) => void (opath(p).flags = O_PATH | O_DIRECTORY)],
+    ['a pty termios of 43 bytes', (p) => void (ptmx(p).termios = '00'.repeat(43))],
+    ['a pty termios in capitals', (p) => void (ptmx(p).termios = 'AB'.repeat(44))],
+    ['a pty window size as a number', (p) => void (ptmx(p).winsize = 0)],
+    ['a pty locked as 1', (p) => void (ptmx(p).locked = 1)],
+    ['a pty index of -1', (p) => void (ptmx(p).index = -1)],
+    ['a pty master with O_DIRECT', (p) => void (ptmx(p).flags = O_RDWR | O_LARGEFILE | 0o40000)],
+    ['a pty master without its packet mode', (p) => void delete ptmx(p).packet],
+    ['a pty slave of a master the image lacks', (p) => void (pts(p).master = 2 ** 31 - 1)],
+    ['a pty slave of an eventfd', (p) => void (pts(p).master = eventfd(p).id)],
+    ['a pty slave of a pty slave', (p) => { const a = pts(p); const b = pts(p); b.master = a.id; }],
+    ['a pty slave with O_CLOEXEC in its flags', (p) => void (pts(p).flags = O_RDWR | 0o2000000)],
+    ['a pty slave without its master', (p) => void delete pts(p).master],
+    ['a socket pair of three ends', (p) => { unixPair(p); unixEnd(p); }],
+    ['a socket pair of a stream and a datagram end', (p) => void (unixPair(p)[1].type = 'dgram')],
+    ['a connected socket without its pair', (p) => void delete unixPair(p)[0].pair],
+    ['an unconnected socket with a pair', (p) => void (unixEnd(p).state = 'unconnected')],
+    ['a socket of type raw', (p) => void (unixPair(p)[0].type = 'raw')],
+    ['a socket opened O_RDONLY', (p) => void (unixPair(p)[0].flags = O_RDONLY)],
+    ['a socket queue that is not base64', (p) => void (unixPair(p)[0].queue = '@@@@')],
+    ['a datagram queue without its message lengths', (p) => void unixPair(p, { type: 'dgram', queue: 'YWJj' })],
+    ['datagram message lengths that miss a byte', (p) => void unixPair(p, { type: 'dgram', queue: 'YWJj', packets: [1, 1] })],
+    ['a stream socket with message lengths', (p) => void unixPair(p, { queue: 'YWJj', packets: [3] })],
+    ['a socket shutdown of 4', (p) => void (unixPair(p)[0].shutdown = 4)],
+    ['a socket option cr does not carry', (p) => void (unixPair(p)[0].options = { debug: 1 })],
+    ['a socket option of -1', (p) => void (unixPair(p)[0].options = { sndbuf: -1 })],
+    ['a connected socket with a name', (p) => void (unixPair(p)[0].address = '/tmp/x')],
+    ['a listening socket without its name', (p) => void delete unixListener(p).address],
+    ['a listening socket without its backlog', (p) => void delete unixListener(p).backlog],
+    ['a listening socket with a relative name', (p) => void (unixListener(p).address = 'tmp/sock')],
+    ['a listening socket with bytes queued', (p) => void (unixListener(p).queue = 'YWJj')],
+    ['an abstract socket name that is not base64', (p) => void (unixListener(p).address = '@not base64!')],
+    ['an inet socket of family 5', (p) => void (inet(p).family = 5)],
+    ['an inet socket of protocol sctp', (p) => void (inet(p).protocol = 'sctp')],
+    ['a listening UDP socket', (p) => void (inet(p).protocol = 'udp')],
+    ['a connected TCP socket', (p) => { const d = inet(p); d.state = 'connected'; d.peerAddress = '127.0.0.1'; d.peerPort = 1; }],
+    ['an inet port of 0', (p) => void (inet(p).port = 0)],
+    ['an inet port of 65536', (p) => void (inet(p).port = 65536)],
+    ['an IPv4 socket at an IPv6 address', (p) => void (inet(p).address = '::1')],
+    ['an inet address that is no address', (p) => void (inet(p).address = '127.0.0.256')],
     ['an O_PATH fd on a path a directory also opens as a file', (p) => {
       dir(p);
       const d = opath(p);

@@ -45,8 +45,8 @@ class Identity {
   readonly pipeBack = new Map<SimPipe, { id: number; desc: number }>();
   readonly written = new Set<number>();
   /**
-   * Checks of descriptions that name others (an epoll's targets), run once every process is
-   * compared: a target may be held only by a process compared later.
+   * Each description's own checks, run once every process is compared: one may name another (an
+   * epoll its targets, a pty slave its master) held only by a process compared later.
    */
   readonly deferred: Array<() => void> = [];
   readonly pairMap = new Map<number, { sim: object; desc: number }>();
@@ -425,8 +425,9 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
       const differs = kindOf(d).simCheck(d, sim, (s) => descBack.get(s as SimDesc)?.id);
       if (differs !== null) throw new Failure(`${prefix}${where} ${differs}`);
     };
-    if ((kindOf(d).links?.(d).length ?? 0) > 0) shared.deferred.push(() => judge(who));
-    else judge('');
+    // Judged once every process is compared: a description may name another (an epoll its
+    // targets, a pty slave its master) held only by a process compared later.
+    shared.deferred.push(() => judge(who));
     const pair = pairOf(d);
     if (pair !== undefined) {
       const simPair = sim.pair;
