@@ -1,12 +1,11 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
-// written: seccomp filters in any thread (which cr cannot read back),
-// a deleted working directory, tracing other processes (they would be left without their
+// written: seccomp filters in any thread (which cr cannot read back), tracing other processes (they would be left without their
 // tracer), pidfds of processes outside the tree (nothing to refer to after restart), and the
 // mappings and fds restart cannot recreate (judged by maps.ts and
 // src/dump/kinds.ts). Its children are not in the way: they are members of the tree dumped with
 // it. All of them, for every member of the tree, are named at once, so the user learns in one try
 // everything that stands in the way.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
 import type { ProcFd } from '../proc/fds.js';
@@ -21,8 +20,6 @@ function processBlockers(pid: number, tracers: Map<number, number[]>): string[] 
   // Seccomp filters belong to each thread.
   const filtered = threads.filter((tid) => readStatus(tid).seccomp !== 0);
   if (filtered.length > 0) reasons.push(`process ${pid} runs under seccomp${threads.length > 1 ? ` (thread${filtered.length > 1 ? 's' : ''} ${filtered.join(', ')})` : ''}, whose filters cr cannot read back`);
-  // A working directory removed since: restart could not chdir back into it.
-  if (readlinkSync(`/proc/${pid}/cwd`).endsWith(' (deleted)')) reasons.push(`process ${pid}'s working directory was deleted`);
   // A tracer is a thread (TracerPid is its id): whatever any of the process's threads traces.
   const tracees = threads.flatMap((tid) => tracers.get(tid) ?? []);
   if (tracees.length > 0) reasons.push(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);

@@ -1,4 +1,4 @@
-// Per-process state /proc shows a tracer: memory-descriptor fields, auxv, cwd, umask,
+// Per-process state /proc shows a tracer: memory-descriptor fields, auxv, cwd (removed or not), umask,
 // personality, credentials, resource limits, the executable, and the vdso's bytes (to know the
 // restarting kernel's vdso is the same).
 import { createHash } from 'node:crypto';
@@ -37,7 +37,19 @@ function statusField(text: string, name: string): string {
   return m[1]!.trim();
 }
 
-export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask' | 'personality' | 'creds' | 'rlimits' | 'auxv'> {
+/**
+ * The working directory: its path and, when it was removed, its permission bits. /proc adds
+ * ` (deleted)` to a removed one's path; a directory only named so still has links.
+ */
+function readCwd(pid: number): Pick<ProcessHead, 'cwd' | 'cwdRemoved'> {
+  const link = readlinkSync(`/proc/${pid}/cwd`);
+  const st = statSync(`/proc/${pid}/cwd`);
+  if (st.nlink !== 0 || !link.endsWith(DELETED)) return { cwd: link, cwdRemoved: null };
+  return { cwd: link.slice(0, -DELETED.length), cwdRemoved: st.mode & 0o7777 };
+}
+const DELETED = ' (deleted)';
+
+export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'cwdRemoved' | 'umask' | 'personality' | 'creds' | 'rlimits' | 'auxv'> {
   const status = readFileSync(`/proc/${pid}/status`, 'latin1');
   let exe: ProcessHead['exe'] = null;
   try {
@@ -51,7 +63,7 @@ export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'umask'
   if (rlimits.length !== RLIMIT_COUNT) throw new Error(`/proc/${pid}/limits has ${rlimits.length} limits, not ${RLIMIT_COUNT}`);
   return {
     exe,
-    cwd: readlinkSync(`/proc/${pid}/cwd`),
+    ...readCwd(pid),
     umask: parseInt(statusField(status, 'Umask'), 8),
     personality: parseInt(readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16),
     creds: readCreds(pid),

@@ -206,7 +206,7 @@ function renderProcess(summary: ProcessImage): string[] {
   const regs = decodeRegs(head.regs);
   const hex = (v: bigint): string => `0x${BigInt.asUintN(64, v).toString(16)}`;
   return [
-    `${what}: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}`,
+    `${what}: ${head.mappings.length} mappings, ${bytes(pageBytes)} of pages in the image; executable ${head.exe ? printable(head.exe.path) : '(gone)'}, cwd ${printable(head.cwd)}${head.cwdRemoved === null ? '' : ` (removed; made again empty, mode ${head.cwdRemoved.toString(8).padStart(4, '0')}, and removed)`}`,
     `registers: saved (rip ${hex(regs.rip)}, rsp ${hex(regs.rsp)}), ${head.xstate.length} bytes of FPU/vector state; ` +
       `${head.signals.pending.length} pending signals; dumped on Linux ${printable(head.kernel)}`,
     ...threadLine(head.threads),

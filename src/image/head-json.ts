@@ -99,7 +99,8 @@ export function headJson(head: ProcessHead, xstateBytes = head.xstate.length): H
     comm: head.process.comm,
     argv: head.process.cmdline,
     exe: head.exe?.path ?? null,
-    cwd: head.cwd,
+    // as /proc shows a removed one
+    cwd: head.cwdRemoved === null ? head.cwd : `${head.cwd} (deleted)`,
     umask: `0${head.umask.toString(8).padStart(3, '0')}`,
     uids: head.creds.uid,
     gids: head.creds.gid,

@@ -219,6 +219,10 @@ export function checkHeadMeaning(head: ProcessHead, bad: Bad): void {
   checkComm(p.comm, 'head.process.comm', bad);
   if (head.exe) path(head.exe.path, 'head.exe.path', bad);
   path(head.cwd, 'head.cwd', bad);
+  if (head.cwdRemoved !== null) {
+    if (head.cwdRemoved > 0o7777) bad(`head.cwdRemoved ${head.cwdRemoved.toString(8)} is not permission bits (0..7777)`);
+    if (head.cwd === '/') bad('head.cwdRemoved: the root directory cannot be removed');
+  }
   if (head.umask > 0o777) bad(`head.umask ${head.umask.toString(8)} is not a umask (0..777)`);
   // 0xffffffff asks personality() for the current one instead of setting it.
   if (head.personality >= 0xffffffff) bad(`head.personality ${hex(head.personality)} is not a personality`);

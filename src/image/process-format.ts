@@ -23,6 +23,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 16: the head's `cwdRemoved`: the working directory had been removed (its permission bits).
  * 15: the head lists the System V semaphore sets and message queues the process used (sysvIpc).
  * 14: the head's `unheld`: memfds and deleted files mapped shared with no fd of them left.
  * 13: a mapping may be shared-unnamed: a memfd or deleted file mapped shared, named by its
@@ -39,7 +40,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 15;
+export const PROCESS_FORMAT_VERSION = 16;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -640,7 +641,7 @@ function checkUnheld(v: unknown, where: string, bad: Bad): MemfdDesc | DeletedDe
 function checkHead(v: unknown, bad: Bad): ProcessHead {
   const h = fields(
     v,
-    ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
+    ['formatVersion', 'toolVersion', 'kernel', 'arch', 'pageSize', 'process', 'exe', 'cwd', 'cwdRemoved', 'umask', 'personality', 'creds', 'rlimits', 'mm', 'auxv',
       'mappings', 'regs', 'xstate', 'signals', 'rseq', 'robustList', 'tidAddress', 'itimers', 'noNewPrivs', 'attributes', 'posixTimers', 'locks', 'sysvIpc', 'cgroup', 'vdsoSha256', 'threads', 'unheld'],
     'head',
     bad,
@@ -704,6 +705,7 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
     process: proc,
     exe,
     cwd: str(h.cwd, 'head.cwd', bad),
+    cwdRemoved: h.cwdRemoved === null ? null : uint(h.cwdRemoved, 'head.cwdRemoved', bad),
     umask: uint(h.umask, 'head.umask', bad),
     personality: uint(h.personality, 'head.personality', bad),
     creds,

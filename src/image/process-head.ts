@@ -279,7 +279,14 @@ export interface ProcessHead {
   process: ProcessIdentity;
   /** /proc/PID/exe; null when the executable is gone */
   exe: { path: string; dev: number; ino: number } | null;
+  /** the working directory's path (without /proc's ` (deleted)` when it was removed) */
   cwd: string;
+  /**
+   * The working directory had been removed (rmdir'd while the process was in it): its permission
+   * bits, which restart gives the empty directory it makes, enters and removes in its place
+   * (docs/restart.md). null when it is there.
+   */
+  cwdRemoved: number | null;
   umask: number;
   personality: number;
   /** real, effective, saved, filesystem ids; supplementary groups */

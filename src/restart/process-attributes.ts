@@ -3,7 +3,9 @@
 // personality, umask, cwd, name, resource limits, signal actions, the alternate signal stack,
 // rseq, the robust futex list, clear_child_tid, pending signals, the credentials,
 // no_new_privs, and last the interval timers.
+import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { constants } from 'node:os';
 import { SyscallError } from '../../bridge/errno.js';
 import { encodeRlimit, RLIMIT_NOFILE } from '../../bridge/rlimit.js';
@@ -137,13 +139,35 @@ export function openNofile(husk: Husk): void {
   husk.reset();
 }
 
+/**
+ * A working directory removed before the dump: the husk makes an empty directory beside where it
+ * was (a new name: something may have taken the old one), enters it, gives it the recorded
+ * permission bits and removes it, so the process is again in a removed directory (getcwd fails
+ * with ENOENT, nothing can be created in it). All as the image's author, who needs write
+ * permission on the parent, as the program did to make it; a parent gone too fails the restart.
+ */
+function enterRemovedDirectory(husk: Husk, q: ReturnType<Husk['queue']>, cwd: string, mode: number): void {
+  const stand = `${dirname(cwd)}/.cr-cwd-${randomBytes(6).toString('hex')}`;
+  const failed = (call: string) => (r: bigint) =>
+    new CrError(`the working directory (removed when dumped, made again beside ${printable(cwd)}): ${husk.failure(`${call}("${printable(stand, '"')}")`, r).message}`);
+  const at = q.put(stand, 4);
+  q.add('mkdir', SYS.mkdir, [at, 0o700n], 0n, failed('mkdir'));
+  q.add('chdir', SYS.chdir, [at], 0n, failed('chdir'));
+  q.add('chmod', SYS.chmod, [at, BigInt(mode)], 0n, failed('chmod'));
+  q.add('rmdir', SYS.rmdir, [at], 0n, failed('rmdir'));
+}
+
 /** Personality, umask, cwd, name and resource limits, in batches. Returns warnings. */
 export function setTask(husk: Husk, head: ProcessHead): string[] {
   const q = husk.queue();
   if (head.personality !== 0) q.add('personality', SYS.personality, [BigInt(head.personality)]);
   q.add('umask', SYS.umask, [BigInt(head.umask)]);
-  const chdir = `chdir("${printable(head.cwd, '"')}")`;
-  q.add('chdir', SYS.chdir, [q.put(head.cwd)], 0n, (r) => new CrError(`the working directory: ${husk.failure(chdir, r).message}`));
+  if (head.cwdRemoved === null) {
+    const chdir = `chdir("${printable(head.cwd, '"')}")`;
+    q.add('chdir', SYS.chdir, [q.put(head.cwd)], 0n, (r) => new CrError(`the working directory: ${husk.failure(chdir, r).message}`));
+  } else {
+    enterRemovedDirectory(husk, q, head.cwd, head.cwdRemoved);
+  }
   // comm is at most 15 bytes; the kernel truncates
   q.add('prctl(PR_SET_NAME)', SYS.prctl, [BigInt(PR_SET_NAME), q.put(head.process.comm)], 0n);
   q.run();
