@@ -133,7 +133,7 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
           made.pids[c] = child.pid;
         };
         steps.before.forEach(forkOne);
-        if (steps.setsid) husk.call('setsid', SYS.setsid);
+        if (steps.setsid) husk.callNamed(`process ${m.pid}'s session`, 'setsid()', SYS.setsid);
         // Its terminal before the children of its session are forked: they share it.
         const term = terminals.steps.find((t) => t.member === i);
         if (term !== undefined) husk.callNamed(`process ${m.pid}'s controlling terminal`, `ioctl(${term.fd}, TIOCSCTTY, 0)`, SYS.ioctl, BigInt(term.fd), BigInt(TIOCSCTTY), 0n);
@@ -158,8 +158,10 @@ export function makeTree(members: readonly MakeMember[], tables: FdTables, opts:
     for (const i of order.setpgid) {
       const g = order.members[i]!.group;
       const husk = made.husks[i]!;
-      if (g.kind === 'lead') husk.call('setpgid', SYS.setpgid, 0n, 0n);
-      else if (g.kind === 'join') husk.call('setpgid', SYS.setpgid, 0n, BigInt(pgidOf(made.pids[g.of]!)));
+      // Failures name the member: a group the image describes that the kernel will not make.
+      const what = `process ${members[i]!.pid}'s process group`;
+      if (g.kind === 'lead') husk.callNamed(what, 'setpgid(0, 0)', SYS.setpgid, 0n, 0n);
+      else if (g.kind === 'join') husk.callNamed(what, `setpgid(0, ${pgidOf(made.pids[g.of]!)})`, SYS.setpgid, 0n, BigInt(pgidOf(made.pids[g.of]!)));
     }
     // Every group exists now: each terminal's foreground as recorded, set by its session's leader.
     for (const t of terminals.steps) {
