@@ -78,3 +78,13 @@ export async function cell(prog: string, imageFds: number[], image: string, dir:
     for (const pid of pids) ensureReaped(pid);
   }
 }
+
+/** Restore image in every mode, each asked for its verdict: all must say PASS (the others are named). */
+export async function passesInEveryMode(prog: string, imageFds: number[], image: string, dir: string): Promise<void> {
+  const failed: string[] = [];
+  for (const mode of MODES) {
+    const v = await cell(prog, imageFds, image, dir, mode);
+    if (v !== 'PASS\n') failed.push(`${mode}: ${v.trim().replace(/\n/g, '; ')}`);
+  }
+  assert.equal(failed, []);
+}
