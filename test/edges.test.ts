@@ -4,7 +4,7 @@
 // terminal escapes in a comm, and a thread id given as a pid.
 import { oneProcess } from '../src/model/fdtable.js';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -20,6 +20,7 @@ import { buildC, ensureReaped, withProcess, waitInSyscall } from './helpers/proc
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-edges-'));
 chmodSync(dir, 0o777); // nobody writes its images here too
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const NANOSLEEP = 35;
 const RESTART_SYSCALL = 219;
