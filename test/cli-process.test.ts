@@ -11,11 +11,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { reap, spawn } from '../bridge/spawn.js';
 import { readImage } from '../src/image/format.js';
-import { cr, CR, ROOT } from './helpers/cli.js';
+import { cr, CR } from './helpers/cli.js';
 import { assertRunning, spawnFixture, waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 
-const COUNTER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'process-counter.c'), 'utf8'));
+const COUNTER = buildFixture('process-counter');
 
 const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
 const lineCount = (path: string): number => text(path).split('\n').length - 1;

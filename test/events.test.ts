@@ -17,12 +17,12 @@ import { O_RDWR, oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { SimProcess, SimWorld } from '../src/sim/kernel.js';
 import { verify } from '../src/sim/verify.js';
-import { cr, ROOT } from './helpers/cli.js';
+import { cr } from './helpers/cli.js';
 import { assertRunning, waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { builtAndDumped, passesInEveryMode } from './helpers/selfcheck-modes.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'events-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('events-selfcheck');
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-events-${what}-`)));

@@ -16,10 +16,10 @@ import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
 import { PAGE_SIZE, PROCESS_FORMAT_VERSION, ProcessImage, ProcessImageWriter } from '../src/image/process-format.js';
 import { guardRegions, type ProcessHead } from '../src/image/process-head.js';
 import { restartProcess } from '../src/restart/restart.js';
-import { cr, ROOT } from './helpers/cli.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { cr } from './helpers/cli.js';
+import { ensureReaped, waitInSyscall, buildFixture } from './helpers/processes.js';
 
-const PROGRAM = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'process-guards.c'), 'utf8'));
+const PROGRAM = buildFixture('process-guards');
 const SYS_read = 0;
 const hex = (n: number): string => n.toString(16);
 const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');

@@ -14,11 +14,10 @@ import type { FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr } from './helpers/cli.js';
-import { buildC } from './helpers/processes.js';
-import { ROOT } from './helpers/cli.js';
+import { buildFixture } from './helpers/processes.js';
 import { builtAndDumped, passesInEveryMode } from './helpers/selfcheck-modes.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'kinds-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('kinds-selfcheck');
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-kinds-${what}-`)));

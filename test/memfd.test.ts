@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { spawn } from '../bridge/spawn.js';
 import { cr, crProcess, ROOT } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { builtAndDumped, passesInEveryMode, verdict } from './helpers/selfcheck-modes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'memfd-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('memfd-selfcheck');
 const IMAGE_FDS = [10, 11, 12, 13];
 
 test('memfds (sealed future-write and write, unsealable) and a deleted file mapped shared and held as fds: PASS before and after the dump and in every restore mode, the restart still sharing both ways', async () => {

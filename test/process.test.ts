@@ -18,7 +18,7 @@ import { CrError } from '../src/errors.js';
 import { decodeRegs, isProcessImage, ProcessImage, ProcessImageWriter } from '../src/image/process-format.js';
 import type { ProcessHead } from '../src/image/process-head.js';
 import { restartProcess } from '../src/restart/restart.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { ensureReaped, waitInSyscall, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, readableCopy, unprivilegedTest } from './helpers/unprivileged.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,7 +26,7 @@ const FIXTURES = join(ROOT, 'test', 'fixtures');
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const SYS_read = 0;
 
-const fixture = (name: string, ccArgs: string[] = []): string => buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'), ccArgs);
+const fixture = (name: string, ccArgs: string[] = []): string => buildFixture(name, ccArgs);
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 function waitUntil(what: string, cond: () => boolean, timeoutMs = 10_000): void {

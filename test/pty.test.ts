@@ -9,7 +9,7 @@
 // controlling terminal of the child's session with the job in the foreground, in cr's session or
 // one of its own, while the original runs on; the parent and the child talk over a unix stream
 // socketpair with a message queued each way, delivered exactly once after the restore.
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -21,14 +21,14 @@ import { listTree } from '../src/proc/tree.js';
 import { type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
-import { cr, ROOT } from './helpers/cli.js';
+import { cr } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { builtAndDumped, passesInEveryMode, verdict } from './helpers/selfcheck-modes.js';
 import { TreeScene } from './helpers/tree-scene.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-selfcheck.c'), 'utf8'));
-const TREE_PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'pty-tree-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('pty-selfcheck');
+const TREE_PROG = buildFixture('pty-tree-selfcheck');
 const IMAGE_FDS = [5, 6, 7, 8];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-pty-${what}-`)));

@@ -19,12 +19,12 @@ import { reap, spawn } from '../bridge/spawn.js';
 import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage } from '../src/image/format.js';
 import { O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { listFds } from '../src/proc/fds.js';
-import { cr, CR, crProcess, ROOT, type Run } from './helpers/cli.js';
+import { cr, CR, crProcess, type Run } from './helpers/cli.js';
 import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile, type ReadBack } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
-const READER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'restore-reader.c'), 'utf8'));
+const READER = buildFixture('restore-reader');
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-restore-${what}-`)));
 

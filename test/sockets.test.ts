@@ -15,12 +15,12 @@ import { spawn } from '../bridge/spawn.js';
 import { O_RDWR, oneProcess, type FdTable, type InetDesc, type UnixDesc } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
-import { cr, ROOT } from './helpers/cli.js';
+import { cr } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { builtAndDumped, passesInEveryMode } from './helpers/selfcheck-modes.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'sockets-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('sockets-selfcheck');
 const IMAGE_FDS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-sockets-${what}-`)));

@@ -16,12 +16,11 @@ import { ProcessImage } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { restartTree } from '../src/restart/restart-tree.js';
 import { crProcess, ROOT } from './helpers/cli.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { buildC, ensureReaped, waitInSyscall, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
-const FIXTURES = join(ROOT, 'test', 'fixtures');
 const SYS_read = 0;
-const fixture = (name: string): string => buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'));
+const fixture = (name: string): string => buildFixture(name);
 const text = (path: string): string => (existsSync(path) ? readFileSync(path, 'utf8') : '');
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const pause = new Int32Array(new SharedArrayBuffer(4));

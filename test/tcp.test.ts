@@ -15,12 +15,12 @@ import { spawn } from '../bridge/spawn.js';
 import { withSocket } from '../src/kinds/socket-read.js';
 import { hasFilter, inRepair, tcpState, TCP_ESTABLISHED } from '../src/kinds/tcp-repair.js';
 import { type FdTables, type InetDesc } from '../src/model/fdtable.js';
-import { cr, crProcess, ROOT } from './helpers/cli.js';
+import { cr, crProcess } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
 
-const PROG = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'tcp-selfcheck.c'), 'utf8'));
+const PROG = buildFixture('tcp-selfcheck');
 
 const tempDir = (what: string): string => realpathSync(mkdtempSync(join(tmpdir(), `cr-tcp-${what}-`)));
 

@@ -6,7 +6,6 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { reap, spawn } from '../bridge/spawn.js';
@@ -15,11 +14,10 @@ import { CrError } from '../src/errors.js';
 import { ProcessImage } from '../src/image/process-format.js';
 import { restartProcess } from '../src/restart/restart.js';
 import { cr } from './helpers/cli.js';
-import { buildC, ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { ensureReaped, waitInSyscall, buildFixture } from './helpers/processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-const SELFCHECK = (): string => buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'threads-selfcheck.c'), 'utf8'), ['-mavx', '-pthread']);
+const SELFCHECK = (): string => buildFixture('threads-selfcheck', ['-mavx', '-pthread']);
 const SYS_read = 0;
 const SYS_futex = 202;
 

@@ -14,11 +14,11 @@ import { kill, SIGKILL } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { restore, waitExit } from '../src/api.js';
 import { ProcessImage } from '../src/image/process-format.js';
-import { cr, ROOT } from './helpers/cli.js';
+import { cr } from './helpers/cli.js';
 import { composeTree } from './helpers/compose-tree.js';
-import { buildC, ensureReaped } from './helpers/processes.js';
+import { ensureReaped, buildFixture } from './helpers/processes.js';
 
-const COUNTER = buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'process-counter.c'), 'utf8'));
+const COUNTER = buildFixture('process-counter');
 const dir = mkdtempSync(join(tmpdir(), 'cr-tree-restart-'));
 const stop = join(dir, 'STOP');
 const names = ['a', 'b', 'c'];

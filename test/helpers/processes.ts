@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SyscallError } from '../../bridge/errno.js';
 import { killAndReap, spawn, type SpawnOptions } from '../../bridge/spawn.js';
 
@@ -62,6 +63,13 @@ export function buildC(source: string, ccArgs: string[] = []): string {
   execFileSync('cc', ['-O1', '-o', exe, src, ...ccArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
   return exe;
 }
+
+/** The C programs the tests run, and the header they share (selfcheck.h). */
+const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
+
+/** Compile test/fixtures/NAME.c (it may include the fixtures' own headers) and return its path. */
+export const buildFixture = (name: string, ccArgs: string[] = []): string =>
+  buildC(readFileSync(join(FIXTURES, `${name}.c`), 'utf8'), ['-I', FIXTURES, ...ccArgs]);
 
 /**
  * Wait until pid sleeps inside system call nr (x86_64 number, per /proc/PID/syscall), or one of

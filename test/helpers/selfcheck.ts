@@ -2,10 +2,8 @@
 // spec file that program reads, and random layouts from a seed within the kernel's rules and
 // the kinds cr restores. The program builds a layout and checks it itself: nothing here reads
 // cr's image.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './cli.js';
-import { buildC } from './processes.js';
+import { buildFixture } from './processes.js';
 
 /**
  * The program, compiled once per test run. `static`: linked statically, for a `restore -- CMD`
@@ -14,7 +12,7 @@ import { buildC } from './processes.js';
  * 127), as any such CMD would.
  */
 export const selfcheckProgram = (options: { static?: boolean } = {}): string =>
-  buildC(readFileSync(join(ROOT, 'test', 'fixtures', 'fd-selfcheck.c'), 'utf8'), options.static ? ['-static'] : []);
+  buildFixture('fd-selfcheck', options.static ? ['-static'] : []);
 
 // Status flags (octal, as F_GETFL gives them on x86_64).
 export const O_APPEND = 0o2000;
