@@ -177,6 +177,43 @@ function removeSegmentsOf(pids: number[]): void {
   }
 }
 
+/**
+ * Run fixture `name` (argv: gate FIFO, out file) to its gate and dump it while it runs on; fn gets
+ * the process, the gate (a byte lets it check itself again), its out file and the image. The
+ * process is reaped and the directory removed afterwards, whatever happened.
+ */
+function dumpedRunningOn(name: string, fn: (s: { pid: number; gate: number; out: string; image: string }) => void): void {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
+  const fifo = join(dir, 'gate');
+  execFileSync('mkfifo', [fifo]);
+  const gate = openSync(fifo, 'r+');
+  const out = join(dir, 'out');
+  const pid = spawn([fixture(name), fifo, out], { fds: [] });
+  try {
+    waitInSyscall(pid, SYS_read);
+    const image = join(dir, 'image');
+    checkpointProcess(pid, image);
+    fn({ pid, gate, out, image });
+  } finally {
+    ensureReaped(pid);
+    closeSync(gate);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The one-line error a restart of image fails with; '' when it does not fail (the process it made is ended). */
+function restartRefusal(image: string): string {
+  let restarted: number;
+  try {
+    restarted = restartProcess(ProcessImage.read(image)).pid;
+  } catch (err) {
+    assert.instance(err, CrError);
+    return (err as Error).message;
+  }
+  ensureReaped(restarted);
+  return '';
+}
+
 test('attributes and memory-area flags (oom_score_adj, subreaper, pdeathsig, not dumpable, timer slack, THP, nice, madvise, mlock2, ...): new pid', () =>
   selfCheck('state-attributes', 'new pid', ['dumpable0']));
 
@@ -190,35 +227,17 @@ test('file locks of all four kinds: --same-pid', () => selfCheck('state-locks', 
 
 unprivilegedTest('file locks of all four kinds: dumped and restarted by cr as uid 65534', () => selfCheck('state-locks', 'as nobody'));
 
-test('a lock another process holds at restart fails the restart in one line; the holder keeps its locks', () => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
-  const fifo = join(dir, 'gate');
-  execFileSync('mkfifo', [fifo]);
-  const gate = openSync(fifo, 'r+');
-  const out = join(dir, 'out');
-  const pid = spawn([fixture('state-locks'), fifo, out], { fds: [] });
-  try {
-    waitInSyscall(pid, SYS_read);
-    checkpointProcess(pid, join(dir, 'image')); // it runs on, holding its locks
-    let message = '';
-    try {
-      restartProcess(ProcessImage.read(join(dir, 'image')));
-    } catch (err) {
-      assert.instance(err, CrError);
-      message = (err as Error).message;
-    }
+test('a lock another process holds at restart fails the restart in one line; the holder keeps its locks', () =>
+  dumpedRunningOn('state-locks', ({ pid, gate, out, image }) => {
+    // The original runs on, holding its locks.
+    const message = restartRefusal(image);
     assert.match(message, /^fd \d+: its write flock lock conflicts with one another process holds now; the half-restored process (\d+) was killed$/);
     assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
     writeSync(gate, 'c');
     const end = reap(pid, 10_000);
     assert.equal([end.kind, end.code], ['exited', 0], text(out));
     assert.is(text(out), 'before: PASS\nafter: PASS\n');
-  } finally {
-    ensureReaped(pid);
-    closeSync(gate);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('shared anonymous memory (an object mapped twice, /dev/zero, a page only the object holds): new pid', () => selfCheck('state-shmem', 'new pid'));
 
@@ -272,33 +291,16 @@ test('System V semaphores and message queues: --same-pid', () => selfCheck('stat
 
 unprivilegedTest('System V semaphores and message queues: dumped and restarted by cr as uid 65534', () => selfCheck('state-sysvipc', 'as nobody'));
 
-test('a System V message queue the process used, gone at restart: refused in one line before anything starts', () => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
-  const fifo = join(dir, 'gate');
-  execFileSync('mkfifo', [fifo]);
-  const gate = openSync(fifo, 'r+');
-  const out = join(dir, 'out');
-  const pid = spawn([fixture('state-sysvipc'), fifo, out], { fds: [] });
-  try {
-    waitInSyscall(pid, SYS_read);
-    checkpointProcess(pid, join(dir, 'image')); // it runs on
-    const msq = text(`${out}.ipc`).trim().split(' ')[1]!;
-    execFileSync('ipcrm', ['-q', msq]);
-    let message = '';
+test('a System V message queue the process used, gone at restart: refused in one line before anything starts', () =>
+  dumpedRunningOn('state-sysvipc', ({ pid, out, image }) => {
     try {
-      restartProcess(ProcessImage.read(join(dir, 'image')));
-    } catch (err) {
-      assert.instance(err, CrError);
-      message = (err as Error).message;
+      const msq = text(`${out}.ipc`).trim().split(' ')[1]!;
+      execFileSync('ipcrm', ['-q', msq]);
+      assert.is(restartRefusal(image), `System V message queue ${msq}, which process ${pid} used: it is gone, and cr does not carry its contents (a restart finds it where it was, as it finds a file)`);
+    } finally {
+      removeIpcOf(`${out}.ipc`);
     }
-    assert.is(message, `System V message queue ${msq}, which process ${pid} used: it is gone, and cr does not carry its contents (a restart finds it where it was, as it finds a file)`);
-  } finally {
-    ensureReaped(pid);
-    removeIpcOf(`${out}.ipc`);
-    closeSync(gate);
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('POSIX timers (ids kept across a gap, three clocks, signal, none, thread) and setitimer, time left kept: new pid', () => selfCheck('state-timers', 'new pid'));
 
