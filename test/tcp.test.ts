@@ -4,8 +4,10 @@
 // new pids and with its own, checks itself (test/fixtures/tcp-selfcheck.c); a client whose peer is
 // outside the tree (a python server) is moved with --kill without the peer seeing a FIN and goes
 // on talking to it; without CAP_NET_ADMIN a dump is refused naming the connection and
-// --tcp-close, which restores it as reset. Every process started is killed.
+// --tcp-close, which restores it as reset; a dump SIGKILLed while it holds connections locked has
+// them unlocked by its watchdog. Every process started is killed.
 import { chownSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -15,7 +17,7 @@ import { spawn } from '../bridge/spawn.js';
 import { withSocket } from '../src/kinds/socket-read.js';
 import { hasFilter, inRepair, tcpState, TCP_ESTABLISHED } from '../src/kinds/tcp-repair.js';
 import { type FdTables, type InetDesc } from '../src/model/fdtable.js';
-import { cr, crProcess } from './helpers/cli.js';
+import { CR, cr, crProcess } from './helpers/cli.js';
 import { waitFile } from './helpers/fdlayout.js';
 import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
@@ -240,6 +242,74 @@ unprivilegedTest('without CAP_NET_ADMIN a dump is refused in one line naming the
     kill(restored, SIGUSR1);
     assert.is(waitFile(dir, 'result'), 'ConnectionResetError b\'\' BrokenPipeError ConnectionResetError b\'\' BrokenPipeError');
   } finally {
+    for (const p of pids) ensureReaped(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Both ends of a loopback connection and 192 MiB of memory (a dump of some length); on SIGUSR1 a byte string each way. */
+const KILLED = `
+import os, signal, socket, sys
+d = sys.argv[1]
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+ballast = b'\\x01' * (192 << 20)
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+a = socket.create_connection(l.getsockname()); b, _ = l.accept()
+open(os.path.join(d, 'ready'), 'w').write('')
+signal.sigwait([signal.SIGUSR1])
+a.settimeout(30); b.settimeout(30)
+a.sendall(b'there'); ok = b.recv(5) == b'there'
+b.sendall(b'back'); ok = ok and a.recv(4) == b'back'
+open(os.path.join(d, 'result.tmp'), 'w').write('PASS\\n' if ok else 'FAIL\\n')
+os.rename(os.path.join(d, 'result.tmp'), os.path.join(d, 'result'))
+signal.sigwait([signal.SIGUSR1])
+`;
+
+repairTest('a dump SIGKILLed while it holds the connections locked: its watchdog unlocks them, and they carry bytes both ways again', async () => {
+  const dir = tempDir('killed');
+  const pids: number[] = [];
+  let dumper: ChildProcess | null = null;
+  const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  try {
+    const pid = spawn(['python3', '-S', '-c', KILLED, dir], { fds: [] });
+    pids.push(pid);
+    waitFile(dir, 'ready');
+    const connected = readdirSync(`/proc/${pid}/fd`).map(Number)
+      .filter((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:') && withSocket(pid, fd, (own) => tcpState(own) === TCP_ESTABLISHED));
+    assert.is(connected.length, 2);
+    const lockedNow = (): boolean => connected.every((fd) => withSocket(pid, fd, (own) => inRepair(own) && hasFilter(own)));
+    // A dump that ends before it is seen holding the lock is tried again (it let the process go unlocked).
+    let killed = false;
+    for (let attempt = 0; attempt < 5 && !killed; attempt++) {
+      const run = spawnChild(process.execPath, [CR, 'dump', '--pid', String(pid), '-o', join(dir, `image${attempt}`)], { stdio: 'ignore' });
+      dumper = run;
+      const ended = new Promise<void>((resolve) => run.once('exit', () => resolve()));
+      let done = false;
+      void ended.then(() => (done = true));
+      while (!done && !killed) {
+        if (lockedNow()) {
+          run.kill('SIGKILL');
+          killed = true;
+        } else {
+          await pause(1);
+        }
+      }
+      await ended;
+    }
+    assert.ok(killed, 'a dump was seen holding the connections locked');
+    // Killed while it ran code in the process, cr left it stopped for `cr recover`.
+    const listed = crProcess(['recover']);
+    if (new RegExp(`\\b${pid}\\b`).test(listed.stdout)) assert.is(crProcess(['recover', String(pid)]).code, 0);
+    let unlocked = false;
+    for (let i = 0; i < 1000 && !unlocked; i++) {
+      unlocked = connected.every((fd) => withSocket(pid, fd, (own) => !inRepair(own) && !hasFilter(own)));
+      if (!unlocked) await pause(10);
+    }
+    assert.ok(unlocked, 'out of repair mode, the lock\'s filter gone');
+    kill(pid, SIGUSR1);
+    assert.is(waitFile(dir, 'result', 30_000), 'PASS\n');
+  } finally {
+    dumper?.kill('SIGKILL');
     for (const p of pids) ensureReaped(p);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,6 +14,7 @@ import { getpeername, getsockname, getsockoptInt, SOL_SOCKET, AF_INET, AF_INET6 
 import { hasFilter, HOLD_SECONDS, HOLDER_MARK, lock, tcpState, TCP_ESTABLISHED, unlock } from '../kinds/tcp-repair.js';
 import { listFds } from '../proc/fds.js';
 import { spawn } from '../../bridge/spawn.js';
+import { armWatchdog, type Watchdog, type WatchedSocket } from './unlock-watchdog.js';
 
 const SO_DOMAIN = 39;
 const SO_PROTOCOL = 38;
@@ -60,21 +61,28 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
   // Those TCP repair would carry, if cr had CAP_NET_ADMIN: said once, with the two choices.
   const needRepair: string[] = [];
   const seen = new Set<string>();
+  // cr's dups of the connections to lock, each with where it is, and its name for a refusal.
+  const toLock: Array<WatchedSocket & { own: number; name: string }> = [];
+  let watchdog: Watchdog | null = null;
   const out: HeldConnections = {
     reasons,
     release() {
-      for (const own of held.splice(0)) {
-        try {
-          unlock(own);
-        } finally {
-          closeFd(own);
+      try {
+        for (const own of held.splice(0)) {
+          try {
+            unlock(own);
+          } finally {
+            closeFd(own);
+          }
         }
+      } finally {
+        watchdog?.disarm();
       }
     },
     handOver() {
       const socks = held.splice(0);
-      if (socks.length === 0) return;
       try {
+        if (socks.length === 0) return;
         // Without a socket the connection's 4-tuple is free: a segment from the peer before the
         // restore would be answered with a reset. Held, it is dropped by the lock's filter, and
         // sent again by the peer to the restored socket. The holder ends with a restore, or after
@@ -82,6 +90,7 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
         spawn(['/bin/sleep', String(HOLD_SECONDS)], { fds: socks.map((own, i): [number, number] => [own, 3 + i]), env: { [HOLDER_MARK]: '1' }, setsid: true });
       } finally {
         for (const own of socks) closeFd(own);
+        watchdog?.disarm();
       }
     },
   };
@@ -110,10 +119,8 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
               reasons.push(`TCP connection at ${name}: an fd-table dump (--fds-only) does not carry one; dump the whole process, or pass --tcp-close to restore it as reset by its peer`);
             } else if (hasFilter(own)) {
               reasons.push(`TCP connection at ${name}: it has a socket filter (SO_ATTACH_FILTER), which cr does not carry`);
-            } else if (!lock(own)) {
-              needRepair.push(name);
             } else {
-              held.push(own);
+              toLock.push({ own, name, pid, fd, ino: Number(/\d+/.exec(link)![0]) });
               keep = true;
             }
           } finally {
@@ -124,7 +131,31 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
         closeFd(pidfd);
       }
     }
+    // Armed before the first lock: a cr killed from here on leaves none locked.
+    if (toLock.length > 0) watchdog = armWatchdog(toLock);
+    while (toLock.length > 0) {
+      const { own, name } = toLock.shift()!;
+      let locked: boolean;
+      try {
+        locked = lock(own);
+      } catch (err) {
+        // Half locked (repair on, no filter): undone before the others are released.
+        try {
+          unlock(own, true);
+        } finally {
+          closeFd(own);
+        }
+        throw err;
+      }
+      if (locked) {
+        held.push(own);
+      } else {
+        closeFd(own);
+        needRepair.push(name);
+      }
+    }
   } catch (err) {
+    for (const { own } of toLock) closeFd(own);
     out.release();
     throw err;
   }

@@ -114,10 +114,19 @@ export function repairOn(own: number): boolean {
   }
 }
 
-/** Undo lock: the filter off, repair off (which clears SO_REUSEADDR), SO_REUSEADDR as it was. */
-export function unlock(own: number): void {
+/**
+ * Undo lock: the filter off, repair off (which clears SO_REUSEADDR), SO_REUSEADDR as it was. A
+ * socket that may not be locked (`maybeUnlocked`: the dump's watchdog does not know how far cr
+ * got) goes through the same steps, its missing filter no error; repair off on a socket out of
+ * repair only sends a window probe.
+ */
+export function unlock(own: number, maybeUnlocked = false): void {
   const reuse = getsockoptInt(own, SOL_SOCKET, SO_REUSEADDR);
-  setsockoptInt(own, SOL_SOCKET, SO_DETACH_FILTER, 0);
+  try {
+    setsockoptInt(own, SOL_SOCKET, SO_DETACH_FILTER, 0);
+  } catch (err) {
+    if (!(maybeUnlocked && err instanceof SyscallError && err.code === 'ENOENT')) throw err;
+  }
   setsockoptInt(own, SOL_TCP, TCP_REPAIR, REPAIR_OFF);
   if (reuse !== 0) setsockoptInt(own, SOL_SOCKET, SO_REUSEADDR, reuse);
 }
