@@ -1,6 +1,6 @@
 // A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
-// classified into what restart can recreate (anonymous memory, shared anonymous memory no process
-// outside the dumped tree maps, private or shared file mappings that still name their file, private
+// classified into what restart can recreate (anonymous memory, shared anonymous memory, named or
+// not, no process outside the dumped tree maps, private or shared file mappings that still name their file, private
 // mappings of files that do not (saved whole), the vdso and its data pages). Anything else is
 // refused with a one-line reason.
 import { closeSync, constants as fs, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -26,6 +26,10 @@ const protOf = (perms: string): number =>
 const range = (r: RawMapping): string => `${r.start.toString(16)}-${r.end.toString(16)}`;
 
 const SYSV_NAME = /^\/SYSV[0-9a-f]{8} \(deleted\)$/;
+/** How /proc names a mapping of shared anonymous memory given a name with PR_SET_VMA_ANON_NAME. */
+const SHMEM_NAMED = '[anon_shmem:';
+/** A shared mapping's name that says shared anonymous memory: unnamed (/dev/zero (deleted)) or named. */
+const isSharedAnon = (name: string): boolean => name === '/dev/zero (deleted)' || (name.startsWith(SHMEM_NAMED) && name.endsWith(']'));
 /** SHM_DEST in a segment's mode: marked for removal (IPC_RMID) while still attached. */
 const SHM_DEST = 0o1000;
 
@@ -87,11 +91,12 @@ export function classify(r: RawMapping): Classified | null {
   }
   // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a MAP_SHARED mapping of /dev/zero)
   // lives in a shmem inode the kernel names /dev/zero (deleted); its inode tells which mappings
-  // share it (numbered by readMappings). Named with PR_SET_VMA it is [anon_shmem:NAME].
-  if (shared && r.name === '/dev/zero (deleted)') return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset, sysv: null } });
+  // share it (numbered by readMappings). Named with PR_SET_VMA_ANON_NAME it is [anon_shmem:NAME]
+  // (the name is the mapping's, not the object's: restart names each mapping again).
+  if (shared && isSharedAnon(r.name)) return keep({ ...base, kind: 'shared-anon', name: r.name.startsWith(SHMEM_NAMED) ? r.name : '', shm: { object: r.ino, offset: r.offset, sysv: null } });
   // A System V segment attached with shmat: /SYSV<key> (deleted), its inode the segment's id.
   if (shared && SYSV_NAME.test(r.name)) return keep({ ...base, kind: 'shared-anon', shm: { object: r.ino, offset: r.offset, sysv: sysvListing(r.ino).segment } });
-  if (shared && (r.name.startsWith('[anon_shmem:') || r.ino === 0)) refuse('named shared anonymous memory is not supported');
+  if (shared && r.ino === 0) refuse('a shared mapping with no file behind it is not supported');
   if (r.ino === 0) {
     if (r.name === '' || r.name === '[stack]' || r.name === '[heap]' || r.name.startsWith('[anon:')) {
       return keep({ ...base, kind: 'anon', name: r.name });
@@ -130,7 +135,7 @@ export function classify(r: RawMapping): Classified | null {
 function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
   // Shared anonymous memory, and the memfds and deleted files mapped shared (shared-unnamed): a
   // restart makes each again, which no process outside the tree would share.
-  const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name);
+  const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && ((r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name)) || isSharedAnon(r.name));
   const ours = new Map<string, RawMapping>();
   for (const r of raw) if (unnamed(r)) ours.set(`${r.dev}:${r.ino}`, r);
   if (ours.size === 0) return [];
@@ -143,15 +148,15 @@ function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<nu
     } catch {
       continue; // gone, or not cr's to read
     }
-    if (!maps.includes(' (deleted)')) continue;
+    if (!maps.includes(' (deleted)') && !maps.includes(SHMEM_NAMED)) continue;
     for (const r of parseSmaps(maps)) {
       const key = `${r.dev}:${r.ino}`;
-      if (r.name.endsWith(' (deleted)') && ours.has(key)) found.set(key, [...new Set([...(found.get(key) ?? []), Number(entry)])]);
+      if ((r.name.endsWith(' (deleted)') || isSharedAnon(r.name)) && ours.has(key)) found.set(key, [...new Set([...(found.get(key) ?? []), Number(entry)])]);
     }
   }
   return [...found].map(([key, pids]) => {
     const r = ours.get(key)!;
-    const what = r.name === '/dev/zero (deleted)' ? 'shared anonymous memory' : 'a memfd or deleted file mapped shared';
+    const what = isSharedAnon(r.name) ? 'shared anonymous memory' : 'a memfd or deleted file mapped shared';
     return `mapping ${range(r)} ${printable(r.name)}: ${what} shared with ${pids.map((p) => `pid ${p}`).join(', ')}, which cr cannot carry over`;
   });
 }

@@ -295,10 +295,18 @@ function addAdvice(q: CallQueue, m: Mapping, at: bigint, len: bigint): void {
   for (const [flag, advice] of Object.entries(ADVICE)) {
     if (m.vmflags.includes(flag)) q.add('madvise', SYS.madvise, [at, len, BigInt(advice)], 0n);
   }
-  if (m.name.startsWith('[anon:')) {
-    const name = q.put(m.name.slice(6, -1));
-    q.add('prctl(PR_SET_VMA)', SYS.prctl, [BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), at, len, name], 0n);
-  }
+  const name = anonName(m);
+  if (name !== null) q.add('prctl(PR_SET_VMA)', SYS.prctl, [BigInt(PR_SET_VMA), BigInt(PR_SET_VMA_ANON_NAME), at, len, q.put(name)], 0n);
+}
+
+/**
+ * The name PR_SET_VMA_ANON_NAME gave mapping m, which restart gives it again once it is in place:
+ * anonymous memory's [anon:NAME], shared anonymous memory's [anon_shmem:NAME] (the name is the
+ * mapping's, not its object's: an alias is made unnamed). Null for any other.
+ */
+export function anonName(m: Mapping): string | null {
+  const prefix = m.kind === 'anon' ? '[anon:' : m.kind === 'shared-anon' ? '[anon_shmem:' : null;
+  return prefix !== null && m.name.startsWith(prefix) && m.name.endsWith(']') ? m.name.slice(prefix.length, -1) : null;
 }
 
 /**
