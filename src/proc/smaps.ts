@@ -1,6 +1,6 @@
 // /proc/PID/smaps as the kernel shows it: one entry per mapping with its header fields, VmFlags,
-// Rss and Swap. Read by checkpoint (to classify a frozen process's mappings) and by restart (to see
-// the husk's own mappings), so it lives with the other /proc readers.
+// Rss and Swap. Read by checkpoint (to classify a frozen process's mappings); restart parses
+// /proc/PID/maps with it (the same header lines, nothing else) to see the husk's own mappings.
 /** One /proc/PID/smaps entry as the kernel shows it. */
 export interface RawMapping {
   start: number;

@@ -58,15 +58,20 @@ export function freeRange(size: number, taken: Range[]): number {
 
 /**
  * What checkVdso judges of an image: images with equal keys get the same verdict (the members of
- * one tree, dumped under one kernel, are checked once: reading cr's own smaps is the cost).
+ * one tree, dumped under one kernel, are checked once: reading cr's own maps and vdso is the cost).
  */
 export function vdsoKey(image: Mapping[], vdsoSha256: Buffer | null): string {
   const sizes = SPECIALS.map((kind) => image.filter((m) => m.kind === kind).map((m) => m.end - m.start).join('+'));
   return `${sizes.join(',')}:${vdsoSha256?.toString('hex') ?? ''}`;
 }
 
+/**
+ * pid's mappings, ranges and names only: /proc/PID/maps, whose lines are smaps' headers. Not smaps:
+ * its per-mapping counts walk every page table (cr's own, read by checkVdso, cost 5-20 ms of a
+ * restart; maps costs a tenth of a millisecond) and nothing here needs them.
+ */
 export function huskMappings(pid: number): RawMapping[] {
-  return parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+  return parseSmaps(readFileSync(`/proc/${pid}/maps`, 'utf8'));
 }
 
 /**
@@ -180,9 +185,11 @@ interface MapFile {
  * The opens, with the fstat and fstatfs that judge them, run in one batch (more if the paths do
  * not fit), judged before any mmap; then the mmaps, advice and names in another; then the closes.
  */
-export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried = new Map(), unnamed: UnnamedFiles = new Map()): SharedObjects {
+export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, SegmentPlan>, carried: Carried = new Map(), unnamed: UnnamedFiles = new Map(), fds?: number[]): SharedObjects {
   const files = new Map<string, MapFile>();
-  const taken = new Set(listFds(husk.pid));
+  // The husk's fd numbers: as the caller checked them after the replay, else read (a dense
+  // table's /proc/PID/fd is a thousand entries).
+  const taken = new Set(fds ?? listFds(husk.pid));
   let next = 0;
   for (const m of image) {
     if (SPECIALS.includes(m.kind) || !m.file) continue;
@@ -430,12 +437,15 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
   let group: Array<{ f: MapFile; stat: bigint }> = [];
   const judge = (): void => {
     let data: StagedData | null = null;
+    let whole = false;
     try {
       data = q.run({ readBack: true }).data;
+      whole = true;
     } finally {
-      // Whatever opened is closed by the caller, whether the batch failed or not.
-      const now = new Set(listFds(husk.pid));
-      for (const { f } of group) if (now.has(f.fd) && !opened.includes(f)) opened.push(f);
+      // Whatever opened is closed by the caller, whether the batch failed or not: all of the
+      // group when it ran whole, else what /proc shows of it (a batch stops at its first failure).
+      const now = whole || group.length === 0 ? null : new Set(listFds(husk.pid));
+      for (const { f } of group) if ((now === null || now.has(f.fd)) && !opened.includes(f)) opened.push(f);
     }
     for (const { f, stat } of group) {
       const file = f.first.file!;

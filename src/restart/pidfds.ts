@@ -10,14 +10,17 @@ import { listFds } from '../proc/fds.js';
 import { pidfdOpenFlags } from '../kinds/pidfd.js';
 import type { Husk } from './husk.js';
 
-/** Point each pidfd of `table` in `husk` at `now(its dumped pid)`: pidfd_open, dup3 over the fd, close. */
-export function pointPidfds(husk: Husk, table: FdTable, now: (dumped: number) => number): void {
+/**
+ * Point each pidfd of `table` in `husk` at `now(its dumped pid)`: pidfd_open, dup3 over the fd,
+ * close. `fds`: the husk's fd numbers when the caller has just checked them, else read from /proc.
+ */
+export function pointPidfds(husk: Husk, table: FdTable, now: (dumped: number) => number, fds?: number[]): void {
   const descs = new Map(table.descs.map((d) => [d.id, d]));
   if (!table.fds.some((f) => descs.get(f.desc)?.kind === 'pidfd')) return;
-  const open = listFds(husk.pid);
+  const open = new Set(fds ?? listFds(husk.pid));
   // The lowest free number: where pidfd_open puts the new one, before dup3 moves it.
   let spare = 0;
-  while (open.includes(spare)) spare++;
+  while (open.has(spare)) spare++;
   const q = husk.queue();
   for (const f of table.fds) {
     const d = descs.get(f.desc);

@@ -113,17 +113,18 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       if (ids) becomeAuthor(inj, ids, opener);
       replay(inj, table, plan, { runner });
     });
-    checkFdNumbers(pid, expectedFds(table, target));
+    const fds = expectedFds(table, target);
+    checkFdNumbers(pid, fds);
     lap('fds');
     if (opts.samePid) {
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
     // A pidfd of itself (the tree of one has no other process), now that its pid is final.
-    pointPidfds(husk, table, () => husk!.pid);
+    pointPidfds(husk, table, () => husk!.pid, fds);
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
     const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs, head.unheld);
-    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed }, lap);
+    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed, fds }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -163,6 +164,8 @@ export interface RebuildOptions {
   unnamed?: UnnamedFiles;
   /** a tree's shared objects, made in the root husk and inherited (memory.ts carryObjects) */
   carried?: Carried;
+  /** its fd numbers, when the caller has just checked them (checkFdNumbers); else read from /proc */
+  fds?: number[];
 }
 
 /**
@@ -173,7 +176,7 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   const warnings: string[] = [];
   clearAndPlaceVdso(husk, head.mappings, opts.carried);
   openNofile(husk);
-  const objects = mapAll(husk, head.mappings, opts.segments, opts.carried, opts.unnamed);
+  const objects = mapAll(husk, head.mappings, opts.segments, opts.carried, opts.unnamed, opts.fds);
   warnings.push(...segmentNotes(objects));
   lap('map');
   const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
