@@ -170,9 +170,12 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
   const threads = readThreads(pid, others);
   const shared = new Map(mappings.flatMap((m, i) => (policies[i] === 'resident' ? [[i, m] as const] : [])));
   const timerEntries = readTimers(pid).timers;
-  const injected = readInjected(pid, shared, timerEntries.map((t) => t.id), others);
-  // What only an injected getter shows (secure bits, SCHED_DEADLINE): refused after the rest.
-  if (injected.attributes.refusals.length > 0) throw new CrError(injected.attributes.refusals.join('; '));
+  const rings = mappings.filter((m) => m.kind === 'aio');
+  const injected = readInjected(pid, shared, timerEntries.map((t) => t.id), others, rings.map((m) => m.start));
+  // What only an injected getter shows (secure bits, SCHED_DEADLINE, whose an aio ring is): refused after the rest.
+  const foreign = rings.filter((m) => injected.foreignAio.includes(m.start)).map((m) => `mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.name}: an aio ring that is no context of process ${pid} (a copy inherited across fork), which cr cannot carry`);
+  const refusals = [...injected.attributes.refusals, ...foreign];
+  if (refusals.length > 0) throw new CrError(refusals.join('; '));
   const pending = [
     ...peekSiginfo(pid, false).map((info) => ({ shared: false, info })),
     ...peekSiginfo(pid, true).map((info) => ({ shared: true, info })),

@@ -1,6 +1,7 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
 // break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
-// attributes (attributes.ts), its POSIX timers' time left, and which pages of its shared anonymous memory are in memory
+// attributes (attributes.ts), its POSIX timers' time left, which of its aio rings are contexts of
+// its own (io_submit of no request: EINVAL names a context not its), and which pages of its shared anonymous memory are in memory
 // (mincore, for the page copy). Read by injecting syscalls into the frozen process (src/inject),
 // which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
@@ -30,6 +31,8 @@ export interface InjectedReads extends ThreadOwn {
   timers: Array<{ interval: [number, number]; left: [number, number]; overrun: number }>;
   /** the same of each other thread asked for, by tid */
   threads: Map<number, ThreadOwn>;
+  /** the aio rings asked for that are no context of the process (a copy inherited across fork) */
+  foreignAio: number[];
 }
 
 const SIGNALS = 64;
@@ -57,7 +60,7 @@ function readThreadOwn(inj: Injector): ThreadOwn {
  * `others`: the process's other threads (seized, in a PTRACE_EVENT_STOP), whose own state is read
  * in each of them, journalled like the leader.
  */
-export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map(), timerIds: number[] = [], others: number[] = []): InjectedReads {
+export function readInjected(pid: number, residentOf: Map<number, { start: number; end: number }> = new Map(), timerIds: number[] = [], others: number[] = [], aioRings: number[] = []): InjectedReads {
   // Journalled and held in a group stop while cr runs code in it: a cr killed meanwhile leaves it
   // stopped for `cr recover`, never running on cr's registers (src/inject/journal.ts).
   const guard = Guard.start(pid, pid, 'dump');
@@ -103,7 +106,9 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
     const attributes = readAttributes(inj, pid);
     const threads = new Map<number, ThreadOwn>();
     for (const tid of others) threads.set(tid, readInThread(guard, tid));
-    return { actions, ...own, brk, itimers, noNewPrivs, attributes, resident, timers, threads };
+    // io_submit of nothing looks the context up and submits nothing.
+    const foreignAio = aioRings.filter((ctx) => inj.syscall(SYS.io_submit, BigInt(ctx), 0n, 0n) === -EINVAL);
+    return { actions, ...own, brk, itimers, noNewPrivs, attributes, resident, timers, threads, foreignAio };
   } finally {
     try {
       inj.finish();

@@ -10,6 +10,7 @@ import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/
 import { CrError } from '../errors.js';
 import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
 import { printable } from '../printable.js';
+import { aioRefusals, isAioRing } from './aio.js';
 import { vmflagRefusal } from './inventory.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 
@@ -83,12 +84,16 @@ export function classify(r: RawMapping): Classified | null {
   if (r.name === '[vsyscall]') return null;
   const special = SPECIAL[r.name];
   if (special) return keep({ ...base, kind: special, name: r.name });
+  const aio = isAioRing(r);
   // Every flag is carried, follows from the mapping, or stands in the way (inventory.ts); the
-  // kernel's own flags of the vdso pages only there.
+  // kernel's own flags of the vdso pages only there, and of an aio ring its VM_DONTEXPAND.
   for (const code of r.vmflags) {
-    const why = vmflagRefusal(code) ?? (KERNEL_ONLY.includes(code) ? `VmFlags "${code}" (the kernel's own mappings have it) is not supported` : null);
+    const why = vmflagRefusal(code) ?? (KERNEL_ONLY.includes(code) && !(aio && code === 'de') ? `VmFlags "${code}" (the kernel's own mappings have it) is not supported` : null);
     if (why) refuse(why);
   }
+  // An aio context's ring: made again by io_setup and moved here (src/restart/aio.ts); its
+  // pages are the kernel's (aio.ts refuses a ring holding events).
+  if (aio) return keep({ ...base, kind: 'aio', name: r.name });
   // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a MAP_SHARED mapping of /dev/zero)
   // lives in a shmem inode the kernel names /dev/zero (deleted); its inode tells which mappings
   // share it (numbered by readMappings). Named with PR_SET_VMA_ANON_NAME it is [anon_shmem:NAME]
@@ -108,7 +113,6 @@ export function classify(r: RawMapping): Classified | null {
     return { mapping: { ...base, kind: 'anon' }, whole: true };
   };
   if (!r.name.startsWith('/')) return gone('cr cannot name');
-  if (shared && r.name === '/[aio] (deleted)') refuse('an aio ring (io_setup) is not supported');
   // A memfd (/memfd:NAME (deleted)) or a deleted file mapped shared: mapped again from the
   // description of it the process holds (its contents in the fd table), found once the fds are
   // gathered (resolveUnnamed); the mapping names it, no page of it is saved.
@@ -135,7 +139,7 @@ export function classify(r: RawMapping): Classified | null {
 function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
   // Shared anonymous memory, and the memfds and deleted files mapped shared (shared-unnamed): a
   // restart makes each again, which no process outside the tree would share.
-  const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && ((r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name)) || isSharedAnon(r.name));
+  const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && ((r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name) && !isAioRing(r)) || isSharedAnon(r.name));
   const ours = new Map<string, RawMapping>();
   for (const r of raw) if (unnamed(r)) ours.set(`${r.dev}:${r.ino}`, r);
   if (ours.size === 0) return [];
@@ -205,7 +209,7 @@ export function unsupportedMappings(pid: number, members: readonly number[] = []
   const reasons: string[] = [];
   const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const tree = new Set(members);
-  reasons.push(...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree));
+  reasons.push(...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree), ...aioRefusals(pid, raw));
   for (const r of raw) {
     try {
       classify(r);

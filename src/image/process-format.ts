@@ -23,6 +23,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 17: a mapping may be an aio ring (kind aio), made again by io_setup.
  * 16: the head's `cwdRemoved`: the working directory had been removed (its permission bits).
  * 15: the head lists the System V semaphore sets and message queues the process used (sysvIpc).
  * 14: the head's `unheld`: memfds and deleted files mapped shared with no fd of them left.
@@ -40,7 +41,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 16;
+export const PROCESS_FORMAT_VERSION = 17;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -538,7 +539,9 @@ function list<T>(v: unknown, where: string, bad: Bad, item: (x: unknown, where: 
   return (v as unknown[]).map((x, i) => item(x, `${where}[${i}]`));
 }
 
-const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'shared-unnamed', 'vdso', 'vvar', 'vvar_vclock'];
+const MAPPING_KINDS: MappingKind[] = ['anon', 'file', 'shared-file', 'shared-anon', 'shared-unnamed', 'aio', 'vdso', 'vvar', 'vvar_vclock'];
+/** The largest aio ring io_setup makes (fs/aio.c: at most 0x10000000 bytes of events). */
+const AIO_RING_MAX = 0x10000000 + PAGE_SIZE;
 export const REGS_BYTES = REG_NAMES.length * 8;
 export const SIGACTION_BYTES = 32;
 
@@ -601,6 +604,7 @@ function checkMapping(v: unknown, where: string, bad: Bad): Mapping {
     if (unnamed.offset % PAGE_SIZE) bad(`${where}.unnamed.offset is not page-aligned`);
   }
   if ((kind === 'shared-unnamed') !== (unnamed !== null)) bad(`${where}: a ${kind} mapping ${unnamed ? 'with' : 'without'} an unnamed file`);
+  if (kind === 'aio' && end - start > AIO_RING_MAX) bad(`${where}: an aio ring larger than io_setup makes`);
   const vmflags = list(m.vmflags, `${where}.vmflags`, bad, (x, w) => {
     const s = str(x, w, bad);
     if (!/^[a-z0-9]{2}$/.test(s)) bad(`${w} is not a VmFlags code`);

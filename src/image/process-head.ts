@@ -25,6 +25,11 @@ export type MappingKind =
    * the restored process holds it at; no pages in the image
    */
   | 'shared-unnamed'
+  /**
+   * an aio context's ring (io_setup), its address the context id: made again by io_setup with as
+   * many events as its size holds, moved here with mremap; no pages in the image (the kernel's)
+   */
+  | 'aio'
   /** kernel-provided: moved into place from the restarted process's own, never written */
   | 'vdso'
   | 'vvar'
@@ -98,6 +103,11 @@ export interface Mapping {
    */
   guards: AddressRange[];
 }
+
+/** struct aio_ring's header (fs/aio.c): id, nr, head, tail, magic, compat and incompat features, header length (u32 each). */
+export const AIO_HEADER_BYTES = 32;
+/** How many events (struct io_event, 32 bytes) an aio ring of `bytes` holds: the kernel fills its pages with them. */
+export const ringEvents = (bytes: number): number => Math.floor((bytes - AIO_HEADER_BYTES) / 32);
 
 /** The guard regions of mappings in address order, adjacent ones joined. */
 export function guardRegions(mappings: Mapping[]): AddressRange[] {

@@ -68,6 +68,8 @@ export const SYS = {
   gettid: 186,
   sched_setaffinity: 203,
   sched_getaffinity: 204,
+  io_setup: 206,
+  io_submit: 209,
   set_tid_address: 218,
   timer_create: 222,
   timer_settime: 223,

@@ -245,7 +245,8 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
       else q.add('mmap', SYS.mmap, [BigInt(o.at), BigInt(o.size), BigInt(PROT_READ | PROT_WRITE), BigInt(MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE), -1n, 0n], BigInt(o.at));
     }
     for (const m of image) {
-      if (SPECIALS.includes(m.kind)) continue;
+      // aio rings: made after these, by io_setup (aio.ts)
+      if (SPECIALS.includes(m.kind) || m.kind === 'aio') continue;
       const len = BigInt(m.end - m.start);
       if (m.shm) {
         const from = BigInt(objects.get(m.shm.object)!.at + m.shm.offset);
@@ -298,7 +299,7 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
 }
 
 /** The madvise flags and the name of mapping m, queued. */
-function addAdvice(q: CallQueue, m: Mapping, at: bigint, len: bigint): void {
+export function addAdvice(q: CallQueue, m: Mapping, at: bigint, len: bigint): void {
   for (const [flag, advice] of Object.entries(ADVICE)) {
     if (m.vmflags.includes(flag)) q.add('madvise', SYS.madvise, [at, len, BigInt(advice)], 0n);
   }

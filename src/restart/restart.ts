@@ -18,6 +18,7 @@ import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
+import { makeAioRings } from './aio.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { checkSysvIpc } from './sysv-ipc.js';
@@ -177,6 +178,7 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   clearAndPlaceVdso(husk, head.mappings, opts.carried);
   openNofile(husk);
   const objects = mapAll(husk, head.mappings, opts.segments, opts.carried, opts.unnamed, opts.fds);
+  makeAioRings(husk, head.mappings);
   warnings.push(...segmentNotes(objects));
   lap('map');
   const pages = writePages(husk.pid, runs, head.mappings, objects, opts.onProgress && { onProgress: opts.onProgress, total: opts.pageBytes ?? 0 });
