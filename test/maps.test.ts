@@ -2,7 +2,8 @@
 // PR_SET_VMA_ANON_NAME ([anon_shmem:NAME]; this kernel may lack CONFIG_ANON_VMA_NAME, so it is
 // judged from smaps text: classified as the shared object it is, named again by restart), and aio
 // rings (test/fixtures/state-aio.c checks its contexts itself, restarted with a new pid and with
-// --same-pid; a ring holding an event not yet reaped is refused at dump, the process running on).
+// --same-pid; a ring holding an event not yet reaped, and copies of rings a child inherited, are
+// refused at dump, the processes running on).
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -92,6 +93,24 @@ for (const samePid of [false, true]) {
 test('an aio ring holding a completed event not yet reaped is refused at dump in one line; the process runs on', () => {
   gated(AIO, ['pending'], (pid, image) => {
     assert.throws(() => checkpointProcess(pid, image), (e: unknown) => e instanceof CrError && /\/\[aio\] \(deleted\): an aio ring \(io_setup\) with 1 completed events not yet reaped/.test(e.message) && !e.message.includes('\n'));
+    return pid;
+  });
+});
+
+test('aio rings a forked child holds copies of are refused at dump, naming the other process; both run on', () => {
+  gated(AIO, ['fork'], (pid, image) => {
+    const child = Number(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
+    assert.ok(child > 0);
+    const err = (() => {
+      try {
+        checkpointProcess(pid, image);
+        return '';
+      } catch (e) {
+        return e instanceof CrError ? e.message : String(e);
+      }
+    })();
+    assert.match(err, new RegExp(`an aio ring that pid ${child} maps too \\(a copy inherited across fork`));
+    assert.match(err, new RegExp(`an aio ring that pid ${pid} maps too`));
     return pid;
   });
 });
