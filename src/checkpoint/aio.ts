@@ -19,7 +19,7 @@ export const isAioRing = (r: RawMapping): boolean => r.perms[3] === 's' && r.nam
 const range = (r: RawMapping): string => `${r.start.toString(16)}-${r.end.toString(16)}`;
 
 /** Why each aio ring of frozen process pid (its smaps `raw`) cannot be carried. */
-export function aioRefusals(pid: number, raw: RawMapping[]): string[] {
+export function aioRefusals(pid: number, raw: readonly RawMapping[]): string[] {
   const rings = raw.filter(isAioRing);
   if (rings.length === 0) return [];
   const reasons: string[] = [];

@@ -1,9 +1,8 @@
 // The per-process attributes a program can read back (docs/state.md): prctl state, scheduling,
-// I/O priority, CPU affinity, read by injected calls in the frozen process (only it can tell
-// most of them), and oom_score_adj, coredump_filter and loginuid from /proc. What cr cannot
+// I/O priority, CPU affinity, read by calls in the frozen process's batch of reads
+// (read-batch.ts: only it can tell most of them), and oom_score_adj, coredump_filter and loginuid from /proc. What cr cannot
 // carry (secure bits, SCHED_DEADLINE, dumpable 2) comes back as reasons to refuse the dump.
-import { readFileSync } from 'node:fs';
-import type { Injector } from '../inject/injector.js';
+import type { Output, ReadBatch } from './read-batch.js';
 import { SYS } from '../inject/syscalls.js';
 import type { ProcessAttributes } from '../image/process-head.js';
 import {
@@ -11,6 +10,7 @@ import {
   PR_GET_PDEATHSIG, PR_GET_SECUREBITS, PR_GET_THP_DISABLE, PR_GET_TIMERSLACK, PR_GET_TSC, PR_MCE_KILL_GET, PR_TSC_ENABLE, PRIO_PROCESS, SCHED_DEADLINE,
   SCHED_RESET_ON_FORK,
 } from '../inject/syscalls.js';
+import { readProc } from '../proc/read.js';
 
 const EINVAL = -22n;
 const ENODEV = -19n;
@@ -22,58 +22,70 @@ export interface ReadAttributes {
   refusals: string[];
 }
 
-export function readAttributes(inj: Injector, pid: number): ReadAttributes {
-  const refusals: string[] = [];
-  const word = inj.scratch(8);
-  const prctl = (name: string, op: number, arg2 = 0n): bigint => inj.call(`prctl(${name})`, SYS.prctl, BigInt(op), arg2, 0n, 0n, 0n);
-  const intAt = (name: string, op: number): number => {
-    inj.write(word, Buffer.alloc(8));
-    prctl(name, op, word);
-    return inj.read(word, 4).readInt32LE(0);
+/** Queue the reads of the process's attributes; what they give once the batch ran. */
+export function queueAttributes(reads: ReadBatch, pid: number): () => ReadAttributes {
+  const prctl = (name: string, op: number, tolerated: readonly bigint[] = []): number => reads.add(`prctl(${name})`, SYS.prctl, [BigInt(op), 0n, 0n, 0n, 0n], tolerated);
+  /** A getter that stores an int at its second argument. */
+  const intAt = (name: string, op: number): Output => {
+    const word = reads.output(8);
+    reads.add(`prctl(${name})`, SYS.prctl, [BigInt(op), word, 0n, 0n, 0n]);
+    return word;
   };
-  /** A getter this kernel may lack (EINVAL: the option is unknown): then the attribute has its default. */
-  const optional = (op: number, fallback: bigint): bigint => {
-    const r = inj.syscall(SYS.prctl, BigInt(op), 0n, 0n, 0n, 0n);
-    if (r === EINVAL) return fallback;
-    if (r < 0n) throw new Error(`prctl(${op}) injected in pid ${pid} failed with errno ${-r}`);
-    return r;
-  };
-  const dumpable = Number(prctl('PR_GET_DUMPABLE', PR_GET_DUMPABLE));
-  // 2 (SUID_DUMP_ROOT) comes only from fs.suid_dumpable at a set-id exec; prctl cannot set it.
-  if (dumpable > 1) refusals.push(`process ${pid} is dumpable only by root (suid_dumpable ${dumpable}), which cannot be set again`);
-  // SECBIT_KEEP_CAPS is PR_SET_KEEPCAPS's, carried as keepCaps; any other bit needs CAP_SETPCAP.
-  const securebits = Number(prctl('PR_GET_SECUREBITS', PR_GET_SECUREBITS)) & ~SECBIT_KEEP_CAPS;
-  if (securebits !== 0) refusals.push(`process ${pid} has secure bits 0x${securebits.toString(16)} (PR_SET_SECUREBITS), which cr does not carry`);
-  const policy = Number(inj.call('sched_getscheduler', SYS.sched_getscheduler, 0n));
-  if ((policy & ~SCHED_RESET_ON_FORK) === SCHED_DEADLINE) refusals.push(`process ${pid} runs under SCHED_DEADLINE, which cr does not carry`);
-  inj.call('sched_getparam', SYS.sched_getparam, 0n, word);
-  const schedPriority = inj.read(word, 4).readInt32LE(0);
-  const mask = inj.scratch(AFFINITY_MAX_BYTES);
-  const maskBytes = Number(inj.call('sched_getaffinity', SYS.sched_getaffinity, 0n, BigInt(AFFINITY_MAX_BYTES), mask));
+  const dumpable = prctl('PR_GET_DUMPABLE', PR_GET_DUMPABLE);
+  const securebits = prctl('PR_GET_SECUREBITS', PR_GET_SECUREBITS);
+  const policy = reads.add('sched_getscheduler', SYS.sched_getscheduler, [0n]);
+  const param = reads.output(8);
+  reads.add('sched_getparam', SYS.sched_getparam, [0n, param]);
+  const mask = reads.output(AFFINITY_MAX_BYTES);
+  const maskBytes = reads.add('sched_getaffinity', SYS.sched_getaffinity, [0n, BigInt(AFFINITY_MAX_BYTES), mask]);
   // arch_prctl(ARCH_GET_CPUID) fails with ENODEV where the CPU cannot make cpuid fault: it runs.
-  const cpuid = inj.syscall(SYS.arch_prctl, BigInt(ARCH_GET_CPUID), 0n);
-  const tsc = inj.syscall(SYS.prctl, BigInt(PR_GET_TSC), word, 0n, 0n, 0n) < 0n ? PR_TSC_ENABLE : inj.read(word, 4).readInt32LE(0);
-  const attributes: ProcessAttributes = {
-    oomScoreAdj: Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'latin1').trim()),
-    pdeathsig: intAt('PR_GET_PDEATHSIG', PR_GET_PDEATHSIG),
-    dumpable,
-    keepCaps: prctl('PR_GET_KEEPCAPS', PR_GET_KEEPCAPS) === 1n,
-    timerSlackNs: Number(prctl('PR_GET_TIMERSLACK', PR_GET_TIMERSLACK)),
-    thpDisable: Number(prctl('PR_GET_THP_DISABLE', PR_GET_THP_DISABLE)),
-    childSubreaper: intAt('PR_GET_CHILD_SUBREAPER', PR_GET_CHILD_SUBREAPER) !== 0,
-    mceKill: Number(prctl('PR_MCE_KILL_GET', PR_MCE_KILL_GET)),
-    tsc,
-    mdwe: Number(optional(PR_GET_MDWE, 0n)),
-    memoryMerge: optional(PR_GET_MEMORY_MERGE, 0n) === 1n,
-    cpuid: cpuid === ENODEV || cpuid === EINVAL ? 1 : Number(inj.call('arch_prctl(ARCH_GET_CPUID)', SYS.arch_prctl, BigInt(ARCH_GET_CPUID), 0n)),
-    coredumpFilter: parseInt(readFileSync(`/proc/${pid}/coredump_filter`, 'latin1').trim(), 16),
-    // The raw getpriority returns 20 - nice, so that no value is an error (man 2 getpriority).
-    nice: 20 - Number(inj.call('getpriority', SYS.getpriority, BigInt(PRIO_PROCESS), 0n)),
-    schedPolicy: policy,
-    schedPriority,
-    ioprio: Number(inj.call('ioprio_get', SYS.ioprio_get, BigInt(IOPRIO_WHO_PROCESS), 0n)),
-    affinity: inj.read(mask, maskBytes),
-    loginuid: Number(readFileSync(`/proc/${pid}/loginuid`, 'latin1').trim()),
+  const cpuid = reads.add('arch_prctl(ARCH_GET_CPUID)', SYS.arch_prctl, [BigInt(ARCH_GET_CPUID), 0n], [ENODEV, EINVAL]);
+  const tscWord = reads.output(8);
+  // Where PR_GET_TSC is refused, the TSC is readable (the default).
+  const tsc = reads.add('prctl(PR_GET_TSC)', SYS.prctl, [BigInt(PR_GET_TSC), tscWord, 0n, 0n, 0n], 'any');
+  const pdeathsig = intAt('PR_GET_PDEATHSIG', PR_GET_PDEATHSIG);
+  const keepCaps = prctl('PR_GET_KEEPCAPS', PR_GET_KEEPCAPS);
+  const timerSlack = prctl('PR_GET_TIMERSLACK', PR_GET_TIMERSLACK);
+  const thpDisable = prctl('PR_GET_THP_DISABLE', PR_GET_THP_DISABLE);
+  const childSubreaper = intAt('PR_GET_CHILD_SUBREAPER', PR_GET_CHILD_SUBREAPER);
+  const mceKill = prctl('PR_MCE_KILL_GET', PR_MCE_KILL_GET);
+  // Getters this kernel may lack (EINVAL: the option is unknown): then the attribute has its default.
+  const mdwe = prctl('PR_GET_MDWE', PR_GET_MDWE, [EINVAL]);
+  const memoryMerge = prctl('PR_GET_MEMORY_MERGE', PR_GET_MEMORY_MERGE, [EINVAL]);
+  const nice = reads.add('getpriority', SYS.getpriority, [BigInt(PRIO_PROCESS), 0n]);
+  const ioprio = reads.add('ioprio_get', SYS.ioprio_get, [BigInt(IOPRIO_WHO_PROCESS), 0n]);
+  return () => {
+    const refusals: string[] = [];
+    const r = (i: number): number => Number(reads.result(i));
+    const optional = (i: number): number => Math.max(r(i), 0);
+    // 2 (SUID_DUMP_ROOT) comes only from fs.suid_dumpable at a set-id exec; prctl cannot set it.
+    if (r(dumpable) > 1) refusals.push(`process ${pid} is dumpable only by root (suid_dumpable ${r(dumpable)}), which cannot be set again`);
+    // SECBIT_KEEP_CAPS is PR_SET_KEEPCAPS's, carried as keepCaps; any other bit needs CAP_SETPCAP.
+    const bits = r(securebits) & ~SECBIT_KEEP_CAPS;
+    if (bits !== 0) refusals.push(`process ${pid} has secure bits 0x${bits.toString(16)} (PR_SET_SECUREBITS), which cr does not carry`);
+    if ((r(policy) & ~SCHED_RESET_ON_FORK) === SCHED_DEADLINE) refusals.push(`process ${pid} runs under SCHED_DEADLINE, which cr does not carry`);
+    const attributes: ProcessAttributes = {
+      oomScoreAdj: Number(readProc(`/proc/${pid}/oom_score_adj`).trim()),
+      pdeathsig: reads.read(pdeathsig).readInt32LE(0),
+      dumpable: r(dumpable),
+      keepCaps: r(keepCaps) === 1,
+      timerSlackNs: r(timerSlack),
+      thpDisable: r(thpDisable),
+      childSubreaper: reads.read(childSubreaper).readInt32LE(0) !== 0,
+      mceKill: r(mceKill),
+      tsc: r(tsc) < 0 ? PR_TSC_ENABLE : reads.read(tscWord).readInt32LE(0),
+      mdwe: optional(mdwe),
+      memoryMerge: r(memoryMerge) === 1,
+      cpuid: r(cpuid) < 0 ? 1 : r(cpuid),
+      coredumpFilter: parseInt(readProc(`/proc/${pid}/coredump_filter`).trim(), 16),
+      // The raw getpriority returns 20 - nice, so that no value is an error (man 2 getpriority).
+      nice: 20 - r(nice),
+      schedPolicy: r(policy),
+      schedPriority: reads.read(param).readInt32LE(0),
+      ioprio: r(ioprio),
+      affinity: reads.read(mask).subarray(0, r(maskBytes)),
+      loginuid: Number(readProc(`/proc/${pid}/loginuid`).trim()),
+    };
+    return { attributes, refusals };
   };
-  return { attributes, refusals };
 }

@@ -3,7 +3,6 @@
 // small (the tree, each member's threads, registers, signals, mm fields, mappings, and the shared
 // fd tables), write it, then stream each member's pages, and let every member go (or leave them
 // stopped).
-import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import {
   cont, getRegs, getRegset, getRseqConfiguration, getSigmask, interrupt, NT_X86_XSTATE, peekSiginfo, PTRACE_EVENT_STOP,
@@ -34,6 +33,7 @@ import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
 import { stopwatch } from '../timing.js';
 import { holdConnections, type HeldConnections } from '../dump/connections.js';
+import { readProc } from '../proc/read.js';
 
 export interface CheckpointOptions {
   /** replace an existing image */
@@ -107,7 +107,7 @@ function deliverDequeuedSignals(frozen: Frozen, timeoutMs: number): void {
 
 /** What a dump's page copy will move of a process, about: its anonymous, shared and swapped memory. */
 function memoryToCopy(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const status = readProc(`/proc/${pid}/status`);
   const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
   return (kb('RssAnon') + kb('RssShmem') + kb('VmSwap')) * 1024;
 }
@@ -129,7 +129,7 @@ function readRegisters(pid: number, tid: number): { regs: Buffer; xstate: Buffer
 function readThreads(pid: number, tids: number[]): Array<Omit<ThreadState, keyof ThreadOwn>> {
   return tids.map((tid) => ({
     tid,
-    comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''),
+    comm: readProc(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, ''),
     ...readRegisters(pid, tid),
     blocked: getSigmask(tid),
     // The thread's own queue only: the shared one is the process's, in head.signals.pending.
@@ -202,7 +202,7 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
     posixTimers: timerEntries.map((t, i) => ({ ...t, ...injected.timers[i]! })),
     sysvIpc: readSysvIpc(pid, [pid, ...others]),
     locks: readLocks(pid, fds).locks,
-    cgroup: readFileSync(`/proc/${pid}/cgroup`, 'latin1'),
+    cgroup: readProc(`/proc/${pid}/cgroup`),
     vdsoSha256: vdsoDigest(pid, mappings),
     threads: withOwn(threads, injected.threads),
     // filled in once the fds are gathered (resolveUnnamed)

@@ -2,14 +2,15 @@
 // break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
 // attributes (attributes.ts), its POSIX timers' time left, which of its aio rings are contexts of
 // its own (io_submit of no request: EINVAL names a context not its), and which pages of its shared anonymous memory are in memory
-// (mincore, for the page copy). Read by injecting syscalls into the frozen process (src/inject),
-// which leaves it exactly as it was.
+// (mincore, for the page copy). Read by syscalls run in the frozen process (src/inject), all of
+// them in one batch (read-batch.ts), which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
 import { Guard } from '../inject/journal.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
 import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
-import { readAttributes, type ReadAttributes } from './attributes.js';
+import { queueAttributes, type ReadAttributes } from './attributes.js';
+import { ReadBatch } from './read-batch.js';
 
 /** What only a thread itself can tell (each thread its own): read in that thread. */
 export interface ThreadOwn {
@@ -36,23 +37,28 @@ export interface InjectedReads extends ThreadOwn {
 }
 
 const SIGNALS = 64;
-const EINVAL = 22n;
+const EINVAL = -22n;
 
-/** The alternate signal stack, clear_child_tid and robust list of the thread inj runs in. */
-function readThreadOwn(inj: Injector): ThreadOwn {
-  const ss = inj.scratch(24);
-  inj.call('sigaltstack', SYS.sigaltstack, 0n, ss);
-  const ssBuf = inj.read(ss, 24);
-  const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
-  const word = inj.scratch(16);
+/**
+ * Queue the reads of the alternate signal stack, clear_child_tid and robust list of the thread
+ * the batch runs in; what they give once it ran.
+ */
+function queueThreadOwn(reads: ReadBatch): () => ThreadOwn {
+  const ss = reads.output(24);
+  reads.add('sigaltstack', SYS.sigaltstack, [0n, ss]);
+  const word = reads.output(8);
   // PR_GET_TID_ADDRESS exists only with CONFIG_CHECKPOINT_RESTORE: without it, nothing to restore.
-  const tid = inj.syscall(SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
-  if (tid < 0n && tid !== -EINVAL) inj.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, BigInt(PR_GET_TID_ADDRESS), word);
-  const tidAddress = tid < 0n ? 0 : Number(inj.read(word, 8).readBigUInt64LE(0));
-  inj.call('get_robust_list', SYS.get_robust_list, 0n, word, word + 8n);
-  const rl = inj.read(word, 16);
-  const head = Number(rl.readBigUInt64LE(0));
-  return { altstack, tidAddress, robustList: head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) } };
+  const tid = reads.add('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, [BigInt(PR_GET_TID_ADDRESS), word], [EINVAL]);
+  const robust = reads.output(16);
+  reads.add('get_robust_list', SYS.get_robust_list, [0n, robust, { of: robust, offset: 8 }]);
+  return () => {
+    const ssBuf = reads.read(ss);
+    const altstack = { sp: Number(ssBuf.readBigUInt64LE(0)), flags: ssBuf.readInt32LE(8), size: Number(ssBuf.readBigUInt64LE(16)) };
+    const tidAddress = reads.result(tid) < 0n ? 0 : Number(reads.read(word).readBigUInt64LE(0));
+    const rl = reads.read(robust);
+    const head = Number(rl.readBigUInt64LE(0));
+    return { altstack, tidAddress, robustList: head === 0 ? null : { head, len: Number(rl.readBigUInt64LE(8)) } };
+  };
 }
 
 /**
@@ -72,43 +78,52 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
     throw err;
   }
   try {
-    const resident = new Map<number, Buffer>();
-    for (const [index, r] of residentOf) {
-      const pages = (r.end - r.start) / 4096;
-      const vec = inj.scratch(pages);
-      inj.call('mincore', SYS.mincore, BigInt(r.start), BigInt(r.end - r.start), vec);
-      resident.set(index, inj.read(vec, pages));
-    }
-    const its = inj.scratch(32);
-    const timers = timerIds.map((id) => {
-      // struct itimerspec: interval then value, each { tv_sec, tv_nsec }
-      inj.call('timer_gettime', SYS.timer_gettime, BigInt(id), its);
-      const b = inj.read(its, 32);
-      const pair = (at: number): [number, number] => [Number(b.readBigInt64LE(at)), Number(b.readBigInt64LE(at + 8))];
-      return { interval: pair(0), left: pair(16), overrun: Number(inj.call('timer_getoverrun', SYS.timer_getoverrun, BigInt(id))) };
+    const reads = new ReadBatch(inj);
+    const vectors = [...residentOf].map(([index, r]) => {
+      const vec = reads.output((r.end - r.start) / 4096);
+      reads.add('mincore', SYS.mincore, [BigInt(r.start), BigInt(r.end - r.start), vec]);
+      return [index, vec] as const;
     });
-    const buf = inj.scratch(SIGNALS * SIGACTION_BYTES);
+    const timerReads = timerIds.map((id) => {
+      // struct itimerspec: interval then value, each { tv_sec, tv_nsec }
+      const its = reads.output(32);
+      reads.add('timer_gettime', SYS.timer_gettime, [BigInt(id), its]);
+      return { its, overrun: reads.add('timer_getoverrun', SYS.timer_getoverrun, [BigInt(id)]) };
+    });
+    const actions = reads.output(SIGNALS * SIGACTION_BYTES);
     for (let sig = 1; sig <= SIGNALS; sig++) {
-      inj.call('rt_sigaction', SYS.rt_sigaction, BigInt(sig), 0n, buf + BigInt((sig - 1) * SIGACTION_BYTES), 8n);
+      reads.add('rt_sigaction', SYS.rt_sigaction, [BigInt(sig), 0n, { of: actions, offset: (sig - 1) * SIGACTION_BYTES }, 8n]);
     }
-    const actions = inj.read(buf, SIGNALS * SIGACTION_BYTES);
-    const own = readThreadOwn(inj);
-    const brk = Number(inj.call('brk', SYS.brk, 0n));
+    const own = queueThreadOwn(reads);
+    const brk = reads.add('brk', SYS.brk, [0n]);
     // struct itimerval: interval then value, each { tv_sec, tv_usec }
-    const tv = inj.scratch(32);
-    const itimers: Itimer[] = [0, 1, 2].map((which) => {
-      inj.call('getitimer', SYS.getitimer, BigInt(which), tv);
-      const b = inj.read(tv, 32);
+    const tvs = [0, 1, 2].map((which) => {
+      const tv = reads.output(32);
+      reads.add('getitimer', SYS.getitimer, [BigInt(which), tv]);
+      return tv;
+    });
+    const noNewPrivs = reads.add('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, [BigInt(PR_GET_NO_NEW_PRIVS)]);
+    const attributes = queueAttributes(reads, pid);
+    // io_submit of nothing looks the context up and submits nothing.
+    const aioSubmits = aioRings.map((ctx) => reads.add('io_submit', SYS.io_submit, [BigInt(ctx), 0n, 0n], [EINVAL]));
+    reads.run();
+    const timers = timerReads.map(({ its, overrun }) => {
+      const b = reads.read(its);
+      const pair = (at: number): [number, number] => [Number(b.readBigInt64LE(at)), Number(b.readBigInt64LE(at + 8))];
+      return { interval: pair(0), left: pair(16), overrun: Number(reads.result(overrun)) };
+    });
+    const itimers: Itimer[] = tvs.map((tv) => {
+      const b = reads.read(tv);
       const us = (at: number): number => Number(b.readBigInt64LE(at)) * 1e6 + Number(b.readBigInt64LE(at + 8));
       return { intervalUs: us(0), valueUs: us(16) };
     });
-    const noNewPrivs = inj.call('prctl(PR_GET_NO_NEW_PRIVS)', SYS.prctl, BigInt(PR_GET_NO_NEW_PRIVS)) === 1n;
-    const attributes = readAttributes(inj, pid);
     const threads = new Map<number, ThreadOwn>();
     for (const tid of others) threads.set(tid, readInThread(guard, tid));
-    // io_submit of nothing looks the context up and submits nothing.
-    const foreignAio = aioRings.filter((ctx) => inj.syscall(SYS.io_submit, BigInt(ctx), 0n, 0n) === -EINVAL);
-    return { actions, ...own, brk, itimers, noNewPrivs, attributes, resident, timers, threads, foreignAio };
+    return {
+      actions: reads.read(actions), ...own(), brk: Number(reads.result(brk)), itimers, noNewPrivs: reads.result(noNewPrivs) === 1n,
+      attributes: attributes(), resident: new Map(vectors.map(([index, vec]) => [index, reads.read(vec)])), timers, threads,
+      foreignAio: aioRings.filter((_, i) => reads.result(aioSubmits[i]!) === EINVAL),
+    };
   } finally {
     try {
       inj.finish();
@@ -127,7 +142,10 @@ function readInThread(guard: Guard, tid: number): ThreadOwn {
   guard.addThread(tid);
   const inj = Injector.attach(tid);
   try {
-    return readThreadOwn(inj);
+    const reads = new ReadBatch(inj, false);
+    const own = queueThreadOwn(reads);
+    reads.run();
+    return own();
   } finally {
     inj.finish();
   }

@@ -5,11 +5,13 @@
 // cr cannot carry is a reason to refuse the dump, and anything the inventory does not know (a
 // field or flag a newer kernel added) is refused by name, never dropped without a word.
 // What only injected getters show is read and judged in attributes.ts and inside.ts.
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { getSyscallUserDispatch } from '../../bridge/ptrace.js';
 import { readLocks } from './locks.js';
 import type { ProcFd } from '../proc/fds.js';
 import { readTimers } from './timers.js';
+import { readProc } from '../proc/read.js';
+import type { RawMapping } from '../proc/smaps.js';
 
 /** How cr treats one item: carried, not carried (docs/state.md says why), or judged by its value. */
 export type Verdict = 'carried' | 'not carried' | ((value: string, own: string, status: Map<string, string>) => string | null);
@@ -137,8 +139,8 @@ function parseStatus(text: string): Map<string, string> {
 }
 
 function statusReasons(pid: number): string[] {
-  const status = parseStatus(readFileSync(`/proc/${pid}/status`, 'latin1'));
-  const own = parseStatus(readFileSync('/proc/self/status', 'latin1'));
+  const status = parseStatus(readProc(`/proc/${pid}/status`));
+  const own = parseStatus(readProc('/proc/self/status'));
   const reasons: string[] = [];
   for (const [name, value] of status) {
     const verdict = STATUS_FIELDS[name];
@@ -184,7 +186,7 @@ function rootReasons(pid: number): string[] {
 function labelReasons(pid: number): string[] {
   const read = (path: string): string | null => {
     try {
-      return readFileSync(path, 'latin1').replace(/\0/g, '').trim();
+      return readProc(path).replace(/\0/g, '').trim();
     } catch {
       return null; // no LSM that keeps a label
     }
@@ -195,9 +197,8 @@ function labelReasons(pid: number): string[] {
 }
 
 /** Protection keys other than the default: the image has no pkeys. */
-function pkeyReasons(pid: number): string[] {
-  const keys = new Set<string>();
-  for (const m of readFileSync(`/proc/${pid}/smaps`, 'latin1').matchAll(/^ProtectionKey:\s+(\d+)/gm)) if (m[1] !== '0') keys.add(m[1]!);
+function pkeyReasons(pid: number, smaps: readonly RawMapping[]): string[] {
+  const keys = new Set(smaps.filter((r) => r.pkey !== 0).map((r) => r.pkey));
   return keys.size ? [`process ${pid} uses memory protection keys (${[...keys].join(', ')}), which cr does not carry`] : [];
 }
 
@@ -206,7 +207,7 @@ function dispatchReasons(pid: number): string[] {
   return getSyscallUserDispatch(pid) === 0 ? [] : [`process ${pid} has syscall user dispatch on (PR_SET_SYSCALL_USER_DISPATCH), which cr does not carry`];
 }
 
-/** Every reason the inventory finds to refuse a frozen process, one line each. */
-export function inventoryReasons(pid: number, fds: readonly ProcFd[]): string[] {
-  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid, fds).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid), ...dispatchReasons(pid)];
+/** Every reason the inventory finds to refuse a frozen process, one line each (`smaps`: its mappings, as parseSmaps read them). */
+export function inventoryReasons(pid: number, fds: readonly ProcFd[], smaps: readonly RawMapping[]): string[] {
+  return [...statusReasons(pid), ...namespaceReasons(pid), ...rootReasons(pid), ...labelReasons(pid), ...readLocks(pid, fds).refusals, ...readTimers(pid).refusals, ...pkeyReasons(pid, smaps), ...dispatchReasons(pid)];
 }

@@ -3,7 +3,7 @@
 // not, no process outside the dumped tree maps, private or shared file mappings that still name their file, private
 // mappings of files that do not (saved whole), the vdso and its data pages). Anything else is
 // refused with a one-line reason.
-import { closeSync, constants as fs, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fs, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { getSeals } from '../../bridge/seek.js';
 import { readContents } from '../kinds/contents.js';
 import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/fdtable.js';
@@ -13,6 +13,7 @@ import { printable } from '../printable.js';
 import { aioRefusals, isAioRing } from './aio.js';
 import { vmflagRefusal } from './inventory.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
+import { readProc } from '../proc/read.js';
 
 const SPECIAL: Record<string, MappingKind> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
 /** VmFlags only the kernel's special mappings ([vdso], [vvar]) have among those cr carries. */
@@ -40,7 +41,7 @@ const SHM_DEST = 0o1000;
  * few segments.
  */
 function sysvListing(id: number): { segment: SysvSegment; attached: number } {
-  const table = readFileSync('/proc/sysvipc/shm', 'latin1').split('\n');
+  const table = readProc('/proc/sysvipc/shm').split('\n');
   const head = table[0]!.trim().split(/\s+/);
   for (const line of table.slice(1)) {
     const cols = line.trim().split(/\s+/);
@@ -136,7 +137,7 @@ export function classify(r: RawMapping): Classified | null {
  * workers it forked) are carried. Only the processes cr may read the maps of are seen
  * (docs/state.md).
  */
-function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
+function sharedElsewhere(pid: number, raw: readonly RawMapping[], members: ReadonlySet<number>): string[] {
   // Shared anonymous memory, and the memfds and deleted files mapped shared (shared-unnamed): a
   // restart makes each again, which no process outside the tree would share.
   const unnamed = (r: RawMapping): boolean => r.perms[3] === 's' && ((r.name.startsWith('/') && r.name.endsWith(' (deleted)') && !SYSV_NAME.test(r.name) && !isAioRing(r)) || isSharedAnon(r.name));
@@ -148,7 +149,7 @@ function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<nu
     if (!/^\d+$/.test(entry) || members.has(Number(entry)) || Number(entry) === pid) continue;
     let maps: string;
     try {
-      maps = readFileSync(`/proc/${entry}/maps`, 'latin1');
+      maps = readProc(`/proc/${entry}/maps`);
     } catch {
       continue; // gone, or not cr's to read
     }
@@ -168,7 +169,7 @@ function sharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<nu
 /** How many of `pid`'s mappings are of System V segment `id`. */
 function sysvMappingsOf(pid: number, id: number): number {
   try {
-    return parseSmaps(readFileSync(`/proc/${pid}/maps`, 'latin1')).filter((r) => r.ino === id && SYSV_NAME.test(r.name)).length;
+    return parseSmaps(readProc(`/proc/${pid}/maps`)).filter((r) => r.ino === id && SYSV_NAME.test(r.name)).length;
   } catch {
     return 0; // gone, or not cr's to read
   }
@@ -181,7 +182,7 @@ function sysvMappingsOf(pid: number, id: number): number {
  * segment still listed under its key, or private but not removed, is attached again by restart if
  * it is still there, shared as before (docs/state.md).
  */
-function sysvSharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySet<number>): string[] {
+function sysvSharedElsewhere(pid: number, raw: readonly RawMapping[], members: ReadonlySet<number>): string[] {
   const ours = new Set<number>();
   for (const r of raw) if (r.perms[3] === 's' && SYSV_NAME.test(r.name)) ours.add(r.ino);
   const reasons: string[] = [];
@@ -201,13 +202,15 @@ function sysvSharedElsewhere(pid: number, raw: RawMapping[], members: ReadonlySe
   return reasons;
 }
 
+/** pid's mappings as /proc/PID/smaps shows them now. */
+export const readSmaps = (pid: number): RawMapping[] => parseSmaps(readProc(`/proc/${pid}/smaps`, 'utf8'));
+
 /**
  * Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists
- * them all. `members`: the tree dumped with it, whose sharing is carried.
+ * them all. `members`: the tree dumped with it, whose sharing is carried; `raw`: its smaps (readSmaps).
  */
-export function unsupportedMappings(pid: number, members: readonly number[] = []): string[] {
+export function unsupportedMappings(pid: number, members: readonly number[] = [], raw: readonly RawMapping[] = readSmaps(pid)): string[] {
   const reasons: string[] = [];
-  const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
   const tree = new Set(members);
   reasons.push(...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree), ...aioRefusals(pid, raw));
   for (const r of raw) {
@@ -238,7 +241,7 @@ export const noObjectsSeen = (): SharedObjectsSeen => ({ numbers: new Map(), sav
  * across a tree's members (the same object, one number), read in tree order.
  */
 export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen()): { mappings: Mapping[]; policies: PagePolicy[]; unnamed: Map<Mapping, { key: string; name: string }> } {
-  const raw = parseSmaps(readFileSync(`/proc/${pid}/smaps`, 'utf8'));
+  const raw = readSmaps(pid);
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
   const unnamed = new Map<Mapping, { key: string; name: string }>();

@@ -5,13 +5,14 @@
 // src/dump/kinds.ts). Its children are not in the way: they are members of the tree dumped with
 // it. All of them, for every member of the tree, are named at once, so the user learns in one try
 // everything that stands in the way.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describeUnsupported, unsupportedFds } from '../dump/gather.js';
 import { CrError } from '../errors.js';
 import type { ProcFd } from '../proc/fds.js';
 import { listThreads, readStatus } from '../proc/process.js';
 import { inventoryReasons } from './inventory.js';
-import { unsupportedMappings } from './maps.js';
+import { readSmaps, unsupportedMappings } from './maps.js';
+import { readProc } from '../proc/read.js';
 
 /** What about the process itself (not its mappings or fds) stands in the way. */
 function processBlockers(pid: number, tracers: Map<number, number[]>): string[] {
@@ -55,8 +56,10 @@ export function refuseUnsupported(
   const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
   const reasons = pids.flatMap((pid) => {
     const fds = fdsOf.get(pid)!;
-    const own = [...unsupportedMappings(pid, pids), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
-    return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
+    // smaps read once for the mappings and the protection keys (the kernel walks every page table for it).
+    const smaps = readSmaps(pid);
+    const own = [...unsupportedMappings(pid, pids, smaps), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
+    return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds, smaps), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
   reasons.push(...tracedOutside, ...connections);
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
@@ -68,7 +71,7 @@ function tracerMap(): Map<number, number[]> {
   const check = (path: string, tid: number): number => {
     let status: string;
     try {
-      status = readFileSync(path, 'latin1');
+      status = readProc(path);
     } catch {
       return 0; // gone
     }

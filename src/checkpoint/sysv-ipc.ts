@@ -5,10 +5,10 @@
 // the set), and the call a thread waits in (/proc/PID/task/TID/syscall: semop, semtimedop,
 // msgsnd and msgrcv take the id first). Each is recorded by kind, key and id: restart finds it
 // still there or refuses (src/restart/sysv-ipc.ts).
-import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { semLastPid } from '../../bridge/sysv-ipc.js';
 import type { SysvIpcObject } from '../image/process-head.js';
+import { readProc } from '../proc/read.js';
 
 const SYS_semop = 65;
 const SYS_msgsnd = 69;
@@ -17,7 +17,7 @@ const SYS_semtimedop = 220;
 
 /** The lines of /proc/sysvipc/NAME, each a column-name -> number lookup. */
 function listing(name: 'sem' | 'msg'): Array<(column: string) => number> {
-  const lines = readFileSync(`/proc/sysvipc/${name}`, 'latin1').split('\n');
+  const lines = readProc(`/proc/sysvipc/${name}`).split('\n');
   const head = lines[0]!.trim().split(/\s+/);
   return lines
     .slice(1)
@@ -32,7 +32,7 @@ function waitedOn(pid: number, tids: readonly number[]): Array<{ kind: 'sem' | '
   for (const tid of tids) {
     let fields: string[];
     try {
-      fields = readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'latin1').trim().split(' ');
+      fields = readProc(`/proc/${pid}/task/${tid}/syscall`).trim().split(' ');
     } catch {
       continue; // not cr's to read: what the other sources tell stands
     }

@@ -2,17 +2,18 @@
 // personality, credentials, resource limits, the executable, and the vdso's bytes (to know the
 // restarting kernel's vdso is the same).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readlinkSync, readSync, statSync } from 'node:fs';
 import type { Mapping, MmFields, ProcessHead } from '../image/process-head.js';
 import { readLimits } from '../proc/limits.js';
 import { readCreds } from '../proc/process.js';
+import { readProc, readProcBytes } from '../proc/read.js';
 
 /** RLIMIT_CPU .. RLIMIT_RTTIME */
 const RLIMIT_COUNT = 16;
 
 /** The mm fields /proc/PID/stat shows (to a tracer); brk comes from the process itself. */
 export function readMmFields(pid: number, brk: number): MmFields {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const stat = readProc(`/proc/${pid}/stat`);
   // Field n (1-based, proc(5)) after the parenthesised comm, which may hold spaces.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
   const field = (n: number): number => Number(rest[n - 3]);
@@ -50,7 +51,7 @@ function readCwd(pid: number): Pick<ProcessHead, 'cwd' | 'cwdRemoved'> {
 const DELETED = ' (deleted)';
 
 export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'cwdRemoved' | 'umask' | 'personality' | 'creds' | 'rlimits' | 'auxv'> {
-  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const status = readProc(`/proc/${pid}/status`);
   let exe: ProcessHead['exe'] = null;
   try {
     const path = readlinkSync(`/proc/${pid}/exe`);
@@ -65,10 +66,10 @@ export function readTask(pid: number): Pick<ProcessHead, 'exe' | 'cwd' | 'cwdRem
     exe,
     ...readCwd(pid),
     umask: parseInt(statusField(status, 'Umask'), 8),
-    personality: parseInt(readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16),
+    personality: parseInt(readProc(`/proc/${pid}/personality`).trim(), 16),
     creds: readCreds(pid),
     rlimits,
-    auxv: readFileSync(`/proc/${pid}/auxv`),
+    auxv: readProcBytes(`/proc/${pid}/auxv`),
   };
 }
 

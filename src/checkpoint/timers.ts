@@ -2,8 +2,8 @@
 // and its value, and how it notifies (a signal to the process or to its thread, or nothing).
 // Their interval and time left are read by injected timer_gettime (injected-reads.ts). What
 // restart cannot create again (a CPU clock of another process, SIGEV_THREAD) is a reason to refuse.
-import { readFileSync } from 'node:fs';
 import { TIMER_CLOCKS } from '../image/process-head.js';
+import { readProc } from '../proc/read.js';
 
 export interface TimerEntry {
   id: number;
@@ -18,7 +18,7 @@ export interface TimerEntry {
 const BLOCK = /^ID: (\d+)\nsignal: (\d+)\/([0-9a-f]{16})\nnotify: (\w+)\/(pid|tid)\.(\d+)\nClockID: (-?\d+)$/gm;
 
 export function readTimers(pid: number): { timers: TimerEntry[]; refusals: string[] } {
-  const text = readFileSync(`/proc/${pid}/timers`, 'latin1');
+  const text = readProc(`/proc/${pid}/timers`);
   const timers: TimerEntry[] = [];
   const refusals: string[] = [];
   for (const m of text.matchAll(BLOCK)) {

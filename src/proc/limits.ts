@@ -1,7 +1,7 @@
 // Resource limits from /proc/PID/limits. prlimit(2) on a process of another user needs
 // CAP_SYS_RESOURCE, which cr may lack even as root; the proc file anyone may read.
-import { readFileSync } from 'node:fs';
 import type { Rlimit } from '../model/fdtable.js';
+import { readProc } from './read.js';
 
 export interface ProcLimit {
   /** RLIMIT_* number: the file lists the limits in resource order */
@@ -13,7 +13,7 @@ export interface ProcLimit {
 
 /** Every limit of the process, in resource order. */
 export function readLimits(pid: number): ProcLimit[] {
-  const lines = readFileSync(`/proc/${pid}/limits`, 'latin1').split('\n').slice(1).filter(Boolean);
+  const lines = readProc(`/proc/${pid}/limits`).split('\n').slice(1).filter(Boolean);
   return lines.map((line, resource) => {
     // "Max open files            1024                 20000                files"
     const [soft, hard] = line.slice(26).trim().split(/\s+/);

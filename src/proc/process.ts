@@ -1,7 +1,8 @@
 // Who a process is, as /proc shows it: identity for the image, and the state and tracer that
 // decide whether cr may freeze it.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { badInput } from '../errors.js';
+import { readProc } from './read.js';
 
 /** PF_EXITING (include/linux/sched.h): the task is in do_exit. */
 const PF_EXITING = 0x4;
@@ -27,7 +28,7 @@ export interface ProcessStatus {
 }
 
 export function readStatus(pid: number): ProcessStatus {
-  const text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const text = readProc(`/proc/${pid}/status`);
   const field = (name: string): string => {
     const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
     if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
@@ -51,7 +52,7 @@ export interface Creds {
 }
 
 export function readCreds(pid: number): Creds {
-  const text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const text = readProc(`/proc/${pid}/status`);
   const ids = (name: string): number[] => {
     const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(text);
     if (!m) throw new Error(`/proc/${pid}/status has no ${name} line`);
@@ -62,8 +63,8 @@ export function readCreds(pid: number): Creds {
 }
 
 export function readIdentity(pid: number): ProcessIdentity {
-  const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
-  const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  const comm = readProc(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
+  const raw = readProc(`/proc/${pid}/cmdline`, 'utf8');
   // Arguments are NUL-terminated; a process that rewrote its argv may leave no final NUL.
   const cmdline = raw === '' ? [] : raw.replace(/\0$/, '').split('\0');
   return { pid, comm, cmdline, uid: readStatus(pid).uid };
@@ -81,7 +82,7 @@ export function isRunning(pid: number): boolean {
   try {
     // A process killed a moment ago has closed its fds and freed its memory (do_exit) while its
     // state still reads R or D: the kernel's PF_EXITING flag (field 9 of stat) says it is going.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const stat = readProc(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const state = fields[0];
     return state !== 'Z' && state !== 'X' && (Number(fields[6]) & PF_EXITING) === 0;

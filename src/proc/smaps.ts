@@ -16,6 +16,8 @@ export interface RawMapping {
   /** kB of the mapping in memory (Rss) and in swap (Swap) */
   rssKb: number;
   swapKb: number;
+  /** ProtectionKey: the mapping's memory protection key (0, the default, where the CPU has none) */
+  pkey: number;
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+) *(.*)$/;
@@ -39,6 +41,7 @@ export function parseSmaps(text: string): RawMapping[] {
         vmflags: [],
         rssKb: 0,
         swapKb: 0,
+        pkey: 0,
       });
       continue;
     }
@@ -47,6 +50,7 @@ export function parseSmaps(text: string): RawMapping[] {
     if (line.startsWith('VmFlags:')) last.vmflags = line.slice(8).trim().split(/\s+/).filter(Boolean);
     else if (line.startsWith('Rss:')) last.rssKb = parseInt(line.slice(4), 10);
     else if (line.startsWith('Swap:')) last.swapKb = parseInt(line.slice(5), 10);
+    else if (line.startsWith('ProtectionKey:')) last.pkey = parseInt(line.slice(14), 10);
   }
   return out;
 }

@@ -1,9 +1,10 @@
 // A process tree as /proc shows it: each process's children (/proc/PID/task/TID/children, one
 // list per thread: a child belongs to the thread that forked it) and what the image keeps of a
 // member (parent, process group, session, job-control stop, a zombie's wait status).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { decodeWaitStatus, type TreeMember } from '../model/tree.js';
 import { readIdentity } from './process.js';
+import { readProc } from './read.js';
 
 export interface ProcStat {
   /** one-letter state (R, S, D, T, t, Z, X, ...) */
@@ -22,7 +23,7 @@ export interface ProcStat {
 
 /** /proc/PID/stat's fields the tree needs (throws if the process is gone). */
 export function readStat(pid: number): ProcStat {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const stat = readProc(`/proc/${pid}/stat`);
   const open = stat.indexOf('(');
   const close = stat.lastIndexOf(')');
   // Field n (1-based, proc(5)) after the parenthesised comm, which may hold spaces and parentheses.
@@ -52,7 +53,7 @@ export function childrenOf(pid: number): number[] {
   for (const tid of tids) {
     let text: string;
     try {
-      text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1');
+      text = readProc(`/proc/${pid}/task/${tid}/children`);
     } catch {
       continue; // the thread ended
     }
