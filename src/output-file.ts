@@ -10,13 +10,13 @@
 // StdoutOutput writes as it goes; a failed dump leaves the reader a truncated image, which its
 // checksum refuses.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
 import { SyscallError } from '../bridge/errno.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt } from '../bridge/file.js';
 import { badInput, CrError, errMessage } from './errors.js';
-import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDWR } from './model/fdtable.js';
+import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
 
 /** O_TMPFILE (include/uapi/asm-generic/fcntl.h): __O_TMPFILE | O_DIRECTORY. */
 const O_TMPFILE = 0o20000000 | O_DIRECTORY;
@@ -52,11 +52,6 @@ export function checkOutputPath(path: string, opts: { force: boolean; label?: st
 /** Where an image goes: a file (OutputFile) or stdout (StdoutOutput). */
 export interface Output {
   write(parts: Buffer[]): void;
-  /**
-   * A file (not stdout) reads back what was written: bytes at `position` into buf, how many
-   * (a writer may hash its bytes after the fact, once the process is let go).
-   */
-  readBack?(buf: Buffer, position: number): number;
   /** the image is complete: nothing is left to write */
   commit(): void;
   /** give up (a file leaves nothing behind; stdout cannot take back what it sent) */
@@ -131,14 +126,14 @@ export class OutputFile implements Output {
     checkOutputPath(path, opts);
     const dir = dirname(path);
     try {
-      return new OutputFile(path, openSync(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, opts.mode), null, opts);
+      return new OutputFile(path, openSync(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, opts.mode), null, opts);
     } catch (err) {
       // EOPNOTSUPP: a file system without O_TMPFILE; EISDIR, EINVAL: a kernel without it.
       if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes(codeOf(err) ?? '')) throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
     }
     const tmp = randomName(path);
     try {
-      return new OutputFile(path, openSync(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode), tmp, opts);
+      return new OutputFile(path, openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode), tmp, opts);
     } catch (err) {
       throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
     }
@@ -164,14 +159,6 @@ export class OutputFile implements Output {
       }
     } catch (err) {
       throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
-    }
-  }
-
-  readBack(buf: Buffer, position: number): number {
-    try {
-      return readSync(this.fd, buf, 0, buf.length, position);
-    } catch (err) {
-      throw new CrError(`cannot read back ${this.label}: ${errMessage(err)}`);
     }
   }
 

@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { kill, SIGSTOP } from '../bridge/signal.js';
 import { readStatus } from '../src/proc/process.js';
 import { PROCESS_FORMAT_VERSION } from '../src/image/process-format.js';
+import { imageChecksum } from '../src/image/checksum.js';
 import { IMAGE_FORMAT_VERSION } from '../src/image/format.js';
 import { CR, cr, ROOT, type Run } from './helpers/cli.js';
 import { ensureReaped, withProcess } from './helpers/processes.js';
@@ -41,7 +42,7 @@ function processImage(head: Buffer): Buffer {
   header.writeUInt32LE(PROCESS_FORMAT_VERSION, 8);
   const tree = plain.pack({ formatVersion: PROCESS_FORMAT_VERSION, members: [{ pid: 1, ppid: 0, pgid: 1, sid: 1, comm: 'x', cmdline: [], stopped: false, zombie: null }] });
   const sealed = Buffer.concat([header, record(5, tree), record(2, plain.pack(null)), record(1, head)]);
-  return Buffer.concat([sealed, record(4, sha256(sealed))]);
+  return Buffer.concat([sealed, record(4, imageChecksum(sealed))]);
 }
 
 /** An fd-table image whose payload is given as bytes, its checksum right. */

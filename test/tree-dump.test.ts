@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { kill, SIGCONT, SIGKILL, SIGSTOP } from '../bridge/signal.js';
 import { ProcessImage, RECORD_END, RECORD_HEAD, RECORD_TREE } from '../src/image/process-format.js';
-import { createHash } from 'node:crypto';
+import { imageChecksum } from '../src/image/checksum.js';
 import { Packr, Unpackr } from 'msgpackr';
 import { pipeOf } from '../src/model/fdtable.js';
 import { decodeWaitStatus, treeProblem, type TreeMember } from '../src/model/tree.js';
@@ -78,7 +78,7 @@ function sealRecords(header: Buffer, records: Array<{ type: number; body: Buffer
     return Buffer.concat([h, body]);
   };
   const before = Buffer.concat([header, ...records.map((r) => rec(r.type, r.body))]);
-  return Buffer.concat([before, rec(RECORD_END, createHash('sha256').update(before).digest())]);
+  return Buffer.concat([before, rec(RECORD_END, imageChecksum(before))]);
 }
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });

@@ -1,5 +1,5 @@
 // Bad whole-process images (docs/process-image.md: a file header, then records TREE, FDS, then HEAD
-// and its PAGES per live member, END holding the sha256 of every byte before it). Byte damage is left for the END checksum to
+// and its PAGES per live member, END holding the checksum of every byte before it). Byte damage is left for the END checksum to
 // catch; lies in the head or in the record structure get a recomputed END, so they reach the
 // validation behind it.
 import { Unpackr } from 'msgpackr';
@@ -7,7 +7,8 @@ import { PAGE_SIZE, PROCESS_FORMAT_VERSION, PROCESS_MAGIC, RECORD_END, RECORD_FD
 import { Rng } from '../fuzz/random.js';
 import type { Column } from './cli.js';
 import type { Mutant, MutantOptions, Seed } from './mutant.js';
-import { clone, pack, sha256 } from './raw.js';
+import { clone, pack } from './raw.js';
+import { imageChecksum } from '../image/checksum.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const FILE_HEADER = 16;
@@ -44,7 +45,7 @@ const record = (type: number, body: Buffer, length = body.length): Buffer => {
 /** The file for these records, with an END record whose checksum matches. */
 function seal(header: Buffer, records: Buffer[]): Buffer {
   const before = Buffer.concat([header, ...records]);
-  return Buffer.concat([before, record(RECORD_END, sha256(before))]);
+  return Buffer.concat([before, record(RECORD_END, imageChecksum(before))]);
 }
 
 // The head is deliberately untyped here: mutants put any value anywhere.

@@ -42,7 +42,7 @@ export function copyCr(from: string, to: string): void {
   readableByAll(to);
 }
 
-/** The bare specifiers (package names) the compiled code imports, `node:` ones aside. */
+/** The bare specifiers (package names) the compiled code imports or requires, `node:` ones aside. */
 function importedPackages(root: string): Set<string> {
   const names = new Set<string>();
   const visit = (path: string): void => {
@@ -51,7 +51,7 @@ function importedPackages(root: string): Set<string> {
       return;
     }
     if (!path.endsWith('.js')) return;
-    for (const m of readFileSync(path, 'utf8').matchAll(/(?:\bfrom|\bimport\s*\(?)\s*'([^'./][^']*)'/g)) {
+    for (const m of readFileSync(path, 'utf8').matchAll(/(?:\bfrom|\bimport\s*\(?|\brequire\s*\()\s*'([^'./][^']*)'/g)) {
       const spec = m[1]!;
       if (spec.startsWith('node:')) continue;
       const parts = spec.split('/');
