@@ -31,6 +31,8 @@ export interface DumpOptions {
   leaveStopped?: boolean;
   /** kill the process once the image is complete (to move it); a failed dump kills nothing */
   kill?: boolean;
+  /** fsync the image before it is given its name; always done with kill (the image is then all there is of the process) */
+  sync?: boolean;
   /**
    * established TCP connections are not carried by TCP repair but recorded to be restored as
    * reset by their peer (without it, a connection cr cannot lock is refused)
@@ -73,8 +75,9 @@ export interface DumpResult {
 }
 
 /** Checkpoint process pid to opts.output (docs/dump.md, docs/restart.md). */
-export async function dump(pid: number, opts: DumpOptions): Promise<DumpResult> {
-  checkDump(pid, opts);
+export async function dump(pid: number, given: DumpOptions): Promise<DumpResult> {
+  checkDump(pid, given);
+  const opts = { ...given, sync: (given.sync ?? false) || (given.kill ?? false) };
   if (opts.signal === undefined) return dumpNow(pid, opts);
   if (opts.signal.aborted) throw interrupted(opts.signal, 'nothing was done');
   let wasStopped = false;
@@ -137,7 +140,7 @@ function dumpNow(pid: number, opts: DumpOptions, keepConnections = false): DumpR
       return { pid, comm: image.process.comm, whole: false, output: opts.output, afterwards, counts: tableCounts(image.table), dropped: image.dropped, phases };
     }
     const r = checkpointProcess(pid, opts.output, {
-      ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }), force: opts.force ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false,
+      ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }), force: opts.force ?? false, sync: opts.sync ?? false, leaveStopped: opts.leaveStopped ?? false, kill: opts.kill ?? false,
       onProgress: opts.onProgress, tcpClose: opts.tcpClose ?? false, keepConnections,
     });
     const image = r.fdImage;
@@ -161,7 +164,7 @@ function dumpNow(pid: number, opts: DumpOptions, keepConnections = false): DumpR
 /** The fd table only. */
 function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases } {
   // Created before the process is touched: a path cr may not write fails here, not after the freeze.
-  const out = openImageOutput(opts.output, { force: opts.force ?? false });
+  const out = openImageOutput(opts.output, { force: opts.force ?? false, sync: opts.sync ?? false });
   try {
     // A process stopped by job control stays stopped whatever becomes of the dump.
     let wasStopped = false;

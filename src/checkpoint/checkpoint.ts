@@ -44,6 +44,8 @@ export interface CheckpointOptions {
   leaveStopped?: boolean;
   /** kill the process once the image is complete (never before: a failed dump lets it run on) */
   kill?: boolean;
+  /** fsync the image before it is given its name (openImageOutput) */
+  sync?: boolean;
   /** bound on each wait for the process to stop */
   timeoutMs?: number;
   /** established TCP connections left unlocked, recorded to be restored as reset (--tcp-close) */
@@ -221,7 +223,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const timeoutMs = opts.timeoutMs ?? 5000;
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
-  const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false });
+  const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false, sync: opts.sync ?? false });
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = performance.now();

@@ -1,4 +1,4 @@
-// `cr dump --pid PID -o IMAGE [--force] [--leave-stopped | --kill] [--timings]`: the whole process
+// `cr dump --pid PID -o IMAGE [--force] [--sync] [--leave-stopped | --kill] [--timings]`: the whole process
 // (docs/restart.md), for `restore IMAGE`. With `--fds-only [--skip-unsupported]`: its fd table
 // only (docs/dump.md), for `restore IMAGE -- CMD` and `--into`.
 import { constants } from 'node:os';
@@ -15,8 +15,8 @@ export const command = defineCommand({
   name: 'dump',
   summary: 'Checkpoint a running process: the whole of it, or its fd table only (--fds-only).',
   usage: [
-    'dump --pid PID -o IMAGE [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE] [--quiet]',
-    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--max-deleted-size BYTES] [--force] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE]',
+    'dump --pid PID -o IMAGE [--max-deleted-size BYTES] [--force] [--sync] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE] [--quiet]',
+    'dump --pid PID -o IMAGE --fds-only [--skip-unsupported] [--max-deleted-size BYTES] [--force] [--sync] [--leave-stopped | --kill] [--tcp-close] [--timings] [--log FILE]',
   ],
   operands: [],
   flags: {
@@ -26,6 +26,7 @@ export const command = defineCommand({
     'skip-unsupported': { help: 'with --fds-only: leave out (and list) the fds cr cannot dump instead of refusing' },
     'max-deleted-size': { value: 'BYTES', help: 'most data of one memfd the image may carry (default 64 MiB); a larger one is refused' },
     force: { help: 'replace IMAGE if it exists (a symlink is replaced, never followed)' },
+    sync: { help: 'fsync IMAGE before it is given its name, so that it survives a crash of the machine (always done with --kill)' },
     'leave-stopped': { help: 'leave the process stopped after the dump' },
     kill: { help: 'kill the process once the image is complete (to move it); a failed dump lets it run on. Its TCP connections end silently (no FIN, no RST): a restore takes them over' },
     'tcp-close': { help: 'do not carry established TCP connections (TCP repair, CAP_NET_ADMIN): restore each as reset by its peer (the next read sees ECONNRESET)' },
@@ -92,7 +93,7 @@ export async function run(args: string[]): Promise<number> {
     // The log's path is judged (and its file made) before the process is touched.
     r = await CallLog.around(opts.log, `cr dump --pid ${pid}`, () =>
       dump(pid, {
-        output: opts.output, fdsOnly: opts['fds-only'], skipUnsupported: opts['skip-unsupported'], force: opts.force,
+        output: opts.output, fdsOnly: opts['fds-only'], skipUnsupported: opts['skip-unsupported'], force: opts.force, sync: opts.sync,
         ...(maxText === undefined ? {} : { maxDeletedSize: Number(maxText) }),
         leaveStopped: opts['leave-stopped'], kill: opts.kill, tcpClose: opts['tcp-close'], signal: interrupt.signal, onProgress: progress?.onProgress,
       }),

@@ -77,8 +77,8 @@ export class ProcessImageWriter {
   private constructor(private readonly out: Output) {}
 
   /** Refuses an existing path (unless force), a directory or a device, or a directory it cannot write, before anything is written. */
-  static create(path: string, opts: { force: boolean }): ProcessImageWriter {
-    return new ProcessImageWriter(openImageOutput(path, opts));
+  static create(path: string, opts: { force: boolean; sync?: boolean }): ProcessImageWriter {
+    return new ProcessImageWriter(openImageOutput(path, { force: opts.force, sync: opts.sync ?? false }));
   }
 
   tree(members: TreeMember[]): void {
@@ -131,7 +131,7 @@ export class ProcessImageWriter {
     if (parts.length > 0) this.put(parts);
   }
 
-  /** Seal (END record with the checksum), fsync and put in place. Returns the image size. */
+  /** Seal (END record with the checksum), fsync if asked and put in place. Returns the image size. */
   commit(): number {
     if (this.state !== 'pages' || this.heads.length > 0) throw new Error('process image: commit before every live member\'s head');
     this.record(RECORD_END, [this.hash.digest()]);
