@@ -1,5 +1,5 @@
 // Copying a frozen process's pages into the image, streamed: /proc/PID/pagemap says which pages
-// exist, process_vm_readv copies them in batches of up to 16 MiB (one call, many ranges; the
+// exist, process_vm_readv copies them in batches of 1 MiB (one call, many ranges; the
 // pages of a mapping the process cannot read itself through /proc/PID/mem, which reads whatever
 // the protection), and each batch goes to the image writer in one writev before the next is read. Saved: anonymous pages the process has (never-touched ones
 // read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
@@ -107,7 +107,9 @@ export function savePages(
         let from = -1;
         for (let p = 0; p <= pages; p++) {
           const at = r.at + p * PAGE_SIZE;
-          const zero = p < pages && data.compare(ZERO, 0, PAGE_SIZE, at, at + PAGE_SIZE) === 0;
+          // Most pages that hold data have a byte set among their first two: those are told
+          // without a call into C (0.4 against 10 ms per 300 MiB of random bytes).
+          const zero = p < pages && data[at] === 0 && data[at + 1] === 0 && data.compare(ZERO, 0, PAGE_SIZE, at, at + PAGE_SIZE) === 0;
           if (p < pages && !zero) {
             if (from < 0) from = p;
             continue;
