@@ -8,7 +8,7 @@
 // so unlike int3 no trap signal is forced (which would reset a SIGTRAP handler).
 // A tracee that may not map executable memory (MDWE) gets the same batches one injected call at
 // a time: callers see one interface either way.
-import { readMemory, writeMemory } from '../../bridge/memory.js';
+import { copyRanges, readMemory, writeMemory } from '../../bridge/memory.js';
 import { cont, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, setRegs } from '../../bridge/ptrace.js';
 import { signalName, SIGSTOP } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
@@ -71,11 +71,26 @@ export class StagedData {
   }
 }
 
-/** A batch being built: calls, and the data they point at, staged at addresses in the tracee. */
+/** Words of a record: nr, six arguments, expected result, result. */
+const RECORD_WORDS = RECORD_BYTES / 8;
+/** First sizes of a batch's buffers; each doubles as needed, up to the batch's capacity. */
+const FIRST_DATA = 4096;
+const FIRST_RECORDS = 64;
+
+/**
+ * A batch being built: calls, and the data they point at, staged at addresses in the tracee. Both
+ * are written as they are added into buffers of the layout batch.S reads (records as nine 64-bit
+ * words; data 16-byte aligned), so running it is one write of the two: no object per call, no
+ * copy of every piece at the end.
+ */
 export class Batch {
-  readonly calls: BatchCall[] = [];
-  private readonly chunks: Buffer[] = [];
+  private data = Buffer.alloc(FIRST_DATA);
   private staged = 0;
+  private words = new BigInt64Array(FIRST_RECORDS * RECORD_WORDS);
+  /** each call's count of arguments, for calls (a trace names only the ones given) */
+  private argc = new Uint8Array(FIRST_RECORDS);
+  private count = 0;
+  private loads = 0;
 
   constructor(
     /** where the batch's data goes in the tracee */
@@ -86,16 +101,25 @@ export class Batch {
 
   /** Bytes left for one more call's data. */
   room(): number {
-    return this.capacity - this.staged - (this.calls.length + 1) * RECORD_BYTES;
+    return this.capacity - this.staged - (this.count + 1) * RECORD_BYTES;
   }
 
   /** Stage data (strings NUL-terminated) for a call; its address in the tracee. */
   put(data: Buffer | string): bigint {
-    const buf = typeof data === 'string' ? Buffer.from(`${data}\0`) : data;
-    const size = (buf.length + 15) & ~15;
-    if (size > this.room()) throw new Error(`batch area full (${buf.length} bytes more asked, ${this.room()} left)`);
+    const length = typeof data === 'string' ? Buffer.byteLength(data) + 1 : data.length;
+    const size = (length + 15) & ~15;
+    if (size > this.room()) throw new Error(`batch area full (${length} bytes more asked, ${this.room()} left)`);
+    if (this.staged + size > this.data.length) {
+      let grown = this.data.length * 2;
+      while (grown < this.staged + size) grown *= 2;
+      const next = Buffer.alloc(grown);
+      this.data.copy(next, 0, 0, this.staged);
+      this.data = next;
+    }
+    // Padding and a string's NUL are the zeros of the fresh buffer: nothing is written twice.
+    if (typeof data === 'string') this.data.write(data, this.staged, 'utf8');
+    else data.copy(this.data, this.staged);
     const addr = this.dataAt + BigInt(this.staged);
-    this.chunks.push(buf, Buffer.alloc(size - buf.length));
     this.staged += size;
     return addr;
   }
@@ -108,7 +132,44 @@ export class Batch {
   call(nr: number, args: bigint[], expect: bigint): void {
     if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
     if (this.room() < 0) throw new Error('batch area full');
-    this.calls.push({ nr, args, expect });
+    if (this.count === this.argc.length) {
+      const words = new BigInt64Array(this.words.length * 2);
+      words.set(this.words);
+      this.words = words;
+      const argc = new Uint8Array(this.argc.length * 2);
+      argc.set(this.argc);
+      this.argc = argc;
+    }
+    // x86_64 is little-endian, as the routine reads the words; a BigInt64Array stores each value
+    // modulo 2^64, as the registers take it.
+    const w = this.count * RECORD_WORDS;
+    const words = this.words;
+    words[w] = BigInt(nr);
+    for (let a = 0; a < args.length; a++) words[w + 1 + a] = args[a]!;
+    words[w + EXPECT_AT / 8] = expect;
+    this.argc[this.count] = args.length;
+    this.count++;
+    if (nr === LOAD) this.loads++;
+  }
+
+  /** Calls added so far. */
+  get length(): number {
+    return this.count;
+  }
+
+  /** Of them, the system calls (not LOAD records). */
+  get syscalls(): number {
+    return this.count - this.loads;
+  }
+
+  /** The calls added, read back from their records (a trace, a batch run call by call). */
+  get calls(): BatchCall[] {
+    const out: BatchCall[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const w = i * RECORD_WORDS;
+      out.push({ nr: Number(this.words[w]), args: Array.from(this.words.subarray(w + 1, w + 1 + this.argc[i]!)), expect: this.words[w + EXPECT_AT / 8]! });
+    }
+    return out;
   }
 
   /** Bytes of data staged so far. */
@@ -116,20 +177,18 @@ export class Batch {
     return this.staged;
   }
 
-  /** The staged data, then the records batch.S reads. */
-  image(): { bytes: Buffer; recordsAt: bigint } {
-    // Nine 64-bit words a record (x86_64 is little-endian, as the routine reads them); a
-    // BigInt64Array stores each value modulo 2^64, as the registers take it.
-    const words = new BigInt64Array(this.calls.length * (RECORD_BYTES / 8));
-    let w = 0;
-    for (const c of this.calls) {
-      words[w] = BigInt(c.nr);
-      for (let a = 0; a < 6; a++) words[w + 1 + a] = c.args[a] ?? 0n;
-      words[w + EXPECT_AT / 8] = c.expect;
-      w += RECORD_BYTES / 8;
-    }
-    const records = Buffer.from(words.buffer, words.byteOffset, words.byteLength);
-    return { bytes: Buffer.concat([...this.chunks, records]), recordsAt: this.dataAt + BigInt(this.staged) };
+  /** Where the records go in the tracee: right after the data. */
+  get recordsAt(): bigint {
+    return this.dataAt + BigInt(this.staged);
+  }
+
+  /** The staged data and the records, as batch.S reads them from dataAt on (views, not copies). */
+  image(): { data: Buffer; records: Buffer; recordsAt: bigint } {
+    return {
+      data: this.data.subarray(0, this.staged),
+      records: Buffer.from(this.words.buffer, this.words.byteOffset, this.count * RECORD_BYTES),
+      recordsAt: this.recordsAt,
+    };
   }
 }
 
@@ -182,9 +241,15 @@ export class BatchRunner {
    * SIGSTOP can: the rest are blocked) are suppressed and handed to `deferred`.
    */
   run(batch: Batch, opts: { readBack?: boolean; deferred?: number[] } = {}): BatchOutcome {
-    const n = batch.calls.length;
-    const { bytes, recordsAt } = batch.image();
-    if (bytes.length > 0) writeMemory(this.inj.pid, batch.dataAt, bytes);
+    const n = batch.length;
+    const { data: staged, records, recordsAt } = batch.image();
+    // Data and records are contiguous in the tracee: one process_vm_writev of the two buffers.
+    const total = staged.length + records.length;
+    if (total > 0) {
+      const ranges = [{ addr: Number(batch.dataAt), data: staged }, { addr: Number(recordsAt), data: records }].filter((r) => r.data.length > 0);
+      const done = copyRanges(this.inj.pid, ranges, true);
+      if (done !== total) throw new Error(`process_vm_writev(pid=${this.inj.pid}, 0x${batch.dataAt.toString(16)}, ${total} bytes): ${done} written`);
+    }
     // Call by call, each injected call is traced by the injector itself.
     const start = this.code !== null && tracing() ? performance.now() : 0;
     const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt, opts.deferred ?? []);
@@ -240,8 +305,13 @@ export class BatchRunner {
     const matched = Number((getRegs(pid).rbx - recordsAt) / BigInt(RECORD_BYTES));
     const ran = Math.min(n, matched + 1);
     const records = readMemory(pid, recordsAt, ran * RECORD_BYTES);
-    const results: bigint[] = [];
-    for (let i = 0; i < ran; i++) results.push(records.readBigInt64LE(i * RECORD_BYTES + RESULT_AT));
+    const results: bigint[] = new Array(ran);
+    if (records.byteOffset % 8 === 0) {
+      const words = new BigInt64Array(records.buffer, records.byteOffset, ran * RECORD_WORDS);
+      for (let i = 0; i < ran; i++) results[i] = words[i * RECORD_WORDS + RESULT_AT / 8]!;
+    } else {
+      for (let i = 0; i < ran; i++) results[i] = records.readBigInt64LE(i * RECORD_BYTES + RESULT_AT);
+    }
     return { matched, results };
   }
 }

@@ -116,9 +116,8 @@ function pathWants(table: FdTable): Map<string, PathWant> {
   return wants;
 }
 
-/** One call queued in a batch: the plan op it is part of, and what to check once it ran. */
+/** One call queued in a batch: what to check once it ran (the op it is part of is kept beside it). */
 interface Queued {
-  op: number;
   /** the call, when it is not the op's own (a check cr adds), for the one-line error */
   call?: string;
   /** expected result, when the plan names one (otherwise any success) */
@@ -130,6 +129,9 @@ interface Queued {
   /** what to say when the result is not `want` (a LOAD record's memory: pipe2's fds, a count) */
   mismatch?: (result: bigint) => OpFailure;
 }
+
+/** A call with nothing to check but that it succeeded. */
+const NOTHING: Queued = Object.freeze({});
 
 /** Bytes a batch takes for data of n bytes (Batch.put keeps 16-byte alignment). */
 const padded = (n: number): number => (n + 15) & ~15;
@@ -147,6 +149,8 @@ class Replayer {
   private readonly chunkMax: number;
   private batch: Batch;
   private queued: Queued[] = [];
+  /** the plan op each queued call is part of */
+  private queuedOps: number[] = [];
   /** how many of the queued calls have a check to make in cr once they ran */
   private checks = 0;
   /** index of the op being queued */
@@ -185,12 +189,13 @@ class Replayer {
   }
 
   /** Queue a call; the batch is run first when it has no room for `bytes` more of data. */
-  private queue(nr: number, args: bigint[], q: Omit<Queued, 'op'> = {}): void {
+  private queue(nr: number, args: bigint[], q: Queued = NOTHING): void {
     // Only a call with no data of its own can find the batch full: an op that stages data
     // reserved room for all its calls with it.
     if (this.batch.room() < 0) this.flush();
     this.batch.call(nr, args, q.want === undefined ? ANY_SUCCESS : BigInt(q.want));
-    this.queued.push({ ...q, op: this.opIndex });
+    this.queued.push(q);
+    this.queuedOps.push(this.opIndex);
     if (q.check) this.checks++;
   }
 
@@ -214,21 +219,24 @@ class Replayer {
    */
   flush(): void {
     const calls = this.queued;
+    const ops = this.queuedOps;
     if (calls.length === 0) return;
     const queueing = this.opIndex;
-    this.opts.onBatch?.({ recordsAt: this.batch.dataAt + BigInt(this.batch.dataBytes), calls: calls.length, lastOp: calls[calls.length - 1]!.op });
+    this.opts.onBatch?.({ recordsAt: this.batch.recordsAt, calls: calls.length, lastOp: ops[ops.length - 1]! });
     const t = performance.now();
-    const ran = this.batch.calls;
+    const ran = this.batch;
     const out = this.runner.run(this.batch, { readBack: this.checks > 0 });
     this.stats.batchMs += performance.now() - t;
     this.stats.batches++;
-    for (let i = 0; i < out.results.length; i++) if (ran[i]!.nr !== LOAD) this.stats.syscalls++;
+    // A batch that stops early fails the replay: its count only says how far it went.
+    this.stats.syscalls += out.matched === ran.length ? ran.syscalls : out.results.length;
     this.batch = this.runner.batch();
     this.queued = [];
+    this.queuedOps = [];
     this.checks = 0;
     for (let i = 0; i < out.results.length; i++) {
       const q = calls[i]!;
-      this.opIndex = q.op;
+      this.opIndex = ops[i]!;
       if (i < out.matched) {
         q.check?.(out.data!);
         continue;
