@@ -33,6 +33,7 @@ import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
 import { stopwatch } from '../timing.js';
 import { holdConnections, type HeldConnections } from '../dump/connections.js';
+import { checkGathered } from '../dump/fd-dump.js';
 import { readProc } from '../proc/read.js';
 
 export interface CheckpointOptions {
@@ -230,10 +231,10 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
-    // Connections are locked before anything is read of them (src/dump/connections.ts).
-    connections = holdConnections(live.map((m) => m.pid), { tcpClose: opts.tcpClose ?? false, whole: true });
-    // Each member's fds read once, for the refusal, the locks and the fd table alike.
+    // Each member's fds read once, for the connections, the refusal, the locks and the fd table alike.
     const fds = live.map((m) => readProcFds(m.pid));
+    // Connections are locked before anything is read of them (src/dump/connections.ts).
+    connections = holdConnections(live.map((m, i) => ({ pid: m.pid, fds: fds[i]! })), { tcpClose: opts.tcpClose ?? false, whole: true });
     refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced, tree.members.map((m) => m.pid), connections.reasons);
     for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
@@ -278,6 +279,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       lap('thaw');
     };
     if (!opts.kill) thawAll();
+    checkGathered(fdImage);
     const bytes = writer.commit();
     lap('write');
     if (opts.kill) {

@@ -7,7 +7,10 @@ import type { Image } from '../image/format.js';
 import type { ProcFd } from '../proc/fds.js';
 import type { ProcessIdentity } from '../proc/process.js';
 
-/** `root` is the identity the image's envelope names; procs the live members, parents first, with their fds as read once (`fds`). */
+/**
+ * `root` is the identity the image's envelope names; procs the live members, parents first, with
+ * their fds as read once (`fds`). The image is not checked yet (checkGathered, after the thaw).
+ */
 export function captureFdTables(root: ProcessIdentity, procs: Array<{ pid: number; parent?: number }>, fds: ReadonlyArray<readonly ProcFd[]>, maxContents?: number): Image {
   const gathered = gatherTree(procs, fds, undefined, maxContents);
   copyPipes(gathered.tables.pipes, gathered.pipeEnds);

@@ -7,12 +7,11 @@
 // (handOver). This is where the policy lives: without CAP_NET_ADMIN, or in an fd-table-only
 // dump, a connection is refused naming it, unless --tcp-close asks for it to be left as it is
 // (recorded, and restored, as reset by its peer).
-import { readlinkSync } from 'node:fs';
 import { closeFd } from '../../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
 import { getpeername, getsockname, getsockoptInt, SOL_SOCKET, AF_INET, AF_INET6 } from '../../bridge/socket.js';
 import { hasFilter, HOLD_SECONDS, HOLDER_MARK, lock, tcpState, TCP_ESTABLISHED, unlock } from '../kinds/tcp-repair.js';
-import { listFds } from '../proc/fds.js';
+import type { ProcFd } from '../proc/fds.js';
 import { spawn } from '../../bridge/spawn.js';
 import { armWatchdog, type Watchdog, type WatchedSocket } from './unlock-watchdog.js';
 
@@ -52,10 +51,12 @@ function endpoint(buf: Buffer | null): string {
 }
 
 /**
- * Lock every established TCP connection the frozen processes `pids` hold (a socket held by
- * several fds or processes once). A dump with reasons is to be refused (release first).
+ * Lock every established TCP connection the frozen processes `procs` hold (a socket held by
+ * several fds or processes once), found among their fds as readProcFds read them (/proc shows a
+ * socket's link and fdinfo, nothing of its connection). A dump with reasons is to be refused
+ * (release first).
  */
-export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldConnections {
+export function holdConnections(procs: ReadonlyArray<{ pid: number; fds: readonly ProcFd[] }>, policy: ConnectionPolicy): HeldConnections {
   const held: number[] = [];
   const reasons: string[] = [];
   // Those TCP repair would carry, if cr had CAP_NET_ADMIN: said once, with the two choices.
@@ -95,17 +96,13 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
     },
   };
   try {
-    for (const pid of pids) {
+    for (const { pid, fds } of procs) {
+      const sockets = fds.filter((f) => f.link.startsWith('socket:'));
+      if (sockets.length === 0) continue;
       const pidfd = pidfdOpen(pid);
       try {
-        for (const fd of listFds(pid)) {
-          let link: string;
-          try {
-            link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-          } catch {
-            continue;
-          }
-          if (!link.startsWith('socket:') || seen.has(link)) continue;
+        for (const { fd, link } of sockets) {
+          if (seen.has(link)) continue;
           const own = pidfdGetfd(pidfd, fd);
           let keep = false;
           try {
@@ -114,7 +111,7 @@ export function holdConnections(pids: number[], policy: ConnectionPolicy): HeldC
             if (tcpState(own) !== TCP_ESTABLISHED) continue;
             seen.add(link);
             if (policy.tcpClose) continue;
-            const name = `${pids.length > 1 ? `process ${pid} ` : ''}fd ${fd} (${endpoint(getsockname(own))} -> ${endpoint(getpeername(own))})`;
+            const name = `${procs.length > 1 ? `process ${pid} ` : ''}fd ${fd} (${endpoint(getsockname(own))} -> ${endpoint(getpeername(own))})`;
             if (!policy.whole) {
               reasons.push(`TCP connection at ${name}: an fd-table dump (--fds-only) does not carry one; dump the whole process, or pass --tcp-close to restore it as reset by its peer`);
             } else if (hasFilter(own)) {

@@ -12,7 +12,8 @@ import { oneProcess } from '../model/fdtable.js';
 import { readIdentity, type ProcessIdentity } from '../proc/process.js';
 import { freeze, thaw } from '../task/freeze.js';
 import { gather, type Gathered, type PipeEnd } from './gather.js';
-import { copyPipe, emptyPipeByWriteEnd, readSideOf } from './pipes.js';
+import { readProcFds } from '../proc/fds.js';
+import { copyPipe, emptyPipeByWriteEnd, readSideOf, ScratchPipes } from './pipes.js';
 import { stopwatch, type Phases } from '../timing.js';
 
 export interface DumpOptions {
@@ -43,6 +44,7 @@ export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void
     return fd;
   };
   const several = new Set([...pipeEnds.values()].flat().map((e) => e.pid)).size > 1;
+  const scratch = new ScratchPipes();
   try {
     for (const pipe of pipes) {
       const ends = pipeEnds.get(pipe.id)!;
@@ -50,7 +52,7 @@ export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void
       const reader = ends.find((e) => (e.flags & O_ACCMODE) !== O_WRONLY) ?? ends[0]!;
       const fd = readSideOf(reader.pid, pidfdOf(reader.pid), ends.filter((e) => e.pid === reader.pid));
       try {
-        const bytes = fd === null ? emptyPipeByWriteEnd(pidfdOf(ends[0]!.pid), ends[0]!.fd, what) : copyPipe(fd, what);
+        const bytes = fd === null ? emptyPipeByWriteEnd(pidfdOf(ends[0]!.pid), ends[0]!.fd, what) : copyPipe(fd, what, scratch);
         pipe.capacity = bytes.capacity;
         pipe.data = bytes.data.toString('base64');
         if (bytes.packets) pipe.packets = bytes.packets;
@@ -59,6 +61,7 @@ export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void
       }
     }
   } finally {
+    scratch.close();
     for (const fd of pidfds.values()) closeFd(fd);
   }
 }
@@ -77,9 +80,11 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   let identity;
   try {
     identity = readIdentity(pid);
-    const refused = holdConnections([pid], { tcpClose: opts.tcpClose ?? false, whole: false }).reasons;
+    // The fds read once, for the connections and the table.
+    const fds = readProcFds(pid);
+    const refused = holdConnections([{ pid, fds }], { tcpClose: opts.tcpClose ?? false, whole: false }).reasons;
     if (refused.length > 0) throw new CrError(refused.join('; '));
-    gathered = gather(pid, { skipUnsupported: opts.skipUnsupported, offerSkip: true, ...(opts.maxContents === undefined ? {} : { maxContents: opts.maxContents }) }, lap);
+    gathered = gather(pid, fds, { skipUnsupported: opts.skipUnsupported, offerSkip: true, ...(opts.maxContents === undefined ? {} : { maxContents: opts.maxContents }) }, lap);
     copyPipes(gathered.table.pipes, gathered.pipeEnds);
     lap('pipes');
   } catch (err) {
@@ -90,12 +95,16 @@ export function dumpFdTable(pid: number, opts: DumpOptions): { image: Image; pha
   thaw(frozen, { leaveStopped: opts.leaveStopped });
   lap('thaw');
   const image = imageOf(identity, gathered);
+  checkGathered(image);
   return { image, phases };
 }
 
-/** The fd-table image of what was gathered (one process's table, or a tree's tables), checked to load again. */
+/**
+ * The fd-table image of what was gathered (one process's table, or a tree's tables), not yet
+ * checked: checkGathered, once the processes run again (the check is no part of their downtime).
+ */
 export function imageOf(identity: ProcessIdentity, gathered: Gathered | FdTables): Image {
-  const image: Image = {
+  return {
     magic: IMAGE_MAGIC,
     formatVersion: IMAGE_FORMAT_VERSION,
     toolVersion: toolVersion(),
@@ -104,11 +113,13 @@ export function imageOf(identity: ProcessIdentity, gathered: Gathered | FdTables
     table: 'processes' in gathered ? gathered : oneProcess(gathered.table, identity.pid),
     dropped: 'processes' in gathered ? [] : gathered.dropped.map((d) => ({ fd: d.fd, kind: d.kind, reason: d.reason })),
   };
+}
+
+/** Whatever dump gathered must load again: an image that cannot is a bug here, not bad input. */
+export function checkGathered(image: Image): void {
   try {
     parseTables(image.table);
   } catch (err) {
-    // Whatever dump gathered must load again; an image that cannot is a bug here, not bad input.
     throw new CrError(`the gathered table does not validate: ${(err as Error).message}`);
   }
-  return image;
 }

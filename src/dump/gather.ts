@@ -9,7 +9,7 @@ import { kcmpFile } from '../../bridge/kcmp.js';
 import { printable } from '../printable.js';
 import { CrError } from '../errors.js';
 import { DEFAULT_PIPE_CAPACITY, viewOf, type Desc, type Fd, type FdTable, type FdTables, type Pipe, type ProcessFds } from '../model/fdtable.js';
-import { readProcFds, type ProcFd } from '../proc/fds.js';
+import type { ProcFd } from '../proc/fds.js';
 import { classify, isUnsupported, type Recognised, type Unsupported } from './kinds.js';
 import { readNofile } from '../proc/limits.js';
 
@@ -112,13 +112,14 @@ export function unsupportedFds(fds: readonly ProcFd[]): Unsupported[] {
 }
 
 /**
- * Read the fd table of a frozen process. Unsupported fds are refused, every one of them at once,
- * or dropped when skipping. `lap` is told when each step ends ('proc', 'kcmp'), for timings.
+ * The fd table of a frozen process, from its fds as readProcFds read them. Unsupported fds are
+ * refused, every one of them at once, or dropped when skipping. `lap` is told when each step ends
+ * ('proc', 'kcmp'), for timings.
  */
-export function gather(pid: number, opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
+export function gather(pid: number, fds: readonly ProcFd[], opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
   const dropped: Unsupported[] = [];
   const inodes = new Set<number>();
-  const entries = readEntries(0, pid, readProcFds(pid), dropped, inodes);
+  const entries = readEntries(0, pid, fds, dropped, inodes);
   const outside = peersOutside(entries, inodes);
   if ((dropped.length > 0 && !opts.skipUnsupported) || outside.length > 0) {
     const skip = opts.offerSkip && dropped.length > 0 ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';

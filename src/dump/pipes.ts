@@ -30,7 +30,7 @@ export interface PipeBytes {
 class Scratch {
   readonly r: number;
   readonly w: number;
-  constructor(capacity: number) {
+  constructor(readonly capacity: number) {
     [this.r, this.w] = pipe2(O_NONBLOCK | O_CLOEXEC);
     try {
       if (getPipeSize(this.w) !== capacity) setPipeSize(this.w, capacity);
@@ -42,6 +42,36 @@ class Scratch {
   close(): void {
     closeFd(this.r);
     closeFd(this.w);
+  }
+}
+
+/**
+ * Scratch pipes reused from one pipe's copy to the next (a dump copies hundreds): making one costs
+ * pipe2, F_GETPIPE_SZ, perhaps F_SETPIPE_SZ and two closes, more than the copy itself. A pipe
+ * comes back only empty; close() closes them all.
+ */
+export class ScratchPipes {
+  private readonly idle: Scratch[] = [];
+
+  /** An empty scratch pipe of `capacity`. */
+  take(capacity: number): Scratch {
+    const at = this.idle.findIndex((s) => s.capacity === capacity);
+    return at >= 0 ? this.idle.splice(at, 1)[0]! : new Scratch(capacity);
+  }
+
+  /** Give back a scratch pipe known to be empty. */
+  give(s: Scratch): void {
+    this.idle.push(s);
+  }
+
+  /** Give back a scratch pipe that may still hold bytes: kept only if it is empty. */
+  giveChecked(s: Scratch): void {
+    if (pipeQueued(s.r) === 0) this.idle.push(s);
+    else s.close();
+  }
+
+  close(): void {
+    for (const s of this.idle.splice(0)) s.close();
   }
 }
 
@@ -67,9 +97,9 @@ function readOnce(fd: number, buf: Buffer, len = buf.length): number {
   }
 }
 
-/** A fresh scratch copy of the pipe behind `source`, which held `total` bytes at first. */
-function copyOf(source: number, capacity: number, total: number, what: string): Scratch {
-  const s = new Scratch(capacity);
+/** A scratch copy of the pipe behind `source`, which held `total` bytes at first. */
+function copyOf(source: number, capacity: number, total: number, what: string, pool: ScratchPipes): Scratch {
+  const s = pool.take(capacity);
   const n = teeAll(source, s.w);
   if (n !== total) {
     s.close();
@@ -83,8 +113,8 @@ function copyOf(source: number, capacity: number, total: number, what: string): 
  * last byte (a read that reaches into a packet consumes the rest of it), then move what is left
  * into an empty pipe, add a byte and read: a packet comes back alone.
  */
-function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): boolean {
-  const probe = new Scratch(2 * PAGE_SIZE); // the moved buffer and the marker byte
+function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer, pool: ScratchPipes): boolean {
+  const probe = pool.take(2 * PAGE_SIZE); // the moved buffer and the marker byte
   try {
     for (let i = 0; i < lengths.length - 1; i++) readOnce(copy.r, buf, lengths[i]);
     const last = lengths[lengths.length - 1]!;
@@ -96,12 +126,17 @@ function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): bool
       if (!isEagain(err)) throw err;
     }
     if (moved === 0) return true; // reading last - 1 bytes took a whole packet
-    writeFd(probe.w, Buffer.from([0]));
-    return readOnce(probe.r, buf, 2) === 1;
+    writeFd(probe.w, MARKER);
+    // A packet comes back alone (the marker is read next, to leave the probe empty).
+    const packet = readOnce(probe.r, buf, 2) === 1;
+    if (packet) readOnce(probe.r, buf, 1);
+    return packet;
   } finally {
-    probe.close();
+    pool.giveChecked(probe);
   }
 }
+
+const MARKER = Buffer.from([0]);
 
 /**
  * Is every stretch one whole packet? A 1-byte read of a packet consumes all of it, of plain
@@ -135,36 +170,45 @@ function allSinglePackets(copy: Scratch, lengths: number[], lastIsPacket: boolea
 /** The read buffer, reused by every pipe (grown to the largest capacity seen). */
 let readBuf = Buffer.allocUnsafe(0);
 
-/** The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors. */
-export function copyPipe(source: number, what: string): PipeBytes {
+/**
+ * The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors.
+ * `pool`: scratch pipes to use and give back (the caller closes it).
+ */
+export function copyPipe(source: number, what: string, pool: ScratchPipes): PipeBytes {
   const capacity = getPipeSize(source);
   // An empty pipe (most are) needs no copy: FIONREAD counts what its buffers hold.
   if (pipeQueued(source) === 0) return { capacity, data: Buffer.alloc(0) };
   if (readBuf.length < capacity) readBuf = Buffer.allocUnsafe(capacity);
   const buf = readBuf.subarray(0, capacity);
   const chunks: Buffer[] = [];
-  const first = new Scratch(capacity);
+  const first = pool.take(capacity);
   let total: number;
   try {
     total = teeAll(source, first.w);
     // Each read stops at the end of a packet; the copy holds `total` bytes.
     for (let got = 0, n; got < total && (n = readOnce(first.r, buf)) > 0; got += n) chunks.push(Buffer.from(buf.subarray(0, n)));
-  } finally {
+  } catch (err) {
     first.close();
+    throw err;
   }
   const data = Buffer.concat(chunks);
-  if (data.length !== total) throw new Error(`${what}: tee copied ${total} bytes but ${data.length} were read back`);
+  if (data.length !== total) {
+    first.close();
+    throw new Error(`${what}: tee copied ${total} bytes but ${data.length} were read back`);
+  }
+  // All `total` bytes it held were read: empty again.
+  pool.give(first);
   if (total === 0) return { capacity, data };
   const lengths = chunks.map((c) => c.length);
   const withCopy = <T>(fn: (copy: Scratch) => T): T => {
-    const copy = copyOf(source, capacity, total, what);
+    const copy = copyOf(source, capacity, total, what, pool);
     try {
       return fn(copy);
     } finally {
-      copy.close();
+      pool.giveChecked(copy);
     }
   };
-  const lastIsPacket = withCopy((copy) => lastBufferIsPacket(copy, lengths, buf));
+  const lastIsPacket = withCopy((copy) => lastBufferIsPacket(copy, lengths, buf, pool));
   if (lengths.length === 1 && !lastIsPacket) return { capacity, data };
   if (!withCopy((copy) => allSinglePackets(copy, lengths, lastIsPacket, capacity, buf))) {
     throw new CrError(`${what} holds packet-mode (O_DIRECT) data and plain bytes together; the image can keep one or the other, not both`);
