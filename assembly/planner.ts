@@ -10,7 +10,7 @@ import {
   nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descClass, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
-  descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket,
+  descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket, MAX_FD_NUMBER,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
@@ -28,9 +28,6 @@ import {
   emitWrite, emitPrlimit, emitCommit, opCount, resetEmit, emitDupfd, emitCreate, emitSocketpair,
 } from './emit';
 
-
-/** Twice the kernel's default fs.nr_open: image fds at or above it are refused. */
-export const MAX_FD_NUMBER: i32 = 1 << 21;
 
 export let planErrorArg: i32 = 0;
 export let planErrorArg2: i32 = 0;
@@ -278,18 +275,21 @@ function isReversed(q: i32): bool {
   return !pipeIsFifo[q] && !pipeIsSocket[q] && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
 }
 
-/** The unit's descriptions in order of their homes (homeless ones last). */
-function membersByHome(q: i32, readersFirst: bool): StaticArray<i64> {
+/** membersByHome's keys: one buffer for every unit (a unit's members are used before the next unit's) */
+let memberKeys = new StaticArray<i64>(16);
+
+/** The unit's descriptions in order of their homes (homeless ones last): memberKeys[0 .. returned count). */
+function membersByHome(q: i32, readersFirst: bool): i32 {
   const n = pipeCount[q];
-  const keys = new StaticArray<i64>(n);
+  if (memberKeys.length < n) memberKeys = new StaticArray<i64>(max(n, memberKeys.length * 2));
   for (let i = 0; i < n; i++) {
     const d = descsOfPipe[pipeFirst[q] + i];
     const writeOnly = (descFlags[d] & O_ACCMODE) == O_WRONLY;
     const h = home[d] >= 0 ? i64(home[d]) : i64(i32.MAX_VALUE);
-    keys[i] = (((readersFirst && writeOnly ? i64(1) : i64(0)) << 62) | (h << 31)) | i64(d);
+    memberKeys[i] = (((readersFirst && writeOnly ? i64(1) : i64(0)) << 62) | (h << 31)) | i64(d);
   }
-  sortI64(keys);
-  return keys;
+  sortI64(memberKeys, n);
+  return n;
 }
 
 function keyDesc(key: i64): i32 {
@@ -315,8 +315,8 @@ function createPipe(q: i32): bool {
   takePipe2End(r, r0, O_RDONLY, cloexec);
   takePipe2End(w, w0, O_WRONLY, cloexec);
   const members = membersByHome(q, false);
-  for (let i = 0; i < members.length; i++) {
-    const d = keyDesc(members[i]);
+  for (let i = 0; i < members; i++) {
+    const d = keyDesc(memberKeys[i]);
     if (d == r0 || d == w0) continue;
     // Another description on this pipe: open /proc/self/fd/<r> with its own access mode.
     const fd = newFd();
@@ -374,13 +374,13 @@ function createFifo(q: i32): bool {
   // Readers first: opening a FIFO for writing needs a reader (it blocks, or fails
   // with ENXIO under O_NONBLOCK), so a FIFO with none gets a temporary one.
   const members = membersByHome(q, true);
-  const pathDesc = keyDesc(members[0]);
+  const pathDesc = keyDesc(memberKeys[0]);
   if ((descFlags[pathDesc] & O_ACCMODE) == O_WRONLY && openTemp(pathDesc, O_RDONLY | O_NONBLOCK) < 0) return false;
   let anyEnd = -1;
   let writer = -1;
   let writerDesc = -1;
-  for (let i = 0; i < members.length; i++) {
-    const d = keyDesc(members[i]);
+  for (let i = 0; i < members; i++) {
+    const d = keyDesc(memberKeys[i]);
     const fd = newFd();
     if (fd < 0) return false;
     if (anyEnd < 0) anyEnd = fd;

@@ -12,6 +12,10 @@ export let nFds: i32 = 0;
 export let fdNum: StaticArray<i32> = new StaticArray<i32>(0);
 export let fdDesc: StaticArray<i32> = new StaticArray<i32>(0);
 export let fdCloexec: StaticArray<bool> = new StaticArray<bool>(0);
+/** per number up to maxImageFd: its index in fdNum, -1 for none (empty when maxImageFd >= MAX_FD_NUMBER) */
+let fdAt: StaticArray<i32> = new StaticArray<i32>(0);
+/** Twice the kernel's default fs.nr_open: image fds at or above it are refused (planner.ts). */
+export const MAX_FD_NUMBER: i32 = 1 << 21;
 
 // Descriptions: each a creation class (abi.ts CLASS_), never a kind.
 export let nDescs: i32 = 0;
@@ -116,6 +120,11 @@ export function decode(input: StaticArray<i32>): bool {
     fdCloexec[i] = rawCloexec[at];
     maxImageFd = fd;
   }
+  fdAt = new StaticArray<i32>(maxImageFd >= 0 && maxImageFd < MAX_FD_NUMBER ? maxImageFd + 1 : 0);
+  if (fdAt.length > 0) {
+    memory.fill(changetype<usize>(fdAt), 0xff, usize(fdAt.length) * 4);
+    for (let i = 0; i < nFds; i++) unchecked((fdAt[fdNum[i]] = i));
+  }
 
   descClass = new StaticArray<i32>(nDescs);
   descFlags = new StaticArray<i32>(nDescs);
@@ -206,8 +215,13 @@ function groupByDesc(): bool {
   return true;
 }
 
-/** The index in fdNum of fd number `fd` (binary search; fdNum is sorted). */
+/**
+ * The index in fdNum of fd number `fd`, -1 for none: a table by number when the numbers are few
+ * enough to plan at all (below MAX_FD_NUMBER), else a binary search (fdNum is sorted).
+ */
 export function fdIndex(fd: i32): i32 {
+  if (fd < 0) return -1;
+  if (fdAt.length > 0) return fd < fdAt.length ? unchecked(fdAt[fd]) : -1;
   let lo = 0;
   let hi = nFds - 1;
   while (lo <= hi) {
@@ -220,28 +234,80 @@ export function fdIndex(fd: i32): i32 {
   return -1;
 }
 
-/** In-place heap sort: O(n log n) worst case, no allocation, no comparator closure. */
-export function sortI64(a: StaticArray<i64>): void {
-  const n = a.length;
-  for (let start = (n >> 1) - 1; start >= 0; start--) siftDown(a, start, n);
-  for (let end = n - 1; end > 0; end--) {
-    const t = unchecked(a[0]);
-    unchecked((a[0] = a[end]));
-    unchecked((a[end] = t));
-    siftDown(a, 0, end);
+/** Below this many keys insertion sort beats the radix sort's passes over its histograms. */
+const SMALL_SORT: i32 = 32;
+/** the radix sort's second buffer, kept between sorts (it only grows) */
+let sortScratch = new StaticArray<i64>(0);
+/** one 256-entry histogram per byte of the key */
+const byteCounts = new StaticArray<i32>(8 * 256);
+
+/**
+ * Sort non-negative keys ascending: an LSD radix sort by bytes, O(n) per byte that differs among
+ * the keys (bytes every key shares are skipped: fd numbers and indices use 3 or 4 of the 8).
+ * Stable, no comparator closure; small arrays by insertion sort. Sorts the first `count` keys
+ * (all when -1).
+ */
+export function sortI64(a: StaticArray<i64>, count: i32 = -1): void {
+  const n = count < 0 ? a.length : count;
+  if (n < SMALL_SORT) {
+    insertionSort(a, n);
+    return;
   }
+  let anyOne: u64 = 0;
+  let allOne: u64 = u64.MAX_VALUE;
+  for (let i = 0; i < n; i++) {
+    const v = u64(unchecked(a[i]));
+    anyOne |= v;
+    allOne &= v;
+  }
+  const varying = anyOne ^ allOne;
+  if (varying == 0) return;
+  if (sortScratch.length < n) sortScratch = new StaticArray<i64>(n);
+  let from = changetype<usize>(a);
+  let to = changetype<usize>(sortScratch);
+  const counts = changetype<usize>(byteCounts);
+  memory.fill(counts, 0, 8 * 256 * 4);
+  for (let i = 0; i < n; i++) {
+    const v = u64(unchecked(a[i]));
+    for (let b = 0; b < 8; b++) {
+      if (((varying >> u64(b << 3)) & 0xff) == 0) continue;
+      const at = counts + ((usize(b) << 8) + usize((v >> u64(b << 3)) & 0xff)) * 4;
+      store<i32>(at, load<i32>(at) + 1);
+    }
+  }
+  for (let b = 0; b < 8; b++) {
+    if (((varying >> u64(b << 3)) & 0xff) == 0) continue;
+    // counts -> the first position of each byte value
+    const base = counts + (usize(b) << 8) * 4;
+    let sum = 0;
+    for (let v = 0; v < 256; v++) {
+      const c = load<i32>(base + usize(v) * 4);
+      store<i32>(base + usize(v) * 4, sum);
+      sum += c;
+    }
+    const shift = u64(b << 3);
+    for (let i = 0; i < n; i++) {
+      const v = load<u64>(from + usize(i) * 8);
+      const slot = base + usize((v >> shift) & 0xff) * 4;
+      const pos = load<i32>(slot);
+      store<i32>(slot, pos + 1);
+      store<u64>(to + usize(pos) * 8, v);
+    }
+    const t = from;
+    from = to;
+    to = t;
+  }
+  if (from != changetype<usize>(a)) memory.copy(changetype<usize>(a), from, usize(n) * 8);
 }
 
-function siftDown(a: StaticArray<i64>, start: i32, end: i32): void {
-  let root = start;
-  while (true) {
-    let child = 2 * root + 1;
-    if (child >= end) return;
-    if (child + 1 < end && unchecked(a[child]) < unchecked(a[child + 1])) child++;
-    if (unchecked(a[root]) >= unchecked(a[child])) return;
-    const t = unchecked(a[root]);
-    unchecked((a[root] = a[child]));
-    unchecked((a[child] = t));
-    root = child;
+function insertionSort(a: StaticArray<i64>, n: i32): void {
+  for (let i = 1; i < n; i++) {
+    const v = unchecked(a[i]);
+    let j = i - 1;
+    while (j >= 0 && unchecked(a[j]) > v) {
+      unchecked((a[j + 1] = a[j]));
+      j--;
+    }
+    unchecked((a[j + 1] = v));
   }
 }

@@ -37,7 +37,8 @@ export function pipeTable(nFds: number, seed = 1): FdTable {
   }
   const used = new Set(fds.map((f) => f.desc));
   const keptDescs = descs.filter((d) => used.has(d.id));
-  const keptPipes = pipes.filter((q) => keptDescs.some((d) => 'pipe' in d && d.pipe === q.id));
+  const keptPipeIds = new Set(keptDescs.map((d) => ('pipe' in d ? d.pipe : -1)));
+  const keptPipes = pipes.filter((q) => keptPipeIds.has(q.id));
   return { fds, descs: keptDescs, pipes: keptPipes, rlimit: { soft: limit, hard: limit } };
 }
 
