@@ -21,8 +21,8 @@ export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `
 /** The checkout (tests run from build/test/helpers/). */
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** The compiled code cr runs; build/test and build/bench are the tests' own. */
-const BUILT = ['build/src', 'build/bridge', 'build/planner.wasm'];
+/** The compiled code cr runs (its bundle too); build/test and build/bench are the tests' own. */
+const BUILT = ['build/src', 'build/bridge', 'build/planner.wasm', 'build/help.json', 'build/cli.cjs', 'build/cli.cjs.cache'];
 
 /**
  * Copy what `node cr.mjs` needs from the checkout `from` into the directory `to`: cr.mjs,
