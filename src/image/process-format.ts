@@ -24,7 +24,7 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
  * 18: END holds XXH3-64 (8 bytes), not SHA-256 (32): the same protection against damage for a
- * fifteenth of the CPU time (checksum.ts).
+ * fourteenth of the CPU time (checksum.ts).
  * 17: a mapping may be an aio ring (kind aio), made again by io_setup.
  * 16: the head's `cwdRemoved`: the working directory had been removed (its permission bits).
  * 15: the head lists the System V semaphore sets and message queues the process used (sysvIpc).
