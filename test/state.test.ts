@@ -65,7 +65,8 @@ int main(void) {
 }
 `;
 
-type Mode = 'new pid' | 'same pid' | 'as nobody';
+/** 'nobody, restarted by root': run and dumped as uid 65534 (the image its), restarted by root. */
+type Mode = 'new pid' | 'same pid' | 'as nobody' | 'nobody, restarted by root';
 
 /** pid and its descendants, parents first (/proc/PID/task/TID/children). */
 function treeOf(pid: number): number[] {
@@ -77,13 +78,15 @@ function treeOf(pid: number): number[] {
  * Run a self-checking fixture (argv: gate FIFO, out file, extra...) across one restart in `mode`:
  * it must say PASS before the dump and after the restart, and exit 0. A fixture that forks is
  * dumped and restarted as a tree, each of its processes waiting for a byte of the gate.
+ * `between(image, out)` runs after the dump, before the restart.
  */
-function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
+function selfCheck(name: string, mode: Mode, extra: string[] = [], between?: (image: string, out: string) => void): void {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const pids: number[] = [];
   let gate = -1;
   try {
-    chmodSync(dir, 0o777);
+    // Sticky where root restarts an image of uid 65534: no one else could have replaced it (docs/trust.md).
+    chmodSync(dir, mode === 'nobody, restarted by root' ? 0o1777 : 0o777);
     const fifo = join(dir, 'gate');
     execFileSync('mkfifo', ['-m', '0666', fifo]);
     // Held open by the test: the program's open never blocks, and a byte written waits for it.
@@ -92,7 +95,8 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
     const image = join(dir, 'image');
     const devnull = openSync('/dev/null', 'r+');
     const argv = [fixture(name), fifo, out, ...extra];
-    const pid = spawn(mode === 'as nobody' ? [...asUser(NOBODY), ...argv] : argv, { fds: [[devnull, 0], [devnull, 1], [devnull, 2]] });
+    const nobody = mode === 'as nobody' || mode === 'nobody, restarted by root';
+    const pid = spawn(nobody ? [...asUser(NOBODY), ...argv] : argv, { fds: [[devnull, 0], [devnull, 1], [devnull, 2]] });
     closeSync(devnull);
     pids.push(pid);
     waitInSyscall(pid, SYS_read);
@@ -103,6 +107,7 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
     if (mode === 'as nobody') {
       const dump = crProcess(['dump', '--pid', String(pid), '-o', image, '--kill'], { uid: NOBODY });
       assert.is(dump.code, 0, dump.stderr);
+      between?.(image, out);
       writeSync(gate, 'c'.repeat(members.length));
       const restore = crProcess(['restore', image], { uid: NOBODY });
       assert.is(restore.code, 0, `${restore.stderr}${text(out)}`);
@@ -125,10 +130,15 @@ function selfCheck(name: string, mode: Mode, extra: string[] = []): void {
         assert.equal([first.kind, first.code], ['exited', 0], text(out));
         assert.is(text(out), 'before: PASS\nafter: PASS\n', 'the original, run on after the dump');
         writeFileSync(out, 'before: PASS\n');
+      } else if (nobody) {
+        const dump = crProcess(['dump', '--pid', String(pid), '-o', image, '--kill'], { uid: NOBODY });
+        assert.is(dump.code, 0, dump.stderr);
+        reap(pid, 10_000);
       } else {
         checkpointProcess(pid, image, { kill: true });
         reap(pid, 10_000);
       }
+      between?.(image, out);
       const read = ProcessImage.read(image);
       const samePid = mode === 'same pid';
       const again = read.tree.length > 1 ? restartTree(read, { samePid }) : { ...restartProcess(read, { samePid }), pids: [] };
@@ -178,17 +188,17 @@ function removeSegmentsOf(pids: number[]): void {
 }
 
 /**
- * Run fixture `name` (argv: gate FIFO, out file) to its gate and dump it while it runs on; fn gets
+ * Run fixture `name` (argv: gate FIFO, out file, extra...) to its gate and dump it while it runs on; fn gets
  * the process, the gate (a byte lets it check itself again), its out file and the image. The
- * process is reaped and the directory removed afterwards, whatever happened.
+ * process is reaped, `after(out)` called and the directory removed afterwards, whatever happened.
  */
-function dumpedRunningOn(name: string, fn: (s: { pid: number; gate: number; out: string; image: string }) => void): void {
+function dumpedRunningOn(name: string, fn: (s: { pid: number; gate: number; out: string; image: string }) => void, extra: string[] = [], after?: (out: string) => void): void {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-state-')));
   const fifo = join(dir, 'gate');
   execFileSync('mkfifo', [fifo]);
   const gate = openSync(fifo, 'r+');
   const out = join(dir, 'out');
-  const pid = spawn([fixture(name), fifo, out], { fds: [] });
+  const pid = spawn([fixture(name), fifo, out, ...extra], { fds: [] });
   try {
     waitInSyscall(pid, SYS_read);
     const image = join(dir, 'image');
@@ -196,6 +206,7 @@ function dumpedRunningOn(name: string, fn: (s: { pid: number; gate: number; out:
     fn({ pid, gate, out, image });
   } finally {
     ensureReaped(pid);
+    after?.(out);
     closeSync(gate);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -285,31 +296,70 @@ time.sleep(60)
   }
 });
 
-test('System V semaphores and message queues the process used (values, a message queued): found again by id: new pid', () => selfCheck('state-sysvipc', 'new pid'));
+/** A System V key of this run's own: two runs at once never meet on one. */
+const sysvKey = (): string => `0x${(0x5e000000 + ((process.pid & 0xfff) << 12) + Math.floor(Math.random() * 0x1000)).toString(16)}`;
 
-test('System V semaphores and message queues: --same-pid', () => selfCheck('state-sysvipc', 'same pid'));
+/** Remove the set and queue state-sysvipc made (ids in OUT.ipc), as an administrator would between dump and restart. */
+const removeBoth = (_image: string, out: string): void => {
+  const [sem, msq] = text(`${out}.ipc`).trim().split(' ');
+  execFileSync('ipcrm', ['-s', sem!, '-q', msq!]);
+};
 
-unprivilegedTest('System V semaphores and message queues: dumped and restarted by cr as uid 65534', () => selfCheck('state-sysvipc', 'as nobody'));
+/** How many message queues uid has now (/proc/sysvipc/msg). */
+const queuesOf = (uid: number): number => {
+  const lines = readFileSync('/proc/sysvipc/msg', 'latin1').trim().split('\n');
+  const head = lines[0]!.trim().split(/\s+/);
+  return lines.slice(1).filter((l) => Number(l.trim().split(/\s+/)[head.indexOf('uid')]) === uid).length;
+};
 
-test('a System V message queue the process used, gone at restart: refused in one line before anything starts', () =>
-  dumpedRunningOn('state-sysvipc', ({ pid, out, image }) => {
-    try {
-      const msq = text(`${out}.ipc`).trim().split(' ')[1]!;
-      execFileSync('ipcrm', ['-q', msq]);
-      assert.is(restartRefusal(image), `System V message queue ${msq}, which process ${pid} used: it is gone, and cr does not carry its contents (a restart finds it where it was, as it finds a file)`);
-    } finally {
-      removeIpcOf(`${out}.ipc`);
-    }
+test('System V semaphores and message queues the process used (a keyed set, a private queue of 3 messages): found again by id: new pid', () => selfCheck('state-sysvipc', 'new pid', [sysvKey()]));
+
+test('System V semaphores and message queues: --same-pid', () => selfCheck('state-sysvipc', 'same pid', [sysvKey()]));
+
+unprivilegedTest('System V semaphores and message queues: dumped and restarted by cr as uid 65534', () => selfCheck('state-sysvipc', 'as nobody', [sysvKey()]));
+
+test('System V semaphores and message queues removed between dump and restart: made again, same key and ids, values, messages, limit, mode, owner: new pid', () =>
+  selfCheck('state-sysvipc', 'new pid', [sysvKey()], removeBoth));
+
+test('System V semaphores and message queues removed between dump and restart: --same-pid', () => selfCheck('state-sysvipc', 'same pid', [sysvKey()], removeBoth));
+
+unprivilegedTest('System V semaphores and message queues of uid 65534, removed: refused in one line to cr as uid 65534 (it may not choose ids), nothing left; made again by root as that user\'s', () =>
+  selfCheck('state-sysvipc', 'nobody, restarted by root', [sysvKey()], (image, out) => {
+    removeBoth(image, out);
+    const queues = queuesOf(NOBODY);
+    const r = crProcess(['restore', image], { uid: NOBODY });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /System V message queue \d+, which process \d+ used: gone, and made again the kernel gave it id \d+: choosing the id needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN \(kernel\.msg_next_id\); a program that kept the id would find none under it, so it was removed again; the half-restored process \d+ was killed\n$/);
+    assert.is(queuesOf(NOBODY), queues, 'the queue made under another id is gone again');
   }));
+
+test('a System V semaphore set whose key another set holds at restart: refused in one line before anything starts', () => {
+  const key = sysvKey();
+  let other = -1;
+  dumpedRunningOn(
+    'state-sysvipc',
+    ({ pid, out, image }) => {
+      try {
+        const sem = text(`${out}.ipc`).trim().split(' ')[0]!;
+        execFileSync('ipcrm', ['-s', sem]);
+        other = Number(execFileSync(PYTHON, ['-c', `import ctypes; print(ctypes.CDLL(None).semget(${key}, 1, 0o1600))`], { encoding: 'utf8' }).trim());
+        assert.ok(other >= 0);
+        assert.is(restartRefusal(image), `System V semaphore set ${sem} (key 0x${Number(key).toString(16).padStart(8, '0')}), which process ${pid} used: its key is now semaphore set ${other}'s, another one; remove that one (ipcrm -s ${other}) if the process should get its own again`);
+      } finally {
+        if (other >= 0) execFileSync('ipcrm', ['-s', String(other)]);
+      }
+    },
+    [key],
+    // Whatever the program made, even when the dump failed.
+    (out) => removeIpcOf(`${out}.ipc`),
+  );
+});
 
 test('POSIX timers (ids kept across a gap, three clocks, signal, none, thread) and setitimer, time left kept: new pid', () => selfCheck('state-timers', 'new pid'));
 
 test('POSIX timers and setitimer: --same-pid', () => selfCheck('state-timers', 'same pid'));
 
 unprivilegedTest('POSIX timers and setitimer: dumped and restarted by cr as uid 65534', () => selfCheck('state-timers', 'as nobody'));
-
-/** A System V key of this run's own: two runs at once never meet on one. */
-const sysvKey = (): string => `0x${(0x5e000000 + ((process.pid & 0xfff) << 12) + Math.floor(Math.random() * 0x1000)).toString(16)}`;
 
 test('System V shared memory (a keyed segment, a removed one attached twice, a kept private one): new pid', () =>
   selfCheck('state-sysvshm', 'new pid', [sysvKey()]));

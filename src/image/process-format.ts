@@ -23,6 +23,8 @@ import { checkTreeTable, parseTreeMembers } from './tree-check.js';
 
 export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
 /**
+ * 19: each System V semaphore set and message queue of `sysvIpc` has what restart makes it again
+ * from (`saved`: owner, mode, values; limit and messages).
  * 18: END holds XXH3-64 (8 bytes), not SHA-256 (32): the same protection against damage for a
  * fourteenth of the CPU time (checksum.ts).
  * 17: a mapping may be an aio ring (kind aio), made again by io_setup.
@@ -43,7 +45,7 @@ export const PROCESS_MAGIC = Buffer.from('cr-proc\n', 'latin1');
  * scheduling, ...) and its cgroups. 2: mappings carry their guard regions. An older image is
  * refused like any other.
  */
-export const PROCESS_FORMAT_VERSION = 18;
+export const PROCESS_FORMAT_VERSION = 19;
 export const PAGE_SIZE = 4096;
 
 export const RECORD_HEAD = 1;
@@ -737,18 +739,53 @@ function checkHead(v: unknown, bad: Bad): ProcessHead {
       if (!LOCK_KINDS.includes(l.kind as FileLock['kind'])) bad(`${w}.kind ${JSON.stringify(l.kind)} is not one of ${LOCK_KINDS.join(', ')}`);
       return { fd: uint(l.fd, `${w}.fd`, bad), kind: l.kind as FileLock['kind'], write: bool(l.write, `${w}.write`, bad), start: uint(l.start, `${w}.start`, bad), end: l.end === null ? null : uint(l.end, `${w}.end`, bad) };
     }),
-    sysvIpc: list(h.sysvIpc, 'head.sysvIpc', bad, (x, w) => {
-      const o = fields(x, ['kind', 'key', 'id'], w, bad);
-      if (o.kind !== 'sem' && o.kind !== 'msg') bad(`${w}.kind ${JSON.stringify(o.kind)} is not sem or msg`);
-      if (!Number.isInteger(o.key) || (o.key as number) < -0x80000000 || (o.key as number) > INT32_MAX) bad(`${w}.key is not a 32-bit key`);
-      const id = uint(o.id, `${w}.id`, bad);
-      if (id > INT32_MAX) bad(`${w}.id is not an id`);
-      return { kind: o.kind as SysvIpcObject['kind'], key: o.key as number, id };
-    }),
+    sysvIpc: list(h.sysvIpc, 'head.sysvIpc', bad, (x, w) => checkSysvIpc(x, w, bad)),
     cgroup: str(h.cgroup, 'head.cgroup', bad),
     vdsoSha256: h.vdsoSha256 === null ? null : bin(h.vdsoSha256, 'head.vdsoSha256', bad, 32),
     threads: list(h.threads, 'head.threads', bad, (x, w) => checkThread(x, w, bad)),
   };
+}
+
+/** The most bytes of messages the image holds for one queue (src/checkpoint/sysv-ipc.ts refuses more). */
+export const MAX_QUEUE_BYTES = 16 << 20;
+/** The most semaphores in a set (the kernel's SEMMSL bound). */
+const MAX_NSEMS = 32000;
+
+function checkSysvIpc(v: unknown, w: string, bad: Bad): SysvIpcObject {
+  const o = fields(v, ['kind', 'key', 'id', 'saved'], w, bad);
+  if (o.kind !== 'sem' && o.kind !== 'msg') bad(`${w}.kind ${JSON.stringify(o.kind)} is not sem or msg`);
+  if (!Number.isInteger(o.key) || (o.key as number) < -0x80000000 || (o.key as number) > INT32_MAX) bad(`${w}.key is not a 32-bit key`);
+  const id = uint(o.id, `${w}.id`, bad);
+  if (id > INT32_MAX) bad(`${w}.id is not an id`);
+  const key = o.key as number;
+  if (o.saved === null) return { kind: o.kind as 'sem' | 'msg', key, id, saved: null };
+  const kindFields = o.kind === 'sem' ? ['values'] : ['qbytes', 'messages'];
+  const s = fields(o.saved, ['mode', 'uid', 'gid', 'cuid', 'cgid', ...kindFields], `${w}.saved`, bad);
+  const mode = uint(s.mode, `${w}.saved.mode`, bad);
+  if (mode > 0o777) bad(`${w}.saved.mode is not permission bits`);
+  const owner = { mode, uid: uint(s.uid, `${w}.saved.uid`, bad), gid: uint(s.gid, `${w}.saved.gid`, bad), cuid: uint(s.cuid, `${w}.saved.cuid`, bad), cgid: uint(s.cgid, `${w}.saved.cgid`, bad) };
+  if (o.kind === 'sem') {
+    const values = list(s.values, `${w}.saved.values`, bad, (x, wx) => {
+      const n = uint(x, wx, bad);
+      if (n > 32767) bad(`${wx} is above a semaphore's largest value (32767)`);
+      return n;
+    });
+    if (values.length === 0 || values.length > MAX_NSEMS) bad(`${w}.saved.values: a set has 1 to ${MAX_NSEMS} semaphores`);
+    return { kind: 'sem', key, id, saved: { ...owner, values } };
+  }
+  let bytes = 0;
+  const messages = list(s.messages, `${w}.saved.messages`, bad, (x, wx) => {
+    const m = fields(x, ['type', 'text'], wx, bad);
+    const type = uint(m.type, `${wx}.type`, bad);
+    if (type === 0) bad(`${wx}.type is 0: a message's type is positive`);
+    const text = bin(m.text, `${wx}.text`, bad);
+    bytes += text.length;
+    return { type, text };
+  });
+  if (bytes > MAX_QUEUE_BYTES) bad(`${w}.saved.messages: more than ${MAX_QUEUE_BYTES} bytes`);
+  const qbytes = uint(s.qbytes, `${w}.saved.qbytes`, bad);
+  if (qbytes > INT32_MAX) bad(`${w}.saved.qbytes is above the kernel's bound`);
+  return { kind: 'msg', key, id, saved: { ...owner, qbytes, messages } };
 }
 
 function checkAltstack(v: unknown, where: string, bad: Bad): Signals['altstack'] {

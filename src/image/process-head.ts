@@ -209,14 +209,36 @@ export interface ProcessAttributes {
 
 /**
  * A System V semaphore set or message queue the process used (src/checkpoint/sysv-ipc.ts): a
- * keyed object that outlives it, found again by restart, not carried (docs/state.md).
+ * keyed object that outlives it. Restart finds it again where it was, or makes it again from
+ * `saved` when it is gone (docs/state.md).
  */
-export interface SysvIpcObject {
-  kind: 'sem' | 'msg';
-  /** its key; 0 (IPC_PRIVATE) for a private one */
-  key: number;
-  /** its id (semid, msqid) at dump */
-  id: number;
+export type SysvIpcObject =
+  | { kind: 'sem'; key: number; id: number; saved: SysvSemSaved | null }
+  | { kind: 'msg'; key: number; id: number; saved: SysvMsgSaved | null };
+
+/** What IPC_STAT said of an object's permissions at dump. */
+export interface SysvIpcOwner {
+  /** permission bits */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** its creator's ids (the kernel's cuid, cgid) */
+  cuid: number;
+  cgid: number;
+}
+
+/** A semaphore set as the dump read it (null in the head when cr could not read it). */
+export interface SysvSemSaved extends SysvIpcOwner {
+  /** each semaphore's value (semctl GETALL), nsems of them */
+  values: number[];
+}
+
+/** A message queue as the dump read it (null in the head when cr could not read it). */
+export interface SysvMsgSaved extends SysvIpcOwner {
+  /** msg_qbytes: the most bytes it holds */
+  qbytes: number;
+  /** every message queued, oldest first (msgrcv MSG_COPY, which leaves each queued) */
+  messages: Array<{ type: number; text: Buffer }>;
 }
 
 /**
@@ -324,7 +346,7 @@ export interface ProcessHead {
   posixTimers: PosixTimer[];
   /** file locks and leases, in fd order */
   locks: FileLock[];
-  /** System V semaphore sets and message queues it used, semaphores first, each by id */
+  /** System V semaphore sets and message queues it used, by kind and id */
   sysvIpc: SysvIpcObject[];
   /** /proc/PID/cgroup as read: restart puts it back where it can, else says it runs in cr's */
   cgroup: string;

@@ -12,7 +12,7 @@ import { viewOf } from '../model/fdtable.js';
 import { MAX_PID, type TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
-import { checkSysvIpc } from './sysv-ipc.js';
+import { SysvIpc } from './sysv-ipc.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
 import { checkHeadTrust } from '../trust/head.js';
@@ -80,7 +80,8 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   // The tree's System V segments, attached again or made again, once each: shared object numbers
   // are the image's, and a segment several members map is one object (made in the root husk).
   const segments: Map<number, SegmentPlan> = planSegments(image.members.flatMap((m) => m.head.mappings), author);
-  checkSysvIpc(image.members.map((m) => m.head));
+  // Semaphore sets and queues: found again, or made again once, by the first member that used each.
+  const ipc = SysvIpc.plan(image.members.map((m) => m.head), author);
   const vdsoChecked = new Set<string>();
   for (const m of image.members) {
     checkHeadTrust(m.head, author);
@@ -135,7 +136,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
       for (const [desc, f] of unnamed) if (lastMapper.get(desc) !== j) f.seals = 0;
       const husk = made.husks[i]!;
       // A member's parent is a member, which stays; the root's is cr, gone at once with --detach.
-      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, carried, unnamed }, () => {});
+      const r = rebuild(husk, m.head, m.runs, { parentStays: i > 0 || !opts.detach, samePid: opts.samePid ?? false, drainSigchld: parentsOfZombies.has(m.pid), segments, ipc, carried, unnamed }, () => {});
       pages += r.pages;
       for (const w of r.warnings) warnings.add(w);
     }
@@ -146,6 +147,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     lap('members');
   } catch (err) {
     killTree(made);
+    ipc.removeMade();
     const message = err instanceof Error ? err.message : String(err);
     throw new CrError(`${message}; the ${made.pids.filter((p) => p > 0).length} processes of the half-restored tree were killed`, err instanceof CrError ? err.code : 1);
   }

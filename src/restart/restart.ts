@@ -21,7 +21,7 @@ import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { makeAioRings } from './aio.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
-import { checkSysvIpc } from './sysv-ipc.js';
+import { SysvIpc } from './sysv-ipc.js';
 import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
 import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
 import { makeThreads } from './threads.js';
@@ -83,8 +83,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   checkMappedFiles(head.mappings);
   // System V segments: the live ones attached again, the others made again; refused as the author.
   const segments = planSegments(head.mappings, author);
-  // System V semaphores and message queues: found where they were, or refused.
-  checkSysvIpc([head]);
+  // System V semaphores and message queues: found where they were, made again, or refused.
+  const ipc = SysvIpc.plan([head], author);
   // Every process of this kernel has the same vdso and vvar pages: cr's own tell, before a husk exists.
   checkVdso(process.pid, head.mappings, head.vdsoSha256);
   // The husk inherits cr's RLIMIT_NOFILE and starts with no fds: plan for that before it exists.
@@ -125,7 +125,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     pointPidfds(husk, table, () => husk!.pid, fds);
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
     const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs, head.unheld);
-    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, unnamed, fds }, lap);
+    const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, ipc, unnamed, fds }, lap);
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -141,6 +141,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
   } catch (err) {
     const victim = husk?.pid ?? pid;
     killAndReap(victim);
+    ipc.removeMade();
     const message = err instanceof Error ? err.message : String(err);
     throw new CrError(`${message}; the half-restored process ${victim} was killed`, err instanceof CrError ? err.code : 1);
   }
@@ -161,6 +162,8 @@ export interface RebuildOptions {
   pageBytes?: number;
   /** its System V segments: attached again or made again (sysv-shm.ts planSegments) */
   segments: Map<number, SegmentPlan>;
+  /** its System V semaphore sets and message queues: those gone made again (sysv-ipc.ts) */
+  ipc: SysvIpc;
   /** the memfds and deleted files it maps shared, where it holds them (unnamed-files.ts) */
   unnamed?: UnnamedFiles;
   /** a tree's shared objects, made in the root husk and inherited (memory.ts carryObjects) */
@@ -195,6 +198,8 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   // The threads, made before the credentials change: clone3 set_tid needs the privilege cr has.
   makeThreads(husk, head, opts.samePid);
   if (head.threads.length > 0) lap('threads');
+  // Its pid final, its credentials still cr's: the semaphore sets and queues gone made again.
+  opts.ipc.makeFor(husk, head);
   // What the kernel keeps per thread is set in the leader, then in each thread again.
   const inEachThread = (fn: () => void): void => {
     fn();
