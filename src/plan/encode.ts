@@ -21,17 +21,39 @@ export interface Encoded {
 
 const cap = (n: number) => Math.min(Math.max(0, Math.floor(n)), LIMIT_CAP);
 
+/**
+ * id -> index in `items` (-1 for none). Dumps number descriptions and pipes from 0 up, so the ids
+ * are looked up in a typed array by id (a Map's hashing per fd cost more than the rest of the
+ * encode at 100,000 fds); ids that are not small non-negative integers take a Map.
+ */
+function indexById(items: ReadonlyArray<{ id: number }>): (id: number) => number {
+  let highest = -1;
+  for (const item of items) {
+    const id = item.id;
+    if (!Number.isInteger(id) || id < 0 || id > 4 * items.length + 64) {
+      const map = new Map<number, number>();
+      items.forEach((x, i) => map.set(x.id, i));
+      return (key) => map.get(key) ?? -1;
+    }
+    if (id > highest) highest = id;
+  }
+  const byId = new Int32Array(highest + 1).fill(-1);
+  items.forEach((x, i) => (byId[x.id] = i));
+  return (key) => byId[key] ?? -1;
+}
+
 export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
-  const descIndex = new Map<number, number>();
-  table.descs.forEach((d, i) => descIndex.set(d.id, i));
-  const pipeIndex = new Map<number, number>();
-  table.pipes.forEach((p, i) => pipeIndex.set(p.id, i));
+  const descIndex = indexById(table.descs);
+  const pipeIndex = indexById(table.pipes);
   const dataLength = table.pipes.map((p) => Buffer.byteLength(p.data, 'base64'));
 
   // Target fds that hold a description of the table already (a forked child's): those descriptions
   // are CLASS_INHERITED, whatever their kind.
   const held = new Map<number, { desc: number; cloexec: boolean }>();
-  for (const h of target.inherited ?? []) held.set(h.fd, { desc: descIndex.get(h.desc) ?? -2, cloexec: h.cloexec });
+  for (const h of target.inherited ?? []) {
+    const desc = descIndex(h.desc);
+    held.set(h.fd, { desc: desc < 0 ? -2 : desc, cloexec: h.cloexec });
+  }
   const inherited = new Set<number>([...held.values()].map((h) => h.desc));
   // Socket pairs are objects after the pipes: the planner makes their two ends with one call.
   const pairIndex = new Map<number, number>();
@@ -51,7 +73,7 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   let p = 10;
   for (const fd of table.fds) {
     words[p++] = fd.fd;
-    words[p++] = descIndex.get(fd.desc) ?? -1;
+    words[p++] = descIndex(fd.desc);
     words[p++] = fd.cloexec ? 1 : 0;
   }
   table.descs.forEach((d, i) => {
@@ -65,7 +87,7 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = d.flags;
     const pipe = pipeOf(d);
     const pair = pairOf(d);
-    words[p++] = pipe !== undefined ? (pipeIndex.get(pipe) ?? -1) : pair !== undefined ? pairIndex.get(pair)! : -1;
+    words[p++] = pipe !== undefined ? pipeIndex(pipe) : pair !== undefined ? pairIndex.get(pair)! : -1;
     words[p++] = c.seek ? 1 : 0;
     words[p++] = c.callFlags;
     words[p++] = c.after;
