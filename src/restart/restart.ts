@@ -23,7 +23,8 @@ import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjec
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { SysvIpc } from './sysv-ipc.js';
 import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
-import { cgroupWarning, setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
+import { setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
+import { moveToCgroups } from './cgroups.js';
 import { makeThreads } from './threads.js';
 import { setLocks } from './locks.js';
 import { pointPidfds } from './pidfds.js';
@@ -208,13 +209,14 @@ export function rebuild(husk: Husk, head: ProcessHead, runs: Iterable<PageRun>, 
   inEachThread(() => setCreds(husk, head));
   setLocks(husk, head);
   createTimers(husk, head);
+  // As the image's author, and before the affinity (a cpuset's attach resets it).
+  const cgroup = moveToCgroups(husk, head);
+  if (cgroup) warnings.push(cgroup);
   warnings.push(...setAttributes(husk, head, { parentStays: opts.parentStays }));
   for (const tid of husk.threads) {
     // One warning for the process, not one per thread, when every thread is refused the same.
     for (const w of husk.inThread(tid, () => setThreadAttributes(husk, head))) if (!warnings.includes(w)) warnings.push(w);
   }
-  const cgroup = cgroupWarning(husk, head);
-  if (cgroup) warnings.push(cgroup);
   inEachThread(() => setNoNewPrivs(husk, head));
   setLastAttributes(husk, head);
   armTimers(husk, head);

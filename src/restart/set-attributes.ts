@@ -105,15 +105,3 @@ export function setLastAttributes(husk: Husk, head: ProcessHead): void {
   if (a.dumpable !== 1) husk.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, BigInt(PR_SET_DUMPABLE), BigInt(a.dumpable), 0n, 0n, 0n);
   if (a.mdwe !== 0) husk.call('prctl(PR_SET_MDWE)', SYS.prctl, BigInt(PR_SET_MDWE), BigInt(a.mdwe), 0n, 0n, 0n);
 }
-
-/**
- * Where the process's cgroups differ from the husk's (cr's), one warning saying so: cr does not
- * move processes between cgroups (docs/state.md).
- */
-export function cgroupWarning(husk: Husk, head: ProcessHead): string | null {
-  const lines = (text: string): string[] => text.trim().split('\n');
-  const now = lines(readFileSync(`/proc/${husk.pid}/cgroup`, 'latin1'));
-  const differ = lines(head.cgroup).filter((l) => !now.includes(l));
-  if (differ.length === 0) return null;
-  return `the process was in cgroup${differ.length > 1 ? 's' : ''} ${differ.join(', ')}; it runs in cr's (cr does not move processes between cgroups)`;
-}
