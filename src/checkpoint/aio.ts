@@ -5,8 +5,9 @@
 // refused, as is one not whole (part of it moved or unmapped) and one another process maps too (a
 // copy inherited across fork: the context is one process's, and cr cannot tell whose). Requests
 // still in progress are not visible outside the kernel (docs/state.md).
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { AIO_HEADER_BYTES, ringEvents } from '../image/process-head.js';
+import { readProc } from '../proc/read.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 
 export const AIO_NAME = '/[aio] (deleted)';
@@ -54,7 +55,7 @@ export function aioRefusals(pid: number, raw: readonly RawMapping[]): string[] {
     if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
     let maps: string;
     try {
-      maps = readFileSync(`/proc/${entry}/maps`, 'latin1');
+      maps = readProc(`/proc/${entry}/maps`);
     } catch {
       continue; // gone, or not cr's to read
     }

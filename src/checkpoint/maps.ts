@@ -1,8 +1,8 @@
 // A frozen process's mappings from /proc/PID/smaps: address, protection, backing and VmFlags,
 // classified into what restart can recreate (anonymous memory, shared anonymous memory, named or
 // not, no process outside the dumped tree maps, private or shared file mappings that still name their file, private
-// mappings of files that do not (saved whole), the vdso and its data pages). Anything else is
-// refused with a one-line reason.
+// mappings of files that do not (saved whole), aio rings (aio.ts judges them), the vdso and its
+// data pages). Anything else is refused with a one-line reason.
 import { closeSync, constants as fs, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { getSeals } from '../../bridge/seek.js';
 import { readContents } from '../kinds/contents.js';
