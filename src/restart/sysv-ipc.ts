@@ -170,14 +170,18 @@ export class SysvIpc {
         const r = husk.syscall(SYS.msgctl, BigInt(id), BigInt(IPC_SET), husk.put(ds));
         if (isErrno(r)) fail(`msgctl(IPC_SET) for ${bytes} bytes of messages, above kernel.msgmnb`, r);
       }
+      // In order, as many to a batch as fit: one ptrace round trip per batch, not per message.
+      const q = husk.queue();
       for (const msg of m.saved.messages) {
         const buf = Buffer.alloc(8 + msg.text.length);
         buf.writeBigInt64LE(BigInt(msg.type), 0);
         msg.text.copy(buf, 8);
-        const r = husk.syscall(SYS.msgsnd, BigInt(id), husk.put(buf), BigInt(msg.text.length), BigInt(IPC_NOWAIT));
-        if (isErrno(r)) fail(`msgsnd of a message of ${msg.text.length} bytes`, r);
-        husk.reset();
+        const at = q.put(buf);
+        q.add('msgsnd', SYS.msgsnd, [BigInt(id), at, BigInt(msg.text.length), BigInt(IPC_NOWAIT)], 0n, (r) =>
+          isErrno(r) ? new CrError(`${m.where}: making it again failed: ${husk.failure(`msgsnd of a message of ${msg.text.length} bytes`, r).message}`) : new Error(`msgsnd returned ${r}`),
+        );
       }
+      q.run();
       ds.writeBigUInt64LE(BigInt(m.saved.qbytes), MSG_QBYTES_AT);
     }
     ds.writeUInt32LE(m.saved.uid, PERM_UID_AT);
