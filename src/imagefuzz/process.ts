@@ -287,6 +287,9 @@ const withAction = (actions: Uint8Array, sig: number, handler: bigint, flags = 0
 
 const BEYOND = 2 ** 47;
 
+/** A System V object's saved owner and mode, for the mutants that add one. */
+const IPC_OWNER = { mode: 0o600, uid: 0, gid: 0, cuid: 0, cgid: 0 };
+
 /** Changes that keep every field's type but make the head impossible. */
 function headLies(head: Loose): Array<[string, (h: Loose) => void]> {
   const last = head.mappings.length - 1;
@@ -312,6 +315,9 @@ function headLies(head: Loose): Array<[string, (h: Loose) => void]> {
       h.signals.actions = b;
     }],
     ['SIGKILL blocked', (h) => void (h.signals.blocked = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]))],
+    ['a System V semaphore of value 40000 (above 32767)', (h) => void h.sysvIpc.push({ kind: 'sem', key: 0, id: 7, saved: { ...IPC_OWNER, values: [40000] } })],
+    ['a System V semaphore set of no semaphores', (h) => void h.sysvIpc.push({ kind: 'sem', key: 0, id: 7, saved: { ...IPC_OWNER, values: [] } })],
+    ['a System V message of type 0', (h) => void h.sysvIpc.push({ kind: 'msg', key: 0, id: 7, saved: { ...IPC_OWNER, qbytes: 16384, messages: [{ type: 0, text: Buffer.from('x') }] } })],
     ['an alternate stack of 16 bytes', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 0, size: 16 })],
     ['an alternate stack with unknown flags', (h) => void (h.signals.altstack = { sp: 0x10000000, flags: 8, size: 65536 })],
     ['a mapping beyond the address space', (h) => void (h.mappings[last].end = BEYOND + 4096)],
