@@ -154,8 +154,9 @@ export async function run(args: string[]): Promise<number> {
   // IMAGE is read and judged here, once (src/api.ts); nothing has started yet.
   const progress = opts.quiet ? undefined : terminalProgress('restoring');
   const prepared = prepareRestore(opts.image, { ...opts.options, onProgress: progress?.onProgress });
-  // The pidfile's path is judged, and its file made (unnamed) in its directory, before anything starts.
-  const pidfile = opts.pidfile === undefined ? null : OutputFile.create(opts.pidfile, { force: true, mode: 0o644, label: `the pidfile ${opts.pidfile}` });
+  // The pidfile's path is judged, and its file made (unnamed) in its directory, before anything
+  // starts. Not fsync'd: a crash of the machine ends the process it names too.
+  const pidfile = opts.pidfile === undefined ? null : OutputFile.create(opts.pidfile, { force: true, mode: 0o644, label: `the pidfile ${opts.pidfile}`, sync: false });
   try {
     // Traced to --log from before the process is touched to the end of the restore, not while cr waits for it.
     const title = `cr restore ${opts.into !== undefined ? `--into ${opts.into}` : opts.options.command ? `-- ${printable(opts.options.command.join(' '))}` : '(restart)'}`;
