@@ -251,7 +251,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     states.forEach((st, i) => (st.head.unheld = resolveUnnamed(st.pid, st.unnamed, processes[i]!.fds.filter((f) => unnamedKinds.has(f.desc)), unheld)));
     lap('state');
     writer.tree(members);
-    writer.fds(fdImage);
+    // Encoded at commit, after the thaw, unless the pages held meanwhile outgrow the writer's bound.
+    writer.fdsLater(fdImage);
     // One progress line for the whole tree: each member's bytes moved after those before it.
     const total = opts.onProgress ? live.reduce((n, m) => n + memoryToCopy(m.pid), 0) : 0;
     let before = 0;

@@ -61,8 +61,11 @@ const PAGES_HEADER = 16; // u32 mapping index, u32 zero, u64 address
 export const MAX_RUN_BYTES = 1 << 20;
 const MAX_HEAD_BYTES = 64 << 20;
 
+/** Bytes of pages a writer holds in memory while the FDS record waits (fdsLater): a small process's all. */
+const HOLD_BYTES = 1 << 20;
+
 /**
- * Streams a process image to an unnamed file and puts it in place at commit(): tree(), fds(), then
+ * Streams a process image to an unnamed file and puts it in place at commit(): tree(), fds() (or fdsLater()), then
  * for each live member of the tree in its order head() and its pages(), then commit().
  */
 export class ProcessImageWriter {
@@ -75,6 +78,12 @@ export class ProcessImageWriter {
   private state: 'tree' | 'fds' | 'head' | 'pages' | 'done' = 'tree';
   /** pids of the live members whose HEAD is still to come, in order */
   private heads: number[] = [];
+  /**
+   * While the FDS record waits (fdsLater): it and the records after it, each made when written (a
+   * record's encoding then too), pages as copies (the page copy reuses its buffer); null once written.
+   */
+  private held: Array<() => Buffer[]> | null = null;
+  private heldBytes = 0;
 
   private constructor(private readonly out: Output) {}
 
@@ -102,12 +111,25 @@ export class ProcessImageWriter {
     this.record(RECORD_FDS, [encodeImage(image)]);
   }
 
+  /**
+   * fds(), encoded and written later: at commit(), which a dump calls once its processes run
+   * again, so encoding the fd table (and the heads after it) is no part of their downtime. The
+   * records after it are held in memory meanwhile, their pages up to HOLD_BYTES; past that
+   * everything is written at once, so memory stays bounded whatever the image's size.
+   */
+  fdsLater(image: Image): void {
+    this.expect(['fds'], 'head');
+    this.held = [() => this.recordParts(RECORD_FDS, [encodeImage(image)])];
+  }
+
   /** The next live member's head: its pages follow. */
   head(head: ProcessHead): void {
     this.expect(['head', 'pages'], 'pages');
     const pid = this.heads.shift();
     if (pid !== head.process.pid) throw new Error(`process image: the head of ${head.process.pid} where the tree has ${pid ?? 'no more live members'}`);
-    this.record(RECORD_HEAD, [packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head })]);
+    const make = (): Buffer[] => this.recordParts(RECORD_HEAD, [packMsgpack({ formatVersion: PROCESS_FORMAT_VERSION, ...head })]);
+    if (this.held) this.held.push(make);
+    else this.put(make());
   }
 
   /** One run of whole pages of mapping `mapping` of the member whose head came last, starting at addr. */
@@ -128,14 +150,19 @@ export class ProcessImageWriter {
       header.writeUInt32LE(PAGES_HEADER + data.length, 4);
       header.writeUInt32LE(mapping, RECORD_HEADER);
       header.writeBigUInt64LE(BigInt(addr), RECORD_HEADER + 8);
-      parts.push(header, data);
+      parts.push(header, this.held ? Buffer.from(data) : data);
+      this.heldBytes += data.length;
     }
-    if (parts.length > 0) this.put(parts);
+    if (parts.length === 0) return;
+    if (!this.held) return this.put(parts);
+    this.held.push(() => parts);
+    if (this.heldBytes > HOLD_BYTES) this.writeHeld();
   }
 
   /** Seal (END record with the checksum), fsync if asked and put in place. Returns the image size. */
   commit(): number {
     if (this.state !== 'pages' || this.heads.length > 0) throw new Error('process image: commit before every live member\'s head');
+    this.writeHeld();
     this.record(RECORD_END, [this.hash.digest()]);
     this.state = 'done';
     this.out.commit();
@@ -145,6 +172,7 @@ export class ProcessImageWriter {
   /** Drop what was written (nothing is left anywhere). */
   abort(): void {
     this.state = 'done';
+    this.held = null;
     this.out.abort();
   }
 
@@ -154,10 +182,23 @@ export class ProcessImageWriter {
   }
 
   private record(type: number, parts: Buffer[]): void {
+    this.put(this.recordParts(type, parts));
+  }
+
+  private recordParts(type: number, parts: Buffer[]): Buffer[] {
     const header = Buffer.alloc(RECORD_HEADER);
     header.writeUInt32LE(type, 0);
     header.writeUInt32LE(parts.reduce((n, p) => n + p.length, 0), 4);
-    this.put([header, ...parts]);
+    return [header, ...parts];
+  }
+
+  /** Write what fdsLater held back, in order. */
+  private writeHeld(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = null;
+    this.heldBytes = 0;
+    for (const make of held) this.put(make());
   }
 
   private put(parts: Buffer[]): void {
