@@ -1,6 +1,7 @@
 // The fds of a process as /proc shows them: numbers, link targets, and the per-fd fdinfo
-// (position, status flags, close-on-exec, mount and inode). Each fd costs one readlinkat and one
-// read of its fdinfo (openat, read, close, through one buffer reused for every fd), relative to
+// (position, status flags, close-on-exec, mount and inode). Each fd costs one read of its fdinfo
+// (openat, read, close, through one buffer reused for every fd) and one readlinkat, but for pipes
+// and sockets once their mount is known (the link then follows from the inode), relative to
 // the process's fd and fdinfo directories opened once; the stat of the
 // inode behind it is taken only when a kind asks (a pipe's link and fdinfo say all a dump needs).
 // A dump reads a frozen process's fds once (readProcFds) and hands the same facts to everything
@@ -138,9 +139,20 @@ export function readProcFds(pid: number): ProcFd[] {
   try {
     const infoDir = openDir(`/proc/${pid}/fdinfo`);
     try {
+      // Every pipe is an inode of the one pipefs mount, every socket of sockfs, and the kernel
+      // names them `pipe:[ino]` and `socket:[ino]` (their d_dname): once a link has shown which
+      // mount that is, an fd whose fdinfo names the same mount needs no readlink.
+      const named = new Map<number, string>();
       return listFds(pid).map((fd) => {
         const name = String(fd);
-        return new ProcFdEntry(pid, fd, readLink(fdDir, name), readProcText(infoDir, name));
+        const text = readProcText(infoDir, name);
+        const head = HEAD.exec(text);
+        const kind = head ? named.get(Number(head[3])) : undefined;
+        if (kind !== undefined) return new ProcFdEntry(pid, fd, `${kind}:[${head![4]}]`, text);
+        const link = readLink(fdDir, name);
+        const pseudo = /^(pipe|socket):\[(\d+)\]$/.exec(link);
+        if (head && pseudo && pseudo[2] === head[4]) named.set(Number(head[3]), pseudo[1]!);
+        return new ProcFdEntry(pid, fd, link, text);
       });
     } finally {
       closeSync(infoDir);
