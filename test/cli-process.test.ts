@@ -329,6 +329,9 @@ test('a multi-threaded process (threads in read, sleep and a futex wait) is dump
     assert.is(fds.code, 0, fds.stderr);
     assert.ok([3, 5].every((fd) => readImage(image).table.processes[0]!.fds.some((f) => f.fd === fd)), 'the pipes the threads hold, at fds 3 and 5');
     assertRunning(pid);
+    // Let go, each thread re-enters its call when it next gets a CPU: until then /proc says
+    // `running` (a bound, not a timing: a loaded machine may take a while).
+    await waitUntil('every thread back in its call after the fd-table dump', () => !threadSyscalls(pid).includes('running'), 60_000);
     const calls = threadSyscalls(pid);
     assert.is(calls.length, 4);
     const r = await cr(['dump', '--pid', String(pid), '-o', image, '--force', '--kill']);
