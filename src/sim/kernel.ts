@@ -285,6 +285,9 @@ class FdBitmap {
  * fd -> entry, as an array indexed by fd (a process's numbers are dense, the lowest free taken
  * first): a Map of 100,000 fds costs several times more per call.
  */
+/** FdEntries fills its array up to numbers below this (the planner plans below 2^21) */
+const GROWN_BELOW = 1 << 21;
+
 class FdEntries {
   private readonly entries: Array<FdEntry | undefined> = [];
   size = 0;
@@ -298,8 +301,13 @@ class FdEntries {
   }
 
   set(fd: number, entry: FdEntry): void {
-    if (this.entries[fd] === undefined) this.size++;
-    this.entries[fd] = entry;
+    const entries = this.entries;
+    // Grown one slot at a time: a store far past the end (a dup2 to a high number) turns the array
+    // into a dictionary, every later access a hash lookup. Numbers beyond any a plan uses (a
+    // target's fd may be near 2^30) are stored as they come rather than filled up to.
+    if (fd < GROWN_BELOW) for (let i = entries.length; i <= fd; i++) entries.push(undefined);
+    if (entries[fd] === undefined) this.size++;
+    entries[fd] = entry;
   }
 
   delete(fd: number): void {
