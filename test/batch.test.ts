@@ -3,7 +3,7 @@
 // was (registers, signal state, mappings), a handled SIGTRAP included; the routine's bytes are
 // what batch.S assembles to.
 import { oneProcess, type FdTable } from '../src/model/fdtable.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +103,29 @@ test('a batch stops at the first unexpected result: its errno is reported, the c
     } finally {
       inj.finish();
     }
+  });
+});
+
+test('a SIGSTOP sent to the tracee while a batch runs is not lost: the injector sends it again at its finish', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, async (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    // Sent while the batch's second of sleep runs (or, on a slow machine, after it: pending then anyway).
+    const sender = spawnChild('sh', ['-c', `sleep 0.2; kill -STOP ${pid}`], { stdio: 'ignore' });
+    const sent = new Promise((resolve) => sender.once('exit', resolve));
+    try {
+      const runner = BatchRunner.prepare(inj, { capacity: 16 * 1024 });
+      const b = runner.batch();
+      const second = b.put(Buffer.from(new BigInt64Array([1n, 0n]).buffer));
+      b.call(SYS_clock_nanosleep, [1n, 0n, second, 0n], 0n);
+      assert.is(runner.run(b).matched, 1);
+    } finally {
+      inj.finish();
+    }
+    await sent;
+    const [, , , pending, shared] = signalState(pid);
+    assert.ok(((BigInt(`0x${pending}`) | BigInt(`0x${shared}`)) >> 18n) & 1n, 'SIGSTOP pending again');
   });
 });
 

@@ -238,9 +238,10 @@ export class BatchRunner {
   /**
    * Run a batch: one write of its area, one resume, one stop (or, call by call, as many
    * injections). Signals other than our own SIGSTOP that stop the tracee on the way (only
-   * SIGSTOP can: the rest are blocked) are suppressed and handed to `deferred`.
+   * SIGSTOP can: the rest are blocked) are suppressed and handed to the injector, which sends
+   * them again at its finish: a stop asked for during the batch is not lost.
    */
-  run(batch: Batch, opts: { readBack?: boolean; deferred?: number[] } = {}): BatchOutcome {
+  run(batch: Batch, opts: { readBack?: boolean } = {}): BatchOutcome {
     const n = batch.length;
     const { data: staged, records, recordsAt } = batch.image();
     // Data and records are contiguous in the tracee: one process_vm_writev of the two buffers.
@@ -252,7 +253,7 @@ export class BatchRunner {
     }
     // Call by call, each injected call is traced by the injector itself.
     const start = this.code !== null && tracing() ? performance.now() : 0;
-    const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt, opts.deferred ?? []);
+    const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt);
     if (start) {
       const calls = batch.calls.map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
       traceBatch(this.inj.pid, calls, results, matched, start, performance.now() - start);
@@ -273,7 +274,7 @@ export class BatchRunner {
     return { matched, results };
   }
 
-  private inOneGo(n: number, recordsAt: bigint, deferred: number[]): { matched: number; results: bigint[] } {
+  private inOneGo(n: number, recordsAt: bigint): { matched: number; results: bigint[] } {
     if (n === 0) return { matched: 0, results: [] };
     const pid = this.inj.pid;
     const regs = getRegs(pid);
@@ -294,7 +295,7 @@ export class BatchRunner {
         const info = getSiginfo(pid);
         // si_pid of a tgkill: the sender, the tracee itself for the routine's own stop.
         if (info.code === SI_TKILL && info.raw.readInt32LE(16) === pid) break;
-        deferred.push(SIGSTOP);
+        this.inj.defer(SIGSTOP);
       } else if (stop.event === 0) {
         throw new Error(`pid ${pid} got ${signalName(stop.signal)} during a batch of ${n} calls`);
       } else if (stop.event !== PTRACE_EVENT_STOP) {

@@ -159,6 +159,11 @@ export class Injector {
     this.site = foundSite;
   }
 
+  /** A signal the caller suppressed while it ran the tracee (a batch's stray SIGSTOP): re-sent at finish with the others. */
+  defer(signal: number): void {
+    this.deferred.push(signal);
+  }
+
   get pid(): number {
     return this.tracee;
   }
