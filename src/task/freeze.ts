@@ -1,6 +1,7 @@
 // Freezing a process, or a process and all its descendants, for a consistent snapshot: every
 // thread is seized and interrupted (PTRACE_SEIZE + PTRACE_INTERRUPT, so no signal is sent and
 // nothing is delivered twice), and thawing lets each thread go exactly where it stopped.
+import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { detach, interrupt, PTRACE_EVENT_STOP, seize } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP, SIGTRAP, signalName } from '../../bridge/signal.js';
@@ -130,13 +131,31 @@ function freezeProcess(pid: number, timeoutMs: number): Frozen {
   return frozen;
 }
 
+/** How long thaw waits for a process left stopped to be seen stopped. */
+const STOP_SEEN_MS = 2000;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/** Field 3 of /proc/PID/task/TID/stat, or null when the thread is gone. */
+function threadState(pid: number, tid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    return stat.charAt(stat.lastIndexOf(')') + 2);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Let every thread go. With leaveStopped, a SIGSTOP is queued while all threads are still held,
- * so each one enters the group-stop on its way back to user space.
+ * so each one enters the group-stop on its way back to user space; thaw returns once each is
+ * seen there (a detached thread reaches it only when next scheduled, and whoever ran cr may look
+ * at once), or after STOP_SEEN_MS when something else (a SIGCONT) let it run.
  */
 export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
-  if (opts.leaveStopped && frozen.threads.size > 0) kill(frozen.pid, SIGSTOP);
+  const leaveStopped = opts.leaveStopped && frozen.threads.size > 0;
+  if (leaveStopped) kill(frozen.pid, SIGSTOP);
   const failures: string[] = [];
+  const tids = [...frozen.threads.keys()];
   for (const [tid, sig] of frozen.threads) {
     try {
       detach(tid, sig);
@@ -147,6 +166,16 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   }
   frozen.threads.clear();
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
+  if (leaveStopped) {
+    const deadline = performance.now() + STOP_SEEN_MS;
+    for (const tid of tids) {
+      for (;;) {
+        const state = threadState(frozen.pid, tid);
+        if (state === null || state === 'T' || state === 'Z' || state === 'X' || performance.now() > deadline) break;
+        Atomics.wait(PAUSE, 0, 0, 1);
+      }
+    }
+  }
 }
 
 /** A process and its descendants, frozen: what freezeTree gives. */
