@@ -148,12 +148,13 @@ function threadState(pid: number, tid: number): string | null {
 /**
  * Let every thread go. With leaveStopped, a SIGSTOP is queued while all threads are still held,
  * so each one enters the group-stop on its way back to user space; thaw returns once each is
- * seen there (a detached thread reaches it only when next scheduled, and whoever ran cr may look
+ * seen there (so too for a process that was job-stopped before cr came) (a detached thread reaches it only when next scheduled, and whoever ran cr may look
  * at once), or after STOP_SEEN_MS when something else (a SIGCONT) let it run.
  */
 export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
-  const leaveStopped = opts.leaveStopped && frozen.threads.size > 0;
-  if (leaveStopped) kill(frozen.pid, SIGSTOP);
+  if (opts.leaveStopped && frozen.threads.size > 0) kill(frozen.pid, SIGSTOP);
+  // A job-stopped process detached is woken to enter its stop again: the same gap.
+  const stopsAgain = (opts.leaveStopped || frozen.jobStopped) && frozen.threads.size > 0;
   const failures: string[] = [];
   const tids = [...frozen.threads.keys()];
   for (const [tid, sig] of frozen.threads) {
@@ -166,7 +167,7 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   }
   frozen.threads.clear();
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
-  if (leaveStopped) {
+  if (stopsAgain) {
     const deadline = performance.now() + STOP_SEEN_MS;
     for (const tid of tids) {
       for (;;) {
