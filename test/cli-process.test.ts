@@ -314,7 +314,8 @@ test('dump --kill: the process is killed once the image is complete, and the ima
 
 /** The syscall each thread of pid is in (/proc/PID/task/TID/syscall's first field), sorted. */
 function threadSyscalls(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]!).sort();
+  // A running thread's file is `running` and a newline, no space: trimmed, or it never equals `running`.
+  return readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').trim().split(' ')[0]!).sort();
 }
 
 test('a multi-threaded process (threads in read, sleep and a futex wait) is dumped whole and restarted with every thread back in its call', async () => {
