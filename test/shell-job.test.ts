@@ -20,9 +20,10 @@ import { ensureReaped } from './helpers/processes.js';
 
 /**
  * `print(x)` echoed, then 42 on a line of its own. How the echo looks depends on the moment the line
- * arrives: before readline has the terminal the kernel echoes it, after that readline does.
+ * arrives: before readline has the terminal the kernel echoes it, after that readline does. cr's
+ * own lines on the same terminal (`cr restore: ...`) may come in the middle of the echo.
  */
-const ANSWERED = /print\(x\)[^]*?\r\n42\r\n/;
+const ANSWERED = /print(?:cr restore: [^\r\n]*\r\n)*\(x\)[^]*?\r\n42\r\n/;
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const DRIVER = join(ROOT, 'test', 'fixtures', 'shell-job-driver.py');
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'cr-shell-job-')));
