@@ -3,8 +3,7 @@
 // one read; WATCHDOG_DONE: exit; end of file (cr died): unlock each socket that still is what it
 // was, whatever else fails.
 import { fstatSync, readSync } from 'node:fs';
-import { closeFd } from '../../bridge/file.js';
-import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
+import { withSocket } from '../kinds/socket-read.js';
 import { unlock } from '../kinds/tcp-repair.js';
 import { WATCHDOG_DONE, WATCHDOG_PIPE_FD } from './unlock-watchdog.js';
 
@@ -23,19 +22,10 @@ if (!(got === 1 && word[0] === WATCHDOG_DONE)) {
   for (const arg of process.argv.slice(2)) {
     const [pid, fd, ino] = arg.split(':').map(Number) as [number, number, number];
     try {
-      const pidfd = pidfdOpen(pid);
-      let own: number;
-      try {
-        own = pidfdGetfd(pidfd, fd);
-      } finally {
-        closeFd(pidfd);
-      }
-      try {
-        // The process ran on once cr died: the fd may be another socket by now, which is not touched.
+      // The process ran on once cr died: the fd may be another socket by now, which is not touched.
+      withSocket(pid, fd, (own) => {
         if (fstatSync(own).ino === ino) unlock(own, true);
-      } finally {
-        closeFd(own);
-      }
+      });
     } catch {
       // gone, or not ours to change: the others still are
     }
