@@ -113,9 +113,9 @@ cgroupTest('a process in a cgroup of its own comes back in it, with new pids and
   for (const mode of ['--new-pid', '--same-pid']) {
     const r = await cr(['restore', image, '--detach', mode]);
     assert.is(r.code, 0, `${mode}: ${r.stderr}`);
-    assert.not.match(r.stderr, /cgroup/, `${mode}: ${r.stderr}`);
     const restored = Number(r.stdout.trim());
     pids.push(restored);
+    assert.not.match(r.stderr, /cgroup/, `${mode}: ${r.stderr}`);
     assert.is(answer(dir, restored), 'PASS\n', mode);
     ensureReaped(restored);
   }
@@ -132,9 +132,9 @@ cgroupTest('as uid 65534: its own process comes back in a cgroup it may enter; r
   ensureReaped(pid);
   const r = crProcess(['restore', image, '--detach'], { uid: NOBODY });
   assert.is(r.code, 0, r.stderr);
-  assert.not.match(r.stderr, /cgroup/);
   const restored = Number(r.stdout.trim());
   pids.push(restored);
+  assert.not.match(r.stderr, /cgroup/);
   assert.is(answer(dir, restored), 'PASS\n', 'its own restore');
   ensureReaped(restored);
   // The cgroup is root's again: the author could not enter it, so neither does its image.
