@@ -21,6 +21,28 @@ import { putBack } from '../trust/fsids.js';
 
 const SI_TKILL = -6;
 const PAGE_MASK = ~0xfffn;
+/** How long a journal's process may take to enter the stop a dead cr's kernel re-armed. */
+const SETTLE_MS = 1000;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Whether pid is in a stop, or enters one within SETTLE_MS: when its tracer dies the kernel
+ * re-arms the group stop cr made, taken at the next return to user space. A process that stays
+ * running was never stopped by cr (it died between the journal and the SIGSTOP, before changing
+ * anything) or was let run by someone since: either way, its registers are its own now, and the
+ * journal's would break it.
+ */
+function settlesStopped(pid: number): boolean {
+  const deadline = performance.now() + SETTLE_MS;
+  for (;;) {
+    const state = readStatus(pid).state;
+    if (state === 'T' || state === 't') return true;
+    if (performance.now() > deadline) return false;
+    Atomics.wait(PAUSE, 0, 0, 5);
+  }
+}
+
+const NOT_STOPPED = 'is running, not in the stop cr leaves a process it has changed in (cr ended before it changed anything, or it was let run since)';
 
 /** Why a journal's process is not the one cr worked in any more, or null when it is. */
 function gone(j: JournalRecord): string | null {
@@ -46,7 +68,7 @@ export function listRecoverable(): string[] {
       continue;
     }
     if (!j) continue;
-    const why = gone(j);
+    const why = gone(j) ?? (settlesStopped(pid) ? null : `pid ${pid} ${NOT_STOPPED}`);
     if (why) {
       removeJournal(pid, dir);
       lines.push(`pid ${pid}: ${why}; its journal is removed`);
@@ -115,6 +137,10 @@ export function recover(pid: number): string {
   if (status.tracerPid !== 0) {
     const who = status.tracerPid === j.cr ? `the cr that is working in it (pid ${j.cr})` : `pid ${status.tracerPid}`;
     throw new CrError(`pid ${pid} is traced by ${who}; nothing was changed`);
+  }
+  if (!settlesStopped(pid)) {
+    removeJournal(pid, dir);
+    return `nothing to recover: pid ${pid} ${NOT_STOPPED}; its journal is removed`;
   }
   const frozen = freeze(pid);
   try {

@@ -341,6 +341,16 @@ export async function trial(kind: Kind, ctx: TrialContext, timing: Timing, rng: 
     const check = await t.check();
     const changed = !check.startsWith('PASS') || mapCount(t.pid) !== maps || field(status(t.pid)!, 'SigBlk') !== mask || tracerOf(t.pid) !== 0;
     if (changed) return { outcome: 'changed', detail: `${how}; ${check}; maps ${maps} -> ${mapCount(t.pid)}, mask ${mask} -> ${field(status(t.pid)!, 'SigBlk')}` };
+    // cr killed between its journal and its stop: the process ran on untouched, and recover
+    // removes the journal instead of putting back registers the process has left behind.
+    const journal = join(ctx.env.XDG_RUNTIME_DIR ?? '', 'cr', `${t.pid}.json`);
+    if (existsSync(journal)) {
+      const r = await startCr(['recover', String(t.pid)], ctx.env).end;
+      const said = (r.stdout + r.stderr).trim();
+      if (!said.startsWith(`nothing to recover: pid ${t.pid} is running`) || existsSync(journal)) return { outcome: 'changed', detail: `${how}; a journal was left, and recover: ${said}` };
+      const after = await t.check();
+      if (!after.startsWith('PASS')) return { outcome: 'changed', detail: `${how}; after recover: ${after}` };
+    }
     if (end.code === 0) return { outcome: 'complete', detail: how };
     // Killed with the target running as before: for --into, its fds as before or all there.
     const now = fdCount(t.pid);
