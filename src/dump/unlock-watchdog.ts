@@ -16,8 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { closeFd, writeFd } from '../../bridge/file.js';
 import { pipe2 } from '../../bridge/pipe.js';
 import { reap, spawn } from '../../bridge/spawn.js';
+import { O_CLOEXEC } from '../abi.js';
 
-const O_CLOEXEC = 0o2000000;
 /** The byte that tells the watchdog cr is done with the connections: exit, touch nothing. */
 export const WATCHDOG_DONE = 0x2e;
 /** The watchdog's end of the pipe from cr. */

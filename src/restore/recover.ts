@@ -16,31 +16,20 @@ import {
 import { SYS } from '../inject/syscalls.js';
 import { readStatus } from '../proc/process.js';
 import { rollback } from '../replay/replay.js';
-import { thaw, freeze } from '../task/freeze.js';
+import { awaitStop, thaw, freeze } from '../task/freeze.js';
 import { putBack } from '../trust/fsids.js';
 
 const SI_TKILL = -6;
 const PAGE_MASK = ~0xfffn;
-/** How long a journal's process may take to enter the stop a dead cr's kernel re-armed. */
-const SETTLE_MS = 1000;
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
-
 /**
- * Whether pid is in a stop, or enters one within SETTLE_MS: when its tracer dies the kernel
- * re-arms the group stop cr made, taken at the next return to user space. A process that stays
- * running was never stopped by cr (it died between the journal and the SIGSTOP, before changing
- * anything) or was let run by someone since: either way, its registers are its own now, and the
+ * How long a journal's process may take to show a stop: when its tracer dies the kernel re-arms
+ * the group stop cr made, taken at the next return to user space. A process that stays running
+ * was never stopped by cr (it died between the journal and the SIGSTOP, before changing
+ * anything) or was let run by someone since: either way its registers are its own now, and the
  * journal's would break it.
  */
-function settlesStopped(pid: number): boolean {
-  const deadline = performance.now() + SETTLE_MS;
-  for (;;) {
-    const state = readStatus(pid).state;
-    if (state === 'T' || state === 't') return true;
-    if (performance.now() > deadline) return false;
-    Atomics.wait(PAUSE, 0, 0, 5);
-  }
-}
+const SETTLE_MS = 1000;
+const settlesStopped = (pid: number): boolean => awaitStop(pid, performance.now() + SETTLE_MS);
 
 const NOT_STOPPED = 'is running, not in the stop cr leaves a process it has changed in (cr ended before it changed anything, or it was let run since)';
 

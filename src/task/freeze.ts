@@ -1,7 +1,6 @@
 // Freezing a process, or a process and all its descendants, for a consistent snapshot: every
 // thread is seized and interrupted (PTRACE_SEIZE + PTRACE_INTERRUPT, so no signal is sent and
 // nothing is delivered twice), and thawing lets each thread go exactly where it stopped.
-import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { detach, interrupt, PTRACE_EVENT_STOP, seize } from '../../bridge/ptrace.js';
 import { kill, SIGSTOP, SIGTRAP, signalName } from '../../bridge/signal.js';
@@ -135,13 +134,16 @@ function freezeProcess(pid: number, timeoutMs: number): Frozen {
 const STOP_SEEN_MS = 2000;
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
-/** Field 3 of /proc/PID/task/TID/stat, or null when the thread is gone. */
-function threadState(pid: number, tid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
-    return stat.charAt(stat.lastIndexOf(')') + 2);
-  } catch {
-    return null;
+/**
+ * Wait until thread tid shows a stop (`T`, or `t` under a tracer), at most until `deadline`
+ * (performance.now()); whether it did. A thread gone, or a zombie, ends the wait: not stopped.
+ */
+export function awaitStop(tid: number, deadline: number): boolean {
+  for (;;) {
+    const state = safeState(tid);
+    if (state === 'T' || state === 't') return true;
+    if (state === '?' || state === 'Z' || state === 'X' || performance.now() > deadline) return false;
+    Atomics.wait(PAUSE, 0, 0, 1);
   }
 }
 
@@ -169,13 +171,7 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
   if (stopsAgain) {
     const deadline = performance.now() + STOP_SEEN_MS;
-    for (const tid of tids) {
-      for (;;) {
-        const state = threadState(frozen.pid, tid);
-        if (state === null || state === 'T' || state === 'Z' || state === 'X' || performance.now() > deadline) break;
-        Atomics.wait(PAUSE, 0, 0, 1);
-      }
-    }
+    for (const tid of tids) awaitStop(tid, deadline);
   }
 }
 
