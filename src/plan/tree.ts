@@ -62,6 +62,7 @@ const unitOf = (d: Desc): string => {
  */
 export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
   const procs = tables.processes;
+  if (procs.length === 1 && procs[0]!.parent === undefined) return { processes: [onlyRoot(tables, target)] };
   const index = new Map<number, number>(procs.map((p, i) => [p.pid, i]));
   const parentOf = procs.map((p) => (p.parent === undefined ? -1 : index.get(p.parent)!));
   const depth: number[] = [];
@@ -165,13 +166,7 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
             pipes: tables.pipes.filter((p) => pipeIds.has(p.id)),
             rlimit: proc.rlimit,
           };
-    let plan: Plan;
-    try {
-      plan = planRestore(table, start);
-    } catch (err) {
-      if (err instanceof PlanImpossible && procs.length > 1) throw new PlanImpossible(`process ${proc.pid}: ${err.message}`);
-      throw err;
-    }
+    const plan = planOwn(table, start, procs.length > 1 ? proc.pid : undefined);
     const children = procs.filter((c) => c.parent === proc.pid).map((c) => c.pid);
     const ops: Op[] = [...plan.ops, ...children.map((pid): Op => ({ op: 'fork', pid })), ...carries.map((c): Op => ({ op: 'close', fd: c.fd }))];
     atFork.push({
@@ -179,13 +174,12 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
       others: start.mode === 'into' ? start.fds.filter((fd) => !table.fds.some((f) => f.fd === fd)) : [],
       rlimit: { soft: Math.min(table.rlimit.soft, hard), hard },
     });
-    const inherits = (start.inherited ?? []).filter((h, k, all) => all.findIndex((x) => x.desc === h.desc) === k).map((h) => ({ desc: h.desc, from: h.fd }));
     out.push({
       pid: proc.pid,
       ...(proc.parent === undefined ? {} : { parent: proc.parent }),
       creates: creates.map((d) => d.id),
       pipes: [...pipeIds],
-      inherits,
+      inherits: inheritsOf(start),
       carries,
       target: start,
       plan: { ...plan, ops },
@@ -193,6 +187,36 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
     });
   });
   return { processes: out };
+}
+
+/**
+ * The plan of a table of one process: it holds every description (docs/fd-table.md), so it creates
+ * every object and carries nothing, and none of the bookkeeping of a tree (holders, creators,
+ * carried descriptions: a Map or Set entry per description) is needed.
+ */
+function onlyRoot(tables: FdTables, target: PlanTarget): ProcessPlan {
+  const proc = tables.processes[0]!;
+  const plan = planOwn(viewOf(tables, 0), target, undefined);
+  const pipes = new Set<number>();
+  for (const d of tables.descs) {
+    const pipe = pipeOf(d);
+    if (pipe !== undefined) pipes.add(pipe);
+  }
+  return { pid: proc.pid, creates: tables.descs.map((d) => d.id), pipes: [...pipes], inherits: inheritsOf(target), carries: [], target, plan, forksAt: -1 };
+}
+
+/** What a process's start holds of the image already, each description once, at the first fd holding it. */
+const inheritsOf = (start: PlanTarget): ProcessPlan['inherits'] =>
+  (start.inherited ?? []).filter((h, k, all) => all.findIndex((x) => x.desc === h.desc) === k).map((h) => ({ desc: h.desc, from: h.fd }));
+
+/** The wasm planner's plan of one process's table; in a tree, a refusal names the process. */
+function planOwn(table: FdTable, start: PlanTarget, pid: number | undefined): Plan {
+  try {
+    return planRestore(table, start);
+  } catch (err) {
+    if (err instanceof PlanImpossible && pid !== undefined) throw new PlanImpossible(`process ${pid}: ${err.message}`);
+    throw err;
+  }
 }
 
 /**
