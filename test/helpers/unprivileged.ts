@@ -3,7 +3,7 @@
 // they use a copy, made once per test process in a temporary directory anyone may read, of just
 // what cr loads at run time. Where no such place exists the tests that need one are skipped with
 // one line saying why.
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +13,26 @@ import { test } from 'uvu';
 export const NOBODY = 65534;
 
 /**
- * A command prefix that runs what follows as `uid`, with no supplementary groups, and without
- * this run's XDG_RUNTIME_DIR (root's, 0700: another user's cr keeps its journals in its own).
+ * A command prefix that runs what follows as `uid`, with no supplementary groups, and with an
+ * XDG_RUNTIME_DIR of its own: not this run's (root's, 0700), and not the shared default cr falls
+ * back to without one (/tmp/cr-UID, which would outlive the tests and be shared by concurrent runs).
  */
-export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', '-u', 'XDG_RUNTIME_DIR'];
+export const asUser = (uid: number): string[] => ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'env', `XDG_RUNTIME_DIR=${runtimeDirOf(uid)}`];
+
+const runtimeDirs = new Map<number, string>();
+
+/** A per-run runtime directory owned by uid, mode 0700 (made on first use, removed when the tests end). */
+function runtimeDirOf(uid: number): string {
+  let dir = runtimeDirs.get(uid);
+  if (dir === undefined) {
+    const made = mkdtempSync(join(tmpdir(), `cr-run-${uid}-`));
+    process.on('exit', () => rmSync(made, { recursive: true, force: true }));
+    // Only root runs things as another user; without root these tests are skipped.
+    if (process.getuid?.() === 0) chownSync(made, uid, uid);
+    runtimeDirs.set(uid, (dir = made));
+  }
+  return dir;
+}
 
 /** The checkout (tests run from build/test/helpers/). */
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
