@@ -138,6 +138,9 @@ else:
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
     s = socket.create_connection(('127.0.0.1', int(open(os.path.join(d, 'port')).read())))
     s.sendall(b'queued to server')
+    # Ready once the server's bytes wait here: sent while a dump holds the connection locked, they
+    # would be dropped and come back only on a retransmission, whose backoff grows while the lock lasts.
+    s.recv(16, socket.MSG_PEEK | socket.MSG_WAITALL)
     put('client-ready', '')
     signal.sigwait([signal.SIGUSR1])
     s.settimeout(30)
