@@ -39,22 +39,45 @@ export function worldOf(table: { descs: Desc[] }): SimWorld {
  * tree (one description, one object, whoever holds it) and which pipes' bytes were written.
  */
 class Identity {
-  readonly descMap = new Map<number, { sim: SimDesc; fd: number; who: string }>();
-  readonly descBack = new Map<SimDesc, { id: number; fd: number; who: string }>();
+  /** image description id -> what it is at the end, with where it was first seen (for messages) */
+  readonly descMap = new Map<number, Seen>();
+  /** the same records, by simulated description */
+  readonly descBack = new Map<SimDesc, Seen>();
   readonly pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
   readonly pipeBack = new Map<SimPipe, { id: number; desc: number }>();
   readonly written = new Set<number>();
   /**
    * Each description's own checks, run once every process is compared: one may name another (an
-   * epoll its targets, a pty slave its master) held only by a process compared later.
+   * epoll its targets, a pty slave its master) held only by a process compared later. Kept as a
+   * record per description rather than a closure (a table may hold 100,000).
    */
-  readonly deferred: Array<() => void> = [];
+  readonly deferred: Deferred[] = [];
   readonly pairMap = new Map<number, { sim: object; desc: number }>();
   readonly pairBack = new Map<object, { id: number; desc: number }>();
 }
 
+/** An image description and the simulated one it is at the end, first seen at `fd` of `who`. */
+interface Seen {
+  id: number;
+  sim: SimDesc;
+  fd: number;
+  who: string;
+}
+
+/** A description's own check: `d` is at `fd` of `who` as `sim` at the end. */
+interface Deferred {
+  d: Desc;
+  sim: SimDesc;
+  fd: number;
+  who: string;
+}
+
 function runDeferred(shared: Identity): void {
-  for (const check of shared.deferred) check();
+  const idOf = (s: object): number | undefined => shared.descBack.get(s as SimDesc)?.id;
+  for (const { d, sim, fd, who } of shared.deferred) {
+    const differs = kindOf(d).simCheck(d, sim, idOf);
+    if (differs !== null) throw new Failure(`${who}fd ${fd} (description ${d.id}) ${differs}`);
+  }
 }
 
 function outcome(body: () => void): VerifyResult {
@@ -374,10 +397,11 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
   const imageFds = new Set<number>();
   const { descMap, descBack } = shared;
-  // Descriptions this process reaches: their fields are checked here, once per process.
-  const mine = new Map<number, { sim: SimDesc; fd: number }>();
+  // Descriptions this process reaches, at the first fd it holds each at: their fields are checked
+  // here, once per process.
+  const mine = new Map<number, number>();
   // In a tree, an fd of another process is named with its process.
-  const pair = (seen: { fd: number; who: string }, fd: number): string =>
+  const pair = (seen: Seen, fd: number): string =>
     seen.who === who ? `fds ${seen.fd} and ${fd}` : `fd ${seen.fd} of ${seen.who.replace(/: $/, '')} and fd ${fd}`;
   for (const f of table.fds) {
     imageFds.add(f.fd);
@@ -387,12 +411,16 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const sim = entry.desc;
     if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
     const mapped = descMap.get(f.desc);
-    if (mapped && mapped.sim !== sim) throw new Failure(`${pair(mapped, f.fd)} share description ${f.desc} in the image but not at the end`);
-    const back = descBack.get(sim);
-    if (back && back.id !== f.desc) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
-    if (!mapped) descMap.set(f.desc, { sim, fd: f.fd, who });
-    if (!back) descBack.set(sim, { id: f.desc, fd: f.fd, who });
-    if (!mine.has(f.desc)) mine.set(f.desc, { sim, fd: f.fd });
+    if (mapped === undefined) {
+      const back = descBack.get(sim);
+      if (back) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
+      const seen: Seen = { id: f.desc, sim, fd: f.fd, who };
+      descMap.set(f.desc, seen);
+      descBack.set(sim, seen);
+    } else if (mapped.sim !== sim) {
+      throw new Failure(`${pair(mapped, f.fd)} share description ${f.desc} in the image but not at the end`);
+    }
+    if (!mine.has(f.desc)) mine.set(f.desc, f.fd);
   }
   let expected = imageFds.size;
   if (target.mode === 'into') {
@@ -413,21 +441,18 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
   const { pipeMap, pipeBack, pairMap, pairBack } = shared;
   const minePipes = new Set<number>();
-  for (const [id, { sim, fd }] of mine) {
+  for (const [id, fd] of mine) {
     const d = descs.get(id)!;
-    const where = `fd ${fd} (description ${id})`;
-    if (sim.kind !== d.kind) throw new Failure(`${where} is a ${sim.kind}, the image says ${d.kind}`);
-    if (sim.flags !== d.flags) throw new Failure(`${where} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
+    const sim = descMap.get(id)!.sim;
+    const where = (): string => `fd ${fd} (description ${id})`;
+    if (sim.kind !== d.kind) throw new Failure(`${where()} is a ${sim.kind}, the image says ${d.kind}`);
+    if (sim.flags !== d.flags) throw new Failure(`${where()} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
     // The path a description was opened by (a deleted file's is where it was, not a node).
     const path = kindOf(d).node?.(d)?.path;
-    if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
-    const judge = (prefix: string): void => {
-      const differs = kindOf(d).simCheck(d, sim, (s) => descBack.get(s as SimDesc)?.id);
-      if (differs !== null) throw new Failure(`${prefix}${where} ${differs}`);
-    };
+    if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where()} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
     // Judged once every process is compared: a description may name another (an epoll its
     // targets, a pty slave its master) held only by a process compared later.
-    shared.deferred.push(() => judge(who));
+    shared.deferred.push({ d, sim, fd, who });
     const pair = pairOf(d);
     if (pair !== undefined) {
       const simPair = sim.pair;
@@ -435,7 +460,7 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
       if (seen && seen.sim !== simPair) throw new Failure(`descriptions ${seen.desc} and ${id} are ends of socket pair ${pair} in the image but not at the end`);
       const back = simPair ? pairBack.get(simPair) : undefined;
       if (back && back.id !== pair) throw new Failure(`descriptions ${back.desc} and ${id} are ends of one socket pair at the end but of pairs ${back.id} and ${pair} in the image`);
-      if (!simPair) throw new Failure(`${where} is not an end of a socket pair at the end`);
+      if (!simPair) throw new Failure(`${where()} is not an end of a socket pair at the end`);
       if (!seen) pairMap.set(pair, { sim: simPair, desc: id });
       if (!back) pairBack.set(simPair, { id: pair, desc: id });
     }
