@@ -1,7 +1,7 @@
 // src/inject/batch.ts on real processes: a batch runs its calls in order in one round trip, stops
 // at the first unexpected result (later calls never run), and the tracee is left exactly as it
-// was (registers, signal state, mappings), a handled SIGTRAP included; the routine's bytes are
-// what batch.S assembles to.
+// was (registers, signal state, mappings), a handled SIGTRAP included, in any thread of it; the
+// routine's bytes are what batch.S assembles to.
 import { oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,6 +14,8 @@ import { getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/
 import { ANY_SUCCESS, BATCH_CODE, BatchRunner } from '../src/inject/batch.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
+import { listThreads } from '../src/proc/process.js';
+import { freeze, thaw } from '../src/task/freeze.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
 
@@ -126,6 +128,38 @@ test('a SIGSTOP sent to the tracee while a batch runs is not lost: the injector 
     await sent;
     const [, , , pending, shared] = signalState(pid);
     assert.ok(((BigInt(`0x${pending}`) | BigInt(`0x${shared}`)) >> 18n) & 1n, 'SIGSTOP pending again');
+  });
+});
+
+test('a batch in a thread other than the first ends at its own stop (the stop\'s sender is the thread group)', async () => {
+  const program = 'import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()\ntime.sleep(30)';
+  await withProcess(['python3', '-S', '-c', program], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    let others: number[] = [];
+    for (const deadline = Date.now() + 5000; others.length === 0 && Date.now() < deadline; ) others = listThreads(pid).filter((t) => t !== pid);
+    assert.is(others.length, 1, 'a second thread');
+    const tid = others[0]!;
+    const frozen = freeze(pid);
+    try {
+      const regsBefore = getRegs(tid);
+      const inj = Injector.attach(tid);
+      try {
+        assert.is(inj.tgid, pid);
+        // Before the fix the routine's stop was taken for someone else's: the batch never ended.
+        const runner = BatchRunner.prepare(inj, { capacity: 16 * 1024, timeoutMs: 2000 });
+        assert.ok(runner.batched, 'batches run in one go here');
+        const b = runner.batch();
+        b.call(SYS.gettid, [], BigInt(tid));
+        b.call(SYS.getpid, [], BigInt(pid));
+        assert.equal(runner.run(b), { matched: 2, results: [BigInt(tid), BigInt(pid)], data: null });
+      } finally {
+        inj.finish();
+      }
+      assert.equal(getRegs(tid), regsBefore);
+      assert.is(getSiginfo(tid).code >> 8, PTRACE_EVENT_STOP);
+    } finally {
+      thaw(frozen, { leaveStopped: false });
+    }
   });
 });
 

@@ -142,7 +142,7 @@ function readInThread(guard: Guard, tid: number): ThreadOwn {
   guard.addThread(tid);
   const inj = Injector.attach(tid);
   try {
-    const reads = new ReadBatch(inj, false);
+    const reads = new ReadBatch(inj);
     const own = queueThreadOwn(reads);
     reads.run();
     return own();

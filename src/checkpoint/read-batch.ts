@@ -40,13 +40,7 @@ export class ReadBatch {
   private results: bigint[] | null = null;
   private bytes: Buffer[] = [];
 
-  /**
-   * `leader`: inj runs in the process's first thread. A batch's end is told by the routine's
-   * tgkill SIGSTOP, whose sender (si_pid) is the thread group, so a batch is only recognised in
-   * the thread the group is named after: in any other thread the calls run one injected call
-   * each.
-   */
-  constructor(private readonly inj: Injector, private readonly leader = true) {}
+  constructor(private readonly inj: Injector) {}
 
   /** A zeroed output buffer of len bytes for a call to fill. */
   output(len: number): Output {
@@ -67,7 +61,6 @@ export class ReadBatch {
    * there are none). A failure not tolerated throws, naming the call; nothing after it runs.
    */
   run(): void {
-    if (!this.leader) return this.oneByOne();
     // The area holds the outputs, then the records.
     const capacity = Math.ceil((this.staged + (this.calls.length + 1) * RECORD_BYTES + 16) / PAGE) * PAGE;
     const runner = BatchRunner.prepare(this.inj, { capacity });
@@ -88,17 +81,6 @@ export class ReadBatch {
       from = stopped + 1;
     }
     this.results = results;
-  }
-
-  private oneByOne(): void {
-    for (const o of this.outputs) o.addr = this.inj.put(Buffer.alloc(o.length));
-    this.results = this.calls.map((c) => {
-      const args = argsOf(c);
-      const r = this.inj.syscall(c.nr, ...args);
-      if (r < 0n && r > -4096n && c.tolerated !== 'any' && !c.tolerated.includes(r)) throw failure(c, args, r, this.inj.pid);
-      return r;
-    });
-    this.bytes = this.outputs.map((o) => this.inj.read(o.addr, o.length));
   }
 
   /** The raw result of call i (a tolerated failure as -errno). */

@@ -282,10 +282,13 @@ export class BatchRunner {
     // syscall-restart fixup to these registers.
     setRegs(pid, { ...regs, rip: this.code!, rbx: recordsAt, r12: BigInt(n), orig_rax: -1n });
     cont(pid, 0);
+    // One bound for the whole batch: a stop that keeps coming (a SIGSTOP taken for someone else's)
+    // must not keep it going either.
+    const deadline = performance.now() + this.timeoutMs;
     for (;;) {
       let stop;
       try {
-        stop = waitStop(pid, this.timeoutMs);
+        stop = waitStop(pid, Math.max(0, deadline - performance.now()));
       } catch (err) {
         interrupt(pid);
         throw new Error(`pid ${pid}: a batch of ${n} calls did not finish within ${this.timeoutMs} ms (${(err as Error).message})`);
@@ -293,8 +296,9 @@ export class BatchRunner {
       if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during a batch of ${n} calls`);
       if (stop.event === 0 && stop.signal === SIGSTOP) {
         const info = getSiginfo(pid);
-        // si_pid of a tgkill: the sender, the tracee itself for the routine's own stop.
-        if (info.code === SI_TKILL && info.raw.readInt32LE(16) === pid) break;
+        // si_pid of a tgkill: the sender's thread group, the tracee's own for the routine's stop
+        // (the other threads of a tracee are held by cr while a batch runs in one of them).
+        if (info.code === SI_TKILL && info.raw.readInt32LE(16) === this.inj.tgid) break;
         this.inj.defer(SIGSTOP);
       } else if (stop.event === 0) {
         throw new Error(`pid ${pid} got ${signalName(stop.signal)} during a batch of ${n} calls`);

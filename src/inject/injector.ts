@@ -68,6 +68,13 @@ function executableMappings(pid: number): Executable[] {
   return found.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
 }
 
+/** The thread group of thread tid (`Tgid:` of its status). */
+function tgidOf(tid: number): number {
+  const m = /^Tgid:\s*(\d+)$/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
+  if (!m) throw new Error(`/proc/${tid}/status has no Tgid line`);
+  return Number(m[1]);
+}
+
 /** Offset of the first `syscall` in a mapping's bytes (at most SEARCH_BYTES read); null for none. */
 function syscallOffset(pid: number, m: Executable): bigint | null {
   const len = m.end - m.start < BigInt(SEARCH_BYTES) ? Number(m.end - m.start) : SEARCH_BYTES;
@@ -148,6 +155,8 @@ export class Injector {
   private constructor(
     /** the tracee; changes only when forChild() hands the injection to a copy */
     private tracee: number,
+    /** the tracee's process (thread group): the sender of a signal a thread of it sends */
+    private group: number,
     /** a `syscall` instruction the tracee already had (only read, never written) */
     private readonly foundSite: bigint,
     private readonly savedMask: Buffer,
@@ -168,6 +177,11 @@ export class Injector {
     return this.tracee;
   }
 
+  /** The tracee's thread-group id: pid, unless the tracee is a thread other than the first. */
+  get tgid(): number {
+    return this.group;
+  }
+
   /**
    * Prepare to inject into pid, which must be seized and in a ptrace-stop: a PTRACE_EVENT_STOP
    * (PTRACE_INTERRUPT, group-stop) or a ptrace event stop such as PTRACE_EVENT_EXEC, which is
@@ -183,7 +197,7 @@ export class Injector {
     const site = findSyscallSite(pid);
     const deferred: number[] = [];
     if (kind === 'ptrace-event') toEventStop(pid, deferred);
-    const injector = new Injector(pid, site, getSigmask(pid), timeoutMs, deferred, options.keepAreaAt ?? null);
+    const injector = new Injector(pid, tgidOf(pid), site, getSigmask(pid), timeoutMs, deferred, options.keepAreaAt ?? null);
     getRegsInto(pid, injector.saved);
     // Blocked while stopped, so no signal handler can run on our registers, an injected call
     // cannot be interrupted, and the only signal stop left possible is for SIGSTOP.
@@ -317,6 +331,7 @@ export class Injector {
    */
   forChild(child: number): void {
     this.tracee = child;
+    this.group = child;
   }
 
   /**
@@ -326,7 +341,7 @@ export class Injector {
    */
   copyFor(child: number): Injector {
     if (this.done) throw new Error(`pid ${this.pid}: injector already finished`);
-    const copy = new Injector(child, this.foundSite, this.savedMask, this.timeoutMs, [], this.keepAreaAt);
+    const copy = new Injector(child, child, this.foundSite, this.savedMask, this.timeoutMs, [], this.keepAreaAt);
     copy.saved.set(this.saved);
     copy.scratchMaps.push(...this.scratchMaps);
     copy.scratchNext = this.scratchNext;
