@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../src/fuzz/random.js';
 import { calibrate, INTO_TABLE, processImage, trial, type Kind, type Outcome, type TrialContext } from '../test/helpers/abandon.js';
+import { tableJson } from '../src/model/json.js';
 
 const n = Number(process.argv[2] ?? 300);
 const kinds = (process.argv[3] ?? 'dump,into,restart').split(',') as Kind[];
@@ -17,7 +18,7 @@ const ctx: TrialContext = { dir, env: { ...process.env, XDG_RUNTIME_DIR: run }, 
 const OUTCOMES: Outcome[] = ['killed', 'changed', 'unrecovered', 'recovered', 'untouched', 'complete'];
 try {
   mkdirSync(run, { mode: 0o700 });
-  writeFileSync(ctx.intoImage, JSON.stringify(INTO_TABLE));
+  writeFileSync(ctx.intoImage, tableJson(INTO_TABLE));
   if (kinds.includes('restart')) ctx.processImage = await processImage(ctx);
   console.log(`| kind | trials | ${OUTCOMES.join(' | ')} | command ms | traced ms |`);
   console.log(`| --- | ---: | ${OUTCOMES.map(() => '---:').join(' | ')} | ---: | ---: |`);

@@ -47,7 +47,7 @@ function bench(scenario: string): void {
       for (const [name, ms] of run.phases) phases.set(name, [...(phases.get(name) ?? []), ms]);
       const { pipes } = run.image.table;
       const fds = run.image.table.processes[0]!.fds;
-      summary = `${fds.length} fds, ${pipes.length} pipes, ${pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0)} bytes`;
+      summary = `${fds.length} fds, ${pipes.length} pipes, ${pipes.reduce((n, p) => n + p.data.length, 0)} bytes`;
     }
     const cli: number[] = [];
     for (let i = 0; i < CLI_RUNS; i++) {

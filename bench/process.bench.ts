@@ -15,6 +15,7 @@ import { kill, SIGKILL } from '../bridge/signal.js';
 import { killAndReap, spawn } from '../bridge/spawn.js';
 import { denseTable, pipeTable } from './tables.js';
 import type { FdTable } from '../src/model/fdtable.js';
+import { tableJson } from '../src/model/json.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CR = join(ROOT, 'cr.mjs');
@@ -118,7 +119,7 @@ function restarts(image: string, dir: string): { whole: number[]; cpu: number[] 
 }
 
 const writeTable = (path: string, t: FdTable): void =>
-  writeFileSync(path, JSON.stringify({ descs: t.descs, pipes: t.pipes, processes: [{ pid: 100, fds: t.fds, rlimit: t.rlimit }] }));
+  writeFileSync(path, tableJson({ descs: t.descs, pipes: t.pipes, processes: [{ pid: 100, fds: t.fds, rlimit: t.rlimit }] }));
 
 interface Row {
   work: string;

@@ -67,7 +67,7 @@ function cOf(op: Op, i: number, table: FdTable): string {
       return must(`syscall(SYS_lseek, ${op.fd}, ${op.offset}L, SEEK_SET)`, op.offset);
     case 'write': {
       const pipe = table.pipes.find((p) => p.id === op.pipe)!;
-      const bytes = Buffer.from(pipe.data, 'base64');
+      const bytes = pipe.data;
       return must(`syscall(SYS_write, ${op.fd}, ${cString(bytes)}, ${bytes.length})`, bytes.length);
     }
     case 'prlimit':

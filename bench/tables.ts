@@ -29,7 +29,7 @@ export function pipeTable(nFds: number, seed = 1): FdTable {
   const pipes: Pipe[] = [];
   let next = 0;
   for (let p = 0; fds.length < nFds; p++) {
-    pipes.push({ id: p, capacity: 65536, data: p % 3 === 0 ? 'cXVldWVk' : '' });
+    pipes.push({ id: p, capacity: 65536, data: p % 3 === 0 ? Buffer.from('queued') : Buffer.alloc(0) });
     descs.push({ id: 2 * p, kind: 'pipe', flags: O_RDONLY, pipe: p }, { id: 2 * p + 1, kind: 'pipe', flags: O_WRONLY, pipe: p });
     for (const desc of [2 * p, 2 * p + 1, 2 * p, 2 * p + 1]) {
       if (fds.length < nFds) fds.push({ fd: numbers[next++], desc, cloexec: random() < 0.5 });
@@ -60,7 +60,7 @@ export function denseTable(seed = 1): FdTable {
   const descs: Desc[] = [];
   for (let p = 0; p < pipeCount; p++) {
     const bytes = Buffer.alloc(1476, `pipe ${p} `);
-    pipes.push({ id: p, capacity: 65536, data: bytes.toString('base64') });
+    pipes.push({ id: p, capacity: 65536, data: bytes });
     descs.push({ id: 2 * p, kind: 'pipe', flags: O_RDONLY, pipe: p }, { id: 2 * p + 1, kind: 'pipe', flags: O_WRONLY, pipe: p });
   }
   const fds: Fd[] = [];

@@ -18,6 +18,7 @@ import { listThreads } from '../src/proc/process.js';
 import { freeze, thaw } from '../src/task/freeze.js';
 import { cr, ROOT } from './helpers/cli.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
+import { tableJson } from '../src/model/json.js';
 
 const SYS_clock_nanosleep = 230;
 const EBADF = -9n;
@@ -187,10 +188,10 @@ test('restore --log: 3 MiB of pipe bytes (more than a batch holds) go in chunks,
     const table = {
       fds: [3, 5, 7].map((fd, p) => ({ fd, desc: p, cloexec: false })),
       descs: [0, 1, 2].map((p) => ({ id: p, kind: 'pipe', flags: 0, pipe: p })),
-      pipes: bytes.map((b, p) => ({ id: p, capacity: MiB, data: b.toString('base64') })),
+      pipes: bytes.map((b, p) => ({ id: p, capacity: MiB, data: b })),
       rlimit: { soft: 1024, hard: 4096 },
     };
-    writeFileSync(join(dir, 'table.json'), JSON.stringify(oneProcess(table as FdTable, 1)));
+    writeFileSync(join(dir, 'table.json'), tableJson(oneProcess(table as FdTable, 1)));
     const sums = bytes.map((b) => createHash('sha256').update(b).digest('hex'));
     // The restored program checks its own pipes and says PASS or FAIL in a file (it has no stdout).
     const check = [

@@ -8,8 +8,9 @@ import * as assert from 'uvu/assert';
 import { compareTables } from '../src/diff/compare.js';
 import { O_LARGEFILE, O_NONBLOCK, O_WRONLY, type FdTable, oneProcess } from '../src/model/fdtable.js';
 import { cr } from './helpers/cli.js';
+import { tableJson } from '../src/model/json.js';
 
-const b64 = (text: string): string => Buffer.from(text).toString('base64');
+const bin = (text: string): Buffer => Buffer.from(text);
 
 /** The seed layout: read end 9 (dup 12), write end 4 (dup 7), 5 bytes queued; and a file at 3. */
 function seed(): FdTable {
@@ -26,7 +27,7 @@ function seed(): FdTable {
       { id: 1, kind: 'pipe', flags: 0, pipe: 0 },
       { id: 2, kind: 'file', flags: O_LARGEFILE, path: '/etc/hostname', offset: 2 },
     ],
-    pipes: [{ id: 0, capacity: 65536, data: b64('hello') }],
+    pipes: [{ id: 0, capacity: 65536, data: bin('hello') }],
     rlimit: { soft: 1024, hard: 4096 },
   };
 }
@@ -46,7 +47,7 @@ function renamed(): FdTable {
       { id: 60, kind: 'file', flags: O_LARGEFILE, path: '/etc/hostname', offset: 2 },
       { id: 50, kind: 'pipe', flags: O_WRONLY, pipe: 8 },
     ],
-    pipes: [{ id: 8, capacity: 65536, data: b64('hello') }],
+    pipes: [{ id: 8, capacity: 65536, data: bin('hello') }],
     rlimit: { soft: 1024, hard: 4096 },
   };
 }
@@ -100,7 +101,7 @@ test('sharing: one description split in two, and two merged into one', () => {
 test('pipes: pairing, capacity, bytes, packets', () => {
   const b = renamed();
   // The write ends now belong to a pipe of their own.
-  b.pipes.push({ id: 9, capacity: 4096, data: b64('hellO') });
+  b.pipes.push({ id: 9, capacity: 4096, data: bin('hellO') });
   (b.descs.find((d) => d.id === 50) as { pipe?: number }).pipe = 9;
   assert.equal(compareTables(seed(), b), [
     'fds 4, 7, 9, 12 are on one pipe in A, but on 2 in B: 4 7 | 9 12',
@@ -108,7 +109,7 @@ test('pipes: pairing, capacity, bytes, packets', () => {
     'the pipe at fds 4, 7: the 5 queued bytes differ from byte 4 on',
   ]);
   const c = renamed();
-  c.pipes[0] = { id: 8, capacity: 65536, data: b64('hello!'), packets: [1, 5] };
+  c.pipes[0] = { id: 8, capacity: 65536, data: bin('hello!'), packets: [1, 5] };
   assert.equal(compareTables(seed(), c), [
     'the pipe at fds 4, 7, 9, 12: 5 bytes queued in A, 6 in B',
     'the pipe at fds 4, 7, 9, 12: a byte stream in A, packets 1,5 in B',
@@ -132,9 +133,9 @@ test('cr diff: exit 0 when equal, 1 with one difference a line, 2 on error', asy
     const a = join(dir, 'a.json');
     const b = join(dir, 'b.json');
     const c = join(dir, 'c.json');
-    writeFileSync(a, JSON.stringify(oneProcess(seed(), 1)));
-    writeFileSync(b, JSON.stringify(oneProcess(renamed(), 1)));
-    writeFileSync(c, JSON.stringify(oneProcess({ ...seed(), rlimit: { soft: 64, hard: 64 } }, 1)));
+    writeFileSync(a, tableJson(oneProcess(seed(), 1)));
+    writeFileSync(b, tableJson(oneProcess(renamed(), 1)));
+    writeFileSync(c, tableJson(oneProcess({ ...seed(), rlimit: { soft: 64, hard: 64 } }, 1)));
     let r = await cr(['diff', a, b]);
     assert.is(r.code, 0);
     assert.is(r.stdout, `same: ${a} and ${b} describe the same fd table (5 fds, 3 descriptions, 1 pipe)\n`);

@@ -18,6 +18,7 @@ import { cr, crProcess } from './helpers/cli.js';
 import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile } from './helpers/fdlayout.js';
 import { buildC, ensureReaped, withProcess } from './helpers/processes.js';
 import { NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
+import { tableJson } from '../src/model/json.js';
 
 
 /** The bytes the fixture queues: pattern(seed, n) in fdlayout.py. */
@@ -53,6 +54,7 @@ async function dumpOk(fx: Fixture, extra: string[] = []): Promise<string> {
   return image;
 }
 
+/** `show --json` of image, its one process's view: as JSON gives it (bytes as base64 text). */
 async function showJson(image: string): Promise<FdTable> {
   const r = await cr(['show', image, '--json']);
   assert.is(r.code, 0, r.stderr);
@@ -66,7 +68,7 @@ async function showJson(image: string): Promise<FdTable> {
 // pipes by first description.
 const fd = (n: number, desc: number, cloexec = false): Fd => ({ fd: n, desc, cloexec });
 const pipeDesc = (id: number, flags: number, pipe: number): Desc => ({ id, kind: 'pipe', flags, pipe });
-const streamPipe = (id: number, data: Buffer, capacity = 65536): Pipe => ({ id, capacity, data: data.toString('base64') });
+const streamPipe = (id: number, data: Buffer, capacity = 65536): Pipe => ({ id, capacity, data });
 
 /** Dump a fixture, compare `show --json` with `expected`, check the read-back, keep the image for plan. */
 async function checkScenario(scenario: string, expected: (dir: string) => FdTable, extra: string[] = []): Promise<void> {
@@ -74,7 +76,7 @@ async function checkScenario(scenario: string, expected: (dir: string) => FdTabl
     const image = await dumpOk(fx, extra);
     assertRunning(fx.pid);
     const want = expected(fx.dir);
-    assert.equal(await showJson(image), want);
+    assert.equal(await showJson(image), JSON.parse(tableJson(want)));
     assert.equal(fixtureReadBack(fx.pid, fx.dir), expectedReadBack(want, want.pipes.map((p) => `p${p.id}`)));
     const copy = join(imageDir, `${scenario}.img`);
     writeFileSync(copy, readFileSync(image), { mode: 0o600 });

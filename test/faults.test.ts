@@ -27,6 +27,7 @@ import { fdSnapshot, runState } from '../src/imagefuzz/live-target.js';
 import { calibrate as calibrateKind, INTO_TABLE, processImage, trial, type Kind, type Outcome, type TrialContext } from './helpers/abandon.js';
 import { buildC, ensureReaped, waitInSyscall, withProcess } from './helpers/processes.js';
 import { holderBinary, readBack, sleepMs, startHolder, type Holder, type HolderSpec } from './fixtures/hardening-holder.js';
+import { tableJson } from '../src/model/json.js';
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cr-faults-'));
@@ -233,7 +234,7 @@ test('the target killed at random moments of a dump: cr ends with one line, neve
 
 const RESTORE_TABLE: FdTable = INTO_TABLE;
 const RESTORE_IMAGE = join(dir, 'restore-table.json');
-writeFileSync(RESTORE_IMAGE, JSON.stringify(oneProcess(RESTORE_TABLE, 1)));
+writeFileSync(RESTORE_IMAGE, tableJson(oneProcess(RESTORE_TABLE, 1)));
 const IMAGE_FDS = new Set(RESTORE_TABLE.fds.map((f) => f.fd));
 const TARGET_SPEC: HolderSpec = { pipes: 2, capacity: 65536, bytes: 1000, dups: 0, high: 0 };
 

@@ -45,7 +45,7 @@ test('cases the fuzzer shrank from planner failures verify', () => {
   const found: Array<[string, FuzzCase]> = [
     // open(fifo, ...|O_DIRECT) is EINVAL: packet mode comes by F_SETFL after the open
     ['O_DIRECT at open', {
-      table: { fds: [{ fd: 5, desc: 11, cloexec: true }], descs: [{ id: 11, kind: 'fifo', flags: 50177, pipe: 2, path: '/tmp/cr-fuzz/fifo0' }], pipes: [{ id: 2, capacity: 65536, data: '' }], rlimit: { soft: 256, hard: 1048576 } },
+      table: { fds: [{ fd: 5, desc: 11, cloexec: true }], descs: [{ id: 11, kind: 'fifo', flags: 50177, pipe: 2, path: '/tmp/cr-fuzz/fifo0' }], pipes: [{ id: 2, capacity: 65536, data: Buffer.alloc(0) }], rlimit: { soft: 256, hard: 1048576 } },
       target: { fds: [], rlimit: { soft: 1024, hard: 20000 }, mode: 'fresh' },
     }],
     // F_SETFL cannot set O_ASYNC on a device without ->fasync: only open() can
@@ -58,7 +58,7 @@ test('cases the fuzzer shrank from planner failures verify', () => {
       table: {
         fds: [{ fd: 31, desc: 228, cloexec: false }, { fd: 18, desc: 154, cloexec: true }],
         descs: [{ id: 228, kind: 'pipe', flags: 0, pipe: 19 }, { id: 154, kind: 'pipe', flags: 1, pipe: 19 }],
-        pipes: [{ id: 19, capacity: 4096, data: '' }],
+        pipes: [{ id: 19, capacity: 4096, data: Buffer.alloc(0) }],
         rlimit: { soft: 60, hard: 60 },
       },
       target: { fds: [31, 18], rlimit: { soft: 26, hard: 26932 }, mode: 'into' },
@@ -69,7 +69,7 @@ test('cases the fuzzer shrank from planner failures verify', () => {
       table: {
         fds: [{ fd: 3, desc: 7, cloexec: true }, { fd: 4, desc: 29, cloexec: false }, { fd: 5, desc: 16, cloexec: true }],
         descs: [{ id: 16, kind: 'pipe', flags: 32770, pipe: 3 }, { id: 29, kind: 'pipe', flags: 34817, pipe: 3 }, { id: 7, kind: 'pipe', flags: 32769, pipe: 3 }],
-        pipes: [{ id: 3, capacity: 4096, data: '' }],
+        pipes: [{ id: 3, capacity: 4096, data: Buffer.alloc(0) }],
         rlimit: { soft: 6, hard: 6 },
       },
       target: { fds: [4], rlimit: { soft: 6, hard: 6 }, mode: 'into-exact' },
@@ -78,7 +78,7 @@ test('cases the fuzzer shrank from planner failures verify', () => {
       table: {
         fds: [{ fd: 6, desc: 22, cloexec: false }, { fd: 0, desc: 33, cloexec: true }, { fd: 4, desc: 27, cloexec: false }, { fd: 5, desc: 29, cloexec: false }],
         descs: [{ id: 22, kind: 'pipe', flags: 32768, pipe: 1 }, { id: 27, kind: 'pipe', flags: 50176, pipe: 1 }, { id: 29, kind: 'pipe', flags: 0, pipe: 13 }, { id: 33, kind: 'pipe', flags: 32769, pipe: 1 }],
-        pipes: [{ id: 1, capacity: 65536, data: '' }, { id: 13, capacity: 65536, data: '' }],
+        pipes: [{ id: 1, capacity: 65536, data: Buffer.alloc(0) }, { id: 13, capacity: 65536, data: Buffer.alloc(0) }],
         rlimit: { soft: 7, hard: 7 },
       },
       target: { fds: [0], rlimit: { soft: 4, hard: 7 }, mode: 'into' },
@@ -87,7 +87,7 @@ test('cases the fuzzer shrank from planner failures verify', () => {
       table: {
         fds: [{ fd: 3, desc: 35, cloexec: false }, { fd: 4, desc: 10, cloexec: false }, { fd: 5, desc: 4, cloexec: false }, { fd: 6, desc: 28, cloexec: false }, { fd: 7, desc: 3, cloexec: false }],
         descs: [{ id: 10, kind: 'pipe', flags: 0, pipe: 10 }, { id: 4, kind: 'pipe', flags: 2049, pipe: 10 }, { id: 3, kind: 'pipe', flags: 37889, pipe: 7 }, { id: 28, kind: 'pipe', flags: 32768, pipe: 7 }, { id: 35, kind: 'pipe', flags: 1, pipe: 13 }],
-        pipes: [{ id: 10, capacity: 32768, data: '' }, { id: 7, capacity: 65536, data: '' }, { id: 13, capacity: 8192, data: '' }],
+        pipes: [{ id: 10, capacity: 32768, data: Buffer.alloc(0) }, { id: 7, capacity: 65536, data: Buffer.alloc(0) }, { id: 13, capacity: 8192, data: Buffer.alloc(0) }],
         rlimit: { soft: 8, hard: 8 },
       },
       target: { fds: [6], rlimit: { soft: 3, hard: 8 }, mode: 'into-exact' },
@@ -188,7 +188,7 @@ test('shrinking keeps what makes a case fail and drops the rest', () => {
   assert.is(small.table.fds.length, 1);
   assert.is(small.table.descs.length, 1);
   assert.is(small.table.pipes.length, 1);
-  assert.is(small.table.pipes[0].data, '');
+  assert.is(small.table.pipes[0].data.length, 0);
   assert.is(small.target.fds.length, 0);
   parseTable(small.table);
 });

@@ -22,6 +22,7 @@ import { listFds } from '../src/proc/fds.js';
 import { cr } from './helpers/cli.js';
 import { assertRunning } from './helpers/fdlayout.js';
 import { ensureReaped, waitInSyscall } from './helpers/processes.js';
+import { tableJson } from '../src/model/json.js';
 
 const SYS_clock_nanosleep = 230;
 const SYS_nanosleep = 35;
@@ -38,7 +39,7 @@ function oneDesc(desc: DescFields, data = ''): FdTable {
   return {
     fds: [{ fd: 3, desc: 0, cloexec: false }],
     descs: [{ id: 0, ...desc } as Desc],
-    pipes: desc.kind === 'fifo' ? [{ id: 0, capacity: 65536, data: Buffer.from(data).toString('base64') }] : [],
+    pipes: desc.kind === 'fifo' ? [{ id: 0, capacity: 65536, data: Buffer.from(data) }] : [],
     rlimit: { soft: 1024, hard: 1024 },
   };
 }
@@ -77,7 +78,7 @@ function assertKilled(stderr: string): void {
  * exit 2 and one line naming fd 3, the path and `why`, the new process killed, the live one as it was.
  */
 async function refusedEverywhere(file: string, table: FdTable, why: string): Promise<void> {
-  writeFileSync(file, JSON.stringify(oneProcess(table, 1)));
+  writeFileSync(file, tableJson(oneProcess(table, 1)));
   const path = (table.descs[0] as { path: string }).path;
   const line = (tail: string): RegExp => new RegExp(`^cr restore: fd 3: "${escape(path)}" now opens ${why}; refused before anything was written through it; ${tail}\\n$`);
   // --detach: were the path not refused, the test must not wait for the sleep.
@@ -133,7 +134,7 @@ test('a FIFO path that became a regular file, a directory, a socket or a cgroup 
     if (cg) {
       const max = join(cg, 'pids.max');
       const was = readFileSync(max, 'utf8');
-      await refusedEverywhere(join(dir, 'd.json'), { ...fifoTable(max), pipes: [{ id: 0, capacity: 65536, data: Buffer.from('7\n').toString('base64') }] }, 'a regular file, not a FIFO');
+      await refusedEverywhere(join(dir, 'd.json'), { ...fifoTable(max), pipes: [{ id: 0, capacity: 65536, data: Buffer.from('7\n') }] }, 'a regular file, not a FIFO');
       assert.is(readFileSync(max, 'utf8'), was);
     } else {
       console.log('  (no pids cgroup could be made here: the cgroup case was not run)');
@@ -174,7 +175,7 @@ test('a file replaced by another regular file is restored (moved or rotated), wi
     writeFileSync(log, 'the file at dump time\n');
     const table = oneDesc({ kind: 'file', flags: O_WRONLY | O_LARGEFILE, path: log, offset: 4 });
     const file = join(dir, 't.json');
-    writeFileSync(file, JSON.stringify(oneProcess(table, 1)));
+    writeFileSync(file, tableJson(oneProcess(table, 1)));
     rmSync(log);
     writeFileSync(log, 'another file now\n');
     const r = await cr(['restore', file, '--detach', '--', '/bin/sleep', '1000']);

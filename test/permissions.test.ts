@@ -18,6 +18,7 @@ import { readStatus } from '../src/proc/process.js';
 import { ensureReaped } from './helpers/processes.js';
 import { holderBinary, readBack, startHolder, type HolderSpec } from './fixtures/hardening-holder.js';
 import { asUser, NOBODY, readableCr, readableDir, unprivilegedTest } from './helpers/unprivileged.js';
+import { tableJson } from '../src/model/json.js';
 
 const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -205,10 +206,10 @@ function tableWith(file?: string): string {
       { id: 1, kind: 'pipe', flags: 1, pipe: 0 },
       ...(file ? [{ id: 2, kind: 'file', flags: 0o100000, path: file, offset: 0 }] : []),
     ],
-    pipes: [{ id: 0, capacity: 65536, data: Buffer.from('restored bytes').toString('base64') }],
+    pipes: [{ id: 0, capacity: 65536, data: Buffer.from('restored bytes') }],
     rlimit: { soft: 1024, hard: 4096 },
   };
-  return JSON.stringify(oneProcess(t as FdTable, 1));
+  return tableJson(oneProcess(t as FdTable, 1));
 }
 
 unprivilegedTest('an unprivileged user restores into their own process, and is refused root\'s with one EPERM line', () => {

@@ -13,9 +13,10 @@ import { planRestore, PlanImpossible } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { crProcess } from './helpers/cli.js';
 import { NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
+import { tableJson } from '../src/model/json.js';
 
 const LIMIT = { soft: 1024, hard: 20000 };
-const b64 = (s: string) => Buffer.from(s).toString('base64');
+const bin = (s: string): Buffer => Buffer.from(s);
 
 /** A table builder: descriptions by id, fds as [number, desc, cloexec]. */
 function table(descs: Desc[], fds: Array<[number, number, boolean?]>, pipes: Pipe[], rlimit = LIMIT): FdTable {
@@ -40,7 +41,7 @@ const seed = table(
     { id: 2, kind: 'pipe', flags: O_WRONLY, pipe: 0 },
   ],
   [[9, 1], [4, 2], [12, 1], [7, 2, true]],
-  [{ id: 0, capacity: 65536, data: b64('queued bytes') }],
+  [{ id: 0, capacity: 65536, data: bin('queued bytes') }],
 );
 
 test('seed layout: read end above write end, dups of both, bytes queued', () => {
@@ -65,7 +66,7 @@ test('pipe() returns the ends the wrong way round for the wanted numbers', () =>
       { id: 2, kind: 'pipe', flags: O_WRONLY, pipe: 0 },
     ],
     [[1, 1], [0, 2]],
-    [{ id: 0, capacity: 65536, data: b64('x') }],
+    [{ id: 0, capacity: 65536, data: bin('x') }],
   );
   const plan = planOk(t, fresh([0, 1, 2]));
   const pipe2 = plan.ops.find((o) => o.op === 'pipe2');
@@ -80,7 +81,7 @@ test('gaps, high numbers and a soft limit that must rise first', () => {
       { id: 2, kind: 'pipe', flags: O_WRONLY, pipe: 0 },
     ],
     [[4095, 1], [5, 2]],
-    [{ id: 0, capacity: 65536, data: '' }],
+    [{ id: 0, capacity: 65536, data: Buffer.alloc(0) }],
     { soft: 4096, hard: 20000 },
   );
   const plan = planOk(t, fresh([0, 1, 2], { soft: 1024, hard: 20000 }));
@@ -98,7 +99,7 @@ test('several descriptions per end, reopened, O_NONBLOCK on some only', () => {
       { id: 5, kind: 'pipe', flags: O_RDWR | O_LARGEFILE, pipe: 0 },
     ],
     [[3, 1], [4, 2], [5, 3], [6, 4], [7, 5], [8, 3, true]],
-    [{ id: 0, capacity: 65536, data: b64('a'.repeat(65536)) }],
+    [{ id: 0, capacity: 65536, data: bin('a'.repeat(65536)) }],
   );
   const plan = planOk(t, fresh());
   assert.is(count(plan, 'open'), 3, 'one open of /proc/self/fd per reopened description');
@@ -113,9 +114,9 @@ test('half-closed pipes: only a read end with bytes, only a write end with bytes
     ],
     [[10, 1], [11, 2], [12, 3]],
     [
-      { id: 0, capacity: 65536, data: b64('left for the reader') },
-      { id: 1, capacity: 4096, data: b64('nobody reads this') },
-      { id: 2, capacity: 1048576, data: b64('reopened only') },
+      { id: 0, capacity: 65536, data: bin('left for the reader') },
+      { id: 1, capacity: 4096, data: bin('nobody reads this') },
+      { id: 2, capacity: 1048576, data: bin('reopened only') },
     ],
   );
   planOk(t, fresh());
@@ -129,7 +130,7 @@ test('live target whose fds collide with the image, 0, 1 and 2 included; exact c
       { id: 3, kind: 'file', flags: O_WRONLY | O_APPEND | O_LARGEFILE, path: '/tmp/log', offset: 100 },
     ],
     [[0, 2], [1, 1], [2, 3], [5, 1]],
-    [{ id: 0, capacity: 65536, data: b64('zz') }],
+    [{ id: 0, capacity: 65536, data: bin('zz') }],
   );
   planOk(t, { fds: [0, 1, 2, 3, 5, 9], rlimit: LIMIT, mode: 'into' });
   planOk(t, { fds: [0, 1, 2, 3, 5, 9], rlimit: LIMIT, mode: 'into-exact' });
@@ -142,7 +143,7 @@ test('permutation cycles between pipe ends in a fresh target', () => {
   const pipes: Pipe[] = [];
   for (let p = 0; p < 3; p++) {
     descs.push({ id: 2 * p, kind: 'pipe', flags: O_RDONLY, pipe: p }, { id: 2 * p + 1, kind: 'pipe', flags: O_WRONLY, pipe: p });
-    pipes.push({ id: p, capacity: 65536, data: b64(`pipe ${p}`) });
+    pipes.push({ id: p, capacity: 65536, data: bin(`pipe ${p}`) });
   }
   fds.push([1, 0], [2, 1], [3, 2], [4, 3], [5, 4], [0, 5]);
   planOk(table(descs, fds, pipes), fresh([0, 1, 2]));
@@ -158,7 +159,7 @@ test('a full table: every number below RLIMIT_NOFILE taken, no room above', () =
     const [r, w] = p % 2 === 0 ? [2 * p, 2 * p + 1] : [2 * p + 1, 2 * p];
     descs.push({ id: 2 * p, kind: 'pipe', flags: O_RDONLY, pipe: p }, { id: 2 * p + 1, kind: 'pipe', flags: O_WRONLY, pipe: p });
     fds.push([r, 2 * p], [w, 2 * p + 1]);
-    pipes.push({ id: p, capacity: 65536, data: b64(`#${p}`) });
+    pipes.push({ id: p, capacity: 65536, data: bin(`#${p}`) });
   }
   const t = table(descs, fds, pipes, rlimit);
   let outcome = 'planned';
@@ -178,7 +179,7 @@ test('a table that cannot exist in the target is an error naming why', () => {
       { id: 2, kind: 'pipe', flags: O_WRONLY, pipe: 0 },
     ],
     [[1, 1], [0, 2]],
-    [{ id: 0, capacity: 65536, data: '' }],
+    [{ id: 0, capacity: 65536, data: Buffer.alloc(0) }],
     { soft: 2, hard: 2 },
   );
   // Two numbers, both taken by one reversed pipe: pipe2 cannot swap its ends without a third.
@@ -193,7 +194,7 @@ test('a table that cannot exist in the target is an error naming why', () => {
       { id: 2, kind: 'pipe', flags: O_RDONLY, pipe: 0 },
     ],
     [[3, 1], [4, 2]],
-    [{ id: 0, capacity: 65536, data: '' }],
+    [{ id: 0, capacity: 65536, data: Buffer.alloc(0) }],
   );
   assert.throws(() => planRestore(two, fresh()), (e: Error) => /two read ends/.test(e.message));
 });
@@ -209,9 +210,9 @@ test('FIFOs: a writer with no reader gets a temporary one; packets keep their bo
     ],
     [[3, 1], [4, 2], [6, 3], [8, 4], [9, 5]],
     [
-      { id: 0, capacity: 65536, data: b64('for a reader to come') },
-      { id: 1, capacity: 65536, data: b64('rdwr') },
-      { id: 2, capacity: 65536, data: b64('onetwo'), packets: [3, 3] },
+      { id: 0, capacity: 65536, data: bin('for a reader to come') },
+      { id: 1, capacity: 65536, data: bin('rdwr') },
+      { id: 2, capacity: 65536, data: bin('onetwo'), packets: [3, 3] },
     ],
   );
   planOk(t, fresh());
@@ -241,7 +242,7 @@ unprivilegedTest('`cr plan` works on a JSON table as an unprivileged user', () =
   const dir = mkdtempSync(join(tmpdir(), 'cr-plan-'));
   try {
     const file = join(dir, 'seed.json');
-    writeFileSync(file, JSON.stringify(oneProcess(seed, 1)));
+    writeFileSync(file, tableJson(oneProcess(seed, 1)));
     chmodSync(dir, 0o755);
     chmodSync(file, 0o644);
     const out = crProcess(['plan', file], { uid: NOBODY });

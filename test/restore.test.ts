@@ -23,6 +23,7 @@ import { cr, CR, crProcess, type Run } from './helpers/cli.js';
 import { assertRunning, expectedReadBack, fixtureReadBack, sleep, spawnFixture, waitFile, type ReadBack } from './helpers/fdlayout.js';
 import { ensureReaped, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, unprivilegedTest } from './helpers/unprivileged.js';
+import { tableJson } from '../src/model/json.js';
 
 const READER = buildFixture('restore-reader');
 
@@ -243,8 +244,8 @@ function stagingTable(file: string): FdTable {
       { id: 3, kind: 'file', flags: 0o100000, path: file, offset: 3 },
     ],
     pipes: [
-      { id: 0, capacity: 65536, data: Buffer.from('hello').toString('base64') },
-      { id: 1, capacity: 4096, data: '' },
+      { id: 0, capacity: 65536, data: Buffer.from('hello') },
+      { id: 1, capacity: 4096, data: Buffer.alloc(0) },
     ],
     rlimit: { soft: 1024, hard: 4096 },
   };
@@ -275,7 +276,7 @@ unprivilegedTest('--into, staging failure: a file the target may not open fails 
     writeFileSync(secret, 'root only', { mode: 0o600 });
     chmodSync(dir, 0o755);
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(secret), 1)));
+    writeFileSync(tableFile, tableJson(oneProcess(stagingTable(secret), 1)));
     // The target runs as nobody: the open is its own, so an image cannot hand it a root-only file.
     await withOwnPipe(async (r) => {
       await withReader([0, 1, 2, 7, 9], [[r, 5]], ['own=fd:5'], async (rd) => {
@@ -307,7 +308,7 @@ test('--into --exact, staging failure (a missing file): rolled back, the target 
   const dir = tempDir('staging2');
   try {
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(join(dir, 'missing')), 1)));
+    writeFileSync(tableFile, tableJson(oneProcess(stagingTable(join(dir, 'missing')), 1)));
     await withOwnPipe(async (r) => {
       await withReader([0, 1, 2, 7], [[r, 5]], ['own=fd:5'], async (rd) => {
         waitIdle(rd.pid);
@@ -329,7 +330,7 @@ test('restore -- CMD failure: one line naming op, fd and errno; the new process 
   const dir = tempDir('fail');
   try {
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(oneProcess(stagingTable(join(dir, 'missing')), 1)));
+    writeFileSync(tableFile, tableJson(oneProcess(stagingTable(join(dir, 'missing')), 1)));
     const r = await cr(['restore', tableFile, '--detach', '--', 'sleep', '30']);
     assert.is(r.code, 1);
     assert.is(r.stdout, '');
@@ -422,7 +423,7 @@ test('a hard limit above what the kernel allows the target: restored as far as i
     table.descs[3] = { id: 3, kind: 'chr', flags: 0o100000, path: '/dev/null' };
     table.rlimit = { soft: 1024, hard: own.hard + 1000 };
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(oneProcess(table, 1)));
+    writeFileSync(tableFile, tableJson(oneProcess(table, 1)));
     // The reader, not sleep: sleep's setlocale() may hold a locale file open for a moment.
     const r = await cr(['restore', tableFile, '--detach', '--', READER, dir]);
     const pid = Number(r.stdout.trim());
@@ -486,11 +487,11 @@ test('a signal to cr during a restore --into is held until the restore is comple
     const table: FdTable = {
       fds: [{ fd: 3, desc: 1, cloexec: false }, ...Array.from({ length: 3000 }, (_, i) => ({ fd: 10 + i, desc: 0, cloexec: false }))],
       descs: [{ id: 0, kind: 'pipe', flags: 0, pipe: 0 }, { id: 1, kind: 'pipe', flags: 1, pipe: 0 }],
-      pipes: [{ id: 0, capacity: 65536, data: Buffer.from('held').toString('base64') }],
+      pipes: [{ id: 0, capacity: 65536, data: Buffer.from('held') }],
       rlimit: { soft: 4096, hard: 4096 },
     };
     const tableFile = join(dir, 'table.json');
-    writeFileSync(tableFile, JSON.stringify(oneProcess(table, 1)));
+    writeFileSync(tableFile, tableJson(oneProcess(table, 1)));
     await withReader([], [], ['p0=fd:10'], async (rd) => {
       waitIdle(rd.pid);
       const child = spawnAsync(process.execPath, [CR, 'restore', tableFile, '--into', String(rd.pid)], { stdio: 'ignore' });
@@ -570,7 +571,7 @@ test('paths that lead into /proc through symlinks are refused before any process
       const before = fdLinks(rd.pid);
       for (const [path, as] of refused) {
         const file = join(dir, 'table.json');
-        writeFileSync(file, JSON.stringify(oneProcess(oneFile(path, 3), 1)));
+        writeFileSync(file, tableJson(oneProcess(oneFile(path, 3), 1)));
         const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         for (const args of [['--', 'true'], ['--into', String(rd.pid)]]) {
           const r = await cr(['restore', file, ...args]);
@@ -585,7 +586,7 @@ test('paths that lead into /proc through symlinks are refused before any process
     });
     // A symlink elsewhere is only a path: the restored fd 3 is /dev/null, where it leads.
     const file = join(dir, 'ok.json');
-    writeFileSync(file, JSON.stringify(oneProcess(oneFile(join(dir, 'null'), 3), 1)));
+    writeFileSync(file, tableJson(oneProcess(oneFile(join(dir, 'null'), 3), 1)));
     const out = join(dir, 'fd3');
     const r = await cr(['restore', file, '--', '/bin/sh', '-c', `readlink /proc/$$/fd/3 > ${out}`]);
     assert.is(r.code, 0, r.stderr);
@@ -641,7 +642,7 @@ unprivilegedTest('--into another user\'s process: refused in one line with ptrac
   chmodSync(dir, 0o755);
   try {
     const file = join(dir, 'table.json');
-    writeFileSync(file, JSON.stringify(oneProcess(oneFile(), 1)), { mode: 0o644 });
+    writeFileSync(file, tableJson(oneProcess(oneFile(), 1)), { mode: 0o644 });
     await withReader([0, 1, 2], [], [], async (rd) => {
       const before = fdLinks(rd.pid);
       const r = crProcess(['restore', file, '--into', String(rd.pid)], { uid: NOBODY });

@@ -460,7 +460,7 @@ test('prlimit: soft <= hard, the hard limit only goes down, soft may drop below 
 // ---------------------------------------------------------------------------------------
 // verify() on hand-written plans.
 
-const DATA = Buffer.from('hello, pipe').toString('base64');
+const DATA = Buffer.from('hello, pipe');
 
 /** fds 3 and 4: a pipe with bytes queued; fd 5: a dup of the write end, close-on-exec. */
 const TABLE: FdTable = {

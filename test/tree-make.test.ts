@@ -39,7 +39,7 @@ const TABLES = (members: MakeMember[]): FdTables => {
       { id: 2, kind: 'pipe', flags: O_WRONLY, pipe: 0 },
       { id: 3, kind: 'chr', flags: O_WRONLY | O_LARGEFILE, path: '/dev/null' },
     ],
-    pipes: [{ id: 0, capacity: 65536, data: Buffer.from('queued').toString('base64') }],
+    pipes: [{ id: 0, capacity: 65536, data: Buffer.from('queued') }],
     processes: live.map((m, i) => ({
       pid: m.pid,
       ...(i === 0 ? {} : { parent: m.ppid }),

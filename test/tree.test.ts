@@ -20,10 +20,11 @@ import { reap } from '../bridge/spawn.js';
 import { O_APPEND } from '../src/model/fdtable.js';
 import { cr } from './helpers/cli.js';
 import { buildC, withProcess } from './helpers/processes.js';
+import { tableJson } from '../src/model/json.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cr-tree-'));
 const LIMIT = { soft: 1024, hard: 4096 };
-const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const bin = (s: string): Buffer => Buffer.from(s);
 
 /**
  * Parent 100 and child 101. Description 1 (a file at offset 7) is the parent's fd 3 and the
@@ -39,7 +40,7 @@ const TWO = (): FdTables => ({
     { id: 4, kind: 'chr', flags: O_WRONLY | O_LARGEFILE, path: '/dev/null' },
     { id: 5, kind: 'eventfd', flags: O_RDWR, count: 2, semaphore: false },
   ],
-  pipes: [{ id: 0, capacity: 65536, data: b64('hello') }],
+  pipes: [{ id: 0, capacity: 65536, data: bin('hello') }],
   processes: [
     { pid: 100, fds: [{ fd: 1, desc: 4, cloexec: false }, { fd: 3, desc: 1, cloexec: false }, { fd: 4, desc: 2, cloexec: true }], rlimit: LIMIT },
     {
@@ -53,7 +54,7 @@ const TWO = (): FdTables => ({
 const FRESH: PlanTarget = { fds: [0, 1, 2], rlimit: LIMIT, mode: 'fresh' };
 
 function planned(tables: FdTables, target = FRESH): TreePlan {
-  const tree = planTree(parseTables(JSON.parse(JSON.stringify(tables))), target);
+  const tree = planTree(parseTables(JSON.parse(tableJson(tables))), target);
   const check = verifyTree(tables, target, tree);
   assert.ok(check.ok, `the simulator refused the tree's plan: ${JSON.stringify(check)}\n${JSON.stringify(tree, null, 1)}`);
   return tree;
@@ -206,7 +207,7 @@ test('siblings sharing what their parent does not hold: the parent carries it; p
 
 test('cr plan prints each process\'s plan and the order across them; show lists both; restore refuses a tree in one line', async () => {
   const file = join(dir, 'two.json');
-  writeFileSync(file, JSON.stringify(TWO()));
+  writeFileSync(file, tableJson(TWO()));
   const r = await cr(['plan', file]);
   assert.is(r.code, 0, r.stderr);
   const out = r.stdout;

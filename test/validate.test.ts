@@ -6,6 +6,7 @@ import { CrError, EXIT_BAD_INPUT } from '../src/errors.js';
 import type { FdTables } from '../src/model/fdtable.js';
 import { O_APPEND, O_ASYNC, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_NONBLOCK, O_RDONLY, O_RDWR, O_SYNC, O_WRONLY } from '../src/model/fdtable.js';
 import { MAX_ENTRIES, parseFdList, parseRlimit, parseTables, parseTarget } from '../src/image/validate.js';
+import { tableJson } from '../src/model/json.js';
 
 const GOOD = (): FdTables => ({
   processes: [{ pid: 100, fds: [
@@ -28,14 +29,14 @@ const GOOD = (): FdTables => ({
     { id: 7, kind: 'eventfd', flags: O_RDWR, count: 3, semaphore: false },
   ],
   pipes: [
-    { id: 0, capacity: 65536, data: Buffer.from('queued').toString('base64') },
-    { id: 5, capacity: 8192, data: Buffer.from('abc').toString('base64'), packets: [1, 2] },
+    { id: 0, capacity: 65536, data: Buffer.from('queued') },
+    { id: 5, capacity: 8192, data: Buffer.from('abc'), packets: [1, 2] },
   ],
 });
 
 /** Apply `change` to a fresh good table (as plain JSON) and expect this error message. */
 function rejects(change: (t: any) => void, message: string | RegExp): void {
-  const t = JSON.parse(JSON.stringify(GOOD()));
+  const t = JSON.parse(tableJson(GOOD()));
   change(t);
   try {
     parseTables(t);
@@ -52,7 +53,7 @@ function rejects(change: (t: any) => void, message: string | RegExp): void {
 }
 
 test('a good table comes back normalised: O_LARGEFILE added to path-opened descriptions', () => {
-  const t = parseTables(JSON.parse(JSON.stringify(GOOD())));
+  const t = parseTables(JSON.parse(tableJson(GOOD())));
   const want = GOOD();
   want.descs[3].flags |= O_LARGEFILE;
   want.descs[5].flags |= O_LARGEFILE;
@@ -89,7 +90,7 @@ test('numbers: integers in range, no NaN, no strings, no nesting', () => {
 test('processes: pids once each, a parent listed before its child, at least one; the old one-process shape refused', () => {
   const child = (t: any, over: object = {}) => t.processes.push({ pid: 101, parent: 100, fds: [{ fd: 3, desc: 5, cloexec: false }], rlimit: { soft: 64, hard: 64 }, ...over });
   // A description two processes hold is one object referenced twice: accepted.
-  const two = JSON.parse(JSON.stringify(GOOD()));
+  const two = JSON.parse(tableJson(GOOD()));
   child(two);
   assert.is(parseTables(two).processes[1]!.parent, 100);
   rejects((t) => child(t, { pid: 100 }), 'processes[1].pid: 100 is used twice (also processes[0])');

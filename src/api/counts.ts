@@ -13,7 +13,7 @@ export interface TableCounts {
 }
 
 export function tableCounts(table: FdTables): TableCounts {
-  const pipeBytes = table.pipes.reduce((n, p) => n + Buffer.byteLength(p.data, 'base64'), 0);
+  const pipeBytes = table.pipes.reduce((n, p) => n + p.data.length, 0);
   const fds = table.processes.reduce((n, p) => n + p.fds.length, 0);
   return { fds, descriptions: table.descs.length, pipes: table.pipes.length, pipeBytes };
 }

@@ -39,7 +39,7 @@ function endOf(desc: Desc): string {
 const size = (n: number): string => (n % 1048576 === 0 ? `${n / 1048576} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} B`);
 
 function pipeSummary(pipe: Pipe): string {
-  const bytes = Buffer.byteLength(pipe.data, 'base64');
+  const bytes = pipe.data.length;
   const packets = pipe.packets ? ` in ${pipe.packets.length} packets` : '';
   return `pipe ${pipe.id}: ${bytes} B${packets} of ${size(pipe.capacity)}`;
 }
@@ -132,7 +132,7 @@ function renderFds(table: FdTable): string[] {
 
 function renderPipes(pipes: Pipe[]): string[] {
   return pipes.map((p) => {
-    const data = Buffer.from(p.data, 'base64');
+    const data = p.data;
     const packets = p.packets ? `, packets ${p.packets.join(',')}` : '';
     return `${pipeSummary(p)}${packets}${data.length ? `: ${preview(data)}` : ''}`;
   });

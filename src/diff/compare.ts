@@ -69,8 +69,8 @@ function partition(
 
 function comparePipes(where: string, a: Pipe, b: Pipe, out: string[]): void {
   if (a.capacity !== b.capacity) out.push(`${where}: capacity ${a.capacity} in A, ${b.capacity} in B`);
-  const da = Buffer.from(a.data, 'base64');
-  const db = Buffer.from(b.data, 'base64');
+  const da = a.data;
+  const db = b.data;
   if (da.length !== db.length) out.push(`${where}: ${da.length} bytes queued in A, ${db.length} in B`);
   else if (!da.equals(db)) {
     let at = 0;

@@ -54,7 +54,7 @@ export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void
       try {
         const bytes = fd === null ? emptyPipeByWriteEnd(pidfdOf(ends[0]!.pid), ends[0]!.fd, what) : copyPipe(fd, what, scratch);
         pipe.capacity = bytes.capacity;
-        pipe.data = bytes.data.toString('base64');
+        pipe.data = bytes.data;
         if (bytes.packets) pipe.packets = bytes.packets;
       } finally {
         if (fd !== null) closeFd(fd);

@@ -185,7 +185,7 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
       if (pipeId === undefined) {
         pipeId = pipes.length;
         pipeIds.set(k.pipeKey, pipeId);
-        pipes.push({ id: pipeId, capacity: DEFAULT_PIPE_CAPACITY, data: '' });
+        pipes.push({ id: pipeId, capacity: DEFAULT_PIPE_CAPACITY, data: Buffer.alloc(0) });
         pipeEnds.set(pipeId, []);
       }
       pipeEnds.get(pipeId)!.push({ pid: first.pid, fd: first.proc.fd, flags: first.proc.flags });

@@ -84,7 +84,7 @@ function accessMode(rng: Rng): number {
 /** Queued bytes for a new pipe of `capacity`: often none, sometimes full, maybe packets. */
 function fillPipe(b: Builder, capacity: number): Omit<Pipe, 'id'> {
   const rng = b.rng;
-  const pipe: Omit<Pipe, 'id'> = { capacity, data: '' };
+  const pipe: Omit<Pipe, 'id'> = { capacity, data: Buffer.alloc(0) };
   if (!rng.chance(0.45) || b.dataLeft <= 0) return pipe;
   const room = Math.min(capacity, b.dataLeft);
   if (rng.chance(0.2)) {
@@ -94,13 +94,13 @@ function fillPipe(b: Builder, capacity: number): Omit<Pipe, 'id'> {
     const total = packets.reduce((a, n) => a + n, 0);
     if (total <= room) {
       pipe.packets = packets;
-      pipe.data = Buffer.from(rng.bytes(total)).toString('base64');
+      pipe.data = Buffer.from(rng.bytes(total));
       b.dataLeft -= total;
       return pipe;
     }
   }
   const length = rng.weighted([[6, () => rng.int(1, 100)], [3, () => rng.int(1, Math.min(room, 20000))], [1, () => room]])();
-  pipe.data = Buffer.from(rng.bytes(Math.min(length, room))).toString('base64');
+  pipe.data = Buffer.from(rng.bytes(Math.min(length, room)));
   b.dataLeft -= length;
   return pipe;
 }

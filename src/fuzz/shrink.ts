@@ -102,9 +102,9 @@ export function shrink(c: FuzzCase, fails: (c: FuzzCase) => boolean, tries = 400
     );
     for (let i = 0; i < c.table.pipes.length && budget.left > 0; i++) {
       const p = c.table.pipes[i];
-      if (p.data === '') continue;
+      if (p.data.length === 0) continue;
       const pipes = [...c.table.pipes];
-      pipes[i] = { id: p.id, capacity: p.capacity, data: '' };
+      pipes[i] = { id: p.id, capacity: p.capacity, data: Buffer.alloc(0) };
       const candidate = { ...c, table: { ...c.table, pipes } };
       budget.left--;
       if (fails(candidate)) c = candidate;

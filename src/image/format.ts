@@ -87,7 +87,7 @@ export function encodeImage(image: Image): Buffer {
   }
   const table = {
     descs: image.table.descs.map((d: Desc, i) => convertBinary(d as unknown as Record<string, unknown>, true, `descs[${i}]`, noBadInput)),
-    pipes: image.table.pipes.map((p) => ({ ...p, data: Buffer.from(p.data, 'base64') })),
+    pipes: image.table.pipes,
     processes: image.table.processes,
   };
   const payload = packMsgpack({
@@ -195,20 +195,18 @@ function checkDropped(v: unknown, bad: (what: string) => never): Image['dropped'
   });
 }
 
-/** Turn the table's binary pipe data and kinds' bytes back into base64 and let the model's validation judge it. */
+/** Check that the table's pipe data and kinds' bytes are binary, and let the model's validation judge the rest. */
 function checkTable(v: unknown, name: string, bad: (what: string) => never): FdTables {
   if (!isRecord(v)) bad('table is not a map');
   const t = v as Record<string, unknown>;
   if (!Array.isArray(t.descs)) bad('table.descs is not a list');
   const descs = (t.descs as unknown[]).map((d, i) => (isRecord(d) ? convertBinary(d, false, `table.descs[${i}]`, bad) : d));
   if (!Array.isArray(t.pipes)) bad('table.pipes is not a list');
-  const pipes = (t.pipes as unknown[]).map((p, i) => {
+  (t.pipes as unknown[]).forEach((p, i) => {
     if (!isRecord(p)) bad(`table.pipes[${i}] is not a map`);
-    const data = (p as Record<string, unknown>).data;
-    if (!(data instanceof Uint8Array)) bad(`table.pipes[${i}].data is not binary`);
-    return { ...(p as Record<string, unknown>), data: Buffer.from(data as Uint8Array).toString('base64') };
+    if (!((p as Record<string, unknown>).data instanceof Uint8Array)) bad(`table.pipes[${i}].data is not binary`);
   });
-  return validTable({ ...t, descs, pipes }, name);
+  return validTable({ ...t, descs }, name);
 }
 
 export function validTable(input: unknown, name: string): FdTables {

@@ -68,6 +68,23 @@ function parseFlags(value: unknown, where: string, extra: number): number {
   return flags >>> 0;
 }
 
+/**
+ * A pipe's queued bytes: bin from an image file (taken as they are, no copy), or base64 text from
+ * JSON, which must be canonical (Buffer's decoder skips what is not base64, so the bytes re-encode
+ * to the same text only if the text had no stray characters, padding or bits).
+ */
+function pipeBytes(raw: unknown, where: string, capacity: number): Buffer {
+  if (raw instanceof Uint8Array) {
+    if (raw.length > capacity) badInput(`${where}: ${raw.length} bytes is more than capacity ${capacity}`);
+    return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  }
+  if (typeof raw !== 'string') badInput(`${where}: expected a base64 string, got ${show(raw)}`);
+  if (raw.length > 4 * Math.ceil(capacity / 3)) badInput(`${where}: more bytes than capacity ${capacity}`);
+  const bytes = Buffer.from(raw, 'base64');
+  if (bytes.length > capacity) badInput(`${where}: ${bytes.length} bytes is more than capacity ${capacity}`);
+  if (bytes.toString('base64') !== raw) badInput(`${where}: not canonical base64`);
+  return bytes;
+}
 
 function parsePipe(value: unknown, where: string): Pipe {
   const obj = object(value, where);
@@ -77,14 +94,8 @@ function parsePipe(value: unknown, where: string): Pipe {
   if (capacity % PAGE_SIZE !== 0 || (capacity / PAGE_SIZE) & (capacity / PAGE_SIZE - 1)) {
     badInput(`${where}.capacity: ${capacity} is not a power of two times ${PAGE_SIZE}`);
   }
-  const data = get(obj, 'data');
-  if (typeof data !== 'string') badInput(`${where}.data: expected a base64 string, got ${show(data)}`);
-  if (data.length > 4 * Math.ceil(capacity / 3)) badInput(`${where}.data: more bytes than capacity ${capacity}`);
-  // Buffer's decoder skips what is not base64, so the bytes re-encode to the same
-  // text only if the text was canonical: no stray characters, padding or bits.
-  const length = Buffer.byteLength(data, 'base64');
-  if (length > capacity) badInput(`${where}.data: ${length} bytes is more than capacity ${capacity}`);
-  if (Buffer.from(data, 'base64').toString('base64') !== data) badInput(`${where}.data: not canonical base64`);
+  const data = pipeBytes(get(obj, 'data'), `${where}.data`, capacity);
+  const length = data.length;
   const pipe: Pipe = { id, capacity, data };
   const packetsValue = get(obj, 'packets');
   if (packetsValue !== undefined) {

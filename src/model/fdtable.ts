@@ -332,8 +332,8 @@ export interface Pipe {
   id: number;
   /** F_GETPIPE_SZ, bytes */
   capacity: number;
-  /** bytes queued in the pipe, base64 */
-  data: string;
+  /** bytes queued in the pipe (bin in an image file, base64 text in JSON: tableJson) */
+  data: Buffer;
   /**
    * When the queued data is in packet mode (O_DIRECT writes), the length of each
    * packet in order; absent for a byte stream.

@@ -45,7 +45,7 @@ function indexById(items: ReadonlyArray<{ id: number }>): (id: number) => number
 export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   const descIndex = indexById(table.descs);
   const pipeIndex = indexById(table.pipes);
-  const dataLength = table.pipes.map((p) => Buffer.byteLength(p.data, 'base64'));
+  const dataLength = table.pipes.map((p) => p.data.length);
 
   // Target fds that hold a description of the table already (a forked child's): those descriptions
   // are CLASS_INHERITED, whatever their kind.

@@ -435,7 +435,7 @@ class Replayer {
     if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
     if (this.checks > 0) this.flush();
     const fd = BigInt(op.fd);
-    const bytes = Buffer.from(pipe.data, 'base64');
+    const bytes = pipe.data;
     if (this.fifoPipes.has(op.pipe)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
       // still running) holds it open. The count is checked in the batch (a LOAD of the int and

@@ -360,7 +360,7 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
       if (written.has(op.pipe)) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe}'s bytes are written a second time`, i);
       written.add(op.pipe);
-      const bytes = dataOf(pipe);
+      const bytes = pipe.data;
       if (op.bytes !== bytes.length) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`, i);
       let at = 0;
       for (const n of pipe.packets ?? [bytes.length]) {
@@ -380,16 +380,6 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       throw new Failure(`op ${i}: unknown op ${JSON.stringify(never)}`, i);
     }
   }
-}
-
-const decoded = new WeakMap<Pipe, Uint8Array>();
-function dataOf(pipe: Pipe): Uint8Array {
-  let bytes = decoded.get(pipe);
-  if (!bytes) {
-    bytes = Buffer.from(pipe.data, 'base64');
-    decoded.set(pipe, bytes);
-  }
-  return bytes;
 }
 
 /** Does the simulated process now hold exactly the image (plus, in 'into' mode, the target's other fds)? */
@@ -479,7 +469,7 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const sim = pipeMap.get(id)!.sim;
     const p = pipes.get(id)!;
     if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
-    const want = dataOf(p);
+    const want = p.data;
     const got = sim.bytes();
     if (Buffer.compare(want, got) !== 0) throw new Failure(`pipe ${id} holds ${got.length} bytes that are not the image's ${want.length}`);
     const packets = sim.buffers.filter((b) => b.packet).map((b) => b.len);

@@ -55,7 +55,7 @@ int main(void) {
 export const INTO_TABLE: FdTable = (() => {
   const t: FdTable = { fds: [], descs: [], pipes: [], rlimit: { soft: 20_000, hard: 20_000 } };
   for (let i = 0; i < 16; i++) {
-    t.pipes.push({ id: i, capacity: 65536, data: Buffer.alloc(32_768, 65 + i).toString('base64') });
+    t.pipes.push({ id: i, capacity: 65536, data: Buffer.alloc(32_768, 65 + i) });
     t.descs.push({ id: 2 * i, kind: 'pipe', flags: 0, pipe: i }, { id: 2 * i + 1, kind: 'pipe', flags: 1, pipe: i });
     t.fds.push({ fd: 100 + 2 * i, desc: 2 * i, cloexec: false }, { fd: 101 + 2 * i, desc: 2 * i + 1, cloexec: false });
   }

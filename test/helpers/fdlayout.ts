@@ -49,8 +49,8 @@ export function expectedReadBack(table: FdTable, names: string[]): ReadBack {
   const out: ReadBack = {};
   for (const name of names) {
     const pipe = table.pipes[Number(name.slice(1))]!;
-    const length = Buffer.byteLength(pipe.data, 'base64');
-    out[name] = { data: pipe.data, reads: pipe.packets ?? (length > 0 ? [length] : []) };
+    const length = pipe.data.length;
+    out[name] = { data: pipe.data.toString('base64'), reads: pipe.packets ?? (length > 0 ? [length] : []) };
   }
   return out;
 }
