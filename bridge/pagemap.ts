@@ -1,7 +1,7 @@
 // The PAGEMAP_SCAN ioctl on /proc/PID/pagemap (Linux 6.7+, Documentation/admin-guide/mm/pagemap.rst):
 // the page ranges of a process that are in given categories, found by walking its page tables in
-// the kernel, so a scan of the whole address space costs what the process has mapped, not what
-// it reserved. Only the guard-region category (PAGE_IS_GUARD, Linux 6.14+) is used.
+// the kernel, so a scan costs what the process has mapped, not what it reserved, and gives ranges
+// rather than one entry per page. CRIU finds the pages it dumps the same way (criu/pagemap-cache.c).
 import { SyscallError } from './errno.js';
 import { addressOf, lastErrno, libc } from './libc.js';
 
@@ -11,10 +11,18 @@ const ARG_BYTES = 96;
 const REGION_BYTES = 24;
 /** _IOWR('f', 16, struct pm_scan_arg) */
 const PAGEMAP_SCAN = (3 * 2 ** 30) + (ARG_BYTES << 16) + (0x66 << 8) + 16;
-const PAGE_IS_GUARD = 1n << 8n;
 const EINVAL = 22;
 const ENOTTY = 25;
 const REGIONS_PER_CALL = 256;
+
+// Page categories (include/uapi/linux/fs.h)
+/** a page cache page (of a file, or of shared anonymous memory): for a private file mapping, not copied on write */
+export const PAGE_IS_FILE = 1 << 2;
+export const PAGE_IS_PRESENT = 1 << 3;
+/** also a page-table marker that is no page (a guard region's), which the kernel keeps as a swap entry */
+export const PAGE_IS_SWAPPED = 1 << 4;
+/** a guard region's page (MADV_GUARD_INSTALL; the category since Linux 6.14) */
+export const PAGE_IS_GUARD = 1 << 8;
 
 export interface AddressRange {
   start: number;
@@ -22,13 +30,24 @@ export interface AddressRange {
 }
 
 /**
- * The guard regions (MADV_GUARD_INSTALL) in [start, end) of the process whose pagemap is open on
- * `fd`, in address order, adjacent ones merged; null when this kernel cannot report them (no
- * PAGEMAP_SCAN, or no PAGE_IS_GUARD category: both refused with ENOTTY or EINVAL).
+ * Which pages a scan reports: a page's categories, those in `inverted` flipped, must include all
+ * of `required` and, if `anyOf` is not 0, one of `anyOf`.
  */
-export function scanGuards(fd: number, start: number, end: number): AddressRange[] | null {
-  const arg = Buffer.alloc(ARG_BYTES);
-  const vec = Buffer.alloc(REGIONS_PER_CALL * REGION_BYTES);
+export interface PageQuery {
+  inverted: number;
+  required: number;
+  anyOf: number;
+}
+
+const arg = Buffer.alloc(ARG_BYTES);
+const vec = Buffer.alloc(REGIONS_PER_CALL * REGION_BYTES);
+
+/**
+ * The pages of [start, end) that `query` asks for, of the process whose pagemap is open on `fd`,
+ * as ranges in address order, adjacent ones merged; null when this kernel cannot scan for them (no PAGEMAP_SCAN, or a category
+ * it does not know: both refused with ENOTTY or EINVAL).
+ */
+export function scanPages(fd: number, start: number, end: number, query: PageQuery): AddressRange[] | null {
   const out: AddressRange[] = [];
   let from = start;
   while (from < end) {
@@ -38,8 +57,11 @@ export function scanGuards(fd: number, start: number, end: number): AddressRange
     arg.writeBigUInt64LE(BigInt(end), 24); // end
     arg.writeBigUInt64LE(addressOf(vec), 40); // vec
     arg.writeBigUInt64LE(BigInt(REGIONS_PER_CALL), 48); // vec_len
-    arg.writeBigUInt64LE(PAGE_IS_GUARD, 72); // category_mask
-    arg.writeBigUInt64LE(PAGE_IS_GUARD, 88); // return_mask
+    arg.writeBigUInt64LE(BigInt(query.inverted), 64); // category_inverted
+    arg.writeBigUInt64LE(BigInt(query.required), 72); // category_mask
+    arg.writeBigUInt64LE(BigInt(query.anyOf), 80); // category_anyof_mask
+    // Regions end where the returned categories change: those asked about, merged below.
+    arg.writeBigUInt64LE(BigInt(query.required | query.anyOf), 88); // return_mask
     const n = libc.ioctlBuf(fd, PAGEMAP_SCAN, arg);
     if (n < 0) {
       const errno = lastErrno();
@@ -60,3 +82,10 @@ export function scanGuards(fd: number, start: number, end: number): AddressRange
   }
   return out;
 }
+
+/**
+ * The guard regions (MADV_GUARD_INSTALL) in [start, end), in address order, adjacent ones merged;
+ * null when this kernel cannot report them.
+ */
+export const scanGuards = (fd: number, start: number, end: number): AddressRange[] | null =>
+  scanPages(fd, start, end, { inverted: 0, required: PAGE_IS_GUARD, anyOf: 0 });

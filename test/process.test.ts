@@ -351,6 +351,28 @@ test('a process holding 96 MiB: the image read once, pages written from it (cr h
     assert.is(text(out), text(ready));
   }));
 
+test('anonymous memory only read, every fourth page written: the pages never written are left out as zeroes and read as zeroes after restart', () =>
+  scene((s) => {
+    const cmd = s.mkfifo('cmd');
+    const ours = s.open(cmd, 'r+');
+    const ready = s.path('ready');
+    const out = s.path('out');
+    const image = s.path('image');
+    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-zeropages.py'), '16', ready, cmd, out]);
+    waitUntil('the memory to be touched', () => text(ready) !== '', 30_000);
+    assert.is(text(ready), 'ready');
+    waitInSyscall(pid, SYS_read);
+    const result = s.dumpAndKill(pid, image);
+    // 4,096 pages mapped, 1,024 written: the other 3,072 hold zeroes
+    assert.ok(result.zeroPages >= 3072, `${result.zeroPages} pages left out as zero`);
+    assert.ok(result.bytes < 12 << 20, `image of ${result.bytes} bytes`);
+    const again = s.restart(image);
+    writeSync(ours, 'q');
+    const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), 'PASS');
+  }));
+
 /** The VmFlags of the mapping starting at addr. */
 function vmflags(pid: number, addr: string): string[] {
   const entry = readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-)/).find((e) => e.startsWith(`${addr}-`));

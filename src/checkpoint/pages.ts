@@ -1,15 +1,18 @@
 // Copying a frozen process's pages into the image, streamed: /proc/PID/pagemap says which pages
-// exist, process_vm_readv copies them in batches of 1 MiB (one call, many ranges; the
-// pages of a mapping the process cannot read itself through /proc/PID/mem, which reads whatever
-// the protection), and each batch goes to the image writer in one writev before the next is read. Saved: anonymous pages the process has (never-touched ones
-// read back as zeroes anyway, and all-zero pages are skipped for the same reason), and the pages
-// of private file mappings that were copied on write, and the pages of shared anonymous memory the
-// object holds (mincore says which, whatever the page tables show). Unchanged file pages are re-mapped from the
-// file at restart and not saved. Guard regions (guards.ts) are never read: reading one fails
-// with EIO, and restart installs them again rather than writing anything there.
+// exist (its PAGEMAP_SCAN ioctl, as ranges found in the kernel; else an entry per page),
+// process_vm_readv copies them in batches of 1 MiB (one call, many ranges; the pages of a mapping
+// the process cannot read itself through /proc/PID/mem, which reads whatever the protection), and
+// each batch goes to the image writer in one writev before the next is read. Saved: anonymous
+// pages the process has (never-touched ones read back as zeroes anyway, and all-zero pages are
+// skipped for the same reason), and the pages of private file mappings that were copied on
+// write, and the pages of shared anonymous memory the object holds (mincore says which, whatever
+// the page tables show). Unchanged file pages are re-mapped from the file at restart and not
+// saved. Guard regions (guards.ts) are never read: reading one fails with EIO, and restart
+// installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import { copyRanges, MAX_RANGES } from '../../bridge/memory.js';
+import { PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, scanPages, type AddressRange, type PageQuery } from '../../bridge/pagemap.js';
 import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter, type RunToWrite } from '../image/process-format.js';
 import { PROT_READ } from '../inject/syscalls.js';
 import type { Mapping } from '../image/process-head.js';
@@ -24,7 +27,6 @@ const SWAPPED = 1 << 30;
 /** file page or shared anonymous: for a private file mapping, a page not copied on write */
 const FILE_PAGE = 1 << 29;
 const WINDOW_PAGES = 4096;
-const RUN_PAGES = MAX_RUN_BYTES / PAGE_SIZE;
 const ZERO = Buffer.alloc(PAGE_SIZE);
 
 export interface PageStats {
@@ -62,7 +64,6 @@ export function savePages(
   let moved = 0;
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   let mem = -1;
-  const entries = Buffer.alloc(WINDOW_PAGES * 8);
   const data = batchBuffer();
   /** the runs to copy into `data`, back to back, before it is written out */
   const batch: Array<{ index: number; m: Mapping; addr: number; at: number; len: number }> = [];
@@ -134,36 +135,47 @@ export function savePages(
       batch.push({ index, m, addr, at: used, len });
       used += len;
     };
+    const scan = { works: true };
     mappings.forEach((m, index) => {
-      const policy = policies[index];
-      if (policy === 'none') return;
-      let runStart = -1;
-      let runPages = 0;
-      let guard = 0;
-      for (let addr = m.start; addr < m.end; addr += WINDOW_PAGES * PAGE_SIZE) {
-        const n = Math.min(WINDOW_PAGES, (m.end - addr) / PAGE_SIZE);
-        readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
-        for (let i = 0; i < n; i++) {
-          const page = addr + i * PAGE_SIZE;
-          while (guard < m.guards.length && m.guards[guard]!.end <= page) guard++;
-          const guarded = guard < m.guards.length && m.guards[guard]!.start <= page;
-          const inObject = policy === 'resident' && ((resident.get(index)?.[(page - m.start) / PAGE_SIZE] ?? 0) & 1) === 1;
-          if (!guarded && (policy === 'all' || inObject || mustSave(m.kind, entries.readUInt32LE(i * 8 + 4)))) {
-            if (runStart < 0) runStart = page;
-            runPages++;
-            if (runPages === RUN_PAGES) {
-              add(index, m, runStart, runPages);
-              runStart = -1;
-              runPages = 0;
-            }
-          } else if (runStart >= 0) {
-            add(index, m, runStart, runPages);
-            runStart = -1;
-            runPages = 0;
-          }
+      const policy = policies[index]!;
+      let regions: AddressRange[];
+      switch (policy) {
+        case 'none':
+          return;
+        case 'all':
+          regions = [{ start: m.start, end: m.end }];
+          break;
+        case 'changed':
+          regions = mappedPages(pagemap, pid, m, scan);
+          break;
+        case 'resident': {
+          // Whatever the object holds in memory (mincore), and whatever this mapping has mapped.
+          const vector = resident.get(index);
+          const held: AddressRange[] = [];
+          if (vector) appendRuns(held, m.start, vector.length, (i) => (vector[i]! & 1) === 1);
+          regions = union(held, mappedPages(pagemap, pid, m, scan));
+          break;
+        }
+        default: {
+          const never: never = policy;
+          throw new Error(`page policy ${String(never)}`);
         }
       }
-      if (runStart >= 0) add(index, m, runStart, runPages);
+      let guard = 0;
+      for (const r of regions) {
+        // Guard regions (in address order, as the regions are) are left out.
+        for (let from = r.start; from < r.end; ) {
+          while (guard < m.guards.length && m.guards[guard]!.end <= from) guard++;
+          const g = m.guards[guard];
+          if (g && g.start <= from) {
+            from = g.end;
+            continue;
+          }
+          const to = Math.min(r.end, g ? g.start : r.end);
+          for (let at = from; at < to; at += MAX_RUN_BYTES) add(index, m, at, Math.min(to - at, MAX_RUN_BYTES) / PAGE_SIZE);
+          from = to;
+        }
+      }
     });
     flush();
   } finally {
@@ -178,6 +190,58 @@ const BATCH_BYTES = 1 << 20;
 let batchData: Buffer | null = null;
 /** The batch buffer, made once per cr and reused by every member and dump: memory does not grow with the image. */
 const batchBuffer = (): Buffer => (batchData ??= Buffer.allocUnsafe(BATCH_BYTES));
+
+/** PAGEMAP_SCAN's question for the pages of a mapping its page tables hold that the image must carry. */
+const ANON_PAGES: PageQuery = { inverted: 0, required: 0, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED };
+/** the same for a private file mapping: only pages copied on write (no longer the file's) */
+const COPIED_PAGES: PageQuery = { ...ANON_PAGES, inverted: PAGE_IS_FILE, required: PAGE_IS_FILE };
+
+/**
+ * The pages of m its page tables say the image must carry (mustSave), as ranges in address order.
+ * One PAGEMAP_SCAN gives them; on a kernel without it (scan.works then false from the first
+ * refusal) each page's pagemap entry is read and judged.
+ */
+export function mappedPages(pagemap: number, pid: number, m: Mapping, scan: { works: boolean }): AddressRange[] {
+  if (scan.works) {
+    const found = scanPages(pagemap, m.start, m.end, m.kind === 'anon' || m.kind === 'shared-anon' ? ANON_PAGES : COPIED_PAGES);
+    if (found) return found;
+    scan.works = false;
+  }
+  const entries = (windowEntries ??= Buffer.alloc(WINDOW_PAGES * 8));
+  const out: AddressRange[] = [];
+  for (let addr = m.start; addr < m.end; addr += WINDOW_PAGES * PAGE_SIZE) {
+    const n = Math.min(WINDOW_PAGES, (m.end - addr) / PAGE_SIZE);
+    readFully(pagemap, entries, n * 8, (addr / PAGE_SIZE) * 8, pid);
+    appendRuns(out, addr, n, (i) => mustSave(m.kind, entries.readUInt32LE(i * 8 + 4)));
+  }
+  return out;
+}
+
+/** pagemap entries of a window of pages, read where PAGEMAP_SCAN is not to be had */
+let windowEntries: Buffer | null = null;
+
+/** Append to out the runs of pages i < n from addr for which take(i) holds, joined to a run out ends with. */
+function appendRuns(out: AddressRange[], addr: number, n: number, take: (i: number) => boolean): void {
+  for (let i = 0; i < n; i++) {
+    if (!take(i)) continue;
+    const page = addr + i * PAGE_SIZE;
+    const last = out[out.length - 1];
+    if (last && last.end === page) last.end = page + PAGE_SIZE;
+    else out.push({ start: page, end: page + PAGE_SIZE });
+  }
+}
+
+/** The pages in either list (each in address order), as ranges in address order. */
+function union(a: AddressRange[], b: AddressRange[]): AddressRange[] {
+  if (a.length === 0) return b;
+  const out: AddressRange[] = [];
+  for (const r of [...a, ...b].sort((x, y) => x.start - y.start)) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) last.end = Math.max(last.end, r.end);
+    else out.push({ ...r });
+  }
+  return out;
+}
 
 /**
  * Read a run of pages into buf. Should some page of it fail (EIO: the process could not touch it
