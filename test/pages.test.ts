@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readMappings } from '../src/checkpoint/maps.js';
-import { mappedPages } from '../src/checkpoint/pages.js';
+import { MappedPages } from '../src/checkpoint/pages.js';
 import { withProcess, waitInSyscall } from './helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,11 +34,14 @@ test('PAGEMAP_SCAN and the pagemap entries read one by one find the same pages o
       const { mappings, policies } = readMappings(pid);
       const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
       try {
+        const span = { start: mappings[0]!.start, end: mappings[mappings.length - 1]!.end };
+        const scanning = new MappedPages(pagemap, pid, span);
+        const reading = new MappedPages(pagemap, pid, span, false);
         let compared = 0;
         mappings.forEach((m, i) => {
           if (policies[i] !== 'changed' && policies[i] !== 'resident') return;
-          const scanned = mappedPages(pagemap, pid, m, { works: true });
-          const read = mappedPages(pagemap, pid, m, { works: false });
+          const scanned = scanning.of(m);
+          const read = reading.of(m);
           assert.equal(scanned, read, `mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.name}`);
           compared += read.reduce((n, r) => n + (r.end - r.start), 0);
         });
