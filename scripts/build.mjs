@@ -1,8 +1,9 @@
 // Builds everything under build/: the shared constants (scripts/abi.mjs), the wasm planner (asc),
-// the TypeScript (tsc), the help texts, and the CLI's bundle with its code cache (esbuild).
+// the TypeScript (tsc), the help texts, and each command's bundle with its code cache (esbuild).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -32,56 +33,84 @@ for (const [path, text] of Object.entries(generated())) {
 run(bin('asc'), ['--config', 'asconfig.json']);
 run(bin('tsc'), ['-p', '.']);
 
-// The CLI in one file (src/bundle.ts runs it): Node resolves, reads and compiles one script
-// instead of about a hundred ES modules. koffi stays outside (its native library is found from
-// its package directory), and so does msgpackr-extract (msgpackr's optional native part, likewise).
-// Each module's import.meta.url stays the URL of its file under build/src, so the paths it makes
-// from it (the planner's wasm, the help texts, package.json) are the same bundled or not.
+// The help texts rendered from every command's declaration, for help without loading the commands.
+const { commands, helpTexts, HELP_TEXTS } = await import(join(root, 'build', 'src', 'cli.js'));
+writeFileSync(HELP_TEXTS, `${JSON.stringify(await helpTexts())}\n`);
+
+// Each command in one file (src/bundle.ts runs it): Node resolves, reads and compiles one script
+// instead of about a hundred ES modules, and none of another command's. Its entry is cr's main
+// (src/dispatch.ts) over that command alone. koffi stays outside (its native library is found
+// from its package directory), and so does msgpackr-extract (msgpackr's optional native part,
+// likewise). Each module's import.meta.url stays the URL of its file under build/src, so the paths
+// it makes from it (the planner's wasm, the help texts, package.json) are the same bundled or not.
+const { BUNDLES, bundleFile, cacheFile, compileBundle } = await import(join(root, 'build', 'src', 'bundle.js'));
 const BUNDLE_URL = '__crBundleUrl';
 const HASH_HOLDER = '0'.repeat(64);
-const bundled = await build({
-  entryPoints: [join(root, 'build', 'src', 'cli.js')],
-  outfile: join(root, 'build', 'cli.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  keepNames: true,
-  external: ['koffi', 'msgpackr-extract'],
-  write: false,
-  logLevel: 'warning',
-  banner: { js: `// cr bundle ${HASH_HOLDER}\nconst ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
-  plugins: [
-    {
-      name: 'import-meta-url',
-      setup(b) {
-        b.onLoad({ filter: /\.m?js$/ }, (args) => {
-          const text = readFileSync(args.path, 'utf8');
-          if (!text.includes('import.meta.url')) return undefined;
-          const url = `new URL(${JSON.stringify(relative(join(root, 'build'), args.path))}, ${BUNDLE_URL}).href`;
-          return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
-        });
+const names = Object.keys(commands);
+mkdirSync(BUNDLES, { recursive: true });
+const bundled = await Promise.all(
+  names.map((name) =>
+    build({
+      stdin: {
+        contents: `import { dispatcher } from './dispatch.js';\nexport const main = dispatcher({ ${JSON.stringify(name)}: () => import('./commands/${name}.js') });\n`,
+        resolveDir: join(root, 'build', 'src'),
+        sourcefile: `${name}-entry.js`,
       },
-    },
-  ],
-});
-const { BUNDLE, CODE_CACHE, loadBundle } = await import(join(root, 'build', 'src', 'bundle.js'));
-const text = bundled.outputFiles[0].text;
-// The first line names the bundle's hash: the code cache is taken only with the bundle it was made from.
-const source = text.replace(HASH_HOLDER, createHash('sha256').update(text).digest('hex'));
-const header = source.slice(0, source.indexOf('\n') + 1);
+      outfile: bundleFile(name),
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      keepNames: true,
+      external: ['koffi', 'msgpackr-extract'],
+      write: false,
+      logLevel: 'warning',
+      banner: { js: `// cr bundle ${HASH_HOLDER}\nconst ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
+      plugins: [
+        {
+          name: 'import-meta-url',
+          setup(b) {
+            b.onLoad({ filter: /\.m?js$/ }, (args) => {
+              const text = readFileSync(args.path, 'utf8');
+              if (!text.includes('import.meta.url')) return undefined;
+              const url = `new URL(${JSON.stringify(relative(BUNDLES, args.path))}, ${BUNDLE_URL}).href`;
+              return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
+            });
+          },
+        },
+      ],
+    }),
+  ),
+);
 // Each written whole under another name, then renamed: a cr starting meanwhile reads the old or the new.
 const replace = (path, data) => {
   writeFileSync(`${path}.new`, data);
   renameSync(`${path}.new`, path);
 };
-if (!existsSync(BUNDLE) || readFileSync(BUNDLE, 'utf8') !== source) replace(BUNDLE, source);
-// The help texts rendered from every command's declaration, for help without loading the
-// commands. From the bundle (the same modules), which may not share this process with
-// build/src's modules: both would declare their types to the one koffi.
-const { cli, script } = loadBundle({ cache: false });
-writeFileSync(cli.HELP_TEXTS, `${JSON.stringify(await cli.helpTexts())}\n`);
-// The code cache: what V8 compiled while every module's top level ran (rendering the help texts
-// loads every command); made again only for a new bundle.
-const cached = existsSync(CODE_CACHE) && readFileSync(CODE_CACHE).subarray(0, header.length).toString('latin1') === header;
-if (!cached) replace(CODE_CACHE, Buffer.concat([Buffer.from(header, 'latin1'), script.createCachedData()]));
+for (const [i, name] of names.entries()) {
+  const text = bundled[i].outputFiles[0].text;
+  // The first line names the bundle's hash: the code cache is taken only with the bundle it was made from.
+  const source = text.replace(HASH_HOLDER, createHash('sha256').update(text).digest('hex'));
+  const header = source.slice(0, source.indexOf('\n') + 1);
+  const file = bundleFile(name);
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== source) replace(file, source);
+  // The code cache, made again only for a new bundle: every function of the bundle compiled, not
+  // only those V8 compiles up front, so a command compiles none of its own as it runs (a dump's
+  // CPU about a tenth less than with a cache of the modules' top levels: docs/performance.md).
+  // V8 compiles them all under --no-lazy; the flag is set back before the cache is made, since a
+  // cache records V8's flags and is refused by a V8 whose flags differ (cr runs with the default).
+  const cache = cacheFile(name);
+  if (existsSync(cache) && readFileSync(cache).subarray(0, header.length).toString('latin1') === header) continue;
+  setFlagsFromString('--no-lazy');
+  let script;
+  try {
+    script = compileBundle(name, { cache: false }).script;
+  } finally {
+    setFlagsFromString('--lazy');
+  }
+  replace(cache, Buffer.concat([Buffer.from(header, 'latin1'), script.createCachedData()]));
+}
+// Bundles of commands there are no more: cr.mjs would run one if it found it.
+for (const file of readdirSync(BUNDLES)) {
+  if (!names.some((name) => file === `${name}.cjs` || file === `${name}.cjs.cache`)) rmSync(join(BUNDLES, file));
+}

@@ -6,7 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allCommands, helpTexts, HELP_TEXTS } from '../src/cli.js';
+import { compileBundle } from '../src/bundle.js';
+import { allCommands, commands as table, helpTexts, HELP_TEXTS } from '../src/cli.js';
 import { flagNames } from '../src/command-line.js';
 import { cr, ROOT } from './helpers/cli.js';
 
@@ -19,6 +20,13 @@ test('every module in src/commands is a command cr dispatches to, and none parse
   for (const file of files) {
     const source = readFileSync(join(ROOT, 'src', 'commands', file), 'utf8');
     assert.not.match(source, /parseArgs|process\.argv/, `${file} parses its own arguments`);
+  }
+});
+
+test('every command has a bundle, compiled from a code cache V8 takes', () => {
+  for (const name of Object.keys(table)) {
+    const { script } = compileBundle(name);
+    assert.is(script.cachedDataRejected, false, name);
   }
 });
 
