@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/ptrace.js';
-import { ANY_SUCCESS, BATCH_CODE, BatchRunner } from '../src/inject/batch.js';
+import { ANY_SUCCESS, BATCH_CODE, BatchRunner, CallQueue } from '../src/inject/batch.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
 import { listThreads } from '../src/proc/process.js';
@@ -103,6 +103,35 @@ test('a batch stops at the first unexpected result: its errno is reported, the c
       d.call(SYS.dup2, [0n, 50n], 50n);
       assert.equal(runner.run(d), { matched: 1, results: [0n, (3n << 32n) | 2n], data: null });
       assert.equal(fdsOf(pid), ['0', '1', '2', '3']);
+    } finally {
+      inj.finish();
+    }
+  });
+});
+
+test('a queue\'s attempt that fails is told and the calls after it run on; a call that must succeed still ends the queue', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      const q = new CallQueue(BatchRunner.prepare(inj, { capacity: 16 * 1024 }), `in pid ${pid}`);
+      const told: Array<[string, bigint]> = [];
+      q.add('pipe2', SYS.pipe2, [q.put(Buffer.alloc(8)), 0n], 0n); // fds 0 and 1
+      q.attempt('close(777)', SYS.close, [777n], (r) => told.push(['close(777)', r]));
+      q.add('dup2', SYS.dup2, [0n, 50n], 50n);
+      q.attempt('close(778)', SYS.close, [778n], (r) => told.push(['close(778)', r]));
+      q.attempt('close(779)', SYS.close, [779n], (r) => told.push(['close(779)', r]));
+      q.add('dup2', SYS.dup2, [0n, 51n], 51n);
+      q.attempt('close(780)', SYS.close, [780n], (r) => told.push(['close(780)', r]));
+      assert.equal(q.run().results, [0n, EBADF, 50n, EBADF, EBADF, 51n, EBADF]);
+      assert.equal(told, [['close(777)', EBADF], ['close(778)', EBADF], ['close(779)', EBADF], ['close(780)', EBADF]]);
+      assert.equal(fdsOf(pid), ['0', '1', '50', '51']);
+      q.attempt('close(777)', SYS.close, [777n], () => {});
+      q.add('close', SYS.close, [777n], 0n);
+      q.add('dup2', SYS.dup2, [0n, 52n], 52n); // must not run
+      assert.throws(() => q.run(), /close\(0x309\) in pid \d+: .*EBADF/);
+      assert.equal(fdsOf(pid), ['0', '1', '50', '51']);
     } finally {
       inj.finish();
     }

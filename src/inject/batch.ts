@@ -239,33 +239,37 @@ export class BatchRunner {
    * Run a batch: one write of its area, one resume, one stop (or, call by call, as many
    * injections). Signals other than our own SIGSTOP that stop the tracee on the way (only
    * SIGSTOP can: the rest are blocked) are suppressed and handed to the injector, which sends
-   * them again at its finish: a stop asked for during the batch is not lost.
+   * them again at its finish: a stop asked for during the batch is not lost. `from`: go on with a
+   * batch that ran before and stopped short, from its call `from` (its data and records are in
+   * the tracee already); matched and results count from there.
    */
-  run(batch: Batch, opts: { readBack?: boolean } = {}): BatchOutcome {
-    const n = batch.length;
-    const { data: staged, records, recordsAt } = batch.image();
+  run(batch: Batch, opts: { readBack?: boolean; from?: number } = {}): BatchOutcome {
+    const from = opts.from ?? 0;
+    const n = batch.length - from;
+    const { data: staged, records, recordsAt: firstAt } = batch.image();
+    const recordsAt = firstAt + BigInt(from * RECORD_BYTES);
     // Data and records are contiguous in the tracee: one process_vm_writev of the two buffers.
     const total = staged.length + records.length;
-    if (total > 0) {
+    if (from === 0 && total > 0) {
       const ranges = [{ addr: Number(batch.dataAt), data: staged }, { addr: Number(recordsAt), data: records }].filter((r) => r.data.length > 0);
       const done = copyRanges(this.inj.pid, ranges, true);
       if (done !== total) throw new Error(`process_vm_writev(pid=${this.inj.pid}, 0x${batch.dataAt.toString(16)}, ${total} bytes): ${done} written`);
     }
     // Call by call, each injected call is traced by the injector itself.
     const start = this.code !== null && tracing() ? performance.now() : 0;
-    const { matched, results } = this.code === null ? this.oneByOne(batch) : this.inOneGo(n, recordsAt);
+    const { matched, results } = this.code === null ? this.oneByOne(batch, from) : this.inOneGo(n, recordsAt);
     if (start) {
-      const calls = batch.calls.map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
+      const calls = batch.calls.slice(from).map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
       traceBatch(this.inj.pid, calls, results, matched, start, performance.now() - start);
     }
     const data = opts.readBack && batch.dataBytes > 0 ? new StagedData(batch.dataAt, readMemory(this.inj.pid, batch.dataAt, batch.dataBytes)) : null;
     return { matched, results, data };
   }
 
-  private oneByOne(batch: Batch): { matched: number; results: bigint[] } {
+  private oneByOne(batch: Batch, from: number): { matched: number; results: bigint[] } {
     const results: bigint[] = [];
     let matched = 0;
-    for (const c of batch.calls) {
+    for (const c of batch.calls.slice(from)) {
       const r = c.nr === LOAD ? this.inj.read(c.args[0]!, 8).readBigInt64LE(0) : this.inj.syscall(c.nr, ...c.args);
       results.push(r);
       if (!matches(r, c.expect)) break;
@@ -329,6 +333,8 @@ interface Named {
   want: bigint;
   /** the error to throw when the call gives another result than `want` (default: one naming it) */
   fail?: (result: bigint) => Error;
+  /** an attempt's: told the result when the call fails; the calls after it run on */
+  failed?: (result: bigint) => void;
 }
 
 /**
@@ -336,7 +342,8 @@ interface Named {
  * another result throws, named with its arguments (`mmap(0x…, …) in the husk (pid N): EEXIST
  * (…)`), and nothing after it runs. For sequences whose results need no look before the next
  * call (the restart's munmaps, mremaps, mmaps, signal actions...). A call, or data put for the
- * calls that follow, that does not fit runs what is queued first.
+ * calls that follow, that does not fit runs what is queued first. An attempt's failure is told,
+ * not thrown, and the calls after it run on (the batch goes on from the next call).
  */
 export class CallQueue {
   private batch: Batch;
@@ -370,6 +377,13 @@ export class CallQueue {
     this.named.push({ name, args, want, fail });
   }
 
+  /** Queue a call whose failure (an errno) is told to `failed`, not thrown: the calls after it run on. */
+  attempt(name: string, nr: number, args: bigint[], failed: (result: bigint) => void): void {
+    if (this.batch.room() < 0) this.run();
+    this.batch.call(nr, args, ANY_SUCCESS);
+    this.named.push({ name, args, want: ANY_SUCCESS, failed });
+  }
+
   /** Run what is queued; the results, and the staged data as the calls left it with `readBack`. */
   run(opts: { readBack?: boolean } = {}): { results: bigint[]; data: StagedData | null } {
     const named = this.named;
@@ -377,15 +391,24 @@ export class CallQueue {
     this.batch = this.runner.batch();
     this.named = [];
     if (named.length === 0) return { results: [], data: null };
-    const out = this.runner.run(batch, { readBack: opts.readBack });
-    if (out.matched < named.length) {
-      const c = named[out.matched]!;
+    const results: bigint[] = [];
+    for (let from = 0; ; ) {
+      const out = this.runner.run(batch, { readBack: opts.readBack, from });
+      results.push(...out.results);
+      const at = from + out.matched;
+      if (at === named.length) return { results, data: out.data };
+      const c = named[at]!;
       const r = out.results[out.matched]!;
+      if (c.failed) {
+        c.failed(r);
+        from = at + 1;
+        if (from === named.length) return { results, data: out.data };
+        continue;
+      }
       if (c.fail) throw c.fail(r);
       const call = `${c.name}(${c.args.map(hex).join(', ')}) ${this.where}`;
       if (isErrno(r)) throw new SyscallError(call, Number(-r));
       throw new Error(`${call} returned ${hex(r)}, not ${hex(c.want)}`);
     }
-    return { results: out.results, data: out.data };
   }
 }

@@ -105,9 +105,9 @@ export class Husk {
     return new SyscallError(`${call} in the husk (pid ${this.pid})`, Number(-r));
   }
 
-  /** A queue of calls to run in batches (src/inject/batch.ts); its data lives in the batch. */
+  /** A queue of calls to run in batches (src/inject/batch.ts), in the thread calls go to; its data lives in the batch. */
   queue(): CallQueue {
-    return new CallQueue(this.runner, `in the husk (pid ${this.pid})`);
+    return new CallQueue(this.runner, `in the husk (${this.threads.includes(this.pid) ? 'thread' : 'pid'} ${this.pid})`);
   }
 
   /** Copy data into scratch memory (strings NUL-terminated); valid until reset(). */
@@ -235,8 +235,7 @@ export class Husk {
   }
 
   /**
-   * Run `fn` with every call of this husk's (syscall, call, put, ...) going to thread tid; no
-   * queue() there: the batch routine's stop is judged by the leader's pid.
+   * Run `fn` with every call of this husk's (syscall, call, put, queue, ...) going to thread tid.
    */
   inThread<T>(tid: number, fn: () => T): T {
     return this.inj.onThread(tid, fn);

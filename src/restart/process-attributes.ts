@@ -250,7 +250,8 @@ export function queuePending(husk: Husk, head: ProcessHead): void {
  * Become the image's user and groups (checked against the image's author before the husk
  * existed: src/trust/head.ts), then read them back from /proc: setfsuid and setfsgid report no
  * error. All-root credentials (a root author's) leave the husk's own, cr's, but for the file-system
- * ids, put back to its effective ones. The last privileged step.
+ * ids, put back to its effective ones. The last privileged step, one batch (setfsuid and setfsgid
+ * give the old id, never an error).
  */
 export function setCreds(husk: Husk, head: ProcessHead): void {
   const { uid, gid, groups } = head.creds;
@@ -258,24 +259,25 @@ export function setCreds(husk: Husk, head: ProcessHead): void {
   const now = readCreds(husk.pid);
   const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
   const want = allRoot ? { uid: [...now.uid.slice(0, 3), now.uid[1]!], gid: [...now.gid.slice(0, 3), now.gid[1]!], groups: now.groups } : head.creds;
+  const q = husk.queue();
   if (allRoot) {
     // Only the fs ids can differ from cr's: the author's, taken for the opens (root's image: none were).
-    husk.syscall(SYS.setfsgid, BigInt(want.gid[3]!));
-    husk.syscall(SYS.setfsuid, BigInt(want.uid[3]!));
+    q.add('setfsgid', SYS.setfsgid, [BigInt(want.gid[3]!)]);
+    q.add('setfsuid', SYS.setfsuid, [BigInt(want.uid[3]!)]);
   } else if (!(same(now.uid, uid) && same(now.gid, gid) && same(now.groups, groups))) {
     // Only when they differ: a user restarting its own process has them already, and setgroups
     // would need CAP_SETGID even to set the same groups.
     const g = Buffer.alloc(Math.max(4, groups.length * 4));
     groups.forEach((id, i) => g.writeUInt32LE(id, i * 4));
-    husk.call('setgroups', SYS.setgroups, BigInt(groups.length), husk.put(g));
-    husk.call('setresgid', SYS.setresgid, BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!));
-    husk.syscall(SYS.setfsgid, BigInt(gid[3]!));
-    husk.call('setresuid', SYS.setresuid, BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!));
-    husk.syscall(SYS.setfsuid, BigInt(uid[3]!));
+    q.add('setgroups', SYS.setgroups, [BigInt(groups.length), q.put(g)]);
+    q.add('setresgid', SYS.setresgid, [BigInt(gid[0]!), BigInt(gid[1]!), BigInt(gid[2]!)]);
+    q.add('setfsgid', SYS.setfsgid, [BigInt(gid[3]!)]);
+    q.add('setresuid', SYS.setresuid, [BigInt(uid[0]!), BigInt(uid[1]!), BigInt(uid[2]!)]);
+    q.add('setfsuid', SYS.setfsuid, [BigInt(uid[3]!)]);
   }
   // Changing credentials clears the dumpable flag; the checkpointed process could be traced and dumped.
-  husk.call('prctl(PR_SET_DUMPABLE)', SYS.prctl, BigInt(PR_SET_DUMPABLE), 1n);
-  husk.reset();
+  q.add('prctl(PR_SET_DUMPABLE)', SYS.prctl, [BigInt(PR_SET_DUMPABLE), 1n]);
+  q.run();
   const got = readCreds(husk.pid);
   if (!same(got.uid, want.uid) || !same(got.gid, want.gid) || !same([...got.groups].sort(), [...want.groups].sort())) {
     throw new CrError(`the husk (pid ${husk.pid}) has uids ${got.uid.join(' ')}, gids ${got.gid.join(' ')}, groups [${got.groups.join(' ')}] instead of the image's`);
