@@ -119,7 +119,7 @@ function parseDesc(value: unknown, where: string): Desc {
     badInput(`${where}.kind: expected one of ${KIND_NAMES.join(', ')}, got ${show(kindValue)}`);
   }
   const kind = KINDS[kindValue as DescKind];
-  const allowed = ['id', 'kind', 'flags', ...kind.fields];
+  const allowed = DESC_FIELDS.get(kind.kind)!;
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
       badInput(`${where}: ${OTHER_KIND_FIELDS.has(key) ? `a ${kind.kind} description has no ${key}` : `unknown field ${show(key)}`}`);
@@ -129,6 +129,9 @@ function parseDesc(value: unknown, where: string): Desc {
   const flags = parseFlags(get(obj, 'flags'), `${where}.flags`, kind.flagBits ?? 0);
   return kind.parse(obj, where, id, flags);
 }
+
+/** Each kind's fields, made once rather than for every description of a table. */
+const DESC_FIELDS = new Map<DescKind, readonly string[]>(KIND_NAMES.map((k) => [k, ['id', 'kind', 'flags', ...KINDS[k].fields]]));
 
 /** Fields some kind has: on another kind, named as such rather than as unknown. */
 const OTHER_KIND_FIELDS = new Set(KIND_NAMES.flatMap((k) => KINDS[k].fields));
@@ -234,12 +237,11 @@ export function parseTables(json: unknown): FdTables {
   processes.forEach((proc, p) => {
     const fdIndex = new Map<number, number>();
     proc.fds.forEach((f, i) => {
-      const where = (): string => `processes[${p}].fds[${i}]`;
       const seen = fdIndex.get(f.fd);
-      if (seen !== undefined) badInput(`${where()}.fd: ${f.fd} appears twice (also fds[${seen}])`);
+      if (seen !== undefined) badInput(`processes[${p}].fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
       fdIndex.set(f.fd, i);
       const d = descIndex.get(f.desc);
-      if (d === undefined) badInput(`${where()}.desc: no description with id ${f.desc}`);
+      if (d === undefined) badInput(`processes[${p}].fds[${i}].desc: no description with id ${f.desc}`);
       descUsed[d] = 1;
     });
   });
@@ -307,9 +309,8 @@ export function parseTables(json: unknown): FdTables {
     pairs.set(pair, ends);
   });
   // A pty slave is made through its master: the master must be in the image.
-  const byId = new Map(descs.map((d) => [d.id, d]));
   descs.forEach((d, i) => {
-    if (d.kind === 'pts' && byId.get(d.master)?.kind !== 'ptmx') badInput(`descs[${i}].master: no pty master (ptmx) description with id ${d.master}`);
+    if (d.kind === 'pts' && descs[descIndex.get(d.master) ?? -1]?.kind !== 'ptmx') badInput(`descs[${i}].master: no pty master (ptmx) description with id ${d.master}`);
   });
   return { descs, pipes, processes };
 }

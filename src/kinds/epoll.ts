@@ -92,6 +92,8 @@ function parseItem(value: unknown, where: string): EpollItem {
  * a loop of epolls, nesting deeper than the kernel's.
  */
 export function checkEpolls(descs: Desc[], whereOf: (id: number) => string): void {
+  // Most tables hold no epoll: no map of every description for them.
+  if (!descs.some((d) => d.kind === 'epoll')) return;
   const byId = new Map(descs.map((d) => [d.id, d]));
   for (const d of descs) {
     if (d.kind !== 'epoll') continue;
