@@ -3,7 +3,7 @@
 // restarted process must carry on exactly where the dumped one stopped. Synchronisation is by
 // files, FIFOs and /proc (never by sleeping and hoping).
 import { onlyProcess } from '../src/model/fdtable.js';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -371,6 +371,27 @@ test('anonymous memory only read, every fourth page written: the pages never wri
     const end = reap(again, 30_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(text(out), 'PASS');
+  }));
+
+test('an image written to after it was read and checked: refused while its pages go in, the half-restored process killed', () =>
+  scene((s) => {
+    const out = s.path('out');
+    const stop = s.path('stop');
+    const image = s.path('image');
+    const pid = s.spawn([fixture('process-counter'), out, stop]);
+    waitUntil('the counter to count', () => lineCount(out) >= 100);
+    s.dumpAndKill(pid, image);
+    const read = ProcessImage.read(image);
+    appendFileSync(image, 'x');
+    let message = '';
+    try {
+      restartProcess(read);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    read.file.pages?.close();
+    assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
+    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
   }));
 
 /** The VmFlags of the mapping starting at addr. */

@@ -15,7 +15,7 @@ import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, typ
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImage, type Image } from './format.js';
-import { readImageFile, type ImageFile, type PageStreamer } from './file.js';
+import { PAGE_READ_BYTES, pageReadBuffer, readImageFile, type ImageFile, type PageStreamer } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 import { CHECKSUM_BYTES, ImageChecksum, imageChecksum } from './checksum.js';
 import { liveMembers, treeProblem, type TreeMember } from '../model/tree.js';
@@ -228,7 +228,8 @@ export interface PageRun {
  * that does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
  */
 export const streamProcessFile: PageStreamer = (fd, size) => {
-  const chunk = Buffer.allocUnsafe(1 << 20);
+  // The page data goes through the buffer the pages are read through again later (file.ts).
+  const chunk = pageReadBuffer(PAGE_READ_BYTES, streamProcessFile).subarray(0, PAGE_READ_BYTES);
   const hash = new ImageChecksum();
   const kept: Buffer[] = [];
   const offsets: number[] = [];
