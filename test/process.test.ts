@@ -580,6 +580,17 @@ test('sockets (a child\'s too), a POSIX timer on another process\'s clock and a 
     const child = Number(text(ready).split(' ')[1]);
     // The tracee is its child too, a member of the tree: named once, as what its tracer does.
     assert.is(refusal(s, tracer), `process ${tracer} traces pid ${child} with ptrace, which cr cannot carry over`);
+    // A tracer with no child at all: its tracee alone makes waitid in it find someone to wait for.
+    const tracee = s.spawn(['sleep', '60']);
+    const ready2 = s.path('tracer2');
+    const tracer2 = s.spawn([fixture('process-tracer'), ready2, String(tracee)]);
+    waitUntil('the second tracer to attach', () => text(ready2).startsWith('tracing'));
+    try {
+      assert.is(refusal(s, tracer2), `process ${tracer2} traces pid ${tracee} with ptrace, which cr cannot carry over`);
+    } finally {
+      // Gone first: the tracee killed while traced would stay a zombie its tracer never waits for.
+      ensureReaped(tracer2);
+    }
   }));
 
 test('every reason a process cannot be dumped whole is named at once, in one line, without offering --skip-unsupported', () =>

@@ -26,9 +26,9 @@ import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
 import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
 import { readSysvIpc } from './sysv-ipc.js';
-import { noObjectsSeen, readMappings, resolveUnnamed, skipSavedShared, type PagePolicy, type SharedObjectsSeen } from './maps.js';
+import { noObjectsSeen, readMappings, readMaps, resolveUnnamed, skipSavedShared, type Maps, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { savePages } from './pages.js';
-import { refuseUnsupported } from './refuse.js';
+import { refuseTracers, refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
 import { stopwatch } from '../timing.js';
@@ -154,17 +154,19 @@ interface MemberState {
   resident: Map<number, Buffer>;
   /** its shared mappings of memfds and deleted files, to be tied to their descriptions (resolveUnnamed) */
   unnamed: ReturnType<typeof readMappings>['unnamed'];
+  /** it has children or tracees: whether it traces anyone takes a look (refuseTracers) */
+  childrenOrTracees: boolean;
 }
 
 /**
  * Read a frozen process's head (threads, registers, signals, mm fields, mappings, ...): all but
  * pages and fds. `seen`: the shared objects of the members read before it (one number per object,
- * its pages saved once).
+ * its pages saved once); `fds`, `maps`: its fds and mappings as the refusal read them.
  */
-function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: readonly ProcFd[]): MemberState {
+function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: readonly ProcFd[], maps: Maps): MemberState {
   const others = [...frozen.threads.keys()].filter((tid) => tid !== pid).sort((a, b) => a - b);
   const identity = readIdentity(pid);
-  const read = readMappings(pid, seen);
+  const read = readMappings(pid, seen, maps);
   const { policies } = read;
   const { mappings, known: guardsKnown } = withGuards(pid, read.mappings);
   skipSavedShared(mappings, policies, seen);
@@ -211,7 +213,7 @@ function readMember(pid: number, frozen: Frozen, seen: SharedObjectsSeen, fds: r
     // filled in once the fds are gathered (resolveUnnamed)
     unheld: [],
   };
-  return { pid, head, mappings, policies, guardsKnown, resident: injected.resident, unnamed: read.unnamed };
+  return { pid, head, mappings, policies, guardsKnown, resident: injected.resident, unnamed: read.unnamed, childrenOrTracees: injected.childrenOrTracees };
 }
 
 /**
@@ -231,18 +233,27 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
-    // Each member's fds read once, for the connections, the refusal, the locks and the fd table alike.
+    // Each member's fds read once, for the connections, the refusal, the locks and the fd table
+    // alike; its mappings once, for the refusal and the head.
     const fds = live.map((m) => readProcFds(m.pid));
+    const maps = live.map((m) => readMaps(m.pid));
     // Connections are locked before anything is read of them (src/dump/connections.ts).
     connections = holdConnections(live.map((m, i) => ({ pid: m.pid, fds: fds[i]! })), { tcpClose: opts.tcpClose ?? false, whole: true });
-    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), tree.traced, tree.members.map((m) => m.pid), connections.reasons);
-    for (const m of live) deliverDequeuedSignals(m.frozen!, timeoutMs);
+    refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), new Map(live.map((m, i) => [m.pid, maps[i]!])), tree.traced, tree.members.map((m) => m.pid), connections.reasons);
+    live.forEach((m, i) => {
+      // A delivery may grow the stack for a handler's frame: the mappings are read again.
+      if ([...m.frozen!.threads.values()].some((sig) => sig !== 0)) {
+        deliverDequeuedSignals(m.frozen!, timeoutMs);
+        maps[i] = readMaps(m.pid);
+      }
+    });
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));
     const problem = treeProblem(members);
     if (problem !== null) throw new CrError(`cannot dump the tree of ${pid}: ${problem}`);
     lap('freeze');
     const seen = noObjectsSeen();
-    const states = live.map((m, i) => readMember(m.pid, m.frozen!, seen, fds[i]!));
+    const states = live.map((m, i) => readMember(m.pid, m.frozen!, seen, fds[i]!, maps[i]!));
+    refuseTracers(states.filter((st) => st.childrenOrTracees).map((st) => st.pid));
     const fdImage = captureFdTables(states[0]!.head.process, live.map((m, i) => (i === 0 ? { pid: m.pid } : { pid: m.pid, parent: m.ppid })), fds, opts.maxContents);
     const { descs, processes } = fdImage.table;
     const unnamedKinds = new Set(descs.filter((d) => d.kind === 'memfd' || d.kind === 'deleted').map((d) => d.id));

@@ -1,14 +1,16 @@
 // What only the process itself can tell: its signal actions, alternate signal stack, program
 // break, clear_child_tid address, robust futex list, interval timers, no_new_privs and its
 // attributes (attributes.ts), its POSIX timers' time left, which of its aio rings are contexts of
-// its own (io_submit of no request: EINVAL names a context not its), and which pages of its shared anonymous memory are in memory
-// (mincore, for the page copy). Read by syscalls run in the frozen process (src/inject), all of
+// its own (io_submit of no request: EINVAL names a context not its), whether it has children or
+// tracees (waitid), and which pages of its shared anonymous memory are in memory (mincore, for the
+// page copy). Read by syscalls run in the frozen process (src/inject), all of
 // them in one batch (read-batch.ts), which leaves it exactly as it was.
 import { Injector } from '../inject/injector.js';
 import { Guard } from '../inject/journal.js';
 import { SIGACTION_BYTES } from '../image/process-format.js';
 import type { Itimer } from '../image/process-head.js';
-import { SYS, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS } from '../inject/syscalls.js';
+import { WALL, WCONTINUED, WNOHANG } from '../../bridge/wait.js';
+import { P_ALL, PR_GET_NO_NEW_PRIVS, PR_GET_TID_ADDRESS, SYS, WEXITED, WNOWAIT, WSTOPPED } from '../inject/syscalls.js';
 import { queueAttributes, type ReadAttributes } from './attributes.js';
 import { ReadBatch } from './read-batch.js';
 
@@ -34,10 +36,16 @@ export interface InjectedReads extends ThreadOwn {
   threads: Map<number, ThreadOwn>;
   /** the aio rings asked for that are no context of the process (a copy inherited across fork) */
   foreignAio: number[];
+  /**
+   * Whether any thread of the process has a child or a ptrace tracee: false (waitid's ECHILD)
+   * tells that the process traces nobody, without a look at every thread on the machine.
+   */
+  childrenOrTracees: boolean;
 }
 
 const SIGNALS = 64;
 const EINVAL = -22n;
+const ECHILD = -10n;
 
 /**
  * Queue the reads of the alternate signal stack, clear_child_tid and robust list of the thread
@@ -106,6 +114,9 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
     const attributes = queueAttributes(reads, pid);
     // io_submit of nothing looks the context up and submits nothing.
     const aioSubmits = aioRings.map((ctx) => reads.add('io_submit', SYS.io_submit, [BigInt(ctx), 0n, 0n], [EINVAL]));
+    // Every thread's children and tracees count (no __WNOTHREAD), a live one whether or not it
+    // has anything to report; WNOHANG returns at once, WNOWAIT takes nothing from anyone's wait.
+    const waited = reads.add('waitid', SYS.waitid, [BigInt(P_ALL), 0n, 0n, BigInt(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WALL), 0n], [ECHILD]);
     reads.run();
     const timers = timerReads.map(({ its, overrun }) => {
       const b = reads.read(its);
@@ -123,6 +134,7 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
       actions: reads.read(actions), ...own(), brk: Number(reads.result(brk)), itimers, noNewPrivs: reads.result(noNewPrivs) === 1n,
       attributes: attributes(), resident: new Map(vectors.map(([index, vec]) => [index, reads.read(vec)])), timers, threads,
       foreignAio: aioRings.filter((_, i) => reads.result(aioSubmits[i]!) === EINVAL),
+      childrenOrTracees: reads.result(waited) !== ECHILD,
     };
   } finally {
     try {

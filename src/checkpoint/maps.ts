@@ -3,7 +3,7 @@
 // not, no process outside the dumped tree maps, private or shared file mappings that still name their file, private
 // mappings of files that do not (saved whole), aio rings (aio.ts judges them), the vdso and its
 // data pages). Anything else is refused with a one-line reason.
-import { closeSync, constants as fs, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants as fs, fstatSync, openSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { getSeals } from '../../bridge/seek.js';
 import { readContents } from '../kinds/contents.js';
 import { O_LARGEFILE, O_RDWR, type DeletedDesc, type MemfdDesc } from '../model/fdtable.js';
@@ -73,8 +73,11 @@ export interface Classified {
  */
 export type PagePolicy = 'none' | 'changed' | 'all' | 'resident';
 
-/** How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the rest. */
-export function classify(r: RawMapping): Classified | null {
+/**
+ * How restart recreates a mapping, or null for one it leaves alone ([vsyscall]); throws for the
+ * rest. `statOf`: stat(2) of a mapped file's path (readMaps asks once per path).
+ */
+export function classify(r: RawMapping, statOf: (path: string) => Stats = statSync): Classified | null {
   const refuse = (why: string): never => {
     throw new CrError(`mapping ${range(r)} ${printable(r.name) || '(anonymous)'}: ${why}`);
   };
@@ -121,7 +124,7 @@ export function classify(r: RawMapping): Classified | null {
   if (r.name.endsWith(' (deleted)')) return gone('was deleted');
   let st;
   try {
-    st = statSync(r.name);
+    st = statOf(r.name);
   } catch {
     return gone('cr cannot reach by path');
   }
@@ -202,26 +205,52 @@ function sysvSharedElsewhere(pid: number, raw: readonly RawMapping[], members: R
   return reasons;
 }
 
-/** pid's mappings as /proc/PID/smaps shows them now. */
-export const readSmaps = (pid: number): RawMapping[] => parseSmaps(readProc(`/proc/${pid}/smaps`, 'utf8'));
+/**
+ * A frozen process's mappings as /proc/PID/smaps shows them (read once: the kernel walks every
+ * page table for it), each classified once: what restart makes of it, null for one it leaves
+ * alone, or why it cannot. A file mapped several times (a library's segments) is stat'ed once.
+ */
+export interface Maps {
+  raw: RawMapping[];
+  classes: Array<Classified | null | CrError>;
+}
+
+export function readMaps(pid: number): Maps {
+  const raw = parseSmaps(readProc(`/proc/${pid}/smaps`, 'utf8'));
+  const stats = new Map<string, Stats | Error>();
+  const statOf = (path: string): Stats => {
+    let st = stats.get(path);
+    if (st === undefined) {
+      try {
+        st = statSync(path);
+      } catch (err) {
+        st = err as Error;
+      }
+      stats.set(path, st);
+    }
+    if (st instanceof Error) throw st;
+    return st;
+  };
+  const classes = raw.map((r) => {
+    try {
+      return classify(r, statOf);
+    } catch (err) {
+      if (!(err instanceof CrError)) throw err;
+      return err;
+    }
+  });
+  return { raw, classes };
+}
 
 /**
  * Why restart cannot recreate each mapping of pid it cannot: every one, for a refusal that lists
- * them all. `members`: the tree dumped with it, whose sharing is carried; `raw`: its smaps (readSmaps).
+ * them all. `members`: the tree dumped with it, whose sharing is carried.
  */
-export function unsupportedMappings(pid: number, members: readonly number[] = [], raw: readonly RawMapping[] = readSmaps(pid)): string[] {
-  const reasons: string[] = [];
+export function unsupportedMappings(pid: number, members: readonly number[] = [], maps: Maps = readMaps(pid)): string[] {
   const tree = new Set(members);
-  reasons.push(...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree), ...aioRefusals(pid, raw));
-  for (const r of raw) {
-    try {
-      classify(r);
-    } catch (err) {
-      if (!(err instanceof CrError)) throw err;
-      reasons.push(err.message);
-    }
-  }
-  return reasons;
+  const { raw } = maps;
+  const refused = maps.classes.flatMap((c) => (c instanceof CrError ? [c.message] : []));
+  return [...sharedElsewhere(pid, raw, tree), ...sysvSharedElsewhere(pid, raw, tree), ...aioRefusals(pid, raw), ...refused];
 }
 
 /**
@@ -240,14 +269,14 @@ export const noObjectsSeen = (): SharedObjectsSeen => ({ numbers: new Map(), sav
  * pid's mappings and which pages of each the image carries. `seen` numbers the shared objects
  * across a tree's members (the same object, one number), read in tree order.
  */
-export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen()): { mappings: Mapping[]; policies: PagePolicy[]; unnamed: Map<Mapping, { key: string; name: string }> } {
-  const raw = readSmaps(pid);
+export function readMappings(pid: number, seen: SharedObjectsSeen = noObjectsSeen(), maps: Maps = readMaps(pid)): { mappings: Mapping[]; policies: PagePolicy[]; unnamed: Map<Mapping, { key: string; name: string }> } {
   const mappings: Mapping[] = [];
   const policies: PagePolicy[] = [];
   const unnamed = new Map<Mapping, { key: string; name: string }>();
   const objects = seen.numbers;
-  for (const r of raw) {
-    const c = classify(r);
+  for (const [i, r] of maps.raw.entries()) {
+    const c = maps.classes[i]!;
+    if (c instanceof CrError) throw c;
     if (!c) continue;
     const kind = c.mapping.kind;
     const shm = c.mapping.shm;

@@ -1,6 +1,7 @@
 // What makes a process one the whole-process checkpoint cannot take, found before anything is
-// written: seccomp filters in any thread (which cr cannot read back), tracing other processes (they would be left without their
-// tracer), pidfds of processes outside the tree (nothing to refer to after restart), and the
+// written: seccomp filters in any thread (which cr cannot read back), tracing other processes
+// (they would be left without their tracer: refuseTracers, once the processes' own reads tell
+// which may), pidfds of processes outside the tree (nothing to refer to after restart), and the
 // mappings and fds restart cannot recreate (judged by maps.ts and
 // src/dump/kinds.ts). Its children are not in the way: they are members of the tree dumped with
 // it. All of them, for every member of the tree, are named at once, so the user learns in one try
@@ -11,20 +12,15 @@ import { CrError } from '../errors.js';
 import type { ProcFd } from '../proc/fds.js';
 import { listThreads, readStatus } from '../proc/process.js';
 import { inventoryReasons } from './inventory.js';
-import { readSmaps, unsupportedMappings } from './maps.js';
+import { unsupportedMappings, type Maps } from './maps.js';
 import { readProc } from '../proc/read.js';
 
 /** What about the process itself (not its mappings or fds) stands in the way. */
-function processBlockers(pid: number, tracers: Map<number, number[]>): string[] {
-  const reasons: string[] = [];
+function processBlockers(pid: number): string[] {
   const threads = listThreads(pid);
   // Seccomp filters belong to each thread.
   const filtered = threads.filter((tid) => readStatus(tid).seccomp !== 0);
-  if (filtered.length > 0) reasons.push(`process ${pid} runs under seccomp${threads.length > 1 ? ` (thread${filtered.length > 1 ? 's' : ''} ${filtered.join(', ')})` : ''}, whose filters cr cannot read back`);
-  // A tracer is a thread (TracerPid is its id): whatever any of the process's threads traces.
-  const tracees = threads.flatMap((tid) => tracers.get(tid) ?? []);
-  if (tracees.length > 0) reasons.push(`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`);
-  return reasons;
+  return filtered.length > 0 ? [`process ${pid} runs under seccomp${threads.length > 1 ? ` (thread${filtered.length > 1 ? 's' : ''} ${filtered.join(', ')})` : ''}, whose filters cr cannot read back`] : [];
 }
 
 /**
@@ -44,24 +40,40 @@ function pidfdsOutside(fds: readonly ProcFd[], members: ReadonlySet<number>): st
  * Refuse, in one line naming every reason of every member, frozen processes (a tree's live
  * members) the whole-process checkpoint cannot take (`connections`: the TCP connections it may
  * not carry, src/dump/connections.ts). In a tree, what does not name its process (a mapping, an
- * fd) is said with the member's pid. `members`: every member, zombies included.
+ * fd) is said with the member's pid. `fdsOf`, `mapsOf`: each member's fds and mappings (read once
+ * for this and the dump). `members`: every member, zombies included.
  */
 export function refuseUnsupported(
-  pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, traced: Array<{ pid: number; tracer: number }> = [], members: readonly number[] = pids, connections: readonly string[] = [],
+  pids: number[], fdsOf: ReadonlyMap<number, readonly ProcFd[]>, mapsOf: ReadonlyMap<number, Maps>, traced: Array<{ pid: number; tracer: number }> = [], members: readonly number[] = pids, connections: readonly string[] = [],
 ): void {
   const tree = new Set(members);
-  const tracers = tracerMap();
-  // A member traced by another member is said once, as what its tracer does.
+  // A member traced by another member is said once, as what its tracer does (refuseTracers).
   const memberThreads = new Set(pids.flatMap((pid) => listThreads(pid)));
   const tracedOutside = traced.filter((t) => !memberThreads.has(t.tracer)).map((t) => `process ${t.pid} is traced by pid ${t.tracer}, which cr cannot carry over`);
   const reasons = pids.flatMap((pid) => {
     const fds = fdsOf.get(pid)!;
-    // smaps read once for the mappings and the protection keys (the kernel walks every page table for it).
-    const smaps = readSmaps(pid);
-    const own = [...unsupportedMappings(pid, pids, smaps), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
-    return [...processBlockers(pid, tracers), ...inventoryReasons(pid, fds, smaps), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
+    const maps = mapsOf.get(pid)!;
+    const own = [...unsupportedMappings(pid, pids, maps), ...unsupportedFds(fds).map(describeUnsupported), ...pidfdsOutside(fds, tree)];
+    return [...processBlockers(pid), ...inventoryReasons(pid, fds, maps.raw), ...(pids.length > 1 ? own.map((r) => `process ${pid}: ${r}`) : own)];
   });
   reasons.push(...tracedOutside, ...connections);
+  if (reasons.length > 0) throw new CrError(reasons.join('; '));
+}
+
+/**
+ * Refuse, in one line, frozen processes (a tree's live members) that trace others: restarted, the
+ * tracees would be left without their tracer. `suspects`: the members that have children or
+ * tracees (waitid in each, injected-reads.ts); a process with neither traces nobody, and when no
+ * member has any, the scan of every thread on the machine is not needed.
+ */
+export function refuseTracers(suspects: readonly number[]): void {
+  if (suspects.length === 0) return;
+  const tracers = tracerMap();
+  const reasons = suspects.flatMap((pid) => {
+    // A tracer is a thread (TracerPid is its id): whatever any of the process's threads traces.
+    const tracees = listThreads(pid).flatMap((tid) => tracers.get(tid) ?? []);
+    return tracees.length > 0 ? [`process ${pid} traces ${tracees.map((t) => `pid ${t}`).join(', ')} with ptrace, which cr cannot carry over`] : [];
+  });
   if (reasons.length > 0) throw new CrError(reasons.join('; '));
 }
 

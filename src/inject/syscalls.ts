@@ -83,6 +83,7 @@ export const SYS = {
   restart_syscall: 219,
   exit_group: 231,
   tgkill: 234,
+  waitid: 247,
   ioprio_set: 251,
   ioprio_get: 252,
   inotify_add_watch: 254,
@@ -205,6 +206,12 @@ export const IOPRIO_WHO_PROCESS = 1;
 
 /** The largest cpumask cr asks sched_getaffinity for (CONFIG_NR_CPUS is at most 8192). */
 export const AFFINITY_MAX_BYTES = 1024;
+
+// waitid: its idtype and the options cr's own waitpid does not use (bridge/wait.ts has the rest)
+export const P_ALL = 0;
+export const WSTOPPED = 2;
+export const WEXITED = 4;
+export const WNOWAIT = 0x01000000;
 
 // clone3
 export const CLONE_PARENT = 0x8000;
