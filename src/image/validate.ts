@@ -43,6 +43,8 @@ const FLAG_NAMES: Array<[number, string]> = [
   [0o10000000, 'O_PATH'],
   [0o20000000, '__O_TMPFILE'],
 ];
+/** The bits of FLAG_NAMES together: one test per description, the names only for the message. */
+const NEVER_FLAGS = FLAG_NAMES.reduce((all, [bit]) => all | bit, 0);
 const MODES: readonly TargetMode[] = ['fresh', 'into', 'into-exact'];
 
 function parseRlimitObject(value: unknown, where: string): Rlimit {
@@ -58,8 +60,9 @@ function parseRlimitObject(value: unknown, where: string): Rlimit {
 function parseFlags(value: unknown, where: string, extra: number): number {
   const flags = integer(value, where, 0, 0xffffffff);
   if ((flags & O_ACCMODE) === O_ACCMODE) badInput(`${where}: access mode 3 is not O_RDONLY, O_WRONLY or O_RDWR`);
-  for (const [bit, name] of FLAG_NAMES) {
-    if ((flags & bit & ~extra) !== 0) badInput(`${where}: ${name} is never part of F_GETFL's answer here`);
+  if ((flags & NEVER_FLAGS & ~extra) !== 0) {
+    const [, name] = FLAG_NAMES.find(([bit]) => (flags & bit & ~extra) !== 0)!;
+    badInput(`${where}: ${name} is never part of F_GETFL's answer here`);
   }
   const unknown = flags & ~(KNOWN_FLAGS | extra);
   if (unknown !== 0) badInput(`${where}: unknown flag bits 0o${(unknown >>> 0).toString(8)}`);
@@ -115,13 +118,11 @@ function parsePipe(value: unknown, where: string): Pipe {
 function parseDesc(value: unknown, where: string): Desc {
   const obj = object(value, where);
   const kindValue = get(obj, 'kind');
-  if (typeof kindValue !== 'string' || !(KIND_NAMES as readonly string[]).includes(kindValue)) {
-    badInput(`${where}.kind: expected one of ${KIND_NAMES.join(', ')}, got ${show(kindValue)}`);
-  }
+  const allowed = typeof kindValue === 'string' ? ALLOWED.get(kindValue) : undefined;
+  if (allowed === undefined) badInput(`${where}.kind: expected one of ${KIND_NAMES.join(', ')}, got ${show(kindValue)}`);
   const kind = KINDS[kindValue as DescKind];
-  const allowed = DESC_FIELDS.get(kind.kind)!;
   for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) {
+    if (!allowed.has(key)) {
       badInput(`${where}: ${OTHER_KIND_FIELDS.has(key) ? `a ${kind.kind} description has no ${key}` : `unknown field ${show(key)}`}`);
     }
   }
@@ -130,9 +131,8 @@ function parseDesc(value: unknown, where: string): Desc {
   return kind.parse(obj, where, id, flags);
 }
 
-/** Each kind's fields, made once rather than for every description of a table. */
-const DESC_FIELDS = new Map<DescKind, readonly string[]>(KIND_NAMES.map((k) => [k, ['id', 'kind', 'flags', ...KINDS[k].fields]]));
-
+/** Per kind, the fields its descriptions may have. */
+const ALLOWED = new Map<string, ReadonlySet<string>>(KIND_NAMES.map((k) => [k, new Set(['id', 'kind', 'flags', ...KINDS[k].fields])]));
 /** Fields some kind has: on another kind, named as such rather than as unknown. */
 const OTHER_KIND_FIELDS = new Set(KIND_NAMES.flatMap((k) => KINDS[k].fields));
 
