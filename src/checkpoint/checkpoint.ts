@@ -27,7 +27,7 @@ import { readTimers } from './timers.js';
 import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
 import { readSysvIpc } from './sysv-ipc.js';
 import { noObjectsSeen, readMappings, readMaps, resolveUnnamed, skipSavedShared, type Maps, type PagePolicy, type SharedObjectsSeen } from './maps.js';
-import { savePages } from './pages.js';
+import { readyPageBatch, savePages } from './pages.js';
 import { refuseTracers, refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
@@ -227,6 +227,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false, sync: opts.sync ?? false });
+  readyPageBatch();
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = performance.now();
