@@ -74,9 +74,10 @@ export const buildFixture = (name: string, ccArgs: string[] = []): string =>
 /**
  * Wait until pid sleeps inside system call nr (x86_64 number, per /proc/PID/syscall), or one of
  * several, e.g. a reader blocked in read(2) on an empty pipe. A sleep that was interrupted and
- * restarted shows as restart_syscall (219). Polls; throws after timeoutMs.
+ * restarted shows as restart_syscall (219). Polls; throws after timeoutMs: a readiness wait, long
+ * enough for a python3 start-up on a machine at load 50 (a CI run saw one take more than 5 s).
  */
-export function waitInSyscall(pid: number, nr: number | number[], timeoutMs = 5000): void {
+export function waitInSyscall(pid: number, nr: number | number[], timeoutMs = 30_000): void {
   const wanted = (Array.isArray(nr) ? nr : [nr]).map(String);
   const deadline = Date.now() + timeoutMs;
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
