@@ -1,6 +1,26 @@
 // The one place koffi is loaded: raw libc declarations, untyped at the edge, wrapped by the
 // other bridge modules. Calls glibc does not wrap go through syscall(2).
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
+
+/**
+ * koffi's native module. koffi's own entry finds it (a package per platform, then a read of
+ * Node's ELF header to choose glibc's build or musl's) and wraps it for deprecated names cr does
+ * not use, which cost about twice the loading of the library itself (31 against 11 ms CPU in
+ * process, load 10), in every command that loads the bridge. cr runs on x86_64 Linux with glibc
+ * (libc.so.6 below), so that build, a pinned dependency of koffi, is loaded directly; wherever it
+ * is not installed or does not load, koffi's entry finds the right one.
+ */
+function loadKoffi(): typeof Koffi {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('@koromix/koffi-linux-x64/linux_x64/koffi.node') as typeof Koffi;
+  } catch {
+    return require('koffi') as typeof Koffi;
+  }
+}
+
+const koffi = loadKoffi();
 
 const lib = koffi.load('libc.so.6');
 
