@@ -54,10 +54,10 @@ interface Executable {
   name: string;
 }
 
-/** The executable mappings cr can read, the vdso first (small, always there, never a file). */
-function executableMappings(pid: number): Executable[] {
+/** The executable mappings cr can read in a /proc/PID/maps text, the vdso first (small, always there, never a file). */
+function executableMappings(maps: string): Executable[] {
   const found: Executable[] = [];
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+  for (const line of maps.split('\n')) {
     const [range, perms, , , , ...rest] = line.split(/ +/);
     const name = rest.join(' ');
     // [vsyscall] is not readable by process_vm_readv, [uprobes] is the kernel's: skip both.
@@ -66,6 +66,15 @@ function executableMappings(pid: number): Executable[] {
     found.push({ start, end, name });
   }
   return found.sort((a, b) => Number(b.name === '[vdso]') - Number(a.name === '[vdso]'));
+}
+
+/** The [vdso] line of a /proc/PID/maps text, found without parsing the others; null for none. */
+function vdsoOf(maps: string): Executable | null {
+  const at = maps.indexOf(' [vdso]\n');
+  if (at < 0) return null;
+  const line = maps.slice(maps.lastIndexOf('\n', at) + 1, at);
+  const [start, end] = line.slice(0, line.indexOf(' ')).split('-').map((h) => BigInt(`0x${h}`)) as [bigint, bigint];
+  return { start, end, name: '[vdso]' };
 }
 
 /** The thread group of thread tid (`Tgid:` of its status). */
@@ -99,10 +108,10 @@ let ownVdsoOffset: bigint | null | undefined;
  * not the whole vdso); anything else is searched.
  */
 export function findSyscallSite(pid: number): bigint {
-  const mappings = executableMappings(pid);
-  const vdso = mappings.find((m) => m.name === '[vdso]');
+  const maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+  const vdso = vdsoOf(maps);
   if (ownVdsoOffset === undefined) {
-    const own = executableMappings(process.pid).find((m) => m.name === '[vdso]');
+    const own = vdsoOf(readFileSync('/proc/self/maps', 'latin1'));
     ownVdsoOffset = own ? syscallOffset(process.pid, own) : null;
   }
   if (vdso && ownVdsoOffset !== null && vdso.start + ownVdsoOffset + 8n <= vdso.end) {
@@ -113,7 +122,7 @@ export function findSyscallSite(pid: number): bigint {
       // searched below like any other mapping
     }
   }
-  for (const m of mappings) {
+  for (const m of executableMappings(maps)) {
     const at = syscallOffset(pid, m);
     if (at !== null) return m.start + at;
   }

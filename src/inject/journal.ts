@@ -53,17 +53,22 @@ export function startTime(pid: number): string {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
 }
 
-/** The address ranges mapped in pid, as /proc/PID/maps lists them. */
-export function mappedRanges(pid: number): Array<[bigint, bigint]> {
-  const ranges: Array<[bigint, bigint]> = [];
+const LEADING_ZEROS = /^0+(?=[0-9a-f])/;
+
+/** The address ranges mapped in pid, as /proc/PID/maps lists them: hex, without leading zeros. */
+function mappedHex(pid: number): Array<[string, string]> {
+  const ranges: Array<[string, string]> = [];
   for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
     const range = line.slice(0, line.indexOf(' '));
     if (!range) continue;
-    const [a, b] = range.split('-');
-    ranges.push([BigInt(`0x${a}`), BigInt(`0x${b}`)]);
+    const [a, b] = range.split('-') as [string, string];
+    ranges.push([a.replace(LEADING_ZEROS, ''), b.replace(LEADING_ZEROS, '')]);
   }
   return ranges;
 }
+
+/** The address ranges mapped in pid, as /proc/PID/maps lists them. */
+export const mappedRanges = (pid: number): Array<[bigint, bigint]> => mappedHex(pid).map(([a, b]) => [BigInt(`0x${a}`), BigInt(`0x${b}`)]);
 
 /** Parts of `now` that `before` did not cover: what cr mapped (merged with a neighbour or not). */
 export function addedRanges(before: Array<[bigint, bigint]>, now: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
@@ -310,7 +315,7 @@ export class Guard {
       wasStopped: inGroupStop(tid),
       regs: [...regs].map(String),
       mask: mask.toString('hex'),
-      maps: mappedRanges(pid).map(([a, b]) => [a.toString(16), b.toString(16)]),
+      maps: mappedHex(pid),
       ...extra,
     };
     try {
