@@ -21,6 +21,7 @@ import { waitInSyscall, withProcess } from './helpers/processes.js';
 import { tableJson } from '../src/model/json.js';
 
 const SYS_clock_nanosleep = 230;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 const EBADF = -9n;
 const signalState = (pid: number): string[] =>
   ['SigBlk', 'SigIgn', 'SigCgt', 'SigPnd', 'ShdPnd'].map((f) => new RegExp(`${f}:\\s+(\\w+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!);
@@ -164,9 +165,9 @@ test('a SIGSTOP sent to the tracee while a batch runs is not lost: the injector 
 test('a batch in a thread other than the first ends at its own stop (the stop\'s sender is the thread group)', async () => {
   const program = 'import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()\ntime.sleep(30)';
   await withProcess(['python3', '-S', '-c', program], { fds: [] }, (pid) => {
-    waitInSyscall(pid, SYS_clock_nanosleep);
+    // Frozen wherever it is, once its second thread exists (python3 starts slowly on a busy machine).
     let others: number[] = [];
-    for (const deadline = Date.now() + 5000; others.length === 0 && Date.now() < deadline; ) others = listThreads(pid).filter((t) => t !== pid);
+    for (const deadline = Date.now() + 30_000; others.length === 0 && Date.now() < deadline; Atomics.wait(PAUSE, 0, 0, 10)) others = listThreads(pid).filter((t) => t !== pid);
     assert.is(others.length, 1, 'a second thread');
     const tid = others[0]!;
     const frozen = freeze(pid);
