@@ -18,8 +18,12 @@ export const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
 /** Start fdlayout.py building `scenario` in dir, with no fds of ours; the caller reaps it. */
 export const spawnFixture = (scenario: string, dir: string): number => spawn([PYTHON, '-S', FIXTURE, scenario, dir], { fds: [] });
 
-/** Wait for dir/name, written by a fixture or reader, and return it; fail early if it wrote dir/error. */
-export function waitFile(dir: string, name: string, timeoutMs = 10_000): string {
+/**
+ * Wait for dir/name, written by a fixture or reader, and return it; fail early if it wrote dir/error.
+ * A readiness wait: 30 s by default, for fixtures that start slowly at load 50 (one allocating 192 MB
+ * missed 10 s in a helper's run).
+ */
+export function waitFile(dir: string, name: string, timeoutMs = 30_000): string {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(join(dir, name))) {
     if (existsSync(join(dir, 'error'))) assert.unreachable(`process in ${dir} failed:\n${readFileSync(join(dir, 'error'), 'utf8')}`);
