@@ -7,6 +7,7 @@
 // (handOver). This is where the policy lives: without CAP_NET_ADMIN, or in an fd-table-only
 // dump, a connection is refused naming it, unless --tcp-close asks for it to be left as it is
 // (recorded, and restored, as reset by its peer).
+import { readFileSync } from 'node:fs';
 import { closeFd } from '../../bridge/file.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
 import { getpeername, getsockname, getsockoptInt, SOL_SOCKET, AF_INET, AF_INET6 } from '../../bridge/socket.js';
@@ -39,6 +40,28 @@ export interface HeldConnections {
   handOver(): void;
 }
 
+
+const NAP = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Wait until the holder's environment shows its mark, which is how a restore finds it
+ * (src/restore/connections.ts). spawn returns once the child has its new memory (vfork's parent
+ * wakes at exec's mm switch), but the kernel fills in where that memory keeps the environment a
+ * moment later; a restore run right after this dump could look in between, find no holder, and
+ * refuse the connection as held by a socket on this machine. Bounded: a holder still unmarked
+ * after 2 s is left to be found later.
+ */
+function awaitMark(pid: number): void {
+  const deadline = performance.now() + 2000;
+  while (performance.now() < deadline) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${HOLDER_MARK}=1`)) return;
+    } catch {
+      return; // gone: nothing to wait for
+    }
+    Atomics.wait(NAP, 0, 0, 1);
+  }
+}
 
 /** `127.0.0.1:5000`, `[::1]:5000` from a struct sockaddr_in or sockaddr_in6. */
 function endpoint(buf: Buffer | null): string {
@@ -88,7 +111,8 @@ export function holdConnections(procs: ReadonlyArray<{ pid: number; fds: readonl
         // restore would be answered with a reset. Held, it is dropped by the lock's filter, and
         // sent again by the peer to the restored socket. The holder ends with a restore, or after
         // HOLD_SECONDS: its sockets close in repair mode, silently.
-        spawn(['/bin/sleep', String(HOLD_SECONDS)], { fds: socks.map((own, i): [number, number] => [own, 3 + i]), env: { [HOLDER_MARK]: '1' }, setsid: true });
+        const holder = spawn(['/bin/sleep', String(HOLD_SECONDS)], { fds: socks.map((own, i): [number, number] => [own, 3 + i]), env: { [HOLDER_MARK]: '1' }, setsid: true });
+        awaitMark(holder);
       } finally {
         for (const own of socks) closeFd(own);
         watchdog?.disarm();
