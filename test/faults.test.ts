@@ -33,6 +33,8 @@ const CR = fileURLToPath(new URL('../../cr.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'cr-faults-'));
 /** Per target; bench/abandon.bench.ts and docs/reliability.md run hundreds. */
 const TRIALS_PER_HOLDER = 15;
+/** Kills that must land while cr holds each target (70 to 85% of trials do at load 2 to 16). */
+const KILLS_WHILE_HELD = 6;
 const RUN_BOUND_MS = 30_000;
 /** SIGKILL trials of each of dump, --into and restart (bench/abandon.bench.ts runs hundreds). */
 const ABANDON_TRIALS = 2;
@@ -144,7 +146,10 @@ async function killTrials(spec: HolderSpec, seed: number, tally: Tally): Promise
     const before = fdSnapshot(h.pid);
     const timing = await calibrate(h);
     const rng = new Rng(seed);
-    for (let i = 0; i < TRIALS_PER_HOLDER; i++) {
+    // Trials go on past TRIALS_PER_HOLDER (up to three times as many) until enough kills landed
+    // while cr held the target: how many of a fixed number land there depends on the load.
+    let heldKills = 0;
+    for (let i = 0; i < TRIALS_PER_HOLDER || (heldKills < KILLS_WHILE_HELD && i < 3 * TRIALS_PER_HOLDER); i++) {
       const image = join(dir, `h${h.pid}-t${i}.img`);
       const cr = startCr(['dump', '--fds-only', '--pid', String(h.pid), '-o', image]);
       const t0 = performance.now();
@@ -160,7 +165,10 @@ async function killTrials(spec: HolderSpec, seed: number, tally: Tally): Promise
       const end = await cr.end;
       tally.trials++;
       if (end.code === 0) tally.completed++;
-      else if (traced) tally.killedWhileTraced++;
+      else if (traced) {
+        tally.killedWhileTraced++;
+        heldKills++;
+      }
       if (end.code !== 0 && end.signal !== 'SIGKILL') tally.problems.push(`trial ${i}: cr ended ${end.code ?? end.signal}: ${end.stderr.trim()}`);
       const state = settled(h.pid);
       if (state) tally.problems.push(`trial ${i}${traced ? ' (killed while traced)' : ''}: target ${state}`);
@@ -185,7 +193,7 @@ async function killTrials(spec: HolderSpec, seed: number, tally: Tally): Promise
   }
 }
 
-test(`SIGKILL of cr at random moments of ${2 * TRIALS_PER_HOLDER} dumps: the target is never left stopped or traced, nothing is consumed`, async () => {
+test(`SIGKILL of cr at random moments of ${2 * TRIALS_PER_HOLDER} or more dumps: the target is never left stopped or traced, nothing is consumed`, async () => {
   const tally: Tally = { trials: 0, killedWhileTraced: 0, completed: 0, images: 0, problems: [] };
   // Two targets at once: one with many fds (a long /proc and kcmp phase), one with full pipes
   // (a long pipe-copy phase).
@@ -195,10 +203,9 @@ test(`SIGKILL of cr at random moments of ${2 * TRIALS_PER_HOLDER} dumps: the tar
   ]);
   const summary = `${tally.trials} trials, ${tally.killedWhileTraced} killed while holding the target, ${tally.completed} completed, ${tally.images} images written`;
   assert.equal(tally.problems, [], summary);
-  assert.is(tally.trials, 2 * TRIALS_PER_HOLDER);
-  // Many kills must land inside the window that matters (how many depends on the machine's load:
-  // 70 to 85% of them in runs at load 2 to 16).
-  assert.ok(tally.killedWhileTraced >= 0.4 * tally.trials, summary);
+  assert.ok(tally.trials >= 2 * TRIALS_PER_HOLDER, summary);
+  // Many kills must land inside the window that matters.
+  assert.ok(tally.killedWhileTraced >= 2 * KILLS_WHILE_HELD, summary);
   console.log(`  faults: ${summary}`);
   // A killed cr may leave its temporary file (never the image) behind: only cr's own names.
   for (const name of readdirSync(dir)) assert.match(name, /^(h\d+-t\d+\.img|\.h\d+-t\d+\.img\.\d+\.[0-9a-f]+\.tmp|holder-.*\.out|restore-table\.json)$/);
