@@ -8,6 +8,8 @@ const F_GETPIPE_SZ = 1032;
 const FIONREAD = 0x541b;
 
 const fdsBuf = new Int32Array(2);
+/** FIONREAD's int, reused by every call (a dump asks hundreds of pipes). */
+const queuedBuf = Buffer.alloc(4);
 
 /** pipe2(2): [read end, write end]. */
 export function pipe2(flags: number): [number, number] {
@@ -38,7 +40,6 @@ export function setPipeSize(fd: number, size: number): number {
 
 /** Bytes queued in the pipe behind fd (FIONREAD), which any end answers: no read access needed. */
 export function pipeQueued(fd: number): number {
-  const out = Buffer.alloc(4);
-  check(libc.ioctl(fd, FIONREAD, 'void *', out), () => `ioctl(fd=${fd}, FIONREAD)`);
-  return out.readInt32LE(0);
+  check(libc.ioctlBuf(fd, FIONREAD, queuedBuf), () => `ioctl(fd=${fd}, FIONREAD)`);
+  return queuedBuf.readInt32LE(0);
 }

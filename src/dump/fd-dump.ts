@@ -48,7 +48,7 @@ export function copyPipes(pipes: Pipe[], pipeEnds: Map<number, PipeEnd[]>): void
   try {
     for (const pipe of pipes) {
       const ends = pipeEnds.get(pipe.id)!;
-      const what = `the pipe at ${ends.map((e) => `${several ? `process ${e.pid} ` : ''}fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
+      const what = (): string => `the pipe at ${ends.map((e) => `${several ? `process ${e.pid} ` : ''}fd ${e.fd}${endName(e.flags)}`).join(', ')}`;
       const reader = ends.find((e) => (e.flags & O_ACCMODE) !== O_WRONLY) ?? ends[0]!;
       const fd = readSideOf(reader.pid, pidfdOf(reader.pid), ends.filter((e) => e.pid === reader.pid));
       try {

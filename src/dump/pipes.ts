@@ -98,42 +98,32 @@ function readOnce(fd: number, buf: Buffer, len = buf.length): number {
 }
 
 /** A scratch copy of the pipe behind `source`, which held `total` bytes at first. */
-function copyOf(source: number, capacity: number, total: number, what: string, pool: ScratchPipes): Scratch {
+function copyOf(source: number, capacity: number, total: number, what: () => string, pool: ScratchPipes): Scratch {
   const s = pool.take(capacity);
   const n = teeAll(source, s.w);
   if (n !== total) {
     s.close();
-    throw new CrError(`${what} changed while being dumped (${total} then ${n} bytes): another process is using it`);
+    throw new CrError(`${what()} changed while being dumped (${total} then ${n} bytes): another process is using it`);
   }
   return s;
 }
 
 /**
- * Is the last buffer of the pipe a packet? Skip to the last stretch of a copy, read all but its
- * last byte (a read that reaches into a packet consumes the rest of it), then move what is left
- * into an empty pipe, add a byte and read: a packet comes back alone.
+ * Is the last buffer of the pipe a packet? In a copy: read every stretch but the last, and all but
+ * the last byte of the last (a read that reaches into a packet consumes the rest of it); then put
+ * a marker byte behind what is left and read two bytes. A read stops after a packet, so it gives
+ * one byte when the last buffer is a packet (the marker, the packet having gone with the read
+ * before; or the byte of a 1-byte packet, the marker left behind it) and two when it is plain
+ * bytes (its last byte and the marker: the copy is empty again). The marker has a slot of its own
+ * (tee leaves no buffer open to merging): at most the last byte's buffer is left in the copy, which
+ * has two slots at least (scratchSize).
  */
-function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer, pool: ScratchPipes): boolean {
-  const probe = pool.take(2 * PAGE_SIZE); // the moved buffer and the marker byte
-  try {
-    for (let i = 0; i < lengths.length - 1; i++) readOnce(copy.r, buf, lengths[i]);
-    const last = lengths[lengths.length - 1]!;
-    if (last > 1) readOnce(copy.r, buf, last - 1);
-    let moved = 0;
-    try {
-      moved = splice(copy.r, probe.w, 1, SPLICE_F_NONBLOCK);
-    } catch (err) {
-      if (!isEagain(err)) throw err;
-    }
-    if (moved === 0) return true; // reading last - 1 bytes took a whole packet
-    writeFd(probe.w, MARKER);
-    // A packet comes back alone (the marker is read next, to leave the probe empty).
-    const packet = readOnce(probe.r, buf, 2) === 1;
-    if (packet) readOnce(probe.r, buf, 1);
-    return packet;
-  } finally {
-    pool.giveChecked(probe);
-  }
+function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): boolean {
+  for (let i = 0; i < lengths.length - 1; i++) readOnce(copy.r, buf, lengths[i]);
+  const last = lengths[lengths.length - 1]!;
+  if (last > 1) readOnce(copy.r, buf, last - 1);
+  writeFd(copy.w, MARKER);
+  return readOnce(copy.r, buf, 2) === 1;
 }
 
 const MARKER = Buffer.from([0]);
@@ -167,21 +157,26 @@ function allSinglePackets(copy: Scratch, lengths: number[], lastIsPacket: boolea
   }
 }
 
+/** A scratch pipe's size for copies of a pipe of `capacity`: its buffers, and a slot for the marker (lastBufferIsPacket). */
+const scratchSize = (capacity: number): number => Math.max(capacity, 2 * PAGE_SIZE);
+
 /** The read buffer, reused by every pipe (grown to the largest capacity seen). */
 let readBuf = Buffer.allocUnsafe(0);
 
 /**
- * The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors.
+ * The bytes queued in a pipe, given an fd of cr's that can read it; `what` names it in errors (made
+ * only for one: a dump copies hundreds of pipes).
  * `pool`: scratch pipes to use and give back (the caller closes it).
  */
-export function copyPipe(source: number, what: string, pool: ScratchPipes): PipeBytes {
+export function copyPipe(source: number, what: () => string, pool: ScratchPipes): PipeBytes {
   const capacity = getPipeSize(source);
   // An empty pipe (most are) needs no copy: FIONREAD counts what its buffers hold.
   if (pipeQueued(source) === 0) return { capacity, data: Buffer.alloc(0) };
   if (readBuf.length < capacity) readBuf = Buffer.allocUnsafe(capacity);
   const buf = readBuf.subarray(0, capacity);
   const chunks: Buffer[] = [];
-  const first = pool.take(capacity);
+  const size = scratchSize(capacity);
+  const first = pool.take(size);
   let total: number;
   try {
     total = teeAll(source, first.w);
@@ -191,27 +186,36 @@ export function copyPipe(source: number, what: string, pool: ScratchPipes): Pipe
     first.close();
     throw err;
   }
-  const data = Buffer.concat(chunks);
+  const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   if (data.length !== total) {
     first.close();
-    throw new Error(`${what}: tee copied ${total} bytes but ${data.length} were read back`);
+    throw new Error(`${what()}: tee copied ${total} bytes but ${data.length} were read back`);
   }
   // All `total` bytes it held were read: empty again.
   pool.give(first);
   if (total === 0) return { capacity, data };
   const lengths = chunks.map((c) => c.length);
-  const withCopy = <T>(fn: (copy: Scratch) => T): T => {
-    const copy = copyOf(source, capacity, total, what, pool);
-    try {
-      return fn(copy);
-    } finally {
-      pool.giveChecked(copy);
-    }
-  };
-  const lastIsPacket = withCopy((copy) => lastBufferIsPacket(copy, lengths, buf, pool));
+  const copy = copyOf(source, size, total, what, pool);
+  let lastIsPacket: boolean;
+  try {
+    lastIsPacket = lastBufferIsPacket(copy, lengths, buf);
+  } catch (err) {
+    copy.close();
+    throw err;
+  }
+  // Plain bytes: their last byte and the marker were read, nothing is left; a packet may leave the marker.
+  if (lastIsPacket) pool.giveChecked(copy);
+  else pool.give(copy);
   if (lengths.length === 1 && !lastIsPacket) return { capacity, data };
-  if (!withCopy((copy) => allSinglePackets(copy, lengths, lastIsPacket, capacity, buf))) {
-    throw new CrError(`${what} holds packet-mode (O_DIRECT) data and plain bytes together; the image can keep one or the other, not both`);
+  const again = copyOf(source, size, total, what, pool);
+  let singles: boolean;
+  try {
+    singles = allSinglePackets(again, lengths, lastIsPacket, capacity, buf);
+  } finally {
+    pool.giveChecked(again);
+  }
+  if (!singles) {
+    throw new CrError(`${what()} holds packet-mode (O_DIRECT) data and plain bytes together; the image can keep one or the other, not both`);
   }
   return { capacity, data, packets: lengths };
 }
@@ -240,13 +244,13 @@ export function readSideOf(pid: number, pidfd: number, ends: Array<{ fd: number;
  * the target's own write description. An empty one is dumped whole; one holding bytes is refused,
  * since a dump without them would lose them at restore.
  */
-export function emptyPipeByWriteEnd(pidfd: number, writeFd: number, what: string): PipeBytes {
+export function emptyPipeByWriteEnd(pidfd: number, writeFd: number, what: () => string): PipeBytes {
   const fd = pidfdGetfd(pidfd, writeFd);
   try {
     const queued = pipeQueued(fd);
     if (queued > 0) {
       throw new CrError(
-        `${what} holds ${queued} bytes cr may not read: the process has only its write end and the pipe belongs to another user ` +
+        `${what()} holds ${queued} bytes cr may not read: the process has only its write end and the pipe belongs to another user ` +
           `(opening a read end: EACCES); nothing was read or changed`,
       );
     }
