@@ -24,6 +24,14 @@ const koffi = loadKoffi();
 
 const lib = koffi.load('libc.so.6');
 
+/**
+ * A function of the running node itself or of a library it was linked with, declared from its C
+ * prototype (OpenSSL's: Node exports it for native addons). The program's own symbols are opened
+ * on the first call. Throws where the symbol is not there (a node built without OpenSSL).
+ */
+let own: ReturnType<typeof koffi.load> | undefined;
+export const nodeFunction = (prototype: string): ((...args: unknown[]) => unknown) => (own ??= koffi.load(null)).func(prototype);
+
 /** errno left by the last foreign call (koffi saves it right after the call returns). */
 export const lastErrno = (): number => koffi.errno();
 /** Clear errno, for calls whose -1 result can be a value (PTRACE_PEEKDATA). */

@@ -29,6 +29,14 @@ export function tcsetpgrp(fd: number, pgid: number): void {
   check(libc.ioctlBuf(fd, TIOCSPGRP, buf), () => `ioctl(${fd}, TIOCSPGRP, ${pgid})`);
 }
 
+/**
+ * Whether fd is a terminal: its termios can be read, as glibc's isatty asks (tcgetattr), without
+ * node:tty (which loads node:net and its streams).
+ */
+export function isatty(fd: number): boolean {
+  return libc.ioctlBuf(fd, TCGETS2, Buffer.alloc(TERMIOS2_BYTES)) === 0;
+}
+
 /** The terminal's struct termios2, as it is in memory. */
 export function getTermios(fd: number): Buffer {
   const buf = Buffer.alloc(TERMIOS2_BYTES);

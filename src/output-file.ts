@@ -10,14 +10,14 @@
 // An image may also go to stdout (`-o -`, for a pipe: `cr dump ... -o - | ssh host cr restore -`):
 // StdoutOutput writes as it goes; a failed dump leaves the reader a truncated image, which its
 // checksum refuses.
-import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { isatty } from 'node:tty';
 import { SyscallError } from '../bridge/errno.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt } from '../bridge/file.js';
+import { isatty } from '../bridge/tty.js';
 import { badInput, CrError, errMessage } from './errors.js';
 import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
+import { randomHex } from './random-name.js';
 
 /** O_TMPFILE (include/uapi/asm-generic/fcntl.h): __O_TMPFILE | O_DIRECTORY. */
 const O_TMPFILE = 0o20000000 | O_DIRECTORY;
@@ -277,4 +277,4 @@ function linkFd(fd: number, path: string): void {
   }
 }
 
-const randomName = (path: string): string => join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+const randomName = (path: string): string => join(dirname(path), `.${basename(path)}.${randomHex(8)}.tmp`);

@@ -1,5 +1,6 @@
 // bridge/ on real processes: each call's happy path and an errno path.
-import { readFileSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -16,9 +17,12 @@ import {
 } from '../bridge/ptrace.js';
 import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
 import { kill, SIGKILL, SIGTERM, SIGTRAP, SIGUSR1, tgkill } from '../bridge/signal.js';
+import { sha256 } from '../bridge/sha256.js';
 import { reap, spawn } from '../bridge/spawn.js';
+import { isatty } from '../bridge/tty.js';
 import { waitpid, waitStop, WNOHANG } from '../bridge/wait.js';
 import { O_CLOEXEC, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC } from '../src/model/fdtable.js';
+import { randomHex } from '../src/random-name.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
 
 const NO_PID = 4_000_000; // above pid_max's largest possible value (2^22)
@@ -287,6 +291,41 @@ test('memory: read code, write the stack, force-write read-only code; EFAULT on 
     writeMemoryForce(pid, rip, code.subarray(0, 1));
     throwsErrno(() => readMemory(pid, 16n, 8), 'EFAULT', `process_vm_readv(pid=${pid}, addr=0x10`);
   });
+});
+
+test('sha256: the OpenSSL in node, called through koffi, agrees with node:crypto at every block boundary and on views', () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 8191, 8192, 1 << 20]) {
+    const whole = Buffer.alloc(n + 5);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 131 + n) & 255;
+    const bytes = new Uint8Array(whole.buffer, whole.byteOffset + 5, n);
+    assert.equal(sha256(bytes).toString('hex'), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
+  }
+});
+
+test('isatty: a pty master is a terminal; a pipe, /dev/null and a closed fd are not', () => {
+  const [r, w] = pipe2(O_CLOEXEC);
+  const devNull = openSync('/dev/null', 'r');
+  const ptmx = openSync('/dev/ptmx', 'r+');
+  try {
+    assert.ok(isatty(ptmx));
+    assert.not.ok(isatty(r));
+    assert.not.ok(isatty(w));
+    assert.not.ok(isatty(devNull));
+  } finally {
+    for (const fd of [r, w, devNull, ptmx]) closeSync(fd);
+  }
+  assert.not.ok(isatty(r));
+});
+
+test('randomHex: 2n hex digits, a new draw each time', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 64; i++) {
+    const hex = randomHex(8);
+    assert.match(hex, /^[0-9a-f]{16}$/);
+    seen.add(hex);
+  }
+  assert.is(seen.size, 64);
+  assert.match(randomHex(6), /^[0-9a-f]{12}$/);
 });
 
 test.run();

@@ -1,8 +1,8 @@
 // Per-process state /proc shows a tracer: memory-descriptor fields, auxv, cwd (removed or not), umask,
 // personality, credentials, resource limits, the executable, and the vdso's bytes (to know the
 // restarting kernel's vdso is the same).
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { sha256 } from '../../bridge/sha256.js';
 import type { Mapping, MmFields, ProcessHead } from '../image/process-head.js';
 import { readLimits } from '../proc/limits.js';
 import { readCreds } from '../proc/process.js';
@@ -84,5 +84,5 @@ export function vdsoDigest(pid: number, mappings: Mapping[]): Buffer | null {
   } finally {
     closeSync(fd);
   }
-  return createHash('sha256').update(buf).digest();
+  return sha256(buf);
 }

@@ -3,7 +3,7 @@
 // backing, flags), its signals (actions, blocked mask, pending, alternate stack) and each
 // thread's (name, blocked mask, pending, alternate stack), one line per difference. Not compared: the pid (a restart gets a new one), registers and interval timers
 // (they move while a process runs), the kernel and cr versions.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../bridge/sha256.js';
 import { kindOf } from '../kinds/registry.js';
 import { tableJson } from '../model/json.js';
 import type { HeadJson, MappingJson } from '../image/head-json.js';
@@ -71,7 +71,7 @@ export function compareHeads(a: HeadJson, b: HeadJson): string[] {
     same(`thread ${t.tid}/${u.tid} alternate signal stack`, t.altstack, u.altstack);
   });
   // Contents as the fd table's memfds are compared: whether they differ, not the bytes.
-  const unheld = (h: HeadJson): string[] => h.unheld.map((u) => `${u.id}: ${kindOf(u).detail(u as never)} ${createHash('sha256').update(tableJson(u.extents)).digest('hex').slice(0, 12)}`);
+  const unheld = (h: HeadJson): string[] => h.unheld.map((u) => `${u.id}: ${kindOf(u).detail(u as never)} ${sha256(Buffer.from(tableJson(u.extents))).toString('hex').slice(0, 12)}`);
   same('memfds and deleted files mapped with no fd', unheld(a), unheld(b));
   return out;
 }

@@ -13,10 +13,10 @@
 // is the user running cr (docs/trust.md): whoever feeds cr's stdin is acting for that user.
 import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { isatty } from 'node:tty';
 import { basename, dirname } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
 import { openAt } from '../../bridge/file.js';
+import { isatty } from '../../bridge/tty.js';
 import { badInput, CrError, errMessage } from '../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY } from '../model/fdtable.js';
 

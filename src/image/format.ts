@@ -3,7 +3,7 @@
 // process identity, the fd table, what dump dropped). Writing goes through OutputFile (0600,
 // atomic, never through a symlink); reading works from bytes read once (file.ts) and trusts
 // nothing.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../bridge/sha256.js';
 import { badInput, CrError } from '../errors.js';
 import { KINDS } from '../kinds/registry.js';
 import type { Desc, DescKind, FdTables } from '../model/fdtable.js';
@@ -38,8 +38,6 @@ export interface Image {
 
 /** The version of this cr, for Image.toolVersion. */
 export { toolVersion } from '../version.js';
-
-const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
 
 /**
  * A description with the fields its kind holds as bytes (`binary`) turned to binary (`toBytes`:

@@ -13,7 +13,6 @@
 // register value of cr's runs. `cr recover PID` then puts it back from the journal. When cr is
 // done and the registers and mask are its own again, SIGCONT ends the stop (cr takes the SIGCONT
 // off the queue again itself) and the journal is removed.
-import { randomBytes } from 'node:crypto';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -23,6 +22,7 @@ import {
 import { SIGCONT, SIGSTOP, SIGTRAP, tgkill } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
+import { randomHex } from '../random-name.js';
 
 export const JOURNAL_VERSION = 1;
 const ALL_SIGNALS = Buffer.alloc(8, 0xff);
@@ -152,7 +152,7 @@ const pathOf = (dir: string, pid: number): string => join(dir, `${pid}.json`);
 
 /** Write a journal whole: a private temporary file renamed over the old one. */
 function writeJournal(dir: string, record: JournalRecord): void {
-  const tmp = join(dir, `.${record.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${record.pid}.${randomHex(6)}.tmp`);
   const fd = openSync(tmp, 'wx', 0o600);
   try {
     writeSync(fd, JSON.stringify(record));

@@ -9,13 +9,13 @@
 // file is given a temporary name (linkat of /proc/self/fd/N, which never replaces a name), its
 // O_TMPFILE fd closed, the name opened (the lowest free number: the one just closed, as the
 // planner predicted for the first open) and unlinked at once, all in one batch.
-import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
 import { O_ACCMODE, O_CLOEXEC, O_DSYNC, O_LARGEFILE, O_RDWR, O_SYNC } from '../model/fdtable.js';
 import { get, integer, parsePath } from '../model/json.js';
 import { printable } from '../printable.js';
+import { randomHex } from '../random-name.js';
 import { carried, chunksOf, parseExtents, readContents, sameRuns, writeExtents } from './contents.js';
 import { no, oddFlags, quoted, RESTORABLE_FLAGS } from './common.js';
 import type { KindModule } from './kind.js';
@@ -73,7 +73,7 @@ export const deleted: KindModule<'deleted'> = {
     if (d.size > 0) q.call('ftruncate', [BigInt(fd), BigInt(d.size)], 0n, `ftruncate(${fd}, ${d.size})`);
     writeExtents(fd, d.extents, q);
     // The program's description, at the same number, with the image's access mode.
-    const name = `${dir === '/' ? '' : dir}/.cr-restore-${randomBytes(8).toString('hex')}`;
+    const name = `${dir === '/' ? '' : dir}/.cr-restore-${randomHex(8)}`;
     const tmp = q.put(Buffer.from(`${name}\0`));
     q.call('linkat', [AT_FDCWD, q.put(Buffer.from(`/proc/self/fd/${fd}\0`)), AT_FDCWD, tmp, AT_SYMLINK_FOLLOW], 0n, `linkat("/proc/self/fd/${fd}", ${quoted(name)})`);
     q.call('close', [BigInt(fd)], 0n, `close(${fd})`);

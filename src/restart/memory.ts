@@ -6,8 +6,8 @@
 // made once per object) and the saved pages written in: into writable memory with
 // process_vm_writev, elsewhere through /proc/PID/mem, which writes whatever the protection; both
 // copy file pages on write as a store by the process would. Guard regions are installed again once the pages are in.
-import { createHash } from 'node:crypto';
 import { copyRanges } from '../../bridge/memory.js';
+import { sha256 } from '../../bridge/sha256.js';
 import type { OnProgress } from '../progress.js';
 import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { CrError } from '../errors.js';
@@ -100,7 +100,7 @@ export function checkVdso(pid: number, image: Mapping[], vdsoSha256: Buffer | nu
     } finally {
       closeSync(fd);
     }
-    if (!createHash('sha256').update(buf).digest().equals(vdsoSha256)) {
+    if (!sha256(buf).equals(vdsoSha256)) {
       throw new CrError('the vdso of this kernel differs from the one the image was dumped under (the program holds pointers into it)');
     }
   }

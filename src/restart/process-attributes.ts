@@ -3,7 +3,6 @@
 // personality, umask, cwd, name, resource limits, signal actions, the alternate signal stack,
 // rseq, the robust futex list, clear_child_tid, pending signals, the credentials,
 // no_new_privs, and last the interval timers.
-import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { constants } from 'node:os';
@@ -20,6 +19,7 @@ import type { Husk } from './husk.js';
 import { HUSK_PROGRAM, u64 } from './husk.js';
 import { SYS, PR_SET_DUMPABLE, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, SS_DISABLE, SS_ONSTACK } from '../inject/syscalls.js';
 import { printable } from '../printable.js';
+import { randomHex } from '../random-name.js';
 
 const RLIM_INFINITY = 0xffffffffffffffffn;
 const PRCTL_MM_MAP_BYTES = 104;
@@ -147,7 +147,7 @@ export function openNofile(husk: Husk): void {
  * permission on the parent, as the program did to make it; a parent gone too fails the restart.
  */
 function enterRemovedDirectory(husk: Husk, q: ReturnType<Husk['queue']>, cwd: string, mode: number): void {
-  const stand = `${dirname(cwd)}/.cr-cwd-${randomBytes(6).toString('hex')}`;
+  const stand = `${dirname(cwd)}/.cr-cwd-${randomHex(6)}`;
   const failed = (call: string) => (r: bigint) =>
     new CrError(`the working directory (removed when dumped, made again beside ${printable(cwd)}): ${husk.failure(`${call}("${printable(stand, '"')}")`, r).message}`);
   const at = q.put(stand, 4);
