@@ -541,6 +541,29 @@ test('verify checks bytes, packets, flags, close-on-exec, sharing, leftovers and
   assert.is(reason(replaced(GOOD, 0, { op: 'pipe2', flags: O_DIRECT, fds: [3, 4], pipe: 1 }), packets), 'ok');
 });
 
+test('verify makes the same checks when ids and pipe ids are far apart (looked up in a Map, not an array)', () => {
+  const D0 = 2_000_000_000, D1 = 7, P = 1_500_000_000;
+  const far: FdTable = {
+    fds: TABLE.fds.map((f) => ({ ...f, desc: f.desc === 10 ? D0 : D1 })),
+    descs: [
+      { id: D0, kind: 'pipe', flags: O_RDONLY, pipe: P },
+      { id: D1, kind: 'pipe', flags: O_WRONLY | O_NONBLOCK, pipe: P },
+    ],
+    pipes: [{ id: P, capacity: 8192, data: DATA }],
+    rlimit: TABLE.rlimit,
+  };
+  const ops = GOOD.map((op) => (op.op === 'pipe2' || op.op === 'write' ? { ...op, pipe: P } : op));
+  const reason = (list: Op[]): string => {
+    const r = verify(far, FRESH, plan(list));
+    return r.ok ? 'ok' : r.reason;
+  };
+  assert.is(reason(ops), 'ok');
+  assert.match(reason([...ops.slice(0, 3), { op: 'write', fd: 4, pipe: P, bytes: 11 }, ...ops.slice(3)]), 'second time');
+  assert.match(reason(replaced(ops, 4, { op: 'open', desc: D1, path: '/proc/self/fd/4', via: 4, flags: O_WRONLY | O_CLOEXEC, fd: 5 })), `share description ${D1}`);
+  assert.match(reason(replaced(ops, 2, null)), 'holds 0 bytes');
+  assert.match(reason(replaced(ops, 2, { op: 'write', fd: 4, pipe: 1, bytes: 11 })), 'the image has no pipe 1');
+});
+
 test("verify in 'into' mode: the target's other fds stay, untouched", () => {
   const into: PlanTarget = { fds: [0, 1, 2, 4], rlimit: { soft: 1024, hard: 4096 }, mode: 'into' };
   // fd 4 is the target's: the pipe is made at 3 and 5, moved to 4 after the commit.

@@ -89,12 +89,44 @@ function pipeBytes(raw: unknown, where: string, capacity: number): Buffer {
   return bytes;
 }
 
+/** Whether a pipe of this many bytes can exist: a power of two times the page size, within the kernel's bounds. */
+function pipeCapacityOk(capacity: number): boolean {
+  return capacity >= PAGE_SIZE && capacity <= MAX_PIPE_CAPACITY && capacity % PAGE_SIZE === 0 && ((capacity / PAGE_SIZE) & (capacity / PAGE_SIZE - 1)) === 0;
+}
+
+/**
+ * The pipe at pipes[i]. Pipes are half the descriptions of a big table (50,000 in one), so one as a
+ * dump writes it (id, capacity, data, no packets) is taken without building the names its messages
+ * would use; anything else, and any bytes that are not canonical base64, go through parsePipe,
+ * which says what is wrong.
+ */
+function parsePipeAt(value: unknown, i: number): Pipe {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const obj = value as Record<string, unknown>;
+    const { id, capacity, data } = obj;
+    if (
+      Object.keys(obj).length === 3 && Object.hasOwn(obj, 'id') && Object.hasOwn(obj, 'capacity') && Object.hasOwn(obj, 'data') &&
+      Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_ID &&
+      Number.isInteger(capacity) && pipeCapacityOk(capacity as number)
+    ) {
+      if (data instanceof Uint8Array && data.length <= (capacity as number)) {
+        return { id: id as number, capacity: capacity as number, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+      }
+      if (typeof data === 'string' && data.length <= 4 * Math.ceil((capacity as number) / 3)) {
+        const bytes = Buffer.from(data, 'base64');
+        if (bytes.length <= (capacity as number) && bytes.toString('base64') === data) return { id: id as number, capacity: capacity as number, data: bytes };
+      }
+    }
+  }
+  return parsePipe(value, `pipes[${i}]`);
+}
+
 function parsePipe(value: unknown, where: string): Pipe {
   const obj = object(value, where);
   fields(obj, where, ['id', 'capacity', 'data', 'packets']);
   const id = integer(get(obj, 'id'), `${where}.id`, 0, MAX_ID);
   const capacity = integer(get(obj, 'capacity'), `${where}.capacity`, 1, MAX_PIPE_CAPACITY);
-  if (capacity % PAGE_SIZE !== 0 || (capacity / PAGE_SIZE) & (capacity / PAGE_SIZE - 1)) {
+  if (!pipeCapacityOk(capacity)) {
     badInput(`${where}.capacity: ${capacity} is not a power of two times ${PAGE_SIZE}`);
   }
   const data = pipeBytes(get(obj, 'data'), `${where}.data`, capacity);
@@ -196,6 +228,40 @@ function parseProcess(value: unknown, where: string, pids: Map<number, number>):
 }
 
 /**
+ * Each item's position by its key (an id, or an fd number), for the checks that every key is used
+ * once and that what names a key finds it. Keys are validated non-negative integers; a dump's are
+ * small (ids from 0 up, fds below about twice their count), so they are looked up in an array
+ * indexed by key, where a Map's hashing cost more than the rest of an fd's checks at 100,000 fds;
+ * keys spread wider take a Map.
+ */
+class Positions<T> {
+  private readonly byKey: Int32Array | undefined;
+  private readonly map: Map<number, number> | undefined;
+
+  constructor(items: readonly T[], keyOf: (item: T) => number) {
+    let highest = -1;
+    for (const item of items) highest = Math.max(highest, keyOf(item));
+    if (highest <= 4 * items.length + 64) this.byKey = new Int32Array(highest + 1).fill(-1);
+    else this.map = new Map();
+  }
+
+  get(key: number): number | undefined {
+    if (this.map !== undefined) return this.map.get(key);
+    const at = this.byKey![key];
+    return at === undefined || at < 0 ? undefined : at;
+  }
+
+  has(key: number): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  set(key: number, at: number): void {
+    if (this.map !== undefined) this.map.set(key, at);
+    else this.byKey![key] = at;
+  }
+}
+
+/**
  * Validate checkpointed fd tables (docs/fd-table.md): the shared descriptions and pipes and each
  * process's fds; return a normalised copy.
  */
@@ -205,7 +271,7 @@ export function parseTables(json: unknown): FdTables {
     badInput('table: fds and rlimit at the top is the old one-process shape; they now go in processes: [{pid, fds, rlimit}] (docs/fd-table.md)');
   }
   fields(top, 'table', ['descs', 'pipes', 'processes']);
-  const pipes = array(get(top, 'pipes'), 'pipes').map((p, i) => parsePipe(p, `pipes[${i}]`));
+  const pipes = array(get(top, 'pipes'), 'pipes').map(parsePipeAt);
   const descs = array(get(top, 'descs'), 'descs').map((d, i) => parseDesc(d, `descs[${i}]`));
   const pids = new Map<number, number>();
   const list = array(get(top, 'processes'), 'processes');
@@ -219,13 +285,13 @@ export function parseTables(json: unknown): FdTables {
     return proc;
   });
 
-  const pipeIndex = new Map<number, number>();
+  const pipeIndex = new Positions(pipes, (p) => p.id);
   pipes.forEach((p, i) => {
     const seen = pipeIndex.get(p.id);
     if (seen !== undefined) badInput(`pipes[${i}].id: ${p.id} is used twice (also pipes[${seen}])`);
     pipeIndex.set(p.id, i);
   });
-  const descIndex = new Map<number, number>();
+  const descIndex = new Positions(descs, (d) => d.id);
   descs.forEach((d, i) => {
     const seen = descIndex.get(d.id);
     if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
@@ -235,7 +301,7 @@ export function parseTables(json: unknown): FdTables {
   checkEpolls(descs, (id) => `descs[${descIndex.get(id)}]`);
   const descUsed = new Uint8Array(descs.length);
   processes.forEach((proc, p) => {
-    const fdIndex = new Map<number, number>();
+    const fdIndex = new Positions(proc.fds, (f) => f.fd);
     proc.fds.forEach((f, i) => {
       const seen = fdIndex.get(f.fd);
       if (seen !== undefined) badInput(`processes[${p}].fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);

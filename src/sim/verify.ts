@@ -12,6 +12,7 @@ import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
 import { SimDesc, SimError, SimPipe, SimProcess, SimWorld } from './kernel.js';
+import { ByKey } from '../model/by-key.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: string; op?: number };
 
@@ -40,12 +41,14 @@ export function worldOf(table: { descs: Desc[] }): SimWorld {
  */
 class Identity {
   /** image description id -> what it is at the end, with where it was first seen (for messages) */
-  readonly descMap = new Map<number, Seen>();
-  /** the same records, by simulated description */
-  readonly descBack = new Map<SimDesc, Seen>();
-  readonly pipeMap = new Map<number, { sim: SimPipe; desc: number }>();
-  readonly pipeBack = new Map<SimPipe, { id: number; desc: number }>();
-  readonly written = new Set<number>();
+  readonly descMap: ByKey<Seen>;
+  /** the same records, by simulated description (its serial: one world numbers them all) */
+  readonly descBack = new ByKey<Seen>(1 << 24);
+  readonly pipeMap: ByKey<{ sim: SimPipe; desc: number }>;
+  /** by simulated pipe (its serial) */
+  readonly pipeBack = new ByKey<{ id: number; desc: number }>(1 << 24);
+  /** pipes whose bytes were written */
+  readonly written: ByKey<true>;
   /**
    * Each description's own checks, run once every process is compared: one may name another (an
    * epoll its targets, a pty slave its master) held only by a process compared later. Kept as a
@@ -54,6 +57,12 @@ class Identity {
   readonly deferred: Deferred[] = [];
   readonly pairMap = new Map<number, { sim: object; desc: number }>();
   readonly pairBack = new Map<object, { id: number; desc: number }>();
+
+  constructor(objects: { descs: Desc[]; pipes: Pipe[] }) {
+    this.descMap = ByKey.sized(objects.descs.length);
+    this.pipeMap = ByKey.sized(objects.pipes.length);
+    this.written = ByKey.sized(objects.pipes.length);
+  }
 }
 
 /** An image description and the simulated one it is at the end, first seen at `fd` of `who`. */
@@ -73,7 +82,7 @@ interface Deferred {
 }
 
 function runDeferred(shared: Identity): void {
-  const idOf = (s: object): number | undefined => shared.descBack.get(s as SimDesc)?.id;
+  const idOf = (s: object): number | undefined => (s instanceof SimDesc ? shared.descBack.get(s.serial)?.id : undefined);
   for (const { d, sim, fd, who } of shared.deferred) {
     const differs = kindOf(d).simCheck(d, sim, idOf);
     if (differs !== null) throw new Failure(`${who}fd ${fd} (description ${d.id}) ${differs}`);
@@ -95,7 +104,7 @@ export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyRe
     const proc = new SimProcess(worldOf(table), target.rlimit);
     const targetFds = new Set(target.fds);
     for (const fd of targetFds) proc.adoptForeign(fd);
-    const shared = new Identity();
+    const shared = new Identity(table);
     run(table, target, plan, proc, shared, () => {
       throw new Failure('a plan of one process forks');
     });
@@ -115,7 +124,7 @@ export function verifyTree(tables: FdTables, target: PlanTarget, tree: TreePlan)
     const n = tables.processes.length;
     if (tree.processes.length !== n) throw new Failure(`the plan has ${tree.processes.length} processes, the image ${n}`);
     const world = worldOf(tables);
-    const shared = new Identity();
+    const shared = new Identity(tables);
     const sims = new Map<number, SimProcess>();
     const ran: Array<{ table: FdTable; target: PlanTarget; proc: SimProcess; who: string }> = [];
     tables.processes.forEach((image, i) => {
@@ -238,10 +247,12 @@ function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan
   }
 
   const targetFds = new Set(target.fds);
-  const pipes = new Map<number, Pipe>(objects.pipes.map((p) => [p.id, p]));
-
-  const descs = new Map<number, Desc>(objects.descs.map((d) => [d.id, d]));
-  ops.forEach((op, i) => {
+  const pipes = ByKey.sized<Pipe>(objects.pipes.length);
+  for (const p of objects.pipes) pipes.set(p.id, p);
+  const descs = ByKey.sized<Desc>(objects.descs.length);
+  for (const d of objects.descs) descs.set(d.id, d);
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
     checkShape(op, i);
     if (i < plan.commit) checkRollback(op, i, targetFds, proc);
     try {
@@ -251,7 +262,7 @@ function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan
       if (err instanceof SimError) throw new Failure(`op ${i} (${describeOp(op)}): ${err.message}`, i);
       throw err;
     }
-  });
+  }
 }
 
 /**
@@ -282,29 +293,31 @@ function checkRollback(op: Op, i: number, targetFds: Set<number>, proc: SimProce
   if (targetFds.has(touched)) throw new Failure(`op ${i} (${describeOp(op)}): touches the target's fd ${touched} before the commit`, i);
 }
 
-function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, written: Set<number>, descs: Map<number, Desc>): void {
-  const expect = (what: string, planned: number | number[], got: number | number[]): void => {
-    const same = Array.isArray(planned) && Array.isArray(got) ? planned[0] === got[0] && planned[1] === got[1] : planned === got;
-    if (!same) {
-      throw new Failure(`op ${i} (${describeOp(op)}): the plan expects ${what} ${JSON.stringify(planned)}, the kernel gives ${JSON.stringify(got)}`, i);
-    }
-  };
+/** Op i planned `planned` where the kernel gave `got` (an fd, or a pair of them): they must be the same. */
+function expect(op: Op, i: number, what: string, planned: number | number[], got: number | number[]): void {
+  const same = Array.isArray(planned) && Array.isArray(got) ? planned[0] === got[0] && planned[1] === got[1] : planned === got;
+  if (!same) {
+    throw new Failure(`op ${i} (${describeOp(op)}): the plan expects ${what} ${JSON.stringify(planned)}, the kernel gives ${JSON.stringify(got)}`, i);
+  }
+}
+
+function apply(op: Op, i: number, proc: SimProcess, pipes: ByKey<Pipe>, written: ByKey<true>, descs: ByKey<Desc>): void {
   switch (op.op) {
     case 'pipe2':
-      expect('fds', op.fds, proc.pipe2(op.flags));
+      expect(op, i, 'fds', op.fds, proc.pipe2(op.flags));
       return;
     case 'open':
       if (op.via >= 0 && op.path !== `/proc/self/fd/${op.via}`) {
         throw new Failure(`op ${i} (${describeOp(op)}): via ${op.via} but path is not /proc/self/fd/${op.via}`, i);
       }
-      expect('fd', op.fd, proc.open(op.path, op.flags));
+      expect(op, i, 'fd', op.fd, proc.open(op.path, op.flags));
       return;
     case 'dup2':
       if (op.cloexec) proc.dup3(op.from, op.to, true);
       else proc.dup2(op.from, op.to);
       return;
     case 'dupfd':
-      expect('fd', op.fd, proc.dupfd(op.from, op.min, op.cloexec));
+      expect(op, i, 'fd', op.fd, proc.dupfd(op.from, op.min, op.cloexec));
       return;
     case 'close':
       proc.close(op.fd);
@@ -325,7 +338,7 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       const d = descs.get(op.desc);
       const make = d === undefined ? undefined : kindOf(d).simCreate;
       if (d === undefined || make === undefined) throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} its kind makes with one call`, i);
-      expect('fd', op.fd, make(proc, d, op.cloexec));
+      expect(op, i, 'fd', op.fd, make(proc, d, op.cloexec));
       return;
     }
     case 'link': {
@@ -352,14 +365,14 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
       if (d === undefined || make === undefined || ends.some((e, k) => e === undefined && op.descs[k]! >= 0)) {
         throw new Failure(`op ${i} (${describeOp(op)}): the image has no pair of descriptions ${op.descs.join(', ')} their kind makes with one call`, i);
       }
-      expect('fds', op.fds, make(proc, ends as never, op.cloexec));
+      expect(op, i, 'fds', op.fds, make(proc, ends as never, op.cloexec));
       return;
     }
     case 'write': {
       const pipe = pipes.get(op.pipe);
       if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
       if (written.has(op.pipe)) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe}'s bytes are written a second time`, i);
-      written.add(op.pipe);
+      written.set(op.pipe, true);
       const bytes = pipe.data;
       if (op.bytes !== bytes.length) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`, i);
       let at = 0;
@@ -382,19 +395,27 @@ function apply(op: Op, i: number, proc: SimProcess, pipes: Map<number, Pipe>, wr
   }
 }
 
+/** How a failure names a description of the image: the first fd this process holds it at. */
+function where(fd: number, id: number): string {
+  return `fd ${fd} (description ${id})`;
+}
+
 /** Does the simulated process now hold exactly the image (plus, in 'into' mode, the target's other fds)? */
 function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds: Set<number>, shared: Identity, who: string): void {
-  const descs = new Map<number, Desc>(table.descs.map((d) => [d.id, d]));
-  const imageFds = new Set<number>();
+  const descs = ByKey.sized<Desc>(table.descs.length);
+  for (const d of table.descs) descs.set(d.id, d);
+  const imageFds = ByKey.sized<true>(table.fds.length);
   const { descMap, descBack } = shared;
-  // Descriptions this process reaches, at the first fd it holds each at: their fields are checked
-  // here, once per process.
-  const mine = new Map<number, number>();
+  // Descriptions this process reaches, at the first fd it holds each at, in the order first held:
+  // their fields are checked here, once per process.
+  const mineIds: number[] = [];
+  const mineFds: number[] = [];
+  const mine = ByKey.sized<true>(table.descs.length);
   // In a tree, an fd of another process is named with its process.
   const pair = (seen: Seen, fd: number): string =>
     seen.who === who ? `fds ${seen.fd} and ${fd}` : `fd ${seen.fd} of ${seen.who.replace(/: $/, '')} and fd ${fd}`;
   for (const f of table.fds) {
-    imageFds.add(f.fd);
+    imageFds.set(f.fd, true);
     const entry = proc.get(f.fd);
     if (!entry) throw new Failure(`fd ${f.fd} is not open at the end`);
     if (entry.cloexec !== f.cloexec) throw new Failure(`fd ${f.fd} has close-on-exec ${entry.cloexec}, the image says ${f.cloexec}`);
@@ -402,15 +423,19 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
     const mapped = descMap.get(f.desc);
     if (mapped === undefined) {
-      const back = descBack.get(sim);
+      const back = descBack.get(sim.serial);
       if (back) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
       const seen: Seen = { id: f.desc, sim, fd: f.fd, who };
       descMap.set(f.desc, seen);
-      descBack.set(sim, seen);
+      descBack.set(sim.serial, seen);
     } else if (mapped.sim !== sim) {
       throw new Failure(`${pair(mapped, f.fd)} share description ${f.desc} in the image but not at the end`);
     }
-    if (!mine.has(f.desc)) mine.set(f.desc, f.fd);
+    if (!mine.has(f.desc)) {
+      mine.set(f.desc, true);
+      mineIds.push(f.desc);
+      mineFds.push(f.fd);
+    }
   }
   let expected = imageFds.size;
   if (target.mode === 'into') {
@@ -428,18 +453,21 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     throw new Failure(`fd ${extra} is open at the end but is not in the image`);
   }
 
-  const pipes = new Map<number, Pipe>(table.pipes.map((p) => [p.id, p]));
+  const pipes = ByKey.sized<Pipe>(table.pipes.length);
+  for (const p of table.pipes) pipes.set(p.id, p);
   const { pipeMap, pipeBack, pairMap, pairBack } = shared;
-  const minePipes = new Set<number>();
-  for (const [id, fd] of mine) {
+  const minePipes: number[] = [];
+  const minePipe = ByKey.sized<true>(table.pipes.length);
+  for (let k = 0; k < mineIds.length; k++) {
+    const id = mineIds[k]!;
+    const fd = mineFds[k]!;
     const d = descs.get(id)!;
     const sim = descMap.get(id)!.sim;
-    const where = (): string => `fd ${fd} (description ${id})`;
-    if (sim.kind !== d.kind) throw new Failure(`${where()} is a ${sim.kind}, the image says ${d.kind}`);
-    if (sim.flags !== d.flags) throw new Failure(`${where()} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
+    if (sim.kind !== d.kind) throw new Failure(`${where(fd, id)} is a ${sim.kind}, the image says ${d.kind}`);
+    if (sim.flags !== d.flags) throw new Failure(`${where(fd, id)} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
     // The path a description was opened by (a deleted file's is where it was, not a node).
     const path = kindOf(d).node?.(d)?.path;
-    if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where()} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
+    if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where(fd, id)} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
     // Judged once every process is compared: a description may name another (an epoll its
     // targets, a pty slave its master) held only by a process compared later.
     shared.deferred.push({ d, sim, fd, who });
@@ -450,7 +478,7 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
       if (seen && seen.sim !== simPair) throw new Failure(`descriptions ${seen.desc} and ${id} are ends of socket pair ${pair} in the image but not at the end`);
       const back = simPair ? pairBack.get(simPair) : undefined;
       if (back && back.id !== pair) throw new Failure(`descriptions ${back.desc} and ${id} are ends of one socket pair at the end but of pairs ${back.id} and ${pair} in the image`);
-      if (!simPair) throw new Failure(`${where()} is not an end of a socket pair at the end`);
+      if (!simPair) throw new Failure(`${where(fd, id)} is not an end of a socket pair at the end`);
       if (!seen) pairMap.set(pair, { sim: simPair, desc: id });
       if (!back) pairBack.set(simPair, { id: pair, desc: id });
     }
@@ -459,11 +487,14 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const simPipe = sim.pipe!;
     const mapped = pipeMap.get(pipe);
     if (mapped && mapped.sim !== simPipe) throw new Failure(`descriptions ${mapped.desc} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
-    const back = pipeBack.get(simPipe);
+    const back = pipeBack.get(simPipe.serial);
     if (back && back.id !== pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${pipe} in the image`);
     if (!mapped) pipeMap.set(pipe, { sim: simPipe, desc: id });
-    if (!back) pipeBack.set(simPipe, { id: pipe, desc: id });
-    minePipes.add(pipe);
+    if (!back) pipeBack.set(simPipe.serial, { id: pipe, desc: id });
+    if (!minePipe.has(pipe)) {
+      minePipe.set(pipe, true);
+      minePipes.push(pipe);
+    }
   }
   for (const id of minePipes) {
     const sim = pipeMap.get(id)!.sim;
