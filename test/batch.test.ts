@@ -72,6 +72,43 @@ test('a batch runs every call in order in the tracee, then leaves it as it was (
   });
 });
 
+test('data staged as views (not copied) and as copies, interleaved over more ranges than one process_vm_writev takes, lands at its addresses', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      const runner = BatchRunner.prepare(inj, { capacity: 256 * 1024 });
+      const b = runner.batch();
+      // A pipe, bytes written into it from a view, read back into copied (zeroed) data.
+      const pair = b.put(Buffer.alloc(8));
+      b.call(SYS.pipe2, [pair, 0n], 0n);
+      const bytes = Buffer.from('bytes from a view, never copied');
+      b.call(SYS.write, [1n, b.putView(bytes), BigInt(bytes.length)], BigInt(bytes.length));
+      const back = b.put(Buffer.alloc(bytes.length));
+      b.call(SYS.read, [0n, back, BigInt(bytes.length)], BigInt(bytes.length));
+      // 1,100 views of 1-7 bytes, each followed by a copied string: 2,200 ranges and more (MAX_RANGES is 1,024).
+      const staged: Array<{ at: bigint; want: Buffer }> = [];
+      for (let i = 0; i < 1100; i++) {
+        const view = Buffer.alloc((i % 7) + 1, i & 0xff);
+        staged.push({ at: b.putView(view), want: view });
+        const text = `s${i}`;
+        staged.push({ at: b.put(text), want: Buffer.from(`${text}\0`) });
+      }
+      b.call(SYS.getpid, [], BigInt(pid));
+      assert.equal(runner.run(b), { matched: 4, results: [0n, BigInt(bytes.length), BigInt(bytes.length), BigInt(pid)], data: null });
+      assert.is(inj.read(back, bytes.length).toString(), bytes.toString());
+      for (const { at, want } of staged) assert.ok(inj.read(at, want.length).equals(want), `the ${want.length} bytes at 0x${at.toString(16)}`);
+      const close = runner.batch();
+      for (const fd of [0n, 1n]) close.call(SYS.close, [fd], 0n);
+      assert.is(runner.run(close).matched, 2);
+    } finally {
+      inj.finish();
+    }
+    assert.equal(fdsOf(pid), []);
+  });
+});
+
 test('a batch stops at the first unexpected result: its errno is reported, the calls after it never run', async () => {
   await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
     waitInSyscall(pid, SYS_clock_nanosleep);

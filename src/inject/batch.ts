@@ -8,7 +8,7 @@
 // so unlike int3 no trap signal is forced (which would reset a SIGTRAP handler).
 // A tracee that may not map executable memory (MDWE) gets the same batches one injected call at
 // a time: callers see one interface either way.
-import { copyRanges, readMemory, writeMemory } from '../../bridge/memory.js';
+import { copyRanges, MAX_RANGES, readMemory, writeMemory } from '../../bridge/memory.js';
 import { cont, getRegs, getSiginfo, interrupt, PTRACE_EVENT_STOP, setRegs } from '../../bridge/ptrace.js';
 import { signalName, SIGSTOP } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
@@ -81,10 +81,19 @@ const FIRST_RECORDS = 64;
  * A batch being built: calls, and the data they point at, staged at addresses in the tracee. Both
  * are written as they are added into buffers of the layout batch.S reads (records as nine 64-bit
  * words; data 16-byte aligned), so running it is one write of the two: no object per call, no
- * copy of every piece at the end.
+ * copy of every piece at the end. Data given as a view (putView: a pipe's bytes, held in the
+ * image already) is not copied at all: the write takes it from where it is, one range of the
+ * process_vm_writev each.
  */
 export class Batch {
+  /** the data put() copied, packed: its bytes go to the tracee in `pieces`' order */
   private data = Buffer.alloc(FIRST_DATA);
+  private copied = 0;
+  /**
+   * The staged data as the ranges it is written in, in address order: a view putView() gave
+   * (`view`), or bytes of `data` from `from` (the copies between two views, as one range).
+   */
+  private pieces: Array<{ at: number; length: number; from: number; view: Buffer | null }> = [];
   private staged = 0;
   private words = new BigInt64Array(FIRST_RECORDS * RECORD_WORDS);
   /** each call's count of arguments, for calls (a trace names only the ones given) */
@@ -104,21 +113,41 @@ export class Batch {
     return this.capacity - this.staged - (this.count + 1) * RECORD_BYTES;
   }
 
-  /** Stage data (strings NUL-terminated) for a call; its address in the tracee. */
+  /** Stage data (strings NUL-terminated) for a call, copied; its address in the tracee. */
   put(data: Buffer | string): bigint {
     const length = typeof data === 'string' ? Buffer.byteLength(data) + 1 : data.length;
     const size = (length + 15) & ~15;
     if (size > this.room()) throw new Error(`batch area full (${length} bytes more asked, ${this.room()} left)`);
-    if (this.staged + size > this.data.length) {
+    if (this.copied + size > this.data.length) {
       let grown = this.data.length * 2;
-      while (grown < this.staged + size) grown *= 2;
+      while (grown < this.copied + size) grown *= 2;
       const next = Buffer.alloc(grown);
-      this.data.copy(next, 0, 0, this.staged);
+      this.data.copy(next, 0, 0, this.copied);
       this.data = next;
     }
     // Padding and a string's NUL are the zeros of the fresh buffer: nothing is written twice.
-    if (typeof data === 'string') this.data.write(data, this.staged, 'utf8');
-    else data.copy(this.data, this.staged);
+    if (typeof data === 'string') this.data.write(data, this.copied, 'utf8');
+    else data.copy(this.data, this.copied);
+    const last = this.pieces[this.pieces.length - 1];
+    if (last !== undefined && last.view === null) last.length += size;
+    else this.pieces.push({ at: this.staged, length: size, from: this.copied, view: null });
+    this.copied += size;
+    return this.stageAt(size);
+  }
+
+  /**
+   * Stage data for a call without copying it: its bytes are read from `data` itself when the
+   * batch runs, so they must not change until then (bytes an image holds). The 0-15 bytes that
+   * pad it to the next piece are not written: a call reads only the bytes it is given.
+   */
+  putView(data: Buffer): bigint {
+    const size = (data.length + 15) & ~15;
+    if (size > this.room()) throw new Error(`batch area full (${data.length} bytes more asked, ${this.room()} left)`);
+    if (data.length > 0) this.pieces.push({ at: this.staged, length: data.length, from: 0, view: data });
+    return this.stageAt(size);
+  }
+
+  private stageAt(size: number): bigint {
     const addr = this.dataAt + BigInt(this.staged);
     this.staged += size;
     return addr;
@@ -182,10 +211,13 @@ export class Batch {
     return this.dataAt + BigInt(this.staged);
   }
 
-  /** The staged data and the records, as batch.S reads them from dataAt on (views, not copies). */
-  image(): { data: Buffer; records: Buffer; recordsAt: bigint } {
+  /**
+   * The staged data and the records, as batch.S reads them from dataAt on (views, not copies):
+   * the data as ranges in address order (`at`: its offset from dataAt), the records whole.
+   */
+  image(): { data: Array<{ at: number; data: Buffer }>; records: Buffer; recordsAt: bigint } {
     return {
-      data: this.data.subarray(0, this.staged),
+      data: this.pieces.map((p) => ({ at: p.at, data: p.view ?? this.data.subarray(p.from, p.from + p.length) })),
       records: Buffer.from(this.words.buffer, this.words.byteOffset, this.count * RECORD_BYTES),
       recordsAt: this.recordsAt,
     };
@@ -248,12 +280,16 @@ export class BatchRunner {
     const n = batch.length - from;
     const { data: staged, records, recordsAt: firstAt } = batch.image();
     const recordsAt = firstAt + BigInt(from * RECORD_BYTES);
-    // Data and records are contiguous in the tracee: one process_vm_writev of the two buffers.
-    const total = staged.length + records.length;
-    if (from === 0 && total > 0) {
-      const ranges = [{ addr: Number(batch.dataAt), data: staged }, { addr: Number(recordsAt), data: records }].filter((r) => r.data.length > 0);
-      const done = copyRanges(this.inj.pid, ranges, true);
-      if (done !== total) throw new Error(`process_vm_writev(pid=${this.inj.pid}, 0x${batch.dataAt.toString(16)}, ${total} bytes): ${done} written`);
+    // Data and records are contiguous in the tracee: process_vm_writev of every piece, MAX_RANGES at a time.
+    if (from === 0) {
+      const ranges = staged.map((p) => ({ addr: Number(batch.dataAt) + p.at, data: p.data }));
+      if (records.length > 0) ranges.push({ addr: Number(recordsAt), data: records });
+      for (let i = 0; i < ranges.length; i += MAX_RANGES) {
+        const part = ranges.slice(i, i + MAX_RANGES);
+        const total = part.reduce((n, r) => n + r.data.length, 0);
+        const done = copyRanges(this.inj.pid, part, true);
+        if (done !== total) throw new Error(`process_vm_writev(pid=${this.inj.pid}, 0x${part[0]!.addr.toString(16)}, ${total} bytes in ${part.length} ranges): ${done} written`);
+      }
     }
     // Call by call, each injected call is traced by the injector itself.
     const start = this.code !== null && tracing() ? performance.now() : 0;

@@ -460,7 +460,9 @@ class Replayer {
       // A packet goes in with one write; the kernel takes a stream whole into a pipe with room.
       for (let from = at; from < at + len; from += this.chunkMax) {
         const chunk = bytes.subarray(from, Math.min(at + len, from + this.chunkMax));
-        const addr = this.stage(chunk, chunk.length + 16);
+        // The image's bytes, not a copy: nothing changes them before the batch runs.
+        if (this.batch.room() < chunk.length + 16) this.flush();
+        const addr = this.batch.putView(chunk);
         this.queue(SYS.write, [fd, addr, BigInt(chunk.length)], { want: chunk.length });
       }
       at += len;
