@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/ptrace.js';
+import { detach, getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '../bridge/ptrace.js';
 import { ANY_SUCCESS, BATCH_CODE, BatchRunner, CallQueue } from '../src/inject/batch.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
@@ -21,6 +21,8 @@ import { waitInSyscall, withProcess } from './helpers/processes.js';
 import { tableJson } from '../src/model/json.js';
 
 const SYS_clock_nanosleep = 230;
+const SYS_pause = 34;
+const SYS_restart_syscall = 219;
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 const EBADF = -9n;
 const signalState = (pid: number): string[] =>
@@ -196,6 +198,32 @@ test('a SIGSTOP sent to the tracee while a batch runs is not lost: the injector 
     await sent;
     const [, , , pending, shared] = signalState(pid);
     assert.ok(((BigInt(`0x${pending}`) | BigInt(`0x${shared}`)) >> 18n) & 1n, 'SIGSTOP pending again');
+  });
+});
+
+test('a batch that overruns its bound is interrupted where it is: finish() then puts the tracee back as it was, and detached it runs on', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    const before = signalState(pid);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      const runner = BatchRunner.prepare(inj, { capacity: 16 * 1024, timeoutMs: 300 });
+      const b = runner.batch();
+      // pause(2), every signal blocked: never returns. (Not a sleep: an interrupted sleep keeps its
+      // restart in the thread's one restart block, where the tracee's own sleep waits to go on.)
+      b.call(SYS_pause, [], 0n);
+      assert.throws(() => runner.run(b), /a batch of 1 calls did not finish within 300 ms/);
+    } finally {
+      inj.finish();
+    }
+    detach(pid);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /^TracerPid:\s+0$/m);
+    assert.match(status, /^State:\s+S /m);
+    assert.equal(signalState(pid), before);
+    // Its own sleep goes on: interrupted by the seize, it is continued through restart_syscall.
+    waitInSyscall(pid, [SYS_clock_nanosleep, SYS_restart_syscall]);
   });
 });
 

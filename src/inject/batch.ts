@@ -330,15 +330,13 @@ export class BatchRunner {
       try {
         stop = waitStop(pid, Math.max(0, deadline - performance.now()));
       } catch (err) {
-        interrupt(pid);
-        throw new Error(`pid ${pid}: a batch of ${n} calls did not finish within ${this.timeoutMs} ms (${(err as Error).message})`);
+        if (err instanceof SyscallError) throw err; // the wait itself failed: no tracee to stop
+        this.halt(pid);
+        throw new Error(`pid ${pid}: a batch of ${n} calls did not finish within ${this.timeoutMs} ms (interrupted)`);
       }
       if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) during a batch of ${n} calls`);
       if (stop.event === 0 && stop.signal === SIGSTOP) {
-        const info = getSiginfo(pid);
-        // si_pid of a tgkill: the sender's thread group, the tracee's own for the routine's stop
-        // (the other threads of a tracee are held by cr while a batch runs in one of them).
-        if (info.code === SI_TKILL && info.raw.readInt32LE(16) === this.inj.tgid) break;
+        if (this.isRoutineStop(pid)) break;
         this.inj.defer(SIGSTOP);
       } else if (stop.event === 0) {
         throw new Error(`pid ${pid} got ${signalName(stop.signal)} during a batch of ${n} calls`);
@@ -358,6 +356,31 @@ export class BatchRunner {
       for (let i = 0; i < ran; i++) results[i] = records.readBigInt64LE(i * RECORD_BYTES + RESULT_AT);
     }
     return { matched, results };
+  }
+
+  /** The routine's closing SIGSTOP: a tgkill whose sender (si_pid) is the tracee's own thread group (cr holds its other threads meanwhile). */
+  private isRoutineStop(pid: number): boolean {
+    const info = getSiginfo(pid);
+    return info.code === SI_TKILL && info.raw.readInt32LE(16) === this.inj.tgid;
+  }
+
+  /**
+   * A batch overran its bound: stop the tracee where it is (PTRACE_INTERRUPT; a blocking call
+   * returns to be restarted) and wait for that stop, so that finish() can put its registers back.
+   * (No batch may hold a call that keeps its restart in the thread's restart block, a sleep or a
+   * poll with a timeout: interrupted, it would overwrite the tracee's own interrupted sleep's.)
+   * Without the wait, finish() found it still running and failed (ESRCH), leaving it traced.
+   */
+  private halt(pid: number): void {
+    interrupt(pid);
+    for (;;) {
+      const stop = waitStop(pid, this.timeoutMs);
+      if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping an overrun batch`);
+      if (stop.event === PTRACE_EVENT_STOP) return;
+      // A signal met on the way: held for finish(), except the routine's own stop (the batch ended just then).
+      if (stop.event === 0 && !(stop.signal === SIGSTOP && this.isRoutineStop(pid))) this.inj.defer(stop.signal);
+      cont(pid, 0);
+    }
   }
 }
 
