@@ -122,6 +122,17 @@ export class SimPipe {
 
 export type SimKind = 'pipe' | 'fifo' | 'file' | 'chr' | 'dir' | 'opath' | 'eventfd' | 'epoll' | 'timerfd' | 'signalfd' | 'ptmx' | 'pts' | 'unix' | 'inet' | 'memfd' | 'deleted' | 'inotify' | 'pidfd' | 'foreign';
 
+/** A watch of a simulated inotify: the path it watches (the simulator has no inodes). */
+type SimWatch = { wd: number; path: string; mask: number };
+
+/**
+ * The empty lists every description starts with: most never get an epoll item or an inotify watch,
+ * and a table of 100,000 would make two arrays each. Frozen, so a push to them throws rather than
+ * reaching every description; the first item or watch gives its description a list of its own.
+ */
+const NO_ITEMS = Object.freeze([]) as unknown as SimItem[];
+const NO_WATCHES = Object.freeze([]) as unknown as SimWatch[];
+
 /** An open file description (struct file). */
 export class SimDesc {
   /** fds referring to this description */
@@ -132,7 +143,7 @@ export class SimDesc {
   count = 0n;
   semaphore = false;
   /** an epoll's interest list (targets are SimDescs) */
-  items: SimItem[] = [];
+  items: SimItem[] = NO_ITEMS;
   /**
    * the epolls watching this description: its last close takes it off their lists
    * (eventpoll_release); made by the first epoll_ctl on it, as most descriptions never have one
@@ -149,7 +160,7 @@ export class SimDesc {
   /** a memfd's file (one description per memfd here) */
   memfd: SimMemfd | null = null;
   /** an inotify's watches (one per path here: the simulator has no inodes), the next wd, events queued */
-  watches: Array<{ wd: number; path: string; mask: number }> = [];
+  watches: SimWatch[] = NO_WATCHES;
   nextWd = 1;
   queued = 0;
   /** a pidfd's process */
@@ -600,6 +611,7 @@ export class SimProcess {
     if (target.kind === 'file' || target.kind === 'dir') throw new SimError(call, 'EPERM');
     if ((events & EPOLLEXCLUSIVE) !== 0 && target.kind === 'epoll') throw new SimError(call, 'EINVAL');
     if (ep.items.some((i) => i.target === target && i.fd === fd)) throw new SimError(call, 'EEXIST');
+    if (ep.items === NO_ITEMS) ep.items = [];
     ep.items.push({ fd, target, events: (events | EPOLLERR | EPOLLHUP) >>> 0, data });
     (target.watchers ??= new Set()).add(ep);
   }
@@ -704,6 +716,7 @@ export class SimProcess {
       return have.wd;
     }
     const wd = d.nextWd++;
+    if (d.watches === NO_WATCHES) d.watches = [];
     d.watches.push({ wd, path, mask: mask >>> 0 });
     d.watches.sort((a, b) => a.wd - b.wd);
     return wd;

@@ -501,6 +501,8 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     const p = pipes.get(id)!;
     if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
     const want = p.data;
+    // Most pipes of a big table are empty at both ends: nothing to gather or compare.
+    if (want.length === 0 && sim.buffers.length === 0 && p.packets === undefined) continue;
     const got = sim.bytes();
     if (Buffer.compare(want, got) !== 0) throw new Failure(`pipe ${id} holds ${got.length} bytes that are not the image's ${want.length}`);
     const packets = sim.buffers.filter((b) => b.packet).map((b) => b.len);
