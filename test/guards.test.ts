@@ -163,7 +163,7 @@ test('a page that cannot be read is refused with one line naming its mapping (gu
   withGuarded((g) => {
     // The mappings as smaps has them, without the PAGEMAP_SCAN: the page copy meets the guards.
     const { mappings, policies } = readMappings(g.pid);
-    const writer = { pages: (): void => undefined } as unknown as ProcessImageWriter;
+    const writer = { pagesAhead: (): void => undefined, pages: (): void => undefined } as unknown as ProcessImageWriter;
     let error: unknown = null;
     try {
       savePages(g.pid, mappings, policies, writer, false);

@@ -138,33 +138,34 @@ export function savePages(
       used += len;
     };
     const mapped = new MappedPages(pagemap, pid, { start: mappings[0]?.start ?? 0, end: mappings[mappings.length - 1]?.end ?? 0 });
-    mappings.forEach((m, index) => {
+    // What each mapping's policy asks for, all of it known before a page is copied: the writer is
+    // told how much may come (pagesAhead), so that it holds no pages it would write anyway.
+    const planned = mappings.map((m, index): AddressRange[] => {
       const policy = policies[index]!;
-      let regions: AddressRange[];
       switch (policy) {
         case 'none':
-          return;
+          return [];
         case 'all':
-          regions = [{ start: m.start, end: m.end }];
-          break;
+          return [{ start: m.start, end: m.end }];
         case 'changed':
-          regions = mapped.of(m);
-          break;
+          return mapped.of(m);
         case 'resident': {
           // Whatever the object holds in memory (mincore), and whatever this mapping has mapped.
           const vector = resident.get(index);
           const held: AddressRange[] = [];
           if (vector) appendRuns(held, m.start, vector.length, (i) => (vector[i]! & 1) === 1);
-          regions = union(held, mapped.of(m));
-          break;
+          return union(held, mapped.of(m));
         }
         default: {
           const never: never = policy;
           throw new Error(`page policy ${String(never)}`);
         }
       }
+    });
+    writer.pagesAhead(planned.reduce((n, regions) => regions.reduce((k, r) => k + (r.end - r.start), n), 0));
+    mappings.forEach((m, index) => {
       let guard = 0;
-      for (const r of regions) {
+      for (const r of planned[index]!) {
         // Guard regions (in address order, as the regions are) are left out.
         for (let from = r.start; from < r.end; ) {
           while (guard < m.guards.length && m.guards[guard]!.end <= from) guard++;
