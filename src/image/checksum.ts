@@ -16,15 +16,31 @@ interface Xxh3State {
   digest(): bigint;
 }
 
-const require = createRequire(import.meta.url);
-let xxh3: { Xxh3: { withSeed(seed?: bigint): Xxh3State } } | null = null;
+type Xxh3 = { Xxh3: { withSeed(seed?: bigint): Xxh3State } };
+let xxh3: Xxh3 | null = null;
+
+/**
+ * The native module. @node-rs/xxhash's entry finds it by trying a file beside itself, reading
+ * /usr/bin/ldd for musl, then a package per platform (12-19 ms CPU in process against 7-11 for
+ * the module alone, load 10). cr runs on x86_64 Linux with glibc, so that build, a pinned
+ * dependency of @node-rs/xxhash, is loaded directly; wherever it is not installed or does not
+ * load, the entry finds the right one (as bridge/libc.ts loads koffi).
+ */
+function loadXxh3(): Xxh3 {
+  const require = createRequire(import.meta.url);
+  try {
+    return (require('@node-rs/xxhash-linux-x64-gnu/xxhash.linux-x64-gnu.node') as { xxh3: Xxh3 }).xxh3;
+  } catch {
+    return (require('@node-rs/xxhash') as { xxh3: Xxh3 }).xxh3;
+  }
+}
 
 /** A checksum fed the image's bytes as they go by. */
 export class ImageChecksum {
   private readonly state: Xxh3State;
 
   constructor() {
-    xxh3 ??= (require('@node-rs/xxhash') as { xxh3: NonNullable<typeof xxh3> }).xxh3;
+    xxh3 ??= loadXxh3();
     this.state = xxh3.Xxh3.withSeed(0n);
   }
 
