@@ -3,7 +3,7 @@
 // restarted process must carry on exactly where the dumped one stopped. Synchronisation is by
 // files, FIFOs and /proc (never by sleeping and hoping).
 import { onlyProcess } from '../src/model/fdtable.js';
-import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -646,6 +646,22 @@ test('the image: fd table readable by the fd-table commands, pages streamed and 
     assert.throws(() => ProcessImage.read(join(s.dir, 'missing')), /cannot read/);
     writeFileSync(bad, bytes.subarray(0, 1000));
     assert.throws(() => ProcessImage.read(bad), /not a valid cr process image: truncated/);
+  }));
+
+test('a process killed by an in-process dump (kill: true), with a thread, is left to its parent to reap, not held as the dump\'s traced zombie', () =>
+  scene((s) => {
+    // The dumped process is sh's child, not this one's: sh's wait returns only once the dump lets it go.
+    const prog = `import threading, time\nthreading.Thread(target=time.sleep, args=(1000,)).start()\ntime.sleep(1000)`;
+    s.spawn(['/bin/sh', '-c', `"$0" -c "$1" & p=$!; echo $p > "$2"; wait $p; echo $? > "$3"; exec sleep 1000`, PYTHON, prog, s.path('pid'), s.path('status')]);
+    waitUntil('the pid', () => text(s.path('pid')).endsWith('\n'));
+    const pid = Number(text(s.path('pid')));
+    s.adopt(pid);
+    waitUntil('two threads', () => existsSync(`/proc/${pid}/task`) && readdirSync(`/proc/${pid}/task`).length === 2);
+    const result = checkpointProcess(pid, s.path('image'), { kill: true });
+    assert.ok(result.bytes > 0);
+    waitUntil('sh to reap it', () => text(s.path('status')).endsWith('\n'));
+    assert.is(text(s.path('status')), '137\n', 'killed by SIGKILL');
+    assert.not.ok(existsSync(`/proc/${pid}`));
   }));
 
 test.run();

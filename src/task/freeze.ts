@@ -159,19 +159,50 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   const stopsAgain = (opts.leaveStopped || frozen.jobStopped) && frozen.threads.size > 0;
   const failures: string[] = [];
   const tids = [...frozen.threads.keys()];
+  const killed: number[] = [];
   for (const [tid, sig] of frozen.threads) {
     try {
       detach(tid, sig);
     } catch (err) {
       // ESRCH: the thread was killed (SIGKILL reaches tracees too) and is gone.
-      if (errnoOf(err) !== 'ESRCH') failures.push(`${tid}${sig ? ` (${signalName(sig)})` : ''}: ${(err as Error).message}`);
+      if (errnoOf(err) === 'ESRCH') killed.push(tid);
+      else failures.push(`${tid}${sig ? ` (${signalName(sig)})` : ''}: ${(err as Error).message}`);
     }
   }
   frozen.threads.clear();
+  reapKilled(frozen.pid, killed);
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
   if (stopsAgain) {
     const deadline = performance.now() + STOP_SEEN_MS;
     for (const tid of tids) awaitStop(tid, deadline);
+  }
+}
+
+/**
+ * Killed threads cr still traces stay zombies until cr waits for them: before that their parent
+ * cannot reap the process (a process's exit is reported after its threads'), which in a
+ * long-lived user of cr's API is a leak. Each is waited for here, the leader last; the leader of
+ * cr's own child is left to cr's waiting for it like any child's, its exit status not taken.
+ * Bounded: a thread that does not end within a second is left.
+ */
+function reapKilled(pid: number, killed: number[]): void {
+  if (killed.length === 0) return;
+  let ownChild = false;
+  try {
+    ownChild = readStat(pid).ppid === process.pid;
+  } catch {
+    // gone already: nothing of it to reap as its parent
+  }
+  const order = [...killed.filter((t) => t !== pid), ...(killed.includes(pid) && !ownChild ? [pid] : [])];
+  for (const tid of order) {
+    try {
+      for (;;) {
+        const r = waitStop(tid, 1000);
+        if (r.kind === 'exited' || r.kind === 'signaled') break;
+      }
+    } catch {
+      // not ours to wait for any more, or still dying after the bound: left
+    }
   }
 }
 
