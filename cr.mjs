@@ -1,22 +1,26 @@
 #!/usr/bin/env node
 // Entry point: the compiled CLI lives in build/ (made by `npm install` or `npm run build`).
 // Help, usage and the version come from build/src/cli.js, which loads three modules more and reads
-// the help texts the build rendered; each command runs from its bundle (src/bundle.ts), its
-// modules in one file with their compiled code cached. Either runs the same main (src/dispatch.ts).
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// the help texts the build rendered; each command runs from its bundle, its modules in one file
+// with their compiled code cached, through build/bundle.cjs (src/bundle.ts as CommonJS). Either
+// runs the same main (src/dispatch.ts).
+import { createRequire } from 'node:module';
+
+// Builtins and the bundle's loader through require: an ES module's import of a builtin makes a
+// namespace of all its exports (node:fs's include its streams, which load node:stream), and an
+// ES module is resolved, linked and compiled with no code cache.
+const require = createRequire(import.meta.url);
+const { existsSync } = require('node:fs');
 
 const argv = process.argv.slice(2);
 const helpOnly = argv.length === 0 || ['-h', '--help', 'help', '-V', '--version'].includes(argv[0]) || argv[1] === '-h' || argv[1] === '--help';
-const build = join(dirname(fileURLToPath(import.meta.url)), 'build');
-if (!existsSync(join(build, 'cli'))) {
+if (!existsSync(new URL('build/cli', import.meta.url))) {
   console.error('cr: not built yet; run `npm install` (or `npm run build`) first');
   process.exit(2);
 }
 // An unknown command has no bundle: build/src/cli.js refuses it.
-const bundled = !helpOnly && /^[a-z][a-z-]*$/.test(argv[0]) && existsSync(join(build, 'cli', `${argv[0]}.cjs`));
-const { main } = await import(join(build, 'src', bundled ? 'bundle.js' : 'cli.js'));
+const bundled = !helpOnly && /^[a-z][a-z-]*$/.test(argv[0]) && existsSync(new URL(`build/cli/${argv[0]}.cjs`, import.meta.url));
+const { main } = bundled ? require('./build/bundle.cjs') : await import('./build/src/cli.js');
 const code = await main(argv);
 // Exit as soon as what cr printed is out: left to end by itself, Node frees its whole heap first
 // (about 20 ms CPU under load, docs/performance.md), which the kernel does anyway at exit. A write

@@ -43,11 +43,23 @@ writeFileSync(HELP_TEXTS, `${JSON.stringify(await helpTexts())}\n`);
 // from its package directory), and so does msgpackr-extract (msgpackr's optional native part,
 // likewise). Each module's import.meta.url stays the URL of its file under build/src, so the paths
 // it makes from it (the planner's wasm, the help texts, package.json) are the same bundled or not.
-const { BUNDLES, bundleFile, cacheFile, compileBundle } = await import(join(root, 'build', 'src', 'bundle.js'));
+const { BUNDLES, BUNDLE_WRAPPER, LOADER, bundleFile, cacheFile, compileBundle } = await import(join(root, 'build', 'src', 'bundle.js'));
 const BUNDLE_URL = '__crBundleUrl';
 const HASH_HOLDER = '0'.repeat(64);
 const names = Object.keys(commands);
 mkdirSync(BUNDLES, { recursive: true });
+/** Each module's import.meta.url made the URL of its file under build/src, from `base`, the output's own URL. */
+const importMetaUrl = (outDir, base = BUNDLE_URL) => ({
+  name: 'import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /\.m?js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const url = `new URL(${JSON.stringify(relative(outDir, args.path))}, ${base}).href`;
+      return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
+    });
+  },
+});
 const bundled = await Promise.all(
   names.map((name) =>
     build({
@@ -62,23 +74,14 @@ const bundled = await Promise.all(
       format: 'cjs',
       target: 'node20',
       keepNames: true,
+      charset: 'ascii',
       external: ['koffi', 'msgpackr-extract'],
       write: false,
       logLevel: 'warning',
-      banner: { js: `// cr bundle ${HASH_HOLDER}\nconst ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
-      plugins: [
-        {
-          name: 'import-meta-url',
-          setup(b) {
-            b.onLoad({ filter: /\.m?js$/ }, (args) => {
-              const text = readFileSync(args.path, 'utf8');
-              if (!text.includes('import.meta.url')) return undefined;
-              const url = `new URL(${JSON.stringify(relative(BUNDLES, args.path))}, ${BUNDLE_URL}).href`;
-              return { contents: text.replaceAll('import.meta.url', url), loader: 'js' };
-            });
-          },
-        },
-      ],
+      // The file is the whole script src/bundle.ts compiles: CommonJS's wrapper around the modules.
+      banner: { js: `// cr bundle ${HASH_HOLDER}\n${BUNDLE_WRAPPER}const ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
+      footer: { js: '})' },
+      plugins: [importMetaUrl(BUNDLES)],
     }),
   ),
 );
@@ -89,6 +92,11 @@ const replace = (path, data) => {
 };
 for (const [i, name] of names.entries()) {
   const text = bundled[i].outputFiles[0].text;
+  // src/bundle.ts reads it as Latin-1, one byte a character.
+  if (/[^\x00-\x7f]/.test(text)) {
+    console.error(`build failed: ${bundleFile(name)} is not ASCII`);
+    process.exit(1);
+  }
   // The first line names the bundle's hash: the code cache is taken only with the bundle it was made from.
   const source = text.replace(HASH_HOLDER, createHash('sha256').update(text).digest('hex'));
   const header = source.slice(0, source.indexOf('\n') + 1);
@@ -110,6 +118,19 @@ for (const [i, name] of names.entries()) {
   }
   replace(cache, Buffer.concat([Buffer.from(header, 'latin1'), script.createCachedData()]));
 }
+// The loader cr.mjs runs a bundle with (src/bundle.ts), as CommonJS: required, it costs neither
+// the ES module loader's work for one more file nor a namespace of each builtin it imports.
+const loader = await build({
+  entryPoints: [join(root, 'build', 'src', 'bundle.js')],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  write: false,
+  logLevel: 'warning',
+  plugins: [importMetaUrl(dirname(LOADER), "require('node:url').pathToFileURL(__filename).href")],
+});
+if (!existsSync(LOADER) || readFileSync(LOADER, 'utf8') !== loader.outputFiles[0].text) replace(LOADER, loader.outputFiles[0].text);
 // Bundles of commands there are no more: cr.mjs would run one if it found it.
 for (const file of readdirSync(BUNDLES)) {
   if (!names.some((name) => file === `${name}.cjs` || file === `${name}.cjs.cache`)) rmSync(join(BUNDLES, file));

@@ -3,6 +3,7 @@
 // with esbuild). Node reads one file instead of resolving and compiling about a hundred ES
 // modules, and none of any other command; V8 takes the compiled code from the cache the build
 // made beside it (Node 20 caches no ES module's code; a script's, V8 takes as cachedData).
+// cr.mjs requires this module as build/bundle.cjs, its CommonJS build.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,15 @@ import { Script } from 'node:vm';
 interface Bundle {
   main(argv: string[]): Promise<number>;
 }
+
+/** This module as cr.mjs loads it (scripts/build.mjs makes it). */
+export const LOADER = fileURLToPath(new URL('../bundle.cjs', import.meta.url));
+/**
+ * What a bundle's file opens with, after its first line: CommonJS's wrapper, as Node's own loader
+ * gives a module. The file is then the very script V8 compiles, read as it is: no copy of a
+ * half-megabyte string made to wrap it, which cost about 120 page faults (docs/performance.md).
+ */
+export const BUNDLE_WRAPPER = '(function (exports, require, module, __filename, __dirname) {';
 
 /** The bundles' directory, beside build/src. */
 export const BUNDLES = fileURLToPath(new URL('../cli/', import.meta.url));
@@ -29,7 +39,8 @@ export const cacheFile = (command: string): string => `${bundleFile(command)}.ca
  */
 export function compileBundle(command: string, opts: { cache?: boolean } = {}): { script: Script; header: string } {
   const file = bundleFile(command);
-  const source = readFileSync(file, 'utf8');
+  // ASCII (the build checks): Latin-1 is the cheapest reading of it.
+  const source = readFileSync(file, 'latin1');
   const header = source.slice(0, source.indexOf('\n') + 1);
   let cachedData: Buffer | undefined;
   if (opts.cache !== false) {
@@ -40,8 +51,7 @@ export function compileBundle(command: string, opts: { cache?: boolean } = {}): 
       // No cache (unreadable, or removed): compiled from the source.
     }
   }
-  // CommonJS's wrapper, as Node's own loader gives a module.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const script = new Script(source, { filename: file, cachedData });
   return { script, header };
 }
 
