@@ -139,7 +139,7 @@ export class ProcessImageWriter {
    * Told, before a member's pages, how many bytes of them may come at most. When held records
    * (fdsLater) would outgrow HOLD_BYTES with them, what is held is written now and these pages as
    * they come: holding them first would copy them into fresh memory, which on this VM costs more
-   * (about 18 µs a page) than encoding the held records early, and they would be written while
+   * (about 18 microseconds a page) than encoding the held records early, and they would be written while
    * the processes are frozen all the same.
    */
   pagesAhead(bytes: number): void {
