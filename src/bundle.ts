@@ -4,7 +4,7 @@
 // modules, and none of any other command; V8 takes the compiled code from the cache the build
 // made beside it (Node 20 caches no ES module's code; a script's, V8 takes as cachedData).
 // cr.mjs requires this module as build/bundle.cjs, its CommonJS build.
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,20 +39,45 @@ export const cacheFile = (command: string): string => `${bundleFile(command)}.ca
  */
 export function compileBundle(command: string, opts: { cache?: boolean } = {}): { script: Script; header: string } {
   const file = bundleFile(command);
-  // ASCII (the build checks): Latin-1 is the cheapest reading of it.
-  const source = readFileSync(file, 'latin1');
-  const header = source.slice(0, source.indexOf('\n') + 1);
-  let cachedData: Buffer | undefined;
-  if (opts.cache !== false) {
-    try {
-      const cache = readFileSync(cacheFile(command));
-      if (cache.subarray(0, header.length).toString('latin1') === header) cachedData = cache.subarray(header.length);
-    } catch {
-      // No cache (unreadable, or removed): compiled from the source.
+  const sourceFd = openSync(file, 'r');
+  let cacheFd: number | undefined;
+  try {
+    if (opts.cache !== false) {
+      try {
+        cacheFd = openSync(cacheFile(command), 'r');
+      } catch {
+        // No cache (unreadable, or removed): compiled from the source.
+      }
     }
+    const sourceBytes = fstatSync(sourceFd).size;
+    const cacheBytes = cacheFd === undefined ? 0 : fstatSync(cacheFd).size;
+    // One buffer for both files: the source's bytes are copied into its string before the
+    // cache's are read over them. A fresh page costs a fault, 15-20 us here (docs/performance.md).
+    const buf = Buffer.allocUnsafe(Math.max(sourceBytes, cacheBytes));
+    // ASCII (the build checks): Latin-1 is the cheapest reading of it.
+    const source = readAll(sourceFd, buf, sourceBytes).toString('latin1');
+    const header = source.slice(0, source.indexOf('\n') + 1);
+    let cachedData: Buffer | undefined;
+    if (cacheFd !== undefined) {
+      const cache = readAll(cacheFd, buf, cacheBytes);
+      if (cache.subarray(0, header.length).toString('latin1') === header) cachedData = cache.subarray(header.length);
+    }
+    return { script: new Script(source, { filename: file, cachedData }), header };
+  } finally {
+    closeSync(sourceFd);
+    if (cacheFd !== undefined) closeSync(cacheFd);
   }
-  const script = new Script(source, { filename: file, cachedData });
-  return { script, header };
+}
+
+/** Up to `bytes` of the file open at fd, from its start, into the start of buf: what was read. */
+function readAll(fd: number, buf: Buffer, bytes: number): Buffer {
+  let got = 0;
+  while (got < bytes) {
+    const n = readSync(fd, buf, got, bytes - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
 /** Run a command's bundle: its module's exports. */
