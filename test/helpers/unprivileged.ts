@@ -38,7 +38,7 @@ function runtimeDirOf(uid: number): string {
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The compiled code cr runs (its bundle too); build/test and build/bench are the tests' own. */
-const BUILT = ['build/src', 'build/bridge', 'build/planner.wasm', 'build/help.json', 'build/cli'];
+const BUILT = ['build/src', 'build/bridge', 'build/planner.wasm', 'build/help.json', 'build/cli', 'build/bundle.cjs'];
 
 /**
  * Copy what `node cr.mjs` needs from the checkout `from` into the directory `to`: cr.mjs,
