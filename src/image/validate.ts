@@ -95,6 +95,13 @@ function pipeCapacityOk(capacity: number): boolean {
 }
 
 /**
+ * The bytes of every empty pipe: one Buffer of no bytes, which nothing can write to. Most pipes of a
+ * table hold none, and a Buffer made per pipe (Buffer.from('', 'base64')) cost 74 ms of CPU and 9 MB
+ * for 33,000 of them here.
+ */
+const NO_BYTES = Buffer.alloc(0);
+
+/**
  * The pipe at pipes[i]. Pipes are half the descriptions of a big table (50,000 in one), so one as a
  * dump writes it (id, capacity, data, no packets) is taken without building the names its messages
  * would use; anything else, and any bytes that are not canonical base64, go through parsePipe,
@@ -110,8 +117,9 @@ function parsePipeAt(value: unknown, i: number): Pipe {
       Number.isInteger(capacity) && pipeCapacityOk(capacity as number)
     ) {
       if (data instanceof Uint8Array && data.length <= (capacity as number)) {
-        return { id: id as number, capacity: capacity as number, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+        return { id: id as number, capacity: capacity as number, data: data.length === 0 ? NO_BYTES : Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
       }
+      if (data === '') return { id: id as number, capacity: capacity as number, data: NO_BYTES };
       if (typeof data === 'string' && data.length <= 4 * Math.ceil((capacity as number) / 3)) {
         const bytes = Buffer.from(data, 'base64');
         if (bytes.length <= (capacity as number) && bytes.toString('base64') === data) return { id: id as number, capacity: capacity as number, data: bytes };
