@@ -14,7 +14,8 @@ const { existsSync } = require('node:fs');
 
 const argv = process.argv.slice(2);
 const helpOnly = argv.length === 0 || ['-h', '--help', 'help', '-V', '--version'].includes(argv[0]) || argv[1] === '-h' || argv[1] === '--help';
-if (!existsSync(new URL('build/cli', import.meta.url))) {
+// The loader is the build's last file (a build older than it has none either).
+if (!existsSync(new URL('build/bundle.cjs', import.meta.url))) {
   console.error('cr: not built yet; run `npm install` (or `npm run build`) first');
   process.exit(2);
 }
