@@ -13,7 +13,7 @@ import { badInput, CrError } from '../errors.js';
 import { viewOf, type FdTable } from '../model/fdtable.js';
 import { CallLog } from '../inject/trace.js';
 import { OutputFile } from '../output-file.js';
-import { HeldSignals } from '../restore/supervise.js';
+import { HeldSignals, runSignalHandlers } from '../restore/supervise.js';
 import type { ShellJob } from '../restore/shell-job.js';
 import { printable, terminalSafe } from '../printable.js';
 import { terminalProgress } from '../progress.js';
@@ -181,6 +181,8 @@ async function supervised(restore: (held: HeldSignals) => Promise<number>): Prom
   try {
     code = await restore(held);
   } finally {
+    // Signals that came while cr printed or wrote its pidfile: their handlers run first.
+    await runSignalHandlers();
     signal = held.release();
   }
   // A signal that came during the restore, and went to no new process, ends cr now that it is done.
