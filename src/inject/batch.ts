@@ -374,7 +374,8 @@ export class BatchRunner {
   private halt(pid: number): void {
     interrupt(pid);
     for (;;) {
-      const stop = waitStop(pid, this.timeoutMs);
+      // Not the batch's own bound, which may be short: the stop comes once the tracee is scheduled.
+      const stop = waitStop(pid, Math.max(this.timeoutMs, HALT_MS));
       if (stop.kind !== 'stopped') throw new Error(`pid ${pid} ${stop.kind} (code ${stop.code}, signal ${stop.signal}) while stopping an overrun batch`);
       if (stop.event === PTRACE_EVENT_STOP) return;
       // A signal met on the way: held for finish(), except the routine's own stop (the batch ended just then).
@@ -383,6 +384,9 @@ export class BatchRunner {
     }
   }
 }
+
+/** How long an overrun batch's tracee is given to reach the stop that halts it. */
+const HALT_MS = 5000;
 
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
 
