@@ -92,7 +92,7 @@ async function refusedEverywhere(file: string, table: FdTable, why: string): Pro
     for (const exact of [[], ['--exact']]) {
       const r = await cr(['restore', file, '--into', String(pid), ...exact]);
       assert.is(r.code, 2, r.stderr);
-      assert.match(r.stderr, line(`rolled back: pid ${pid}'s fd table is as it was`));
+      assert.match(r.stderr, line(`rolled back: pid ${pid}'s fd table is as it was`), r.stderr);
       assert.equal(fdLinks(pid), before);
       assertRunning(pid);
     }

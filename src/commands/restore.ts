@@ -181,7 +181,9 @@ async function supervised(restore: (held: HeldSignals) => Promise<number>): Prom
   try {
     code = await restore(held);
   } finally {
-    // Signals that came while cr printed or wrote its pidfile: their handlers run first.
+    // Signals that came while cr printed the pid or wrote its pidfile are dispatched before the
+    // handlers go: one still undispatched then is dropped (cr would end 0, the detached process
+    // running on: seen at load 20).
     await runSignalHandlers();
     signal = held.release();
   }

@@ -20,13 +20,8 @@ export class HeldSignals {
   /** the first signal that would have ended cr, passed on or not */
   private fatal: NodeJS.Signals | null = null;
   private target = 0;
-  private released = false;
   private readonly handlers = HELD.map((name) => {
     const handler = (): void => {
-      if (this.released) {
-        if (!HARMLESS.has(name)) this.endAsUnheld(name);
-        return;
-      }
       if (this.fatal === null && !HARMLESS.has(name)) this.fatal = name;
       if (this.target) this.send(name);
       else this.received.push(name);
@@ -42,20 +37,13 @@ export class HeldSignals {
   }
 
   /**
-   * Stop holding; returns the first held signal that would have ended cr, if any. The handlers
-   * stay: one that runs from now on ends cr as the signal would have (endAsUnheld). Removed here,
-   * a signal libuv had caught but not yet dispatched to its handler would be dropped, and cr end
-   * with 0 as if never sent (a SIGTERM sent as a restore --detach finished, seen at load 20).
+   * Stop holding; returns the first held signal that would have ended cr, if any. Called right
+   * after the event loop's turns (runSignalHandlers): a signal libuv has caught but not yet
+   * dispatched when its handler goes is dropped.
    */
   release(): number | null {
-    this.released = true;
+    for (const [name, handler] of this.handlers) process.off(name, handler);
     return this.fatal ? constants.signals[this.fatal] : null;
-  }
-
-  /** The signal's own action, as if cr had never held it: handlers off (the default action back), then sent again. */
-  private endAsUnheld(name: NodeJS.Signals): void {
-    for (const [n, handler] of this.handlers) process.off(n, handler);
-    process.kill(process.pid, name);
   }
 
   private send(name: NodeJS.Signals): void {
