@@ -6,6 +6,7 @@ import { checkEpolls } from '../kinds/epoll.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
 import type { Desc, DescKind, Fd, FdTables, Pipe, ProcessFds, Rlimit } from '../model/fdtable.js';
 import { pairOf, pathOf, pipeOf } from '../model/fdtable.js';
+import { ByKey } from '../model/by-key.js';
 import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from '../model/json.js';
 import {
   O_ACCMODE,
@@ -236,40 +237,6 @@ function parseProcess(value: unknown, where: string, pids: Map<number, number>):
 }
 
 /**
- * Each item's position by its key (an id, or an fd number), for the checks that every key is used
- * once and that what names a key finds it. Keys are validated non-negative integers; a dump's are
- * small (ids from 0 up, fds below about twice their count), so they are looked up in an array
- * indexed by key, where a Map's hashing cost more than the rest of an fd's checks at 100,000 fds;
- * keys spread wider take a Map.
- */
-class Positions<T> {
-  private readonly byKey: Int32Array | undefined;
-  private readonly map: Map<number, number> | undefined;
-
-  constructor(items: readonly T[], keyOf: (item: T) => number) {
-    let highest = -1;
-    for (const item of items) highest = Math.max(highest, keyOf(item));
-    if (highest <= 4 * items.length + 64) this.byKey = new Int32Array(highest + 1).fill(-1);
-    else this.map = new Map();
-  }
-
-  get(key: number): number | undefined {
-    if (this.map !== undefined) return this.map.get(key);
-    const at = this.byKey![key];
-    return at === undefined || at < 0 ? undefined : at;
-  }
-
-  has(key: number): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  set(key: number, at: number): void {
-    if (this.map !== undefined) this.map.set(key, at);
-    else this.byKey![key] = at;
-  }
-}
-
-/**
  * Validate checkpointed fd tables (docs/fd-table.md): the shared descriptions and pipes and each
  * process's fds; return a normalised copy.
  */
@@ -293,13 +260,13 @@ export function parseTables(json: unknown): FdTables {
     return proc;
   });
 
-  const pipeIndex = new Positions(pipes, (p) => p.id);
+  const pipeIndex = ByKey.sized<number>(pipes.length);
   pipes.forEach((p, i) => {
     const seen = pipeIndex.get(p.id);
     if (seen !== undefined) badInput(`pipes[${i}].id: ${p.id} is used twice (also pipes[${seen}])`);
     pipeIndex.set(p.id, i);
   });
-  const descIndex = new Positions(descs, (d) => d.id);
+  const descIndex = ByKey.sized<number>(descs.length);
   descs.forEach((d, i) => {
     const seen = descIndex.get(d.id);
     if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
@@ -309,7 +276,7 @@ export function parseTables(json: unknown): FdTables {
   checkEpolls(descs, (id) => `descs[${descIndex.get(id)}]`);
   const descUsed = new Uint8Array(descs.length);
   processes.forEach((proc, p) => {
-    const fdIndex = new Positions(proc.fds, (f) => f.fd);
+    const fdIndex = ByKey.sized<number>(proc.fds.length);
     proc.fds.forEach((f, i) => {
       const seen = fdIndex.get(f.fd);
       if (seen !== undefined) badInput(`processes[${p}].fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
