@@ -20,6 +20,20 @@ const files = readdirSync(testDir).filter((f) => f.endsWith('.test.js') && patte
 // The journals of every cr the tests run (and kill) go to a run directory of this run only, not
 // the user's own (/run/cr for root): two runs at once never see each other's, none is left.
 const runDir = mkdtempSync(join(tmpdir(), 'cr-test-run-'));
+const queue = [...files];
+
+// Interrupted (Ctrl-C reaches the whole process group; a kill reaches the runner alone): no file
+// starts, each running one is told to end, and once all have, the run directory goes with them
+// (a file ended by a signal leaves its own scratch directories under the system's tmp).
+const running = new Set();
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    interrupted = true;
+    queue.length = 0;
+    for (const child of running) child.kill('SIGTERM');
+  });
+}
 
 /** One file's run: its counts from uvu's summary, its output, how long it took. */
 function runFile(file) {
@@ -30,10 +44,13 @@ function runFile(file) {
       env: { ...process.env, XDG_RUNTIME_DIR: runDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running.add(child);
     let out = '';
     child.stdout.on('data', (chunk) => (out += chunk));
     child.stderr.on('data', (chunk) => (out += chunk));
     child.on('close', (code, signal) => {
+      const stopped = interrupted && running.has(child);
+      running.delete(child);
       const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
       const count = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(plain)?.[1] ?? 0);
       const total = count('Total');
@@ -41,13 +58,12 @@ function runFile(file) {
       // uvu's Total counts only the tests it ran: skipped ones are not in it.
       let failed = total - passed;
       if ((code !== 0 || signal !== null) && failed === 0) failed = 1; // a crash before uvu could count
-      resolve({ file, out, passed, failed, skipped: count('Skipped'), seconds: (performance.now() - started) / 1000 });
+      resolve({ file, out, passed, failed, skipped: count('Skipped'), stopped, seconds: (performance.now() - started) / 1000 });
     });
   });
 }
 
 const results = [];
-const queue = [...files];
 async function worker() {
   for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
     const r = await runFile(file);
@@ -58,6 +74,10 @@ async function worker() {
 const started = performance.now();
 await Promise.all(Array.from({ length: jobs }, worker));
 rmSync(runDir, { recursive: true, force: true });
+if (interrupted) {
+  console.log(`\ninterrupted: ${results.filter((r) => !r.stopped).length} of ${files.length} files ran to their end`);
+  process.exit(130);
+}
 
 const sum = (k) => results.reduce((n, r) => n + r[k], 0);
 const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 5);
