@@ -2,9 +2,9 @@
 // one no plan can do without. The planner's plans are measured against it.
 
 import {
-  nDescs, nPipes, nTarget, fdNum, fdCloexec, descFlags, descSeek, descCount, descFirst,
+  nDescs, nPipes, nTarget, descFlags, descSeek, descCount, descFirst,
   fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
-  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter, targetDesc,
+  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter, targetDesc, fdWordNumber, fdWordCloexec,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_WRONLY, O_RDONLY, O_NONBLOCK, SETFL_MASK, CLASS_RENDEZVOUS, CLASS_INHERITED,
@@ -25,7 +25,7 @@ export function lowerBound(): i32 {
     if (descClass[d] == CLASS_INHERITED) {
       // Every number it has not inherited at costs one dup; its flags and offset came with it.
       for (let k = 0; k < descCount[d]; k++) {
-        const fd = fdNum[fdsOfDesc[descFirst[d] + k]];
+        const fd = fdWordNumber(fdsOfDesc[descFirst[d] + k]);
         if (!(heldBy.has(fd) && heldBy.get(fd) == d)) ops++;
       }
       continue;
@@ -37,7 +37,7 @@ export function lowerBound(): i32 {
     if (!madeByPipe2(d)) ops++;
     ops += descCount[d] - 1;
     let held = 0;
-    for (let k = 0; k < descCount[d]; k++) if (isTarget.has(fdNum[fdsOfDesc[descFirst[d] + k]])) held++;
+    for (let k = 0; k < descCount[d]; k++) if (isTarget.has(fdWordNumber(fdsOfDesc[descFirst[d] + k]))) held++;
     wholly[d] = held == descCount[d];
     if (wholly[d]) ops += mode == MODE_FRESH ? 1 : 2;
     if (descSeek[d]) ops++;
@@ -87,6 +87,6 @@ export function lowerBound(): i32 {
 }
 
 function anyCloexec(d: i32, value: bool): bool {
-  for (let k = 0; k < descCount[d]; k++) if (fdCloexec[fdsOfDesc[descFirst[d] + k]] == value) return true;
+  for (let k = 0; k < descCount[d]; k++) if (fdWordCloexec(fdsOfDesc[descFirst[d] + k]) == value) return true;
   return false;
 }

@@ -4,7 +4,8 @@
 // returning the ends "the wrong way round") goes through one trampoline fd.
 
 import {
-  occupied, reserved, home, stagedAt, limit, occupy, vacate, nextFree, wantCloexec,
+  occupied, reserved, home, stagedAt, occupy, vacate, nextFree, wantCloexec, curOwner, setCurOwner,
+  destOwner, setDestOwner,
 } from './slots';
 import { emitDup2, emitDupfd, emitClose } from './emit';
 
@@ -15,9 +16,6 @@ let memberDest = new StaticArray<i32>(16);
 let memberDone = new StaticArray<bool>(16);
 let touchedCount: i32 = 0;
 let touched = new StaticArray<i32>(16);
-/** per slot: the pending member currently there / headed there, -1 for none */
-let curOwner = new StaticArray<i32>(0);
-let destOwner = new StaticArray<i32>(0);
 let stack = new StaticArray<i32>(16);
 let stackSize: i32 = 0;
 
@@ -25,12 +23,6 @@ let stackSize: i32 = 0;
 export let outOfFds: bool = false;
 
 export function initMoves(): void {
-  curOwner = new StaticArray<i32>(limit);
-  destOwner = new StaticArray<i32>(limit);
-  for (let i = 0; i < limit; i++) {
-    unchecked((curOwner[i] = -1));
-    unchecked((destOwner[i] = -1));
-  }
   outOfFds = false;
   count = 0;
   touchedCount = 0;
@@ -80,9 +72,9 @@ function push(m: i32): void {
 /** Move every member to its number, then close whatever the unit no longer needs. */
 export function placeUnit(): bool {
   for (let m = 0; m < count; m++) {
-    curOwner[memberCur[m]] = m;
+    setCurOwner(memberCur[m], m);
     memberDest[m] = home[memberDesc[m]];
-    if (memberDest[m] >= 0) destOwner[memberDest[m]] = m;
+    if (memberDest[m] >= 0) setDestOwner(memberDest[m], m);
   }
   for (let m = 0; m < count; m++) {
     const d = memberDesc[m];
@@ -96,12 +88,12 @@ export function placeUnit(): bool {
       reserved.add(spare);
       stagedAt[d] = spare;
       memberDest[m] = spare;
-      destOwner[spare] = m;
+      setDestOwner(spare, m);
     }
     memberDone[m] = cur == memberDest[m];
   }
   stackSize = 0;
-  for (let m = count - 1; m >= 0; m--) if (!memberDone[m] && curOwner[memberDest[m]] < 0) push(m);
+  for (let m = count - 1; m >= 0; m--) if (!memberDone[m] && curOwner(memberDest[m]) < 0) push(m);
 
   let nextPending = 0;
   while (true) {
@@ -114,8 +106,8 @@ export function placeUnit(): bool {
       emitDup2(from, to, cloexec);
       occupy(to, memberDesc[m], cloexec);
       memberDone[m] = true;
-      curOwner[from] = -1;
-      const waiting = destOwner[from];
+      setCurOwner(from, -1);
+      const waiting = destOwner(from);
       if (waiting >= 0 && !memberDone[waiting]) push(waiting);
     }
     while (nextPending < count && memberDone[nextPending]) nextPending++;
@@ -132,25 +124,25 @@ export function placeUnit(): bool {
     emitDupfd(from, t, false, t);
     occupy(t, memberDesc[m], false);
     touch(t);
-    curOwner[from] = -1;
+    setCurOwner(from, -1);
     memberCur[m] = t;
-    curOwner[t] = m;
-    const waiting = destOwner[from];
+    setCurOwner(t, m);
+    const waiting = destOwner(from);
     if (waiting >= 0 && !memberDone[waiting]) push(waiting);
   }
 
   for (let i = 0; i < touchedCount; i++) {
     const s = touched[i];
-    if (occupied.has(s) && destOwner[s] < 0) {
+    if (occupied.has(s) && destOwner(s) < 0) {
       emitClose(s);
       vacate(s);
     }
   }
   for (let m = 0; m < count; m++) {
-    curOwner[memberCur[m]] = -1;
-    destOwner[memberDest[m]] = -1;
+    setCurOwner(memberCur[m], -1);
+    setDestOwner(memberDest[m], -1);
   }
-  for (let i = 0; i < touchedCount; i++) curOwner[touched[i]] = -1;
+  for (let i = 0; i < touchedCount; i++) setCurOwner(touched[i], -1);
   return true;
 }
 
@@ -161,7 +153,7 @@ export function placeUnit(): bool {
 function closeSpareTemp(unreserved: bool): i32 {
   for (let i = 0; i < touchedCount; i++) {
     const s = touched[i];
-    if (occupied.has(s) && destOwner[s] < 0 && curOwner[s] < 0 && !(unreserved && reserved.has(s))) {
+    if (occupied.has(s) && destOwner(s) < 0 && curOwner(s) < 0 && !(unreserved && reserved.has(s))) {
       emitClose(s);
       vacate(s);
       return s;

@@ -10,7 +10,7 @@ import {
   nFds, nDescs, nPipes, nTarget, fdNum, fdDesc, fdCloexec, descClass, descFlags, descSeek,
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
-  descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket, MAX_FD_NUMBER,
+  descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket, MAX_FD_NUMBER, fdWordNumber, fdWordCloexec,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
@@ -20,7 +20,7 @@ import {
 import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
 import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
-  slotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG, limit as slotLimit,
+  slotCloexec, setSlotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG, limit as slotLimit,
 } from './slots';
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
@@ -88,7 +88,7 @@ function attempt(order: i32): i32 {
   } else {
     for (let t = 0; t < nTarget; t++) if (targetFd[t] < slotLimit) occupy(targetFd[t], FOREIGN, false);
   }
-  for (let i = 0; i < nFds; i++) if (slotDesc[fdNum[i]] == FOREIGN) reserved.remove(fdNum[i]);
+  for (let i = 0; i < nFds; i++) if (slotDesc(fdNum[i]) == FOREIGN) reserved.remove(fdNum[i]);
   chooseHomes();
   for (let d = 0; d < nDescs; d++) if (inPlace[d] >= 0) home[d] = inPlace[d];
   choosePlugs();
@@ -229,8 +229,8 @@ function takeOverFreshTarget(): void {
 function chooseHomes(): void {
   for (let d = 0; d < nDescs; d++) {
     for (let k = 0; k < descCount[d]; k++) {
-      const fd = fdNum[fdsOfDesc[descFirst[d] + k]];
-      if (slotDesc[fd] != FOREIGN) {
+      const fd = fdWordNumber(fdsOfDesc[descFirst[d] + k]);
+      if (slotDesc(fd) != FOREIGN) {
         home[d] = fd;
         break;
       }
@@ -473,11 +473,13 @@ function fillDupsOf(d: i32): void {
   const h = home[d];
   if (h < 0) return;
   for (let k = 0; k < descCount[d]; k++) {
-    const i = fdsOfDesc[descFirst[d] + k];
-    const fd = fdNum[i];
-    if (fd == h || slotDesc[fd] == FOREIGN || slotDesc[fd] == d) continue;
-    emitDup2(h, fd, fdCloexec[i]);
-    occupy(fd, d, fdCloexec[i]);
+    const word = fdsOfDesc[descFirst[d] + k];
+    const fd = fdWordNumber(word);
+    const content = slotDesc(fd);
+    if (fd == h || content == FOREIGN || content == d) continue;
+    const cloexec = fdWordCloexec(word);
+    emitDup2(h, fd, cloexec);
+    occupy(fd, d, cloexec);
   }
 }
 
@@ -490,9 +492,9 @@ function fixFlags(): void {
   }
   for (let i = 0; i < nFds; i++) {
     const fd = fdNum[i];
-    if (slotDesc[fd] == FOREIGN || slotCloexec[fd] == fdCloexec[i]) continue;
+    if (slotDesc(fd) == FOREIGN || slotCloexec(fd) == fdCloexec[i]) continue;
     emitSetfd(fd, fdCloexec[i]);
-    slotCloexec[fd] = fdCloexec[i];
+    setSlotCloexec(fd, fdCloexec[i]);
   }
 }
 
@@ -504,7 +506,7 @@ function fixFlags(): void {
 function burst(): void {
   for (let i = 0; i < nFds; i++) {
     const fd = fdNum[i];
-    if (slotDesc[fd] != FOREIGN) continue;
+    if (slotDesc(fd) != FOREIGN) continue;
     const d = fdDesc[i];
     emitDup2(locationOf(d), fd, fdCloexec[i]);
     occupy(fd, d, fdCloexec[i]);
@@ -522,7 +524,7 @@ function burst(): void {
         if (mode != MODE_FRESH) emitClose(fd);
         continue;
       }
-      if (fdIndex(fd) >= 0 || slotDesc[fd] != FOREIGN) continue;
+      if (fdIndex(fd) >= 0 || slotDesc(fd) != FOREIGN) continue;
       emitClose(fd);
       vacate(fd);
     }

@@ -2,7 +2,7 @@
 // taken and by what. Lets the planner predict the number the kernel will hand out.
 
 import { FdSet } from './fdset';
-import { nDescs, fdCloexec, fdIndex } from './table';
+import { nDescs, nFds, fdNum, fdCloexec } from './table';
 
 /** slot contents besides an image description index (>= 0) */
 export const EMPTY: i32 = -1;
@@ -17,8 +17,22 @@ export let limit: i32 = 0;
 export let occupied: FdSet = new FdSet(0);
 /** numbers some image fd will end at: staging must keep off them */
 export let reserved: FdSet = new FdSet(0);
-export let slotDesc: StaticArray<i32> = new StaticArray<i32>(0);
-export let slotCloexec: StaticArray<bool> = new StaticArray<bool>(0);
+
+/**
+ * One record of four words per number below the limit: what sits there, the unit member now
+ * there and the one headed there (moves.ts), and its close-on-exec bits. The planner visits image
+ * numbers in no order a cache can follow; with a separate array per field each visit cost a miss
+ * per field (the planner's time grew 23x for 10x the fds), with one record it costs one.
+ */
+let slots = new StaticArray<i32>(0);
+const CONTENT: i32 = 0;
+const DEST_OWNER: i32 = 1;
+const CUR_OWNER: i32 = 2;
+const BITS: i32 = 3;
+/** the fd at this number is close-on-exec now */
+const CLOEXEC_NOW: i32 = 1;
+/** an image fd is at this number and wants close-on-exec */
+const CLOEXEC_WANTED: i32 = 2;
 
 /** per description: F_GETFL as the plan has left it so far */
 export let flagsNow: StaticArray<i32> = new StaticArray<i32>(0);
@@ -31,9 +45,15 @@ export function initSlots(workingLimit: i32): void {
   limit = workingLimit;
   occupied = new FdSet(workingLimit);
   reserved = new FdSet(workingLimit);
-  slotDesc = new StaticArray<i32>(workingLimit);
-  slotCloexec = new StaticArray<bool>(workingLimit);
-  for (let i = 0; i < workingLimit; i++) unchecked((slotDesc[i] = EMPTY));
+  slots = new StaticArray<i32>(workingLimit << 2);
+  for (let i = 0; i < workingLimit; i++) {
+    const at = i << 2;
+    unchecked((slots[at + CONTENT] = EMPTY));
+    unchecked((slots[at + DEST_OWNER] = -1));
+    unchecked((slots[at + CUR_OWNER] = -1));
+  }
+  // Image numbers are below the working limit (planner.ts `attempt`).
+  for (let i = 0; i < nFds; i++) if (unchecked(fdCloexec[i])) unchecked((slots[(unchecked(fdNum[i]) << 2) + BITS] = CLOEXEC_WANTED));
   flagsNow = new StaticArray<i32>(nDescs);
   home = new StaticArray<i32>(nDescs);
   stagedAt = new StaticArray<i32>(nDescs);
@@ -43,16 +63,49 @@ export function initSlots(workingLimit: i32): void {
   }
 }
 
+/** What sits at fd: a description index, or EMPTY, FOREIGN, TEMP, PLUG. */
+export function slotDesc(fd: i32): i32 {
+  return unchecked(slots[fd << 2]);
+}
+
+/** The fd at this number is close-on-exec now. */
+export function slotCloexec(fd: i32): bool {
+  return (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_NOW) != 0;
+}
+
+export function setSlotCloexec(fd: i32, cloexec: bool): void {
+  const at = (fd << 2) + BITS;
+  unchecked((slots[at] = (slots[at] & ~CLOEXEC_NOW) | (cloexec ? CLOEXEC_NOW : 0)));
+}
+
+/** The unit member (moves.ts) headed to fd, -1 for none. */
+export function destOwner(fd: i32): i32 {
+  return unchecked(slots[(fd << 2) + DEST_OWNER]);
+}
+
+export function setDestOwner(fd: i32, m: i32): void {
+  unchecked((slots[(fd << 2) + DEST_OWNER] = m));
+}
+
+/** The unit member (moves.ts) at fd now, -1 for none. */
+export function curOwner(fd: i32): i32 {
+  return unchecked(slots[(fd << 2) + CUR_OWNER]);
+}
+
+export function setCurOwner(fd: i32, m: i32): void {
+  unchecked((slots[(fd << 2) + CUR_OWNER] = m));
+}
+
 export function occupy(fd: i32, content: i32, cloexec: bool): void {
   occupied.add(fd);
-  unchecked((slotDesc[fd] = content));
-  unchecked((slotCloexec[fd] = cloexec));
+  unchecked((slots[fd << 2] = content));
+  setSlotCloexec(fd, cloexec);
 }
 
 export function vacate(fd: i32): void {
   occupied.remove(fd);
-  unchecked((slotDesc[fd] = EMPTY));
-  unchecked((slotCloexec[fd] = false));
+  unchecked((slots[fd << 2] = EMPTY));
+  setSlotCloexec(fd, false);
 }
 
 /** The number the kernel gives the next new fd, as in fs/file.c: lowest free. -1 when none. */
@@ -62,9 +115,7 @@ export function nextFree(): i32 {
 
 /** Close-on-exec the image wants at `fd` (false for numbers that are not image fds). */
 export function wantCloexec(fd: i32): bool {
-  if (fd < 0) return false;
-  const i = fdIndex(fd);
-  return i >= 0 && fdCloexec[i];
+  return fd >= 0 && fd < limit && (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_WANTED) != 0;
 }
 
 /** Where description d can be reached now. */
