@@ -10,7 +10,42 @@ import { createRequire } from 'node:module';
 // namespace of all its exports (node:fs's include its streams, which load node:stream), and an
 // ES module is resolved, linked and compiled with no code cache.
 const require = createRequire(import.meta.url);
-const { existsSync } = require('node:fs');
+const { existsSync, writeSync } = require('node:fs');
+
+// cr's lines (each a console.log or console.error of one string) are written straight to fd 1 and
+// 2: process.stdout and process.stderr are streams, and making the first loads Node's stream
+// modules (about 2 ms CPU and 150 page faults here, more over a pipe; docs/performance.md). Like
+// the console, a write that fails is dropped (a closed pipe: Node ignores SIGPIPE); one that
+// would block (a non-blocking pipe that is full) goes, with all after it, to the stream, which
+// queues it. Anything else (several arguments, an object) is the console's own.
+const made = new Set();
+for (const [fd, name, method] of [[1, 'stdout', 'log'], [2, 'stderr', 'error']]) {
+  // Which streams were made (by cr or the console), the only ones that can hold queued writes at exit.
+  const { get } = Object.getOwnPropertyDescriptor(process, name);
+  Object.defineProperty(process, name, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const stream = get.call(process);
+      made.add(stream);
+      return stream;
+    },
+  });
+  const consoles = console[method].bind(console);
+  let streamed = false;
+  console[method] = (...args) => {
+    if (streamed || args.length !== 1 || typeof args[0] !== 'string') return consoles(...args);
+    const bytes = Buffer.from(`${args[0]}\n`);
+    let done = 0;
+    try {
+      while (done < bytes.length) done += writeSync(fd, bytes, done);
+    } catch (err) {
+      if (err?.code !== 'EAGAIN') return;
+      streamed = true;
+      process[name].write(bytes.subarray(done));
+    }
+  };
+}
 
 const argv = process.argv.slice(2);
 const helpOnly = argv.length === 0 || ['-h', '--help', 'help', '-V', '--version'].includes(argv[0]) || argv[1] === '-h' || argv[1] === '--help';
@@ -27,5 +62,5 @@ const code = await main(argv);
 // (about 20 ms CPU under load, docs/performance.md), which the kernel does anyway at exit. A write
 // to a pipe or terminal that would block is queued: each stream's empty write calls back once
 // those before it are written.
-await Promise.all([process.stdout, process.stderr].map((s) => (s.writableLength === 0 ? undefined : new Promise((resolve) => s.write('', resolve)))));
+await Promise.all([...made].map((s) => (s.writableLength === 0 ? undefined : new Promise((resolve) => s.write('', resolve)))));
 process.exit(code);
