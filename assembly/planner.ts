@@ -11,13 +11,14 @@ import {
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
   descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket, MAX_FD_NUMBER, fdWordNumber, fdWordCloexec,
+  pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
   SETFL_MASK, DEFAULT_PIPE_CAPACITY, CLASS_SINGLE, CLASS_INHERITED, PLAN_OK, PLAN_FD_ABOVE_LIMIT, PLAN_NO_FREE_FD,
   PLAN_FD_TOO_HIGH,
 } from './abi';
-import { descsOfPipe, pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write } from './pairing';
+import { descsOfPipe } from './pairing';
 import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
   slotCloexec, setSlotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG, limit as slotLimit,
@@ -98,7 +99,7 @@ function attempt(order: i32): i32 {
     const unit = i32(units[u] & 0x7fffffff);
     plugGaps();
     beginUnit();
-    const ok = unit < nPipes ? (pipeIsFifo[unit] ? createFifo(unit) : pipeIsSocket[unit] ? createSocketPair(unit) : createPipe(unit)) : createAlone(unit - nPipes);
+    const ok = unit < nPipes ? (pipeIsFifo(unit) ? createFifo(unit) : pipeIsSocket(unit) ? createSocketPair(unit) : createPipe(unit)) : createAlone(unit - nPipes);
     if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
     if ((order & DUPS_LAST) == 0) fillDups(unit);
   }
@@ -228,8 +229,8 @@ function takeOverFreshTarget(): void {
 /** Each description is created at its lowest number the target does not hold. */
 function chooseHomes(): void {
   for (let d = 0; d < nDescs; d++) {
-    for (let k = 0; k < descCount[d]; k++) {
-      const fd = fdWordNumber(fdsOfDesc[descFirst[d] + k]);
+    for (let k = 0; k < descCount(d); k++) {
+      const fd = fdWordNumber(fdsOfDesc[descFirst(d) + k]);
       if (slotDesc(fd) != FOREIGN) {
         home[d] = fd;
         break;
@@ -251,14 +252,14 @@ function unitOrder(order: i32): StaticArray<i64> {
   for (let u = 0; u < nUnits; u++) anchor[u] = homeless;
   let count = nPipes;
   for (let d = 0; d < nDescs; d++) {
-    const u = descPipe[d] >= 0 ? descPipe[d] : nPipes + d;
-    if (descPipe[d] < 0) count++;
+    const u = descPipe(d) >= 0 ? descPipe(d) : nPipes + d;
+    if (descPipe(d) < 0) count++;
     if (home[d] >= 0 && home[d] < anchor[u]) anchor[u] = home[d];
   }
   const keys = new StaticArray<i64>(count);
   let k = 0;
   for (let u = 0; u < nUnits; u++) {
-    if (u >= nPipes && descPipe[u - nPipes] >= 0) continue;
+    if (u >= nPipes && descPipe(u - nPipes) >= 0) continue;
     let priority = 2;
     if ((order & HOMELESS_FIRST) != 0 && anchor[u] == homeless) priority = 0;
     else if ((order & REVERSED_FIRST) != 0 && u < nPipes && isReversed(u)) priority = 1;
@@ -270,9 +271,9 @@ function unitOrder(order: i32): StaticArray<i64> {
 
 /** pipe2 will put the read end below the write end: this pipe wants the opposite. */
 function isReversed(q: i32): bool {
-  const r = pipe2Read[q];
-  const w = pipe2Write[q];
-  return !pipeIsFifo[q] && !pipeIsSocket[q] && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
+  const r = pipe2Read(q);
+  const w = pipe2Write(q);
+  return !pipeIsFifo(q) && !pipeIsSocket(q) && r >= 0 && w >= 0 && home[r] >= 0 && home[w] >= 0 && home[r] > home[w];
 }
 
 /** membersByHome's keys: one buffer for every unit (a unit's members are used before the next unit's) */
@@ -280,11 +281,11 @@ let memberKeys = new StaticArray<i64>(16);
 
 /** The unit's descriptions in order of their homes (homeless ones last): memberKeys[0 .. returned count). */
 function membersByHome(q: i32, readersFirst: bool): i32 {
-  const n = pipeCount[q];
+  const n = pipeCount(q);
   if (memberKeys.length < n) memberKeys = new StaticArray<i64>(max(n, memberKeys.length * 2));
   for (let i = 0; i < n; i++) {
-    const d = descsOfPipe[pipeFirst[q] + i];
-    const writeOnly = (descFlags[d] & O_ACCMODE) == O_WRONLY;
+    const d = descsOfPipe[pipeFirst(q) + i];
+    const writeOnly = (descFlags(d) & O_ACCMODE) == O_WRONLY;
     const h = home[d] >= 0 ? i64(home[d]) : i64(i32.MAX_VALUE);
     memberKeys[i] = (((readersFirst && writeOnly ? i64(1) : i64(0)) << 62) | (h << 31)) | i64(d);
   }
@@ -301,8 +302,8 @@ function newFd(): i32 {
 }
 
 function createPipe(q: i32): bool {
-  const r0 = pipe2Read[q];
-  const w0 = pipe2Write[q];
+  const r0 = pipe2Read(q);
+  const w0 = pipe2Write(q);
   const r = newFd();
   if (r < 0) return false;
   occupied.add(r);
@@ -324,7 +325,7 @@ function createPipe(q: i32): bool {
     const flags = openFlags(d);
     emitOpen(d, -1, r, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
-    flagsNow[d] = descAfter[d];
+    flagsNow[d] = descAfter(d);
     addMember(d, fd);
   }
   fillPipe(q, r, w, w0);
@@ -337,8 +338,8 @@ function createPipe(q: i32): bool {
  * once placed. Its kind writes each end's queued bytes through the other (the op itself).
  */
 function createSocketPair(q: i32): bool {
-  let a = pipe2Read[q];
-  let b = pipe2Write[q];
+  let a = pipe2Read(q);
+  let b = pipe2Write(q);
   if (a >= 0 && b >= 0 && home[b] >= 0 && (home[a] < 0 || home[b] < home[a])) {
     const t = a;
     a = b;
@@ -375,7 +376,7 @@ function createFifo(q: i32): bool {
   // with ENXIO under O_NONBLOCK), so a FIFO with none gets a temporary one.
   const members = membersByHome(q, true);
   const pathDesc = keyDesc(memberKeys[0]);
-  if ((descFlags[pathDesc] & O_ACCMODE) == O_WRONLY && openTemp(pathDesc, O_RDONLY | O_NONBLOCK) < 0) return false;
+  if ((descFlags(pathDesc) & O_ACCMODE) == O_WRONLY && openTemp(pathDesc, O_RDONLY | O_NONBLOCK) < 0) return false;
   let anyEnd = -1;
   let writer = -1;
   let writerDesc = -1;
@@ -387,14 +388,14 @@ function createFifo(q: i32): bool {
     const flags = openFlags(d);
     emitOpen(d, d, -1, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
-    flagsNow[d] = descAfter[d];
+    flagsNow[d] = descAfter(d);
     addMember(d, fd);
-    if (writer < 0 && (descFlags[d] & O_ACCMODE) != O_RDONLY) {
+    if (writer < 0 && (descFlags(d) & O_ACCMODE) != O_RDONLY) {
       writer = fd;
       writerDesc = d;
     }
   }
-  if (writer < 0 && pipeDataLen[q] > 0) {
+  if (writer < 0 && pipeDataLen(q) > 0) {
     writer = openTemp(pathDesc, O_WRONLY | O_NONBLOCK);
     if (writer < 0) return false;
   }
@@ -413,9 +414,9 @@ function openTemp(pathDesc: i32, flags: i32): i32 {
 
 /** Capacity first, then the bytes, once per pipe, through `writer` (the pipe2 end or a temporary). */
 function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
-  if (pipeCapacity[q] != DEFAULT_PIPE_CAPACITY) emitSetPipeSize(anyEnd, pipeCapacity[q]);
-  if (pipeDataLen[q] == 0) return;
-  if (pipePackets[q]) {
+  if (pipeCapacity(q) != DEFAULT_PIPE_CAPACITY) emitSetPipeSize(anyEnd, pipeCapacity(q));
+  if (pipeDataLen(q) == 0) return;
+  if (pipePackets(q)) {
     // Packet boundaries survive only if each packet is written in packet mode.
     const now = writerDesc >= 0 ? flagsNow[writerDesc] : O_WRONLY;
     emitSetfl(writer, now | O_DIRECT);
@@ -430,24 +431,24 @@ function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
  */
 function createAlone(d: i32): bool {
   if (inPlace[d] >= 0) {
-    flagsNow[d] = descFlags[d];
+    flagsNow[d] = descFlags(d);
     return true;
   }
   const fd = newFd();
   if (fd < 0) return false;
   const cloexec = home[d] >= 0 && wantCloexec(home[d]);
-  if (descClass[d] == CLASS_INHERITED) {
+  if (descClass(d) == CLASS_INHERITED) {
     emitDupfd(descSource[d], 0, cloexec, fd);
     occupy(fd, d, cloexec);
-    flagsNow[d] = descFlags[d];
+    flagsNow[d] = descFlags(d);
     addMember(d, fd);
     return true;
   }
-  if (descClass[d] == CLASS_SINGLE) emitCreate(d, cloexec, fd);
+  if (descClass(d) == CLASS_SINGLE) emitCreate(d, cloexec, fd);
   else emitOpen(d, d, -1, openFlags(d), fd);
   occupy(fd, d, cloexec);
-  flagsNow[d] = descAfter[d];
-  if (descSeek[d]) emitLseek(fd, d);
+  flagsNow[d] = descAfter(d);
+  if (descSeek(d)) emitLseek(fd, d);
   addMember(d, fd);
   return true;
 }
@@ -457,7 +458,7 @@ function createAlone(d: i32): bool {
  * O_CLOEXEC as its home wants.
  */
 function openFlags(d: i32): i32 {
-  return home[d] >= 0 && wantCloexec(home[d]) ? descCallFlags[d] | O_CLOEXEC : descCallFlags[d];
+  return home[d] >= 0 && wantCloexec(home[d]) ? descCallFlags(d) | O_CLOEXEC : descCallFlags(d);
 }
 
 /** The other numbers of the unit's descriptions, each a dup of its home. */
@@ -466,14 +467,14 @@ function fillDups(unit: i32): void {
     fillDupsOf(unit - nPipes);
     return;
   }
-  for (let i = 0; i < pipeCount[unit]; i++) fillDupsOf(descsOfPipe[pipeFirst[unit] + i]);
+  for (let i = 0; i < pipeCount(unit); i++) fillDupsOf(descsOfPipe[pipeFirst(unit) + i]);
 }
 
 function fillDupsOf(d: i32): void {
   const h = home[d];
   if (h < 0) return;
-  for (let k = 0; k < descCount[d]; k++) {
-    const word = fdsOfDesc[descFirst[d] + k];
+  for (let k = 0; k < descCount(d); k++) {
+    const word = fdsOfDesc[descFirst(d) + k];
     const fd = fdWordNumber(word);
     const content = slotDesc(fd);
     if (fd == h || content == FOREIGN || content == d) continue;
@@ -486,9 +487,9 @@ function fillDupsOf(d: i32): void {
 /** Status flags after the data (O_NONBLOCK, O_DIRECT...), then close-on-exec per fd. */
 function fixFlags(): void {
   for (let d = 0; d < nDescs; d++) {
-    if ((flagsNow[d] & SETFL_MASK) == (descFlags[d] & SETFL_MASK)) continue;
-    emitSetfl(locationOf(d), descFlags[d]);
-    flagsNow[d] = descFlags[d];
+    if ((flagsNow[d] & SETFL_MASK) == (descFlags(d) & SETFL_MASK)) continue;
+    emitSetfl(locationOf(d), descFlags(d));
+    flagsNow[d] = descFlags(d);
   }
   for (let i = 0; i < nFds; i++) {
     const fd = fdNum[i];

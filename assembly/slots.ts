@@ -64,35 +64,42 @@ export function initSlots(workingLimit: i32): void {
 }
 
 /** What sits at fd: a description index, or EMPTY, FOREIGN, TEMP, PLUG. */
-export function slotDesc(fd: i32): i32 {
+// @ts-ignore: decorator
+@inline export function slotDesc(fd: i32): i32 {
   return unchecked(slots[fd << 2]);
 }
 
 /** The fd at this number is close-on-exec now. */
-export function slotCloexec(fd: i32): bool {
+// @ts-ignore: decorator
+@inline export function slotCloexec(fd: i32): bool {
   return (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_NOW) != 0;
 }
 
-export function setSlotCloexec(fd: i32, cloexec: bool): void {
+// @ts-ignore: decorator
+@inline export function setSlotCloexec(fd: i32, cloexec: bool): void {
   const at = (fd << 2) + BITS;
   unchecked((slots[at] = (slots[at] & ~CLOEXEC_NOW) | (cloexec ? CLOEXEC_NOW : 0)));
 }
 
 /** The unit member (moves.ts) headed to fd, -1 for none. */
-export function destOwner(fd: i32): i32 {
+// @ts-ignore: decorator
+@inline export function destOwner(fd: i32): i32 {
   return unchecked(slots[(fd << 2) + DEST_OWNER]);
 }
 
-export function setDestOwner(fd: i32, m: i32): void {
+// @ts-ignore: decorator
+@inline export function setDestOwner(fd: i32, m: i32): void {
   unchecked((slots[(fd << 2) + DEST_OWNER] = m));
 }
 
 /** The unit member (moves.ts) at fd now, -1 for none. */
-export function curOwner(fd: i32): i32 {
+// @ts-ignore: decorator
+@inline export function curOwner(fd: i32): i32 {
   return unchecked(slots[(fd << 2) + CUR_OWNER]);
 }
 
-export function setCurOwner(fd: i32, m: i32): void {
+// @ts-ignore: decorator
+@inline export function setCurOwner(fd: i32, m: i32): void {
   unchecked((slots[(fd << 2) + CUR_OWNER] = m));
 }
 
@@ -114,7 +121,8 @@ export function nextFree(): i32 {
 }
 
 /** Close-on-exec the image wants at `fd` (false for numbers that are not image fds). */
-export function wantCloexec(fd: i32): bool {
+// @ts-ignore: decorator
+@inline export function wantCloexec(fd: i32): bool {
   return fd >= 0 && fd < limit && (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_WANTED) != 0;
 }
 

@@ -17,34 +17,194 @@ let fdAt: StaticArray<i32> = new StaticArray<i32>(0);
 /** Twice the kernel's default fs.nr_open: image fds at or above it are refused (planner.ts). */
 export const MAX_FD_NUMBER: i32 = 1 << 21;
 
-// Descriptions: each a creation class (abi.ts CLASS_), never a kind.
+// Descriptions: each a creation class (abi.ts CLASS_), never a kind. One record of DESC_WORDS
+// words per description: the planner visits descriptions in the order of their numbers, which no
+// cache follows, and reads most fields of each, so a field per array cost a miss per field.
 export let nDescs: i32 = 0;
-export let descClass: StaticArray<i32> = new StaticArray<i32>(0);
+let descRecords = new StaticArray<i32>(0);
+const DESC_SHIFT: i32 = 3;
+const DESC_CLASS: i32 = 0;
 /** F_GETFL the image wants */
-export let descFlags: StaticArray<i32> = new StaticArray<i32>(0);
+const DESC_FLAGS: i32 = 1;
 /** the shared object (a pipe) the description is on, -1 for none */
-export let descPipe: StaticArray<i32> = new StaticArray<i32>(0);
-export let descSeek: StaticArray<bool> = new StaticArray<bool>(0);
+const DESC_PIPE: i32 = 2;
+const DESC_SEEK: i32 = 3;
 /** flags the creating call takes (open's, O_CLOEXEC aside: the planner adds it where the home wants it) */
-export let descCallFlags: StaticArray<i32> = new StaticArray<i32>(0);
+const DESC_CALL_FLAGS: i32 = 4;
 /** F_GETFL right after the creating call: what F_SETFL may have to change afterwards */
-export let descAfter: StaticArray<i32> = new StaticArray<i32>(0);
+const DESC_AFTER: i32 = 5;
+/** where the description's fds start in fdsOfDesc, and how many */
+const DESC_FIRST: i32 = 6;
+const DESC_COUNT: i32 = 7;
+
+// @ts-ignore: decorator
+@inline function descWord(d: i32, field: i32): i32 {
+  return unchecked(descRecords[(d << DESC_SHIFT) + field]);
+}
+
+// @ts-ignore: decorator
+@inline function setDescWord(d: i32, field: i32, value: i32): void {
+  unchecked((descRecords[(d << DESC_SHIFT) + field] = value));
+}
+
+/** How description d comes to exist (abi.ts CLASS_). */
+// @ts-ignore: decorator
+@inline export function descClass(d: i32): i32 {
+  return descWord(d, DESC_CLASS);
+}
+
+/** F_GETFL the image wants. */
+// @ts-ignore: decorator
+@inline export function descFlags(d: i32): i32 {
+  return descWord(d, DESC_FLAGS);
+}
+
+/** The shared object (a pipe) the description is on, -1 for none. */
+// @ts-ignore: decorator
+@inline export function descPipe(d: i32): i32 {
+  return descWord(d, DESC_PIPE);
+}
+
+/** Its offset is restored with lseek. */
+// @ts-ignore: decorator
+@inline export function descSeek(d: i32): bool {
+  return descWord(d, DESC_SEEK) != 0;
+}
+
+/** Flags the creating call takes (open's, O_CLOEXEC aside: the planner adds it where the home wants it). */
+// @ts-ignore: decorator
+@inline export function descCallFlags(d: i32): i32 {
+  return descWord(d, DESC_CALL_FLAGS);
+}
+
+/** F_GETFL right after the creating call: what F_SETFL may have to change afterwards. */
+// @ts-ignore: decorator
+@inline export function descAfter(d: i32): i32 {
+  return descWord(d, DESC_AFTER);
+}
+
+/** Where the description's fds start in fdsOfDesc. */
+// @ts-ignore: decorator
+@inline export function descFirst(d: i32): i32 {
+  return descWord(d, DESC_FIRST);
+}
+
+/** How many fds the description has. */
+// @ts-ignore: decorator
+@inline export function descCount(d: i32): i32 {
+  return descWord(d, DESC_COUNT);
+}
+
 /**
- * the description's fds, ascending: fdsOfDesc[descFirst[d] .. descFirst[d] + descCount[d]), each one
+ * the description's fds, ascending: fdsOfDesc[descFirst(d) .. descFirst(d) + descCount(d)), each one
  * word, its number and its close-on-exec bit (fdWordNumber, fdWordCloexec): the planner wants both,
  * and reached through fdNum and fdCloexec they cost a cache miss each at 10^6 fds
  */
-export let descFirst: StaticArray<i32> = new StaticArray<i32>(0);
-export let descCount: StaticArray<i32> = new StaticArray<i32>(0);
 export let fdsOfDesc: StaticArray<i32> = new StaticArray<i32>(0);
 
-// Pipes.
+// Objects (pipes, socket pairs): one record of PIPE_WORDS words each, for the reason descriptions
+// have one. Decode fills what the input says, pairing.ts how the descriptions pair up.
 export let nPipes: i32 = 0;
-export let pipeCapacity: StaticArray<i32> = new StaticArray<i32>(0);
-export let pipeDataLen: StaticArray<i32> = new StaticArray<i32>(0);
-export let pipePackets: StaticArray<bool> = new StaticArray<bool>(0);
-/** the object is a socket pair (OBJECT_SOCKETPAIR), not a pipe */
-export let pipeIsSocket: StaticArray<bool> = new StaticArray<bool>(0);
+let pipeRecords = new StaticArray<i32>(0);
+const PIPE_SHIFT: i32 = 3;
+const PIPE_CAPACITY: i32 = 0;
+const PIPE_DATA_LEN: i32 = 1;
+const PIPE_BITS: i32 = 2;
+/** pairing.ts: the read and write description pipe2() made (a socket pair's two ends), -1 for none */
+const PIPE_READ: i32 = 3;
+const PIPE_WRITE: i32 = 4;
+/** pairing.ts: where the object's descriptions start in descsOfPipe, and how many */
+const PIPE_FIRST: i32 = 5;
+const PIPE_COUNT: i32 = 6;
+/** PIPE_BITS: a pipe whose bytes are packets (O_DIRECT writes) */
+const PIPE_PACKETS: i32 = 1;
+/** PIPE_BITS: a socket pair (OBJECT_SOCKETPAIR), not a pipe */
+const PIPE_SOCKET: i32 = 2;
+/** PIPE_BITS: a FIFO (its descriptions are CLASS_RENDEZVOUS), set by pairing.ts */
+const PIPE_FIFO: i32 = 4;
+
+// @ts-ignore: decorator
+@inline function pipeWord(q: i32, field: i32): i32 {
+  return unchecked(pipeRecords[(q << PIPE_SHIFT) + field]);
+}
+
+// @ts-ignore: decorator
+@inline function setPipeWord(q: i32, field: i32, value: i32): void {
+  unchecked((pipeRecords[(q << PIPE_SHIFT) + field] = value));
+}
+
+// @ts-ignore: decorator
+@inline export function pipeCapacity(q: i32): i32 {
+  return pipeWord(q, PIPE_CAPACITY);
+}
+
+/** Bytes queued in the object. */
+// @ts-ignore: decorator
+@inline export function pipeDataLen(q: i32): i32 {
+  return pipeWord(q, PIPE_DATA_LEN);
+}
+
+/** A pipe whose bytes are packets (O_DIRECT writes). */
+// @ts-ignore: decorator
+@inline export function pipePackets(q: i32): bool {
+  return (pipeWord(q, PIPE_BITS) & PIPE_PACKETS) != 0;
+}
+
+/** The object is a socket pair (OBJECT_SOCKETPAIR), not a pipe. */
+// @ts-ignore: decorator
+@inline export function pipeIsSocket(q: i32): bool {
+  return (pipeWord(q, PIPE_BITS) & PIPE_SOCKET) != 0;
+}
+
+/** The object is a FIFO (pairing.ts). */
+// @ts-ignore: decorator
+@inline export function pipeIsFifo(q: i32): bool {
+  return (pipeWord(q, PIPE_BITS) & PIPE_FIFO) != 0;
+}
+
+export function setPipeIsFifo(q: i32, fifo: bool): void {
+  setPipeWord(q, PIPE_BITS, (pipeWord(q, PIPE_BITS) & ~PIPE_FIFO) | (fifo ? PIPE_FIFO : 0));
+}
+
+/**
+ * The read description pipe2() made, or -1 when that end was closed; for a socket pair, its first
+ * end by index (pairing.ts).
+ */
+// @ts-ignore: decorator
+@inline export function pipe2Read(q: i32): i32 {
+  return pipeWord(q, PIPE_READ);
+}
+
+export function setPipe2Read(q: i32, d: i32): void {
+  setPipeWord(q, PIPE_READ, d);
+}
+
+/** The write description pipe2() made, or -1; for a socket pair, its second end (pairing.ts). */
+// @ts-ignore: decorator
+@inline export function pipe2Write(q: i32): i32 {
+  return pipeWord(q, PIPE_WRITE);
+}
+
+export function setPipe2Write(q: i32, d: i32): void {
+  setPipeWord(q, PIPE_WRITE, d);
+}
+
+/** Where the object's descriptions start in pairing.ts's descsOfPipe. */
+// @ts-ignore: decorator
+@inline export function pipeFirst(q: i32): i32 {
+  return pipeWord(q, PIPE_FIRST);
+}
+
+/** How many descriptions are on the object. */
+// @ts-ignore: decorator
+@inline export function pipeCount(q: i32): i32 {
+  return pipeWord(q, PIPE_COUNT);
+}
+
+export function setPipeMembers(q: i32, first: i32, count: i32): void {
+  setPipeWord(q, PIPE_FIRST, first);
+  setPipeWord(q, PIPE_COUNT, count);
+}
 
 // The target and the limits.
 export let nTarget: i32 = 0;
@@ -130,36 +290,29 @@ export function decode(input: StaticArray<i32>): bool {
     for (let i = 0; i < nFds; i++) unchecked((fdAt[fdNum[i]] = i));
   }
 
-  descClass = new StaticArray<i32>(nDescs);
-  descFlags = new StaticArray<i32>(nDescs);
-  descPipe = new StaticArray<i32>(nDescs);
-  descSeek = new StaticArray<bool>(nDescs);
-  descCallFlags = new StaticArray<i32>(nDescs);
-  descAfter = new StaticArray<i32>(nDescs);
+  descRecords = new StaticArray<i32>(nDescs << DESC_SHIFT);
   for (let d = 0; d < nDescs; d++) {
     const cls = input[p];
     const pipe = input[p + 2];
     if (cls < CLASS_PAIR_END || cls > CLASS_INHERITED) return fail(DECODE_BAD_DESC, d);
     if (onObject(cls) != (pipe >= 0) || pipe >= nPipes) return fail(DECODE_BAD_DESC, d);
-    descClass[d] = cls;
-    descFlags[d] = input[p + 1];
-    descPipe[d] = pipe;
-    descSeek[d] = input[p + 3] != 0;
-    descCallFlags[d] = input[p + 4];
-    descAfter[d] = input[p + 5];
+    setDescWord(d, DESC_CLASS, cls);
+    setDescWord(d, DESC_FLAGS, input[p + 1]);
+    setDescWord(d, DESC_PIPE, pipe);
+    setDescWord(d, DESC_SEEK, input[p + 3] != 0 ? 1 : 0);
+    setDescWord(d, DESC_CALL_FLAGS, input[p + 4]);
+    setDescWord(d, DESC_AFTER, input[p + 5]);
     p += 6;
   }
 
-  pipeCapacity = new StaticArray<i32>(nPipes);
-  pipeDataLen = new StaticArray<i32>(nPipes);
-  pipePackets = new StaticArray<bool>(nPipes);
-  pipeIsSocket = new StaticArray<bool>(nPipes);
+  pipeRecords = new StaticArray<i32>(nPipes << PIPE_SHIFT);
   for (let q = 0; q < nPipes; q++) {
     if (input[p] <= 0 || input[p + 1] < 0 || input[p + 1] > input[p]) return fail(DECODE_BAD_PIPE, q);
-    pipeCapacity[q] = input[p];
-    pipeDataLen[q] = input[p + 1];
-    pipePackets[q] = (input[p + 2] & OBJECT_PACKETS) != 0;
-    pipeIsSocket[q] = (input[p + 2] & OBJECT_SOCKETPAIR) != 0;
+    setPipeWord(q, PIPE_CAPACITY, input[p]);
+    setPipeWord(q, PIPE_DATA_LEN, input[p + 1]);
+    setPipeWord(q, PIPE_BITS, ((input[p + 2] & OBJECT_PACKETS) != 0 ? PIPE_PACKETS : 0) | ((input[p + 2] & OBJECT_SOCKETPAIR) != 0 ? PIPE_SOCKET : 0));
+    setPipeWord(q, PIPE_READ, -1);
+    setPipeWord(q, PIPE_WRITE, -1);
     p += 3;
   }
 
@@ -188,10 +341,10 @@ export function decode(input: StaticArray<i32>): bool {
     targetCloexec[t] = input[at + 2] != 0;
     if (d < 0) continue;
     // Inherited fds exist only in a process forked for the restore: one cr may rearrange at will.
-    if (descClass[d] != CLASS_INHERITED || mode != MODE_FRESH) return fail(DECODE_BAD_INHERITED, t);
+    if (descClass(d) != CLASS_INHERITED || mode != MODE_FRESH) return fail(DECODE_BAD_INHERITED, t);
     if (descSource[d] < 0) descSource[d] = targetFd[t];
   }
-  for (let d = 0; d < nDescs; d++) if (descClass[d] == CLASS_INHERITED && descSource[d] < 0) return fail(DECODE_BAD_INHERITED, nTarget + d);
+  for (let d = 0; d < nDescs; d++) if (descClass(d) == CLASS_INHERITED && descSource[d] < 0) return fail(DECODE_BAD_INHERITED, nTarget + d);
   return groupByDesc();
 }
 
@@ -200,33 +353,43 @@ export function onObject(cls: i32): bool {
   return cls == CLASS_PAIR_END || cls == CLASS_REOPEN || cls == CLASS_RENDEZVOUS;
 }
 
-/** Dup detection: the fds of each description, ascending, by one stable sort on (desc, fd). */
+/**
+ * Dup detection: the fds of each description, ascending, by one counting pass per description
+ * (stable: fds are visited in order of number).
+ */
 function groupByDesc(): bool {
-  const keys = new StaticArray<i64>(nFds);
-  // fdNum is sorted, so ordering by index orders by number.
-  for (let i = 0; i < nFds; i++) keys[i] = (i64(fdDesc[i]) << 32) | i64(i);
-  sortI64(keys);
   fdsOfDesc = new StaticArray<i32>(nFds);
-  descFirst = new StaticArray<i32>(nDescs);
-  descCount = new StaticArray<i32>(nDescs);
   for (let i = 0; i < nFds; i++) {
-    const d = i32(keys[i] >> 32);
-    const at = i32(keys[i] & 0xffffffff);
-    fdsOfDesc[i] = (unchecked(fdNum[at]) << 1) | (unchecked(fdCloexec[at]) ? 1 : 0);
-    if (descCount[d] == 0) descFirst[d] = i;
-    descCount[d]++;
+    const d = unchecked(fdDesc[i]);
+    setDescWord(d, DESC_COUNT, descWord(d, DESC_COUNT) + 1);
   }
-  for (let d = 0; d < nDescs; d++) if (descCount[d] == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+  let first = 0;
+  for (let d = 0; d < nDescs; d++) {
+    const count = descWord(d, DESC_COUNT);
+    if (count == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+    setDescWord(d, DESC_FIRST, first);
+    // DESC_COUNT counts again as the fds are placed
+    setDescWord(d, DESC_COUNT, 0);
+    first += count;
+  }
+  for (let i = 0; i < nFds; i++) {
+    const d = unchecked(fdDesc[i]);
+    const k = descWord(d, DESC_COUNT);
+    unchecked((fdsOfDesc[descWord(d, DESC_FIRST) + k] = (unchecked(fdNum[i]) << 1) | (unchecked(fdCloexec[i]) ? 1 : 0)));
+    setDescWord(d, DESC_COUNT, k + 1);
+  }
   return true;
 }
 
 /** The number of an fdsOfDesc word (exact for any non-negative fd). */
-export function fdWordNumber(word: i32): i32 {
+// @ts-ignore: decorator
+@inline export function fdWordNumber(word: i32): i32 {
   return i32(u32(word) >> 1);
 }
 
 /** The close-on-exec bit of an fdsOfDesc word. */
-export function fdWordCloexec(word: i32): bool {
+// @ts-ignore: decorator
+@inline export function fdWordCloexec(word: i32): bool {
   return (word & 1) != 0;
 }
 
