@@ -239,7 +239,7 @@ export class BatchRunner {
   ) {}
 
   /**
-   * Map the routine (read+exec, a page of its own) and a data area of `capacity` bytes.
+   * Map the routine (a page of its own, executable) and a data area of `capacity` bytes.
    */
   static prepare(inj: Injector, opts: { capacity?: number; timeoutMs?: number } = {}): BatchRunner {
     const capacity = opts.capacity ?? BATCH_CAPACITY;
@@ -248,7 +248,11 @@ export class BatchRunner {
     const code = (raw + BigInt(PAGE - 1)) & ~BigInt(PAGE - 1);
     const area = code + BigInt(PAGE);
     writeMemory(inj.pid, code, BATCH_CODE);
-    // Refused for a process that may not gain executable memory (MDWE): call by call then.
+    // In the injector's own area (read+write+exec) the routine runs as it is: a small batch (the
+    // dump's reads) saves the mprotect's two stops, a round trip to a frozen process each. Scratch
+    // mapped beyond the area is read+write only: made read+exec, which a process that may not
+    // gain executable memory (MDWE) refuses: call by call then.
+    if (inj.executable(code, PAGE)) return new BatchRunner(inj, code, area, capacity, timeoutMs);
     const r = inj.syscall(SYS.mprotect, code, BigInt(PAGE), BigInt(PROT_READ | PROT_EXEC));
     return new BatchRunner(inj, isErrno(r) ? null : code, area, capacity, timeoutMs);
   }

@@ -263,6 +263,14 @@ export class Injector {
     return result;
   }
 
+  /**
+   * Whether [addr, addr + len) lies in the area, which is mapped read+write+exec: code written
+   * there runs without an mprotect of its own (a call, two ptrace stops, saved).
+   */
+  executable(addr: bigint, len: number): boolean {
+    return this.area !== null && addr >= this.area.addr && addr + BigInt(len) <= this.area.addr + this.area.size;
+  }
+
   /** Address of size fresh bytes of tracee memory, valid until finish(). */
   scratch(size: number): bigint {
     const need = BigInt((size + 15) & ~15);
