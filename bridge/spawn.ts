@@ -8,6 +8,7 @@ import { pipe2 } from './pipe.js';
 import { cont, PTRACE_EVENT_EXEC, PTRACE_O_EXITKILL, PTRACE_O_TRACEEXEC, seize } from './ptrace.js';
 import { kill, SIGKILL } from './signal.js';
 import { waitpid, waitStop, WALL, type WaitResult } from './wait.js';
+import { now } from './clock.js';
 
 const ESRCH = 3;
 const O_CLOEXEC = 0o2000000;
@@ -184,9 +185,9 @@ const isGone = (r: WaitResult): boolean => r.kind === 'exited' || r.kind === 'si
 
 /** Wait for our child to end; after timeoutMs kill it with SIGKILL. Stops along the way are skipped. */
 export function reap(pid: number, timeoutMs: number): WaitResult {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = now() + timeoutMs;
   for (;;) {
-    const left = deadline - performance.now();
+    const left = deadline - now();
     if (left <= 0) return killAndReap(pid);
     let result: WaitResult;
     try {

@@ -2,6 +2,7 @@
 // child_process), so these are the only waits on them.
 import { check } from './errno.js';
 import { libc } from './libc.js';
+import { now } from './clock.js';
 
 export const WNOHANG = 1;
 export const WUNTRACED = 2;
@@ -50,11 +51,11 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  * (default __WALL) may add WUNTRACED to see stops of a child that is not traced.
  */
 export function waitStop(pid: number, timeoutMs: number, flags = WALL): WaitResult {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = now() + timeoutMs;
   for (let round = 0; ; round++) {
     const result = waitpid(pid, WNOHANG | flags);
     if (result) return result;
-    if (performance.now() > deadline) throw new Error(`waitpid(pid=${pid}): no state change within ${timeoutMs} ms`);
+    if (now() > deadline) throw new Error(`waitpid(pid=${pid}): no state change within ${timeoutMs} ms`);
     if (round < 200) libc.schedYield();
     else Atomics.wait(sleeper, 0, 0, Math.min(1, (round - 200) * 0.05 + 0.05));
   }

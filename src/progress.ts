@@ -3,6 +3,7 @@
 // cleared at the end. Never on a pipe or a file (a log or a script reads stderr), never under
 // --quiet, never for less than PROGRESS_MIN_BYTES: a small process is done before a line helps.
 import { isatty } from '../bridge/tty.js';
+import { now } from '../bridge/clock.js';
 
 /** Told, as pages are moved, how many bytes are done of an estimated total. */
 export type OnProgress = (moved: number, total: number) => void;
@@ -31,12 +32,12 @@ export function terminalProgress(verb: string): ProgressLine | undefined {
   let drawn = false;
   const onProgress: OnProgress = (moved, total) => {
     if (total < PROGRESS_MIN_BYTES) return;
-    const now = performance.now();
-    if (started < 0) started = now;
-    else if (now - drawnAt < REDRAW_MS) return;
-    drawnAt = now;
+    const at = now();
+    if (started < 0) started = at;
+    else if (at - drawnAt < REDRAW_MS) return;
+    drawnAt = at;
     const done = Math.min(moved, total);
-    const seconds = (now - started) / 1000;
+    const seconds = (at - started) / 1000;
     const rate = seconds > 0 ? done / seconds : 0;
     const speed = rate > 0 ? `, ${(rate / MiB).toFixed(0)} MiB/s, ${((total - done) / rate).toFixed(1)} s left` : '';
     const percent = Math.floor((100 * done) / total);

@@ -1,14 +1,15 @@
 // Where a command's time went: milliseconds per phase, for --timings and the benches.
+import { now } from '../bridge/clock.js';
 
 /** Milliseconds per phase, in the order they ran. */
 export type Phases = Array<[string, number]>;
 
 /** A stopwatch that records the time since the previous lap under each name. */
 export function stopwatch(phases: Phases): (name: string) => void {
-  let t = performance.now();
+  let t = now();
   return (name) => {
-    const now = performance.now();
-    phases.push([name, now - t]);
-    t = now;
+    const at = now();
+    phases.push([name, at - t]);
+    t = at;
   };
 }

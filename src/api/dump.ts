@@ -15,6 +15,7 @@ import { runSignalHandlers } from '../restore/supervise.js';
 import type { OnProgress } from '../progress.js';
 import type { Phases } from '../timing.js';
 import { tableCounts, isPid, type TableCounts } from './counts.js';
+import { now } from '../../bridge/clock.js';
 
 export interface DumpOptions {
   /** the image file to write (mode 0600), or `-` for stdout (not a terminal) */
@@ -176,7 +177,7 @@ function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases
     // kill: left stopped until the image is complete, so it runs nothing the image lacks.
     const holdStopped = (opts.leaveStopped ?? false) || (opts.kill ?? false);
     const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped, tcpClose: opts.tcpClose ?? false, ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }) });
-    const t = performance.now();
+    const t = now();
     try {
       out.write([encodeImage(image)]);
       out.commit();
@@ -187,7 +188,7 @@ function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases
       throw new CrError(`${(err as Error).message}; pid ${pid} was not left stopped`, err instanceof CrError ? err.code : 1);
     }
     if (opts.kill) kill(pid, SIGKILL);
-    phases.push(['write', performance.now() - t]);
+    phases.push(['write', now() - t]);
     return { image, phases };
   } finally {
     out.abort();

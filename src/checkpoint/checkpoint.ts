@@ -35,6 +35,7 @@ import { stopwatch } from '../timing.js';
 import { holdConnections, type HeldConnections } from '../dump/connections.js';
 import { checkGathered } from '../dump/fd-dump.js';
 import { readProc } from '../proc/read.js';
+import { now } from '../../bridge/clock.js';
 
 export interface CheckpointOptions {
   /** replace an existing image */
@@ -230,7 +231,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   readyPageBatch();
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
-  const frozenAt = performance.now();
+  const frozenAt = now();
   try {
     tree = freezeTree(pid, timeoutMs);
     const live = tree.members.filter((m) => m.frozen !== null);
@@ -288,7 +289,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       // Connections are unlocked before their processes run again; kept locked for a kill.
       if (!opts.kill && !opts.keepConnections) connections!.release();
       thawTree(tree!, { leaveStopped: opts.leaveStopped ?? false });
-      frozenMs = performance.now() - frozenAt;
+      frozenMs = now() - frozenAt;
       lap('thaw');
     };
     if (!opts.kill) thawAll();

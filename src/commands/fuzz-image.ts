@@ -14,6 +14,7 @@ import { COLUMNS, type Column } from '../imagefuzz/cli.js';
 import type { Seed } from '../imagefuzz/mutant.js';
 import { makeProcessSeed } from '../imagefuzz/process-seed.js';
 import { fuzzImages, summarize } from '../imagefuzz/run.js';
+import { now } from '../../bridge/clock.js';
 
 export const command = defineCommand({
   name: 'fuzz-image',
@@ -69,7 +70,7 @@ export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(command, args);
   if (parsed === undefined) return 0;
   const v = parsed.values;
-  const started = performance.now();
+  const started = now();
   const list = seeds(parsed.operands);
   const marks: string[] = [];
   // The whole-process seed's executable must stay in place for restarts: removed at the end.
@@ -104,6 +105,6 @@ async function fuzzAndReport(v: Values<typeof command.flags>, list: Seed[], mark
     onProgress: (line) => console.error(line),
   });
   for (const line of summarize(report)) console.log(line);
-  console.log(`time ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`time ${((now() - started) / 1000).toFixed(1)} s`);
   return report.failures.length === 0 && report.cli.failures.length === 0 ? 0 : 1;
 }

@@ -6,6 +6,7 @@ import { treeOf } from '../fuzz/tree.js';
 import { defineCommand, parseCommand } from '../command-line.js';
 import { badInput } from '../errors.js';
 import { fuzz, type FuzzReport } from '../fuzz/run.js';
+import { now } from '../../bridge/clock.js';
 
 export const command = defineCommand({
   name: 'fuzz',
@@ -46,16 +47,16 @@ export async function run(args: string[]): Promise<number> {
   const maxFds = values['max-fds'] === undefined ? undefined : number(values['max-fds'], 'max-fds', 1, 20000);
   const last = (seed + count - 1) >>> 0;
   console.log(`fuzz: ${count} cases, seeds ${seed}..${last}${maxFds ? `, at most ${maxFds} fds` : ''}`);
-  const started = performance.now();
+  const started = now();
   const report = fuzz({
     seed,
     count,
     maxFds,
     progressEvery: 10000,
-    onProgress: (done, r) => console.error(`  ${done} cases, ${r.impossible} impossible, ${((performance.now() - started) / 1000).toFixed(0)} s`),
+    onProgress: (done, r) => console.error(`  ${done} cases, ${r.impossible} impossible, ${((now() - started) / 1000).toFixed(0)} s`),
   });
   for (const line of summary(report)) console.log(line);
-  console.log(`time ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`time ${((now() - started) / 1000).toFixed(1)} s`);
   const f = report.failure;
   if (!f) return 0;
   console.log(`FAILURE at seed ${f.seed} (rerun: node cr.mjs fuzz --seed ${f.seed} --count 1${maxFds ? ` --max-fds ${maxFds}` : ''})`);

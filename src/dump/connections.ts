@@ -15,6 +15,7 @@ import { hasFilter, HOLD_SECONDS, HOLDER_MARK, lock, tcpState, TCP_ESTABLISHED, 
 import type { ProcFd } from '../proc/fds.js';
 import { spawn } from '../../bridge/spawn.js';
 import { armWatchdog, type Watchdog, type WatchedSocket } from './unlock-watchdog.js';
+import { now } from '../../bridge/clock.js';
 
 const SO_DOMAIN = 39;
 const SO_PROTOCOL = 38;
@@ -52,8 +53,8 @@ const NAP = new Int32Array(new SharedArrayBuffer(4));
  * after 2 s is left to be found later.
  */
 function awaitMark(pid: number): void {
-  const deadline = performance.now() + 2000;
-  while (performance.now() < deadline) {
+  const deadline = now() + 2000;
+  while (now() < deadline) {
     try {
       if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${HOLDER_MARK}=1`)) return;
     } catch {

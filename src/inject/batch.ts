@@ -16,6 +16,7 @@ import { SyscallError } from '../../bridge/errno.js';
 import type { Injector } from './injector.js';
 import { PROT_EXEC, PROT_READ, SYS } from './syscalls.js';
 import { traceBatch, tracing } from './trace.js';
+import { now } from '../../bridge/clock.js';
 
 /** batch.S assembled (`as --64 batch.S && objcopy -O binary -j .text`); a test checks they agree. */
 export const BATCH_CODE = Buffer.from(
@@ -296,11 +297,11 @@ export class BatchRunner {
       }
     }
     // Call by call, each injected call is traced by the injector itself.
-    const start = this.code !== null && tracing() ? performance.now() : 0;
+    const start = this.code !== null && tracing() ? now() : 0;
     const { matched, results } = this.code === null ? this.oneByOne(batch, from) : this.inOneGo(n, recordsAt);
     if (start) {
       const calls = batch.calls.slice(from).map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
-      traceBatch(this.inj.pid, calls, results, matched, start, performance.now() - start);
+      traceBatch(this.inj.pid, calls, results, matched, start, now() - start);
     }
     const data = opts.readBack && batch.dataBytes > 0 ? new StagedData(batch.dataAt, readMemory(this.inj.pid, batch.dataAt, batch.dataBytes)) : null;
     return { matched, results, data };
@@ -328,11 +329,11 @@ export class BatchRunner {
     cont(pid, 0);
     // One bound for the whole batch: a stop that keeps coming (a SIGSTOP taken for someone else's)
     // must not keep it going either.
-    const deadline = performance.now() + this.timeoutMs;
+    const deadline = now() + this.timeoutMs;
     for (;;) {
       let stop;
       try {
-        stop = waitStop(pid, Math.max(0, deadline - performance.now()));
+        stop = waitStop(pid, Math.max(0, deadline - now()));
       } catch (err) {
         if (err instanceof SyscallError) throw err; // the wait itself failed: no tracee to stop
         this.halt(pid);

@@ -18,6 +18,7 @@ import { kill, signalName, SIGTRAP } from '../../bridge/signal.js';
 import { waitStop, type WaitResult } from '../../bridge/wait.js';
 import { traceCall, tracing } from './trace.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
+import { now } from '../../bridge/clock.js';
 
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 /** The same two bytes as the low half of a little-endian word, the rest zero. */
@@ -241,13 +242,13 @@ export class Injector {
     ARG_REGS.forEach((reg, i) => {
       regs[reg] = BigInt.asIntN(64, args[i] ?? 0n);
     });
-    const start = tracing() ? performance.now() : 0;
+    const start = tracing() ? now() : 0;
     setRegsFrom(this.pid, regs);
     contSyscall(this.pid, 0);
     this.waitSyscallStop(nr, ENTRY);
     contSyscall(this.pid, 0);
     const result = this.waitSyscallStop(nr, EXIT);
-    if (start) traceCall(this.pid, nr, args, result, start, performance.now() - start);
+    if (start) traceCall(this.pid, nr, args, result, start, now() - start);
     return result;
   }
 

@@ -6,6 +6,7 @@
 import { errnoName } from '../../bridge/errno.js';
 import { OutputFile } from '../output-file.js';
 import { syscallName } from './syscalls.js';
+import { now } from '../../bridge/clock.js';
 
 let sink: ((line: string) => void) | null = null;
 let origin = 0;
@@ -13,7 +14,7 @@ let origin = 0;
 /** Send every remote call from now on to `write`, one line each (null: stop). */
 export function traceTo(write: ((line: string) => void) | null): void {
   sink = write;
-  origin = performance.now();
+  origin = now();
 }
 
 /** Whether anyone listens: callers skip the work of a trace line when not. */
@@ -27,7 +28,7 @@ const result = (r: bigint): string => (r < 0n && r > -4096n ? `-1 ${errnoName(Nu
 
 const stamp = (ms: number): string => `${((ms - origin) / 1000).toFixed(6)}`;
 
-/** One injected call: started at `start` (performance.now()), took `ms`. */
+/** One injected call: started at `start` (bridge/clock.ts's now()), took `ms`. */
 export function traceCall(pid: number, nr: number, args: readonly bigint[], r: bigint, start: number, ms: number): void {
   sink?.(`${stamp(start)} pid ${pid} ${syscallName(nr)}(${args.map(arg).join(', ')}) = ${result(r)} (${ms.toFixed(3)} ms)`);
 }

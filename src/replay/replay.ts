@@ -21,6 +21,7 @@ import type { Op, Plan } from '../plan/ops.js';
 import { listFds } from '../proc/fds.js';
 import { readNofile } from '../proc/limits.js';
 import type { TargetState } from '../proc/target-state.js';
+import { now } from '../../bridge/clock.js';
 
 const AT_FDCWD = -100n;
 const SEEK_SET = 0n;
@@ -223,10 +224,10 @@ class Replayer {
     if (calls.length === 0) return;
     const queueing = this.opIndex;
     this.opts.onBatch?.({ recordsAt: this.batch.recordsAt, calls: calls.length, lastOp: ops[ops.length - 1]! });
-    const t = performance.now();
+    const t = now();
     const ran = this.batch;
     const out = this.runner.run(this.batch, { readBack: this.checks > 0 });
-    this.stats.batchMs += performance.now() - t;
+    this.stats.batchMs += now() - t;
     this.stats.batches++;
     // A batch that stops early fails the replay: its count only says how far it went.
     this.stats.syscalls += out.matched === ran.length ? ran.syscalls : out.results.length;

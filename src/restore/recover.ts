@@ -18,6 +18,7 @@ import { readStatus } from '../proc/process.js';
 import { rollback } from '../replay/replay.js';
 import { awaitStop, thaw, freeze } from '../task/freeze.js';
 import { putBack } from '../trust/fsids.js';
+import { now } from '../../bridge/clock.js';
 
 const SI_TKILL = -6;
 const PAGE_MASK = ~0xfffn;
@@ -29,7 +30,7 @@ const PAGE_MASK = ~0xfffn;
  * journal's would break it.
  */
 const SETTLE_MS = 1000;
-const settlesStopped = (pid: number): boolean => awaitStop(pid, performance.now() + SETTLE_MS);
+const settlesStopped = (pid: number): boolean => awaitStop(pid, now() + SETTLE_MS);
 
 const NOT_STOPPED = 'is running, not in the stop cr leaves a process it has changed in (cr ended before it changed anything, or it was let run since)';
 

@@ -8,6 +8,7 @@ import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
 import { isRunning, listThreads, readStatus } from '../proc/process.js';
 import { listTree, readStat } from '../proc/tree.js';
+import { now } from '../../bridge/clock.js';
 
 export interface Frozen {
   pid: number;
@@ -136,13 +137,13 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Wait until thread tid shows a stop (`T`, or `t` under a tracer), at most until `deadline`
- * (performance.now()); whether it did. A thread gone, or a zombie, ends the wait: not stopped.
+ * (bridge/clock.ts's now()); whether it did. A thread gone, or a zombie, ends the wait: not stopped.
  */
 export function awaitStop(tid: number, deadline: number): boolean {
   for (;;) {
     const state = safeState(tid);
     if (state === 'T' || state === 't') return true;
-    if (state === '?' || state === 'Z' || state === 'X' || performance.now() > deadline) return false;
+    if (state === '?' || state === 'Z' || state === 'X' || now() > deadline) return false;
     Atomics.wait(PAUSE, 0, 0, 1);
   }
 }
@@ -173,7 +174,7 @@ export function thaw(frozen: Frozen, opts: { leaveStopped: boolean }): void {
   reapKilled(frozen.pid, killed);
   if (failures.length > 0) throw new Error(`could not let threads go: ${failures.join('; ')}`);
   if (stopsAgain) {
-    const deadline = performance.now() + STOP_SEEN_MS;
+    const deadline = now() + STOP_SEEN_MS;
     for (const tid of tids) awaitStop(tid, deadline);
   }
 }
