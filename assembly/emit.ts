@@ -13,6 +13,11 @@ let ops: i32 = 0;
 /** highest fd number any op names: decides whether the soft limit must be raised first */
 export let highestFd: i32 = -1;
 
+/** The buffer the ops are written to, made anew on a fresh heap (index.ts `input`). */
+export function newEmitBuffer(): void {
+  words = new StaticArray<i32>(1024);
+}
+
 export function resetEmit(): void {
   used = 0;
   ops = 0;

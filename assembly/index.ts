@@ -5,10 +5,11 @@
 // Everything here is a pure function of the input: no imports but abort, no clock,
 // no randomness, so the same input gives the same bytes on every machine.
 
-import { decode, decodeError, decodeErrorArg, targetSoft, targetHard } from './table';
+import { decode, decodeError, decodeErrorArg, targetSoft, targetHard, newSortBuffers } from './table';
 import { pairPipeEnds, pairingError, pairingErrorArg } from './pairing';
-import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered } from './planner';
-import { resetEmit, wordsOut, wordCount, opCount, highestFd } from './emit';
+import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered, newPlannerBuffers } from './planner';
+import { resetEmit, wordsOut, wordCount, opCount, highestFd, newEmitBuffer } from './emit';
+import { newMoveBuffers } from './moves';
 import { OP_PRLIMIT, ERROR_DECODE, ERROR_PAIRING, WARN_HARD_LIMIT_LOWERED, PLAN_OK } from './abi';
 import { lowerBound } from './bound';
 
@@ -16,8 +17,20 @@ import { lowerBound } from './bound';
 let inputWords = new StaticArray<i32>(0);
 let outputWords = new StaticArray<i32>(0);
 
-/** A buffer for n input words; returns its address. */
+/**
+ * A buffer for n input words; returns its address. Each plan starts here on an empty heap: the
+ * runtime is asc's stub, which only allocates (no collector, so none of the incremental runtime's
+ * shadow-stack stores at every reference the planner reads: a fifth of its time), and everything
+ * the last plan allocated goes at once. So every buffer a module keeps from plan to plan is made
+ * anew here; the arrays each plan makes before it reads them (decode, pairing, slots) need not be.
+ */
 export function input(n: i32): usize {
+  __reset();
+  newSortBuffers();
+  newEmitBuffer();
+  newMoveBuffers();
+  newPlannerBuffers();
+  outputWords = new StaticArray<i32>(0);
   inputWords = new StaticArray<i32>(n);
   return changetype<usize>(inputWords);
 }

@@ -22,6 +22,16 @@ let stackSize: i32 = 0;
 /** Set when placement needed a free fd number and none was left. */
 export let outOfFds: bool = false;
 
+/** The unit's buffers, made anew on a fresh heap (index.ts `input`); they only grow within a plan. */
+export function newMoveBuffers(): void {
+  memberDesc = new StaticArray<i32>(16);
+  memberCur = new StaticArray<i32>(16);
+  memberDest = new StaticArray<i32>(16);
+  memberDone = new StaticArray<bool>(16);
+  touched = new StaticArray<i32>(16);
+  stack = new StaticArray<i32>(16);
+}
+
 export function initMoves(): void {
   outOfFds = false;
   count = 0;

@@ -279,6 +279,11 @@ function isReversed(q: i32): bool {
 /** membersByHome's keys: one buffer for every unit (a unit's members are used before the next unit's) */
 let memberKeys = new StaticArray<i64>(16);
 
+/** The planner's buffers kept from unit to unit, made anew on a fresh heap (index.ts `input`). */
+export function newPlannerBuffers(): void {
+  memberKeys = new StaticArray<i64>(16);
+}
+
 /** The unit's descriptions in order of their homes (homeless ones last): memberKeys[0 .. returned count). */
 function membersByHome(q: i32, readersFirst: bool): i32 {
   const n = pipeCount(q);

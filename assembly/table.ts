@@ -417,7 +417,13 @@ const SMALL_SORT: i32 = 32;
 /** the radix sort's second buffer, kept between sorts (it only grows) */
 let sortScratch = new StaticArray<i64>(0);
 /** one 256-entry histogram per byte of the key */
-const byteCounts = new StaticArray<i32>(8 * 256);
+let byteCounts = new StaticArray<i32>(8 * 256);
+
+/** The sort's buffers, made anew on a fresh heap (index.ts `input`). */
+export function newSortBuffers(): void {
+  sortScratch = new StaticArray<i64>(0);
+  byteCounts = new StaticArray<i32>(8 * 256);
+}
 
 /**
  * Sort non-negative keys ascending: an LSD radix sort by bytes, O(n) per byte that differs among
