@@ -77,3 +77,30 @@ export function copyRanges(pid: number, ranges: readonly MemoryRange[], write: b
 }
 
 const EFAULT = 14;
+
+const SYS_madvise = 28;
+const MADV_HUGEPAGE = 14;
+const MADV_POPULATE_WRITE = 23;
+const HUGE = 2 << 20;
+
+const madvise = (addr: bigint, len: number, advice: number): boolean => libc.syscall(SYS_madvise, 'uintptr_t', addr, 'size_t', len, 'int', advice) === 0;
+
+/**
+ * A buffer of at least `bytes` (a multiple of 2 MiB) whose memory is present and written already,
+ * for copies that must not pay for fresh memory when they run: on this VM the first write to a
+ * 4 KiB page costs 1.6-18 µs (a fault each). Made of 2 MiB pages where the kernel gives them
+ * (madvise MADV_HUGEPAGE on a 2 MiB-aligned part of a larger allocation: transparent hugepages are
+ * in `madvise` mode here) and made present in one call (MADV_POPULATE_WRITE, Linux 5.14): 8 MiB in
+ * about 1.1 ms against 4.4-5.8 ms written page by page. Where either is refused, written page by page.
+ */
+export function readyMemory(bytes: number): Buffer {
+  const size = Math.ceil(bytes / HUGE) * HUGE;
+  const raw = Buffer.allocUnsafe(size + HUGE);
+  const at = addressOf(raw);
+  const skip = Number(((at + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1)) - at);
+  const buf = raw.subarray(skip, skip + size);
+  const start = at + BigInt(skip);
+  madvise(start, size, MADV_HUGEPAGE);
+  if (!madvise(start, size, MADV_POPULATE_WRITE)) buf.fill(0);
+  return buf;
+}

@@ -116,6 +116,15 @@ function memoryToCopy(pid: number): number {
   return (kb('RssAnon') + kb('RssShmem') + kb('VmSwap')) * 1024;
 }
 
+/** memoryToCopy before the freeze: 0 for a pid /proc does not show (freezeTree says why). */
+function aboutMemory(pid: number): number {
+  try {
+    return memoryToCopy(pid);
+  } catch {
+    return 0;
+  }
+}
+
 /** The registers and XSAVE area of a stopped thread; refuses 32-bit code. */
 function readRegisters(pid: number, tid: number): { regs: Buffer; xstate: Buffer } {
   const gp = getRegs(tid);
@@ -228,7 +237,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const phases: Array<[string, number]> = [];
   const lap = stopwatch(phases);
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false, sync: opts.sync ?? false });
-  readyPageBatch();
+  // Memory for the root's pages, made before the freeze: a small process's are all held there and
+  // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
+  readyPageBatch(aboutMemory(pid));
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = now();

@@ -11,7 +11,7 @@
 // installs them again rather than writing anything there.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
-import { copyRanges, MAX_RANGES } from '../../bridge/memory.js';
+import { copyRanges, MAX_RANGES, readyMemory } from '../../bridge/memory.js';
 import { PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, scanPages, type AddressRange, type PageQuery } from '../../bridge/pagemap.js';
 import { MAX_RUN_BYTES, PAGE_SIZE, type ProcessImageWriter, type RunToWrite } from '../image/process-format.js';
 import { PROT_READ } from '../inject/syscalls.js';
@@ -66,7 +66,8 @@ export function savePages(
   let moved = 0;
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   let mem = -1;
-  const data = batchBuffer();
+  /** where the pages are copied: the hold's next part (writer.pagesAhead), else the batch buffer */
+  let data = batchBuffer();
   /** the runs to copy into `data`, back to back, before it is written out */
   const batch: Array<{ index: number; m: Mapping; addr: number; at: number; len: number }> = [];
   let used = 0;
@@ -162,7 +163,16 @@ export function savePages(
         }
       }
     });
-    writer.pagesAhead(planned.reduce((n, regions) => regions.reduce((k, r) => k + (r.end - r.start), n), 0));
+    // Pages the writer holds until the thaw stay where they were copied: the hold's next part,
+    // which takes them all; else one batch buffer, written out before it is filled again.
+    const ahead = planned.reduce((n, regions) => regions.reduce((k, r) => k + (r.end - r.start), n), 0);
+    const hold = holdArea();
+    if (writer.pagesAhead(ahead, hold.length - holdUsed) === true) {
+      data = hold.subarray(holdUsed, holdUsed + ahead);
+      holdUsed += ahead;
+    } else {
+      holdUsed = 0;
+    }
     mappings.forEach((m, index) => {
       let guard = 0;
       for (const r of planned[index]!) {
@@ -190,17 +200,32 @@ export function savePages(
 
 /** Bytes of pages one batch copies and writes: large enough that calls are few, small enough to hold whatever the image's size. */
 const BATCH_BYTES = 1 << 20;
-let batchData: Buffer | null = null;
-/** The batch buffer, made once per cr and reused by every member and dump: memory does not grow with the image. */
-const batchBuffer = (): Buffer => (batchData ??= Buffer.allocUnsafe(BATCH_BYTES));
+/**
+ * Most bytes of pages a dump holds to write after the thaw: a process whose memory is about this
+ * or less is copied here whole while frozen and written once it runs again. Memory stays bounded
+ * whatever the image's size.
+ */
+export const HOLD_MAX = 8 << 20;
+/**
+ * The page copy's memory, made once per cr and reused by every member and dump: its first
+ * BATCH_BYTES are the batch buffer; all of it is the hold, up to HOLD_MAX.
+ */
+let area: Buffer | null = null;
+/** the bytes of the hold that this dump's held pages take, from its start */
+let holdUsed = 0;
+const batchBuffer = (): Buffer => (area ??= readyMemory(BATCH_BYTES)).subarray(0, BATCH_BYTES);
+const holdArea = (): Buffer => area ?? batchBuffer();
 
 /**
- * Make the batch buffer and write it once, before the processes are frozen: on this VM the first
- * write to a page of memory costs about 18 µs (4-10 ms for the 1 MiB, 0.07 ms after), which would
- * otherwise be part of their downtime (docs/performance.md).
+ * Before the processes are frozen: make the memory their pages will be copied into, for `about`
+ * bytes of them (their anonymous, shared and swapped memory): all of it and 1 MiB more when that
+ * is HOLD_MAX or less, else one batch buffer, present and written before the freeze (readyMemory):
+ * fresh memory written while they are frozen would be part of their downtime.
  */
-export function readyPageBatch(): void {
-  batchBuffer().fill(0);
+export function readyPageBatch(about = 0): void {
+  const want = about + BATCH_BYTES <= HOLD_MAX ? about + BATCH_BYTES : BATCH_BYTES;
+  if (area === null || area.length < want) area = readyMemory(want);
+  holdUsed = 0;
 }
 
 /** PAGEMAP_SCAN's question for the pages a process owns: present or swapped, and no page of the page cache (of a private file mapping, those copied on write). */

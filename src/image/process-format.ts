@@ -87,6 +87,8 @@ export class ProcessImageWriter {
    */
   private held: Array<() => Buffer[]> | null = null;
   private heldBytes = 0;
+  /** the pages held are the page copy's own memory, left unchanged until commit (pagesAhead): not copied */
+  private heldViews = false;
 
   private constructor(private readonly out: Output) {}
 
@@ -136,15 +138,22 @@ export class ProcessImageWriter {
   }
 
   /**
-   * Told, before a member's pages, how many bytes of them may come at most. When held records
-   * (fdsLater) would outgrow HOLD_BYTES with them, what is held is written now and these pages as
-   * they come: holding them first would copy them into fresh memory, which on this VM costs more
-   * (about 18 microseconds a page) than encoding the held records early, and they would be written while
-   * the processes are frozen all the same.
+   * Told, before a member's pages, how many bytes of them may come at most, and how many the
+   * caller can keep where it copies them, unchanged until commit (`keep`). While records are
+   * held (fdsLater), pages that fit in `keep` are held too, as the caller's memory (no copy):
+   * returns true, and they are written after the thaw with the rest. Otherwise, when held
+   * records would outgrow HOLD_BYTES with them (or pages are held as the caller's memory, which
+   * it reuses now), what is held is written now and these pages as they come: holding them
+   * would copy them into fresh memory, which on this VM costs more (2-18 microseconds a page)
+   * than encoding the held records early, and they would be written while the processes are
+   * frozen all the same.
    */
-  pagesAhead(bytes: number): void {
+  pagesAhead(bytes: number, keep = 0): boolean {
     if (this.state !== 'pages') throw new Error(`process image: pages before a head`);
-    if (this.held && this.heldBytes + bytes > HOLD_BYTES) this.writeHeld();
+    if (!this.held) return false;
+    if (bytes <= keep) return (this.heldViews = true);
+    if (this.heldViews || this.heldBytes + bytes > HOLD_BYTES) this.writeHeld();
+    return false;
   }
 
   /** One run of whole pages of mapping `mapping` of the member whose head came last, starting at addr. */
@@ -165,8 +174,9 @@ export class ProcessImageWriter {
       header.writeUInt32LE(PAGES_HEADER + data.length, 4);
       header.writeUInt32LE(mapping, RECORD_HEADER);
       header.writeBigUInt64LE(BigInt(addr), RECORD_HEADER + 8);
-      parts.push(header, this.held ? Buffer.from(data) : data);
-      this.heldBytes += data.length;
+      const copy = this.held !== null && !this.heldViews;
+      parts.push(header, copy ? Buffer.from(data) : data);
+      if (copy) this.heldBytes += data.length;
     }
     if (parts.length === 0) return;
     if (!this.held) return this.put(parts);
@@ -213,6 +223,7 @@ export class ProcessImageWriter {
     if (!held) return;
     this.held = null;
     this.heldBytes = 0;
+    this.heldViews = false;
     for (const make of held) this.put(make());
   }
 
