@@ -73,7 +73,11 @@ const bundled = await Promise.all(
       platform: 'node',
       format: 'cjs',
       target: 'node20',
-      keepNames: true,
+      // No keepNames: its __name call for each function and class (660 in the dump's bundle, each
+      // a defineProperty that gives the function a map of its own) allocated 270 KB at start, a
+      // scavenge's worth. Without it a function esbuild renames (a second `classify` becomes
+      // `classify2`) carries that name in a CR_DEBUG stack; cr reads no function's name, and its
+      // error classes set their own.
       charset: 'ascii',
       external: ['koffi', 'msgpackr-extract'],
       write: false,
