@@ -7,8 +7,13 @@ import {
   OP_PRLIMIT, OP_COMMIT, OP_CREATE, OP_SOCKETPAIR,
 } from './abi';
 
+/**
+ * Words left free in front of the ops for the header index.ts writes there, so that the output is
+ * this buffer itself rather than a copy of it (26 MB at 10^6 fds, every page of it fresh memory).
+ */
+export const HEADER_ROOM: i32 = 8;
 let words = new StaticArray<i32>(1024);
-let used: i32 = 0;
+let used: i32 = HEADER_ROOM;
 let ops: i32 = 0;
 /** highest fd number any op names: decides whether the soft limit must be raised first */
 export let highestFd: i32 = -1;
@@ -19,7 +24,7 @@ export function newEmitBuffer(): void {
 }
 
 export function resetEmit(): void {
-  used = 0;
+  used = HEADER_ROOM;
   ops = 0;
   highestFd = -1;
 }
@@ -28,12 +33,26 @@ export function opCount(): i32 {
   return ops;
 }
 
+/** Words of ops emitted; they start at HEADER_ROOM in wordsOut(). */
 export function wordCount(): i32 {
-  return used;
+  return used - HEADER_ROOM;
 }
 
 export function wordsOut(): StaticArray<i32> {
   return words;
+}
+
+/**
+ * Room for about the ops a table of this size takes, made at once: grown by doubling from small,
+ * the buffer left each smaller copy behind (the heap is freed only between plans).
+ */
+export function expectWords(nFds: i32, nDescs: i32, nPipes: i32, nTarget: i32): void {
+  const n = i64(HEADER_ROOM) + 5 * i64(nFds) + 2 * i64(nDescs) + 4 * i64(nPipes) + 2 * i64(nTarget) + 64;
+  if (n > i64(words.length) && n < i64(1) << 28) {
+    const bigger = new StaticArray<i32>(i32(n));
+    memory.copy(changetype<usize>(bigger), changetype<usize>(words), usize(used) << 2);
+    words = bigger;
+  }
 }
 
 function reserve(n: i32): void {

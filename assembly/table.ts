@@ -258,16 +258,12 @@ export function decode(input: StaticArray<i32>): bool {
   let p = 10;
   // Sort fds by number: keys pack (fd, input index) so equal numbers stay adjacent.
   const keys = new StaticArray<i64>(nFds);
-  const rawDesc = new StaticArray<i32>(nFds);
-  const rawCloexec = new StaticArray<bool>(nFds);
   for (let i = 0; i < nFds; i++) {
     const fd = input[p];
     const desc = input[p + 1];
     if (fd < 0) return fail(DECODE_BAD_FD, i);
     if (desc < 0 || desc >= nDescs) return fail(DECODE_BAD_DESC, i);
     keys[i] = (i64(fd) << 32) | i64(i);
-    rawDesc[i] = desc;
-    rawCloexec[i] = input[p + 2] != 0;
     p += 3;
   }
   sortI64(keys);
@@ -280,8 +276,8 @@ export function decode(input: StaticArray<i32>): bool {
     const at = i32(keys[i] & 0xffffffff);
     if (i > 0 && fd == fdNum[i - 1]) return fail(DECODE_DUPLICATE_FD, fd);
     fdNum[i] = fd;
-    fdDesc[i] = rawDesc[at];
-    fdCloexec[i] = rawCloexec[at];
+    fdDesc[i] = input[10 + 3 * at + 1];
+    fdCloexec[i] = input[10 + 3 * at + 2] != 0;
     maxImageFd = fd;
   }
   fdAt = new StaticArray<i32>(maxImageFd >= 0 && maxImageFd < MAX_FD_NUMBER ? maxImageFd + 1 : 0);
