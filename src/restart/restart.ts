@@ -110,18 +110,22 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
     const opener = fsIdentityOf(pid);
     const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
+    husk = Husk.adopt(pid, BigInt(area), timeoutMs, () => {});
     lap('husk');
-    husk = Husk.adopt(pid, BigInt(area), timeoutMs, (inj, runner) => {
-      if (ids) becomeAuthor(inj, ids, opener);
-      replay(inj, table, plan, { runner });
-    });
-    const fds = expectedFds(table, target);
-    checkFdNumbers(pid, fds);
-    lap('fds');
+    // Its pid made final before the replay, as a tree's root is (tree.ts): the copy clone3 makes
+    // then shares no fds, and the husk it replaces ends holding none (after the replay, the
+    // dense table's 1,031 were copied and closed again, cr waiting on both).
     if (opts.samePid) {
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
+    husk.run((inj, runner) => {
+      if (ids) becomeAuthor(inj, ids, opener);
+      replay(inj, table, plan, { runner });
+    });
+    const fds = expectedFds(table, target);
+    checkFdNumbers(husk.pid, fds);
+    lap('fds');
     // A pidfd of itself (the tree of one has no other process), now that its pid is final.
     pointPidfds(husk, table, () => husk!.pid, fds);
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
