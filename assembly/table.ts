@@ -256,35 +256,16 @@ export function decode(input: StaticArray<i32>): bool {
   if (mode < MODE_FRESH || mode > MODE_INTO_EXACT) return fail(DECODE_BAD_HEADER, 4);
 
   let p = 10;
-  // Sort fds by number: keys pack (fd, input index) so equal numbers stay adjacent.
-  const keys = new StaticArray<i64>(nFds);
+  let highest = -1;
   for (let i = 0; i < nFds; i++) {
     const fd = input[p];
     const desc = input[p + 1];
     if (fd < 0) return fail(DECODE_BAD_FD, i);
     if (desc < 0 || desc >= nDescs) return fail(DECODE_BAD_DESC, i);
-    keys[i] = (i64(fd) << 32) | i64(i);
+    if (fd > highest) highest = fd;
     p += 3;
   }
-  sortI64(keys);
-  fdNum = new StaticArray<i32>(nFds);
-  fdDesc = new StaticArray<i32>(nFds);
-  fdCloexec = new StaticArray<bool>(nFds);
-  maxImageFd = -1;
-  for (let i = 0; i < nFds; i++) {
-    const fd = i32(keys[i] >> 32);
-    const at = i32(keys[i] & 0xffffffff);
-    if (i > 0 && fd == fdNum[i - 1]) return fail(DECODE_DUPLICATE_FD, fd);
-    fdNum[i] = fd;
-    fdDesc[i] = input[10 + 3 * at + 1];
-    fdCloexec[i] = input[10 + 3 * at + 2] != 0;
-    maxImageFd = fd;
-  }
-  fdAt = new StaticArray<i32>(maxImageFd >= 0 && maxImageFd < MAX_FD_NUMBER ? maxImageFd + 1 : 0);
-  if (fdAt.length > 0) {
-    memory.fill(changetype<usize>(fdAt), 0xff, usize(fdAt.length) * 4);
-    for (let i = 0; i < nFds; i++) unchecked((fdAt[fdNum[i]] = i));
-  }
+  if (!sortFds(input, highest)) return false;
 
   descRecords = new StaticArray<i32>(nDescs << DESC_SHIFT);
   for (let d = 0; d < nDescs; d++) {
@@ -342,6 +323,55 @@ export function decode(input: StaticArray<i32>): bool {
   }
   for (let d = 0; d < nDescs; d++) if (descClass(d) == CLASS_INHERITED && descSource[d] < 0) return fail(DECODE_BAD_INHERITED, nTarget + d);
   return groupByDesc();
+}
+
+/**
+ * fdNum, fdDesc, fdCloexec sorted by number, and fdAt. Numbers a plan can take (below
+ * MAX_FD_NUMBER) are put in order through fdAt itself, one pass over the input and one over the
+ * numbers; others by a sort of (fd, input index) keys, which keeps equal numbers adjacent. A
+ * duplicate is reported at the lowest number that has one, either way.
+ */
+function sortFds(input: StaticArray<i32>, highest: i32): bool {
+  fdNum = new StaticArray<i32>(nFds);
+  fdDesc = new StaticArray<i32>(nFds);
+  fdCloexec = new StaticArray<bool>(nFds);
+  maxImageFd = highest;
+  if (highest >= MAX_FD_NUMBER) {
+    fdAt = new StaticArray<i32>(0);
+    const keys = new StaticArray<i64>(nFds);
+    for (let i = 0; i < nFds; i++) keys[i] = (i64(input[10 + 3 * i]) << 32) | i64(i);
+    sortI64(keys);
+    for (let i = 0; i < nFds; i++) {
+      const fd = i32(keys[i] >> 32);
+      const at = i32(keys[i] & 0xffffffff);
+      if (i > 0 && fd == fdNum[i - 1]) return fail(DECODE_DUPLICATE_FD, fd);
+      fdNum[i] = fd;
+      fdDesc[i] = input[10 + 3 * at + 1];
+      fdCloexec[i] = input[10 + 3 * at + 2] != 0;
+    }
+    return true;
+  }
+  fdAt = new StaticArray<i32>(highest + 1);
+  memory.fill(changetype<usize>(fdAt), 0xff, usize(fdAt.length) * 4);
+  let duplicate = i32.MAX_VALUE;
+  for (let i = 0; i < nFds; i++) {
+    const fd = unchecked(input[10 + 3 * i]);
+    if (unchecked(fdAt[fd]) >= 0) duplicate = min(duplicate, fd);
+    unchecked((fdAt[fd] = i));
+  }
+  if (duplicate != i32.MAX_VALUE) return fail(DECODE_DUPLICATE_FD, duplicate);
+  // fdAt: input index -> index in number order
+  let k = 0;
+  for (let fd = 0; fd <= highest; fd++) {
+    const at = unchecked(fdAt[fd]);
+    if (at < 0) continue;
+    unchecked((fdNum[k] = fd));
+    unchecked((fdDesc[k] = input[10 + 3 * at + 1]));
+    unchecked((fdCloexec[k] = input[10 + 3 * at + 2] != 0));
+    unchecked((fdAt[fd] = k));
+    k++;
+  }
+  return true;
 }
 
 /** Classes whose descriptions share an object (a pipe, with its bytes and capacity). */
