@@ -21,6 +21,7 @@ import { readMember as readTreeMember } from '../proc/tree.js';
 import { captureFdTables } from './fds.js';
 import { withCttyTermios } from './ctty.js';
 import { readInjected, type ThreadOwn } from './injected-reads.js';
+import { learnOwnVdso } from '../inject/injector.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
@@ -240,6 +241,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   // Memory for the root's pages, made before the freeze: a small process's are all held there and
   // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
   readyPageBatch(aboutMemory(pid));
+  // What the injection needs of cr itself, learnt before anything is frozen.
+  learnOwnVdso();
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = now();

@@ -80,7 +80,8 @@ export function readInjected(pid: number, residentOf: Map<number, { start: numbe
   const guard = Guard.start(pid, pid, 'dump');
   let inj: Injector;
   try {
-    inj = Injector.attach(pid);
+    // The group stop changed no mapping: the journal's read of them serves the attach too.
+    inj = Injector.attach(pid, { maps: guard.maps, tgid: pid });
   } catch (err) {
     guard.close();
     throw err;

@@ -45,6 +45,10 @@ export interface InjectorOptions {
    * For the restart's husk, whose own memory is torn down around the area (src/restart/husk.ts).
    */
   keepAreaAt?: { addr: bigint; bytes: number };
+  /** the tracee's /proc/PID/maps, read since anything last changed it (Guard.start's): not read again */
+  maps?: string;
+  /** the tracee's thread group, when the caller knows it: its status is not read */
+  tgid?: number;
 }
 
 const hex = (v: bigint): string => (v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`);
@@ -102,21 +106,30 @@ function syscallOffset(pid: number, m: Executable): bigint | null {
 let ownVdsoOffset: bigint | null | undefined;
 
 /**
+ * Learn where cr's own vdso has its first `syscall` (a read of /proc/self/maps and of the vdso),
+ * once per cr: a dump does it before it freezes anything, so that findSyscallSite, which needs
+ * it, costs the frozen process less.
+ */
+export function learnOwnVdso(): bigint | null {
+  if (ownVdsoOffset === undefined) {
+    const own = vdsoOf(readFileSync('/proc/self/maps', 'latin1'));
+    ownVdsoOffset = own ? syscallOffset(process.pid, own) : null;
+  }
+  return ownVdsoOffset;
+}
+
+/**
  * Address of a `syscall` instruction (the bytes 0f 05) already in pid's executable memory. Only
  * read, never written, so which mapping holds it does not matter; the bytes need not start an
  * instruction of the program's, since under PTRACE_SYSCALL nothing after them ever runs. The
  * vdso's offset is learnt once from cr's own and only confirmed in the tracee (two bytes read,
  * not the whole vdso); anything else is searched.
  */
-export function findSyscallSite(pid: number): bigint {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+export function findSyscallSite(pid: number, maps = readFileSync(`/proc/${pid}/maps`, 'latin1')): bigint {
   const vdso = vdsoOf(maps);
-  if (ownVdsoOffset === undefined) {
-    const own = vdsoOf(readFileSync('/proc/self/maps', 'latin1'));
-    ownVdsoOffset = own ? syscallOffset(process.pid, own) : null;
-  }
-  if (vdso && ownVdsoOffset !== null && vdso.start + ownVdsoOffset + 8n <= vdso.end) {
-    const site = vdso.start + ownVdsoOffset;
+  const offset = learnOwnVdso();
+  if (vdso && offset !== null && vdso.start + offset + 8n <= vdso.end) {
+    const site = vdso.start + offset;
     try {
       if ((peek(pid, site) & 0xffffn) === SYSCALL_WORD) return site;
     } catch {
@@ -204,10 +217,10 @@ export class Injector {
     if (kind !== 'event-stop' && kind !== 'ptrace-event') {
       throw new Error(`pid ${pid}: cannot inject from ${kind}; bring it to a PTRACE_EVENT_STOP (PTRACE_INTERRUPT) first`);
     }
-    const site = findSyscallSite(pid);
+    const site = findSyscallSite(pid, options.maps);
     const deferred: number[] = [];
     if (kind === 'ptrace-event') toEventStop(pid, deferred);
-    const injector = new Injector(pid, tgidOf(pid), site, getSigmask(pid), timeoutMs, deferred, options.keepAreaAt ?? null);
+    const injector = new Injector(pid, options.tgid ?? tgidOf(pid), site, getSigmask(pid), timeoutMs, deferred, options.keepAreaAt ?? null);
     getRegsInto(pid, injector.saved);
     // Blocked while stopped, so no signal handler can run on our registers, an injected call
     // cannot be interrupted, and the only signal stop left possible is for SIGSTOP.

@@ -55,10 +55,10 @@ export function startTime(pid: number): string {
 
 const LEADING_ZEROS = /^0+(?=[0-9a-f])/;
 
-/** The address ranges mapped in pid, as /proc/PID/maps lists them: hex, without leading zeros. */
-function mappedHex(pid: number): Array<[string, string]> {
+/** The address ranges mapped in pid, as /proc/PID/maps lists them (`maps`: its text): hex, without leading zeros. */
+function mappedHex(pid: number, maps = readFileSync(`/proc/${pid}/maps`, 'latin1')): Array<[string, string]> {
   const ranges: Array<[string, string]> = [];
-  for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
+  for (const line of maps.split('\n')) {
     const range = line.slice(0, line.indexOf(' '));
     if (!range) continue;
     const [a, b] = range.split('-') as [string, string];
@@ -287,6 +287,8 @@ export class Guard {
     /** signals suppressed while stopping the group, sent again by end() */
     private readonly deferred: number[],
     private readonly timeoutMs: number,
+    /** /proc/PID/maps as start() read it, before cr changed anything: for the injector's attach (Injector.attach's `maps`) */
+    readonly maps: string,
   ) {}
 
   /**
@@ -304,6 +306,7 @@ export class Guard {
     const regs = new BigInt64Array(REG_COUNT);
     getRegsInto(tid, regs);
     const mask = getSigmask(tid);
+    const maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
     const record: JournalRecord = {
       version: JOURNAL_VERSION,
       pid,
@@ -315,7 +318,7 @@ export class Guard {
       wasStopped: inGroupStop(tid),
       regs: [...regs].map(String),
       mask: mask.toString('hex'),
-      maps: mappedHex(pid),
+      maps: mappedHex(pid, maps),
       ...extra,
     };
     try {
@@ -323,7 +326,7 @@ export class Guard {
     } catch (err) {
       throw new CrError(`cannot write the journal for pid ${pid} in ${dir}: ${(err as Error).message}; nothing was changed`);
     }
-    const guard = new Guard(dir, record, [], timeoutMs);
+    const guard = new Guard(dir, record, [], timeoutMs, maps);
     if (!record.wasStopped) guard.deferred.push(...stopGroup(pid, tid, mask, timeoutMs));
     return guard;
   }
