@@ -34,7 +34,11 @@ for (const [fd, name, method] of [[1, 'stdout', 'log'], [2, 'stderr', 'error']])
   const consoles = console[method].bind(console);
   let streamed = false;
   console[method] = (...args) => {
-    if (streamed || args.length !== 1 || typeof args[0] !== 'string') return consoles(...args);
+    if (streamed || args.length !== 1 || typeof args[0] !== 'string') {
+      // What goes to the stream may be queued there: all after it on this fd follows it.
+      streamed = true;
+      return consoles(...args);
+    }
     const bytes = Buffer.from(`${args[0]}\n`);
     let done = 0;
     try {
