@@ -1,5 +1,6 @@
 // `npm run bench:process [RUNS]`: issue 15's rows, each as whole CLI runs (a fresh `node cr.mjs`
-// per run, median of RUNS, default 5): a python3 process with the seed's 8 fds, a process holding
+// per run, median of RUNS, default 5): the start-up (`--help`, and `dump --bogus` and `restore
+// --bogus`: each command's modules loaded, its parser refusing), a python3 process with the seed's 8 fds, a process holding
 // the dense table (1,031 fds on 393 pipes, 580 KB queued), a python3 process holding 300 MiB, and
 // `plan` of a 100,000-fd JSON table. Beside each: `node -e 0` measured in the same run, cr's own
 // work (whole minus that), the CPU time of each (user + system: steadier than wall time on a
@@ -53,17 +54,17 @@ function childrenCpuMs(): number {
   return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
-/** One whole command: its wall time, its CPU time and what it wrote on stderr. */
-function timed(argv: string[], what: string): { ms: number; cpu: number; stderr: string } {
+/** One whole command, which must exit with `status`: its wall time, its CPU time and what it wrote on stderr. */
+function timed(argv: string[], what: string, status = 0): { ms: number; cpu: number; stderr: string } {
   const c = childrenCpuMs();
   const t = performance.now();
   const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 26 });
   const ms = performance.now() - t;
-  if (r.status !== 0) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  if (r.status !== status) throw new Error(`${what} failed (${r.status ?? r.signal}): ${r.stderr}`);
   return { ms, cpu: childrenCpuMs() - c, stderr: r.stderr };
 }
 
-const cr = (args: string[]) => timed([process.execPath, CR, ...args], `cr ${args[0]}`);
+const cr = (args: string[], status = 0) => timed([process.execPath, CR, ...args], `cr ${args[0]}`, status);
 
 function frozenMs(stderr: string): number {
   const m = /frozen ([0-9.]+) ms/.exec(stderr);
@@ -128,6 +129,8 @@ interface Row {
   frozen?: number[];
   criu: string;
   cp?: number[];
+  /** show the whole time as a multiple of `node -e 0`'s (the start-up target of --help) */
+  perNode?: boolean;
 }
 
 const rows: Row[] = [];
@@ -141,6 +144,23 @@ try {
     const r = timed([process.execPath, '-e', '0'], 'node -e 0');
     nodeStart.push(r.ms);
     nodeCpu.push(r.cpu);
+  }
+
+  // Start-up: help, and each command's fixed cost (its modules loaded, its parser refusing an
+  // unknown flag with exit 2), the issue's targets 1.2x `node -e 0` and 25 ms above it.
+  for (const [work, args, status] of [
+    ['start-up: --help', ['--help'], 0],
+    ["dump's fixed cost (dump --bogus)", ['dump', '--bogus'], 2],
+    ["restore's fixed cost (restore --bogus)", ['restore', '--bogus'], 2],
+  ] as const) {
+    const whole: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = cr([...args], status);
+      whole.push(r.ms);
+      cpu.push(r.cpu);
+    }
+    rows.push({ work, whole, cpu, criu: '-', perNode: args[0] === '--help' });
   }
 
   // The seed's layout: python3 with 8 fds.
@@ -225,6 +245,7 @@ try {
       'CRIU 4.2 whole': r.criu,
       'cp of image': r.cp ? ms(median(r.cp)) : '',
       'cr / cp': r.cp ? `${(median(r.whole) / median(r.cp)).toFixed(1)}x` : '',
+      'cr / node -e 0': r.perNode ? `${(median(r.whole) / node).toFixed(2)}x wall, ${(median(r.cpu) / nodeCpuMs).toFixed(2)}x CPU` : '',
     })),
   );
 } finally {
