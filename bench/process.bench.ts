@@ -1,12 +1,12 @@
 // `npm run bench:process [RUNS]`: issue 15's rows, each as whole CLI runs (a fresh `node cr.mjs`
 // per run, median of RUNS, default 5): the start-up (`--help`, and `dump --bogus` and `restore
-// --bogus`: each command's modules loaded, its parser refusing), a python3 process with the
-// seed's 8 fds, a process holding the dense table (1,031 fds on 393 pipes, 580 KB queued), a
-// python3 process holding 300 MiB, and `plan` of a 100,000-fd JSON table. Beside each: `node -e 0` measured in the same run, cr's own
-// work (whole minus that), the CPU time of each (user + system: steadier than wall time on a
-// machine other work shares), the target's downtime (dump --timings' `frozen N ms`), and for the
-// 300 MiB rows the ratio to `cp` of the image file. CRIU 4.2's figures are the issue's, measured
-// on this kind of machine; nothing here asserts a time.
+// --bogus`: each command's modules loaded, its parser refusing), a python3 process with the seed's
+// 8 fds, a process holding the dense table (1,031 fds on 393 pipes, 580 KB queued), a python3
+// process holding 300 MiB, and `plan` of a 100,000-fd JSON table. Beside each: `node -e 0` measured
+// in the same run, cr's own work (whole minus that), the CPU time of each (user + system: steadier
+// than wall time on a machine other work shares), the target's downtime (dump --timings' `frozen N
+// ms`), and for the 300 MiB rows the ratio to `cp` of the image file. CRIU 4.2's figures are the
+// issue's, measured on this kind of machine; nothing here asserts a time.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
