@@ -28,7 +28,7 @@ import { readTimers } from './timers.js';
 import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
 import { readSysvIpc } from './sysv-ipc.js';
 import { noObjectsSeen, readMappings, readMaps, resolveUnnamed, skipSavedShared, type Maps, type PagePolicy, type SharedObjectsSeen } from './maps.js';
-import { readyPageBatch, savePages } from './pages.js';
+import { readyPageBatch, savePages, type PageStats } from './pages.js';
 import { refuseTracers, refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
 import type { OnProgress } from '../progress.js';
@@ -283,7 +283,8 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     // One progress line for the whole tree: each member's bytes moved after those before it.
     const total = opts.onProgress ? live.reduce((n, m) => n + memoryToCopy(m.pid), 0) : 0;
     let before = 0;
-    const stats = { saved: 0, zero: 0 };
+    // Each member's counts, complete once the writer has written its pages (held ones at commit).
+    const counted: PageStats[] = [];
     for (const st of states) {
       writer.head(st.head);
       const start = before;
@@ -291,8 +292,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       const progress = opts.onProgress && { onProgress: (n: number): void => opts.onProgress!(start + (moved = n), total), total };
       const s = savePages(st.pid, st.mappings, st.policies, writer, st.guardsKnown, st.resident, progress);
       before += moved;
-      stats.saved += s.saved;
-      stats.zero += s.zero;
+      counted.push(s);
     }
     lap('pages');
     // Everything is read: unless they are to be killed once the image is whole, the processes go
@@ -317,7 +317,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       connections.handOver();
     }
     return {
-      bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: stats.saved, zeroPages: stats.zero, fdImage, phases,
+      bytes, mappings: states.reduce((n, st) => n + st.mappings.length, 0), pages: counted.reduce((n, s) => n + s.saved, 0), zeroPages: counted.reduce((n, s) => n + s.zero, 0), fdImage, phases,
       tree: members, frozenMs, ...(opts.keepConnections ? { connections } : {}),
     };
   } catch (err) {

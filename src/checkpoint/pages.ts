@@ -50,7 +50,8 @@ const hex = (n: number): string => n.toString(16);
 /**
  * Save the pages of each mapping its policy asks for (maps.ts), leaving out its guard regions.
  * `guardsKnown` is false on a kernel that cannot report guard regions: a page that cannot be read
- * may then be one. Returns what was saved.
+ * may then be one. Returns what was saved, counted as the pages are written: for pages the writer
+ * holds (pagesAhead), at its commit.
  */
 export function savePages(
   pid: number,
@@ -91,10 +92,9 @@ export function savePages(
           done.add(r);
         }
       }
-      const records: RunToWrite[] = [];
       for (const r of batch) {
-        const pages = r.len / PAGE_SIZE;
-        const unreadable = done.has(r) ? [] : readRun(memFd(), data.subarray(r.at, r.at + r.len), pages, r.addr);
+        if (done.has(r)) continue;
+        const unreadable = readRun(memFd(), data.subarray(r.at, r.at + r.len), r.len / PAGE_SIZE, r.addr);
         for (const { page, code } of unreadable) {
           // A page past the end of its file (the process would get SIGBUS) reads as zeroes after
           // the restart too: for a mapping saved whole, leave it out.
@@ -102,31 +102,41 @@ export function savePages(
           const why = guardsKnown ? 'cr cannot carry it' : 'a guard region (MADV_GUARD_INSTALL) this kernel cannot report, or memory cr cannot carry';
           throw new CrError(`mapping ${hex(r.m.start)}-${hex(r.m.end)} ${printable(r.m.name) || '(anonymous)'}: the page at ${hex(page)} cannot be read (${code}): ${why}`, EXIT_BAD_INPUT);
         }
-        if (r.m.kind !== 'anon' && r.m.kind !== 'shared-anon') {
-          records.push({ mapping: r.index, addr: r.addr, data: data.subarray(r.at, r.at + r.len) });
-          stats.saved += pages;
-          continue;
-        }
-        // A zero page of anonymous memory, shared or not, is what restart gets for free.
-        let from = -1;
-        for (let p = 0; p <= pages; p++) {
-          const at = r.at + p * PAGE_SIZE;
-          // Most pages that hold data have a byte set among their first two: those are told
-          // without a call into C (0.4 against 10 ms per 300 MiB of random bytes).
-          const zero = p < pages && data[at] === 0 && data[at + 1] === 0 && data.compare(ZERO, 0, PAGE_SIZE, at, at + PAGE_SIZE) === 0;
-          if (p < pages && !zero) {
-            if (from < 0) from = p;
+      }
+      // Each run's records, all-zero pages of anonymous memory left out: for held pages, judged
+      // when they are written (after the thaw), from the same bytes.
+      const runs = batch.slice();
+      const source = data;
+      writer.pageRunsLater(() => {
+        const records: RunToWrite[] = [];
+        for (const r of runs) {
+          const pages = r.len / PAGE_SIZE;
+          if (r.m.kind !== 'anon' && r.m.kind !== 'shared-anon') {
+            records.push({ mapping: r.index, addr: r.addr, data: source.subarray(r.at, r.at + r.len) });
+            stats.saved += pages;
             continue;
           }
-          if (zero) stats.zero++;
-          if (from >= 0) {
-            records.push({ mapping: r.index, addr: r.addr + from * PAGE_SIZE, data: data.subarray(r.at + from * PAGE_SIZE, at) });
-            stats.saved += p - from;
-            from = -1;
+          // A zero page of anonymous memory, shared or not, is what restart gets for free.
+          let from = -1;
+          for (let p = 0; p <= pages; p++) {
+            const at = r.at + p * PAGE_SIZE;
+            // Most pages that hold data have a byte set among their first two: those are told
+            // without a call into C (0.4 against 10 ms per 300 MiB of random bytes).
+            const zero = p < pages && source[at] === 0 && source[at + 1] === 0 && source.compare(ZERO, 0, PAGE_SIZE, at, at + PAGE_SIZE) === 0;
+            if (p < pages && !zero) {
+              if (from < 0) from = p;
+              continue;
+            }
+            if (zero) stats.zero++;
+            if (from >= 0) {
+              records.push({ mapping: r.index, addr: r.addr + from * PAGE_SIZE, data: source.subarray(r.at + from * PAGE_SIZE, at) });
+              stats.saved += p - from;
+              from = -1;
+            }
           }
         }
-      }
-      writer.pageRuns(records);
+        return records;
+      });
       moved += used;
       progress?.onProgress(moved, progress.total);
       batch.length = 0;

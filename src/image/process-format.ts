@@ -165,15 +165,9 @@ export class ProcessImageWriter {
   pageRuns(runs: ReadonlyArray<RunToWrite>): void {
     if (this.state !== 'pages') throw new Error(`process image: pages before a head`);
     const parts: Buffer[] = [];
-    for (const { mapping, addr, data } of runs) {
-      if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
-        throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
-      }
-      const header = Buffer.alloc(RECORD_HEADER + PAGES_HEADER);
-      header.writeUInt32LE(RECORD_PAGES, 0);
-      header.writeUInt32LE(PAGES_HEADER + data.length, 4);
-      header.writeUInt32LE(mapping, RECORD_HEADER);
-      header.writeBigUInt64LE(BigInt(addr), RECORD_HEADER + 8);
+    for (const run of runs) {
+      const { data } = run;
+      const header = pagesHeader(run);
       const copy = this.held !== null && !this.heldViews;
       parts.push(header, copy ? Buffer.from(data) : data);
       if (copy) this.heldBytes += data.length;
@@ -182,6 +176,24 @@ export class ProcessImageWriter {
     if (!this.held) return this.put(parts);
     this.held.push(() => parts);
     if (this.heldBytes > HOLD_BYTES) this.writeHeld();
+  }
+
+  /**
+   * pageRuns() of runs made when they are written (`make`, called once): at commit, after the
+   * thaw, when the pages are held as the caller's memory (pagesAhead), so that what judges them
+   * (which pages are all zero) is no part of the processes' downtime; else now.
+   */
+  pageRunsLater(make: () => ReadonlyArray<RunToWrite>): void {
+    if (this.state !== 'pages') throw new Error(`process image: pages before a head`);
+    const held = this.held;
+    if (held === null || !this.heldViews) return this.pageRuns(make());
+    held.push(() => {
+      const runs = make();
+      // Held as views, so not counted against HOLD_BYTES: put() writes them as they are.
+      const parts: Buffer[] = [];
+      for (const run of runs) parts.push(pagesHeader(run), run.data);
+      return parts;
+    });
   }
 
   /** Seal (END record with the checksum), fsync if asked and put in place. Returns the image size. */
@@ -232,6 +244,19 @@ export class ProcessImageWriter {
     for (const p of parts) this.hash.update(p);
     this.bytes += parts.reduce((n, p) => n + p.length, 0);
   }
+}
+
+/** The record header and PAGES header of a run of whole pages (1..MAX_RUN_BYTES of them). */
+function pagesHeader({ mapping, addr, data }: RunToWrite): Buffer {
+  if (data.length === 0 || data.length % PAGE_SIZE !== 0 || data.length > MAX_RUN_BYTES) {
+    throw new Error(`process image: a run of ${data.length} bytes is not 1..${MAX_RUN_BYTES / PAGE_SIZE} whole pages`);
+  }
+  const header = Buffer.alloc(RECORD_HEADER + PAGES_HEADER);
+  header.writeUInt32LE(RECORD_PAGES, 0);
+  header.writeUInt32LE(PAGES_HEADER + data.length, 4);
+  header.writeUInt32LE(mapping, RECORD_HEADER);
+  header.writeBigUInt64LE(BigInt(addr), RECORD_HEADER + 8);
+  return header;
 }
 
 export interface PageRun {
