@@ -22,30 +22,49 @@ export interface Encoded {
 const cap = (n: number) => Math.min(Math.max(0, Math.floor(n)), LIMIT_CAP);
 
 /**
- * id -> index in `items` (-1 for none). Dumps number descriptions and pipes from 0 up, so the ids
+ * id -> index in `ids` (-1 for none). Dumps number descriptions and pipes from 0 up, so the ids
  * are looked up in a typed array by id (a Map's hashing per fd cost more than the rest of the
  * encode at 100,000 fds); ids that are not small non-negative integers take a Map.
  */
-function indexById(items: ReadonlyArray<{ id: number }>): (id: number) => number {
+function indexById(ids: readonly number[]): (id: number) => number {
   let highest = -1;
-  for (const item of items) {
-    const id = item.id;
-    if (!Number.isInteger(id) || id < 0 || id > 4 * items.length + 64) {
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id > 4 * ids.length + 64) {
       const map = new Map<number, number>();
-      items.forEach((x, i) => map.set(x.id, i));
+      ids.forEach((x, i) => map.set(x, i));
       return (key) => map.get(key) ?? -1;
     }
     if (id > highest) highest = id;
   }
   const byId = new Int32Array(highest + 1).fill(-1);
-  items.forEach((x, i) => (byId[x.id] = i));
+  ids.forEach((x, i) => (byId[x] = i));
   return (key) => byId[key] ?? -1;
 }
 
+/**
+ * Each array of the table is read once (its objects lie scattered over the heap: at 1,000,000 fds
+ * every pass over them was cache misses, about half of the encode): ids, byte counts and the
+ * descriptions on socket pairs are taken in one pass, the words in one more.
+ */
 export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
-  const descIndex = indexById(table.descs);
-  const pipeIndex = indexById(table.pipes);
-  const dataLength = table.pipes.map((p) => p.data.length);
+  const { fds, descs, pipes } = table;
+  const descIds: number[] = new Array(descs.length);
+  /** indices of the descriptions on a socket pair (few kinds are) */
+  const paired: number[] = [];
+  for (let i = 0; i < descs.length; i++) {
+    const d = descs[i]!;
+    descIds[i] = d.id;
+    if (pairOf(d) !== undefined) paired.push(i);
+  }
+  const pipeIds: number[] = new Array(pipes.length);
+  const dataLength: number[] = new Array(pipes.length);
+  for (let i = 0; i < pipes.length; i++) {
+    const q = pipes[i]!;
+    pipeIds[i] = q.id;
+    dataLength[i] = q.data.length;
+  }
+  const descIndex = indexById(descIds);
+  const pipeIndex = indexById(pipeIds);
 
   // Target fds that hold a description of the table already (a forked child's): those descriptions
   // are CLASS_INHERITED, whatever their kind.
@@ -57,30 +76,32 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   const inherited = new Set<number>([...held.values()].map((h) => h.desc));
   // Socket pairs are objects after the pipes: the planner makes their two ends with one call.
   const pairIndex = new Map<number, number>();
-  table.descs.forEach((d, i) => {
-    const pair = inherited.has(i) ? undefined : pairOf(d);
-    if (pair !== undefined && !pairIndex.has(pair)) pairIndex.set(pair, table.pipes.length + pairIndex.size);
-  });
+  for (const i of paired) {
+    const pair = inherited.has(i) ? undefined : pairOf(descs[i]!);
+    if (pair !== undefined && !pairIndex.has(pair)) pairIndex.set(pair, pipes.length + pairIndex.size);
+  }
 
-  const nObjects = table.pipes.length + pairIndex.size;
-  const n = 10 + table.fds.length * 3 + table.descs.length * 6 + nObjects * 3 + target.fds.length * 3;
+  const nObjects = pipes.length + pairIndex.size;
+  const n = 10 + fds.length * 3 + descs.length * 6 + nObjects * 3 + target.fds.length * 3;
   const words = new Int32Array(n);
   words.set([
-    INPUT_VERSION, table.fds.length, table.descs.length, nObjects, target.fds.length,
+    INPUT_VERSION, fds.length, descs.length, nObjects, target.fds.length,
     cap(table.rlimit.soft), cap(table.rlimit.hard), cap(target.rlimit.soft), cap(target.rlimit.hard),
     MODE_CODE[target.mode],
   ]);
   let p = 10;
-  for (const fd of table.fds) {
+  for (let i = 0; i < fds.length; i++) {
+    const fd = fds[i]!;
     words[p++] = fd.fd;
     words[p++] = descIndex(fd.desc);
     words[p++] = fd.cloexec ? 1 : 0;
   }
-  table.descs.forEach((d, i) => {
+  for (let i = 0; i < descs.length; i++) {
+    const d = descs[i]!;
     if (inherited.has(i)) {
       words.set([CLASS_INHERITED, d.flags, -1, 0, 0, d.flags], p);
       p += 6;
-      return;
+      continue;
     }
     const c = kindOf(d).creation(d);
     words[p++] = c.cls;
@@ -91,12 +112,13 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = c.seek ? 1 : 0;
     words[p++] = c.callFlags;
     words[p++] = c.after;
-  });
-  table.pipes.forEach((pipe, i) => {
+  }
+  for (let i = 0; i < pipes.length; i++) {
+    const pipe = pipes[i]!;
     words[p++] = pipe.capacity;
-    words[p++] = dataLength[i];
+    words[p++] = dataLength[i]!;
     words[p++] = pipe.packets && pipe.packets.length > 0 ? OBJECT_PACKETS : 0;
-  });
+  }
   for (let i = 0; i < pairIndex.size; i++) {
     words[p++] = DEFAULT_PIPE_CAPACITY;
     words[p++] = 0;
@@ -108,5 +130,5 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = h === undefined ? -1 : h.desc;
     words[p++] = h?.cloexec ? 1 : 0;
   }
-  return { words, descIds: table.descs.map((d) => d.id), pipeIds: table.pipes.map((q) => q.id), dataLength };
+  return { words, descIds, pipeIds, dataLength };
 }
