@@ -24,6 +24,15 @@ function evp(): typeof openssl {
   return openssl;
 }
 
+/**
+ * Look OpenSSL's functions up now (the program's own symbols opened, two prototypes declared:
+ * about 0.2 ms), so that the first sha256() does not pay for it: a dump calls this before it
+ * freezes anything, and its first digest (the vdso's) is taken while frozen.
+ */
+export function readySha256(): void {
+  evp();
+}
+
 /** SHA-256 of bytes. */
 export function sha256(bytes: Uint8Array): Buffer {
   const ssl = evp();

@@ -22,6 +22,7 @@ import { captureFdTables } from './fds.js';
 import { withCttyTermios } from './ctty.js';
 import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { learnOwnVdso } from '../inject/injector.js';
+import { readySha256 } from '../../bridge/sha256.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
@@ -84,6 +85,11 @@ export interface CheckpointResult {
 
 /** The XSAVE area is at most a few KiB (AMX tiles: 11 KiB); the kernel fills what it has. */
 const XSTATE_MAX = 64 * 1024;
+/**
+ * Where each thread's XSAVE area is read, then copied out at its size: one buffer, written when
+ * this module loads, not 16 fresh pages for every thread while the process is frozen.
+ */
+const XSTATE_READ = Buffer.alloc(XSTATE_MAX);
 /** The 64-bit user code segment selector (__USER_CS) on x86_64. */
 const USER_CS_64 = 0x33n;
 
@@ -131,8 +137,7 @@ function readRegisters(pid: number, tid: number): { regs: Buffer; xstate: Buffer
   const gp = getRegs(tid);
   const who = tid === pid ? `process ${pid}` : `thread ${tid} of process ${pid}`;
   if (gp.cs !== USER_CS_64) throw new CrError(`${who} runs 32-bit code (cs 0x${gp.cs.toString(16)}): cr checkpoints x86_64 processes only`);
-  const xbuf = Buffer.alloc(XSTATE_MAX);
-  return { regs: encodeRegs(gp), xstate: Buffer.from(xbuf.subarray(0, getRegset(tid, NT_X86_XSTATE, xbuf))) };
+  return { regs: encodeRegs(gp), xstate: Buffer.from(XSTATE_READ.subarray(0, getRegset(tid, NT_X86_XSTATE, XSTATE_READ))) };
 }
 
 /**
@@ -241,8 +246,9 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   // Memory for the root's pages, made before the freeze: a small process's are all held there and
   // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
   readyPageBatch(aboutMemory(pid));
-  // What the injection needs of cr itself, learnt before anything is frozen.
+  // What the injection and the vdso's digest need of cr itself, learnt before anything is frozen.
   learnOwnVdso();
+  readySha256();
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = now();
