@@ -28,7 +28,7 @@ import { readLocks } from './locks.js';
 import { readTimers } from './timers.js';
 import { DEFAULT_MAX_CONTENTS } from '../dump/gather.js';
 import { readSysvIpc } from './sysv-ipc.js';
-import { noObjectsSeen, readMappings, readMaps, resolveUnnamed, skipSavedShared, type Maps, type PagePolicy, type SharedObjectsSeen } from './maps.js';
+import { fileStats, noObjectsSeen, readMappings, readMaps, resolveUnnamed, skipSavedShared, type Maps, type PagePolicy, type SharedObjectsSeen } from './maps.js';
 import { readyPageBatch, savePages, type PageStats } from './pages.js';
 import { refuseTracers, refuseUnsupported } from './refuse.js';
 import { readMmFields, readTask, vdsoDigest } from './task.js';
@@ -246,9 +246,11 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   // Memory for the root's pages, made before the freeze: a small process's are all held there and
   // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
   readyPageBatch(aboutMemory(pid));
-  // What the injection and the vdso's digest need of cr itself, learnt before anything is frozen.
+  // What the injection and the vdso's digest need of cr itself, learnt before anything is frozen,
+  // and the root's mapped files (the rest are stat'ed while frozen).
   learnOwnVdso();
   readySha256();
+  const files = fileStats(pid);
   let tree: FrozenTree | null = null;
   let connections: HeldConnections | null = null;
   const frozenAt = now();
@@ -258,7 +260,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
     // Each member's fds read once, for the connections, the refusal, the locks and the fd table
     // alike; its mappings once, for the refusal and the head.
     const fds = live.map((m) => readProcFds(m.pid));
-    const maps = live.map((m) => readMaps(m.pid));
+    const maps = live.map((m) => readMaps(m.pid, files));
     // Connections are locked before anything is read of them (src/dump/connections.ts).
     connections = holdConnections(live.map((m, i) => ({ pid: m.pid, fds: fds[i]! })), { tcpClose: opts.tcpClose ?? false, whole: true });
     refuseUnsupported(live.map((m) => m.pid), new Map(live.map((m, i) => [m.pid, fds[i]!])), new Map(live.map((m, i) => [m.pid, maps[i]!])), tree.traced, tree.members.map((m) => m.pid), connections.reasons);
@@ -266,7 +268,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
       // A delivery may grow the stack for a handler's frame: the mappings are read again.
       if ([...m.frozen!.threads.values()].some((sig) => sig !== 0)) {
         deliverDequeuedSignals(m.frozen!, timeoutMs);
-        maps[i] = readMaps(m.pid);
+        maps[i] = readMaps(m.pid, files);
       }
     });
     const members: TreeMember[] = tree.members.map((m) => withCttyTermios({ ...readTreeMember(m.pid), ppid: m.ppid, ...(m.frozen ? { stopped: m.frozen.jobStopped } : {}) }));

@@ -215,9 +215,34 @@ export interface Maps {
   classes: Array<Classified | null | CrError>;
 }
 
-export function readMaps(pid: number): Maps {
+/** What stat said of mapped files' paths, by path (an Error where it failed): fileStats. */
+export type FileStats = Map<string, Stats | Error>;
+
+/**
+ * stat of every file pid maps, by path, from /proc/PID/maps: taken before a dump freezes it, so
+ * that readMaps, while it is frozen, stats only files mapped since. The file system is no part of
+ * what the freeze holds still: a file may be replaced under its path at any time, before or after.
+ */
+export function fileStats(pid: number): FileStats {
+  const stats: FileStats = new Map();
+  try {
+    for (const r of parseSmaps(readProc(`/proc/${pid}/maps`, 'utf8'))) {
+      if (!r.name.startsWith('/') || r.name.endsWith(' (deleted)') || stats.has(r.name)) continue;
+      try {
+        stats.set(r.name, statSync(r.name));
+      } catch (err) {
+        stats.set(r.name, err as Error);
+      }
+    }
+  } catch {
+    // no such process: the freeze says so
+  }
+  return stats;
+}
+
+export function readMaps(pid: number, known: FileStats = new Map()): Maps {
   const raw = parseSmaps(readProc(`/proc/${pid}/smaps`, 'utf8'));
-  const stats = new Map<string, Stats | Error>();
+  const stats: FileStats = new Map(known);
   const statOf = (path: string): Stats => {
     let st = stats.get(path);
     if (st === undefined) {
