@@ -64,7 +64,10 @@ const MAX_HEAD_BYTES = 64 << 20;
 /** Bytes streamProcessFile first makes room for, of what it keeps of a file (all but page data). */
 const KEPT_FIRST = 16 << 20;
 
-/** Bytes of pages a writer holds in memory while the FDS record waits (fdsLater): a small process's all. */
+/**
+ * Bytes of pages a writer copies and holds while the FDS record waits (fdsLater); pages held where
+ * the caller copied them (pagesAhead's `keep`: a small process's all) do not count.
+ */
 const HOLD_BYTES = 1 << 20;
 
 /**
