@@ -215,7 +215,7 @@ const BATCH_BYTES = 1 << 20;
  * or less is copied here whole while frozen and written once it runs again. Memory stays bounded
  * whatever the image's size.
  */
-export const HOLD_MAX = 8 << 20;
+const HOLD_MAX = 8 << 20;
 /**
  * The page copy's memory, made once per cr and reused by every member and dump: its first
  * BATCH_BYTES are the batch buffer; all of it is the hold, up to HOLD_MAX.
