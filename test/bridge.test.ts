@@ -19,8 +19,10 @@ import { prlimit, RLIMIT_NOFILE } from '../bridge/rlimit.js';
 import { kill, SIGKILL, SIGTERM, SIGTRAP, SIGUSR1, tgkill } from '../bridge/signal.js';
 import { sha256 } from '../bridge/sha256.js';
 import { reap, spawn } from '../bridge/spawn.js';
-import { isatty } from '../bridge/tty.js';
+import { isatty, settleInput } from '../bridge/tty.js';
 import { waitpid, waitStop, WNOHANG } from '../bridge/wait.js';
+import { lastErrno, libc } from '../bridge/libc.js';
+import { TIOCGPTPEER, TIOCINQ, TIOCSPTLCK } from '../src/kinds/pty.js';
 import { O_CLOEXEC, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC } from '../src/model/fdtable.js';
 import { randomHex } from '../src/random-name.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
@@ -315,6 +317,33 @@ test('isatty: a pty master is a terminal; a pipe, /dev/null and a closed fd are 
     for (const fd of [r, w, devNull, ptmx]) closeSync(fd);
   }
   assert.not.ok(isatty(r));
+});
+
+test('settleInput: TIOCINQ right after a write to either side of a pty counts every byte written', () => {
+  const queued = (fd: number): number => {
+    const count = Buffer.alloc(4);
+    assert.is(libc.ioctlBuf(fd, Number(TIOCINQ), count), 0, 'TIOCINQ');
+    return count.readInt32LE(0);
+  };
+  // Without settleInput the count read 0 in most tries here: the bytes were still in the flip buffer.
+  for (let i = 0; i < 200; i++) {
+    const master = openSync('/dev/ptmx', 'r+');
+    let slave = -1;
+    try {
+      assert.is(libc.ioctlBuf(master, Number(TIOCSPTLCK), Buffer.alloc(4)), 0, 'TIOCSPTLCK');
+      slave = libc.ioctl(master, Number(TIOCGPTPEER), 'int', Number(O_RDWR | O_CLOEXEC));
+      assert.ok(slave >= 0, `TIOCGPTPEER: errno ${lastErrno()}`);
+      writeFd(slave, Buffer.from('unread output'));
+      settleInput(master);
+      assert.is(queued(master), 13, `try ${i}: the slave's output at the master`);
+      writeFd(master, Buffer.from('typed line\n'));
+      settleInput(slave);
+      assert.is(queued(slave), 11, `try ${i}: a line typed at the master, at the slave`);
+    } finally {
+      if (slave >= 0) closeSync(slave);
+      closeSync(master);
+    }
+  }
 });
 
 test('randomHex: 2n hex digits, a new draw each time', () => {

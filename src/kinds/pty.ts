@@ -18,6 +18,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { lastErrno, libc } from '../../bridge/libc.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
+import { settleInput } from '../../bridge/tty.js';
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
 import {
@@ -106,6 +107,7 @@ function readPty(pid: number, fd: number): PtyState {
       const winsize = ioctlRead(mine, TIOCGWINSZ, WINSIZE_BYTES, 'TIOCGWINSZ').toString('hex');
       const locked = ioctlRead(mine, TIOCGPTLCK, 4, 'TIOCGPTLCK').readInt32LE(0) !== 0;
       const packet = ioctlRead(mine, TIOCGPKT, 4, 'TIOCGPKT').readInt32LE(0) !== 0;
+      settleInput(mine);
       const output = ioctlRead(mine, TIOCINQ, 4, 'TIOCINQ').readInt32LE(0);
       let input = -1;
       let peer: string | undefined;
@@ -116,6 +118,7 @@ function readPty(pid: number, fd: number): PtyState {
         const slave = libc.ioctl(mine, Number(TIOCGPTPEER), 'int', Number(O_RDWR | O_NOCTTY | O_CLOEXEC));
         if (slave < 0) throw new SyscallError('ioctl(TIOCGPTPEER)', lastErrno());
         try {
+          settleInput(slave);
           input = ioctlRead(slave, TIOCINQ, 4, 'TIOCINQ').readInt32LE(0);
           ldisc = ioctlRead(slave, TIOCGETD, 4, 'TIOCGETD').readInt32LE(0);
           const st = fstatSync(slave);
