@@ -9,16 +9,19 @@
 // controlling terminal of the child's session with the job in the foreground, in cr's session or
 // one of its own, while the original runs on; the parent and the child talk over a unix stream
 // socketpair with a message queued each way, delivered exactly once after the restore.
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { writeFd } from '../bridge/file.js';
+import { lastErrno, libc } from '../bridge/libc.js';
 import { kill, SIGKILL } from '../bridge/signal.js';
 import { spawn } from '../bridge/spawn.js';
 import { ProcessImage } from '../src/image/process-format.js';
+import { readPty, TIOCGPTPEER, TIOCSPTLCK } from '../src/kinds/pty.js';
 import { listTree } from '../src/proc/tree.js';
-import { type FdTable } from '../src/model/fdtable.js';
+import { O_CLOEXEC, O_NOCTTY, O_RDWR, type FdTable } from '../src/model/fdtable.js';
 import { planRestore } from '../src/plan/planner.js';
 import { verify } from '../src/sim/verify.js';
 import { cr } from './helpers/cli.js';
@@ -70,6 +73,28 @@ test('a pty with bytes queued is refused at dump, naming them; the process runs 
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a partial line typed at the master just before the dump: its echo, on its way back through the slave, is counted at the master', () => {
+  // The slave does not count a line not yet ended; its echo reaches the master only once a worker
+  // has passed the typed bytes to the slave's line discipline. Read in the old order (the master
+  // settled and counted before the slave) the count was 0 in 841 of 2,000 tries here.
+  for (let i = 0; i < 200; i++) {
+    const master = openSync('/dev/ptmx', 'r+');
+    let slave = -1;
+    try {
+      assert.is(libc.ioctlBuf(master, Number(TIOCSPTLCK), Buffer.alloc(4)), 0, 'TIOCSPTLCK');
+      slave = libc.ioctl(master, Number(TIOCGPTPEER), 'int', Number(O_RDWR | O_NOCTTY | O_CLOEXEC));
+      assert.ok(slave >= 0, `TIOCGPTPEER: errno ${lastErrno()}`);
+      writeFd(master, Buffer.from('abc'));
+      const s = readPty(process.pid, master);
+      assert.is(s.input, 0, `try ${i}: a line not ended is not counted at the slave`);
+      assert.is(s.output, 3, `try ${i}: the echo of 'abc' at the master`);
+    } finally {
+      if (slave >= 0) closeSync(slave);
+      closeSync(master);
+    }
   }
 });
 
