@@ -57,6 +57,8 @@ export function ignoreSignal(sig: number): () => void {
 
 const SYS_poll = 7;
 const POLLIN = 0x1;
+/** poll's revents bit for a pty master in packet mode with a status byte (TIOCPKT_*) to read. */
+export const POLLPRI = 0x2;
 
 /**
  * Let bytes on their way into the terminal's line discipline arrive, so that TIOCINQ counts them:
@@ -64,11 +66,12 @@ const POLLIN = 0x1;
  * by a worker that may not have run yet (measured here: TIOCINQ on the master right after a write
  * to the slave read 0 in 1,395 of 2,000 tries). n_tty's poll waits for that push when it finds no
  * input (tty_buffer_flush_work in n_tty_poll); poll with no timeout neither waits for input nor
- * reads any.
+ * reads any. Returns poll's revents (POLLPRI: a packet-mode status byte waits at a master).
  */
-export function settleInput(fd: number): void {
+export function settleInput(fd: number): number {
   const pollfd = Buffer.alloc(8); // struct pollfd { int fd; short events, revents; }
   pollfd.writeInt32LE(fd, 0);
-  pollfd.writeInt16LE(POLLIN, 4);
-  check(libc.syscall(SYS_poll, 'void *', pollfd, 'ulong', 1, 'int', 0), () => `poll(${fd}, POLLIN, 0)`);
+  pollfd.writeInt16LE(POLLIN | POLLPRI, 4);
+  check(libc.syscall(SYS_poll, 'void *', pollfd, 'ulong', 1, 'int', 0), () => `poll(${fd}, POLLIN|POLLPRI, 0)`);
+  return pollfd.readInt16LE(6);
 }

@@ -3,7 +3,8 @@
 // termios, a window size and packet mode; it checks them itself (the slaves are the master's peer,
 // termios, window, flags, close-on-exec, kcmp, both ends talk) before and after a whole-process
 // dump, and in every restore mode: `-- CMD`, `--into` a target whose own fds collide (with and
-// without --exact), and restart. A dump refuses a pty with bytes queued; plans pass the simulator.
+// without --exact), and restart. A dump refuses a pty with bytes queued (an echo on its way back
+// counted) or a packet-mode status byte waiting; plans pass the simulator.
 // A pty shared across a tree (test/fixtures/pty-tree-selfcheck.c: the parent holds the master, its
 // child leads a session on the slave and runs a foreground job) comes back as one new pty, the
 // controlling terminal of the child's session with the job in the foreground, in cr's session or
@@ -95,6 +96,31 @@ test('a partial line typed at the master just before the dump: its echo, on its 
       if (slave >= 0) closeSync(slave);
       closeSync(master);
     }
+  }
+});
+
+test('a packet-mode status byte waiting at the master (TIOCINQ does not count it) is refused at dump, in one line', async () => {
+  const dir = tempDir('status');
+  try {
+    const pid = spawn(['python3', '-c', [
+      'import fcntl, os, pty, struct, sys, termios, time',
+      'm, s = pty.openpty()',
+      'fcntl.ioctl(m, termios.TIOCPKT, struct.pack("i", 1))',
+      'termios.tcflush(s, termios.TCIFLUSH)', // the master's reader gets TIOCPKT_FLUSHREAD
+      `open(${JSON.stringify(join(dir, 'ready'))}, "w").close()`,
+      'time.sleep(120)',
+    ].join('\n')], { fds: [] });
+    try {
+      waitFile(dir, 'ready');
+      const d = await cr(['dump', '--pid', String(pid), '-o', join(dir, 'image')]);
+      assert.is(d.code !== 0, true, d.stdout);
+      assert.match(d.stderr, /a packet-mode status byte is not read from the master yet/);
+      assert.is(d.stderr.trim().split('\n').length, 1, d.stderr);
+    } finally {
+      ensureReaped(pid);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

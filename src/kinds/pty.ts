@@ -18,7 +18,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { lastErrno, libc } from '../../bridge/libc.js';
 import { pidfdGetfd, pidfdOpen } from '../../bridge/pidfd.js';
-import { settleInput } from '../../bridge/tty.js';
+import { POLLPRI, settleInput } from '../../bridge/tty.js';
 import { CLASS_SINGLE } from '../abi.js';
 import { badInput } from '../errors.js';
 import {
@@ -85,6 +85,8 @@ export interface PtyState {
   winsize: string;
   locked: boolean;
   packet: boolean;
+  /** in packet mode, a status byte (TIOCPKT_FLUSHREAD, ...) waits to be read from the master */
+  status: boolean;
   /** bytes the master's reader has not read: the slave side's writes and its echo of what was typed */
   output: number;
   /** complete lines or raw bytes the slave's reader has not read (-1: the pty is locked, not looked at) */
@@ -121,13 +123,16 @@ export function readPty(pid: number, fd: number): PtyState {
           if (slave < 0) throw new SyscallError('ioctl(TIOCGPTPEER)', lastErrno());
           settleInput(slave);
         }
-        settleInput(mine);
+        // In packet mode a status byte (a flush, a stop or start of output) is read before any
+        // data, and TIOCINQ does not count it: n_tty's poll shows it as POLLPRI.
+        const revents = settleInput(mine);
+        const status = packet && (revents & POLLPRI) !== 0;
         const output = ioctlRead(mine, TIOCINQ, 4, 'TIOCINQ').readInt32LE(0);
-        if (slave < 0) return { termios, winsize, locked, packet, output, input: -1, ldisc: 0 };
+        if (slave < 0) return { termios, winsize, locked, packet, status, output, input: -1, ldisc: 0 };
         const input = ioctlRead(slave, TIOCINQ, 4, 'TIOCINQ').readInt32LE(0);
         const ldisc = ioctlRead(slave, TIOCGETD, 4, 'TIOCGETD').readInt32LE(0);
         const st = fstatSync(slave);
-        return { termios, winsize, locked, packet, output, input, peer: `${st.dev}:${st.rdev}`, rdev: st.rdev, ldisc };
+        return { termios, winsize, locked, packet, status, output, input, peer: `${st.dev}:${st.rdev}`, rdev: st.rdev, ldisc };
       } finally {
         if (slave >= 0) closeSync(slave);
       }
@@ -295,6 +300,7 @@ export const ptmx: KindModule<'ptmx'> = {
 /** A refusal when bytes wait in the pty: a tty cannot be read without consuming them. */
 function queued(e: ProcFd, index: number, s: PtyState): Unsupported | null {
   const parts: string[] = [];
+  if (s.status) parts.push('a packet-mode status byte is not read from the master yet');
   if (s.output > 0) parts.push(`${s.output} bytes written on the slave side are not read from the master yet`);
   if (s.input > 0) parts.push(`${s.input} bytes of input are not read from the slave yet`);
   if (parts.length === 0) return null;
