@@ -57,10 +57,12 @@ export class Husk {
    * Take pid (spawned stopped at its exec with HUSK_PTRACE_OPTIONS) over: its area mapped at
    * `area`, all its signals blocked from here to the end. `during(inj, runner)` runs first, for
    * work that goes through the Injector (the fd-table replay); its scratch memory is given back.
-   * On failure the caller kills the husk: nothing of it is put back.
+   * On failure the caller kills the husk: nothing of it is put back. `maps`: its /proc/PID/maps,
+   * when the caller has just read them (to choose `area`), so the injector does not read them again.
    */
-  static adopt(pid: number, area: bigint, timeoutMs: number, during: (inj: Injector, runner: BatchRunner) => void): Husk {
-    const inj = Injector.attach(pid, { timeoutMs, keepAreaAt: { addr: area, bytes: AREA_BYTES } });
+  static adopt(pid: number, area: bigint, timeoutMs: number, during: (inj: Injector, runner: BatchRunner) => void, maps?: string): Husk {
+    // A spawned process leads its own thread group: its tgid is its pid, not read from /proc.
+    const inj = Injector.attach(pid, { timeoutMs, keepAreaAt: { addr: area, bytes: AREA_BYTES }, tgid: pid, maps });
     const runner = BatchRunner.prepare(inj, { capacity: BATCH_CAPACITY, timeoutMs });
     if (!runner.batched) throw new Error(`the husk (pid ${pid}) cannot run its area's code`);
     const mark = inj.scratchMark();

@@ -68,11 +68,15 @@ export function vdsoKey(image: Mapping[], vdsoSha256: Buffer | null): string {
 /**
  * pid's mappings, ranges and names only: /proc/PID/maps, whose lines are smaps' headers. Not smaps:
  * its per-mapping counts walk every page table (cr's own, read by checkVdso, cost 5-20 ms of a
- * restart; maps costs a tenth of a millisecond) and nothing here needs them.
+ * restart; maps costs a tenth of a millisecond) and nothing here needs them. `maps`: that file's
+ * text, when the caller has read it.
  */
-export function huskMappings(pid: number): RawMapping[] {
-  return parseSmaps(readFileSync(`/proc/${pid}/maps`, 'utf8'));
+export function huskMappings(pid: number, maps = huskMaps(pid)): RawMapping[] {
+  return parseSmaps(maps);
 }
+
+/** pid's /proc/PID/maps as text. */
+export const huskMaps = (pid: number): string => readFileSync(`/proc/${pid}/maps`, 'utf8');
 
 /**
  * pid's [vdso] and [vvar] mappings. Only the lines whose name ends as one of theirs are parsed:

@@ -19,7 +19,7 @@ import { readTarget } from '../proc/target-state.js';
 import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { makeAioRings } from './aio.js';
-import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
+import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, huskMaps, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
 import { planSegments, type SegmentPlan } from './sysv-shm.js';
 import { SysvIpc } from './sysv-ipc.js';
 import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
@@ -105,12 +105,14 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       target = { fds: state.fds, rlimit: state.rlimit, mode: 'fresh' };
       plan = checkedPlan(table, target);
     }
-    const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid)]);
+    // Its maps read once: for a free range for the area, and for where the injector finds a syscall.
+    const maps = huskMaps(pid);
+    const area = freeRange(AREA_BYTES, [...head.mappings, ...huskMappings(pid, maps)]);
     // Every path from here on (fds, file mappings, the executable, cwd) is opened with the
     // author's fs ids: taken on before the first, kept until setCreds gives the image's own.
     const opener = fsIdentityOf(pid);
     const ids = fsSwitchFor(author, opener, `the husk (pid ${pid})`);
-    husk = Husk.adopt(pid, BigInt(area), timeoutMs, () => {});
+    husk = Husk.adopt(pid, BigInt(area), timeoutMs, () => {}, maps);
     lap('husk');
     // Its pid made final before the replay, as a tree's root is (tree.ts): the copy clone3 makes
     // then shares no fds, and the husk it replaces ends holding none (after the replay, the
