@@ -32,6 +32,12 @@ const lib = koffi.load('libc.so.6');
 let own: ReturnType<typeof koffi.load> | undefined;
 export const nodeFunction = (prototype: string): ((...args: unknown[]) => unknown) => (own ??= koffi.load(null)).func(prototype);
 
+/**
+ * A shared library other than libc, by its soname, for functions declared from their C
+ * prototypes (libxxhash's: src/image/checksum.ts). Throws where it is not installed.
+ */
+export const loadLibrary = (soname: string): { func(prototype: string): (...args: unknown[]) => unknown } => koffi.load(soname);
+
 /** errno left by the last foreign call (koffi saves it right after the call returns). */
 export const lastErrno = (): number => koffi.errno();
 /** Clear errno, for calls whose -1 result can be a value (PTRACE_PEEKDATA). */

@@ -25,6 +25,7 @@ import { lastErrno, libc } from '../bridge/libc.js';
 import { TIOCGPTPEER, TIOCINQ, TIOCSPTLCK } from '../src/kinds/pty.js';
 import { O_CLOEXEC, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_TRUNC } from '../src/model/fdtable.js';
 import { randomHex } from '../src/random-name.js';
+import { imageChecksum, xxh3Implementations } from '../src/image/checksum.js';
 import { waitInSyscall, withProcess } from './helpers/processes.js';
 
 const NO_PID = 4_000_000; // above pid_max's largest possible value (2^22)
@@ -302,6 +303,41 @@ test('sha256: the OpenSSL in node, called through koffi, agrees with node:crypto
     const bytes = new Uint8Array(whole.buffer, whole.byteOffset + 5, n);
     assert.equal(sha256(bytes).toString('hex'), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
   }
+});
+
+const digest1 = (impl: { withSeed(seed?: bigint): { update(b: Uint8Array): unknown; digest(): bigint } }, bytes: Uint8Array): bigint => {
+  const s = impl.withSeed(0n);
+  s.update(bytes);
+  return s.digest();
+};
+
+test('XXH3: the system libxxhash, called through koffi, agrees with @node-rs/xxhash at every length class, on views and fed in pieces', () => {
+  const { system, nodeRs } = xxh3Implementations();
+  // libapt-pkg depends on libxxhash0: on this machine the system's is the one used.
+  assert.ok(system, 'libxxhash.so.0 (0.8 or later) loads');
+  for (const n of [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 1023, 1024, 1025, 8191, 8192, (1 << 20) + 13]) {
+    const whole = Buffer.alloc(n + 5);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 131 + n) & 255;
+    const bytes = new Uint8Array(whole.buffer, whole.byteOffset + 5, n);
+    const digest = (impl: NonNullable<typeof system>, pieces: number): bigint => {
+      const s = impl.withSeed(0n);
+      const step = Math.ceil(n / pieces) || 1;
+      for (let at = 0; at < n || (at === 0 && n === 0); at += step) s.update(bytes.subarray(at, Math.min(n, at + step)));
+      return s.digest();
+    };
+    const want = digest(nodeRs, 1);
+    assert.is(digest(system!, 1), want, `${n} bytes`);
+    assert.is(digest(system!, 7), want, `${n} bytes in 7 pieces`);
+  }
+  // A digest taken midway leaves the state as it was (the image writer hashes its END record after it).
+  const both = Buffer.alloc(5000, 7);
+  const midway = system!.withSeed(0n);
+  midway.update(both.subarray(0, 300));
+  assert.is(midway.digest(), digest1(nodeRs, both.subarray(0, 300)));
+  midway.update(both.subarray(300));
+  assert.is(midway.digest(), digest1(nodeRs, both));
+  // The END record's bytes, whichever implementation hashes (the empty input's XXH3-64 is 2d06800538d394c2).
+  assert.is(imageChecksum(new Uint8Array(0)).readBigUInt64LE(0), 0x2d06800538d394c2n);
 });
 
 test('isatty: a pty master is a terminal; a pipe, /dev/null and a closed fd are not', () => {
