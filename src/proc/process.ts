@@ -6,6 +6,8 @@ import { readProc } from './read.js';
 
 /** PF_EXITING (include/linux/sched.h): the task is in do_exit. */
 const PF_EXITING = 0x4;
+/** SIGKILL (9) in /proc/PID/status's signal masks. */
+const SIGKILL_BIT = 1n << 8n;
 
 export interface ProcessIdentity {
   pid: number;
@@ -77,7 +79,7 @@ export function listThreads(pid: number): number[] {
     .sort((a, b) => a - b);
 }
 
-/** False once the process is gone, exiting or a zombie: whatever failed then failed because it ended. */
+/** False once the process is gone, exiting, killed or a zombie: whatever failed then failed because it ended. */
 export function isRunning(pid: number): boolean {
   try {
     // A process killed a moment ago has closed its fds and freed its memory (do_exit) while its
@@ -85,7 +87,12 @@ export function isRunning(pid: number): boolean {
     const stat = readProc(`/proc/${pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const state = fields[0];
-    return state !== 'Z' && state !== 'X' && (Number(fields[6]) & PF_EXITING) === 0;
+    if (state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0) return false;
+    // Killed, and not yet run to do_exit: kill(2) of SIGKILL adds it to every thread's own pending
+    // set before it returns (complete_signal), and wakes a tracee out of its ptrace stop, so a
+    // ptrace call that failed with ESRCH a moment later finds it here before PF_EXITING is set.
+    const pending = /^SigPnd:\s*([0-9a-f]+)$/m.exec(readProc(`/proc/${pid}/status`))?.[1];
+    return pending === undefined || (BigInt(`0x${pending}`) & SIGKILL_BIT) === 0n;
   } catch {
     return false;
   }
