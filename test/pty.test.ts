@@ -53,13 +53,17 @@ test('a pty pair the process made: PASS before and after the dump and in every r
   }
 });
 
-test('a pty with bytes queued is refused at dump, naming them; the process runs on untouched', async () => {
-  const dir = tempDir('queued');
+/**
+ * A python3 process that runs `setup` (pty and its modules imported; m and s the pty's ends), then
+ * sleeps: its dump must be refused in one line matching `reason`.
+ */
+async function refusedAtDump(name: string, setup: string[], reason: RegExp): Promise<void> {
+  const dir = tempDir(name);
   try {
     const pid = spawn(['python3', '-c', [
-      'import os, pty, sys, time',
+      'import fcntl, os, pty, struct, sys, termios, time',
       'm, s = pty.openpty()',
-      'os.write(s, b"unread output")',
+      ...setup,
       `open(${JSON.stringify(join(dir, 'ready'))}, "w").close()`,
       'time.sleep(120)',
     ].join('\n')], { fds: [] });
@@ -67,7 +71,7 @@ test('a pty with bytes queued is refused at dump, naming them; the process runs 
       waitFile(dir, 'ready');
       const d = await cr(['dump', '--pid', String(pid), '-o', join(dir, 'image')]);
       assert.is(d.code !== 0, true, d.stdout);
-      assert.match(d.stderr, /bytes written on the slave side are not read from the master yet/);
+      assert.match(d.stderr, reason);
       assert.is(d.stderr.trim().split('\n').length, 1, d.stderr);
     } finally {
       ensureReaped(pid);
@@ -75,7 +79,10 @@ test('a pty with bytes queued is refused at dump, naming them; the process runs 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test('a pty with bytes queued is refused at dump, naming them; the process runs on untouched', () =>
+  refusedAtDump('queued', ['os.write(s, b"unread output")'], /bytes written on the slave side are not read from the master yet/));
 
 test('a partial line typed at the master just before the dump: its echo, on its way back through the slave, is counted at the master', () => {
   // The slave does not count a line not yet ended; its echo reaches the master only once a worker
@@ -99,30 +106,11 @@ test('a partial line typed at the master just before the dump: its echo, on its 
   }
 });
 
-test('a packet-mode status byte waiting at the master (TIOCINQ does not count it) is refused at dump, in one line', async () => {
-  const dir = tempDir('status');
-  try {
-    const pid = spawn(['python3', '-c', [
-      'import fcntl, os, pty, struct, sys, termios, time',
-      'm, s = pty.openpty()',
-      'fcntl.ioctl(m, termios.TIOCPKT, struct.pack("i", 1))',
-      'termios.tcflush(s, termios.TCIFLUSH)', // the master's reader gets TIOCPKT_FLUSHREAD
-      `open(${JSON.stringify(join(dir, 'ready'))}, "w").close()`,
-      'time.sleep(120)',
-    ].join('\n')], { fds: [] });
-    try {
-      waitFile(dir, 'ready');
-      const d = await cr(['dump', '--pid', String(pid), '-o', join(dir, 'image')]);
-      assert.is(d.code !== 0, true, d.stdout);
-      assert.match(d.stderr, /a packet-mode status byte is not read from the master yet/);
-      assert.is(d.stderr.trim().split('\n').length, 1, d.stderr);
-    } finally {
-      ensureReaped(pid);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a packet-mode status byte waiting at the master (TIOCINQ does not count it) is refused at dump, in one line', () =>
+  refusedAtDump('status', [
+    'fcntl.ioctl(m, termios.TIOCPKT, struct.pack("i", 1))',
+    'termios.tcflush(s, termios.TCIFLUSH)', // the master's reader gets TIOCPKT_FLUSHREAD
+  ], /a packet-mode status byte is not read from the master yet/));
 
 test('plans of a pty pair pass the simulator: fresh, and into a target whose fds collide', () => {
   const termios = '00'.repeat(44);
