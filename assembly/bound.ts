@@ -4,7 +4,7 @@
 import {
   nDescs, nPipes, nTarget, descFlags, descSeek, descCount, descFirst,
   fdsOfDesc, pipeCapacity, pipeDataLen, targetFd, imageSoft, imageHard, targetSoft,
-  targetHard, mode, maxImageFd, fdIndex, descClass, descAfter, targetDesc, fdWordNumber, fdWordCloexec,
+  targetHard, mode, maxImageFd, fdIndex, fdDesc, descClass, descAfter, targetDesc, fdWordCloexec,
   pipeIsFifo, pipe2Read, pipe2Write, pipeFirst, pipeCount,
 } from './table';
 import {
@@ -15,20 +15,22 @@ import { descsOfPipe, madeByPipe2 } from './pairing';
 
 export function lowerBound(): i32 {
   let ops = 0;
-  const isTarget = new Set<i32>();
-  for (let t = 0; t < nTarget; t++) isTarget.add(targetFd[t]);
-  // number -> the inherited description a target fd holds there
-  const heldBy = new Map<i32, i32>();
-  for (let t = 0; t < nTarget; t++) if (targetDesc[t] >= 0) heldBy.set(targetFd[t], targetDesc[t]);
+  // Per description: how many of its numbers a target fd holds (for a CLASS_INHERITED one, holds
+  // it at: that fd is the description already). Counted from the target's side, the few entries
+  // there are, instead of a lookup per image fd in a set of them.
+  const held = new StaticArray<i32>(nDescs);
+  for (let t = 0; t < nTarget; t++) {
+    const i = fdIndex(targetFd[t]);
+    if (i < 0) continue;
+    const d = fdDesc[i];
+    if (descClass(d) != CLASS_INHERITED || targetDesc[t] == d) held[d]++;
+  }
 
   const wholly = new StaticArray<bool>(nDescs);
   for (let d = 0; d < nDescs; d++) {
     if (descClass(d) == CLASS_INHERITED) {
       // Every number it has not inherited at costs one dup; its flags and offset came with it.
-      for (let k = 0; k < descCount(d); k++) {
-        const fd = fdWordNumber(fdsOfDesc[descFirst(d) + k]);
-        if (!(heldBy.has(fd) && heldBy.get(fd) == d)) ops++;
-      }
+      ops += descCount(d) - held[d];
       continue;
     }
     // One op creates the description (pipe2 counts once per pipe, below), one dup
@@ -37,9 +39,7 @@ export function lowerBound(): i32 {
     // must stay until the commit, so every number is a dup and the staging copy closes.
     if (!madeByPipe2(d)) ops++;
     ops += descCount(d) - 1;
-    let held = 0;
-    for (let k = 0; k < descCount(d); k++) if (isTarget.has(fdWordNumber(fdsOfDesc[descFirst(d) + k]))) held++;
-    wholly[d] = held == descCount(d);
+    wholly[d] = held[d] == descCount(d);
     if (wholly[d]) ops += mode == MODE_FRESH ? 1 : 2;
     if (descSeek(d)) ops++;
     // Status flags the creating call cannot give come by F_SETFL, after the data. A FIFO end
