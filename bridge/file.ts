@@ -23,6 +23,13 @@ export function linkAt(olddirfd: number, oldpath: string, newdirfd: number, newp
   check(libc.linkat(olddirfd, oldpath, newdirfd, newpath, flags), () => `linkat(${olddirfd}, ${JSON.stringify(oldpath)}, ${newdirfd}, ${JSON.stringify(newpath)}, 0x${flags.toString(16)})`);
 }
 
+export const RENAME_EXCHANGE = 2;
+
+/** renameat2(2): with RENAME_EXCHANGE, the two names swap what they name, atomically. */
+export function renameAt2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  check(libc.renameat2(olddirfd, oldpath, newdirfd, newpath, flags), () => `renameat2(${olddirfd}, ${JSON.stringify(oldpath)}, ${newdirfd}, ${JSON.stringify(newpath)}, 0x${flags.toString(16)})`);
+}
+
 /** readlinkat(2) into buf: the link's length in bytes (buf.length: it may not all have fit). */
 export function readlinkAt(dirfd: number, path: string, buf: Buffer): number {
   return check(libc.readlinkat(dirfd, path, buf, buf.length), () => `readlinkat(${dirfd}, ${JSON.stringify(path)})`);

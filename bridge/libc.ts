@@ -101,6 +101,13 @@ export const libc = {
     newpath: string,
     flags: number,
   ) => number,
+  renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)') as (
+    olddirfd: number,
+    oldpath: string,
+    newdirfd: number,
+    newpath: string,
+    flags: number,
+  ) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,
   readlinkat: lib.func('long readlinkat(int dirfd, const char *path, _Out_ void *buf, size_t len)') as (dirfd: number, path: string, buf: Buffer, len: number) => number,
   ioctlBuf: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as (fd: number, request: number, arg: Buffer) => number,

@@ -13,7 +13,7 @@
 import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SyscallError } from '../bridge/errno.js';
-import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt } from '../bridge/file.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt, RENAME_EXCHANGE, renameAt2 } from '../bridge/file.js';
 import { isatty } from '../bridge/tty.js';
 import { badInput, CrError, errMessage } from './errors.js';
 import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
@@ -121,7 +121,7 @@ export class OutputFile implements Output {
   private constructor(
     readonly path: string,
     private fd: number,
-    /** the random name of the fallback file; null for an O_TMPFILE one */
+    /** the random name of the fallback file (null for an O_TMPFILE one), or of the file it replaced, to unlink */
     private tmp: string | null,
     private readonly opts: OutputOptions,
   ) {
@@ -238,15 +238,37 @@ export class OutputFile implements Output {
     }
   }
 
-  /** rename tmp over the path: replaces a file or a symlink itself, never what it points to. */
+  /**
+   * Put tmp at the path in place of what is there: a file or a symlink itself, never what it
+   * points to. The two names are swapped (RENAME_EXCHANGE) and the old file then unlinked under
+   * tmp, rather than tmp renamed over it: ext4 (its default auto_da_alloc) starts the write-back of
+   * every dirty page of a file renamed over another, for programs that replace files without an
+   * fsync, which took 0.17-0.21 s of a 300 MiB image's dump here; an image is synced only when
+   * asked (openImageOutput), and a crash before write-back leaves one its checksum refuses.
+   * Either way the path names the old file or the new one at every moment. Where the file system
+   * cannot exchange (EINVAL), or nothing is at the path any more (ENOENT), it is renamed over.
+   */
   private replaceWith(tmp: string): void {
     checkOutputPath(this.path, { force: true, label: this.label });
     try {
-      renameSync(tmp, this.path);
+      try {
+        renameAt2(AT_FDCWD, tmp, AT_FDCWD, this.path, RENAME_EXCHANGE);
+      } catch (err) {
+        if (codeOf(err) !== 'EINVAL' && codeOf(err) !== 'ENOENT') throw err;
+        renameSync(tmp, this.path);
+        this.tmp = null;
+        return;
+      }
+      // A directory put at the path since it was checked is given its name back (rename over it
+      // would have failed): refused, as the check refuses one.
+      if (isDirectoryNoFollow(tmp)) {
+        renameAt2(AT_FDCWD, tmp, AT_FDCWD, this.path, RENAME_EXCHANGE);
+        throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
+      }
     } catch (err) {
       throw this.installError(err);
     }
-    this.tmp = null;
+    // tmp names the old file now: abort() unlinks it.
   }
 
   private installError(err: unknown): CrError {
@@ -254,6 +276,14 @@ export class OutputFile implements Output {
     if (code === 'EEXIST') return new CrError(`${this.label} exists (use --force to replace it)`, 2);
     if (code === 'EISDIR') return new CrError(`${this.label} is a directory`, 2);
     return new CrError(`cannot write ${this.label}: ${err instanceof SyscallError ? `${err.code} (link)` : errMessage(err)}`);
+  }
+}
+
+function isDirectoryNoFollow(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 
