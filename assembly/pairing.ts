@@ -27,28 +27,7 @@ export function madeByPipe2(d: i32): bool {
 
 export function pairPipeEnds(): bool {
   pairingError = 0;
-  // Each object's descriptions by one counting pass (stable: ascending by index).
-  let members = 0;
-  for (let d = 0; d < nDescs; d++) {
-    const q = descPipe(d);
-    if (q < 0) continue;
-    setPipeMembers(q, 0, pipeCount(q) + 1);
-    members++;
-  }
-  let first = 0;
-  for (let q = 0; q < nPipes; q++) {
-    const count = pipeCount(q);
-    setPipeMembers(q, first, 0);
-    first += count;
-  }
-  descsOfPipe = new StaticArray<i32>(members);
-  for (let d = 0; d < nDescs; d++) {
-    const q = descPipe(d);
-    if (q < 0) continue;
-    const at = pipeFirst(q) + pipeCount(q);
-    unchecked((descsOfPipe[at] = d));
-    setPipeMembers(q, pipeFirst(q), pipeCount(q) + 1);
-  }
+  groupByObject();
   // Checked in order of (object, description).
   for (let q = 0; q < nPipes; q++) {
     const n = pipeCount(q);
@@ -81,6 +60,34 @@ export function pairPipeEnds(): bool {
   }
   for (let q = 0; q < nPipes; q++) if (pipeCount(q) == 0) return fail(PAIRING_OBJECT_WITHOUT_DESC, q);
   return true;
+}
+
+/**
+ * Each object's descriptions by one counting pass (stable: ascending by index). Again after
+ * table.ts `renumber`, which leaves every object's count at 0.
+ */
+export function groupByObject(): void {
+  let members = 0;
+  for (let d = 0; d < nDescs; d++) {
+    const q = descPipe(d);
+    if (q < 0) continue;
+    setPipeMembers(q, 0, pipeCount(q) + 1);
+    members++;
+  }
+  let first = 0;
+  for (let q = 0; q < nPipes; q++) {
+    const count = pipeCount(q);
+    setPipeMembers(q, first, 0);
+    first += count;
+  }
+  descsOfPipe = new StaticArray<i32>(members);
+  for (let d = 0; d < nDescs; d++) {
+    const q = descPipe(d);
+    if (q < 0) continue;
+    const at = pipeFirst(q) + pipeCount(q);
+    unchecked((descsOfPipe[at] = d));
+    setPipeMembers(q, pipeFirst(q), pipeCount(q) + 1);
+  }
 }
 
 function fail(code: i32, arg: i32): bool {

@@ -11,7 +11,7 @@ import {
   descFirst, descCount, fdsOfDesc, descPipe, pipeCapacity, pipeDataLen, pipePackets, targetFd,
   imageSoft, imageHard, targetSoft, targetHard, mode, maxImageFd, sortI64, fdIndex, descCallFlags,
   descAfter, targetDesc, targetCloexec, descSource, pipeIsSocket, MAX_FD_NUMBER, fdWordNumber, fdWordCloexec,
-  pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write,
+  pipeFirst, pipeCount, pipeIsFifo, pipe2Read, pipe2Write, inputDesc, inputPipe, plannerDesc, plannerPipe,
 } from './table';
 import {
   MODE_FRESH, MODE_INTO_EXACT, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_DIRECT, O_CLOEXEC,
@@ -100,7 +100,7 @@ function attempt(order: i32): i32 {
     plugGaps();
     beginUnit();
     const ok = unit < nPipes ? (pipeIsFifo(unit) ? createFifo(unit) : pipeIsSocket(unit) ? createSocketPair(unit) : createPipe(unit)) : createAlone(unit - nPipes);
-    if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? unit : unit - nPipes);
+    if (!ok || !placeUnit()) return error(PLAN_NO_FREE_FD, unit < nPipes ? 0 : 1, unit < nPipes ? inputPipe(unit) : inputDesc(unit - nPipes));
     if ((order & DUPS_LAST) == 0) fillDups(unit);
   }
   if ((order & DUPS_LAST) != 0) for (let u = 0; u < units.length; u++) fillDups(i32(units[u] & 0x7fffffff));
@@ -243,7 +243,8 @@ function chooseHomes(): void {
  * Units in order of their lowest home: new fds land at the lowest free number, so
  * creating low units first lands most descriptions on their own numbers. `order` may
  * put units with no home (all numbers held by a live target) and reversed pipes first.
- * Keys pack (priority, anchor, unit): anchors are fd numbers, below 2^30.
+ * Keys pack (priority, anchor, the input's unit, whose order breaks ties: table.ts renumber):
+ * anchors are fd numbers, below 2^30. Returns the planner's units in that order.
  */
 function unitOrder(order: i32): StaticArray<i64> {
   const homeless = (1 << 30) - 1;
@@ -263,9 +264,14 @@ function unitOrder(order: i32): StaticArray<i64> {
     let priority = 2;
     if ((order & HOMELESS_FIRST) != 0 && anchor[u] == homeless) priority = 0;
     else if ((order & REVERSED_FIRST) != 0 && u < nPipes && isReversed(u)) priority = 1;
-    keys[k++] = (i64(priority) << 61) | (i64(anchor[u]) << 31) | i64(u);
+    const input = u < nPipes ? inputPipe(u) : nPipes + inputDesc(u - nPipes);
+    keys[k++] = (i64(priority) << 61) | (i64(anchor[u]) << 31) | i64(input);
   }
   sortI64(keys);
+  for (let i = 0; i < count; i++) {
+    const input = i32(keys[i] & 0x7fffffff);
+    keys[i] = input < nPipes ? plannerPipe(input) : nPipes + plannerDesc(input - nPipes);
+  }
   return keys;
 }
 
@@ -317,7 +323,7 @@ function createPipe(q: i32): bool {
   if (w < 0) return false;
   const first = r0 >= 0 ? r0 : w0;
   const cloexec = first >= 0 && home[first] >= 0 && wantCloexec(home[first]);
-  emitPipe2(cloexec ? O_CLOEXEC : 0, r, w, q);
+  emitPipe2(cloexec ? O_CLOEXEC : 0, r, w, inputPipe(q));
   takePipe2End(r, r0, O_RDONLY, cloexec);
   takePipe2End(w, w0, O_WRONLY, cloexec);
   const members = membersByHome(q, false);
@@ -328,7 +334,7 @@ function createPipe(q: i32): bool {
     const fd = newFd();
     if (fd < 0) return false;
     const flags = openFlags(d);
-    emitOpen(d, -1, r, flags, fd);
+    emitOpen(inputDesc(d), -1, r, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
     flagsNow[d] = descAfter(d);
     addMember(d, fd);
@@ -358,7 +364,7 @@ function createSocketPair(q: i32): bool {
   if (fd1 < 0) return false;
   const first = a >= 0 ? a : b;
   const cloexec = first >= 0 && home[first] >= 0 && wantCloexec(home[first]);
-  emitSocketpair(cloexec, fd0, fd1, a, b);
+  emitSocketpair(cloexec, fd0, fd1, inputDesc(a), inputDesc(b));
   takePipe2End(fd0, a, O_RDWR, cloexec);
   takePipe2End(fd1, b, O_RDWR, cloexec);
   return true;
@@ -391,7 +397,7 @@ function createFifo(q: i32): bool {
     if (fd < 0) return false;
     if (anyEnd < 0) anyEnd = fd;
     const flags = openFlags(d);
-    emitOpen(d, d, -1, flags, fd);
+    emitOpen(inputDesc(d), inputDesc(d), -1, flags, fd);
     occupy(fd, d, (flags & O_CLOEXEC) != 0);
     flagsNow[d] = descAfter(d);
     addMember(d, fd);
@@ -411,7 +417,7 @@ function createFifo(q: i32): bool {
 function openTemp(pathDesc: i32, flags: i32): i32 {
   const fd = newFd();
   if (fd < 0) return -1;
-  emitOpen(-1, pathDesc, -1, flags, fd);
+  emitOpen(-1, inputDesc(pathDesc), -1, flags, fd);
   occupy(fd, TEMP, false);
   touch(fd);
   return fd;
@@ -427,7 +433,7 @@ function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
     emitSetfl(writer, now | O_DIRECT);
     if (writerDesc >= 0) flagsNow[writerDesc] = now | O_DIRECT;
   }
-  emitWrite(writer, q);
+  emitWrite(writer, inputPipe(q));
 }
 
 /**
@@ -449,11 +455,11 @@ function createAlone(d: i32): bool {
     addMember(d, fd);
     return true;
   }
-  if (descClass(d) == CLASS_SINGLE) emitCreate(d, cloexec, fd);
-  else emitOpen(d, d, -1, openFlags(d), fd);
+  if (descClass(d) == CLASS_SINGLE) emitCreate(inputDesc(d), cloexec, fd);
+  else emitOpen(inputDesc(d), inputDesc(d), -1, openFlags(d), fd);
   occupy(fd, d, cloexec);
   flagsNow[d] = descAfter(d);
-  if (descSeek(d)) emitLseek(fd, d);
+  if (descSeek(d)) emitLseek(fd, inputDesc(d));
   addMember(d, fd);
   return true;
 }
@@ -491,8 +497,9 @@ function fillDupsOf(d: i32): void {
 
 /** Status flags after the data (O_NONBLOCK, O_DIRECT...), then close-on-exec per fd. */
 function fixFlags(): void {
-  for (let d = 0; d < nDescs; d++) {
-    if ((flagsNow[d] & SETFL_MASK) == (descFlags(d) & SETFL_MASK)) continue;
+  const change = inInputOrder(descsToSetfl());
+  for (let i = 0; i < change.length; i++) {
+    const d = change[i];
     emitSetfl(locationOf(d), descFlags(d));
     flagsNow[d] = descFlags(d);
   }
@@ -502,6 +509,35 @@ function fixFlags(): void {
     emitSetfd(fd, fdCloexec[i]);
     setSlotCloexec(fd, fdCloexec[i]);
   }
+}
+
+/** The descriptions whose status flags differ from the image's (in the planner's order). */
+function descsToSetfl(): StaticArray<i32> {
+  let n = 0;
+  for (let d = 0; d < nDescs; d++) if ((flagsNow[d] & SETFL_MASK) != (descFlags(d) & SETFL_MASK)) n++;
+  const out = new StaticArray<i32>(n);
+  n = 0;
+  for (let d = 0; d < nDescs; d++) if ((flagsNow[d] & SETFL_MASK) != (descFlags(d) & SETFL_MASK)) out[n++] = d;
+  return out;
+}
+
+/** The descriptions staged away from their numbers until the commit (in the planner's order). */
+function stagedDescs(): StaticArray<i32> {
+  let n = 0;
+  for (let d = 0; d < nDescs; d++) if (stagedAt[d] >= 0) n++;
+  const out = new StaticArray<i32>(n);
+  n = 0;
+  for (let d = 0; d < nDescs; d++) if (stagedAt[d] >= 0) out[n++] = d;
+  return out;
+}
+
+/** Descriptions put in the input's order (table.ts renumber), in place: the ops they emit follow it. */
+function inInputOrder(ds: StaticArray<i32>): StaticArray<i32> {
+  const keys = new StaticArray<i64>(ds.length);
+  for (let i = 0; i < ds.length; i++) keys[i] = i64(inputDesc(ds[i]));
+  sortI64(keys);
+  for (let i = 0; i < ds.length; i++) ds[i] = plannerDesc(i32(keys[i]));
+  return ds;
 }
 
 /**
@@ -517,10 +553,11 @@ function burst(): void {
     emitDup2(locationOf(d), fd, fdCloexec[i]);
     occupy(fd, d, fdCloexec[i]);
   }
-  for (let d = 0; d < nDescs; d++) {
-    if (stagedAt[d] < 0) continue;
-    emitClose(stagedAt[d]);
-    vacate(stagedAt[d]);
+  const staged = inInputOrder(stagedDescs());
+  for (let i = 0; i < staged.length; i++) {
+    const at = stagedAt[staged[i]];
+    emitClose(at);
+    vacate(at);
   }
   if (mode == MODE_FRESH || mode == MODE_INTO_EXACT) {
     for (let t = 0; t < nTarget; t++) {

@@ -322,7 +322,7 @@ export function decode(input: StaticArray<i32>): bool {
     if (descSource[d] < 0) descSource[d] = targetFd[t];
   }
   for (let d = 0; d < nDescs; d++) if (descClass(d) == CLASS_INHERITED && descSource[d] < 0) return fail(DECODE_BAD_INHERITED, nTarget + d);
-  return groupByDesc();
+  return countByDesc();
 }
 
 /**
@@ -380,23 +380,163 @@ export function onObject(cls: i32): bool {
 }
 
 /**
- * Dup detection: the fds of each description, ascending, by one counting pass per description
- * (stable: fds are visited in order of number).
+ * How many fds each description has (each has one at least). Which they are, in fdsOfDesc, comes
+ * once the planner's numbering is known (`renumber`).
  */
-function groupByDesc(): bool {
-  fdsOfDesc = new StaticArray<i32>(nFds);
+function countByDesc(): bool {
   for (let i = 0; i < nFds; i++) {
     const d = unchecked(fdDesc[i]);
     setDescWord(d, DESC_COUNT, descWord(d, DESC_COUNT) + 1);
   }
+  for (let d = 0; d < nDescs; d++) if (descWord(d, DESC_COUNT) == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+  return true;
+}
+
+// The planner's numbering. The input numbers descriptions and objects in whatever order the
+// table lists them, which need not follow their fd numbers (bench/tables.ts pipeTable's do not),
+// while the planner visits them in the order of their lowest numbers: each visit was a cache miss
+// in every record it read (descriptions, objects, their fds, homes), several a unit at 10^6 fds.
+// After pairing, `renumber` puts both in that order; every op and error names the input's index
+// again (inputDesc, inputPipe), and wherever the input's order decides the plan, the planner
+// follows it (planner.ts: ties between units, fixFlags, burst).
+/** per description in the planner's numbering: its index in the input */
+let descInput = new StaticArray<i32>(0);
+/** per input description: its index in the planner's numbering */
+let descOf = new StaticArray<i32>(0);
+let pipeInput = new StaticArray<i32>(0);
+let pipeOf = new StaticArray<i32>(0);
+
+/** The input's index of description d (-1 for -1: no description). */
+// @ts-ignore: decorator
+@inline export function inputDesc(d: i32): i32 {
+  return d < 0 ? d : unchecked(descInput[d]);
+}
+
+/** The planner's index of the input's description i. */
+// @ts-ignore: decorator
+@inline export function plannerDesc(i: i32): i32 {
+  return unchecked(descOf[i]);
+}
+
+/** The input's index of object q. */
+// @ts-ignore: decorator
+@inline export function inputPipe(q: i32): i32 {
+  return unchecked(pipeInput[q]);
+}
+
+/** The planner's index of the input's object i. */
+// @ts-ignore: decorator
+@inline export function plannerPipe(i: i32): i32 {
+  return unchecked(pipeOf[i]);
+}
+
+/**
+ * Renumbers descriptions and objects by units (an object with its descriptions, or a description
+ * on none) in order of each unit's lowest fd number; an object's descriptions keep the input's
+ * order among themselves, so comparing their indices compares the input's. `members`: pairing.ts's
+ * descriptions of each object, which must be grouped again afterwards (its groupByObject).
+ */
+export function renumber(members: StaticArray<i32>): void {
+  descInput = new StaticArray<i32>(nDescs);
+  descOf = new StaticArray<i32>(nDescs);
+  pipeInput = new StaticArray<i32>(nPipes);
+  pipeOf = new StaticArray<i32>(nPipes);
+  if (maxImageFd >= MAX_FD_NUMBER) {
+    // No plan is made (planner.ts refuses such a table): the input's numbering stays.
+    for (let d = 0; d < nDescs; d++) unchecked((descInput[d] = descOf[d] = d));
+    for (let q = 0; q < nPipes; q++) unchecked((pipeInput[q] = pipeOf[q] = q));
+    groupByDesc();
+    return;
+  }
+  // Every step below reads in order and scatters its writes, or reads at random where nothing
+  // waits on what it reads: a loop that branched on each unit's record, or followed one record
+  // to the next, waited for each miss in turn and cost as much as the planning it sped up.
+  // Each description's lowest number: fds from the highest down, the last store wins.
+  const lowest = new StaticArray<i32>(nDescs);
+  for (let i = nFds - 1; i >= 0; i--) unchecked((lowest[fdDesc[i]] = fdNum[i]));
+  // Each unit's key, its lowest number, marks where it starts in a table by number.
+  const pipeKey = new StaticArray<i32>(nPipes);
+  memory.fill(changetype<usize>(pipeKey), 0x7f, usize(nPipes) * 4);
+  const unitAt = new StaticArray<i32>(maxImageFd + 1);
+  memory.fill(changetype<usize>(unitAt), 0xff, usize(maxImageFd + 1) * 4);
+  for (let d = 0; d < nDescs; d++) {
+    const q = descWord(d, DESC_PIPE);
+    if (q < 0) unchecked((unitAt[lowest[d]] = nPipes + d));
+    else unchecked((pipeKey[q] = min(pipeKey[q], lowest[d])));
+  }
+  for (let q = 0; q < nPipes; q++) unchecked((unitAt[pipeKey[q]] = q));
+  // Units by key: where each object's descriptions start in the new numbering.
+  const pipeStart = pipeKey; // its keys are read for the last time above
+  let nd = 0;
+  let nq = 0;
+  for (let n = 0; n <= maxImageFd; n++) {
+    const u = unchecked(unitAt[n]);
+    if (u < 0) continue;
+    if (u >= nPipes) {
+      unchecked((descOf[u - nPipes] = nd));
+      unchecked((descInput[nd++] = u - nPipes));
+      continue;
+    }
+    unchecked((pipeOf[u] = nq));
+    unchecked((pipeInput[nq++] = u));
+    unchecked((pipeStart[u] = nd));
+    nd += pipeCount(u);
+  }
+  // An object's descriptions in the input's order from its start.
+  for (let q = 0; q < nPipes; q++) {
+    const first = pipeFirst(q);
+    const start = unchecked(pipeStart[q]);
+    for (let k = 0; k < pipeCount(q); k++) {
+      const d = unchecked(members[first + k]);
+      unchecked((descOf[d] = start + k));
+      unchecked((descInput[start + k] = d));
+    }
+  }
+
+  const oldDescs = descRecords;
+  const oldSource = descSource;
+  descRecords = new StaticArray<i32>(nDescs << DESC_SHIFT);
+  descSource = new StaticArray<i32>(nDescs);
+  for (let d = 0; d < nDescs; d++) {
+    const from = unchecked(descInput[d]);
+    const src = changetype<usize>(oldDescs) + (usize(from) << (DESC_SHIFT + 2));
+    const dst = changetype<usize>(descRecords) + (usize(d) << (DESC_SHIFT + 2));
+    // The eight words: CLASS and FLAGS, PIPE and SEEK, CALL_FLAGS and AFTER, FIRST and COUNT.
+    store<u64>(dst, load<u64>(src));
+    store<u64>(dst + 8, load<u64>(src + 8));
+    store<u64>(dst + 16, load<u64>(src + 16));
+    store<u64>(dst + 24, load<u64>(src + 24));
+    const q = descWord(d, DESC_PIPE);
+    if (q >= 0) setDescWord(d, DESC_PIPE, unchecked(pipeOf[q]));
+    unchecked((descSource[d] = oldSource[from]));
+  }
+  const oldPipes = pipeRecords;
+  pipeRecords = new StaticArray<i32>(nPipes << PIPE_SHIFT);
+  for (let q = 0; q < nPipes; q++) {
+    memory.copy(changetype<usize>(pipeRecords) + (usize(q) << (PIPE_SHIFT + 2)), changetype<usize>(oldPipes) + (usize(unchecked(pipeInput[q])) << (PIPE_SHIFT + 2)), usize(4) << PIPE_SHIFT);
+    const r = pipe2Read(q);
+    const w = pipe2Write(q);
+    if (r >= 0) setPipe2Read(q, unchecked(descOf[r]));
+    if (w >= 0) setPipe2Write(q, unchecked(descOf[w]));
+    setPipeMembers(q, 0, 0);
+  }
+  for (let i = 0; i < nFds; i++) unchecked((fdDesc[i] = descOf[fdDesc[i]]));
+  for (let t = 0; t < nTarget; t++) if (unchecked(targetDesc[t]) >= 0) unchecked((targetDesc[t] = descOf[targetDesc[t]]));
+  groupByDesc();
+}
+
+/**
+ * Dup detection: the fds of each description, ascending, in fdsOfDesc (stable: fds are visited in
+ * order of number), its ranges in the order of the descriptions.
+ */
+function groupByDesc(): void {
+  fdsOfDesc = new StaticArray<i32>(nFds);
   let first = 0;
   for (let d = 0; d < nDescs; d++) {
-    const count = descWord(d, DESC_COUNT);
-    if (count == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
     setDescWord(d, DESC_FIRST, first);
+    first += descWord(d, DESC_COUNT);
     // DESC_COUNT counts again as the fds are placed
     setDescWord(d, DESC_COUNT, 0);
-    first += count;
   }
   for (let i = 0; i < nFds; i++) {
     const d = unchecked(fdDesc[i]);
@@ -404,7 +544,6 @@ function groupByDesc(): bool {
     unchecked((fdsOfDesc[descWord(d, DESC_FIRST) + k] = (unchecked(fdNum[i]) << 1) | (unchecked(fdCloexec[i]) ? 1 : 0)));
     setDescWord(d, DESC_COUNT, k + 1);
   }
-  return true;
 }
 
 /** The number of an fdsOfDesc word (exact for any non-negative fd). */
