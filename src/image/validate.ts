@@ -6,7 +6,6 @@ import { checkEpolls } from '../kinds/epoll.js';
 import { KINDS, KIND_NAMES } from '../kinds/registry.js';
 import type { Desc, DescKind, Fd, FdTables, Pipe, ProcessFds, Rlimit } from '../model/fdtable.js';
 import { pairOf, pathOf, pipeOf } from '../model/fdtable.js';
-import { ByKey } from '../model/by-key.js';
 import { array, boolean, fields, get, integer, MAX_ENTRIES, object, show } from '../model/json.js';
 import {
   O_ACCMODE,
@@ -103,6 +102,25 @@ function pipeCapacityOk(capacity: number): boolean {
 const NO_BYTES = Buffer.alloc(0);
 
 /**
+ * Whether obj, a plain object, has exactly these own fields in this order (the order JSON.parse or
+ * msgpack gave them, which is the order they print in). A for-in walk: Object.keys would make an
+ * array per entry, twice the time over a table's 100,000 fds.
+ */
+function hasKeys(obj: object, keys: readonly string[]): boolean {
+  if (Object.getPrototypeOf(obj) !== Object.prototype) return false;
+  let n = 0;
+  for (const key in obj) {
+    if (n === keys.length || key !== keys[n]) return false;
+    n++;
+  }
+  return n === keys.length;
+}
+const FD_KEYS = ['fd', 'desc', 'cloexec'];
+const PIPE_END_KEYS = ['id', 'kind', 'flags', 'pipe'];
+/** A pipe as a dump writes it; the model's pipe is made new (its bytes a Buffer) in this order whatever the JSON's. */
+const PIPE_KEYS = ['id', 'capacity', 'data'];
+
+/**
  * The pipe at pipes[i]. Pipes are half the descriptions of a big table (50,000 in one), so one as a
  * dump writes it (id, capacity, data, no packets) is taken without building the names its messages
  * would use; anything else, and any bytes that are not canonical base64, go through parsePipe,
@@ -113,7 +131,7 @@ function parsePipeAt(value: unknown, i: number): Pipe {
     const obj = value as Record<string, unknown>;
     const { id, capacity, data } = obj;
     if (
-      Object.keys(obj).length === 3 && Object.hasOwn(obj, 'id') && Object.hasOwn(obj, 'capacity') && Object.hasOwn(obj, 'data') &&
+      hasKeys(obj, PIPE_KEYS) &&
       Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_ID &&
       Number.isInteger(capacity) && pipeCapacityOk(capacity as number)
     ) {
@@ -156,6 +174,36 @@ function parsePipe(value: unknown, where: string): Pipe {
   return pipe;
 }
 
+/**
+ * The description at descs[i]. Pipe ends are half the descriptions of a big table (50,000 in one),
+ * so one as a dump writes it (id, kind, flags, pipe, in that order) is the table's entry as it is:
+ * no copy, no names for its messages. It is what parseDesc and the pipe kind's parse would make of
+ * it (parseFlags with no kind bits, no O_NOFOLLOW: src/kinds/pipe.ts); anything else goes through
+ * them, which say what is wrong.
+ */
+function parseDescAt(value: unknown, i: number): Desc {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const obj = value as Record<string, unknown>;
+    const { id, kind, flags, pipe } = obj;
+    if (
+      kind === 'pipe' && hasKeys(obj, PIPE_END_KEYS) &&
+      Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_ID &&
+      Number.isInteger(pipe) && (pipe as number) >= 0 && (pipe as number) <= MAX_ID &&
+      Number.isInteger(flags)
+    ) {
+      const f = flags as number;
+      // parseFlags' checks, its answer (`flags >>> 0`) the number as it is (so not -0)
+      if (
+        (f > 0 ? f <= 0xffffffff : Object.is(f, 0)) &&
+        (f & O_ACCMODE) !== O_ACCMODE && (f & (NEVER_FLAGS | O_NOFOLLOW)) === 0 && (f & ~KNOWN_FLAGS) === 0 && ((f & O_SYNC) === 0 || (f & O_DSYNC) !== 0)
+      ) {
+        return obj as unknown as Desc;
+      }
+    }
+  }
+  return parseDesc(value, `descs[${i}]`);
+}
+
 function parseDesc(value: unknown, where: string): Desc {
   const obj = object(value, where);
   const kindValue = get(obj, 'kind');
@@ -178,21 +226,21 @@ const ALLOWED = new Map<string, ReadonlySet<string>>(KIND_NAMES.map((k) => [k, n
 const OTHER_KIND_FIELDS = new Set(KIND_NAMES.flatMap((k) => KINDS[k].fields));
 
 /**
- * One fd of a process. Fds are most of a big table (100,000 in one), so a well-formed one is taken
- * without building the names its messages would use; anything else goes through checkFd, which
- * says what is wrong.
+ * One fd of a process. Fds are most of a big table (100,000 in one), so a well-formed one, its
+ * fields in the model's order (as a dump writes them), is the table's entry as it is: no copy, no
+ * names for its messages; anything else goes through checkFd, which says what is wrong and makes
+ * the entry in that order.
  */
 function parseFd(value: unknown, owner: string, i: number, soft: number): Fd {
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj);
     const { fd, desc, cloexec } = obj;
     if (
-      keys.length === 3 && Object.hasOwn(obj, 'fd') && Object.hasOwn(obj, 'desc') && Object.hasOwn(obj, 'cloexec') &&
+      hasKeys(obj, FD_KEYS) &&
       Number.isInteger(fd) && (fd as number) >= 0 && (fd as number) <= MAX_NOFILE && (fd as number) < soft &&
       Number.isInteger(desc) && (desc as number) >= 0 && (desc as number) <= MAX_ID && typeof cloexec === 'boolean'
     ) {
-      return { fd: fd as number, desc: desc as number, cloexec };
+      return obj as unknown as Fd;
     }
   }
   return checkFd(value, `${owner}.fds[${i}]`, soft);
@@ -232,13 +280,52 @@ function parseProcess(value: unknown, where: string, pids: Map<number, number>):
     if (!pids.has(parent)) badInput(`${where}.parent: no process with pid ${parent} is listed before it`);
   }
   const rlimit = parseRlimitObject(get(obj, 'rlimit'), `${where}.rlimit`);
-  const fds = array(get(obj, 'fds'), `${where}.fds`).map((f, i) => parseFd(f, where, i, rlimit.soft));
+  const list = array(get(obj, 'fds'), `${where}.fds`);
+  // The list itself when every fd is taken as it is (a table's own JSON); a copy from the first that is not.
+  let fds: Fd[] | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const value = list[i];
+    const fd = parseFd(value, where, i, rlimit.soft);
+    if (fds !== undefined) fds.push(fd);
+    else if (fd !== value) {
+      fds = list.slice(0, i) as Fd[];
+      fds.push(fd);
+    }
+  }
+  fds ??= list as Fd[];
   return parent === undefined ? { pid, fds, rlimit } : { pid, parent, fds, rlimit };
 }
 
 /**
+ * Where each id (or fd number) sits in its list, -1 when absent. A dump numbers its descriptions
+ * and pipes from 0 up and its fds below about twice their count, so keys up to 4n + 64 index a
+ * typed array (position + 1, 0 for none: only the pages the keys reach are ever touched); a key
+ * above that is kept in a Map. Keys are validated non-negative integers.
+ */
+class Positions {
+  private readonly slots: Int32Array;
+  private far: Map<number, number> | undefined;
+
+  constructor(n: number) {
+    this.slots = new Int32Array(4 * n + 64);
+  }
+
+  get(key: number): number {
+    if (key < this.slots.length) return this.slots[key]! - 1;
+    return this.far?.get(key) ?? -1;
+  }
+
+  set(key: number, at: number): void {
+    if (key < this.slots.length) this.slots[key] = at + 1;
+    else (this.far ??= new Map()).set(key, at);
+  }
+}
+
+/**
  * Validate checkpointed fd tables (docs/fd-table.md): the shared descriptions and pipes and each
- * process's fds; return a normalised copy.
+ * process's fds; return them normalised. An entry already in the model's form (an fd or a pipe
+ * end as a dump writes it) is taken as it is, and a list of only such entries with it: the result
+ * may share them with `json`, which must not change afterwards.
  */
 export function parseTables(json: unknown): FdTables {
   const top = object(json, 'table');
@@ -247,7 +334,18 @@ export function parseTables(json: unknown): FdTables {
   }
   fields(top, 'table', ['descs', 'pipes', 'processes']);
   const pipes = array(get(top, 'pipes'), 'pipes').map(parsePipeAt);
-  const descs = array(get(top, 'descs'), 'descs').map((d, i) => parseDesc(d, `descs[${i}]`));
+  const descList = array(get(top, 'descs'), 'descs');
+  let descs: Desc[] | undefined;
+  for (let i = 0; i < descList.length; i++) {
+    const value = descList[i];
+    const d = parseDescAt(value, i);
+    if (descs !== undefined) descs.push(d);
+    else if (d !== value) {
+      descs = descList.slice(0, i) as Desc[];
+      descs.push(d);
+    }
+  }
+  descs ??= descList as Desc[];
   const pids = new Map<number, number>();
   const list = array(get(top, 'processes'), 'processes');
   if (list.length === 0) badInput('processes: an empty list (an image holds at least one process)');
@@ -260,44 +358,54 @@ export function parseTables(json: unknown): FdTables {
     return proc;
   });
 
-  const pipeIndex = ByKey.sized<number>(pipes.length);
-  pipes.forEach((p, i) => {
-    const seen = pipeIndex.get(p.id);
-    if (seen !== undefined) badInput(`pipes[${i}].id: ${p.id} is used twice (also pipes[${seen}])`);
-    pipeIndex.set(p.id, i);
-  });
-  const descIndex = ByKey.sized<number>(descs.length);
-  descs.forEach((d, i) => {
+  const pipeIndex = new Positions(pipes.length);
+  for (let i = 0; i < pipes.length; i++) {
+    const id = pipes[i]!.id;
+    const seen = pipeIndex.get(id);
+    if (seen >= 0) badInput(`pipes[${i}].id: ${id} is used twice (also pipes[${seen}])`);
+    pipeIndex.set(id, i);
+  }
+  const descIndex = new Positions(descs.length);
+  let kinds = 0;
+  for (let i = 0; i < descs.length; i++) {
+    const d = descs[i]!;
     const seen = descIndex.get(d.id);
-    if (seen !== undefined) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
+    if (seen >= 0) badInput(`descs[${i}].id: ${d.id} is used twice (also descs[${seen}])`);
     descIndex.set(d.id, i);
-  });
+    if (d.kind !== 'pipe') kinds |= d.kind === 'epoll' ? HAS_EPOLL : d.kind === 'unix' ? HAS_UNIX : d.kind === 'pts' ? HAS_PTS : 0;
+  }
   // What links name (an epoll's watched descriptions) must be there, and be what the kernel lets it watch.
-  checkEpolls(descs, (id) => `descs[${descIndex.get(id)}]`);
+  if ((kinds & HAS_EPOLL) !== 0) checkEpolls(descs, (id) => `descs[${descIndex.get(id)}]`);
   const descUsed = new Uint8Array(descs.length);
-  processes.forEach((proc, p) => {
-    const fdIndex = ByKey.sized<number>(proc.fds.length);
-    proc.fds.forEach((f, i) => {
+  for (let p = 0; p < processes.length; p++) {
+    const fds = processes[p]!.fds;
+    const fdIndex = new Positions(fds.length);
+    for (let i = 0; i < fds.length; i++) {
+      const f = fds[i]!;
       const seen = fdIndex.get(f.fd);
-      if (seen !== undefined) badInput(`processes[${p}].fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
+      if (seen >= 0) badInput(`processes[${p}].fds[${i}].fd: ${f.fd} appears twice (also fds[${seen}])`);
       fdIndex.set(f.fd, i);
       const d = descIndex.get(f.desc);
-      if (d === undefined) badInput(`processes[${p}].fds[${i}].desc: no description with id ${f.desc}`);
+      if (d < 0) badInput(`processes[${p}].fds[${i}].desc: no description with id ${f.desc}`);
       descUsed[d] = 1;
-    });
-  });
-  descs.forEach((d, i) => {
-    if (!descUsed[i]) badInput(`descs[${i}]: description ${d.id} has no fd`);
-  });
+    }
+  }
+  for (let i = 0; i < descs.length; i++) {
+    if (!descUsed[i]) badInput(`descs[${i}]: description ${descs[i]!.id} has no fd`);
+  }
 
-  // Per pipe: which kind of description it has, its FIFO path, its pipe2()-made ends. Per path:
-  // one thing in the file system (the simulator's node, as each kind's module says), one device.
-  const pipeKind = new Map<number, { kind: DescKind; path?: string; at: number; read?: number; write?: number }>();
+  // Per pipe (by its position): the first description on it (its kind and FIFO path are the
+  // pipe's), its pipe2()-made ends; each a position in descs + 1, 0 for none. Per path: one thing
+  // in the file system (the simulator's node, as each kind's module says), one device.
+  const pipeFirst = new Int32Array(pipes.length);
+  const pipeRead = new Int32Array(pipes.length);
+  const pipeWrite = new Int32Array(pipes.length);
   const pathKind = new Map<string, { kind: DescKind; node: string; pipe?: number; rdev?: number; at: number }>();
-  descs.forEach((d, i) => {
-    const where = `descs[${i}]`;
+  for (let i = 0; i < descs.length; i++) {
+    const d = descs[i]!;
     const node = nodeOf(d);
     if (node !== undefined) {
+      const where = `descs[${i}]`;
       const pipe = pipeOf(d);
       const rdev = d.kind === 'chr' ? d.rdev : undefined;
       const seen = pathKind.get(node.path);
@@ -311,50 +419,61 @@ export function parseTables(json: unknown): FdTables {
       }
     }
     const pipe = pipeOf(d);
-    if (pipe === undefined) return;
-    if (!pipeIndex.has(pipe)) badInput(`${where}.pipe: no pipe with id ${pipe}`);
-    let info = pipeKind.get(pipe);
-    if (info === undefined) {
-      info = { kind: d.kind, path: pathOf(d), at: i };
-      pipeKind.set(pipe, info);
-    } else if (info.kind !== d.kind) {
-      badInput(`${where}.kind: pipe ${pipe} has a ${info.kind} description (descs[${info.at}]) and a ${d.kind} one`);
-    } else if (info.path !== pathOf(d)) {
-      badInput(`${where}.path: FIFO pipe ${pipe} is ${show(info.path)} in descs[${info.at}], not ${show(pathOf(d))}`);
+    if (pipe === undefined) continue;
+    const at = pipeIndex.get(pipe);
+    if (at < 0) badInput(`descs[${i}].pipe: no pipe with id ${pipe}`);
+    const first = pipeFirst[at]! - 1;
+    if (first < 0) pipeFirst[at] = i + 1;
+    else {
+      const f = descs[first]!;
+      if (f.kind !== d.kind) {
+        badInput(`descs[${i}].kind: pipe ${pipe} has a ${f.kind} description (descs[${first}]) and a ${d.kind} one`);
+      } else if (pathOf(f) !== pathOf(d)) {
+        badInput(`descs[${i}].path: FIFO pipe ${pipe} is ${show(pathOf(f))} in descs[${first}], not ${show(pathOf(d))}`);
+      }
     }
-    if (d.kind !== 'pipe' || (d.flags & O_LARGEFILE) !== 0) return;
+    if (d.kind !== 'pipe' || (d.flags & O_LARGEFILE) !== 0) continue;
     const mode = d.flags & O_ACCMODE;
-    if (mode === O_RDWR) badInput(`${where}.flags: an O_RDWR pipe description always has O_LARGEFILE`);
+    if (mode === O_RDWR) badInput(`descs[${i}].flags: an O_RDWR pipe description always has O_LARGEFILE`);
     // pipe2() gives only O_NONBLOCK and O_DIRECT, and F_SETFL cannot add O_DSYNC.
-    if ((d.flags & O_DSYNC) !== 0) badInput(`${where}.flags: O_DSYNC on a pipe end made by pipe2() (no O_LARGEFILE): nothing can set it there`);
-    const end = mode === O_RDONLY ? 'read' : 'write';
-    const other = info[end];
-    if (other !== undefined) {
-      badInput(`${where}.flags: pipe ${pipe} already has a ${end} end made by pipe2() (descs[${other}]); a reopened end has O_LARGEFILE`);
+    if ((d.flags & O_DSYNC) !== 0) badInput(`descs[${i}].flags: O_DSYNC on a pipe end made by pipe2() (no O_LARGEFILE): nothing can set it there`);
+    const ends = mode === O_RDONLY ? pipeRead : pipeWrite;
+    const other = ends[at]! - 1;
+    if (other >= 0) {
+      badInput(`descs[${i}].flags: pipe ${pipe} already has a ${mode === O_RDONLY ? 'read' : 'write'} end made by pipe2() (descs[${other}]); a reopened end has O_LARGEFILE`);
     }
-    info[end] = i;
-  });
-  pipes.forEach((p, i) => {
-    if (!pipeKind.has(p.id)) badInput(`pipes[${i}]: pipe ${p.id} has no description`);
-  });
+    ends[at] = i + 1;
+  }
+  for (let i = 0; i < pipes.length; i++) {
+    if (pipeFirst[i] === 0) badInput(`pipes[${i}]: pipe ${pipes[i]!.id} has no description`);
+  }
   // A socket pair is what one socketpair() made: at most two ends, of one type.
-  const pairs = new Map<number, number[]>();
-  descs.forEach((d, i) => {
-    const pair = pairOf(d);
-    if (pair === undefined || d.kind !== 'unix') return;
-    const ends = pairs.get(pair) ?? [];
-    if (ends.length === 2) badInput(`descs[${i}].pair: socket pair ${pair} already has two ends (descs[${ends[0]}], descs[${ends[1]}])`);
-    const other = ends.length === 1 ? (descs[ends[0]!] as typeof d) : undefined;
-    if (other && other.type !== d.type) badInput(`descs[${i}].type: socket pair ${pair} has a ${other.type} end (descs[${ends[0]}]) and a ${d.type} one`);
-    ends.push(i);
-    pairs.set(pair, ends);
-  });
+  if ((kinds & HAS_UNIX) !== 0) {
+    const pairs = new Map<number, number[]>();
+    descs.forEach((d, i) => {
+      const pair = pairOf(d);
+      if (pair === undefined || d.kind !== 'unix') return;
+      const ends = pairs.get(pair) ?? [];
+      if (ends.length === 2) badInput(`descs[${i}].pair: socket pair ${pair} already has two ends (descs[${ends[0]}], descs[${ends[1]}])`);
+      const other = ends.length === 1 ? (descs[ends[0]!] as typeof d) : undefined;
+      if (other && other.type !== d.type) badInput(`descs[${i}].type: socket pair ${pair} has a ${other.type} end (descs[${ends[0]}]) and a ${d.type} one`);
+      ends.push(i);
+      pairs.set(pair, ends);
+    });
+  }
   // A pty slave is made through its master: the master must be in the image.
-  descs.forEach((d, i) => {
-    if (d.kind === 'pts' && descs[descIndex.get(d.master) ?? -1]?.kind !== 'ptmx') badInput(`descs[${i}].master: no pty master (ptmx) description with id ${d.master}`);
-  });
+  if ((kinds & HAS_PTS) !== 0) {
+    descs.forEach((d, i) => {
+      if (d.kind === 'pts' && descs[descIndex.get(d.master)]?.kind !== 'ptmx') badInput(`descs[${i}].master: no pty master (ptmx) description with id ${d.master}`);
+    });
+  }
   return { descs, pipes, processes };
 }
+
+/** Kinds that need a check of their own beyond each description's (parseTables' `kinds`). */
+const HAS_EPOLL = 1;
+const HAS_UNIX = 2;
+const HAS_PTS = 4;
 
 /** Validate a restore target given as JSON ({fds, rlimit, mode}). */
 export function parseTarget(json: unknown): PlanTarget {
