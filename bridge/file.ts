@@ -35,6 +35,11 @@ export function readlinkAt(dirfd: number, path: string, buf: Buffer): number {
   return check(libc.readlinkat(dirfd, path, buf, buf.length), () => `readlinkat(${dirfd}, ${JSON.stringify(path)})`);
 }
 
+/** fcntl(F_DUPFD_CLOEXEC): a second fd of fd's open file, close-on-exec. */
+export function dupFd(fd: number): number {
+  return check(libc.fcntl(fd, 1030, 'int', 0), () => `fcntl(fd=${fd}, F_DUPFD_CLOEXEC)`);
+}
+
 export function closeFd(fd: number): void {
   check(libc.close(fd), () => `close(fd=${fd})`);
 }

@@ -95,7 +95,11 @@ const madvise = (addr: bigint, len: number, advice: number): boolean => libc.sys
  */
 export function readyMemory(bytes: number): Buffer {
   const size = Math.ceil(bytes / HUGE) * HUGE;
-  const raw = Buffer.allocUnsafe(size + HUGE);
+  return ready(Buffer.allocUnsafe(size + HUGE), size);
+}
+
+/** size bytes of raw (size + 2 MiB long) from a 2 MiB boundary, made present (readyMemory). */
+function ready(raw: Buffer, size: number): Buffer {
   const at = addressOf(raw);
   const skip = Number(((at + BigInt(HUGE - 1)) & ~BigInt(HUGE - 1)) - at);
   const buf = raw.subarray(skip, skip + size);
@@ -103,4 +107,14 @@ export function readyMemory(bytes: number): Buffer {
   madvise(start, size, MADV_HUGEPAGE);
   if (!madvise(start, size, MADV_POPULATE_WRITE)) buf.fill(0);
   return buf;
+}
+
+/**
+ * readyMemory's memory shared with other threads (a SharedArrayBuffer): `bytes` (rounded up to 2
+ * MiB) of it as `buffer`, present and written already.
+ */
+export function readyShared(bytes: number): { shared: SharedArrayBuffer; buffer: Buffer } {
+  const size = Math.ceil(bytes / HUGE) * HUGE;
+  const shared = new SharedArrayBuffer(size + HUGE);
+  return { shared, buffer: ready(Buffer.from(shared), size) };
 }

@@ -18,6 +18,7 @@ import { isatty } from '../bridge/tty.js';
 import { badInput, CrError, errMessage } from './errors.js';
 import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
 import { randomHex } from './random-name.js';
+import { WriteThread } from './write-thread.js';
 
 /** O_TMPFILE (include/uapi/asm-generic/fcntl.h): __O_TMPFILE | O_DIRECTORY. */
 const O_TMPFILE = 0o20000000 | O_DIRECTORY;
@@ -59,6 +60,12 @@ export interface Output {
   commit(): void;
   /** give up (a file leaves nothing behind; stdout cannot take back what it sent) */
   abort(): void;
+  /**
+   * Have a thread write from now on (write-thread.ts), while the caller goes on: returns where the
+   * caller copies what it writes next, a slot of `slotBytes` of `count` (WriteThread.nextSlot).
+   * Absent where there is no such thread (stdout).
+   */
+  writeBehind?(count: number, slotBytes: number): () => Buffer;
 }
 
 /** `-o -`: stdout. */
@@ -117,6 +124,8 @@ export class StdoutOutput implements Output {
 /** A file being written; nothing is at its path until commit(). */
 export class OutputFile implements Output {
   private readonly label: string;
+  /** writing the file's bytes from shared memory, once asked (writeThread) */
+  private thread: WriteThread | null = null;
 
   private constructor(
     readonly path: string,
@@ -151,6 +160,14 @@ export class OutputFile implements Output {
 
   /** Append parts (a full disk or a quota is one line, the user's to fix). */
   write(parts: Buffer[]): void {
+    if (this.thread) {
+      try {
+        if (this.thread.post(parts)) return;
+        this.thread.drain();
+      } catch (err) {
+        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+      }
+    }
     const total = parts.reduce((n, p) => n + p.length, 0);
     let written = 0;
     try {
@@ -172,10 +189,22 @@ export class OutputFile implements Output {
     }
   }
 
+  writeBehind(count: number, slotBytes: number): () => Buffer {
+    const thread = (this.thread ??= new WriteThread(this.fd, count, slotBytes));
+    return () => {
+      try {
+        return thread.nextSlot();
+      } catch (err) {
+        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+      }
+    };
+  }
+
   /** fsync (unless opts.sync is false), then put the file at its path: created, or (force) replacing a file or symlink. */
   commit(): void {
     try {
       try {
+        this.thread?.drain();
         if (this.opts.sync !== false) fsyncSync(this.fd);
       } catch (err) {
         throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
@@ -189,6 +218,8 @@ export class OutputFile implements Output {
 
   /** Close and remove whatever was written; nothing is left at the path or beside it. */
   abort(): void {
+    this.thread?.stop();
+    this.thread = null;
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
     if (this.tmp !== null) {

@@ -21,7 +21,7 @@ const LAYERS: Array<Record<string, string[]>> = [
   { model: ['src/model/'] },
   { proc: ['src/proc/'] },
   { kinds: ['src/kinds/'] },
-  { image: ['src/image/', 'src/output-file.ts'] },
+  { image: ['src/image/', 'src/output-file.ts', 'src/write-thread.ts'] },
   { plan: ['src/plan/'] },
   { sim: ['src/sim/'] },
   { inject: ['src/inject/'], task: ['src/task/'] },

@@ -4,7 +4,7 @@
 // files, FIFOs and /proc (never by sleeping and hoping).
 import { onlyProcess } from '../src/model/fdtable.js';
 import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -347,6 +347,30 @@ test('a process holding 96 MiB: the image read once, pages written from it (cr h
     assert.ok(grown < result.bytes + (32 << 20), `cr's peak memory grew by ${grown} bytes for an image of ${result.bytes}`);
     writeSync(ours, 'q');
     const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), text(ready));
+  }));
+
+test('a large process whose image cannot be written (its pages written by a thread; EFBIG under a file size limit): one line, nothing left, the process running on, data intact', () =>
+  scene((s) => {
+    const cmd = s.mkfifo('cmd');
+    const ours = s.open(cmd, 'r+');
+    const ready = s.path('ready');
+    const out = s.path('out');
+    const image = s.path('image');
+    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '48', ready, cmd, out]);
+    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
+    waitInSyscall(pid, SYS_read);
+    // 16 MiB at most (ulimit -f counts 512- or 1024-byte blocks), SIGXFSZ ignored: a write past it is EFBIG.
+    const r = spawnSync('/bin/sh', ['-c', 'trap "" XFSZ; ulimit -f 16384; exec "$0" "$@"', process.execPath, join(ROOT, 'cr.mjs'), 'dump', '--pid', String(pid), '-o', image], { encoding: 'utf8' });
+    assert.is(r.status, 1, r.stderr);
+    assert.is(r.stderr, `cr dump: cannot write ${image}: EFBIG (write)\n`);
+    assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /^TracerPid:\s+0$/m);
+    assert.not.match(status, /^State:\s+[tT]/m);
+    writeSync(ours, 'q');
+    const end = reap(pid, 30_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(text(out), text(ready));
   }));

@@ -245,7 +245,7 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   const writer = ProcessImageWriter.create(imagePath, { force: opts.force ?? false, sync: opts.sync ?? false });
   // Memory for the root's pages, made before the freeze: a small process's are all held there and
   // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
-  readyPageBatch(aboutMemory(pid));
+  readyPageBatch(aboutMemory(pid), writer);
   // What the injection and the vdso's digest need of cr itself, learnt before anything is frozen,
   // and the root's mapped files (the rest are stat'ed while frozen).
   learnOwnVdso();

@@ -69,6 +69,8 @@ export function savePages(
   let mem = -1;
   /** where the pages are copied: the hold's next part (writer.pagesAhead), else the batch buffer */
   let data = batchBuffer();
+  /** each batch copied into the next slot of a thread writing them (writer.nextPageSlot) */
+  let slotted = false;
   /** the runs to copy into `data`, back to back, before it is written out */
   const batch: Array<{ index: number; m: Mapping; addr: number; at: number; len: number }> = [];
   let used = 0;
@@ -145,6 +147,7 @@ export function savePages(
     const add = (index: number, m: Mapping, addr: number, pages: number): void => {
       const len = pages * PAGE_SIZE;
       if (used + len > data.length) flush();
+      if (slotted && used === 0) data = writer.nextPageSlot()!;
       batch.push({ index, m, addr, at: used, len });
       used += len;
     };
@@ -182,6 +185,9 @@ export function savePages(
       holdUsed += ahead;
     } else {
       holdUsed = 0;
+      // With a thread writing (readyPageBatch), each batch is copied into a slot of its own, and
+      // the next one copied while it is written.
+      slotted = writer.writesBehind;
     }
     mappings.forEach((m, index) => {
       let guard = 0;
@@ -232,11 +238,22 @@ const holdArea = (): Buffer => area ?? batchBuffer();
  * is HOLD_MAX or less, else one batch buffer, present and written before the freeze (readyMemory):
  * fresh memory written while they are frozen would be part of their downtime.
  */
-export function readyPageBatch(about = 0): void {
+export function readyPageBatch(about = 0, writer?: ProcessImageWriter): void {
   const want = about + BATCH_BYTES <= HOLD_MAX ? about + BATCH_BYTES : BATCH_BYTES;
   if (area === null || area.length < want) area = readyMemory(want);
   holdUsed = 0;
+  // A large process's pages: copied while a thread writes the batch before (write-thread.ts),
+  // the thread started now, so that it is ready by the time they are.
+  if (about >= WRITE_BEHIND_MIN) writer?.writeBehind(WRITE_BEHIND_SLOTS, BATCH_BYTES);
 }
+
+/**
+ * Memory from which a dump writes its pages from a thread (readyPageBatch): below it, starting one
+ * (a few ms of CPU, on either core) costs about what overlapping the copy with the write saves.
+ */
+const WRITE_BEHIND_MIN = 32 << 20;
+/** batches copied ahead of the thread writing them, at most */
+const WRITE_BEHIND_SLOTS = 4;
 
 /** PAGEMAP_SCAN's question for the pages a process owns: present or swapped, and no page of the page cache (of a private file mapping, those copied on write). */
 const OWN_PAGES: PageQuery = { inverted: PAGE_IS_FILE, required: PAGE_IS_FILE, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED };

@@ -93,6 +93,9 @@ export class ProcessImageWriter {
   /** the pages held are the page copy's own memory, left unchanged until commit (pagesAhead): not copied */
   private heldViews = false;
 
+  /** where the next pages are copied, with a thread writing them (writeBehind) */
+  private nextSlot: (() => Buffer) | null = null;
+
   private constructor(private readonly out: Output) {}
 
   /** Refuses an existing path (unless force), a directory or a device, or a directory it cannot write, before anything is written. */
@@ -157,6 +160,27 @@ export class ProcessImageWriter {
     if (bytes <= keep) return (this.heldViews = true);
     if (this.heldViews || this.heldBytes + bytes > HOLD_BYTES) this.writeHeld();
     return false;
+  }
+
+  /**
+   * From now on the image is written by a thread (write-thread.ts) while the caller goes on, where
+   * it goes to a file: the pages from `count` slots of `slotBytes`, each given by nextPageSlot().
+   */
+  writeBehind(count: number, slotBytes: number): void {
+    this.nextSlot = this.out.writeBehind?.(count, slotBytes) ?? null;
+  }
+
+  /** a thread writes the pages (writeBehind): they are copied into nextPageSlot()'s slots */
+  get writesBehind(): boolean {
+    return this.nextSlot !== null;
+  }
+
+  /**
+   * Where the caller copies the next pages to write (writeBehind): a slot no longer being written,
+   * left unchanged until the next call. Null without a thread.
+   */
+  nextPageSlot(): Buffer | null {
+    return this.nextSlot?.() ?? null;
   }
 
   /** One run of whole pages of mapping `mapping` of the member whose head came last, starting at addr. */
