@@ -1,22 +1,19 @@
 // The one msgpack codec of images (fd-table envelope and payload, process-image head). Out:
-// plain msgpack, readable by any msgpack reader. In: a checksum only says the bytes are the ones
-// written, not that their writer meant well, so before msgpackr builds anything the bytes are
-// walked once (boundedMsgpack) and refused if decoding them could cost more than they justify:
+// plain msgpack, readable by any msgpack reader, written by msgpackr. In: a checksum only says the
+// bytes are the ones written, not that their writer meant well, so the bytes are decoded here by
+// one walk that refuses, as it meets them, what could cost more to decode than the bytes justify:
 // any extension type (msgpackr's records, shared references, Sets, Errors, ...: an image has
 // none, and a shared reference lets a few bytes stand for millions of values), a map key that is
 // not a string, nesting deeper than an image ever goes, counts that the remaining bytes cannot
 // hold, or a decoded size far out of proportion to the bytes (a million empty arrays in a
 // megabyte). docs/image-format.md gives the limits.
-// msgpackr's plain-JS entry ('msgpackr/pack' is its index.js for Node, Unpackr included): its
-// main entry loads the native string extractor (msgpackr-extract) when imported, about 15 ms of
-// every command's start-up, more than it saves decoding an image's metadata (about 10 ms per
-// 600 KB of fd table).
-import { Packr, Unpackr } from 'msgpackr/pack';
+// msgpackr's plain-JS entry ('msgpackr/pack' is its index.js for Node): its main entry loads the
+// native string extractor (msgpackr-extract) when imported, about 15 ms of every command's
+// start-up.
+import { Packr } from 'msgpackr/pack';
 
-// useRecords: false keeps records out of what is written; structuredClone: false makes msgpackr
-// refuse its id/pointer extensions even if the scan below were ever bypassed.
+// useRecords: false keeps records out of what is written.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, moreTypes: false });
 
 export const packMsgpack = (value: unknown): Buffer => packr.pack(value);
 
@@ -32,9 +29,9 @@ export const VALUE_COST = 8;
 export const DECODE_FLOOR = 32 << 20;
 export const DECODE_RATIO = 8;
 
-// What the scan needs of a value's first byte, looked up rather than worked out by a chain of
-// comparisons: the scan runs once per command over every value of an image's metadata (17,000
-// for a table of 1,000 fds), mostly before V8 has optimised it, where each comparison costs.
+// What the walk needs of a value's first byte, looked up rather than worked out by a chain of
+// comparisons: it runs once per command over every value of an image's metadata (17,000 for a
+// table of 1,000 fds), mostly before V8 has optimised it, where each comparison costs.
 const SCALAR = 0; // nil, booleans, numbers: AFTER[b] bytes follow
 const FIXMAP = 1;
 const FIXARRAY = 2;
@@ -62,106 +59,197 @@ for (let b = 0; b < 256; b++) {
   IS_STRING[b] = (b >= 0xa0 && b <= 0xbf) || b === 0xd9 || b === 0xda || b === 0xdb ? 1 : 0;
 }
 
-/** The big-endian unsigned integer of width 1, 2 or 4 at bytes[pos]. */
-const uintAt = (bytes: Uint8Array, pos: number, width: number): number =>
-  width === 1 ? bytes[pos]! : width === 2 ? (bytes[pos]! << 8) | bytes[pos + 1]! : bytes[pos]! * 0x1000000 + ((bytes[pos + 1]! << 16) | (bytes[pos + 2]! << 8) | bytes[pos + 3]!);
+/** Why a value must not be decoded: thrown by the walk below, caught by unpackBounded. */
+class Refused {
+  constructor(readonly problem: string) {}
+}
 
-/** Why bytes must not be decoded, or null when decoding them is bounded. */
-export function msgpackProblem(bytes: Uint8Array): string | null {
-  const budget = DECODE_FLOOR + DECODE_RATIO * bytes.length;
-  const end = bytes.length;
-  // Values still to read in each open map or list (a map counts 2 per entry: a value read when
-  // its map's count is even is a key), and whether it is a map.
-  const left = new Float64Array(MAX_DEPTH);
-  const isMap = new Uint8Array(MAX_DEPTH);
-  let depth = 0;
-  let cost = 0;
-  let pos = 0;
-  do {
-    if (pos >= end) return 'truncated';
-    const b = bytes[pos++]!;
-    if (depth > 0) {
-      const d = depth - 1;
-      const n = left[d]!;
-      if (isMap[d] === 1 && n % 2 === 0 && IS_STRING[b] === 0) return 'a map key that is not a string';
-      left[d] = n - 1;
+// Buffer's own UTF-8 decoder of a range (what toString('utf8', start, end) calls after checking
+// its arguments and looking the encoding up: that costs more than the decoding of a short key,
+// about 3.5 ms over the dense table's 10,000 keys in a fresh node). Not in Node's typings.
+const bufferUtf8 = (Buffer.prototype as unknown as { utf8Slice?: (this: Buffer, start: number, end: number) => string }).utf8Slice;
+const utf8 = (b: Buffer, start: number, end: number): string => (bufferUtf8 !== undefined ? bufferUtf8.call(b, start, end) : b.toString('utf8', start, end));
+
+// The walk's state: one value is decoded at a time, start to end, by one call of unpackBounded.
+let src: Buffer = Buffer.alloc(0);
+let view = new DataView(src.buffer, 0, 0);
+let pos = 0;
+let end = 0;
+let cost = 0;
+let budget = 0;
+
+const truncated = (): never => {
+  throw new Refused('truncated');
+};
+
+/** The length or count of width 1, 2 or 4 after a value's first byte, past it. */
+function sizeAfter(width: number): number {
+  if (pos + width > end) truncated();
+  const n = width === 1 ? src[pos]! : width === 2 ? view.getUint16(pos) : view.getUint32(pos);
+  pos += width;
+  return n;
+}
+
+/**
+ * The value at pos, inside `depth` open maps and lists (`key`: a map's key, which must be a
+ * string). Every check is made as each value is met, in the order of the bytes, and so is every
+ * problem found: the first one refuses the whole.
+ */
+function value(depth: number, key: boolean): unknown {
+  if (pos >= end) truncated();
+  const b = src[pos++]!;
+  if (key && IS_STRING[b] === 0) throw new Refused('a map key that is not a string');
+  cost += VALUE_COST;
+  let out: unknown;
+  switch (KIND[b]) {
+    case SCALAR: {
+      const after = AFTER[b]!;
+      if (pos + after > end) truncated();
+      out = scalar(b);
+      pos += after;
+      break;
     }
-    cost += VALUE_COST;
-    let skip = 0;
-    let count = -1;
-    let map = 0;
-    switch (KIND[b]) {
-      case SCALAR:
-        skip = AFTER[b]!;
-        break;
-      case FIXSTR:
-        skip = b & 0x1f;
-        cost += skip;
-        break;
-      case FIXMAP:
-        count = b & 0x0f;
-        map = 1;
-        break;
-      case FIXARRAY:
-        count = b & 0x0f;
-        break;
-      case SIZED: {
-        const width = b <= 0xc6 ? 1 << (b - 0xc4) : 1 << (b - 0xd9);
-        if (pos + width > end) return 'truncated';
-        skip = uintAt(bytes, pos, width);
-        pos += width;
-        if (b >= 0xd9) cost += skip;
-        break;
-      }
-      case CONTAINER: {
-        const width = b === 0xdc || b === 0xde ? 2 : 4;
-        if (pos + width > end) return 'truncated';
-        count = uintAt(bytes, pos, width);
-        pos += width;
-        map = b >= 0xde ? 1 : 0;
-        break;
-      }
-      case EXTENSION: {
-        const type = b <= 0xc9 ? bytes[pos + (1 << (b - 0xc7))] : bytes[pos];
-        return `a msgpack extension (type ${type === undefined ? '?' : `0x${type.toString(16)}`}); images are plain msgpack`;
-      }
-      default:
-        return `the byte 0x${b.toString(16)}, which msgpack never uses`;
+    case FIXSTR: {
+      const n = b & 0x1f;
+      cost += n;
+      if (pos + n > end) truncated();
+      out = utf8(src, pos, (pos += n));
+      break;
     }
-    if (pos + skip > end) return 'truncated';
-    pos += skip;
-    if (count >= 0) {
-      const values = map === 1 ? 2 * count : count;
-      // Every value takes at least one byte: a count the rest cannot hold is a lie.
-      if (values > end - pos) return `a ${map === 1 ? 'map' : 'list'} of ${count} entries in ${end - pos} bytes`;
-      cost += CONTAINER_COST;
-      if (values > 0) {
-        if (depth === MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH}`;
-        left[depth] = values;
-        isMap[depth] = map;
-        depth++;
+    case FIXMAP:
+      return map(b & 0x0f, depth);
+    case FIXARRAY:
+      return list(b & 0x0f, depth);
+    case SIZED: {
+      const n = b <= 0xc6 ? sizeAfter(1 << (b - 0xc4)) : sizeAfter(1 << (b - 0xd9));
+      if (pos + n > end) truncated();
+      if (b >= 0xd9) {
+        cost += n;
+        out = utf8(src, pos, (pos += n));
+      } else {
+        // bin: a view of the bytes, as msgpackr gave (pipe bytes are held so, not copied)
+        out = src.subarray(pos, (pos += n));
       }
+      break;
     }
-    if (cost > budget) {
-      return `it would decode to over ${mib(budget)} (${mib(DECODE_FLOOR)} + ${DECODE_RATIO} x its ${bytes.length} bytes): too many values for its size`;
+    case CONTAINER: {
+      const n = sizeAfter(b === 0xdc || b === 0xde ? 2 : 4);
+      return b >= 0xde ? map(n, depth) : list(n, depth);
     }
-    while (depth > 0 && left[depth - 1] === 0) depth--;
-  } while (depth > 0);
-  return null;
+    case EXTENSION: {
+      const type = b <= 0xc9 ? src[pos + (1 << (b - 0xc7))] : src[pos];
+      throw new Refused(`a msgpack extension (type ${type === undefined ? '?' : `0x${type.toString(16)}`}); images are plain msgpack`);
+    }
+    default:
+      throw new Refused(`the byte 0x${b.toString(16)}, which msgpack never uses`);
+  }
+  overBudget();
+  return out;
+}
+
+/** The number, nil or boolean a SCALAR first byte starts (its bytes after it are there). */
+function scalar(b: number): unknown {
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  switch (b) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xca:
+      return view.getFloat32(pos);
+    case 0xcb:
+      return view.getFloat64(pos);
+    case 0xcc:
+      return src[pos]!;
+    case 0xcd:
+      return view.getUint16(pos);
+    case 0xce:
+      return view.getUint32(pos);
+    case 0xcf:
+      // 64-bit integers as bigints, as msgpackr gives them by default
+      return view.getBigUint64(pos);
+    case 0xd0:
+      return view.getInt8(pos);
+    case 0xd1:
+      return view.getInt16(pos);
+    case 0xd2:
+      return view.getInt32(pos);
+    default: // 0xd3
+      return view.getBigInt64(pos);
+  }
+}
+
+function overBudget(): void {
+  if (cost > budget) {
+    throw new Refused(`it would decode to over ${mib(budget)} (${mib(DECODE_FLOOR)} + ${DECODE_RATIO} x its ${end} bytes): too many values for its size`);
+  }
+}
+
+/** A container of `values` values just met: its count, nesting and cost checked before any of them. */
+function opened(values: number, depth: number, what: string, count: number): void {
+  // Every value takes at least one byte: a count the rest cannot hold is a lie.
+  if (values > end - pos) throw new Refused(`a ${what} of ${count} entries in ${end - pos} bytes`);
+  cost += CONTAINER_COST;
+  if (values > 0 && depth === MAX_DEPTH) throw new Refused(`nesting deeper than ${MAX_DEPTH}`);
+  overBudget();
+}
+
+function list(count: number, depth: number): unknown[] {
+  opened(count, depth, 'list', count);
+  const out = new Array<unknown>(count);
+  for (let i = 0; i < count; i++) out[i] = value(depth + 1, false);
+  return out;
+}
+
+function map(count: number, depth: number): Record<string, unknown> {
+  opened(2 * count, depth, 'map', count);
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < count; i++) {
+    const key = value(depth + 1, true) as string;
+    // as msgpackr: no key sets an object's prototype
+    out[key === '__proto__' ? '__proto_' : key] = value(depth + 1, false);
+  }
+  return out;
 }
 
 const mib = (n: number): string => `${Math.round(n / (1 << 20))} MiB`;
 
 /**
- * Decode bytes holding one msgpack value, once msgpackProblem has found nothing; otherwise (or
- * if msgpackr fails) return `{ problem }`.
+ * Decode bytes holding one msgpack value, or say why not (`{ problem }`): walked once, each value
+ * checked as it is met (the limits above) and built as msgpackr builds it with the options it
+ * was given here (maps as objects, bin as Buffer views of `bytes`, 64-bit integers as bigints); msgpackr
+ * decoded the bytes after a walk of its own, and its string decoding in JavaScript cost more than
+ * the rest (a 10 ms -> 5 ms in a fresh node for the dense table's payload, docs/performance.md).
  */
 export function unpackBounded(bytes: Uint8Array): { value: unknown } | { problem: string } {
-  const problem = msgpackProblem(bytes);
-  if (problem !== null) return { problem };
+  src = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  pos = 0;
+  end = bytes.length;
+  cost = 0;
+  budget = DECODE_FLOOR + DECODE_RATIO * end;
   try {
-    return { value: unpackr.unpack(bytes) };
+    const decoded = value(0, false);
+    if (pos < end) return { problem: `undecodable msgpack (Data read, but end of buffer not reached ${jsonView(decoded)})` };
+    return { value: decoded };
   } catch (err) {
-    return { problem: `undecodable msgpack (${(err as Error).message.split('\n')[0]})` };
+    if (err instanceof Refused) return { problem: err.problem };
+    throw err;
+  } finally {
+    // Not kept alive by the walk's state until the next decode.
+    src = Buffer.alloc(0);
+    view = new DataView(src.buffer, 0, 0);
+  }
+}
+
+/** The start of a value as msgpackr names one followed by more bytes: its JSON, bigints as `Nn`. */
+function jsonView(decoded: unknown): string {
+  try {
+    return JSON.stringify(decoded, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)).slice(0, 100);
+  } catch (err) {
+    return `(JSON view not available ${String(err)})`;
   }
 }
