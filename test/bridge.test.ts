@@ -302,7 +302,13 @@ test('sha256: the OpenSSL in node, called through koffi, agrees with node:crypto
     for (let i = 0; i < whole.length; i++) whole[i] = (i * 131 + n) & 255;
     const bytes = new Uint8Array(whole.buffer, whole.byteOffset + 5, n);
     assert.equal(sha256(bytes).toString('hex'), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
+    // The same bytes in pieces (EVP_DigestUpdate), split at every size class, none and empty ones included.
+    const pieces = [0, 1, 63, 64, 65, 4096].flatMap((cut) => (cut < n ? [bytes.subarray(0, cut), bytes.subarray(cut, cut), bytes.subarray(cut)] : []));
+    for (let i = 0; i < pieces.length; i += 3) {
+      assert.equal(sha256(pieces.slice(i, i + 3)).toString('hex'), createHash('sha256').update(bytes).digest('hex'), `${n} bytes in pieces`);
+    }
   }
+  assert.equal(sha256([]).toString('hex'), createHash('sha256').digest('hex'), 'no pieces');
 });
 
 const digest1 = (impl: { withSeed(seed?: bigint): { update(b: Uint8Array): unknown; digest(): bigint } }, bytes: Uint8Array): bigint => {

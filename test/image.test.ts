@@ -10,7 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../src/cli.js';
 import { CrError } from '../src/errors.js';
-import { encodeImage, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage, writeImage, type Image } from '../src/image/format.js';
+import { decodeImage, encodeImage, encodeImageParts, IMAGE_FORMAT_VERSION, IMAGE_MAGIC, readImage, writeImage, type Image } from '../src/image/format.js';
+import { packMsgpack, packParts } from '../src/image/msgpack.js';
 import { loadInput } from '../src/image/input.js';
 import { tableJson } from '../src/model/json.js';
 
@@ -97,6 +98,40 @@ test('an image written and read back is the same image, mode 0600, nothing else 
   const { tables, image } = loadInput(path);
   assert.equal(tables, sample().table);
   assert.equal(image, sample());
+});
+
+test('cr writes msgpack byte for byte as msgpackr does, large bins as parts of their own', () => {
+  const msgpackr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+  const numbers = [0, -0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53, -1, -0x20, -0x21, -0x80, -0x81, -0x8000, -0x8001, -(2 ** 31), -(2 ** 31) - 1, 0.5, -1.25, NaN, Infinity, -Infinity];
+  // Strings around every header size and msgpackr's switch from its own UTF-8 encoder to Buffer's at 64 chars,
+  // in ASCII, 2-, 3- and 4-byte characters, and lone surrogates (which the two encoders write differently).
+  const strings = [0, 1, 10, 11, 31, 32, 63, 64, 65, 85, 86, 255, 256, 21845, 21846, 65535, 65536].flatMap((n) =>
+    ['a', 'é', '€', '\u{1f600}', '\ud800', 'x\udc00'].map((c) => c.repeat(Math.ceil(n / c.length)).slice(0, n)));
+  const bins = [0, 1, 255, 256, 1023, 1024, 65535, 65536].map((n) => Buffer.alloc(n, n & 0xff));
+  const values: unknown[] = [
+    ...numbers, ...strings, ...bins, new Uint8Array([1, 2, 3]), true, false, null, [], {},
+    Array.from({ length: 15 }, (_, i) => i), Array.from({ length: 16 }, (_, i) => i), Array.from({ length: 65536 }, () => 1),
+    Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`key${i}`, i])), { 1: 'a', b: [{ c: null }], é: bins[5] },
+    sample(), { ...sample(), table: { ...sample().table, pipes: [{ id: 0, capacity: 65536, data: bins[7] }] } },
+  ];
+  for (const v of values) {
+    const parts = packParts(v);
+    assert.ok(parts !== null, `written by cr: ${typeof v}`);
+    assert.ok(Buffer.concat(parts).equals(msgpackr.pack(v)), `the same bytes as msgpackr: ${JSON.stringify(v)?.slice(0, 60)}`);
+    assert.ok(packMsgpack(v).equals(msgpackr.pack(v)));
+  }
+  // A bin of 1 KiB or more is not copied: its own memory is a part.
+  const big = Buffer.alloc(5000, 7);
+  assert.ok(packParts({ data: big })!.some((p) => p.buffer === big.buffer && p.byteOffset === big.byteOffset));
+  // What cr does not write itself, msgpackr writes, the same bytes as before.
+  for (const v of [undefined, [1, undefined], new Map([['a', 1]]), Object.create(null) as object, { a: 1n }]) {
+    assert.is(packParts(v), null);
+    assert.ok(packMsgpack(v).equals(msgpackr.pack(v)));
+  }
+  // The envelope around a payload in parts: the same bytes as encodeImage's one buffer.
+  const image = { ...sample(), table: { ...sample().table, pipes: [{ id: 0, capacity: 65536, data: bins[7] }] } };
+  assert.ok(Buffer.concat(encodeImageParts(image)).equals(encodeImage(image)));
+  assert.equal(decodeImage(encodeImage(image), 'x'), image);
 });
 
 test('pipe bytes are stored raw, not base64', () => {

@@ -7,7 +7,7 @@ import { checkpointProcess } from '../checkpoint/checkpoint.js';
 import type { HeldConnections } from '../dump/connections.js';
 import { dumpFdTable } from '../dump/fd-dump.js';
 import { badInput, CrError } from '../errors.js';
-import { encodeImage, type Image } from '../image/format.js';
+import { encodeImageParts, type Image } from '../image/format.js';
 import { openImageOutput, STDOUT_PATH } from '../output-file.js';
 import type { TreeMember } from '../model/tree.js';
 import { isRunning, readStatus, refuseThreadId } from '../proc/process.js';
@@ -179,7 +179,7 @@ function dumpFds(pid: number, opts: DumpOptions): { image: Image; phases: Phases
     const { image, phases } = dumpFdTable(pid, { skipUnsupported: opts.skipUnsupported ?? false, leaveStopped: holdStopped, tcpClose: opts.tcpClose ?? false, ...(opts.maxDeletedSize === undefined ? {} : { maxContents: opts.maxDeletedSize }) });
     const t = now();
     try {
-      out.write([encodeImage(image)]);
+      out.write(encodeImageParts(image));
       out.commit();
     } catch (err) {
       // Left stopped for a restore that now has no image: let it run again, if it ran before.

@@ -10,7 +10,7 @@ import type { Desc, DescKind, FdTables } from '../model/fdtable.js';
 import { parseTables } from '../image/validate.js';
 import { OutputFile } from '../output-file.js';
 import { readImageFile } from './file.js';
-import { packMsgpack, unpackBounded } from './msgpack.js';
+import { BinParts, packMsgpack, packParts, unpackBounded } from './msgpack.js';
 
 export const IMAGE_MAGIC = 'cr-fd-image';
 /**
@@ -80,6 +80,16 @@ const noBadInput = (what: string): never => {
 
 /** The envelope and payload bytes of an image. Pipe data and each kind's bytes go in as binary, not base64. */
 export function encodeImage(image: Image): Buffer {
+  const parts = encodeImageParts(image);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/**
+ * encodeImage's bytes as parts, in order, for a writev: the bytes of every large bin (a pipe's
+ * data) are its Buffer itself, not copied (packParts), and the payload is not copied into the
+ * envelope (its SHA-256 taken over its parts).
+ */
+export function encodeImageParts(image: Image): Buffer[] {
   if (image.magic !== IMAGE_MAGIC || image.formatVersion !== IMAGE_FORMAT_VERSION) {
     throw new Error(`encodeImage: magic ${image.magic} version ${image.formatVersion} is not what this cr writes`);
   }
@@ -88,14 +98,12 @@ export function encodeImage(image: Image): Buffer {
     pipes: image.table.pipes,
     processes: image.table.processes,
   };
-  const payload = packMsgpack({
-    toolVersion: image.toolVersion,
-    kernel: image.kernel,
-    process: image.process,
-    table,
-    dropped: image.dropped,
-  });
-  return packMsgpack({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload });
+  const value = { toolVersion: image.toolVersion, kernel: image.kernel, process: image.process, table, dropped: image.dropped };
+  const payload = packParts(value) ?? [packMsgpack(value)];
+  const envelope = packParts({ magic: IMAGE_MAGIC, formatVersion: IMAGE_FORMAT_VERSION, checksum: { sha256: sha256(payload) }, payload: new BinParts(payload) });
+  // The envelope holds nothing but strings, a number, a digest and the payload's parts.
+  if (envelope === null) throw new Error('encodeImage: the envelope could not be packed');
+  return envelope;
 }
 
 /** Write an image to path atomically: whole and fsync'd, or not at all (OutputFile). */

@@ -15,7 +15,281 @@ import { Packr } from 'msgpackr/pack';
 // useRecords: false keeps records out of what is written.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
-export const packMsgpack = (value: unknown): Buffer => packr.pack(value);
+/**
+ * msgpack of value, byte for byte what msgpackr's pack (with the options above) writes. The values
+ * an image is made of (plain objects, arrays, strings, numbers, booleans, null, Buffers) are
+ * written by packParts; anything else (undefined, a Map, a class's instance, a bigint, an object
+ * of 65,536 keys or more) by msgpackr itself, the whole value again.
+ */
+export function packMsgpack(value: unknown): Buffer {
+  const parts = packParts(value);
+  if (parts === null) return packr.pack(value);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/**
+ * Bytes already msgpack-encoded (or any bytes), written as one bin of their total length: a
+ * payload packed by packParts, in its parts, without joining them first.
+ */
+export class BinParts {
+  constructor(readonly parts: readonly Uint8Array[]) {}
+}
+
+/**
+ * packMsgpack's bytes as a list of parts, in order, or null where msgpackr must write them. A
+ * bin of PART_MIN bytes or more is not copied: its Uint8Array is a part of its own (unchanged until
+ * the parts are written), so that an fd table's pipe bytes go from where the dump read them
+ * straight to the file. A BinParts is written as its parts.
+ *
+ * Why not msgpackr: a dump encodes its fd table once, in a fresh process, before V8 has optimised
+ * anything; msgpackr's pack (one function for every type and option) then costs about 0.5 µs a
+ * value, and it copies every bin into its buffer and the payload into the envelope's, fresh memory
+ * each (docs/performance.md). This one writes each map key's bytes once per name (a cache) and
+ * copies no large bin. What it writes mirrors msgpackr's choices: every plain object a map16 of
+ * its own enumerable keys in for-in order, arrays by length (fixarray, array16, array32), integers
+ * in the fewest bytes (positive fixint below 0x80, as msgpackr writes them without records), other
+ * numbers as float64, strings by their UTF-8 length (msgpackr's own encoding below 64 chars, which
+ * writes a lone surrogate as three bytes; Buffer's above it), Buffers and Uint8Arrays as bin.
+ */
+export function packParts(value: unknown): Buffer[] | null {
+  parts = [];
+  out = Buffer.allocUnsafe(CHUNK_BYTES);
+  view = new DataView(out.buffer, out.byteOffset, out.length);
+  from = at = 0;
+  try {
+    write(value);
+    flush();
+    return parts;
+  } catch (err) {
+    if (err === NOT_OURS) return null;
+    throw err;
+  } finally {
+    parts = [];
+    out = EMPTY;
+  }
+}
+
+/** A bin this long or longer is a part of its own, not copied. */
+const PART_MIN = 1024;
+/** Each buffer the encoder writes into: a full one is a part, and the next one fresh (no copy). */
+const CHUNK_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+/** Thrown where a value is none packParts writes: msgpackr writes the whole value instead. */
+const NOT_OURS = new Error('not a value packParts writes');
+let parts: Buffer[] = [];
+let out: Buffer = EMPTY;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+/** Where in out the bytes not yet in parts start, and where the next byte goes. */
+let from = 0;
+let at = 0;
+/** Each map key's msgpack bytes, made once per name. */
+const keys = new Map<string, Buffer>();
+
+/** out's bytes written since the last part, as a part. */
+function flush(): void {
+  if (at > from) parts.push(out.subarray(from, at));
+  from = at;
+}
+
+/** Room for n more bytes in out: a full buffer is left as it is, its bytes a part, and a fresh one taken. */
+function need(n: number): void {
+  if (at + n <= out.length) return;
+  flush();
+  out = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
+  view = new DataView(out.buffer, out.byteOffset, out.length);
+  from = at = 0;
+}
+
+function write(value: unknown): void {
+  switch (typeof value) {
+    case 'string':
+      writeString(value);
+      return;
+    case 'number':
+      writeNumber(value);
+      return;
+    case 'boolean':
+      need(1);
+      out[at++] = value ? 0xc3 : 0xc2;
+      return;
+    case 'object':
+      if (value === null) {
+        need(1);
+        out[at++] = 0xc0;
+        return;
+      }
+      break;
+    default:
+      throw NOT_OURS;
+  }
+  const c = (value as object).constructor;
+  if (c === Object) writeMap(value as Record<string, unknown>);
+  else if (c === Array) writeArray(value as unknown[]);
+  else if (c === Buffer || c === Uint8Array || c === BinParts) writeBin(value as Uint8Array | BinParts);
+  else throw NOT_OURS;
+}
+
+function writeMap(o: Record<string, unknown>): void {
+  // msgpackr: always a map16, its size filled in after its entries (for-in, own keys only).
+  need(3);
+  out[at] = 0xde;
+  // Its size goes where its header is, whichever buffer the encoder writes into by then.
+  const header = out;
+  const sizeAt = at + 1;
+  at += 3;
+  let size = 0;
+  for (const key in o) {
+    // As msgpackr asks: the object's own hasOwnProperty.
+    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
+      let bytes = keys.get(key);
+      if (bytes === undefined) {
+        const start = at;
+        writeString(key);
+        keys.set(key, (bytes = Buffer.from(out.subarray(start, at))));
+      } else {
+        need(bytes.length);
+        out.set(bytes, at);
+        at += bytes.length;
+      }
+      write(o[key]);
+      size++;
+    }
+  }
+  if (size > 0xffff) throw NOT_OURS;
+  header[sizeAt] = size >> 8;
+  header[sizeAt + 1] = size & 0xff;
+}
+
+function writeArray(a: unknown[]): void {
+  const n = a.length;
+  need(5);
+  if (n < 0x10) out[at++] = 0x90 | n;
+  else if (n < 0x10000) {
+    out[at++] = 0xdc;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0xdd;
+    view.setUint32(at, n);
+    at += 4;
+  }
+  for (let i = 0; i < n; i++) write(a[i]);
+}
+
+function writeBin(b: Uint8Array | BinParts): void {
+  const n = b instanceof BinParts ? b.parts.reduce((sum, p) => sum + p.byteLength, 0) : b.byteLength;
+  need(5);
+  if (n < 0x100) {
+    out[at++] = 0xc4;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0xc5;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0xc6;
+    view.setUint32(at, n);
+    at += 4;
+  }
+  if (b instanceof BinParts || n >= PART_MIN) {
+    flush();
+    for (const p of b instanceof BinParts ? b.parts : [b]) parts.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    return;
+  }
+  need(n);
+  out.set(b, at);
+  at += n;
+}
+
+function writeNumber(v: number): void {
+  need(9);
+  if (v >>> 0 === v) {
+    if (v < 0x80) out[at++] = v;
+    else if (v < 0x100) {
+      out[at++] = 0xcc;
+      out[at++] = v;
+    } else if (v < 0x10000) {
+      out[at++] = 0xcd;
+      out[at++] = v >> 8;
+      out[at++] = v & 0xff;
+    } else {
+      out[at++] = 0xce;
+      view.setUint32(at, v);
+      at += 4;
+    }
+  } else if (v >> 0 === v) {
+    if (v >= -0x20) out[at++] = 0x100 + v;
+    else if (v >= -0x80) {
+      out[at++] = 0xd0;
+      out[at++] = v + 0x100;
+    } else if (v >= -0x8000) {
+      out[at++] = 0xd1;
+      view.setInt16(at, v);
+      at += 2;
+    } else {
+      out[at++] = 0xd2;
+      view.setInt32(at, v);
+      at += 4;
+    }
+  } else {
+    out[at++] = 0xcb;
+    view.setFloat64(at, v);
+    at += 8;
+  }
+}
+
+function writeString(s: string): void {
+  const n = s.length;
+  // The header's size guessed from the length in chars, the bytes written after it, and moved
+  // when their UTF-8 length needs a longer header (as msgpackr does).
+  const header = n < 0x20 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  need(n * 3 + 5);
+  let p = at + header;
+  if (n < 0x40) {
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) out[p++] = c;
+      else if (c < 0x800) {
+        out[p++] = (c >> 6) | 0xc0;
+        out[p++] = (c & 0x3f) | 0x80;
+      } else {
+        const d = (c & 0xfc00) === 0xd800 ? s.charCodeAt(i + 1) : 0;
+        if ((d & 0xfc00) === 0xdc00) {
+          c = 0x10000 + ((c & 0x03ff) << 10) + (d & 0x03ff);
+          i++;
+          out[p++] = (c >> 18) | 0xf0;
+          out[p++] = ((c >> 12) & 0x3f) | 0x80;
+          out[p++] = ((c >> 6) & 0x3f) | 0x80;
+          out[p++] = (c & 0x3f) | 0x80;
+        } else {
+          out[p++] = (c >> 12) | 0xe0;
+          out[p++] = ((c >> 6) & 0x3f) | 0x80;
+          out[p++] = (c & 0x3f) | 0x80;
+        }
+      }
+    }
+  } else {
+    p += out.write(s, p, out.length - p, 'utf8');
+  }
+  const len = p - at - header;
+  if (len < 0x20) out[at++] = 0xa0 | len;
+  else if (len < 0x100) {
+    if (header < 2) out.copyWithin(at + 2, at + 1, at + 1 + len);
+    out[at++] = 0xd9;
+    out[at++] = len;
+  } else if (len < 0x10000) {
+    if (header < 3) out.copyWithin(at + 3, at + 2, at + 2 + len);
+    out[at++] = 0xda;
+    out[at++] = len >> 8;
+    out[at++] = len & 0xff;
+  } else {
+    if (header < 5) out.copyWithin(at + 5, at + 3, at + 3 + len);
+    out[at++] = 0xdb;
+    view.setUint32(at, len);
+    at += 4;
+  }
+  at += len;
+}
 
 /** Deepest nesting of maps and lists accepted; an image goes 5 deep (payload.table.descs[i].path). */
 export const MAX_DEPTH = 16;

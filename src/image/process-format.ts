@@ -14,7 +14,7 @@ import { checkHeadMeaning, checkSharedObjects } from './process-check.js';
 import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, type Mapping, type MmFields, type Signals, type ProcessHead, type ProcessAttributes, type FileLock, type PosixTimer, type SysvIpcObject, type ThreadState } from './process-head.js';
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
-import { decodeImage, encodeImage, type Image } from './format.js';
+import { decodeImage, encodeImageParts, type Image } from './format.js';
 import { PAGE_READ_BYTES, pageReadBuffer, readImageFile, type ImageFile, type PageStreamer } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 import { CHECKSUM_BYTES, ImageChecksum, imageChecksum } from './checksum.js';
@@ -119,7 +119,7 @@ export class ProcessImageWriter {
 
   fds(image: Image): void {
     this.expect(['fds'], 'head');
-    this.record(RECORD_FDS, [encodeImage(image)]);
+    this.record(RECORD_FDS, encodeImageParts(image));
   }
 
   /**
@@ -130,7 +130,7 @@ export class ProcessImageWriter {
    */
   fdsLater(image: Image): void {
     this.expect(['fds'], 'head');
-    this.held = [() => this.recordParts(RECORD_FDS, [encodeImage(image)])];
+    this.held = [() => this.recordParts(RECORD_FDS, encodeImageParts(image))];
   }
 
   /** The next live member's head: its pages follow. */
