@@ -3,10 +3,7 @@
 // parallel move. Chains are resolved from their free end; a cycle (the seed's pipe()
 // returning the ends "the wrong way round") goes through one trampoline fd.
 
-import {
-  occupied, reserved, home, stagedAt, occupy, vacate, nextFree, wantCloexec, curOwner, setCurOwner,
-  destOwner, setDestOwner,
-} from './slots';
+import { occupied, reserved, home, stagedAt, occupy, vacate, nextFree, wantCloexec } from './slots';
 import { emitDup2, emitDupfd, emitClose } from './emit';
 
 let count: i32 = 0;
@@ -19,6 +16,77 @@ let touched = new StaticArray<i32>(16);
 let stack = new StaticArray<i32>(16);
 let stackSize: i32 = 0;
 
+/**
+ * For the numbers this unit uses: the member sitting at each now (cur) and the one headed there
+ * (dest), in a small table by number (open addressing, linear probing), emptied after each unit.
+ * A record beside each number's slot (slots.ts) held them before: 16 MB more to miss in at 2^21
+ * numbers, for a handful of numbers a unit.
+ */
+let ownerFd = new StaticArray<i32>(0);
+let ownerCur = new StaticArray<i32>(0);
+let ownerDest = new StaticArray<i32>(0);
+let ownerMask: i32 = 0;
+/** 32 - log2 of the table's size: the hash takes the product's top bits */
+let ownerShift: u32 = 32;
+/** the table's entries in use, to empty them */
+let ownerUsed = new StaticArray<i32>(0);
+let ownerUsedCount: i32 = 0;
+
+/** Room for `entries` numbers at most half full; the table only grows within a plan. */
+function ownersFor(entries: i32): void {
+  let size = 64;
+  let shift: u32 = 26;
+  while (size < entries * 2) {
+    size <<= 1;
+    shift--;
+  }
+  if (size <= ownerFd.length) return;
+  ownerShift = shift;
+  ownerFd = new StaticArray<i32>(size);
+  memory.fill(changetype<usize>(ownerFd), 0xff, usize(size) * 4);
+  ownerCur = new StaticArray<i32>(size);
+  ownerDest = new StaticArray<i32>(size);
+  ownerUsed = new StaticArray<i32>(size);
+  ownerMask = size - 1;
+}
+
+/** fd's entry, made (both owners -1) when `make` and there is none; -1 for none. */
+function ownerAt(fd: i32, make: bool): i32 {
+  let at = i32((u32(fd) * 0x9e3779b1) >> ownerShift);
+  while (true) {
+    const key = unchecked(ownerFd[at]);
+    if (key == fd) return at;
+    if (key < 0) break;
+    at = (at + 1) & ownerMask;
+  }
+  if (!make) return -1;
+  unchecked((ownerFd[at] = fd));
+  unchecked((ownerCur[at] = -1));
+  unchecked((ownerDest[at] = -1));
+  unchecked((ownerUsed[ownerUsedCount++] = at));
+  return at;
+}
+
+/** The member at fd now, -1 for none. */
+function curOwner(fd: i32): i32 {
+  const at = ownerAt(fd, false);
+  return at < 0 ? -1 : unchecked(ownerCur[at]);
+}
+
+function setCurOwner(fd: i32, m: i32): void {
+  unchecked((ownerCur[ownerAt(fd, true)] = m));
+}
+
+/** The member headed to fd, -1 for none. */
+function destOwner(fd: i32): i32 {
+  const at = ownerAt(fd, false);
+  return at < 0 ? -1 : unchecked(ownerDest[at]);
+}
+
+function setDestOwner(fd: i32, m: i32): void {
+  unchecked((ownerDest[ownerAt(fd, true)] = m));
+}
+
 /** Set when placement needed a free fd number and none was left. */
 export let outOfFds: bool = false;
 
@@ -30,10 +98,15 @@ export function newMoveBuffers(): void {
   memberDone = new StaticArray<bool>(16);
   touched = new StaticArray<i32>(16);
   stack = new StaticArray<i32>(16);
+  ownerFd = new StaticArray<i32>(0);
+  ownerUsedCount = 0;
 }
 
 export function initMoves(): void {
   outOfFds = false;
+  // A unit that ran out of numbers in the last attempt left its entries.
+  for (let i = 0; i < ownerUsedCount; i++) unchecked((ownerFd[ownerUsed[i]] = -1));
+  ownerUsedCount = 0;
   count = 0;
   touchedCount = 0;
 }
@@ -81,6 +154,8 @@ function push(m: i32): void {
 
 /** Move every member to its number, then close whatever the unit no longer needs. */
 export function placeUnit(): bool {
+  // Numbers a member sits at, heads to (its home or a spare) or passes through (a trampoline).
+  ownersFor(3 * count + 1);
   for (let m = 0; m < count; m++) {
     setCurOwner(memberCur[m], m);
     memberDest[m] = home[memberDesc[m]];
@@ -148,11 +223,8 @@ export function placeUnit(): bool {
       vacate(s);
     }
   }
-  for (let m = 0; m < count; m++) {
-    setCurOwner(memberCur[m], -1);
-    setDestOwner(memberDest[m], -1);
-  }
-  for (let i = 0; i < touchedCount; i++) setCurOwner(touched[i], -1);
+  for (let i = 0; i < ownerUsedCount; i++) unchecked((ownerFd[ownerUsed[i]] = -1));
+  ownerUsedCount = 0;
   return true;
 }
 

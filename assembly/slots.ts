@@ -19,16 +19,14 @@ export let occupied: FdSet = new FdSet(0);
 export let reserved: FdSet = new FdSet(0);
 
 /**
- * One record of four words per number below the limit: what sits there, the unit member now
- * there and the one headed there (moves.ts), and its close-on-exec bits. The planner visits image
- * numbers in no order a cache can follow; with a separate array per field each visit cost a miss
- * per field (the planner's time grew 23x for 10x the fds), with one record it costs one.
+ * One word per number below the limit: what sits there, plus one (so that a new array, all zeros,
+ * is all EMPTY), above two bits, its close-on-exec now and wanted. The planner visits image numbers
+ * in no order a cache can follow, so each visit is a miss: with a word per number, 8 MB at 2^21
+ * numbers, each costs less than in the 32 MB a record of four words took (moves.ts keeps the
+ * unit's own bookkeeping, which numbers its members sit at and head to, to itself).
  */
 let slots = new StaticArray<i32>(0);
-const CONTENT: i32 = 0;
-const DEST_OWNER: i32 = 1;
-const CUR_OWNER: i32 = 2;
-const BITS: i32 = 3;
+const CONTENT_SHIFT: i32 = 2;
 /** the fd at this number is close-on-exec now */
 const CLOEXEC_NOW: i32 = 1;
 /** an image fd is at this number and wants close-on-exec */
@@ -45,15 +43,9 @@ export function initSlots(workingLimit: i32): void {
   limit = workingLimit;
   occupied = new FdSet(workingLimit);
   reserved = new FdSet(workingLimit);
-  slots = new StaticArray<i32>(workingLimit << 2);
-  for (let i = 0; i < workingLimit; i++) {
-    const at = i << 2;
-    unchecked((slots[at + CONTENT] = EMPTY));
-    unchecked((slots[at + DEST_OWNER] = -1));
-    unchecked((slots[at + CUR_OWNER] = -1));
-  }
+  slots = new StaticArray<i32>(workingLimit);
   // Image numbers are below the working limit (planner.ts `attempt`).
-  for (let i = 0; i < nFds; i++) if (unchecked(fdCloexec[i])) unchecked((slots[(unchecked(fdNum[i]) << 2) + BITS] = CLOEXEC_WANTED));
+  for (let i = 0; i < nFds; i++) if (unchecked(fdCloexec[i])) unchecked((slots[unchecked(fdNum[i])] = CLOEXEC_WANTED));
   flagsNow = new StaticArray<i32>(nDescs);
   home = new StaticArray<i32>(nDescs);
   stagedAt = new StaticArray<i32>(nDescs);
@@ -66,53 +58,28 @@ export function initSlots(workingLimit: i32): void {
 /** What sits at fd: a description index, or EMPTY, FOREIGN, TEMP, PLUG. */
 // @ts-ignore: decorator
 @inline export function slotDesc(fd: i32): i32 {
-  return unchecked(slots[fd << 2]);
+  return (unchecked(slots[fd]) >> CONTENT_SHIFT) - 1;
 }
 
 /** The fd at this number is close-on-exec now. */
 // @ts-ignore: decorator
 @inline export function slotCloexec(fd: i32): bool {
-  return (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_NOW) != 0;
+  return (unchecked(slots[fd]) & CLOEXEC_NOW) != 0;
 }
 
 // @ts-ignore: decorator
 @inline export function setSlotCloexec(fd: i32, cloexec: bool): void {
-  const at = (fd << 2) + BITS;
-  unchecked((slots[at] = (slots[at] & ~CLOEXEC_NOW) | (cloexec ? CLOEXEC_NOW : 0)));
-}
-
-/** The unit member (moves.ts) headed to fd, -1 for none. */
-// @ts-ignore: decorator
-@inline export function destOwner(fd: i32): i32 {
-  return unchecked(slots[(fd << 2) + DEST_OWNER]);
-}
-
-// @ts-ignore: decorator
-@inline export function setDestOwner(fd: i32, m: i32): void {
-  unchecked((slots[(fd << 2) + DEST_OWNER] = m));
-}
-
-/** The unit member (moves.ts) at fd now, -1 for none. */
-// @ts-ignore: decorator
-@inline export function curOwner(fd: i32): i32 {
-  return unchecked(slots[(fd << 2) + CUR_OWNER]);
-}
-
-// @ts-ignore: decorator
-@inline export function setCurOwner(fd: i32, m: i32): void {
-  unchecked((slots[(fd << 2) + CUR_OWNER] = m));
+  unchecked((slots[fd] = (slots[fd] & ~CLOEXEC_NOW) | (cloexec ? CLOEXEC_NOW : 0)));
 }
 
 export function occupy(fd: i32, content: i32, cloexec: bool): void {
   occupied.add(fd);
-  unchecked((slots[fd << 2] = content));
-  setSlotCloexec(fd, cloexec);
+  unchecked((slots[fd] = ((content + 1) << CONTENT_SHIFT) | (slots[fd] & CLOEXEC_WANTED) | (cloexec ? CLOEXEC_NOW : 0)));
 }
 
 export function vacate(fd: i32): void {
   occupied.remove(fd);
-  unchecked((slots[fd << 2] = EMPTY));
-  setSlotCloexec(fd, false);
+  unchecked((slots[fd] = slots[fd] & CLOEXEC_WANTED));
 }
 
 /** The number the kernel gives the next new fd, as in fs/file.c: lowest free. -1 when none. */
@@ -123,7 +90,7 @@ export function nextFree(): i32 {
 /** Close-on-exec the image wants at `fd` (false for numbers that are not image fds). */
 // @ts-ignore: decorator
 @inline export function wantCloexec(fd: i32): bool {
-  return fd >= 0 && fd < limit && (unchecked(slots[(fd << 2) + BITS]) & CLOEXEC_WANTED) != 0;
+  return fd >= 0 && fd < limit && (unchecked(slots[fd]) & CLOEXEC_WANTED) != 0;
 }
 
 /** Where description d can be reached now. */
