@@ -54,7 +54,7 @@ export class BinParts {
 export function packParts(value: unknown): Buffer[] | null {
   parts = [];
   out = Buffer.allocUnsafe(CHUNK_BYTES);
-  view = new DataView(out.buffer, out.byteOffset, out.length);
+  outView = new DataView(out.buffer, out.byteOffset, out.length);
   from = at = 0;
   try {
     write(value);
@@ -78,7 +78,7 @@ const EMPTY = Buffer.alloc(0);
 const NOT_OURS = new Error('not a value packParts writes');
 let parts: Buffer[] = [];
 let out: Buffer = EMPTY;
-let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+let outView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 /** Where in out the bytes not yet in parts start, and where the next byte goes. */
 let from = 0;
 let at = 0;
@@ -96,7 +96,7 @@ function need(n: number): void {
   if (at + n <= out.length) return;
   flush();
   out = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, n));
-  view = new DataView(out.buffer, out.byteOffset, out.length);
+  outView = new DataView(out.buffer, out.byteOffset, out.length);
   from = at = 0;
 }
 
@@ -170,7 +170,7 @@ function writeArray(a: unknown[]): void {
     out[at++] = n & 0xff;
   } else {
     out[at++] = 0xdd;
-    view.setUint32(at, n);
+    outView.setUint32(at, n);
     at += 4;
   }
   for (let i = 0; i < n; i++) write(a[i]);
@@ -188,7 +188,7 @@ function writeBin(b: Uint8Array | BinParts): void {
     out[at++] = n & 0xff;
   } else {
     out[at++] = 0xc6;
-    view.setUint32(at, n);
+    outView.setUint32(at, n);
     at += 4;
   }
   if (b instanceof BinParts || n >= PART_MIN) {
@@ -214,7 +214,7 @@ function writeNumber(v: number): void {
       out[at++] = v & 0xff;
     } else {
       out[at++] = 0xce;
-      view.setUint32(at, v);
+      outView.setUint32(at, v);
       at += 4;
     }
   } else if (v >> 0 === v) {
@@ -224,16 +224,16 @@ function writeNumber(v: number): void {
       out[at++] = v + 0x100;
     } else if (v >= -0x8000) {
       out[at++] = 0xd1;
-      view.setInt16(at, v);
+      outView.setInt16(at, v);
       at += 2;
     } else {
       out[at++] = 0xd2;
-      view.setInt32(at, v);
+      outView.setInt32(at, v);
       at += 4;
     }
   } else {
     out[at++] = 0xcb;
-    view.setFloat64(at, v);
+    outView.setFloat64(at, v);
     at += 8;
   }
 }
@@ -285,7 +285,7 @@ function writeString(s: string): void {
   } else {
     if (header < 5) out.copyWithin(at + 5, at + 3, at + 3 + len);
     out[at++] = 0xdb;
-    view.setUint32(at, len);
+    outView.setUint32(at, len);
     at += 4;
   }
   at += len;
