@@ -418,6 +418,29 @@ test('an image written to after it was read and checked: refused while its pages
     assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
   }));
 
+test('a large image (its pages written in two threads) written to after it was read and checked: refused the same way, the half-restored process killed', () =>
+  scene((s) => {
+    const cmd = s.mkfifo('cmd');
+    s.open(cmd, 'r+');
+    const ready = s.path('ready');
+    const image = s.path('image');
+    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '48', ready, cmd, s.path('out')]);
+    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
+    waitInSyscall(pid, SYS_read);
+    s.dumpAndKill(pid, image);
+    const read = ProcessImage.read(image);
+    appendFileSync(image, 'x');
+    let message = '';
+    try {
+      restartProcess(read);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    read.file.pages?.close();
+    assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
+    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+  }));
+
 /** The VmFlags of the mapping starting at addr. */
 function vmflags(pid: number, addr: string): string[] {
   const entry = readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-)/).find((e) => e.startsWith(`${addr}-`));

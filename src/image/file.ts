@@ -15,7 +15,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
-import { openAt } from '../../bridge/file.js';
+import { dupFd, openAt } from '../../bridge/file.js';
 import { isatty } from '../../bridge/tty.js';
 import { badInput, CrError, errMessage } from '../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY } from '../model/fdtable.js';
@@ -226,12 +226,26 @@ export class PagesInFile {
       const now = changeOf(this.fd);
       if (got < length || now.size !== this.seen.size || now.mtimeNs !== this.seen.mtimeNs || now.ctimeNs !== this.seen.ctimeNs) {
         this.windowBytes = 0;
-        badInput(`${this.path} changed while being restored (written to since it was checked): not an image at rest`);
+        this.changed();
       }
       this.windowAt = offset;
       this.windowBytes = got;
     }
     return readBuffer.subarray(offset - this.windowAt, offset - this.windowAt + length);
+  }
+
+  /**
+   * A second fd of the file (F_DUPFD_CLOEXEC, the caller's to close) and what it was when checked,
+   * for a thread that reads the pages itself: it must refuse a change as read() does (changed()).
+   */
+  share(): { fd: number; seen: { size: number; mtimeNs: bigint; ctimeNs: bigint } } {
+    if (this.fd < 0) throw new Error(`${this.path}: the image's pages were not kept (its file is closed)`);
+    return { fd: dupFd(this.fd), seen: this.seen };
+  }
+
+  /** What read() throws for a file changed since it was checked. */
+  changed(): never {
+    badInput(`${this.path} changed while being restored (written to since it was checked): not an image at rest`);
   }
 
   /** Close the file: done with the pages (a command that needs none closes it at once). */

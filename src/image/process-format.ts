@@ -15,7 +15,7 @@ import { type MappingKind, type MappedFile, type SysvSegment, GUARDED_KINDS, typ
 import type { ProcessIdentity } from '../proc/process.js';
 import { openImageOutput, type Output } from '../output-file.js';
 import { decodeImage, encodeImageParts, type Image } from './format.js';
-import { PAGE_READ_BYTES, pageReadBuffer, readImageFile, type ImageFile, type PageStreamer } from './file.js';
+import { PAGE_READ_BYTES, pageReadBuffer, readImageFile, type ImageFile, type PagesInFile, type PageStreamer } from './file.js';
 import { packMsgpack, unpackBounded } from './msgpack.js';
 import { CHECKSUM_BYTES, ImageChecksum, imageChecksum } from './checksum.js';
 import { liveMembers, treeProblem, type TreeMember } from '../model/tree.js';
@@ -296,6 +296,8 @@ export interface PageRun {
   readonly data: Buffer;
   /** data.length, without reading them */
   readonly length: number;
+  /** for pages left in the image's file: the file, and where in it they are */
+  readonly inFile?: { pages: PagesInFile; offset: number };
 }
 
 /**
@@ -565,7 +567,7 @@ export class ProcessImage {
       lastEnd = addr + length;
       if (inFile && pagesInFile) {
         const at = inFile.offset;
-        return { mapping, addr, length, get data(): Buffer { return pagesInFile.read(at, length); } };
+        return { mapping, addr, length, inFile: { pages: pagesInFile, offset: at }, get data(): Buffer { return pagesInFile.read(at, length); } };
       }
       const data = body.subarray(PAGES_HEADER);
       return { mapping, addr, length, data };

@@ -20,6 +20,7 @@ import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
+import { PageThread } from './page-thread.js';
 import {
   F_ADD_SEALS, MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME, IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, SHMID_DS_BYTES, SHM_PERM_UID_AT, SHM_PERM_GID_AT, SHM_PERM_MODE_AT,
@@ -490,32 +491,61 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
   judge();
 }
 
-/** Write the image's page runs into the husk as the reader yields them. Returns pages written. */
+/**
+ * Write the image's page runs into the husk: a large image's in two threads (page-thread.ts),
+ * each run whole by one of them, in any order (the runs never overlap). Returns pages written.
+ */
 export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects, progress?: { onProgress: OnProgress; total: number }): number {
   let mem = -1;
-  let pages = 0;
+  const memFd = (): number => (mem >= 0 ? mem : (mem = openSync(`/proc/${pid}/mem`, 'r+')));
+  const todo: Array<{ run: PageRun; addr: number; direct: boolean }> = [];
+  for (const run of runs) {
+    const m = image[run.mapping]!;
+    // A live System V segment attached again keeps the pages it has now (others may share it).
+    if (m.shm && objects.get(m.shm.object)!.sysv?.live) continue;
+    // A page of shared anonymous memory goes into its object, through the object's first mapping.
+    const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
+    // Writable memory (an object's first mapping always is) takes the bytes with one
+    // process_vm_writev, one copy; the rest, and whatever it could not reach, through
+    // /proc/PID/mem, which writes whatever the protection.
+    todo.push({ run, addr, direct: m.shm !== undefined || (m.prot & PROT_WRITE) !== 0 });
+  }
+  const bytes = todo.reduce((n, t) => n + t.run.length, 0);
+  // Told as each run is written: the bytes of the runs up to it (in two threads, those before it
+  // have been taken, if not all written yet).
+  let before = 0;
+  const upTo = todo.map((t) => (before += t.run.length));
+  const write = (i: number): void => {
+    const { run, addr, direct } = todo[i]!;
+    const data = run.data;
+    let done = direct ? copyRanges(pid, [{ addr, data }], true) : 0;
+    while (done < data.length) done += writeSync(memFd(), data, done, data.length - done, addr + done);
+    progress?.onProgress(upTo[i]!, progress.total);
+  };
+  let thread: PageThread | null = null;
   try {
-    for (const run of runs) {
-      const m = image[run.mapping]!;
-      // A live System V segment attached again keeps the pages it has now (others may share it).
-      if (m.shm && objects.get(m.shm.object)!.sysv?.live) continue;
-      // A page of shared anonymous memory goes into its object, through the object's first mapping.
-      const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
-      const data = run.data;
-      // Writable memory (an object's first mapping always is) takes the bytes with one
-      // process_vm_writev, one copy; the rest, and whatever it could not reach, through
-      // /proc/PID/mem, which writes whatever the protection.
-      let done = m.shm || (m.prot & PROT_WRITE) !== 0 ? copyRanges(pid, [{ addr, data }], true) : 0;
-      if (done < data.length && mem < 0) mem = openSync(`/proc/${pid}/mem`, 'r+');
-      while (done < data.length) done += writeSync(mem, data, done, data.length - done, addr + done);
-      pages += data.length / PAGE_SIZE;
-      progress?.onProgress(pages * PAGE_SIZE, progress.total);
+    // A large image's runs, from its file, shared with a second thread (page-thread.ts).
+    const file = todo[0]?.run.inFile?.pages;
+    if (file && bytes >= PAGE_THREAD_MIN && todo.every((t) => t.run.inFile?.pages === file)) {
+      thread = new PageThread(file, todo.map((t) => ({ offset: t.run.inFile!.offset, length: t.run.length, addr: t.addr })), memFd());
+      for (let i = thread.take(); i >= 0; i = thread.take()) write(i);
+      thread.finish();
+      progress?.onProgress(bytes, progress.total);
+    } else {
+      todo.forEach((_, i) => write(i));
     }
   } finally {
+    thread?.end();
     if (mem >= 0) closeSync(mem);
   }
-  return pages;
+  return bytes / PAGE_SIZE;
 }
+
+/**
+ * Bytes of pages from which a restart writes them in two threads (page-thread.ts): below it,
+ * starting the second (about 35 ms of CPU, 3 on the main thread) costs more than it saves.
+ */
+const PAGE_THREAD_MIN = 32 << 20;
 
 /** Unmap each shared object's first mapping: the objects live on in their aliases. */
 export function dropObjects(husk: Husk, objects: SharedObjects): void {
