@@ -43,28 +43,49 @@ function indexById(ids: readonly number[]): (id: number) => number {
 
 /**
  * Each array of the table is read once (its objects lie scattered over the heap: at 1,000,000 fds
- * every pass over them was cache misses, about half of the encode): ids, byte counts and the
- * descriptions on socket pairs are taken in one pass, the words in one more.
+ * every pass over them was cache misses, most of the encode): the pipes' ids and words together,
+ * then the descriptions', then the fds. A description's words are written before the table's ids
+ * are all known, as if it were not inherited and on no socket pair; the few that are (a forked
+ * child's inherited descriptions, socket pair ends) are written again once they are.
  */
 export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   const { fds, descs, pipes } = table;
-  const descIds: number[] = new Array(descs.length);
-  /** indices of the descriptions on a socket pair (few kinds are) */
-  const paired: number[] = [];
-  for (let i = 0; i < descs.length; i++) {
-    const d = descs[i]!;
-    descIds[i] = d.id;
-    if (pairOf(d) !== undefined) paired.push(i);
-  }
+  const fdsAt = 10;
+  const descsAt = fdsAt + fds.length * 3;
+  const objectsAt = descsAt + descs.length * 6;
+  let words = new Int32Array(objectsAt + pipes.length * 3 + target.fds.length * 3);
   const pipeIds: number[] = new Array(pipes.length);
   const dataLength: number[] = new Array(pipes.length);
+  let p = objectsAt;
   for (let i = 0; i < pipes.length; i++) {
     const q = pipes[i]!;
     pipeIds[i] = q.id;
     dataLength[i] = q.data.length;
+    words[p++] = q.capacity;
+    words[p++] = q.data.length;
+    words[p++] = q.packets && q.packets.length > 0 ? OBJECT_PACKETS : 0;
+  }
+  const pipeIndex = indexById(pipeIds);
+
+  const descIds: number[] = new Array(descs.length);
+  /** indices of the descriptions on a socket pair (few kinds are) */
+  const paired: number[] = [];
+  p = descsAt;
+  for (let i = 0; i < descs.length; i++) {
+    const d = descs[i]!;
+    descIds[i] = d.id;
+    const c = kindOf(d).creation(d);
+    const pipe = pipeOf(d);
+    if (pairOf(d) !== undefined) paired.push(i);
+    words[p] = c.cls;
+    words[p + 1] = d.flags;
+    words[p + 2] = pipe !== undefined ? pipeIndex(pipe) : -1;
+    words[p + 3] = c.seek ? 1 : 0;
+    words[p + 4] = c.callFlags;
+    words[p + 5] = c.after;
+    p += 6;
   }
   const descIndex = indexById(descIds);
-  const pipeIndex = indexById(pipeIds);
 
   // Target fds that hold a description of the table already (a forked child's): those descriptions
   // are CLASS_INHERITED, whatever their kind.
@@ -74,51 +95,45 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     held.set(h.fd, { desc: desc < 0 ? -2 : desc, cloexec: h.cloexec });
   }
   const inherited = new Set<number>([...held.values()].map((h) => h.desc));
+  for (const i of inherited) {
+    if (i < 0) continue;
+    const flags = descs[i]!.flags;
+    words.set([CLASS_INHERITED, flags, -1, 0, 0, flags], descsAt + i * 6);
+  }
   // Socket pairs are objects after the pipes: the planner makes their two ends with one call.
   const pairIndex = new Map<number, number>();
   for (const i of paired) {
-    const pair = inherited.has(i) ? undefined : pairOf(descs[i]!);
-    if (pair !== undefined && !pairIndex.has(pair)) pairIndex.set(pair, pipes.length + pairIndex.size);
+    if (inherited.has(i)) continue;
+    const d = descs[i]!;
+    const pair = pairOf(d)!;
+    if (!pairIndex.has(pair)) pairIndex.set(pair, pipes.length + pairIndex.size);
+    if (pipeOf(d) === undefined) words[descsAt + i * 6 + 2] = pairIndex.get(pair)!;
+  }
+  if (pairIndex.size > 0) {
+    const more = new Int32Array(words.length + pairIndex.size * 3);
+    more.set(words.subarray(0, objectsAt + pipes.length * 3));
+    words = more;
   }
 
   const nObjects = pipes.length + pairIndex.size;
-  const n = 10 + fds.length * 3 + descs.length * 6 + nObjects * 3 + target.fds.length * 3;
-  const words = new Int32Array(n);
-  words.set([
-    INPUT_VERSION, fds.length, descs.length, nObjects, target.fds.length,
-    cap(table.rlimit.soft), cap(table.rlimit.hard), cap(target.rlimit.soft), cap(target.rlimit.hard),
-    MODE_CODE[target.mode],
-  ]);
-  let p = 10;
+  words[0] = INPUT_VERSION;
+  words[1] = fds.length;
+  words[2] = descs.length;
+  words[3] = nObjects;
+  words[4] = target.fds.length;
+  words[5] = cap(table.rlimit.soft);
+  words[6] = cap(table.rlimit.hard);
+  words[7] = cap(target.rlimit.soft);
+  words[8] = cap(target.rlimit.hard);
+  words[9] = MODE_CODE[target.mode];
+  p = fdsAt;
   for (let i = 0; i < fds.length; i++) {
     const fd = fds[i]!;
     words[p++] = fd.fd;
     words[p++] = descIndex(fd.desc);
     words[p++] = fd.cloexec ? 1 : 0;
   }
-  for (let i = 0; i < descs.length; i++) {
-    const d = descs[i]!;
-    if (inherited.has(i)) {
-      words.set([CLASS_INHERITED, d.flags, -1, 0, 0, d.flags], p);
-      p += 6;
-      continue;
-    }
-    const c = kindOf(d).creation(d);
-    words[p++] = c.cls;
-    words[p++] = d.flags;
-    const pipe = pipeOf(d);
-    const pair = pairOf(d);
-    words[p++] = pipe !== undefined ? pipeIndex(pipe) : pair !== undefined ? pairIndex.get(pair)! : -1;
-    words[p++] = c.seek ? 1 : 0;
-    words[p++] = c.callFlags;
-    words[p++] = c.after;
-  }
-  for (let i = 0; i < pipes.length; i++) {
-    const pipe = pipes[i]!;
-    words[p++] = pipe.capacity;
-    words[p++] = dataLength[i]!;
-    words[p++] = pipe.packets && pipe.packets.length > 0 ? OBJECT_PACKETS : 0;
-  }
+  p = objectsAt + pipes.length * 3;
   for (let i = 0; i < pairIndex.size; i++) {
     words[p++] = DEFAULT_PIPE_CAPACITY;
     words[p++] = 0;
