@@ -379,14 +379,20 @@ export function onObject(cls: i32): bool {
   return cls == CLASS_PAIR_END || cls == CLASS_REOPEN || cls == CLASS_RENDEZVOUS;
 }
 
+/** per description (the input's numbering): its lowest fd number (countByDesc) */
+let lowestFd = new StaticArray<i32>(0);
+
 /**
- * How many fds each description has (each has one at least). Which they are, in fdsOfDesc, comes
+ * How many fds each description has (each has one at least), and its lowest number. Which they are, in fdsOfDesc, comes
  * once the planner's numbering is known (`renumber`).
  */
 function countByDesc(): bool {
-  for (let i = 0; i < nFds; i++) {
+  // From the highest fd down, so that the last store of lowestFd is the lowest number.
+  lowestFd = new StaticArray<i32>(nDescs);
+  for (let i = nFds - 1; i >= 0; i--) {
     const d = unchecked(fdDesc[i]);
     setDescWord(d, DESC_COUNT, descWord(d, DESC_COUNT) + 1);
+    unchecked((lowestFd[d] = fdNum[i]));
   }
   for (let d = 0; d < nDescs; d++) if (descWord(d, DESC_COUNT) == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
   return true;
@@ -445,15 +451,12 @@ export function renumber(members: StaticArray<i32>): void {
     // No plan is made (planner.ts refuses such a table): the input's numbering stays.
     for (let d = 0; d < nDescs; d++) unchecked((descInput[d] = descOf[d] = d));
     for (let q = 0; q < nPipes; q++) unchecked((pipeInput[q] = pipeOf[q] = q));
-    groupByDesc();
+    groupByDesc(null);
     return;
   }
   // Every step below reads in order and scatters its writes, or reads at random where nothing
   // waits on what it reads: a loop that branched on each unit's record, or followed one record
   // to the next, waited for each miss in turn and cost as much as the planning it sped up.
-  // Each description's lowest number: fds from the highest down, the last store wins.
-  const lowest = new StaticArray<i32>(nDescs);
-  for (let i = nFds - 1; i >= 0; i--) unchecked((lowest[fdDesc[i]] = fdNum[i]));
   // Each unit's key, its lowest number, marks where it starts in a table by number.
   const pipeKey = new StaticArray<i32>(nPipes);
   memory.fill(changetype<usize>(pipeKey), 0x7f, usize(nPipes) * 4);
@@ -461,8 +464,8 @@ export function renumber(members: StaticArray<i32>): void {
   memory.fill(changetype<usize>(unitAt), 0xff, usize(maxImageFd + 1) * 4);
   for (let d = 0; d < nDescs; d++) {
     const q = descWord(d, DESC_PIPE);
-    if (q < 0) unchecked((unitAt[lowest[d]] = nPipes + d));
-    else unchecked((pipeKey[q] = min(pipeKey[q], lowest[d])));
+    if (q < 0) unchecked((unitAt[lowestFd[d]] = nPipes + d));
+    else unchecked((pipeKey[q] = min(pipeKey[q], lowestFd[d])));
   }
   for (let q = 0; q < nPipes; q++) unchecked((unitAt[pipeKey[q]] = q));
   // Units by key: where each object's descriptions start in the new numbering.
@@ -520,16 +523,16 @@ export function renumber(members: StaticArray<i32>): void {
     if (w >= 0) setPipe2Write(q, unchecked(descOf[w]));
     setPipeMembers(q, 0, 0);
   }
-  for (let i = 0; i < nFds; i++) unchecked((fdDesc[i] = descOf[fdDesc[i]]));
   for (let t = 0; t < nTarget; t++) if (unchecked(targetDesc[t]) >= 0) unchecked((targetDesc[t] = descOf[targetDesc[t]]));
-  groupByDesc();
+  groupByDesc(descOf);
 }
 
 /**
  * Dup detection: the fds of each description, ascending, in fdsOfDesc (stable: fds are visited in
- * order of number), its ranges in the order of the descriptions.
+ * order of number), its ranges in the order of the descriptions. `renumbered`: each fd's
+ * description is the input's, to be made the planner's (in the same pass: one fewer over the fds).
  */
-function groupByDesc(): void {
+function groupByDesc(renumbered: StaticArray<i32> | null): void {
   fdsOfDesc = new StaticArray<i32>(nFds);
   let first = 0;
   for (let d = 0; d < nDescs; d++) {
@@ -539,7 +542,11 @@ function groupByDesc(): void {
     setDescWord(d, DESC_COUNT, 0);
   }
   for (let i = 0; i < nFds; i++) {
-    const d = unchecked(fdDesc[i]);
+    let d = unchecked(fdDesc[i]);
+    if (renumbered !== null) {
+      d = unchecked(renumbered[d]);
+      unchecked((fdDesc[i] = d));
+    }
     const k = descWord(d, DESC_COUNT);
     unchecked((fdsOfDesc[descWord(d, DESC_FIRST) + k] = (unchecked(fdNum[i]) << 1) | (unchecked(fdCloexec[i]) ? 1 : 0)));
     setDescWord(d, DESC_COUNT, k + 1);
