@@ -34,7 +34,7 @@ for (const n of sizes) {
     'cr plan (ms)': cr.toFixed(3),
     'seed-style (ms)': seeded ? seed.toFixed(3) : '-',
     'seed / cr': seeded ? (seed / cr).toFixed(1) + 'x' : '-',
-    'ops / lower bound': `${plan.ops.length} / ${plan.lowerBound}`,
+    'ops / lower bound': `${plan.length} / ${plan.lowerBound}`,
   });
 }
 console.table(rows);

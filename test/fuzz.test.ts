@@ -12,7 +12,7 @@ import { parseTables } from '../src/image/validate.js';
 /** A fuzz case's table is one process's: validated as the image of that one process. */
 const parseTable = (table: FdTable): FdTable => viewOf(parseTables(oneProcess(table, 1)), 0);
 import { planRestore } from '../src/plan/planner.js';
-import type { Plan } from '../src/plan/ops.js';
+import type { Plan, PlanRecords } from '../src/plan/ops.js';
 import { checkCase } from '../src/fuzz/check.js';
 import { generateCase, planGuaranteed, type FuzzCase } from '../src/fuzz/generate.js';
 import { fuzz } from '../src/fuzz/run.js';
@@ -235,7 +235,7 @@ test('a plan missing any one op fails verification', () => {
     const i = seed % plan.ops.length;
     if (plan.ops[i].op === 'commit') continue;
     const ops = plan.ops.filter((_, k) => k !== i);
-    const mutated: Plan = { ...plan, ops, commit: i < plan.commit ? plan.commit - 1 : plan.commit, lowerBound: 0 };
+    const mutated: PlanRecords = { ...plan, ops, commit: i < plan.commit ? plan.commit - 1 : plan.commit, lowerBound: 0 };
     const dropped = plan.ops[i];
     if (dropped.op === 'close' && plan.ops.slice(i + 1).some((o) => o.op === 'dup2' && o.to === dropped.fd)) continue;
     checked++;

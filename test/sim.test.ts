@@ -13,7 +13,7 @@ import {
   O_APPEND, O_ASYNC, O_CLOEXEC, O_DIRECT, O_DSYNC, O_LARGEFILE, O_NOATIME, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK,
   O_RDONLY, O_RDWR, O_SYNC, O_WRONLY,
 } from '../src/model/fdtable.js';
-import type { Op, Plan } from '../src/plan/ops.js';
+import type { Op, PlanRecords } from '../src/plan/ops.js';
 import type { PlanTarget } from '../src/model/restore-target.js';
 import { Rng } from '../src/fuzz/random.js';
 import { SimError, SimProcess, SimWorld, type SimPipe } from '../src/sim/kernel.js';
@@ -478,7 +478,7 @@ const TABLE: FdTable = {
 };
 const FRESH: PlanTarget = { fds: [0, 1, 2], rlimit: { soft: 1024, hard: 4096 }, mode: 'fresh' };
 
-function plan(ops: Op[], lowerBound = 1): Plan {
+function plan(ops: Op[], lowerBound = 1): PlanRecords {
   return { ops, lowerBound, commit: ops.findIndex((o) => o.op === 'commit'), warnings: [] };
 }
 

@@ -5,7 +5,8 @@
 import { plan as planImage } from '../api/plan.js';
 import type { TargetMode } from '../model/restore-target.js';
 import { defineCommand, parseCommand } from '../command-line.js';
-import { formatOp } from '../plan/format.js';
+import { TextOut, writeOps } from '../plan/format.js';
+import { K_FORK, type Plan } from '../plan/ops.js';
 import type { FdTables } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import type { TreePlan } from '../plan/tree.js';
@@ -34,20 +35,18 @@ export async function run(args: string[]): Promise<number> {
 
   if (values.json) {
     // Paths come from the image: DEL, C1 and format characters escaped as show --json does.
-    console.log(jsonForTerminal(JSON.stringify({ ...plan, length: plan.ops.length, verified: true })));
+    console.log(jsonForTerminal(JSON.stringify({ ...plan.toRecords(), length: plan.length, verified: true })));
     return 0;
   }
-  // One write of the whole text: a line per op through console.log costs more than the plan
-  // itself for a table of 100,000 fds.
-  const width = String(plan.ops.length).length;
-  const lines = [
-    `plan: ${plan.ops.length} ops (lower bound ${plan.lowerBound}) for ${table.processes[0]!.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`,
-    `target: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`,
-    ...plan.ops.map((op, i) => `  ${String(i + 1).padStart(width)}  ${formatOp(op)}`),
-    ...plan.warnings.map((warning) => `warning: ${warning}`),
-    'verified: the simulator ends with exactly the image\'s table',
-  ];
-  writeAll(lines);
+  // One write of the whole text, written from the plan's words: a line per op through
+  // console.log, or a string per line, costs more than the plan itself for a table of 100,000 fds.
+  const out = new TextOut(32 * plan.length + 1024);
+  out.line(`plan: ${plan.length} ops (lower bound ${plan.lowerBound}) for ${table.processes[0]!.fds.length} fds, ${table.descs.length} descriptions, ${table.pipes.length} pipes`);
+  out.line(`target: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
+  writeOps(out, plan.words, '  ');
+  for (const warning of plan.warnings) out.line(`warning: ${warning}`);
+  out.line('verified: the simulator ends with exactly the image\'s table');
+  writeAll(out);
   return 0;
 }
 
@@ -66,36 +65,42 @@ function printTree(tables: FdTables, target: PlanTarget, tree: TreePlan, json: b
       pipes: p.pipes,
       inherits: p.inherits,
       carries: p.carries,
-      ...p.plan,
-      length: p.plan.ops.length,
+      ...p.plan.toRecords(),
+      length: p.plan.length,
     }));
     console.log(jsonForTerminal(JSON.stringify({ processes, verified: true })));
     return 0;
   }
-  const total = tree.processes.reduce((n, p) => n + p.plan.ops.length, 0);
+  const total = tree.processes.reduce((n, p) => n + p.plan.length, 0);
   const fds = tables.processes.reduce((n, p) => n + p.fds.length, 0);
-  const lines: string[] = [];
-  lines.push(`plan: ${tree.processes.length} processes, ${total} ops in all for ${fds} fds, ${tables.descs.length} descriptions, ${tables.pipes.length} pipes`);
-  lines.push(`target of each root: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
-  lines.push('order: each process runs its ops, then forks its children (a child starts with its table as it is then), then closes what it carried for them');
+  const out = new TextOut(32 * total + 1024);
+  out.line(`plan: ${tree.processes.length} processes, ${total} ops in all for ${fds} fds, ${tables.descs.length} descriptions, ${tables.pipes.length} pipes`);
+  out.line(`target of each root: ${target.mode}, fds [${summariseFds(target.fds)}], RLIMIT_NOFILE ${target.rlimit.soft}:${target.rlimit.hard}`);
+  out.line('order: each process runs its ops, then forks its children (a child starts with its table as it is then), then closes what it carried for them');
   for (const p of tree.processes) {
-    const roots = p.parent === undefined ? 'a root' : `child of ${p.parent}, forked at op ${tree.processes.find((q) => q.pid === p.parent)!.plan.ops.findIndex((op) => op.op === 'fork' && op.pid === p.pid) + 1} of ${p.parent}`;
-    lines.push(`process ${p.pid} (${roots}): ${p.plan.ops.length} ops (lower bound ${p.plan.lowerBound})`);
-    if (p.creates.length > 0) lines.push(`  creates descriptions ${list(p.creates)}${p.pipes.length > 0 ? ` (pipes ${list(p.pipes)})` : ''}`);
-    if (p.inherits.length > 0) lines.push(`  inherits ${p.inherits.map((h) => `description ${h.desc} at fd ${h.from}`).join(', ')}`);
-    if (p.carries.length > 0) lines.push(`  carries ${p.carries.map((c) => `description ${c.desc} at fd ${c.fd}`).join(', ')} for its children`);
-    const width = String(p.plan.ops.length).length;
-    p.plan.ops.forEach((op, i) => lines.push(`    ${String(i + 1).padStart(width)}  ${formatOp(op)}`));
-    for (const warning of p.plan.warnings) lines.push(`  warning: ${warning}`);
+    const roots = p.parent === undefined ? 'a root' : `child of ${p.parent}, forked at op ${forkOf(tree.processes.find((q) => q.pid === p.parent)!.plan, p.pid) + 1} of ${p.parent}`;
+    out.line(`process ${p.pid} (${roots}): ${p.plan.length} ops (lower bound ${p.plan.lowerBound})`);
+    if (p.creates.length > 0) out.line(`  creates descriptions ${list(p.creates)}${p.pipes.length > 0 ? ` (pipes ${list(p.pipes)})` : ''}`);
+    if (p.inherits.length > 0) out.line(`  inherits ${p.inherits.map((h) => `description ${h.desc} at fd ${h.from}`).join(', ')}`);
+    if (p.carries.length > 0) out.line(`  carries ${p.carries.map((c) => `description ${c.desc} at fd ${c.fd}`).join(', ')} for its children`);
+    writeOps(out, p.plan.words, '    ');
+    for (const warning of p.plan.warnings) out.line(`  warning: ${warning}`);
   }
-  lines.push('verified: the simulator ends with exactly the image\'s table in every process, each shared description one object');
-  writeAll(lines);
+  out.line('verified: the simulator ends with exactly the image\'s table in every process, each shared description one object');
+  writeAll(out);
   return 0;
 }
 
-/** Lines to stdout in one console.log: one write, where a call per line costs more than planning. */
-function writeAll(lines: string[]): void {
-  console.log(lines.join('\n'));
+/** The index of the op of `plan` that forks `pid`, or -1. */
+function forkOf(plan: Plan, pid: number): number {
+  const ops = plan.words;
+  for (let i = ops.find(K_FORK); i >= 0; i = ops.find(K_FORK, i + 1)) if (ops.field(i, 1) === pid) return i;
+  return -1;
+}
+
+/** The text to stdout in one console.log (which ends it with the newline its last line has). */
+function writeAll(out: TextOut): void {
+  console.log(out.toString(1));
 }
 
 function summariseFds(fds: number[]): string {

@@ -79,7 +79,7 @@ function timings(r: RestoreResult): string {
   const total = r.phases.reduce((n, [, ms]) => n + ms, 0);
   const phases = `timings: ${r.phases.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')}, total ${total.toFixed(2)} ms; `;
   if (r.mode === 'process') return `${phases}${r.pages} pages written`;
-  return `${phases}${r.plan!.ops.length} ops, ${r.stats!.syscalls} syscalls in ${r.stats!.batches} batches (${r.stats!.batchMs.toFixed(2)} ms)`;
+  return `${phases}${r.plan!.length} ops, ${r.stats!.syscalls} syscalls in ${r.stats!.batches} batches (${r.stats!.batchMs.toFixed(2)} ms)`;
 }
 
 /** Restored: print what the user needs to know, then detach or wait as asked; returns cr's exit status. */

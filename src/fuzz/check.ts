@@ -39,7 +39,7 @@ export function checkCase(c: FuzzCase): CaseVerdict {
   }
   const result = verify(table, c.target, plan);
   if (!result.ok) return { kind: 'failure', reason: `plan fails verification: ${result.reason}` };
-  return withTree(c, { kind: 'verified', ops: plan.ops.length - 1, lowerBound: plan.lowerBound });
+  return withTree(c, { kind: 'verified', ops: plan.length - 1, lowerBound: plan.lowerBound });
 }
 
 /**

@@ -1,5 +1,5 @@
-// The planner's output words (layout: assembly/emit.ts) as Op records, with the
-// paths, offsets and byte counts the words only point at.
+// The planner's output words (layout: assembly/emit.ts) as a plan's words (src/plan/ops.ts), with
+// the ids, paths, offsets and byte counts the planner's words only point at.
 
 import {
   OP_CLOSE, OP_COMMIT, OP_CREATE, OP_DUP2, OP_DUPFD, OP_LSEEK, OP_OPEN, OP_PIPE2, OP_PRLIMIT, OP_SETFD, OP_SETFL,
@@ -7,7 +7,7 @@ import {
 } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
 import { pathOf, type Desc, type FdTable } from '../model/fdtable.js';
-import type { Op } from './ops.js';
+import { K_CLOSE, K_COMMIT, K_CREATE, K_DUP2, K_DUPFD, K_LSEEK, K_OPEN, K_PIPE2, K_PRLIMIT, K_SETFD, K_SETFL, K_SETPIPESZ, K_SOCKETPAIR, K_WRITE, OpWords } from './ops.js';
 import type { Encoded } from './encode.js';
 
 /** Where lseek puts a description: its position (a directory's cookie may pass 2^53), as decimal text. */
@@ -41,72 +41,125 @@ function positionOf(d: Desc): string {
   }
 }
 
-export function decodeOps(words: Int32Array, start: number, count: number, table: FdTable, enc: Encoded): Op[] {
-  const ops: Op[] = [];
+/**
+ * The planner's `count` ops from word `start` of `words` as a plan's words: ids in place of the
+ * planner's indices, the texts the words only point at. No object per op.
+ */
+export function decodeOps(words: Int32Array, start: number, count: number, table: FdTable, enc: Encoded): OpWords {
+  const ops = new OpWords(count);
   let p = start;
   for (let i = 0; i < count; i++) {
     const code = words[p++];
     switch (code) {
       case OP_PIPE2: {
-        const flags = words[p++], r = words[p++], w = words[p++], pipe = words[p++];
-        ops.push({ op: 'pipe2', flags, fds: [r, w], pipe: enc.pipeIds[pipe] });
+        const b = ops.push(K_PIPE2);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
+        w[b + 3] = words[p++]!;
+        w[b + 4] = enc.pipeIds[words[p++]!]!;
         break;
       }
       case OP_OPEN: {
-        const desc = words[p++], pathDesc = words[p++], via = words[p++], flags = words[p++], fd = words[p++];
-        const path = via >= 0 ? `/proc/self/fd/${via}` : (pathOf(table.descs[pathDesc]!) ?? '');
-        ops.push({ op: 'open', desc: desc >= 0 ? enc.descIds[desc] : -1, path, via, flags, fd });
+        const desc = words[p++]!, pathDesc = words[p++]!, via = words[p++]!, flags = words[p++]!, fd = words[p++]!;
+        const b = ops.push(K_OPEN, via >= 0 ? undefined : (pathOf(table.descs[pathDesc]!) ?? ''));
+        const w = ops.words;
+        w[b + 1] = desc >= 0 ? enc.descIds[desc]! : -1;
+        w[b + 2] = via;
+        w[b + 3] = flags;
+        w[b + 4] = fd;
         break;
       }
-      case OP_DUP2:
-        ops.push({ op: 'dup2', from: words[p++], to: words[p++], cloexec: words[p++] !== 0 });
+      case OP_DUP2: {
+        const b = ops.push(K_DUP2);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
+        w[b + 3] = words[p++] !== 0 ? 1 : 0;
         break;
-      case OP_DUPFD:
-        ops.push({ op: 'dupfd', from: words[p++], min: words[p++], cloexec: words[p++] !== 0, fd: words[p++] });
+      }
+      case OP_DUPFD: {
+        const b = ops.push(K_DUPFD);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
+        w[b + 3] = words[p++] !== 0 ? 1 : 0;
+        w[b + 4] = words[p++]!;
         break;
-      case OP_CLOSE:
-        ops.push({ op: 'close', fd: words[p++] });
+      }
+      case OP_CLOSE: {
+        const b = ops.push(K_CLOSE);
+        ops.words[b + 1] = words[p++]!;
         break;
-      case OP_SETFL:
-        ops.push({ op: 'setfl', fd: words[p++], flags: words[p++] });
+      }
+      case OP_SETFL: {
+        const b = ops.push(K_SETFL);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
         break;
-      case OP_SETFD:
-        ops.push({ op: 'setfd', fd: words[p++], cloexec: words[p++] !== 0 });
+      }
+      case OP_SETFD: {
+        const b = ops.push(K_SETFD);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++] !== 0 ? 1 : 0;
         break;
-      case OP_SETPIPESZ:
-        ops.push({ op: 'setpipesz', fd: words[p++], size: words[p++] });
+      }
+      case OP_SETPIPESZ: {
+        const b = ops.push(K_SETPIPESZ);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
         break;
+      }
       case OP_LSEEK: {
-        const fd = words[p++], desc = words[p++];
-        ops.push({ op: 'lseek', fd, offset: positionOf(table.descs[desc]!) });
+        const fd = words[p++]!, desc = words[p++]!;
+        const b = ops.push(K_LSEEK, positionOf(table.descs[desc]!));
+        ops.words[b + 1] = fd;
         break;
       }
       case OP_WRITE: {
-        const fd = words[p++], pipe = words[p++];
-        ops.push({ op: 'write', fd, pipe: enc.pipeIds[pipe], bytes: enc.dataLength[pipe] });
+        const fd = words[p++]!, pipe = words[p++]!;
+        const b = ops.push(K_WRITE);
+        const w = ops.words;
+        w[b + 1] = fd;
+        w[b + 2] = enc.pipeIds[pipe]!;
+        w[b + 3] = enc.dataLength[pipe]!;
         break;
       }
-      case OP_PRLIMIT:
-        ops.push({ op: 'prlimit', soft: words[p++], hard: words[p++] });
+      case OP_PRLIMIT: {
+        const b = ops.push(K_PRLIMIT);
+        const w = ops.words;
+        w[b + 1] = words[p++]!;
+        w[b + 2] = words[p++]!;
         break;
+      }
       case OP_CREATE: {
-        const desc = words[p++], cloexec = words[p++] !== 0, fd = words[p++];
+        const desc = words[p++]!, cloexec = words[p++] !== 0, fd = words[p++]!;
         const d = table.descs[desc]!;
-        ops.push({ op: 'create', desc: enc.descIds[desc]!, cloexec, fd, call: kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}` });
+        const b = ops.push(K_CREATE, kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}`);
+        const w = ops.words;
+        w[b + 1] = enc.descIds[desc]!;
+        w[b + 2] = cloexec ? 1 : 0;
+        w[b + 3] = fd;
         break;
       }
       case OP_SOCKETPAIR: {
-        const cloexec = words[p++] !== 0, fd0 = words[p++], fd1 = words[p++], d0 = words[p++], d1 = words[p++];
+        const cloexec = words[p++] !== 0, fd0 = words[p++]!, fd1 = words[p++]!, d0 = words[p++]!, d1 = words[p++]!;
         const ends = [d0, d1].map((d) => (d >= 0 ? table.descs[d] : undefined)) as [Desc | undefined, Desc | undefined];
         const kind = kindOf((ends[0] ?? ends[1])!);
-        ops.push({
-          op: 'socketpair', cloexec, fds: [fd0, fd1], descs: [d0 >= 0 ? enc.descIds[d0]! : -1, d1 >= 0 ? enc.descIds[d1]! : -1],
-          call: kind.pairText?.(ends as never, cloexec) ?? 'socketpair',
-        });
+        const b = ops.push(K_SOCKETPAIR, kind.pairText?.(ends as never, cloexec) ?? 'socketpair');
+        const w = ops.words;
+        w[b + 1] = cloexec ? 1 : 0;
+        w[b + 2] = fd0;
+        w[b + 3] = fd1;
+        w[b + 4] = d0 >= 0 ? enc.descIds[d0]! : -1;
+        w[b + 5] = d1 >= 0 ? enc.descIds[d1]! : -1;
         break;
       }
       case OP_COMMIT:
-        ops.push({ op: 'commit' });
+        ops.push(K_COMMIT);
         break;
       default:
         throw new Error(`planner output: unknown op code ${code} at word ${p - 1}`);

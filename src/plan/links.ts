@@ -9,14 +9,16 @@
 import type { Desc, FdTable } from '../model/fdtable.js';
 import { kindOf } from '../kinds/registry.js';
 import type { PlanTarget } from '../model/restore-target.js';
-import type { Op } from './ops.js';
+import { OpWords, type Op } from './ops.js';
 import { PlanImpossible } from './planner-error.js';
 
 /** The ops that make every link of `table`'s descriptions, placed before the plan's closing prlimit. */
-export function addLinks(ops: Op[], table: FdTable, target: PlanTarget): Op[] {
+export function addLinks(words: OpWords, table: FdTable, target: PlanTarget): OpWords {
   const inherited = new Set((target.inherited ?? []).map((h) => h.desc));
   const linked = table.descs.filter((d) => !inherited.has(d.id) && (kindOf(d).links?.(d).length ?? 0) > 0);
-  if (linked.length === 0) return ops;
+  if (linked.length === 0) return words;
+  // Only a table with links comes here: its ops as records, put back as words at the end.
+  const ops = words.toOps();
 
   const at = new Map(table.fds.map((f) => [f.fd, f]));
   const fdsOf = new Map<number, number[]>();
@@ -68,5 +70,5 @@ export function addLinks(ops: Op[], table: FdTable, target: PlanTarget): Op[] {
       );
     });
   }
-  return [...ops.slice(0, end), ...out, ...ops.slice(end)];
+  return OpWords.fromOps([...ops.slice(0, end), ...out, ...ops.slice(end)]);
 }

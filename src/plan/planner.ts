@@ -6,7 +6,7 @@ import { addLinks } from './links.js';
 import { addPreparations } from './ptys.js';
 import { PlanImpossible } from './planner-error.js';
 import type { FdTable } from '../model/fdtable.js';
-import type { Plan } from './ops.js';
+import { K_COMMIT, Plan } from './ops.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { encodeInput } from './encode.js';
 import { decodeOps } from './decode.js';
@@ -72,7 +72,7 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
     warnings.push(`hard RLIMIT_NOFILE ${table.rlimit.hard} is above the target's ${target.rlimit.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${target.rlimit.hard}`);
   }
   // addPreparations may put ops before the commit marker: its index is where it is now.
-  return { ops, lowerBound: out[1], commit: ops.findIndex((o) => o.op === 'commit'), warnings };
+  return new Plan(ops, out[1], ops.find(K_COMMIT), warnings);
 }
 
 function explain(code: number, arg: number, arg2: number, table: FdTable, target: PlanTarget): string {

@@ -7,7 +7,7 @@
 import { kindOf } from '../kinds/registry.js';
 import type { Desc, FdTable } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
-import type { Op } from './ops.js';
+import { OpWords, type Op } from './ops.js';
 import { PlanImpossible } from './planner-error.js';
 
 /** Every fd number an op names. */
@@ -43,11 +43,13 @@ function numbersOf(op: Op): number[] {
   }
 }
 
-/** `ops` with the `pty` ops that make and finish the objects of `table`'s descriptions that need one. */
-export function addPreparations(ops: Op[], table: FdTable, target: PlanTarget): Op[] {
+/** `words` with the `pty` ops that make and finish the objects of `table`'s descriptions that need one. */
+export function addPreparations(words: OpWords, table: FdTable, target: PlanTarget): OpWords {
   const inherited = new Set((target.inherited ?? []).map((h) => h.desc));
   const prepared = table.descs.filter((d) => !inherited.has(d.id) && kindOf(d).prepare !== undefined);
-  if (prepared.length === 0) return ops;
+  if (prepared.length === 0) return words;
+  // Only a table with a pty comes here: its ops as records, put back as words at the end.
+  const ops = words.toOps();
 
   let start = 0;
   while (start < ops.length && ops[start]!.op === 'prlimit') start++;
@@ -70,5 +72,5 @@ export function addPreparations(ops: Op[], table: FdTable, target: PlanTarget): 
     make.push({ op: 'pty', desc: d.id, lowest, fd, done: false, call: kind.prepareText(d, lowest, fd, false) });
     finish.push({ op: 'pty', desc: d.id, lowest, fd, done: true, call: kind.prepareText(d, lowest, fd, true) });
   });
-  return [...ops.slice(0, start), ...make, ...ops.slice(start, end), ...finish, ...ops.slice(end)];
+  return OpWords.fromOps([...ops.slice(0, start), ...make, ...ops.slice(start, end), ...finish, ...ops.slice(end)]);
 }

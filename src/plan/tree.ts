@@ -13,7 +13,7 @@
 import type { Desc, Fd, FdTable, FdTables, Rlimit } from '../model/fdtable.js';
 import { pairOf, pipeOf, viewOf } from '../model/fdtable.js';
 import type { PlanTarget } from '../model/restore-target.js';
-import type { Op, Plan } from './ops.js';
+import { Plan, type Op } from './ops.js';
 import { PlanImpossible, planRestore } from './planner.js';
 
 /** One process's part of a tree's plan. */
@@ -31,7 +31,7 @@ export interface ProcessPlan {
   target: PlanTarget;
   /** its own ops (the wasm planner's), then a fork op per child, then the close of each carried fd */
   plan: Plan;
-  /** index in plan.ops of the op after which its children may run (its last fork); -1 with no child */
+  /** index in plan's ops of the op after which its children may run (its last fork); -1 with no child */
   forksAt: number;
 }
 
@@ -168,7 +168,7 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
           };
     const plan = planOwn(table, start, procs.length > 1 ? proc.pid : undefined);
     const children = procs.filter((c) => c.parent === proc.pid).map((c) => c.pid);
-    const ops: Op[] = [...plan.ops, ...children.map((pid): Op => ({ op: 'fork', pid })), ...carries.map((c): Op => ({ op: 'close', fd: c.fd }))];
+    const ops = plan.words.concat([...children.map((pid): Op => ({ op: 'fork', pid })), ...carries.map((c): Op => ({ op: 'close', fd: c.fd }))]);
     atFork.push({
       fds: table.fds,
       others: start.mode === 'into' ? start.fds.filter((fd) => !table.fds.some((f) => f.fd === fd)) : [],
@@ -182,8 +182,8 @@ export function planTree(tables: FdTables, target: PlanTarget): TreePlan {
       inherits: inheritsOf(start),
       carries,
       target: start,
-      plan: { ...plan, ops },
-      forksAt: children.length === 0 ? -1 : plan.ops.length + children.length - 1,
+      plan: new Plan(ops, plan.lowerBound, plan.commit, plan.warnings),
+      forksAt: children.length === 0 ? -1 : plan.length + children.length - 1,
     });
   });
   return { processes: out };

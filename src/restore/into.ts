@@ -125,7 +125,7 @@ export function restoreInto(table: FdTable, pid: number, exact: boolean, author:
       throw err;
     }
     lap('attach');
-    const lastOp = plan.ops.length - 1;
+    const lastOp = plan.length - 1;
     let committed = false;
     const hooks: ReplayHooks = {
       onCommit: () => {

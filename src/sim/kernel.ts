@@ -300,37 +300,51 @@ class FdBitmap {
 const GROWN_BELOW = 1 << 21;
 
 class FdEntries {
-  private readonly entries: Array<FdEntry | undefined> = [];
+  /** fd -> its description, and its close-on-exec bit beside it: no object per fd (a plan of 100,000 fds installs 184,000) */
+  private readonly descs: Array<SimDesc | undefined> = [];
+  private readonly cloexecs: boolean[] = [];
   size = 0;
 
-  get(fd: number): FdEntry | undefined {
-    return this.entries[fd];
+  desc(fd: number): SimDesc | undefined {
+    return this.descs[fd];
+  }
+
+  cloexec(fd: number): boolean {
+    return this.cloexecs[fd] === true;
   }
 
   has(fd: number): boolean {
-    return this.entries[fd] !== undefined;
+    return this.descs[fd] !== undefined;
   }
 
-  set(fd: number, entry: FdEntry): void {
-    const entries = this.entries;
+  set(fd: number, desc: SimDesc, cloexec: boolean): void {
+    const descs = this.descs;
     // Grown one slot at a time: a store far past the end (a dup2 to a high number) turns the array
     // into a dictionary, every later access a hash lookup. Numbers beyond any a plan uses (a
     // target's fd may be near 2^30) are stored as they come rather than filled up to.
-    if (fd < GROWN_BELOW) for (let i = entries.length; i <= fd; i++) entries.push(undefined);
-    if (entries[fd] === undefined) this.size++;
-    entries[fd] = entry;
+    if (fd < GROWN_BELOW) {
+      for (let i = descs.length; i <= fd; i++) descs.push(undefined);
+      for (let i = this.cloexecs.length; i <= fd; i++) this.cloexecs.push(false);
+    }
+    if (descs[fd] === undefined) this.size++;
+    descs[fd] = desc;
+    this.cloexecs[fd] = cloexec;
+  }
+
+  setCloexec(fd: number, cloexec: boolean): void {
+    this.cloexecs[fd] = cloexec;
   }
 
   delete(fd: number): void {
-    if (this.entries[fd] === undefined) return;
-    this.entries[fd] = undefined;
+    if (this.descs[fd] === undefined) return;
+    this.descs[fd] = undefined;
     this.size--;
   }
 
   /** The open fds, ascending. */
   keys(): number[] {
     const out: number[] = [];
-    this.entries.forEach((e, fd) => {
+    this.descs.forEach((e, fd) => {
       if (e !== undefined) out.push(fd);
     });
     return out;
@@ -361,8 +375,20 @@ export class SimProcess {
     return this.table.keys();
   }
 
+  /** fd's description and close-on-exec bit, as a record made for the caller. */
   get(fd: number): FdEntry | undefined {
-    return this.table.get(fd);
+    const desc = this.table.desc(fd);
+    return desc === undefined ? undefined : { desc, cloexec: this.table.cloexec(fd) };
+  }
+
+  /** fd's description, or undefined if it is not open. */
+  descAt(fd: number): SimDesc | undefined {
+    return this.table.desc(fd);
+  }
+
+  /** fd's close-on-exec bit (false if it is not open). */
+  cloexecAt(fd: number): boolean {
+    return this.table.cloexec(fd);
   }
 
   get size(): number {
@@ -385,10 +411,7 @@ export class SimProcess {
    */
   fork(): SimProcess {
     const child = new SimProcess(this.world, this.limit, this.nrOpen);
-    for (const fd of this.fds()) {
-      const entry = this.table.get(fd)!;
-      child.install(fd, entry.desc, entry.cloexec);
-    }
+    for (const fd of this.fds()) child.install(fd, this.table.desc(fd)!, this.table.cloexec(fd));
     return child;
   }
 
@@ -426,12 +449,12 @@ export class SimProcess {
     let node: SimNode | null = null;
     const via = PROC_FD.exec(path);
     if (via) {
-      const entry = this.table.get(Number(via[1]));
-      if (!entry) throw new SimError(call, 'ENOENT');
+      const desc = this.table.desc(Number(via[1]));
+      if (!desc) throw new SimError(call, 'ENOENT');
       if ((flags & O_NOFOLLOW) !== 0) throw new SimError(call, 'ELOOP');
-      if (entry.desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${via[1]} is a file of the target the simulator knows nothing of`);
-      node = entry.desc.node;
-      pipe = entry.desc.kind === 'pipe' ? entry.desc.pipe : null;
+      if (desc.kind === 'foreign') throw new SimError(call, 'REFUSED', `fd ${via[1]} is a file of the target the simulator knows nothing of`);
+      node = desc.node;
+      pipe = desc.kind === 'pipe' ? desc.pipe : null;
     } else {
       if (path === '/proc' || path.startsWith('/proc/')) throw new SimError(call, 'REFUSED', 'only /proc/self/fd/N is modelled');
       node = this.world.lookup(path) ?? null;
@@ -797,23 +820,23 @@ export class SimProcess {
 
   private dup3Common(from: number, to: number, cloexec: boolean, call: () => string): number {
     if (!isFdArg(to) || to >= this.limit.soft) throw new SimError(call, 'EBADF');
-    const entry = this.table.get(from);
-    if (!entry) throw new SimError(call, 'EBADF');
-    entry.desc.refs++; // held across the close of `to`, which may be its last other fd
+    const desc = this.table.desc(from);
+    if (!desc) throw new SimError(call, 'EBADF');
+    desc.refs++; // held across the close of `to`, which may be its last other fd
     if (this.table.has(to)) this.remove(to);
-    entry.desc.refs--;
-    this.install(to, entry.desc, cloexec);
+    desc.refs--;
+    this.install(to, desc, cloexec);
     return to;
   }
 
   /** fcntl(from, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min) */
   dupfd(from: number, min: number, cloexec: boolean): number {
     const call = (): string => `fcntl(${from}, ${cloexec ? 'F_DUPFD_CLOEXEC' : 'F_DUPFD'}, ${min})`;
-    const entry = this.table.get(from);
-    if (!entry) throw new SimError(call, 'EBADF');
+    const desc = this.table.desc(from);
+    if (!desc) throw new SimError(call, 'EBADF');
     if (!isFdArg(min) || min >= this.limit.soft) throw new SimError(call, 'EINVAL');
     const fd = this.allocate(min, call);
-    this.install(fd, entry.desc, cloexec);
+    this.install(fd, desc, cloexec);
     return fd;
   }
 
@@ -852,9 +875,8 @@ export class SimProcess {
   }
 
   setfd(fd: number, cloexec: boolean): void {
-    const entry = this.table.get(fd);
-    if (!entry) throw new SimError(`fcntl(${fd}, F_SETFD, ${cloexec ? 'FD_CLOEXEC' : '0'})`, 'EBADF');
-    entry.cloexec = cloexec;
+    if (!this.table.has(fd)) throw new SimError(`fcntl(${fd}, F_SETFD, ${cloexec ? 'FD_CLOEXEC' : '0'})`, 'EBADF');
+    this.table.setCloexec(fd, cloexec);
   }
 
   /** fcntl(fd, F_SETPIPE_SZ, size): returns the size the pipe now has. */
@@ -951,9 +973,9 @@ export class SimProcess {
   // ---- internals ----
 
   private lookup(fd: number, call: () => string): SimDesc {
-    const entry = this.table.get(fd);
-    if (!entry) throw new SimError(call, 'EBADF');
-    return entry.desc;
+    const desc = this.table.desc(fd);
+    if (!desc) throw new SimError(call, 'EBADF');
+    return desc;
   }
 
   /** alloc_fd: the lowest free number >= min, EMFILE if it is not below the soft limit. */
@@ -975,15 +997,14 @@ export class SimProcess {
 
   private install(fd: number, desc: SimDesc, cloexec: boolean): void {
     desc.refs++;
-    this.table.set(fd, { desc, cloexec });
+    this.table.set(fd, desc, cloexec);
     this.used.set(fd, true);
   }
 
   private remove(fd: number): void {
-    const entry = this.table.get(fd) as FdEntry;
+    const desc = this.table.desc(fd)!;
     this.table.delete(fd);
     this.used.set(fd, false);
-    const desc = entry.desc;
     if (--desc.refs > 0) return;
     // A file's last close takes its items off every epoll; an epoll's, its place among its targets' watchers.
     for (const ep of desc.watchers ?? []) ep.items = ep.items.filter((i) => i.target !== desc);

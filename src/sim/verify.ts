@@ -7,7 +7,7 @@
 // description of the image must be one description of the simulation in every process.
 import { kindOf } from '../kinds/registry.js';
 import { pairOf, pipeOf, viewOf, type Desc, type FdTable, type FdTables, type Pipe } from '../model/fdtable.js';
-import type { Op, Plan } from '../plan/ops.js';
+import { fits, K_CLOSE, K_COMMIT, K_CREATE, K_DUP2, K_DUPFD, K_FORK, K_LINK, K_LSEEK, K_OPEN, K_PIPE2, K_PRLIMIT, K_PTY, K_SETFD, K_SETFL, K_SETPIPESZ, K_SOCKETPAIR, K_WRITE, OpWords, Plan, STRIDE, type Op, type PlanRecords } from '../plan/ops.js';
 import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
@@ -40,52 +40,51 @@ export function worldOf(table: { descs: Desc[] }): SimWorld {
  * tree (one description, one object, whoever holds it) and which pipes' bytes were written.
  */
 class Identity {
-  /** image description id -> what it is at the end, with where it was first seen (for messages) */
-  readonly descMap: ByKey<Seen>;
-  /** the same records, by simulated description (its serial: one world numbers them all) */
-  readonly descBack = new ByKey<Seen>(1 << 24);
-  readonly pipeMap: ByKey<{ sim: SimPipe; desc: number }>;
-  /** by simulated pipe (its serial) */
-  readonly pipeBack = new ByKey<{ id: number; desc: number }>(1 << 24);
+  /** image description id -> what it is at the end */
+  readonly descMap: ByKey<SimDesc>;
+  /** image description id -> the fd, and the process (`who`), it was first seen at (for messages) */
+  readonly seenFd: ByKey<number>;
+  readonly seenWho: ByKey<string>;
+  /** simulated description (its serial: one world numbers them all) -> image description id */
+  readonly descBack = new ByKey<number>(1 << 24);
+  /** image pipe id -> what it is at the end, and the description it was first seen through */
+  readonly pipeMap: ByKey<SimPipe>;
+  readonly pipeDesc: ByKey<number>;
+  /** simulated pipe (its serial) -> image pipe id, and the description it was first seen through */
+  readonly pipeBack = new ByKey<number>(1 << 24);
+  readonly pipeBackDesc = new ByKey<number>(1 << 24);
   /** pipes whose bytes were written */
   readonly written: ByKey<true>;
   /**
    * Each description's own checks, run once every process is compared: one may name another (an
-   * epoll its targets, a pty slave its master) held only by a process compared later. Kept as a
-   * record per description rather than a closure (a table may hold 100,000).
+   * epoll its targets, a pty slave its master) held only by a process compared later. Kept as
+   * columns (description, its simulated one, the fd and process it is at), not a record or a
+   * closure per description (a table may hold 100,000).
    */
-  readonly deferred: Deferred[] = [];
+  readonly deferredDescs: Desc[] = [];
+  readonly deferredSims: SimDesc[] = [];
+  readonly deferredFds: number[] = [];
+  readonly deferredWho: string[] = [];
   readonly pairMap = new Map<number, { sim: object; desc: number }>();
   readonly pairBack = new Map<object, { id: number; desc: number }>();
 
   constructor(objects: { descs: Desc[]; pipes: Pipe[] }) {
     this.descMap = ByKey.sized(objects.descs.length);
+    this.seenFd = ByKey.sized(objects.descs.length);
+    this.seenWho = ByKey.sized(objects.descs.length);
     this.pipeMap = ByKey.sized(objects.pipes.length);
+    this.pipeDesc = ByKey.sized(objects.pipes.length);
     this.written = ByKey.sized(objects.pipes.length);
   }
 }
 
-/** An image description and the simulated one it is at the end, first seen at `fd` of `who`. */
-interface Seen {
-  id: number;
-  sim: SimDesc;
-  fd: number;
-  who: string;
-}
-
-/** A description's own check: `d` is at `fd` of `who` as `sim` at the end. */
-interface Deferred {
-  d: Desc;
-  sim: SimDesc;
-  fd: number;
-  who: string;
-}
-
 function runDeferred(shared: Identity): void {
-  const idOf = (s: object): number | undefined => (s instanceof SimDesc ? shared.descBack.get(s.serial)?.id : undefined);
-  for (const { d, sim, fd, who } of shared.deferred) {
-    const differs = kindOf(d).simCheck(d, sim, idOf);
-    if (differs !== null) throw new Failure(`${who}fd ${fd} (description ${d.id}) ${differs}`);
+  const idOf = (s: object): number | undefined => (s instanceof SimDesc ? shared.descBack.get(s.serial) : undefined);
+  const { deferredDescs, deferredSims, deferredFds, deferredWho } = shared;
+  for (let k = 0; k < deferredDescs.length; k++) {
+    const d = deferredDescs[k]!;
+    const differs = kindOf(d).simCheck(d, deferredSims[k]!, idOf);
+    if (differs !== null) throw new Failure(`${deferredWho[k]!}fd ${deferredFds[k]!} (description ${d.id}) ${differs}`);
   }
 }
 
@@ -99,7 +98,7 @@ function outcome(body: () => void): VerifyResult {
   }
 }
 
-export function verify(table: FdTable, target: PlanTarget, plan: Plan): VerifyResult {
+export function verify(table: FdTable, target: PlanTarget, plan: Plan | PlanRecords): VerifyResult {
   return outcome(() => {
     const proc = new SimProcess(worldOf(table), target.rlimit);
     const targetFds = new Set(target.fds);
@@ -176,10 +175,6 @@ function isInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v);
 }
 
-function describeOp(op: Op): string {
-  return JSON.stringify(op);
-}
-
 /** Op fields the planner must fill with integers (fds, flags, sizes). */
 const INT_FIELDS: Record<Op['op'], string[]> = {
   pipe2: ['flags', 'pipe'],
@@ -201,65 +196,112 @@ const INT_FIELDS: Record<Op['op'], string[]> = {
   commit: [],
 };
 
+/** A plan given as records (written by hand): each op must have the shape its kind says, its integers in 32 bits. */
 function checkShape(op: Op, i: number): void {
   const name = op?.op;
   const fields = typeof name === 'string' && Object.hasOwn(INT_FIELDS, name) ? INT_FIELDS[name] : undefined;
   if (!fields) throw new Failure(`op ${i}: unknown op ${JSON.stringify(op)}`, i);
   const record = op as unknown as Record<string, unknown>;
   for (const f of fields) {
-    if (!isInt(record[f])) throw new Failure(`op ${i} (${describeOp(op)}): ${f} is not an integer`, i);
+    if (!isInt(record[f])) throw new Failure(`op ${i} (${JSON.stringify(op)}): ${f} is not an integer`, i);
+    if (!fits(record[f] as number)) throw new Failure(`op ${i} (${JSON.stringify(op)}): ${f} is not a 32-bit integer`, i);
   }
   if (op.op === 'lseek' && !(typeof op.offset === 'string' && /^(0|[1-9][0-9]{0,18})$/.test(op.offset))) {
-    throw new Failure(`op ${i} (${describeOp(op)}): offset is not a decimal position`, i);
+    throw new Failure(`op ${i} (${JSON.stringify(op)}): offset is not a decimal position`, i);
   }
   if ((op.op === 'dup2' || op.op === 'dupfd' || op.op === 'setfd' || op.op === 'create' || op.op === 'socketpair') && typeof op.cloexec !== 'boolean') {
-    throw new Failure(`op ${i} (${describeOp(op)}): cloexec is not a boolean`, i);
+    throw new Failure(`op ${i} (${JSON.stringify(op)}): cloexec is not a boolean`, i);
   }
-  if (op.op === 'socketpair' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt) && Array.isArray(op.descs) && op.descs.length === 2 && op.descs.every(isInt))) {
-    throw new Failure(`op ${i} (${describeOp(op)}): fds and descs are not two integers each`, i);
+  if (op.op === 'socketpair' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt) && op.fds.every(fits) && Array.isArray(op.descs) && op.descs.length === 2 && op.descs.every(isInt) && op.descs.every(fits))) {
+    throw new Failure(`op ${i} (${JSON.stringify(op)}): fds and descs are not two integers each`, i);
   }
-  if (op.op === 'pipe2' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt))) {
-    throw new Failure(`op ${i} (${describeOp(op)}): fds is not two integers`, i);
+  if (op.op === 'pipe2' && !(Array.isArray(op.fds) && op.fds.length === 2 && op.fds.every(isInt) && op.fds.every(fits))) {
+    throw new Failure(`op ${i} (${JSON.stringify(op)}): fds is not two integers`, i);
   }
-  if (op.op === 'open' && typeof op.path !== 'string') throw new Failure(`op ${i} (${describeOp(op)}): path is not a string`, i);
+  if (op.op === 'open' && typeof op.path !== 'string') throw new Failure(`op ${i} (${JSON.stringify(op)}): path is not a string`, i);
+}
+
+/**
+ * A plan's ops as words, how each is named in a failure (as its record, in JSON), and, for a plan
+ * given as records, the first op whose shape is wrong: the check stops there when it reaches it,
+ * as it would have at that op.
+ */
+class Checked {
+  constructor(
+    readonly ops: OpWords,
+    private readonly records: readonly Op[] | undefined,
+    readonly badAt = -1,
+    readonly bad?: Failure,
+  ) {}
+
+  describe(i: number): string {
+    return JSON.stringify(this.records === undefined ? this.ops.op(i) : this.records[i]);
+  }
+}
+
+function wordsOf(plan: Plan | PlanRecords): Checked {
+  if (plan instanceof Plan && !plan.edited) return new Checked(plan.words, undefined);
+  const records = plan.ops;
+  if (!Array.isArray(records)) throw new Failure('plan.ops is not an array');
+  const ops = new OpWords(records.length);
+  for (let i = 0; i < records.length; i++) {
+    try {
+      checkShape(records[i]!, i);
+    } catch (err) {
+      if (err instanceof Failure) return new Checked(ops, records, i, err);
+      throw err;
+    }
+    ops.pushOp(records[i]!);
+  }
+  return new Checked(ops, records);
 }
 
 /**
  * Run `plan` in `proc`. `objects` are the descriptions and pipes its ops may name: in a tree, all
  * of the image's (a process creates and writes what only its descendants hold).
  */
-function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan: Plan, proc: SimProcess, shared: Identity, fork: (pid: number, op: number) => void): void {
-  const ops = plan.ops;
-  if (!Array.isArray(ops)) throw new Failure('plan.ops is not an array');
+function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan: Plan | PlanRecords, proc: SimProcess, shared: Identity, fork: (pid: number, op: number) => void): void {
+  const words = plan instanceof Plan && !plan.edited;
+  if (!words && !Array.isArray(plan.ops)) throw new Failure('plan.ops is not an array');
+  const length = words ? plan.length : plan.ops.length;
   let commits = 0;
   let commitAt = -1;
-  for (let i = 0; i < ops.length; i++) {
-    if (ops[i]?.op === 'commit') {
+  if (words) {
+    const ops = plan.words;
+    for (let i = ops.find(K_COMMIT); i >= 0; i = ops.find(K_COMMIT, i + 1)) {
       commits++;
       commitAt = i;
+    }
+  } else {
+    for (let i = 0; i < length; i++) {
+      if (plan.ops[i]?.op === 'commit') {
+        commits++;
+        commitAt = i;
+      }
     }
   }
   if (commits !== 1) throw new Failure(`plan has ${commits} commit markers, not 1`);
   if (plan.commit !== commitAt) throw new Failure(`plan.commit is ${plan.commit} but the commit marker is op ${commitAt}`);
-  const syscalls = ops.length - 1;
+  const syscalls = length - 1;
   if (!isInt(plan.lowerBound) || plan.lowerBound < 0 || plan.lowerBound > syscalls) {
     throw new Failure(`plan.lowerBound ${plan.lowerBound} is not a bound on its own ${syscalls} syscalls`);
   }
 
+  const checked = wordsOf(plan);
+  const ops = checked.ops;
   const targetFds = new Set(target.fds);
   const pipes = ByKey.sized<Pipe>(objects.pipes.length);
   for (const p of objects.pipes) pipes.set(p.id, p);
   const descs = ByKey.sized<Desc>(objects.descs.length);
   for (const d of objects.descs) descs.set(d.id, d);
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i]!;
-    checkShape(op, i);
-    if (i < plan.commit) checkRollback(op, i, targetFds, proc);
+  for (let i = 0; i < length; i++) {
+    if (i === checked.badAt) throw checked.bad!;
+    if (i < plan.commit) checkRollback(checked, i, targetFds, proc);
     try {
-      if (op.op === 'fork') fork(op.pid, i);
-      else apply(op, i, proc, pipes, shared.written, descs);
+      if (ops.kind(i) === K_FORK) fork(ops.field(i, 1), i);
+      else apply(checked, i, proc, pipes, shared.written, descs);
     } catch (err) {
-      if (err instanceof SimError) throw new Failure(`op ${i} (${describeOp(op)}): ${err.message}`, i);
+      if (err instanceof SimError) throw new Failure(`op ${i} (${checked.describe(i)}): ${err.message}`, i);
       throw err;
     }
   }
@@ -270,128 +312,146 @@ function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan
  * that closing what it made undoes it. Changing the soft limit is allowed (rollback
  * puts the old one back); lowering the hard limit could never be undone.
  */
-function checkRollback(op: Op, i: number, targetFds: Set<number>, proc: SimProcess): void {
-  let touched: number | undefined;
-  switch (op.op) {
-    case 'close':
-    case 'setfl':
-    case 'setfd':
-    case 'setpipesz':
-    case 'lseek':
-    case 'write':
-      touched = op.fd;
+function checkRollback(checked: Checked, i: number, targetFds: Set<number>, proc: SimProcess): void {
+  const ops = checked.ops;
+  let touched: number;
+  switch (ops.kind(i)) {
+    case K_CLOSE:
+    case K_SETFL:
+    case K_SETFD:
+    case K_SETPIPESZ:
+    case K_LSEEK:
+    case K_WRITE:
+    case K_DUP2: // its second field: the number it lands at
+      touched = ops.field(i, ops.kind(i) === K_DUP2 ? 2 : 1);
       break;
-    case 'dup2':
-      touched = op.to;
-      break;
-    case 'prlimit':
-      if (op.hard !== proc.rlimit.hard) throw new Failure(`op ${i} (${describeOp(op)}): changes the hard limit before the commit`, i);
+    case K_PRLIMIT:
+      if (ops.field(i, 2) !== proc.rlimit.hard) throw new Failure(`op ${i} (${checked.describe(i)}): changes the hard limit before the commit`, i);
       return;
     default:
       return;
   }
-  if (targetFds.has(touched)) throw new Failure(`op ${i} (${describeOp(op)}): touches the target's fd ${touched} before the commit`, i);
+  if (targetFds.has(touched)) throw new Failure(`op ${i} (${checked.describe(i)}): touches the target's fd ${touched} before the commit`, i);
 }
 
-/** Op i planned `planned` where the kernel gave `got` (an fd, or a pair of them): they must be the same. */
-function expect(op: Op, i: number, what: string, planned: number | number[], got: number | number[]): void {
-  const same = Array.isArray(planned) && Array.isArray(got) ? planned[0] === got[0] && planned[1] === got[1] : planned === got;
-  if (!same) {
-    throw new Failure(`op ${i} (${describeOp(op)}): the plan expects ${what} ${JSON.stringify(planned)}, the kernel gives ${JSON.stringify(got)}`, i);
-  }
+/** Op i planned fd `planned` where the kernel gave `got`: they must be the same. */
+function expect(checked: Checked, i: number, planned: number, got: number): void {
+  if (planned !== got) throw new Failure(`op ${i} (${checked.describe(i)}): the plan expects fd ${planned}, the kernel gives ${got}`, i);
 }
 
-function apply(op: Op, i: number, proc: SimProcess, pipes: ByKey<Pipe>, written: ByKey<true>, descs: ByKey<Desc>): void {
-  switch (op.op) {
-    case 'pipe2':
-      expect(op, i, 'fds', op.fds, proc.pipe2(op.flags));
+/** Op i planned the fds [a, b] where the kernel gave `got`: they must be the same. */
+function expectPair(checked: Checked, i: number, a: number, b: number, got: number[]): void {
+  if (a !== got[0] || b !== got[1]) throw new Failure(`op ${i} (${checked.describe(i)}): the plan expects fds ${JSON.stringify([a, b])}, the kernel gives ${JSON.stringify(got)}`, i);
+}
+
+/** Op i is wrong in the way `what` says. */
+function failAt(checked: Checked, i: number, what: string): Failure {
+  return new Failure(`op ${i} (${checked.describe(i)}): ${what}`, i);
+}
+
+function apply(checked: Checked, i: number, proc: SimProcess, pipes: ByKey<Pipe>, written: ByKey<true>, descs: ByKey<Desc>): void {
+  const ops = checked.ops;
+  const w = ops.words;
+  const b = i * STRIDE;
+  const kind = w[b]!;
+  switch (kind) {
+    case K_PIPE2:
+      expectPair(checked, i, w[b + 2]!, w[b + 3]!, proc.pipe2(w[b + 1]!));
       return;
-    case 'open':
-      if (op.via >= 0 && op.path !== `/proc/self/fd/${op.via}`) {
-        throw new Failure(`op ${i} (${describeOp(op)}): via ${op.via} but path is not /proc/self/fd/${op.via}`, i);
-      }
-      expect(op, i, 'fd', op.fd, proc.open(op.path, op.flags));
+    case K_OPEN: {
+      const via = w[b + 2]!;
+      const path = ops.text(i);
+      if (via >= 0 && path !== `/proc/self/fd/${via}`) throw failAt(checked, i, `via ${via} but path is not /proc/self/fd/${via}`);
+      expect(checked, i, w[b + 4]!, proc.open(path, w[b + 3]!));
       return;
-    case 'dup2':
-      if (op.cloexec) proc.dup3(op.from, op.to, true);
-      else proc.dup2(op.from, op.to);
+    }
+    case K_DUP2:
+      if (w[b + 3]) proc.dup3(w[b + 1]!, w[b + 2]!, true);
+      else proc.dup2(w[b + 1]!, w[b + 2]!);
       return;
-    case 'dupfd':
-      expect(op, i, 'fd', op.fd, proc.dupfd(op.from, op.min, op.cloexec));
+    case K_DUPFD:
+      expect(checked, i, w[b + 4]!, proc.dupfd(w[b + 1]!, w[b + 2]!, w[b + 3] !== 0));
       return;
-    case 'close':
-      proc.close(op.fd);
+    case K_CLOSE:
+      proc.close(w[b + 1]!);
       return;
-    case 'setfl':
-      proc.setfl(op.fd, op.flags);
+    case K_SETFL:
+      proc.setfl(w[b + 1]!, w[b + 2]!);
       return;
-    case 'setfd':
-      proc.setfd(op.fd, op.cloexec);
+    case K_SETFD:
+      proc.setfd(w[b + 1]!, w[b + 2] !== 0);
       return;
-    case 'setpipesz':
-      proc.setPipeSize(op.fd, op.size);
+    case K_SETPIPESZ:
+      proc.setPipeSize(w[b + 1]!, w[b + 2]!);
       return;
-    case 'lseek':
-      proc.lseek(op.fd, BigInt(op.offset));
+    case K_LSEEK:
+      proc.lseek(w[b + 1]!, BigInt(ops.text(i)));
       return;
-    case 'create': {
-      const d = descs.get(op.desc);
+    case K_CREATE: {
+      const id = w[b + 1]!;
+      const d = descs.get(id);
       const make = d === undefined ? undefined : kindOf(d).simCreate;
-      if (d === undefined || make === undefined) throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} its kind makes with one call`, i);
-      expect(op, i, 'fd', op.fd, make(proc, d, op.cloexec));
+      if (d === undefined || make === undefined) throw failAt(checked, i, `the image has no description ${id} its kind makes with one call`);
+      expect(checked, i, w[b + 3]!, make(proc, d, w[b + 2] !== 0));
       return;
     }
-    case 'link': {
-      const d = descs.get(op.desc);
+    case K_LINK: {
+      const id = w[b + 1]!;
+      const item = w[b + 2]!;
+      const d = descs.get(id);
       const link = d === undefined ? undefined : kindOf(d).simLink;
-      if (d === undefined || link === undefined || !(op.item < (kindOf(d).links?.(d).length ?? 0))) {
-        throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} with a link ${op.item}`, i);
+      if (d === undefined || link === undefined || !(item < (kindOf(d).links?.(d).length ?? 0))) {
+        throw failAt(checked, i, `the image has no description ${id} with a link ${item}`);
       }
-      link(proc, d, op.item, op.fd);
+      link(proc, d, item, w[b + 3]!);
       return;
     }
-    case 'pty': {
-      const d = descs.get(op.desc);
+    case K_PTY: {
+      const id = w[b + 1]!;
+      const fd = w[b + 3]!;
+      const done = w[b + 4] !== 0;
+      const d = descs.get(id);
       const prepare = d === undefined ? undefined : kindOf(d).simPrepare;
-      if (d === undefined || prepare === undefined) throw new Failure(`op ${i} (${describeOp(op)}): the image has no description ${op.desc} whose object is made first`, i);
-      prepare(proc, d, op.lowest, op.fd, op.done);
-      if (!op.done) proc.hold(op.desc, op.fd);
+      if (d === undefined || prepare === undefined) throw failAt(checked, i, `the image has no description ${id} whose object is made first`);
+      prepare(proc, d, w[b + 2]!, fd, done);
+      if (!done) proc.hold(id, fd);
       return;
     }
-    case 'socketpair': {
-      const ends = op.descs.map((id) => (id < 0 ? undefined : descs.get(id)));
+    case K_SOCKETPAIR: {
+      const ids = [w[b + 4]!, w[b + 5]!];
+      const ends = ids.map((id) => (id < 0 ? undefined : descs.get(id)));
       const d = ends[0] ?? ends[1];
       const make = d === undefined ? undefined : kindOf(d).simCreatePair;
-      if (d === undefined || make === undefined || ends.some((e, k) => e === undefined && op.descs[k]! >= 0)) {
-        throw new Failure(`op ${i} (${describeOp(op)}): the image has no pair of descriptions ${op.descs.join(', ')} their kind makes with one call`, i);
+      if (d === undefined || make === undefined || ends.some((e, k) => e === undefined && ids[k]! >= 0)) {
+        throw failAt(checked, i, `the image has no pair of descriptions ${ids.join(', ')} their kind makes with one call`);
       }
-      expect(op, i, 'fds', op.fds, make(proc, ends as never, op.cloexec));
+      expectPair(checked, i, w[b + 2]!, w[b + 3]!, make(proc, ends as never, w[b + 1] !== 0));
       return;
     }
-    case 'write': {
-      const pipe = pipes.get(op.pipe);
-      if (!pipe) throw new Failure(`op ${i} (${describeOp(op)}): the image has no pipe ${op.pipe}`, i);
-      if (written.has(op.pipe)) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe}'s bytes are written a second time`, i);
-      written.set(op.pipe, true);
+    case K_WRITE: {
+      const fd = w[b + 1]!;
+      const id = w[b + 2]!;
+      const pipe = pipes.get(id);
+      if (!pipe) throw failAt(checked, i, `the image has no pipe ${id}`);
+      if (written.has(id)) throw failAt(checked, i, `pipe ${id}'s bytes are written a second time`);
+      written.set(id, true);
       const bytes = pipe.data;
-      if (op.bytes !== bytes.length) throw new Failure(`op ${i} (${describeOp(op)}): pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`, i);
+      if (w[b + 3] !== bytes.length) throw failAt(checked, i, `pipe ${id} has ${bytes.length} bytes, not ${w[b + 3]}`);
       let at = 0;
       for (const n of pipe.packets ?? [bytes.length]) {
-        proc.write(op.fd, bytes.subarray(at, at + n));
+        proc.write(fd, bytes.subarray(at, at + n));
         at += n;
       }
       return;
     }
-    case 'prlimit':
-      proc.prlimit(op.soft, op.hard);
+    case K_PRLIMIT:
+      proc.prlimit(w[b + 1]!, w[b + 2]!);
       return;
-    case 'commit':
-    case 'fork': // run() makes the child
+    case K_COMMIT:
+    case K_FORK: // run() makes the child
       return;
-    default: {
-      const never: never = op;
-      throw new Failure(`op ${i}: unknown op ${JSON.stringify(never)}`, i);
-    }
+    default:
+      throw failAt(checked, i, `unknown op kind ${kind}`);
   }
 }
 
@@ -405,31 +465,35 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   const descs = ByKey.sized<Desc>(table.descs.length);
   for (const d of table.descs) descs.set(d.id, d);
   const imageFds = ByKey.sized<true>(table.fds.length);
-  const { descMap, descBack } = shared;
+  const { descMap, descBack, seenFd, seenWho } = shared;
   // Descriptions this process reaches, at the first fd it holds each at, in the order first held:
   // their fields are checked here, once per process.
   const mineIds: number[] = [];
   const mineFds: number[] = [];
   const mine = ByKey.sized<true>(table.descs.length);
   // In a tree, an fd of another process is named with its process.
-  const pair = (seen: Seen, fd: number): string =>
-    seen.who === who ? `fds ${seen.fd} and ${fd}` : `fd ${seen.fd} of ${seen.who.replace(/: $/, '')} and fd ${fd}`;
+  const pair = (id: number, fd: number): string => {
+    const at = seenFd.get(id)!;
+    const by = seenWho.get(id)!;
+    return by === who ? `fds ${at} and ${fd}` : `fd ${at} of ${by.replace(/: $/, '')} and fd ${fd}`;
+  };
   for (const f of table.fds) {
     imageFds.set(f.fd, true);
-    const entry = proc.get(f.fd);
-    if (!entry) throw new Failure(`fd ${f.fd} is not open at the end`);
-    if (entry.cloexec !== f.cloexec) throw new Failure(`fd ${f.fd} has close-on-exec ${entry.cloexec}, the image says ${f.cloexec}`);
-    const sim = entry.desc;
+    const sim = proc.descAt(f.fd);
+    if (!sim) throw new Failure(`fd ${f.fd} is not open at the end`);
+    const cloexec = proc.cloexecAt(f.fd);
+    if (cloexec !== f.cloexec) throw new Failure(`fd ${f.fd} has close-on-exec ${cloexec}, the image says ${f.cloexec}`);
     if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
     const mapped = descMap.get(f.desc);
     if (mapped === undefined) {
       const back = descBack.get(sim.serial);
-      if (back) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
-      const seen: Seen = { id: f.desc, sim, fd: f.fd, who };
-      descMap.set(f.desc, seen);
-      descBack.set(sim.serial, seen);
-    } else if (mapped.sim !== sim) {
-      throw new Failure(`${pair(mapped, f.fd)} share description ${f.desc} in the image but not at the end`);
+      if (back !== undefined) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
+      descMap.set(f.desc, sim);
+      seenFd.set(f.desc, f.fd);
+      seenWho.set(f.desc, who);
+      descBack.set(sim.serial, f.desc);
+    } else if (mapped !== sim) {
+      throw new Failure(`${pair(f.desc, f.fd)} share description ${f.desc} in the image but not at the end`);
     }
     if (!mine.has(f.desc)) {
       mine.set(f.desc, true);
@@ -441,10 +505,10 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
   if (target.mode === 'into') {
     for (const fd of targetFds) {
       if (imageFds.has(fd)) continue;
-      const entry = proc.get(fd);
-      if (!entry) throw new Failure(`the target's fd ${fd} was closed`);
-      if (entry.desc.origin !== fd) throw new Failure(`the target's fd ${fd} no longer refers to its own file`);
-      if (entry.cloexec) throw new Failure(`the target's fd ${fd} had its close-on-exec flag changed`);
+      const sim = proc.descAt(fd);
+      if (!sim) throw new Failure(`the target's fd ${fd} was closed`);
+      if (sim.origin !== fd) throw new Failure(`the target's fd ${fd} no longer refers to its own file`);
+      if (proc.cloexecAt(fd)) throw new Failure(`the target's fd ${fd} had its close-on-exec flag changed`);
       expected++;
     }
   }
@@ -455,14 +519,14 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
 
   const pipes = ByKey.sized<Pipe>(table.pipes.length);
   for (const p of table.pipes) pipes.set(p.id, p);
-  const { pipeMap, pipeBack, pairMap, pairBack } = shared;
+  const { pipeMap, pipeDesc, pipeBack, pipeBackDesc, pairMap, pairBack } = shared;
   const minePipes: number[] = [];
   const minePipe = ByKey.sized<true>(table.pipes.length);
   for (let k = 0; k < mineIds.length; k++) {
     const id = mineIds[k]!;
     const fd = mineFds[k]!;
     const d = descs.get(id)!;
-    const sim = descMap.get(id)!.sim;
+    const sim = descMap.get(id)!;
     if (sim.kind !== d.kind) throw new Failure(`${where(fd, id)} is a ${sim.kind}, the image says ${d.kind}`);
     if (sim.flags !== d.flags) throw new Failure(`${where(fd, id)} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
     // The path a description was opened by (a deleted file's is where it was, not a node).
@@ -470,7 +534,10 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (path !== undefined && sim.node?.path !== path) throw new Failure(`${where(fd, id)} is ${JSON.stringify(sim.node?.path)}, the image says ${JSON.stringify(path)}`);
     // Judged once every process is compared: a description may name another (an epoll its
     // targets, a pty slave its master) held only by a process compared later.
-    shared.deferred.push({ d, sim, fd, who });
+    shared.deferredDescs.push(d);
+    shared.deferredSims.push(sim);
+    shared.deferredFds.push(fd);
+    shared.deferredWho.push(who);
     const pair = pairOf(d);
     if (pair !== undefined) {
       const simPair = sim.pair;
@@ -486,18 +553,24 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (pipe === undefined) continue;
     const simPipe = sim.pipe!;
     const mapped = pipeMap.get(pipe);
-    if (mapped && mapped.sim !== simPipe) throw new Failure(`descriptions ${mapped.desc} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
+    if (mapped && mapped !== simPipe) throw new Failure(`descriptions ${pipeDesc.get(pipe)!} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
     const back = pipeBack.get(simPipe.serial);
-    if (back && back.id !== pipe) throw new Failure(`descriptions ${back.desc} and ${id} are on one pipe at the end but on pipes ${back.id} and ${pipe} in the image`);
-    if (!mapped) pipeMap.set(pipe, { sim: simPipe, desc: id });
-    if (!back) pipeBack.set(simPipe.serial, { id: pipe, desc: id });
+    if (back !== undefined && back !== pipe) throw new Failure(`descriptions ${pipeBackDesc.get(simPipe.serial)!} and ${id} are on one pipe at the end but on pipes ${back} and ${pipe} in the image`);
+    if (!mapped) {
+      pipeMap.set(pipe, simPipe);
+      pipeDesc.set(pipe, id);
+    }
+    if (back === undefined) {
+      pipeBack.set(simPipe.serial, pipe);
+      pipeBackDesc.set(simPipe.serial, id);
+    }
     if (!minePipe.has(pipe)) {
       minePipe.set(pipe, true);
       minePipes.push(pipe);
     }
   }
   for (const id of minePipes) {
-    const sim = pipeMap.get(id)!.sim;
+    const sim = pipeMap.get(id)!;
     const p = pipes.get(id)!;
     if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
     const want = p.data;
