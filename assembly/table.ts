@@ -388,13 +388,20 @@ let lowestFd = new StaticArray<i32>(0);
  */
 function countByDesc(): bool {
   // From the highest fd down, so that the last store of lowestFd is the lowest number.
+  // Counted in an array of their own (4 bytes a description), not in the records (32): the fds
+  // come in order of number, their descriptions in none.
   lowestFd = new StaticArray<i32>(nDescs);
+  const counts = new StaticArray<i32>(nDescs);
   for (let i = nFds - 1; i >= 0; i--) {
     const d = unchecked(fdDesc[i]);
-    setDescWord(d, DESC_COUNT, descWord(d, DESC_COUNT) + 1);
+    unchecked((counts[d]++));
     unchecked((lowestFd[d] = fdNum[i]));
   }
-  for (let d = 0; d < nDescs; d++) if (descWord(d, DESC_COUNT) == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+  for (let d = 0; d < nDescs; d++) {
+    const count = unchecked(counts[d]);
+    if (count == 0) return fail(DECODE_DESC_WITHOUT_FD, d);
+    setDescWord(d, DESC_COUNT, count);
+  }
   return true;
 }
 
@@ -534,12 +541,13 @@ export function renumber(members: StaticArray<i32>): void {
  */
 function groupByDesc(renumbered: StaticArray<i32> | null): void {
   fdsOfDesc = new StaticArray<i32>(nFds);
+  /** per description: where its next fd goes (an array of its own, as countByDesc's counts) */
+  const next = new StaticArray<i32>(nDescs);
   let first = 0;
   for (let d = 0; d < nDescs; d++) {
     setDescWord(d, DESC_FIRST, first);
+    unchecked((next[d] = first));
     first += descWord(d, DESC_COUNT);
-    // DESC_COUNT counts again as the fds are placed
-    setDescWord(d, DESC_COUNT, 0);
   }
   for (let i = 0; i < nFds; i++) {
     let d = unchecked(fdDesc[i]);
@@ -547,9 +555,9 @@ function groupByDesc(renumbered: StaticArray<i32> | null): void {
       d = unchecked(renumbered[d]);
       unchecked((fdDesc[i] = d));
     }
-    const k = descWord(d, DESC_COUNT);
-    unchecked((fdsOfDesc[descWord(d, DESC_FIRST) + k] = (unchecked(fdNum[i]) << 1) | (unchecked(fdCloexec[i]) ? 1 : 0)));
-    setDescWord(d, DESC_COUNT, k + 1);
+    const at = unchecked(next[d]);
+    unchecked((next[d] = at + 1));
+    unchecked((fdsOfDesc[at] = (unchecked(fdNum[i]) << 1) | (unchecked(fdCloexec[i]) ? 1 : 0)));
   }
 }
 
