@@ -8,9 +8,14 @@
 // The main thread waits only for a slot still being written, and at drain() for all of it; a
 // failed write is reported there, as OutputFile.write reports its own.
 import { closeSync } from 'node:fs';
-import { receiveMessageOnPort, MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { dupFd } from '../bridge/file.js';
 import { readyShared } from '../bridge/memory.js';
+
+// node:worker_threads loaded when a thread is started, not with the module: its internals cost every
+// dump and restore about 2 ms of start-up (docs/performance.md), and only large images use a thread.
+const workers = (): typeof import('node:worker_threads') => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 
 /** posted jobs that may wait at once (each one batch of pages, with its records' headers) */
 const JOBS = 8;
@@ -93,6 +98,7 @@ export class WriteThread {
     this.slots = Array.from({ length: count }, (_, i) => buffer.subarray(i * slotBytes, (i + 1) * slotBytes));
     this.slotFree = new Array<number>(count).fill(0);
     const dup = (this.fd = dupFd(fd));
+    const { MessageChannel, Worker } = workers();
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     try {
@@ -183,7 +189,7 @@ export class WriteThread {
       Atomics.wait(this.ctl, DONE, done, 100);
     }
     if (Atomics.load(this.ctl, FAILED) === 1) {
-      const message = receiveMessageOnPort(this.port)?.message as { code?: string; syscall?: string; message: string } | undefined;
+      const message = workers().receiveMessageOnPort(this.port)?.message as { code?: string; syscall?: string; message: string } | undefined;
       this.failure ??= Object.assign(new Error(message?.message ?? 'the write thread failed'), { code: message?.code, syscall: message?.syscall });
       throw this.failure;
     }

@@ -8,8 +8,13 @@
 // /proc/PID/mem; the main thread writes its own as writePages does. The main thread waits for
 // the thread's last run before the phase ends, and reports what failed there as its own.
 import { closeSync } from 'node:fs';
-import { MessageChannel, receiveMessageOnPort, type MessagePort, Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { MessagePort } from 'node:worker_threads';
 import type { PagesInFile } from '../image/file.js';
+
+// node:worker_threads loaded when a thread is started, not with the module: its internals cost every
+// dump and restore about 2 ms of start-up (docs/performance.md), and only large images use a thread.
+const workers = (): typeof import('node:worker_threads') => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 
 // ctl's words
 const NEXT = 0;
@@ -73,6 +78,7 @@ export class PageThread {
     jobs.forEach((j, i) => runs.set([j.offset, j.length, j.addr], 3 * i));
     const { fd, seen } = pages.share();
     this.image = fd;
+    const { MessageChannel, Worker } = workers();
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     try {
@@ -96,7 +102,7 @@ export class PageThread {
   finish(): void {
     this.end();
     if (Atomics.load(this.ctl, FAILED) === 1) {
-      const message = receiveMessageOnPort(this.port)?.message as { changed?: boolean; message?: string } | undefined;
+      const message = workers().receiveMessageOnPort(this.port)?.message as { changed?: boolean; message?: string } | undefined;
       if (message?.changed) this.pages.changed();
       throw new Error(`writing pages in a second thread: ${message?.message ?? 'failed'}`);
     }
