@@ -120,6 +120,13 @@ test('cr writes msgpack byte for byte as msgpackr does, large bins as parts of t
     assert.ok(Buffer.concat(parts).equals(msgpackr.pack(v)), `the same bytes as msgpackr: ${JSON.stringify(v)?.slice(0, 60)}`);
     assert.ok(packMsgpack(v).equals(msgpackr.pack(v)));
   }
+  // A key first met where the encoder's buffer is full: its bytes (kept for every later use) are
+  // those written, in the fresh buffer, not a range of the full one.
+  for (let fill = 250; fill < 400; fill++) {
+    const key = `first${fill}`;
+    const v = { pad: Array.from({ length: 65 }, () => Buffer.alloc(1000, 7)), fill: Buffer.alloc(fill), [key]: [{ [key]: 1 }, { [key]: 2 }] };
+    assert.ok(Buffer.concat(packParts(v)!).equals(msgpackr.pack(v)), `a key first met ${fill} bytes later`);
+  }
   // A bin of 1 KiB or more is not copied: its own memory is a part.
   const big = Buffer.alloc(5000, 7);
   assert.ok(packParts({ data: big })!.some((p) => p.buffer === big.buffer && p.byteOffset === big.byteOffset));

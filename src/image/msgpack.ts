@@ -143,6 +143,8 @@ function writeMap(o: Record<string, unknown>): void {
     if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
       let bytes = keys.get(key);
       if (bytes === undefined) {
+        // Room first (writeString's own need then takes no fresh buffer): start must be where its bytes go.
+        need(key.length * 3 + 5);
         const start = at;
         writeString(key);
         keys.set(key, (bytes = Buffer.from(out.subarray(start, at))));
