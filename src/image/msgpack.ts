@@ -1,5 +1,6 @@
 // The one msgpack codec of images (fd-table envelope and payload, process-image head). Out:
-// plain msgpack, readable by any msgpack reader, written by msgpackr. In: a checksum only says the
+// plain msgpack, readable by any msgpack reader, the bytes msgpackr writes (by packParts below,
+// msgpackr itself for what packParts does not write). In: a checksum only says the
 // bytes are the ones written, not that their writer meant well, so the bytes are decoded here by
 // one walk that refuses, as it meets them, what could cost more to decode than the bytes justify:
 // any extension type (msgpackr's records, shared references, Sets, Errors, ...: an image has
