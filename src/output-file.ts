@@ -242,7 +242,7 @@ export class OutputFile implements Output {
       }
     }
     // Replacing: a random name first (linkat fails on anything there, and follows nothing),
-    // then rename over the path.
+    // then put in place of what is at the path (replaceWith).
     for (let attempt = 0; ; attempt++) {
       const tmp = randomName(this.path);
       try {

@@ -165,7 +165,7 @@ repairTest('a client whose server is outside the tree, dumped with --kill: the s
     // A dump that lets the client run on unlocks its connection: no repair mode, no filter left.
     const plain = await cr(['dump', '--pid', String(client), '-o', join(dir, 'plain')]);
     assert.is(plain.code, 0, plain.stderr);
-    const sock = readdirSync(`/proc/${client}/fd`).map(Number).filter((fd) => readlinkSync(`/proc/${client}/fd/${fd}`).startsWith('socket:'));
+    const sock = readdirSync(`/proc/${client}/fd`).map(Number).filter((fd) => isSocketFd(client, fd));
     assert.is(sock.length, 1);
     withSocket(client, sock[0]!, (own) => {
       assert.is(tcpState(own), TCP_ESTABLISHED);
@@ -250,6 +250,19 @@ unprivilegedTest('without CAP_NET_ADMIN a dump is refused in one line naming the
   }
 });
 
+/**
+ * Whether fd of pid is a socket. A fixture's `ready` file is made while the fd it was written
+ * through is still open, so an fd listed a moment ago may be gone (ENOENT): not a socket.
+ */
+function isSocketFd(pid: number, fd: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
 /** Both ends of a loopback connection and 192 MiB of memory (a dump of some length); on SIGUSR1 a byte string each way. */
 const KILLED = `
 import os, signal, socket, sys
@@ -278,7 +291,7 @@ repairTest('a dump SIGKILLed while it holds the connections locked: its watchdog
     pids.push(pid);
     waitFile(dir, 'ready');
     const connected = readdirSync(`/proc/${pid}/fd`).map(Number)
-      .filter((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:') && withSocket(pid, fd, (own) => tcpState(own) === TCP_ESTABLISHED));
+      .filter((fd) => isSocketFd(pid, fd) && withSocket(pid, fd, (own) => tcpState(own) === TCP_ESTABLISHED));
     assert.is(connected.length, 2);
     const lockedNow = (): boolean => connected.every((fd) => withSocket(pid, fd, (own) => inRepair(own) && hasFilter(own)));
     // A dump that ends before it is seen holding the lock is tried again (it let the process go unlocked).
