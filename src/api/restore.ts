@@ -17,6 +17,7 @@ import { restartProcess, type RestartOptions } from '../restart/restart.js';
 import { readStat } from '../proc/tree.js';
 import { jobTermios, onTerminal, shellTerminal, ShellJob } from '../restore/shell-job.js';
 import { restartTree } from '../restart/restart-tree.js';
+import { readyPageThread } from '../restart/page-thread.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { ReplayStats } from '../replay/replay.js';
@@ -128,6 +129,8 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   }
   const mode = opts.into !== undefined ? 'into' : dashes ? 'command' : 'process';
   const maps = (opts.mapPaths ?? []).map((text) => parsePathMap(text));
+  // A large image's pages go in with a second thread, started now to be up when they come.
+  if (mode === 'process' && image !== '-') readyPageThread(image);
   // IMAGE is read here, once; everything below works from this one Input.
   const input = loadInput(image, { keepPages: mode === 'process' });
   try {

@@ -20,7 +20,7 @@ import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR } from '../model/fdtable.js';
 import { listFds } from '../proc/fds.js';
 import { AREA_BYTES, type Husk } from './husk.js';
-import { PageThread } from './page-thread.js';
+import { PAGE_THREAD_MIN, PageThread } from './page-thread.js';
 import {
   F_ADD_SEALS, MADV_GUARD_INSTALL, MAP_ANONYMOUS, PROT_READ, PROT_WRITE, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MLOCK_ONFAULT, MREMAP_FIXED, MREMAP_MAYMOVE,
   SYS, PR_SET_VMA, PR_SET_VMA_ANON_NAME, IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, SHMID_DS_BYTES, SHM_PERM_UID_AT, SHM_PERM_GID_AT, SHM_PERM_MODE_AT,
@@ -540,12 +540,6 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
   }
   return bytes / PAGE_SIZE;
 }
-
-/**
- * Bytes of pages from which a restart writes them in two threads (page-thread.ts): below it,
- * starting the second (about 35 ms of CPU, 3 on the main thread) costs more than it saves.
- */
-const PAGE_THREAD_MIN = 32 << 20;
 
 /** Unmap each shared object's first mapping: the objects live on in their aliases. */
 export function dropObjects(husk: Husk, objects: SharedObjects): void {
