@@ -28,6 +28,9 @@ const DONE = 1;
 const STOP = 2;
 const FAILED = 3;
 const QUIT = 4;
+/** set by the thread as it starts: a thread not started within START_MS is given up (a write error) */
+const READY = 5;
+const START_MS = 5000;
 
 /**
  * The thread's code (node:fs and node:worker_threads only, so it needs no bundle of its own): wait
@@ -38,6 +41,7 @@ const THREAD = `
 const { workerData } = require('node:worker_threads');
 const { writevSync } = require('node:fs');
 const { shared, ctl, jobs, fd, port } = workerData;
+Atomics.store(ctl, ${READY}, 1);
 let done = 0;
 let failed = false;
 for (;;) {
@@ -80,7 +84,8 @@ export class WriteThread {
   private posted = 0;
   private readonly shared: SharedArrayBuffer;
   private readonly base: Buffer;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(20));
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(24));
+  private readonly started = Date.now();
   private readonly jobs = new Int32Array(new SharedArrayBuffer(JOBS * (1 + 2 * MAX_PARTS) * 4));
   private readonly port: MessagePort;
   private readonly worker: Worker;
@@ -103,6 +108,9 @@ export class WriteThread {
     this.port = port1;
     try {
       this.worker = new Worker(THREAD, { eval: true, workerData: { shared, ctl: this.ctl, jobs: this.jobs, fd: dup, port: port2 }, transferList: [port2] });
+      // A thread that could not start is found by its READY word (waitDone), not by this event,
+      // which a dump that never returns to the event loop would not see.
+      this.worker.on('error', () => {});
     } catch (err) {
       closeSync(dup);
       throw err;
@@ -186,6 +194,10 @@ export class WriteThread {
   private waitDone(n: number): void {
     for (let done = Atomics.load(this.ctl, DONE); done < n; done = Atomics.load(this.ctl, DONE)) {
       if (Atomics.load(this.ctl, FAILED) === 1) break;
+      if (Atomics.load(this.ctl, READY) === 0 && Date.now() - this.started > START_MS) {
+        this.failure ??= Object.assign(new Error('its writing thread did not start'), { code: undefined });
+        throw this.failure;
+      }
       Atomics.wait(this.ctl, DONE, done, 100);
     }
     if (Atomics.load(this.ctl, FAILED) === 1) {

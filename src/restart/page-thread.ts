@@ -85,7 +85,10 @@ class Started {
     const fromThread = new MessageChannel();
     this.work = toThread.port1;
     this.port = fromThread.port1;
-    new Worker(THREAD, { eval: true, workerData: { ctl: this.ctl, work: toThread.port2, port: fromThread.port2 }, transferList: [toThread.port2, fromThread.port2] }).unref();
+    // A thread that could not start takes no run: the main thread writes them all.
+    new Worker(THREAD, { eval: true, workerData: { ctl: this.ctl, work: toThread.port2, port: fromThread.port2 }, transferList: [toThread.port2, fromThread.port2] })
+      .on('error', () => {})
+      .unref();
     this.work.unref();
     this.port.unref();
   }
