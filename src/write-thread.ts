@@ -8,14 +8,10 @@
 // The main thread waits only for a slot still being written, and at drain() for all of it; a
 // failed write is reported there, as OutputFile.write reports its own.
 import { closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { dupFd } from '../bridge/file.js';
 import { readyShared } from '../bridge/memory.js';
-
-// node:worker_threads loaded when a thread is started, not with the module: its internals cost every
-// dump and restore about 2 ms of start-up (docs/performance.md), and only large images use a thread.
-const workers = (): typeof import('node:worker_threads') => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+import { workerThreads } from './worker-threads.js';
 
 /** posted jobs that may wait at once (each one batch of pages, with its records' headers) */
 const JOBS = 8;
@@ -44,30 +40,38 @@ const { shared, ctl, jobs, fd, port } = workerData;
 Atomics.store(ctl, ${READY}, 1);
 let done = 0;
 let failed = false;
-for (;;) {
-  const posted = Atomics.load(ctl, ${POSTED});
-  if (Atomics.load(ctl, ${STOP}) === 1) break;
-  if (posted === done) {
-    Atomics.wait(ctl, ${POSTED}, done, 100);
-    continue;
-  }
-  if (!failed) {
-    const at = (done % ${JOBS}) * (1 + 2 * ${MAX_PARTS});
-    let parts = [];
-    for (let i = 0; i < jobs[at]; i++) parts.push(new Uint8Array(shared, jobs[at + 1 + 2 * i], jobs[at + 2 + 2 * i]));
-    try {
-      while (parts.length > 0) {
-        let n = writevSync(fd, parts);
-        while (parts.length > 0 && n >= parts[0].length) n -= parts.shift().length;
-        if (n > 0) parts[0] = parts[0].subarray(n);
-      }
-    } catch (err) {
-      failed = true;
-      port.postMessage({ code: err.code, syscall: err.syscall, message: String(err.message) });
-      Atomics.store(ctl, ${FAILED}, 1);
+try {
+  for (;;) {
+    const posted = Atomics.load(ctl, ${POSTED});
+    if (Atomics.load(ctl, ${STOP}) === 1) break;
+    if (posted === done) {
+      Atomics.wait(ctl, ${POSTED}, done, 100);
+      continue;
     }
+    if (!failed) {
+      const at = (done % ${JOBS}) * (1 + 2 * ${MAX_PARTS});
+      let parts = [];
+      for (let i = 0; i < jobs[at]; i++) parts.push(new Uint8Array(shared, jobs[at + 1 + 2 * i], jobs[at + 2 + 2 * i]));
+      try {
+        while (parts.length > 0) {
+          let n = writevSync(fd, parts);
+          while (parts.length > 0 && n >= parts[0].length) n -= parts.shift().length;
+          if (n > 0) parts[0] = parts[0].subarray(n);
+        }
+      } catch (err) {
+        failed = true;
+        port.postMessage({ code: err.code, syscall: err.syscall, message: String(err.message) });
+        Atomics.store(ctl, ${FAILED}, 1);
+      }
+    }
+    Atomics.store(ctl, ${DONE}, ++done);
+    Atomics.notify(ctl, ${DONE});
   }
-  Atomics.store(ctl, ${DONE}, ++done);
+} catch (err) {
+  // Anything else that ends the loop is reported as a failed write is: the main thread waits for
+  // DONE and would otherwise wait for it forever, the process frozen.
+  port.postMessage({ message: String(err && err.message) });
+  Atomics.store(ctl, ${FAILED}, 1);
   Atomics.notify(ctl, ${DONE});
 }
 Atomics.store(ctl, ${QUIT}, 1);
@@ -103,7 +107,7 @@ export class WriteThread {
     this.slots = Array.from({ length: count }, (_, i) => buffer.subarray(i * slotBytes, (i + 1) * slotBytes));
     this.slotFree = new Array<number>(count).fill(0);
     const dup = (this.fd = dupFd(fd));
-    const { MessageChannel, Worker } = workers();
+    const { MessageChannel, Worker } = workerThreads();
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     try {
@@ -201,7 +205,7 @@ export class WriteThread {
       Atomics.wait(this.ctl, DONE, done, 100);
     }
     if (Atomics.load(this.ctl, FAILED) === 1) {
-      const message = workers().receiveMessageOnPort(this.port)?.message as { code?: string; syscall?: string; message: string } | undefined;
+      const message = workerThreads().receiveMessageOnPort(this.port)?.message as { code?: string; syscall?: string; message: string } | undefined;
       this.failure ??= Object.assign(new Error(message?.message ?? 'the write thread failed'), { code: message?.code, syscall: message?.syscall });
       throw this.failure;
     }

@@ -397,6 +397,21 @@ test('anonymous memory only read, every fourth page written: the pages never wri
     assert.is(text(out), 'PASS');
   }));
 
+/** image read and checked, then written to: its restart is refused as its pages go in, the half-restored process killed. */
+function refusedWhenAppendedTo(image: string): void {
+  const read = ProcessImage.read(image);
+  appendFileSync(image, 'x');
+  let message = '';
+  try {
+    restartProcess(read);
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  read.file.pages?.close();
+  assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
+  assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+}
+
 test('an image written to after it was read and checked: refused while its pages go in, the half-restored process killed', () =>
   scene((s) => {
     const out = s.path('out');
@@ -405,17 +420,7 @@ test('an image written to after it was read and checked: refused while its pages
     const pid = s.spawn([fixture('process-counter'), out, stop]);
     waitUntil('the counter to count', () => lineCount(out) >= 100);
     s.dumpAndKill(pid, image);
-    const read = ProcessImage.read(image);
-    appendFileSync(image, 'x');
-    let message = '';
-    try {
-      restartProcess(read);
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    read.file.pages?.close();
-    assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
-    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+    refusedWhenAppendedTo(image);
   }));
 
 test('a large image (its pages written in two threads) written to after it was read and checked: refused the same way, the half-restored process killed', () =>
@@ -428,17 +433,7 @@ test('a large image (its pages written in two threads) written to after it was r
     waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
     waitInSyscall(pid, SYS_read);
     s.dumpAndKill(pid, image);
-    const read = ProcessImage.read(image);
-    appendFileSync(image, 'x');
-    let message = '';
-    try {
-      restartProcess(read);
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    read.file.pages?.close();
-    assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
-    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(message)![1]}`));
+    refusedWhenAppendedTo(image);
   }));
 
 /** The VmFlags of the mapping starting at addr. */

@@ -9,13 +9,9 @@
 // /proc/PID/mem; the main thread writes its own as writePages does. The main thread waits for
 // the thread's last run before the phase ends, and reports what failed there as its own.
 import { closeSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { MessagePort } from 'node:worker_threads';
 import type { PagesInFile } from '../image/file.js';
-
-// node:worker_threads loaded when a thread is started, not with the module: its internals cost every
-// dump and restore about 2 ms of start-up (docs/performance.md), and only large images use a thread.
-const workers = (): typeof import('node:worker_threads') => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+import { workerThreads } from '../worker-threads.js';
 
 // ctl's words
 const NEXT = 0;
@@ -80,7 +76,7 @@ class Started {
   readonly port: MessagePort;
 
   constructor() {
-    const { MessageChannel, Worker } = workers();
+    const { MessageChannel, Worker } = workerThreads();
     const toThread = new MessageChannel();
     const fromThread = new MessageChannel();
     this.work = toThread.port1;
@@ -179,7 +175,7 @@ export class PageThread {
   finish(): void {
     this.end();
     if (Atomics.load(this.ctl, FAILED) === 1) {
-      const message = workers().receiveMessageOnPort(this.port)?.message as { changed?: boolean; message?: string } | undefined;
+      const message = workerThreads().receiveMessageOnPort(this.port)?.message as { changed?: boolean; message?: string } | undefined;
       if (message?.changed) this.pages.changed();
       throw new Error(`writing pages in a second thread: ${message?.message ?? 'failed'}`);
     }
