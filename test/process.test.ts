@@ -329,16 +329,25 @@ test('with samePid the restarted process gets the pid it had; a pid in use is re
     assert.is(numbers(out).findIndex((n, i) => n !== i + 1), -1);
   }));
 
+/**
+ * process-bigmem.py holding `mib` MiB of random bytes, blocked reading the FIFO `ours` writes its
+ * one byte to: `ready` holds the data's sha256, and `out` gets it again once that byte is read.
+ */
+function bigmem(s: Scene, mib: number): { pid: number; ours: number; ready: string; out: string } {
+  const cmd = s.mkfifo('cmd');
+  const ours = s.open(cmd, 'r+');
+  const ready = s.path('ready');
+  const out = s.path('out');
+  const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), String(mib), ready, cmd, out]);
+  waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
+  waitInSyscall(pid, SYS_read);
+  return { pid, ours, ready, out };
+}
+
 test('a process holding 96 MiB: the image read once, pages written from it (cr holds it once, never a second copy), data intact', () =>
   scene((s) => {
-    const cmd = s.mkfifo('cmd');
-    const ours = s.open(cmd, 'r+');
-    const ready = s.path('ready');
-    const out = s.path('out');
+    const { pid, ours, ready, out } = bigmem(s, 96);
     const image = s.path('image');
-    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '96', ready, cmd, out]);
-    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
-    waitInSyscall(pid, SYS_read);
     const peak = process.resourceUsage().maxRSS;
     const result = s.dumpAndKill(pid, image);
     assert.ok(result.bytes > 96 << 20, `image of ${result.bytes} bytes`);
@@ -353,14 +362,8 @@ test('a process holding 96 MiB: the image read once, pages written from it (cr h
 
 test('a large process whose image cannot be written (its pages written by a thread; EFBIG under a file size limit): one line, nothing left, the process running on, data intact', () =>
   scene((s) => {
-    const cmd = s.mkfifo('cmd');
-    const ours = s.open(cmd, 'r+');
-    const ready = s.path('ready');
-    const out = s.path('out');
+    const { pid, ours, ready, out } = bigmem(s, 48);
     const image = s.path('image');
-    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '48', ready, cmd, out]);
-    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
-    waitInSyscall(pid, SYS_read);
     // 16 MiB at most (ulimit -f counts 512- or 1024-byte blocks), SIGXFSZ ignored: a write past it is EFBIG.
     const r = spawnSync('/bin/sh', ['-c', 'trap "" XFSZ; ulimit -f 16384; exec "$0" "$@"', process.execPath, join(ROOT, 'cr.mjs'), 'dump', '--pid', String(pid), '-o', image], { encoding: 'utf8' });
     assert.is(r.status, 1, r.stderr);
@@ -425,13 +428,8 @@ test('an image written to after it was read and checked: refused while its pages
 
 test('a large image (its pages written in two threads) written to after it was read and checked: refused the same way, the half-restored process killed', () =>
   scene((s) => {
-    const cmd = s.mkfifo('cmd');
-    s.open(cmd, 'r+');
-    const ready = s.path('ready');
+    const { pid } = bigmem(s, 48);
     const image = s.path('image');
-    const pid = s.spawn([PYTHON, join(FIXTURES, 'process-bigmem.py'), '48', ready, cmd, s.path('out')]);
-    waitUntil('the data to be made', () => text(ready).length === 64, 30_000);
-    waitInSyscall(pid, SYS_read);
     s.dumpAndKill(pid, image);
     refusedWhenAppendedTo(image);
   }));
