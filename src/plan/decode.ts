@@ -7,7 +7,7 @@ import {
 } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
 import { pathOf, type Desc, type FdTable } from '../model/fdtable.js';
-import { K_CLOSE, K_COMMIT, K_CREATE, K_DUP2, K_DUPFD, K_LSEEK, K_OPEN, K_PIPE2, K_PRLIMIT, K_SETFD, K_SETFL, K_SETPIPESZ, K_SOCKETPAIR, K_WRITE, OpWords } from './ops.js';
+import { K_CLOSE, K_COMMIT, K_CREATE, K_DUP2, K_DUPFD, K_LSEEK, K_OPEN, K_PIPE2, K_PRLIMIT, K_SETFD, K_SETFL, K_SETPIPESZ, K_SOCKETPAIR, K_WRITE, OpWords, STRIDE, TEXT } from './ops.js';
 import type { Encoded } from './encode.js';
 
 /** Where lseek puts a description: its position (a directory's cookie may pass 2^53), as decimal text. */
@@ -43,127 +43,135 @@ function positionOf(d: Desc): string {
 
 /**
  * The planner's `count` ops from word `start` of `words` as a plan's words: ids in place of the
- * planner's indices, the texts the words only point at. No object per op.
+ * planner's indices, the texts the words only point at. No object per op; each op's words written
+ * in place (the array is made at its final size, zeroed: a field an op lacks stays 0).
  */
 export function decodeOps(words: Int32Array, start: number, count: number, table: FdTable, enc: Encoded): OpWords {
   const ops = new OpWords(count);
+  const w = ops.words;
+  const texts = ops.texts;
+  const { descIds, pipeIds, dataLength } = enc;
+  const descId = (desc: number) => (desc >= 0 ? descIds[desc]! : -1);
   let p = start;
-  for (let i = 0; i < count; i++) {
-    const code = words[p++];
+  for (let b = 0, end = count * STRIDE; b < end; b += STRIDE) {
+    const code = words[p++]!;
+    w[b + TEXT] = -1;
     switch (code) {
-      case OP_PIPE2: {
-        const b = ops.push(K_PIPE2);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
-        w[b + 3] = words[p++]!;
-        w[b + 4] = enc.pipeIds[words[p++]!]!;
+      case OP_PIPE2:
+        w[b] = K_PIPE2;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        w[b + 3] = words[p + 2]!;
+        w[b + 4] = pipeIds[words[p + 3]!]!;
+        p += 4;
         break;
-      }
       case OP_OPEN: {
-        const desc = words[p++]!, pathDesc = words[p++]!, via = words[p++]!, flags = words[p++]!, fd = words[p++]!;
-        const b = ops.push(K_OPEN, via >= 0 ? undefined : (pathOf(table.descs[pathDesc]!) ?? ''));
-        const w = ops.words;
-        w[b + 1] = desc >= 0 ? enc.descIds[desc]! : -1;
+        const pathDesc = words[p + 1]!, via = words[p + 2]!;
+        w[b] = K_OPEN;
+        w[b + 1] = descId(words[p]!);
         w[b + 2] = via;
-        w[b + 3] = flags;
-        w[b + 4] = fd;
+        w[b + 3] = words[p + 3]!;
+        w[b + 4] = words[p + 4]!;
+        if (via < 0) {
+          w[b + TEXT] = texts.length;
+          texts.push(pathOf(table.descs[pathDesc]!) ?? '');
+        }
+        p += 5;
         break;
       }
-      case OP_DUP2: {
-        const b = ops.push(K_DUP2);
-        const w = ops.words;
+      case OP_DUP2:
+        w[b] = K_DUP2;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        w[b + 3] = words[p + 2] !== 0 ? 1 : 0;
+        p += 3;
+        break;
+      case OP_DUPFD:
+        w[b] = K_DUPFD;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        w[b + 3] = words[p + 2] !== 0 ? 1 : 0;
+        w[b + 4] = words[p + 3]!;
+        p += 4;
+        break;
+      case OP_CLOSE:
+        w[b] = K_CLOSE;
         w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
-        w[b + 3] = words[p++] !== 0 ? 1 : 0;
         break;
-      }
-      case OP_DUPFD: {
-        const b = ops.push(K_DUPFD);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
-        w[b + 3] = words[p++] !== 0 ? 1 : 0;
-        w[b + 4] = words[p++]!;
+      case OP_SETFL:
+        w[b] = K_SETFL;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        p += 2;
         break;
-      }
-      case OP_CLOSE: {
-        const b = ops.push(K_CLOSE);
-        ops.words[b + 1] = words[p++]!;
+      case OP_SETFD:
+        w[b] = K_SETFD;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1] !== 0 ? 1 : 0;
+        p += 2;
         break;
-      }
-      case OP_SETFL: {
-        const b = ops.push(K_SETFL);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
+      case OP_SETPIPESZ:
+        w[b] = K_SETPIPESZ;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        p += 2;
         break;
-      }
-      case OP_SETFD: {
-        const b = ops.push(K_SETFD);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++] !== 0 ? 1 : 0;
+      case OP_LSEEK:
+        w[b] = K_LSEEK;
+        w[b + 1] = words[p]!;
+        w[b + TEXT] = texts.length;
+        texts.push(positionOf(table.descs[words[p + 1]!]!));
+        p += 2;
         break;
-      }
-      case OP_SETPIPESZ: {
-        const b = ops.push(K_SETPIPESZ);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
-        break;
-      }
-      case OP_LSEEK: {
-        const fd = words[p++]!, desc = words[p++]!;
-        const b = ops.push(K_LSEEK, positionOf(table.descs[desc]!));
-        ops.words[b + 1] = fd;
-        break;
-      }
       case OP_WRITE: {
-        const fd = words[p++]!, pipe = words[p++]!;
-        const b = ops.push(K_WRITE);
-        const w = ops.words;
-        w[b + 1] = fd;
-        w[b + 2] = enc.pipeIds[pipe]!;
-        w[b + 3] = enc.dataLength[pipe]!;
+        const pipe = words[p + 1]!;
+        w[b] = K_WRITE;
+        w[b + 1] = words[p]!;
+        w[b + 2] = pipeIds[pipe]!;
+        w[b + 3] = dataLength[pipe]!;
+        p += 2;
         break;
       }
-      case OP_PRLIMIT: {
-        const b = ops.push(K_PRLIMIT);
-        const w = ops.words;
-        w[b + 1] = words[p++]!;
-        w[b + 2] = words[p++]!;
+      case OP_PRLIMIT:
+        w[b] = K_PRLIMIT;
+        w[b + 1] = words[p]!;
+        w[b + 2] = words[p + 1]!;
+        p += 2;
         break;
-      }
       case OP_CREATE: {
-        const desc = words[p++]!, cloexec = words[p++] !== 0, fd = words[p++]!;
+        const desc = words[p]!, cloexec = words[p + 1] !== 0;
         const d = table.descs[desc]!;
-        const b = ops.push(K_CREATE, kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}`);
-        const w = ops.words;
-        w[b + 1] = enc.descIds[desc]!;
+        w[b] = K_CREATE;
+        w[b + 1] = descIds[desc]!;
         w[b + 2] = cloexec ? 1 : 0;
-        w[b + 3] = fd;
+        w[b + 3] = words[p + 2]!;
+        w[b + TEXT] = texts.length;
+        texts.push(kindOf(d).createText?.(d, cloexec) ?? `create ${d.kind}`);
+        p += 3;
         break;
       }
       case OP_SOCKETPAIR: {
-        const cloexec = words[p++] !== 0, fd0 = words[p++]!, fd1 = words[p++]!, d0 = words[p++]!, d1 = words[p++]!;
+        const cloexec = words[p] !== 0, d0 = words[p + 3]!, d1 = words[p + 4]!;
         const ends = [d0, d1].map((d) => (d >= 0 ? table.descs[d] : undefined)) as [Desc | undefined, Desc | undefined];
         const kind = kindOf((ends[0] ?? ends[1])!);
-        const b = ops.push(K_SOCKETPAIR, kind.pairText?.(ends as never, cloexec) ?? 'socketpair');
-        const w = ops.words;
+        w[b] = K_SOCKETPAIR;
         w[b + 1] = cloexec ? 1 : 0;
-        w[b + 2] = fd0;
-        w[b + 3] = fd1;
-        w[b + 4] = d0 >= 0 ? enc.descIds[d0]! : -1;
-        w[b + 5] = d1 >= 0 ? enc.descIds[d1]! : -1;
+        w[b + 2] = words[p + 1]!;
+        w[b + 3] = words[p + 2]!;
+        w[b + 4] = descId(d0);
+        w[b + 5] = descId(d1);
+        w[b + TEXT] = texts.length;
+        texts.push(kind.pairText?.(ends as never, cloexec) ?? 'socketpair');
+        p += 5;
         break;
       }
       case OP_COMMIT:
-        ops.push(K_COMMIT);
+        w[b] = K_COMMIT;
         break;
       default:
         throw new Error(`planner output: unknown op code ${code} at word ${p - 1}`);
     }
   }
+  ops.length = count;
   return ops;
 }

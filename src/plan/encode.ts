@@ -17,6 +17,10 @@ export interface Encoded {
   descIds: number[];
   pipeIds: number[];
   dataLength: number[];
+  /** a description's kind makes links (an epoll's items: src/plan/links.ts) */
+  anyLinks: boolean;
+  /** a description's kind prepares an object first (a pty: src/plan/ptys.ts) */
+  anyPrepare: boolean;
 }
 
 const cap = (n: number) => Math.min(Math.max(0, Math.floor(n)), LIMIT_CAP);
@@ -47,13 +51,19 @@ function indexById(ids: readonly number[]): (id: number) => number {
  * then the descriptions', then the fds. A description's words are written before the table's ids
  * are all known, as if it were not inherited and on no socket pair; the few that are (a forked
  * child's inherited descriptions, socket pair ends) are written again once they are.
+ *
+ * `into(n)`: where the n words go, the planner's own input buffer (no fresh array of 27 MB at
+ * 1,000,000 fds, faulted in and collected at every plan, and no copy). Every word is written. A
+ * table with socket pairs needs more words than it gave (the pairs are objects of their own, known
+ * only after the descriptions): those go to an array of encode's, `words` then not `into`'s.
  */
-export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
+export function encodeInput(table: FdTable, target: PlanTarget, into?: (n: number) => Int32Array): Encoded {
   const { fds, descs, pipes } = table;
   const fdsAt = 10;
   const descsAt = fdsAt + fds.length * 3;
   const objectsAt = descsAt + descs.length * 6;
-  let words = new Int32Array(objectsAt + pipes.length * 3 + target.fds.length * 3);
+  const length = objectsAt + pipes.length * 3 + target.fds.length * 3;
+  let words = into ? into(length) : new Int32Array(length);
   const pipeIds: number[] = new Array(pipes.length);
   const dataLength: number[] = new Array(pipes.length);
   let p = objectsAt;
@@ -70,11 +80,20 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
   const descIds: number[] = new Array(descs.length);
   /** indices of the descriptions on a socket pair (few kinds are) */
   const paired: number[] = [];
+  let anyLinks = false;
+  let anyPrepare = false;
+  let lastKind: unknown;
   p = descsAt;
   for (let i = 0; i < descs.length; i++) {
     const d = descs[i]!;
     descIds[i] = d.id;
-    const c = kindOf(d).creation(d);
+    const kind = kindOf(d);
+    if (kind !== lastKind) {
+      lastKind = kind;
+      if (kind.links !== undefined) anyLinks = true;
+      if (kind.prepare !== undefined) anyPrepare = true;
+    }
+    const c = kind.creation(d);
     const pipe = pipeOf(d);
     if (pairOf(d) !== undefined) paired.push(i);
     words[p] = c.cls;
@@ -145,5 +164,5 @@ export function encodeInput(table: FdTable, target: PlanTarget): Encoded {
     words[p++] = h === undefined ? -1 : h.desc;
     words[p++] = h?.cloexec ? 1 : 0;
   }
-  return { words, descIds, pipeIds, dataLength };
+  return { words, descIds, pipeIds, dataLength, anyLinks, anyPrepare };
 }

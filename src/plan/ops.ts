@@ -108,7 +108,8 @@ export const K_COMMIT = 16;
  * create, link, pty and socketpair) or -1. An open through /proc/self/fd/<via> keeps no text.
  */
 export const STRIDE = 7;
-const TEXT = 6;
+/** the word of an op that holds its text's index */
+export const TEXT = 6;
 
 /**
  * The ops of a plan as typed words, read by index: a table of 100,000 fds plans about 184,000 ops,

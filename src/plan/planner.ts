@@ -52,10 +52,18 @@ function load(): PlannerExports {
 
 /** The plan that turns `target`'s fd table into `table`'s. Throws PlanImpossible. */
 export function planRestore(table: FdTable, target: PlanTarget): Plan {
-  const enc = encodeInput(table, target);
   const wasm = load();
-  const at = wasm.input(enc.words.length);
-  new Int32Array(wasm.memory.buffer, at, enc.words.length).set(enc.words);
+  // The words are written straight into the planner's input buffer (its address is known only
+  // once input() has made it, which may grow the memory: the view is taken after).
+  const enc = encodeInput(table, target, (n) => {
+    const at = wasm.input(n);
+    return new Int32Array(wasm.memory.buffer, at, n);
+  });
+  if (enc.words.buffer !== wasm.memory.buffer) {
+    // More words than input() was asked for (socket pairs): encode's own array, copied in.
+    const at = wasm.input(enc.words.length);
+    new Int32Array(wasm.memory.buffer, at, enc.words.length).set(enc.words);
+  }
   let code: number;
   try {
     code = wasm.plan();
@@ -64,15 +72,22 @@ export function planRestore(table: FdTable, target: PlanTarget): Plan {
     planner = undefined;
     throw err;
   }
-  const out = new Int32Array(wasm.memory.buffer, wasm.output(), wasm.outputLength()).slice();
-  if (code !== 0) throw new PlanImpossible(explain(code, out[1], out[2], table, target));
-  const ops = addPreparations(addLinks(decodeOps(out, HEADER_WORDS, out[3], table, enc), table, target), table, target);
+  // A view of the planner's memory, not a copy: it is read before the planner runs again.
+  const outAt = wasm.output();
+  const out = new Int32Array(wasm.memory.buffer, outAt, wasm.outputLength());
+  if (code !== 0) throw new PlanImpossible(explain(code, out[1]!, out[2]!, table, target));
+  const lowerBound = out[1]!;
+  const lowered = (out[4]! & WARN_HARD_LIMIT_LOWERED) !== 0;
+  let ops = decodeOps(out, HEADER_WORDS, out[3]!, table, enc);
+  // Only a table with a kind that makes links, or prepares an object, has any to add.
+  if (enc.anyLinks) ops = addLinks(ops, table, target);
+  if (enc.anyPrepare) ops = addPreparations(ops, table, target);
   const warnings: string[] = [];
-  if (out[4] & WARN_HARD_LIMIT_LOWERED) {
+  if (lowered) {
     warnings.push(`hard RLIMIT_NOFILE ${table.rlimit.hard} is above the target's ${target.rlimit.hard} and cannot be raised without CAP_SYS_RESOURCE; it stays ${target.rlimit.hard}`);
   }
   // addPreparations may put ops before the commit marker: its index is where it is now.
-  return new Plan(ops, out[1], ops.find(K_COMMIT), warnings);
+  return new Plan(ops, lowerBound, ops.find(K_COMMIT), warnings);
 }
 
 function explain(code: number, arg: number, arg2: number, table: FdTable, target: PlanTarget): string {
