@@ -23,6 +23,7 @@ import {
   initSlots, occupy, vacate, nextFree, wantCloexec, locationOf, occupied, reserved, slotDesc,
   slotCloexec, setSlotCloexec, flagsNow, home, stagedAt, FOREIGN, TEMP, PLUG, limit as slotLimit,
 } from './slots';
+import { FdSet } from './fdset';
 import { initMoves, beginUnit, addMember, touch, placeUnit } from './moves';
 import {
   emitPipe2, emitOpen, emitDup2, emitClose, emitSetfl, emitSetfd, emitSetPipeSize, emitLseek,
@@ -129,44 +130,77 @@ let plugsPlaced: i32 = 0;
  * ops (F_DUPFD, close) but serves every later creation. Plug the k lowest gaps for
  * the k that minimises 2k + 2 * (descriptions whose home lies above gap k+1), while
  * leaving numbers to spare for temporaries.
+ *
+ * Found by sweeps of the sets a word (64 numbers) at a time: gaps are the numbers in neither
+ * `occupied` nor `reserved`, and the homes below a gap are counted in a set of homes (each a
+ * number of its own description's, so no two alike) instead of a sorted list of them.
  */
 function choosePlugs(): void {
   plugsPlaced = 0;
   plugsNext = 0;
+  const homes = new FdSet(occupied.limit);
   let homesCount = 0;
   let highestHome = -1;
   for (let d = 0; d < nDescs; d++) {
-    if (home[d] < 0) continue;
+    const h = unchecked(home[d]);
+    if (h < 0) continue;
+    homes.add(h);
     homesCount++;
-    if (home[d] > highestHome) highestHome = home[d];
+    if (h > highestHome) highestHome = h;
   }
-  let gaps = 0;
-  for (let g = 0; g < highestHome; g++) if (!occupied.has(g) && !reserved.has(g)) gaps++;
+  const occ = occupied.words;
+  const res = reserved.words;
+  const below = homes.words;
+  // Gaps below highestHome (the last word's bits from highestHome up masked off).
+  const nWords = (highestHome + 63) >> 6;
+  let gaps: i64 = 0;
+  for (let w = 0; w < nWords; w++) gaps += i64(popcnt(gapBits(occ, res, w, highestHome)));
   const spare = i64(occupied.limit) - i64(nFds) - i64(nTarget);
-  const most = i32(min<i64>(i64(gaps), max<i64>(0, spare - 8)));
-  plugs = new StaticArray<i32>(most);
-  if (most == 0) return;
-  let k = 0;
-  for (let g = 0; g < highestHome && k < most; g++) if (!occupied.has(g) && !reserved.has(g)) plugs[k++] = g;
-
-  const homes = new StaticArray<i64>(homesCount);
-  let h = 0;
-  for (let d = 0; d < nDescs; d++) if (home[d] >= 0) homes[h++] = i64(home[d]);
-  sortI64(homes);
-  // above = homes above plugs[k] (the first gap left open when k are plugged).
+  const most = i32(min<i64>(gaps, max<i64>(0, spare - 8)));
+  if (most == 0) {
+    plugs = new StaticArray<i32>(0);
+    return;
+  }
+  // Plugging k gaps leaves gap k (0-based) the first open one: homes at or above it cost.
   let best = 0;
   let bestCost: i64 = i64.MAX_VALUE;
-  let below = 0;
-  for (k = 0; k <= most; k++) {
-    const open = k < most ? i64(plugs[k]) : i64(highestHome);
-    while (below < homesCount && homes[below] < open) below++;
-    const cost = 2 * i64(k) + 2 * i64(homesCount - below);
-    if (cost < bestCost) {
-      bestCost = cost;
-      best = k;
+  let homesBefore = 0;
+  let k = 0;
+  for (let w = 0; w < nWords && k < most; w++) {
+    let bits = gapBits(occ, res, w, highestHome);
+    const homeBits = unchecked(below[w]);
+    while (bits != 0 && k < most) {
+      const bit = ctz(bits);
+      const under = homesBefore + i32(popcnt(homeBits & ((u64(1) << bit) - 1)));
+      const cost = 2 * i64(k) + 2 * i64(homesCount - under);
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = k;
+      }
+      bits &= bits - 1;
+      k++;
+    }
+    homesBefore += i32(popcnt(homeBits));
+  }
+  // All `most` plugged: the first open number is highestHome itself, the one home not below it.
+  if (2 * i64(most) + 2 < bestCost) best = most;
+  plugs = new StaticArray<i32>(best);
+  k = 0;
+  for (let w = 0; w < nWords && k < best; w++) {
+    let bits = gapBits(occ, res, w, highestHome);
+    while (bits != 0 && k < best) {
+      unchecked((plugs[k++] = (w << 6) + i32(ctz(bits))));
+      bits &= bits - 1;
     }
   }
-  plugs = StaticArray.slice<i32>(plugs, 0, best);
+}
+
+/** Word w of the numbers below `end` in neither set. */
+// @ts-ignore: decorator
+@inline function gapBits(occ: StaticArray<u64>, res: StaticArray<u64>, w: i32, end: i32): u64 {
+  let bits = ~(unchecked(occ[w]) | unchecked(res[w]));
+  if ((w + 1) << 6 > end) bits &= (u64(1) << u64(end & 63)) - 1;
+  return bits;
 }
 
 /** Before a unit is created: plug the chosen gaps it would otherwise land in. */
