@@ -40,12 +40,14 @@ export interface GatheredTree {
 interface Entry {
   /** index of the process in the list gathered */
   member: number;
+  /** its place among every entry gathered, which are by process, then fd */
+  index: number;
   pid: number;
   proc: ProcFd;
   kind: Recognised;
 }
 
-const before = (a: Entry, b: Entry): number => a.member - b.member || a.proc.fd - b.proc.fd;
+const before = (a: Entry, b: Entry): number => a.index - b.index;
 
 /**
  * Group entries into open file descriptions. Fds of one description share mount, inode, flags and
@@ -54,12 +56,19 @@ const before = (a: Entry, b: Entry): number => a.member - b.member || a.proc.fd 
  * entries by process then fd, the groups by their first entry.
  */
 function groupDescriptions(entries: Entry[]): Entry[][] {
-  const buckets = new Map<string, Entry[]>();
+  // By inode first (a number: no key made per fd), then by mount, flags and position within it
+  // (a pipe's inode holds its two ends, whose flags differ: a short scan).
+  const byIno = new Map<number, Entry[][]>();
   for (const e of entries) {
-    const key = `${e.proc.mnt}:${e.proc.ino}:${e.proc.flags}:${e.proc.posText}`;
-    const bucket = buckets.get(key);
+    const p = e.proc;
+    const alike = byIno.get(p.ino);
+    if (alike === undefined) {
+      byIno.set(p.ino, [[e]]);
+      continue;
+    }
+    const bucket = alike.find(([f]) => f!.proc.mnt === p.mnt && f!.proc.flags === p.flags && f!.proc.posText === p.posText);
     if (bucket) bucket.push(e);
-    else buckets.set(key, [e]);
+    else alike.push([e]);
   }
   const order = (a: Entry, b: Entry): number => {
     const r = kcmpFile(a.pid, a.proc.fd, b.pid, b.proc.fd);
@@ -69,7 +78,7 @@ function groupDescriptions(entries: Entry[]): Entry[][] {
   // Most buckets are one description's fds (an fd and its dups): a pair needs one kcmp, not a sort and a pass.
   const pairOrder = (a: Entry, b: Entry): Entry[][] => (order(a, b) === 0 ? [[a, b]] : [[a], [b]]);
   const groups: Entry[][] = [];
-  for (const bucket of buckets.values()) {
+  for (const alike of byIno.values()) for (const bucket of alike) {
     if (bucket.length === 1) {
       groups.push(bucket);
       continue;
@@ -89,9 +98,14 @@ function groupDescriptions(entries: Entry[]): Entry[][] {
     }
     groups.push(current);
   }
-  for (const g of groups) g.sort(before);
-  groups.sort((a, b) => before(a[0]!, b[0]!));
-  return groups;
+  // A group of one or two is in order already (a pair kept as found); a larger one was sorted by kcmp.
+  for (const g of groups) if (g.length > 2) g.sort(before);
+  // By first entry: each entry leads at most one group.
+  const led: Array<Entry[] | undefined> = new Array(entries.length);
+  for (const g of groups) led[g[0]!.index] = g;
+  const ordered: Entry[][] = [];
+  for (const g of led) if (g !== undefined) ordered.push(g);
+  return ordered;
 }
 
 export interface GatherOptions {
@@ -118,9 +132,9 @@ export function unsupportedFds(fds: readonly ProcFd[]): Unsupported[] {
  */
 export function gather(pid: number, fds: readonly ProcFd[], opts: GatherOptions, lap: (step: string) => void = () => {}): Gathered {
   const dropped: Unsupported[] = [];
-  const inodes = new Set<number>();
-  const entries = readEntries(0, pid, fds, dropped, inodes);
-  const outside = peersOutside(entries, inodes);
+  const entries: Entry[] = [];
+  readEntries(0, pid, fds, dropped, entries);
+  const outside = peersOutside(entries, [fds]);
   if ((dropped.length > 0 && !opts.skipUnsupported) || outside.length > 0) {
     const skip = opts.offerSkip && dropped.length > 0 ? `; --skip-unsupported leaves ${dropped.length === 1 ? 'it' : 'them'} out` : '';
     throw new CrError([...(opts.skipUnsupported ? [] : dropped.map(describeUnsupported)), ...outside].join('; ') + skip);
@@ -128,7 +142,7 @@ export function gather(pid: number, fds: readonly ProcFd[], opts: GatherOptions,
   lap('proc');
   const groups = groupDescriptions(entries);
   lap('kcmp');
-  const { tables, pipeEnds } = build([{ pid }], groups, opts.maxContents ?? DEFAULT_MAX_CONTENTS);
+  const { tables, pipeEnds } = build([{ pid }], entries, groups, opts.maxContents ?? DEFAULT_MAX_CONTENTS);
   return { table: viewOf(tables, 0), pipeEnds, dropped };
 }
 
@@ -145,31 +159,29 @@ export function gatherTree(
   maxContents = DEFAULT_MAX_CONTENTS,
 ): GatheredTree {
   const dropped: Unsupported[] = [];
-  const inodes = new Set<number>();
-  const entries = procs.flatMap((p, i) => readEntries(i, p.pid, fds[i]!, dropped, inodes));
-  const outside = peersOutside(entries, inodes);
+  const entries: Entry[] = [];
+  procs.forEach((p, i) => readEntries(i, p.pid, fds[i]!, dropped, entries));
+  const outside = peersOutside(entries, fds);
   if (dropped.length > 0 || outside.length > 0) throw new CrError([...dropped.map(describeUnsupported), ...outside].join('; '));
   lap('proc');
   const groups = groupDescriptions(entries);
   lap('kcmp');
-  return build(procs, groups, maxContents);
+  return build(procs, entries, groups, maxContents);
 }
 
-/** The entries of a process's fds cr can dump; the others go to `dropped`, every fd's inode to `inodes`. */
-function readEntries(member: number, pid: number, fds: readonly ProcFd[], dropped: Unsupported[], inodes: Set<number>): Entry[] {
-  const entries: Entry[] = [];
+/** The entries of a process's fds cr can dump, added to `entries`; the others go to `dropped`. */
+function readEntries(member: number, pid: number, fds: readonly ProcFd[], dropped: Unsupported[], entries: Entry[]): void {
   for (const proc of fds) {
-    inodes.add(proc.ino);
     const kind = classify(proc);
     if (isUnsupported(kind)) dropped.push(kind);
-    else entries.push({ member, pid, proc, kind });
+    else entries.push({ member, index: entries.length, pid, proc, kind });
   }
-  return entries;
 }
 
 /** The tables of the grouped descriptions: ids in canonical order, each process's fds and limit. */
-function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][], maxContents: number): GatheredTree {
+function build(procs: Array<{ pid: number; parent?: number }>, entries: readonly Entry[], groups: Entry[][], maxContents: number): GatheredTree {
   const fdsOf: Fd[][] = procs.map(() => []);
+  const byIndex: Fd[] = new Array(entries.length);
   const descs: Desc[] = [];
   const pipes: Pipe[] = [];
   const pipeIds = new Map<string, number>();
@@ -199,22 +211,29 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
       desc = k.describe(id, undefined);
     }
     descs.push(desc);
-    for (const e of group) fdsOf[e.member]!.push({ fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec });
+    for (const e of group) byIndex[e.index] = { fd: e.proc.fd, desc: id, cloexec: e.proc.cloexec };
   });
-  const entries = groups.flatMap((group, id) => group.map((e) => ({ e, id })));
+  // Each process's fds ascending, as the entries are (by process, then fd).
+  for (const e of entries) fdsOf[e.member]!.push(byIndex[e.index]!);
   // Descriptions that name others (an epoll's targets) find them now that every fd has its id,
-  // among the fds of the process holding it first (its own watched fds are there).
-  const withIds = procs.map((_, i) => entries.filter(({ e }) => e.member === i).map(({ e, id }) => ({ proc: e.proc, desc: id })));
-  const dumped = entries.map(({ e, id }) => ({ proc: e.proc, desc: id }));
+  // among the fds of the process holding it first (its own watched fds are there). Most tables
+  // (pipes, files) have none: the lists are made only for one that does.
+  let dumped: Array<{ proc: ProcFd; desc: number }> | undefined;
+  let withIds: Array<Array<{ proc: ProcFd; desc: number }>> = [];
   const unresolved: Unsupported[] = [];
   groups.forEach((group, id) => {
     const first = group[0]!;
-    const why = first.kind.resolve?.(descs[id]!, { pid: first.pid, fds: withIds[first.member]!, dumped, maxContents });
+    if (first.kind.resolve === undefined) return;
+    if (dumped === undefined) {
+      dumped = groups.flatMap((g, desc) => g.map((e) => ({ proc: e.proc, desc })));
+      withIds = procs.map((_, i) => groups.flatMap((g, desc) => g.filter((e) => e.member === i).map((e) => ({ proc: e.proc, desc }))));
+    }
+    const why = first.kind.resolve(descs[id]!, { pid: first.pid, fds: withIds[first.member]!, dumped, maxContents });
     if (why) unresolved.push(why);
   });
   if (unresolved.length > 0) throw new CrError(unresolved.map(describeUnsupported).join('; '));
   const processes: ProcessFds[] = procs.map((p, i) => {
-    const fds = fdsOf[i]!.sort((a, b) => a.fd - b.fd);
+    const fds = fdsOf[i]!;
     const limit = readNofile(p.pid);
     // A process may hold fds at or above a soft limit lowered after they were opened; the model
     // (every fd below rlimit.soft) cannot hold such a table.
@@ -231,11 +250,15 @@ function build(procs: Array<{ pid: number; parent?: number }>, groups: Entry[][]
  * The ends of pairs (unix sockets) whose peer is held by no fd of the dump, one line each naming
  * the end and who holds the peer: such a socket cannot be made again without its peer.
  */
-function peersOutside(entries: Entry[], inodes: Set<number>): string[] {
+function peersOutside(entries: Entry[], fds: ReadonlyArray<readonly ProcFd[]>): string[] {
   const out: string[] = [];
+  // Every fd's inode, supported or not: made for the first pair that asks.
+  let inodes: Set<number> | undefined;
   for (const e of entries) {
     const pair = e.kind.pair;
-    if (pair === undefined || pair.peer === 0 || inodes.has(pair.peer)) continue;
+    if (pair === undefined || pair.peer === 0) continue;
+    inodes ??= new Set(fds.flatMap((list) => list.map((f) => f.ino)));
+    if (inodes.has(pair.peer)) continue;
     out.push(`fd ${e.proc.fd} is ${pair.what} connected to socket:[${pair.peer}], ${holderOf(pair.peer, e.pid)}: cr restores a connection only with both its ends`);
   }
   return out;
