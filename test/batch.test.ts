@@ -1,7 +1,8 @@
 // src/inject/batch.ts on real processes: a batch runs its calls in order in one round trip, stops
 // at the first unexpected result (later calls never run), and the tracee is left exactly as it
 // was (registers, signal state, mappings), a handled SIGTRAP included, in any thread of it; the
-// routine's bytes are what batch.S assembles to.
+// routine's bytes are what batch.S assembles to. Also the restart's check of the fd numbers a
+// replay left (src/replay/check.ts checkFdsHeld), which judges them through batches.
 import { oneProcess, type FdTable } from '../src/model/fdtable.js';
 import { execFileSync, spawn as spawnChild } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,6 +15,7 @@ import { detach, getRegs, getSiginfo, PTRACE_EVENT_STOP, seizeAndStop } from '..
 import { ANY_SUCCESS, BATCH_CODE, BatchRunner, CallQueue } from '../src/inject/batch.js';
 import { Injector } from '../src/inject/injector.js';
 import { SYS } from '../src/inject/syscalls.js';
+import { checkFdsHeld } from '../src/replay/check.js';
 import { listThreads } from '../src/proc/process.js';
 import { freeze, thaw } from '../src/task/freeze.js';
 import { cr, ROOT } from './helpers/cli.js';
@@ -104,6 +106,40 @@ test('data staged as views (not copied) and as copies, interleaved over more ran
       const close = runner.batch();
       for (const fd of [0n, 1n]) close.call(SYS.close, [fd], 0n);
       assert.is(runner.run(close).matched, 2);
+    } finally {
+      inj.finish();
+    }
+    assert.equal(fdsOf(pid), []);
+  });
+});
+
+test('numbers go into a batch as their 64-bit words (negative, above 32 bits); checkFdsHeld judges a target\'s fd numbers as the listing would', async () => {
+  await withProcess(['sleep', '30'], { fds: [] }, (pid) => {
+    waitInSyscall(pid, SYS_clock_nanosleep);
+    seizeAndStop(pid);
+    const inj = Injector.attach(pid);
+    try {
+      const runner = BatchRunner.prepare(inj, { capacity: 64 * 1024 });
+      const b = runner.batch();
+      const pair = b.put(Buffer.alloc(8));
+      b.call(SYS.pipe2, [pair, 0], 0);
+      // The two fds as one word above 32 bits, given as a number.
+      b.load(pair, 2 ** 32 * 1 + 0);
+      b.call(SYS.dup2, [0, 40], 40);
+      b.call(SYS.close, [-1], Number(EBADF));
+      b.call(SYS.lseek, [0, 2 ** 40, 0], -29); // ESPIPE: a pipe has no position
+      const out = runner.run(b);
+      assert.equal(out.results, [0n, 1n << 32n, 40n, EBADF, -29n]);
+      assert.is(out.matched, 5);
+      checkFdsHeld(runner, pid, [0, 1, 40]);
+      assert.throws(() => checkFdsHeld(runner, pid, [0, 1]), (e: Error) => e.message === `after the replay pid ${pid} has fds 40 the plan did not make`);
+      assert.throws(() => checkFdsHeld(runner, pid, [0, 1, 40, 41]), (e: Error) => e.message === `after the replay pid ${pid} lacks fds 41`);
+      // As many as the target holds, one of them not: only the F_GETFDs tell.
+      assert.throws(() => checkFdsHeld(runner, pid, [0, 1, 41]), (e: Error) => e.message === `after the replay pid ${pid} has fds 40 the plan did not make and lacks fds 41`);
+      const close = runner.batch();
+      for (const fd of [0, 1, 40]) close.call(SYS.close, [fd], 0);
+      assert.is(runner.run(close).matched, 3);
+      checkFdsHeld(runner, pid, []);
     } finally {
       inj.finish();
     }

@@ -97,6 +97,8 @@ export class Batch {
   private pieces: Array<{ at: number; length: number; from: number; view: Buffer | null }> = [];
   private staged = 0;
   private words = new BigInt64Array(FIRST_RECORDS * RECORD_WORDS);
+  /** the same records as 32-bit halves: a small number goes in without a BigInt made for it */
+  private halves = new Int32Array(this.words.buffer);
   /** each call's count of arguments, for calls (a trace names only the ones given) */
   private argc = new Uint8Array(FIRST_RECORDS);
   private count = 0;
@@ -155,31 +157,51 @@ export class Batch {
   }
 
   /** A LOAD record: the 8 bytes at addr (an address put() gave) must be `expect`. */
-  load(addr: bigint, expect: bigint): void {
+  load(addr: bigint, expect: bigint | number): void {
     this.call(LOAD, [addr], expect);
   }
 
-  call(nr: number, args: bigint[], expect: bigint): void {
+  /**
+   * Add a call. Arguments and the expected result may be numbers (fds, flags, counts: any safe
+   * integer, written as its 64-bit two's complement) or bigints (addresses, ANY_SUCCESS).
+   */
+  call(nr: number, args: ReadonlyArray<bigint | number>, expect: bigint | number): void {
     if (args.length > 6) throw new Error(`syscall ${nr}: at most 6 arguments`);
     if (this.room() < 0) throw new Error('batch area full');
     if (this.count === this.argc.length) {
       const words = new BigInt64Array(this.words.length * 2);
       words.set(this.words);
       this.words = words;
+      this.halves = new Int32Array(words.buffer);
       const argc = new Uint8Array(this.argc.length * 2);
       argc.set(this.argc);
       this.argc = argc;
     }
-    // x86_64 is little-endian, as the routine reads the words; a BigInt64Array stores each value
-    // modulo 2^64, as the registers take it.
     const w = this.count * RECORD_WORDS;
-    const words = this.words;
-    words[w] = BigInt(nr);
-    for (let a = 0; a < args.length; a++) words[w + 1 + a] = args[a]!;
-    words[w + EXPECT_AT / 8] = expect;
+    this.setWord(w, nr);
+    for (let a = 0; a < args.length; a++) this.setWord(w + 1 + a, args[a]!);
+    this.setWord(w + EXPECT_AT / 8, expect);
     this.argc[this.count] = args.length;
     this.count++;
     if (nr === LOAD) this.loads++;
+  }
+
+  /**
+   * Record word i: x86_64 is little-endian, as the routine reads the words; a BigInt64Array stores
+   * each value modulo 2^64, as the registers take it. A 32-bit number goes in as its two halves
+   * (sign-extended): the replay of a dense table adds thousands of calls, each a BigInt otherwise.
+   */
+  private setWord(i: number, v: bigint | number): void {
+    if (typeof v === 'bigint') this.words[i] = v;
+    else if ((v | 0) === v) {
+      this.halves[2 * i] = v;
+      this.halves[2 * i + 1] = v < 0 ? -1 : 0;
+    } else this.words[i] = BigInt(v);
+  }
+
+  /** The result call i must give (ANY_SUCCESS: any that is not an error). */
+  expected(i: number): bigint {
+    return this.words[i * RECORD_WORDS + EXPECT_AT / 8]!;
   }
 
   /** Calls added so far. */

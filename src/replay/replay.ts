@@ -17,7 +17,7 @@ import { kindOf } from '../kinds/registry.js';
 import { O_CLOEXEC, O_NONBLOCK, O_PATH, pathOf, type Desc, type FdTable, type Pipe } from '../model/fdtable.js';
 import { printable } from '../printable.js';
 import { formatOp } from '../plan/format.js';
-import type { Op, Plan } from '../plan/ops.js';
+import { OP_NAMES, OpWords, Plan, STRIDE, type Op, type PlanRecords } from '../plan/ops.js';
 import { listFds } from '../proc/fds.js';
 import { readNofile } from '../proc/limits.js';
 import type { TargetState } from '../proc/target-state.js';
@@ -117,12 +117,13 @@ function pathWants(table: FdTable): Map<string, PathWant> {
   return wants;
 }
 
-/** One call queued in a batch: what to check once it ran (the op it is part of is kept beside it). */
+/**
+ * One call queued in a batch: what to check once it ran, when there is more to it than its result
+ * (the op it is part of is kept beside it, its expected result in the batch's record).
+ */
 interface Queued {
   /** the call, when it is not the op's own (a check cr adds), for the one-line error */
   call?: string;
-  /** expected result, when the plan names one (otherwise any success) */
-  want?: number | bigint;
   /** looks at what the call left in the target (pipe2's fds, what an open opened); throws OpFailure */
   check?: (data: StagedData) => void;
   /** what to say instead of the errno when the call fails with it (an open that hit ENXIO) */
@@ -138,13 +139,25 @@ const NOTHING: Queued = Object.freeze({});
 const padded = (n: number): number => (n + 15) & ~15;
 
 
+/** Bytes pipe2 writes its two fds into (put() copies them: one zeroed buffer serves every pipe2). */
+const PAIR = Buffer.alloc(8);
+
 class Replayer {
   readonly stats: ReplayStats = { syscalls: 0, batches: 0, batchMs: 0 };
-  private readonly pipes: Map<number, Pipe>;
-  private readonly descs: Map<number, Desc>;
-  private readonly paths: Map<string, PathWant>;
+  private readonly pipes = new Map<number, Pipe>();
+  /** descriptions by id and what each path must open: made when an op first needs them */
+  private descsById: Map<number, Desc> | undefined;
+  private pathsWanted: Map<string, PathWant> | undefined;
   /** pipes inside named FIFOs: opening the path may join a pipe someone else still holds */
-  private readonly fifoPipes: Set<number>;
+  private readonly fifoPipes = new Set<number>();
+  /** pipe2's fds checked in the batch: when they are not the plan's, the op says which it expected */
+  private readonly pairCheck: Queued = {
+    mismatch: (got) => {
+      const made = [Number(BigInt.asIntN(32, got)), Number(BigInt.asIntN(32, got >> 32n))];
+      const b = this.opIndex * STRIDE;
+      return new OpFailure(`the kernel made fds [${made.join(', ')}], the plan expects [${this.words.words[b + 2]}, ${this.words.words[b + 3]}]`);
+    },
+  };
   private readonly runner: BatchRunner;
   /** Bytes of one pipe write: a stream is cut to fit a batch (half of one); a packet never is. */
   private readonly chunkMax: number;
@@ -161,25 +174,37 @@ class Replayer {
 
   constructor(
     private readonly inj: Injector,
-    table: FdTable,
+    private readonly table: FdTable,
+    /** the plan's ops, read by index */
+    private readonly words: OpWords,
     private readonly opts: ReplayOptions,
   ) {
-    this.pipes = new Map(table.pipes.map((p) => [p.id, p]));
-    this.descs = new Map(table.descs.map((d) => [d.id, d]));
-    this.fifoPipes = new Set(table.descs.flatMap((d) => (d.kind === 'fifo' ? [d.pipe] : [])));
-    this.paths = pathWants(table);
+    for (const p of table.pipes) this.pipes.set(p.id, p);
+    for (const d of table.descs) if (d.kind === 'fifo') this.fifoPipes.add(d.pipe);
     this.runner = opts.runner ?? BatchRunner.prepare(inj);
     this.chunkMax = this.runner.capacity / 2;
     this.batch = this.runner.batch();
   }
 
+  private get descs(): Map<number, Desc> {
+    if (this.descsById === undefined) {
+      this.descsById = new Map();
+      for (const d of this.table.descs) this.descsById.set(d.id, d);
+    }
+    return this.descsById;
+  }
+
+  private get paths(): Map<string, PathWant> {
+    return (this.pathsWanted ??= pathWants(this.table));
+  }
+
   /** The calls a kind queues for the op being queued (src/kinds/kind.ts CallQueue). */
   private callQueue(): CallQueue {
     return {
-      call: (name, args, want, call) => this.queue(SYS[name], args, { want, ...(call === undefined ? {} : { call }) }),
+      call: (name, args, want, call) => this.queue(SYS[name], args, want, call === undefined ? NOTHING : { call }),
       // Data is staged in the batch of its calls: a batch without room runs first.
       put: (data) => this.stage(data, padded(data.length) + 4 * RECORD_BYTES),
-      load: (addr, want, what) => this.queue(LOAD, [addr], { want, mismatch: (got) => new OpFailure(what(got)) }),
+      load: (addr, want, what) => this.queue(LOAD, [addr], want, { mismatch: (got) => new OpFailure(what(got)) }),
       held: (desc) => {
         const fd = this.held.get(desc);
         if (fd === undefined) throw new OpFailure(`description ${desc}'s object was not made before it (no pty op)`);
@@ -189,12 +214,15 @@ class Replayer {
     };
   }
 
-  /** Queue a call; the batch is run first when it has no room for `bytes` more of data. */
-  private queue(nr: number, args: bigint[], q: Queued = NOTHING): void {
+  /**
+   * Queue a call that must give `want` (any success when the plan names no result); the batch is
+   * run first when it has no room for one more call.
+   */
+  private queue(nr: number, args: ReadonlyArray<bigint | number>, want: bigint | number = ANY_SUCCESS, q: Queued = NOTHING): void {
     // Only a call with no data of its own can find the batch full: an op that stages data
     // reserved room for all its calls with it.
     if (this.batch.room() < 0) this.flush();
-    this.batch.call(nr, args, q.want === undefined ? ANY_SUCCESS : BigInt(q.want));
+    this.batch.call(nr, args, want);
     this.queued.push(q);
     this.queuedOps.push(this.opIndex);
     if (q.check) this.checks++;
@@ -248,55 +276,62 @@ class Replayer {
         q.onErrno?.(-r);
         throw new OpFailure('', Number(-r), q.call);
       }
-      throw new OpFailure(`the kernel returned ${r}, the plan expects ${q.want}`, 0, q.call);
+      throw new OpFailure(`the kernel returned ${r}, the plan expects ${ran.expected(i)}`, 0, q.call);
     }
     this.opIndex = queueing;
   }
 
-  run(op: Op, index: number): void {
-    this.opIndex = index;
-    switch (op.op) {
+  /**
+   * Queue op i of the plan. The calls of the ops a table has thousands of (pipe2, its write, dup2,
+   * close, the fcntls) are queued from the plan's words, numbers as they are; the rest from
+   * their records.
+   */
+  run(i: number): void {
+    this.opIndex = i;
+    const w = this.words.words;
+    const b = i * STRIDE;
+    const name = OP_NAMES[w[b]!];
+    if (name === undefined) throw new Error(`plan words: unknown op kind ${w[b]} at op ${i}`);
+    switch (name) {
       case 'pipe2': {
         // The two fds pipe2 wrote are checked in the batch (a LOAD record), so a write through
         // them can follow in the same batch: the routine stops before it if they are not the plan's.
-        const pair = this.stage(Buffer.alloc(8), 16 + RECORD_BYTES);
-        this.queue(SYS.pipe2, [pair, BigInt(op.flags)], { want: 0 });
-        const fds = (BigInt(op.fds[1]) << 32n) | BigInt(op.fds[0]);
-        this.queue(LOAD, [pair], {
-          want: fds,
-          mismatch: (got) => {
-            const made = [Number(BigInt.asIntN(32, got)), Number(BigInt.asIntN(32, got >> 32n))];
-            return new OpFailure(`the kernel made fds [${made.join(', ')}], the plan expects [${op.fds.join(', ')}]`);
-          },
-        });
+        const pair = this.stage(PAIR, 16 + RECORD_BYTES);
+        this.queue(SYS.pipe2, [pair, w[b + 1]!], 0);
+        this.queue(LOAD, [pair], (BigInt(w[b + 3]!) << 32n) | BigInt(w[b + 2]!), this.pairCheck);
         return;
       }
       case 'open':
-        this.open(op);
+        this.open(this.words.op(i) as Extract<Op, { op: 'open' }>);
         return;
-      case 'dup2':
-        if (op.cloexec) this.queue(SYS.dup3, [BigInt(op.from), BigInt(op.to), BigInt(O_CLOEXEC)], { want: op.to });
-        else this.queue(SYS.dup2, [BigInt(op.from), BigInt(op.to)], { want: op.to });
+      case 'dup2': {
+        const to = w[b + 2]!;
+        if (w[b + 3] !== 0) this.queue(SYS.dup3, [w[b + 1]!, to, O_CLOEXEC], to);
+        else this.queue(SYS.dup2, [w[b + 1]!, to], to);
         return;
+      }
       case 'dupfd':
-        this.queue(SYS.fcntl, [BigInt(op.from), BigInt(op.cloexec ? F_DUPFD_CLOEXEC : F_DUPFD), BigInt(op.min)], { want: op.fd });
+        this.queue(SYS.fcntl, [w[b + 1]!, w[b + 3] !== 0 ? F_DUPFD_CLOEXEC : F_DUPFD, w[b + 2]!], w[b + 4]!);
         return;
       case 'close':
-        this.queue(SYS.close, [BigInt(op.fd)], { want: 0 });
+        this.queue(SYS.close, [w[b + 1]!], 0);
         return;
       case 'setfl':
-        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETFL), BigInt(op.flags)], { want: 0 });
+        this.queue(SYS.fcntl, [w[b + 1]!, F_SETFL, w[b + 2]!], 0);
         return;
       case 'setfd':
-        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETFD), op.cloexec ? BigInt(FD_CLOEXEC) : 0n], { want: 0 });
+        this.queue(SYS.fcntl, [w[b + 1]!, F_SETFD, w[b + 2] !== 0 ? FD_CLOEXEC : 0], 0);
         return;
       case 'setpipesz':
-        this.queue(SYS.fcntl, [BigInt(op.fd), BigInt(F_SETPIPE_SZ), BigInt(op.size)], { want: op.size });
+        this.queue(SYS.fcntl, [w[b + 1]!, F_SETPIPE_SZ, w[b + 2]!], w[b + 2]!);
         return;
-      case 'lseek':
-        this.queue(SYS.lseek, [BigInt(op.fd), BigInt(op.offset), SEEK_SET], { want: BigInt(op.offset) });
+      case 'lseek': {
+        const offset = BigInt(this.words.text(i));
+        this.queue(SYS.lseek, [w[b + 1]!, offset, SEEK_SET], offset);
         return;
+      }
       case 'create': {
+        const op = this.words.op(i) as Extract<Op, { op: 'create' }>;
         const d = this.descs.get(op.desc);
         const kind = d === undefined ? undefined : kindOf(d);
         if (d === undefined || kind?.create === undefined) throw new OpFailure(`the image has no description ${op.desc} its kind makes`);
@@ -306,6 +341,7 @@ class Replayer {
         return;
       }
       case 'pty': {
+        const op = this.words.op(i) as Extract<Op, { op: 'pty' }>;
         const d = this.descs.get(op.desc);
         const kind = d === undefined ? undefined : kindOf(d);
         if (d === undefined || kind?.prepare === undefined || kind.finish === undefined) throw new OpFailure(`the image has no description ${op.desc} whose object is made first`);
@@ -321,6 +357,7 @@ class Replayer {
         return;
       }
       case 'socketpair': {
+        const op = this.words.op(i) as Extract<Op, { op: 'socketpair' }>;
         const ends = op.descs.map((id) => (id < 0 ? undefined : this.descs.get(id)));
         const d = ends[0] ?? ends[1];
         const kind = d === undefined ? undefined : kindOf(d);
@@ -330,6 +367,7 @@ class Replayer {
         return;
       }
       case 'link': {
+        const op = this.words.op(i) as Extract<Op, { op: 'link' }>;
         const d = this.descs.get(op.desc);
         const kind = d === undefined ? undefined : kindOf(d);
         if (d === undefined || kind?.link === undefined) throw new OpFailure(`the image has no description ${op.desc} with links`);
@@ -338,11 +376,11 @@ class Replayer {
         return;
       }
       case 'write':
-        this.write(op);
+        this.write(w[b + 1]!, w[b + 2]!, w[b + 3]!);
         return;
       case 'prlimit': {
-        const limit = this.stage(encodeRlimit({ soft: op.soft, hard: op.hard }), 32);
-        this.queue(SYS.prlimit64, [0n, BigInt(RLIMIT_NOFILE), limit, 0n], { want: 0 });
+        const limit = this.stage(encodeRlimit({ soft: w[b + 1]!, hard: w[b + 2]! }), 32);
+        this.queue(SYS.prlimit64, [0n, RLIMIT_NOFILE, limit, 0n], 0);
         return;
       }
       case 'fork':
@@ -350,7 +388,7 @@ class Replayer {
         // first, so the child starts with the table the plan says.
         if (!this.opts.onFork) throw new OpFailure('a fork in the plan of one process');
         this.flush();
-        this.opts.onFork(op.pid);
+        this.opts.onFork(w[b + 1]!);
         return;
       case 'commit':
         // Nothing after the commit runs until all before it ran and passed its checks: up to
@@ -359,7 +397,7 @@ class Replayer {
         this.opts.onCommit?.();
         return;
       default: {
-        const never: never = op;
+        const never: never = name;
         throw new Error(`unknown op ${JSON.stringify(never)}`);
       }
     }
@@ -379,25 +417,23 @@ class Replayer {
     const flags = byPath && (op.flags & O_PATH) === 0 ? op.flags | O_NONBLOCK : op.flags;
     const room = padded(Buffer.byteLength(op.path) + 1) + padded(OPENED_SCRATCH_BYTES) + 3 * RECORD_BYTES;
     const path = this.stage(op.path, room);
-    this.queue(SYS.openat, [AT_FDCWD, path, BigInt(flags), 0n], {
-      want: op.fd,
+    this.queue(SYS.openat, [AT_FDCWD, path, flags, 0], op.fd, {
       onErrno: (errno) => {
         if (byPath && errno === ENXIO) this.lookAt(op.path, byPath);
       },
     });
     if (!byPath) return;
-    const fd = BigInt(op.fd);
+    const fd = op.fd;
     const stat = this.batch.put(Buffer.alloc(OPENED_SCRATCH_BYTES));
-    this.queue(SYS.fstat, [fd, stat], { want: 0, call: `fstat(${op.fd})` });
-    this.queue(SYS.fstatfs, [fd, stat + STATFS_AT], {
-      want: 0,
+    this.queue(SYS.fstat, [fd, stat], 0, { call: `fstat(${op.fd})` });
+    this.queue(SYS.fstatfs, [fd, stat + STATFS_AT], 0, {
       call: `fstatfs(${op.fd})`,
       check: (data) => {
         const why = mismatch(openedFrom(data.slice(stat, OPENED_SCRATCH_BYTES)), byPath.want);
         if (why !== null) this.refuse(op.path, byPath, why);
       },
     });
-    if (flags !== op.flags) this.queue(SYS.fcntl, [fd, BigInt(F_SETFL), BigInt(op.flags)], { want: 0, call: `fcntl(${op.fd}, F_SETFL)` });
+    if (flags !== op.flags) this.queue(SYS.fcntl, [fd, F_SETFL, op.flags], 0, { call: `fcntl(${op.fd}, F_SETFL)` });
   }
 
   /**
@@ -431,42 +467,50 @@ class Replayer {
    * known to be what the image says before a byte goes through it; pipe2's fds are checked by
    * the batch itself, before the write in it runs.
    */
-  private write(op: Extract<Op, { op: 'write' }>): void {
-    const pipe = this.pipes.get(op.pipe);
-    if (!pipe) throw new OpFailure(`the image has no pipe ${op.pipe}`);
+  private write(fd: number, pipeId: number, planned: number): void {
+    const pipe = this.pipes.get(pipeId);
+    if (!pipe) throw new OpFailure(`the image has no pipe ${pipeId}`);
     if (this.checks > 0) this.flush();
-    const fd = BigInt(op.fd);
     const bytes = pipe.data;
-    if (this.fifoPipes.has(op.pipe)) {
+    if (this.fifoPipes.has(pipeId)) {
       // A FIFO's pipe outlives no holder: if it has bytes now, another process (the dumped one,
       // still running) holds it open. The count is checked in the batch (a LOAD of the int and
       // the zeros staged after it). Exactly the image's bytes: the restored process joins that
       // pipe, as the dumped one shares it, and nothing is written (it would queue them twice).
       // Any other bytes: refused, saying what was found.
       const count = this.stage(Buffer.alloc(4), 16 + RECORD_BYTES);
-      this.queue(SYS.ioctl, [fd, FIONREAD, count], { want: 0, call: `ioctl(${op.fd}, FIONREAD)` });
-      this.queue(LOAD, [count], { want: 0, mismatch: (queued) => new FifoHolds(Number(queued)) });
+      this.queue(SYS.ioctl, [fd, FIONREAD, count], 0, { call: `ioctl(${fd}, FIONREAD)` });
+      this.queue(LOAD, [count], 0, { mismatch: (queued) => new FifoHolds(Number(queued)) });
       try {
         this.flush();
       } catch (err) {
         if (!(err instanceof FifoHolds)) throw err;
-        const found = peekFifo(this.inj.pid, op.fd, err.queued);
+        const found = peekFifo(this.inj.pid, fd, err.queued);
         if (found.equals(bytes)) return;
         throw new OpFailure(`the FIFO already holds ${fifoDifference(found, bytes)}; another process has it open (is the dumped process still running?)`);
       }
     }
-    if (bytes.length !== op.bytes) throw new OpFailure(`pipe ${op.pipe} has ${bytes.length} bytes, not ${op.bytes}`);
-    let at = 0;
-    for (const len of pipe.packets ?? [bytes.length]) {
-      // A packet goes in with one write; the kernel takes a stream whole into a pipe with room.
-      for (let from = at; from < at + len; from += this.chunkMax) {
-        const chunk = bytes.subarray(from, Math.min(at + len, from + this.chunkMax));
-        // The image's bytes, not a copy: nothing changes them before the batch runs.
-        if (this.batch.room() < chunk.length + 16) this.flush();
-        const addr = this.batch.putView(chunk);
-        this.queue(SYS.write, [fd, addr, BigInt(chunk.length)], { want: chunk.length });
+    if (bytes.length !== planned) throw new OpFailure(`pipe ${pipeId} has ${bytes.length} bytes, not ${planned}`);
+    // A packet goes in with one write; the kernel takes a stream whole into a pipe with room.
+    if (pipe.packets === undefined) this.writeRun(fd, bytes, 0, bytes.length);
+    else {
+      let at = 0;
+      for (const len of pipe.packets) {
+        this.writeRun(fd, bytes, at, len);
+        at += len;
       }
-      at += len;
+    }
+  }
+
+  /** The `len` bytes at `at` of a pipe's bytes, one write of each piece that fits a batch. */
+  private writeRun(fd: number, bytes: Buffer, at: number, len: number): void {
+    for (let from = at; from < at + len; from += this.chunkMax) {
+      const to = Math.min(at + len, from + this.chunkMax);
+      const chunk = from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to);
+      // The image's bytes, not a copy: nothing changes them before the batch runs.
+      if (this.batch.room() < chunk.length + 16) this.flush();
+      const addr = this.batch.putView(chunk);
+      this.queue(SYS.write, [fd, addr, chunk.length], chunk.length);
     }
   }
 }
@@ -532,17 +576,19 @@ export interface ReplayOptions extends ReplayHooks {
  * Run every op of the plan in the target behind `inj`, in batches (src/inject/batch.ts). Throws
  * ReplayError naming the op, its fd and the errno (or the result the plan did not expect).
  */
-export function replay(inj: Injector, table: FdTable, plan: Plan, opts: ReplayOptions = {}): ReplayStats {
-  const replayer = new Replayer(inj, table, opts);
-  const total = plan.ops.length;
+export function replay(inj: Injector, table: FdTable, plan: Plan | PlanRecords, opts: ReplayOptions = {}): ReplayStats {
+  // A plan the planner made is read as its words; one given as records (a test) is made words.
+  const words = plan instanceof Plan ? plan.words : OpWords.fromOps(plan.ops);
+  const replayer = new Replayer(inj, table, words, opts);
+  const total = words.length;
   const fail = (err: unknown, i: number): never => {
-    const op = plan.ops[i]!;
+    const op = words.op(i);
     if (err instanceof WrongFile) throw new ReplayError(err.detail, i, i > plan.commit, EXIT_BAD_INPUT);
     const what = err instanceof OpFailure ? describeFailure(op, err) : `${callOf(op)}: ${(err as Error).message}`;
     throw new ReplayError(`op ${i + 1} of ${total} (${fdOf(op)}): ${what}`, i, i > plan.commit);
   };
   try {
-    plan.ops.forEach((op, i) => replayer.run(op, i));
+    for (let i = 0; i < total; i++) replayer.run(i);
     replayer.flush();
   } catch (err) {
     // A failure found when a batch came back belongs to the op whose call it was.

@@ -16,7 +16,7 @@ import { replay } from '../replay/replay.js';
 import { releaseConnections } from '../restore/connections.js';
 import { readNofile } from '../proc/limits.js';
 import { readTarget } from '../proc/target-state.js';
-import { checkedPlan, checkFdNumbers, expectedFds } from '../replay/check.js';
+import { checkedPlan, checkFdsHeld, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { makeAioRings } from './aio.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, huskMaps, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
@@ -121,12 +121,12 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
       husk.cloneAs(head.process.pid);
       lap('pid');
     }
+    const fds = expectedFds(table, target);
     husk.run((inj, runner) => {
       if (ids) becomeAuthor(inj, ids, opener);
       replay(inj, table, plan, { runner });
+      checkFdsHeld(runner, inj.pid, fds);
     });
-    const fds = expectedFds(table, target);
-    checkFdNumbers(husk.pid, fds);
     lap('fds');
     // A pidfd of itself (the tree of one has no other process), now that its pid is final.
     pointPidfds(husk, table, () => husk!.pid, fds);
