@@ -18,6 +18,7 @@ import { CrError } from '../src/errors.js';
 import { decodeRegs, isProcessImage, ProcessImage, ProcessImageWriter } from '../src/image/process-format.js';
 import type { ProcessHead } from '../src/image/process-head.js';
 import { restartProcess } from '../src/restart/restart.js';
+import { prepareRestore, restore } from '../src/api/restore.js';
 import { ensureReaped, waitInSyscall, buildFixture } from './helpers/processes.js';
 import { asUser, NOBODY, readableCopy, unprivilegedTest } from './helpers/unprivileged.js';
 
@@ -432,6 +433,51 @@ test('a large image (its pages written in two threads) written to after it was r
     const image = s.path('image');
     s.dumpAndKill(pid, image);
     refusedWhenAppendedTo(image);
+  }));
+
+test('a large image restored whole (its checksum made by a thread while its records are read and its pages go in): data intact; damage in its pages refused before the process runs, the half-restored process killed; damage in its records refused as damage, before any process exists; a write after its read refused', () =>
+  scene(async (s) => {
+    const { pid, ours, ready, out } = bigmem(s, 48);
+    const image = s.path('image');
+    s.dumpAndKill(pid, image);
+    const bytes = readFileSync(image);
+    const refusal = async (path: string, between?: () => void): Promise<string> => {
+      try {
+        const prepared = prepareRestore(path, { detach: true });
+        between?.();
+        s.adopt((await prepared.start()).pid);
+      } catch (err) {
+        assert.ok(err instanceof CrError && err.code === 2, String(err));
+        return err.message;
+      }
+      assert.unreachable(`${path} was restored`);
+      return '';
+    };
+    const killed = (message: string): void => assert.not.ok(existsSync(`/proc/${/process (\d+) was killed$/.exec(message)![1]}`));
+    // One byte of its last page run: only the checksum can tell, once the thread has hashed it.
+    const pages = s.path('pages');
+    const flipped = Buffer.from(bytes);
+    flipped[flipped.length - 60] ^= 0xff;
+    writeFileSync(pages, flipped);
+    let message = await refusal(pages);
+    assert.match(message, new RegExp(`^${pages}: not a valid cr process image: checksum mismatch \\(the image is corrupt\\); the half-restored process (\\d+) was killed$`));
+    killed(message);
+    // The first byte of its tree record: what that breaks is reported as the damage it is.
+    const records = s.path('records');
+    const broken = Buffer.from(bytes);
+    broken[24] ^= 0xff;
+    writeFileSync(records, broken);
+    assert.is(await refusal(records), `${records}: not a valid cr process image: checksum mismatch (the image is corrupt)`);
+    // Written to after it was read: refused as it is restored.
+    message = await refusal(image, () => appendFileSync(image, 'x'));
+    assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
+    killed(message);
+    writeFileSync(image, bytes);
+    const again = s.adopt((await restore(image, { detach: true })).pid);
+    writeSync(ours, 'q');
+    const end = reap(again, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), text(ready));
   }));
 
 /** The VmFlags of the mapping starting at addr. */

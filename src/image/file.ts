@@ -17,7 +17,8 @@ import { basename, dirname } from 'node:path';
 import { SyscallError } from '../../bridge/errno.js';
 import { dupFd, openAt } from '../../bridge/file.js';
 import { isatty } from '../../bridge/tty.js';
-import { badInput, CrError, errMessage } from '../errors.js';
+import { badInput, CrError, errMessage, EXIT_BAD_INPUT } from '../errors.js';
+import { ImageChecksum } from './checksum.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY } from '../model/fdtable.js';
 
 /** An image file's bytes and what its fstat (and its directory's) said when it was opened. */
@@ -51,13 +52,45 @@ export const STDIN_IMAGE = '-';
  * holds and the file offset of each run's pages, in order; null when fd does not hold a whole,
  * well-formed process image with a matching checksum (it is then read whole, and judged so).
  */
-export type PageStreamer = (fd: number, size: number) => { bytes: Buffer; offsets: number[] } | null;
+export type PageStreamer = (fd: number, size: number, hashAhead?: HashAhead) => { bytes: Buffer; offsets: number[]; deferred?: DeferredCheck } | null;
+
+/**
+ * A hash of a file's first bytes made elsewhere (a thread: restart/page-thread.ts) while the file
+ * is read and used: the digest once it is done, or null if it could not be made there.
+ */
+export interface HashElsewhere {
+  /** waits for it; the file's size, mtime and ctime when it was done, to tell a change since */
+  result(): { digest: Buffer; seen: FileChange } | null;
+  /** done with it: its fd closed once the thread is (a thread still at it keeps it until cr exits) */
+  release(): void;
+}
+
+/** Have `length` bytes of fd from its start hashed elsewhere (its own duplicate of fd); null where that cannot be. */
+export type HashAhead = (fd: number, length: number) => HashElsewhere | null;
+
+/**
+ * A large image's checksum, checked after the file was read (PagesInFile.verify): the bytes
+ * before the END record hashed elsewhere, as its pages go into the process.
+ */
+export interface DeferredCheck {
+  /** the END record's body */
+  expected: Buffer;
+  /** bytes hashed: every byte before the END record */
+  length: number;
+  hash: HashElsewhere;
+}
+
+export interface FileChange {
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
 
 /**
  * Open, check and read path (`-`: stdin); anything wrong is a one-line badInput (exit code 2).
  * With `streamer`, a process image in a regular file is read without its page data (`pages`).
  */
-export function readImageFile(path: string, streamer?: PageStreamer): ImageFile {
+export function readImageFile(path: string, streamer?: PageStreamer, hashAhead?: HashAhead): ImageFile {
   if (path === STDIN_IMAGE) return readStdin();
   const name = basename(path);
   if (name === '' || path.endsWith('/')) badInput(`${path} is a directory, not an image`);
@@ -82,9 +115,9 @@ export function readImageFile(path: string, streamer?: PageStreamer): ImageFile 
       if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
       if (!st.isFile()) badInput(`${path} is not a regular file`);
       const dir = { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 };
-      const streamed = streamer?.(fd, st.size);
+      const streamed = streamer?.(fd, st.size, hashAhead);
       if (streamed) {
-        const pages = new PagesInFile(fd, path, streamed.offsets);
+        const pages = new PagesInFile(fd, path, streamed.offsets, streamed.deferred);
         fd = -1; // the pages keep it
         return { path, stdin: false, bytes: streamed.bytes, pages, stat: statOf(st), dir };
       }
@@ -193,7 +226,9 @@ export function pageReadBuffer(size: number, owner: object): Buffer {
  * goes into a process is what was checked.
  */
 export class PagesInFile {
-  private readonly seen: { size: number; mtimeNs: bigint; ctimeNs: bigint };
+  private readonly seen: FileChange;
+  /** verify()'s finding, once made: null if the checksum matched */
+  private corrupt: CrError | null | undefined;
   /** the file offset readBuffer holds bytes from while this owns it, and how many */
   private windowAt = 0;
   private windowBytes = 0;
@@ -203,9 +238,55 @@ export class PagesInFile {
     private readonly path: string,
     /** the file offset of each PAGES record's page data, in file order */
     readonly offsets: readonly number[],
+    /**
+     * The checksum, when it is checked after the file was read: by verify(), before the process
+     * the pages go into runs (restart), and in place of any other failure (corruption()).
+     */
+    private readonly deferred?: DeferredCheck,
   ) {
     this.seen = changeOf(fd);
     closer.register(this, fd, this);
+  }
+
+  /**
+   * With a deferred checksum: wait for it and refuse the image (the one line a corrupt image read
+   * whole gets) if it does not match, or if the file changed since it was checked. Once found,
+   * the finding is kept: later calls cost nothing.
+   */
+  verify(): void {
+    const corrupt = this.corruption();
+    if (corrupt) throw corrupt;
+  }
+
+  /** What verify() throws, or null: for a failure whose cause may have been the damage (its message replaced by this). */
+  corruption(): CrError | null {
+    if (this.corrupt !== undefined) return this.corrupt;
+    const d = this.deferred;
+    if (!d) return (this.corrupt = null);
+    const found = d.hash.result() ?? this.hashHere(d.length);
+    if (!d.expected.equals(found.digest)) {
+      this.corrupt = new CrError(`${this.path}: not a valid cr process image: checksum mismatch (the image is corrupt)`, EXIT_BAD_INPUT);
+    } else if (found.seen.size !== this.seen.size || found.seen.mtimeNs !== this.seen.mtimeNs || found.seen.ctimeNs !== this.seen.ctimeNs) {
+      this.corrupt = new CrError(changedMessage(this.path), EXIT_BAD_INPUT);
+    } else {
+      this.corrupt = null;
+    }
+    return this.corrupt;
+  }
+
+  /** The checksum made here, where the thread could not: length bytes from the start, through readBuffer. */
+  private hashHere(length: number): { digest: Buffer; seen: FileChange } {
+    if (this.fd < 0) throw new Error(`${this.path}: the image's pages were not kept (its file is closed)`);
+    const hash = new ImageChecksum();
+    const buf = pageReadBuffer(PAGE_READ_BYTES, this).subarray(0, PAGE_READ_BYTES);
+    this.windowBytes = 0;
+    for (let pos = 0; pos < length; ) {
+      const n = readSync(this.fd, buf, 0, Math.min(buf.length, length - pos), pos);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return { digest: hash.digest(), seen: changeOf(this.fd) };
   }
 
   /**
@@ -238,18 +319,19 @@ export class PagesInFile {
    * A second fd of the file (F_DUPFD_CLOEXEC, the caller's to close) and what it was when checked,
    * for a thread that reads the pages itself: it must refuse a change as read() does (changed()).
    */
-  share(): { fd: number; seen: { size: number; mtimeNs: bigint; ctimeNs: bigint } } {
+  share(): { fd: number; seen: FileChange } {
     if (this.fd < 0) throw new Error(`${this.path}: the image's pages were not kept (its file is closed)`);
     return { fd: dupFd(this.fd), seen: this.seen };
   }
 
   /** What read() throws for a file changed since it was checked. */
   changed(): never {
-    badInput(`${this.path} changed while being restored (written to since it was checked): not an image at rest`);
+    badInput(changedMessage(this.path));
   }
 
   /** Close the file: done with the pages (a command that needs none closes it at once). */
   close(): void {
+    this.deferred?.hash.release();
     if (this.fd < 0) return;
     closer.unregister(this);
     closeSync(this.fd);
@@ -257,7 +339,9 @@ export class PagesInFile {
   }
 }
 
-const changeOf = (fd: number): { size: number; mtimeNs: bigint; ctimeNs: bigint } => {
+const changedMessage = (path: string): string => `${path} changed while being restored (written to since it was checked): not an image at rest`;
+
+const changeOf = (fd: number): FileChange => {
   const st = fstatSync(fd, { bigint: true });
   return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
 };

@@ -307,10 +307,16 @@ export interface PageRun {
  * Peak memory is then independent of the image's size. Anything not well formed (or a checksum
  * that does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
  */
-export const streamProcessFile: PageStreamer = (fd, size) => {
+export const streamProcessFile: PageStreamer = (fd, size, hashAhead) => {
   // The page data goes through the buffer the pages are read through again later (file.ts).
   const chunk = pageReadBuffer(PAGE_READ_BYTES, streamProcessFile).subarray(0, PAGE_READ_BYTES);
-  const hash = new ImageChecksum();
+  // A large image may be hashed elsewhere (hashAhead: a thread, while this reads its records and
+  // the restart goes on), every byte before an END record at the file's end: its page data is
+  // then not read here at all, and the checksum is checked once the thread is done
+  // (PagesInFile.verify), before the process runs. Should the END record not be there, this
+  // finds the image not well formed (null), and the thread's work is not used.
+  const elsewhere = size >= FILE_HEADER + RECORD_HEADER + CHECKSUM_BYTES ? (hashAhead?.(fd, size - RECORD_HEADER - CHECKSUM_BYTES) ?? null) : null;
+  const hash = elsewhere ? null : new ImageChecksum();
   // What is kept is read straight into one buffer, in file order, not into a buffer per record
   // joined at the end: on this VM each fresh page costs about 18 µs the first time it is
   // written (a dense fd table's 650 KB, 3-4 ms), and joining paid that twice. Sized for the
@@ -347,27 +353,38 @@ export const streamProcessFile: PageStreamer = (fd, size) => {
   };
   const header = keep(FILE_HEADER);
   if (header === null || !isProcessImage(header)) return null;
-  hash.update(header);
+  hash?.update(header);
   for (;;) {
     const rh = keep(RECORD_HEADER);
     if (rh === null) return null;
     const type = rh.readUInt32LE(0);
     const length = rh.readUInt32LE(4);
     if (type === RECORD_END) {
-      const digest = hash.digest();
+      const at = pos - RECORD_HEADER;
       const body = keep(length);
-      if (body === null || !digest.equals(body) || pos !== size) return null;
+      if (body === null || pos !== size) return null;
+      if (!hash) {
+        if (body.length !== CHECKSUM_BYTES || at !== size - RECORD_HEADER - CHECKSUM_BYTES) return null;
+        return { bytes: kept.subarray(0, keptBytes), offsets, deferred: { expected: Buffer.from(body), length: at, hash: elsewhere! } };
+      }
+      if (!hash.digest().equals(body)) return null;
       return { bytes: kept.subarray(0, keptBytes), offsets };
     }
-    hash.update(rh);
+    hash?.update(rh);
     if (type === RECORD_PAGES && length > PAGES_HEADER && length <= MAX_RUN_BYTES + PAGES_HEADER) {
       const run = keep(PAGES_HEADER);
       if (run === null) return null;
-      hash.update(run);
+      hash?.update(run);
       offsets.push(pos);
-      for (let left = length - PAGES_HEADER; left > 0; ) {
+      const data = length - PAGES_HEADER;
+      if (size - pos < data) return null;
+      if (!hash) {
+        pos += data;
+        continue;
+      }
+      for (let left = data; left > 0; ) {
         const part = chunk.subarray(0, Math.min(left, chunk.length));
-        if (size - pos < part.length || !readAt(part)) return null;
+        if (!readAt(part)) return null;
         hash.update(part);
         left -= part.length;
       }
@@ -376,7 +393,7 @@ export const streamProcessFile: PageStreamer = (fd, size) => {
     if (length > MAX_HEAD_BYTES) return null;
     const body = keep(length);
     if (body === null) return null;
-    hash.update(body);
+    hash?.update(body);
   }
 };
 

@@ -523,9 +523,9 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
     progress?.onProgress(upTo[i]!, progress.total);
   };
   let thread: PageThread | null = null;
+  const file = todo[0]?.run.inFile?.pages;
   try {
     // A large image's runs, from its file, shared with a second thread (page-thread.ts).
-    const file = todo[0]?.run.inFile?.pages;
     if (file && bytes >= PAGE_THREAD_MIN && todo.every((t) => t.run.inFile?.pages === file)) {
       thread = new PageThread(file, todo.map((t) => ({ offset: t.run.inFile!.offset, length: t.run.length, addr: t.addr })), memFd());
       for (let i = thread.take(); i >= 0; i = thread.take()) write(i);
@@ -534,6 +534,9 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
     } else {
       todo.forEach((_, i) => write(i));
     }
+    // A large image's checksum, made by that thread as the pages went in: checked before anything
+    // else is done in the process (PagesInFile.verify; nothing if it was checked as it was read).
+    file?.verify();
   } finally {
     thread?.end();
     if (mem >= 0) closeSync(mem);

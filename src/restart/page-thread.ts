@@ -4,21 +4,38 @@
 // under per-mapping locks). The runs are shared out one at a time from a common counter, so the
 // main thread takes them all until the thread is up (a node worker takes about 30 ms to start: a
 // restore starts it before reading the image, readyPageThread).
+// Before its runs, the thread started ahead makes the image's checksum (hashAhead): the main thread
+// then reads only the image's records, not its page data, and builds the husk while the thread
+// reads and hashes the file (64 ms for 300 MiB here) and goes on to write runs; the checksum is
+// checked once the pages are in (PagesInFile.verify), before the process runs.
 // The thread reads each of its runs from the image file itself (its own duplicate of the fd,
 // checked unchanged after each read, as PagesInFile checks its windows) and writes it through
 // /proc/PID/mem; the main thread writes its own as writePages does. The main thread waits for
 // the thread's last run before the phase ends, and reports what failed there as its own.
 import { closeSync, statSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
-import type { PagesInFile } from '../image/file.js';
+import { dupFd } from '../../bridge/file.js';
+import { xxh3ModulePath } from '../image/checksum.js';
+import type { HashAhead, HashElsewhere, PagesInFile } from '../image/file.js';
 import { workerThreads } from '../worker-threads.js';
 
 // ctl's words
 const NEXT = 0;
 const QUIT = 1;
 const FAILED = 2;
-/** 0 while a started thread waits for work, 1 once given it, 2 once it gave up waiting */
+/** 0 while a started thread waits for work, 1 once given its runs, 2 once it gave up waiting, 3 once given a hash to make (and waiting for runs) */
 const STATE = 3;
+/** the hash: 0 none asked for, 1 asked for, 2 made (DIGEST, SEEN), 3 failed */
+const HASH = 4;
+/** set by the thread as it starts */
+const READY = 5;
+/** the hash made: its 8 bytes as two words */
+const DIGEST = 6;
+/** the file's size, mtime and ctime (ns) once hashed, as three int64 at byte SEEN_AT */
+const SEEN_AT = 64;
+const CTL_BYTES = SEEN_AT + 3 * 8;
+/** a hash given to a thread not started by then is made by the main thread (a thread not started is a failure) */
+const START_MS = 5000;
 /** how long a thread started ahead (readyPageThread) waits for work before it ends */
 const IDLE_MS = 10_000;
 
@@ -29,16 +46,52 @@ const IDLE_MS = 10_000;
 const THREAD = `(() => {
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync, fstatSync } = require('node:fs');
-const { ctl, work, port } = workerData;
-const until = Date.now() + ${IDLE_MS};
-while (Atomics.load(ctl, ${STATE}) === 0 && Date.now() < until) Atomics.wait(ctl, ${STATE}, 0, 50);
-if (Atomics.compareExchange(ctl, ${STATE}, 0, 2) === 0) {
-  work.close();
-  port.close();
-  return;
+const { ctl, work, port, xxh3 } = workerData;
+Atomics.store(ctl, ${READY}, 1);
+const buf = Buffer.allocUnsafe(${1 << 20});
+// The hash first, if one is asked for: its bytes read in order, through buf.
+const hash = () => {
+  const { fd, length } = receiveMessageOnPort(work).message;
+  try {
+    const { Xxh3 } = require(xxh3).xxh3;
+    const state = Xxh3.withSeed(0n);
+    for (let pos = 0; pos < length; ) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, length - pos), pos);
+      if (n === 0) break;
+      state.update(n === buf.length ? buf : buf.subarray(0, n));
+      pos += n;
+    }
+    const digest = state.digest();
+    const st = fstatSync(fd, { bigint: true });
+    ctl[${DIGEST}] = Number(digest & 0xffffffffn) | 0;
+    ctl[${DIGEST + 1}] = Number(digest >> 32n) | 0;
+    new BigInt64Array(ctl.buffer, ${SEEN_AT}, 3).set([st.size, st.mtimeNs, st.ctimeNs]);
+    Atomics.store(ctl, ${HASH}, 2);
+  } catch {
+    Atomics.store(ctl, ${HASH}, 3);
+  }
+  Atomics.notify(ctl, ${HASH});
+};
+let until = Date.now() + ${IDLE_MS};
+for (;;) {
+  const state = Atomics.load(ctl, ${STATE});
+  if (Atomics.load(ctl, ${HASH}) === 1) {
+    hash();
+    until = Date.now() + ${IDLE_MS};
+    continue;
+  }
+  if (state === 1) break;
+  if (Date.now() >= until) {
+    if (Atomics.compareExchange(ctl, ${STATE}, state, 2) === state) {
+      work.close();
+      port.close();
+      return;
+    }
+    continue;
+  }
+  Atomics.wait(ctl, ${STATE}, state, 50);
 }
 const { runs, count, image, mem, seen } = receiveMessageOnPort(work).message;
-const buf = Buffer.allocUnsafe(${1 << 20});
 try {
   for (let i = Atomics.add(ctl, ${NEXT}, 1); i < count; i = Atomics.add(ctl, ${NEXT}, 1)) {
     const offset = runs[3 * i], length = runs[3 * i + 1], addr = runs[3 * i + 2];
@@ -69,7 +122,8 @@ port.close();
 
 /** A thread started, waiting for its work. */
 class Started {
-  readonly ctl = new Int32Array(new SharedArrayBuffer(16));
+  readonly ctl = new Int32Array(new SharedArrayBuffer(CTL_BYTES));
+  private readonly started = Date.now();
   /** where its work is posted */
   readonly work: MessagePort;
   /** where it tells what failed */
@@ -82,19 +136,62 @@ class Started {
     this.work = toThread.port1;
     this.port = fromThread.port1;
     // A thread that could not start takes no run: the main thread writes them all.
-    new Worker(THREAD, { eval: true, workerData: { ctl: this.ctl, work: toThread.port2, port: fromThread.port2 }, transferList: [toThread.port2, fromThread.port2] })
+    new Worker(THREAD, { eval: true, workerData: { ctl: this.ctl, work: toThread.port2, port: fromThread.port2, xxh3: xxh3ModulePath() }, transferList: [toThread.port2, fromThread.port2] })
       .on('error', () => {})
       .unref();
     this.work.unref();
     this.port.unref();
   }
 
-  /** Give it its work; false if it gave up waiting (or was given work already). */
+  /** Give it its runs; false if it gave up waiting (or was given runs already). */
   give(work: object): boolean {
     this.work.postMessage(work);
-    if (Atomics.compareExchange(this.ctl, STATE, 0, 1) !== 0) return false;
+    // From waiting, or waiting with a hash to make (which it makes first).
+    if (Atomics.compareExchange(this.ctl, STATE, 0, 1) !== 0 && Atomics.compareExchange(this.ctl, STATE, 3, 1) !== 3) return false;
     Atomics.notify(this.ctl, STATE);
     return true;
+  }
+
+  /** Have it hash `length` bytes of fd from the start, before its runs; null if it gave up waiting. */
+  hash(fd: number, length: number): HashElsewhere | null {
+    const dup = dupFd(fd);
+    this.work.postMessage({ fd: dup, length });
+    Atomics.store(this.ctl, HASH, 1);
+    if (Atomics.compareExchange(this.ctl, STATE, 0, 3) !== 0) {
+      // Gone (it gave up waiting): nothing reads the message.
+      Atomics.store(this.ctl, HASH, 0);
+      closeSync(dup);
+      return null;
+    }
+    Atomics.notify(this.ctl, STATE);
+    const ctl = this.ctl;
+    let open = true;
+    const settled = (): boolean => Atomics.load(ctl, HASH) !== 1;
+    return {
+      result: () => {
+        // A thread that never started makes no hash: the caller makes it.
+        while (!settled()) {
+          if (Atomics.load(ctl, READY) === 0 && Date.now() - this.started > START_MS) return null;
+          Atomics.wait(ctl, HASH, 1, 100);
+        }
+        if (open) {
+          open = false;
+          closeSync(dup);
+        }
+        if (Atomics.load(ctl, HASH) !== 2) return null;
+        const digest = Buffer.alloc(8);
+        digest.writeInt32LE(ctl[DIGEST]!, 0);
+        digest.writeInt32LE(ctl[DIGEST + 1]!, 4);
+        const [size, mtimeNs, ctimeNs] = new BigInt64Array(ctl.buffer, SEEN_AT, 3);
+        return { digest, seen: { size: Number(size), mtimeNs: mtimeNs!, ctimeNs: ctimeNs! } };
+      },
+      release: () => {
+        if (open && settled()) {
+          open = false;
+          closeSync(dup);
+        }
+      },
+    };
   }
 }
 
@@ -113,8 +210,17 @@ export function readyPageThread(imagePath: string): void {
   } catch {
     // what is wrong with it, reading it says
   }
+  // One given a hash already was another restore's (one that ended before its pages): not reused.
+  if (ahead !== null && Atomics.load(ahead.ctl, HASH) !== 0) ahead = null;
   if (size >= PAGE_THREAD_MIN) ahead ??= new Started();
 }
+
+/**
+ * A large image's checksum made by the thread started ahead (readyPageThread), while cr's main
+ * thread reads the image's records and builds the husk: `length` bytes of fd from its start, then
+ * the thread goes on to its runs. Null without such a thread (the caller hashes as it reads).
+ */
+export const hashAhead: HashAhead = (fd, length) => (ahead && length >= PAGE_THREAD_MIN ? ahead.hash(fd, length) : null);
 
 /**
  * Bytes of pages from which a restart writes them in two threads: below it, starting the second

@@ -143,12 +143,15 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
     // TCP connections out of repair mode once every member holds its sockets: the two ends of a
     // loopback connection between members both exist.
     const fdsOf = new Map(image.fdImage.table.processes.map((p) => [p.pid, p.fds]));
+    image.file.pages?.verify();
     releaseConnections(tree.flatMap((m, i) => (m.zombie === null ? [{ pid: made.pids[i]!, fds: fdsOf.get(m.pid) ?? [] }] : [])), image.fdImage.table.descs);
     lap('members');
   } catch (err) {
     killTree(made);
     ipc.removeMade();
-    const message = err instanceof Error ? err.message : String(err);
+    // Damage a large image's checksum finds (made by a thread meanwhile) is the cause to give.
+    const corrupt = image.file.pages?.corruption();
+    const message = corrupt ? corrupt.message : err instanceof Error ? err.message : String(err);
     throw new CrError(`${message}; the ${made.pids.filter((p) => p > 0).length} processes of the half-restored tree were killed`, err instanceof CrError ? err.code : 1);
   }
   // Every member is complete: let them all go, leaves first, the root last, each member's threads

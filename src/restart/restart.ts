@@ -133,6 +133,8 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     if (opts.job) husk.call('setpgid', SYS.setpgid, 0n, 0n);
     const unnamed = unnamedFiles(head.mappings, viewed.fds, viewed.descs, head.unheld);
     const result = rebuild(husk, head, image.pages(), { parentStays: !opts.detach, samePid: opts.samePid ?? false, onProgress: opts.onProgress, pageBytes: image.pageBytes, segments, ipc, unnamed, fds }, lap);
+    // A large image's checksum (made by a thread as its pages went in) matched: nothing of it runs before.
+    image.file.pages?.verify();
     // A SIGSTOP queued while cr holds it is taken as the detach lets it go: it stops before
     // running one instruction of its own, as it was when dumped (a SIGCONT lets it on).
     if (opts.stopped) kill(husk.pid, SIGSTOP);
@@ -149,7 +151,9 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     const victim = husk?.pid ?? pid;
     killAndReap(victim);
     ipc.removeMade();
-    const message = err instanceof Error ? err.message : String(err);
+    // Damage a large image's checksum finds (made by a thread meanwhile) is the cause to give.
+    const corrupt = image.file.pages?.corruption();
+    const message = corrupt ? corrupt.message : err instanceof Error ? err.message : String(err);
     throw new CrError(`${message}; the half-restored process ${victim} was killed`, err instanceof CrError ? err.code : 1);
   }
 }
