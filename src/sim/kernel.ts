@@ -133,40 +133,40 @@ type SimWatch = { wd: number; path: string; mask: number };
 const NO_ITEMS = Object.freeze([]) as unknown as SimItem[];
 const NO_WATCHES = Object.freeze([]) as unknown as SimWatch[];
 
+/**
+ * What only some kinds of description use: an epoll's items and watchers, an eventfd's counter, a
+ * timerfd, a signalfd's mask, a pty, a socket pair, a memfd, an inotify, a pidfd, a file's offset.
+ * A description gets one at the first write of any of them: a table of 100,000 pipe ends makes
+ * none, and each SimDesc is half the size it would be with these fields of its own.
+ */
+class SimDescExtra {
+  offset = 0n;
+  count = 0n;
+  semaphore = false;
+  items: SimItem[] = NO_ITEMS;
+  watchers: Set<SimDesc> | null = null;
+  timer: SimTimer | null = null;
+  mask = 0n;
+  pty: SimDesc | null = null;
+  pair: object | null = null;
+  memfd: SimMemfd | null = null;
+  watches: SimWatch[] = NO_WATCHES;
+  nextWd = 1;
+  queued = 0;
+  target = 0;
+}
+
+/** Defaults read from a description without a SimDescExtra. */
+const NO_EXTRA: Readonly<SimDescExtra> = Object.freeze(new SimDescExtra());
+
 /** An open file description (struct file). */
 export class SimDesc {
   /** fds referring to this description */
   refs = 0;
-  /** file position (f_pos) for files, character devices and directories (a cookie there) */
-  offset = 0n;
-  /** an eventfd's counter and mode */
-  count = 0n;
-  semaphore = false;
-  /** an epoll's interest list (targets are SimDescs) */
-  items: SimItem[] = NO_ITEMS;
-  /**
-   * the epolls watching this description: its last close takes it off their lists
-   * (eventpoll_release); made by the first epoll_ctl on it, as most descriptions never have one
-   */
-  watchers: Set<SimDesc> | null = null;
-  /** a timerfd's settings */
-  timer: SimTimer | null = null;
-  /** a signalfd's mask */
-  mask = 0n;
-  /** a pty master's or slave's pty: the master's description */
-  pty: SimDesc | null = null;
-  /** a socket pair's ends share this object (made by one socketpair()) */
-  pair: object | null = null;
-  /** a memfd's file (one description per memfd here) */
-  memfd: SimMemfd | null = null;
-  /** an inotify's watches (one per path here: the simulator has no inodes), the next wd, events queued */
-  watches: SimWatch[] = NO_WATCHES;
-  nextWd = 1;
-  queued = 0;
-  /** a pidfd's process */
-  target = 0;
   /** on the pipe's fasync list: set by F_SETFL O_ASYNC only, never by open() */
   fasync = false;
+  /** the fields of the kinds that use them, made at the first write of one */
+  private extra: SimDescExtra | null = null;
   constructor(
     readonly serial: number,
     readonly kind: SimKind,
@@ -176,6 +176,119 @@ export class SimDesc {
     /** for 'foreign': the target fd it was found at */
     readonly origin = -1,
   ) {}
+
+  private get own(): SimDescExtra {
+    return (this.extra ??= new SimDescExtra());
+  }
+
+  /** file position (f_pos) for files, character devices and directories (a cookie there) */
+  get offset(): bigint {
+    return (this.extra ?? NO_EXTRA).offset;
+  }
+  set offset(v: bigint) {
+    this.own.offset = v;
+  }
+
+  /** an eventfd's counter and mode */
+  get count(): bigint {
+    return (this.extra ?? NO_EXTRA).count;
+  }
+  set count(v: bigint) {
+    this.own.count = v;
+  }
+  get semaphore(): boolean {
+    return (this.extra ?? NO_EXTRA).semaphore;
+  }
+  set semaphore(v: boolean) {
+    this.own.semaphore = v;
+  }
+
+  /** an epoll's interest list (targets are SimDescs) */
+  get items(): SimItem[] {
+    return (this.extra ?? NO_EXTRA).items;
+  }
+  set items(v: SimItem[]) {
+    this.own.items = v;
+  }
+
+  /**
+   * the epolls watching this description: its last close takes it off their lists
+   * (eventpoll_release); made by the first epoll_ctl on it, as most descriptions never have one
+   */
+  get watchers(): Set<SimDesc> | null {
+    return (this.extra ?? NO_EXTRA).watchers;
+  }
+  set watchers(v: Set<SimDesc> | null) {
+    this.own.watchers = v;
+  }
+
+  /** a timerfd's settings */
+  get timer(): SimTimer | null {
+    return (this.extra ?? NO_EXTRA).timer;
+  }
+  set timer(v: SimTimer | null) {
+    this.own.timer = v;
+  }
+
+  /** a signalfd's mask */
+  get mask(): bigint {
+    return (this.extra ?? NO_EXTRA).mask;
+  }
+  set mask(v: bigint) {
+    this.own.mask = v;
+  }
+
+  /** a pty master's or slave's pty: the master's description */
+  get pty(): SimDesc | null {
+    return (this.extra ?? NO_EXTRA).pty;
+  }
+  set pty(v: SimDesc | null) {
+    this.own.pty = v;
+  }
+
+  /** a socket pair's ends share this object (made by one socketpair()) */
+  get pair(): object | null {
+    return (this.extra ?? NO_EXTRA).pair;
+  }
+  set pair(v: object | null) {
+    this.own.pair = v;
+  }
+
+  /** a memfd's file (one description per memfd here) */
+  get memfd(): SimMemfd | null {
+    return (this.extra ?? NO_EXTRA).memfd;
+  }
+  set memfd(v: SimMemfd | null) {
+    this.own.memfd = v;
+  }
+
+  /** an inotify's watches (one per path here: the simulator has no inodes), the next wd, events queued */
+  get watches(): SimWatch[] {
+    return (this.extra ?? NO_EXTRA).watches;
+  }
+  set watches(v: SimWatch[]) {
+    this.own.watches = v;
+  }
+  get nextWd(): number {
+    return (this.extra ?? NO_EXTRA).nextWd;
+  }
+  set nextWd(v: number) {
+    this.own.nextWd = v;
+  }
+  get queued(): number {
+    return (this.extra ?? NO_EXTRA).queued;
+  }
+  set queued(v: number) {
+    this.own.queued = v;
+  }
+
+  /** a pidfd's process */
+  get target(): number {
+    return (this.extra ?? NO_EXTRA).target;
+  }
+  set target(v: number) {
+    this.own.target = v;
+  }
 
   get readable(): boolean {
     return (this.flags & O_ACCMODE) !== O_WRONLY;
@@ -416,16 +529,13 @@ export class SimProcess {
   }
 
   pipe2(flags: number): [number, number] {
-    const call = (): string => `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
-    if ((flags & ~PIPE2_FLAGS) !== 0) throw new SimError(call, 'EINVAL');
-    const r = this.allocate(0, call);
+    if ((flags & ~PIPE2_FLAGS) !== 0) throw new SimError(pipe2Call(flags), 'EINVAL');
+    const r = this.lowestFree(0);
+    if (r < 0) throw new SimError(pipe2Call(flags), 'EMFILE');
     this.used.set(r, true); // reserved, as get_unused_fd_flags does, until both are found
-    let w: number;
-    try {
-      w = this.allocate(0, call);
-    } finally {
-      this.used.set(r, false);
-    }
+    const w = this.lowestFree(0);
+    this.used.set(r, false);
+    if (w < 0) throw new SimError(pipe2Call(flags), 'EMFILE');
     const pipe = new SimPipe(this.world.serial(), null);
     // create_pipe_files: O_DIRECT (packet mode) goes to the write end only.
     const read = this.describe('pipe', O_RDONLY | (flags & O_NONBLOCK), pipe, null);
@@ -803,25 +913,24 @@ export class SimProcess {
 
   /** dup2(from, to) */
   dup2(from: number, to: number): number {
-    const call = (): string => `dup2(${from}, ${to})`;
     if (from === to) {
-      if (!this.table.has(from)) throw new SimError(call, 'EBADF');
+      if (!this.table.has(from)) throw new SimError(dupCall(from, to, false, true), 'EBADF');
       return to;
     }
-    return this.dup3Common(from, to, false, call);
+    return this.dup3Common(from, to, false, true);
   }
 
   /** dup3(from, to, cloexec ? O_CLOEXEC : 0) */
   dup3(from: number, to: number, cloexec: boolean): number {
-    const call = (): string => `dup3(${from}, ${to}, ${cloexec ? 'O_CLOEXEC' : '0'})`;
-    if (from === to) throw new SimError(call, 'EINVAL');
-    return this.dup3Common(from, to, cloexec, call);
+    if (from === to) throw new SimError(dupCall(from, to, cloexec, false), 'EINVAL');
+    return this.dup3Common(from, to, cloexec, false);
   }
 
-  private dup3Common(from: number, to: number, cloexec: boolean, call: () => string): number {
-    if (!isFdArg(to) || to >= this.limit.soft) throw new SimError(call, 'EBADF');
+  /** dup2 (`two`) or dup3 from `from` to `to` once they differ. */
+  private dup3Common(from: number, to: number, cloexec: boolean, two: boolean): number {
+    if (!isFdArg(to) || to >= this.limit.soft) throw new SimError(dupCall(from, to, cloexec, two), 'EBADF');
     const desc = this.table.desc(from);
-    if (!desc) throw new SimError(call, 'EBADF');
+    if (!desc) throw new SimError(dupCall(from, to, cloexec, two), 'EBADF');
     desc.refs++; // held across the close of `to`, which may be its last other fd
     if (this.table.has(to)) this.remove(to);
     desc.refs--;
@@ -980,9 +1089,15 @@ export class SimProcess {
 
   /** alloc_fd: the lowest free number >= min, EMFILE if it is not below the soft limit. */
   private allocate(min: number, call: () => string): number {
-    const fd = this.used.lowestFree(min);
-    if (fd >= this.limit.soft) throw new SimError(call, 'EMFILE');
+    const fd = this.lowestFree(min);
+    if (fd < 0) throw new SimError(call, 'EMFILE');
     return fd;
+  }
+
+  /** allocate without a call to name: -1 for EMFILE (the caller names the call it fails). */
+  private lowestFree(min: number): number {
+    const fd = this.used.lowestFree(min);
+    return fd >= this.limit.soft ? -1 : fd;
   }
 
   private describe(kind: SimKind, flags: number, pipe: SimPipe | null, node: SimNode | null): SimDesc {
@@ -1019,6 +1134,16 @@ export class SimProcess {
     pipe.buffers = [];
     if (pipe.fifo) pipe.fifo.pipe = null;
   }
+}
+
+// How the calls made most often (a plan of 100,000 fds makes 100,000 dups and 25,000 pipes) are
+// named in a failure: built only when one fails, no closure made for each call.
+function pipe2Call(flags: number): string {
+  return `pipe2(${flags === 0 ? '0' : flagNames(flags).replace(/^O_RDONLY\|/, '')})`;
+}
+
+function dupCall(from: number, to: number, cloexec: boolean, two: boolean): string {
+  return two ? `dup2(${from}, ${to})` : `dup3(${from}, ${to}, ${cloexec ? 'O_CLOEXEC' : '0'})`;
 }
 
 function isFdArg(n: number): boolean {

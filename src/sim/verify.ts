@@ -12,7 +12,7 @@ import type { TreePlan } from '../plan/tree.js';
 import type { PlanTarget } from '../model/restore-target.js';
 import { flagNames } from '../model/flags.js';
 import { SimDesc, SimError, SimPipe, SimProcess, SimWorld } from './kernel.js';
-import { ByKey } from '../model/by-key.js';
+import { IntByKey } from '../model/by-key.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: string; op?: number };
 
@@ -40,21 +40,27 @@ export function worldOf(table: { descs: Desc[] }): SimWorld {
  * tree (one description, one object, whoever holds it) and which pipes' bytes were written.
  */
 class Identity {
-  /** image description id -> what it is at the end */
-  readonly descMap: ByKey<SimDesc>;
-  /** image description id -> the fd, and the process (`who`), it was first seen at (for messages) */
-  readonly seenFd: ByKey<number>;
-  readonly seenWho: ByKey<string>;
-  /** simulated description (its serial: one world numbers them all) -> image description id */
-  readonly descBack = new ByKey<number>(1 << 24);
-  /** image pipe id -> what it is at the end, and the description it was first seen through */
-  readonly pipeMap: ByKey<SimPipe>;
-  readonly pipeDesc: ByKey<number>;
+  /**
+   * image description id -> the serial of what it is at the end (the one world numbers every
+   * simulated object: equal serials, one object), and the fd and process (an index into `whos`)
+   * it was first seen at (for messages). Numbers in typed arrays, not objects in JS arrays: a
+   * table of 100,000 would give the garbage collector arrays of 100,000 pointers to scan.
+   */
+  readonly descMap: IntByKey;
+  readonly seenFd: IntByKey;
+  readonly seenWho: IntByKey;
+  /** how each process is named in a message, by the index seenWho holds */
+  readonly whos: string[] = [];
+  /** simulated description (its serial) -> image description id */
+  readonly descBack = new IntByKey(1 << 24);
+  /** image pipe id -> the serial of what it is at the end, and the description it was first seen through */
+  readonly pipeMap: IntByKey;
+  readonly pipeDesc: IntByKey;
   /** simulated pipe (its serial) -> image pipe id, and the description it was first seen through */
-  readonly pipeBack = new ByKey<number>(1 << 24);
-  readonly pipeBackDesc = new ByKey<number>(1 << 24);
-  /** pipes whose bytes were written */
-  readonly written: ByKey<true>;
+  readonly pipeBack = new IntByKey(1 << 24);
+  readonly pipeBackDesc = new IntByKey(1 << 24);
+  /** pipes whose bytes were written (1) */
+  readonly written: IntByKey;
   /**
    * Each description's own checks, run once every process is compared: one may name another (an
    * epoll its targets, a pty slave its master) held only by a process compared later. Kept as
@@ -69,17 +75,44 @@ class Identity {
   readonly pairBack = new Map<object, { id: number; desc: number }>();
 
   constructor(objects: { descs: Desc[]; pipes: Pipe[] }) {
-    this.descMap = ByKey.sized(objects.descs.length);
-    this.seenFd = ByKey.sized(objects.descs.length);
-    this.seenWho = ByKey.sized(objects.descs.length);
-    this.pipeMap = ByKey.sized(objects.pipes.length);
-    this.pipeDesc = ByKey.sized(objects.pipes.length);
-    this.written = ByKey.sized(objects.pipes.length);
+    this.descMap = IntByKey.sized(objects.descs.length);
+    this.seenFd = IntByKey.sized(objects.descs.length);
+    this.seenWho = IntByKey.sized(objects.descs.length);
+    this.pipeMap = IntByKey.sized(objects.pipes.length);
+    this.pipeDesc = IntByKey.sized(objects.pipes.length);
+    this.written = IntByKey.sized(objects.pipes.length);
+  }
+
+  /** The index seenWho keeps for the process named `who`. */
+  whoIndex(who: string): number {
+    const at = this.whos.indexOf(who);
+    return at >= 0 ? at : this.whos.push(who) - 1;
+  }
+}
+
+/** Image id -> position in `list` (each id once: validation refused a table with an id twice). */
+function positions(list: ReadonlyArray<{ id: number }>): IntByKey {
+  const at = IntByKey.sized(list.length);
+  for (let i = 0; i < list.length; i++) at.set(list[i]!.id, i);
+  return at;
+}
+
+/** A list of the image's objects by id, its positions made on the first lookup. */
+class ById<T extends { id: number }> {
+  private at: IntByKey | undefined;
+  constructor(private readonly list: readonly T[]) {}
+
+  get(id: number): T | undefined {
+    const at = (this.at ??= positions(this.list)).get(id);
+    return at === -1 ? undefined : this.list[at];
   }
 }
 
 function runDeferred(shared: Identity): void {
-  const idOf = (s: object): number | undefined => (s instanceof SimDesc ? shared.descBack.get(s.serial) : undefined);
+  const idOf = (s: object): number | undefined => {
+    const id = s instanceof SimDesc ? shared.descBack.get(s.serial) : -1;
+    return id === -1 ? undefined : id;
+  };
   const { deferredDescs, deferredSims, deferredFds, deferredWho } = shared;
   for (let k = 0; k < deferredDescs.length; k++) {
     const d = deferredDescs[k]!;
@@ -290,10 +323,8 @@ function run(objects: { descs: Desc[]; pipes: Pipe[] }, target: PlanTarget, plan
   const checked = wordsOf(plan);
   const ops = checked.ops;
   const targetFds = new Set(target.fds);
-  const pipes = ByKey.sized<Pipe>(objects.pipes.length);
-  for (const p of objects.pipes) pipes.set(p.id, p);
-  const descs = ByKey.sized<Desc>(objects.descs.length);
-  for (const d of objects.descs) descs.set(d.id, d);
+  const pipes = new ById(objects.pipes);
+  const descs = new ById(objects.descs);
   for (let i = 0; i < length; i++) {
     if (i === checked.badAt) throw checked.bad!;
     if (i < plan.commit) checkRollback(checked, i, targetFds, proc);
@@ -349,7 +380,7 @@ function failAt(checked: Checked, i: number, what: string): Failure {
   return new Failure(`op ${i} (${checked.describe(i)}): ${what}`, i);
 }
 
-function apply(checked: Checked, i: number, proc: SimProcess, pipes: ByKey<Pipe>, written: ByKey<true>, descs: ByKey<Desc>): void {
+function apply(checked: Checked, i: number, proc: SimProcess, pipes: ById<Pipe>, written: IntByKey, descs: ById<Desc>): void {
   const ops = checked.ops;
   const w = ops.words;
   const b = i * STRIDE;
@@ -434,7 +465,7 @@ function apply(checked: Checked, i: number, proc: SimProcess, pipes: ByKey<Pipe>
       const pipe = pipes.get(id);
       if (!pipe) throw failAt(checked, i, `the image has no pipe ${id}`);
       if (written.has(id)) throw failAt(checked, i, `pipe ${id}'s bytes are written a second time`);
-      written.set(id, true);
+      written.set(id, 1);
       const bytes = pipe.data;
       if (w[b + 3] !== bytes.length) throw failAt(checked, i, `pipe ${id} has ${bytes.length} bytes, not ${w[b + 3]}`);
       let at = 0;
@@ -462,43 +493,46 @@ function where(fd: number, id: number): string {
 
 /** Does the simulated process now hold exactly the image (plus, in 'into' mode, the target's other fds)? */
 function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds: Set<number>, shared: Identity, who: string): void {
-  const descs = ByKey.sized<Desc>(table.descs.length);
-  for (const d of table.descs) descs.set(d.id, d);
-  const imageFds = ByKey.sized<true>(table.fds.length);
-  const { descMap, descBack, seenFd, seenWho } = shared;
-  // Descriptions this process reaches, at the first fd it holds each at, in the order first held:
-  // their fields are checked here, once per process.
+  const imageFds = IntByKey.sized(table.fds.length);
+  const { descMap, descBack, seenFd, seenWho, whos } = shared;
+  const whoAt = shared.whoIndex(who);
+  // Descriptions this process reaches, at the first fd it holds each at, in the order first held,
+  // with what each is in the simulation: their fields are checked here, once per process.
   const mineIds: number[] = [];
   const mineFds: number[] = [];
-  const mine = ByKey.sized<true>(table.descs.length);
+  const mineSims: SimDesc[] = [];
+  const mine = IntByKey.sized(table.descs.length);
   // In a tree, an fd of another process is named with its process.
   const pair = (id: number, fd: number): string => {
-    const at = seenFd.get(id)!;
-    const by = seenWho.get(id)!;
+    const at = seenFd.get(id);
+    const by = whos[seenWho.get(id)]!;
     return by === who ? `fds ${at} and ${fd}` : `fd ${at} of ${by.replace(/: $/, '')} and fd ${fd}`;
   };
-  for (const f of table.fds) {
-    imageFds.set(f.fd, true);
+  const fds = table.fds;
+  for (let k = 0; k < fds.length; k++) {
+    const f = fds[k]!;
+    imageFds.set(f.fd, 1);
     const sim = proc.descAt(f.fd);
     if (!sim) throw new Failure(`fd ${f.fd} is not open at the end`);
     const cloexec = proc.cloexecAt(f.fd);
     if (cloexec !== f.cloexec) throw new Failure(`fd ${f.fd} has close-on-exec ${cloexec}, the image says ${f.cloexec}`);
     if (sim.kind === 'foreign') throw new Failure(`fd ${f.fd} still refers to the target's own fd ${sim.origin}'s file`);
     const mapped = descMap.get(f.desc);
-    if (mapped === undefined) {
+    if (mapped === -1) {
       const back = descBack.get(sim.serial);
-      if (back !== undefined) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
-      descMap.set(f.desc, sim);
+      if (back !== -1) throw new Failure(`${pair(back, f.fd)} share a description at the end but not in the image`);
+      descMap.set(f.desc, sim.serial);
       seenFd.set(f.desc, f.fd);
-      seenWho.set(f.desc, who);
+      seenWho.set(f.desc, whoAt);
       descBack.set(sim.serial, f.desc);
-    } else if (mapped !== sim) {
+    } else if (mapped !== sim.serial) {
       throw new Failure(`${pair(f.desc, f.fd)} share description ${f.desc} in the image but not at the end`);
     }
     if (!mine.has(f.desc)) {
-      mine.set(f.desc, true);
+      mine.set(f.desc, 1);
       mineIds.push(f.desc);
       mineFds.push(f.fd);
+      mineSims.push(sim);
     }
   }
   let expected = imageFds.size;
@@ -517,16 +551,18 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     throw new Failure(`fd ${extra} is open at the end but is not in the image`);
   }
 
-  const pipes = ByKey.sized<Pipe>(table.pipes.length);
-  for (const p of table.pipes) pipes.set(p.id, p);
+  const descs = new ById(table.descs);
+  const pipes = new ById(table.pipes);
   const { pipeMap, pipeDesc, pipeBack, pipeBackDesc, pairMap, pairBack } = shared;
+  // The pipes this process reaches, in the order first reached, and what each is at the end.
   const minePipes: number[] = [];
-  const minePipe = ByKey.sized<true>(table.pipes.length);
+  const minePipeSims: SimPipe[] = [];
+  const minePipe = IntByKey.sized(table.pipes.length);
   for (let k = 0; k < mineIds.length; k++) {
     const id = mineIds[k]!;
     const fd = mineFds[k]!;
     const d = descs.get(id)!;
-    const sim = descMap.get(id)!;
+    const sim = mineSims[k]!;
     if (sim.kind !== d.kind) throw new Failure(`${where(fd, id)} is a ${sim.kind}, the image says ${d.kind}`);
     if (sim.flags !== d.flags) throw new Failure(`${where(fd, id)} has flags ${flagNames(sim.flags)}, the image says ${flagNames(d.flags)}`);
     // The path a description was opened by (a deleted file's is where it was, not a node).
@@ -553,24 +589,26 @@ function compare(table: FdTable, target: PlanTarget, proc: SimProcess, targetFds
     if (pipe === undefined) continue;
     const simPipe = sim.pipe!;
     const mapped = pipeMap.get(pipe);
-    if (mapped && mapped !== simPipe) throw new Failure(`descriptions ${pipeDesc.get(pipe)!} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
+    if (mapped !== -1 && mapped !== simPipe.serial) throw new Failure(`descriptions ${pipeDesc.get(pipe)} and ${id} are on pipe ${pipe} in the image but on different pipes at the end`);
     const back = pipeBack.get(simPipe.serial);
-    if (back !== undefined && back !== pipe) throw new Failure(`descriptions ${pipeBackDesc.get(simPipe.serial)!} and ${id} are on one pipe at the end but on pipes ${back} and ${pipe} in the image`);
-    if (!mapped) {
-      pipeMap.set(pipe, simPipe);
+    if (back !== -1 && back !== pipe) throw new Failure(`descriptions ${pipeBackDesc.get(simPipe.serial)} and ${id} are on one pipe at the end but on pipes ${back} and ${pipe} in the image`);
+    if (mapped === -1) {
+      pipeMap.set(pipe, simPipe.serial);
       pipeDesc.set(pipe, id);
     }
-    if (back === undefined) {
+    if (back === -1) {
       pipeBack.set(simPipe.serial, pipe);
       pipeBackDesc.set(simPipe.serial, id);
     }
     if (!minePipe.has(pipe)) {
-      minePipe.set(pipe, true);
+      minePipe.set(pipe, 1);
       minePipes.push(pipe);
+      minePipeSims.push(simPipe);
     }
   }
-  for (const id of minePipes) {
-    const sim = pipeMap.get(id)!;
+  for (let k = 0; k < minePipes.length; k++) {
+    const id = minePipes[k]!;
+    const sim = minePipeSims[k]!;
     const p = pipes.get(id)!;
     if (sim.capacity !== p.capacity) throw new Failure(`pipe ${id} has capacity ${sim.capacity}, the image says ${p.capacity}`);
     const want = p.data;
