@@ -523,7 +523,13 @@ export function renumber(members: StaticArray<i32>): void {
   const oldPipes = pipeRecords;
   pipeRecords = new StaticArray<i32>(nPipes << PIPE_SHIFT);
   for (let q = 0; q < nPipes; q++) {
-    memory.copy(changetype<usize>(pipeRecords) + (usize(q) << (PIPE_SHIFT + 2)), changetype<usize>(oldPipes) + (usize(unchecked(pipeInput[q])) << (PIPE_SHIFT + 2)), usize(4) << PIPE_SHIFT);
+    const src = changetype<usize>(oldPipes) + (usize(unchecked(pipeInput[q])) << (PIPE_SHIFT + 2));
+    const dst = changetype<usize>(pipeRecords) + (usize(q) << (PIPE_SHIFT + 2));
+    // The eight words as four loads and stores, as the descriptions' (a memory.copy call each cost more).
+    store<u64>(dst, load<u64>(src));
+    store<u64>(dst + 8, load<u64>(src + 8));
+    store<u64>(dst + 16, load<u64>(src + 16));
+    store<u64>(dst + 24, load<u64>(src + 24));
     const r = pipe2Read(q);
     const w = pipe2Write(q);
     if (r >= 0) setPipe2Read(q, unchecked(descOf[r]));
@@ -619,13 +625,19 @@ export function sortI64(a: StaticArray<i64>, count: i32 = -1): void {
   }
   let anyOne: u64 = 0;
   let allOne: u64 = u64.MAX_VALUE;
+  // Keys often come in order already (units numbered by their lowest fd, table.ts renumber):
+  // then there is nothing to do.
+  let descents = 0;
+  let last: u64 = 0;
   for (let i = 0; i < n; i++) {
     const v = u64(unchecked(a[i]));
     anyOne |= v;
     allOne &= v;
+    descents += i32(v < last);
+    last = v;
   }
   const varying = anyOne ^ allOne;
-  if (varying == 0) return;
+  if (varying == 0 || descents == 0) return;
   if (sortScratch.length < n) sortScratch = new StaticArray<i64>(n);
   let from = changetype<usize>(a);
   let to = changetype<usize>(sortScratch);
