@@ -6,7 +6,7 @@
 // no randomness, so the same input gives the same bytes on every machine.
 
 import { decode, renumber, decodeError, decodeErrorArg, targetSoft, targetHard, newSortBuffers, nFds, nDescs, nPipes, nTarget } from './table';
-import { pairPipeEnds, pairingError, pairingErrorArg, descsOfPipe, groupByObject } from './pairing';
+import { pairPipeEnds, pairingError, pairingErrorArg, descsOfPipe } from './pairing';
 import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered, newPlannerBuffers } from './planner';
 import { resetEmit, wordsOut, wordCount, opCount, highestFd, newEmitBuffer, expectWords, HEADER_ROOM } from './emit';
 import { newMoveBuffers } from './moves';
@@ -54,7 +54,6 @@ export function plan(): i32 {
   if (!decode(inputWords)) return fail(ERROR_DECODE + decodeError, decodeErrorArg, 0);
   if (!pairPipeEnds()) return fail(ERROR_PAIRING + pairingError, pairingErrorArg, 0);
   renumber(descsOfPipe);
-  groupByObject();
   expectWords(nFds, nDescs, nPipes, nTarget);
   const code = planRestore();
   if (code != PLAN_OK) return fail(code, planErrorArg, planErrorArg2);

@@ -62,11 +62,8 @@ export function pairPipeEnds(): bool {
   return true;
 }
 
-/**
- * Each object's descriptions by one counting pass (stable: ascending by index). Again after
- * table.ts `renumber`, which leaves every object's count at 0.
- */
-export function groupByObject(): void {
+/** Each object's descriptions by one counting pass (stable: ascending by index). */
+function groupByObject(): void {
   let members = 0;
   for (let d = 0; d < nDescs; d++) {
     const q = descPipe(d);

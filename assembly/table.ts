@@ -447,7 +447,8 @@ let pipeOf = new StaticArray<i32>(0);
  * Renumbers descriptions and objects by units (an object with its descriptions, or a description
  * on none) in order of each unit's lowest fd number; an object's descriptions keep the input's
  * order among themselves, so comparing their indices compares the input's. `members`: pairing.ts's
- * descriptions of each object, which must be grouped again afterwards (its groupByObject).
+ * descriptions of each object (descsOfPipe), rewritten here in the new numbering along with each
+ * object's place in it.
  */
 export function renumber(members: StaticArray<i32>): void {
   descInput = new StaticArray<i32>(nDescs);
@@ -522,6 +523,7 @@ export function renumber(members: StaticArray<i32>): void {
   }
   const oldPipes = pipeRecords;
   pipeRecords = new StaticArray<i32>(nPipes << PIPE_SHIFT);
+  let grouped = 0;
   for (let q = 0; q < nPipes; q++) {
     const src = changetype<usize>(oldPipes) + (usize(unchecked(pipeInput[q])) << (PIPE_SHIFT + 2));
     const dst = changetype<usize>(pipeRecords) + (usize(q) << (PIPE_SHIFT + 2));
@@ -534,7 +536,14 @@ export function renumber(members: StaticArray<i32>): void {
     const w = pipe2Write(q);
     if (r >= 0) setPipe2Read(q, unchecked(descOf[r]));
     if (w >= 0) setPipe2Write(q, unchecked(descOf[w]));
-    setPipeMembers(q, 0, 0);
+    // Its descriptions are now the consecutive numbers from its start, and the objects' groups
+    // follow one another in the objects' new order: `members` is rewritten so (read above for
+    // the last time in the input's numbering), with no second counting pass over the objects.
+    const start = unchecked(pipeStart[unchecked(pipeInput[q])]);
+    const count = pipeCount(q);
+    setPipeMembers(q, grouped, count);
+    for (let k = 0; k < count; k++) unchecked((members[grouped + k] = start + k));
+    grouped += count;
   }
   for (let t = 0; t < nTarget; t++) if (unchecked(targetDesc[t]) >= 0) unchecked((targetDesc[t] = descOf[targetDesc[t]]));
   groupByDesc(descOf);
