@@ -128,6 +128,40 @@ function lastBufferIsPacket(copy: Scratch, lengths: number[], buf: Buffer): bool
 
 const MARKER = Buffer.from([0]);
 
+/** One write(2) into a non-blocking scratch pipe; 0 when it has no room (no free slot). */
+function writeOnce(fd: number, bytes: Buffer): number {
+  try {
+    return writeFd(fd, bytes);
+  } catch (err) {
+    if (isEagain(err)) return 0;
+    throw err;
+  }
+}
+
+/**
+ * The bytes of a pipe holding plain bytes only (most pipes), in three calls: tee() them into a
+ * scratch pipe, write a marker byte behind them, and read everything at once. A read stops at the
+ * end of a packet, so it takes the marker too only when no buffer is a packet; then the copy is
+ * empty again. Null when a buffer is a packet, the copy left no free slot for the marker (a
+ * full pipe), or it is not the `queued` bytes FIONREAD counted: the copy is dropped and the pipe
+ * copied as copyPipe does any other (which tells a pipe that changed meanwhile).
+ */
+function plainBytes(source: number, queued: number, size: number, buf: Buffer, pool: ScratchPipes): Buffer | null {
+  const s = pool.take(size);
+  try {
+    const total = teeAll(source, s.w);
+    if (total === queued && total < buf.length && writeOnce(s.w, MARKER) === 1 && readOnce(s.r, buf) === total + 1) {
+      pool.give(s);
+      return Buffer.from(buf.subarray(0, total));
+    }
+  } catch (err) {
+    s.close();
+    throw err;
+  }
+  pool.giveChecked(s);
+  return null;
+}
+
 /**
  * Is every stretch one whole packet? A 1-byte read of a packet consumes all of it, of plain
  * bytes just one: count what is left (by tee()ing it into a counter pipe) to tell which.
@@ -171,11 +205,15 @@ let readBuf = Buffer.allocUnsafe(0);
 export function copyPipe(source: number, what: () => string, pool: ScratchPipes): PipeBytes {
   const capacity = getPipeSize(source);
   // An empty pipe (most are) needs no copy: FIONREAD counts what its buffers hold.
-  if (pipeQueued(source) === 0) return { capacity, data: Buffer.alloc(0) };
+  const queued = pipeQueued(source);
+  if (queued === 0) return { capacity, data: Buffer.alloc(0) };
   if (readBuf.length < capacity) readBuf = Buffer.allocUnsafe(capacity);
   const buf = readBuf.subarray(0, capacity);
-  const chunks: Buffer[] = [];
   const size = scratchSize(capacity);
+  // A full pipe leaves its copy no slot for the marker.
+  const plain = queued < capacity ? plainBytes(source, queued, size, buf, pool) : null;
+  if (plain !== null) return { capacity, data: plain };
+  const chunks: Buffer[] = [];
   const first = pool.take(size);
   let total: number;
   try {
