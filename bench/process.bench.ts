@@ -72,13 +72,20 @@ function frozenMs(stderr: string): number {
   return Number(m[1]);
 }
 
-/** Dump pid whole RUNS times: whole times and downtimes. */
+/**
+ * Dump pid whole RUNS times: whole times and downtimes. Each dump writes a new file, the last
+ * one's image removed before it (not timed), as each `cp` of the 300 MiB row writes a new file
+ * and its copy is removed untimed: replacing a file (`--force` over it) also pays the old one's
+ * unlink, which waits for whatever of it the kernel is writing back (a 300 MiB image dumped just
+ * before: 265 against 432 ms whole, medians of 9 alternated, docs/performance.md).
+ */
 function dumps(pid: number, image: string): { whole: number[]; cpu: number[]; frozen: number[] } {
   const whole: number[] = [];
   const cpu: number[] = [];
   const frozen: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = cr(['dump', '--pid', String(pid), '-o', image, '--force', '--timings', '--quiet']);
+    rmSync(image, { force: true });
+    const r = cr(['dump', '--pid', String(pid), '-o', image, '--timings', '--quiet']);
     whole.push(r.ms);
     cpu.push(r.cpu);
     frozen.push(frozenMs(r.stderr));
