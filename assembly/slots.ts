@@ -77,6 +77,12 @@ export function occupy(fd: i32, content: i32, cloexec: bool): void {
   unchecked((slots[fd] = ((content + 1) << CONTENT_SHIFT) | (slots[fd] & CLOEXEC_WANTED) | (cloexec ? CLOEXEC_NOW : 0)));
 }
 
+/** The slot word at fd, read only to bring it into the cache ahead of its use (planner.ts `warmDupSlots`). */
+// @ts-ignore: decorator
+@inline export function slotWord(fd: i32): i32 {
+  return unchecked(slots[fd]);
+}
+
 export function vacate(fd: i32): void {
   occupied.remove(fd);
   unchecked((slots[fd] = slots[fd] & CLOEXEC_WANTED));
