@@ -8,13 +8,25 @@
 // not a string, nesting deeper than an image ever goes, counts that the remaining bytes cannot
 // hold, or a decoded size far out of proportion to the bytes (a million empty arrays in a
 // megabyte). docs/image-format.md gives the limits.
-// msgpackr's plain-JS entry ('msgpackr/pack' is its index.js for Node): its main entry loads the
-// native string extractor (msgpackr-extract) when imported, about 15 ms of every command's
-// start-up.
-import { Packr } from 'msgpackr/pack';
+// msgpackr writes only what packParts does not, which no image cr makes holds: it is required
+// the first time a value needs it, not imported, so that no command's bundle holds it (81 KB of
+// source, its code cache and its modules' top levels in every restore and dump; its ESM entry
+// for Node is index.js, which imports unpack.js too). Required, its entry for Node is the
+// CommonJS build, which tries to load the native string extractor (msgpackr-extract): that cost
+// is paid only then.
+import { createRequire } from 'node:module';
+import type { Packr } from 'msgpackr/pack';
 
-// useRecords: false keeps records out of what is written.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+let packr: Packr | undefined;
+
+/** msgpackr's packer; useRecords: false keeps records out of what is written. */
+function msgpackr(): Packr {
+  if (packr === undefined) {
+    const { Packr } = createRequire(import.meta.url)('msgpackr/pack') as typeof import('msgpackr/pack');
+    packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+  }
+  return packr;
+}
 
 /**
  * msgpack of value, byte for byte what msgpackr's pack (with the options above) writes. The values
@@ -24,7 +36,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClon
  */
 export function packMsgpack(value: unknown): Buffer {
   const parts = packParts(value);
-  if (parts === null) return packr.pack(value);
+  if (parts === null) return msgpackr().pack(value);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
