@@ -22,34 +22,36 @@ export const MODE_FRESH: i32 = 0;
 export const MODE_INTO: i32 = 1;
 export const MODE_INTO_EXACT: i32 = 2;
 
-// Plan op codes (assembly/emit.ts writes them, src/plan/decode.ts reads them)
+// Plan op kinds: the planner writes each op as a plan's words (src/plan/ops.ts STRIDE words: kind, five fields, text index -1), so its kinds are the plan's (ops.ts K_ takes these); fields as ops.ts lists them, but indices where the plan has ids and, for src/plan/decode.ts to turn into texts, the description in the last field of an open by path and the second of an lseek
 /** flags, readFd, writeFd, object */
-export const OP_PIPE2: i32 = 1;
-/** desc (-1: temporary), pathDesc, via (-1: by path), flags, fd */
-export const OP_OPEN: i32 = 2;
+export const OP_PIPE2: i32 = 0;
+/** desc (-1: temporary), via (-1: by path), flags, fd, pathDesc (by path only, else 0) */
+export const OP_OPEN: i32 = 1;
 /** from, to, cloexec */
-export const OP_DUP2: i32 = 3;
+export const OP_DUP2: i32 = 2;
 /** from, min, cloexec, fd */
-export const OP_DUPFD: i32 = 4;
+export const OP_DUPFD: i32 = 3;
 /** fd */
-export const OP_CLOSE: i32 = 5;
+export const OP_CLOSE: i32 = 4;
 /** fd, flags */
-export const OP_SETFL: i32 = 6;
+export const OP_SETFL: i32 = 5;
 /** fd, cloexec */
-export const OP_SETFD: i32 = 7;
+export const OP_SETFD: i32 = 6;
 /** fd, size */
-export const OP_SETPIPESZ: i32 = 8;
+export const OP_SETPIPESZ: i32 = 7;
 /** fd, desc (whose offset) */
-export const OP_LSEEK: i32 = 9;
-/** fd, object (whose bytes) */
-export const OP_WRITE: i32 = 10;
-/** soft, hard */
-export const OP_PRLIMIT: i32 = 11;
-export const OP_COMMIT: i32 = 12;
+export const OP_LSEEK: i32 = 8;
 /** desc, cloexec, fd: a CLASS_SINGLE description, made by its kind */
-export const OP_CREATE: i32 = 13;
+export const OP_CREATE: i32 = 9;
 /** cloexec, fd0, fd1, desc0, desc1 (-1: a temporary end): a socket pair, made by its kind with its queued bytes */
-export const OP_SOCKETPAIR: i32 = 14;
+export const OP_SOCKETPAIR: i32 = 12;
+/** fd, object (whose bytes), bytes */
+export const OP_WRITE: i32 = 13;
+/** soft, hard */
+export const OP_PRLIMIT: i32 = 14;
+export const OP_COMMIT: i32 = 16;
+/** words per op (src/plan/ops.ts STRIDE) */
+export const OP_WORDS: i32 = 7;
 
 // Object flags: the third word of each object of the planner input
 /** a pipe whose bytes are packets (O_DIRECT writes) */

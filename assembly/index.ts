@@ -1,6 +1,6 @@
 // The planner's wasm interface. The host writes the input words into the buffer
 // `input(n)` returns, calls `plan()`, then reads `output()` words:
-//   ok:    [0, lowerBound, commitIndex, opCount, warnings, ...op words]
+//   ok:    [0, lowerBound, commitIndex, opCount, warnings, ...ops, OP_WORDS words each (emit.ts)]
 //   error: [code, arg, arg2]
 // Everything here is a pure function of the input: no imports but abort, no clock,
 // no randomness, so the same input gives the same bytes on every machine.
@@ -8,9 +8,9 @@
 import { decode, renumber, decodeError, decodeErrorArg, targetSoft, targetHard, newSortBuffers, nFds, nDescs, nPipes, nTarget } from './table';
 import { pairPipeEnds, pairingError, pairingErrorArg, descsOfPipe } from './pairing';
 import { planRestore, restoreLimit, planErrorArg, planErrorArg2, commitAt, hardLimitLowered, newPlannerBuffers } from './planner';
-import { resetEmit, wordsOut, wordCount, opCount, highestFd, newEmitBuffer, expectWords, HEADER_ROOM } from './emit';
+import { resetEmit, wordsOut, wordCount, opCount, highestFd, newEmitBuffer, expectWords, putAt, HEADER_ROOM } from './emit';
 import { newMoveBuffers } from './moves';
-import { OP_PRLIMIT, ERROR_DECODE, ERROR_PAIRING, WARN_HARD_LIMIT_LOWERED, PLAN_OK } from './abi';
+import { OP_PRLIMIT, OP_WORDS, ERROR_DECODE, ERROR_PAIRING, WARN_HARD_LIMIT_LOWERED, PLAN_OK } from './abi';
 import { lowerBound } from './bound';
 
 
@@ -61,7 +61,7 @@ export function plan(): i32 {
   const raise = highestFd >= targetSoft;
   restoreLimit(raise);
 
-  const prefix = raise ? 3 : 0;
+  const prefix = raise ? OP_WORDS : 0;
   const words = wordsOut();
   const start = HEADER_ROOM - 5 - prefix;
   words[start] = 0;
@@ -69,11 +69,7 @@ export function plan(): i32 {
   words[start + 2] = commitAt + (raise ? 1 : 0);
   words[start + 3] = opCount() + (raise ? 1 : 0);
   words[start + 4] = hardLimitLowered ? WARN_HARD_LIMIT_LOWERED : 0;
-  if (raise) {
-    words[start + 5] = OP_PRLIMIT;
-    words[start + 6] = targetHard;
-    words[start + 7] = targetHard;
-  }
+  if (raise) putAt(words, start + 5, OP_PRLIMIT, targetHard, targetHard);
   outputAt = changetype<usize>(words) + usize(start) * 4;
   outputWordCount = 5 + prefix + wordCount();
   return 0;

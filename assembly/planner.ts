@@ -468,7 +468,7 @@ function fillPipe(q: i32, anyEnd: i32, writer: i32, writerDesc: i32): void {
     emitSetfl(writer, now | O_DIRECT);
     if (writerDesc >= 0) flagsNow[writerDesc] = now | O_DIRECT;
   }
-  emitWrite(writer, inputPipe(q));
+  emitWrite(writer, inputPipe(q), pipeDataLen(q));
 }
 
 /**

@@ -3,7 +3,7 @@
 // pipe ids become indices; limits are clamped to what an i32 holds (the kernel's
 // nr_open is at most 2^30 anyway).
 
-import { CLASS_INHERITED, DEFAULT_PIPE_CAPACITY, INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT, OBJECT_PACKETS, OBJECT_SOCKETPAIR } from '../abi.js';
+import { CLASS_INHERITED, CLASS_PATH, CLASS_RENDEZVOUS, CLASS_SINGLE, DEFAULT_PIPE_CAPACITY, INPUT_VERSION, MODE_FRESH, MODE_INTO, MODE_INTO_EXACT, OBJECT_PACKETS, OBJECT_SOCKETPAIR } from '../abi.js';
 import { kindOf } from '../kinds/registry.js';
 import { pairOf, pipeOf, type FdTable } from '../model/fdtable.js';
 import type { PlanTarget, TargetMode } from '../model/restore-target.js';
@@ -16,7 +16,10 @@ export interface Encoded {
   /** index -> id, to turn the plan's indices back into the table's ids */
   descIds: number[];
   pipeIds: number[];
-  dataLength: number[];
+  /** every id is its index (as a dump numbers them): the plan's indices need no mapping */
+  idsAreIndices: boolean;
+  /** a description whose creation has a text (a path, an offset, its kind's call): src/plan/decode.ts */
+  anyText: boolean;
   /** a description's kind makes links (an epoll's items: src/plan/links.ts) */
   anyLinks: boolean;
   /** a description's kind prepares an object first (a pty: src/plan/ptys.ts) */
@@ -65,12 +68,13 @@ export function encodeInput(table: FdTable, target: PlanTarget, into?: (n: numbe
   const length = objectsAt + pipes.length * 3 + target.fds.length * 3;
   let words = into ? into(length) : new Int32Array(length);
   const pipeIds: number[] = new Array(pipes.length);
-  const dataLength: number[] = new Array(pipes.length);
+  let idsAreIndices = true;
+  let anyText = false;
   let p = objectsAt;
   for (let i = 0; i < pipes.length; i++) {
     const q = pipes[i]!;
     pipeIds[i] = q.id;
-    dataLength[i] = q.data.length;
+    if (q.id !== i) idsAreIndices = false;
     words[p++] = q.capacity;
     words[p++] = q.data.length;
     words[p++] = q.packets && q.packets.length > 0 ? OBJECT_PACKETS : 0;
@@ -87,6 +91,7 @@ export function encodeInput(table: FdTable, target: PlanTarget, into?: (n: numbe
   for (let i = 0; i < descs.length; i++) {
     const d = descs[i]!;
     descIds[i] = d.id;
+    if (d.id !== i) idsAreIndices = false;
     const kind = kindOf(d);
     if (kind !== lastKind) {
       lastKind = kind;
@@ -95,7 +100,11 @@ export function encodeInput(table: FdTable, target: PlanTarget, into?: (n: numbe
     }
     const c = kind.creation(d);
     const pipe = pipeOf(d);
-    if (pairOf(d) !== undefined) paired.push(i);
+    if (pairOf(d) !== undefined) {
+      paired.push(i);
+      anyText = true;
+    }
+    if (c.seek || c.cls === CLASS_PATH || c.cls === CLASS_RENDEZVOUS || c.cls === CLASS_SINGLE) anyText = true;
     words[p] = c.cls;
     words[p + 1] = d.flags;
     words[p + 2] = pipe !== undefined ? pipeIndex(pipe) : -1;
@@ -164,5 +173,5 @@ export function encodeInput(table: FdTable, target: PlanTarget, into?: (n: numbe
     words[p++] = h === undefined ? -1 : h.desc;
     words[p++] = h?.cloexec ? 1 : 0;
   }
-  return { words, descIds, pipeIds, dataLength, anyLinks, anyPrepare };
+  return { words, descIds, pipeIds, idsAreIndices, anyText, anyLinks, anyPrepare };
 }

@@ -3,6 +3,11 @@
 // executed by replay. Every op that lets the kernel pick an fd number carries the
 // number the planner expects; whoever runs the plan must stop if the kernel disagrees.
 
+import {
+  OP_CLOSE, OP_COMMIT, OP_CREATE, OP_DUP2, OP_DUPFD, OP_LSEEK, OP_OPEN, OP_PIPE2, OP_PRLIMIT, OP_SETFD, OP_SETFL,
+  OP_SETPIPESZ, OP_SOCKETPAIR, OP_WORDS, OP_WRITE,
+} from '../abi.js';
+
 export type Op =
   /** pipe2(int[2], flags): read end lands at fds[0], write end at fds[1] */
   | { op: 'pipe2'; flags: number; fds: [number, number]; pipe: number }
@@ -83,23 +88,25 @@ export interface PlanRecords {
  * holds ops the planner never emits (link, pty, fork), and decode maps one to the other.
  */
 export const OP_NAMES = ['pipe2', 'open', 'dup2', 'dupfd', 'close', 'setfl', 'setfd', 'setpipesz', 'lseek', 'create', 'link', 'pty', 'socketpair', 'write', 'prlimit', 'fork', 'commit'] as const satisfies readonly Op['op'][];
-export const K_PIPE2 = 0;
-export const K_OPEN = 1;
-export const K_DUP2 = 2;
-export const K_DUPFD = 3;
-export const K_CLOSE = 4;
-export const K_SETFL = 5;
-export const K_SETFD = 6;
-export const K_SETPIPESZ = 7;
-export const K_LSEEK = 8;
-export const K_CREATE = 9;
+// The kinds the wasm planner writes are its op codes (scripts/abi.mjs), so its output is a plan's
+// words as they stand; link, pty and fork are added after it, in TypeScript.
+export const K_PIPE2 = OP_PIPE2;
+export const K_OPEN = OP_OPEN;
+export const K_DUP2 = OP_DUP2;
+export const K_DUPFD = OP_DUPFD;
+export const K_CLOSE = OP_CLOSE;
+export const K_SETFL = OP_SETFL;
+export const K_SETFD = OP_SETFD;
+export const K_SETPIPESZ = OP_SETPIPESZ;
+export const K_LSEEK = OP_LSEEK;
+export const K_CREATE = OP_CREATE;
 export const K_LINK = 10;
 export const K_PTY = 11;
-export const K_SOCKETPAIR = 12;
-export const K_WRITE = 13;
-export const K_PRLIMIT = 14;
+export const K_SOCKETPAIR = OP_SOCKETPAIR;
+export const K_WRITE = OP_WRITE;
+export const K_PRLIMIT = OP_PRLIMIT;
 export const K_FORK = 15;
-export const K_COMMIT = 16;
+export const K_COMMIT = OP_COMMIT;
 
 /**
  * Words per op: its kind, up to five integer fields in the order its Op record names them (pipe2:
@@ -107,7 +114,7 @@ export const K_COMMIT = 16;
  * as 0 or 1), and the index of its text in `texts` (open's path, lseek's offset, the call of
  * create, link, pty and socketpair) or -1. An open through /proc/self/fd/<via> keeps no text.
  */
-export const STRIDE = 7;
+export const STRIDE = OP_WORDS;
 /** the word of an op that holds its text's index */
 export const TEXT = 6;
 
