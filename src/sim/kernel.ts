@@ -413,9 +413,15 @@ class FdBitmap {
 const GROWN_BELOW = 1 << 21;
 
 class FdEntries {
-  /** fd -> its description, and its close-on-exec bit beside it: no object per fd (a plan of 100,000 fds installs 184,000) */
+  /** fd -> its description: no object per fd (a plan of 100,000 fds installs 184,000) */
   private readonly descs: Array<SimDesc | undefined> = [];
-  private readonly cloexecs: boolean[] = [];
+  /**
+   * fd -> its close-on-exec bit, a byte each (grown by doubling): a table of 100,000 fds reads it at
+   * random fd numbers, where a JS array of booleans is eight times the memory to miss in; numbers
+   * from GROWN_BELOW up in a Map
+   */
+  private cloexecs = new Uint8Array(64);
+  private far: Map<number, boolean> | null = null;
   size = 0;
 
   desc(fd: number): SimDesc | undefined {
@@ -423,7 +429,7 @@ class FdEntries {
   }
 
   cloexec(fd: number): boolean {
-    return this.cloexecs[fd] === true;
+    return fd < this.cloexecs.length ? this.cloexecs[fd] === 1 : this.far?.get(fd) === true;
   }
 
   has(fd: number): boolean {
@@ -435,17 +441,23 @@ class FdEntries {
     // Grown one slot at a time: a store far past the end (a dup2 to a high number) turns the array
     // into a dictionary, every later access a hash lookup. Numbers beyond any a plan uses (a
     // target's fd may be near 2^30) are stored as they come rather than filled up to.
-    if (fd < GROWN_BELOW) {
-      for (let i = descs.length; i <= fd; i++) descs.push(undefined);
-      for (let i = this.cloexecs.length; i <= fd; i++) this.cloexecs.push(false);
-    }
+    if (fd < GROWN_BELOW) for (let i = descs.length; i <= fd; i++) descs.push(undefined);
     if (descs[fd] === undefined) this.size++;
     descs[fd] = desc;
-    this.cloexecs[fd] = cloexec;
+    this.setCloexec(fd, cloexec);
   }
 
   setCloexec(fd: number, cloexec: boolean): void {
-    this.cloexecs[fd] = cloexec;
+    if (fd >= GROWN_BELOW) {
+      (this.far ??= new Map()).set(fd, cloexec);
+      return;
+    }
+    if (fd >= this.cloexecs.length) {
+      const grown = new Uint8Array(Math.min(Math.max(fd + 1, 2 * this.cloexecs.length), GROWN_BELOW));
+      grown.set(this.cloexecs);
+      this.cloexecs = grown;
+    }
+    this.cloexecs[fd] = cloexec ? 1 : 0;
   }
 
   delete(fd: number): void {
