@@ -7,7 +7,6 @@
 // area, runs from a `syscall` instruction the tracee already has (in the vdso, else in another
 // executable mapping, only read), and every later call runs from that area (docs/injection.md).
 // Everything touched (registers, signal mask, the area and scratch mappings) is put back by finish().
-import { readFileSync } from 'node:fs';
 import { SyscallError } from '../../bridge/errno.js';
 import { readMemory, writeMemory } from '../../bridge/memory.js';
 import {
@@ -19,6 +18,7 @@ import { waitStop, type WaitResult } from '../../bridge/wait.js';
 import { traceCall, tracing } from './trace.js';
 import { MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, SYS } from './syscalls.js';
 import { now } from '../../bridge/clock.js';
+import { readProc } from '../proc/read.js';
 
 const SYSCALL_INSN = Buffer.from([0x0f, 0x05]);
 /** The same two bytes as the low half of a little-endian word, the rest zero. */
@@ -84,7 +84,7 @@ function vdsoOf(maps: string): Executable | null {
 
 /** The thread group of thread tid (`Tgid:` of its status). */
 function tgidOf(tid: number): number {
-  const m = /^Tgid:\s*(\d+)$/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
+  const m = /^Tgid:\s*(\d+)$/m.exec(readProc(`/proc/${tid}/status`));
   if (!m) throw new Error(`/proc/${tid}/status has no Tgid line`);
   return Number(m[1]);
 }
@@ -112,7 +112,7 @@ let ownVdsoOffset: bigint | null | undefined;
  */
 export function learnOwnVdso(): bigint | null {
   if (ownVdsoOffset === undefined) {
-    const own = vdsoOf(readFileSync('/proc/self/maps', 'latin1'));
+    const own = vdsoOf(readProc('/proc/self/maps'));
     ownVdsoOffset = own ? syscallOffset(process.pid, own) : null;
   }
   return ownVdsoOffset;
@@ -125,7 +125,7 @@ export function learnOwnVdso(): bigint | null {
  * vdso's offset is learnt once from cr's own and only confirmed in the tracee (two bytes read,
  * not the whole vdso); anything else is searched.
  */
-export function findSyscallSite(pid: number, maps = readFileSync(`/proc/${pid}/maps`, 'latin1')): bigint {
+export function findSyscallSite(pid: number, maps = readProc(`/proc/${pid}/maps`)): bigint {
   const vdso = vdsoOf(maps);
   const offset = learnOwnVdso();
   if (vdso && offset !== null && vdso.start + offset + 8n <= vdso.end) {

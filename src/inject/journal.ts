@@ -22,6 +22,7 @@ import {
 import { SIGCONT, SIGSTOP, SIGTRAP, tgkill } from '../../bridge/signal.js';
 import { waitStop } from '../../bridge/wait.js';
 import { CrError } from '../errors.js';
+import { readProc } from '../proc/read.js';
 import { randomHex } from '../random-name.js';
 
 export const JOURNAL_VERSION = 1;
@@ -49,14 +50,14 @@ export function runDir(): string {
 
 /** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
 export function startTime(pid: number): string {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const stat = readProc(`/proc/${pid}/stat`);
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
 }
 
 const LEADING_ZEROS = /^0+(?=[0-9a-f])/;
 
 /** The address ranges mapped in pid, as /proc/PID/maps lists them (`maps`: its text): hex, without leading zeros. */
-function mappedHex(pid: number, maps = readFileSync(`/proc/${pid}/maps`, 'latin1')): Array<[string, string]> {
+function mappedHex(pid: number, maps = readProc(`/proc/${pid}/maps`)): Array<[string, string]> {
   const ranges: Array<[string, string]> = [];
   for (const line of maps.split('\n')) {
     const range = line.slice(0, line.indexOf(' '));
@@ -138,7 +139,7 @@ export interface JournalRecord {
 
 const isAlive = (pid: number): boolean => {
   try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = readProc(`/proc/${pid}/stat`);
     const s = state.charAt(state.lastIndexOf(')') + 2);
     return s !== 'Z' && s !== 'X';
   } catch {
@@ -306,7 +307,7 @@ export class Guard {
     const regs = new BigInt64Array(REG_COUNT);
     getRegsInto(tid, regs);
     const mask = getSigmask(tid);
-    const maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+    const maps = readProc(`/proc/${pid}/maps`);
     const record: JournalRecord = {
       version: JOURNAL_VERSION,
       pid,
