@@ -17,7 +17,7 @@ import { restartProcess, type RestartOptions } from '../restart/restart.js';
 import { readStat } from '../proc/tree.js';
 import { jobTermios, onTerminal, shellTerminal, ShellJob } from '../restore/shell-job.js';
 import { restartTree } from '../restart/restart-tree.js';
-import { hashAhead, readyPageThread } from '../restart/page-thread.js';
+import { PAGE_THREAD_MIN, readyPageThread } from '../restart/page-thread.js';
 import { restoreFresh } from '../restore/fresh.js';
 import { restoreInto } from '../restore/into.js';
 import type { ReplayStats } from '../replay/replay.js';
@@ -132,7 +132,7 @@ export function prepareRestore(image: string, opts: RestoreOptions = {}): Prepar
   // A large image's pages go in with a second thread, started now to be up when they come.
   if (mode === 'process' && image !== '-') readyPageThread(image);
   // IMAGE is read here, once; everything below works from this one Input.
-  const input = loadInput(image, { keepPages: mode === 'process', hashAhead });
+  const input = loadInput(image, { keepPages: mode === 'process', deferPagesFrom: PAGE_THREAD_MIN });
   try {
     return prepared(input, mode, opts, maps);
   } catch (err) {

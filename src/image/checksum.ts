@@ -78,19 +78,6 @@ function nodeRsXxh3(): Xxh3 {
   }
 }
 
-/**
- * Where a thread finds @node-rs/xxhash (the same XXH3 as the system's: a thread that hashes part
- * of a restore's work loads it with require, koffi being the main thread's): the module's path.
- */
-export function xxh3ModulePath(): string {
-  const require = createRequire(import.meta.url);
-  try {
-    return require.resolve('@node-rs/xxhash-linux-x64-gnu/xxhash.linux-x64-gnu.node');
-  } catch {
-    return require.resolve('@node-rs/xxhash');
-  }
-}
-
 /** Which implementation hashes, for the test that both agree: the system's, else @node-rs/xxhash. */
 export const xxh3Implementations = (): { system: Xxh3 | null; nodeRs: Xxh3 } => ({ system: systemXxh3(), nodeRs: nodeRsXxh3() });
 

@@ -52,32 +52,22 @@ export const STDIN_IMAGE = '-';
  * holds and the file offset of each run's pages, in order; null when fd does not hold a whole,
  * well-formed process image with a matching checksum (it is then read whole, and judged so).
  */
-export type PageStreamer = (fd: number, size: number, hashAhead?: HashAhead) => { bytes: Buffer; offsets: number[]; deferred?: DeferredCheck } | null;
+export type PageStreamer = (fd: number, size: number, deferFrom?: number) => { bytes: Buffer; offsets: number[]; deferred?: DeferredCheck } | null;
 
 /**
- * A hash of a file's first bytes made elsewhere (a thread: restart/page-thread.ts) while the file
- * is read and used: the digest once it is done, or null if it could not be made there.
- */
-export interface HashElsewhere {
-  /** waits for it; the file's size, mtime and ctime when it was done, to tell a change since */
-  result(): { digest: Buffer; seen: FileChange } | null;
-  /** done with it: its fd closed once the thread is (a thread still at it keeps it until cr exits) */
-  release(): void;
-}
-
-/** Have `length` bytes of fd from its start hashed elsewhere (its own duplicate of fd); null where that cannot be. */
-export type HashAhead = (fd: number, length: number) => HashElsewhere | null;
-
-/**
- * A large image's checksum, checked after the file was read (PagesInFile.verify): the bytes
- * before the END record hashed elsewhere, as its pages go into the process.
+ * A large image's checksum, left to the pass that writes its pages (restart/page-thread.ts): the
+ * file read without its page data, every byte before the first of it hashed (`hash` stands
+ * there), the rest (page data and the run headers between, up to the END record) to be hashed
+ * in file order as it is read again, and checked by PagesInFile.verify before the process runs.
  */
 export interface DeferredCheck {
   /** the END record's body */
   expected: Buffer;
-  /** bytes hashed: every byte before the END record */
+  /** where the hash stands: the first page data's offset */
+  from: number;
+  /** bytes the checksum covers: every byte before the END record */
   length: number;
-  hash: HashElsewhere;
+  hash: ImageChecksum;
 }
 
 export interface FileChange {
@@ -90,7 +80,7 @@ export interface FileChange {
  * Open, check and read path (`-`: stdin); anything wrong is a one-line badInput (exit code 2).
  * With `streamer`, a process image in a regular file is read without its page data (`pages`).
  */
-export function readImageFile(path: string, streamer?: PageStreamer, hashAhead?: HashAhead): ImageFile {
+export function readImageFile(path: string, streamer?: PageStreamer, deferFrom?: number): ImageFile {
   if (path === STDIN_IMAGE) return readStdin();
   const name = basename(path);
   if (name === '' || path.endsWith('/')) badInput(`${path} is a directory, not an image`);
@@ -115,7 +105,7 @@ export function readImageFile(path: string, streamer?: PageStreamer, hashAhead?:
       if (st.isDirectory()) badInput(`${path} is a directory, not an image`);
       if (!st.isFile()) badInput(`${path} is not a regular file`);
       const dir = { uid: dirStat.uid, gid: dirStat.gid, mode: dirStat.mode, sticky: (dirStat.mode & S_ISVTX) !== 0 };
-      const streamed = streamer?.(fd, st.size, hashAhead);
+      const streamed = streamer?.(fd, st.size, deferFrom);
       if (streamed) {
         const pages = new PagesInFile(fd, path, streamed.offsets, streamed.deferred);
         fd = -1; // the pages keep it
@@ -229,6 +219,9 @@ export class PagesInFile {
   private readonly seen: FileChange;
   /** verify()'s finding, once made: null if the checksum matched */
   private corrupt: CrError | null | undefined;
+  /** the deferred checksum, once the page pass made it (passHash) */
+  private digest: Buffer | null = null;
+  private handedOut = false;
   /** the file offset readBuffer holds bytes from while this owns it, and how many */
   private windowAt = 0;
   private windowBytes = 0;
@@ -239,8 +232,8 @@ export class PagesInFile {
     /** the file offset of each PAGES record's page data, in file order */
     readonly offsets: readonly number[],
     /**
-     * The checksum, when it is checked after the file was read: by verify(), before the process
-     * the pages go into runs (restart), and in place of any other failure (corruption()).
+     * The checksum, when it is checked after the file was read (passHash, verify(): before the
+     * process the pages go into runs), and in place of any other failure (corruption()).
      */
     private readonly deferred?: DeferredCheck,
   ) {
@@ -249,9 +242,22 @@ export class PagesInFile {
   }
 
   /**
-   * With a deferred checksum: wait for it and refuse the image (the one line a corrupt image read
-   * whole gets) if it does not match, or if the file changed since it was checked. Once found,
-   * the finding is kept: later calls cost nothing.
+   * The deferred checksum's state, for the pass that reads the page data in file order from
+   * `from` to `to` (every byte: runs and the record headers between): null if there is none, or
+   * if the pass would not read exactly what is left to hash. Given once; `done()` once all of it
+   * went in.
+   */
+  passHash(from: number, to: number): { update(bytes: Uint8Array): void; done(): void } | null {
+    const d = this.deferred;
+    if (!d || this.digest !== null || this.handedOut || d.from !== from || d.length !== to) return null;
+    this.handedOut = true;
+    return { update: (bytes) => d.hash.update(bytes), done: () => void (this.digest = d.hash.digest()) };
+  }
+
+  /**
+   * With a deferred checksum: refuse the image (the one line a corrupt image read whole gets) if
+   * it does not match, hashing here whatever the page pass did not. Once found, the finding is
+   * kept: later calls cost nothing.
    */
   verify(): void {
     const corrupt = this.corruption();
@@ -263,19 +269,15 @@ export class PagesInFile {
     if (this.corrupt !== undefined) return this.corrupt;
     const d = this.deferred;
     if (!d) return (this.corrupt = null);
-    const found = d.hash.result() ?? this.hashHere(d.length);
-    if (!d.expected.equals(found.digest)) {
-      this.corrupt = new CrError(`${this.path}: not a valid cr process image: checksum mismatch (the image is corrupt)`, EXIT_BAD_INPUT);
-    } else if (found.seen.size !== this.seen.size || found.seen.mtimeNs !== this.seen.mtimeNs || found.seen.ctimeNs !== this.seen.ctimeNs) {
-      this.corrupt = new CrError(changedMessage(this.path), EXIT_BAD_INPUT);
-    } else {
-      this.corrupt = null;
-    }
+    const digest = this.digest ?? this.hashHere(d.length);
+    if (digest === null) this.corrupt = new CrError(changedMessage(this.path), EXIT_BAD_INPUT);
+    else if (!d.expected.equals(digest)) this.corrupt = new CrError(`${this.path}: not a valid cr process image: checksum mismatch (the image is corrupt)`, EXIT_BAD_INPUT);
+    else this.corrupt = null;
     return this.corrupt;
   }
 
-  /** The checksum made here, where the thread could not: length bytes from the start, through readBuffer. */
-  private hashHere(length: number): { digest: Buffer; seen: FileChange } {
+  /** The checksum made here, from the start (the page pass did not make it): `length` bytes, through readBuffer; null if the file changed since it was checked. */
+  private hashHere(length: number): Buffer | null {
     if (this.fd < 0) throw new Error(`${this.path}: the image's pages were not kept (its file is closed)`);
     const hash = new ImageChecksum();
     const buf = pageReadBuffer(PAGE_READ_BYTES, this).subarray(0, PAGE_READ_BYTES);
@@ -286,7 +288,9 @@ export class PagesInFile {
       hash.update(buf.subarray(0, n));
       pos += n;
     }
-    return { digest: hash.digest(), seen: changeOf(this.fd) };
+    const now = changeOf(this.fd);
+    if (now.size !== this.seen.size || now.mtimeNs !== this.seen.mtimeNs || now.ctimeNs !== this.seen.ctimeNs) return null;
+    return hash.digest();
   }
 
   /**
@@ -331,7 +335,6 @@ export class PagesInFile {
 
   /** Close the file: done with the pages (a command that needs none closes it at once). */
   close(): void {
-    this.deferred?.hash.release();
     if (this.fd < 0) return;
     closer.unregister(this);
     closeSync(this.fd);

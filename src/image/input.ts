@@ -6,7 +6,7 @@
 // uses of IMAGE, so nothing opens the path again.
 import { badInput } from '../errors.js';
 import type { FdTables } from '../model/fdtable.js';
-import { readImageFile, type HashAhead, type ImageFile } from './file.js';
+import { readImageFile, type ImageFile } from './file.js';
 import { decodeImage, validTable, type Image } from './format.js';
 import { jsonProblem } from './json-bounds.js';
 import { isProcessImage, ProcessImage, streamProcessFile } from './process-format.js';
@@ -31,10 +31,11 @@ export interface Input {
  * pages stay in its file, kept open only with `keepPages` (a restart, which closes it when done:
  * file.pages.close()).
  */
-export function loadInput(given: string, opts: { keepPages?: boolean; hashAhead?: HashAhead } = {}): Input {
-  // A large process image may be hashed elsewhere (hashAhead), its checksum checked later
-  // (PagesInFile.verify): whatever is found wrong before that may be the damage it would find.
-  const file = readImageFile(given, streamProcessFile, opts.keepPages ? opts.hashAhead : undefined);
+export function loadInput(given: string, opts: { keepPages?: boolean; deferPagesFrom?: number } = {}): Input {
+  // A large process image may have its checksum left to the pass that writes its pages
+  // (deferPagesFrom: PagesInFile.verify): whatever is found wrong before that may be the damage
+  // it would find.
+  const file = readImageFile(given, streamProcessFile, opts.keepPages ? opts.deferPagesFrom : undefined);
   try {
     const input = inputOf(file);
     if (!opts.keepPages) file.pages?.close();

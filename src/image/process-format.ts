@@ -307,16 +307,17 @@ export interface PageRun {
  * Peak memory is then independent of the image's size. Anything not well formed (or a checksum
  * that does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
  */
-export const streamProcessFile: PageStreamer = (fd, size, hashAhead) => {
+export const streamProcessFile: PageStreamer = (fd, size, deferFrom) => {
   // The page data goes through the buffer the pages are read through again later (file.ts).
   const chunk = pageReadBuffer(PAGE_READ_BYTES, streamProcessFile).subarray(0, PAGE_READ_BYTES);
-  // A large image may be hashed elsewhere (hashAhead: a thread, while this reads its records and
-  // the restart goes on), every byte before an END record at the file's end: its page data is
-  // then not read here at all, and the checksum is checked once the thread is done
-  // (PagesInFile.verify), before the process runs. Should the END record not be there, this
-  // finds the image not well formed (null), and the thread's work is not used.
-  const elsewhere = size >= FILE_HEADER + RECORD_HEADER + CHECKSUM_BYTES ? (hashAhead?.(fd, size - RECORD_HEADER - CHECKSUM_BYTES) ?? null) : null;
-  const hash = elsewhere ? null : new ImageChecksum();
+  const hash = new ImageChecksum();
+  // A file of deferFrom bytes or more (a restore's: it reads the page data again as it writes it)
+  // has its page data left unread here: every byte up to the first of it is hashed, the rest is
+  // left to that pass (DeferredCheck, restart/page-thread.ts), which must then read nothing but
+  // page runs and their headers up to an END record at the file's end. An image with anything
+  // else after its first run (a tree's next member) is read again, whole, as any other.
+  const defer = deferFrom !== undefined && size >= deferFrom;
+  let skipping = false;
   // What is kept is read straight into one buffer, in file order, not into a buffer per record
   // joined at the end: on this VM each fresh page costs about 18 µs the first time it is
   // written (a dense fd table's 650 KB, 3-4 ms), and joining paid that twice. Sized for the
@@ -353,7 +354,7 @@ export const streamProcessFile: PageStreamer = (fd, size, hashAhead) => {
   };
   const header = keep(FILE_HEADER);
   if (header === null || !isProcessImage(header)) return null;
-  hash?.update(header);
+  hash.update(header);
   for (;;) {
     const rh = keep(RECORD_HEADER);
     if (rh === null) return null;
@@ -363,22 +364,21 @@ export const streamProcessFile: PageStreamer = (fd, size, hashAhead) => {
       const at = pos - RECORD_HEADER;
       const body = keep(length);
       if (body === null || pos !== size) return null;
-      if (!hash) {
-        if (body.length !== CHECKSUM_BYTES || at !== size - RECORD_HEADER - CHECKSUM_BYTES) return null;
-        return { bytes: kept.subarray(0, keptBytes), offsets, deferred: { expected: Buffer.from(body), length: at, hash: elsewhere! } };
-      }
+      if (skipping) return { bytes: kept.subarray(0, keptBytes), offsets, deferred: { expected: Buffer.from(body), from: offsets[0]!, length: at, hash } };
       if (!hash.digest().equals(body)) return null;
       return { bytes: kept.subarray(0, keptBytes), offsets };
     }
-    hash?.update(rh);
+    if (skipping && type !== RECORD_PAGES) return streamProcessFile(fd, size);
+    if (!skipping) hash.update(rh);
     if (type === RECORD_PAGES && length > PAGES_HEADER && length <= MAX_RUN_BYTES + PAGES_HEADER) {
       const run = keep(PAGES_HEADER);
       if (run === null) return null;
-      hash?.update(run);
+      if (!skipping) hash.update(run);
       offsets.push(pos);
       const data = length - PAGES_HEADER;
       if (size - pos < data) return null;
-      if (!hash) {
+      skipping ||= defer;
+      if (skipping) {
         pos += data;
         continue;
       }
@@ -393,7 +393,7 @@ export const streamProcessFile: PageStreamer = (fd, size, hashAhead) => {
     if (length > MAX_HEAD_BYTES) return null;
     const body = keep(length);
     if (body === null) return null;
-    hash?.update(body);
+    hash.update(body);
   }
 };
 

@@ -499,15 +499,21 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
   let mem = -1;
   const memFd = (): number => (mem >= 0 ? mem : (mem = openSync(`/proc/${pid}/mem`, 'r+')));
   const todo: Array<{ run: PageRun; addr: number; direct: boolean }> = [];
+  /** every run, in file order, and whether it is written (todo's index) */
+  const all: Array<{ run: PageRun; addr: number; todo: number }> = [];
   for (const run of runs) {
     const m = image[run.mapping]!;
     // A live System V segment attached again keeps the pages it has now (others may share it).
-    if (m.shm && objects.get(m.shm.object)!.sysv?.live) continue;
+    if (m.shm && objects.get(m.shm.object)!.sysv?.live) {
+      all.push({ run, addr: 0, todo: -1 });
+      continue;
+    }
     // A page of shared anonymous memory goes into its object, through the object's first mapping.
     const addr = m.shm ? objects.get(m.shm.object)!.at + m.shm.offset + (run.addr - m.start) : run.addr;
     // Writable memory (an object's first mapping always is) takes the bytes with one
     // process_vm_writev, one copy; the rest, and whatever it could not reach, through
     // /proc/PID/mem, which writes whatever the protection.
+    all.push({ run, addr, todo: todo.length });
     todo.push({ run, addr, direct: m.shm !== undefined || (m.prot & PROT_WRITE) !== 0 });
   }
   const bytes = todo.reduce((n, t) => n + t.run.length, 0);
@@ -515,27 +521,31 @@ export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[
   // have been taken, if not all written yet).
   let before = 0;
   const upTo = todo.map((t) => (before += t.run.length));
-  const write = (i: number): void => {
-    const { run, addr, direct } = todo[i]!;
-    const data = run.data;
+  const write = (i: number, data = todo[i]!.run.data): void => {
+    const { addr, direct } = todo[i]!;
     let done = direct ? copyRanges(pid, [{ addr, data }], true) : 0;
     while (done < data.length) done += writeSync(memFd(), data, done, data.length - done, addr + done);
     progress?.onProgress(upTo[i]!, progress.total);
   };
   let thread: PageThread | null = null;
-  const file = todo[0]?.run.inFile?.pages;
+  const file = all[0]?.run.inFile?.pages;
   try {
-    // A large image's runs, from its file, shared with a second thread (page-thread.ts).
-    if (file && bytes >= PAGE_THREAD_MIN && todo.every((t) => t.run.inFile?.pages === file)) {
-      thread = new PageThread(file, todo.map((t) => ({ offset: t.run.inFile!.offset, length: t.run.length, addr: t.addr })), memFd());
-      for (let i = thread.take(); i >= 0; i = thread.take()) write(i);
+    // A large image's runs, from its file, read once in windows shared with a second thread
+    // (page-thread.ts), which also make its checksum where the restore left it to them.
+    if (file && bytes >= PAGE_THREAD_MIN && all.every((a) => a.run.inFile?.pages === file)) {
+      const jobs = all.map((a) => ({ offset: a.run.inFile!.offset, length: a.run.length, addr: a.addr, write: a.todo >= 0 }));
+      thread = new PageThread(file, jobs, memFd());
+      const last = jobs[jobs.length - 1]!;
+      const hash = file.passHash(jobs[0]!.offset, last.offset + last.length);
+      thread.run((j, data) => write(all[j]!.todo, data), hash ?? undefined);
+      hash?.done();
       thread.finish();
       progress?.onProgress(bytes, progress.total);
     } else {
       todo.forEach((_, i) => write(i));
     }
-    // A large image's checksum, made by that thread as the pages went in: checked before anything
-    // else is done in the process (PagesInFile.verify; nothing if it was checked as it was read).
+    // A large image's checksum, made as the pages went in: checked before anything else is done
+    // in the process (PagesInFile.verify; nothing if it was checked as it was read).
     file?.verify();
   } finally {
     thread?.end();
