@@ -353,21 +353,25 @@ function sortFds(input: StaticArray<i32>, highest: i32): bool {
   }
   fdAt = new StaticArray<i32>(highest + 1);
   memory.fill(changetype<usize>(fdAt), 0xff, usize(fdAt.length) * 4);
+  // Each number's fd goes in as its description and close-on-exec bit (desc << 1 | bit: the input
+  // cannot hold 2^30 descriptions), so the sweep below reads nothing but fdAt, in order, instead
+  // of each fd's words at random in the input.
   let duplicate = i32.MAX_VALUE;
   for (let i = 0; i < nFds; i++) {
-    const fd = unchecked(input[10 + 3 * i]);
+    const at = 10 + 3 * i;
+    const fd = unchecked(input[at]);
     if (unchecked(fdAt[fd]) >= 0) duplicate = min(duplicate, fd);
-    unchecked((fdAt[fd] = i));
+    unchecked((fdAt[fd] = (unchecked(input[at + 1]) << 1) | (unchecked(input[at + 2]) != 0 ? 1 : 0)));
   }
   if (duplicate != i32.MAX_VALUE) return fail(DECODE_DUPLICATE_FD, duplicate);
-  // fdAt: input index -> index in number order
+  // fdAt: each fd -> its index in number order
   let k = 0;
   for (let fd = 0; fd <= highest; fd++) {
-    const at = unchecked(fdAt[fd]);
-    if (at < 0) continue;
+    const packed = unchecked(fdAt[fd]);
+    if (packed < 0) continue;
     unchecked((fdNum[k] = fd));
-    unchecked((fdDesc[k] = input[10 + 3 * at + 1]));
-    unchecked((fdCloexec[k] = input[10 + 3 * at + 2] != 0));
+    unchecked((fdDesc[k] = packed >> 1));
+    unchecked((fdCloexec[k] = (packed & 1) != 0));
     unchecked((fdAt[fd] = k));
     k++;
   }
