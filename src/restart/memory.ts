@@ -493,7 +493,7 @@ function openAll(husk: Husk, files: MapFile[], opened: MapFile[]): void {
 
 /**
  * Write the image's page runs into the husk: a large image's in two threads (page-thread.ts),
- * each run whole by one of them, in any order (the runs never overlap). Returns pages written.
+ * each window of runs by one of them, in any order (the runs never overlap). Returns pages written.
  */
 export function writePages(pid: number, runs: Iterable<PageRun>, image: Mapping[], objects: SharedObjects, progress?: { onProgress: OnProgress; total: number }): number {
   let mem = -1;
