@@ -22,6 +22,7 @@ import { captureFdTables } from './fds.js';
 import { withCttyTermios } from './ctty.js';
 import { readInjected, type ThreadOwn } from './injected-reads.js';
 import { learnOwnVdso } from '../inject/injector.js';
+import { readyJournal } from '../inject/journal.js';
 import { readySha256 } from '../../bridge/sha256.js';
 import { withGuards } from './guards.js';
 import { readLocks } from './locks.js';
@@ -246,9 +247,10 @@ export function checkpointProcess(pid: number, imagePath: string, opts: Checkpoi
   // Memory for the root's pages, made before the freeze: a small process's are all held there and
   // written after the thaw (a tree's other members, or a process grown meanwhile, may not fit).
   readyPageBatch(aboutMemory(pid), writer);
-  // What the injection and the vdso's digest need of cr itself, learnt before anything is frozen,
-  // and the root's mapped files (the rest are stat'ed while frozen).
+  // What the injection, its journal and the vdso's digest need of cr itself, learnt before
+  // anything is frozen, and the root's mapped files (the rest are stat'ed while frozen).
   learnOwnVdso();
+  readyJournal();
   readySha256();
   const files = fileStats(pid);
   let tree: FrozenTree | null = null;

@@ -48,22 +48,46 @@ export function runDir(): string {
   return dir;
 }
 
+/**
+ * The journal's time of writing. The first toISOString in a process costs about 0.2 ms (V8 makes
+ * its date formatting ready): a dump calls readyJournal before it freezes anything, so that the
+ * journal written while the process is frozen does not pay it.
+ */
+const writtenNow = (): string => new Date().toISOString();
+
+/** What writing a journal needs made ready once per cr, before a process is frozen. */
+export function readyJournal(): void {
+  writtenNow();
+}
+
 /** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
 export function startTime(pid: number): string {
   const stat = readProc(`/proc/${pid}/stat`);
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
 }
 
-const LEADING_ZEROS = /^0+(?=[0-9a-f])/;
+/** Hex digits from..to of text without leading zeros (one digit left of an all-zero number). */
+function hexAt(text: string, from: number, to: number): string {
+  let i = from;
+  while (i < to - 1 && text.charCodeAt(i) === 0x30) i++;
+  return text.slice(i, to);
+}
 
-/** The address ranges mapped in pid, as /proc/PID/maps lists them (`maps`: its text): hex, without leading zeros. */
+/**
+ * The address ranges mapped in pid, as /proc/PID/maps lists them (`maps`: its text): hex, without
+ * leading zeros. Read while the process is frozen: each line's range is cut out where it stands.
+ */
 function mappedHex(pid: number, maps = readProc(`/proc/${pid}/maps`)): Array<[string, string]> {
   const ranges: Array<[string, string]> = [];
-  for (const line of maps.split('\n')) {
-    const range = line.slice(0, line.indexOf(' '));
-    if (!range) continue;
-    const [a, b] = range.split('-') as [string, string];
-    ranges.push([a.replace(LEADING_ZEROS, ''), b.replace(LEADING_ZEROS, '')]);
+  for (let at = 0; at < maps.length; ) {
+    let eol = maps.indexOf('\n', at);
+    if (eol < 0) eol = maps.length;
+    const space = maps.indexOf(' ', at);
+    if (space > at && space < eol) {
+      const dash = maps.indexOf('-', at);
+      if (dash >= at && dash < space) ranges.push([hexAt(maps, at, dash), hexAt(maps, dash + 1, space)]);
+    }
+    at = eol + 1;
   }
   return ranges;
 }
@@ -315,7 +339,7 @@ export class Guard {
       startTime: startTime(pid),
       command,
       cr: process.pid,
-      written: new Date().toISOString(),
+      written: writtenNow(),
       wasStopped: inGroupStop(tid),
       regs: [...regs].map(String),
       mask: mask.toString('hex'),
@@ -345,7 +369,7 @@ export class Guard {
 
   /** Record progress (the plan's commit, a thread's own fs ids) before it matters to recover. */
   update(fields: Partial<JournalRecord>): void {
-    Object.assign(this.record, fields, { written: new Date().toISOString() });
+    Object.assign(this.record, fields, { written: writtenNow() });
     writeJournal(this.dir, this.record);
   }
 
