@@ -131,6 +131,19 @@ test('numbers go into a batch as their 64-bit words (negative, above 32 bits); c
       const out = runner.run(b);
       assert.equal(out.results, [0n, 1n << 32n, 40n, EBADF, -29n]);
       assert.is(out.matched, 5);
+      // Only the result that was not expected read back: the others are holes.
+      const short = runner.batch();
+      short.call(SYS.getpid, [], ANY_SUCCESS);
+      short.call(SYS.close, [-1], 0);
+      short.call(SYS.getpid, [], ANY_SUCCESS);
+      const one = runner.run(short, { unexpectedOnly: true });
+      assert.is(one.matched, 1);
+      assert.is(one.results.length, 2);
+      assert.is(0 in one.results, false);
+      assert.is(one.results[1], EBADF);
+      const rest = runner.run(short, { unexpectedOnly: true, from: 2 });
+      assert.is(rest.matched, 1);
+      assert.is(0 in rest.results, false);
       checkFdsHeld(runner, pid, [0, 1, 40]);
       assert.throws(() => checkFdsHeld(runner, pid, [0, 1]), (e: Error) => e.message === `after the replay pid ${pid} has fds 40 the plan did not make`);
       assert.throws(() => checkFdsHeld(runner, pid, [0, 1, 40, 41]), (e: Error) => e.message === `after the replay pid ${pid} lacks fds 41`);

@@ -300,9 +300,12 @@ export class BatchRunner {
    * SIGSTOP can: the rest are blocked) are suppressed and handed to the injector, which sends
    * them again at its finish: a stop asked for during the batch is not lost. `from`: go on with a
    * batch that ran before and stopped short, from its call `from` (its data and records are in
-   * the tracee already); matched and results count from there.
+   * the tracee already); matched and results count from there. `unexpectedOnly`: of the results,
+   * only the one that was not what its call expected is read (the others are left empty, holes in
+   * `results`), for a caller that looks at no other: the dense table's replay reads back 215 KB of
+   * records for that one otherwise. A trace (--log) reads them all.
    */
-  run(batch: Batch, opts: { readBack?: boolean; from?: number } = {}): BatchOutcome {
+  run(batch: Batch, opts: { readBack?: boolean; from?: number; unexpectedOnly?: boolean } = {}): BatchOutcome {
     const from = opts.from ?? 0;
     const n = batch.length - from;
     const { data: staged, records, recordsAt: firstAt } = batch.image();
@@ -320,7 +323,7 @@ export class BatchRunner {
     }
     // Call by call, each injected call is traced by the injector itself.
     const start = this.code !== null && tracing() ? now() : 0;
-    const { matched, results } = this.code === null ? this.oneByOne(batch, from) : this.inOneGo(n, recordsAt);
+    const { matched, results } = this.code === null ? this.oneByOne(batch, from) : this.inOneGo(n, recordsAt, (opts.unexpectedOnly ?? false) && !start);
     if (start) {
       const calls = batch.calls.slice(from).map((c) => ({ nr: c.nr, args: c.args, expect: c.expect === ANY_SUCCESS ? null : c.expect }));
       traceBatch(this.inj.pid, calls, results, matched, start, now() - start);
@@ -341,7 +344,7 @@ export class BatchRunner {
     return { matched, results };
   }
 
-  private inOneGo(n: number, recordsAt: bigint): { matched: number; results: bigint[] } {
+  private inOneGo(n: number, recordsAt: bigint, unexpectedOnly: boolean): { matched: number; results: bigint[] } {
     if (n === 0) return { matched: 0, results: [] };
     const pid = this.inj.pid;
     const regs = getRegs(pid);
@@ -374,8 +377,12 @@ export class BatchRunner {
     }
     const matched = Number((getRegs(pid).rbx - recordsAt) / BigInt(RECORD_BYTES));
     const ran = Math.min(n, matched + 1);
-    const records = readMemory(pid, recordsAt, ran * RECORD_BYTES);
     const results: bigint[] = new Array(ran);
+    if (unexpectedOnly) {
+      if (matched < n) results[matched] = readMemory(pid, recordsAt + BigInt(matched * RECORD_BYTES + RESULT_AT), 8).readBigInt64LE(0);
+      return { matched, results };
+    }
+    const records = readMemory(pid, recordsAt, ran * RECORD_BYTES);
     if (records.byteOffset % 8 === 0) {
       const words = new BigInt64Array(records.buffer, records.byteOffset, ran * RECORD_WORDS);
       for (let i = 0; i < ran; i++) results[i] = words[i * RECORD_WORDS + RESULT_AT / 8]!;

@@ -66,7 +66,7 @@ function allOpen(runner: BatchRunner, want: number[]): boolean {
     const batch = runner.batch();
     const end = Math.min(want.length, at + perBatch);
     for (let i = at; i < end; i++) batch.call(SYS.fcntl, [want[i]!, F_GETFD], ANY_SUCCESS);
-    if (runner.run(batch).matched !== batch.length) return false;
+    if (runner.run(batch, { unexpectedOnly: true }).matched !== batch.length) return false;
   }
   return true;
 }
