@@ -2,10 +2,12 @@
 // last on a semaphore (semctl GETPID, the one thing about who uses a set the kernel tells: its
 // /proc/sysvipc/sem line names no process), a set's or queue's IPC_STAT, a set's values (GETALL)
 // and a queue's messages, each copied by its index (msgrcv MSG_COPY, which leaves it queued), and
-// IPC_RMID. Every call but GETPID's needs read permission on the object (or CAP_IPC_OWNER).
+// IPC_RMID (of a shared memory segment too). Every call but GETPID's and IPC_RMID's needs read
+// permission on the object (or CAP_IPC_OWNER).
 import { check } from './errno.js';
 import { libc } from './libc.js';
 
+const SYS_shmctl = 31;
 const SYS_semctl = 66;
 const SYS_msgrcv = 70;
 const SYS_msgctl = 71;
@@ -77,8 +79,12 @@ export function msgCopy(id: number, index: number, max: number): { type: bigint;
   return { type: b.readBigInt64LE(0), text: Buffer.from(b.subarray(8, 8 + n)) };
 }
 
-/** Remove set (`sem`) or queue (`msg`) `id` (IPC_RMID: the creator's, the owner's or CAP_SYS_ADMIN's to do). */
-export function removeIpc(kind: 'sem' | 'msg', id: number): void {
+/**
+ * Remove set (`sem`), queue (`msg`) or segment (`shm`: gone once no process has it attached) `id`
+ * (IPC_RMID: the creator's, the owner's or CAP_SYS_ADMIN's to do).
+ */
+export function removeIpc(kind: 'sem' | 'msg' | 'shm', id: number): void {
   if (kind === 'sem') check(libc.syscall(SYS_semctl, 'int', id, 'int', 0, 'int', IPC_RMID), () => `semctl(${id}, IPC_RMID)`);
-  else check(libc.syscall(SYS_msgctl, 'int', id, 'int', IPC_RMID, 'void *', null), () => `msgctl(${id}, IPC_RMID)`);
+  else if (kind === 'msg') check(libc.syscall(SYS_msgctl, 'int', id, 'int', IPC_RMID, 'void *', null), () => `msgctl(${id}, IPC_RMID)`);
+  else check(libc.syscall(SYS_shmctl, 'int', id, 'int', IPC_RMID, 'void *', null), () => `shmctl(${id}, IPC_RMID)`);
 }

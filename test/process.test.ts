@@ -480,6 +480,56 @@ test('a large image restored whole (its checksum made by a thread while its reco
     assert.is(text(out), text(ready));
   }));
 
+/** A python3 program holding a System V segment (key argv[1], 1 MiB) and 40 MiB of random bytes; its segment id written to argv[2] once ready. */
+const SHM_HOLDER = `
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+sid = libc.shmget(int(sys.argv[1]), 1 << 20, 0o1000 | 0o600)
+if sid < 0: sys.exit('shmget: errno %d' % ctypes.get_errno())
+addr = libc.shmat(sid, None, 0)
+ctypes.memset(addr, 0x5a, 1 << 20)
+data = bytearray(os.urandom(40 << 20))
+with open(sys.argv[2] + '.tmp', 'w') as f: f.write(str(sid))
+os.rename(sys.argv[2] + '.tmp', sys.argv[2])
+time.sleep(3600)
+`;
+
+test('a large image refused once its pages are in (its checksum, made as they went in): the System V segment the restart made again is removed with the husk', () =>
+  scene(async (s) => {
+    const key = 0x5eed0000 + (process.pid & 0xffff);
+    /** The segment of that key now, as /proc/sysvipc/shm lists it (key and id in decimal), or undefined. */
+    const segment = (): string | undefined => readFileSync('/proc/sysvipc/shm', 'latin1').split('\n').find((l) => l.trim().split(/\s+/)[0] === String(key));
+    const remove = (): void => {
+      const line = segment();
+      if (line !== undefined) execFileSync('ipcrm', ['-m', line.trim().split(/\s+/)[1]!]);
+    };
+    remove();
+    try {
+      const ready = s.path('ready');
+      const pid = s.spawn([PYTHON, '-c', SHM_HOLDER, String(key), ready]);
+      waitUntil('the segment and the data to be made', () => text(ready) !== '', 30_000);
+      const image = s.path('image');
+      s.dumpAndKill(pid, image);
+      // Gone since the dump: the restart makes it again.
+      remove();
+      const bytes = readFileSync(image);
+      bytes[bytes.length - 60] ^= 0xff;
+      writeFileSync(image, bytes);
+      let message = '';
+      try {
+        s.adopt((await prepareRestore(image, { detach: true }).start()).pid);
+      } catch (err) {
+        assert.ok(err instanceof CrError && err.code === 2, String(err));
+        message = err.message;
+      }
+      assert.match(message, /checksum mismatch \(the image is corrupt\); the half-restored process \d+ was killed$/);
+      assert.is(segment(), undefined, 'the segment made again is left');
+    } finally {
+      remove();
+    }
+  }));
+
 /** The VmFlags of the mapping starting at addr. */
 function vmflags(pid: number, addr: string): string[] {
   const entry = readFileSync(`/proc/${pid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-)/).find((e) => e.startsWith(`${addr}-`));

@@ -13,7 +13,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeSync } from
 import { CrError } from '../errors.js';
 import { printable } from '../printable.js';
 import { PAGE_SIZE, type PageRun } from '../image/process-format.js';
-import type { Mapping, MappingKind, SysvSegment } from '../image/process-head.js';
+import type { Mapping, MappingKind } from '../image/process-head.js';
 import { parseSmaps, type RawMapping } from '../proc/smaps.js';
 import type { CallQueue, StagedData } from '../inject/batch.js';
 import { mismatch, OPENED_SCRATCH_BYTES, openedFrom, STATFS_AT } from '../inject/opened.js';
@@ -238,7 +238,7 @@ export function mapAll(husk: Husk, image: Mapping[], segments: Map<number, Segme
   try {
     openAll(husk, [...files.values()], opened);
     // System V segments made again first, one call at a time (the id shmget gives is the kernel's).
-    for (const o of objects.values()) if (o.sysv && !o.sysv.live && !o.carried) o.sysv.id = makeSegment(husk, o.sysv.segment);
+    for (const [object, o] of objects) if (o.sysv && !o.sysv.live && !o.carried) o.sysv.id = makeSegment(husk, segments.get(object)!);
     const q = husk.queue();
     // In the order their numbers were given: each call takes the lowest free one.
     for (const f of unnamed.values()) if (f.unheld) makeUnheld(f.unheld, f.fd, q, (call, r) => husk.failure(call, r));
@@ -408,7 +408,7 @@ export function carryObjects(husk: Husk, members: Mapping[][], segments: Map<num
     const plan = segments.get(object);
     let sysvId: number | null = null;
     if (plan) {
-      sysvId = plan.live ? plan.segment.id : makeSegment(husk, plan.segment);
+      sysvId = plan.live ? plan.segment.id : makeSegment(husk, plan);
       husk.call('shmat', SYS.shmat, BigInt(sysvId), BigInt(at), 0n);
       if (!plan.live && plan.segment.removed) husk.call('shmctl(IPC_RMID)', SYS.shmctl, BigInt(sysvId), BigInt(IPC_RMID), 0n);
     } else {
@@ -422,11 +422,14 @@ export function carryObjects(husk: Husk, members: Mapping[][], segments: Map<num
 /**
  * shmget in the husk for a segment made again (with its key, so nothing else takes it; the
  * image's id asked for as root), then its owner and mode as the image has them (the husk's ids
- * made it). Returns its id.
+ * made it). Returns its id, also kept in the plan for a failed restart to remove (sysv-shm.ts
+ * removeMadeSegments).
  */
-function makeSegment(husk: Husk, s: SysvSegment): number {
+function makeSegment(husk: Husk, plan: SegmentPlan): number {
+  const s = plan.segment;
   askForId(s.id);
   const id = Number(husk.call('shmget', SYS.shmget, BigInt(s.key), BigInt(s.size), BigInt(IPC_CREAT | IPC_EXCL | s.mode)));
+  plan.made = id;
   const ds = Buffer.alloc(SHMID_DS_BYTES);
   ds.writeUInt32LE(s.uid, SHM_PERM_UID_AT);
   ds.writeUInt32LE(s.gid, SHM_PERM_GID_AT);

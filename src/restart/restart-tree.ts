@@ -11,7 +11,7 @@ import type { ProcessImage } from '../image/process-format.js';
 import { viewOf } from '../model/fdtable.js';
 import { MAX_PID, type TreeMember } from '../model/tree.js';
 import { stopwatch } from '../timing.js';
-import { planSegments, type SegmentPlan } from './sysv-shm.js';
+import { planSegments, removeMadeSegments, type SegmentPlan } from './sysv-shm.js';
 import { SysvIpc } from './sysv-ipc.js';
 import { imageAuthor } from '../trust/author.js';
 import { becomeAuthor, fsIdentityOf, fsSwitchFor } from '../trust/fsids.js';
@@ -149,6 +149,7 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   } catch (err) {
     killTree(made);
     ipc.removeMade();
+    removeMadeSegments(segments);
     // Damage a large image's checksum finds (made by a thread meanwhile) is the cause to give.
     const corrupt = image.file.pages?.corruption();
     const message = corrupt ? corrupt.message : err instanceof Error ? err.message : String(err);

@@ -20,7 +20,7 @@ import { checkedPlan, checkFdsHeld, expectedFds } from '../replay/check.js';
 import { AREA_BYTES, Husk, HUSK_PROGRAM, HUSK_PTRACE_OPTIONS } from './husk.js';
 import { makeAioRings } from './aio.js';
 import { type Carried, checkMappedFiles, checkVdso, clearAndPlaceVdso, dropObjects, freeRange, huskMappings, huskMaps, installGuards, lockAndSeal, mapAll, segmentNotes, writePages } from './memory.js';
-import { planSegments, type SegmentPlan } from './sysv-shm.js';
+import { planSegments, removeMadeSegments, type SegmentPlan } from './sysv-shm.js';
 import { SysvIpc } from './sysv-ipc.js';
 import { deferSeals, mappedDescs, unnamedFiles, type UnnamedFiles } from './unnamed-files.js';
 import { setAttributes, setLastAttributes, setThreadAttributes } from './set-attributes.js';
@@ -151,6 +151,7 @@ export function restartProcess(image: ProcessImage, opts: RestartOptions = {}): 
     const victim = husk?.pid ?? pid;
     killAndReap(victim);
     ipc.removeMade();
+    removeMadeSegments(segments);
     // Damage a large image's checksum finds (made by a thread meanwhile) is the cause to give.
     const corrupt = image.file.pages?.corruption();
     const message = corrupt ? corrupt.message : err instanceof Error ? err.message : String(err);

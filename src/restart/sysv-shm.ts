@@ -6,6 +6,7 @@
 // with the rights of the image's author (docs/trust.md): a segment the author could not attach is
 // refused, and so is a key another segment holds now.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { removeIpc } from '../../bridge/sysv-ipc.js';
 import { CrError, EXIT_BAD_INPUT } from '../errors.js';
 import type { Mapping, SysvSegment } from '../image/process-head.js';
 import type { Author } from '../trust/author.js';
@@ -42,8 +43,30 @@ function liveSegments(): LiveSegment[] {
     });
 }
 
-/** What restart does for one segment: attach the live one, or make a new one. */
-export type SegmentPlan = { segment: SysvSegment; live: boolean };
+/**
+ * What restart does for one segment: attach the live one, or make a new one (`made`: its id once
+ * made, for removeMadeSegments).
+ */
+export type SegmentPlan = { segment: SysvSegment; live: boolean; made?: number };
+
+/**
+ * Remove the segments a failed restart made again (memory.ts makeSegment), once its husks are
+ * killed: nothing of a half-restored process may stay, and a segment no process has attached lives
+ * on until it is removed. One removed meanwhile (or marked for removal already, and gone with the
+ * husks) is nothing to take away.
+ */
+export function removeMadeSegments(plans: Map<number, SegmentPlan>): void {
+  for (const plan of plans.values()) {
+    if (plan.made === undefined) continue;
+    const id = plan.made;
+    plan.made = undefined;
+    try {
+      removeIpc('shm', id);
+    } catch {
+      // gone already
+    }
+  }
+}
 
 /** The rights `author` has on a live segment (ipcperms: owner or creator, then group, then other). */
 function rights(author: Author, s: LiveSegment): number {
