@@ -368,9 +368,12 @@ export const streamProcessFile: PageStreamer = (fd, size, deferFrom) => {
       if (!hash.digest().equals(body)) return null;
       return { bytes: kept.subarray(0, keptBytes), offsets };
     }
-    if (skipping && type !== RECORD_PAGES) return streamProcessFile(fd, size);
+    const isRun = type === RECORD_PAGES && length > PAGES_HEADER && length <= MAX_RUN_BYTES + PAGES_HEADER;
+    // Past the first run nothing more is hashed here: anything but another run (a PAGES record of
+    // no pages or of too many among them too) has the file read again, whole.
+    if (skipping && !isRun) return streamProcessFile(fd, size);
     if (!skipping) hash.update(rh);
-    if (type === RECORD_PAGES && length > PAGES_HEADER && length <= MAX_RUN_BYTES + PAGES_HEADER) {
+    if (isRun) {
       const run = keep(PAGES_HEADER);
       if (run === null) return null;
       if (!skipping) hash.update(run);
