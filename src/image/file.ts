@@ -50,7 +50,9 @@ export const STDIN_IMAGE = '-';
 /**
  * Reads a process image from fd (`size` bytes) without keeping its page data: what `bytes` then
  * holds and the file offset of each run's pages, in order; null when fd does not hold a whole,
- * well-formed process image with a matching checksum (it is then read whole, and judged so).
+ * well-formed process image with a matching checksum (it is then read whole, and judged so). From
+ * `deferFrom` bytes on, the page data is not read here either, and the checksum is left to the
+ * pass that writes the pages (`deferred`): not checked yet when this returns.
  */
 export type PageStreamer = (fd: number, size: number, deferFrom?: number) => { bytes: Buffer; offsets: number[]; deferred?: DeferredCheck } | null;
 

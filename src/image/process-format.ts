@@ -302,10 +302,11 @@ export interface PageRun {
 
 /**
  * streamProcessFile: a process image in a file read once, in 1 MiB reads, every byte hashed and
- * the checksum checked, everything kept but the page data of PAGES records (their headers stay,
- * the record lengths unchanged), which ProcessImage reads from the file again when they are used.
- * Peak memory is then independent of the image's size. Anything not well formed (or a checksum
- * that does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
+ * the checksum checked (from `deferFrom` bytes on, both left to the pass that writes the pages:
+ * below), everything kept but the page data of PAGES records (their headers stay, the record
+ * lengths unchanged), which ProcessImage reads from the file again when they are used. Peak
+ * memory is then independent of the image's size. Anything not well formed (or a checksum that
+ * does not match) gives null: the file is then read whole, and ProcessImage says what is wrong.
  */
 export const streamProcessFile: PageStreamer = (fd, size, deferFrom) => {
   // The page data goes through the buffer the pages are read through again later (file.ts).
