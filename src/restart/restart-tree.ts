@@ -99,20 +99,27 @@ export function restartTree(image: ProcessImage, opts: RestartOptions & { resume
   // The memfds members map shared get their seals once mapped (unnamed-files.ts).
   const fdTables = image.fdImage.table;
   const mapped = mappedDescs(image.members.flatMap((m) => m.head.mappings));
-  const made: MadeTree = makeTree(tree, { ...fdTables, descs: deferSeals(fdTables.descs, mapped) }, {
-    samePid: opts.samePid ?? false,
-    timeoutMs,
-    area: (pid) => BigInt(freeRange(AREA_BYTES, [...taken, ...huskMappings(pid)])),
-    // Every path (fds, file mappings, executables, cwd) is opened with the author's fs ids: taken
-    // on in the root husk before its first open, inherited by every husk it forks.
-    first: (husk) => {
-      const opener = fsIdentityOf(husk.pid);
-      const ids = fsSwitchFor(author, opener, `the husk (pid ${husk.pid})`);
-      if (ids) husk.run((inj) => becomeAuthor(inj, ids, opener));
-      // After the author's fs ids: a System V segment made again is the author's to make.
-      carried = carryObjects(husk, image.members.map((m) => m.head.mappings), segments, [...taken, ...huskMappings(husk.pid)]);
-    },
-  });
+  let made: MadeTree;
+  try {
+    made = makeTree(tree, { ...fdTables, descs: deferSeals(fdTables.descs, mapped) }, {
+      samePid: opts.samePid ?? false,
+      timeoutMs,
+      area: (pid) => BigInt(freeRange(AREA_BYTES, [...taken, ...huskMappings(pid)])),
+      // Every path (fds, file mappings, executables, cwd) is opened with the author's fs ids: taken
+      // on in the root husk before its first open, inherited by every husk it forks.
+      first: (husk) => {
+        const opener = fsIdentityOf(husk.pid);
+        const ids = fsSwitchFor(author, opener, `the husk (pid ${husk.pid})`);
+        if (ids) husk.run((inj) => becomeAuthor(inj, ids, opener));
+        // After the author's fs ids: a System V segment made again is the author's to make.
+        carried = carryObjects(husk, image.members.map((m) => m.head.mappings), segments, [...taken, ...huskMappings(husk.pid)]);
+      },
+    });
+  } catch (err) {
+    // makeTree killed its husks: a segment the root's made again (carryObjects) goes too.
+    removeMadeSegments(segments);
+    throw err;
+  }
   lap('tree');
   const warnings = new Set<string>(made.warnings);
   const index = new Map<number, number>(tree.map((m, i) => [m.pid, i]));
