@@ -35,6 +35,8 @@ export interface OutputOptions {
 }
 
 const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+/** A write's failure: an errno as errMessage says it; the write thread's own (it died, it did not start) by its message alone. */
+const writeMessage = (err: unknown): string => (codeOf(err) === undefined && err instanceof Error ? err.message : errMessage(err));
 
 /** Refuse what may not be at path: a directory or other non-file always, anything without force. */
 export function checkOutputPath(path: string, opts: { force: boolean; label?: string }): void {
@@ -165,7 +167,7 @@ export class OutputFile implements Output {
         if (this.thread.post(parts)) return;
         this.thread.drain();
       } catch (err) {
-        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+        throw new CrError(`cannot write ${this.label}: ${writeMessage(err)}`);
       }
     }
     const total = parts.reduce((n, p) => n + p.length, 0);
@@ -195,7 +197,7 @@ export class OutputFile implements Output {
       try {
         return thread.nextSlot();
       } catch (err) {
-        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+        throw new CrError(`cannot write ${this.label}: ${writeMessage(err)}`);
       }
     };
   }
@@ -207,7 +209,7 @@ export class OutputFile implements Output {
         this.thread?.drain();
         if (this.opts.sync !== false) fsyncSync(this.fd);
       } catch (err) {
-        throw new CrError(`cannot write ${this.label}: ${errMessage(err)}`);
+        throw new CrError(`cannot write ${this.label}: ${writeMessage(err)}`);
       }
       if (this.tmp === null) this.linkUnnamed();
       else this.linkNamed(this.tmp);

@@ -6,11 +6,14 @@
 // Jobs are written in the order they are posted, with writev on a duplicate of the file's fd (so
 // that closing the file's own fd never leaves the thread writing into a number reused since).
 // The main thread waits only for a slot still being written, and at drain() for all of it; a
-// failed write is reported there, as OutputFile.write reports its own.
+// failed write is reported there, as OutputFile.write reports its own. A thread that dies outside
+// JavaScript (out of memory) is found by its entry in /proc going (thread-watch.ts) when a wait
+// for it times out, and reported as a failed write.
 import { closeSync } from 'node:fs';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { dupFd } from '../bridge/file.js';
 import { readyShared } from '../bridge/memory.js';
+import { publishThread, ThreadWatch, WATCH_WORDS } from './thread-watch.js';
 import { workerThreads } from './worker-threads.js';
 
 /** posted jobs that may wait at once (each one batch of pages, with its records' headers) */
@@ -27,6 +30,8 @@ const QUIT = 4;
 /** set by the thread as it starts: a thread not started within START_MS is given up (a write error) */
 const READY = 5;
 const START_MS = 5000;
+/** where the thread publishes its thread id (thread-watch.ts) */
+const WATCH = 6;
 
 /**
  * The thread's code (node:fs and node:worker_threads only, so it needs no bundle of its own): wait
@@ -37,7 +42,7 @@ const THREAD = `
 const { workerData } = require('node:worker_threads');
 const { writevSync } = require('node:fs');
 const { shared, ctl, jobs, fd, port } = workerData;
-Atomics.store(ctl, ${READY}, 1);
+${publishThread('ctl', WATCH)}Atomics.store(ctl, ${READY}, 1);
 let done = 0;
 let failed = false;
 try {
@@ -88,7 +93,8 @@ export class WriteThread {
   private posted = 0;
   private readonly shared: SharedArrayBuffer;
   private readonly base: Buffer;
-  private readonly ctl = new Int32Array(new SharedArrayBuffer(24));
+  private readonly ctl = new Int32Array(new SharedArrayBuffer((WATCH + WATCH_WORDS) * 4));
+  private readonly watch = new ThreadWatch(this.ctl, WATCH);
   private readonly started = Date.now();
   private readonly jobs = new Int32Array(new SharedArrayBuffer(JOBS * (1 + 2 * MAX_PARTS) * 4));
   private readonly port: MessagePort;
@@ -183,8 +189,13 @@ export class WriteThread {
     Atomics.store(this.ctl, STOP, 1);
     Atomics.notify(this.ctl, POSTED);
     const until = Date.now() + 1000;
-    while (Atomics.load(this.ctl, QUIT) === 0 && Date.now() < until) Atomics.wait(this.ctl, QUIT, 0, 10);
-    if (Atomics.load(this.ctl, QUIT) === 1) closeSync(this.fd);
+    let gone = false;
+    while (Atomics.load(this.ctl, QUIT) === 0 && Date.now() < until && !gone) {
+      if (Atomics.wait(this.ctl, QUIT, 0, 10) === 'timed-out') gone = !this.watch.alive();
+    }
+    // A thread that died writes nothing more either.
+    if (Atomics.load(this.ctl, QUIT) === 1 || gone) closeSync(this.fd);
+    this.watch.close();
   }
 
   /** The slot p is a view of, or -1 for memory of its own. */
@@ -202,7 +213,12 @@ export class WriteThread {
         this.failure ??= Object.assign(new Error('its writing thread did not start'), { code: undefined });
         throw this.failure;
       }
-      Atomics.wait(this.ctl, DONE, done, 100);
+      // Its thread gone (and what it was writing not done since): it died outside JavaScript,
+      // which no word of its could tell.
+      if (Atomics.wait(this.ctl, DONE, done, 100) === 'timed-out' && !this.watch.alive() && Atomics.load(this.ctl, DONE) === done && Atomics.load(this.ctl, FAILED) === 0) {
+        this.failure ??= Object.assign(new Error('its writing thread ended before its work was done (out of memory?)'), { code: undefined });
+        throw this.failure;
+      }
     }
     if (Atomics.load(this.ctl, FAILED) === 1) {
       const message = workerThreads().receiveMessageOnPort(this.port)?.message as { code?: string; syscall?: string; message: string } | undefined;

@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  */
 const LAYERS: Array<Record<string, string[]>> = [
   { bridge: ['bridge/'] },
-  { base: ['src/errors.ts', 'src/printable.ts', 'src/timing.ts', 'src/abi.ts', 'src/progress.ts', 'src/version.ts', 'src/random-name.ts', 'src/worker-threads.ts'] },
+  { base: ['src/errors.ts', 'src/printable.ts', 'src/timing.ts', 'src/abi.ts', 'src/progress.ts', 'src/version.ts', 'src/random-name.ts', 'src/worker-threads.ts', 'src/thread-watch.ts'] },
   { model: ['src/model/'] },
   { proc: ['src/proc/'] },
   { kinds: ['src/kinds/'] },

@@ -4,7 +4,7 @@
 // files, FIFOs and /proc (never by sleeping and hoping).
 import { onlyProcess } from '../src/model/fdtable.js';
 import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -375,6 +375,49 @@ test('a large process whose image cannot be written (its pages written by a thre
     assert.not.match(status, /^State:\s+[tT]/m);
     writeSync(ours, 'q');
     const end = reap(pid, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), text(ready));
+  }));
+
+/**
+ * `node --require thread-oom.cjs cr.mjs ...args`: cr with every worker thread it starts dying of V8
+ * running out of memory at its first write (test/fixtures/thread-oom.cjs). A timeout only so that
+ * a cr waiting for its dead thread forever fails the test rather than hangs it (SIGKILL: a cr
+ * blocked in that wait never returns to the event loop to act on a SIGTERM).
+ */
+const withThreadOom = (args: string[]): SpawnSyncReturns<string> =>
+  spawnSync(process.execPath, ['--require', join(FIXTURES, 'thread-oom.cjs'), join(ROOT, 'cr.mjs'), ...args], { encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
+
+test('a large process whose write thread dies outside JavaScript (out of memory): one line, nothing left, the process running on, data intact', () =>
+  scene((s) => {
+    const { pid, ours, ready, out } = bigmem(s, 48);
+    const image = s.path('image');
+    const r = withThreadOom(['dump', '--pid', String(pid), '-o', image]);
+    assert.is(r.status, 1, r.stderr);
+    assert.is(r.stderr, `cr dump: cannot write ${image}: its writing thread ended before its work was done (out of memory?)\n`);
+    assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, /^TracerPid:\s+0$/m);
+    assert.not.match(status, /^State:\s+[tT]/m);
+    writeSync(ours, 'q');
+    const end = reap(pid, 30_000);
+    assert.equal([end.kind, end.code], ['exited', 0]);
+    assert.is(text(out), text(ready));
+  }));
+
+test('a large image whose page thread dies outside JavaScript (out of memory) while the pages go in: one line, the half-restored process killed; the image then restored whole', () =>
+  scene((s) => {
+    const { pid, ours, ready, out } = bigmem(s, 48);
+    const image = s.path('image');
+    s.dumpAndKill(pid, image);
+    const r = withThreadOom(['restore', image, '--detach']);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^cr restore: writing pages in a second thread: it ended before its work was done \(out of memory\?\); the half-restored process (\d+) was killed\n$/);
+    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(r.stderr)![1]}`));
+    assert.is(r.stdout, '');
+    const again = s.restart(image);
+    writeSync(ours, 'q');
+    const end = reap(again, 30_000);
     assert.equal([end.kind, end.code], ['exited', 0]);
     assert.is(text(out), text(ready));
   }));

@@ -11,11 +11,14 @@
 // main thread hashes the windows in file order as they are filled, between its own: the bytes
 // hashed are the bytes written, read once, while in the cache. A slot is filled again only once
 // hashed. The main thread waits for the thread's last window before the phase ends, and reports
-// what failed there as its own.
+// what failed there as its own. A thread that dies outside JavaScript (out of memory) is found by
+// its entry in /proc going (thread-watch.ts) when a wait for it times out: the windows it took are
+// never filled, and the restore fails as for a failed write.
 import { closeSync, fstatSync, readSync, statSync } from 'node:fs';
 import type { MessagePort } from 'node:worker_threads';
 import { readyShared } from '../../bridge/memory.js';
 import type { PagesInFile } from '../image/file.js';
+import { publishThread, ThreadWatch, WATCH_WORDS } from '../thread-watch.js';
 import { workerThreads } from '../worker-threads.js';
 
 // ctl's words
@@ -32,6 +35,8 @@ const STOP = 5;
 const FILLED = 8;
 /** slots of the ring: windows read ahead of the hash, at most */
 const SLOTS = 8;
+/** where the thread publishes its thread id (thread-watch.ts), after FILLED's words */
+const WATCH = FILLED + SLOTS;
 /** bytes of a slot: a window of whole runs (a run is 1 MiB at most) and the record headers between them */
 const SLOT_BYTES = (1 << 20) + (64 << 10);
 /** runs further apart than this in the file (another member's records between) start a window of their own */
@@ -47,7 +52,7 @@ const THREAD = `(() => {
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync, fstatSync } = require('node:fs');
 const { ctl, work, port } = workerData;
-const until = Date.now() + ${IDLE_MS};
+${publishThread('ctl', WATCH)}const until = Date.now() + ${IDLE_MS};
 while (Atomics.load(ctl, ${STATE}) === 0 && Date.now() < until) Atomics.wait(ctl, ${STATE}, 0, 50);
 if (Atomics.compareExchange(ctl, ${STATE}, 0, 2) === 0) {
   work.close();
@@ -101,7 +106,7 @@ port.close();
 
 /** A thread started, waiting for its work. */
 class Started {
-  readonly ctl = new Int32Array(new SharedArrayBuffer((FILLED + SLOTS) * 4));
+  readonly ctl = new Int32Array(new SharedArrayBuffer((WATCH + WATCH_WORDS) * 4));
   /** where its work is posted */
   readonly work: MessagePort;
   /** where it tells what failed */
@@ -178,6 +183,10 @@ export class PageThread {
   /** windows the main thread took */
   private mine = 0;
   private ended = false;
+  /** whether the thread is still there (a wait for it that times out asks) */
+  private readonly watch: ThreadWatch;
+  /** it ended (outside JavaScript) with windows it took not done */
+  private died = false;
 
   /**
    * Have a thread write jobs (every run of the image's file, in file order) into the memory
@@ -226,6 +235,7 @@ export class PageThread {
     }
     this.ctl = thread.ctl;
     this.port = thread.port;
+    this.watch = new ThreadWatch(this.ctl, WATCH);
   }
 
   /**
@@ -255,7 +265,10 @@ export class PageThread {
         if (Atomics.load(ctl, FAILED) === 1) this.finish();
         const word = FILLED + (hashed % SLOTS);
         const now = Atomics.load(ctl, word);
-        if (now !== hashed + 1) Atomics.wait(ctl, word, now, 100);
+        if (now !== hashed + 1 && Atomics.wait(ctl, word, now, 100) === 'timed-out' && !this.watch.alive() && Atomics.load(ctl, word) === now) {
+          this.died = true;
+          this.finish();
+        }
       }
     };
     for (let k = Atomics.add(ctl, NEXT, 1); k < this.count; k = Atomics.add(ctl, NEXT, 1)) {
@@ -289,6 +302,7 @@ export class PageThread {
       if (message?.changed) this.pages.changed();
       throw new Error(`writing pages in a second thread: ${message?.message ?? 'failed'}`);
     }
+    if (this.died) throw new Error('writing pages in a second thread: it ended before its work was done (out of memory?)');
   }
 
   /**
@@ -303,8 +317,14 @@ export class PageThread {
     if (taken > this.mine) {
       Atomics.store(this.ctl, STOP, 1);
       Atomics.notify(this.ctl, HASHED);
-      while (Atomics.load(this.ctl, QUIT) === 0) Atomics.wait(this.ctl, QUIT, 0, 100);
+      while (Atomics.load(this.ctl, QUIT) === 0) {
+        if (Atomics.wait(this.ctl, QUIT, 0, 100) === 'timed-out' && !this.watch.alive() && Atomics.load(this.ctl, QUIT) === 0) {
+          this.died = true;
+          break;
+        }
+      }
     }
+    this.watch.close();
     closeSync(this.image);
   }
 }
