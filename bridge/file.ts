@@ -40,6 +40,14 @@ export function dupFd(fd: number): number {
   return check(libc.fcntl(fd, 1030, 'int', 0), () => `fcntl(fd=${fd}, F_DUPFD_CLOEXEC)`);
 }
 
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+
+/** flock(2): a lock on the open file description of fd (EAGAIN with LOCK_NB when another holds one). */
+export function flockFd(fd: number, op: number): void {
+  check(libc.flock(fd, op), () => `flock(fd=${fd}, ${op})`);
+}
+
 export function closeFd(fd: number): void {
   check(libc.close(fd), () => `close(fd=${fd})`);
 }

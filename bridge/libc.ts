@@ -109,6 +109,7 @@ export const libc = {
     flags: number,
   ) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,
+  flock: lib.func('int flock(int fd, int op)') as (fd: number, op: number) => number,
   readlinkat: lib.func('long readlinkat(int dirfd, const char *path, _Out_ void *buf, size_t len)') as (dirfd: number, path: string, buf: Buffer, len: number) => number,
   ioctlBuf: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as (fd: number, request: number, arg: Buffer) => number,
   read: lib.func('long read(int fd, _Out_ void *buf, size_t len)') as (fd: number, buf: Buffer, len: number) => number,

@@ -4,19 +4,21 @@
 // FIFO, socket or directory at the name is refused, never replaced. The bytes go first to a file
 // with no name (O_TMPFILE in the target's directory), linked into place once complete; where the
 // file system has no O_TMPFILE, to a random name created with O_EXCL|O_NOFOLLOW. Nothing at a
-// name another user could guess is ever followed or reused.
+// name another user could guess is ever followed or reused. A file at a random name is locked
+// (flock) before it has the name, so that a later `--force` write of the same path, which removes
+// what a killed cr left at such names (removeStale), never takes one another cr is writing.
 // The kind of what is at the name is checked with lstat just before it is replaced: whoever
 // could swap a node in between may write the directory, and so could remove the file anyway.
 // An image may also go to stdout (`-o -`, for a pipe: `cr dump ... -o - | ssh host cr restore -`):
 // StdoutOutput writes as it goes; a failed dump leaves the reader a truncated image, which its
 // checksum refuses.
-import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SyscallError } from '../bridge/errno.js';
-import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, linkAt, RENAME_EXCHANGE, renameAt2 } from '../bridge/file.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, flockFd, linkAt, LOCK_EX, LOCK_NB, RENAME_EXCHANGE, renameAt2 } from '../bridge/file.js';
 import { isatty } from '../bridge/tty.js';
 import { badInput, CrError, errMessage } from './errors.js';
-import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_WRONLY } from './model/fdtable.js';
+import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } from './model/fdtable.js';
 import { randomHex } from './random-name.js';
 import { WriteThread } from './write-thread.js';
 
@@ -152,11 +154,20 @@ export class OutputFile implements Output {
       // EOPNOTSUPP: a file system without O_TMPFILE; EISDIR, EINVAL: a kernel without it.
       if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes(codeOf(err) ?? '')) throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
     }
-    const tmp = randomName(path);
-    try {
-      return new OutputFile(path, openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode), tmp, opts);
-    } catch (err) {
-      throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
+    for (let attempt = 0; ; attempt++) {
+      const tmp = randomName(path);
+      let fd: number;
+      try {
+        fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
+      } catch (err) {
+        if (codeOf(err) === 'EEXIST' && attempt < 8) continue;
+        throw new CrError(`cannot write ${opts.label ?? path}: ${errMessage(err)}`);
+      }
+      // Named before it could be locked: a removeStale that took it in between has it locked, or
+      // has removed the name; either way another name is taken (that one is the remover's).
+      if (lockTemp(fd) && sameFile(fd, tmp)) return new OutputFile(path, fd, tmp, opts);
+      closeSync(fd);
+      if (attempt >= 8) throw new CrError(`cannot write ${opts.label ?? path}: its temporary file was removed as it was made`);
     }
   }
 
@@ -216,6 +227,7 @@ export class OutputFile implements Output {
     } finally {
       this.abort();
     }
+    if (this.opts.force) removeStale(this.path);
   }
 
   /** Close and remove whatever was written; nothing is left at the path or beside it. */
@@ -244,7 +256,8 @@ export class OutputFile implements Output {
       }
     }
     // Replacing: a random name first (linkat fails on anything there, and follows nothing),
-    // then put in place of what is at the path (replaceWith).
+    // then put in place of what is at the path (replaceWith). Locked before it has the name.
+    lockTemp(this.fd);
     for (let attempt = 0; ; attempt++) {
       const tmp = randomName(this.path);
       try {
@@ -292,14 +305,24 @@ export class OutputFile implements Output {
         this.tmp = null;
         return;
       }
-      // A directory put at the path since it was checked is given its name back (rename over it
-      // would have failed): refused, as the check refuses one.
-      if (isDirectoryNoFollow(tmp)) {
-        renameAt2(AT_FDCWD, tmp, AT_FDCWD, this.path, RENAME_EXCHANGE);
-        throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
-      }
     } catch (err) {
       throw this.installError(err);
+    }
+    // A directory (or a FIFO, a device, a socket) put at the path since it was checked is given
+    // its name back (rename over it would have failed, or replaced it): refused, as the check
+    // refuses one.
+    const raced = kindNoFollow(tmp);
+    if (raced !== null) {
+      try {
+        renameAt2(AT_FDCWD, tmp, AT_FDCWD, this.path, RENAME_EXCHANGE);
+      } catch (err) {
+        // Only whoever put it there can have moved it or the image since (they may write the
+        // directory): what is where is said as it is. The image is whole; what was at the path
+        // stays at tmp, never removed.
+        this.tmp = null;
+        throw new CrError(`${this.label}: ${raced} was put there as the image was written, and could not be given its name back (${codeOf(err) ?? errMessage(err)}): it is at ${tmp}, the image at ${this.label}`);
+      }
+      throw raced === 'a directory' ? this.installError(Object.assign(new Error(raced), { code: 'EISDIR' })) : new CrError(`${this.label} is ${raced}: cr writes only a new file or over a regular file or a symlink`, 2);
     }
     // tmp names the old file now: abort() unlinks it.
   }
@@ -312,11 +335,78 @@ export class OutputFile implements Output {
   }
 }
 
-function isDirectoryNoFollow(path: string): boolean {
+/** What is at path if cr may not replace it ('a directory', 'a FIFO', ...), else null (a file, a symlink, nothing). */
+function kindNoFollow(path: string): string | null {
+  let st;
   try {
-    return lstatSync(path).isDirectory();
+    st = lstatSync(path);
+  } catch {
+    return null;
+  }
+  if (st.isFile() || st.isSymbolicLink()) return null;
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+}
+
+/**
+ * Lock fd's file (flock, on its open file description: held until cr's last fd of it closes, or
+ * cr dies) so that removeStale leaves it alone. False if another holds a lock on it (removeStale
+ * does, taking it); a file system without flock locks nothing and says true.
+ */
+function lockTemp(fd: number): boolean {
+  try {
+    flockFd(fd, LOCK_EX | LOCK_NB);
+  } catch (err) {
+    if (codeOf(err) === 'EAGAIN') return false;
+  }
+  return true;
+}
+
+/** Whether path (not followed) is the file open at fd. */
+function sameFile(fd: number, path: string): boolean {
+  try {
+    const at = lstatSync(path);
+    const open = fstatSync(fd);
+    return at.ino === open.ino && at.dev === open.dev;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Remove what a killed cr left beside path: the old file between a `--force` write's exchange of
+ * names and its unlink, a complete file between its link at a random name and the exchange, or one
+ * being written where the file system has no O_TMPFILE. Only cr's names for path
+ * (`.NAME.<16 hex>.tmp`), and of those only a regular file (never followed) with one link, of cr's
+ * user, that no cr holds locked (lockTemp: one being written). What cannot be removed is left.
+ */
+function removeStale(path: string): void {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const me = process.geteuid?.();
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !TMP_SUFFIX.test(name.slice(prefix.length))) continue;
+    const at = join(dir, name);
+    let fd = -1;
+    try {
+      const st = lstatSync(at);
+      if (!st.isFile() || st.nlink !== 1 || st.uid !== me) continue;
+      fd = openSync(at, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (!sameFile(fd, at)) continue;
+      flockFd(fd, LOCK_EX | LOCK_NB);
+      // Held until it is gone: a writer that named a file there a moment ago (create, on a file
+      // system without O_TMPFILE) finds it locked and takes another name.
+      unlinkSync(at);
+    } catch {
+      // locked (being written), gone, or not cr's to remove: left
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
   }
 }
 
@@ -340,4 +430,6 @@ function linkFd(fd: number, path: string): void {
   }
 }
 
+/** what follows `.NAME.` in randomName's names */
+const TMP_SUFFIX = /^[0-9a-f]{16}\.tmp$/;
 const randomName = (path: string): string => join(dirname(path), `.${basename(path)}.${randomHex(8)}.tmp`);

@@ -2,7 +2,7 @@
 // `cr dump` checkpoints it, `cr show --json` must print exactly that table, and the fixture must
 // then read back exactly the bytes it queued (so the dump consumed nothing).
 import { onlyProcess, type FdTables } from '../src/model/fdtable.js';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -462,6 +462,44 @@ test('IMAGE: an existing one is kept (unless --force), a directory is refused, a
     assert.is(statSync(link).mode & 0o777, 0o600);
     assert.equal(onlyProcess(readImage(link).table), onlyProcess(readImage(image).table));
     assert.equal(fixtureReadBack(fx.pid, fx.dir), { p0: { data: pattern(1, 11).toString('base64'), reads: [11] } });
+  });
+});
+
+test('dump --force removes what a killed cr left beside IMAGE (.IMAGE.<16 hex>.tmp): only its own regular files, never one being written, a symlink, a directory, another name', async () => {
+  await withFixture('seed', async (fx) => {
+    const image = await dumpOk(fx);
+    const at = (hex: string, name = 'image'): string => join(fx.dir, `.${name}.${hex}.tmp`);
+    // Left by a cr killed between the exchange of names and the unlink, and by one killed while
+    // writing to a random name: removed.
+    writeFileSync(at('0123456789abcdef'), readFileSync(image));
+    writeFileSync(at('fedcba9876543210'), 'half an image', { mode: 0o600 });
+    // Not removed: one a cr holds locked (being written), a symlink (and what it points to), a
+    // directory, a file with a second link, another user's, names that are not cr's for IMAGE.
+    const victim = join(fx.dir, 'victim');
+    writeFileSync(victim, 'not to be touched');
+    const locked = at('00000000000000aa');
+    writeFileSync(locked, 'being written');
+    symlinkSync(victim, at('00000000000000bb'));
+    mkdirSync(at('00000000000000cc'));
+    writeFileSync(at('00000000000000dd'), 'linked');
+    linkSync(at('00000000000000dd'), join(fx.dir, 'second-link'));
+    writeFileSync(at('00000000000000ee'), 'another user\'s');
+    chownSync(at('00000000000000ee'), NOBODY, NOBODY);
+    for (const other of [at('0123456789ABCDEF'), at('0123456789abcde'), at('0123456789abcdef', 'other'), join(fx.dir, '.image.0123456789abcdef.tmpx')]) writeFileSync(other, 'not a name of cr for IMAGE');
+    const ready = join(fx.dir, 'lock-ready');
+    const holder = ['python3', '-c', 'import fcntl, sys, time\nf = open(sys.argv[1])\nfcntl.flock(f, fcntl.LOCK_EX)\nopen(sys.argv[2], "w").write("1")\ntime.sleep(1000)', locked, ready];
+    await withProcess(holder, { fds: [] }, async () => {
+      waitFile(fx.dir, 'lock-ready');
+      const before = readdirSync(fx.dir).filter((n) => n.startsWith('.')).sort();
+      const r = await cr(['dump', '--fds-only', '--pid', String(fx.pid), '-o', image, '--force']);
+      assert.is(r.code, 0, r.stderr);
+      const gone = new Set([`.image.0123456789abcdef.tmp`, `.image.fedcba9876543210.tmp`]);
+      assert.equal(readdirSync(fx.dir).filter((n) => n.startsWith('.')).sort(), before.filter((n) => !gone.has(n)));
+    });
+    assert.is(readFileSync(victim, 'utf8'), 'not to be touched');
+    assert.is(readFileSync(locked, 'utf8'), 'being written');
+    assert.ok(onlyProcess(readImage(image).table).fds.length > 0, "the new image at IMAGE");
+    assertRunning(fx.pid);
   });
 });
 
