@@ -221,7 +221,7 @@ test(`SIGKILL of cr at random moments of ${2 * TRIALS_PER_HOLDER} or more dumps:
   assert.ok(tally.killedWhileTraced >= 2 * KILLS_WHILE_HELD, summary);
   console.log(`  faults: ${summary}`);
   // A killed cr may leave its temporary file (never the image) behind: only cr's own names.
-  for (const name of readdirSync(dir)) assert.match(name, /^(h\d+-t\d+\.img|\.h\d+-t\d+\.img\.\d+\.[0-9a-f]+\.tmp|holder-.*\.out|restore-table\.json)$/);
+  for (const name of readdirSync(dir)) assert.match(name, /^(h\d+-t\d+\.img|\.h\d+-t\d+\.img\.[0-9a-f]{16}\.tmp|holder-.*\.out|restore-table\.json)$/);
 });
 
 
