@@ -361,22 +361,31 @@ test('a process holding 96 MiB: the image read once, pages written from it (cr h
     assert.is(text(out), text(ready));
   }));
 
+/**
+ * A dump of bigmem()'s process that failed: exit 1 with `stderr` alone, nothing left in the
+ * directory, the process neither traced nor stopped, and on its way out its data intact.
+ */
+function failedLeavingItRunning(s: Scene, r: SpawnSyncReturns<string>, stderr: string, held: ReturnType<typeof bigmem>): void {
+  const { pid, ours, ready, out } = held;
+  assert.is(r.status, 1, r.stderr);
+  assert.is(r.stderr, stderr);
+  assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.match(status, /^TracerPid:\s+0$/m);
+  assert.not.match(status, /^State:\s+[tT]/m);
+  writeSync(ours, 'q');
+  const end = reap(pid, 30_000);
+  assert.equal([end.kind, end.code], ['exited', 0]);
+  assert.is(text(out), text(ready));
+}
+
 test('a large process whose image cannot be written (its pages written by a thread; EFBIG under a file size limit): one line, nothing left, the process running on, data intact', () =>
   scene((s) => {
-    const { pid, ours, ready, out } = bigmem(s, 48);
+    const held = bigmem(s, 48);
     const image = s.path('image');
     // 16 MiB at most (ulimit -f counts 512- or 1024-byte blocks), SIGXFSZ ignored: a write past it is EFBIG.
-    const r = spawnSync('/bin/sh', ['-c', 'trap "" XFSZ; ulimit -f 16384; exec "$0" "$@"', process.execPath, join(ROOT, 'cr.mjs'), 'dump', '--pid', String(pid), '-o', image], { encoding: 'utf8' });
-    assert.is(r.status, 1, r.stderr);
-    assert.is(r.stderr, `cr dump: cannot write ${image}: EFBIG (write)\n`);
-    assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    assert.match(status, /^TracerPid:\s+0$/m);
-    assert.not.match(status, /^State:\s+[tT]/m);
-    writeSync(ours, 'q');
-    const end = reap(pid, 30_000);
-    assert.equal([end.kind, end.code], ['exited', 0]);
-    assert.is(text(out), text(ready));
+    const r = spawnSync('/bin/sh', ['-c', 'trap "" XFSZ; ulimit -f 16384; exec "$0" "$@"', process.execPath, join(ROOT, 'cr.mjs'), 'dump', '--pid', String(held.pid), '-o', image], { encoding: 'utf8' });
+    failedLeavingItRunning(s, r, `cr dump: cannot write ${image}: EFBIG (write)\n`, held);
   }));
 
 /**
@@ -390,19 +399,10 @@ const withThreadOom = (args: string[]): SpawnSyncReturns<string> =>
 
 test('a large process whose write thread dies outside JavaScript (out of memory): one line, nothing left, the process running on, data intact', () =>
   scene((s) => {
-    const { pid, ours, ready, out } = bigmem(s, 48);
+    const held = bigmem(s, 48);
     const image = s.path('image');
-    const r = withThreadOom(['dump', '--pid', String(pid), '-o', image]);
-    assert.is(r.status, 1, r.stderr);
-    assert.is(r.stderr, `cr dump: cannot write ${image}: its writing thread ended before its work was done (out of memory?)\n`);
-    assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    assert.match(status, /^TracerPid:\s+0$/m);
-    assert.not.match(status, /^State:\s+[tT]/m);
-    writeSync(ours, 'q');
-    const end = reap(pid, 30_000);
-    assert.equal([end.kind, end.code], ['exited', 0]);
-    assert.is(text(out), text(ready));
+    const r = withThreadOom(['dump', '--pid', String(held.pid), '-o', image]);
+    failedLeavingItRunning(s, r, `cr dump: cannot write ${image}: its writing thread ended before its work was done (out of memory?)\n`, held);
   }));
 
 test('a large image whose page thread dies outside JavaScript (out of memory) while the pages go in: one line, the half-restored process killed; the image then restored whole', () =>
