@@ -345,20 +345,28 @@ function bigmem(s: Scene, mib: number): { pid: number; ours: number; ready: stri
   return { pid, ours, ready, out };
 }
 
+/** bigmem()'s process (or the one restarted from its image, pid) told to quit: it exits 0 with its data as it made it. */
+function quitsIntact(pid: number, held: ReturnType<typeof bigmem>): void {
+  writeSync(held.ours, 'q');
+  const end = reap(pid, 30_000);
+  assert.equal([end.kind, end.code], ['exited', 0]);
+  assert.is(text(held.out), text(held.ready));
+}
+
+/** The process a refused restore's message says it killed is gone. */
+const killedAsSaid = (message: string): void => assert.not.ok(existsSync(`/proc/${/the half-restored process (\d+) was killed/.exec(message)![1]}`));
+
 test('a process holding 96 MiB: the image read once, pages written from it (cr holds it once, never a second copy), data intact', () =>
   scene((s) => {
-    const { pid, ours, ready, out } = bigmem(s, 96);
+    const held = bigmem(s, 96);
     const image = s.path('image');
     const peak = process.resourceUsage().maxRSS;
-    const result = s.dumpAndKill(pid, image);
+    const result = s.dumpAndKill(held.pid, image);
     assert.ok(result.bytes > 96 << 20, `image of ${result.bytes} bytes`);
     const again = s.restart(image);
     const grown = (process.resourceUsage().maxRSS - peak) * 1024;
     assert.ok(grown < result.bytes + (32 << 20), `cr's peak memory grew by ${grown} bytes for an image of ${result.bytes}`);
-    writeSync(ours, 'q');
-    const end = reap(again, 30_000);
-    assert.equal([end.kind, end.code], ['exited', 0]);
-    assert.is(text(out), text(ready));
+    quitsIntact(again, held);
   }));
 
 /**
@@ -366,17 +374,13 @@ test('a process holding 96 MiB: the image read once, pages written from it (cr h
  * directory, the process neither traced nor stopped, and on its way out its data intact.
  */
 function failedLeavingItRunning(s: Scene, r: SpawnSyncReturns<string>, stderr: string, held: ReturnType<typeof bigmem>): void {
-  const { pid, ours, ready, out } = held;
   assert.is(r.status, 1, r.stderr);
   assert.is(r.stderr, stderr);
   assert.equal(readdirSync(s.dir).sort(), ['cmd', 'ready']);
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const status = readFileSync(`/proc/${held.pid}/status`, 'utf8');
   assert.match(status, /^TracerPid:\s+0$/m);
   assert.not.match(status, /^State:\s+[tT]/m);
-  writeSync(ours, 'q');
-  const end = reap(pid, 30_000);
-  assert.equal([end.kind, end.code], ['exited', 0]);
-  assert.is(text(out), text(ready));
+  quitsIntact(held.pid, held);
 }
 
 test('a large process whose image cannot be written (its pages written by a thread; EFBIG under a file size limit): one line, nothing left, the process running on, data intact', () =>
@@ -407,19 +411,15 @@ test('a large process whose write thread dies outside JavaScript (out of memory)
 
 test('a large image whose page thread dies outside JavaScript (out of memory) while the pages go in: one line, the half-restored process killed; the image then restored whole', () =>
   scene((s) => {
-    const { pid, ours, ready, out } = bigmem(s, 48);
+    const held = bigmem(s, 48);
     const image = s.path('image');
-    s.dumpAndKill(pid, image);
+    s.dumpAndKill(held.pid, image);
     const r = withThreadOom(['restore', image, '--detach']);
     assert.is(r.status, 1, r.stderr);
     assert.match(r.stderr, /^cr restore: writing pages in a second thread: it ended before its work was done \(out of memory\?\); the half-restored process (\d+) was killed\n$/);
-    assert.not.ok(existsSync(`/proc/${/process (\d+) was killed/.exec(r.stderr)![1]}`));
+    killedAsSaid(r.stderr);
     assert.is(r.stdout, '');
-    const again = s.restart(image);
-    writeSync(ours, 'q');
-    const end = reap(again, 30_000);
-    assert.equal([end.kind, end.code], ['exited', 0]);
-    assert.is(text(out), text(ready));
+    quitsIntact(s.restart(image), held);
   }));
 
 test('anonymous memory only read, every fourth page written: the pages never written are left out as zeroes and read as zeroes after restart', () =>
@@ -480,9 +480,9 @@ test('a large image (its pages written in two threads) written to after it was r
 
 test('a large image restored whole (its checksum made by a thread while its records are read and its pages go in): data intact; damage in its pages refused before the process runs, the half-restored process killed; damage in its records refused as damage, before any process exists; a write after its read refused', () =>
   scene(async (s) => {
-    const { pid, ours, ready, out } = bigmem(s, 48);
+    const held = bigmem(s, 48);
     const image = s.path('image');
-    s.dumpAndKill(pid, image);
+    s.dumpAndKill(held.pid, image);
     const bytes = readFileSync(image);
     const refusal = async (path: string, between?: () => void): Promise<string> => {
       try {
@@ -496,7 +496,6 @@ test('a large image restored whole (its checksum made by a thread while its reco
       assert.unreachable(`${path} was restored`);
       return '';
     };
-    const killed = (message: string): void => assert.not.ok(existsSync(`/proc/${/process (\d+) was killed$/.exec(message)![1]}`));
     // One byte of its last page run: only the checksum can tell, once the thread has hashed it.
     const pages = s.path('pages');
     const flipped = Buffer.from(bytes);
@@ -504,7 +503,7 @@ test('a large image restored whole (its checksum made by a thread while its reco
     writeFileSync(pages, flipped);
     let message = await refusal(pages);
     assert.match(message, new RegExp(`^${pages}: not a valid cr process image: checksum mismatch \\(the image is corrupt\\); the half-restored process (\\d+) was killed$`));
-    killed(message);
+    killedAsSaid(message);
     // The first byte of its tree record: what that breaks is reported as the damage it is.
     const records = s.path('records');
     const broken = Buffer.from(bytes);
@@ -514,13 +513,9 @@ test('a large image restored whole (its checksum made by a thread while its reco
     // Written to after it was read: refused as it is restored.
     message = await refusal(image, () => appendFileSync(image, 'x'));
     assert.match(message, /changed while being restored \(written to since it was checked\): not an image at rest; the half-restored process (\d+) was killed$/);
-    killed(message);
+    killedAsSaid(message);
     writeFileSync(image, bytes);
-    const again = s.adopt((await restore(image, { detach: true })).pid);
-    writeSync(ours, 'q');
-    const end = reap(again, 30_000);
-    assert.equal([end.kind, end.code], ['exited', 0]);
-    assert.is(text(out), text(ready));
+    quitsIntact(s.adopt((await restore(image, { detach: true })).pid), held);
   }));
 
 /** A python3 program holding a System V segment (key argv[1], 1 MiB) and 40 MiB of random bytes; its segment id written to argv[2] once ready. */
