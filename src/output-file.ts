@@ -12,7 +12,7 @@
 // An image may also go to stdout (`-o -`, for a pipe: `cr dump ... -o - | ssh host cr restore -`):
 // StdoutOutput writes as it goes; a failed dump leaves the reader a truncated image, which its
 // checksum refuses.
-import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SyscallError } from '../bridge/errno.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, flockFd, linkAt, LOCK_EX, LOCK_NB, RENAME_EXCHANGE, renameAt2 } from '../bridge/file.js';
@@ -49,11 +49,9 @@ export function checkOutputPath(path: string, opts: { force: boolean; label?: st
   } catch {
     return; // nothing there (or nothing cr may see: creating it will tell)
   }
-  if (st.isDirectory()) badInput(`${label} is a directory`);
-  if (!st.isFile() && !st.isSymbolicLink()) {
-    const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
-    badInput(`${label} is ${kind}: cr writes only a new file or over a regular file or a symlink`);
-  }
+  const kind = unreplaceable(st);
+  if (kind === 'a directory') badInput(`${label} is a directory`);
+  if (kind !== null) badInput(`${label} is ${kind}: cr writes only a new file or over a regular file or a symlink`);
   if (!opts.force) badInput(`${label} exists (use --force to replace it)`);
 }
 
@@ -335,16 +333,19 @@ export class OutputFile implements Output {
   }
 }
 
-/** What is at path if cr may not replace it ('a directory', 'a FIFO', ...), else null (a file, a symlink, nothing). */
+/** What an lstat found, if cr may not replace it ('a directory', 'a FIFO', ...); null for a file or a symlink. */
+function unreplaceable(st: Stats): string | null {
+  if (st.isFile() || st.isSymbolicLink()) return null;
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+}
+
+/** What is at path if cr may not replace it (unreplaceable), else null (a file, a symlink, nothing). */
 function kindNoFollow(path: string): string | null {
-  let st;
   try {
-    st = lstatSync(path);
+    return unreplaceable(lstatSync(path));
   } catch {
     return null;
   }
-  if (st.isFile() || st.isSymbolicLink()) return null;
-  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
 }
 
 /**
